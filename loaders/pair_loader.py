@@ -1,0 +1,103 @@
+"""Build the FFCV loader that yields MoCo views: decode once, N views, optional CPU augment.
+
+``MultiViewLoader`` wraps a real ``ffcv.loader.Loader`` and adds the two things FFCV lacks:
+an explicit epoch (so traversal order and per-sample augment are exactly reproducible on
+resume) and the sample indices of each batch (for the GPU photometric augment).
+Batches are ``(views, indices, labels)`` torch tensors: views uint8 ``(B, V, H, W, 3)``,
+living in FFCV's ring buffer — convert or clone before the next batch.
+"""
+import os
+
+import numpy as np
+from ffcv.fields.basics import IntDecoder
+from ffcv.loader import Loader, OrderOption
+from ffcv.pipeline.pipeline_spec import PipelineSpec
+from ffcv.reader import Reader
+from ffcv.transforms import ToTensor
+
+from fastssl_common.errors import UserError
+
+from .epoch import EpochCell
+from .multiview_decoder import MultiViewRandomResizedCrop, SampleIndex
+
+ORDERS = {'random': OrderOption.RANDOM, 'quasi_random': OrderOption.QUASI_RANDOM,
+          'sequential': OrderOption.SEQUENTIAL}
+
+
+def open_beton(path, required_fields=('image',)):
+    """Open a .beton's header; UserError naming the path if it is missing or not a .beton."""
+    if not os.path.isfile(path):
+        raise UserError(f"dataset file not found: {path}")
+    try:
+        reader = Reader(path)
+    except Exception as err:  # ffcv raises assorted errors on foreign files
+        raise UserError(f"{path} is not a readable .beton file ({type(err).__name__})") from None
+    for name in required_fields:
+        if name not in reader.handlers:
+            raise UserError(f"{path} has no '{name}' field (fields: {list(reader.handlers)})")
+    return reader
+
+
+class MultiViewLoader:
+    def __init__(self, path, batch_size, resolution, n_views=2, num_workers=1, seed=0,
+                 order='random', scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), flip_prob=0.5,
+                 cpu_augment=None, distributed=False, drop_last=True, os_cache=True,
+                 batches_ahead=3):
+        """``cpu_augment``: None, or a factory ``(seed, epoch_cell) -> FFCV Operation`` run on
+        the (B, V, H, W, 3) views (the Numba MoCo v2 photometric augment)."""
+        reader = open_beton(path)
+        if order not in ORDERS:
+            raise UserError(f"data.order must be one of {sorted(ORDERS)}, got '{order}'")
+        if batch_size > reader.num_samples and drop_last:
+            raise UserError(f"batch size {batch_size} is larger than the dataset {path} "
+                            f"({reader.num_samples} samples)")
+        self.path = path
+        self.num_samples = reader.num_samples
+        self.epoch_cell = EpochCell()
+        decoder = MultiViewRandomResizedCrop((resolution, resolution), n_views=n_views,
+                                             scale=scale, ratio=ratio, flip_prob=flip_prob,
+                                             seed=seed, epoch_cell=self.epoch_cell)
+        view_ops = []
+        if cpu_augment is not None:
+            view_ops.append(cpu_augment(seed, self.epoch_cell))
+        view_ops.append(ToTensor())
+        pipelines = {
+            'image': PipelineSpec('image', decoder=decoder, transforms=view_ops),
+            'index': PipelineSpec('image', decoder=SampleIndex(), transforms=[ToTensor()]),
+        }
+        has_labels = 'label' in reader.handlers
+        if has_labels:
+            pipelines['label'] = [IntDecoder(), ToTensor()]
+        for name in reader.handlers:
+            if name not in ('image', 'label'):
+                pipelines[name] = None
+        self.has_labels = has_labels
+        self.loader = Loader(path, batch_size=batch_size, num_workers=num_workers,
+                             order=ORDERS[order], seed=seed, pipelines=pipelines,
+                             distributed=distributed, drop_last=drop_last, os_cache=os_cache,
+                             batches_ahead=batches_ahead)
+        # FFCV returns outputs in its pipeline order (file fields first, then extra pipelines)
+        self._position = {name: i for i, name in enumerate(
+            n for n, spec in self.loader.pipeline_specs.items() if spec is not None)}
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        """Choose the epoch the next iteration runs: its order and its per-sample draws."""
+        self.epoch = int(epoch)
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        self.epoch_cell.set(self.epoch)
+        self.loader.next_epoch = self.epoch
+        iterator = iter(self.loader)
+        try:
+            for batch in iterator:
+                views = batch[self._position['image']]
+                indices = batch[self._position['index']].reshape(-1)
+                labels = batch[self._position['label']].reshape(-1) if self.has_labels else None
+                yield views, indices, labels
+        finally:
+            iterator.close()  # FFCV leaks its prefetch thread if an iterator is abandoned
+        self.epoch += 1

@@ -1,0 +1,311 @@
+"""Where the writer's samples come from: image discovery, labels, boxes, and decoding to RGB.
+
+Three ways to name the images:
+
+* a folder, searched recursively for image files (sorted, so the order is reproducible); an
+  ImageFolder layout (``SRC/<class>/<image>``) gives each image its class index as label;
+* a text list file: one path per line, optionally followed by an integer label;
+* a COCO-style boxes file (``--boxes``): one sample per annotated box, cropped with a margin.
+
+Every image is decoded the same way, by :func:`load_rgb`: fully decoded with Pillow and
+converted to an ``H x W x 3`` ``uint8`` RGB array. Transparent images are composited onto
+white; grayscale, palette, CMYK and 16-bit images are converted to 8-bit RGB.
+"""
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from fastssl_common.errors import UserError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+UNLABELED = -1
+_WHITE = (255, 255, 255, 255)
+
+
+@dataclass
+class Sample:
+    """One sample to write: the whole image at ``path``, or the ``crop`` of it around ``box``."""
+    path: str
+    label: int = UNLABELED
+    box: list = None      # the annotated [x, y, w, h] (COCO), or None for a whole image
+    crop: tuple = None    # (x, y, w, h) in whole pixels that is actually stored, or None
+
+
+@dataclass
+class SampleList:
+    """The samples of a source plus its class names (empty when the source has none)."""
+    samples: list
+    classes: list = field(default_factory=list)
+
+    @property
+    def paths(self):
+        """The distinct image files, in first-use order (each is decoded once to check it)."""
+        return list(dict.fromkeys(s.path for s in self.samples))
+
+
+# ---------------------------------------------------------------------------- finding images
+
+def is_image_name(path):
+    """True when the file name has one of the supported image extensions (any case)."""
+    return path.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def find_images(src):
+    """Samples for SRC, a folder (recursive scan) or a text list file; UserError names SRC."""
+    if not os.path.exists(src):
+        raise UserError(f"source {src} does not exist")
+    if os.path.isdir(src):
+        return scan_folder(src)
+    if is_image_name(src):
+        raise UserError(f"source {src} is a single image; pass its folder or a list file")
+    return read_list_file(src)
+
+
+def scan_folder(root):
+    """Every image under ``root`` (hidden files and folders skipped), sorted by path.
+
+    If every image sits exactly one folder below ``root`` (ImageFolder layout), the label is the
+    index of its folder's name among the sorted folder names, and those names are the classes.
+    """
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise UserError(f"cannot read source folder {root}")
+    found = []
+    seen_dirs = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen_dirs:           # a symlink loop, or the same folder linked twice
+            dirs[:] = []
+            continue
+        seen_dirs.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        rel_folder = os.path.relpath(folder, root)
+        parts = () if rel_folder == "." else tuple(rel_folder.split(os.sep))
+        found.extend(parts + (name,) for name in files
+                     if not name.startswith(".") and is_image_name(name))
+    if not found:
+        raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {root}")
+    found.sort()
+    paths = [os.path.join(root, *parts) for parts in found]
+    if all(len(parts) == 2 for parts in found):
+        classes = sorted({parts[0] for parts in found})
+        index = {name: i for i, name in enumerate(classes)}
+        return SampleList([Sample(p, index[parts[0]]) for p, parts in zip(paths, found)], classes)
+    return SampleList([Sample(p) for p in paths], [])
+
+
+def _parse_int(text):
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def read_list_file(list_path):
+    """Samples from a text file: ``path [label]`` per line; ``#`` lines and blank lines ignored.
+
+    Relative paths are resolved against the list file's folder; a trailing whitespace-separated
+    integer is the label (-1 when absent). Missing files are not an error here: they are
+    reported as unreadable when the images are checked.
+    """
+    try:
+        with open(list_path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"list file {list_path} is not UTF-8 text") from None
+    except OSError as err:
+        raise UserError(f"cannot read list file {list_path}: {err.strerror}") from None
+    base = os.path.dirname(os.path.abspath(list_path))
+    samples = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        label = UNLABELED
+        pieces = line.rsplit(None, 1)
+        if len(pieces) == 2 and _parse_int(pieces[1]) is not None:
+            line, label = pieces[0], _parse_int(pieces[1])
+        path = os.path.normpath(os.path.join(base, os.path.expanduser(line)))
+        samples.append(Sample(path, label))
+    if not samples:
+        raise UserError(f"list file {list_path} names no images")
+    return SampleList(samples, [])
+
+
+# ---------------------------------------------------------------------------- boxes
+
+def _require(entry, keys, where, boxes_path):
+    if not isinstance(entry, dict):
+        raise UserError(f"boxes file {boxes_path}: {where} is not an object")
+    for key in keys:
+        if key not in entry:
+            raise UserError(f"boxes file {boxes_path}: {where} is missing key '{key}'")
+
+
+def read_boxes(boxes_path, image_root):
+    """Samples for a COCO-style boxes file: one per annotation, label = category index.
+
+    Needs ``images`` [{id, file_name}], ``annotations`` [{image_id, bbox: [x, y, w, h],
+    category_id}] and ``categories`` [{id, name}]; ``file_name`` is relative to
+    ``image_root``. Classes are the category names sorted by category id. Samples follow the
+    order of ``images``, then of the annotations of each image. Crops are filled in later
+    by :func:`crop_region`, once the image sizes are known.
+    """
+    if not os.path.isfile(boxes_path):
+        raise UserError(f"boxes file {boxes_path} does not exist")
+    try:
+        with open(boxes_path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"boxes file {boxes_path} is not valid JSON: {err}") from None
+    except OSError as err:
+        raise UserError(f"cannot read boxes file {boxes_path}: {err.strerror}") from None
+    _require(data, ("images", "annotations", "categories"), "the top level", boxes_path)
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data[key], list):
+            raise UserError(f"boxes file {boxes_path}: '{key}' is not a list")
+
+    categories = data["categories"]
+    for i, cat in enumerate(categories):
+        _require(cat, ("id", "name"), f"categories[{i}]", boxes_path)
+    ids = [cat["id"] for cat in categories]
+    if len(set(map(repr, ids))) != len(ids):
+        raise UserError(f"boxes file {boxes_path}: duplicate category ids")
+    try:
+        categories = sorted(categories, key=lambda cat: cat["id"])
+    except TypeError:
+        raise UserError(f"boxes file {boxes_path}: category ids are not comparable") from None
+    category_index = {repr(cat["id"]): i for i, cat in enumerate(categories)}
+    classes = [str(cat["name"]) for cat in categories]
+
+    image_path, image_order = {}, {}
+    for i, image in enumerate(data["images"]):
+        _require(image, ("id", "file_name"), f"images[{i}]", boxes_path)
+        key = repr(image["id"])
+        if key in image_path:
+            raise UserError(f"boxes file {boxes_path}: duplicate image id {image['id']}")
+        image_path[key] = os.path.normpath(os.path.join(image_root, str(image["file_name"])))
+        image_order[key] = i
+
+    boxed = []
+    for i, ann in enumerate(data["annotations"]):
+        where = f"annotations[{i}]"
+        _require(ann, ("image_id", "bbox", "category_id"), where, boxes_path)
+        image_key, cat_key = repr(ann["image_id"]), repr(ann["category_id"])
+        if image_key not in image_path:
+            raise UserError(f"boxes file {boxes_path}: {where} has unknown image_id "
+                            f"{ann['image_id']}")
+        if cat_key not in category_index:
+            raise UserError(f"boxes file {boxes_path}: {where} has unknown category_id "
+                            f"{ann['category_id']}")
+        bbox = ann["bbox"]
+        if (not isinstance(bbox, list) or len(bbox) != 4
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                           and math.isfinite(v) for v in bbox)):
+            raise UserError(f"boxes file {boxes_path}: {where} bbox is not 4 numbers [x, y, w, h]")
+        boxed.append((image_order[image_key], i,
+                      Sample(image_path[image_key], category_index[cat_key], list(bbox))))
+    if not boxed:
+        raise UserError(f"boxes file {boxes_path} has no annotations")
+    boxed.sort(key=lambda item: item[:2])
+    return SampleList([sample for _, _, sample in boxed], classes)
+
+
+def crop_region(box, width, height, context, min_size):
+    """The whole-pixel crop ``(x, y, w, h)`` for a COCO ``box`` in a ``width x height`` image.
+
+    The part of the box inside the image must be at least ``min_size`` pixels wide and high
+    (else None). The crop is the box grown by ``context`` times its width (left and right) and
+    height (top and bottom), rounded outwards to whole pixels and clipped to the image.
+    """
+    x, y, w, h = box
+    inside_w = min(width, x + w) - max(0, x)
+    inside_h = min(height, y + h) - max(0, y)
+    if inside_w <= 0 or inside_h <= 0 or inside_w < min_size or inside_h < min_size:
+        return None
+    margin_x, margin_y = context * w, context * h
+    # round() first so that float noise (0.1 * 30 = 3.0000000000000004) does not add a pixel
+    x0 = max(0, math.floor(round(x - margin_x, 6)))
+    y0 = max(0, math.floor(round(y - margin_y, 6)))
+    x1 = min(width, math.ceil(round(x + w + margin_x, 6)))
+    y1 = min(height, math.ceil(round(y + h + margin_y, 6)))
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+# ---------------------------------------------------------------------------- decoding
+
+def to_rgb(image):
+    """Convert a loaded Pillow image of any mode to an ``H x W x 3`` uint8 RGB array.
+
+    Transparency (alpha channel or a palette/colour-key transparency) is composited onto white,
+    so transparent areas come out white rather than whatever colour they happen to store.
+    16-bit and 32-bit integer images are scaled from 0..65535; float images from 0..1 (when
+    their maximum is at most 1) or clipped to 0..255. Only the first frame of multi-frame files
+    is used. EXIF orientation is not applied (pixels stay as stored, like torchvision's loader).
+    """
+    mode = image.mode
+    if mode == "RGB":
+        return np.asarray(image, dtype=np.uint8)
+    if mode.startswith("I") or mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        if mode == "F":
+            values = values * 255.0 if values.size and values.max() <= 1.0 else values
+        else:
+            values = values / 257.0
+        gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if image.has_transparency_data:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, _WHITE)
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"), dtype=np.uint8)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def load_rgb(path):
+    """Fully decode the image file at ``path`` to an ``H x W x 3`` uint8 RGB array.
+
+    Raises whatever Pillow raises for a missing, unreadable, truncated or corrupt file.
+    Pillow's warnings (bad EXIF, palette transparency, large images) are silenced.
+    """
+    rgb, _ = load_rgb_with_mode(path)
+    return rgb
+
+
+def load_rgb_with_mode(path):
+    """Like :func:`load_rgb`, and also return the file's original Pillow mode (e.g. ``"L"``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(path) as image:
+            image.load()
+            rgb = np.ascontiguousarray(to_rgb(image))
+            return rgb, image.mode
+
+
+def describe_failure(err):
+    """A one-line reason for a failed decode, for the skip list and error messages."""
+    if isinstance(err, FileNotFoundError):
+        return "file not found"
+    if isinstance(err, IsADirectoryError):
+        return "is a folder, not an image"
+    if isinstance(err, PermissionError):
+        return "permission denied"
+    if isinstance(err, UnidentifiedImageError):
+        return "not a recognised image file"
+    text = " ".join(str(err).split()) or type(err).__name__
+    return f"{type(err).__name__}: {text}"
+
+
+def probe_image(path):
+    """Decode one image to check it: ``(path, (height, width) or None, mode, reason)``.
+
+    Never raises for a bad file (it runs in pool workers); the reason is None on success.
+    """
+    try:
+        rgb, mode = load_rgb_with_mode(path)
+    except Exception as err:  # any decoder failure means "unreadable"; it is reported, not lost
+        return path, None, None, describe_failure(err)
+    return path, rgb.shape[:2], mode, None
