@@ -39,9 +39,13 @@ DCT_DENOMINATORS = (8, 4, 2)  # TurboJPEG's exact power-of-two scale factors
 
 
 @njit
-def draw_views(state, region_top, region_left, region_h, region_w, scale_min, scale_max,
-               log_ratio_min, log_ratio_max, flip_prob, boxes, flips):
-    """Draw one crop box (top, left, h, w) and flip per view; returns the advanced state."""
+def draw_views(seed, epoch, index, region_top, region_left, region_h, region_w, scale_min,
+               scale_max, log_ratio_min, log_ratio_max, flip_prob, boxes, flips):
+    """Draw one crop box (top, left, h, w) and flip per view of sample ``index``.
+
+    The sequence starts from (seed, epoch, index) inside this function so that the uint64
+    state never crosses into Python (where it would be an int too wide for int64)."""
+    state = sample_state(seed, epoch, index, STREAM_CROP)
     for v in range(boxes.shape[0]):
         state, top, left, h, w = sample_resized_crop(
             state, region_h, region_w, scale_min, scale_max, log_ratio_min, log_ratio_max)
@@ -51,7 +55,6 @@ def draw_views(state, region_top, region_left, region_h, region_w, scale_min, sc
         boxes[v, 2] = h
         boxes[v, 3] = w
         flips[v] = u < flip_prob
-    return state
 
 
 @njit
@@ -127,9 +130,8 @@ class MultiViewRandomResizedCrop(Operation):
 
                 boxes = np.empty((n_views, 4), np.int64)
                 flips = np.empty(n_views, np.bool_)
-                state = sample_state(seed, epoch, source_ix, STREAM_CROP)
-                draw_views(state, 0, 0, int(height), int(width), scale_min, scale_max,
-                           log_ratio_min, log_ratio_max, flip_prob, boxes, flips)
+                draw_views(seed, epoch, source_ix, 0, 0, int(height), int(width), scale_min,
+                           scale_max, log_ratio_min, log_ratio_max, flip_prob, boxes, flips)
 
                 if field['mode'] == jpg:
                     d = dct_denominator(boxes, out_h, out_w, dct_scaling)

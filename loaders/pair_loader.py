@@ -42,7 +42,7 @@ class MultiViewLoader:
     def __init__(self, path, batch_size, resolution, n_views=2, num_workers=1, seed=0,
                  order='random', scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), flip_prob=0.5,
                  cpu_augment=None, distributed=False, drop_last=True, os_cache=True,
-                 batches_ahead=3):
+                 batches_ahead=3, dct_scaling=True):
         """``cpu_augment``: None, or a factory ``(seed, epoch_cell) -> FFCV Operation`` run on
         the (B, V, H, W, 3) views (the Numba MoCo v2 photometric augment)."""
         reader = open_beton(path)
@@ -56,7 +56,8 @@ class MultiViewLoader:
         self.epoch_cell = EpochCell()
         decoder = MultiViewRandomResizedCrop((resolution, resolution), n_views=n_views,
                                              scale=scale, ratio=ratio, flip_prob=flip_prob,
-                                             seed=seed, epoch_cell=self.epoch_cell)
+                                             seed=seed, epoch_cell=self.epoch_cell,
+                                             dct_scaling=dct_scaling)
         view_ops = []
         if cpu_augment is not None:
             view_ops.append(cpu_augment(seed, self.epoch_cell))

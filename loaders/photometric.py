@@ -192,7 +192,7 @@ def _clamp01(x):
     return min(max(x, np.float32(0.0)), np.float32(1.0))
 
 
-@njit
+@njit(error_model="numpy")
 def adjust_brightness(img, f):
     """``x <- clamp(f * x, 0, 1)``; torchvision ``adjust_brightness``."""
     flat = img.reshape(-1)
@@ -201,22 +201,22 @@ def adjust_brightness(img, f):
         flat[j] = _clamp01(a * flat[j])
 
 
-@njit
+@njit(error_model="numpy")
 def gray_mean(img):
     """Mean over pixels of ``0.2989 r + 0.587 g + 0.114 b`` (float64 accumulation)."""
-    px = img.reshape(-1, 3)
+    flat = img.reshape(-1)
+    n = flat.shape[0] // 3
     sr = 0.0
     sg = 0.0
     sb = 0.0
-    for p in range(px.shape[0]):
-        sr += px[p, 0]
-        sg += px[p, 1]
-        sb += px[p, 2]
-    n = max(px.shape[0], 1)
-    return (0.2989 * sr + 0.587 * sg + 0.114 * sb) / n
+    for p in range(n):
+        sr += flat[3 * p]
+        sg += flat[3 * p + 1]
+        sb += flat[3 * p + 2]
+    return (0.2989 * sr + 0.587 * sg + 0.114 * sb) / max(n, 1)
 
 
-@njit
+@njit(error_model="numpy")
 def adjust_contrast(img, f):
     """``x <- clamp(f * x + (1 - f) * m, 0, 1)`` with ``m`` the mean of the grayscale image;
     torchvision ``adjust_contrast`` (``_blend(image, mean(rgb_to_grayscale(image)), f)``)."""
@@ -228,21 +228,21 @@ def adjust_contrast(img, f):
         flat[j] = _clamp01(a * flat[j] + c)
 
 
-@njit
+@njit(error_model="numpy")
 def adjust_saturation(img, f):
     """``x <- clamp(f * x + (1 - f) * gray, 0, 1)`` per pixel, ``gray = 0.2989 r + 0.587 g +
     0.114 b``; torchvision ``adjust_saturation``."""
-    px = img.reshape(-1, 3)
+    flat = img.reshape(-1)
     a = np.float32(f)
     c = np.float32(1.0 - f)
-    for p in range(px.shape[0]):
-        r = px[p, 0]
-        g = px[p, 1]
-        b = px[p, 2]
+    for p in range(flat.shape[0] // 3):
+        r = flat[3 * p]
+        g = flat[3 * p + 1]
+        b = flat[3 * p + 2]
         gray = c * (GRAY_R * r + GRAY_G * g + GRAY_B * b)
-        px[p, 0] = _clamp01(a * r + gray)
-        px[p, 1] = _clamp01(a * g + gray)
-        px[p, 2] = _clamp01(a * b + gray)
+        flat[3 * p] = _clamp01(a * r + gray)
+        flat[3 * p + 1] = _clamp01(a * g + gray)
+        flat[3 * p + 2] = _clamp01(a * b + gray)
 
 
 @njit(inline="always")
@@ -255,7 +255,7 @@ def _hue_channel(mx, d, h6, n):
     return _clamp01(mx - d * w)
 
 
-@njit
+@njit(error_model="numpy")
 def adjust_hue(img, h):
     """Rotate hue by ``h`` (fraction of the circle, |h| <= 0.5); torchvision ``adjust_hue``.
 
@@ -265,40 +265,42 @@ def adjust_hue(img, h):
     branches: the hue in sixths ``h6`` is selected from the three sector formulas, and each output
     channel is ``max - (max - min) * clamp(min(k, 4 - k), 0, 1)`` with ``k = (n + h6 + 6 h) mod
     6``, which equals the p/q/t/v selection of ``_hsv_to_rgb`` (the standard closed form).
-    Equal to torchvision up to float32 rounding.
+    Gray pixels (max == min) are unchanged, as in torchvision. Equal to torchvision up to
+    float32 rounding.
     """
-    px = img.reshape(-1, 3)
+    flat = img.reshape(-1)
     shift = np.float32(6.0 * h)
-    zero = np.float32(0.0)
-    for p in range(px.shape[0]):
-        r = px[p, 0]
-        g = px[p, 1]
-        b = px[p, 2]
+    # max(d, tiny) instead of a zero test keeps the loop branch-free; d == 0 gives num == 0 and an
+    # output of exactly ``max``.
+    tiny = np.float32(1e-30)
+    for p in range(flat.shape[0] // 3):
+        r = flat[3 * p]
+        g = flat[3 * p + 1]
+        b = flat[3 * p + 2]
         mx = max(r, max(g, b))
         mn = min(r, min(g, b))
         d = mx - mn
-        inv = np.float32(1.0) / d if d > zero else zero
         num = (g - b) if mx == r else ((np.float32(2.0) * d + b - r) if mx == g
                                        else (np.float32(4.0) * d + r - g))
-        h6 = num * inv + shift
-        px[p, 0] = _hue_channel(mx, d, h6, np.float32(5.0))
-        px[p, 1] = _hue_channel(mx, d, h6, np.float32(3.0))
-        px[p, 2] = _hue_channel(mx, d, h6, np.float32(1.0))
+        h6 = num / max(d, tiny) + shift
+        flat[3 * p] = _hue_channel(mx, d, h6, np.float32(5.0))
+        flat[3 * p + 1] = _hue_channel(mx, d, h6, np.float32(3.0))
+        flat[3 * p + 2] = _hue_channel(mx, d, h6, np.float32(1.0))
 
 
-@njit
+@njit(error_model="numpy")
 def to_grayscale(img):
     """``r, g, b <- 0.2989 r + 0.587 g + 0.114 b``; torchvision
     ``rgb_to_grayscale(num_output_channels=3)`` (no clamp needed: weights sum to 0.9999)."""
-    px = img.reshape(-1, 3)
-    for p in range(px.shape[0]):
-        gray = GRAY_R * px[p, 0] + GRAY_G * px[p, 1] + GRAY_B * px[p, 2]
-        px[p, 0] = gray
-        px[p, 1] = gray
-        px[p, 2] = gray
+    flat = img.reshape(-1)
+    for p in range(flat.shape[0] // 3):
+        gray = GRAY_R * flat[3 * p] + GRAY_G * flat[3 * p + 1] + GRAY_B * flat[3 * p + 2]
+        flat[3 * p] = gray
+        flat[3 * p + 1] = gray
+        flat[3 * p + 2] = gray
 
 
-@njit
+@njit(error_model="numpy")
 def gaussian_kernel_half(sigma, ksize):
     """Half of the 1-D kernel, float32 ``w[0..r_eff]`` (``w[0]`` the centre), normalised over the
     kept taps. torchvision: ``x = linspace(-(k-1)/2, (k-1)/2, k)``, ``w = exp(-0.5 (x/sigma)^2)``
@@ -323,7 +325,7 @@ def _reflect(i, n):
     return i
 
 
-@njit
+@njit(error_model="numpy")
 def gaussian_blur(img, sigma, ksize, scratch):
     """Separable Gaussian blur, reflect padding; torchvision ``gaussian_blur(kernel_size=[k, k],
     sigma=[sigma, sigma])`` (a 2-D conv with the outer product of the 1-D kernel on a
@@ -352,32 +354,33 @@ def gaussian_blur(img, sigma, ksize, scratch):
             wt = w[t]
             for j in range(W3):
                 out[j] += wt * (ra[j] + rb[j])
-    # horizontal pass: scratch -> img; interior as flat row with offsets 3 * t.
+    # horizontal pass: scratch -> img. Each row is copied into a reflect-padded flat row, then
+    # out[j] = w0 p[j + 3r] + sum_t w_t (p[j + 3r - 3t] + p[j + 3r + 3t]) over the flat W*3 row
+    # (slices keep every index non-negative so the loops vectorise).
+    pad = np.empty((W + 2 * r) * 3, dtype=np.float32)
     lo = 3 * r
-    hi = W3 - 3 * r
     for y in range(H):
         row = tmp[y]
         out = src[y]
-        for j in range(lo, hi):
-            out[j] = w0 * row[j]
+        pad[lo:lo + W3] = row
+        for t in range(1, r + 1):
+            for c in range(3):
+                pad[lo - 3 * t + c] = row[3 * t + c]
+                pad[lo + W3 - 3 + 3 * t + c] = row[W3 - 3 - 3 * t + c]
+        centre = pad[lo:lo + W3]
+        for j in range(W3):
+            out[j] = w0 * centre[j]
         for t in range(1, r + 1):
             wt = w[t]
             o = 3 * t
-            for j in range(lo, hi):
-                out[j] += wt * (row[j - o] + row[j + o])
-        for x in range(W):
-            if r <= x < W - r:
-                continue
-            for c in range(3):
-                acc = w0 * row[3 * x + c]
-                for t in range(1, r + 1):
-                    acc += w[t] * (row[3 * _reflect(x - t, W) + c]
-                                   + row[3 * _reflect(x + t, W) + c])
-                out[3 * x + c] = acc
+            left = pad[lo - o:lo - o + W3]
+            right = pad[lo + o:lo + o + W3]
+            for j in range(W3):
+                out[j] += wt * (left[j] + right[j])
 
 
 # --- one view -----------------------------------------------------------------------------------
-@njit
+@njit(error_model="numpy")
 def to_float(view, buf):
     """uint8 H x W x 3 -> float32 ``x / 255`` into ``buf``."""
     src = view.reshape(-1)
@@ -386,7 +389,7 @@ def to_float(view, buf):
         dst[j] = np.float32(src[j]) / np.float32(255.0)
 
 
-@njit
+@njit(error_model="numpy")
 def to_uint8(buf, view):
     """float32 [0, 1] -> uint8 ``round(255 x)`` (half up), clamped."""
     src = buf.reshape(-1)
@@ -396,7 +399,7 @@ def to_uint8(buf, view):
         dst[j] = np.uint8(min(max(x, np.float32(0.0)), np.float32(255.0)))
 
 
-@njit
+@njit(error_model="numpy")
 def apply_params(buf, params, ksize, scratch):
     """Apply one view's parameters to float32 ``buf`` in place: the jitter ops (if P_JITTER) in
     P_ORDER, then grayscale (if P_GRAY), then blur (if P_BLUR). Identity factors are skipped."""
@@ -421,7 +424,7 @@ def apply_params(buf, params, ksize, scratch):
         gaussian_blur(buf, params[P_SIGMA], ksize, scratch)
 
 
-@njit
+@njit(error_model="numpy")
 def augment_view(view, params, ksize, buf, scratch):
     """Augment one uint8 H x W x 3 view in place (``buf``, ``scratch``: float32 H x W x 3).
 

@@ -1,0 +1,513 @@
+"""Data-loading throughput: fastssl's decode-once pair loader against stock FFCV and torchvision.
+
+    python benchmarks/loader.py [--samples 1000] [--resolution 224] [--batch-size 64]
+                                [--workers N] [--epochs 2] [--torchvision-samples N]
+                                [--data DIR] [--max-resolution PX] [--json OUT] [--quick]
+
+One run, one machine, one JPEG ``.beton`` (and the same JPEG files for torchvision). Methods:
+
+(a) fastssl ``MultiViewLoader``, crop+flip only: each JPEG decoded once, two views  (pairs/s)
+(b) the same plus the full MoCo v2 CPU photometric augment (``PhotometricAugment``) (pairs/s)
+(c) stock FFCV, two ``RandomResizedCropRGBImageDecoder`` + ``RandomHorizontalFlip`` pipelines
+    over the one ``image`` field (the second output named ``image2``): decodes twice (pairs/s)
+(d) stock FFCV, one such pipeline: a single view                                  (images/s)
+(e) torchvision: an ImageFolder-style Dataset (PIL open + ``convert('RGB')``) with MoCo v2's
+    ``TwoCropsTransform`` and a ``DataLoader``; crop+flip only, and the full augment  (pairs/s)
+
+and the ratios the issue targets: (a)/(c) >= 1.5, (a)/(d) >= 0.8, (a)/(e crop+flip) >= 3,
+(b)/(e full) >= 5, each printed with PASS or MISS.
+
+Choices (all the same for every method unless said):
+
+* Data: by default ``--samples`` JPEGs (quality 90, longest side 360-400 px) made from the real
+  photographs shipped in scikit-image's ``skimage/data`` and scikit-learn's sample images (RGB
+  or gray, shorter side >= 128; the synthetic ones - chessboards, phantom, colour wheel - are
+  left out) by random crops, flips and rescales under a fixed seed, saved in an ImageFolder
+  layout (one class per source photo) in a temporary folder, and written to a ``.beton`` with
+  this project's ``writers.write_images`` (jpg mode, quality 90, ``--max-resolution`` 400, so
+  FFCV stores the same pixels torchvision reads). ``--data DIR`` uses an existing image folder
+  instead; then ``--max-resolution`` defaults to 0 (no cap) so both sides decode images of the
+  same size. The torchvision Dataset reads exactly the files the ``.beton`` holds, in order.
+* Threads: FFCV gets ``num_workers = --workers`` (Numba threads); torchvision's DataLoader
+  gets ``num_workers = --workers`` processes. Same batch size, random order, ``drop_last``.
+* torchvision transforms are the v1 ``torchvision.transforms`` on PIL images, as in the MoCo
+  reference code: ``RandomResizedCrop(R, scale=(0.2, 1))``, [``RandomApply([ColorJitter(0.4,
+  0.4, 0.4, 0.1)], p=0.8)``, ``RandomGrayscale(0.2)``, ``RandomApply([GaussianBlur(k, sigma=
+  (0.1, 2.0))], p=0.5)`` with the same odd k ~ 0.1 R as ours], ``RandomHorizontalFlip``,
+  ``ToTensor``. No ``Normalize`` (FFCV's outputs here are uint8 too; normalising belongs to
+  the GPU side). The DataLoader uses ``persistent_workers=True``, which favours the baseline:
+  worker start-up is paid in the warm-up epoch, not in the timed ones.
+* Timing: every method first runs one untimed warm-up epoch (Numba compilation, worker
+  start-up, page cache), then ``--epochs`` timed epochs, round-robin across methods so that
+  background load hits them alike. An epoch is timed from creating the iterator to its last
+  batch (FFCV iterators are always run to completion, which closes them). The reported
+  throughput is the median over the timed epochs of (samples yielded / seconds).
+* Budget: the default run (1000 samples, 224 px, 2 timed epochs) takes a few minutes on two
+  idle cores, most of it torchvision with the full augment. ``--torchvision-samples N`` runs
+  the two torchvision methods on the first N samples only (a per-sample rate does not depend
+  on the dataset size once files are cached); by default they use all samples.
+* ``--quick`` is a smoke run for tests (64 samples, 64 px, batch 16, 1 timed epoch, 1 worker:
+  with one thread FFCV compiles serial Numba code, which saves ~20 s of parallel compilation;
+  explicit options still win). Its numbers mean nothing; it takes ~30-45 s, nearly all of it
+  imports and Numba compilation.
+
+Numbers are only comparable within one run; other processes on the machine add noise (the
+load average at the start is printed).
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+import torchvision.transforms as T  # noqa: E402
+from ffcv.fields.basics import IntDecoder  # noqa: E402
+from ffcv.fields.rgb_image import RandomResizedCropRGBImageDecoder  # noqa: E402
+from ffcv.loader import Loader, OrderOption  # noqa: E402
+from ffcv.pipeline.pipeline_spec import PipelineSpec  # noqa: E402
+from ffcv.transforms import RandomHorizontalFlip, ToTensor  # noqa: E402
+
+from fastssl_common.errors import UserError, run_cli  # noqa: E402
+from loaders.pair_loader import MultiViewLoader, open_beton  # noqa: E402
+from loaders.photometric import PhotometricAugment, blur_kernel_size, make_strengths  # noqa: E402
+from writers.write_images import write_images  # noqa: E402
+
+SEED = 0
+SCALE = (0.2, 1.0)
+JPEG_QUALITY = 90
+GENERATED_LONGEST_SIDE = (360, 400)   # longest side of the generated JPEGs, uniform in this
+MIN_PHOTO_SIDE = 128
+SYNTHETIC = {"chessboard_GRAY", "chessboard_RGB", "phantom", "color"}  # not photographs
+QUICK = dict(samples=64, resolution=64, batch_size=16, epochs=1, workers=1)
+DEFAULTS = dict(samples=1000, resolution=224, batch_size=64, epochs=2)
+
+# (key, label, unit); the table lists them in this order
+METHODS = [
+    ("a", "(a) fastssl pair loader, crop+flip (decode once)", "pairs/s"),
+    ("b", "(b) fastssl pair loader, full MoCo v2 CPU augment", "pairs/s"),
+    ("c", "(c) stock FFCV, two pipelines (decode twice)", "pairs/s"),
+    ("d", "(d) stock FFCV, one view", "images/s"),
+    ("e_crop", "(e) torchvision DataLoader, crop+flip", "pairs/s"),
+    ("e_full", "(e) torchvision DataLoader, full MoCo v2 augment", "pairs/s"),
+]
+# (numerator, denominator, label, target)
+RATIOS = [
+    ("a", "c", "(a)/(c)       decode-once vs stock FFCV decode-twice", 1.5),
+    ("a", "d", "(a)/(d)       pairs/s vs stock FFCV single-view images/s", 0.8),
+    ("a", "e_crop", "(a)/(e crop)  crop+flip vs torchvision crop+flip", 3.0),
+    ("b", "e_full", "(b)/(e full)  full augment vs torchvision full augment", 5.0),
+]
+
+
+# ---------------------------------------------------------------------------- machine
+
+def _distribution_version(name):
+    """The installed distribution's version (``ffcv.__version__`` still says 0.0.3rc1)."""
+    from importlib import metadata
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def machine_info():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    import numba
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "usable_cpus": usable,
+            "load_average": load, "gpu": gpu, "python": platform.python_version(),
+            "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "ffcv": _distribution_version("ffcv"), "numba": numba.__version__,
+            "pillow": Image.__version__}
+
+
+# ---------------------------------------------------------------------------- data
+
+def package_photos():
+    """The real photographs shipped in scikit-image and scikit-learn, as RGB arrays."""
+    import skimage
+    folders = [os.path.join(os.path.dirname(skimage.__file__), "data")]
+    try:
+        import sklearn
+        folders.append(os.path.join(os.path.dirname(sklearn.__file__), "datasets", "images"))
+    except ImportError:
+        pass
+    photos = []
+    for folder in folders:
+        for name in sorted(os.listdir(folder)):
+            stem, ext = os.path.splitext(name)
+            if ext.lower() not in (".png", ".jpg") or stem in SYNTHETIC:
+                continue
+            try:
+                with Image.open(os.path.join(folder, name)) as image:
+                    if image.mode not in ("RGB", "L") or min(image.size) < MIN_PHOTO_SIDE:
+                        continue
+                    photos.append((stem, image.convert("RGB")))
+            except OSError:
+                continue
+    if not photos:
+        raise UserError("no photographs found in scikit-image / scikit-learn; pass --data DIR")
+    return photos
+
+
+def make_jpegs(folder, count, seed=SEED):
+    """``count`` JPEGs in ``folder/<photo>/NNNNNN.jpg``: random crops/flips/rescales of photos."""
+    photos = package_photos()
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        stem, photo = photos[int(rng.integers(len(photos)))]
+        width, height = photo.size
+        area = rng.uniform(0.3, 1.0) * width * height
+        aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+        w = int(min(width, max(MIN_PHOTO_SIDE // 2, round(np.sqrt(area * aspect)))))
+        h = int(min(height, max(MIN_PHOTO_SIDE // 2, round(np.sqrt(area / aspect)))))
+        left = int(rng.integers(width - w + 1))
+        top = int(rng.integers(height - h + 1))
+        image = photo.crop((left, top, left + w, top + h))
+        if rng.random() < 0.5:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        longest = int(rng.integers(GENERATED_LONGEST_SIDE[0], GENERATED_LONGEST_SIDE[1] + 1))
+        ratio = longest / max(w, h)
+        image = image.resize((max(1, round(w * ratio)), max(1, round(h * ratio))),
+                             Image.Resampling.BICUBIC)
+        os.makedirs(os.path.join(folder, stem), exist_ok=True)
+        image.save(os.path.join(folder, stem, f"{i:06d}.jpg"), quality=JPEG_QUALITY)
+    return len(photos)
+
+
+def build_beton(src, out, max_resolution, workers):
+    """Write ``src`` to ``out`` with the project's writer; returns [(path, label)] in order."""
+    summary = write_images(src, out, max_resolution=max_resolution, jpeg_quality=JPEG_QUALITY,
+                           write_mode="jpg", workers=workers, progress=False)
+    if summary["skipped"]:
+        print(f"note: {len(summary['skipped'])} unreadable or unstorable images skipped "
+              f"(listed in {summary['sidecar']})", flush=True)
+    with open(summary["sidecar"], encoding="utf-8") as handle:
+        samples = json.load(handle)["samples"]
+    return [(s["source"], max(0, int(s["label"]))) for s in samples]
+
+
+# ---------------------------------------------------------------------------- methods
+
+class Method:
+    """One loader to time: ``epoch()`` iterates it once and returns the samples yielded."""
+
+    def __init__(self, key, label, unit, make_iterable, count):
+        self.key, self.label, self.unit = key, label, unit
+        self.make_iterable = make_iterable
+        self.count = count
+        self.iterable = None
+        self.rates, self.seconds = [], []
+
+    def epoch(self):
+        if self.iterable is None:
+            self.iterable = self.make_iterable()
+        yielded = 0
+        start = time.perf_counter()
+        for batch in self.iterable:    # always to the end: that closes FFCV's iterator
+            yielded += self.count(batch)
+        return yielded, time.perf_counter() - start
+
+    def timed_epoch(self):
+        yielded, seconds = self.epoch()
+        self.seconds.append(seconds)
+        self.rates.append(yielded / seconds)
+
+    @property
+    def median(self):
+        return statistics.median(self.rates)
+
+    def close(self):
+        iterable, self.iterable = self.iterable, None
+        shutdown = getattr(getattr(iterable, "_iterator", None), "_shutdown_workers", None)
+        if shutdown is not None:        # persistent DataLoader workers
+            shutdown()
+
+
+def fastssl_loader(path, args, augment):
+    cpu_augment = None
+    if augment:
+        strengths = make_strengths()
+
+        def cpu_augment(seed, cell):
+            return PhotometricAugment(seed, cell, strengths)
+    return MultiViewLoader(path, args.batch_size, args.resolution, n_views=2,
+                           num_workers=args.workers, seed=SEED, order="random", scale=SCALE,
+                           cpu_augment=cpu_augment, drop_last=True)
+
+
+def stock_ffcv_loader(path, args, n_views):
+    """Stock FFCV: ``n_views`` crop+flip pipelines over the one 'image' field."""
+    def view():
+        return PipelineSpec("image", decoder=RandomResizedCropRGBImageDecoder(
+            (args.resolution, args.resolution), scale=SCALE),
+            transforms=[RandomHorizontalFlip(), ToTensor()])
+
+    fields = open_beton(path).handlers
+    pipelines = {"image": view()}
+    if n_views == 2:
+        pipelines["image2"] = view()
+    for name in fields:
+        if name == "label":
+            pipelines["label"] = [IntDecoder(), ToTensor()]
+        elif name != "image":
+            pipelines[name] = None
+    return Loader(path, batch_size=args.batch_size, num_workers=args.workers,
+                  order=OrderOption.RANDOM, seed=SEED, pipelines=pipelines, drop_last=True,
+                  os_cache=True, batches_ahead=3)
+
+
+class ImageFileDataset(torch.utils.data.Dataset):
+    """torchvision's ImageFolder behaviour over a given file list: PIL open, convert RGB."""
+
+    def __init__(self, samples, transform):
+        self.samples = samples
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, index):
+        path, label = self.samples[index]
+        with open(path, "rb") as handle:          # torchvision.datasets.folder.pil_loader
+            image = Image.open(handle).convert("RGB")
+        return self.transform(image), label
+
+
+class TwoCropsTransform:
+    """MoCo's ``TwoCropsTransform``: two independent draws of the base transform."""
+
+    def __init__(self, base_transform):
+        self.base_transform = base_transform
+
+    def __call__(self, x):
+        return [self.base_transform(x), self.base_transform(x)]
+
+
+def moco_v2_transform(resolution, full):
+    """MoCo v2's ``augmentation`` list (main_moco.py, --aug-plus) without Normalize."""
+    ops = [T.RandomResizedCrop(resolution, scale=SCALE)]
+    if full:
+        kernel = blur_kernel_size(resolution, resolution)
+        ops += [T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+                T.RandomGrayscale(p=0.2),
+                T.RandomApply([T.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=0.5)]
+    ops += [T.RandomHorizontalFlip(), T.ToTensor()]
+    return TwoCropsTransform(T.Compose(ops))
+
+
+def torchvision_loader(samples, args, full):
+    dataset = ImageFileDataset(samples, moco_v2_transform(args.resolution, full))
+    generator = torch.Generator()
+    generator.manual_seed(SEED)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
+        drop_last=True, persistent_workers=args.workers > 0, generator=generator)
+
+
+def build_methods(beton, samples, args):
+    tv_samples = samples[:args.torchvision_samples] if args.torchvision_samples else samples
+    for name, n in (("the .beton", len(samples)), ("--torchvision-samples", len(tv_samples))):
+        if n < args.batch_size:
+            raise UserError(f"{name} has {n} samples, fewer than --batch-size {args.batch_size}")
+    units = {key: (label, unit) for key, label, unit in METHODS}
+
+    def ffcv_pairs(batch):
+        return int(batch[0].shape[0])
+
+    def tv_pairs(batch):
+        return int(batch[0][0].shape[0])
+
+    makers = {
+        "a": (lambda: fastssl_loader(beton, args, augment=False), ffcv_pairs),
+        "b": (lambda: fastssl_loader(beton, args, augment=True), ffcv_pairs),
+        "c": (lambda: stock_ffcv_loader(beton, args, n_views=2), ffcv_pairs),
+        "d": (lambda: stock_ffcv_loader(beton, args, n_views=1), ffcv_pairs),
+        "e_crop": (lambda: torchvision_loader(tv_samples, args, full=False), tv_pairs),
+        "e_full": (lambda: torchvision_loader(tv_samples, args, full=True), tv_pairs),
+    }
+    return [Method(key, *units[key], *makers[key]) for key, _, _ in METHODS]
+
+
+# ---------------------------------------------------------------------------- report
+
+def ratio_rows(methods):
+    rates = {m.key: m.median for m in methods}
+    rows = []
+    for num, den, label, target in RATIOS:
+        value = rates[num] / rates[den]
+        rows.append({"ratio": f"{num}/{den}", "label": label, "value": value,
+                     "target": target, "pass": value >= target})
+    return rows
+
+
+def print_report(info, config, methods, ratios):
+    print()
+    print(f"machine: {info['cpu']}, {info['cpu_count']} CPUs ({info['usable_cpus']} usable), "
+          f"GPU: {info['gpu'] or 'none'}, load average at start: {info['load_average']}")
+    print(f"versions: python {info['python']}, torch {info['torch']}, torchvision "
+          f"{info['torchvision']}, ffcv {info['ffcv']}, numba {info['numba']}, "
+          f"pillow {info['pillow']}")
+    print(f"config: {config['samples']} samples ({config['data']}), resolution "
+          f"{config['resolution']}, batch {config['batch_size']}, {config['workers']} workers, "
+          f"{config['epochs']} timed epoch(s) after 1 warm-up; torchvision on "
+          f"{config['torchvision_samples']} samples")
+    print()
+    width = max(len(m.label) for m in methods)
+    print(f"{'method':<{width}}  {'median':>10}  {'unit':<8}  epoch seconds")
+    for m in methods:
+        secs = " ".join(f"{s:.2f}" for s in m.seconds)
+        print(f"{m.label:<{width}}  {m.median:>10.1f}  {m.unit:<8}  {secs}")
+    print()
+    width = max(len(r["label"]) for r in ratios)
+    for r in ratios:
+        print(f"{r['label']:<{width}}  {r['value']:6.2f}x  target >= {r['target']:.1f}  "
+              f"{'PASS' if r['pass'] else 'MISS'}")
+
+
+# ---------------------------------------------------------------------------- main
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="loader.py", description="Loader throughput: fastssl pair loader vs stock FFCV "
+        "vs torchvision, on one JPEG .beton (see the module docstring for the choices).")
+    parser.add_argument("--samples", type=int, default=None,
+                        help=f"generated JPEGs (default {DEFAULTS['samples']}; ignored with "
+                        "--data)")
+    parser.add_argument("--resolution", type=int, default=None,
+                        help=f"output side R in pixels (default {DEFAULTS['resolution']})")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"batch size for every method (default {DEFAULTS['batch_size']})")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="FFCV threads and DataLoader worker processes (default: "
+                        "os.cpu_count())")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"timed epochs per method, after one untimed warm-up (default "
+                        f"{DEFAULTS['epochs']})")
+    parser.add_argument("--torchvision-samples", type=int, default=None,
+                        help="run the torchvision methods on the first N samples only "
+                        "(default: all)")
+    parser.add_argument("--data", metavar="DIR",
+                        help="existing image folder to use instead of generated JPEGs")
+    parser.add_argument("--max-resolution", type=int, default=None,
+                        help="longest-side cap of the .beton (default 400 for generated "
+                        "data, 0 = none with --data)")
+    parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny smoke run: 64 samples, 64 px, batch 16, 1 epoch, 1 worker "
+                        "(explicit options still win)")
+    return parser
+
+
+def resolve(args):
+    preset = QUICK if args.quick else DEFAULTS
+    for name, value in preset.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.workers is None:
+        args.workers = os.cpu_count() or 1
+    if args.max_resolution is None:
+        args.max_resolution = 0 if args.data else GENERATED_LONGEST_SIDE[1]
+    for name in ("samples", "resolution", "batch_size", "workers", "epochs"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.torchvision_samples is not None and args.torchvision_samples < 1:
+        raise UserError("--torchvision-samples must be at least 1")
+    if not args.data and args.samples < args.batch_size:
+        raise UserError(f"--samples {args.samples} is fewer than --batch-size {args.batch_size}")
+    if args.torchvision_samples is not None and args.torchvision_samples < args.batch_size:
+        raise UserError(f"--torchvision-samples {args.torchvision_samples} is fewer than "
+                        f"--batch-size {args.batch_size}")
+    if args.max_resolution < 0:
+        raise UserError("--max-resolution must be >= 0")
+    if args.data and not os.path.isdir(args.data):
+        raise UserError(f"--data {args.data} is not a folder")
+    return args
+
+
+def run(args, workdir):
+    info = machine_info()
+    if args.data:
+        src = args.data
+        source = f"images from {args.data}"
+    else:
+        src = os.path.join(workdir, "jpeg")
+        t0 = time.perf_counter()
+        n_photos = make_jpegs(src, args.samples)
+        source = f"generated from {n_photos} package photos"
+        print(f"made {args.samples} JPEGs from {n_photos} photos in "
+              f"{time.perf_counter() - t0:.1f}s", flush=True)
+    beton = os.path.join(workdir, "data.beton")
+    t0 = time.perf_counter()
+    samples = build_beton(src, beton, args.max_resolution, args.workers)
+    print(f"wrote {beton} ({len(samples)} samples) in {time.perf_counter() - t0:.1f}s",
+          flush=True)
+    methods = build_methods(beton, samples, args)
+    # torchvision first: its workers fork before any Numba thread pool exists
+    order = sorted(methods, key=lambda m: not m.key.startswith("e"))
+    try:
+        for m in order:
+            t0 = time.perf_counter()
+            m.epoch()
+            print(f"warm-up {m.label}: {time.perf_counter() - t0:.1f}s", flush=True)
+        for epoch in range(args.epochs):
+            for m in order:
+                m.timed_epoch()
+            print(f"timed epoch {epoch + 1}/{args.epochs} done", flush=True)
+    finally:
+        for m in methods:
+            m.close()
+    ratios = ratio_rows(methods)
+    config = {"samples": len(samples), "data": source, "resolution": args.resolution,
+              "batch_size": args.batch_size, "workers": args.workers, "epochs": args.epochs,
+              "torchvision_samples": min(len(samples), args.torchvision_samples or len(samples)),
+              "max_resolution": args.max_resolution, "jpeg_quality": JPEG_QUALITY,
+              "quick": args.quick}
+    print_report(info, config, methods, ratios)
+    if args.json:
+        result = {"machine": info, "config": config,
+                  "methods": {m.key: {"label": m.label, "unit": m.unit, "median": m.median,
+                                      "per_epoch": m.rates, "epoch_seconds": m.seconds}
+                              for m in methods},
+                  "ratios": ratios}
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2)
+        print(f"\nresults written to {args.json}")
+
+
+def main(argv=None):
+    args = resolve(build_parser().parse_args(argv))
+    with tempfile.TemporaryDirectory(prefix="fastssl-bench-") as workdir:
+        run(args, workdir)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

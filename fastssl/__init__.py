@@ -1,0 +1,1 @@
+"""fastssl: MoCo v2 and video variants, trained from FFCV pair loaders."""

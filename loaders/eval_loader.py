@@ -1,0 +1,25 @@
+"""Single-view evaluation loader: centre crop (224/256 of the short side) + resize, labels."""
+from ffcv.fields.basics import IntDecoder
+from ffcv.fields.rgb_image import CenterCropRGBImageDecoder
+from ffcv.loader import Loader, OrderOption
+from ffcv.transforms import ToTensor
+
+from fastssl_common.errors import UserError
+
+from .pair_loader import open_beton
+
+
+def make_eval_loader(path, batch_size, resolution, num_workers=1, os_cache=True):
+    """Yields (images uint8 (B, H, W, 3), labels (B,)) in file order, keeping every sample."""
+    reader = open_beton(path, required_fields=('image', 'label'))
+    pipelines = {'image': [CenterCropRGBImageDecoder((resolution, resolution), ratio=224 / 256),
+                           ToTensor()],
+                 'label': [IntDecoder(), ToTensor()]}
+    for name in reader.handlers:
+        if name not in pipelines:
+            pipelines[name] = None
+    if reader.num_samples == 0:
+        raise UserError(f"{path} holds no samples")
+    return Loader(path, batch_size=batch_size, num_workers=num_workers,
+                  order=OrderOption.SEQUENTIAL, pipelines=pipelines, drop_last=False,
+                  os_cache=os_cache)

@@ -1,0 +1,52 @@
+"""Shared fixtures: small real-photo datasets written with the project's own writer."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from writers.write_images import write_images
+
+REPO = Path(__file__).resolve().parent.parent
+PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket')
+
+
+def photo_folder(root, size=96, copies=4):
+    """ImageFolder of real skimage photos: one class per photo, a few crops each."""
+    from skimage import data
+    rng = np.random.default_rng(0)
+    for name in PHOTOS:
+        image = getattr(data, name)()
+        folder = Path(root) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        h, w = image.shape[:2]
+        for i in range(copies):
+            top, left = rng.integers(0, h // 4), rng.integers(0, w // 4)
+            crop = image[top:top + 3 * h // 4, left:left + 3 * w // 4]
+            scale = size / max(crop.shape[:2])
+            shape = (max(8, int(crop.shape[1] * scale)), max(8, int(crop.shape[0] * scale)))
+            Image.fromarray(crop).resize(shape, Image.BILINEAR).save(folder / f'{i}.jpg',
+                                                                    quality=92)
+    return Path(root)
+
+
+@pytest.fixture(scope='session')
+def small_beton(tmp_path_factory):
+    """16 real photos (4 classes), ~96 px, stored as JPEG."""
+    root = tmp_path_factory.mktemp('photos')
+    src = photo_folder(root / 'src')
+    out = root / 'small.beton'
+    write_images(str(src), str(out), max_resolution=96, workers=1, progress=False)
+    return str(out)
+
+
+@pytest.fixture(scope='session')
+def small_raw_beton(tmp_path_factory):
+    """Same photos stored raw (exact pixels) for comparisons against torchvision."""
+    root = tmp_path_factory.mktemp('photos_raw')
+    src = photo_folder(root / 'src')
+    out = root / 'small_raw.beton'
+    write_images(str(src), str(out), max_resolution=96, write_mode='raw', workers=1,
+                 progress=False)
+    return str(out), src

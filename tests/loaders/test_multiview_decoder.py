@@ -1,0 +1,140 @@
+"""The pair op: one decode per sample, torchvision-equivalent views, per-sample reproducible."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms.v2.functional as F
+from ffcv.loader import Loader, OrderOption
+from ffcv.pipeline.compiler import Compiler
+from ffcv.pipeline.pipeline_spec import PipelineSpec
+from ffcv.reader import Reader
+from ffcv.fields.rgb_image import RandomResizedCropRGBImageDecoder
+import ffcv.fields.rgb_image as ffcv_rgb
+
+import loaders.multiview_decoder as mvd
+from loaders.pair_loader import MultiViewLoader
+
+
+def collect(loader, epoch):
+    loader.set_epoch(epoch)
+    out = {}
+    for views, indices, _ in loader:
+        for v, i in zip(views.numpy(), indices.numpy()):
+            out[int(i)] = v.copy()  # the batch lives in FFCV's ring buffer
+    return out
+
+
+@pytest.fixture
+def counting_imdecode(monkeypatch):
+    """Run FFCV pipelines as plain Python and count every JPEG decode call."""
+    calls = {'ours': 0, 'stock': 0}
+
+    def counter(key, real):
+        def wrapped(*args):
+            calls[key] += 1
+            return real(*args)
+        return wrapped
+
+    monkeypatch.setattr(mvd, 'imdecode', counter('ours', mvd.imdecode))
+    monkeypatch.setattr(ffcv_rgb, 'imdecode', counter('stock', ffcv_rgb.imdecode))
+    Compiler.set_enabled(False)
+    yield calls
+    Compiler.set_enabled(True)
+
+
+def test_decodes_each_jpeg_once_for_two_views(small_beton, counting_imdecode):
+    n = Reader(small_beton).num_samples
+    loader = MultiViewLoader(small_beton, 4, 32, n_views=2, num_workers=1, order='sequential')
+    views = collect(loader, 0)
+    assert len(views) == n and next(iter(views.values())).shape == (2, 32, 32, 3)
+    assert counting_imdecode['ours'] == n
+
+    # The stock FFCV way to get two views (two pipelines over the field) decodes twice.
+    spec = lambda: PipelineSpec('image', decoder=RandomResizedCropRGBImageDecoder((32, 32)))  # noqa
+    stock = Loader(small_beton, batch_size=4, num_workers=1, order=OrderOption.SEQUENTIAL,
+                   pipelines={'image': spec(), 'image2': spec(), 'label': None})
+    for _ in stock:
+        pass
+    assert counting_imdecode['stock'] == 2 * n
+
+
+def test_views_equal_torchvision_resized_crop_of_their_boxes(small_raw_beton):
+    """With raw storage, each view is torchvision's resized_crop (+flip) of its drawn box."""
+    path, _ = small_raw_beton
+    reader = Reader(path)
+    loader = MultiViewLoader(path, 4, 48, n_views=3, num_workers=1, seed=7, order='sequential')
+    views = collect(loader, 2)
+    meta = reader.metadata['f0']
+    log_ratio = (math.log(3 / 4), math.log(4 / 3))
+    for index in (0, 5, 11):
+        h, w = int(meta[index]['height']), int(meta[index]['width'])
+        image = load_raw(path, index, h, w)
+        boxes = np.empty((3, 4), np.int64)
+        flips = np.empty(3, np.bool_)
+        mvd.draw_views(7, 2, index, 0, 0, h, w, 0.2, 1.0, log_ratio[0], log_ratio[1], 0.5,
+                       boxes, flips)
+        for v in range(3):
+            top, left, ch, cw = boxes[v]
+            ref = F.resized_crop(torch.from_numpy(image).permute(2, 0, 1).float(), int(top),
+                                 int(left), int(ch), int(cw), [48, 48], antialias=True)
+            if flips[v]:
+                ref = F.horizontal_flip(ref)
+            diff = np.abs(views[index][v].astype(np.float32) - ref.permute(1, 2, 0).numpy())
+            assert diff.max() <= 0.51
+
+
+def load_raw(path, index, h, w):
+    """Pixels of sample ``index`` read straight from the file (raw mode: no decode)."""
+    reader = Reader(path)
+    pointer = int(reader.metadata['f0'][index]['data_ptr'])
+    table = reader.alloc_table
+    row = table[table['ptr'] == pointer][0]
+    with open(path, 'rb') as handle:
+        handle.seek(pointer)
+        data = np.frombuffer(handle.read(int(row['size'])), np.uint8)
+    return data[:h * w * 3].reshape(h, w, 3).copy()
+
+
+def test_same_views_for_any_worker_count_and_order(small_beton):
+    one = MultiViewLoader(small_beton, 4, 32, num_workers=1, seed=3, order='sequential')
+    two = MultiViewLoader(small_beton, 4, 32, num_workers=2, seed=3, order='random')
+    a, b = collect(one, 1), collect(two, 1)
+    assert a.keys() == b.keys()
+    for index in a:
+        assert np.array_equal(a[index], b[index])
+    again = collect(one, 1)
+    assert all(np.array_equal(a[i], again[i]) for i in a)
+    other_epoch = collect(one, 2)
+    assert sum(np.array_equal(a[i], other_epoch[i]) for i in a) == 0
+    # the two views of one sample are independent draws
+    assert sum(np.array_equal(v[0], v[1]) for v in a.values()) == 0
+
+
+def test_random_order_changes_with_epoch_and_is_reproducible(small_beton):
+    loader = MultiViewLoader(small_beton, 4, 32, num_workers=1, seed=3, order='random')
+
+    def order(epoch):
+        loader.set_epoch(epoch)
+        return [int(i) for _, idx, _ in loader for i in idx]
+    assert order(0) == order(0)
+    assert order(0) != order(1)
+
+
+def test_dct_scale_is_the_largest_that_never_upsamples():
+    boxes = np.array([[0, 0, 130, 140], [0, 0, 70, 90]])
+    assert mvd.dct_denominator(boxes, 32, 32, True) == 2  # 70 / 2 >= 32, 70 / 4 < 32
+    assert mvd.dct_denominator(boxes, 16, 16, True) == 4
+    assert mvd.dct_denominator(boxes, 8, 8, True) == 8
+    assert mvd.dct_denominator(boxes, 40, 40, True) == 1
+    assert mvd.dct_denominator(boxes, 8, 8, False) == 1
+
+
+def test_dct_scaled_views_stay_close_to_full_decode(small_beton):
+    """At 12 px output every crop allows a 1/2+ scale decode; views barely change."""
+    scaled = MultiViewLoader(small_beton, 4, 12, num_workers=1, seed=1, order='sequential')
+    full = MultiViewLoader(small_beton, 4, 12, num_workers=1, seed=1, order='sequential',
+                           dct_scaling=False)
+    a, b = collect(scaled, 0), collect(full, 0)
+    diffs = [np.abs(a[i].astype(int) - b[i].astype(int)).mean() for i in a]
+    assert 0 < max(diffs) and np.mean(diffs) < 4

@@ -1,0 +1,24 @@
+"""Train MoCo v2 from a .beton: ``python train.py --config-file configs/X.yaml [--sec.key=v ...]``.
+
+All settings are the fastargs sections of ``fastssl/config.py``; ``--help`` lists them.
+"""
+import sys
+
+from fastssl_common.errors import run_cli
+
+
+def main(argv):
+    from fastssl.config import load_settings
+    from fastssl.trainer import Trainer
+    settings = load_settings(sys.argv[1:] if argv is None else argv)
+    trainer = Trainer(settings)
+    last = trainer.fit()
+    run_dir = settings.train.run_dir
+    print(f"done. TensorBoard logs: {run_dir}  (tensorboard --logdir {run_dir})")
+    if last:
+        print(f"last checkpoint: {last}")
+    return 0
+
+
+if __name__ == '__main__':
+    run_cli(main)

@@ -1,0 +1,429 @@
+"""Write images to an FFCV ``.beton`` plus a JSON sidecar.
+
+    python writers/write_images.py SRC OUT.beton [--max-resolution 512] [--write-mode jpg] ...
+
+SRC is an image folder (an ImageFolder layout gives class labels), a text list file, or, with
+``--boxes``, the folder that a COCO-style boxes file's ``file_name`` entries are relative to.
+Every image is first decoded once to check it (in parallel); unreadable ones are skipped and
+listed, or are fatal with ``--strict``. The real FFCV ``DatasetWriter`` then writes the
+samples ``(image, label)`` to a temporary file that is renamed to OUT only on success, and
+``OUT.json`` records where each sample came from. :func:`write_images` is the library entry
+point; ``main`` is a thin argparse wrapper around it.
+"""
+import argparse
+import ctypes
+import math
+import multiprocessing
+import os
+import queue
+import sys
+import time
+from collections import Counter
+from contextlib import contextmanager
+
+import numpy as np
+from tqdm import tqdm
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from fastssl_common.atomic import atomic_path, write_json  # noqa: E402
+from fastssl_common.errors import UserError, run_cli  # noqa: E402
+from writers.image_sources import (crop_region, find_images, load_rgb,  # noqa: E402
+                                   probe_image, read_boxes)
+
+SIDECAR_FORMAT = "fastssl-images/1"
+WRITE_MODES = ("jpg", "raw", "proportion")
+MAX_SIDE = 65535                 # FFCV stores width and height as uint16
+MAX_IMAGE_BYTES = 512 << 20      # raw bytes of one stored image; keeps FFCV pages < 4 GiB
+_PROPORTION_SEED = 0             # per-sample seed, so 'proportion' picks jpg/raw reproducibly
+
+
+def default_workers():
+    """The number of CPUs this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode="jpg",
+                 compress_probability=0.5, workers=None, strict=False, boxes=None,
+                 box_context=0.1, min_box_size=16, progress=None):
+    """Write the images of ``src`` to the FFCV file ``out`` and its sidecar ``out + '.json'``.
+
+    ``max_resolution`` caps the longest side (0: no cap); ``write_mode`` is 'jpg', 'raw' or
+    'proportion' (JPEG with probability ``compress_probability``); ``boxes`` is a COCO-style
+    JSON file whose boxes become the samples; ``progress`` shows progress bars (None: only
+    on a terminal). Returns a summary dict: ``out``, ``sidecar``, ``num_samples``,
+    ``classes``, ``skipped`` (list of {path, reason}), ``small_boxes_skipped``,
+    ``converted`` (original image modes other than RGB, with counts) and ``options``.
+    Raises UserError for bad input; on any failure neither ``out`` nor the sidecar is created.
+    """
+    options = _check_options(dict(
+        max_resolution=max_resolution, jpeg_quality=jpeg_quality, write_mode=write_mode,
+        compress_probability=compress_probability,
+        workers=default_workers() if workers is None else workers, strict=bool(strict),
+        boxes=None if boxes is None else os.path.abspath(boxes), box_context=box_context,
+        min_box_size=min_box_size))
+    _check_output(out)
+    if boxes is None:
+        source = find_images(src)
+    else:
+        if not os.path.isdir(src):
+            raise UserError(f"source {src} must be the image folder when --boxes is given"
+                            if os.path.exists(src) else f"source {src} does not exist")
+        source = read_boxes(boxes, src)
+
+    sizes, modes, skipped = _check_images(source.paths, options["workers"], strict, progress)
+    items, samples, small_boxes = [], [], 0
+    for sample in source.samples:
+        if sample.path not in sizes:
+            continue                                  # unreadable: already in `skipped`
+        height, width = sizes[sample.path]
+        if sample.box is not None:
+            sample.crop = crop_region(sample.box, width, height, box_context, min_box_size)
+            if sample.crop is None:
+                small_boxes += 1
+                continue
+            width, height = sample.crop[2:]
+        problem = _size_problem(height, width, max_resolution)
+        if problem:
+            if strict:
+                raise UserError(f"image {sample.path}: {problem} (--strict)")
+            skipped.append({"path": sample.path, "reason": problem})
+            continue
+        items.append((sample.path, sample.crop, sample.label, (height, width)))
+        samples.append({"source": os.path.abspath(sample.path), "box": sample.box,
+                        "crop": None if sample.crop is None else list(sample.crop),
+                        "label": sample.label})
+    if not items:
+        if small_boxes:
+            raise UserError(f"no box in {boxes} is at least {min_box_size} pixels wide and "
+                            f"high inside a readable image ({small_boxes} smaller)")
+        raise UserError(f"no readable images in {src} ({len(skipped)} skipped)")
+
+    _write_beton(out, items, options, progress)
+    sidecar = out + ".json"
+    metadata = {"format": SIDECAR_FORMAT, "num_samples": len(items), "classes": source.classes,
+                "samples": samples, "skipped": skipped,
+                "small_boxes_skipped": small_boxes,
+                "options": dict(options, src=os.path.abspath(src))}
+    try:
+        write_json(sidecar, metadata)
+    except BaseException:
+        os.remove(out)              # neither final file, rather than a .beton without its sidecar
+        raise
+    return {"out": out, "sidecar": sidecar, "num_samples": len(items),
+            "classes": source.classes, "skipped": skipped, "small_boxes_skipped": small_boxes,
+            "converted": {mode: n for mode, n in sorted(modes.items()) if mode != "RGB"},
+            "options": metadata["options"]}
+
+
+# ---------------------------------------------------------------------------- checks
+
+def _check_options(options):
+    def need(ok, flag, what):
+        if not ok:
+            raise UserError(f"--{flag} must be {what}")
+
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def is_number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    need(options["write_mode"] in WRITE_MODES, "write-mode", "one of " + ", ".join(WRITE_MODES))
+    need(is_int(options["max_resolution"]) and options["max_resolution"] >= 0,
+         "max-resolution", "a whole number >= 0 (0: no cap)")
+    need(is_int(options["jpeg_quality"]) and 1 <= options["jpeg_quality"] <= 100,
+         "jpeg-quality", "a whole number from 1 to 100")
+    need(is_number(options["compress_probability"])
+         and 0 <= options["compress_probability"] <= 1, "compress-probability", "from 0 to 1")
+    need(is_int(options["workers"]) and options["workers"] >= 1, "workers", "at least 1")
+    need(is_number(options["box_context"]) and options["box_context"] >= 0,
+         "box-context", "a number >= 0")
+    need(is_number(options["min_box_size"]) and options["min_box_size"] >= 0,
+         "min-box-size", "a number >= 0")
+    return options
+
+
+def _check_output(out):
+    """OUT must end in .beton and its folder must be creatable and writable; nothing is made."""
+    if not out.endswith(".beton"):
+        raise UserError(f"output {out} must end in .beton")
+    if os.path.isdir(out):
+        raise UserError(f"output {out} is a folder")
+    existing = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"cannot write {out}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {out}: folder {existing} is not writable")
+
+
+def _stored_size(height, width, max_resolution):
+    """(height, width) after FFCV's own longest-side cap (same arithmetic as ffcv's resizer)."""
+    if not max_resolution:
+        return height, width
+    ratio = max_resolution / max(height, width)
+    if ratio >= 1:
+        return height, width
+    new_w, new_h = (ratio * np.array([width, height])).astype(int)
+    return int(new_h), int(new_w)
+
+
+def _size_problem(height, width, max_resolution):
+    """Why FFCV cannot store an image of this size, or None."""
+    stored_h, stored_w = _stored_size(height, width, max_resolution)
+    if min(stored_h, stored_w) < 1:
+        return f"too thin ({width}x{height}) to shrink to --max-resolution {max_resolution}"
+    if max(stored_h, stored_w) > MAX_SIDE or stored_h * stored_w * 3 > MAX_IMAGE_BYTES:
+        return f"too large ({stored_w}x{stored_h}) to store; lower --max-resolution"
+    return None
+
+
+def _bar_disabled(progress):
+    return None if progress is None else not progress   # tqdm: None hides it off a terminal
+
+
+@contextmanager
+def _map_in_order(function, items, workers):
+    """``map(function, items)`` in order, over a process pool when workers > 1."""
+    workers = min(workers, len(items))
+    if workers <= 1:
+        yield map(function, items)
+        return
+    chunk = max(1, min(64, len(items) // (workers * 8)))
+    with multiprocessing.Pool(workers) as pool:   # leaving terminates it, even on error
+        yield pool.imap(function, items, chunksize=chunk)
+
+
+def _check_images(paths, workers, strict, progress):
+    """Decode every image once: ({path: (h, w)}, Counter of modes, [{path, reason}])."""
+    sizes, modes, skipped = {}, Counter(), []
+    with _map_in_order(probe_image, paths, workers) as results:
+        for path, size, mode, reason in tqdm(results, total=len(paths), unit="img",
+                                             desc="checking images",
+                                             disable=_bar_disabled(progress)):
+            if reason is None:
+                sizes[path] = size
+                modes[mode] += 1
+            elif strict:
+                raise UserError(f"unreadable image {path}: {reason} (--strict)")
+            else:
+                skipped.append({"path": path, "reason": reason})
+    return sizes, modes, skipped
+
+
+# ---------------------------------------------------------------------------- writing
+
+class SampleDataset:
+    """The indexed dataset FFCV's writer workers read: sample i -> (RGB uint8 array, label).
+
+    Each item is ``(path, crop or None, label, (height, width))``. A file that fails to decode
+    here (changed since it was checked) must not kill the worker, which would hang FFCV's
+    writer: it is recorded in ``failed`` (first failing index) and a 1x1 placeholder is written
+    instead; the caller then discards the whole file.
+    """
+
+    def __init__(self, items, failed):
+        self.items = items
+        self.failed = failed
+        self._cached_path, self._cached = None, None   # boxes of one image are consecutive
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        path, crop, label, shape = self.items[index]
+        np.random.seed(_PROPORTION_SEED + index)       # FFCV's 'proportion' draws from np.random
+        try:
+            if path != self._cached_path:
+                self._cached_path, self._cached = None, load_rgb(path)
+                self._cached_path = path
+            rgb = self._cached
+            if crop is not None:
+                x, y, w, h = crop
+                rgb = rgb[y:y + h, x:x + w]
+            if rgb.shape[:2] != tuple(shape):
+                raise ValueError(f"{path} changed since it was checked")
+            return np.ascontiguousarray(rgb), label
+        except Exception:  # reported by the caller, which throws the output away
+            with self.failed.get_lock():
+                if self.failed.value < 0:
+                    self.failed.value = index
+            return np.zeros((1, 1, 3), np.uint8), label
+
+
+def _page_size(items, max_resolution):
+    """A power-of-two FFCV page that holds the largest sample, raw or JPEG, with room to spare."""
+    largest = max(math.prod(_stored_size(h, w, max_resolution)) * 3 for *_, (h, w) in items)
+    return max(8 << 20, 1 << (2 * largest + (1 << 20) - 1).bit_length())
+
+
+def _write_beton(out, items, options, progress):
+    """Write ``items`` with FFCV's DatasetWriter to a temporary file, renamed to ``out``."""
+    from ffcv.fields import IntField, RGBImageField   # slow import (Numba): only when writing
+
+    fields = {
+        "image": RGBImageField(write_mode=options["write_mode"],
+                               max_resolution=options["max_resolution"] or None,
+                               jpeg_quality=options["jpeg_quality"],
+                               compress_probability=options["compress_probability"]),
+        "label": IntField(),
+    }
+    chunk = max(1, min(100, math.ceil(len(items) / (options["workers"] * 4))))
+    workers = min(options["workers"], math.ceil(len(items) / chunk))
+    failed = multiprocessing.Value(ctypes.c_int64, -1)
+    with atomic_path(out) as tmp:
+        writer = make_writer(tmp, fields, _page_size(items, options["max_resolution"]),
+                             workers, progress)
+        try:
+            writer.from_indexed_dataset(SampleDataset(items, failed), chunksize=chunk)
+        except OSError as err:
+            raise UserError(f"cannot write {out}: {err.strerror or err}") from None
+        if failed.value >= 0:
+            path = items[failed.value][0]
+            reason = probe_image(path)[3] or "it changed since it was checked"
+            raise UserError(f"image {path} could not be read while writing ({reason}); "
+                            f"{out} was not written")
+
+
+def make_writer(fname, fields, page_size, workers, progress=None):
+    """FFCV's DatasetWriter, except that a dead worker raises UserError instead of hanging.
+
+    (FFCV's own loop waits forever for samples that a crashed worker will never write.)
+    """
+    from ffcv.memory_allocator import MemoryAllocator
+    from ffcv.writer import DatasetWriter
+
+    class CheckedDatasetWriter(DatasetWriter):
+        # Same steps as DatasetWriter._write_common in ffcv 1.0.2, plus liveness checks.
+        def _write_common(self, num_samples, queue_content, work_fn, extra_worker_args):
+            self.num_samples = num_samples
+            self.prepare()
+            todo = multiprocessing.Queue()
+            for content in queue_content:
+                todo.put(content)
+            for _ in range(self.num_workers):
+                todo.put(None)
+            allocations = multiprocessing.Queue()
+            done = multiprocessing.Value(ctypes.c_uint64, 0)
+            allocator = MemoryAllocator(self.fname, self.data_region_start, self.page_size)
+            args = (todo, self.metadata_sm, self.metadata_type, self.fields, allocator, done,
+                    allocations, *extra_worker_args)
+            processes = [multiprocessing.Process(target=work_fn, args=args)
+                         for _ in range(self.num_workers)]
+            try:
+                for process in processes:
+                    process.start()
+                with tqdm(total=num_samples, unit="img", desc="writing",
+                          disable=_bar_disabled(progress)) as bar:
+                    written = 0
+                    while written < num_samples:
+                        _raise_if_dead(processes, fname)
+                        now = done.value
+                        bar.update(now - written)
+                        written = now
+                        if written < num_samples:
+                            time.sleep(0.05)
+                allocation_list = []
+                for _ in processes:
+                    while True:
+                        try:
+                            allocation_list.extend(allocations.get(timeout=0.2))
+                            break
+                        except queue.Empty:
+                            _raise_if_dead(processes, fname)
+                for process in processes:
+                    process.join()
+                self.finalize(allocation_list)
+            finally:
+                for process in processes:
+                    if process.is_alive():
+                        process.terminate()
+                        process.join()
+                self.metadata_sm.close()
+                self.metadata_sm.unlink()
+
+    return CheckedDatasetWriter(fname, fields, page_size=page_size, num_workers=workers)
+
+
+def _raise_if_dead(processes, fname):
+    for process in processes:
+        if process.exitcode not in (None, 0):
+            raise UserError(f"an FFCV writer process died (exit code {process.exitcode}) while "
+                            f"writing {fname}; nothing was kept")
+
+
+# ---------------------------------------------------------------------------- CLI
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):            # one 'error: ...' line and exit 2, via run_cli
+        raise UserError(message)
+
+
+def build_parser():
+    parser = _Parser(prog="write_images.py", description=(
+        "Write an image folder, a list file, or COCO boxes to an FFCV .beton "
+        "(and OUT.json with per-sample sources)."))
+    parser.add_argument("src", metavar="SRC", help="image folder or text list file")
+    parser.add_argument("out", metavar="OUT.beton", help="output file (must end in .beton)")
+    parser.add_argument("--max-resolution", type=int, default=512,
+                        help="cap on the longest side in pixels, 0 for none (default 512)")
+    parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality (default 90)")
+    parser.add_argument("--write-mode", choices=WRITE_MODES, default="jpg",
+                        help="store JPEG, raw pixels, or a random proportion of JPEG")
+    parser.add_argument("--compress-probability", type=float, default=0.5,
+                        help="JPEG share for --write-mode proportion (default 0.5)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes for checking and writing (default: number of CPUs)")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop at the first unreadable image instead of skipping it")
+    parser.add_argument("--boxes", metavar="FILE",
+                        help="COCO-style JSON; one sample per box, paths relative to SRC")
+    parser.add_argument("--box-context", type=float, default=0.1,
+                        help="margin around each box, as a fraction of its size (default 0.1)")
+    parser.add_argument("--min-box-size", type=int, default=16,
+                        help="skip boxes narrower or lower than this many pixels (default 16)")
+    return parser
+
+
+def _print_summary(summary):
+    skipped = summary["skipped"]
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable images:", file=sys.stderr)
+        for entry in skipped[:20]:
+            print(f"  {entry['path']}: {entry['reason']}", file=sys.stderr)
+        if len(skipped) > 20:
+            print(f"  ... and {len(skipped) - 20} more (listed in {summary['sidecar']})",
+                  file=sys.stderr)
+    classes = summary["classes"]
+    shown = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
+    print(f"samples written: {summary['num_samples']}")
+    print(f"classes: {len(classes)}" + (f" ({shown})" if classes else ""))
+    if summary["small_boxes_skipped"]:
+        print(f"boxes too small (< {summary['options']['min_box_size']:g} px): "
+              f"{summary['small_boxes_skipped']}")
+    if summary["converted"]:
+        print("converted to RGB: " + ", ".join(f"{n} {mode}"
+                                               for mode, n in summary["converted"].items()))
+    print(f"skipped: {len(skipped)}")
+    print(f"output: {summary['out']} (metadata: {summary['sidecar']})")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    summary = write_images(
+        args.src, args.out, max_resolution=args.max_resolution, jpeg_quality=args.jpeg_quality,
+        write_mode=args.write_mode, compress_probability=args.compress_probability,
+        workers=args.workers, strict=args.strict, boxes=args.boxes,
+        box_context=args.box_context, min_box_size=args.min_box_size)
+    _print_summary(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
