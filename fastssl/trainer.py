@@ -24,10 +24,10 @@ from fastssl_common.atomic import ensure_writable_dir, atomic_path
 from fastssl_common.errors import UserError
 from loaders.eval_loader import make_eval_loader
 from loaders.pair_loader import MultiViewLoader
-from loaders.photometric import PhotometricAugment, make_strengths, photometric_params
+from loaders.photometric import PhotometricAugment, make_strengths
 
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
-
+from .gpu_augment import GPUPhotometric
 from .knn import IMAGENET_MEAN, IMAGENET_STD, extract_features, weighted_knn
 from .moco import MoCo
 from .monitor import Monitor, gpu_memory_gib
@@ -90,14 +90,15 @@ class Trainer:
         if s.data.batch_size % max(s.moco.bn_splits, 1):
             raise UserError(f"data.batch_size={s.data.batch_size} must be divisible by "
                             f"moco.bn_splits={s.moco.bn_splits}")
+        strength_kwargs = {name: getattr(s.augment, name) for name in (
+            'brightness', 'contrast', 'saturation', 'hue', 'p_jitter', 'p_gray', 'p_blur',
+            'sigma_min', 'sigma_max')}
         try:
-            self.strengths = make_strengths(
-                s.augment.brightness, s.augment.contrast, s.augment.saturation, s.augment.hue,
-                s.augment.p_jitter, s.augment.p_gray, s.augment.p_blur, s.augment.sigma_min,
-                s.augment.sigma_max)
+            self.strengths = make_strengths(**strength_kwargs)
         except ValueError as err:
             raise UserError(f"augment section: {err}") from None
-        ensure_writable_dir(s.train.run_dir)
+        self.gpu_augment = (GPUPhotometric(s.train.seed, **strength_kwargs)
+                            if placement == 'gpu' else None)
         torch.manual_seed(s.train.seed)
 
         cpu_augment = None
@@ -110,7 +111,7 @@ class Trainer:
             scale=(s.augment.crop_scale_min, s.augment.crop_scale_max),
             ratio=(s.augment.crop_ratio_min, s.augment.crop_ratio_max),
             flip_prob=s.augment.flip_prob, cpu_augment=cpu_augment, os_cache=s.data.os_cache)
-        # FFCV sets torch's thread count to its worker count; keep that for reproducibility.
+        ensure_writable_dir(s.train.run_dir)  # after the data checks: no empty run folders
         queue = clamp_queue(s.moco.queue_size, self.loader.num_samples, s.data.batch_size)
         self.model = MoCo(s.model.arch, s.model.proj_hidden, s.model.proj_dim, queue,
                           s.moco.momentum, s.moco.temperature, s.moco.bn_splits)
@@ -157,12 +158,8 @@ class Trainer:
     def prepare_views(self, views, indices, epoch):
         """uint8 (B, V, H, W, 3) -> list of V normalised float (B, 3, H, W), plus [0,1] copy."""
         x = views.to(self.device, non_blocking=True).permute(1, 0, 4, 2, 3).float().div_(255)
-        if self.placement == 'gpu':
-            params = photometric_params(self.s.train.seed, epoch, indices.numpy(), N_VIEWS,
-                                        self.strengths)
-            params = torch.from_numpy(params).to(self.device, non_blocking=True)
-            from .gpu_augment import augment_batch
-            x = torch.stack([augment_batch(x[v], params[:, v]) for v in range(N_VIEWS)])
+        if self.gpu_augment is not None:
+            x = torch.stack(self.gpu_augment.augment_views(list(x), indices, epoch))
         normalised = [((x[v] - self.mean) / self.std).contiguous(memory_format=self.memory_format)
                       for v in range(N_VIEWS)]
         return normalised, x
@@ -172,13 +169,16 @@ class Trainer:
             with open(tmp, 'w') as handle:
                 yaml.safe_dump(self.s.to_dict(), handle, sort_keys=False)
 
-    def fit(self):
+    def fit(self, stop_after=None):
+        """Train to ``train.epochs``; ``stop_after`` ends the run early after that epoch count
+        (what an interruption leaves behind; resume continues from there)."""
         s = self.s
         self.save_config()
         monitor = Monitor(s.train.run_dir)
         steps_per_epoch = len(self.loader)
         last_path = None
-        for epoch in range(self.start_epoch, s.train.epochs):
+        end = s.train.epochs if stop_after is None else min(stop_after, s.train.epochs)
+        for epoch in range(self.start_epoch, end):
             self.model.train()
             self.loader.set_epoch(epoch)
             self._run_epoch(epoch, steps_per_epoch, monitor)
@@ -216,16 +216,9 @@ class Trainer:
             (im_q, im_k), raw = self.prepare_views(views, indices, epoch)
             if global_step == 0:
                 monitor.pair_grid(0, raw, s.logging.image_grid)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype,
-                                enabled=self.amp_dtype is not None):
-                loss, _, keys = self.forward(im_q, im_k)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.model.enqueue(keys)
-            window_losses.append(loss.detach())
-            window_flags.append(~torch.isfinite(loss.detach()))
+            loss = self.train_step(im_q, im_k)
+            window_losses.append(loss)
+            window_flags.append(~torch.isfinite(loss))
             pairs += views.shape[0]
             bar.update(1)
             tock = time.perf_counter()
@@ -248,6 +241,18 @@ class Trainer:
                 pairs = 0
         batches.close()
         bar.close()
+
+    def train_step(self, im_q, im_k):
+        """One optimizer step on normalised views; returns the detached loss (no host sync)."""
+        with torch.autocast(self.device.type, dtype=self.amp_dtype,
+                            enabled=self.amp_dtype is not None):
+            loss, _, keys = self.forward(im_q, im_k)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.model.enqueue(keys)
+        return loss.detach()
 
     def _check_finite(self, flags, first_step, epoch):
         bad = torch.stack(flags)

@@ -1,0 +1,98 @@
+"""MoCo v2 pieces against hand computations on small tensors."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fastssl.infonce import info_nce
+from fastssl.moco import MoCo
+from fastssl.split_batchnorm import SplitBatchNorm, convert_to_split_bn
+
+
+def tiny_moco(**kwargs):
+    torch.manual_seed(0)
+    args = dict(arch='resnet18', proj_hidden=32, proj_dim=8, queue_size=10, momentum=0.9,
+                temperature=0.2, bn_splits=2)
+    args.update(kwargs)
+    return MoCo(**args)
+
+
+def test_enqueue_writes_at_pointer_and_wraps_around():
+    model = tiny_moco(queue_size=10)
+    first = torch.arange(6 * 8, dtype=torch.float32).view(6, 8)
+    model.enqueue(first)
+    assert model.queue_ptr.item() == 6
+    assert torch.equal(model.queue[:6], first)
+    second = -torch.arange(6 * 8, dtype=torch.float32).view(6, 8) - 1
+    before = model.queue.clone()
+    model.enqueue(second)
+    assert model.queue_ptr.item() == 2  # (6 + 6) mod 10
+    assert torch.equal(model.queue[6:10], second[:4])
+    assert torch.equal(model.queue[0:2], second[4:6])
+    assert torch.equal(model.queue[2:6], before[2:6])
+
+
+def test_momentum_update_is_ema_of_query_parameters():
+    model = tiny_moco(momentum=0.9)
+    with torch.no_grad():
+        for p in model.encoder_q.parameters():
+            p.add_(1.0)
+    k_before = [p.clone() for p in model.encoder_k.parameters()]
+    q_now = [p.clone() for p in model.encoder_q.parameters()]
+    model.momentum_update()
+    for k_old, q, k_new in zip(k_before, q_now, model.encoder_k.parameters()):
+        assert torch.allclose(k_new, 0.9 * k_old + 0.1 * q, atol=1e-6)
+    assert all(not p.requires_grad for p in model.encoder_k.parameters())
+
+
+def test_info_nce_equals_hand_computation():
+    q = F.normalize(torch.tensor([[1.0, 0.0], [0.6, 0.8]]), dim=1)
+    k = F.normalize(torch.tensor([[0.8, 0.6], [0.0, 1.0]]), dim=1)
+    queue = F.normalize(torch.tensor([[1.0, 1.0], [-1.0, 0.0], [0.0, -1.0]]), dim=1)
+    loss, logits = info_nce(q, k, queue, temperature=0.5)
+    expected = 0.0
+    for i in range(2):
+        pos = (q[i] @ k[i]).item() / 0.5
+        negs = [(q[i] @ n).item() / 0.5 for n in queue]
+        expected += -pos + math.log(math.exp(pos) + sum(math.exp(n) for n in negs))
+        assert logits[i, 0].item() == pytest.approx(pos, abs=1e-6)
+    assert loss.item() == pytest.approx(expected / 2, abs=1e-6)
+
+
+def test_forward_returns_normalised_keys_and_logit_shape():
+    model = tiny_moco(queue_size=12)
+    x = torch.randn(4, 3, 32, 32)
+    loss, logits, keys = model(x, x.flip(3))
+    assert logits.shape == (4, 13) and torch.isfinite(loss)
+    assert torch.allclose(keys.norm(dim=1), torch.ones(4), atol=1e-5)
+    assert not keys.requires_grad
+
+
+def test_key_shuffle_is_undone():
+    """With plain BN in eval mode the shuffle cannot change the result: keys match order."""
+    model = tiny_moco(bn_splits=1).eval()
+    x = torch.randn(6, 3, 32, 32)
+    keys = model.encode_keys(x)
+    direct = F.normalize(model.encoder_k(x), dim=1)
+    assert torch.allclose(keys, direct, atol=1e-5)
+
+
+def test_split_batchnorm_normalises_each_sub_batch_separately():
+    torch.manual_seed(0)
+    bn = SplitBatchNorm(3, num_splits=2)
+    x = torch.randn(8, 3, 4, 4) * 3 + 1
+    out = bn(x)
+    for split in range(2):
+        members = x[split::2]  # sub-batch = samples with index mod 2 == split
+        ref = F.batch_norm(members, None, None, training=True, eps=bn.eps)
+        assert torch.allclose(out[split::2], ref, atol=1e-5)
+    # channels_last input gives the same numbers
+    out_cl = bn(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(out, out_cl, atol=1e-5)
+
+
+def test_convert_to_split_bn_replaces_every_batchnorm():
+    model = convert_to_split_bn(tiny_moco(bn_splits=1).encoder_q, 4)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(isinstance(m, SplitBatchNorm) and m.num_splits == 4 for m in bns)

@@ -1,0 +1,122 @@
+"""Training end to end on tiny real data: finite decreasing loss, exact resume, bad inputs."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fastssl.config import load_settings
+from fastssl.trainer import Trainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_args(beton, run_dir, *extra):
+    return [f'--data.path={beton}', '--data.batch_size=8', '--data.resolution=32',
+            '--data.num_workers=1', '--model.arch=resnet18', '--model.proj_hidden=64',
+            '--moco.queue_size=8', '--moco.bn_splits=2', '--moco.momentum=0.9',
+            '--optim.lr=0.5', '--train.precision=fp32', f'--train.run_dir={run_dir}',
+            '--logging.log_every=1', '--logging.progress=false', *extra]
+
+
+def scalars(run_dir, tag):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    return [e.value for e in acc.Scalars(tag)]
+
+
+def test_training_epochs_log_finite_losses_and_monitoring(small_beton, tmp_path):
+    run = tmp_path / 'run'
+    settings = load_settings(tiny_args(small_beton, run, '--train.epochs=2',
+                                       '--augment.placement=gpu', '--logging.image_grid=4'))
+    Trainer(settings).fit()
+    losses = scalars(run, 'train/loss')
+    assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
+    for tag in ('train/lr', 'train/pairs_per_s', 'train/data_wait_fraction'):
+        assert len(scalars(run, tag)) == 4
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(run))
+    acc.Reload()
+    assert acc.Tags()['images'] == ['pairs']
+    assert (run / 'config.yaml').exists() and (run / 'checkpoint_last.pt').exists()
+
+
+def test_steps_on_fixed_views_decrease_the_loss(small_beton, tmp_path):
+    """Optimisation makes progress: repeated steps on one batch of real views lower the loss."""
+    trainer = Trainer(load_settings(tiny_args(small_beton, tmp_path / 'run',
+                                              '--optim.lr=0.05', '--augment.placement=gpu')))
+    views, indices, _ = next(iter(trainer.loader))
+    (im_q, im_k), _ = trainer.prepare_views(views, indices, epoch=0)
+    losses = [trainer.train_step(im_q, im_k).item() for _ in range(20)]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert sum(losses[-3:]) / 3 < 0.9 * sum(losses[1:4]) / 3, losses
+
+
+def test_non_finite_loss_stops_with_the_step_named(small_beton, tmp_path):
+    from fastssl_common.errors import UserError
+    trainer = Trainer(load_settings(tiny_args(small_beton, tmp_path / 'run', '--optim.lr=1e30',
+                                              '--train.epochs=3', '--augment.placement=none')))
+    with pytest.raises(UserError, match='non-finite loss at global step'):
+        trainer.fit()
+    assert not (tmp_path / 'run' / 'checkpoint_last.pt').exists()
+
+
+def model_state(run_dir):
+    state = torch.load(os.path.join(run_dir, 'checkpoint_last.pt'), weights_only=False)
+    return state['model'], state['optimizer']
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(small_beton, tmp_path):
+    full, split = tmp_path / 'full', tmp_path / 'split'
+    common = ('--train.epochs=3', '--train.checkpoint_every=1', '--augment.placement=gpu')
+    Trainer(load_settings(tiny_args(small_beton, full, *common))).fit()
+    Trainer(load_settings(tiny_args(small_beton, split, *common))).fit(stop_after=1)
+    assert model_state(split)[0]['queue_ptr'] is not None
+    Trainer(load_settings(tiny_args(small_beton, split, *common, '--train.resume=true'))).fit()
+    (a, opt_a), (b, opt_b) = model_state(full), model_state(split)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    for sa, sb in zip(opt_a['state'].values(), opt_b['state'].values()):
+        assert torch.equal(sa['momentum_buffer'], sb['momentum_buffer'])
+
+
+def run_cli(*args, cwd=REPO):
+    return subprocess.run([sys.executable, os.path.join(REPO, 'train.py'), *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def assert_one_line_error(result, *needles):
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert 'Traceback' not in result.stderr
+    for needle in needles:
+        assert str(needle) in lines[0]
+
+
+def test_bad_config_inputs_give_one_line(tmp_path, small_beton):
+    assert_one_line_error(run_cli('--config-file', tmp_path / 'missing.yaml'), 'missing.yaml')
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('data:\n  path: x.beton\n  batch_sise: 4\n')
+    assert_one_line_error(run_cli('--config-file', bad), 'data.batch_sise', 'bad.yaml')
+    assert_one_line_error(run_cli(f'--data.path={small_beton}', '--train.epochs=many'),
+                          'train.epochs')
+    assert_one_line_error(run_cli(f'--data.path={small_beton}', '--optim.nesterov=true'),
+                          'optim.nesterov')
+
+
+def test_bad_data_inputs_give_one_line(tmp_path, small_beton):
+    run = tmp_path / 'run'
+    assert_one_line_error(run_cli(*tiny_args(tmp_path / 'nope.beton', run)), 'nope.beton')
+    not_beton = tmp_path / 'notes.beton'
+    not_beton.write_bytes(b'this is not a dataset' * 10)
+    assert_one_line_error(run_cli(*tiny_args(not_beton, run)), 'notes.beton')
+    assert_one_line_error(run_cli(*tiny_args(small_beton, run, '--data.batch_size=64',
+                                             '--moco.bn_splits=1')), 'batch size 64')
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    assert_one_line_error(run_cli(*tiny_args(small_beton, blocker / 'run')), str(blocker))
+    assert not run.exists()  # failed runs leave no folder behind
