@@ -19,7 +19,7 @@ def _round_half_even(x):
     return int(np.rint(x))
 
 
-@njit
+@njit(cache=True)
 def sample_resized_crop(state, region_h, region_w, scale_min, scale_max, log_ratio_min,
                         log_ratio_max):
     """Return (state, top, left, h, w) of one crop inside a region_h x region_w region."""

@@ -38,7 +38,7 @@ from .rng import STREAM_CROP, next_uniform, sample_state
 DCT_DENOMINATORS = (8, 4, 2)  # TurboJPEG's exact power-of-two scale factors
 
 
-@njit
+@njit(cache=True)
 def draw_views(seed, epoch, index, region_top, region_left, region_h, region_w, scale_min,
                scale_max, log_ratio_min, log_ratio_max, flip_prob, boxes, flips):
     """Draw one crop box (top, left, h, w) and flip per view of sample ``index``.
@@ -57,7 +57,7 @@ def draw_views(seed, epoch, index, region_top, region_left, region_h, region_w, 
         flips[v] = u < flip_prob
 
 
-@njit
+@njit(cache=True)
 def dct_denominator(boxes, out_h, out_w, enabled):
     """Largest 1/d decode scale that keeps every crop at least the output size (no upscaling)."""
     if not enabled:
@@ -100,8 +100,7 @@ class MultiViewRandomResizedCrop(Operation):
         return (
             replace(previous_state, jit_mode=True, shape=output_shape, dtype=np.dtype('<u1')),
             (AllocationQuery(output_shape, np.dtype('<u1')),
-             AllocationQuery((max_h * max_w * np.uint64(3),), np.dtype('<u1')),
-             AllocationQuery((out_h * int(max_w) * 3,), np.dtype('<f4'))),
+             AllocationQuery((max_h * max_w * np.uint64(3),), np.dtype('<u1'))),
         )
 
     def generate_code(self):
@@ -119,7 +118,7 @@ class MultiViewRandomResizedCrop(Operation):
         dct_scaling = self.dct_scaling
 
         def decode(batch_indices, my_storage, metadata, storage_state):
-            destination, decoded_storage, row_storage = my_storage
+            destination, decoded_storage = my_storage
             epoch = read_epoch()
             for dst_ix in my_range(len(batch_indices)):
                 source_ix = batch_indices[dst_ix]
@@ -148,7 +147,7 @@ class MultiViewRandomResizedCrop(Operation):
                 for v in range(n_views):
                     resize_crop_flip(image, boxes[v, 0] / d, boxes[v, 1] / d,
                                      boxes[v, 2] / d, boxes[v, 3] / d, flips[v],
-                                     destination[dst_ix, v], row_storage[dst_ix])
+                                     destination[dst_ix, v])
             return destination[:len(batch_indices)]
 
         decode.is_parallel = True
