@@ -189,7 +189,8 @@ def parse_cli(argv):
 
 
 def help_text(cfg):
-    lines = ["usage: train.py --config-file FILE.yaml [--section.key=value ...]", ""]
+    lines = [f"usage: {os.path.basename(sys.argv[0])} --config-file FILE.yaml "
+             "[--section.key=value ...]", ""]
     for path, param in cfg.entries.items():
         default = 'required' if param.required else repr(param.default)
         lines.append(f"  --{'.'.join(path):28s} {param.checker.help():32s} "
