@@ -6,6 +6,8 @@ exp(s / T); the class with the largest summed weight wins.
 import torch
 import torch.nn.functional as F
 
+from .normalize import normalize, to_unit_float
+
 
 @torch.no_grad()
 def extract_features(backbone_features, loader, device, channels_last=True, dtype=None):
@@ -14,26 +16,13 @@ def extract_features(backbone_features, loader, device, channels_last=True, dtyp
     Returns (features (N, D) float32 L2-normalised, on CPU; labels (N,))."""
     feats, labels = [], []
     for images, y in loader:
-        x = normalize_images(images.to(device, non_blocking=True), channels_last)
+        x = to_unit_float(images.to(device, non_blocking=True))
+        x = normalize(x, torch.channels_last if channels_last else torch.contiguous_format)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             f = backbone_features(x)
         feats.append(F.normalize(f.float(), dim=1).cpu())
         labels.append(y.reshape(-1).cpu())
     return torch.cat(feats), torch.cat(labels)
-
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def normalize_images(images_bhwc_uint8, channels_last=True):
-    """uint8 (B, H, W, 3) -> float (B, 3, H, W) normalised with ImageNet mean/std."""
-    x = images_bhwc_uint8.permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-    x = (x - mean) / std
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    return x.contiguous(memory_format=fmt)
 
 
 @torch.no_grad()

@@ -28,9 +28,10 @@ from loaders.photometric import PhotometricAugment, make_strengths
 
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from .gpu_augment import GPUPhotometric
-from .knn import IMAGENET_MEAN, IMAGENET_STD, extract_features, weighted_knn
+from .knn import extract_features, weighted_knn
 from .moco import MoCo
 from .monitor import Monitor, gpu_memory_gib
+from .normalize import normalize, to_unit_float
 
 N_VIEWS = 2
 
@@ -123,8 +124,6 @@ class Trainer:
                                          momentum=s.optim.momentum,
                                          weight_decay=s.optim.weight_decay)
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp_dtype == torch.float16)
-        self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
         self.start_epoch = 0
         if s.train.resume:
             self._resume()
@@ -157,11 +156,11 @@ class Trainer:
 
     def prepare_views(self, views, indices, epoch):
         """uint8 (B, V, H, W, 3) -> list of V normalised float (B, 3, H, W), plus [0,1] copy."""
-        x = views.to(self.device, non_blocking=True).permute(1, 0, 4, 2, 3).float().div_(255)
+        # (B, V, H, W, 3) -> (V, B, 3, H, W); the float copy frees FFCV's ring-buffer slot
+        x = to_unit_float(views.to(self.device, non_blocking=True)).transpose(0, 1)
         if self.gpu_augment is not None:
             x = torch.stack(self.gpu_augment.augment_views(list(x), indices, epoch))
-        normalised = [((x[v] - self.mean) / self.std).contiguous(memory_format=self.memory_format)
-                      for v in range(N_VIEWS)]
+        normalised = [normalize(x[v], self.memory_format) for v in range(N_VIEWS)]
         return normalised, x
 
     def save_config(self):

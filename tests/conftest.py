@@ -31,22 +31,21 @@ def photo_folder(root, size=96, copies=4):
     return Path(root)
 
 
+def write_photo_beton(tmp_path_factory, name, **options):
+    root = tmp_path_factory.mktemp(name)
+    src = photo_folder(root / 'src')
+    out = root / f'{name}.beton'
+    write_images(str(src), str(out), max_resolution=96, workers=1, progress=False, **options)
+    return str(out), src
+
+
 @pytest.fixture(scope='session')
 def small_beton(tmp_path_factory):
     """16 real photos (4 classes), ~96 px, stored as JPEG."""
-    root = tmp_path_factory.mktemp('photos')
-    src = photo_folder(root / 'src')
-    out = root / 'small.beton'
-    write_images(str(src), str(out), max_resolution=96, workers=1, progress=False)
-    return str(out)
+    return write_photo_beton(tmp_path_factory, 'small')[0]
 
 
 @pytest.fixture(scope='session')
 def small_raw_beton(tmp_path_factory):
     """Same photos stored raw (exact pixels) for comparisons against torchvision."""
-    root = tmp_path_factory.mktemp('photos_raw')
-    src = photo_folder(root / 'src')
-    out = root / 'small_raw.beton'
-    write_images(str(src), str(out), max_resolution=96, write_mode='raw', workers=1,
-                 progress=False)
-    return str(out), src
+    return write_photo_beton(tmp_path_factory, 'small_raw', write_mode='raw')
