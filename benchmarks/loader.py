@@ -80,7 +80,7 @@ from ffcv.transforms import RandomHorizontalFlip, ToTensor  # noqa: E402
 
 from fastssl_common.errors import UserError, run_cli  # noqa: E402
 from loaders.pair_loader import MultiViewLoader, open_beton  # noqa: E402
-from loaders.photometric import PhotometricAugment, blur_kernel_size, make_strengths  # noqa: E402
+from loaders.photometric import blur_kernel_size, make_strengths  # noqa: E402
 from writers.write_images import write_images  # noqa: E402
 
 SEED = 0
@@ -252,15 +252,10 @@ class Method:
 
 
 def fastssl_loader(path, args, augment):
-    cpu_augment = None
-    if augment:
-        strengths = make_strengths()
-
-        def cpu_augment(seed, cell):
-            return PhotometricAugment(seed, cell, strengths)
-    return MultiViewLoader(path, args.batch_size, args.resolution, n_views=2,
+    return MultiViewLoader(path, args.batch_size, args.resolution,
                            num_workers=args.workers, seed=SEED, order="random", scale=SCALE,
-                           cpu_augment=cpu_augment, drop_last=True)
+                           cpu_photometric=make_strengths() if augment else None,
+                           drop_last=True)
 
 
 def stock_ffcv_loader(path, args, n_views):

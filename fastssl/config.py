@@ -132,6 +132,9 @@ def declare_sections(cfg):
         warmup_epochs=Param(Float(), 'linear warmup epochs', default=0.0),
     )
     Section('train', 'Training run', config_descriptor=cfg).params(
+        variant=Param(OneOf('mocov2', 'mocov2_frames', 'fti'),
+                      'positives: two crops of an image (mocov2), of a video frame '
+                      '(mocov2_frames), or frames i and i+k of a video (fti)', default='mocov2'),
         epochs=Param(Int(), 'epochs', default=200),
         seed=Param(Int(), 'seed of data order, augment draws and init', default=0),
         device=Param(Str(), "'auto', 'cpu', 'cuda' or 'cuda:N'", default='auto'),

@@ -23,8 +23,8 @@ from tqdm import tqdm
 from fastssl_common.atomic import ensure_writable_dir, atomic_path
 from fastssl_common.errors import UserError
 from loaders.eval_loader import make_eval_loader
-from loaders.pair_loader import MultiViewLoader
-from loaders.photometric import PhotometricAugment, make_strengths
+from loaders.pair_loader import MultiViewLoader, open_beton
+from loaders.photometric import make_strengths
 
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from .gpu_augment import GPUPhotometric
@@ -32,6 +32,7 @@ from .knn import extract_features, weighted_knn
 from .moco import MoCo
 from .monitor import Monitor, gpu_memory_gib
 from .normalize import normalize, to_unit_float
+from .variants import VARIANTS
 
 N_VIEWS = 2
 
@@ -102,16 +103,17 @@ class Trainer:
                             if placement == 'gpu' else None)
         torch.manual_seed(s.train.seed)
 
-        cpu_augment = None
-        if placement == 'cpu':
-            strengths = self.strengths
-            cpu_augment = lambda seed, cell: PhotometricAugment(seed, cell, strengths)  # noqa: E731
+        variant = VARIANTS[s.train.variant]
+        hint = f"; train.variant={s.train.variant} needs a .beton from {variant.writer}"
+        open_beton(s.data.path, variant.required, hint)
         self.loader = MultiViewLoader(
-            s.data.path, s.data.batch_size, s.data.resolution, n_views=N_VIEWS,
+            s.data.path, s.data.batch_size, s.data.resolution, variant.view_fields,
             num_workers=s.data.num_workers, seed=s.train.seed, order=s.data.order,
             scale=(s.augment.crop_scale_min, s.augment.crop_scale_max),
             ratio=(s.augment.crop_ratio_min, s.augment.crop_ratio_max),
-            flip_prob=s.augment.flip_prob, cpu_augment=cpu_augment, os_cache=s.data.os_cache)
+            flip_prob=s.augment.flip_prob,
+            cpu_photometric=self.strengths if placement == 'cpu' else None,
+            os_cache=s.data.os_cache)
         ensure_writable_dir(s.train.run_dir)  # after the data checks: no empty run folders
         queue = clamp_queue(s.moco.queue_size, self.loader.num_samples, s.data.batch_size)
         self.model = MoCo(s.model.arch, s.model.proj_hidden, s.model.proj_dim, queue,
@@ -120,7 +122,9 @@ class Trainer:
         self.memory_format = fmt
         self.model.to(self.device, memory_format=fmt)
         self.forward = torch.compile(self.model) if s.train.compile else self.model
-        self.optimizer = torch.optim.SGD(self.model.encoder_q.parameters(), lr=s.optim.lr,
+        self.optimizer = torch.optim.SGD(self.model.encoder_q.parameters(),
+                                         lr=learning_rate(s.optim, s.train.epochs, 0.0,
+                                                          s.data.batch_size),
                                          momentum=s.optim.momentum,
                                          weight_decay=s.optim.weight_decay)
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp_dtype == torch.float16)

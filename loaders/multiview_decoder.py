@@ -33,20 +33,22 @@ from numba import njit
 from .crops import sample_resized_crop
 from .epoch import EpochCell
 from .resize import resize_crop_flip
-from .rng import STREAM_CROP, next_uniform, sample_state
+from .rng import STREAM_CROP, next_uniform, view_state
 
 DCT_DENOMINATORS = (8, 4, 2)  # TurboJPEG's exact power-of-two scale factors
 
 
 @njit(cache=True)
-def draw_views(seed, epoch, index, region_top, region_left, region_h, region_w, scale_min,
-               scale_max, log_ratio_min, log_ratio_max, flip_prob, boxes, flips):
-    """Draw one crop box (top, left, h, w) and flip per view of sample ``index``.
+def draw_views(seed, epoch, index, first_view, region_top, region_left, region_h, region_w,
+               scale_min, scale_max, log_ratio_min, log_ratio_max, flip_prob, boxes, flips):
+    """Draw crop box (top, left, h, w) and flip of views first_view, first_view + 1, ... of
+    sample ``index`` (one row of ``boxes`` per view).
 
-    The sequence starts from (seed, epoch, index) inside this function so that the uint64
-    state never crosses into Python (where it would be an int too wide for int64)."""
-    state = sample_state(seed, epoch, index, STREAM_CROP)
+    Each view has its own sequence, so view v is the same whichever op renders it. The state
+    is made inside this function so that the uint64 never crosses into Python (where it would
+    be an int too wide for int64)."""
     for v in range(boxes.shape[0]):
+        state = view_state(seed, epoch, index, STREAM_CROP, first_view + v)
         state, top, left, h, w = sample_resized_crop(
             state, region_h, region_w, scale_min, scale_max, log_ratio_min, log_ratio_max)
         state, u = next_uniform(state)
@@ -77,12 +79,15 @@ class MultiViewRandomResizedCrop(Operation):
 
     Parameters mirror torchvision's ``RandomResizedCrop(size, scale, ratio)`` followed by
     ``RandomHorizontalFlip(flip_prob)``; ``seed`` and ``epoch_cell`` key the per-sample
-    randomness; ``dct_scaling`` allows TurboJPEG's reduced-size decode when it loses nothing.
+    randomness; ``first_view`` numbers this op's views within the sample (a video pair's
+    frame b renders view 1 while frame a renders view 0); ``dct_scaling`` allows TurboJPEG's
+    reduced-size decode when it loses nothing.
     """
 
     def __init__(self, output_size, n_views=2, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3),
-                 flip_prob=0.5, seed=0, epoch_cell=None, dct_scaling=True):
+                 flip_prob=0.5, seed=0, epoch_cell=None, dct_scaling=True, first_view=0):
         super().__init__()
+        self.first_view = int(first_view)
         self.output_size = tuple(int(s) for s in output_size)
         self.n_views = int(n_views)
         self.scale = tuple(float(s) for s in scale)
@@ -116,6 +121,7 @@ class MultiViewRandomResizedCrop(Operation):
         log_ratio_min, log_ratio_max = math.log(self.ratio[0]), math.log(self.ratio[1])
         flip_prob = self.flip_prob
         dct_scaling = self.dct_scaling
+        first_view = self.first_view
 
         def decode(batch_indices, my_storage, metadata, storage_state):
             destination, decoded_storage = my_storage
@@ -129,8 +135,9 @@ class MultiViewRandomResizedCrop(Operation):
 
                 boxes = np.empty((n_views, 4), np.int64)
                 flips = np.empty(n_views, np.bool_)
-                draw_views(seed, epoch, source_ix, 0, 0, int(height), int(width), scale_min,
-                           scale_max, log_ratio_min, log_ratio_max, flip_prob, boxes, flips)
+                draw_views(seed, epoch, source_ix, first_view, 0, 0, int(height), int(width),
+                           scale_min, scale_max, log_ratio_min, log_ratio_max, flip_prob, boxes,
+                           flips)
 
                 if field['mode'] == jpg:
                     d = dct_denominator(boxes, out_h, out_w, dct_scaling)

@@ -5,10 +5,15 @@ an explicit epoch (so traversal order and per-sample augment are exactly reprodu
 resume) and the sample indices of each batch (for the GPU photometric augment).
 Batches are ``(views, indices, labels)`` torch tensors: views uint8 ``(B, V, H, W, 3)``,
 living in FFCV's ring buffer — convert or clone before the next batch.
+
+``view_fields`` says which image fields give which views, in order: ``(('image', 2),)`` is
+MoCo v2 (two views of one image, one decode); ``(('frame_a', 1), ('frame_b', 1))`` is Frame
+Temporal Invariance (view 0 from frame i, view 1 from frame i+k, each frame decoded once).
+Views are numbered across fields, so every view has its own random draws.
 """
 import os
 
-import numpy as np
+import torch
 from ffcv.fields.basics import IntDecoder
 from ffcv.loader import Loader, OrderOption
 from ffcv.pipeline.pipeline_spec import PipelineSpec
@@ -19,13 +24,15 @@ from fastssl_common.errors import UserError
 
 from .epoch import EpochCell
 from .multiview_decoder import MultiViewRandomResizedCrop, SampleIndex
+from .photometric import PhotometricAugment
 
 ORDERS = {'random': OrderOption.RANDOM, 'quasi_random': OrderOption.QUASI_RANDOM,
           'sequential': OrderOption.SEQUENTIAL}
 
 
-def open_beton(path, required_fields=('image',)):
-    """Open a .beton's header; UserError naming the path if it is missing or not a .beton."""
+def open_beton(path, required_fields=('image',), hint=''):
+    """Open a .beton's header; UserError naming the path if it is missing, not a .beton, or
+    lacks a required field (``hint`` says where the right file comes from)."""
     if not os.path.isfile(path):
         raise UserError(f"dataset file not found: {path}")
     try:
@@ -34,18 +41,20 @@ def open_beton(path, required_fields=('image',)):
         raise UserError(f"{path} is not a readable .beton file ({type(err).__name__})") from None
     for name in required_fields:
         if name not in reader.handlers:
-            raise UserError(f"{path} has no '{name}' field (fields: {list(reader.handlers)})")
+            raise UserError(f"{path} has no '{name}' field (fields: {list(reader.handlers)})"
+                            f"{hint}")
     return reader
 
 
 class MultiViewLoader:
-    def __init__(self, path, batch_size, resolution, n_views=2, num_workers=1, seed=0,
+    def __init__(self, path, batch_size, resolution, view_fields=(('image', 2),), num_workers=1,
+                 seed=0,
                  order='random', scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), flip_prob=0.5,
-                 cpu_augment=None, distributed=False, drop_last=True, os_cache=True,
-                 batches_ahead=3, dct_scaling=True):
-        """``cpu_augment``: None, or a factory ``(seed, epoch_cell) -> FFCV Operation`` run on
-        the (B, V, H, W, 3) views (the Numba MoCo v2 photometric augment)."""
-        reader = open_beton(path)
+                 cpu_photometric=None, distributed=False, drop_last=True, os_cache=True,
+                 batches_ahead=3, dct_scaling=True, hint=''):
+        """``cpu_photometric``: None, or a strengths vector (``make_strengths``) to run the
+        Numba MoCo v2 photometric augment on every view inside the pipeline."""
+        reader = open_beton(path, [name for name, _ in view_fields], hint)
         if order not in ORDERS:
             raise UserError(f"data.order must be one of {sorted(ORDERS)}, got '{order}'")
         if batch_size > reader.num_samples and drop_last:
@@ -54,23 +63,28 @@ class MultiViewLoader:
         self.path = path
         self.num_samples = reader.num_samples
         self.epoch_cell = EpochCell()
-        decoder = MultiViewRandomResizedCrop((resolution, resolution), n_views=n_views,
-                                             scale=scale, ratio=ratio, flip_prob=flip_prob,
-                                             seed=seed, epoch_cell=self.epoch_cell,
-                                             dct_scaling=dct_scaling)
-        view_ops = []
-        if cpu_augment is not None:
-            view_ops.append(cpu_augment(seed, self.epoch_cell))
-        view_ops.append(ToTensor())
-        pipelines = {
-            'image': PipelineSpec('image', decoder=decoder, transforms=view_ops),
-            'index': PipelineSpec('image', decoder=SampleIndex(), transforms=[ToTensor()]),
-        }
+        pipelines = {}
+        first_view = 0
+        for field, count in view_fields:
+            decoder = MultiViewRandomResizedCrop(
+                (resolution, resolution), n_views=count, scale=scale, ratio=ratio,
+                flip_prob=flip_prob, seed=seed, epoch_cell=self.epoch_cell,
+                dct_scaling=dct_scaling, first_view=first_view)
+            ops = []
+            if cpu_photometric is not None:
+                ops.append(PhotometricAugment(seed, self.epoch_cell, cpu_photometric,
+                                              first_view=first_view))
+            pipelines[field] = PipelineSpec(field, decoder=decoder, transforms=ops + [ToTensor()])
+            first_view += count
+        first_field = view_fields[0][0]
+        pipelines['index'] = PipelineSpec(first_field, decoder=SampleIndex(),
+                                          transforms=[ToTensor()])
+        self.view_fields = tuple(view_fields)
         has_labels = 'label' in reader.handlers
         if has_labels:
             pipelines['label'] = [IntDecoder(), ToTensor()]
         for name in reader.handlers:
-            if name not in ('image', 'label'):
+            if name not in pipelines:
                 pipelines[name] = None
         self.has_labels = has_labels
         self.loader = Loader(path, batch_size=batch_size, num_workers=num_workers,
@@ -95,7 +109,8 @@ class MultiViewLoader:
         iterator = iter(self.loader)
         try:
             for batch in iterator:
-                views = batch[self._position['image']]
+                views = [batch[self._position[name]] for name, _ in self.view_fields]
+                views = views[0] if len(views) == 1 else torch.cat(views, dim=1)
                 indices = batch[self._position['index']].reshape(-1)
                 labels = batch[self._position['label']].reshape(-1) if self.has_labels else None
                 yield views, indices, labels

@@ -10,8 +10,8 @@ MoCo v2 applies, per view and with independent draws:
   odd kernel of about 10 % of the image side (``blur_kernel_size``; 224 -> 23), reflect padding.
 
 Parameters are drawn by ``photometric_params`` / ``draw_sample_params`` from the counter-based
-sequence ``sample_state(seed, epoch, index, STREAM_PHOTOMETRIC)``, views in order from that one
-sequence, so they depend only on (seed, epoch, sample index) and the same function serves both
+sequences ``view_state(seed, epoch, index, STREAM_PHOTOMETRIC, view)``, one per view, so they
+depend only on (seed, epoch, sample index, view) and the same function serves both
 placements: the CPU FFCV op ``PhotometricAugment`` below and the batched torch path in
 ``fastssl/gpu_augment.py``.
 
@@ -44,7 +44,7 @@ from ffcv.pipeline.compiler import Compiler
 from ffcv.pipeline.operation import Operation
 from numba import njit
 
-from .rng import STREAM_PHOTOMETRIC, next_uniform, sample_state
+from .rng import STREAM_PHOTOMETRIC, next_uniform, view_state
 
 # --- parameter layout ---------------------------------------------------------------------------
 P_JITTER = 0
@@ -163,27 +163,30 @@ def draw_view_params(state, strengths, out):
 
 
 @njit
-def draw_sample_params(seed, epoch, index, strengths, out):
-    """All views of one sample: ``out`` is (n_views, NUM_PARAMS), views drawn in order from
-    ``sample_state(seed, epoch, index, STREAM_PHOTOMETRIC)``. Shared by both placements."""
-    state = sample_state(seed, epoch, index, STREAM_PHOTOMETRIC)
+def draw_sample_params(seed, epoch, index, first_view, strengths, out):
+    """Views first_view, first_view + 1, ... of one sample: ``out`` is (n_views, NUM_PARAMS);
+    view v is drawn from ``view_state(seed, epoch, index, STREAM_PHOTOMETRIC, v)``. Shared by
+    both placements."""
     for v in range(out.shape[0]):
-        state = draw_view_params(state, strengths, out[v])
+        state = view_state(seed, epoch, index, STREAM_PHOTOMETRIC, first_view + v)
+        draw_view_params(state, strengths, out[v])
 
 
 @njit
-def _photometric_params(seed, epoch, indices, n_views, strengths):
+def _photometric_params(seed, epoch, indices, n_views, first_view, strengths):
     out = np.empty((indices.shape[0], n_views, NUM_PARAMS), dtype=np.float64)
     for b in range(indices.shape[0]):
-        draw_sample_params(seed, epoch, indices[b], strengths, out[b])
+        draw_sample_params(seed, epoch, indices[b], first_view, strengths, out[b])
     return out
 
 
-def photometric_params(seed, epoch, indices, n_views, strengths):
-    """float64 array (B, n_views, NUM_PARAMS): parameters of every view of samples ``indices``."""
+def photometric_params(seed, epoch, indices, n_views, strengths, first_view=0):
+    """float64 array (B, n_views, NUM_PARAMS): parameters of views first_view ... of samples
+    ``indices``."""
     indices = np.ascontiguousarray(indices, dtype=np.int64).reshape(-1)
     strengths = np.ascontiguousarray(strengths, dtype=np.float64)
-    return _photometric_params(int(seed), int(epoch), indices, int(n_views), strengths)
+    return _photometric_params(int(seed), int(epoch), indices, int(n_views), int(first_view),
+                               strengths)
 
 
 # --- functional forms (float32 H x W x 3, values in [0, 1], in place) ---------------------------
@@ -442,7 +445,8 @@ class PhotometricAugment(Operation):
     """MoCo v2 colour jitter / grayscale / blur on a uint8 batch (B, V, H, W, 3), in place.
 
     Parameters of view ``v`` of the sample with dataset index ``i`` are
-    ``photometric_params(seed, epoch, [i], V, strengths)[0, v]`` (same code), with ``epoch`` read
+    ``photometric_params(seed, epoch, [i], V, strengths, first_view)[0, v]`` (same code);
+    ``first_view`` numbers this batch's views within the sample (see the decoder's), ``epoch`` is read
     from ``epoch_cell`` when the batch is processed, so output is reproducible per sample for any
     thread count. ``blur_kernel``: odd kernel side; ``None`` -> ``blur_kernel_size(H, W)``.
 
@@ -451,9 +455,10 @@ class PhotometricAugment(Operation):
     2 float images.
     """
 
-    def __init__(self, seed, epoch_cell, strengths=None, blur_kernel=None):
+    def __init__(self, seed, epoch_cell, strengths=None, blur_kernel=None, first_view=0):
         super().__init__()
         self.seed = int(seed)
+        self.first_view = int(first_view)
         self.epoch_cell = epoch_cell
         self.strengths = (make_strengths() if strengths is None
                           else np.ascontiguousarray(strengths, dtype=np.float64))
@@ -470,6 +475,7 @@ class PhotometricAugment(Operation):
         strengths = self.strengths.copy()
         fixed_ksize = -1 if self.blur_kernel is None else int(self.blur_kernel)
         n_params = NUM_PARAMS
+        first_view = self.first_view
 
         def photometric(images, dst, indices):
             epoch = read_epoch()
@@ -482,7 +488,7 @@ class PhotometricAugment(Operation):
                 ksize = _blur_kernel_size(H, W)
             for i in my_range(B):
                 params = np.empty((V, n_params), dtype=np.float64)
-                draw_sample_params(seed, epoch, indices[i], strengths, params)
+                draw_sample_params(seed, epoch, indices[i], first_view, strengths, params)
                 buf = np.empty((H, W, 3), dtype=np.float32)
                 scratch = np.empty((H, W, 3), dtype=np.float32)
                 for v in range(V):

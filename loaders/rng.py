@@ -7,7 +7,9 @@ sample's crops and augment parameters are the same on every run and any worker c
 is what makes exact resume possible.
 
 Streams separate independent consumers of one sample (the crop op, the photometric op) so
-that adding one does not shift the other's draws.
+that adding one does not shift the other's draws; each *view* of a sample also has its own
+sequence (``view_state``), so view v's draws do not depend on how many other views exist or
+which op renders them (e.g. frame a and frame b of a video pair, decoded by two ops).
 """
 import numpy as np
 from numba import njit
@@ -35,6 +37,12 @@ def sample_state(seed, epoch, index, stream):
     z = _mix(z ^ (np.uint64(epoch) + _GOLDEN))
     z = _mix(z ^ (np.uint64(index) + _GOLDEN))
     return _mix(z ^ (np.uint64(stream) + _GOLDEN))
+
+
+@njit(inline="always")
+def view_state(seed, epoch, index, stream, view):
+    """Initial state of view ``view`` of a sample within ``stream``."""
+    return _mix(sample_state(seed, epoch, index, stream) ^ (np.uint64(view) + _GOLDEN))
 
 
 @njit(inline="always")

@@ -49,3 +49,19 @@ def small_beton(tmp_path_factory):
 def small_raw_beton(tmp_path_factory):
     """Same photos stored raw (exact pixels) for comparisons against torchvision."""
     return write_photo_beton(tmp_path_factory, 'small_raw', write_mode='raw')
+
+
+@pytest.fixture(scope='session')
+def video_betons(tmp_path_factory):
+    """Frames and frame-pair .betons of a real clip with a planted shot cut (see
+    tests/writers/video_fixtures.py), written with the project's video writers."""
+    from tests.writers.video_fixtures import write_planted_cut_clip
+    from writers.write_video_frames import write_video_frames
+    from writers.write_video_pairs import write_video_pairs
+    root = tmp_path_factory.mktemp('video')
+    clip = root / 'clip.mp4'
+    write_planted_cut_clip(str(clip))
+    frames, pairs = root / 'frames.beton', root / 'pairs.beton'
+    write_video_frames(str(clip), str(frames), workers=1, progress=False)
+    write_video_pairs(str(clip), str(pairs), gap=2, workers=1, progress=False)
+    return str(frames), str(pairs)

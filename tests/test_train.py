@@ -43,15 +43,22 @@ def test_training_epochs_log_finite_losses_and_monitoring(small_beton, tmp_path)
     assert (run / 'config.yaml').exists() and (run / 'checkpoint_last.pt').exists()
 
 
-def test_steps_on_fixed_views_decrease_the_loss(small_beton, tmp_path):
-    """Optimisation makes progress: repeated steps on one batch of real views lower the loss."""
-    trainer = Trainer(load_settings(tiny_args(small_beton, tmp_path / 'run',
-                                              '--optim.lr=0.05', '--augment.placement=gpu')))
-    views, indices, _ = next(iter(trainer.loader))
-    (im_q, im_k), _ = trainer.prepare_views(views, indices, epoch=0)
-    losses = [trainer.train_step(im_q, im_k).item() for _ in range(20)]
+@pytest.mark.parametrize('seed', [0, 1])
+def test_steps_on_fixed_views_decrease_the_loss(small_beton, tmp_path, seed):
+    """Optimisation makes progress: alternating steps on two fixed batches of real views (each
+    batch's negatives are the other's keys) lower the loss."""
+    trainer = Trainer(load_settings(tiny_args(
+        small_beton, tmp_path / 'run', '--augment.placement=gpu', '--data.order=sequential',
+        '--moco.bn_splits=1', '--optim.weight_decay=0', f'--train.seed={seed}')))
+    for group in trainer.optimizer.param_groups:
+        group['lr'] = 0.05
+    batches = [trainer.prepare_views(views, indices, epoch=0)[0]
+               for views, indices, _ in trainer.loader]
+    assert len(batches) == 2
+    losses = [trainer.train_step(*batches[step % 2]).item() for step in range(60)]
     assert all(torch.isfinite(torch.tensor(losses)))
-    assert sum(losses[-3:]) / 3 < 0.9 * sum(losses[1:4]) / 3, losses
+    first, last = sum(losses[1:11]) / 10, sum(losses[-10:]) / 10
+    assert last < 0.9 * first, losses
 
 
 def test_non_finite_loss_stops_with_the_step_named(small_beton, tmp_path):

@@ -10,14 +10,11 @@ samples ``(image, label)`` to a temporary file that is renamed to OUT only on su
 ``OUT.json`` records where each sample came from. :func:`write_images` is the library entry
 point; ``main`` is a thin argparse wrapper around it.
 """
-import argparse
 import ctypes
 import math
 import multiprocessing
 import os
-import queue
 import sys
-import time
 from collections import Counter
 from contextlib import contextmanager
 
@@ -31,20 +28,17 @@ from fastssl_common.atomic import atomic_path, write_json  # noqa: E402
 from fastssl_common.errors import UserError, run_cli  # noqa: E402
 from writers.image_sources import (crop_region, find_images, load_rgb,  # noqa: E402
                                    probe_image, read_boxes)
+from writers.writer_common import ArgParser as _Parser  # noqa: E402
+from writers.writer_common import bar_disabled as _bar_disabled  # noqa: E402
+from writers.writer_common import check_output as _check_output  # noqa: E402
+from writers.writer_common import default_workers, make_writer  # noqa: E402,F401
+from writers.writer_common import stored_size as _stored_size  # noqa: E402
 
 SIDECAR_FORMAT = "fastssl-images/1"
 WRITE_MODES = ("jpg", "raw", "proportion")
 MAX_SIDE = 65535                 # FFCV stores width and height as uint16
 MAX_IMAGE_BYTES = 512 << 20      # raw bytes of one stored image; keeps FFCV pages < 4 GiB
 _PROPORTION_SEED = 0             # per-sample seed, so 'proportion' picks jpg/raw reproducibly
-
-
-def default_workers():
-    """The number of CPUs this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode="jpg",
@@ -148,32 +142,6 @@ def _check_options(options):
     return options
 
 
-def _check_output(out):
-    """OUT must end in .beton and its folder must be creatable and writable; nothing is made."""
-    if not out.endswith(".beton"):
-        raise UserError(f"output {out} must end in .beton")
-    if os.path.isdir(out):
-        raise UserError(f"output {out} is a folder")
-    existing = os.path.dirname(os.path.abspath(out))
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        raise UserError(f"cannot write {out}: {existing} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write {out}: folder {existing} is not writable")
-
-
-def _stored_size(height, width, max_resolution):
-    """(height, width) after FFCV's own longest-side cap (same arithmetic as ffcv's resizer)."""
-    if not max_resolution:
-        return height, width
-    ratio = max_resolution / max(height, width)
-    if ratio >= 1:
-        return height, width
-    new_w, new_h = (ratio * np.array([width, height])).astype(int)
-    return int(new_h), int(new_w)
-
-
 def _size_problem(height, width, max_resolution):
     """Why FFCV cannot store an image of this size, or None."""
     stored_h, stored_w = _stored_size(height, width, max_resolution)
@@ -182,10 +150,6 @@ def _size_problem(height, width, max_resolution):
     if max(stored_h, stored_w) > MAX_SIDE or stored_h * stored_w * 3 > MAX_IMAGE_BYTES:
         return f"too large ({stored_w}x{stored_h}) to store; lower --max-resolution"
     return None
-
-
-def _bar_disabled(progress):
-    return None if progress is None else not progress   # tqdm: None hides it off a terminal
 
 
 @contextmanager
@@ -291,79 +255,7 @@ def _write_beton(out, items, options, progress):
                             f"{out} was not written")
 
 
-def make_writer(fname, fields, page_size, workers, progress=None):
-    """FFCV's DatasetWriter, except that a dead worker raises UserError instead of hanging.
-
-    (FFCV's own loop waits forever for samples that a crashed worker will never write.)
-    """
-    from ffcv.memory_allocator import MemoryAllocator
-    from ffcv.writer import DatasetWriter
-
-    class CheckedDatasetWriter(DatasetWriter):
-        # Same steps as DatasetWriter._write_common in ffcv 1.0.2, plus liveness checks.
-        def _write_common(self, num_samples, queue_content, work_fn, extra_worker_args):
-            self.num_samples = num_samples
-            self.prepare()
-            todo = multiprocessing.Queue()
-            for content in queue_content:
-                todo.put(content)
-            for _ in range(self.num_workers):
-                todo.put(None)
-            allocations = multiprocessing.Queue()
-            done = multiprocessing.Value(ctypes.c_uint64, 0)
-            allocator = MemoryAllocator(self.fname, self.data_region_start, self.page_size)
-            args = (todo, self.metadata_sm, self.metadata_type, self.fields, allocator, done,
-                    allocations, *extra_worker_args)
-            processes = [multiprocessing.Process(target=work_fn, args=args)
-                         for _ in range(self.num_workers)]
-            try:
-                for process in processes:
-                    process.start()
-                with tqdm(total=num_samples, unit="img", desc="writing",
-                          disable=_bar_disabled(progress)) as bar:
-                    written = 0
-                    while written < num_samples:
-                        _raise_if_dead(processes, fname)
-                        now = done.value
-                        bar.update(now - written)
-                        written = now
-                        if written < num_samples:
-                            time.sleep(0.05)
-                allocation_list = []
-                for _ in processes:
-                    while True:
-                        try:
-                            allocation_list.extend(allocations.get(timeout=0.2))
-                            break
-                        except queue.Empty:
-                            _raise_if_dead(processes, fname)
-                for process in processes:
-                    process.join()
-                self.finalize(allocation_list)
-            finally:
-                for process in processes:
-                    if process.is_alive():
-                        process.terminate()
-                        process.join()
-                self.metadata_sm.close()
-                self.metadata_sm.unlink()
-
-    return CheckedDatasetWriter(fname, fields, page_size=page_size, num_workers=workers)
-
-
-def _raise_if_dead(processes, fname):
-    for process in processes:
-        if process.exitcode not in (None, 0):
-            raise UserError(f"an FFCV writer process died (exit code {process.exitcode}) while "
-                            f"writing {fname}; nothing was kept")
-
-
 # ---------------------------------------------------------------------------- CLI
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):            # one 'error: ...' line and exit 2, via run_cli
-        raise UserError(message)
-
 
 def build_parser():
     parser = _Parser(prog="write_images.py", description=(

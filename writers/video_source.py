@@ -1,0 +1,397 @@
+"""Where the video writers' frames come from: finding videos, decoding them in order.
+
+Two kinds of source:
+
+* **video files** (``.mp4 .avi .mkv .webm .mov .mpg .mpeg .m4v``, any case), decoded with
+  PyAV (FFmpeg). The first video stream is read; frames come out in presentation order.
+* **frame folders** in the layout of tracking datasets (GOT-10k, TrackingNet): one folder per
+  sequence holding frames whose file names are numbers (``00000001.jpg``, ``00000002.jpg``, …
+  or ``0.jpg``, ``1.jpg``, …), with an optional ``groundtruth.txt`` of ``x,y,w,h`` boxes, one
+  line per frame (TrackingNet keeps it as ``../../anno/<sequence>.txt``; both are found).
+
+Every frame has an **index** (0-based: its position in the video; for a frame folder, the
+file's number minus 1, or minus 0 when numbering starts at 0, so a gap in the numbering is a
+gap in the indices) and a **timestamp** in seconds: ``(pts - stream start) * time_base`` for
+video files, so variable frame rate video gets its real times; ``index / folder_fps`` for
+frame folders, which carry no timing.
+
+:class:`VideoReader` decodes lazily: :meth:`VideoReader.decoded_frames` yields every decoded
+frame as a :class:`DecodedFrame` whose pixels are converted to RGB only when asked for
+(``rgb()``, or a cheap ``thumbnail()``), so frames skipped by a stride cost a decode (which
+inter-frame codecs need anyway) but no colour conversion. :meth:`VideoReader.frames` is the
+simple interface: ``Frame(index, timestamp, rgb)`` for every ``stride``-th frame.
+"""
+import math
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from fastssl_common.errors import UserError
+from writers.image_sources import IMAGE_EXTENSIONS, describe_failure, load_rgb
+from writers.writer_common import stored_size
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v")
+GROUNDTRUTH_NAME = "groundtruth.txt"
+DEFAULT_FOLDER_FPS = 30.0      # frame folders carry no timing; TrackingNet is 30 fps
+_NUMBERED = re.compile(r"^(\d+)$")
+
+
+class VideoError(Exception):
+    """A video that cannot be read; the message is one line naming what went wrong."""
+
+
+class Frame(NamedTuple):
+    """One frame: 0-based index, time in seconds, ``H x W x 3`` uint8 RGB pixels."""
+    index: int
+    timestamp: float
+    rgb: np.ndarray
+
+
+# ---------------------------------------------------------------------------- sources
+
+@dataclass
+class VideoSource:
+    """A video file (``kind == "file"``) or a frame folder (``kind == "frames"``).
+
+    For a frame folder, ``frame_files`` lists ``(index, path)`` sorted by index, ``missing``
+    counts the indices absent between the first (0) and the last, and ``groundtruth`` is the
+    box file's path (or None).
+    """
+    path: str
+    kind: str = "file"
+    frame_files: list = field(default_factory=list)
+    missing: int = 0
+    groundtruth: str = None
+    _boxes: object = field(default=None, repr=False)
+
+    @property
+    def boxes(self):
+        """The ``groundtruth.txt`` boxes as an ``N x 4`` float32 array (x, y, w, h) whose row
+        ``j`` belongs to frame index ``j`` (``nan`` rows where the file says so), or None when
+        there is no box file. Raises VideoError for a malformed file."""
+        if self.groundtruth is None:
+            return None
+        if self._boxes is None:
+            self._boxes = read_groundtruth(self.groundtruth)
+        return self._boxes
+
+
+def is_video_name(path):
+    """True when the file name has one of the supported video extensions (any case)."""
+    return path.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def _frame_number(name):
+    """The number of a frame file (``00000012.jpg`` -> 12), or None for other files."""
+    stem, ext = os.path.splitext(name)
+    if ext.lower() not in IMAGE_EXTENSIONS or not _NUMBERED.match(stem):
+        return None
+    return int(stem)
+
+
+def frame_folder(folder, names=None):
+    """A VideoSource for a frame folder, or None when it holds no numbered frame images."""
+    if names is None:
+        names = os.listdir(folder)
+    numbered = {}
+    for name in sorted(names):
+        number = _frame_number(name)
+        if number is not None and number not in numbered:   # 1.jpg beats 0001.jpg, once
+            numbered[number] = os.path.join(folder, name)
+    if not numbered:
+        return None
+    base = 0 if min(numbered) == 0 else 1
+    files = [(number - base, path) for number, path in sorted(numbered.items())]
+    missing = files[-1][0] + 1 - len(files)
+    groundtruth = os.path.join(folder, GROUNDTRUTH_NAME)
+    if not os.path.isfile(groundtruth):    # TrackingNet: TRAIN_k/frames/<seq>/, TRAIN_k/anno/
+        parent = os.path.dirname(os.path.abspath(folder))
+        anno = os.path.join(os.path.dirname(parent), "anno",
+                            os.path.basename(os.path.abspath(folder)) + ".txt")
+        groundtruth = anno if os.path.basename(parent) == "frames" and os.path.isfile(anno) \
+            else None
+    return VideoSource(folder, "frames", files, missing, groundtruth)
+
+
+def find_videos(src):
+    """The VideoSources of SRC: a video file, or a folder searched recursively (sorted by
+    path, hidden entries skipped) for video files and numbered-frame folders.
+
+    A file given directly is tried as a video whatever its extension (except an image's).
+    Raises UserError naming SRC when it does not exist or holds nothing to read.
+    """
+    if not os.path.exists(src):
+        raise UserError(f"source {src} does not exist")
+    if not os.path.isdir(src):
+        if src.lower().endswith(IMAGE_EXTENSIONS):
+            raise UserError(f"source {src} is a single image; pass its frame folder")
+        return [VideoSource(src)]
+    if not os.access(src, os.R_OK | os.X_OK):
+        raise UserError(f"cannot read source folder {src}")
+    found, seen = [], set()
+    for folder, dirs, files in os.walk(src, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:              # a symlink loop, or the same folder linked twice
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        files = [f for f in files if not f.startswith(".")]
+        found.extend(VideoSource(os.path.join(folder, f)) for f in files if is_video_name(f))
+        sequence = frame_folder(folder, files)
+        if sequence is not None:
+            found.append(sequence)
+    if not found:
+        raise UserError(f"no videos ({' '.join(VIDEO_EXTENSIONS)}) or numbered frame folders "
+                        f"found under {src}")
+    found.sort(key=lambda source: os.path.normpath(source.path).split(os.sep))
+    return found
+
+
+def read_groundtruth(path):
+    """Boxes ``x, y, w, h`` (comma, tab or space separated; ``nan`` allowed), one line per
+    frame, as an ``N x 4`` float32 array. Raises VideoError naming the file and line."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise VideoError(f"cannot read box file {path}: {describe_failure(err)}") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    boxes = np.full((len(lines), 4), np.nan, np.float32)
+    for row, line in enumerate(lines):
+        values = [v for v in re.split(r"[,\s]+", line.strip()) if v]
+        try:
+            numbers = [float(v) for v in values]
+        except ValueError:
+            numbers = []
+        if len(numbers) != 4:
+            raise VideoError(f"box file {path} line {row + 1} is not four numbers x,y,w,h")
+        boxes[row] = numbers
+    return boxes
+
+
+# ---------------------------------------------------------------------------- decoding
+
+def thumbnail_size(height, width, side):
+    """(height, width) with the longest side ``side`` (never upscaled, at least 1 pixel)."""
+    scale = min(1.0, side / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+class DecodedFrame:
+    """One decoded frame; its pixels are converted only when asked for."""
+
+    __slots__ = ("index", "timestamp", "_frame", "_path", "_reformatters")
+
+    def __init__(self, index, timestamp, frame=None, path=None, reformatters=None):
+        self.index, self.timestamp = index, timestamp
+        self._frame, self._path = frame, path     # a PyAV VideoFrame, or a frame image path
+        # PyAV's frame.reformat builds a new swscale context per call (~2 ms); the reader's
+        # persistent reformatters (one for full frames, one for thumbnails) reuse theirs.
+        self._reformatters = reformatters
+
+    def rgb(self, max_side=None):
+        """``H x W x 3`` uint8 RGB, shrunk (area interpolation) to a longest side of at most
+        ``max_side`` with FFCV's size arithmetic. Raises VideoError for an unreadable image."""
+        if self._frame is not None:
+            frame = self._frame
+            height, width = stored_size(frame.height, frame.width, max_side)
+            return self._reformatters[0].reformat(frame, width=width, height=height,
+                                                  format="rgb24",
+                                                  interpolation="AREA").to_ndarray()
+        try:
+            image = load_rgb(self._path)
+        except Exception as err:  # a bad frame image: reported by the caller
+            raise VideoError(f"frame {self._path}: {describe_failure(err)}") from None
+        height, width = stored_size(*image.shape[:2], max_side)
+        if (height, width) != image.shape[:2]:
+            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        return image
+
+    def thumbnail(self, side):
+        """A small RGB copy with the longest side ``side`` (for cut and motion measures)."""
+        if self._frame is not None:
+            frame = self._frame
+            height, width = thumbnail_size(frame.height, frame.width, side)
+            return self._reformatters[1].reformat(frame, width=width, height=height,
+                                                  format="rgb24",
+                                                  interpolation="AREA").to_ndarray()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(self._path) as image:
+                    image.draft("RGB", (side, side))   # JPEG: decode at 1/2, 1/4, 1/8 scale
+                    image = image.convert("RGB")
+                    height, width = thumbnail_size(image.height, image.width, side)
+                    return np.asarray(image.resize((width, height), Image.BOX))
+        except Exception as err:  # a bad frame image: reported by the caller
+            raise VideoError(f"frame {self._path}: {describe_failure(err)}") from None
+
+
+class VideoReader:
+    """Decode a :class:`VideoSource` in order. Use as a context manager (or call close()).
+
+    Opening raises VideoError (not a video, no video stream, unreadable file). Decoding that
+    fails part way (a truncated or corrupt file) stops the iteration quietly: the frames before
+    it were yielded and :attr:`error` says what happened. For frame folders a bad image is
+    skipped by :meth:`frames` and listed in :attr:`bad_frames`.
+
+    Attributes: ``width``, ``height`` (of the first frame or the stream header), ``fps``
+    (average rate, or ``folder_fps``), ``decoded`` (frames decoded so far), ``error``,
+    ``bad_frames`` (list of ``(index, reason)``).
+    """
+
+    def __init__(self, source, *, folder_fps=DEFAULT_FOLDER_FPS, threads=0):
+        if isinstance(source, (str, os.PathLike)):
+            path = os.fspath(source)
+            source = (frame_folder(path) if os.path.isdir(path) else None) or VideoSource(path)
+        self.source = source
+        self.error, self.bad_frames, self.decoded = None, [], 0
+        self._container = None
+        if source.kind == "frames":
+            self.fps = float(folder_fps)
+            self._open_folder()
+        else:
+            self._open_file(threads)
+
+    def _open_folder(self):
+        if not self.source.frame_files:
+            raise VideoError(f"frame folder {self.source.path} holds no numbered frames")
+        self.width = self.height = 0
+        for _, path in self.source.frame_files[:8]:   # size from the first readable header
+            try:
+                with Image.open(path) as image:
+                    self.width, self.height = image.size
+                break
+            except Exception:  # a bad first frame is reported when it is decoded
+                continue
+
+    def _open_file(self, threads):
+        import av
+
+        path = self.source.path
+        if os.path.isdir(path):
+            raise VideoError(f"{path} is a folder without numbered frames")
+        try:
+            self._container = av.open(path, metadata_errors="ignore")
+        except Exception as err:  # FFmpeg's reason (e.g. 'Invalid data found') is the message
+            raise VideoError(f"not a readable video: {_av_reason(err)}") from None
+        streams = self._container.streams.video
+        if not streams:
+            self.close()
+            raise VideoError("no video stream in the file")
+        stream = self._stream = streams[0]
+        context = stream.codec_context
+        context.thread_type = "AUTO"
+        context.thread_count = max(0, int(threads))      # 0: FFmpeg picks
+        self.width, self.height = context.width, context.height
+        rate = stream.average_rate or stream.guessed_rate
+        self.fps = float(rate) if rate else None
+        self._time_base = stream.time_base
+        self._start = stream.start_time
+
+    def estimated_frames(self):
+        """The frame count the header claims (frame folders: exact), or None if unknown."""
+        if self.source.kind == "frames":
+            return len(self.source.frame_files)
+        stream = self._stream
+        if stream.frames:
+            return int(stream.frames)
+        if stream.duration and stream.time_base and self.fps:
+            return max(1, round(float(stream.duration * stream.time_base) * self.fps))
+        if self._container.duration and self.fps:
+            return max(1, round(self._container.duration / 1e6 * self.fps))
+        return None
+
+    def decoded_frames(self):
+        """Every frame in order as a :class:`DecodedFrame` (valid until the next one)."""
+        if self.source.kind == "frames":
+            for index, path in self.source.frame_files:
+                self.decoded += 1
+                yield DecodedFrame(index, index / self.fps, path=path)
+            return
+        import av
+        from av.video.reformatter import VideoReformatter
+
+        container, stream = self._container, self._stream
+        reformatters = (VideoReformatter(), VideoReformatter())
+        try:
+            for frame in container.decode(stream):
+                index = self.decoded
+                self.decoded += 1
+                yield DecodedFrame(index, self._timestamp(frame, index), frame=frame,
+                                   reformatters=reformatters)
+        except (av.FFmpegError, OSError, ValueError) as err:
+            self.error = f"decoding stopped after frame {self.decoded}: {_av_reason(err)}"
+
+    def _timestamp(self, frame, index):
+        if frame.pts is not None and self._time_base:
+            start = self._start if self._start is not None else 0
+            return float((frame.pts - start) * self._time_base)
+        return index / self.fps if self.fps else float(index)
+
+    def frames(self, stride=1, max_frames=None, max_side=None):
+        """``Frame(index, timestamp, rgb)`` for every frame whose index is a multiple of
+        ``stride``, at most ``max_frames`` of them (None: all), longest side at most
+        ``max_side``. Frames in between are decoded but never converted to RGB."""
+        if stride < 1:
+            raise ValueError("stride must be at least 1")
+        kept = 0
+        if max_frames is not None and max_frames <= 0:
+            return
+        for frame in self.decoded_frames():
+            if frame.index % stride:
+                continue
+            try:
+                rgb = frame.rgb(max_side)
+            except VideoError as err:
+                self.bad_frames.append((frame.index, str(err)))
+                continue
+            yield Frame(frame.index, frame.timestamp, rgb)
+            kept += 1
+            if max_frames is not None and kept >= max_frames:
+                return
+
+    def close(self):
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def read_frames(source, stride=1, max_frames=None, max_side=None, **kwargs):
+    """All ``Frame``s of a source as a list (see :meth:`VideoReader.frames`)."""
+    with VideoReader(source, **kwargs) as reader:
+        return list(reader.frames(stride, max_frames, max_side))
+
+
+def _av_reason(err):
+    """FFmpeg's reason without PyAV's errno prefix and file name, on one line."""
+    text = getattr(err, "strerror", None) or str(err) or type(err).__name__
+    return " ".join(str(text).split())
+
+
+def video_summary(reader):
+    """A JSON-able description of an open reader's source, for sidecars."""
+    source = reader.source
+    info = {"source": os.path.abspath(source.path), "kind": source.kind,
+            "width": reader.width, "height": reader.height,
+            "fps": None if reader.fps is None or not math.isfinite(reader.fps)
+            else round(reader.fps, 6)}
+    if source.kind == "frames":
+        info["missing_frames"] = source.missing
+        info["groundtruth"] = None if source.groundtruth is None \
+            else os.path.abspath(source.groundtruth)
+    return info

@@ -1,0 +1,263 @@
+"""Write the frames of videos (files or frame folders) to an FFCV ``.beton`` plus a sidecar.
+
+    python writers/write_video_frames.py SRC OUT.beton [--stride 1] [--max-resolution 512]
+        [--jpeg-quality 90] [--workers N] [--max-frames-per-video N] [--strict]
+
+SRC is a video file, a folder of videos, or a folder of frame-sequence folders (GOT-10k /
+TrackingNet layout), searched recursively. One sample per kept frame: ``image``
+(``RGBImageField``, JPEG), ``video_id``, ``frame_index`` and ``label`` (``IntField``s;
+``label`` = ``video_id``, so loaders that read ``label`` work unchanged). ``OUT.beton.json``
+maps video ids to their sources. Videos are decoded in parallel (one process per video at a
+time) with a progress bar over frames; unreadable videos are skipped and listed (fatal with
+``--strict``). Nothing is left under OUT unless the whole write succeeds.
+:func:`write_video_frames` is the library entry point.
+"""
+import os
+import sys
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from fastssl_common.atomic import atomic_path, write_json  # noqa: E402
+from fastssl_common.errors import UserError, run_cli  # noqa: E402
+from writers.video_common import (IMAGE_REF, FrameCounter, Spool,  # noqa: E402
+                                  decoder_threads, run_per_video, spool_folder,
+                                  write_spooled)
+from writers.video_source import (VideoError, VideoReader, find_videos,  # noqa: E402
+                                  video_summary)
+from writers.writer_common import ArgParser, check_output, default_workers  # noqa: E402
+
+SIDECAR_FORMAT = "fastssl-video-frames/1"
+FIELDS_DOC = {
+    "image": "RGBImageField (JPEG): the frame, longest side <= max_resolution",
+    "video_id": "IntField: index into 'videos'",
+    "frame_index": "IntField: 0-based index of the frame in its video",
+    "label": "IntField: = video_id (for loaders that read 'label')",
+}
+_FRAME_RECORD = np.dtype([("index", "<i8"), ("timestamp", "<f8"), ("offset", "<i8"),
+                          ("nbytes", "<i8"), ("height", "<i4"), ("width", "<i4")])
+
+
+def check_int(value, flag, minimum, maximum=None, what=None):
+    """UserError unless ``value`` is a whole number in ``[minimum, maximum]``."""
+    if (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum
+            or (maximum is not None and value > maximum)):
+        raise UserError(f"--{flag} must be {what or f'a whole number >= {minimum}'}")
+    return int(value)
+
+
+def common_options(max_resolution, jpeg_quality, workers, strict):
+    """The checked options both video writers share."""
+    return dict(
+        max_resolution=check_int(max_resolution, "max-resolution", 0,
+                                 what="a whole number >= 0 (0: no cap)"),
+        jpeg_quality=check_int(jpeg_quality, "jpeg-quality", 1, 100,
+                               what="a whole number from 1 to 100"),
+        workers=check_int(default_workers() if workers is None else workers, "workers", 1,
+                          what="at least 1"),
+        strict=bool(strict))
+
+
+def nothing_written(what, src, skipped):
+    """The one-line error when no video of SRC gave a sample."""
+    first = skipped[0]
+    if not os.path.isdir(src):
+        return f"{what} in {src}: {first['reason']}"
+    if len(skipped) == 1:
+        return f"{what} in {src}: {first['path']}: {first['reason']}"
+    return (f"{what} in {src} ({len(skipped)} videos skipped; first: {first['path']}: "
+            f"{first['reason']})")
+
+
+def write_outputs(out, write_beton, metadata):
+    """Write the .beton (``write_beton(tmp_path)``) then its sidecar, both atomically; if
+    either fails, neither is left."""
+    with atomic_path(out) as tmp:
+        write_beton(tmp)
+    sidecar = out + ".json"
+    try:
+        write_json(sidecar, metadata)
+    except BaseException:
+        os.remove(out)
+        raise
+    return sidecar
+
+
+def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=90,
+                       workers=None, max_frames_per_video=None, strict=False, progress=None):
+    """Write the frames of the videos in ``src`` to ``out`` and ``out + '.json'``.
+
+    Keeps frames whose index is a multiple of ``stride``, at most ``max_frames_per_video`` per
+    video (None: all), longest side at most ``max_resolution`` (0: no cap). Returns a summary
+    dict: ``out``, ``sidecar``, ``num_samples``, ``videos`` (the sidecar's table),
+    ``skipped`` ([{path, reason}]), ``warnings`` ([{path, message}]), ``frames_read`` and
+    ``options``. Raises UserError for bad input; on failure neither file is created.
+    """
+    options = dict(common_options(max_resolution, jpeg_quality, workers, strict),
+                   stride=check_int(stride, "stride", 1),
+                   max_frames_per_video=None if max_frames_per_video in (None, 0) else
+                   check_int(max_frames_per_video, "max-frames-per-video", 1,
+                             what="a whole number >= 0 (0: no cap)"))
+    check_output(out)
+    sources = find_videos(src)
+    with spool_folder(out) as spool_dir:
+        threads = decoder_threads(options["workers"], len(sources))
+        jobs = [(source, dict(options, threads=threads), os.path.join(spool_dir, f"{i}.jpgs"))
+                for i, source in enumerate(sources)]
+        results = run_per_video(_read_video, jobs, options["workers"], progress)
+
+        videos, skipped, problems, refs, spool_paths = [], [], [], [], []
+        video_ids, frame_indices, first_sample = [], [], 0
+        for (source, _, spool_path), result in zip(jobs, results):
+            path = source.path
+            if result["error"]:
+                if strict:
+                    raise UserError(f"video {path}: {result['error']} (--strict)")
+                skipped.append({"path": os.path.abspath(path), "reason": result["error"]})
+                continue
+            for message in result["warnings"]:
+                if strict:
+                    raise UserError(f"video {path}: {message} (--strict)")
+                problems.append({"path": os.path.abspath(path), "message": message})
+            frames = result["frames"]
+            video_id = len(videos)
+            ref = np.zeros(len(frames), IMAGE_REF)
+            ref["spool"] = len(spool_paths)
+            for name in ("offset", "nbytes", "height", "width"):
+                ref[name] = frames[name]
+            spool_paths.append(spool_path)
+            refs.append(ref)
+            video_ids.append(np.full(len(frames), video_id, np.int64))
+            frame_indices.append(frames["index"])
+            videos.append(dict(result["info"], id=video_id,
+                               first_sample=first_sample,
+                               num_samples=len(frames), frames_read=result["frames_read"],
+                               stored_size=[int(frames["width"][0]), int(frames["height"][0])],
+                               warnings=result["warnings"]))
+            first_sample += len(frames)
+        if not videos:
+            raise UserError(nothing_written("no readable video frames", src, skipped))
+
+        from ffcv.fields import IntField, RGBImageField   # slow import (Numba): only here
+
+        fields = {"image": RGBImageField(write_mode="jpg",
+                                         max_resolution=options["max_resolution"] or None,
+                                         jpeg_quality=options["jpeg_quality"]),
+                  "video_id": IntField(), "frame_index": IntField(), "label": IntField()}
+        ids = np.concatenate(video_ids)
+        columns = {"image": np.concatenate(refs), "video_id": ids,
+                   "frame_index": np.concatenate(frame_indices), "label": ids}
+        num_samples = len(ids)
+        metadata = {"format": SIDECAR_FORMAT, "num_samples": num_samples, "fields": FIELDS_DOC,
+                    "videos": videos, "skipped": skipped, "warnings": problems,
+                    "frames_read": int(sum(r["frames_read"] for r in results if r)),
+                    "options": dict(options, src=os.path.abspath(src))}
+        sidecar = write_outputs(out, lambda tmp: write_spooled(
+            tmp, fields, columns, spool_paths, options["workers"], progress, unit="frame"),
+            metadata)
+    return dict(out=out, sidecar=sidecar, num_samples=num_samples, videos=videos,
+                skipped=skipped, warnings=problems, frames_read=metadata["frames_read"],
+                options=metadata["options"])
+
+
+def _read_video(job):
+    """Pool task: decode one video, spool its kept frames. Never raises for bad input."""
+    source, options, spool_path = job
+    result = {"error": None, "warnings": [], "frames": None, "frames_read": 0, "info": None}
+    counter = FrameCounter()
+    records, expected = [], 0
+    try:
+        with VideoReader(source, threads=options["threads"]) as reader:
+            result["info"] = video_summary(reader)
+            estimate = reader.estimated_frames()
+            if estimate is not None and options["max_frames_per_video"]:
+                estimate = min(estimate, options["max_frames_per_video"] * options["stride"])
+            expected = estimate or 0
+            counter.expect(expected)
+            seen = 0
+            with Spool(spool_path, options["jpeg_quality"]) as spool:
+                for frame in reader.frames(options["stride"], options["max_frames_per_video"],
+                                           options["max_resolution"]):
+                    records.append((frame.index, frame.timestamp) + spool.add(frame.rgb))
+                    counter.count(reader.decoded - seen)
+                    seen = reader.decoded
+            counter.count(reader.decoded - seen)
+            result["frames_read"] = reader.decoded
+            if reader.error:
+                result["warnings"].append(f"{reader.error}; kept the frames before it")
+            for index, reason in reader.bad_frames:
+                result["warnings"].append(f"skipped unreadable frame {index}: {reason}")
+            if source.kind == "frames" and source.missing:
+                result["warnings"].append(f"{source.missing} frame numbers missing "
+                                          f"(gaps in the numbering)")
+    except VideoError as err:
+        result["error"] = str(err)
+    finally:
+        counter.flush()
+        counter.expect(result["frames_read"] - expected)
+    if result["error"] is None and not records:
+        result["error"] = "no frames could be decoded"
+    result["frames"] = np.array(records, _FRAME_RECORD)
+    return result
+
+
+# ---------------------------------------------------------------------------- CLI
+
+def add_common_arguments(parser):
+    """The options both video writers share."""
+    parser.add_argument("--max-resolution", type=int, default=512,
+                        help="cap on the longest side in pixels, 0 for none (default 512)")
+    parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality (default 90)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes decoding videos (default: number of CPUs)")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop at the first unreadable video or frame instead of skipping")
+
+
+def build_parser():
+    parser = ArgParser(prog="write_video_frames.py", description=(
+        "Write the frames of video files or frame folders (GOT-10k / TrackingNet layout) to an "
+        "FFCV .beton (and OUT.beton.json with the video table)."))
+    parser.add_argument("src", metavar="SRC",
+                        help="video file, or folder of videos / frame folders (recursive)")
+    parser.add_argument("out", metavar="OUT.beton", help="output file (must end in .beton)")
+    parser.add_argument("--stride", type=int, default=1,
+                        help="keep frames whose index is a multiple of this (default 1)")
+    parser.add_argument("--max-frames-per-video", type=int, default=0,
+                        help="keep at most this many frames per video, 0 for all (default 0)")
+    add_common_arguments(parser)
+    return parser
+
+
+def print_problems(summary):
+    """The skipped videos and warnings, on stderr (first 20 of each)."""
+    for title, entries, key in (("skipped {} videos:", summary["skipped"], "reason"),
+                                ("{} warnings:", summary["warnings"], "message")):
+        if not entries:
+            continue
+        print(title.format(len(entries)), file=sys.stderr)
+        for entry in entries[:20]:
+            print(f"  {entry['path']}: {entry[key]}", file=sys.stderr)
+        if len(entries) > 20:
+            print(f"  ... and {len(entries) - 20} more (listed in {summary['sidecar']})",
+                  file=sys.stderr)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    summary = write_video_frames(
+        args.src, args.out, stride=args.stride, max_resolution=args.max_resolution,
+        jpeg_quality=args.jpeg_quality, workers=args.workers,
+        max_frames_per_video=args.max_frames_per_video, strict=args.strict)
+    print_problems(summary)
+    print(f"videos: {len(summary['videos'])} written, {len(summary['skipped'])} skipped")
+    print(f"frames read: {summary['frames_read']}")
+    print(f"samples written: {summary['num_samples']}")
+    print(f"output: {summary['out']} (metadata: {summary['sidecar']})")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
