@@ -10,7 +10,7 @@ TORCH    := torch==2.14.1 torchvision==0.29.1
 SYS_PKGS := libturbojpeg0-dev libopencv-dev pkg-config
 DEMO_DIR ?= demo_out
 
-.PHONY: install system-packages test demo benchmark clean
+.PHONY: install system-packages test demo demo-images benchmark clean
 
 install: $(STAMP)
 
@@ -43,8 +43,11 @@ test: install
 demo: install
 	DEMO_DIR=$(DEMO_DIR) bash scripts/demo.sh
 
+demo-images: install
+	DEMO_DIR=$(DEMO_DIR)_images bash scripts/demo_images.sh
+
 benchmark: install
 	$(PY) benchmarks/loader.py
 
 clean:
-	rm -rf $(DEMO_DIR) .pytest_cache
+	rm -rf $(DEMO_DIR) $(DEMO_DIR)_images .pytest_cache

@@ -139,3 +139,19 @@ def test_dct_scaled_views_stay_close_to_full_decode(small_beton):
     a, b = collect(scaled, 0), collect(full, 0)
     diffs = [np.abs(a[i].astype(int) - b[i].astype(int)).mean() for i in a]
     assert 0 < max(diffs) and np.mean(diffs) < 4
+
+
+def test_video_variants_decode_each_stored_frame_once(video_betons, counting_imdecode):
+    """FTI: two decodes per pair (frame a, frame b), one view each; the frames baseline: one
+    decode per frame for its two views."""
+    frames, pairs = video_betons
+    fti = MultiViewLoader(pairs, 4, 16, (('frame_a', 1), ('frame_b', 1)), num_workers=1,
+                          order='sequential')
+    n_pairs = len(collect(fti, 0))
+    assert n_pairs == Reader(pairs).num_samples
+    assert counting_imdecode['ours'] == 2 * n_pairs
+    counting_imdecode['ours'] = 0
+    baseline = MultiViewLoader(frames, 4, 16, num_workers=1, order='sequential')
+    views = collect(baseline, 0)
+    assert counting_imdecode['ours'] == len(views) == Reader(frames).num_samples
+    assert all(v.shape[0] == 2 for v in views.values())
