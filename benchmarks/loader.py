@@ -57,8 +57,6 @@ load average at the start is printed).
 import argparse
 import json
 import os
-import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -70,7 +68,6 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
-import torchvision  # noqa: E402
 import torchvision.transforms as T  # noqa: E402
 from ffcv.fields.basics import IntDecoder  # noqa: E402
 from ffcv.fields.rgb_image import RandomResizedCropRGBImageDecoder  # noqa: E402
@@ -78,6 +75,8 @@ from ffcv.loader import Loader, OrderOption  # noqa: E402
 from ffcv.pipeline.pipeline_spec import PipelineSpec  # noqa: E402
 from ffcv.transforms import RandomHorizontalFlip, ToTensor  # noqa: E402
 
+from benchmarks.common import (Method, machine_info, print_machine,  # noqa: E402
+                               print_ratios, print_table, ratio_rows)
 from fastssl_common.errors import UserError, run_cli  # noqa: E402
 from loaders.pair_loader import MultiViewLoader, open_beton  # noqa: E402
 from loaders.photometric import blur_kernel_size, make_strengths  # noqa: E402
@@ -108,44 +107,6 @@ RATIOS = [
     ("a", "e_crop", "(a)/(e crop)  crop+flip vs torchvision crop+flip", 3.0),
     ("b", "e_full", "(b)/(e full)  full augment vs torchvision full augment", 5.0),
 ]
-
-
-# ---------------------------------------------------------------------------- machine
-
-def _distribution_version(name):
-    """The installed distribution's version (``ffcv.__version__`` still says 0.0.3rc1)."""
-    from importlib import metadata
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "?"
-
-
-def machine_info():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = None
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    import numba
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "usable_cpus": usable,
-            "load_average": load, "gpu": gpu, "python": platform.python_version(),
-            "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "ffcv": _distribution_version("ffcv"), "numba": numba.__version__,
-            "pillow": Image.__version__}
 
 
 # ---------------------------------------------------------------------------- data
@@ -215,41 +176,6 @@ def build_beton(src, out, max_resolution, workers):
 
 
 # ---------------------------------------------------------------------------- methods
-
-class Method:
-    """One loader to time: ``epoch()`` iterates it once and returns the samples yielded."""
-
-    def __init__(self, key, label, unit, make_iterable, count):
-        self.key, self.label, self.unit = key, label, unit
-        self.make_iterable = make_iterable
-        self.count = count
-        self.iterable = None
-        self.rates, self.seconds = [], []
-
-    def epoch(self):
-        if self.iterable is None:
-            self.iterable = self.make_iterable()
-        yielded = 0
-        start = time.perf_counter()
-        for batch in self.iterable:    # always to the end: that closes FFCV's iterator
-            yielded += self.count(batch)
-        return yielded, time.perf_counter() - start
-
-    def timed_epoch(self):
-        yielded, seconds = self.epoch()
-        self.seconds.append(seconds)
-        self.rates.append(yielded / seconds)
-
-    @property
-    def median(self):
-        return statistics.median(self.rates)
-
-    def close(self):
-        iterable, self.iterable = self.iterable, None
-        shutdown = getattr(getattr(iterable, "_iterator", None), "_shutdown_workers", None)
-        if shutdown is not None:        # persistent DataLoader workers
-            shutdown()
-
 
 def fastssl_loader(path, args, augment):
     return MultiViewLoader(path, args.batch_size, args.resolution,
@@ -353,38 +279,17 @@ def build_methods(beton, samples, args):
 
 # ---------------------------------------------------------------------------- report
 
-def ratio_rows(methods):
-    rates = {m.key: m.median for m in methods}
-    rows = []
-    for num, den, label, target in RATIOS:
-        value = rates[num] / rates[den]
-        rows.append({"ratio": f"{num}/{den}", "label": label, "value": value,
-                     "target": target, "pass": value >= target})
-    return rows
-
-
 def print_report(info, config, methods, ratios):
     print()
-    print(f"machine: {info['cpu']}, {info['cpu_count']} CPUs ({info['usable_cpus']} usable), "
-          f"GPU: {info['gpu'] or 'none'}, load average at start: {info['load_average']}")
-    print(f"versions: python {info['python']}, torch {info['torch']}, torchvision "
-          f"{info['torchvision']}, ffcv {info['ffcv']}, numba {info['numba']}, "
-          f"pillow {info['pillow']}")
+    print_machine(info)
     print(f"config: {config['samples']} samples ({config['data']}), resolution "
           f"{config['resolution']}, batch {config['batch_size']}, {config['workers']} workers, "
           f"{config['epochs']} timed epoch(s) after 1 warm-up; torchvision on "
           f"{config['torchvision_samples']} samples")
     print()
-    width = max(len(m.label) for m in methods)
-    print(f"{'method':<{width}}  {'median':>10}  {'unit':<8}  epoch seconds")
-    for m in methods:
-        secs = " ".join(f"{s:.2f}" for s in m.seconds)
-        print(f"{m.label:<{width}}  {m.median:>10.1f}  {m.unit:<8}  {secs}")
+    print_table(methods)
     print()
-    width = max(len(r["label"]) for r in ratios)
-    for r in ratios:
-        print(f"{r['label']:<{width}}  {r['value']:6.2f}x  target >= {r['target']:.1f}  "
-              f"{'PASS' if r['pass'] else 'MISS'}")
+    print_ratios(ratios)
 
 
 # ---------------------------------------------------------------------------- main
@@ -479,7 +384,7 @@ def run(args, workdir):
     finally:
         for m in methods:
             m.close()
-    ratios = ratio_rows(methods)
+    ratios = ratio_rows(methods, RATIOS)
     config = {"samples": len(samples), "data": source, "resolution": args.resolution,
               "batch_size": args.batch_size, "workers": args.workers, "epochs": args.epochs,
               "torchvision_samples": min(len(samples), args.torchvision_samples or len(samples)),
@@ -488,9 +393,7 @@ def run(args, workdir):
     print_report(info, config, methods, ratios)
     if args.json:
         result = {"machine": info, "config": config,
-                  "methods": {m.key: {"label": m.label, "unit": m.unit, "median": m.median,
-                                      "per_epoch": m.rates, "epoch_seconds": m.seconds}
-                              for m in methods},
+                  "methods": {m.key: m.as_json() for m in methods},
                   "ratios": ratios}
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=2)

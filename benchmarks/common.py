@@ -1,0 +1,148 @@
+"""Helpers shared by the benchmark scripts (``loader.py``, ``video.py``): the machine and
+version lines, per-run timings with their median, and the method and ratio tables.
+
+Everything here is about reporting; the benchmarks themselves decide what to time.
+"""
+import os
+import platform
+import statistics
+import time
+
+
+# ---------------------------------------------------------------------------- machine
+
+def distribution_version(name):
+    """The installed distribution's version (``ffcv.__version__`` still says 0.0.3rc1)."""
+    from importlib import metadata
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def machine_info():
+    """CPU, CPU counts, load average (now), GPU and the versions of the libraries timed."""
+    import numba
+    import torch
+    import torchvision
+    from PIL import Image
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "usable_cpus": usable,
+            "load_average": load, "gpu": gpu, "python": platform.python_version(),
+            "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "ffcv": distribution_version("ffcv"), "numba": numba.__version__,
+            "pillow": Image.__version__}
+
+
+def print_machine(info, extra=()):
+    """The ``machine:`` and ``versions:`` lines; ``extra`` names more ``info`` keys whose
+    versions go at the end of the second line."""
+    print(f"machine: {info['cpu']}, {info['cpu_count']} CPUs ({info['usable_cpus']} usable), "
+          f"GPU: {info['gpu'] or 'none'}, load average at start: {info['load_average']}")
+    more = "".join(f", {name} {info[name]}" for name in extra)
+    print(f"versions: python {info['python']}, torch {info['torch']}, torchvision "
+          f"{info['torchvision']}, ffcv {info['ffcv']}, numba {info['numba']}, "
+          f"pillow {info['pillow']}{more}")
+
+
+# ---------------------------------------------------------------------------- timings
+
+class Timing:
+    """The timed runs of one method: ``add(count, seconds)`` per run; ``median`` rate."""
+
+    def __init__(self, key, label, unit):
+        self.key, self.label, self.unit = key, label, unit
+        self.rates, self.seconds = [], []
+
+    def add(self, count, seconds):
+        self.seconds.append(seconds)
+        self.rates.append(count / seconds)
+
+    @property
+    def median(self):
+        return statistics.median(self.rates)
+
+    def as_json(self, runs="epoch"):
+        """``label``, ``unit``, ``median``, ``per_<runs>`` rates, ``<runs>_seconds``."""
+        return {"label": self.label, "unit": self.unit, "median": self.median,
+                f"per_{runs}": self.rates, f"{runs}_seconds": self.seconds}
+
+
+class Method(Timing):
+    """One loader to time: ``epoch()`` iterates it once and returns the samples yielded."""
+
+    def __init__(self, key, label, unit, make_iterable, count):
+        super().__init__(key, label, unit)
+        self.make_iterable = make_iterable
+        self.count = count
+        self.iterable = None
+
+    def epoch(self):
+        if self.iterable is None:
+            self.iterable = self.make_iterable()
+        yielded = 0
+        start = time.perf_counter()
+        for batch in self.iterable:    # always to the end: that closes FFCV's iterator
+            yielded += self.count(batch)
+        return yielded, time.perf_counter() - start
+
+    def timed_epoch(self):
+        self.add(*self.epoch())
+
+    def close(self):
+        iterable, self.iterable = self.iterable, None
+        shutdown = getattr(getattr(iterable, "_iterator", None), "_shutdown_workers", None)
+        if shutdown is not None:        # persistent DataLoader workers
+            shutdown()
+
+
+# ---------------------------------------------------------------------------- report
+
+def print_table(timings, runs="epoch seconds"):
+    """One row per timing: label, median rate, unit and the seconds of each timed run."""
+    width = max(len(t.label) for t in timings)
+    print(f"{'method':<{width}}  {'median':>10}  {'unit':<8}  {runs}")
+    for t in timings:
+        secs = " ".join(f"{s:.2f}" for s in t.seconds)
+        print(f"{t.label:<{width}}  {t.median:>10.1f}  {t.unit:<8}  {secs}")
+
+
+def ratio_rows(timings, ratios):
+    """``ratios``: ``(numerator key, denominator key, label, target or None)``; returns the
+    JSON-able rows with the ratio of the median rates (``pass`` is None without a target)."""
+    rates = {t.key: t.median for t in timings}
+    rows = []
+    for num, den, label, target in ratios:
+        value = rates[num] / rates[den]
+        rows.append({"ratio": f"{num}/{den}", "label": label, "value": value,
+                     "target": target, "pass": None if target is None else value >= target})
+    return rows
+
+
+def print_ratios(rows, no_target="(no target)"):
+    """``label  1.23x  target >= 1.5  PASS`` per row (``no_target`` where it has none)."""
+    width = max(len(r["label"]) for r in rows)
+    for r in rows:
+        if r["target"] is None:
+            print(f"{r['label']:<{width}}  {r['value']:6.2f}x  {no_target}")
+        else:
+            print(f"{r['label']:<{width}}  {r['value']:6.2f}x  target >= {r['target']:.1f}  "
+                  f"{'PASS' if r['pass'] else 'MISS'}")

