@@ -155,7 +155,7 @@ def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=9
                     "frames_read": int(sum(r["frames_read"] for r in results if r)),
                     "options": dict(options, src=os.path.abspath(src))}
         sidecar = write_outputs(out, lambda tmp: write_spooled(
-            tmp, fields, columns, spool_paths, options["workers"], progress, unit="frame"),
+            tmp, fields, columns, spool_paths, progress, unit="frame"),
             metadata)
     return dict(out=out, sidecar=sidecar, num_samples=num_samples, videos=videos,
                 skipped=skipped, warnings=problems, frames_read=metadata["frames_read"],

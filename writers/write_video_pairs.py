@@ -163,8 +163,7 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
             "options": dict(options, src=os.path.abspath(src)),
         }
         sidecar = write_outputs(out, lambda tmp: write_spooled(
-            tmp, fields, values, [job[2] for job in jobs], options["workers"], progress,
-            unit="pair"), metadata)
+            tmp, fields, values, [job[2] for job in jobs], progress, unit="pair"), metadata)
     return dict(out=out, sidecar=sidecar, num_samples=len(pairs), videos=videos,
                 skipped=skipped, warnings=problems, counts=counts, options=metadata["options"])
 

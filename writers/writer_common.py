@@ -88,6 +88,15 @@ def make_writer(fname, fields, page_size, workers, progress=None, unit="img"):
             allocator = MemoryAllocator(self.fname, self.data_region_start, self.page_size)
             args = (todo, self.metadata_sm, self.metadata_type, self.fields, allocator, done,
                     allocations, *extra_worker_args)
+            if self.inline:
+                # Cheap work (copying spooled bytes): run it here, with no process start-up.
+                try:
+                    work_fn(*args)
+                    self.finalize(allocations.get())
+                finally:
+                    self.metadata_sm.close()
+                    self.metadata_sm.unlink()
+                return
             processes = [multiprocessing.Process(target=work_fn, args=args)
                          for _ in range(self.num_workers)]
             try:
@@ -122,15 +131,19 @@ def make_writer(fname, fields, page_size, workers, progress=None, unit="img"):
                 self.metadata_sm.close()
                 self.metadata_sm.unlink()
 
-        def from_jobs(self, num_samples, jobs, work_fn, extra_args=()):
+        def from_jobs(self, num_samples, jobs, work_fn, extra_args=(), inline=False):
             """Write ``num_samples`` samples; each worker runs ``work_fn`` on queued ``jobs``.
 
             ``work_fn(queue, metadata_sm, metadata_type, fields, allocator, done, allocations,
-            *extra_args)`` follows FFCV's ``worker_job_indexed_dataset`` protocol.
+            *extra_args)`` follows FFCV's ``worker_job_indexed_dataset`` protocol. ``inline``
+            runs one worker in this process (for work too cheap to pay a process start for).
             """
+            self.inline = inline
             self._write_common(num_samples, jobs, work_fn, tuple(extra_args))
 
-    return CheckedDatasetWriter(fname, fields, page_size=page_size, num_workers=workers)
+    writer = CheckedDatasetWriter(fname, fields, page_size=page_size, num_workers=workers)
+    writer.inline = False
+    return writer
 
 
 def raise_if_dead(processes, fname):
