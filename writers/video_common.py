@@ -190,6 +190,18 @@ def run_per_video(function, jobs, workers, progress, desc="reading videos"):
     return results
 
 
+def reading_warnings(reader, source):
+    """What went wrong while reading one video, short of failing: lines for the summary."""
+    warnings = []
+    if reader.error:
+        warnings.append(f"{reader.error}; kept the frames before it")
+    for index, reason in reader.bad_frames:
+        warnings.append(f"skipped unreadable frame {index}: {reason}")
+    if source.kind == "frames" and source.missing:
+        warnings.append(f"{source.missing} frame numbers missing (gaps in the numbering)")
+    return warnings
+
+
 def decoder_threads(workers, videos):
     """FFmpeg threads per decoder: the CPUs shared among the videos decoded at once."""
     from writers.writer_common import default_workers

@@ -40,8 +40,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from fastssl_common.errors import UserError, run_cli  # noqa: E402
 from writers.video_common import (IMAGE_REF, Constant, FrameCounter, Spool,  # noqa: E402
-                                  decoder_threads, run_per_video, spool_folder,
-                                  write_spooled)
+                                  decoder_threads, reading_warnings, run_per_video,
+                                  spool_folder, write_spooled)
 from writers.video_source import (VideoError, VideoReader, find_videos,  # noqa: E402
                                   video_summary)
 from writers.write_video_frames import (add_common_arguments, check_int,  # noqa: E402
@@ -267,13 +267,7 @@ def _read_pairs(job):
             counter.expect(expected)
             with Spool(spool_path, options["jpeg_quality"]) as spool:
                 _pair_frames(reader, spool, options, path_key, result, counter)
-            if reader.error:
-                result["warnings"].append(f"{reader.error}; kept the frames before it")
-            for index, reason in reader.bad_frames:
-                result["warnings"].append(f"skipped unreadable frame {index}: {reason}")
-            if source.kind == "frames" and source.missing:
-                result["warnings"].append(f"{source.missing} frame numbers missing "
-                                          f"(gaps in the numbering)")
+            result["warnings"].extend(reading_warnings(reader, source))
     except VideoError as err:
         result["error"] = str(err)
     finally:
