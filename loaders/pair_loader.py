@@ -12,6 +12,7 @@ Temporal Invariance (view 0 from frame i, view 1 from frame i+k, each frame deco
 Views are numbered across fields, so every view has its own random draws.
 """
 import os
+import time
 
 import torch
 from ffcv.fields.basics import IntDecoder
@@ -96,6 +97,23 @@ class MultiViewLoader:
             n for n, spec in self.loader.pipeline_specs.items() if spec is not None)}
         self.epoch = 0
 
+    @staticmethod
+    def _next_batch(iterator):
+        """FFCV's next batch, or None at the end of the epoch.
+
+        FFCV's iterator blocks forever on its queue if its loading thread dies (an exception
+        in an op); wait on the queue ourselves and fail loudly instead of hanging.
+        """
+        while iterator.output_queue.empty():
+            if not iterator.is_alive() and iterator.output_queue.empty():
+                raise RuntimeError("the FFCV loading thread stopped with an error "
+                                   "(its traceback is printed above)")
+            time.sleep(0.0005)
+        try:
+            return next(iterator)
+        except StopIteration:
+            return None
+
     def set_epoch(self, epoch):
         """Choose the epoch the next iteration runs: its order and its per-sample draws."""
         self.epoch = int(epoch)
@@ -108,7 +126,10 @@ class MultiViewLoader:
         self.loader.next_epoch = self.epoch
         iterator = iter(self.loader)
         try:
-            for batch in iterator:
+            while True:
+                batch = self._next_batch(iterator)
+                if batch is None:
+                    break
                 views = [batch[self._position[name]] for name, _ in self.view_fields]
                 views = views[0] if len(views) == 1 else torch.cat(views, dim=1)
                 indices = batch[self._position['index']].reshape(-1)

@@ -155,3 +155,19 @@ def test_video_variants_decode_each_stored_frame_once(video_betons, counting_imd
     views = collect(baseline, 0)
     assert counting_imdecode['ours'] == len(views) == Reader(frames).num_samples
     assert all(v.shape[0] == 2 for v in views.values())
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_failing_pipeline_raises_instead_of_hanging(small_beton, monkeypatch):
+    """FFCV's own iterator would wait forever once its loading thread died."""
+    def broken_decode(*args):
+        raise ValueError("simulated decoder failure")
+
+    monkeypatch.setattr(mvd, 'imdecode', broken_decode)
+    Compiler.set_enabled(False)
+    try:
+        loader = MultiViewLoader(small_beton, 4, 16, num_workers=1, order='sequential')
+        with pytest.raises(RuntimeError, match='loading thread stopped'):
+            collect(loader, 0)
+    finally:
+        Compiler.set_enabled(True)
