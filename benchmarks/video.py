@@ -406,10 +406,10 @@ def run(args, workdir):
                                 if args.max_frames else None)
     print(f"wrote {images['num_samples']} images (stride {args.gap}) in "
           f"{time.perf_counter() - t0:.1f}s", flush=True)
-    loaders = build_loaders(pairs_beton, images_beton, args)
-    time_loaders(loaders, args.epochs)
+    loader_methods = build_loaders(pairs_beton, images_beton, args)
+    time_loaders(loader_methods, args.epochs)
 
-    ratios = ratio_rows(runs + loaders, RATIOS)
+    ratios = ratio_rows(runs + loader_methods, RATIOS)
     frames_table = summaries["frames"]["videos"]
     config = {"videos": [{"name": os.path.basename(v["source"]).split("_", 1)[1],
                           "path": os.path.realpath(v["source"]),
@@ -422,17 +422,17 @@ def run(args, workdir):
               "pairs": summaries["pairs"]["num_samples"], "images": images["num_samples"],
               "resolution": args.resolution, "batch_size": args.batch_size,
               "epochs": args.epochs, "quick": args.quick}
-    print_report(info, config, runs, loaders, ratios)
+    print_report(info, config, runs, loader_methods, ratios)
     if args.json:
         result = {"machine": info, "config": config,
                   "writers": {r.key: dict(r.as_json(runs="run"), frames=r.frames)
                               for r in runs},
-                  "loaders": {m.key: m.as_json() for m in loaders},
+                  "loaders": {m.key: m.as_json() for m in loader_methods},
                   "ratios": ratios}
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=2)
         print(f"\nresults written to {args.json}")
-    return loaders
+    return loader_methods
 
 
 def main(argv=None):

@@ -1,5 +1,4 @@
 """Encoder = torchvision ResNet backbone (global-pooled features) + MLP projection head."""
-import torch
 import torchvision
 from torch import nn
 

@@ -5,7 +5,6 @@ images. Each photo becomes a class; its full frame and three quadrants go to ``t
 fourth quadrant to ``val/``, so the kNN monitor asks a meaningful (if small) question: does
 an unseen part of a photo land next to the other parts of the same photo?
 """
-import os
 import sys
 from pathlib import Path
 

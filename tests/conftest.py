@@ -1,5 +1,4 @@
 """Shared fixtures: small real-photo datasets written with the project's own writer."""
-import os
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +7,6 @@ from PIL import Image
 
 from writers.write_images import write_images
 
-REPO = Path(__file__).resolve().parent.parent
 PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket')
 
 

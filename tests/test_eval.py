@@ -12,7 +12,8 @@ from fastssl.config import load_settings
 from fastssl.evaluation import knn_evaluation
 from fastssl.trainer import Trainer
 from fastssl_common.errors import UserError
-from tests.test_train import REPO, assert_one_line_error, tiny_args
+from tests.cli import REPO, assert_one_line_error
+from tests.test_train import tiny_args
 
 
 @pytest.fixture(scope='module')

@@ -1,15 +1,13 @@
 """Training end to end on tiny real data: finite decreasing loss, exact resume, bad inputs."""
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from fastssl.config import load_settings
 from fastssl.trainer import Trainer
+from tests.cli import assert_one_line_error, run_script
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_args(beton, run_dir, *extra):
@@ -90,40 +88,26 @@ def test_resume_after_interruption_matches_uninterrupted_run(small_beton, tmp_pa
         assert torch.equal(sa['momentum_buffer'], sb['momentum_buffer'])
 
 
-def run_cli(*args, cwd=REPO):
-    return subprocess.run([sys.executable, os.path.join(REPO, 'train.py'), *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=300)
-
-
-def assert_one_line_error(result, *needles):
-    assert result.returncode != 0
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert 'Traceback' not in result.stderr
-    for needle in needles:
-        assert str(needle) in lines[0]
-
-
 def test_bad_config_inputs_give_one_line(tmp_path, small_beton):
-    assert_one_line_error(run_cli('--config-file', tmp_path / 'missing.yaml'), 'missing.yaml')
+    assert_one_line_error(run_script('train.py', '--config-file', tmp_path / 'missing.yaml'), 'missing.yaml')
     bad = tmp_path / 'bad.yaml'
     bad.write_text('data:\n  path: x.beton\n  batch_sise: 4\n')
-    assert_one_line_error(run_cli('--config-file', bad), 'data.batch_sise', 'bad.yaml')
-    assert_one_line_error(run_cli(f'--data.path={small_beton}', '--train.epochs=many'),
+    assert_one_line_error(run_script('train.py', '--config-file', bad), 'data.batch_sise', 'bad.yaml')
+    assert_one_line_error(run_script('train.py', f'--data.path={small_beton}', '--train.epochs=many'),
                           'train.epochs')
-    assert_one_line_error(run_cli(f'--data.path={small_beton}', '--optim.nesterov=true'),
+    assert_one_line_error(run_script('train.py', f'--data.path={small_beton}', '--optim.nesterov=true'),
                           'optim.nesterov')
 
 
 def test_bad_data_inputs_give_one_line(tmp_path, small_beton):
     run = tmp_path / 'run'
-    assert_one_line_error(run_cli(*tiny_args(tmp_path / 'nope.beton', run)), 'nope.beton')
+    assert_one_line_error(run_script('train.py', *tiny_args(tmp_path / 'nope.beton', run)), 'nope.beton')
     not_beton = tmp_path / 'notes.beton'
     not_beton.write_bytes(b'this is not a dataset' * 10)
-    assert_one_line_error(run_cli(*tiny_args(not_beton, run)), 'notes.beton')
-    assert_one_line_error(run_cli(*tiny_args(small_beton, run, '--data.batch_size=64',
+    assert_one_line_error(run_script('train.py', *tiny_args(not_beton, run)), 'notes.beton')
+    assert_one_line_error(run_script('train.py', *tiny_args(small_beton, run, '--data.batch_size=64',
                                              '--moco.bn_splits=1')), 'batch size 64')
     blocker = tmp_path / 'file'
     blocker.write_text('x')
-    assert_one_line_error(run_cli(*tiny_args(small_beton, blocker / 'run')), str(blocker))
+    assert_one_line_error(run_script('train.py', *tiny_args(small_beton, blocker / 'run')), str(blocker))
     assert not run.exists()  # failed runs leave no folder behind

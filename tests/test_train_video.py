@@ -1,7 +1,6 @@
 """Video variants end to end: FTI pairs frame i with frame i+k; the frames baseline trains too."""
 import numpy as np
 import pytest
-import torch
 from ffcv.reader import Reader
 
 from fastssl.config import load_settings

@@ -7,8 +7,6 @@ import ctypes
 import json
 import multiprocessing
 import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -19,9 +17,8 @@ from PIL import Image
 from fastssl_common.errors import UserError
 from writers.image_sources import crop_region, scan_folder, to_rgb
 from writers.write_images import SampleDataset, main, make_writer, write_images
+from tests.cli import assert_one_line_error, run_script
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT = os.path.join(REPO, "writers", "write_images.py")
 SIZE = (96, 64)  # width, height: every image of the Loader tests has this size
 
 
@@ -308,19 +305,6 @@ def test_dead_writer_worker_raises_instead_of_hanging(tmp_path):
 
 # ---------------------------------------------------------------------------- CLI errors
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, SCRIPT, *map(str, args)], capture_output=True,
-                          text=True, timeout=120, cwd=REPO)
-
-
-def assert_one_line_error(result, *must_name):
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for text in must_name:
-        assert str(text) in lines[0]
-
 
 def test_strict_stops_at_corrupt_image_and_writes_nothing(class_folder, tmp_path):
     root, expected = class_folder
@@ -330,7 +314,7 @@ def test_strict_stops_at_corrupt_image_and_writes_nothing(class_folder, tmp_path
     out_dir = tmp_path / "out"
     out_dir.mkdir()
 
-    result = run_cli(src, out_dir / "x.beton", "--strict", "--workers", "2")
+    result = run_script('writers/write_images.py', src, out_dir / "x.beton", "--strict", "--workers", "2")
     assert_one_line_error(result, broken)
     assert os.listdir(out_dir) == []  # no OUT, no sidecar, no temp file
 
@@ -338,7 +322,7 @@ def test_strict_stops_at_corrupt_image_and_writes_nothing(class_folder, tmp_path
 def test_list_file_missing_path_is_fatal_under_strict(class_folder, tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text(f"{class_folder[1][0][0]} 1\nnot/there.png 0\n")
-    result = run_cli(listing, tmp_path / "x.beton", "--strict", "--workers", "1")
+    result = run_script('writers/write_images.py', listing, tmp_path / "x.beton", "--strict", "--workers", "1")
     assert_one_line_error(result, tmp_path / "not" / "there.png", "file not found")
     assert sorted(os.listdir(tmp_path)) == ["list.txt"]
 
@@ -351,23 +335,23 @@ def one_image(tmp_path):
 
 
 def test_missing_source(tmp_path):
-    assert_one_line_error(run_cli(tmp_path / "nope", tmp_path / "x.beton"), tmp_path / "nope")
+    assert_one_line_error(run_script('writers/write_images.py', tmp_path / "nope", tmp_path / "x.beton"), tmp_path / "nope")
 
 
 def test_folder_without_images(tmp_path):
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     (tmp_path / "empty" / "readme.txt").write_text("no images here")
-    assert_one_line_error(run_cli(tmp_path / "empty", tmp_path / "x.beton"), tmp_path / "empty")
+    assert_one_line_error(run_script('writers/write_images.py', tmp_path / "empty", tmp_path / "x.beton"), tmp_path / "empty")
 
 
 def test_output_must_end_in_beton(one_image, tmp_path):
-    assert_one_line_error(run_cli(one_image, tmp_path / "x.ffcv"), tmp_path / "x.ffcv")
+    assert_one_line_error(run_script('writers/write_images.py', one_image, tmp_path / "x.ffcv"), tmp_path / "x.ffcv")
 
 
 def test_output_under_a_file(one_image, tmp_path):
     (tmp_path / "afile").write_text("")
     out = tmp_path / "afile" / "x.beton"
-    assert_one_line_error(run_cli(one_image, out), out, tmp_path / "afile")
+    assert_one_line_error(run_script('writers/write_images.py', one_image, out), out, tmp_path / "afile")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
@@ -376,7 +360,7 @@ def test_output_in_read_only_folder(one_image, tmp_path):
     locked.mkdir()
     locked.chmod(0o555)
     try:
-        assert_one_line_error(run_cli(one_image, locked / "x.beton"), locked)
+        assert_one_line_error(run_script('writers/write_images.py', one_image, locked / "x.beton"), locked)
     finally:
         locked.chmod(0o755)
 
@@ -392,16 +376,16 @@ def test_output_in_read_only_folder(one_image, tmp_path):
 def test_bad_boxes_file(one_image, tmp_path, content, complaint):
     boxes = tmp_path / "boxes.json"
     boxes.write_text(content)
-    result = run_cli(one_image, tmp_path / "x.beton", "--boxes", boxes)
+    result = run_script('writers/write_images.py', one_image, tmp_path / "x.beton", "--boxes", boxes)
     assert_one_line_error(result, boxes, complaint)
     assert not (tmp_path / "x.beton").exists()
 
 
 def test_missing_boxes_file(one_image, tmp_path):
     boxes = tmp_path / "nope.json"
-    assert_one_line_error(run_cli(one_image, tmp_path / "x.beton", "--boxes", boxes), boxes)
+    assert_one_line_error(run_script('writers/write_images.py', one_image, tmp_path / "x.beton", "--boxes", boxes), boxes)
 
 
 def test_bad_option_is_one_line(one_image, tmp_path):
-    result = run_cli(one_image, tmp_path / "x.beton", "--write-mode", "png")
+    result = run_script('writers/write_images.py', one_image, tmp_path / "x.beton", "--write-mode", "png")
     assert_one_line_error(result, "--write-mode")

@@ -6,8 +6,6 @@ subprocess and check the exit code, the single stderr line and that nothing is l
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,9 +15,8 @@ from tests.writers.video_fixtures import (CLIP_FRAMES, CLIP_SIZE, chelsea_pan, l
                                           write_planted_cut_clip, write_sequence)
 from writers.video_source import read_frames
 from writers.write_video_frames import main, write_video_frames
+from tests.cli import assert_one_line_error, run_script
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT = os.path.join(REPO, "writers", "write_video_frames.py")
 
 
 @pytest.fixture(scope="module")
@@ -27,20 +24,6 @@ def clip(tmp_path_factory):
     path = tmp_path_factory.mktemp("clip") / "planted_cut.mp4"
     write_planted_cut_clip(path)
     return str(path)
-
-
-def run_cli(*args):
-    return subprocess.run([sys.executable, SCRIPT, *map(str, args)], capture_output=True,
-                          text=True, cwd=REPO, timeout=120)
-
-
-def assert_one_line_error(result, *needles):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and "Traceback" not in result.stderr
-    for needle in needles:
-        assert str(needle) in lines[0]
 
 
 def test_round_trip_through_ffcv_loader(tmp_path, clip):
@@ -126,19 +109,19 @@ def test_strict_and_nothing_readable(tmp_path, clip):
 def test_cli_bad_inputs(tmp_path):
     out = tmp_path / "out" / "o.beton"
     missing = tmp_path / "missing"
-    assert_one_line_error(run_cli(missing, out), missing, "does not exist")
+    assert_one_line_error(run_script('writers/write_video_frames.py', missing, out), missing, "does not exist")
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("no videos here")
-    assert_one_line_error(run_cli(empty, out), empty, "no videos")
+    assert_one_line_error(run_script('writers/write_video_frames.py', empty, out), empty, "no videos")
     text = tmp_path / "notes.mp4"
     text.write_text("not a video\n" * 20)
-    assert_one_line_error(run_cli(text, out), text, "not a readable video")
-    assert_one_line_error(run_cli(text, tmp_path / "o.txt"), "o.txt", ".beton")
+    assert_one_line_error(run_script('writers/write_video_frames.py', text, out), text, "not a readable video")
+    assert_one_line_error(run_script('writers/write_video_frames.py', text, tmp_path / "o.txt"), "o.txt", ".beton")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert_one_line_error(run_cli(text, blocker / "o.beton"), blocker, "not a folder")
-    assert_one_line_error(run_cli(text, out, "--stride", "0"), "--stride")
+    assert_one_line_error(run_script('writers/write_video_frames.py', text, blocker / "o.beton"), blocker, "not a folder")
+    assert_one_line_error(run_script('writers/write_video_frames.py', text, out, "--stride", "0"), "--stride")
     assert sorted(os.listdir(tmp_path)) == ["empty", "file", "notes.mp4"]   # no out/ left
 
 

@@ -2,8 +2,6 @@
 the reserved Region Tracker fields, and one-line CLI errors."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,9 +13,8 @@ from tests.writers.video_fixtures import (BIKES_CUTS, CLIP_FRAMES, CUT_FRAME, ST
 from writers.video_source import read_frames
 from writers.write_video_pairs import (DEFAULT_CUT_THRESHOLD, frame_distances, main,
                                        proposal_slots, write_video_pairs)
+from tests.cli import assert_one_line_error, run_script
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT = os.path.join(REPO, "writers", "write_video_pairs.py")
 PAIR_FIELDS = {"frame_a": "image", "frame_b": "image", "video_id": "int", "index_a": "int",
                "index_b": "int", "label": "int"}
 
@@ -164,29 +161,15 @@ def test_too_short_and_nothing_left(tmp_path, clip):
     assert os.listdir(tmp_path) == []
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, SCRIPT, *map(str, args)], capture_output=True,
-                          text=True, cwd=REPO, timeout=120)
-
-
-def assert_one_line_error(result, *needles):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and "Traceback" not in result.stderr
-    for needle in needles:
-        assert str(needle) in lines[0]
-
-
 def test_cli_bad_inputs(tmp_path, clip):
     out = tmp_path / "out" / "p.beton"
-    assert_one_line_error(run_cli(tmp_path / "missing", out, "--gap", "4"), "missing")
-    assert_one_line_error(run_cli(clip, out), "--gap")
-    assert_one_line_error(run_cli(clip, out, "--gap-range", "5", "2"), "--gap-range")
-    assert_one_line_error(run_cli(clip, out, "--gap", "2", "--gap-range", "2", "3"), "--gap")
-    assert_one_line_error(run_cli(clip, out, "--gap", "2", "--cut-threshold", "2"),
+    assert_one_line_error(run_script('writers/write_video_pairs.py', tmp_path / "missing", out, "--gap", "4"), "missing")
+    assert_one_line_error(run_script('writers/write_video_pairs.py', clip, out), "--gap")
+    assert_one_line_error(run_script('writers/write_video_pairs.py', clip, out, "--gap-range", "5", "2"), "--gap-range")
+    assert_one_line_error(run_script('writers/write_video_pairs.py', clip, out, "--gap", "2", "--gap-range", "2", "3"), "--gap")
+    assert_one_line_error(run_script('writers/write_video_pairs.py', clip, out, "--gap", "2", "--cut-threshold", "2"),
                           "--cut-threshold")
-    assert_one_line_error(run_cli(clip, out, "--gap", "100"), clip, "too short")
+    assert_one_line_error(run_script('writers/write_video_pairs.py', clip, out, "--gap", "100"), clip, "too short")
     assert os.listdir(tmp_path) == []
 
 
