@@ -66,27 +66,34 @@ def find_images(src):
     return read_list_file(src)
 
 
+def walk_visible(root):
+    """``(folder, files)`` for every folder under ``root``, following links but visiting each
+    real folder once (no symlink loops), hidden files and folders (``.name``) left out.
+    UserError if ``root`` cannot be read."""
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise UserError(f"cannot read source folder {root}")
+    seen = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:                # a symlink loop, or the same folder linked twice
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        yield folder, [f for f in files if not f.startswith(".")]
+
+
 def scan_folder(root):
     """Every image under ``root`` (hidden files and folders skipped), sorted by path.
 
     If every image sits exactly one folder below ``root`` (ImageFolder layout), the label is the
     index of its folder's name among the sorted folder names, and those names are the classes.
     """
-    if not os.access(root, os.R_OK | os.X_OK):
-        raise UserError(f"cannot read source folder {root}")
     found = []
-    seen_dirs = set()
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in seen_dirs:           # a symlink loop, or the same folder linked twice
-            dirs[:] = []
-            continue
-        seen_dirs.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+    for folder, files in walk_visible(root):
         rel_folder = os.path.relpath(folder, root)
         parts = () if rel_folder == "." else tuple(rel_folder.split(os.sep))
-        found.extend(parts + (name,) for name in files
-                     if not name.startswith(".") and is_image_name(name))
+        found.extend(parts + (name,) for name in files if is_image_name(name))
     if not found:
         raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {root}")
     found.sort()

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from fastssl_common.errors import UserError
-from writers.image_sources import IMAGE_EXTENSIONS, describe_failure, load_rgb
+from writers.image_sources import IMAGE_EXTENSIONS, describe_failure, load_rgb, walk_visible
 from writers.writer_common import stored_size
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v")
@@ -132,17 +132,8 @@ def find_videos(src):
         if src.lower().endswith(IMAGE_EXTENSIONS):
             raise UserError(f"source {src} is a single image; pass its frame folder")
         return [VideoSource(src)]
-    if not os.access(src, os.R_OK | os.X_OK):
-        raise UserError(f"cannot read source folder {src}")
-    found, seen = [], set()
-    for folder, dirs, files in os.walk(src, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in seen:              # a symlink loop, or the same folder linked twice
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        files = [f for f in files if not f.startswith(".")]
+    found = []
+    for folder, files in walk_visible(src):
         found.extend(VideoSource(os.path.join(folder, f)) for f in files if is_video_name(f))
         sequence = frame_folder(folder, files)
         if sequence is not None:
