@@ -3,11 +3,14 @@
 Numba freezes closure variables as compile-time constants, and FFCV compiles each pipeline
 once, so an op cannot simply capture ``epoch``. Instead the op captures the *address* of a
 one-element array owned by this cell (a constant that never changes) and reads the value
-through FFCV's ctypes ``memcpy`` at run time. The loader wrapper sets the cell before each
-epoch's iterator starts; FFCV's prefetch thread for that epoch only starts afterwards.
+through FFCV's ctypes ``memcpy`` at run time (``host_array``). The loader wrapper sets the cell
+before each epoch's iterator starts; FFCV's prefetch thread for that epoch only starts
+afterwards.
 """
 import numpy as np
-from ffcv.libffcv import ctypes_memcopy
+from ffcv.pipeline.compiler import Compiler
+
+from .host_array import make_row_reader
 
 
 class EpochCell:
@@ -25,13 +28,12 @@ class EpochCell:
 
         The returned function keeps a reference to the cell so its memory outlives the op.
         """
-        address = self._value.ctypes.data
-        cell = self
+        read_row = Compiler.compile(make_row_reader(self._value.reshape(1, 1)))
 
         def read_epoch():
             out = np.empty(1, dtype=np.int64)
-            ctypes_memcopy(address, out.ctypes.data, 8)
+            read_row(0, out)
             return out[0]
 
-        read_epoch.cell = cell
+        read_epoch.cell = self
         return read_epoch

@@ -16,8 +16,9 @@ Randomness is counter-based (``rng.py``): view boxes and flips are a pure functi
 (seed, epoch, sample index), independent of the worker count.
 
 Box-conditioned crops: crops are drawn inside a *region* of the image; here the region is
-the whole image, and ``draw_views`` takes the region explicitly so a region-conditioned
-decoder (tracked or annotated boxes) reuses everything below.
+the whole image, and ``draw_views`` takes the region explicitly. A region-conditioned decoder
+(``region_crop.py``: tracked boxes) subclasses this op and overrides only
+``make_view_drawer``, which chooses each view's box; decode and resize stay here.
 """
 from dataclasses import replace
 import math
@@ -108,20 +109,35 @@ class MultiViewRandomResizedCrop(Operation):
              AllocationQuery((max_h * max_w * np.uint64(3),), np.dtype('<u1'))),
         )
 
+    def make_view_drawer(self):
+        """Python source of the Numba-compiled ``draw(index, epoch, height, width,
+        storage_state, boxes, flips)``: fill the crop box (top, left, h, w) in stored-image
+        pixels and the flip of each of this op's views of sample ``index``."""
+        seed = self.seed
+        first_view = self.first_view
+        scale_min, scale_max = self.scale
+        log_ratio_min, log_ratio_max = self.log_ratio
+        flip_prob = self.flip_prob
+
+        def draw(index, epoch, height, width, storage_state, boxes, flips):
+            draw_views(seed, epoch, index, first_view, 0, 0, height, width, scale_min,
+                       scale_max, log_ratio_min, log_ratio_max, flip_prob, boxes, flips)
+        return draw
+
+    @property
+    def log_ratio(self):
+        return math.log(self.ratio[0]), math.log(self.ratio[1])
+
     def generate_code(self):
         jpg = IMAGE_MODES['jpg']
         mem_read = self.memory_read
         my_range = Compiler.get_iterator()
         imdecode_c = Compiler.compile(imdecode)
         read_epoch = Compiler.compile(self.epoch_cell.make_reader())
+        draw = Compiler.compile(self.make_view_drawer())
         out_h, out_w = self.output_size
         n_views = self.n_views
-        seed = self.seed
-        scale_min, scale_max = self.scale
-        log_ratio_min, log_ratio_max = math.log(self.ratio[0]), math.log(self.ratio[1])
-        flip_prob = self.flip_prob
         dct_scaling = self.dct_scaling
-        first_view = self.first_view
 
         def decode(batch_indices, my_storage, metadata, storage_state):
             destination, decoded_storage = my_storage
@@ -135,9 +151,7 @@ class MultiViewRandomResizedCrop(Operation):
 
                 boxes = np.empty((n_views, 4), np.int64)
                 flips = np.empty(n_views, np.bool_)
-                draw_views(seed, epoch, source_ix, first_view, 0, 0, int(height), int(width),
-                           scale_min, scale_max, log_ratio_min, log_ratio_max, flip_prob, boxes,
-                           flips)
+                draw(source_ix, epoch, int(height), int(width), storage_state, boxes, flips)
 
                 if field['mode'] == jpg:
                     d = dct_denominator(boxes, out_h, out_w, dct_scaling)

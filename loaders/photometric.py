@@ -163,20 +163,21 @@ def draw_view_params(state, strengths, out):
 
 
 @njit
-def draw_sample_params(seed, epoch, index, first_view, strengths, out):
-    """Views first_view, first_view + 1, ... of one sample: ``out`` is (n_views, NUM_PARAMS);
-    view v is drawn from ``view_state(seed, epoch, index, STREAM_PHOTOMETRIC, v)``. Shared by
-    both placements."""
-    for v in range(out.shape[0]):
-        state = view_state(seed, epoch, index, STREAM_PHOTOMETRIC, first_view + v)
-        draw_view_params(state, strengths, out[v])
+def draw_sample_params(seed, epoch, index, view_ids, strengths, out):
+    """Views ``view_ids`` (int64 array, the views' numbers within the sample) of one sample:
+    ``out`` is (len(view_ids), NUM_PARAMS); view v is drawn from ``view_state(seed, epoch,
+    index, STREAM_PHOTOMETRIC, v)``. Shared by both placements."""
+    for k in range(out.shape[0]):
+        state = view_state(seed, epoch, index, STREAM_PHOTOMETRIC, view_ids[k])
+        draw_view_params(state, strengths, out[k])
 
 
 @njit
 def _photometric_params(seed, epoch, indices, n_views, first_view, strengths):
     out = np.empty((indices.shape[0], n_views, NUM_PARAMS), dtype=np.float64)
+    view_ids = np.arange(first_view, first_view + n_views)
     for b in range(indices.shape[0]):
-        draw_sample_params(seed, epoch, indices[b], first_view, strengths, out[b])
+        draw_sample_params(seed, epoch, indices[b], view_ids, strengths, out[b])
     return out
 
 
@@ -444,21 +445,22 @@ def augment_view(view, params, ksize, buf, scratch):
 class PhotometricAugment(Operation):
     """MoCo v2 colour jitter / grayscale / blur on a uint8 batch (B, V, H, W, 3), in place.
 
-    Parameters of view ``v`` of the sample with dataset index ``i`` are
-    ``photometric_params(seed, epoch, [i], V, strengths, first_view)[0, v]`` (same code);
-    ``first_view`` numbers this batch's views within the sample (see the decoder's), ``epoch`` is read
-    from ``epoch_cell`` when the batch is processed, so output is reproducible per sample for any
-    thread count. ``blur_kernel``: odd kernel side; ``None`` -> ``blur_kernel_size(H, W)``.
+    Parameters of view ``k`` of the sample with dataset index ``i`` are those of view number
+    ``view_ids[k]``: ``photometric_params(seed, epoch, [i], n, strengths)[0, view_ids[k]]``
+    (same code, any n > view_ids[k]). ``view_ids`` numbers this batch's views within the sample
+    (the decoder's views; default 0 .. V-1), ``epoch`` is read from ``epoch_cell`` when the
+    batch is processed, so output is reproducible per sample for any thread count.
+    ``blur_kernel``: odd kernel side; ``None`` -> ``blur_kernel_size(H, W)``.
 
     Scratch (two float32 H x W x 3 buffers) is allocated per sample inside the parallel loop
     rather than through an ``AllocationQuery``, which would pin ``batches_ahead`` x batch x
     2 float images.
     """
 
-    def __init__(self, seed, epoch_cell, strengths=None, blur_kernel=None, first_view=0):
+    def __init__(self, seed, epoch_cell, strengths=None, blur_kernel=None, view_ids=None):
         super().__init__()
         self.seed = int(seed)
-        self.first_view = int(first_view)
+        self.view_ids = None if view_ids is None else np.array(view_ids, dtype=np.int64)
         self.epoch_cell = epoch_cell
         self.strengths = (make_strengths() if strengths is None
                           else np.ascontiguousarray(strengths, dtype=np.float64))
@@ -475,7 +477,8 @@ class PhotometricAugment(Operation):
         strengths = self.strengths.copy()
         fixed_ksize = -1 if self.blur_kernel is None else int(self.blur_kernel)
         n_params = NUM_PARAMS
-        first_view = self.first_view
+        default_ids = self.view_ids is None
+        fixed_ids = np.zeros(0, np.int64) if default_ids else self.view_ids
 
         def photometric(images, dst, indices):
             epoch = read_epoch()
@@ -486,9 +489,10 @@ class PhotometricAugment(Operation):
             ksize = fixed_ksize
             if ksize < 0:
                 ksize = _blur_kernel_size(H, W)
+            view_ids = np.arange(V) if default_ids else fixed_ids
             for i in my_range(B):
                 params = np.empty((V, n_params), dtype=np.float64)
-                draw_sample_params(seed, epoch, indices[i], first_view, strengths, params)
+                draw_sample_params(seed, epoch, indices[i], view_ids, strengths, params)
                 buf = np.empty((H, W, 3), dtype=np.float32)
                 scratch = np.empty((H, W, 3), dtype=np.float32)
                 for v in range(V):
@@ -505,4 +509,6 @@ class PhotometricAugment(Operation):
             raise ValueError(f"PhotometricAugment expects (V, H, W, 3) samples, got {shape}")
         if previous_state.dtype != np.dtype(np.uint8):
             raise ValueError("PhotometricAugment expects uint8 images")
+        if self.view_ids is not None and shape is not None and len(self.view_ids) != shape[0]:
+            raise ValueError(f"{len(self.view_ids)} view ids for {shape[0]} views")
         return replace(previous_state, jit_mode=True), None
