@@ -1,0 +1,231 @@
+"""fastssl.distributed on real gloo process groups (2 CPU processes), against single-process
+references computed here: the global-batch gather order, shuffle-BN (keys go back to their
+owners; across 2 ranks it equals split-BN with 2 splits for the same permutation), the
+all-gathered enqueue, BN statistics averaging, config agreement, and a stalled rank.
+
+One spawn of two ranks runs every distributed computation (process start-up dominates the
+cost); each rank saves what it computed and the tests compare.
+"""
+import datetime
+import os
+import socket
+import time
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from fastssl import distributed
+from fastssl.split_batchnorm import SplitBatchNorm
+from fastssl_common.errors import UserError
+
+WORLD = 2
+GLOBAL = 8          # global batch
+SHUFFLE_SEED = 5
+CHANNELS = 3
+
+
+def global_batch():
+    """A fixed global batch (GLOBAL, C, 4, 4) with per-sample offsets (distinct rows)."""
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(GLOBAL, CHANNELS, 4, 4, generator=gen) + torch.arange(
+        GLOBAL, dtype=torch.float32).view(-1, 1, 1, 1)
+
+
+def key_batches(steps=3):
+    gen = torch.Generator().manual_seed(1)
+    return [torch.randn(GLOBAL, 4, generator=gen) for _ in range(steps)]
+
+
+def config(rank, differ):
+    return {'data': {'batch_size': 8 + (rank if differ else 0), 'path': 'x.beton'},
+            'moco': {'momentum': 0.99}}
+
+
+def fresh_queue():
+    """A queue + pointer as MoCo keeps them (size 10: three steps of 8 wrap around)."""
+    gen = torch.Generator().manual_seed(2)
+    return torch.randn(10, 4, generator=gen), torch.zeros((), dtype=torch.long)
+
+
+def enqueue_reference(queue, ptr, keys):
+    """MoCo's ring-buffer enqueue, written out independently: row (ptr + i) mod K <- keys[i]."""
+    for row in keys:
+        queue[int(ptr)] = row
+        ptr = (ptr + 1) % queue.shape[0]
+    return queue, ptr
+
+
+def _worker(rank, port, out_dir):
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD),
+                      MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    world = distributed.setup(torch.device('cpu'), timeout_s=60)
+    out = {'world': (world.rank, world.size, world.device.type)}
+    everything = global_batch()
+    mine = everything[rank::WORLD]  # what FFCV's distributed loader gives this rank
+    out['gathered'] = distributed.gather_global_batch(mine)
+    out['gathered_cl'] = distributed.gather_global_batch(
+        mine.contiguous(memory_format=torch.channels_last))
+
+    torch.manual_seed(SHUFFLE_SEED + rank)  # rank 0's permutation must win
+    share, perm = distributed.batch_shuffle_ddp(mine)
+    out['share'], out['perm'] = share, perm
+    out['owner_roundtrip'] = distributed.batch_unshuffle_ddp(share * 10 + 1, perm)
+    bn = torch.nn.BatchNorm2d(CHANNELS).train()
+    with torch.no_grad():
+        bn.weight.copy_(torch.linspace(0.5, 1.5, CHANNELS))
+        bn.bias.copy_(torch.linspace(-1, 1, CHANNELS))
+        out['shuffle_bn'] = distributed.batch_unshuffle_ddp(bn(share), perm)
+    out['bn_running_mean_before'] = bn.running_mean.clone()
+    distributed.average_batchnorm_statistics(bn)
+    out['bn_running_mean_after'] = bn.running_mean.clone()
+
+    queue, ptr = fresh_queue()
+    for keys in key_batches():
+        queue, ptr = enqueue_reference(queue, ptr, distributed.gather_global_batch(
+            keys[rank::WORLD]))
+    out['queue'], out['ptr'] = queue, ptr
+
+    distributed.check_same_config(world, config(rank, differ=False))
+    try:
+        distributed.check_same_config(world, config(rank, differ=True))
+    except UserError as err:
+        out['config_error'] = str(err)
+
+    def only_on_main():
+        raise UserError('checkpoint run/x.pt is not readable')
+    try:
+        distributed.from_main(world, only_on_main)
+    except UserError as err:
+        out['from_main_error'] = str(err)
+    out['from_main_value'] = distributed.from_main(world, lambda: {'next_epoch': 3})
+
+    # A stalled rank: rank 1 stops taking part; rank 0's collective must give up with one
+    # line after the group's timeout instead of waiting forever.
+    short = torch.distributed.new_group(backend='gloo', timeout=datetime.timedelta(seconds=2))
+    if rank == 0:
+        start = time.perf_counter()
+        try:
+            with distributed.peer_failures_reported(world, 2, 'a test step'):
+                torch.distributed.all_reduce(torch.ones(1), group=short)
+        except distributed.PeerLost as err:
+            out['stall_error'] = str(err)
+        out['stall_seconds'] = time.perf_counter() - start
+    else:
+        time.sleep(3.5)
+    torch.save(out, os.path.join(out_dir, f'rank{rank}.pt'))
+    distributed.teardown()
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def ranks(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp('ranks')
+    # fork: the children inherit the imported torch (spawn would re-import it, ~10 s here)
+    mp.start_processes(_worker, args=(free_port(), str(out_dir)), nprocs=WORLD,
+                       start_method='fork')
+    return [torch.load(out_dir / f'rank{r}.pt', weights_only=False) for r in range(WORLD)]
+
+
+def test_setup_joins_a_gloo_group_from_torchrun_variables(ranks):
+    assert [r['world'] for r in ranks] == [(0, 2, 'cpu'), (1, 2, 'cpu')]
+
+
+def test_gather_puts_each_sample_back_at_its_global_position(ranks):
+    for r in ranks:
+        assert torch.equal(r['gathered'], global_batch())
+        assert torch.equal(r['gathered_cl'], global_batch())
+        assert r['gathered_cl'].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_shuffle_uses_rank_zeros_permutation_and_shares_it_out(ranks):
+    torch.manual_seed(SHUFFLE_SEED)
+    perm = torch.randperm(GLOBAL)
+    shares = []
+    for rank, r in enumerate(ranks):
+        assert torch.equal(r['perm'], perm)
+        assert torch.equal(r['share'], global_batch()[perm[rank::WORLD]])
+        shares.append(r['share'])
+    # every sample is encoded exactly once, and not where its query is
+    assert sorted(torch.cat(shares)[:, 0, 0, 0].tolist()) == sorted(
+        global_batch()[:, 0, 0, 0].tolist())
+    assert any(set(perm[rank::WORLD].tolist()) != set(range(rank, GLOBAL, WORLD))
+               for rank in range(WORLD))
+
+
+def test_unshuffle_returns_outputs_to_their_owners(ranks):
+    for rank, r in enumerate(ranks):
+        assert torch.equal(r['owner_roundtrip'], global_batch()[rank::WORLD] * 10 + 1)
+
+
+def test_shuffle_bn_over_two_ranks_equals_split_bn_on_one_device(ranks):
+    """The single-device remedy (split-BN, 2 splits, as fastssl.moco shuffles keys) and
+    shuffle-BN across 2 ranks normalise every key with the same group's statistics."""
+    torch.manual_seed(SHUFFLE_SEED)
+    perm = torch.randperm(GLOBAL)
+    bn = SplitBatchNorm(CHANNELS, num_splits=WORLD).train()
+    with torch.no_grad():
+        bn.weight.copy_(torch.linspace(0.5, 1.5, CHANNELS))
+        bn.bias.copy_(torch.linspace(-1, 1, CHANNELS))
+        reference = bn(global_batch()[perm])[torch.argsort(perm)]
+    for rank, r in enumerate(ranks):
+        torch.testing.assert_close(r['shuffle_bn'], reference[rank::WORLD])
+
+
+def test_batchnorm_running_statistics_are_averaged_over_ranks(ranks):
+    before = torch.stack([r['bn_running_mean_before'] for r in ranks])
+    assert not torch.equal(before[0], before[1])
+    for r in ranks:
+        torch.testing.assert_close(r['bn_running_mean_after'], before.mean(dim=0))
+
+
+def test_all_gathered_enqueue_equals_single_process_enqueue(ranks):
+    queue, ptr = fresh_queue()
+    for keys in key_batches():
+        queue, ptr = enqueue_reference(queue, ptr, keys)
+    for r in ranks:
+        assert torch.equal(r['queue'], queue)
+        assert int(r['ptr']) == int(ptr) == (3 * GLOBAL) % 10
+
+
+def test_different_configs_are_refused_on_every_rank_naming_the_key(ranks):
+    for r in ranks:
+        assert r['config_error'].startswith('ranks were started with different configs')
+        assert "data.batch_size=9 (rank 0: 8)" in r['config_error']
+        assert 'moco.momentum' not in r['config_error']
+
+
+def test_a_decision_of_rank_zero_reaches_every_rank(ranks):
+    for r in ranks:
+        assert r['from_main_error'] == 'checkpoint run/x.pt is not readable'
+        assert r['from_main_value'] == {'next_epoch': 3}
+
+
+def test_a_stalled_rank_gives_one_line_after_the_timeout(ranks):
+    message = ranks[0]['stall_error']
+    assert message.startswith('rank 0: a collective failed during a test step')
+    assert 'dist.timeout_s=2' in message and '\n' not in message
+    assert ranks[0]['stall_seconds'] < 3.4  # gave up before the stalled rank came back
+
+
+def test_single_process_is_the_identity(monkeypatch):
+    monkeypatch.delenv('WORLD_SIZE', raising=False)
+    world = distributed.setup(torch.device('cpu'), timeout_s=1)
+    assert not world.distributed and world.is_main
+    x = global_batch()
+    assert distributed.gather_global_batch(x) is x
+    distributed.check_same_config(world, {'a': 1})
+    assert distributed.from_main(world, lambda: 7) == 7
+
+
+def test_torchrun_variables_are_checked(monkeypatch):
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    for name in ('RANK', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(UserError, match='start several processes with torchrun'):
+        distributed.setup(torch.device('cpu'), timeout_s=1)
