@@ -1,43 +1,46 @@
-"""Evaluate checkpoints: ``python eval.py knn --eval.checkpoint=RUN/checkpoint_last.pt
---eval.train_path=train.beton [--eval.val_path=val.beton] [--eval.output=knn.json]``.
+"""Evaluate backbones: ``python eval.py COMMAND [--config-file F.yaml] [--section.key=value]``.
 
-Settings are the fastargs ``eval`` section (``python eval.py knn --help``).
+``python eval.py --help`` lists the commands, ``python eval.py COMMAND --help`` the settings
+of one (fastargs sections, as in train.py).
+
+Registering a command: write a module exposing
+
+* ``declare(cfg)``: declares the command's fastargs ``Section``\\ s on the Config ``cfg``
+  (its own section named after the command, plus shared ones such as ``eval`` from
+  ``fastssl.evaluation.declare_eval_section``);
+* ``run(settings)``: receives the resolved ``fastssl.config.Settings`` of those sections
+  (``settings.<section>.<key>``), does the work, prints its result and returns the exit code;
+  bad input raises ``fastssl_common.errors.UserError`` (one ``error:`` line, exit 2);
+
+then add one line ``'name': 'package.module'`` to ``COMMANDS``. A module is imported only when
+its command runs, so one command's heavy imports never slow down another.
 """
+import importlib
 import sys
 
 from fastssl_common.errors import UserError, run_cli
 
-COMMANDS = ('knn',)
+COMMANDS = {
+    'knn': 'fastssl.knn_command',
+}
 
 
-def declare_eval_sections(cfg):
-    from fastargs import Param, Section
-    from fastssl.config import Float, Int, Str
-    Section('eval', 'Checkpoint evaluation', config_descriptor=cfg).params(
-        checkpoint=Param(Str(), 'fastssl checkpoint (.pt)', required=True),
-        train_path=Param(Str(), 'labelled .beton: kNN memory bank', required=True),
-        val_path=Param(Str(), 'labelled .beton: queries ("" = train_path)', default=''),
-        resolution=Param(Int(), 'centre-crop side, px', default=224),
-        batch_size=Param(Int(), 'images per batch', default=256),
-        num_workers=Param(Int(), 'FFCV loader threads (0 = all cores)', default=0),
-        knn_k=Param(Int(), 'neighbours', default=200),
-        knn_temperature=Param(Float(), 'weighting temperature', default=0.07),
-        device=Param(Str(), "'auto', 'cpu' or 'cuda[:N]'", default='auto'),
-        output=Param(Str(), 'JSON file for the result ("" = print only)', default=''),
-    )
+def usage():
+    return f"usage: eval.py {{{','.join(COMMANDS)}}} [--section.key=value ...] (COMMAND --help)"
 
 
 def main(argv):
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ('--help', '-h'):
+        print(usage())
+        return 0
     if not argv or argv[0] not in COMMANDS:
-        raise UserError(f"usage: eval.py {{{','.join(COMMANDS)}}} --eval.key=value ...")
+        got = f"unknown command '{argv[0]}'; " if argv else ''
+        raise UserError(got + usage())
     from fastssl.config import Settings, as_dict, load_config
-    from fastssl.evaluation import format_result, knn_evaluation
-    from fastssl.trainer import resolve_device
-    settings = Settings(as_dict(load_config(argv[1:], declare=declare_eval_sections)))
-    result = knn_evaluation(settings.eval, resolve_device(settings.eval.device))
-    print(format_result(result))
-    return 0
+    command = importlib.import_module(COMMANDS[argv[0]])
+    settings = Settings(as_dict(load_config(argv[1:], declare=command.declare)))
+    return command.run(settings)
 
 
 if __name__ == '__main__':
