@@ -102,6 +102,13 @@ def declare_sections(cfg):
         crop_ratio_min=Param(Float(), 'RandomResizedCrop aspect min', default=3 / 4),
         crop_ratio_max=Param(Float(), 'RandomResizedCrop aspect max', default=4 / 3),
         flip_prob=Param(Float(), 'horizontal flip probability', default=0.5),
+        region_context_min=Param(Float(), 'region views: context margin added on each side, '
+                                 'fraction of the tracked box (min)', default=0.0),
+        region_context_max=Param(Float(), 'region views: context margin (max)', default=0.3),
+        region_scale_min=Param(Float(), 'region views: RandomResizedCrop scale within the '
+                               'region (min)', default=0.5),
+        region_scale_max=Param(Float(), 'region views: crop scale within the region (max)',
+                               default=1.0),
         brightness=Param(Float(), 'ColorJitter brightness', default=0.4),
         contrast=Param(Float(), 'ColorJitter contrast', default=0.4),
         saturation=Param(Float(), 'ColorJitter saturation', default=0.4),
@@ -124,6 +131,11 @@ def declare_sections(cfg):
         momentum=Param(Float(), 'key encoder EMA momentum m', default=0.999),
         temperature=Param(Float(), 'InfoNCE temperature T', default=0.2),
         bn_splits=Param(Int(), 'split-BN sub-batches on one device (1 = plain BN)', default=8),
+        frame_weight=Param(Float(), 'weight of the image/frame-pair InfoNCE term', default=1.0),
+        region_weight=Param(Float(), 'weight of the region-pair InfoNCE term (rt, fti_rt)',
+                            default=1.0),
+        separate_queues=Param(Bool(), 'fti_rt: frame and region terms get their own key '
+                              'queues (default: one shared queue)', default=False),
     )
     Section('optim', 'SGD with cosine schedule', config_descriptor=cfg).params(
         lr=Param(Float(), 'lr for a batch of 256 (scaled linearly with batch)', default=0.03),
@@ -132,9 +144,10 @@ def declare_sections(cfg):
         warmup_epochs=Param(Float(), 'linear warmup epochs', default=0.0),
     )
     Section('train', 'Training run', config_descriptor=cfg).params(
-        variant=Param(OneOf('mocov2', 'mocov2_frames', 'fti'),
+        variant=Param(OneOf('mocov2', 'mocov2_frames', 'fti', 'rt', 'fti_rt'),
                       'positives: two crops of an image (mocov2), of a video frame '
-                      '(mocov2_frames), or frames i and i+k of a video (fti)', default='mocov2'),
+                      '(mocov2_frames), frames i and i+k of a video (fti), one tracked region '
+                      'at i and i+k (rt), or both (fti_rt)', default='mocov2'),
         epochs=Param(Int(), 'epochs', default=200),
         seed=Param(Int(), 'seed of data order, augment draws and init', default=0),
         device=Param(Str(), "'auto', 'cpu', 'cuda' or 'cuda:N'", default='auto'),

@@ -3,6 +3,10 @@
 A query encoder learns by gradient; a key encoder is its exponential moving average, so keys
 drift slowly and the queue of past keys stays consistent enough to serve as negatives. The
 queue decouples the number of negatives from the batch size.
+
+The objective may have several terms (the Region Tracker's frame pair and region pair): each
+term is a (query view, key view) batch with its own InfoNCE loss against a queue. Terms share
+one queue by default (every key is a negative for every term) or each has its own.
 """
 import copy
 
@@ -17,17 +21,27 @@ from .split_batchnorm import convert_to_split_bn
 
 class MoCo(nn.Module):
     def __init__(self, arch='resnet50', proj_hidden=0, proj_dim=128, queue_size=65536,
-                 momentum=0.999, temperature=0.2, bn_splits=8):
+                 momentum=0.999, temperature=0.2, bn_splits=8, term_queues=(0,)):
+        """``term_queues[t]`` is the queue of objective term t: (0,) one term; (0, 0) two
+        terms sharing a queue; (0, 1) two terms with separate queues."""
         super().__init__()
         self.momentum = momentum
         self.temperature = temperature
+        self.term_queues = tuple(term_queues)
         self.encoder_q = convert_to_split_bn(Encoder(arch, proj_hidden, proj_dim), bn_splits)
         self.encoder_k = copy.deepcopy(self.encoder_q)
         for p in self.encoder_k.parameters():
             p.requires_grad = False  # updated by momentum only; no activations kept
         # Queue rows are keys; random unit vectors until real keys replace them.
-        self.register_buffer('queue', F.normalize(torch.randn(queue_size, proj_dim), dim=1))
-        self.register_buffer('queue_ptr', torch.zeros((), dtype=torch.long))
+        n_queues = max(self.term_queues) + 1
+        self.register_buffer('queues', F.normalize(torch.randn(n_queues, queue_size, proj_dim),
+                                                   dim=2))
+        self.register_buffer('queue_ptrs', torch.zeros(n_queues, dtype=torch.long))
+
+    @property
+    def queue(self):
+        """The first (with one term, the only) queue, (K, D)."""
+        return self.queues[0]
 
     @torch.no_grad()
     def momentum_update(self):
@@ -38,12 +52,20 @@ class MoCo(nn.Module):
         torch._foreach_add_(k_params, q_params, alpha=1.0 - self.momentum)
 
     @torch.no_grad()
-    def enqueue(self, keys):
-        """Write keys at the pointer, wrapping around the end of the queue."""
-        n, size = keys.shape[0], self.queue.shape[0]
-        rows = (self.queue_ptr + torch.arange(n, device=keys.device)) % size
-        self.queue.index_copy_(0, rows, keys.to(self.queue.dtype))
-        self.queue_ptr.copy_((self.queue_ptr + n) % size)
+    def enqueue(self, keys, queue=0):
+        """Write keys at the queue's pointer, wrapping around its end."""
+        n, size = keys.shape[0], self.queues.shape[1]
+        ptr = self.queue_ptrs[queue]
+        rows = (ptr + torch.arange(n, device=keys.device)) % size
+        self.queues[queue].index_copy_(0, rows, keys.to(self.queues.dtype))
+        self.queue_ptrs[queue] = (ptr + n) % size
+
+    @torch.no_grad()
+    def enqueue_terms(self, keys_per_term):
+        """Enqueue each term's keys into its queue (terms sharing a queue in term order)."""
+        for queue in sorted(set(self.term_queues)):
+            keys = [k for k, q in zip(keys_per_term, self.term_queues) if q == queue]
+            self.enqueue(torch.cat(keys), queue)
 
     @torch.no_grad()
     def encode_keys(self, im_k):
@@ -54,11 +76,27 @@ class MoCo(nn.Module):
         return k[torch.argsort(perm)]
 
     def forward(self, im_q, im_k):
-        """Returns (loss, logits, keys); the caller enqueues the keys after the step."""
-        q = F.normalize(self.encoder_q(im_q).float(), dim=1)
+        """One-term MoCo: returns (loss, logits, keys); the caller enqueues the keys after the
+        step."""
+        losses, logits, keys = self.forward_terms([(im_q, im_k)])
+        return losses[0].mean(), logits[0], keys[0]
+
+    def forward_terms(self, pairs):
+        """``pairs``: one (im_q, im_k) batch per term, all of batch size B.
+
+        Returns per-term lists: losses (B,) per sample (the caller weights and masks them),
+        logits (B, 1 + K), normalised keys (B, D) to enqueue after the optimizer step. All
+        terms go through each encoder as one batch: one forward per encoder per step.
+        """
+        n = len(pairs)
+        if n != len(self.term_queues):
+            raise ValueError(f"MoCo was built for {len(self.term_queues)} terms, got {n}")
+        q = F.normalize(self.encoder_q(torch.cat([p[0] for p in pairs])).float(), dim=1)
         self.momentum_update()  # before the key forward pass, as the official code
-        k = self.encode_keys(im_k)
-        # The queue is about to be modified in place by enqueue(); the loss's backward
+        k = self.encode_keys(torch.cat([p[1] for p in pairs]))
+        # The queues are about to be modified in place by enqueue(); the loss's backward
         # must see the negatives used in the forward, hence the copy.
-        loss, logits = info_nce(q, k, self.queue.clone().detach(), self.temperature)
-        return loss, logits, k
+        queues = self.queues.clone().detach()
+        results = [info_nce(qt, kt, queues[queue], self.temperature, reduction='none')
+                   for qt, kt, queue in zip(q.chunk(n), k.chunk(n), self.term_queues)]
+        return [r[0] for r in results], [r[1] for r in results], list(k.chunk(n))

@@ -6,7 +6,9 @@ Order of work per step, and why:
 2. they are copied to the device and, with ``augment.placement=gpu``, photometrically
    augmented there in one batched pass (CPU threads stay free for decoding); the parameters
    come from the same counter-based draw as the CPU op, keyed on (seed, epoch, index);
-3. MoCo forward/backward under autocast (bf16 on GPUs that support it), channels_last;
+3. MoCo forward/backward under autocast (bf16 on GPUs that support it), channels_last; the
+   variant's terms (frame pair, region pair) go through each encoder as one batch, and the
+   loss is their weighted sum (region terms averaged over the pairs that have a track);
 4. keys are enqueued after the optimizer step;
 5. non-finite losses are gathered on the device and checked every ``log_every`` steps (no
    per-step host sync); training stops with the exact step named.
@@ -16,6 +18,7 @@ import os
 import sys
 import time
 
+import numpy as np
 import torch
 import yaml
 from tqdm import tqdm
@@ -33,9 +36,6 @@ from .moco import MoCo
 from .monitor import Monitor, gpu_memory_gib
 from .normalize import normalize, to_unit_float
 from .variants import VARIANTS
-
-N_VIEWS = 2
-
 
 def resolve_device(name):
     if name == 'auto':
@@ -69,10 +69,11 @@ def learning_rate(optim, epochs, epoch_progress, batch_size):
     return base * 0.5 * (1.0 + math.cos(math.pi * (epoch_progress - optim.warmup_epochs) / span))
 
 
-def clamp_queue(queue_size, num_samples, batch_size):
+def clamp_queue(queue_size, num_samples, batch_size, keys_per_sample=1):
     """Largest queue that one epoch fills without a sample meeting its own previous key in
-    the same pass: K <= N - B (rounded down to a multiple of B)."""
-    limit = max(batch_size, (num_samples - batch_size) // batch_size * batch_size)
+    the same pass: K <= (N - B) * keys per sample (rounded down to a step's keys)."""
+    step_keys = batch_size * keys_per_sample
+    limit = max(step_keys, (num_samples - batch_size) // batch_size * step_keys)
     if queue_size > limit:
         print(f"warning: moco.queue_size={queue_size} exceeds what {num_samples} samples can "
               f"fill with batch {batch_size}; using {limit}", file=sys.stderr)
@@ -103,9 +104,12 @@ class Trainer:
                             if placement == 'gpu' else None)
         torch.manual_seed(s.train.seed)
 
-        variant = VARIANTS[s.train.variant]
+        self.variant = variant = VARIANTS[s.train.variant]
         hint = f"; train.variant={s.train.variant} needs a .beton from {variant.writer}"
         open_beton(s.data.path, variant.required, hint)
+        region_valid, region_options = None, {}
+        if variant.uses_regions:
+            region_valid, region_options = self._region_options(variant)
         self.loader = MultiViewLoader(
             s.data.path, s.data.batch_size, s.data.resolution, variant.view_fields,
             num_workers=s.data.num_workers, seed=s.train.seed, order=s.data.order,
@@ -113,15 +117,25 @@ class Trainer:
             ratio=(s.augment.crop_ratio_min, s.augment.crop_ratio_max),
             flip_prob=s.augment.flip_prob,
             cpu_photometric=self.strengths if placement == 'cpu' else None,
-            os_cache=s.data.os_cache)
+            os_cache=s.data.os_cache, **region_options)
+        # rt loads tracked pairs only; fti_rt masks the others out of its region term
+        self.region_valid = (None if region_valid is None or 'indices' in region_options
+                             else torch.from_numpy(region_valid).to(self.device))
+        self.term_names = [name for name, _, _ in variant.terms]
+        self.term_weights = [s.moco.region_weight if name == 'region' else s.moco.frame_weight
+                             for name in self.term_names]
         ensure_writable_dir(s.train.run_dir)  # after the data checks: no empty run folders
-        queue = clamp_queue(s.moco.queue_size, self.loader.num_samples, s.data.batch_size)
+        n_terms = len(variant.terms)
+        term_queues = tuple(range(n_terms)) if s.moco.separate_queues else (0,) * n_terms
+        queue = clamp_queue(s.moco.queue_size, self.loader.num_samples, s.data.batch_size,
+                            keys_per_sample=n_terms - max(term_queues))
         self.model = MoCo(s.model.arch, s.model.proj_hidden, s.model.proj_dim, queue,
-                          s.moco.momentum, s.moco.temperature, s.moco.bn_splits)
+                          s.moco.momentum, s.moco.temperature, s.moco.bn_splits, term_queues)
         fmt = torch.channels_last if s.train.channels_last else torch.contiguous_format
         self.memory_format = fmt
         self.model.to(self.device, memory_format=fmt)
-        self.forward = torch.compile(self.model) if s.train.compile else self.model
+        self.forward = (torch.compile(self.model.forward_terms) if s.train.compile
+                        else self.model.forward_terms)
         self.optimizer = torch.optim.SGD(self.model.encoder_q.parameters(),
                                          lr=learning_rate(s.optim, s.train.epochs, 0.0,
                                                           s.data.batch_size),
@@ -141,6 +155,22 @@ class Trainer:
                                          s.data.num_workers, s.data.os_cache)
                         for path in (s.logging.knn_train_path, val)]
 
+    def _region_options(self, variant):
+        """Which pairs have a tracked region, and the loader's region-crop settings."""
+        from loaders.pair_loader import tracked_pairs
+        s = self.s
+        region_valid = tracked_pairs(s.data.path)
+        if not region_valid.any():
+            raise UserError(f"{s.data.path}: no pair has a tracked region; "
+                            f"train.variant={s.train.variant} needs a .beton from "
+                            f"{variant.writer} (N > 0)")
+        options = dict(
+            region_context=(s.augment.region_context_min, s.augment.region_context_max),
+            region_scale=(s.augment.region_scale_min, s.augment.region_scale_max))
+        if len(variant.terms) == 1:  # rt: untracked pairs are not loaded at all
+            options['indices'] = np.flatnonzero(region_valid)
+        return region_valid, options
+
     def _resume(self):
         path = latest_checkpoint(self.s.train.run_dir)
         if path is None:
@@ -159,12 +189,13 @@ class Trainer:
         print(f"resuming from {path} at epoch {self.start_epoch}", file=sys.stderr)
 
     def prepare_views(self, views, indices, epoch):
-        """uint8 (B, V, H, W, 3) -> list of V normalised float (B, 3, H, W), plus [0,1] copy."""
+        """uint8 (B, V, H, W, 3) -> list of V normalised float (B, 3, H, W), plus the [0, 1]
+        float views (V, B, 3, H, W) for the image grid."""
         # (B, V, H, W, 3) -> (V, B, 3, H, W); the float copy frees FFCV's ring-buffer slot
         x = to_unit_float(views.to(self.device, non_blocking=True)).transpose(0, 1)
         if self.gpu_augment is not None:
             x = torch.stack(self.gpu_augment.augment_views(list(x), indices, epoch))
-        normalised = [normalize(x[v], self.memory_format) for v in range(N_VIEWS)]
+        normalised = [normalize(x[v], self.memory_format) for v in range(x.shape[0])]
         return normalised, x
 
     def save_config(self):
@@ -216,12 +247,12 @@ class Trainer:
                                s.data.batch_size)
             for group in self.optimizer.param_groups:
                 group['lr'] = lr
-            (im_q, im_k), raw = self.prepare_views(views, indices, epoch)
+            normalised, raw = self.prepare_views(views, indices, epoch)
             if global_step == 0:
                 monitor.pair_grid(0, raw, s.logging.image_grid)
-            loss = self.train_step(im_q, im_k)
-            window_losses.append(loss)
-            window_flags.append(~torch.isfinite(loss))
+            losses = self.train_step(normalised, self.tracked(indices))  # (total, terms...)
+            window_losses.append(losses)
+            window_flags.append(~torch.isfinite(losses[0]))
             pairs += views.shape[0]
             bar.update(1)
             tock = time.perf_counter()
@@ -229,8 +260,11 @@ class Trainer:
             tick = tock
             if (step + 1) % s.logging.log_every == 0 or step + 1 == steps_per_epoch:
                 self._check_finite(window_flags, global_step + 1 - len(window_flags), epoch)
-                mean_loss = torch.stack(window_losses).mean().item()
+                means = torch.stack(window_losses).mean(0).tolist()
+                mean_loss = means[0]
                 stats = {'train/loss': mean_loss, 'train/lr': lr,
+                         **{f'train/loss_{name}': value
+                            for name, value in zip(self.term_names, means[1:])},
                          'train/pairs_per_s': pairs / max(wait + busy, 1e-9),
                          'train/data_wait_fraction': wait / max(wait + busy, 1e-9)}
                 memory = gpu_memory_gib(self.device)
@@ -245,17 +279,37 @@ class Trainer:
         batches.close()
         bar.close()
 
-    def train_step(self, im_q, im_k):
-        """One optimizer step on normalised views; returns the detached loss (no host sync)."""
+    def tracked(self, indices):
+        """(B,) bool on the device: which samples have a tracked region (None: all count)."""
+        if self.region_valid is None:
+            return None
+        return self.region_valid[indices.to(self.device, non_blocking=True)]
+
+    def train_step(self, views, tracked=None):
+        """One optimizer step on the normalised views (in view order) of one batch.
+
+        ``tracked``: (B,) bool, samples whose region term counts (None: all). Returns the
+        detached (total, term 1, ...) losses as one tensor, without a host sync.
+        """
+        pairs = [(views[q], views[k]) for _, q, k in self.variant.terms]
         with torch.autocast(self.device.type, dtype=self.amp_dtype,
                             enabled=self.amp_dtype is not None):
-            loss, _, keys = self.forward(im_q, im_k)
+            per_sample, _, keys = self.forward(pairs)
+        terms = []
+        for name, losses in zip(self.term_names, per_sample):
+            if name == 'region' and tracked is not None:
+                # untracked pairs carry whole-frame "regions": they stay out of this term
+                weight = tracked.to(losses.dtype)
+                terms.append((losses * weight).sum() / weight.sum().clamp(min=1))
+            else:
+                terms.append(losses.mean())
+        loss = sum(w * t for w, t in zip(self.term_weights, terms))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.model.enqueue(keys)
-        return loss.detach()
+        self.model.enqueue_terms(keys)
+        return torch.stack([loss] + terms).detach()
 
     def _check_finite(self, flags, first_step, epoch):
         bad = torch.stack(flags)

@@ -5,24 +5,52 @@
   the baseline the video variants must beat.
 - ``fti``: Frame Temporal Invariance — frame i and frame i+k of one video, each with its own
   crop and photometric augment, as query and key (``writers/write_video_pairs.py``).
+- ``rt``: Region Tracker — crops of one tracked region proposal in frame i and in frame i+k
+  (``writers/write_video_pairs.py --proposals N``); pairs without a surviving track are
+  skipped.
+- ``fti_rt``: both: four views from two decodes, a frame term and a region term.
 
-Every variant feeds the same MoCo v2 objective; they differ in the fields that give views 0
-(query) and 1 (key).
+Every variant feeds MoCo v2 InfoNCE terms. ``view_fields`` tells the loader which field
+renders which view: ``(field, n)`` gives the next n full-frame views, ``(field, ((view,
+kind), ...))`` names the global view numbers (random stream and output position) and their
+kind, 'full' or 'region'. ``terms`` pairs the views: (name, query view, key view); the name
+picks the term's weight (``moco.frame_weight`` for image/frame terms, ``moco.region_weight``
+for region terms) and its TensorBoard tag ``train/loss_<name>``.
 """
 from dataclasses import dataclass
+
+REGION_FIELDS = ('proposals', 'num_proposals')
 
 
 @dataclass(frozen=True)
 class Variant:
-    view_fields: tuple   # ((field, number of views), ...) in view order
+    view_fields: tuple   # see the module docstring
+    terms: tuple         # ((name, query view, key view), ...)
     required: tuple      # fields the .beton must have
     writer: str          # where such a .beton comes from (for error messages)
 
+    @property
+    def n_views(self):
+        return 1 + max(max(q, k) for _, q, k in self.terms)
 
+    @property
+    def uses_regions(self):
+        return any(name == 'region' for name, _, _ in self.terms)
+
+
+PAIRS = ('frame_a', 'frame_b', 'video_id')
 VARIANTS = {
-    'mocov2': Variant((('image', 2),), ('image',), 'writers/write_images.py'),
-    'mocov2_frames': Variant((('image', 2),), ('image', 'video_id'),
+    'mocov2': Variant((('image', 2),), (('image', 0, 1),), ('image',),
+                      'writers/write_images.py'),
+    'mocov2_frames': Variant((('image', 2),), (('frame', 0, 1),), ('image', 'video_id'),
                              'writers/write_video_frames.py'),
-    'fti': Variant((('frame_a', 1), ('frame_b', 1)), ('frame_a', 'frame_b', 'video_id'),
+    'fti': Variant((('frame_a', 1), ('frame_b', 1)), (('frame', 0, 1),), PAIRS,
                    'writers/write_video_pairs.py'),
+    'rt': Variant((('frame_a', ((0, 'region'),)), ('frame_b', ((1, 'region'),))),
+                  (('region', 0, 1),), PAIRS + REGION_FIELDS,
+                  'writers/write_video_pairs.py --proposals N'),
+    'fti_rt': Variant((('frame_a', ((0, 'full'), (2, 'region'))),
+                       ('frame_b', ((1, 'full'), (3, 'region')))),
+                      (('frame', 0, 1), ('region', 2, 3)), PAIRS + REGION_FIELDS,
+                      'writers/write_video_pairs.py --proposals N'),
 }

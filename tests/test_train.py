@@ -53,7 +53,7 @@ def test_steps_on_fixed_views_decrease_the_loss(small_beton, tmp_path, seed):
     batches = [trainer.prepare_views(views, indices, epoch=0)[0]
                for views, indices, _ in trainer.loader]
     assert len(batches) == 2
-    losses = [trainer.train_step(*batches[step % 2]).item() for step in range(60)]
+    losses = [trainer.train_step(batches[step % 2])[0].item() for step in range(60)]
     assert all(torch.isfinite(torch.tensor(losses)))
     first, last = sum(losses[1:11]) / 10, sum(losses[-10:]) / 10
     assert last < 0.9 * first, losses
@@ -78,7 +78,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(small_beton, tmp_pa
     common = ('--train.epochs=3', '--train.checkpoint_every=1', '--augment.placement=gpu')
     Trainer(load_settings(tiny_args(small_beton, full, *common))).fit()
     Trainer(load_settings(tiny_args(small_beton, split, *common))).fit(stop_after=1)
-    assert model_state(split)[0]['queue_ptr'] is not None
+    assert model_state(split)[0]['queue_ptrs'] is not None
     Trainer(load_settings(tiny_args(small_beton, split, *common, '--train.resume=true'))).fit()
     (a, opt_a), (b, opt_b) = model_state(full), model_state(split)
     assert a.keys() == b.keys()

@@ -22,12 +22,12 @@ def test_enqueue_writes_at_pointer_and_wraps_around():
     model = tiny_moco(queue_size=10)
     first = torch.arange(6 * 8, dtype=torch.float32).view(6, 8)
     model.enqueue(first)
-    assert model.queue_ptr.item() == 6
+    assert model.queue_ptrs[0].item() == 6
     assert torch.equal(model.queue[:6], first)
     second = -torch.arange(6 * 8, dtype=torch.float32).view(6, 8) - 1
     before = model.queue.clone()
     model.enqueue(second)
-    assert model.queue_ptr.item() == 2  # (6 + 6) mod 10
+    assert model.queue_ptrs[0].item() == 2  # (6 + 6) mod 10
     assert torch.equal(model.queue[6:10], second[:4])
     assert torch.equal(model.queue[0:2], second[4:6])
     assert torch.equal(model.queue[2:6], before[2:6])
