@@ -96,3 +96,35 @@ def test_convert_to_split_bn_replaces_every_batchnorm():
     model = convert_to_split_bn(tiny_moco(bn_splits=1).encoder_q, 4)
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and all(isinstance(m, SplitBatchNorm) and m.num_splits == 4 for m in bns)
+
+
+@pytest.mark.parametrize('term_queues', [(0, 0), (0, 1)])
+def test_two_terms_score_against_their_queue_and_enqueue_into_it(term_queues):
+    """Frame and region terms: each term's per-sample losses are InfoNCE of its own queries
+    and keys against its queue as it was before the step; keys go to the term's queue."""
+    model = tiny_moco(queue_size=12, term_queues=term_queues).eval()  # eval: BN per sample
+    views = [torch.randn(3, 3, 32, 32) for _ in range(4)]
+    before = model.queues.clone()
+    losses, logits, keys = model.forward_terms([(views[0], views[1]), (views[2], views[3])])
+    for t, (q_view, k_view) in enumerate([(0, 1), (2, 3)]):
+        q = F.normalize(model.encoder_q(views[q_view]), dim=1)
+        k = F.normalize(model.encoder_k(views[k_view]), dim=1)  # already momentum-updated
+        expected, _ = info_nce(q, k, before[term_queues[t]], 0.2, reduction='none')
+        assert losses[t].shape == (3,) and logits[t].shape == (3, 13)
+        assert torch.allclose(losses[t], expected, atol=1e-5)
+        assert torch.allclose(keys[t], k, atol=1e-5)
+    model.enqueue_terms(keys)
+    if term_queues == (0, 0):
+        assert torch.equal(model.queues[0, :6], torch.cat(keys))
+        assert model.queue_ptrs.tolist() == [6]
+    else:
+        assert torch.equal(model.queues[0, :3], keys[0])
+        assert torch.equal(model.queues[1, :3], keys[1])
+        assert model.queue_ptrs.tolist() == [3, 3]
+
+
+def test_forward_terms_rejects_a_term_count_it_was_not_built_for():
+    model = tiny_moco(term_queues=(0, 0))
+    x = torch.randn(2, 3, 32, 32)
+    with pytest.raises(ValueError, match='built for 2 terms'):
+        model.forward_terms([(x, x)])

@@ -1,0 +1,23 @@
+"""Every named recipe in configs/ loads with the strict config checks."""
+import glob
+import os
+
+import pytest
+
+from fastssl.config import load_settings
+from fastssl.variants import VARIANTS
+from tests.cli import REPO
+
+CONFIGS = sorted(glob.glob(os.path.join(REPO, 'configs', '*.yaml')))
+
+
+def test_the_recipes_are_found():
+    names = {os.path.basename(path) for path in CONFIGS}
+    assert {'fti.yaml', 'rt.yaml', 'fti_rt.yaml', 'mocov2_r50.yaml'} <= names
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
+def test_recipe_loads(path):
+    settings = load_settings(['--config-file', path, '--data.path=any.beton'])
+    assert settings.train.variant in VARIANTS
+    assert settings.data.batch_size % settings.moco.bn_splits == 0
