@@ -4,6 +4,8 @@
     python writers/write_video_pairs.py SRC OUT.beton --gap-range A B --seed 0
         [--cut-threshold 0.3] [--min-motion 0] [--max-resolution 512] [--jpeg-quality 90]
         [--workers N] [--max-frames-per-video N] [--max-proposals 32] [--strict]
+        [--proposals N [--track-resolution 320] [--detector PATH [--detector-arch NAME]
+         [--detector-min-score 0.5]]]
 
 The Frame Temporal Invariance pairs of Purushwalkam & Gupta (NeurIPS 2020): for every frame
 index ``i`` with ``i mod K == 0`` the pair (frame i, frame i+K). With ``--gap-range A B`` the
@@ -20,13 +22,18 @@ its within-shot frame steps (at most 0.16, a car crossing close to the camera); 
 detection off. **Motion.** ``--min-motion T`` drops pairs whose two frames differ by a mean
 absolute difference below T grey levels (0-255) on the same 128 px greyscale thumbnails.
 
+**Region Tracker.** ``--proposals N`` finds N region proposals on each pair's first frame
+and tracks them through every frame up to its second (:mod:`writers.region_pairs`, which
+states the stored format exactly); lost tracks are dropped, pairs without a surviving track
+are kept (``num_proposals`` 0) for full-frame training.
+
 Sample fields: ``frame_a``, ``frame_b`` (``RGBImageField``, JPEG, each frame stored once per
-sample), ``video_id``, ``index_a``, ``index_b``, ``label`` (= video_id) (``IntField``s), and,
-reserved for the Region Tracker (next stage), ``proposals`` (``NDArrayField`` float32,
-``max_proposals x 9``: box in frame a, box in frame b, confidence) and ``num_proposals``
-(``IntField``), written as zeros so a tracker can fill them in place (:func:`proposal_slots`)
-without copying the frames. ``OUT.beton.json`` holds the video table, the cut frames of each
-video, the options and the counts.
+sample), ``video_id``, ``index_a``, ``index_b``, ``label`` (= video_id) (``IntField``s), and
+``proposals`` (``NDArrayField`` float32, ``max_proposals x 9``: box in frame a, box in frame
+b, confidence) and ``num_proposals`` (``IntField``: rows in use), filled with ``--proposals
+N``, zeros otherwise (:func:`proposal_slots` gives their byte offsets for filling in place).
+``OUT.beton.json`` holds the video table, the cut frames of each video, the options and the
+counts.
 """
 import os
 import sys
@@ -39,6 +46,9 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from fastssl_common.errors import UserError, run_cli  # noqa: E402
+from writers.region_pairs import (DEFAULT_TRACK_SIDE, COLUMNS, PairRegions,  # noqa: E402
+                                  RegionSettings, add_stats, new_stats, stats_summary)
+from writers.proposals import ProposalSettings  # noqa: E402
 from writers.video_common import (IMAGE_REF, Constant, FrameCounter, Spool,  # noqa: E402
                                   decoder_threads, reading_warnings, run_per_video,
                                   spool_folder, write_spooled)
@@ -55,6 +65,7 @@ THUMB_SIDE = 128                   # longest side of the frames the measures loo
 HIST_BINS = (16, 4, 4)             # hue, saturation, value
 DEFAULT_MAX_PROPOSALS = 32
 PROPOSAL_COLUMNS = ["xa0", "ya0", "xa1", "ya1", "xb0", "yb0", "xb1", "yb1", "confidence"]
+assert len(PROPOSAL_COLUMNS) == COLUMNS
 FIELDS_DOC = {
     "frame_a": "RGBImageField (JPEG): frame index_a, longest side <= max_resolution",
     "frame_b": "RGBImageField (JPEG): frame index_b, same size as frame_a",
@@ -62,26 +73,33 @@ FIELDS_DOC = {
     "index_a": "IntField: 0-based index of the first frame in its video",
     "index_b": "IntField: index of the second frame (index_a + gap)",
     "label": "IntField: = video_id (for loaders that read 'label')",
-    "proposals": "NDArrayField float32 (max_proposals, 9), reserved (zeros): see 'proposals'",
-    "num_proposals": "IntField, reserved (0): rows of 'proposals' in use",
+    "proposals": "NDArrayField float32 (max_proposals, 9): tracked regions, see 'proposals'",
+    "num_proposals": "IntField: rows of 'proposals' in use (0: no tracked region)",
 }
 
 
 def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
                       cut_threshold=DEFAULT_CUT_THRESHOLD, min_motion=0.0, max_resolution=512,
                       jpeg_quality=90, workers=None, max_frames_per_video=None,
-                      max_proposals=DEFAULT_MAX_PROPOSALS, strict=False, progress=None):
+                      max_proposals=DEFAULT_MAX_PROPOSALS, proposals=0,
+                      track_resolution=DEFAULT_TRACK_SIDE, detector=None, detector_arch=None,
+                      detector_min_score=0.5, strict=False, progress=None):
     """Write the frame pairs of the videos in ``src`` to ``out`` and ``out + '.json'``.
 
     Exactly one of ``gap`` (K) and ``gap_range`` ((A, B)) is given. ``max_frames_per_video``
-    limits the frames decoded per video (None: all); ``max_proposals`` sizes the reserved
-    proposal array (0: no proposal fields). Returns a summary dict: ``out``, ``sidecar``,
-    ``num_samples``, ``videos``, ``skipped``, ``warnings``, ``counts`` and ``options``.
+    limits the frames decoded per video (None: all); ``max_proposals`` sizes the proposal
+    array (0: no proposal fields); ``proposals`` (N) tracked region proposals per pair fill
+    it (0: zeros), tracked at ``track_resolution`` px, from selective search or the
+    ``detector`` checkpoint. Returns a summary dict: ``out``, ``sidecar``,
+    ``num_samples``, ``videos``, ``skipped``, ``warnings``, ``counts``, ``tracks`` (None
+    without proposals) and ``options``.
     Raises UserError for bad input; on failure neither file is created.
     """
     options = _check_options(src, gap, gap_range, seed, cut_threshold, min_motion,
                              max_frames_per_video, max_proposals,
                              common_options(max_resolution, jpeg_quality, workers, strict))
+    options.update(_region_options(options, proposals, track_resolution, detector,
+                                   detector_arch, detector_min_score))
     check_output(out)
     sources = find_videos(src)
     root = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
@@ -95,6 +113,7 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
         counts = dict(videos=0, videos_skipped=0, frames_read=0, frames_stored=0, cuts=0,
                       pairs_written=0, dropped_cut=0, dropped_motion=0, dropped_bad_frame=0)
         videos, skipped, problems, columns = [], [], [], []
+        tracks = new_stats()
         for spool_number, ((source, *_), result) in enumerate(zip(jobs, results)):
             path = os.path.abspath(source.path)
             counts["frames_read"] += result["frames_read"]
@@ -125,16 +144,21 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
                                warnings=result["warnings"]))
             for end in ("a", "b"):
                 pairs[end]["spool"] = spool_number
-            columns.append((pairs, video_id))
+            columns.append((pairs, video_id, result["proposals"], result["num_proposals"]))
+            add_stats(tracks, result["tracks"])
             counts["pairs_written"] += len(pairs)
         counts["videos"], counts["videos_skipped"] = len(videos), len(skipped)
         if not videos:
             raise UserError(nothing_written("no frame pairs", src, skipped))
+        tracks = stats_summary(tracks) if options["proposals"] else None
+        if tracks is not None and not tracks["tracks_kept"] and strict:
+            raise UserError(f"no tracked region survived in any of the "
+                            f"{counts['pairs_written']} pairs of {src} (--strict)")
 
         from ffcv.fields import IntField, NDArrayField, RGBImageField  # slow import (Numba)
 
-        pairs = np.concatenate([p for p, _ in columns])
-        ids = np.concatenate([np.full(len(p), i, np.int64) for p, i in columns])
+        pairs = np.concatenate([c[0] for c in columns])
+        ids = np.concatenate([np.full(len(c[0]), c[1], np.int64) for c in columns])
         image = RGBImageField(write_mode="jpg", max_resolution=options["max_resolution"] or None,
                               jpeg_quality=options["jpeg_quality"])
         fields = {"frame_a": image, "frame_b": image, "video_id": IntField(),
@@ -148,12 +172,16 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
             shape = (options["max_proposals"], len(PROPOSAL_COLUMNS))
             fields["proposals"] = NDArrayField(np.dtype("<f4"), shape)
             fields["num_proposals"] = IntField()
-            values["proposals"] = Constant(np.zeros(shape, np.float32))
-            values["num_proposals"] = Constant(0)
+            if options["proposals"]:
+                values["proposals"] = np.concatenate([c[2] for c in columns])
+                values["num_proposals"] = np.concatenate([c[3] for c in columns])
+            else:
+                values["proposals"] = Constant(np.zeros(shape, np.float32))
+                values["num_proposals"] = Constant(0)
             fields_doc = FIELDS_DOC
         metadata = {
             "format": SIDECAR_FORMAT, "num_samples": len(pairs), "fields": fields_doc,
-            "proposals": _proposals_doc(options["max_proposals"]),
+            "proposals": _proposals_doc(options, tracks),
             "videos": videos, "skipped": skipped, "warnings": problems, "counts": counts,
             "cut_detection": {"measure": "Bhattacharyya distance of HSV histograms "
                               f"{'x'.join(map(str, HIST_BINS))} (hue x saturation x value) "
@@ -165,7 +193,8 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
         sidecar = write_outputs(out, lambda tmp: write_spooled(
             tmp, fields, values, [job[2] for job in jobs], progress, unit="pair"), metadata)
     return dict(out=out, sidecar=sidecar, num_samples=len(pairs), videos=videos,
-                skipped=skipped, warnings=problems, counts=counts, options=metadata["options"])
+                skipped=skipped, warnings=problems, counts=counts, tracks=tracks,
+                options=metadata["options"])
 
 
 def _check_options(src, gap, gap_range, seed, cut_threshold, min_motion, max_frames,
@@ -196,17 +225,63 @@ def _check_options(src, gap, gap_range, seed, cut_threshold, min_motion, max_fra
                 max_proposals=check_int(max_proposals, "max-proposals", 0))
 
 
-def _proposals_doc(max_proposals):
-    return {
-        "status": "reserved" if max_proposals else "absent",
+def _region_options(options, proposals, track_resolution, detector, detector_arch,
+                    detector_min_score):
+    """The checked Region Tracker options; a detector is loaded here once, so that a bad
+    checkpoint fails before any video is read."""
+    limit = options["max_proposals"]
+    proposals = check_int(proposals, "proposals", 0, limit,
+                          what=f"a whole number from 0 to --max-proposals ({limit})")
+    if not proposals:
+        if detector is not None:
+            raise UserError("--detector needs --proposals N (N >= 1)")
+        return dict(proposals=0)
+    region = dict(proposals=proposals, detector=None, detector_arch=None,
+                  detector_min_score=None,
+                  track_resolution=check_int(track_resolution, "track-resolution", 32,
+                                             what="a whole number >= 32"))
+    if detector is not None:
+        from writers.detector import load_detector
+
+        loaded = load_detector(detector, detector_min_score, detector_arch)
+        region.update(detector=os.path.abspath(detector), detector_arch=loaded.architecture,
+                      detector_min_score=float(detector_min_score))
+    return region
+
+
+def _region_settings(options):
+    """The per-video tracker's settings from the checked options (None: no proposals)."""
+    if not options["proposals"]:
+        return None
+    return RegionSettings(ProposalSettings(count=options["proposals"]),
+                          track_side=options["track_resolution"],
+                          detector=options["detector"], detector_arch=options["detector_arch"],
+                          detector_min_score=options["detector_min_score"])
+
+
+def _proposals_doc(options, tracks):
+    max_proposals = options["max_proposals"]
+    doc = {
+        "status": "tracked" if tracks is not None else "reserved" if max_proposals else "absent",
         "fields": ["proposals", "num_proposals"] if max_proposals else [],
         "max_proposals": max_proposals,
         "columns": PROPOSAL_COLUMNS,
         "units": "pixels of the stored frames (x0, y0, x1, y1; exclusive x1, y1)",
-        "filled_by": "the Region Tracker stage, in place (writers.write_video_pairs."
-                     "proposal_slots gives each sample's byte offsets); rows beyond "
-                     "num_proposals are zero",
+        "rows": "rows [0, num_proposals) are valid, best confidence first; the others are zero",
     }
+    if tracks is None:
+        doc["filled_by"] = ("--proposals N, or in place (writers.write_video_pairs."
+                            "proposal_slots gives each sample's byte offsets)")
+        return doc
+    settings = _region_settings(options)
+    doc.update(
+        method=("detector " + options["detector_arch"] if options["detector"] else
+                "selective search (OpenCV ximgproc, fast mode), ranked by centre-surround "
+                "colour contrast"),
+        tracker="median flow over pyramidal Lucas-Kanade flow, forward-backward checked",
+        proposal_settings=vars(settings.proposals), tracker_settings=vars(settings.tracker),
+        track_resolution=options["track_resolution"], tracks=tracks)
+    return doc
 
 
 # ---------------------------------------------------------------------------- measures
@@ -256,7 +331,9 @@ def _read_pairs(job):
     source, options, spool_path, path_key = job
     result = {"error": None, "warnings": [], "info": None, "frames_read": 0,
               "frames_stored": 0, "cuts": [], "pairs": np.zeros(0, _PAIR), "dropped_cut": 0,
-              "dropped_motion": 0, "dropped_bad_frame": 0}
+              "dropped_motion": 0, "dropped_bad_frame": 0, "tracks": new_stats(),
+              "proposals": np.zeros((0, options["max_proposals"], COLUMNS), np.float32),
+              "num_proposals": np.zeros(0, np.int64)}
     counter, expected = FrameCounter(), 0
     try:
         with VideoReader(source, threads=options["threads"]) as reader:
@@ -283,16 +360,19 @@ def _read_pairs(job):
 
 
 def _pair_frames(reader, spool, options, path_key, result, counter):
-    """Stream the frames of ``reader`` once; fill ``result`` with pairs, cuts and counts."""
+    """Stream the frames of ``reader`` once; fill ``result`` with pairs, cuts and counts (and
+    the tracked regions of each pair, with ``--proposals``)."""
     step, low, high = options["grid_step"], options["gap_min"], options["gap_max"]
     rng = np.random.default_rng([options["seed"], path_key]) if high > low else None
     detect_cuts = options["cut_threshold"] < 1
     min_motion = options["min_motion"]
     max_frames = options["max_frames_per_video"]
+    settings = _region_settings(options)
+    regions = None if settings is None else PairRegions(settings)
     waiting = {}          # index_b -> [index_a] of pairs whose second frame is still to come
     stored = {}           # index -> spool record (offset, nbytes, height, width)
     grays = {}            # index -> greyscale thumbnail, for first frames awaiting a partner
-    pairs, cuts = [], result["cuts"]
+    pairs, cuts, rows = [], result["cuts"], []
     last_cut, previous_hist = -1, None
     for frame in reader.decoded_frames():
         if max_frames is not None and result["frames_read"] >= max_frames:
@@ -315,11 +395,17 @@ def _pair_frames(reader, spool, options, path_key, result, counter):
                         histogram_distance(previous_hist, hist) > options["cut_threshold"]:
                     cuts.append(j)
                     last_cut = j
+                    if regions is not None:     # the pairs spanning it will be dropped
+                        regions.discard_before(j)
                 previous_hist = hist
             if needed:
                 stored[j] = spool.add(frame.rgb(options["max_resolution"]))
                 if min_motion > 0:
                     grays[j] = cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY)
+            if regions is not None and (regions.active or (is_first and j in stored)):
+                regions.frame(frame.thumbnail(settings.track_side))
+                if is_first and j in stored:
+                    regions.begin(j)
         except VideoError as err:        # an unreadable image in a frame folder
             reader.bad_frames.append((j, str(err)))
         for a in waiting.pop(j, ()):
@@ -332,6 +418,11 @@ def _pair_frames(reader, spool, options, path_key, result, counter):
                 result["dropped_motion"] += 1
             else:
                 pairs.append((a, j, stored[a], stored[j]))
+                if regions is not None:     # records are (offset, nbytes, height, width)
+                    rows.append(regions.finish(a, stored[a][2:], stored[j][2:]))
+                continue
+            if regions is not None:
+                regions.discard(a)
         if not is_first:
             grays.pop(j, None)
     result["frames_stored"] = len(stored)
@@ -341,6 +432,13 @@ def _pair_frames(reader, spool, options, path_key, result, counter):
         for end, ref in (("a", ref_a), ("b", ref_b)):
             row[end]["offset"], row[end]["nbytes"], row[end]["height"], row[end]["width"] = ref
     result["pairs"] = records
+    if regions is not None:
+        result["tracks"] = regions.stats
+        result["num_proposals"] = np.array([len(r) for r in rows], np.int64)
+        result["proposals"] = np.zeros((len(rows), options["max_proposals"], COLUMNS),
+                                       np.float32)
+        for sample, found in zip(result["proposals"], rows):
+            sample[:len(found)] = found
 
 
 # ---------------------------------------------------------------------------- proposals
@@ -396,10 +494,38 @@ def build_parser():
     parser.add_argument("--max-frames-per-video", type=int, default=0,
                         help="decode at most this many frames per video, 0 for all")
     parser.add_argument("--max-proposals", type=int, default=DEFAULT_MAX_PROPOSALS,
-                        help="rows of the reserved Region Tracker proposal array, 0 for none "
+                        help="rows of the Region Tracker proposal array, 0 for none "
                              f"(default {DEFAULT_MAX_PROPOSALS})")
+    parser.add_argument("--proposals", type=int, default=0, metavar="N",
+                        help="region proposals per pair, tracked from the first frame to the "
+                             "second (at most --max-proposals; default 0: none)")
+    parser.add_argument("--track-resolution", type=int, default=DEFAULT_TRACK_SIDE,
+                        help="longest side of the frames proposals and tracking work on "
+                             f"(default {DEFAULT_TRACK_SIDE})")
+    parser.add_argument("--detector", metavar="PATH",
+                        help="torchvision detection state dict whose detections are the "
+                             "proposals (instead of selective search)")
+    parser.add_argument("--detector-arch", metavar="NAME",
+                        help="its torchvision architecture (default: from the file name)")
+    parser.add_argument("--detector-min-score", type=float, default=0.5,
+                        help="lowest detection score kept as a proposal (default 0.5)")
     add_common_arguments(parser)
     return parser
+
+
+def print_tracks(tracks):
+    """The Region Tracker lines of the summary."""
+    pairs, with_tracks = tracks["pairs"], tracks["pairs_with_tracks"]
+    print(f"region proposals tracked: {tracks['proposals']}, kept {tracks['tracks_kept']} "
+          f"({100 * tracks['kept_fraction']:.1f}%)")
+    print(f"pairs with tracked regions: {with_tracks} of {pairs} ({pairs - with_tracks} "
+          f"without: kept for full-frame pairs, skipped by the Region Tracker)")
+    print(f"mean track length: {tracks['mean_track_frames']:.1f} frames "
+          f"(kept tracks: {tracks['mean_kept_track_frames']:.1f})")
+    if tracks["lost"]:
+        print("lost tracks: " + ", ".join(f"{k} {v}" for k, v in tracks["lost"].items()))
+    if not tracks["tracks_kept"]:
+        print("note: no tracked region survived in any pair (--strict makes this an error)")
 
 
 def main(argv=None):
@@ -411,7 +537,10 @@ def main(argv=None):
         cut_threshold=args.cut_threshold, min_motion=args.min_motion,
         max_resolution=args.max_resolution, jpeg_quality=args.jpeg_quality,
         workers=args.workers, max_frames_per_video=args.max_frames_per_video,
-        max_proposals=args.max_proposals, strict=args.strict)
+        max_proposals=args.max_proposals, proposals=args.proposals,
+        track_resolution=args.track_resolution, detector=args.detector,
+        detector_arch=args.detector_arch, detector_min_score=args.detector_min_score,
+        strict=args.strict)
     print_problems(summary)
     counts = summary["counts"]
     print(f"videos: {counts['videos']} written, {counts['videos_skipped']} skipped")
@@ -422,6 +551,8 @@ def main(argv=None):
     print(f"dropped for low motion: {counts['dropped_motion']}")
     if counts["dropped_bad_frame"]:
         print(f"dropped for unreadable frames: {counts['dropped_bad_frame']}")
+    if summary["tracks"] is not None:
+        print_tracks(summary["tracks"])
     print(f"output: {summary['out']} (metadata: {summary['sidecar']})")
     return 0
 

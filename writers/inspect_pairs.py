@@ -1,0 +1,234 @@
+"""Look at the frame pairs of a pairs ``.beton`` and their tracked regions before training.
+
+    python writers/inspect_pairs.py OUT.beton --out DIR [--pairs 16] [--seed 0] [--per-sheet 4]
+        [--height 180] [--format png|jpg]
+
+Writes to DIR:
+
+* ``sheet_00.png``, ``sheet_01.png``, … (``--format jpg``: JPEG): contact sheets of ``--pairs`` random pairs (drawn with
+  ``--seed``, shown in sample order), ``--per-sheet`` a sheet, each a row ``frame_a | frame_b``
+  scaled to ``--height`` px, with the tracked boxes drawn (row ``r`` of ``proposals`` gets the
+  same colour and number in both frames) and a caption: sample, video, frame indices, tracks;
+* ``summary.json`` (also printed): number of pairs, pairs with tracks, tracks-per-pair
+  histogram, box sizes (width, height in stored pixels and area as a fraction of the frame;
+  quartiles, for frame a and frame b), confidence quartiles, gap (``index_b - index_a``)
+  histogram, and which samples the sheets show.
+
+The file is read with FFCV's ``Reader`` (its field table, per-sample metadata and allocation
+table); the JPEG frames and proposal arrays are read at the offsets it gives, so frames of
+different sizes need no common decoder. Bad input (missing file, not a ``.beton``, not a pairs
+``.beton``) is one ``error:`` line and exit code 2.
+"""
+import json
+import os
+import sys
+
+import cv2
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from fastssl_common.atomic import atomic_path, ensure_writable_dir, write_json  # noqa: E402
+from fastssl_common.errors import UserError, run_cli  # noqa: E402
+from writers.boxes import box_area  # noqa: E402
+from writers.writer_common import ArgParser  # noqa: E402
+
+PAIR_FIELDS = ("frame_a", "frame_b", "index_a", "index_b", "video_id")
+CAPTION = 22                  # px of caption above each row
+SPACER = 6                    # px between the two frames
+
+
+class PairsFile:
+    """Random access to the samples of a pairs ``.beton`` through FFCV's Reader."""
+
+    def __init__(self, path):
+        from ffcv.reader import Reader
+
+        if not os.path.isfile(path):
+            raise UserError(f"pairs file {path} does not exist")
+        try:
+            reader = Reader(path)
+        except Exception:  # ffcv raises assorted errors on foreign files: all mean "not one"
+            raise UserError(f"{path} is not an FFCV .beton") from None
+        missing = [name for name in PAIR_FIELDS if name not in reader.field_names]
+        if missing:
+            raise UserError(f"{path} is not a pairs .beton (no field {missing[0]}; fields: "
+                            f"{', '.join(reader.field_names)})")
+        self.path, self.reader = path, reader
+        self.num_samples = int(reader.num_samples)
+        self.column = {name: reader.metadata[f"f{i}"]
+                       for i, name in enumerate(reader.field_names)}
+        self.has_proposals = {"proposals", "num_proposals"} <= set(reader.field_names)
+        table = reader.alloc_table
+        self._sizes = dict(zip(table["ptr"].tolist(), table["size"].tolist()))
+        self._data = np.memmap(path, np.uint8, mode="r")
+        if self.has_proposals:
+            handler = reader.handlers["proposals"]
+            self.proposal_shape, self.proposal_dtype = handler.shape, handler.dtype
+
+    def value(self, name, index):
+        return int(self.column[name][index])
+
+    def frame(self, name, index):
+        """Frame ``name`` of sample ``index`` as BGR uint8 (FFCV stores JPEG, or raw RGB)."""
+        meta = self.column[name][index]
+        start = int(meta["data_ptr"])
+        data = self._data[start:start + self._sizes[start]]
+        if int(meta["mode"]) == 0:           # FFCV's 'jpg' mode
+            image = cv2.imdecode(np.asarray(data), cv2.IMREAD_COLOR)
+        else:
+            image = np.asarray(data).reshape(int(meta["height"]), int(meta["width"]), 3)[..., ::-1]
+        if image is None:
+            raise UserError(f"{self.path}: sample {index} {name} is not a readable image")
+        return np.ascontiguousarray(image)
+
+    def tracks(self, index):
+        """The valid rows of sample ``index``'s proposals (``k x 9``; none without them)."""
+        if not self.has_proposals:
+            return np.zeros((0, 9), np.float32)
+        start = int(self.column["proposals"][index])
+        count = int(np.prod(self.proposal_shape))
+        rows = np.frombuffer(self._data[start:start + count * self.proposal_dtype.itemsize],
+                             self.proposal_dtype).reshape(self.proposal_shape)
+        return rows[:max(0, min(self.value("num_proposals", index), len(rows)))]
+
+    def size(self, name, index):
+        meta = self.column[name][index]
+        return int(meta["width"]), int(meta["height"])
+
+
+def colour(row):
+    """A distinct BGR colour per track row (golden-ratio hues)."""
+    hue = int((row * 0.618034 % 1) * 180)
+    return tuple(int(c) for c in cv2.cvtColor(np.uint8([[[hue, 230, 255]]]),
+                                              cv2.COLOR_HSV2BGR)[0, 0])
+
+
+def draw_pair(pairs, index, height):
+    """One contact-sheet row: caption, ``frame_a | frame_b`` at ``height`` px with boxes."""
+    rows = pairs.tracks(index)
+    panels = []
+    for name, columns in (("frame_a", slice(0, 4)), ("frame_b", slice(4, 8))):
+        image = pairs.frame(name, index)
+        scale = height / image.shape[0]
+        image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), height),
+                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        for r, row in enumerate(rows):
+            x0, y0, x1, y1 = (row[columns] * scale).tolist()
+            # exclusive x1/y1: the last covered pixel is x1 - 1
+            cv2.rectangle(image, (round(x0), round(y0)), (round(x1) - 1, round(y1) - 1),
+                          colour(r), 2)
+            cv2.putText(image, str(r), (round(x0) + 3, round(y0) + 13),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour(r), 1, cv2.LINE_AA)
+        panels.append(image)
+    body = np.hstack([panels[0], np.full((height, SPACER, 3), 255, np.uint8), panels[1]])
+    caption = np.full((CAPTION, body.shape[1], 3), 255, np.uint8)
+    text = (f"sample {index}  video {pairs.value('video_id', index)}  frames "
+            f"{pairs.value('index_a', index)} -> {pairs.value('index_b', index)}  "
+            f"tracks {len(rows)}")
+    cv2.putText(caption, text, (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
+                cv2.LINE_AA)
+    return np.vstack([caption, body])
+
+
+def stack_rows(rows):
+    """Rows of different widths, left-aligned on a white sheet."""
+    width = max(r.shape[1] for r in rows)
+    return np.vstack([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)),
+                             constant_values=255) for r in rows])
+
+
+def quartiles(values):
+    values = np.asarray(values, np.float64)
+    if not len(values):
+        return None
+    q = np.percentile(values, [0, 25, 50, 75, 100])
+    return dict(zip(("min", "q1", "median", "q3", "max"), np.round(q, 4).tolist()))
+
+
+def summarise(pairs):
+    """Counts over every sample of the file (see the module docstring)."""
+    n = pairs.num_samples
+    gaps = pairs.column["index_b"].astype(np.int64) - pairs.column["index_a"].astype(np.int64)
+    per_pair = np.array([len(pairs.tracks(i)) for i in range(n)], np.int64)
+    sizes, confidence = {}, []
+    for end, name, columns in (("a", "frame_a", slice(0, 4)), ("b", "frame_b", slice(4, 8))):
+        boxes, frame_areas = [], []
+        for i in np.flatnonzero(per_pair):
+            rows = pairs.tracks(i)
+            boxes.append(rows[:, columns])
+            width, height = pairs.size(name, i)
+            frame_areas.append(np.full(len(rows), width * height))
+            if end == "a":
+                confidence.append(rows[:, 8])
+        boxes = np.concatenate(boxes) if boxes else np.zeros((0, 4))
+        areas = np.concatenate(frame_areas) if frame_areas else np.zeros(0)
+        sizes[end] = {"width": quartiles(boxes[:, 2] - boxes[:, 0]),
+                      "height": quartiles(boxes[:, 3] - boxes[:, 1]),
+                      "area_fraction": quartiles(box_area(boxes) / np.maximum(areas, 1))}
+    return {
+        "file": os.path.abspath(pairs.path), "pairs": n,
+        "has_proposals": pairs.has_proposals,
+        "pairs_with_tracks": int(np.count_nonzero(per_pair)),
+        "tracks": int(per_pair.sum()),
+        "tracks_per_pair": {str(k): int(v) for k, v in zip(*np.unique(per_pair, return_counts=True))},
+        "box_sizes": sizes,
+        "confidence": quartiles(np.concatenate(confidence) if confidence else []),
+        "gap": {str(k): int(v) for k, v in zip(*np.unique(gaps, return_counts=True))},
+    }
+
+
+def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image_format="png"):
+    """Write the contact sheets and ``summary.json`` to ``out``; returns the summary dict."""
+    for value, flag in ((pairs, "pairs"), (per_sheet, "per-sheet"), (height, "height")):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise UserError(f"--{flag} must be a whole number >= 1")
+    if image_format not in ("png", "jpg"):
+        raise UserError("--format must be png or jpg")
+    data = PairsFile(path)
+    summary = summarise(data)
+    rng = np.random.default_rng(seed)
+    shown = np.sort(rng.choice(data.num_samples, min(pairs, data.num_samples), replace=False))
+    ensure_writable_dir(out)
+    sheets = []
+    for number, start in enumerate(range(0, len(shown), per_sheet)):
+        sheet = stack_rows([draw_pair(data, int(i), height)
+                            for i in shown[start:start + per_sheet]])
+        name = f"sheet_{number:02d}.{image_format}"
+        with atomic_path(os.path.join(out, name)) as tmp:
+            cv2.imencode(f".{image_format}", sheet)[1].tofile(tmp)
+        sheets.append(name)
+    summary.update(shown=shown.tolist(), sheets=sheets, seed=seed)
+    write_json(os.path.join(out, "summary.json"), summary)
+    return summary
+
+
+def build_parser():
+    parser = ArgParser(prog="inspect_pairs.py", description=(
+        "Contact sheets of random frame pairs of a pairs .beton with their tracked regions "
+        "drawn, and a summary (pairs, tracks per pair, box sizes, gaps)."))
+    parser.add_argument("beton", metavar="PAIRS.beton", help="written by write_video_pairs.py")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the sheets")
+    parser.add_argument("--pairs", type=int, default=16, help="pairs to show (default 16)")
+    parser.add_argument("--seed", type=int, default=0, help="which pairs (default 0)")
+    parser.add_argument("--per-sheet", type=int, default=4, help="pairs per sheet (default 4)")
+    parser.add_argument("--height", type=int, default=180, help="row height in px (default 180)")
+    parser.add_argument("--format", default="png", choices=("png", "jpg"),
+                        help="sheet image format (default png)")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    summary = inspect_pairs(args.beton, args.out, pairs=args.pairs, seed=args.seed,
+                            per_sheet=args.per_sheet, height=args.height,
+                            image_format=args.format)
+    printed = {k: v for k, v in summary.items() if k not in ("shown",)}
+    print(json.dumps(printed, indent=2))
+    print(f"sheets: {', '.join(os.path.join(args.out, s) for s in summary['sheets'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,174 @@
+"""Tracked region proposals of frame pairs: what the pairs writer stores in ``proposals``.
+
+**Contract of the stored fields** (``write_video_pairs.py --proposals N``; read by loaders):
+
+* ``proposals``: ``NDArrayField`` float32, shape ``(max_proposals, 9)`` (``--max-proposals``,
+  default 32; ``N <= max_proposals``). Row ``r`` is one tracked region:
+  ``[xa0, ya0, xa1, ya1, xb0, yb0, xb1, yb1, conf]`` where cols 0:4 are its box in
+  ``frame_a``, cols 4:8 its box in ``frame_b``, col 8 the track's confidence in (0, 1].
+* ``num_proposals``: ``IntField``; rows ``[0, num_proposals)`` are valid, ordered by
+  confidence (best first); rows beyond are zeros. ``0`` means no region survived tracking:
+  the pair is still a full-frame (FTI) pair, the Region Tracker skips it.
+* **Units**: pixels of the *stored* frames (after ``--max-resolution``), x to the right and y
+  down from the top-left corner of the frame, ``x1``/``y1`` exclusive (a box covers
+  ``[x0, x1) x [y0, y1)``, width ``x1 - x0``), floats. Both boxes lie inside their frame
+  (``0 <= x0 < x1 <= width``, same for y) and every side is at least ``MIN_STORED_SIDE`` px.
+
+**How the rows are made.** Every frame of a video is decoded once. Frames from a pair's first
+frame to its second are shrunk to a longest side of ``track_side`` (default 320) for
+tracking; on the first frame ``N`` proposals are found (:mod:`writers.proposals`: selective
+search or ``--detector``), then tracked frame by frame through *every* frame in between to the
+second frame (:mod:`writers.tracking`, median flow; all the tracks alive in a video share each
+frame's optical-flow calls). Lost tracks are dropped; the survivors' boxes are scaled from
+tracking to stored pixels per axis (``stored size / tracking size``: both are the same frame,
+shrunk) and the ``b`` box is cut to the frame. An unreadable frame in between (frame folders)
+is skipped by the tracker, which then steps over two frames at once.
+"""
+from collections import Counter
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from writers.boxes import clip_boxes, scale_boxes
+from writers.proposals import ProposalSettings, propose
+from writers.tracking import MedianFlow, TrackerSettings
+
+DEFAULT_TRACK_SIDE = 320
+MIN_STORED_SIDE = 2.0
+COLUMNS = 9
+_DETECTORS = {}        # (path, arch, min_score) -> Detector, one load per process
+
+
+@dataclass(frozen=True)
+class RegionSettings:
+    """What :class:`PairRegions` needs: proposal and tracker settings, tracking resolution,
+    and the optional detector (path, architecture, minimum score)."""
+    proposals: ProposalSettings = field(default_factory=ProposalSettings)
+    tracker: TrackerSettings = field(default_factory=TrackerSettings)
+    track_side: int = DEFAULT_TRACK_SIDE
+    detector: str = None
+    detector_arch: str = None
+    detector_min_score: float = 0.5
+
+
+def detector_for(settings):
+    """The settings' detector (loaded once per process), or None for selective search."""
+    if settings.detector is None:
+        return None
+    key = (settings.detector, settings.detector_arch, settings.detector_min_score)
+    if key not in _DETECTORS:
+        import torch
+
+        from writers.detector import load_detector
+
+        torch.set_num_threads(1)          # one video per process, as OpenCV
+        _DETECTORS[key] = load_detector(settings.detector, settings.detector_min_score,
+                                        settings.detector_arch)
+    return _DETECTORS[key]
+
+
+class PairRegions:
+    """Proposals and tracks of one video's pairs; fed the video's frames in order.
+
+    ``frame(rgb)`` for every frame from a pair's first frame to its second (at tracking
+    resolution), ``begin(index)`` on a pair's first frame after its ``frame``,
+    ``finish(index_a, ...)`` on its second frame (the rows to store), ``discard(index_a)``
+    for a pair that is dropped. ``stats`` counts what happened to the written pairs' tracks.
+    """
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.detector = detector_for(settings)
+        self.tracker = MedianFlow(settings.tracker)
+        self.groups = {}                 # index_a -> (track ids, size (w, h) at index_a)
+        self._rgb = self._size = None
+        self.stats = new_stats()
+
+    @property
+    def active(self):
+        """True while some pair awaits its second frame."""
+        return bool(self.groups)
+
+    def frame(self, rgb):
+        """The next frame (RGB, tracking resolution): every live track steps to it."""
+        self.tracker.next_frame(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        self._rgb, self._size = rgb, (rgb.shape[1], rgb.shape[0])
+
+    def begin(self, index):
+        """Find proposals on the current frame (pair first frame ``index``), start tracks."""
+        boxes, _ = propose(self._rgb, self.settings.proposals, self.detector)
+        self.groups[index] = (self.tracker.add(boxes), self._size)
+
+    def discard(self, index):
+        """Forget the tracks of the pair starting at ``index`` (it will not be written)."""
+        group = self.groups.pop(index, None)
+        if group is not None:
+            self.tracker.finish(group[0])
+
+    def discard_before(self, index):
+        """Forget every pair starting before ``index`` (a shot cut at ``index``)."""
+        for start in [a for a in self.groups if a < index]:
+            self.discard(start)
+
+    def finish(self, index_a, stored_a, stored_b):
+        """The rows of the pair ``(index_a, current frame)``, float32 ``k x 9`` (see the
+        module docstring); ``stored_a``/``stored_b`` are the stored frames' (height, width)."""
+        group = self.groups.pop(index_a, None)
+        if group is None:                     # its first frame could not be thumbnailed
+            return np.zeros((0, COLUMNS), np.float32)
+        ids, (width_a, height_a) = group
+        tracker = self.tracker
+        tracker.finish(ids)
+        start = tracker.start_boxes[ids]
+        alive = tracker.alive(ids)
+        confidence = tracker.confidence(ids)
+        width_b, height_b = self._size
+        box_a = scale_boxes(start, stored_a[1] / width_a, stored_a[0] / height_a)
+        box_b = scale_boxes(clip_boxes(tracker.boxes[ids], width_b, height_b),
+                            stored_b[1] / width_b, stored_b[0] / height_b)
+        box_a = clip_boxes(box_a, stored_a[1], stored_a[0])
+        sides = np.minimum(np.minimum(*(box_a[:, 2:] - box_a[:, :2]).T),
+                           np.minimum(*(box_b[:, 2:] - box_b[:, :2]).T))
+        too_small = alive & (sides < MIN_STORED_SIDE)
+        kept = alive & ~too_small
+        order = np.flatnonzero(kept)[np.argsort(-confidence[kept], kind="stable")]
+        rows = np.concatenate([box_a[order], box_b[order], confidence[order, None]], 1)
+
+        stats = self.stats
+        stats["pairs"] += 1
+        stats["pairs_with_tracks"] += bool(len(order))
+        stats["proposals"] += len(ids)
+        stats["tracks_kept"] += len(order)
+        stats["frames_tracked"] += int(tracker.steps[ids].sum())
+        stats["kept_frames_tracked"] += int(tracker.steps[ids[order]].sum())
+        stats["lost"].update(r for r in tracker.reasons(ids) if r is not None)
+        stats["lost"]["too_small_stored"] += int(too_small.sum())
+        return rows.astype(np.float32)
+
+
+def new_stats():
+    """Zeroed track counts (summed over videos with :func:`add_stats`)."""
+    return {"pairs": 0, "pairs_with_tracks": 0, "proposals": 0, "tracks_kept": 0,
+            "frames_tracked": 0, "kept_frames_tracked": 0, "lost": Counter()}
+
+
+def add_stats(total, more):
+    """Add the counts ``more`` into ``total``."""
+    for key, value in more.items():
+        total[key] = total[key] + value
+
+
+def stats_summary(stats):
+    """The JSON-able summary of track counts: the counts plus kept fraction and mean track
+    lengths (frames followed per track; lost tracks count the frames before they were lost)."""
+    proposals, kept = stats["proposals"], stats["tracks_kept"]
+    return {
+        "pairs": stats["pairs"], "pairs_with_tracks": stats["pairs_with_tracks"],
+        "pairs_without_tracks": stats["pairs"] - stats["pairs_with_tracks"],
+        "proposals": proposals, "tracks_kept": kept,
+        "kept_fraction": kept / proposals if proposals else 0.0,
+        "mean_track_frames": stats["frames_tracked"] / proposals if proposals else 0.0,
+        "mean_kept_track_frames": stats["kept_frames_tracked"] / kept if kept else 0.0,
+        "lost": {reason: count for reason, count in sorted(stats["lost"].items()) if count},
+    }

@@ -1,0 +1,226 @@
+"""Median-flow tracking of many boxes at once over pyramidal Lucas-Kanade optical flow.
+
+The tracker of Kalal et al. (*Forward-Backward Error*, ICPR 2010), vectorised over boxes:
+frames are fed one at a time (:meth:`MedianFlow.next_frame`, greyscale, one size); boxes can
+join at any frame (:meth:`MedianFlow.add`) and leave when the caller is done with them
+(:meth:`MedianFlow.finish`). For each step from the previous frame to the new one:
+
+1. every active box gets a ``grid x grid`` lattice of points (cell centres of the box);
+2. the points of *all* boxes go through one forward ``cv2.calcOpticalFlowPyrLK`` call (previous
+   -> new frame) and one backward call (new -> previous), so the image pyramids are built once
+   per frame and call, however many boxes there are;
+3. a point is *reliable* when both calls found it, its forward-backward error (distance from
+   the start to the back-tracked point) is at most ``max_fb`` px, and LK's own residual (mean
+   absolute grey-level difference of the matched windows) is at most ``max_residual``;
+4. the box moves by the median displacement and scales by the median ratio of pairwise point
+   distances (new / old) of the better half of its reliable points (FB error at most their
+   median, as in the original).
+
+**Lost tracks** are dropped (their status says why, :data:`LOST_REASONS`): non-finite,
+inverted or too small boxes at the start (``degenerate``); fewer than ``min_reliable`` of the
+grid points reliable (``unreliable``: the region vanished, was covered, or has no texture to
+follow); a median forward-backward error above ``max_fb`` (``fb_error``); a scale change in
+one step beyond ``max_scale_step`` (``scale_jump``); less than ``min_visible`` of the box
+inside the frame (``left_frame``); a side below ``min_side`` px (``collapsed``); or frames of
+a different size (``frame_size``).
+
+**Confidence** in [0, 1] of a track: the geometric mean over its steps of
+``reliable fraction * (1 - median FB error / max_fb)``, times the box's visible fraction at
+the end (a track that never stepped has confidence 1 if its box is inside the frame).
+Coordinates are pixels of the frames fed in, boxes ``x0, y0, x1, y1`` (see
+:mod:`writers.boxes`).
+"""
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from writers.boxes import visible_fraction
+
+ACTIVE, FINISHED = 0, 1
+LOST_REASONS = {2: "degenerate", 3: "unreliable", 4: "fb_error", 5: "scale_jump",
+                6: "left_frame", 7: "collapsed", 8: "frame_size"}
+_CODE = {name: code for code, name in LOST_REASONS.items()}
+_STATE = {"boxes": ((4,), np.float64), "start_boxes": ((4,), np.float64),
+          "status": ((), np.int8), "steps": ((), np.int64), "log_quality": ((), np.float64)}
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """Median-flow parameters; pixel values are in the frames fed to the tracker."""
+    grid: int = 8               # points per box side
+    window: int = 9             # LK window side
+    levels: int = 3             # pyramid levels above the frame
+    iterations: int = 20        # LK iterations per level
+    max_fb: float = 2.0         # px: largest forward-backward error of a reliable point
+    max_residual: float = 24.0  # grey levels: largest LK residual of a reliable point
+    min_reliable: float = 0.3   # fraction of the grid points
+    max_scale_step: float = 1.3
+    min_visible: float = 0.5
+    min_side: float = 4.0
+
+
+class MedianFlow:
+    """Track many boxes through a stream of greyscale frames (see the module docstring)."""
+
+    def __init__(self, settings=TrackerSettings()):
+        self.settings = settings
+        self._frame = None
+        # per-track state, grown by doubling (a long video adds tracks all the time)
+        self._count = 0
+        self._state = {name: np.zeros((16,) + shape, dtype) for name, (shape, dtype)
+                       in _STATE.items()}
+
+    boxes = property(lambda self: self._view("boxes"), doc="where each track is now")
+    start_boxes = property(lambda self: self._view("start_boxes"), doc="where it started")
+    status = property(lambda self: self._view("status"),
+                      doc="ACTIVE, FINISHED or a LOST_REASONS code")
+    steps = property(lambda self: self._view("steps"), doc="frames tracked so far")
+
+    def _view(self, name):
+        return self._state[name][:self._count]
+
+    # ------------------------------------------------------------------ feeding
+    def next_frame(self, gray):
+        """Advance every active track from the previous frame to ``gray`` (uint8, H x W)."""
+        gray = np.ascontiguousarray(gray, np.uint8)
+        active = np.flatnonzero(self.status == ACTIVE)
+        if self._frame is not None and len(active):
+            if gray.shape != self._frame.shape:
+                self.status[active] = _CODE["frame_size"]
+            else:
+                self._step(active, self._frame, gray)
+        self._frame = gray
+
+    def add(self, boxes):
+        """Start tracks at the current frame (the last one fed); returns their ids."""
+        if self._frame is None:
+            raise ValueError("feed a frame before adding boxes")
+        boxes = np.array(boxes, np.float64).reshape(-1, 4)
+        height, width = self._frame.shape
+        with np.errstate(invalid="ignore"):
+            sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+            bad = ~(np.all(np.isfinite(boxes), axis=1) & (sides >= self.settings.min_side))
+        bad |= visible_fraction(np.where(bad[:, None], 0, boxes), width, height) \
+            < self.settings.min_visible
+        ids = np.arange(self._count, self._count + len(boxes))
+        needed = self._count + len(boxes)
+        if needed > len(self._state["status"]):
+            capacity = max(needed, 2 * len(self._state["status"]))
+            for name, values in self._state.items():
+                grown = np.zeros((capacity,) + values.shape[1:], values.dtype)
+                grown[:self._count] = values[:self._count]
+                self._state[name] = grown
+        self._count = needed
+        self.boxes[ids] = self.start_boxes[ids] = boxes
+        self.status[ids] = np.where(bad, _CODE["degenerate"], ACTIVE)
+        return ids
+
+    def finish(self, ids):
+        """Stop tracking ``ids`` (the caller has reached their last frame); lost ones stay lost."""
+        ids = np.asarray(ids, np.int64)
+        self.status[ids[self.status[ids] == ACTIVE]] = FINISHED
+
+    # ------------------------------------------------------------------ results
+    def alive(self, ids):
+        """True for tracks not lost."""
+        return self.status[np.asarray(ids, np.int64)] <= FINISHED
+
+    def confidence(self, ids):
+        """Confidence in [0, 1] of each track (0 for lost tracks)."""
+        ids = np.asarray(ids, np.int64)
+        mean_log = self._view("log_quality")[ids] / np.maximum(self.steps[ids], 1)
+        height, width = self._frame.shape
+        visible = visible_fraction(np.nan_to_num(self.boxes[ids]), width, height)
+        return np.where(self.alive(ids), np.exp(mean_log) * visible, 0.0)
+
+    def reasons(self, ids):
+        """``None`` for live tracks, else the :data:`LOST_REASONS` name."""
+        return [LOST_REASONS.get(int(code)) for code in self.status[np.asarray(ids, np.int64)]]
+
+    # ------------------------------------------------------------------ one step
+    def _step(self, active, previous, current):
+        s = self.settings
+        grid = s.grid * s.grid
+        boxes = self.boxes[active]
+        cells = (np.arange(s.grid) + 0.5) / s.grid
+        fx, fy = np.meshgrid(cells, cells)
+        size = boxes[:, 2:] - boxes[:, :2]
+        start = np.stack([boxes[:, None, 0] + fx.ravel() * size[:, None, 0],
+                          boxes[:, None, 1] + fy.ravel() * size[:, None, 1]], -1)
+        flat = start.reshape(-1, 1, 2).astype(np.float32)
+        lk = dict(winSize=(s.window, s.window), maxLevel=s.levels,
+                  criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, s.iterations, 0.01))
+        moved, found, residual = cv2.calcOpticalFlowPyrLK(previous, current, flat, None, **lk)
+        back, found_back, _ = cv2.calcOpticalFlowPyrLK(current, previous, moved, None, **lk)
+        moved = moved.reshape(len(active), grid, 2).astype(np.float64)
+        fb = np.linalg.norm(back.reshape(len(active), grid, 2) - start, axis=2)
+        valid = ((found.ravel() == 1) & (found_back.ravel() == 1)).reshape(len(active), grid)
+        valid &= np.isfinite(fb) & np.all(np.isfinite(moved), axis=2)
+        residual = residual.reshape(len(active), grid)
+        reliable = valid & (fb <= s.max_fb) & (residual <= s.max_residual)
+        fb_valid = np.where(valid, fb, np.nan)
+        median_fb = _nanmedian(fb_valid)
+        reliable_fraction = reliable.sum(1) / grid
+
+        # the better half of the reliable points (FB error at most their median) moves the box
+        fb_reliable = np.where(reliable, fb, np.nan)
+        used = reliable & (fb <= _nanmedian(fb_reliable)[:, None])
+        shift = moved - start
+        dx = _nanmedian(np.where(used, shift[..., 0], np.nan))
+        dy = _nanmedian(np.where(used, shift[..., 1], np.nan))
+        scale = _pairwise_scale(start, moved, used)
+
+        lost = np.zeros(len(active), np.int8)
+        lost[~np.isfinite(scale) | (np.abs(np.log(np.nan_to_num(scale, nan=1)))
+                                    > np.log(s.max_scale_step))] = _CODE["scale_jump"]
+        with np.errstate(invalid="ignore"):
+            lost[~(median_fb <= s.max_fb)] = _CODE["fb_error"]
+        lost[reliable_fraction < s.min_reliable] = _CODE["unreliable"]
+
+        ok = lost == 0
+        centre = (boxes[:, :2] + boxes[:, 2:]) / 2 + np.stack([dx, dy], 1)
+        half = size / 2 * np.where(ok, scale, 1)[:, None]
+        new = np.where(ok[:, None], np.concatenate([centre - half, centre + half], 1), boxes)
+        height, width = current.shape
+        lost[ok & (visible_fraction(new, width, height) < s.min_visible)] = _CODE["left_frame"]
+        lost[ok & (np.min(2 * half, axis=1) < s.min_side)] = _CODE["collapsed"]
+
+        ok = lost == 0
+        quality = reliable_fraction * np.clip(1 - median_fb / s.max_fb, 0, 1)
+        self.boxes[active[ok]] = new[ok]
+        self.steps[active[ok]] += 1
+        self._view("log_quality")[active[ok]] += np.log(np.maximum(quality[ok], 1e-6))
+        self.status[active[~ok]] = lost[~ok]
+
+
+def _nanmedian(values):
+    """Median of each row ignoring NaN (NaN for rows with none), without the all-NaN warning."""
+    values = np.sort(values, axis=1)        # NaNs sort last
+    counts = np.sum(~np.isnan(values), axis=1)
+    rows = np.arange(len(values))
+    low = values[rows, np.maximum((counts - 1) // 2, 0)]
+    high = values[rows, np.maximum(counts // 2, 0)]
+    return np.where(counts > 0, (low + high) / 2, np.nan)
+
+
+def _pairwise_scale(start, moved, used):
+    """Per box, the median over pairs of used points of (new distance / old distance)."""
+    old = np.linalg.norm(start[:, :, None] - start[:, None], axis=3)
+    new = np.linalg.norm(moved[:, :, None] - moved[:, None], axis=3)
+    upper = np.triu(np.ones(old.shape[1:], bool), 1)
+    pairs = used[:, :, None] & used[:, None] & upper & (old > 0)
+    ratio = np.where(pairs, new / np.where(old > 0, old, 1), np.nan)
+    return _nanmedian(ratio.reshape(len(start), -1))
+
+
+def track(frames, boxes, settings=TrackerSettings()):
+    """Track ``boxes`` (in ``frames[0]``) through the greyscale ``frames``: ``(boxes, alive,
+    confidence, reasons)`` at the last frame."""
+    tracker = MedianFlow(settings)
+    tracker.next_frame(frames[0])
+    ids = tracker.add(boxes)
+    for frame in frames[1:]:
+        tracker.next_frame(frame)
+    tracker.finish(ids)
+    return tracker.boxes[ids], tracker.alive(ids), tracker.confidence(ids), tracker.reasons(ids)
