@@ -1,0 +1,160 @@
+"""Backbones in and out: any supported checkpoint -> a torchvision ResNet feature extractor,
+or a plain torchvision state dict on disk.
+
+Every format is first reduced to the same thing, the backbone's weights under torchvision's
+ResNet key names (``conv1.weight``, ``layer1.0.bn1.running_mean``, ...):
+
+* our training checkpoints: ``state['model']['encoder_q.backbone.*']`` (split BatchNorm keeps
+  plain BatchNorm's keys, and eval mode uses the running statistics, so it loads as is);
+* the official MoCo v1/v2 release: ``state['state_dict']['module.encoder_q.*']``, whose
+  ``fc.*`` is the projection head and is dropped;
+* torchvision state dicts, bare or wrapped in ``state_dict`` and/or prefixed ``module.``
+  (DataParallel); their ``fc`` is a classifier and is kept for export.
+
+The architecture (resnet18/34/50/101/152) is read off the keys: block type and blocks per
+stage. Files are read with ``torch.load(weights_only=True)``, so loading never runs code from
+the file; only NumPy arrays (our checkpoints' RNG state) are allowed beyond tensors.
+"""
+import os
+import re
+
+import numpy as np
+import torch
+import torchvision
+from torch import nn
+
+from fastssl_common.atomic import atomic_path
+from fastssl_common.errors import UserError
+
+# arch -> (bottleneck blocks?, blocks per stage)
+ARCHS = {
+    'resnet18': (False, (2, 2, 2, 2)),
+    'resnet34': (False, (3, 4, 6, 3)),
+    'resnet50': (True, (3, 4, 6, 3)),
+    'resnet101': (True, (3, 4, 23, 3)),
+    'resnet152': (True, (3, 8, 36, 3)),
+}
+
+# (format, key of the weights in the file (None = the file is the dict), key prefix,
+#  whether its fc is a classifier worth keeping). First match wins.
+FORMATS = (
+    ('fastssl checkpoint', 'model', 'encoder_q.backbone.', False),
+    ('official MoCo checkpoint', 'state_dict', 'module.encoder_q.', False),
+    ('torchvision state dict', None, '', True),
+    ('torchvision state dict', None, 'module.', True),
+    ('torchvision state dict', 'state_dict', '', True),
+    ('torchvision state dict', 'state_dict', 'module.', True),
+)
+
+# Our checkpoints hold NumPy RNG state: allow exactly what pickling an ndarray needs.
+_NUMPY_GLOBALS = [np.zeros(1).__reduce__()[0], np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+def read_file(path):
+    if not os.path.isfile(path):
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        with torch.serialization.safe_globals(_NUMPY_GLOBALS):
+            return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else ''
+        raise UserError(f"{path} is not a readable PyTorch checkpoint "
+                        f"({type(err).__name__}: {reason})") from None
+
+
+def _found_keys(obj, limit=6):
+    """A short description of a file's keys, for errors about unknown formats."""
+    if not isinstance(obj, dict):
+        return f"a {type(obj).__name__}, not a dict"
+    keys = list(obj)
+    for container in ('state_dict', 'model'):
+        if isinstance(obj.get(container), dict):
+            keys = [f"{container}/{k}" for k in list(obj[container])[:limit]] + keys
+    more = f", ... ({len(keys)} in all)" if len(keys) > limit else ''
+    return "keys " + ", ".join(map(str, keys[:limit])) + more
+
+
+def backbone_weights(path):
+    """-> (torchvision-named backbone weights incl. a classifier ``fc`` if the source had one,
+    format name). UserError when the file matches no known format."""
+    obj = read_file(path)
+    for name, container, prefix, keep_fc in FORMATS:
+        weights = obj.get(container) if container and isinstance(obj, dict) else obj
+        if not isinstance(weights, dict) or f'{prefix}conv1.weight' not in weights:
+            continue
+        out = {k[len(prefix):]: v for k, v in weights.items()
+               if isinstance(k, str) and k.startswith(prefix)}
+        fc = {k: v for k, v in out.items() if k.startswith('fc.')}
+        out = {k: v for k, v in out.items() if not k.startswith('fc.')}
+        if keep_fc and set(fc) == {'fc.weight', 'fc.bias'}:
+            out.update(fc)
+        return out, name
+    raise UserError(f"{path} matches no known checkpoint format (fastssl, official MoCo, "
+                    f"torchvision ResNet); found {_found_keys(obj)}")
+
+
+def infer_arch(weights, path=''):
+    """ResNet depth from the keys: Bottleneck blocks have conv3; count blocks per stage."""
+    bottleneck = 'layer1.0.conv3.weight' in weights
+    blocks = []
+    for stage in range(1, 5):
+        ids = {int(m.group(1)) for k in weights
+               for m in [re.match(rf'layer{stage}\.(\d+)\.', k)] if m}
+        blocks.append(len(ids))
+    for arch, signature in ARCHS.items():
+        if signature == (bottleneck, tuple(blocks)):
+            return arch
+    kind = 'bottleneck' if bottleneck else 'basic'
+    raise UserError(f"{path}: a ResNet with {kind} blocks {blocks} per stage is none of "
+                    f"{', '.join(ARCHS)} (pass the architecture explicitly if it is one)")
+
+
+def _resolve_arch(weights, arch, path):
+    if arch == 'auto':
+        return infer_arch(weights, path)
+    if arch not in ARCHS:
+        raise UserError(f"unknown architecture '{arch}' (auto, {', '.join(ARCHS)})")
+    return arch
+
+
+def _build(weights, arch, path):
+    """A torchvision ResNet with fc = Identity holding ``weights`` (fc entries ignored)."""
+    model = getattr(torchvision.models, arch)(weights=None)  # nothing is downloaded
+    model.fc = nn.Identity()
+    try:
+        model.load_state_dict({k: v for k, v in weights.items() if not k.startswith('fc.')})
+    except RuntimeError as err:
+        detail = ' '.join(str(err).split())[:300]
+        raise UserError(f"{path}: weights do not fit {arch} ({detail})") from None
+    return model
+
+
+def load_backbone(path, arch='auto', device='cpu'):
+    """The backbone of any supported checkpoint as an ``nn.Module`` in eval mode: ImageNet-
+    normalised images (B, 3, H, W) -> global-pooled features (B, D); fc / head removed.
+
+    The module also carries ``arch``, ``feature_dim`` and ``source_format`` attributes."""
+    weights, source = backbone_weights(path)
+    arch = _resolve_arch(weights, arch, path)
+    model = _build(weights, arch, path)
+    model.arch, model.source_format = arch, source
+    model.feature_dim = model.layer4[-1].conv1.in_channels
+    return model.to(device).eval()
+
+
+def export_backbone(path, out, arch='auto'):
+    """Write the backbone of ``path`` to ``out`` (atomically) as a plain torchvision ResNet
+    state dict. A classifier ``fc`` is kept when the source had one (torchvision models);
+    self-supervised heads are not classifiers and are left out, so such files load with
+    ``resnet.load_state_dict(sd, strict=False)`` (missing: exactly fc.weight, fc.bias).
+    Returns a summary dict."""
+    weights, source = backbone_weights(path)
+    arch = _resolve_arch(weights, arch, path)
+    state = _build(weights, arch, path).state_dict()  # checked, in torchvision's key order
+    if 'fc.weight' in weights:
+        state.update({'fc.weight': weights['fc.weight'], 'fc.bias': weights['fc.bias']})
+    state = {k: v.detach().clone().contiguous() for k, v in state.items()}
+    with atomic_path(out) as tmp:
+        torch.save(state, tmp)
+    return {'checkpoint': path, 'out': out, 'arch': arch, 'source_format': source,
+            'tensors': len(state), 'has_fc': 'fc.weight' in state}

@@ -1,0 +1,127 @@
+"""Backbones in and out: every supported format gives the fastssl encoder's own features, and
+the export drops into a plain torchvision ResNet."""
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from fastssl.checkpoint import save_checkpoint
+from fastssl.model_io import export_backbone, infer_arch, load_backbone
+from fastssl.moco import MoCo
+from fastssl_common.errors import UserError
+
+
+@pytest.fixture(scope='module')
+def ours(tmp_path_factory):
+    """A checkpoint written by the trainer's own saver, with every weight and BatchNorm
+    statistic randomised (so a loader that skipped one would give different features)."""
+    torch.manual_seed(0)
+    model = MoCo('resnet18', proj_hidden=64, proj_dim=16, queue_size=8, bn_splits=2)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name.endswith('running_var'):
+                tensor.uniform_(0.5, 1.5)
+            elif tensor.is_floating_point():
+                tensor.normal_(0, 0.1)
+    run = tmp_path_factory.mktemp('ckpt')
+    optimizer = torch.optim.SGD(model.encoder_q.parameters(), lr=0.1)
+    config = {'model': {'arch': 'resnet18', 'proj_hidden': 64, 'proj_dim': 16},
+              'moco': {'bn_splits': 2}}
+    path = save_checkpoint(str(run), 0, model, optimizer, None, config)
+    encoder = model.encoder_q.eval()
+    images = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        expected = encoder.features(images)
+    backbone = {k: v.clone() for k, v in encoder.backbone.state_dict().items()}
+    return path, backbone, images, expected, run
+
+
+def test_our_checkpoint_gives_the_encoders_features(ours):
+    path, _, images, expected, _ = ours
+    model = load_backbone(path)
+    assert (model.arch, model.source_format, model.feature_dim) == \
+        ('resnet18', 'fastssl checkpoint', 512)
+    assert not model.training
+    with torch.no_grad():
+        torch.testing.assert_close(model(images), expected, rtol=1e-5, atol=1e-5)
+
+
+def official_moco_file(backbone, path):
+    """The official MoCo v2 release layout: a torchvision ResNet whose fc became the MLP head
+    (moco/builder.py), wrapped in DataParallel, saved by main_moco.py's save_checkpoint."""
+    resnet = torchvision.models.resnet18(num_classes=128)
+    resnet.fc = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), resnet.fc)
+    resnet.load_state_dict({**resnet.state_dict(), **backbone})
+    weights = {}
+    for encoder in ('encoder_q', 'encoder_k'):
+        weights.update({f'module.{encoder}.{k}': v for k, v in resnet.state_dict().items()})
+    weights.update({'module.queue': torch.randn(128, 16), 'module.queue_ptr': torch.zeros(1)})
+    torch.save({'epoch': 200, 'arch': 'resnet18', 'state_dict': weights,
+                'optimizer': {'state': {}, 'param_groups': []}}, path)
+    assert 'module.encoder_q.fc.0.weight' in weights and 'module.encoder_q.fc.2.bias' in weights
+
+
+def torchvision_file(backbone, path, wrap=False):
+    resnet = torchvision.models.resnet18(num_classes=10)
+    resnet.load_state_dict({**resnet.state_dict(), **backbone})
+    state = resnet.state_dict()
+    torch.save({'state_dict': {'module.' + k: v for k, v in state.items()}} if wrap else state,
+               path)
+    return resnet.eval()
+
+
+def test_every_format_gives_the_same_features(ours, tmp_path):
+    path, backbone, images, expected, _ = ours
+    official_moco_file(backbone, tmp_path / 'moco_v2.pth.tar')
+    torchvision_file(backbone, tmp_path / 'tv.pth')
+    torchvision_file(backbone, tmp_path / 'tv_wrapped.pth', wrap=True)
+    for name, fmt in (('moco_v2.pth.tar', 'official MoCo checkpoint'),
+                      ('tv.pth', 'torchvision state dict'),
+                      ('tv_wrapped.pth', 'torchvision state dict')):
+        model = load_backbone(str(tmp_path / name))
+        assert (model.source_format, model.arch) == (fmt, 'resnet18')
+        with torch.no_grad():
+            torch.testing.assert_close(model(images), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_export_round_trip_into_plain_torchvision(ours, tmp_path):
+    path, backbone, images, expected, _ = ours
+    summary = export_backbone(path, str(tmp_path / 'backbone.pth'))
+    assert (summary['arch'], summary['has_fc']) == ('resnet18', False)
+    resnet = torchvision.models.resnet18()
+    missing, unexpected = resnet.load_state_dict(torch.load(tmp_path / 'backbone.pth'),
+                                                 strict=False)
+    assert (sorted(missing), unexpected) == (['fc.bias', 'fc.weight'], [])
+    resnet.fc = nn.Identity()
+    with torch.no_grad():
+        torch.testing.assert_close(resnet.eval()(images), expected, rtol=1e-5, atol=1e-5)
+    # A torchvision classifier keeps its fc: the export loads strictly and classifies alike.
+    reference = torchvision_file(backbone, tmp_path / 'tv.pth')
+    export_backbone(str(tmp_path / 'tv.pth'), str(tmp_path / 'tv_out.pth'))
+    plain = torchvision.models.resnet18(num_classes=10)
+    plain.load_state_dict(torch.load(tmp_path / 'tv_out.pth'))
+    with torch.no_grad():
+        torch.testing.assert_close(plain.eval()(images), reference(images))
+
+
+@pytest.mark.parametrize('arch', ['resnet18', 'resnet34', 'resnet50', 'resnet101'])
+def test_architecture_is_read_off_the_keys(arch):
+    assert infer_arch(getattr(torchvision.models, arch)().state_dict()) == arch
+
+
+def test_bad_files_are_named_with_what_was_found(ours, tmp_path):
+    path, *_ = ours
+    torch.save({'generator': {'conv.weight': torch.zeros(1)}, 'step': 3}, tmp_path / 'gan.pt')
+    with pytest.raises(UserError, match=r'gan\.pt matches no known .*found keys '
+                                        r'generator, step'):
+        load_backbone(str(tmp_path / 'gan.pt'))
+    with pytest.raises(UserError, match='checkpoint not found: .*none.pt'):
+        load_backbone(str(tmp_path / 'none.pt'))
+    (tmp_path / 'notes.txt').write_text('not a checkpoint')
+    with pytest.raises(UserError, match='notes.txt is not a readable PyTorch checkpoint'):
+        load_backbone(str(tmp_path / 'notes.txt'))
+    with pytest.raises(UserError, match='weights do not fit resnet50'):
+        load_backbone(path, arch='resnet50')
+    with pytest.raises(UserError, match='matches no known'):
+        export_backbone(str(tmp_path / 'gan.pt'), str(tmp_path / 'out.pth'))
+    assert not (tmp_path / 'out.pth').exists()
