@@ -19,7 +19,6 @@ GIL in the sorts, comparisons and reductions.
 """
 import concurrent.futures
 import dataclasses
-import os
 import threading
 
 import numpy as np
