@@ -43,10 +43,9 @@ class PairsFile:
     """Random access to the samples of a pairs ``.beton`` through FFCV's Reader."""
 
     def __init__(self, path):
-        from ffcv.reader import Reader
-
         if not os.path.isfile(path):
             raise UserError(f"pairs file {path} does not exist")
+        from ffcv.reader import Reader  # slow import (Numba): after the cheap checks
         try:
             reader = Reader(path)
         except Exception:  # ffcv raises assorted errors on foreign files: all mean "not one"

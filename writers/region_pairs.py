@@ -24,6 +24,7 @@ tracking to stored pixels per axis (``stored size / tracking size``: both are th
 shrunk) and the ``b`` box is cut to the frame. An unreadable frame in between (frame folders)
 is skipped by the tracker, which then steps over two frames at once.
 """
+import multiprocessing
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -58,13 +59,16 @@ def detector_for(settings):
         return None
     key = (settings.detector, settings.detector_arch, settings.detector_min_score)
     if key not in _DETECTORS:
-        import torch
-
         from writers.detector import load_detector
 
-        torch.set_num_threads(1)          # one video per process, as OpenCV
-        _DETECTORS[key] = load_detector(settings.detector, settings.detector_min_score,
-                                        settings.detector_arch)
+        if multiprocessing.parent_process() is not None:
+            import torch
+
+            torch.set_num_threads(1)      # a pool worker: one video per process, as OpenCV
+        detector = load_detector(settings.detector, settings.detector_min_score,
+                                 settings.detector_arch)
+        # under the architecture named and the one found: the workers get the latter
+        _DETECTORS[key] = _DETECTORS[key[:1] + (detector.architecture,) + key[2:]] = detector
     return _DETECTORS[key]
 
 

@@ -1,0 +1,134 @@
+"""Region proposals: planted real objects are found, the ranking and filters behave as
+documented, box geometry agrees with torchvision's, and the detector option's bad inputs."""
+import numpy as np
+import pytest
+
+from fastssl_common.errors import UserError
+from tests.writers.video_fixtures import planted_objects_frame
+from writers.boxes import box_iou, nms
+from writers.proposals import (ProposalSettings, colour_contrast, plausible, propose, rank,
+                               selective_search)
+
+
+@pytest.mark.parametrize("background", ["plain", "coffee"])
+def test_planted_objects_are_recovered(background):
+    frame, truth = planted_objects_frame(background)
+    boxes, scores = propose(frame, ProposalSettings(count=16))
+    assert 0 < len(boxes) <= 16
+    assert np.all(np.diff(scores) <= 0)                       # best first
+    best = box_iou(truth, boxes).max(axis=1)
+    assert np.sum(best >= 0.5) >= 3, best                     # most of the four objects
+    assert np.all((boxes[:, :2] >= 0) & (boxes[:, 2:] <= [320, 240]))
+
+
+def test_uniform_frame_gives_no_proposal():
+    boxes, scores = propose(np.full((120, 160, 3), 90, np.uint8))
+    assert boxes.shape == (0, 4) and scores.shape == (0,)
+
+
+def test_contrast_peaks_on_the_object():
+    frame, truth = planted_objects_frame("plain")
+    box = truth[0]
+    width, height = box[2:] - box[:2]
+    variants = [box, box + [-width / 3, 0, -width / 3, 0], box + [0, 0, width / 2, height / 2],
+                box + [width / 4, height / 4, -width / 4, -height / 4]]
+    scores = colour_contrast(frame, np.array(variants))
+    assert scores[0] > 0.8 and np.argmax(scores) == 0, scores
+    whole = colour_contrast(frame, np.array([[0, 0, 320, 240]]))
+    assert whole[0] == 0                                      # no ring: no contrast
+
+
+def test_rank_filters_and_order_do_not_depend_on_input_order():
+    settings = ProposalSettings(count=3, min_side=0.1, max_area=0.5, max_aspect=3, nms_iou=0.5)
+    boxes = np.array([[10, 10, 60, 60],      # ok
+                      [12, 10, 62, 60],      # overlaps the first (IoU 0.92): suppressed
+                      [0, 0, 5, 40],         # a side below 0.1 * 100
+                      [0, 0, 190, 90],       # more than half the frame
+                      [100, 10, 190, 25],    # aspect 6
+                      [120, 40, 160, 80],    # ok
+                      [20, 60, 60, 95],      # ok
+                      [np.nan, 0, 10, 10]])  # not finite
+    scores = np.array([0.9, 0.95, 1, 1, 1, 0.5, 0.5, 1])
+    assert plausible(boxes, 200, 100, settings).tolist() == [True, True, False, False, False,
+                                                              True, True, False]
+    kept, kept_scores = rank(boxes, scores, 200, 100, settings)
+    np.testing.assert_array_equal(kept, boxes[[1, 6, 5]])   # equal scores: by coordinates
+    order = np.random.default_rng(0).permutation(len(boxes))
+    again, _ = rank(boxes[order], scores[order], 200, 100, settings)
+    np.testing.assert_array_equal(again, kept)
+
+
+def test_selective_search_candidates_are_reproducible_sets():
+    frame, _ = planted_objects_frame("coffee")
+    first, second = selective_search(frame[::2, ::2]), selective_search(frame[::2, ::2])
+    assert set(map(tuple, first)) == set(map(tuple, second))   # (its order is random)
+    first_boxes, _ = propose(frame)
+    np.testing.assert_array_equal(first_boxes, propose(frame)[0])
+
+
+def test_geometry_matches_torchvision():
+    import torch
+    from torchvision.ops import box_iou as tv_iou
+    from torchvision.ops import nms as tv_nms
+
+    rng = np.random.default_rng(1)
+    corners = rng.uniform(0, 100, (60, 2))
+    boxes = np.concatenate([corners, corners + rng.uniform(5, 40, (60, 2))], 1)
+    scores = rng.permutation(60) / 60.0                      # distinct: one right answer
+    np.testing.assert_allclose(box_iou(boxes, boxes[:7]),
+                               tv_iou(torch.from_numpy(boxes), torch.from_numpy(boxes[:7])))
+    for threshold in (0.3, 0.5, 0.7):
+        expected = tv_nms(torch.from_numpy(boxes), torch.from_numpy(scores), threshold)
+        np.testing.assert_array_equal(nms(boxes, scores, threshold), expected.numpy())
+
+
+# ---------------------------------------------------------------------------- detector
+
+@pytest.fixture(scope="module")
+def detector_files(tmp_path_factory):
+    """A small real torchvision detection architecture (random weights, 3 classes), a
+    classification model saved under a detector's name, and a text file."""
+    import torch
+    import torchvision
+
+    root = tmp_path_factory.mktemp("detectors")
+    model = torchvision.models.get_model("ssdlite320_mobilenet_v3_large", weights=None,
+                                         weights_backbone=None, num_classes=3)
+    ssdlite = root / "ssdlite320_mobilenet_v3_large_mine.pth"
+    torch.save({"model": model.state_dict(), "epoch": 3}, ssdlite)   # reference-script style
+    resnet = root / "fasterrcnn_resnet50_fpn_fake.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), resnet)
+    text = root / "retinanet_resnet50_fpn_text.pth"
+    text.write_text("not a checkpoint")
+    return {"ssdlite": str(ssdlite), "resnet": str(resnet), "text": str(text),
+            "unnamed": str(root / "weights.pth"), "root": root}
+
+
+def test_detector_proposals(detector_files):
+    from writers.detector import load_detector
+
+    detector = load_detector(detector_files["ssdlite"], min_score=0.0)
+    assert detector.architecture == "ssdlite320_mobilenet_v3_large"
+    frame, _ = planted_objects_frame("plain")
+    raw_boxes, raw_scores = detector(frame)
+    assert len(raw_boxes) and np.all((raw_scores >= 0) & (raw_scores <= 1))
+    boxes, scores = propose(frame, ProposalSettings(count=5), detector=detector)
+    assert 0 < len(boxes) <= 5 and np.all(np.diff(scores) <= 0)
+    assert plausible(boxes, 320, 240, ProposalSettings()).all()
+
+
+def test_detector_bad_inputs(detector_files):
+    from writers.detector import load_detector
+
+    cases = [(detector_files["root"] / "missing.pth", "does not exist"),
+             (detector_files["resnet"], "is not a fasterrcnn_resnet50_fpn detection model"),
+             (detector_files["text"], "is not a torch state dict file")]
+    for path, message in cases:
+        with pytest.raises(UserError, match=message) as raised:
+            load_detector(str(path))
+        assert str(path) in str(raised.value) and "\n" not in str(raised.value)
+    open(detector_files["unnamed"], "wb").close()
+    with pytest.raises(UserError, match="pass --detector-arch"):
+        load_detector(detector_files["unnamed"])
+    with pytest.raises(UserError, match="--detector-arch yolo is not one of"):
+        load_detector(detector_files["unnamed"], architecture="yolo")

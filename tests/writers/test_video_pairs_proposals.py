@@ -1,0 +1,193 @@
+"""``write_video_pairs.py --proposals N``: tracked regions stored with the pairs (exact round
+trip through FFCV against an independent re-run of proposals + tracker, units in stored
+pixels checked against the planted object's true boxes), pairs without tracks, bad input,
+and the inspection tool."""
+import json
+import os
+import re
+
+import cv2
+import numpy as np
+import pytest
+
+from fastssl_common.errors import UserError
+from tests.cli import assert_one_line_error, run_script
+from tests.writers.video_fixtures import (encode_clip, load_all, moving_patch_sequence,
+                                          write_sequence)
+from writers.boxes import box_iou, clip_boxes, scale_boxes
+from writers.inspect_pairs import inspect_pairs
+from writers.inspect_pairs import main as inspect_main
+from writers.proposals import ProposalSettings, propose
+from writers.tracking import track
+from writers.video_source import VideoReader
+from writers.write_video_pairs import main, write_video_pairs
+
+GAP, COUNT, N = 6, 20, 6
+PROPOSAL_FIELDS = {"proposals": "array", "num_proposals": "int", "index_a": "int",
+                   "index_b": "int"}
+
+
+@pytest.fixture(scope="module")
+def sequence(tmp_path_factory):
+    """A GOT-10k style folder (320 x 240 JPEG frames) of the cat patch moving and growing over
+    the coffee photo, and the patch's true boxes."""
+    root = tmp_path_factory.mktemp("tracked")
+    frames, truth = moving_patch_sequence(COUNT, velocity=(3.0, 1.5), scale_rate=1.01)
+    folder = write_sequence(root / "src" / "GOT-10k_Train_000001", frames, boxes=False)
+    return root, folder, truth
+
+
+@pytest.fixture(scope="module")
+def written(sequence):
+    root, folder, truth = sequence
+    out = str(root / "tracked.beton")
+    summary = write_video_pairs(str(root / "src"), out, gap=GAP, proposals=N, max_proposals=8,
+                                max_resolution=160, track_resolution=320, workers=1,
+                                progress=False)
+    return out, summary
+
+
+@pytest.fixture(scope="module")
+def stored(written):
+    """The written file's proposal fields, read back with the real FFCV Loader."""
+    return load_all(written[0], PROPOSAL_FIELDS)
+
+
+def expected_rows(folder, index_a, index_b, stored):
+    """Proposals + tracker re-run through the library on the frames read independently,
+    scaled to the stored frame: what the writer must have stored for the pair."""
+    with VideoReader(folder) as reader:
+        frames = [f.thumbnail(320) for f in reader.decoded_frames()
+                  if index_a <= f.index <= index_b]
+    height, width = frames[0].shape[:2]
+    start, _ = propose(frames[0], ProposalSettings(count=N))
+    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    boxes, alive, confidence, _ = track(gray, start)
+    sx, sy = stored[1] / width, stored[0] / height
+    rows = np.concatenate([scale_boxes(start, sx, sy),
+                           scale_boxes(clip_boxes(boxes, width, height), sx, sy),
+                           confidence[:, None]], 1)[alive]
+    return rows[np.argsort(-rows[:, 8], kind="stable")].astype(np.float32)
+
+
+def test_rows_round_trip_exactly_in_stored_pixels(sequence, written, stored):
+    _, folder, truth = sequence
+    out, summary = written
+    got = stored
+    pairs = list(zip(got["index_a"].ravel(), got["index_b"].ravel()))
+    assert pairs == [(0, 6), (6, 12), (12, 18)]
+    counts = got["num_proposals"].ravel()
+    assert np.all(counts > 0) and np.all(counts <= N)
+    for sample, (a, b), count in zip(got["proposals"], pairs, counts):
+        rows = sample[:count]
+        assert not sample[count:].any()                       # rows beyond are zeros
+        np.testing.assert_array_equal(rows, expected_rows(folder, a, b, (120, 160)))
+        assert np.all((rows[:, 8] > 0) & (rows[:, 8] <= 1)) and np.all(np.diff(rows[:, 8]) <= 0)
+        for box in (rows[:, 0:4], rows[:, 4:8]):               # inside the 160 x 120 frame
+            assert np.all((box[:, :2] >= 0) & (box[:, 2:] <= [160, 120]))
+            assert np.all(box[:, 2:] - box[:, :2] >= 2)
+        # the planted cat, in stored pixels (the frames were halved): found and followed
+        best = np.argmax(box_iou(truth[a] / 2, rows[:, 0:4])[0])
+        assert box_iou(truth[a] / 2, rows[best:best + 1, 0:4])[0, 0] >= 0.7
+        assert box_iou(truth[b] / 2, rows[best:best + 1, 4:8])[0, 0] >= 0.7
+
+    tracks = summary["tracks"]
+    assert tracks["tracks_kept"] == counts.sum() and tracks["pairs_with_tracks"] == 3
+    assert tracks["proposals"] == tracks["tracks_kept"] + sum(tracks["lost"].values())
+    assert tracks["mean_kept_track_frames"] == GAP
+    sidecar = json.load(open(out + ".json"))
+    assert sidecar["proposals"]["status"] == "tracked"
+    assert sidecar["proposals"]["tracks"] == tracks
+    assert sidecar["options"]["proposals"] == N
+
+
+def test_inspect_pairs(written, stored, tmp_path, small_beton, capsys):
+    out, summary = written
+    assert inspect_main([out, "--out", str(tmp_path / "look"), "--pairs", "2",
+                         "--per-sheet", "1"]) == 0
+    assert "sheets: " in capsys.readouterr().out
+    got = stored
+    report = json.load(open(tmp_path / "look" / "summary.json"))
+    counts = got["num_proposals"].ravel()
+    assert report["pairs"] == 3 and report["tracks"] == int(counts.sum())
+    assert report["tracks_per_pair"] == {str(c): int(n) for c, n in
+                                         zip(*np.unique(counts, return_counts=True))}
+    assert report["gap"] == {str(GAP): 3} and len(report["shown"]) == 2
+    widths = np.concatenate([p[:c, 2] - p[:c, 0] for p, c in zip(got["proposals"], counts)])
+    assert report["box_sizes"]["a"]["width"]["median"] == pytest.approx(np.median(widths),
+                                                                         abs=1e-3)
+    assert sorted(os.listdir(tmp_path / "look")) == ["sheet_00.png", "sheet_01.png",
+                                                      "summary.json"]
+    sheet = cv2.imread(str(tmp_path / "look" / "sheet_00.png"))
+    assert sheet.shape[0] > 180 and sheet.shape[1] > 2 * 240   # two 180 px high frames
+
+    junk = tmp_path / "junk.beton"
+    junk.write_bytes(b"\0" * 64)
+    for path, message in ((small_beton, "is not a pairs .beton"),
+                          (junk, "is not an FFCV .beton"),
+                          (tmp_path / "none.beton", "does not exist")):
+        with pytest.raises(UserError, match=message):
+            inspect_pairs(str(path), str(tmp_path / "x"))
+    assert_one_line_error(run_script("writers/inspect_pairs.py", tmp_path / "none.beton",
+                                     "--out", tmp_path / "x"), "none.beton", "does not exist")
+    assert not os.path.exists(tmp_path / "x")
+
+
+def test_pairs_without_tracks_are_kept_and_counted(tmp_path):
+    # a uniform clip (no proposal survives) and a clip whose every frame is another scene
+    # (with cut detection off, every track fails at the first step)
+    uniform = [np.full((96, 128, 3), 100, np.uint8)] * 8
+    cat = moving_patch_sequence(1, frame_size=(128, 96), start=(20.0, 10.0),
+                                patch_size=(48, 48))[0][0]
+    flicker = [cat if i % 2 == 0 else np.ascontiguousarray(cat[::-1, ::-1]) for i in range(8)]
+    src = tmp_path / "src"
+    src.mkdir()
+    encode_clip(src / "a_uniform.mp4", uniform, options={"crf": "12"})
+    encode_clip(src / "b_flicker.mp4", flicker, options={"crf": "12"})
+    out = tmp_path / "o.beton"
+    summary = write_video_pairs(str(src), str(out), gap=2, cut_threshold=1.0, proposals=4,
+                                workers=1, progress=False)
+    got = load_all(str(out), {"num_proposals": "int", "proposals": "array"})
+    assert summary["counts"]["pairs_written"] == 6 and not got["num_proposals"].any()
+    assert not got["proposals"].any()
+    tracks = summary["tracks"]
+    assert tracks["pairs_without_tracks"] == 6 and tracks["tracks_kept"] == 0
+    assert tracks["proposals"] > 0                           # the flicker clip had some
+    assert set(tracks["lost"]) <= {"unreliable", "fb_error", "scale_jump"}
+    assert sum(tracks["lost"].values()) == tracks["proposals"]
+
+    with pytest.raises(UserError, match="no tracked region survived.*--strict"):
+        write_video_pairs(str(src), str(tmp_path / "s.beton"), gap=2, cut_threshold=1.0,
+                          proposals=4, workers=1, progress=False, strict=True)
+    assert sorted(os.listdir(tmp_path)) == ["o.beton", "o.beton.json", "src"]
+
+
+def test_cli_summary_and_bad_inputs(sequence, tmp_path, capsys):
+    root, folder, _ = sequence
+    out = tmp_path / "p.beton"
+    assert main([folder, str(out), "--gap", "9", "--proposals", "3", "--workers", "1",
+                 "--max-resolution", "96"]) == 0
+    printed = capsys.readouterr().out
+    for line in ("pairs written: 2", "region proposals tracked: ", "pairs with tracked regions: ",
+                 "mean track length: "):
+        assert line in printed
+
+    bad = tmp_path / "bad" / "p.beton"
+    for args, message in (
+            (["--gap", "4", "--proposals", "9", "--max-proposals", "8"],
+             "--proposals must be a whole number from 0 to --max-proposals (8)"),
+            (["--gap", "4", "--proposals", "2", "--max-proposals", "0"], "--proposals"),
+            (["--gap", "4", "--detector", str(tmp_path)], "--detector needs --proposals"),
+            (["--gap", "4", "--proposals", "2", "--track-resolution", "8"],
+             "--track-resolution"),
+            (["--gap", "40", "--proposals", "2"], "too short for a gap of 40")):
+        with pytest.raises(UserError, match=re.escape(message)):
+            main([folder, str(bad), *args])
+    fake = tmp_path / "fasterrcnn_resnet50_fpn_fake.pth"
+    fake.write_bytes(b"PK not really")
+    with pytest.raises(UserError, match=f"detector {re.escape(str(fake))} is not a torch"):
+        main([folder, str(bad), "--gap", "4", "--proposals", "2", "--detector", str(fake)])
+    assert_one_line_error(run_script("writers/write_video_pairs.py", folder, bad, "--gap", "4",
+                                     "--proposals", "2", "--detector", tmp_path / "no.pth"),
+                          "no.pth", "does not exist")
+    assert not os.path.exists(bad.parent)
