@@ -95,6 +95,13 @@ def invariance_score(features, set_ids, targets, ks=REPORTED_K, workers=None):
         num_images=n, num_sets=layout.num_sets, num_small_sets=layout.num_small_sets)
 
 
+def check_sets(set_ids, targets):
+    """Validate sets and targets without features (the same UserErrors as the score), so a
+    bad dataset fails before any feature extraction."""
+    set_ids = np.asarray(set_ids)
+    _SetLayout(set_ids, np.asarray(targets), len(set_ids))
+
+
 def _as_float32_matrix(features):
     if isinstance(features, torch.Tensor):
         features = features.detach().cpu().numpy()
