@@ -22,6 +22,8 @@ from fastssl_common.errors import UserError, run_cli
 
 COMMANDS = {
     'knn': 'fastssl.knn_command',
+    'linear': 'fastssl.linear_command',
+    'export': 'fastssl.export_command',
 }
 
 

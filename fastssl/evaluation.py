@@ -1,47 +1,29 @@
-"""Evaluate a checkpoint's frozen backbone: weighted kNN on labelled .betons.
+"""Frozen-backbone evaluations on labelled .betons: weighted kNN and the linear probe.
 
-Loads our training checkpoints (``model`` state dict with ``encoder_q.*`` keys) and infers
-the architecture from the saved config. The invariance score, linear probe and other model
-formats come with the evaluation issue.
+Both read the shared ``eval`` section (backbone, data, device), load the backbone from any
+format ``model_io`` knows, and extract the train and val features with the one
+``knn.extract_features`` (channels-last, autocast on GPU) that the trainer's kNN monitor uses.
 """
 import torch
-
 from fastargs import Param, Section
 
 from fastssl_common.atomic import write_json
-from fastssl_common.errors import UserError
 from loaders.eval_loader import make_eval_loader
 
-from .checkpoint import load_checkpoint
 from .config import Int, OneOf, Str
-from .encoder import Encoder
 from .knn import extract_features, weighted_knn
-from .split_batchnorm import convert_to_split_bn
+from .linear_probe import topk_accuracy, train_linear_probe
+from .model_io import ARCHS, load_backbone
 from .trainer import resolve_device, resolve_precision
-
-
-def load_query_encoder(path, device):
-    """The query encoder of a fastssl checkpoint, in eval mode."""
-    state = load_checkpoint(path, map_location='cpu')
-    if 'model' not in state or 'config' not in state:
-        raise UserError(f"{path} is not a fastssl training checkpoint (no 'model'/'config')")
-    model_cfg = state['config']['model']
-    encoder = Encoder(model_cfg['arch'], model_cfg['proj_hidden'], model_cfg['proj_dim'])
-    convert_to_split_bn(encoder, state['config']['moco']['bn_splits'])
-    prefix = 'encoder_q.'
-    weights = {k[len(prefix):]: v for k, v in state['model'].items() if k.startswith(prefix)}
-    try:
-        encoder.load_state_dict(weights)
-    except RuntimeError as err:
-        raise UserError(f"{path}: weights do not fit {model_cfg['arch']} "
-                        f"({str(err).splitlines()[0]})") from None
-    return encoder.to(device).eval()
 
 
 def declare_eval_section(cfg):
     """The ``eval`` section shared by the commands that evaluate a backbone on .betons."""
     Section('eval', 'Backbone and labelled data', config_descriptor=cfg).params(
-        checkpoint=Param(Str(), 'fastssl checkpoint (.pt)', required=True),
+        checkpoint=Param(Str(), 'fastssl / official MoCo checkpoint or torchvision state dict',
+                         required=True),
+        arch=Param(OneOf('auto', *ARCHS), 'backbone architecture (auto = read off the keys)',
+                   default='auto'),
         train_path=Param(Str(), 'labelled .beton: kNN memory bank / probe training set',
                          required=True),
         val_path=Param(Str(), 'labelled .beton: queries / probe test set ("" = train_path)',
@@ -57,20 +39,48 @@ def declare_eval_section(cfg):
     )
 
 
-def knn_evaluation(e, k=200, temperature=0.07):
-    """Weighted kNN with the ``eval`` section ``e``; returns the result dict."""
+def split_features(e, l2_normalize):
+    """Backbone of ``e.checkpoint`` -> (summary dict, (train features, labels),
+    (val features, labels)); a val set equal to the train set is extracted once."""
     device = resolve_device(e.device)
     dtype = resolve_precision(e.precision, device)
-    encoder = load_query_encoder(e.checkpoint, device)
-    loaders = [make_eval_loader(p, e.batch_size, e.resolution, e.num_workers)
-               for p in (e.train_path, e.val_path or e.train_path)]
-    with torch.no_grad():
-        bank = extract_features(encoder.features, loaders[0], device, dtype=dtype)
-        queries = extract_features(encoder.features, loaders[1], device, dtype=dtype)
-    top1, top5 = weighted_knn(*bank, *queries, k=k, temperature=temperature)
-    result = {'checkpoint': e.checkpoint, 'train_path': e.train_path,
-              'val_path': e.val_path or e.train_path, 'k': k,
-              'temperature': temperature, 'top1': top1, 'top5': top5}
+    backbone = load_backbone(e.checkpoint, e.arch, device).to(memory_format=torch.channels_last)
+    val_path = e.val_path or e.train_path
+    loaders = {path: make_eval_loader(path, e.batch_size, e.resolution, e.num_workers)
+               for path in (e.train_path, val_path)}
+    features = {path: extract_features(backbone, loader, device, dtype=dtype,
+                                       l2_normalize=l2_normalize)
+                for path, loader in loaders.items()}
+    summary = {'checkpoint': e.checkpoint, 'arch': backbone.arch,
+               'source_format': backbone.source_format, 'train_path': e.train_path,
+               'val_path': val_path, 'resolution': e.resolution}
+    return summary, features[e.train_path], features[val_path]
+
+
+def _finish(e, result):
     if e.output:
         write_json(e.output, result)
     return result
+
+
+def knn_evaluation(e, k=200, temperature=0.07):
+    """Weighted kNN with the ``eval`` section ``e``; returns the result dict."""
+    summary, bank, queries = split_features(e, l2_normalize=True)
+    top1, top5 = weighted_knn(*bank, *queries, k=k, temperature=temperature)
+    return _finish(e, {**summary, 'k': k, 'temperature': temperature,
+                       'top1': top1, 'top5': top5})
+
+
+def linear_evaluation(e, p):
+    """Linear probe with the ``eval`` section ``e`` and ``linear`` section ``p``."""
+    summary, (x_train, y_train), (x_val, y_val) = split_features(e, l2_normalize=False)
+    num_classes = int(max(y_train.max(), y_val.max())) + 1
+    probe = train_linear_probe(x_train, y_train, num_classes, epochs=p.epochs,
+                               optimizer=p.optimizer, lr=p.lr, weight_decay=p.weight_decay,
+                               batch_size=p.batch_size, seed=p.seed,
+                               device=resolve_device(e.device))
+    top1, top5 = topk_accuracy(probe, x_val, y_val)
+    train_top1, = topk_accuracy(probe, x_train, y_train, ks=(1,))
+    return _finish(e, {**summary, 'optimizer': p.optimizer, 'epochs': p.epochs, 'lr': p.lr,
+                       'weight_decay': p.weight_decay, 'num_classes': num_classes,
+                       'train_top1': train_top1, 'top1': top1, 'top5': top5})

@@ -10,17 +10,21 @@ from .normalize import normalize, to_unit_float
 
 
 @torch.no_grad()
-def extract_features(backbone_features, loader, device, channels_last=True, dtype=None):
+def extract_features(backbone_features, loader, device, channels_last=True, dtype=None,
+                     l2_normalize=True):
     """Run ``backbone_features`` over an eval loader of (images uint8 BHWC, labels).
 
-    Returns (features (N, D) float32 L2-normalised, on CPU; labels (N,))."""
+    Returns (features (N, D) float32 on CPU, L2-normalised unless ``l2_normalize=False`` (the
+    linear probe standardises raw features instead); labels (N,)). One function for the
+    trainer's kNN monitor, ``eval.py knn`` and ``eval.py linear``."""
     feats, labels = [], []
     for images, y in loader:
         x = to_unit_float(images.to(device, non_blocking=True))
         x = normalize(x, torch.channels_last if channels_last else torch.contiguous_format)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             f = backbone_features(x)
-        feats.append(F.normalize(f.float(), dim=1).cpu())
+        f = f.float()
+        feats.append((F.normalize(f, dim=1) if l2_normalize else f).cpu())
         labels.append(y.reshape(-1).cpu())
     return torch.cat(feats), torch.cat(labels)
 
