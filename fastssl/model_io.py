@@ -46,8 +46,11 @@ FORMATS = (
     ('torchvision state dict', 'state_dict', 'module.', True),
 )
 
-# Our checkpoints hold NumPy RNG state: allow exactly what pickling an ndarray needs.
-_NUMPY_GLOBALS = [np.zeros(1).__reduce__()[0], np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+# Our checkpoints hold NumPy RNG state: allow what pickled NumPy arrays and scalars need.
+_NUMPY_GLOBALS = [np.zeros(1).__reduce__()[0], np.float64(0).__reduce__()[0], np.ndarray,
+                  np.dtype] + [type(np.dtype(t)) for t in (np.bool_, np.uint8, np.uint32,
+                                                            np.int32, np.int64, np.float32,
+                                                            np.float64)]
 
 
 def read_file(path):
