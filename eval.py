@@ -24,6 +24,7 @@ COMMANDS = {
     'knn': 'fastssl.knn_command',
     'linear': 'fastssl.linear_command',
     'export': 'fastssl.export_command',
+    'invariance': 'fastssl.invariance_command',
 }
 
 

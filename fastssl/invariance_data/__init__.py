@@ -18,7 +18,7 @@ KINDS = {
                  'Pascal3D+ release 1.1: instance, viewpoint+instance'),
     'folders': ('folders', 'read_folders', 'generic ROOT/<target>/<set>/<image>'),
     'rendered': ('rendered', 'read_rendered',
-                 'rendered data from fastssl.render_sets (curves over magnitude)'),
+                 'rendered data of writers/render_invariance_sets.py (curves over magnitude)'),
 }
 
 

@@ -22,13 +22,15 @@ class ImageList:
 @dataclasses.dataclass
 class Measurement:
     """One invariance score: over the images ``rows`` (indices into the ImageList), with a set
-    id and a target per row. ``transformation``/``magnitude`` place a rendered curve's point."""
+    id and a target per row. ``transformation``/``magnitude`` (in ``unit``) place a rendered
+    curve's point."""
     name: str
     rows: np.ndarray
     set_ids: np.ndarray
     targets: np.ndarray
     transformation: str = ''
     magnitude: float = None
+    unit: str = ''
 
     def __post_init__(self):
         self.rows = np.asarray(self.rows, dtype=np.int64)

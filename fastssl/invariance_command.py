@@ -1,0 +1,181 @@
+"""``eval.py invariance``: the study's invariance score of one or more backbones on a dataset
+read with its protocol (GOT-10k, ALOI, Pascal3D+, generic set folders, rendered data).
+
+    python eval.py invariance --invariance.kind=aloi_view --invariance.root=data/png2 \\
+        --invariance.checkpoints=moco=moco_v2_200ep_pretrain.pth.tar,sup=resnet50.pth
+
+Prints a table (rows: checkpoints; columns: invariance score for top-K neurons per
+measurement), and optionally writes JSON, TensorBoard scalars, and for rendered data a plot of
+score vs transformation magnitude. Images are decoded once and run through every backbone
+(channels-last, autocast on GPU); the score is computed on the raw global-pooled features.
+"""
+import os
+
+import torch
+from fastargs import Param, Section
+from torch import nn
+
+from fastssl_common.atomic import ensure_writable_dir, write_json
+from fastssl_common.errors import UserError
+
+from .config import Int, OneOf, Str
+from .invariance import REPORTED_K, invariance_score
+from .invariance_data import KINDS, read_dataset
+from .invariance_data.images import image_batches
+from .knn import extract_features
+from .model_io import ARCHS, load_backbone
+from .trainer import resolve_device, resolve_precision
+
+
+def declare(cfg):
+    kinds = '; '.join(f"{k}: {v[2]}" for k, v in KINDS.items())
+    Section('invariance', 'Invariance score (Purushwalkam & Gupta 2020) of backbones',
+            config_descriptor=cfg).params(
+        kind=Param(OneOf(*KINDS), f'dataset layout ({kinds})', required=True),
+        root=Param(Str(), 'dataset root folder', required=True),
+        checkpoints=Param(Str(), 'comma-separated checkpoints, each PATH or NAME=PATH (any '
+                          'format model_io reads)', required=True),
+        arch=Param(OneOf('auto', *ARCHS), 'backbone architecture (auto = read off the keys)',
+                   default='auto'),
+        top_k=Param(Str(), 'comma-separated K: mean of the K most invariant neurons',
+                    default=','.join(map(str, REPORTED_K))),
+        resolution=Param(Int(), "image side, px (0 = the dataset protocol's)", default=0),
+        batch_size=Param(Int(), 'images per batch', default=64),
+        num_workers=Param(Int(), 'image decoding threads (0 = all cores)', default=0),
+        device=Param(Str(), "'auto', 'cpu' or 'cuda[:N]'", default='auto'),
+        precision=Param(OneOf('auto', 'fp32', 'bf16', 'fp16'),
+                        'feature extraction autocast: auto = bf16 on GPUs that support it',
+                        default='auto'),
+        output=Param(Str(), 'JSON file for the results ("" = none)', default=''),
+        run_dir=Param(Str(), 'TensorBoard folder: one run per checkpoint ("" = none)',
+                      default=''),
+        plot=Param(Str(), 'PNG of score vs magnitude, rendered data ("" = none)', default=''),
+    )
+
+
+def run(settings):
+    s = settings.invariance
+    checkpoints = parse_checkpoints(s.checkpoints)
+    ks = parse_ks(s.top_k)
+    check_outputs(s)
+    data = read_dataset(s.kind, s.root).check()
+    if s.plot and all(m.magnitude is None for m in data.measurements):
+        raise UserError(f"invariance.plot needs measurements with magnitudes (rendered data, "
+                        f"kind=rendered); {s.kind} has none")
+    device = resolve_device(s.device)
+    dtype = resolve_precision(s.precision, device)
+    backbones = [load_backbone(path, s.arch, device) for _, path in checkpoints]
+    dims = [b.feature_dim for b in backbones]
+    too_small = [k for k in ks if k > min(dims)]
+    if too_small:
+        raise UserError(f"invariance.top_k={too_small[0]} exceeds the {min(dims)} features of "
+                        f"a backbone")
+    size = s.resolution or data.images.size
+    print(f"{data.dataset}: {len(data.images)} images, {len(data.measurements)} measurement(s);"
+          f" extracting {size} px features with {len(backbones)} backbone(s) on {device}",
+          flush=True)
+    features = all_features(backbones, data.images, size, s, device, dtype)
+    names = [name for name, _ in checkpoints]
+    results = []
+    for name, feats in zip(names, features):
+        for m in data.measurements:
+            score = invariance_score(feats[m.rows], m.set_ids, m.targets, ks)
+            results.append({'checkpoint': name, 'measurement': m.name,
+                            'transformation': m.transformation, 'magnitude': m.magnitude,
+                            'unit': m.unit, 'scores': score.scores,
+                            'firing_percentile': score.firing_percentile,
+                            'num_images': score.num_images, 'num_sets': score.num_sets,
+                            'num_small_sets': score.num_small_sets})
+    report(s, data, checkpoints, backbones, ks, size, results)
+    return 0
+
+
+def parse_checkpoints(text):
+    """'a.pt,fti=runs/fti/checkpoint_last.pt' -> [(name, path)]; a name defaults to the run
+    folder for ``checkpoint*`` files, else the file's stem (made unique)."""
+    out, seen = [], {}
+    for entry in (e.strip() for e in text.split(',')):
+        if not entry:
+            continue
+        name, sep, path = entry.partition('=')
+        if not sep:
+            path = entry
+            stem = os.path.splitext(os.path.basename(path))[0].split('.')[0]
+            parent = os.path.basename(os.path.dirname(os.path.abspath(path)))
+            name = parent if stem.startswith('checkpoint') and parent else stem
+        if not os.path.isfile(path):
+            raise UserError(f"invariance.checkpoints: checkpoint not found: {path}")
+        seen[name] = seen.get(name, 0) + 1
+        out.append((name if seen[name] == 1 else f"{name}#{seen[name]}", path))
+    if not out:
+        raise UserError("invariance.checkpoints names no checkpoint")
+    return out
+
+
+def parse_ks(text):
+    try:
+        ks = [int(k) for k in text.split(',') if k.strip()]
+    except ValueError:
+        ks = []
+    if not ks or min(ks) < 1:
+        raise UserError(f"invariance.top_k must be comma-separated positive integers, got "
+                        f"'{text}'")
+    return ks
+
+
+def check_outputs(s):
+    """Fail before the work, not after it, when an output cannot be written."""
+    if s.plot and not s.plot.lower().endswith('.png'):
+        raise UserError(f"invariance.plot must end in .png: {s.plot}")
+    for path in (s.output, s.plot):
+        if path:
+            ensure_writable_dir(os.path.dirname(os.path.abspath(path)))
+    if s.run_dir:
+        ensure_writable_dir(s.run_dir)
+
+
+class _SideBySide(nn.Module):
+    """Several backbones on one batch, features concatenated: images are decoded once."""
+
+    def __init__(self, backbones):
+        super().__init__()
+        self.backbones = nn.ModuleList(backbones)
+
+    def forward(self, x):
+        return torch.cat([b(x).float() for b in self.backbones], dim=1)
+
+
+def all_features(backbones, images, size, s, device, dtype):
+    """-> one float32 (N, D_i) CPU tensor per backbone, rows in ImageList order."""
+    model = _SideBySide(backbones).to(memory_format=torch.channels_last).eval()
+    batches = image_batches(images, range(len(images)), s.batch_size, size,
+                            s.num_workers or None)
+    feats, rows = extract_features(model, batches, device, dtype=dtype, l2_normalize=False)
+    assert torch.equal(rows, torch.arange(len(images)))   # batches keep the list's order
+    return torch.split(feats, [b.feature_dim for b in backbones], dim=1)
+
+
+def report(s, data, checkpoints, backbones, ks, size, results):
+    from .invariance_report import curve_figure, log_tensorboard, save_figure, tables
+    names = [name for name, _ in checkpoints]
+    label = data.dataset if data.rendered else f"{data.dataset} ({data.root})"
+    title = f"Invariance score on {label}, top-K neurons"
+    print(tables(results, names, ks, title, data.rendered))
+    figure = curve_figure(results, names, ks, data.dataset) if s.plot or s.run_dir else None
+    if s.plot and figure is not None:
+        save_figure(figure, s.plot)
+        print(f"plot ({data.dataset}): {s.plot}")
+    if s.run_dir:
+        log_tensorboard(s.run_dir, results, names, data.rendered, data.dataset, figure)
+    if s.output:
+        doc = {'dataset': data.dataset, 'kind': s.kind, 'root': s.root, 'top_k': ks,
+               'resolution': size,
+               'checkpoints': [{'name': name, 'path': path, 'arch': b.arch,
+                                'source_format': b.source_format, 'feature_dim': b.feature_dim}
+                               for (name, path), b in zip(checkpoints, backbones)],
+               'results': [{**r, 'scores': {str(k): v for k, v in r['scores'].items()}}
+                           for r in results]}
+        if data.rendered:
+            doc = {'label': data.dataset, **doc}
+        write_json(s.output, doc)
+        print(f"results: {s.output}")
