@@ -8,6 +8,7 @@ import torch
 from fastargs import Param, Section
 
 from fastssl_common.atomic import write_json
+from fastssl_common.errors import UserError
 from loaders.eval_loader import make_eval_loader
 
 from .config import Int, OneOf, Str
@@ -39,10 +40,17 @@ def declare_eval_section(cfg):
     )
 
 
-def split_features(e, l2_normalize):
+def require_positive(section, values, *keys):
+    """UserError naming ``section.key`` for the first of ``keys`` that is not > 0."""
+    for key in keys:
+        if not getattr(values, key) > 0:
+            raise UserError(f"{section}.{key} must be > 0, got {getattr(values, key)}")
+
+
+def split_features(e, device, l2_normalize):
     """Backbone of ``e.checkpoint`` -> (summary dict, (train features, labels),
-    (val features, labels)); a val set equal to the train set is extracted once."""
-    device = resolve_device(e.device)
+    (val features, labels)) on the CPU; a val set equal to the train set is extracted once."""
+    require_positive('eval', e, 'resolution', 'batch_size')
     dtype = resolve_precision(e.precision, device)
     backbone = load_backbone(e.checkpoint, e.arch, device).to(memory_format=torch.channels_last)
     val_path = e.val_path or e.train_path
@@ -65,20 +73,26 @@ def _finish(e, result):
 
 def knn_evaluation(e, k=200, temperature=0.07):
     """Weighted kNN with the ``eval`` section ``e``; returns the result dict."""
-    summary, bank, queries = split_features(e, l2_normalize=True)
-    top1, top5 = weighted_knn(*bank, *queries, k=k, temperature=temperature)
+    if not (k > 0 and temperature > 0):
+        raise UserError(f"knn.k and knn.temperature must be > 0, got {k} and {temperature}")
+    device = resolve_device(e.device)
+    summary, bank, queries = split_features(e, device, l2_normalize=True)
+    top1, top5 = weighted_knn(*(t.to(device) for t in (*bank, *queries)), k=k,
+                              temperature=temperature)
     return _finish(e, {**summary, 'k': k, 'temperature': temperature,
                        'top1': top1, 'top5': top5})
 
 
 def linear_evaluation(e, p):
     """Linear probe with the ``eval`` section ``e`` and ``linear`` section ``p``."""
-    summary, (x_train, y_train), (x_val, y_val) = split_features(e, l2_normalize=False)
+    require_positive('linear', p, 'epochs', 'lr', 'batch_size')
+    device = resolve_device(e.device)
+    summary, (x_train, y_train), (x_val, y_val) = split_features(e, device, l2_normalize=False)
     num_classes = int(max(y_train.max(), y_val.max())) + 1
     probe = train_linear_probe(x_train, y_train, num_classes, epochs=p.epochs,
                                optimizer=p.optimizer, lr=p.lr, weight_decay=p.weight_decay,
                                batch_size=p.batch_size, seed=p.seed,
-                               device=resolve_device(e.device))
+                               device=device)
     top1, top5 = topk_accuracy(probe, x_val, y_val)
     train_top1, = topk_accuracy(probe, x_train, y_train, ks=(1,))
     return _finish(e, {**summary, 'optimizer': p.optimizer, 'epochs': p.epochs, 'lr': p.lr,

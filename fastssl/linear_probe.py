@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .knn import topk_hits
+
 
 class LinearProbe(nn.Module):
     """Standardise (frozen statistics) then one linear layer."""
@@ -85,8 +87,5 @@ def topk_accuracy(probe, features, labels, ks=(1, 5), chunk=65536):
     hits = [0] * len(ks)
     for start in range(0, features.shape[0], chunk):
         logits = probe(features[start:start + chunk].float().to(device))
-        truth = labels[start:start + chunk].to(device).view(-1, 1)
-        ranked = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
-        for j, k in enumerate(ks):
-            hits[j] += (ranked[:, :k] == truth).any(dim=1).sum().item()
+        hits = [a + b for a, b in zip(hits, topk_hits(logits, labels[start:start + chunk], ks))]
     return [100.0 * h / features.shape[0] for h in hits]

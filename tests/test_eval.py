@@ -85,6 +85,9 @@ def test_bad_input_is_one_line(trained, small_beton, tmp_path, capsys):
     with pytest.raises(UserError, match='missing.beton'):
         main(['knn', f'--eval.checkpoint={checkpoint}',
               *data_args(tmp_path / 'missing.beton')])
+    with pytest.raises(UserError, match=r"linear\.epochs must be > 0, got 0"):
+        main(['linear', f'--eval.checkpoint={checkpoint}', *data_args(small_beton),
+              '--linear.epochs=0'])
     with pytest.raises(UserError, match="unknown command 'knnn'.*knn,linear,export"):
         main(['knnn'])
     with pytest.raises(UserError, match="missing required config key 'export.out'"):
