@@ -6,14 +6,21 @@ resume) and the sample indices of each batch (for the GPU photometric augment).
 Batches are ``(views, indices, labels)`` torch tensors: views uint8 ``(B, V, H, W, 3)``,
 living in FFCV's ring buffer — convert or clone before the next batch.
 
-``view_fields`` says which image fields give which views, in order: ``(('image', 2),)`` is
+``view_fields`` says which image fields give which views. An entry ``(field, n)`` gives n
+full-frame views, numbered on from the views of the entries before it: ``(('image', 2),)`` is
 MoCo v2 (two views of one image, one decode); ``(('frame_a', 1), ('frame_b', 1))`` is Frame
 Temporal Invariance (view 0 from frame i, view 1 from frame i+k, each frame decoded once).
-Views are numbered across fields, so every view has its own random draws.
+An entry ``(field, ((view_id, kind), ...))`` names its views' global numbers and kinds,
+``'full'`` or ``'region'`` (a tracked region of a frame pair, ``region_crop.py``), e.g. FTI +
+Region Tracker: ``(('frame_a', ((0, 'full'), (2, 'region'))), ('frame_b', ((1, 'full'),
+(3, 'region'))))``, still one decode per frame. A view's number is its position in the batch's
+view axis and keys its random draws (crop, context, photometric, on CPU or GPU), so every
+view has its own. The view numbers must be exactly 0 .. V-1.
 """
 import os
 import time
 
+import numpy as np
 import torch
 from ffcv.fields.basics import IntDecoder
 from ffcv.loader import Loader, OrderOption
@@ -26,6 +33,7 @@ from fastssl_common.errors import UserError
 from .epoch import EpochCell
 from .multiview_decoder import MultiViewRandomResizedCrop, SampleIndex
 from .photometric import PhotometricAugment
+from .region_crop import BOX_COLUMN, PROPOSALS_FIELD, VIEW_KINDS, RegionTable, RegionViewsCrop
 
 ORDERS = {'random': OrderOption.RANDOM, 'quasi_random': OrderOption.QUASI_RANDOM,
           'sequential': OrderOption.SEQUENTIAL}
@@ -47,40 +55,120 @@ def open_beton(path, required_fields=('image',), hint=''):
     return reader
 
 
+def tracked_pairs(path):
+    """Bool per sample of the .beton ``path``: does it have a tracked region (num_proposals >
+    0)? All False without proposal fields. Reads FFCV's metadata only (no image)."""
+    reader = open_beton(path, ())
+    regions = RegionTable.from_reader(reader, path)
+    return np.zeros(reader.num_samples, bool) if regions is None else regions.valid
+
+
+def view_plan(view_fields):
+    """``view_fields`` as ``[(field, ((view_id, kind), ...), counted), ...]``; ``counted``
+    marks a ``(field, n)`` entry (n full views numbered on from the views before it), which
+    keeps the plain multi-view op. ValueError for a malformed spec."""
+    plan, ids, fields = [], [], set()
+    for field, spec in view_fields:
+        if field in fields:
+            raise ValueError(f"view_fields names '{field}' twice (one entry per field)")
+        fields.add(field)
+        if isinstance(spec, (int, np.integer)):
+            views = tuple((len(ids) + k, 'full') for k in range(int(spec)))
+            plan.append((field, views, True))
+        else:
+            views = tuple((int(v), kind) for v, kind in spec)
+            plan.append((field, views, False))
+        if not views:
+            raise ValueError(f"view_fields entry '{field}' has no views")
+        for view_id, kind in views:
+            if kind not in VIEW_KINDS:
+                raise ValueError(f"view {view_id} of '{field}': kind '{kind}' is not one of "
+                                 f"{VIEW_KINDS}")
+            if kind == 'region' and field not in BOX_COLUMN:
+                raise ValueError(f"region views come from {sorted(BOX_COLUMN)}, not '{field}'")
+            ids.append(view_id)
+    if sorted(ids) != list(range(len(ids))):
+        raise ValueError(f"view ids must be 0 .. {len(ids) - 1} once each, got {ids}")
+    return plan
+
+
+def check_range(name, pair, low, high, low_open=False):
+    """A (lo, hi) kwarg with low <= lo <= hi <= high (lo > low if low_open), as floats."""
+    lo, hi = (float(x) for x in pair)
+    if not ((lo > low if low_open else lo >= low) and lo <= hi <= high):
+        raise UserError(f"{name} must be (lo, hi) with {low} {'<' if low_open else '<='} lo "
+                        f"<= hi <= {high}, got {tuple(pair)}")
+    return lo, hi
+
+
 class MultiViewLoader:
     def __init__(self, path, batch_size, resolution, view_fields=(('image', 2),), num_workers=1,
                  seed=0,
                  order='random', scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), flip_prob=0.5,
                  cpu_photometric=None, distributed=False, drop_last=True, os_cache=True,
-                 batches_ahead=3, dct_scaling=True, hint=''):
+                 batches_ahead=3, dct_scaling=True, hint='', region_context=(0.0, 0.3),
+                 region_scale=(0.5, 1.0), indices=None):
         """``cpu_photometric``: None, or a strengths vector (``make_strengths``) to run the
-        Numba MoCo v2 photometric augment on every view inside the pipeline."""
-        reader = open_beton(path, [name for name, _ in view_fields], hint)
+        Numba MoCo v2 photometric augment on every view inside the pipeline.
+
+        Region views: ``region_context`` (lo, hi) is the range of the context margin, a
+        fraction of the tracked box's width / height added on each side; ``region_scale`` the
+        RandomResizedCrop scale range within the widened region. ``indices``: iterate only
+        these sample indices (e.g. ``np.flatnonzero(loader.region_valid)``); ``num_samples``
+        counts them. ``region_valid``: bool per sample of the whole .beton (num_proposals >
+        0), None without proposal fields."""
+        plan = view_plan(view_fields)
+        reader = open_beton(path, [name for name, _, _ in plan], hint)
         if order not in ORDERS:
             raise UserError(f"data.order must be one of {sorted(ORDERS)}, got '{order}'")
-        if batch_size > reader.num_samples and drop_last:
+        region_context = check_range('region_context', region_context, 0.0, np.inf)
+        region_scale = check_range('region_scale', region_scale, 0.0, 1.0, low_open=True)
+        regions = RegionTable.from_reader(reader, path)
+        wants_regions = any(kind == 'region' for _, views, _ in plan for _, kind in views)
+        if wants_regions and regions is None:
+            raise UserError(f"{path} has no '{PROPOSALS_FIELD}' field: region views need "
+                            f"tracked proposals (writers/write_video_pairs.py --proposals N)"
+                            f"{hint}")
+        if indices is not None:
+            indices = np.asarray(indices)
+            if (indices.ndim != 1 or not len(indices) or indices.dtype.kind not in 'iu'
+                    or indices.min() < 0 or indices.max() >= reader.num_samples):
+                raise UserError(f"indices must be a non-empty list of sample numbers in 0 .. "
+                                f"{reader.num_samples - 1} of {path}")
+            indices = indices.astype(np.uint64)  # FFCV's own index type
+        self.num_samples = reader.num_samples if indices is None else len(indices)
+        if batch_size > self.num_samples and drop_last:
             raise UserError(f"batch size {batch_size} is larger than the dataset {path} "
-                            f"({reader.num_samples} samples)")
+                            f"({self.num_samples} samples)")
         self.path = path
-        self.num_samples = reader.num_samples
+        self.region_valid = None if regions is None else regions.valid
         self.epoch_cell = EpochCell()
+        common = dict(scale=scale, ratio=ratio, flip_prob=flip_prob, seed=seed,
+                      epoch_cell=self.epoch_cell, dct_scaling=dct_scaling)
         pipelines = {}
-        first_view = 0
-        for field, count in view_fields:
-            decoder = MultiViewRandomResizedCrop(
-                (resolution, resolution), n_views=count, scale=scale, ratio=ratio,
-                flip_prob=flip_prob, seed=seed, epoch_cell=self.epoch_cell,
-                dct_scaling=dct_scaling, first_view=first_view)
+        for field, views, counted in plan:
+            view_ids = [view_id for view_id, _ in views]
+            if counted:
+                decoder = MultiViewRandomResizedCrop((resolution, resolution),
+                                                     n_views=len(views), first_view=view_ids[0],
+                                                     **common)
+            else:
+                decoder = RegionViewsCrop((resolution, resolution), views, field, regions,
+                                          region_scale, region_context, **common)
             ops = []
             if cpu_photometric is not None:
                 ops.append(PhotometricAugment(seed, self.epoch_cell, cpu_photometric,
-                                              first_view=first_view))
+                                              view_ids=view_ids))
             pipelines[field] = PipelineSpec(field, decoder=decoder, transforms=ops + [ToTensor()])
-            first_view += count
-        first_field = view_fields[0][0]
+        first_field = plan[0][0]
         pipelines['index'] = PipelineSpec(first_field, decoder=SampleIndex(),
                                           transforms=[ToTensor()])
         self.view_fields = tuple(view_fields)
+        self._fields = [field for field, _, _ in plan]
+        field_ids = [[view_id for view_id, _ in views] for _, views, _ in plan]
+        in_order = sum(field_ids, []) == sorted(sum(field_ids, []))
+        # Concatenating the fields' views gives view-id order unless ids interleave (fti_rt)
+        self._field_ids = None if in_order else [torch.tensor(ids) for ids in field_ids]
         has_labels = 'label' in reader.handlers
         if has_labels:
             pipelines['label'] = [IntDecoder(), ToTensor()]
@@ -91,7 +179,7 @@ class MultiViewLoader:
         self.loader = Loader(path, batch_size=batch_size, num_workers=num_workers,
                              order=ORDERS[order], seed=seed, pipelines=pipelines,
                              distributed=distributed, drop_last=drop_last, os_cache=os_cache,
-                             batches_ahead=batches_ahead)
+                             batches_ahead=batches_ahead, indices=indices)
         # FFCV returns outputs in its pipeline order (file fields first, then extra pipelines)
         self._position = {name: i for i, name in enumerate(
             n for n, spec in self.loader.pipeline_specs.items() if spec is not None)}
@@ -114,6 +202,17 @@ class MultiViewLoader:
         except StopIteration:
             return None
 
+    def _in_view_order(self, views):
+        """One (B, V, H, W, 3) tensor with view v at position v from the fields' outputs."""
+        if self._field_ids is None:
+            return views[0] if len(views) == 1 else torch.cat(views, dim=1)
+        first = views[0]
+        out = first.new_empty((first.shape[0], sum(v.shape[1] for v in views))
+                              + tuple(first.shape[2:]))
+        for ids, field_views in zip(self._field_ids, views):
+            out[:, ids] = field_views
+        return out
+
     def set_epoch(self, epoch):
         """Choose the epoch the next iteration runs: its order and its per-sample draws."""
         self.epoch = int(epoch)
@@ -130,8 +229,8 @@ class MultiViewLoader:
                 batch = self._next_batch(iterator)
                 if batch is None:
                     break
-                views = [batch[self._position[name]] for name, _ in self.view_fields]
-                views = views[0] if len(views) == 1 else torch.cat(views, dim=1)
+                views = self._in_view_order([batch[self._position[name]]
+                                             for name in self._fields])
                 indices = batch[self._position['index']].reshape(-1)
                 labels = batch[self._position['label']].reshape(-1) if self.has_labels else None
                 yield views, indices, labels

@@ -16,6 +16,8 @@ from numba import njit
 
 STREAM_CROP = 1
 STREAM_PHOTOMETRIC = 2
+STREAM_REGION = 3     # which tracked region a sample's region views show (one per sample)
+STREAM_CONTEXT = 4    # the context margin around the region (one per view)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)

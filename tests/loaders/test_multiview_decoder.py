@@ -10,7 +10,6 @@ from ffcv.pipeline.compiler import Compiler
 from ffcv.pipeline.pipeline_spec import PipelineSpec
 from ffcv.reader import Reader
 from ffcv.fields.rgb_image import RandomResizedCropRGBImageDecoder
-import ffcv.fields.rgb_image as ffcv_rgb
 
 import loaders.multiview_decoder as mvd
 from loaders.pair_loader import MultiViewLoader
@@ -23,24 +22,6 @@ def collect(loader, epoch):
         for v, i in zip(views.numpy(), indices.numpy()):
             out[int(i)] = v.copy()  # the batch lives in FFCV's ring buffer
     return out
-
-
-@pytest.fixture
-def counting_imdecode(monkeypatch):
-    """Run FFCV pipelines as plain Python and count every JPEG decode call."""
-    calls = {'ours': 0, 'stock': 0}
-
-    def counter(key, real):
-        def wrapped(*args):
-            calls[key] += 1
-            return real(*args)
-        return wrapped
-
-    monkeypatch.setattr(mvd, 'imdecode', counter('ours', mvd.imdecode))
-    monkeypatch.setattr(ffcv_rgb, 'imdecode', counter('stock', ffcv_rgb.imdecode))
-    Compiler.set_enabled(False)
-    yield calls
-    Compiler.set_enabled(True)
 
 
 def test_decodes_each_jpeg_once_for_two_views(small_beton, counting_imdecode):

@@ -1,0 +1,38 @@
+"""Fixtures of the loader tests: pure-Python pipelines, decode counting, planted regions."""
+import ffcv.fields.rgb_image as ffcv_rgb
+import pytest
+from ffcv.pipeline.compiler import Compiler
+
+import loaders.multiview_decoder as mvd
+
+
+@pytest.fixture
+def python_pipelines():
+    """Run FFCV pipelines as plain Python (our Numba helpers stay compiled): the same code
+    without compiling a pipeline per loader, which keeps these tests fast."""
+    Compiler.set_enabled(False)
+    yield
+    Compiler.set_enabled(True)
+
+
+@pytest.fixture
+def counting_imdecode(monkeypatch, python_pipelines):
+    """Run FFCV pipelines as plain Python and count every JPEG decode call."""
+    calls = {'ours': 0, 'stock': 0}
+
+    def counter(key, real):
+        def wrapped(*args):
+            calls[key] += 1
+            return real(*args)
+        return wrapped
+
+    monkeypatch.setattr(mvd, 'imdecode', counter('ours', mvd.imdecode))
+    monkeypatch.setattr(ffcv_rgb, 'imdecode', counter('stock', ffcv_rgb.imdecode))
+    yield calls
+
+
+@pytest.fixture(scope='session')
+def planted_regions_beton(tmp_path_factory):
+    """See tests/loaders/region_fixtures.py."""
+    from tests.loaders.region_fixtures import write_planted_regions
+    return write_planted_regions(tmp_path_factory.mktemp('planted') / 'planted.beton')
