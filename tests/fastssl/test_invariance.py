@@ -117,3 +117,52 @@ def test_bad_features():
     h[2, 4] = np.nan
     with pytest.raises(UserError, match='NaN'):
         invariance_score(h, [0] * 3 + [1] * 3, list('xxxyyy'))
+
+
+def photo_crops(count, side=32, margin=18):
+    """``count`` different real-photo crops (uint8 HWC), side x side, with room to shift."""
+    from skimage import data
+    photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
+    rng = np.random.default_rng(0)
+    crops = []
+    for i in range(count):
+        image = photos[i % len(photos)][::4, ::4]
+        top = rng.integers(0, image.shape[0] - side - margin)
+        left = rng.integers(0, image.shape[1] - side - margin)
+        crops.append(image[top:top + side + margin, left:left + side + margin])
+    return crops, side
+
+
+def test_flip_invariant_extractor_scores_higher_on_flipped_than_on_shifted_sets():
+    """f(x) + f(lr x) + f(ud x) + f(lr ud x) ignores both flips by construction: on sets of
+    the four flips of an image it must score higher than on sets of four shifts of it."""
+    import torchvision
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18()
+    net.fc = torch.nn.Identity()
+    net.eval()
+
+    noise = torch.Generator().manual_seed(1)
+
+    def features(batch, invariant):
+        x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float() / 255
+        # Slight pixel noise per image: no two images (hence features) bitwise equal, as in
+        # real data (equal values would tie at the thresholds).
+        x = x + 0.01 * torch.randn(x.shape, generator=noise)
+        views = [x, x.flip(3), x.flip(2), x.flip(2).flip(3)] if invariant else [x]
+        with torch.no_grad():
+            return sum(net(v) for v in views).numpy()
+
+    crops, side = photo_crops(24)
+    flipped, shifted, ids = [], [], []
+    for i, c in enumerate(crops):
+        base = c[:side, :side]
+        flipped += [base, base[:, ::-1], base[::-1], base[::-1, ::-1]]
+        shifted += [c[d:d + side, d:d + side] for d in (0, 6, 12, 18)]
+        ids += [i] * 4
+    scores = {(name, inv): invariance_score(features(images, inv), ids, ids).scores[10]
+              for name, images, inv in (('flip', flipped, True), ('shift', shifted, True),
+                                        ('flip', flipped, False))}
+    assert scores['flip', True] > scores['shift', True] + 10
+    # The plain extractor is not flip-invariant: the construction is what earns the score.
+    assert scores['flip', True] > scores['flip', False] + 10

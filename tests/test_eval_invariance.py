@@ -1,0 +1,123 @@
+"""``eval.py invariance`` end to end on rendered data with two torchvision ResNet-18 state
+dicts, checked against features computed independently (torchvision transforms + the model
+itself); outputs (JSON, plot, TensorBoard); bad input fails before any work, in one line."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+import torchvision.transforms as T
+from PIL import Image
+
+from eval import main
+from fastssl.invariance import invariance_score
+from fastssl_common.errors import UserError, run_cli
+from writers.render_invariance_sets import render_sets
+
+
+@pytest.fixture(scope='module')
+def rendered(tmp_path_factory):
+    root = tmp_path_factory.mktemp('inv') / 'rendered'
+    render_sets(str(root), objects=4, instances=3, per_set=3, size=32, seed=1,
+                transformations=('viewpoint', 'instance'))
+    return root
+
+
+@pytest.fixture(scope='module')
+def checkpoints(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('ckpt')
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        path = folder / f'resnet18_seed{seed}.pth'
+        torch.save(torchvision.models.resnet18().state_dict(), path)
+        paths.append(str(path))
+    return paths
+
+
+def reference_features(path, image_paths, size):
+    """The authors' pipeline: PIL -> Resize((size, size)) -> ToTensor -> Normalize -> model."""
+    model = torchvision.models.resnet18()
+    model.load_state_dict(torch.load(path))
+    model.fc = torch.nn.Identity()
+    model.eval()
+    transform = T.Compose([T.Resize((size, size)), T.ToTensor(),
+                           T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+    x = torch.stack([transform(Image.open(p).convert('RGB')) for p in image_paths])
+    with torch.no_grad():
+        return model(x.contiguous(memory_format=torch.channels_last)).numpy()
+
+
+def test_rendered_end_to_end(rendered, checkpoints, tmp_path, capsys):
+    out, plot, runs = tmp_path / 'inv.json', tmp_path / 'curves.png', tmp_path / 'tb'
+    assert main(['invariance', '--invariance.kind=rendered', f'--invariance.root={rendered}',
+                 f'--invariance.checkpoints=first={checkpoints[0]},{checkpoints[1]}',
+                 '--invariance.device=cpu', '--invariance.batch_size=16',
+                 f'--invariance.output={out}', f'--invariance.plot={plot}',
+                 f'--invariance.run_dir={runs}']) == 0
+    printed = capsys.readouterr().out
+    assert 'rendered data' in printed and 'viewpoint' in printed
+    assert 'first' in printed and 'resnet18_seed1' in printed
+    doc = json.loads(out.read_text())
+    assert doc['label'] == 'rendered data'
+    assert [c['name'] for c in doc['checkpoints']] == ['first', 'resnet18_seed1']
+    assert doc['checkpoints'][0]['source_format'] == 'torchvision state dict'
+    manifest = json.loads((rendered / 'manifest.json').read_text())
+    images = sorted({f for entry in manifest['transformations'].values()
+                     for lvl in entry['levels'] for s in lvl['sets'] for f in s['images']})
+    for c, path in enumerate(checkpoints):
+        feats = dict(zip(images, reference_features(
+            path, [os.path.join(rendered, f) for f in images], 32)))
+        mine = [r for r in doc['results'] if r['checkpoint'] == doc['checkpoints'][c]['name']]
+        assert len(mine) == 5                              # 4 viewpoint levels + instance
+        for r in mine:
+            entry = manifest['transformations'][r['transformation']]
+            level = next(lvl for lvl in entry['levels'] if lvl['magnitude'] == r['magnitude'])
+            files = [(f, s['set'], s['target']) for s in level['sets'] for f in s['images']]
+            expected = invariance_score(np.stack([feats[f] for f, _, _ in files]),
+                                        [z for _, z, _ in files], [y for _, _, y in files])
+            assert r['scores'] == pytest.approx({str(k): v for k, v in expected.scores.items()},
+                                                rel=1e-6)
+    with Image.open(plot) as image:
+        assert image.format == 'PNG' and image.size[0] > 300
+    assert sorted(os.listdir(runs)) == sorted(['first', 'resnet18_seed1'] +
+                                              [f for f in os.listdir(runs) if 'tfevents' in f])
+    assert any('tfevents' in f for f in os.listdir(runs / 'first'))
+
+
+def test_bad_inputs_fail_before_any_work(rendered, checkpoints, tmp_path, capsys):
+    base = ['invariance', '--invariance.device=cpu']
+    cases = [
+        (['--invariance.kind=aloi_view', f'--invariance.root={rendered}',
+          f'--invariance.checkpoints={checkpoints[0]}'], 'expected one folder per object'),
+        (['--invariance.kind=rendered', f'--invariance.root={rendered}',
+          f'--invariance.checkpoints={tmp_path}/missing.pt'], 'checkpoint not found'),
+        (['--invariance.kind=folders', f'--invariance.root={rendered}/viewpoint',
+          f'--invariance.checkpoints={checkpoints[0]}', f'--invariance.plot={tmp_path}/p.png'],
+         'invariance.plot needs measurements with magnitudes'),
+        (['--invariance.kind=rendered', f'--invariance.root={rendered}',
+          f'--invariance.checkpoints={checkpoints[0]}', '--invariance.top_k=10,600'],
+         'invariance.top_k=600 exceeds the 512 features'),
+    ]
+    for args, needle in cases:
+        with pytest.raises(UserError, match=needle):
+            main(base + args)
+    bad = tmp_path / 'bad.pt'
+    torch.save({'weights': torch.zeros(3)}, bad)
+    one_target = tmp_path / 'one' / 'cat' / 'set0'
+    one_target.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(one_target / f'{i}.png')
+    # The CLI contract (one "error:" line, exit 2), in this process: no second torch import.
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(main, ['invariance', '--invariance.kind=folders',
+                       f'--invariance.root={tmp_path / "one"}',
+                       f'--invariance.checkpoints={bad}'])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1
+    assert err[0].startswith('error: ') and 'at least two targets' in err[0]
+    with pytest.raises(UserError, match='matches no known checkpoint format'):
+        main(base + ['--invariance.kind=rendered', f'--invariance.root={rendered}',
+                     f'--invariance.checkpoints={bad}'])

@@ -1,0 +1,100 @@
+"""The invariance-set renderer: deterministic given a seed, magnitudes as recorded (occluder
+coverage measured on the images), the generic layout, and one-line errors."""
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+
+from fastssl_common.errors import UserError
+from tests.cli import assert_one_line_error, run_script
+from writers.render_invariance_sets import (BACKGROUND, Scene, level_values, photo, render,
+                                            render_sets)
+
+SMALL = dict(objects=2, instances=3, per_set=3, size=24,
+             transformations=('viewpoint', 'occlusion', 'instance'))
+
+
+def tree(root):
+    """{relative path: bytes} of every file under root."""
+    out = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, 'rb') as f:
+                out[os.path.relpath(path, root)] = f.read()
+    return out
+
+
+def test_same_seed_same_files_other_seed_other_images(tmp_path):
+    render_sets(str(tmp_path / 'a'), seed=3, **SMALL)
+    render_sets(str(tmp_path / 'b'), seed=3, **SMALL)
+    render_sets(str(tmp_path / 'c'), seed=4, **SMALL)
+    a, b, c = tree(tmp_path / 'a'), tree(tmp_path / 'b'), tree(tmp_path / 'c')
+    assert a == b
+    assert set(a) == set(c)
+    assert sum(a[k] != c[k] for k in a if k.endswith('.png')) > len(a) // 2
+
+
+def test_manifest_levels_and_generic_layout(tmp_path):
+    from fastssl.invariance_data import read_dataset
+    out = tmp_path / 'sets'
+    render_sets(str(out), seed=0, **SMALL)
+    manifest = json.loads((out / 'manifest.json').read_text())
+    assert manifest['label'] == 'rendered data' and manifest['seed'] == 0
+    view = manifest['transformations']['viewpoint']
+    assert [lvl['magnitude'] for lvl in view['levels']] == [15, 30, 60, 90]
+    level = view['levels'][1]          # magnitude 30, 3 images: 0, 15, 30 degrees
+    assert level['sets'][0]['images'] == ['viewpoint/object00/object00/0.png',
+                                          'viewpoint/object00/object00/15.png',
+                                          'viewpoint/object00/object00/30.png']
+    assert level_values(60, 4) == [0, 20, 40, 60]
+    (inst,) = manifest['transformations']['instance']['levels']
+    assert inst['magnitude'] is None
+    assert {s['target'] for s in inst['sets']} == {'box', 'cylinder'}
+    assert all(len(s['images']) == 3 for s in inst['sets'])
+    # Each transformation folder is itself a generic-layout root.
+    folders = read_dataset('folders', str(out / 'viewpoint'))
+    assert len(folders.images) == 2 * 7          # 0, 7.5, 15, 30, 45, 60, 90 degrees
+    rendered = read_dataset('rendered', str(out)).check()
+    assert [m.name for m in rendered.measurements][:2] == ['viewpoint 15', 'viewpoint 30']
+
+
+def scene():
+    rng = np.random.default_rng(0)
+    texture = photo('skimage', 'data/coffee.png')[::4, ::4] / 255.0
+    occluder = np.full((32, 32, 3), 0.9)
+    return Scene('box', (0.7, 0.8, 0.6), texture, yaw=20.0, occluder=occluder,
+                 occluder_side=str(rng.choice(['left', 'top'])))
+
+
+@pytest.mark.parametrize('coverage', [0.25, 0.6])
+def test_occluder_hides_the_recorded_fraction_of_the_object(coverage):
+    plain = render(scene(), 64).astype(int)
+    covered = render(dataclasses.replace(scene(), occlusion=coverage), 64).astype(int)
+    background = round(BACKGROUND * 255)
+    obj = (np.abs(plain - background).sum(-1) > 0)
+    hidden = obj & (np.abs(covered - plain).sum(-1) > 0)
+    assert hidden.sum() / obj.sum() == pytest.approx(coverage, abs=0.06)
+
+
+def test_viewpoint_is_a_rotation():
+    base = scene()
+    turned = [render(dataclasses.replace(base, yaw=base.yaw + a), 32).astype(int)
+              for a in (0, 360, 40)]
+    assert np.abs(turned[0] - turned[1]).max() <= 1     # a full turn: the same image
+    assert np.abs(turned[0] - turned[2]).mean() > 5
+
+
+def test_bad_inputs(tmp_path):
+    render_sets(str(tmp_path / 'x'), **SMALL)
+    with pytest.raises(UserError, match='exists'):
+        render_sets(str(tmp_path / 'x'), **SMALL)
+    with pytest.raises(UserError, match='--per-set must be at least 3'):
+        render_sets(str(tmp_path / 'y'), **{**SMALL, 'per_set': 2})
+    assert not (tmp_path / 'y').exists()
+    result = run_script('writers/render_invariance_sets.py', tmp_path / 'z',
+                        '--transformations', 'viewpoint,zoom')
+    assert_one_line_error(result, "unknown transformation 'zoom'")
+    assert not (tmp_path / 'z').exists()
