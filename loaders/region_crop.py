@@ -145,7 +145,7 @@ class RegionViewsCrop(MultiViewRandomResizedCrop):
         log_ratio_min, log_ratio_max = self.log_ratio
         flip_prob = self.flip_prob
         has_table = self.regions is not None
-        # A full-views-only op of a .beton without proposals reads row 0 of an empty table.
+        # A full-views-only op of a .beton without proposals never reads this stand-in table.
         rows = self.regions.rows if has_table else np.zeros((1, 2), np.int64)
         read_row = Compiler.compile(make_row_reader(rows))
         mem_read = self.memory_read
@@ -154,8 +154,10 @@ class RegionViewsCrop(MultiViewRandomResizedCrop):
 
         def draw(index, epoch, height, width, storage_state, boxes, flips):
             row = np.empty(2, np.int64)
-            read_row(index if has_table else 0, row)
-            count = row[1]
+            count = 0
+            if has_table:
+                read_row(index, row)
+                count = row[1]
             box = np.empty(PROPOSAL_COLUMNS, np.float32)
             box[column] = 0.0
             box[column + 1] = 0.0
