@@ -1,6 +1,8 @@
 """Train MoCo v2 from a .beton: ``python train.py --config-file configs/X.yaml [--sec.key=v ...]``.
 
 All settings are the fastargs sections of ``fastssl/config.py``; ``--help`` lists them.
+Several processes (GPUs, machines): ``torchrun --nproc_per_node=N train.py ...`` (README,
+"Multiple GPUs and machines").
 """
 import sys
 
@@ -10,13 +12,18 @@ from fastssl_common.errors import run_cli
 def main(argv):
     from fastssl.config import load_settings
     from fastssl.trainer import Trainer
+    from fastssl import distributed
     settings = load_settings(sys.argv[1:] if argv is None else argv)
-    trainer = Trainer(settings)
-    last = trainer.fit()
-    run_dir = settings.train.run_dir
-    print(f"done. TensorBoard logs: {run_dir}  (tensorboard --logdir {run_dir})")
-    if last:
-        print(f"last checkpoint: {last}")
+    try:
+        trainer = Trainer(settings)  # under torchrun: joins the process group
+        last = trainer.fit()
+    finally:
+        distributed.teardown()
+    if trainer.world.is_main:
+        run_dir = settings.train.run_dir
+        print(f"done. TensorBoard logs: {run_dir}  (tensorboard --logdir {run_dir})")
+        if last:
+            print(f"last checkpoint: {last}")
     return 0
 
 

@@ -22,7 +22,8 @@ def rng_state():
     state = {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(),
              'python': random.getstate()}
     if torch.cuda.is_available():
-        state['cuda'] = torch.cuda.get_rng_state_all()
+        # this process's device only: a run resumed on another number of GPUs restores it
+        state['cuda'] = torch.cuda.get_rng_state()
     return state
 
 
@@ -31,7 +32,8 @@ def set_rng_state(state):
     np.random.set_state(state['numpy'])
     random.setstate(state['python'])
     if 'cuda' in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
+        cuda = state['cuda']  # older checkpoints hold a list, one state per visible GPU
+        torch.cuda.set_rng_state(cuda[0] if isinstance(cuda, (list, tuple)) else cuda)
 
 
 def save_checkpoint(run_dir, epoch, model, optimizer, scaler, config):

@@ -85,9 +85,11 @@ def declare_sections(cfg):
     """Declare every section on the fastargs Config ``cfg``."""
     Section('data', 'Training data (a .beton from writers/)', config_descriptor=cfg).params(
         path=Param(Str(), 'training .beton', required=True),
-        batch_size=Param(Int(), 'pairs per step (global)', default=256),
+        batch_size=Param(Int(), 'pairs per step, global: split evenly over torchrun ranks',
+                         default=256),
         resolution=Param(Int(), 'output side of each view, px', default=224),
-        num_workers=Param(Int(), 'FFCV loader threads (0 = all cores)', default=0),
+        num_workers=Param(Int(), 'FFCV loader threads per process (0 = all cores, shared '
+                          'among the torchrun ranks on a machine)', default=0),
         order=Param(OneOf('random', 'quasi_random', 'sequential'), 'sample order',
                     default='random'),
         os_cache=Param(Bool(), 'let the OS page cache hold the .beton', default=True),
@@ -130,7 +132,8 @@ def declare_sections(cfg):
                          default=65536),
         momentum=Param(Float(), 'key encoder EMA momentum m', default=0.999),
         temperature=Param(Float(), 'InfoNCE temperature T', default=0.2),
-        bn_splits=Param(Int(), 'split-BN sub-batches on one device (1 = plain BN)', default=8),
+        bn_splits=Param(Int(), 'split-BN sub-batches on one device (1 = plain BN); under '
+                        'torchrun shuffle-BN across ranks replaces it', default=8),
         frame_weight=Param(Float(), 'weight of the image/frame-pair InfoNCE term', default=1.0),
         region_weight=Param(Float(), 'weight of the region-pair InfoNCE term (rt, fti_rt)',
                             default=1.0),
@@ -138,7 +141,8 @@ def declare_sections(cfg):
                               'queues (default: one shared queue)', default=False),
     )
     Section('optim', 'SGD with cosine schedule', config_descriptor=cfg).params(
-        lr=Param(Float(), 'lr for a batch of 256 (scaled linearly with batch)', default=0.03),
+        lr=Param(Float(), 'lr for a global batch of 256 (scaled linearly with the global batch)',
+                 default=0.03),
         momentum=Param(Float(), 'SGD momentum', default=0.9),
         weight_decay=Param(Float(), 'weight decay', default=1e-4),
         warmup_epochs=Param(Float(), 'linear warmup epochs', default=0.0),
@@ -159,6 +163,12 @@ def declare_sections(cfg):
                       default='runs/mocov2'),
         resume=Param(Bool(), 'continue from the last checkpoint in run_dir', default=False),
         checkpoint_every=Param(Int(), 'checkpoint every N epochs (and at the end)', default=10),
+    )
+    Section('dist', 'Several processes started by torchrun (unused in a single process)',
+            config_descriptor=cfg).params(
+        timeout_s=Param(Int(), 'seconds a collective waits for the other ranks before the run '
+                        'stops with an error naming the rank (a rank died or stalled)',
+                        default=1800),
     )
     Section('logging', 'TensorBoard monitoring', config_descriptor=cfg).params(
         log_every=Param(Int(), 'steps between scalar logs (and non-finite checks)', default=20),

@@ -55,6 +55,7 @@ class World:
     local_rank: int = 0
     size: int = 1
     device: torch.device = torch.device('cpu')
+    local_size: int = 1   # ranks on this machine
 
     @property
     def is_main(self):
@@ -103,7 +104,13 @@ def setup(device, timeout_s):
         raise PeerLost(f"rank {rank}: could not join the {backend} process group at "
                        f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} "
                        f"({_first_line(err)})") from None
-    return World(rank, local_rank, size, device)
+    local_size = int(os.environ.get('LOCAL_WORLD_SIZE', size))
+    return World(rank, local_rank, size, device, local_size)
+
+
+def active():
+    """True inside a process group of more than one rank."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def teardown():
@@ -150,7 +157,7 @@ def _gather_dim0(x):
 def gather_global_batch(x):
     """(B_local, ...) on every rank -> the global batch (W * B_local, ...) in single-process
     order: rank r's i-th row lands at row ``i * W + r`` (see the module docstring)."""
-    if not (dist.is_initialized() and dist.get_world_size() > 1):
+    if not active():
         return x
     world = dist.get_world_size()
     by_rank = _gather_dim0(x).unflatten(0, (world, x.shape[0]))  # (W, B, ...)
@@ -185,20 +192,28 @@ def batch_unshuffle_ddp(y, perm):
 
 
 @torch.no_grad()
+def mean_over_ranks(x):
+    """The mean of ``x`` over ranks (``x`` itself in a single process)."""
+    if not active():
+        return x
+    total = x.clone()
+    dist.all_reduce(total)
+    return total / dist.get_world_size()
+
+
+@torch.no_grad()
 def average_batchnorm_statistics(module):
     """Average BatchNorm running statistics over ranks (one all-reduce per tensor).
 
     Under DDP with ``broadcast_buffers=False`` each rank's running statistics follow its own
     batches; training never reads them (train mode normalises with batch statistics), but
     evaluation and checkpoints do. Averaging gives every rank the same, better estimate."""
-    if not (dist.is_initialized() and dist.get_world_size() > 1):
+    if not active():
         return
-    world = dist.get_world_size()
     for layer in module.modules():
         if isinstance(layer, nn.modules.batchnorm._BatchNorm) and layer.track_running_stats:
             for stat in (layer.running_mean, layer.running_var):
-                dist.all_reduce(stat)
-                stat.div_(world)
+                stat.copy_(mean_over_ranks(stat))
 
 
 # ---------------------------------------------------------------------------- agreement
@@ -261,3 +276,26 @@ def check_same_config(world, config):
             more = f" and {len(keys) - 4} more" if len(keys) > 4 else ''
             raise UserError(f"ranks were started with different configs: rank {rank} has "
                             f"{shown}{more}; give every rank the same config file and flags")
+
+
+def _digest(tensor):
+    raw = tensor.detach().reshape(-1).contiguous().cpu().view(torch.uint8).numpy()
+    return hashlib.blake2b(raw.tobytes(), digest_size=16).hexdigest()
+
+
+def check_same_state(world, named_tensors, when):
+    """UserError on every rank unless every rank holds bit-identical ``(name, tensor)``
+    pairs (what rank 0 saves in a checkpoint must be the state of all ranks). DDP's averaged
+    gradients, the gathered keys and the averaged BN statistics make them identical; a
+    difference is a bug, so the message names the first tensors that differ."""
+    if not world.distributed:
+        return
+    mine = {name: _digest(tensor) for name, tensor in named_tensors}
+    everyone = [None] * world.size
+    dist.all_gather_object(everyone, mine)
+    for rank, theirs in enumerate(everyone[1:], start=1):
+        differ = [name for name in everyone[0] if theirs.get(name) != everyone[0][name]]
+        if differ:
+            raise UserError(f"rank {rank} has diverged from rank 0 {when} ({len(differ)} "
+                            f"tensors differ: {', '.join(differ[:3])}); this is a bug, "
+                            f"please report it")

@@ -7,6 +7,10 @@ queue decouples the number of negatives from the batch size.
 The objective may have several terms (the Region Tracker's frame pair and region pair): each
 term is a (query view, key view) batch with its own InfoNCE loss against a queue. Terms share
 one queue by default (every key is a negative for every term) or each has its own.
+
+Under torchrun (``fastssl.distributed``) the same module runs on every rank: the key batch is
+shuffled across ranks (shuffle-BN) instead of within split-BN groups, and the keys of every
+rank are gathered before they are enqueued, so all ranks keep identical queues.
 """
 import copy
 
@@ -14,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed
 from .encoder import Encoder
 from .infonce import info_nce
 from .split_batchnorm import convert_to_split_bn
@@ -62,14 +67,22 @@ class MoCo(nn.Module):
 
     @torch.no_grad()
     def enqueue_terms(self, keys_per_term):
-        """Enqueue each term's keys into its queue (terms sharing a queue in term order)."""
+        """Enqueue each term's keys into its queue (terms sharing a queue in term order).
+        Under torchrun each term's keys are first gathered from all ranks in global-batch
+        order: every rank enqueues what one process with the global batch would."""
         for queue in sorted(set(self.term_queues)):
-            keys = [k for k, q in zip(keys_per_term, self.term_queues) if q == queue]
+            keys = [distributed.gather_global_batch(k)
+                    for k, q in zip(keys_per_term, self.term_queues) if q == queue]
             self.enqueue(torch.cat(keys), queue)
 
     @torch.no_grad()
     def encode_keys(self, im_k):
-        """Key features with the batch shuffled, so split-BN groups differ from the queries'."""
+        """Key features of a shuffled batch, un-shuffled: BatchNorm groups differ from the
+        queries' (split-BN groups on one device, ranks under torchrun: shuffle-BN)."""
+        if distributed.active():
+            share, perm = distributed.batch_shuffle_ddp(im_k)
+            k = F.normalize(self.encoder_k(share).float(), dim=1)
+            return distributed.batch_unshuffle_ddp(k, perm)
         perm = torch.randperm(im_k.shape[0], device=im_k.device)
         k = self.encoder_k(im_k[perm])
         k = F.normalize(k.float(), dim=1)

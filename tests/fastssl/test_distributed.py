@@ -1,7 +1,8 @@
 """fastssl.distributed on real gloo process groups (2 CPU processes), against single-process
 references computed here: the global-batch gather order, shuffle-BN (keys go back to their
 owners; across 2 ranks it equals split-BN with 2 splits for the same permutation), the
-all-gathered enqueue, BN statistics averaging, config agreement, and a stalled rank.
+all-gathered enqueue, BN statistics averaging, config and state agreement, and a stalled
+rank.
 
 One spawn of two ranks runs every distributed computation (process start-up dominates the
 cost); each rank saves what it computed and the tests compare.
@@ -99,6 +100,14 @@ def _worker(rank, port, out_dir):
     except UserError as err:
         out['from_main_error'] = str(err)
     out['from_main_value'] = distributed.from_main(world, lambda: {'next_epoch': 3})
+
+    state = [('encoder.w', torch.arange(6.0)), ('queue_ptrs', torch.tensor(3))]
+    distributed.check_same_state(world, state, 'after epoch 1')
+    drifted = [('encoder.w', torch.arange(6.0) + (1e-7 if rank else 0)), state[1]]
+    try:
+        distributed.check_same_state(world, drifted, 'after epoch 2')
+    except UserError as err:
+        out['state_error'] = str(err)
 
     # A stalled rank: rank 1 stops taking part; rank 0's collective must give up with one
     # line after the group's timeout instead of waiting forever.
@@ -204,6 +213,12 @@ def test_a_decision_of_rank_zero_reaches_every_rank(ranks):
     for r in ranks:
         assert r['from_main_error'] == 'checkpoint run/x.pt is not readable'
         assert r['from_main_value'] == {'next_epoch': 3}
+
+
+def test_ranks_holding_different_state_are_caught_naming_the_tensor(ranks):
+    for r in ranks:
+        assert r['state_error'].startswith('rank 1 has diverged from rank 0 after epoch 2 '
+                                           '(1 tensors differ: encoder.w)')
 
 
 def test_a_stalled_rank_gives_one_line_after_the_timeout(ranks):
