@@ -1,0 +1,84 @@
+"""Region Tracker training end to end: tracked-proposal pairs from the real writer -> rt and
+fti_rt on the CPU, each term logged, the region term masked where a pair has no track."""
+import numpy as np
+import pytest
+import torch
+
+from fastssl.config import load_settings
+from fastssl.trainer import Trainer
+from fastssl_common.errors import UserError
+from loaders.pair_loader import tracked_pairs
+from tests.test_train import scalars, tiny_args
+
+
+@pytest.fixture(scope='module')
+def tracked_beton(video_betons, tmp_path_factory):
+    """Pairs of the planted-cut clip with real selective-search proposals tracked by the
+    writer (gap 2, up to 4 per pair)."""
+    from writers.write_video_pairs import write_video_pairs
+    clip = str(tmp_path_factory.getbasetemp() / 'video0' / 'clip.mp4')
+    out = str(tmp_path_factory.mktemp('tracked') / 'pairs.beton')
+    write_video_pairs(clip, out, gap=2, proposals=4, workers=1, progress=False)
+    valid = tracked_pairs(out)
+    assert valid.sum() >= 8, valid  # the clip pans over real texture: most pairs keep tracks
+    return out
+
+
+def region_args(beton, run, variant, *extra):
+    return tiny_args(beton, run, f'--train.variant={variant}', '--train.epochs=1',
+                     '--augment.placement=cpu', '--logging.image_grid=2', *extra)
+
+
+def test_fti_rt_logs_each_term_and_their_weighted_sum(tracked_beton, tmp_path):
+    run = tmp_path / 'fti_rt'
+    trainer = Trainer(load_settings(region_args(tracked_beton, run, 'fti_rt',
+                                                '--moco.region_weight=0.5')))
+    views, indices, _ = next(iter(trainer.loader))
+    assert views.shape[1] == 4  # frame query, frame key, region query, region key
+    trainer.fit()
+    total, frame, region = (np.array(scalars(run, f'train/loss{tag}'))
+                            for tag in ('', '_frame', '_region'))
+    assert len(total) == len(trainer.loader) and np.isfinite(total).all()
+    assert np.allclose(total, frame + 0.5 * region, rtol=1e-5)
+    assert (region > 0).all()
+
+
+def test_fti_rt_masks_untracked_pairs_out_of_the_region_term(tracked_beton, tmp_path):
+    trainer = Trainer(load_settings(region_args(tracked_beton, tmp_path / 'r', 'fti_rt')))
+    views, indices, _ = next(iter(trainer.loader))
+    normalised, _ = trainer.prepare_views(views, indices, epoch=0)
+    none = torch.zeros(len(indices), dtype=torch.bool)
+    total, frame, region = trainer.train_step(normalised, none)
+    assert region == 0 and total == pytest.approx(frame.item())
+    mask = trainer.tracked(indices)
+    assert torch.equal(mask, torch.from_numpy(tracked_pairs(tracked_beton))[indices])
+
+
+def test_separate_queues_for_frame_and_region_keys(tracked_beton, tmp_path):
+    trainer = Trainer(load_settings(region_args(tracked_beton, tmp_path / 'r', 'fti_rt',
+                                                '--moco.separate_queues=true')))
+    assert trainer.model.queues.shape[0] == 2
+    views, indices, _ = next(iter(trainer.loader))
+    before = trainer.model.queues.clone()
+    trainer.train_step(trainer.prepare_views(views, indices, epoch=0)[0])
+    queues = trainer.model.queues
+    assert queues.shape[1] == len(indices)  # one step's keys fill each (clamped) queue
+    assert not torch.isclose(queues, before).all(dim=2).any()  # every row of both replaced
+    assert not torch.allclose(queues[0], queues[1])  # frame keys vs region keys
+
+
+def test_rt_trains_on_tracked_pairs_only(tracked_beton, tmp_path):
+    run = tmp_path / 'rt'
+    trainer = Trainer(load_settings(region_args(tracked_beton, run, 'rt')))
+    assert trainer.loader.num_samples == tracked_pairs(tracked_beton).sum()
+    seen = np.concatenate([idx.numpy() for _, idx, _ in trainer.loader])
+    assert tracked_pairs(tracked_beton)[seen].all()
+    trainer.fit()
+    assert np.isfinite(scalars(run, 'train/loss_region')).all()
+    assert (run / 'checkpoint_last.pt').exists()
+
+
+def test_region_variants_refuse_pairs_without_tracks(video_betons, tmp_path):
+    with pytest.raises(UserError, match='no pair has a tracked region.*--proposals N'):
+        Trainer(load_settings(region_args(video_betons[1], tmp_path / 'r', 'rt')))
+    assert not (tmp_path / 'r').exists()
