@@ -1,0 +1,463 @@
+"""Training-step throughput of MoCo v2 against the hardware: precision and layout modes, the
+FLOPs a pair costs and the fraction of the device's peak, the GPU-side augment's share,
+whether the real FFCV pair loader keeps up, the largest batch that fits, host-device syncs.
+
+    python benchmarks/train_step.py [--archs resnet50 resnet18] [--resolution 224]
+        [--batch-size B] [--steps N] [--warmup N] [--modes fp32 bf16_cl fp16_cl bf16_cl_compile]
+        [--samples N] [--workers N] [--device auto|cpu|cuda] [--json OUT] [--tiny]
+
+Everything runs through the trainer's own pieces (``fastssl.trainer.Trainer``: its
+``train_step``, ``prepare_views`` and, for the loader, ``fit``), configured like
+``train.py`` through ``fastssl.config``. One run, one machine:
+
+(s) **Synthetic device-resident input** (the compute ceiling): normalised random views
+    already on the device, ``Trainer.train_step`` only (query forward + backward, momentum
+    update, key forward, InfoNCE against the queue, SGD step, enqueue), per model and mode:
+
+    - ``fp32``: fp32, NCHW (the cuDNN default lets convolutions use TF32 on Ampere and later);
+    - ``bf16_cl``: channels-last + bf16 autocast;
+    - ``fp16_cl``: channels-last + fp16 autocast + GradScaler (CUDA only);
+    - ``bf16_cl_compile``: channels-last + bf16 + ``torch.compile`` (the warm-up steps pay the
+      compilation; on a CPU that takes minutes, so ``--tiny`` leaves it out).
+
+    Rows give pairs/s, ms per step, model TFLOP/s and the fraction of the device's peak for
+    the mode's precision (dense tensor-core peak from the table ``PEAK_TFLOPS``; "n/a" on a
+    CPU or an unlisted GPU), and the peak device memory. FLOPs per pair are counted once per
+    model with ``torch.utils.flop_counter.FlopCounterMode`` over one eager fp32 step: the
+    query encoder forward and backward and the key encoder forward, both views, plus the
+    InfoNCE matmuls (the queue is clamped to the benchmark's dataset; at K = 65536 its
+    matmuls add ~1 % to a ResNet-50 step).
+(g) **GPU-side preprocessing**: ``Trainer.prepare_views`` on device-resident uint8 views with
+    host indices, as the loader delivers them: uint8 -> float, the batched MoCo v2
+    photometric augment (``augment.placement=gpu``), ImageNet normalisation; reported as a
+    fraction of (preprocessing + train step). On a CPU device it is the same torch code.
+(l) **Real FFCV pair loader**: ``Trainer.fit`` for one epoch on a ``.beton`` of ``--samples``
+    JPEGs (~400 px, quality 90, made from the package photos as ``benchmarks/loader.py``
+    does), logging every few steps; the median over the logged windows (the first, which
+    holds the pipeline compilation, left out) of the trainer's own ``train/pairs_per_s`` and
+    ``train/data_wait_fraction`` (time blocked on the loader / step time). Mode ``bf16_cl``
+    with the GPU augment on CUDA; ``fp32`` with the in-loader Numba augment on a CPU.
+(m) **Largest batch** (CUDA only): the largest multiple of 8 for which two ``bf16_cl``
+    training steps of the first model run without running out of memory (doubling, then
+    bisection). The key encoder keeps no activations (no grad), so it costs weights only.
+(y) **Host-device syncs** (CUDA only): ``torch.cuda.set_sync_debug_mode('error')`` around
+    ``prepare_views`` + ``train_step`` (after warm-up; uint8 views from host memory, as the
+    loader yields them), in ``bf16_cl`` and ``fp16_cl``
+    (GradScaler's step reads its inf check on the host: a sync by design).
+
+Targets (for one H100; printed with PASS/MISS only when a GPU ran): ``bf16_cl`` >= 2.5x
+``fp32``; data wait < 5 % of the step; GPU-side preprocessing < 10 % of the step.
+
+``--tiny`` is the CPU smoke run for tests (ResNet-18 at 32 px, batch 8, 2 steps, fp32 and
+bf16_cl, 32 samples, 1 loader thread); its numbers mean nothing.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from benchmarks.common import machine_info, print_machine  # noqa: E402
+from benchmarks.loader import build_beton, make_jpegs  # noqa: E402
+from fastssl.config import load_settings  # noqa: E402
+from fastssl.normalize import normalize  # noqa: E402
+from fastssl.trainer import Trainer  # noqa: E402
+from fastssl_common.errors import UserError, run_cli  # noqa: E402
+
+# key: (label, train.precision, train.channels_last, train.compile)
+MODES = {
+    'fp32': ('fp32 NCHW', 'fp32', False, False),
+    'bf16_cl': ('channels-last + bf16', 'bf16', True, False),
+    'fp16_cl': ('channels-last + fp16 + GradScaler', 'fp16', True, False),
+    'bf16_cl_compile': ('channels-last + bf16 + torch.compile', 'bf16', True, True),
+}
+# Dense peak TFLOP/s by device name (first match wins): half = bf16/fp16 tensor cores,
+# tf32 = what fp32 convolutions get with cuDNN's default allow_tf32. Vendor data sheets.
+PEAK_TFLOPS = [
+    ('H200', {'half': 989.4, 'tf32': 494.7}),
+    ('H100 PCIe', {'half': 756.0, 'tf32': 378.0}),
+    ('H100', {'half': 989.4, 'tf32': 494.7}),        # SXM ("H100 80GB HBM3")
+    ('A100', {'half': 312.0, 'tf32': 156.0}),
+    ('L4', {'half': 121.0, 'tf32': 60.0}),
+    ('A10', {'half': 125.0, 'tf32': 62.5}),
+    ('V100', {'half': 125.0, 'tf32': 15.7}),         # no TF32: fp32 peak
+    ('T4', {'half': 65.0, 'tf32': 8.1}),
+]
+TARGETS = {'bf16_speedup': 2.5, 'data_wait': 0.05, 'preprocess': 0.10}
+GPU_DEFAULTS = dict(archs=['resnet50', 'resnet18'], resolution=224, batch_size=256, steps=30,
+                    warmup=10, samples=4096, modes=list(MODES))
+CPU_DEFAULTS = dict(archs=['resnet50', 'resnet18'], resolution=224, batch_size=16, steps=3,
+                    warmup=2, samples=256, modes=['fp32', 'bf16_cl'])
+TINY = dict(archs=['resnet18'], resolution=32, batch_size=8, steps=2, warmup=1, samples=32,
+            workers=1, modes=['fp32', 'bf16_cl'])
+
+
+# ---------------------------------------------------------------------------- helpers
+
+def peak_tflops(device, precision):
+    """The device's dense peak for ``precision`` ('fp32' or half), or None (CPU, unknown)."""
+    if device.type != 'cuda':
+        return None
+    name = torch.cuda.get_device_name(device)
+    for pattern, peaks in PEAK_TFLOPS:
+        if pattern in name:
+            return peaks['tf32' if precision == 'fp32' else 'half']
+    return None
+
+
+def synchronize(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, count, device):
+    """Seconds for ``count`` calls of ``fn``, device work included."""
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(count):
+        fn()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def make_trainer(beton, run_dir, arch, mode, args, placement='gpu', extra=()):
+    _, precision, channels_last, compile_ = MODES[mode]
+    # the largest queue this dataset fills (what the trainer would clamp it to, quietly)
+    queue = max(args.batch_size, (args.samples - args.batch_size) // args.batch_size
+                * args.batch_size)
+    return Trainer(load_settings([
+        f'--data.path={beton}', f'--data.batch_size={args.batch_size}',
+        f'--data.resolution={args.resolution}', f'--data.num_workers={args.workers}',
+        f'--model.arch={arch}', f'--moco.queue_size={min(queue, 65536)}',
+        f'--train.precision={precision}', f'--train.channels_last={channels_last}',
+        f'--train.compile={compile_}', f'--augment.placement={placement}',
+        f'--train.device={args.device}', f'--train.run_dir={run_dir}',
+        '--logging.progress=false', '--logging.image_grid=0', *extra]))
+
+
+def synthetic_views(trainer, batch, resolution):
+    """Two normalised views on the device, in the trainer's memory format."""
+    return [normalize(torch.rand(batch, 3, resolution, resolution, device=trainer.device),
+                      trainer.memory_format) for _ in range(2)]
+
+
+def raw_views(batch, resolution, device):
+    """What the loader yields: uint8 views (B, 2, H, W, 3) and host indices."""
+    views = torch.randint(0, 256, (batch, 2, resolution, resolution, 3), dtype=torch.uint8,
+                          device=device)
+    return views, torch.arange(batch)
+
+
+def flops_per_pair(trainer, views):
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step(views)
+    return counter.get_total_flops() / views[0].shape[0]
+
+
+def release(device):
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+# ---------------------------------------------------------------------------- sections
+
+def measure_mode(beton, workdir, arch, mode, args, device, count_flops):
+    """Timings of one model and mode on synthetic views (its trainer is freed on return);
+    with ``count_flops`` also the FLOPs of one pair."""
+    release(device)
+    trainer = make_trainer(beton, os.path.join(workdir, f'syn_{arch}_{mode}'), arch, mode,
+                           args)
+    views = synthetic_views(trainer, args.batch_size, args.resolution)
+    flops = flops_per_pair(trainer, views) if count_flops else None
+    warmup = timed(lambda: trainer.train_step(views), args.warmup, device)
+    seconds = timed(lambda: trainer.train_step(views), args.steps, device)
+    row = dict(pairs_per_s=args.batch_size * args.steps / seconds,
+               ms_per_step=1000 * seconds / args.steps, warmup_s=warmup)
+    if device.type == 'cuda':
+        row['peak_memory_gib'] = torch.cuda.max_memory_allocated(device) / 2 ** 30
+    return row, flops
+
+
+def synthetic_rows(beton, workdir, args, device):
+    rows = []
+    for arch in args.archs:
+        flops = None
+        for mode in args.modes:
+            label, precision, _, compiled = MODES[mode]
+            row = {'arch': arch, 'mode': mode, 'label': label}
+            rows.append(row)
+            if precision == 'fp16' and device.type != 'cuda':
+                row['skipped'] = 'CUDA only'
+                continue
+            # FLOPs are counted in eager mode (the counter does not see compiled kernels)
+            timings, counted = measure_mode(beton, workdir, arch, mode, args, device,
+                                            count_flops=flops is None and not compiled)
+            row.update(timings)
+            flops = flops or counted
+            print(f"  {arch} {label}: {row['pairs_per_s']:.1f} pairs/s "
+                  f"(warm-up {row['warmup_s']:.1f}s)", flush=True)
+        for row in rows:
+            if row['arch'] == arch and 'pairs_per_s' in row and flops:
+                row['gflops_per_pair'] = flops / 1e9
+                row['tflops'] = flops * row['pairs_per_s'] / 1e12
+                peak = peak_tflops(device, MODES[row['mode']][1])
+                row['peak_fraction'] = row['tflops'] / peak if peak else None
+    return rows
+
+
+def preprocess_row(beton, workdir, args, device, mode):
+    trainer = make_trainer(beton, os.path.join(workdir, 'preprocess'), args.archs[0], mode,
+                           args, placement='gpu')
+    # device-resident: the GPU-side work alone (the copy from the host overlaps compute)
+    views, indices = raw_views(args.batch_size, args.resolution, device)
+    normalised = synthetic_views(trainer, args.batch_size, args.resolution)
+    prepare = lambda: trainer.prepare_views(views, indices, 0)  # noqa: E731
+    step = lambda: trainer.train_step(normalised)  # noqa: E731
+    timed(prepare, args.warmup, device)
+    timed(step, args.warmup, device)
+    prep_s = timed(prepare, args.steps, device) / args.steps
+    step_s = timed(step, args.steps, device) / args.steps
+    sync = sync_check(trainer, device)
+    return {'arch': args.archs[0], 'mode': mode, 'preprocess_ms': 1000 * prep_s,
+            'step_ms': 1000 * step_s, 'fraction': prep_s / (prep_s + step_s), 'sync': sync}
+
+
+def sync_check(trainer, device):
+    """None on a CPU; 'none' when prepare_views + train_step never synchronise the host
+    (views from host memory, as the loader yields them), else the first complaint."""
+    if device.type != 'cuda':
+        return None
+    views, indices = raw_views(trainer.rank_batch, trainer.s.data.resolution, 'cpu')
+    trainer.train_step(trainer.prepare_views(views, indices, 0)[0])  # warm
+    synchronize(device)
+    torch.cuda.set_sync_debug_mode('error')
+    try:
+        for _ in range(2):
+            normalised, _ = trainer.prepare_views(views, indices, 0)
+            trainer.train_step(normalised)
+        return 'none'
+    except RuntimeError as err:
+        return str(err).strip().splitlines()[0]
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+
+
+def fp16_sync_row(beton, workdir, args, device):
+    if device.type != 'cuda' or 'fp16_cl' not in args.modes:
+        return None
+    trainer = make_trainer(beton, os.path.join(workdir, 'sync_fp16'), args.archs[0],
+                           'fp16_cl', args)
+    return sync_check(trainer, device)
+
+
+def loader_row(beton, workdir, args, device, mode):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    run_dir = os.path.join(workdir, 'loader')
+    steps = args.samples // args.batch_size
+    every = max(1, steps // 5)
+    trainer = make_trainer(beton, run_dir, args.archs[0], mode, args, placement='auto',
+                           extra=[f'--logging.log_every={every}', '--train.epochs=100',
+                                  '--train.checkpoint_every=1000'])
+    trainer.fit(stop_after=1)
+    events = EventAccumulator(run_dir)
+    events.Reload()
+    rates = [e.value for e in events.Scalars('train/pairs_per_s')]
+    waits = [e.value for e in events.Scalars('train/data_wait_fraction')]
+    kept = slice(1, None) if len(rates) > 1 else slice(None)  # the first window compiles
+    return {'arch': args.archs[0], 'mode': mode, 'placement': trainer.placement,
+            'workers': args.workers, 'steps': steps, 'windows': len(rates),
+            'pairs_per_s': statistics.median(rates[kept]),
+            'data_wait_fraction': statistics.median(waits[kept])}
+
+
+def largest_batch(beton, workdir, args, device):
+    """Largest multiple of 8 that trains two bf16_cl steps of the first model (CUDA only)."""
+    if device.type != 'cuda':
+        return None
+    trainer = make_trainer(beton, os.path.join(workdir, 'memory'), args.archs[0], 'bf16_cl',
+                           args)
+
+    def fits(batch):
+        release(device)
+        try:
+            views = synthetic_views(trainer, batch, args.resolution)
+            for _ in range(2):
+                trainer.train_step(views)
+            synchronize(device)
+            return True
+        except torch.OutOfMemoryError:
+            return False
+        finally:
+            views = None
+            trainer.optimizer.zero_grad(set_to_none=True)
+            release(device)
+
+    good, bad = 0, 64
+    while bad <= 1 << 16 and fits(bad):
+        good, bad = bad, bad * 2
+    while bad - good > 8:
+        middle = (good + bad) // 16 * 8
+        good, bad = (middle, bad) if fits(middle) else (good, middle)
+    return good
+
+
+# ---------------------------------------------------------------------------- report
+
+def fmt(value, spec, missing='n/a'):
+    return missing if value is None else format(value, spec)
+
+
+def print_report(info, config, result):
+    print()
+    print_machine(info)
+    print(f"config: {config}")
+    print("\n(s) synthetic device-resident input, Trainer.train_step")
+    print(f"{'model':<9} {'mode':<38} {'pairs/s':>9} {'ms/step':>9} {'GFLOP/pair':>10} "
+          f"{'TFLOP/s':>8} {'of peak':>8} {'mem GiB':>8}")
+    for row in result['synthetic']:
+        if 'skipped' in row:
+            print(f"{row['arch']:<9} {row['label']:<38} {'n/a (' + row['skipped'] + ')':>9}")
+            continue
+        peak = row.get('peak_fraction')
+        share = 'n/a' if peak is None else f"{100 * peak:.1f}%"
+        print(f"{row['arch']:<9} {row['label']:<38} {row['pairs_per_s']:9.1f} "
+              f"{row['ms_per_step']:9.1f} {fmt(row.get('gflops_per_pair'), '10.1f'):>10} "
+              f"{fmt(row.get('tflops'), '8.2f'):>8} {share:>8} "
+              f"{fmt(row.get('peak_memory_gib'), '8.2f'):>8}")
+    gpu = info['gpu'] is not None and config['device'] == 'cuda'
+    for row in result['ratios']:
+        target = (f"target >= {row['target']:.1f}  {'PASS' if row['pass'] else 'MISS'}"
+                  if row['target'] is not None else '(target applies to a GPU)')
+        print(f"{row['label']:<52} {row['value']:6.2f}x  {target}")
+    pre = result['preprocess']
+    print(f"\n(g) GPU-side preprocessing ({pre['arch']}, {MODES[pre['mode']][0]}): "
+          f"{pre['preprocess_ms']:.1f} ms vs train step {pre['step_ms']:.1f} ms -> "
+          f"{100 * pre['fraction']:.1f} % of the step  "
+          + (f"target < {100 * TARGETS['preprocess']:.0f} %  "
+             f"{'PASS' if pre['fraction'] < TARGETS['preprocess'] else 'MISS'}" if gpu
+             else "(on this CPU device; target applies to a GPU)"))
+    loader = result['loader']
+    print(f"(l) real FFCV pair loader ({loader['arch']}, {MODES[loader['mode']][0]}, augment "
+          f"{loader['placement']}, {loader['workers']} threads): {loader['pairs_per_s']:.1f} "
+          f"pairs/s, data wait {100 * loader['data_wait_fraction']:.1f} % of the step "
+          f"(median of {max(1, loader['windows'] - 1)} windows)  "
+          + (f"target < {100 * TARGETS['data_wait']:.0f} %  "
+             f"{'PASS' if loader['data_wait_fraction'] < TARGETS['data_wait'] else 'MISS'}"
+             if gpu else "(target applies to a GPU)"))
+    if loader.get('vs_synthetic'):
+        print(f"    loader pairs/s / synthetic pairs/s (same model and mode): "
+              f"{loader['vs_synthetic']:.2f}x")
+    print(f"(m) largest batch that fits ({config['archs'][0]}, channels-last + bf16): "
+          f"{fmt(result['largest_batch'], 'd', 'n/a (no GPU)')}")
+    print(f"(y) host-device syncs in prepare_views + train_step: "
+          f"bf16_cl: {fmt(pre['sync'], 's', 'n/a (no GPU)')}; "
+          f"fp16_cl: {fmt(result['fp16_sync'], 's', 'n/a (no GPU)')}")
+
+
+def ratio_rows(synthetic, gpu):
+    rates = {(r['arch'], r['mode']): r['pairs_per_s'] for r in synthetic if 'pairs_per_s' in r}
+    rows = []
+    for arch in dict.fromkeys(r['arch'] for r in synthetic):
+        for num, target in (('bf16_cl', TARGETS['bf16_speedup']), ('fp16_cl', None),
+                            ('bf16_cl_compile', None)):
+            if (arch, num) in rates and (arch, 'fp32') in rates:
+                value = rates[arch, num] / rates[arch, 'fp32']
+                target = target if gpu else None
+                rows.append({'label': f"{arch}: {MODES[num][0]} / fp32 NCHW", 'ratio':
+                             f'{arch}:{num}/fp32', 'value': value, 'target': target,
+                             'pass': None if target is None else value >= target})
+    return rows
+
+
+# ---------------------------------------------------------------------------- main
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--archs', nargs='+', choices=['resnet50', 'resnet18'])
+    parser.add_argument('--modes', nargs='+', choices=list(MODES))
+    parser.add_argument('--resolution', type=int)
+    parser.add_argument('--batch-size', type=int, help='pairs per step')
+    parser.add_argument('--steps', type=int, help='timed steps per mode')
+    parser.add_argument('--warmup', type=int, help='untimed steps per mode (compilation)')
+    parser.add_argument('--samples', type=int, help='JPEGs in the loader benchmark .beton')
+    parser.add_argument('--workers', type=int, help='FFCV loader threads (default: all cores)')
+    parser.add_argument('--device', default='auto', help='auto, cpu or cuda')
+    parser.add_argument('--json', metavar='OUT', help='also write the results as JSON')
+    parser.add_argument('--tiny', action='store_true',
+                        help='CPU smoke run for tests (explicit options still win)')
+    return parser
+
+
+def resolve(args):
+    device = torch.device('cuda' if args.device == 'auto' and torch.cuda.is_available()
+                          else 'cpu' if args.device == 'auto' else args.device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise UserError(f"--device {args.device}: CUDA is not available")
+    preset = TINY if args.tiny else GPU_DEFAULTS if device.type == 'cuda' else CPU_DEFAULTS
+    for name, value in preset.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.workers is None:
+        args.workers = os.cpu_count() or 1
+    for name in ('resolution', 'batch_size', 'steps', 'warmup', 'samples', 'workers'):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.batch_size % 8:
+        raise UserError("--batch-size must be a multiple of 8 (split-BN's 8 groups)")
+    if args.samples < 2 * args.batch_size:
+        raise UserError(f"--samples {args.samples} must be at least twice --batch-size "
+                        f"{args.batch_size} (the loader benchmark needs two steps)")
+    args.device = device.type
+    return args, device
+
+
+def run(args, device, workdir):
+    info = machine_info()
+    src = os.path.join(workdir, 'jpeg')
+    n_photos = make_jpegs(src, args.samples)
+    beton = os.path.join(workdir, 'data.beton')
+    build_beton(src, beton, 400, args.workers)
+    print(f"wrote {beton}: {args.samples} JPEGs (~400 px) from {n_photos} package photos",
+          flush=True)
+    gpu = device.type == 'cuda'
+    loader_mode = 'bf16_cl' if gpu else 'fp32'
+    result = {'synthetic': synthetic_rows(beton, workdir, args, device)}
+    result['ratios'] = ratio_rows(result['synthetic'], gpu)
+    result['preprocess'] = preprocess_row(beton, workdir, args, device, loader_mode)
+    result['fp16_sync'] = fp16_sync_row(beton, workdir, args, device)
+    result['loader'] = loader_row(beton, workdir, args, device, loader_mode)
+    same = [r for r in result['synthetic'] if r['arch'] == args.archs[0]
+            and r['mode'] == loader_mode and 'pairs_per_s' in r]
+    if same:
+        result['loader']['vs_synthetic'] = result['loader']['pairs_per_s'] / same[0][
+            'pairs_per_s']
+    result['largest_batch'] = largest_batch(beton, workdir, args, device)
+    config = {name: getattr(args, name) for name in (
+        'archs', 'modes', 'resolution', 'batch_size', 'steps', 'warmup', 'samples', 'workers',
+        'device', 'tiny')}
+    print_report(info, config, result)
+    if args.json:
+        with open(args.json, 'w', encoding='utf-8') as handle:
+            json.dump({'machine': info, 'config': config, **result}, handle, indent=2)
+        print(f"\nresults written to {args.json}")
+
+
+def main(argv=None):
+    args, device = resolve(build_parser().parse_args(argv))
+    with tempfile.TemporaryDirectory(prefix='fastssl-step-') as workdir:
+        run(args, device, workdir)
+    return 0
+
+
+if __name__ == '__main__':
+    run_cli(main)
