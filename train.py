@@ -15,8 +15,9 @@ def main(argv):
     from fastssl import distributed
     settings = load_settings(sys.argv[1:] if argv is None else argv)
     try:
-        trainer = Trainer(settings)  # under torchrun: joins the process group
-        last = trainer.fit()
+        with distributed.peer_failures_reported(settings.dist.timeout_s):
+            trainer = Trainer(settings)  # under torchrun: joins the process group
+            last = trainer.fit()
     finally:
         distributed.teardown()
     if trainer.world.is_main:

@@ -123,7 +123,7 @@ def _first_line(err):
 
 
 @contextlib.contextmanager
-def peer_failures_reported(world, timeout_s, what='training'):
+def peer_failures_reported(timeout_s, what='training'):
     """A failed or timed-out collective inside the block becomes :class:`PeerLost` (one line
     for ``run_cli``) instead of a traceback through DDP internals."""
     try:
@@ -132,10 +132,10 @@ def peer_failures_reported(world, timeout_s, what='training'):
         message = str(err)
         from_backend = isinstance(err, dist.DistError) or any(
             word in message for word in ('gloo', 'NCCL', 'ProcessGroup', 'Timed out'))
-        if not (world.distributed and from_backend):
+        if not (active() and from_backend):
             raise
-        raise PeerLost(f"rank {world.rank}: a collective failed during {what}; another rank "
-                       f"has probably died or stalled (its own log says why; "
+        raise PeerLost(f"rank {dist.get_rank()}: a collective failed during {what}; another "
+                       f"rank has probably died or stalled (its own log says why; "
                        f"dist.timeout_s={timeout_s}): {_first_line(err)}") from None
 
 

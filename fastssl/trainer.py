@@ -261,11 +261,6 @@ class Trainer:
         """Train to ``train.epochs``; ``stop_after`` ends the run early after that epoch count
         (what an interruption leaves behind; resume continues from there)."""
         s = self.s
-        with distributed.peer_failures_reported(self.world, s.dist.timeout_s):
-            return self._fit(stop_after)
-
-    def _fit(self, stop_after):
-        s = self.s
         main = self.world.is_main
         if main:
             self.save_config()

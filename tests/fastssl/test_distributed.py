@@ -115,7 +115,7 @@ def _worker(rank, port, out_dir):
     if rank == 0:
         start = time.perf_counter()
         try:
-            with distributed.peer_failures_reported(world, 2, 'a test step'):
+            with distributed.peer_failures_reported(2, 'a test step'):
                 torch.distributed.all_reduce(torch.ones(1), group=short)
         except distributed.PeerLost as err:
             out['stall_error'] = str(err)
