@@ -3,13 +3,10 @@ row; the GPU-only sections say n/a. No timing is asserted (a 2-step run means no
 the FLOP count is checked against a hand count and the loader run against its step count.
 """
 import json
-import os
 import re
-import subprocess
-import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT = os.path.join(REPO, "benchmarks", "train_step.py")
+from tests.cli import run_script
+
 NUMBER = r"\d+(?:\.\d+)?"
 
 
@@ -34,8 +31,7 @@ def resnet18_forward_gflop(side):
 
 def test_tiny_run_prints_every_section(tmp_path):
     out = tmp_path / "result.json"
-    proc = subprocess.run([sys.executable, SCRIPT, "--tiny", "--json", str(out)],
-                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    proc = run_script("benchmarks/train_step.py", "--tiny", "--json", out, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert any(line.startswith("machine: ") for line in lines)
