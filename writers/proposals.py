@@ -3,8 +3,8 @@
 **Candidates.** OpenCV's selective search (``cv2.ximgproc.segmentation``, the "fast" mode of
 Uijlings et al. 2013: graph segmentations of the HSV and Lab images at two scales, grouped
 hierarchically by colour, texture, size and fill similarity) runs on the frame shrunk
-(area interpolation) to about ``PROPOSAL_PIXELS`` pixels (160 x 120 worth, whatever the
-aspect): ~50-100 ms a frame on one core, and the boxes come back scaled to the frame given.
+(area interpolation) to about ``PROPOSAL_PIXELS`` pixels (128 x 96 worth, whatever the
+aspect): ~50-60 ms a frame on one core, and the boxes come back scaled to the frame given.
 Alternatively the candidates come from a user's detection model (:mod:`writers.detector`).
 
 **Filters.** A candidate is kept when both its sides are at least ``min_side`` of the frame's
@@ -30,7 +30,7 @@ import numpy as np
 
 from writers.boxes import nms, scale_boxes
 
-PROPOSAL_PIXELS = 160 * 120
+PROPOSAL_PIXELS = 128 * 96
 RING = 0.25               # ring width around a box, as a fraction of the box's side
 COLOUR_LEVELS = 4         # per RGB channel: 64 histogram bins
 

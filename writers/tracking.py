@@ -206,12 +206,11 @@ def _nanmedian(values):
 
 def _pairwise_scale(start, moved, used):
     """Per box, the median over pairs of used points of (new distance / old distance)."""
-    old = np.linalg.norm(start[:, :, None] - start[:, None], axis=3)
-    new = np.linalg.norm(moved[:, :, None] - moved[:, None], axis=3)
-    upper = np.triu(np.ones(old.shape[1:], bool), 1)
-    pairs = used[:, :, None] & used[:, None] & upper & (old > 0)
-    ratio = np.where(pairs, new / np.where(old > 0, old, 1), np.nan)
-    return _nanmedian(ratio.reshape(len(start), -1))
+    first, second = np.triu_indices(start.shape[1], 1)
+    old = np.hypot(*(start[:, first] - start[:, second]).transpose(2, 0, 1))
+    new = np.hypot(*(moved[:, first] - moved[:, second]).transpose(2, 0, 1))
+    pairs = used[:, first] & used[:, second] & (old > 0)
+    return _nanmedian(np.where(pairs, new / np.where(old > 0, old, 1), np.nan))
 
 
 def track(frames, boxes, settings=TrackerSettings()):

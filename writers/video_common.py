@@ -172,8 +172,17 @@ def run_per_video(function, jobs, workers, progress, desc="reading videos"):
             return results
         executor = concurrent.futures.ProcessPoolExecutor(
             min(workers, len(jobs)), initializer=_init_worker, initargs=(counters,))
+        # OpenCV's thread pool does not survive fork: a worker forked while this process
+        # has pool threads parked can hang for ever in cv2.setNumThreads (_init_worker).
+        # With one thread there is no pool; the fork context starts every worker at the
+        # first submit, so the setting is restored right after.
+        threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
         try:
-            futures = {executor.submit(function, job): i for i, job in enumerate(jobs)}
+            try:
+                futures = {executor.submit(function, job): i for i, job in enumerate(jobs)}
+            finally:
+                cv2.setNumThreads(threads)
             pending = set(futures)
             while pending:
                 done, pending = concurrent.futures.wait(
