@@ -69,7 +69,6 @@ def selective_search(rgb):
 def colour_contrast(rgb, boxes):
     """Centre-surround colour contrast (chi-square distance in [0, 1]) of each box in ``rgb``
     (box coordinates in ``rgb``'s pixels, rounded to whole pixels)."""
-    height, width = rgb.shape[:2]
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     levels = (rgb.astype(np.int32) * COLOUR_LEVELS) >> 8
     labels = (levels[..., 0] * COLOUR_LEVELS + levels[..., 1]) * COLOUR_LEVELS + levels[..., 2]

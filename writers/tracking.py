@@ -9,23 +9,25 @@ join at any frame (:meth:`MedianFlow.add`) and leave when the caller is done wit
 2. the points of *all* boxes go through one forward ``cv2.calcOpticalFlowPyrLK`` call (previous
    -> new frame) and one backward call (new -> previous), so the image pyramids are built once
    per frame and call, however many boxes there are;
-3. a point is *reliable* when both calls found it, its forward-backward error (distance from
-   the start to the back-tracked point) is at most ``max_fb`` px, and LK's own residual (mean
-   absolute grey-level difference of the matched windows) is at most ``max_residual``;
+3. a point is *followed* when the forward call found it (LK gives up on windows with too
+   little texture and on points leaving the image), and *reliable* when it is followed, the
+   backward call found it too, its forward-backward error (distance from the start to the
+   back-tracked point) is at most ``max_fb`` px, and LK's own residual (mean absolute
+   grey-level difference of the matched windows) is at most ``max_residual``;
 4. the box moves by the median displacement and scales by the median ratio of pairwise point
    distances (new / old) of the better half of its reliable points (FB error at most their
    median, as in the original).
 
 **Lost tracks** are dropped (their status says why, :data:`LOST_REASONS`): non-finite,
-inverted or too small boxes at the start (``degenerate``); fewer than ``min_reliable`` of the
-grid points reliable (``unreliable``: the region vanished, was covered, or has no texture to
-follow); a median forward-backward error above ``max_fb`` (``fb_error``); a scale change in
+inverted or too small boxes at the start (``degenerate``); fewer than ``min_points`` grid
+points followed, or fewer than ``min_reliable`` of the followed points reliable
+(``unreliable``: the region vanished, was covered, or has no texture to follow); a median forward-backward error above ``max_fb`` (``fb_error``); a scale change in
 one step beyond ``max_scale_step`` (``scale_jump``); less than ``min_visible`` of the box
 inside the frame (``left_frame``); a side below ``min_side`` px (``collapsed``); or frames of
 a different size (``frame_size``).
 
 **Confidence** in [0, 1] of a track: the geometric mean over its steps of
-``reliable fraction * (1 - median FB error / max_fb)``, times the box's visible fraction at
+``(reliable / followed points) * (1 - median FB error / max_fb)``, times the box's visible fraction at
 the end (a track that never stepped has confidence 1 if its box is inside the frame).
 Coordinates are pixels of the frames fed in, boxes ``x0, y0, x1, y1`` (see
 :mod:`writers.boxes`).
@@ -54,7 +56,8 @@ class TrackerSettings:
     iterations: int = 20        # LK iterations per level
     max_fb: float = 2.0         # px: largest forward-backward error of a reliable point
     max_residual: float = 24.0  # grey levels: largest LK residual of a reliable point
-    min_reliable: float = 0.3   # fraction of the grid points
+    min_reliable: float = 0.5   # fraction of the followed points
+    min_points: int = 8         # followed points (of grid * grid)
     max_scale_step: float = 1.3
     min_visible: float = 0.5
     min_side: float = 4.0
@@ -155,13 +158,16 @@ class MedianFlow:
         back, found_back, _ = cv2.calcOpticalFlowPyrLK(current, previous, moved, None, **lk)
         moved = moved.reshape(len(active), grid, 2).astype(np.float64)
         fb = np.linalg.norm(back.reshape(len(active), grid, 2) - start, axis=2)
-        valid = ((found.ravel() == 1) & (found_back.ravel() == 1)).reshape(len(active), grid)
-        valid &= np.isfinite(fb) & np.all(np.isfinite(moved), axis=2)
+        # LK reports a point not found when its window has too little texture to follow
+        # (or leaves the image): such points neither count for nor against the box
+        followed = (found.ravel() == 1).reshape(len(active), grid) \
+            & np.all(np.isfinite(moved), axis=2)
+        valid = followed & (found_back.ravel() == 1).reshape(len(active), grid) & np.isfinite(fb)
         residual = residual.reshape(len(active), grid)
         reliable = valid & (fb <= s.max_fb) & (residual <= s.max_residual)
-        fb_valid = np.where(valid, fb, np.nan)
-        median_fb = _nanmedian(fb_valid)
-        reliable_fraction = reliable.sum(1) / grid
+        median_fb = _nanmedian(np.where(valid, fb, np.nan))
+        followed_count = followed.sum(1)
+        reliable_fraction = reliable.sum(1) / np.maximum(followed_count, 1)
 
         # the better half of the reliable points (FB error at most their median) moves the box
         fb_reliable = np.where(reliable, fb, np.nan)
@@ -176,7 +182,8 @@ class MedianFlow:
                                     > np.log(s.max_scale_step))] = _CODE["scale_jump"]
         with np.errstate(invalid="ignore"):
             lost[~(median_fb <= s.max_fb)] = _CODE["fb_error"]
-        lost[reliable_fraction < s.min_reliable] = _CODE["unreliable"]
+        lost[(reliable_fraction < s.min_reliable) | (followed_count < s.min_points)] = \
+            _CODE["unreliable"]
 
         ok = lost == 0
         centre = (boxes[:, :2] + boxes[:, 2:]) / 2 + np.stack([dx, dy], 1)
