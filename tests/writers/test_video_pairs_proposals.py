@@ -101,6 +101,20 @@ def test_rows_round_trip_exactly_in_stored_pixels(sequence, written, stored):
     assert sidecar["options"]["proposals"] == N
 
 
+def test_overlapping_pairs_track_as_if_alone(sequence, tmp_path):
+    # --gap-range 4 8 on a grid of 4: pairs overlap, so their tracks share frames and
+    # optical-flow calls; each must still get exactly what tracking it alone gives
+    _, folder, _ = sequence
+    out = str(tmp_path / "overlap.beton")
+    write_video_pairs(folder, out, gap_range=(4, 8), seed=1, proposals=N, max_proposals=N,
+                      max_resolution=0, workers=1, progress=False)
+    got = load_all(out, PROPOSAL_FIELDS)
+    pairs = list(zip(got["index_a"].ravel(), got["index_b"].ravel()))
+    assert any(b1 > a2 for (_, b1), (a2, _) in zip(pairs, pairs[1:])), pairs   # overlaps
+    for sample, (a, b), count in zip(got["proposals"], pairs, got["num_proposals"].ravel()):
+        np.testing.assert_array_equal(sample[:count], expected_rows(folder, a, b, (240, 320)))
+
+
 def test_inspect_pairs(written, stored, tmp_path, small_beton, capsys):
     out, summary = written
     assert inspect_main([out, "--out", str(tmp_path / "look"), "--pairs", "2",
