@@ -54,21 +54,22 @@ class RegionSettings:
 
 
 def detector_for(settings):
-    """The settings' detector (loaded once per process), or None for selective search."""
+    """The settings' detector (built once per process), or None for selective search."""
     if settings.detector is None:
         return None
-    key = (settings.detector, settings.detector_arch, settings.detector_min_score)
+    if multiprocessing.parent_process() is not None:
+        import torch
+
+        # a pool worker: one video per process, as OpenCV; and OpenMP thread teams do not
+        # survive fork, so none may be started here
+        torch.set_num_threads(1)
+    from writers.detector import architecture_of, load_detector
+
+    architecture = architecture_of(settings.detector, settings.detector_arch)
+    key = (settings.detector, architecture, settings.detector_min_score)
     if key not in _DETECTORS:
-        from writers.detector import load_detector
-
-        if multiprocessing.parent_process() is not None:
-            import torch
-
-            torch.set_num_threads(1)      # a pool worker: one video per process, as OpenCV
-        detector = load_detector(settings.detector, settings.detector_min_score,
-                                 settings.detector_arch)
-        # under the architecture named and the one found: the workers get the latter
-        _DETECTORS[key] = _DETECTORS[key[:1] + (detector.architecture,) + key[2:]] = detector
+        _DETECTORS[key] = load_detector(settings.detector, settings.detector_min_score,
+                                        architecture)
     return _DETECTORS[key]
 
 

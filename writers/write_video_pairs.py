@@ -47,8 +47,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from fastssl_common.errors import UserError, run_cli  # noqa: E402
 from writers.region_pairs import (DEFAULT_TRACK_SIDE, COLUMNS, PairRegions,  # noqa: E402
-                                  RegionSettings, add_stats, detector_for, new_stats,
-                                  stats_summary)
+                                  RegionSettings, add_stats, new_stats, stats_summary)
 from writers.proposals import ProposalSettings  # noqa: E402
 from writers.video_common import (IMAGE_REF, Constant, FrameCounter, Spool,  # noqa: E402
                                   decoder_threads, reading_warnings, run_per_video,
@@ -242,11 +241,13 @@ def _region_options(options, proposals, track_resolution, detector, detector_arc
                   track_resolution=check_int(track_resolution, "track-resolution", 32,
                                              what="a whole number >= 32"))
     if detector is not None:
-        region.update(detector=os.path.abspath(detector), detector_arch=detector_arch,
-                      detector_min_score=detector_min_score)
-        # loaded (and cached for this process) now: a bad checkpoint fails before any video
-        found = detector_for(_region_settings(dict(options, **region)))
-        region["detector_arch"] = found.architecture
+        from writers.detector import check_detector
+
+        # checked now, so a bad checkpoint fails before any video is read; built in the
+        # workers (a model run here would leave OpenMP state that forked workers hang on)
+        architecture, _, _ = check_detector(detector, detector_min_score, detector_arch)
+        region.update(detector=os.path.abspath(detector), detector_arch=architecture,
+                      detector_min_score=float(detector_min_score))
     return region
 
 

@@ -1,5 +1,9 @@
 """Region proposals: planted real objects are found, the ranking and filters behave as
 documented, box geometry agrees with torchvision's, and the detector option's bad inputs."""
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -105,9 +109,11 @@ def detector_files(tmp_path_factory):
 
 
 def test_detector_proposals(detector_files):
-    from writers.detector import load_detector
+    from writers.region_pairs import RegionSettings, detector_for
 
-    detector = load_detector(detector_files["ssdlite"], min_score=0.0)
+    # built as the writer builds it (and cached for test_writer_with_detector)
+    detector = detector_for(RegionSettings(detector=detector_files["ssdlite"],
+                                           detector_min_score=0.0))
     assert detector.architecture == "ssdlite320_mobilenet_v3_large"
     frame, _ = planted_objects_frame("plain")
     raw_boxes, raw_scores = detector(frame)
@@ -132,3 +138,21 @@ def test_detector_bad_inputs(detector_files):
         load_detector(detector_files["unnamed"])
     with pytest.raises(UserError, match="--detector-arch yolo is not one of"):
         load_detector(detector_files["unnamed"], architecture="yolo")
+
+
+def test_writer_with_detector(detector_files, tmp_path):
+    from tests.writers.video_fixtures import load_all, moving_patch_sequence, write_sequence
+    from writers.write_video_pairs import write_video_pairs
+
+    folder = write_sequence(tmp_path / "seq", moving_patch_sequence(7)[0], boxes=False)
+    out = str(tmp_path / "d.beton")
+    summary = write_video_pairs(folder, out, gap=3, proposals=3, workers=1, progress=False,
+                                detector=detector_files["ssdlite"], detector_min_score=0.0)
+    got = load_all(out, {"num_proposals": "int", "proposals": "array"})
+    counts = got["num_proposals"].ravel()
+    assert len(counts) == 2 and counts.sum() == summary["tracks"]["tracks_kept"] > 0
+    options = summary["options"]
+    assert options["detector_arch"] == "ssdlite320_mobilenet_v3_large"
+    assert options["detector"] == os.path.abspath(detector_files["ssdlite"])
+    assert json.loads(Path(out + ".json").read_text())["proposals"]["method"] == \
+        "detector ssdlite320_mobilenet_v3_large"

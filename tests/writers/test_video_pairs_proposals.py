@@ -4,6 +4,7 @@ pixels checked against the planted object's true boxes), pairs without tracks, b
 and the inspection tool."""
 import json
 import os
+from pathlib import Path
 import re
 
 import cv2
@@ -95,7 +96,7 @@ def test_rows_round_trip_exactly_in_stored_pixels(sequence, written, stored):
     assert tracks["tracks_kept"] == counts.sum() and tracks["pairs_with_tracks"] == 3
     assert tracks["proposals"] == tracks["tracks_kept"] + sum(tracks["lost"].values())
     assert tracks["mean_kept_track_frames"] == GAP
-    sidecar = json.load(open(out + ".json"))
+    sidecar = json.loads(Path(out + ".json").read_text())
     assert sidecar["proposals"]["status"] == "tracked"
     assert sidecar["proposals"]["tracks"] == tracks
     assert sidecar["options"]["proposals"] == N
@@ -121,7 +122,7 @@ def test_inspect_pairs(written, stored, tmp_path, small_beton, capsys):
                          "--per-sheet", "1"]) == 0
     assert "sheets: " in capsys.readouterr().out
     got = stored
-    report = json.load(open(tmp_path / "look" / "summary.json"))
+    report = json.loads(Path(tmp_path / "look" / "summary.json").read_text())
     counts = got["num_proposals"].ravel()
     assert report["pairs"] == 3 and report["tracks"] == int(counts.sum())
     assert report["tracks_per_pair"] == {str(c): int(n) for c, n in
