@@ -15,7 +15,7 @@ from .config import Int, OneOf, Str
 from .knn import extract_features, weighted_knn
 from .linear_probe import topk_accuracy, train_linear_probe
 from .model_io import ARCHS, load_backbone
-from .trainer import resolve_device, resolve_precision
+from .device import resolve_device, resolve_precision
 
 
 def declare_eval_section(cfg):
@@ -51,7 +51,7 @@ def split_features(e, device, l2_normalize):
     """Backbone of ``e.checkpoint`` -> (summary dict, (train features, labels),
     (val features, labels)) on the CPU; a val set equal to the train set is extracted once."""
     require_positive('eval', e, 'resolution', 'batch_size')
-    dtype = resolve_precision(e.precision, device)
+    dtype = resolve_precision(e.precision, device, 'eval.precision')
     backbone = load_backbone(e.checkpoint, e.arch, device).to(memory_format=torch.channels_last)
     val_path = e.val_path or e.train_path
     loaders = {path: make_eval_loader(path, e.batch_size, e.resolution, e.num_workers)
@@ -75,7 +75,7 @@ def knn_evaluation(e, k=200, temperature=0.07):
     """Weighted kNN with the ``eval`` section ``e``; returns the result dict."""
     if not (k > 0 and temperature > 0):
         raise UserError(f"knn.k and knn.temperature must be > 0, got {k} and {temperature}")
-    device = resolve_device(e.device)
+    device = resolve_device(e.device, 'eval.device')
     summary, bank, queries = split_features(e, device, l2_normalize=True)
     top1, top5 = weighted_knn(*(t.to(device) for t in (*bank, *queries)), k=k,
                               temperature=temperature)
@@ -86,7 +86,7 @@ def knn_evaluation(e, k=200, temperature=0.07):
 def linear_evaluation(e, p):
     """Linear probe with the ``eval`` section ``e`` and ``linear`` section ``p``."""
     require_positive('linear', p, 'epochs', 'lr', 'batch_size')
-    device = resolve_device(e.device)
+    device = resolve_device(e.device, 'eval.device')
     summary, (x_train, y_train), (x_val, y_val) = split_features(e, device, l2_normalize=False)
     num_classes = int(max(y_train.max(), y_val.max())) + 1
     probe = train_linear_probe(x_train, y_train, num_classes, epochs=p.epochs,

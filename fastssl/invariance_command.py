@@ -24,7 +24,7 @@ from .invariance_data import KINDS, read_dataset
 from .invariance_data.images import image_batches
 from .knn import extract_features
 from .model_io import ARCHS, load_backbone
-from .trainer import resolve_device, resolve_precision
+from .device import resolve_device, resolve_precision
 
 
 def declare(cfg):
@@ -62,8 +62,8 @@ def run(settings):
     if s.plot and all(m.magnitude is None for m in data.measurements):
         raise UserError(f"invariance.plot needs measurements with magnitudes (rendered data, "
                         f"kind=rendered); {s.kind} has none")
-    device = resolve_device(s.device)
-    dtype = resolve_precision(s.precision, device)
+    device = resolve_device(s.device, 'invariance.device')
+    dtype = resolve_precision(s.precision, device, 'invariance.precision')
     backbones = [load_backbone(path, s.arch, device) for _, path in checkpoints]
     dims = [b.feature_dim for b in backbones]
     too_small = [k for k in ks if k > min(dims)]

@@ -44,6 +44,7 @@ from loaders.photometric import make_strengths
 
 from . import distributed
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
+from .device import resolve_device, resolve_precision
 from .gpu_augment import GPUPhotometric
 from .knn import extract_features, weighted_knn
 from .moco import MoCo
@@ -62,29 +63,6 @@ class _TermsForward(torch.nn.Module):
 
     def forward(self, pairs):
         return self.moco.forward_terms(pairs)
-
-
-def resolve_device(name):
-    if name == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"train.device '{name}' is not a device (auto/cpu/cuda/cuda:N)") from None
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise UserError(f"train.device is '{name}' but CUDA is not available")
-    return device
-
-
-def resolve_precision(precision, device):
-    """-> autocast dtype or None (fp32)."""
-    if precision == 'auto':
-        if device.type == 'cuda' and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return None
-    if precision == 'fp16' and device.type != 'cuda':
-        raise UserError("train.precision=fp16 needs a CUDA device (use bf16 or fp32 on CPU)")
-    return {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[precision]
 
 
 def learning_rate(optim, epochs, epoch_progress, batch_size):
