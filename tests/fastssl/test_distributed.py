@@ -1,7 +1,7 @@
 """fastssl.distributed on real gloo process groups (2 CPU processes), against single-process
 references computed here: the global-batch gather order, shuffle-BN (keys go back to their
 owners; across 2 ranks it equals split-BN with 2 splits for the same permutation), the
-all-gathered enqueue, BN statistics averaging, config and state agreement, and a stalled
+MoCo's all-gathered enqueue (the real MoCo.enqueue_terms), BN statistics averaging, config and state agreement, and a stalled
 rank.
 
 One spawn of two ranks runs every distributed computation (process start-up dominates the
@@ -17,6 +17,7 @@ import torch
 import torch.multiprocessing as mp
 
 from fastssl import distributed
+from fastssl.moco import MoCo
 from fastssl.split_batchnorm import SplitBatchNorm
 from fastssl_common.errors import UserError
 
@@ -24,6 +25,7 @@ WORLD = 2
 GLOBAL = 8          # global batch
 SHUFFLE_SEED = 5
 CHANNELS = 3
+STALL_SECONDS = 20  # rank 1's stall: far past the 2 s collective timeout
 
 
 def global_batch():
@@ -33,7 +35,7 @@ def global_batch():
         GLOBAL, dtype=torch.float32).view(-1, 1, 1, 1)
 
 
-def key_batches(steps=3):
+def key_batches(steps):
     gen = torch.Generator().manual_seed(1)
     return [torch.randn(GLOBAL, 4, generator=gen) for _ in range(steps)]
 
@@ -43,10 +45,21 @@ def config(rank, differ):
             'moco': {'momentum': 0.99}}
 
 
-def fresh_queue():
-    """A queue + pointer as MoCo keeps them (size 10: three steps of 8 wrap around)."""
-    gen = torch.Generator().manual_seed(2)
-    return torch.randn(10, 4, generator=gen), torch.zeros((), dtype=torch.long)
+TERM_QUEUES = ((0, 0), (0, 1))  # two terms sharing one queue; two terms, two queues
+STEPS = 3
+
+
+def tiny_moco(term_queues):
+    """A small real MoCo whose queues (size 10: three steps of 8 keys per term wrap around)
+    start identical in every process that builds it."""
+    torch.manual_seed(2)
+    return MoCo(arch='resnet18', proj_dim=4, queue_size=10, term_queues=term_queues)
+
+
+def term_keys(term_queues):
+    """Per step, one global batch of keys (GLOBAL, 4) per term."""
+    batches = key_batches(STEPS * len(term_queues))
+    return [batches[i:i + len(term_queues)] for i in range(0, len(batches), len(term_queues))]
 
 
 def enqueue_reference(queue, ptr, keys):
@@ -81,11 +94,12 @@ def _worker(rank, port, out_dir):
     distributed.average_batchnorm_statistics(bn)
     out['bn_running_mean_after'] = bn.running_mean.clone()
 
-    queue, ptr = fresh_queue()
-    for keys in key_batches():
-        queue, ptr = enqueue_reference(queue, ptr, distributed.gather_global_batch(
-            keys[rank::WORLD]))
-    out['queue'], out['ptr'] = queue, ptr
+    # The real MoCo enqueue under the group: each rank passes only its loader share of keys.
+    for term_queues in TERM_QUEUES:
+        moco = tiny_moco(term_queues)
+        for step in term_keys(term_queues):
+            moco.enqueue_terms([keys[rank::WORLD] for keys in step])
+        out['queues', term_queues] = moco.queues.clone(), moco.queue_ptrs.clone()
 
     distributed.check_same_config(world, config(rank, differ=False))
     try:
@@ -109,8 +123,8 @@ def _worker(rank, port, out_dir):
     except UserError as err:
         out['state_error'] = str(err)
 
-    # A stalled rank: rank 1 stops taking part; rank 0's collective must give up with one
-    # line after the group's timeout instead of waiting forever.
+    # A stalled rank: rank 1 stops taking part for far longer than the group's timeout;
+    # rank 0's collective must give up with one line instead of waiting for it.
     short = torch.distributed.new_group(backend='gloo', timeout=datetime.timedelta(seconds=2))
     if rank == 0:
         start = time.perf_counter()
@@ -121,7 +135,7 @@ def _worker(rank, port, out_dir):
             out['stall_error'] = str(err)
         out['stall_seconds'] = time.perf_counter() - start
     else:
-        time.sleep(3.5)
+        time.sleep(STALL_SECONDS)
     torch.save(out, os.path.join(out_dir, f'rank{rank}.pt'))
     distributed.teardown()
 
@@ -193,13 +207,24 @@ def test_batchnorm_running_statistics_are_averaged_over_ranks(ranks):
         torch.testing.assert_close(r['bn_running_mean_after'], before.mean(dim=0))
 
 
-def test_all_gathered_enqueue_equals_single_process_enqueue(ranks):
-    queue, ptr = fresh_queue()
-    for keys in key_batches():
-        queue, ptr = enqueue_reference(queue, ptr, keys)
+@pytest.mark.parametrize('term_queues', TERM_QUEUES)
+def test_all_gathered_enqueue_equals_single_process_enqueue(ranks, term_queues):
+    """Every rank's queues equal one process's enqueue of the global batches, which is the
+    ring buffer filled with each queue's terms' keys in term order."""
+    moco = tiny_moco(term_queues)
+    queues, ptrs = moco.queues.clone(), moco.queue_ptrs.clone()
+    for step in term_keys(term_queues):
+        moco.enqueue_terms(step)  # single process: no group, nothing gathered
+        for queue in sorted(set(term_queues)):
+            keys = torch.cat([k for k, q in zip(step, term_queues) if q == queue])
+            queues[queue], ptrs[queue] = enqueue_reference(queues[queue], ptrs[queue], keys)
+    assert torch.equal(moco.queues, queues) and torch.equal(moco.queue_ptrs, ptrs)
+    per_queue = STEPS * GLOBAL * len(term_queues) // len(set(term_queues))
+    assert ptrs.tolist() == [per_queue % 10] * len(set(term_queues))
     for r in ranks:
-        assert torch.equal(r['queue'], queue)
-        assert int(r['ptr']) == int(ptr) == (3 * GLOBAL) % 10
+        rank_queues, rank_ptrs = r['queues', term_queues]
+        assert torch.equal(rank_queues, queues)
+        assert torch.equal(rank_ptrs, ptrs)
 
 
 def test_different_configs_are_refused_on_every_rank_naming_the_key(ranks):
@@ -225,7 +250,8 @@ def test_a_stalled_rank_gives_one_line_after_the_timeout(ranks):
     message = ranks[0]['stall_error']
     assert message.startswith('rank 0: a collective failed during a test step')
     assert 'dist.timeout_s=2' in message and '\n' not in message
-    assert ranks[0]['stall_seconds'] < 3.4  # gave up before the stalled rank came back
+    # A wide bound (not a timing check): it gave up rather than waiting out the sleeper.
+    assert ranks[0]['stall_seconds'] < STALL_SECONDS - 5
 
 
 def test_single_process_is_the_identity(monkeypatch):
