@@ -9,7 +9,9 @@ that differ only by that transformation), it keeps firing on the set's other ima
 3. Global firing rate G_j = mean over images of [h_j >= t+_j].
 4. For every set z with at least 3 images: n_j(z) = max(#{h_j > t+_j}, #{h_j < t-_j}) over z
    (the better sign); only sets with n_j(z) > 0 count for neuron j.
-5. Local firing L_yj = mean over the counted sets z of target y of n_j(z) / |z|.
+5. Local firing L_yj = mean over the counted sets z of target y of n_j(z) / |z| (0 when there
+   is none: a target without any set of >= 3 images scores 0 yet counts in C and step 6, as
+   in the authors' code).
 6. I_yj = L_yj / G_j; per target the mean of the K largest I_yj; the mean over targets,
    times (100 - p). Reported for K = 10 and K = 25.
 
@@ -44,13 +46,16 @@ class InvarianceScore:
     num_images: int
     num_sets: int
     num_small_sets: int
+    num_targets_without_sets: int
 
     def as_dict(self):
-        return {'scores': {str(k): v for k, v in self.scores.items()},
-                'per_target': {str(k): [float(x) for x in v] for k, v in self.per_target.items()},
+        """Plain values (K keys stay ints; ``json`` writes them as strings)."""
+        return {'scores': dict(self.scores),
+                'per_target': {k: [float(x) for x in v] for k, v in self.per_target.items()},
                 'targets': [str(t) for t in self.targets],
                 'firing_percentile': self.firing_percentile, 'num_images': self.num_images,
-                'num_sets': self.num_sets, 'num_small_sets': self.num_small_sets}
+                'num_sets': self.num_sets, 'num_small_sets': self.num_small_sets,
+                'num_targets_without_sets': self.num_targets_without_sets}
 
 
 def firing_percentile(num_targets):
@@ -67,8 +72,8 @@ def invariance_score(features, set_ids, targets, ks=REPORTED_K, workers=None):
         of one set must have the same target.
     ks: the top-K neuron counts to report (each at most D).
     workers: threads over column blocks (default: torch's intra-op thread count).
-    Returns an :class:`InvarianceScore`. Raises UserError for fewer than two targets, a
-    target without any set of at least 3 images, a set spanning targets, non-finite features.
+    Returns an :class:`InvarianceScore`. Raises UserError for fewer than two targets, no set
+    of at least 3 images at all, a set spanning targets, non-finite features.
     """
     h = _as_float32_matrix(features)
     n, d = h.shape
@@ -92,7 +97,8 @@ def invariance_score(features, set_ids, targets, ks=REPORTED_K, workers=None):
     return InvarianceScore(
         scores={k: float(per_target[k].mean() * (100 - p)) for k in ks},
         per_target=per_target, targets=layout.target_names, firing_percentile=float(p),
-        num_images=n, num_sets=layout.num_sets, num_small_sets=layout.num_small_sets)
+        num_images=n, num_sets=layout.num_sets, num_small_sets=layout.num_small_sets,
+        num_targets_without_sets=layout.num_targets_without_sets)
 
 
 def check_sets(set_ids, targets):
@@ -137,11 +143,11 @@ class _SetLayout:
                             f"{self.target_names[set_target[z]]!r} and "
                             f"{self.target_names[target_of_image[mixed[0]]]!r}")
         kept = set_sizes >= MIN_SET_SIZE
-        lacking = np.setdiff1d(np.arange(len(self.target_names)), set_target[kept])
-        if lacking.size:
-            raise UserError(f"target {self.target_names[lacking[0]]!r} has no set of at least "
-                            f"{MIN_SET_SIZE} images")
         self.num_sets, self.num_small_sets = int(kept.sum()), int((~kept).sum())
+        if not self.num_sets:
+            raise UserError(f"no target has a set of at least {MIN_SET_SIZE} images")
+        self.num_targets_without_sets = len(self.target_names) - np.unique(
+            set_target[kept]).size
         # Sets ordered by (target, set); small sets last (they only enter t+-, G).
         set_rank = np.lexsort((np.arange(len(set_names)), set_target, ~kept))
         rank_of_set = np.empty_like(set_rank)
@@ -156,6 +162,8 @@ class _SetLayout:
         self.set_starts = np.concatenate(([0], np.cumsum(set_sizes[counted])[:-1]))
         ordered = set_target[counted]
         self.target_starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        # Rows of the per-target sums; targets without a counted set keep L = 0.
+        self.counted_targets = ordered[self.target_starts]
 
 
 class _BlockStatistics:
@@ -208,8 +216,9 @@ class _BlockStatistics:
         below = np.add.reduceat(buf.fired, layout.set_starts, axis=1, dtype=layout.count_dtype)
         fires = np.maximum(above, below)
         fraction = fires / layout.set_sizes[None, :]
-        self.local_sum[:, cols] = np.add.reduceat(fraction, layout.target_starts, axis=1).T
-        self.local_count[:, cols] = np.add.reduceat(fires > 0, layout.target_starts, axis=1,
+        rows = layout.counted_targets
+        self.local_sum[rows, cols] = np.add.reduceat(fraction, layout.target_starts, axis=1).T
+        self.local_count[rows, cols] = np.add.reduceat(fires > 0, layout.target_starts, axis=1,
                                                     dtype=np.int64).T
 
 

@@ -21,6 +21,7 @@ from fastssl_common.errors import UserError
 from .config import Int, OneOf, Str
 from .invariance import REPORTED_K, invariance_score
 from .invariance_data import KINDS, read_dataset
+from .evaluation import require_positive
 from .invariance_data.images import image_batches
 from .knn import extract_features
 from .model_io import ARCHS, load_backbone
@@ -43,9 +44,12 @@ def declare(cfg):
         batch_size=Param(Int(), 'images per batch', default=64),
         num_workers=Param(Int(), 'image decoding threads (0 = all cores)', default=0),
         device=Param(Str(), "'auto', 'cpu' or 'cuda[:N]'", default='auto'),
+        # fp32 by default: bf16 rounding creates ties at the thresholds, and the score's
+        # >= (G) vs > (set counts) then counts them differently, changing the score.
         precision=Param(OneOf('auto', 'fp32', 'bf16', 'fp16'),
-                        'feature extraction autocast: auto = bf16 on GPUs that support it',
-                        default='auto'),
+                        'feature extraction autocast (default fp32: bf16/fp16 rounding makes '
+                        'feature ties that change the score; auto = bf16 on GPUs that '
+                        'support it)', default='fp32'),
         output=Param(Str(), 'JSON file for the results ("" = none)', default=''),
         run_dir=Param(Str(), 'TensorBoard folder: one run per checkpoint ("" = none)',
                       default=''),
@@ -55,6 +59,10 @@ def declare(cfg):
 
 def run(settings):
     s = settings.invariance
+    require_positive('invariance', s, 'batch_size')
+    for key in ('num_workers', 'resolution'):
+        if getattr(s, key) < 0:
+            raise UserError(f"invariance.{key} must be >= 0, got {getattr(s, key)}")
     checkpoints = parse_checkpoints(s.checkpoints)
     ks = parse_ks(s.top_k)
     check_outputs(s)
@@ -80,12 +88,13 @@ def run(settings):
     for name, feats in zip(names, features):
         for m in data.measurements:
             score = invariance_score(feats[m.rows], m.set_ids, m.targets, ks)
+            if score.num_targets_without_sets:
+                print(f"note: {name} {m.name}: {score.num_targets_without_sets} of "
+                      f"{len(score.targets)} targets have no set of at least 3 images; they "
+                      f"score 0 (as in the authors' code)")
             results.append({'checkpoint': name, 'measurement': m.name,
                             'transformation': m.transformation, 'magnitude': m.magnitude,
-                            'unit': m.unit, 'scores': score.scores,
-                            'firing_percentile': score.firing_percentile,
-                            'num_images': score.num_images, 'num_sets': score.num_sets,
-                            'num_small_sets': score.num_small_sets})
+                            'unit': m.unit, **score.as_dict()})
     report(s, data, checkpoints, backbones, ks, size, results)
     return 0
 
@@ -97,7 +106,8 @@ def parse_checkpoints(text):
     for entry in (e.strip() for e in text.split(',')):
         if not entry:
             continue
-        name, sep, path = entry.partition('=')
+        # An existing file is a path even when its name holds '='; else NAME=PATH.
+        name, sep, path = ('', '', entry) if os.path.isfile(entry) else entry.partition('=')
         if not sep:
             path = entry
             stem = os.path.splitext(os.path.basename(path))[0].split('.')[0]

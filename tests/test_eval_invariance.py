@@ -100,10 +100,27 @@ def test_bad_inputs_fail_before_any_work(rendered, checkpoints, tmp_path, capsys
         (['--invariance.kind=rendered', f'--invariance.root={rendered}',
           f'--invariance.checkpoints={checkpoints[0]}', '--invariance.top_k=10,600'],
          'invariance.top_k=600 exceeds the 512 features'),
-    ]
+    ] + [(['--invariance.kind=rendered', f'--invariance.root={rendered}',
+           f'--invariance.checkpoints={checkpoints[0]}', f'--invariance.{key}={value}'],
+          f'invariance.{key} must be') for key, value in
+         (('batch_size', 0), ('num_workers', -1), ('resolution', -1))]
     for args, needle in cases:
         with pytest.raises(UserError, match=needle):
             main(base + args)
+    # Malformed manifests: missing 'levels', transformations as a list, string magnitude.
+    good = json.loads((rendered / 'manifest.json').read_text())
+    first = next(iter(good['transformations']))
+    broken = [{**good, 'transformations': {first: {}}},
+              {**good, 'transformations': list(good['transformations'])},
+              {**good, 'transformations': {first: {**good['transformations'][first], 'levels': [
+                  {**good['transformations'][first]['levels'][0], 'magnitude': 'ten'}]}}}]
+    for i, manifest in enumerate(broken):
+        root = tmp_path / f'manifest{i}'
+        root.mkdir()
+        (root / 'manifest.json').write_text(json.dumps(manifest))
+        with pytest.raises(UserError, match='is not a rendered data manifest'):
+            main(base + ['--invariance.kind=rendered', f'--invariance.root={root}',
+                         f'--invariance.checkpoints={checkpoints[0]}'])
     bad = tmp_path / 'bad.pt'
     torch.save({'weights': torch.zeros(3)}, bad)
     one_target = tmp_path / 'one' / 'cat' / 'set0'

@@ -24,6 +24,9 @@ def load_image(path, size, box=None):
         raise UserError(f"cannot read image {path} ({describe_failure(err)})") from None
     if box is not None:
         x, y, w, h = (float(v) for v in box)
+        if not (w > 0 and h > 0):  # Pillow would fail deep in a worker thread
+            raise UserError(f"empty crop box (x, y, w, h) = ({x:g}, {y:g}, {w:g}, {h:g}) "
+                            f"for image {path}")
         image = image.crop((x, y, x + w, y + h))
     return np.asarray(image.resize((size, size), Image.BILINEAR))
 

@@ -19,24 +19,27 @@ def read_rendered(root):
             manifest = json.load(f)
         if manifest.get('format') != FORMAT:
             raise ValueError(f"format is {manifest.get('format')!r}, not {FORMAT!r}")
-        transformations = manifest['transformations']
         size = int(manifest['size'])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UserError(f"{path} is not a {LABEL} manifest ({err})") from None
-    rows = {}
-    measurements = []
-    for transformation, entry in transformations.items():
-        for level in entry['levels']:
-            picked, set_ids, targets = [], [], []
-            for s in level['sets']:
-                for relative in s['images']:
-                    picked.append(rows.setdefault(relative, len(rows)))
-                    set_ids.append(s['set'])
-                    targets.append(s['target'])
-            magnitude = level['magnitude']
-            name = transformation if magnitude is None else f'{transformation} {magnitude:g}'
-            measurements.append(Measurement(name, np.array(picked), set_ids, targets,
-                                            transformation, magnitude, entry.get('unit', '')))
+        rows = {}
+        measurements = []
+        # Inside the try: a malformed entry (missing key, wrong type) is the same one-line error.
+        for transformation, entry in manifest['transformations'].items():
+            for level in entry['levels']:
+                picked, set_ids, targets = [], [], []
+                for s in level['sets']:
+                    for relative in s['images']:
+                        picked.append(rows.setdefault(relative, len(rows)))
+                        set_ids.append(s['set'])
+                        targets.append(s['target'])
+                magnitude = level['magnitude']
+                name = (transformation if magnitude is None
+                        else f'{transformation} {magnitude:g}')
+                measurements.append(Measurement(name, np.array(picked), set_ids, targets,
+                                                transformation, magnitude,
+                                                entry.get('unit', '')))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise UserError(f"{path} is not a {LABEL} manifest "
+                        f"({type(err).__name__}: {err})") from None
     paths = [os.path.join(root, relative) for relative in rows]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:

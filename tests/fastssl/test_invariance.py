@@ -41,22 +41,35 @@ def reference_score(h, set_ids, targets, k):
 
 def test_hand_computation_with_sign_choice_and_small_set():
     # 8 images, 2 targets (p = 50, idx = 4), 2 neurons, K = 1.
-    # Neuron 0 ascending: [0,1,2,3,4,5,6,7] -> t+ = 4, t- = 3 (4th largest), G = 4/8.
+    # Neuron 0 ascending: [0,1,2,3,4,5,7.5,8] -> t+ = 4, t- = 3 (4th largest), G = 4/8.
     # Neuron 1 is neuron 0 negated: t+ = -3, t- = -4, G = 4/8.
-    h0 = np.array([7, 6, 0, 1, 5, 2, 3, 4], float)
+    h0 = np.array([5, 0, 1, 3, 4, 2, 7.5, 8])
     h = np.stack([h0, -h0], axis=1)
     sets = ['a', 'a', 'a', 'b', 'b', 'b', 'c', 'c']     # set c has 2 images: skipped
     targets = ['x', 'x', 'x', 'y', 'y', 'y', 'y', 'y']
-    # Set a (7, 6, 0): neuron 0: #>4 = 2, #<3 = 1 -> 2 (positive sign); neuron 1 (-7,-6,0):
-    #   #>-3 = 1, #<-4 = 2 -> 2 (negative sign). L_x = [2/3, 2/3].
-    # Set b (1, 5, 2): neuron 0: #>4 = 1, #<3 = 2 -> 2; neuron 1 (-1,-5,-2): #>-3 = 2, #<-4 = 1
-    #   -> 2. L_y = [2/3, 2/3]. I = (2/3) / (1/2) = 4/3 everywhere; score = 4/3 * 50.
+    # Set a (5, 0, 1): neuron 0: #>4 = 1, #<3 = 2 -> 2 (negative sign); neuron 1 (-5, 0, -1):
+    #   #>-3 = 2, #<-4 = 1 -> 2 (positive sign). L_x = [2/3, 2/3], I_x = 4/3.
+    # Set b (3, 4, 2): neuron 0: #>4 = 0, #<3 = 1 -> 1; neuron 1 (-3, -4, -2): #>-3 = 1,
+    #   #<-4 = 0 -> 1. L_y = [1/3, 1/3], I_y = 2/3; score = (4/3 + 2/3)/2 * 50 = 50.
+    # Counting set c (7.5, 8: n = 2 of 2 for both neurons) would make L_y = (1/3 + 1)/2 = 2/3.
     result = invariance_score(h, sets, targets, ks=(1, 2))
     assert result.firing_percentile == 50
     assert result.num_sets == 2 and result.num_small_sets == 1
-    assert result.scores[1] == pytest.approx(4 / 3 * 50)
-    # Without set c's skip, its (3, 4) would count: proves the small set is left out.
-    np.testing.assert_allclose(result.per_target[2], [4 / 3, 4 / 3])
+    assert result.num_targets_without_sets == 0
+    assert result.scores[1] == pytest.approx(50)
+    np.testing.assert_allclose(result.per_target[2], [4 / 3, 2 / 3])
+
+
+def test_target_without_a_set_of_three_scores_zero_but_counts():
+    # 6 images, 2 targets (p = 50, idx = 3), 1 neuron, K = 1. Ascending [0,1,2,3,4,5]:
+    # t+ = 3, t- = 2 (3rd largest), G = #{>= 3}/6 = 1/2. Set a (5, 4, 0): #>3 = 2, #<2 = 1
+    # -> 2, L_x = 2/3, I_x = 4/3. Target y has only sets of 2 and 1 images: L_y = 0, yet it
+    # counts in C and in the mean: score = (4/3 + 0)/2 * 50 = 100/3.
+    h = np.array([[5], [4], [0], [1], [2], [3.]])
+    result = invariance_score(h, list('aaabbc'), list('xxxyyy'), ks=(1,))
+    assert result.num_targets_without_sets == 1 and result.num_sets == 1
+    np.testing.assert_allclose(result.per_target[1], [4 / 3, 0])
+    assert result.scores[1] == pytest.approx(100 / 3)
 
 
 def test_neuron_that_fires_in_no_set_of_a_target_scores_zero_there():
@@ -101,7 +114,7 @@ def test_column_blocks_and_threads_do_not_change_the_result(monkeypatch):
 
 @pytest.mark.parametrize('sets,targets,needle', [
     ([0, 0, 0, 1, 1, 1], ['x'] * 6, 'at least two targets'),
-    ([0, 0, 0, 1, 1, 2], list('xxxyyy'), "target 'y' has no set of at least 3"),
+    ([0, 0, 1, 2, 2, 3], list('xxxyyy'), "no target has a set of at least 3"),
     ([0, 0, 0, 0, 1, 1], list('xxxyyy'), "set 0 spans targets"),
     ([0, 0, 0, 1, 1], list('xxxyyy'), 'one set id and one target per image'),
 ])

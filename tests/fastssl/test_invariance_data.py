@@ -170,7 +170,7 @@ def test_generic_bad_inputs(tmp_path):
     with pytest.raises(UserError, match='at least two targets'):
         read_dataset('folders', str(one)).check()
     small = fx.folder_tree(tmp_path / 'small', sets=1, images=2)
-    with pytest.raises(UserError, match="target 'cat' has no set of at least 3 images"):
+    with pytest.raises(UserError, match="no target has a set of at least 3 images"):
         read_dataset('folders', str(small)).check()
     with pytest.raises(UserError, match='expected the folder'):
         read_dataset('folders', str(tmp_path / 'missing'))
@@ -188,3 +188,10 @@ def test_got10k_bad_layout(tmp_path, got_root):
     (broken / 'GOT-10k_Train_000003' / 'cover.label').write_text('1\n8\n')
     with pytest.raises(UserError, match='2 levels for 6 boxes'):
         read_dataset('got10k', str(broken))
+
+
+def test_empty_crop_box_is_one_line_error(tmp_path):
+    path = tmp_path / 'photo.png'
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(path)
+    with pytest.raises(UserError, match=r'empty crop box .*\(4, 2, -3, 5\) for image .*photo.png'):
+        load_image(str(path), 8, box=(4, 2, -3, 5))   # a Pascal3D+ bbox with x2 < x1
