@@ -1,8 +1,8 @@
 """fastssl.distributed on real gloo process groups (2 CPU processes), against single-process
 references computed here: the global-batch gather order, shuffle-BN (keys go back to their
 owners; across 2 ranks it equals split-BN with 2 splits for the same permutation), the
-MoCo's all-gathered enqueue (the real MoCo.enqueue_terms), BN statistics averaging, config and state agreement, and a stalled
-rank.
+all-gathered enqueue (the real MoCo.enqueue_terms), BN statistics averaging, config and
+state agreement, and a stalled rank.
 
 One spawn of two ranks runs every distributed computation (process start-up dominates the
 cost); each rank saves what it computed and the tests compare.
