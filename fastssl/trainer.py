@@ -125,6 +125,10 @@ class Trainer:
         torch.manual_seed(s.train.seed)
 
         self.variant = variant = VARIANTS[s.train.variant]
+        for key in ('frame_weight', 'region_weight'):
+            weight = getattr(s.moco, key)
+            if not (math.isfinite(weight) and weight >= 0):
+                raise UserError(f"moco.{key} must be a finite number >= 0, got {weight}")
         hint = f"; train.variant={s.train.variant} needs a .beton from {variant.writer}"
         open_beton(s.data.path, variant.required, hint)
         region_valid, region_options = None, {}
@@ -183,16 +187,19 @@ class Trainer:
 
     def _region_options(self, variant):
         """Which pairs have a tracked region, and the loader's region-crop settings."""
-        from loaders.pair_loader import tracked_pairs
+        from loaders.pair_loader import check_range, tracked_pairs
         s = self.s
+        # checked here too so that the message names the config keys
+        context = check_range('augment.region_context_min/max', (
+            s.augment.region_context_min, s.augment.region_context_max), 0.0, math.inf)
+        scale = check_range('augment.region_scale_min/max', (
+            s.augment.region_scale_min, s.augment.region_scale_max), 0.0, 1.0, low_open=True)
         region_valid = tracked_pairs(s.data.path)
         if not region_valid.any():
             raise UserError(f"{s.data.path}: no pair has a tracked region; "
                             f"train.variant={s.train.variant} needs a .beton from "
                             f"{variant.writer} (N > 0)")
-        options = dict(
-            region_context=(s.augment.region_context_min, s.augment.region_context_max),
-            region_scale=(s.augment.region_scale_min, s.augment.region_scale_max))
+        options = dict(region_context=context, region_scale=scale)
         if len(variant.terms) == 1:  # rt: untracked pairs are not loaded at all
             options['indices'] = np.flatnonzero(region_valid)
         return region_valid, options

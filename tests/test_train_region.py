@@ -82,3 +82,35 @@ def test_region_variants_refuse_pairs_without_tracks(video_betons, tmp_path):
     with pytest.raises(UserError, match='no pair has a tracked region.*--proposals N'):
         Trainer(load_settings(region_args(video_betons[1], tmp_path / 'r', 'rt')))
     assert not (tmp_path / 'r').exists()
+
+
+def test_region_term_is_the_mean_over_tracked_pairs_only(tracked_beton, tmp_path):
+    """A mixed mask: the region term equals the mean of the tracked samples' own InfoNCE
+    losses (not a mean over the batch, not other samples')."""
+    trainer = Trainer(load_settings(region_args(tracked_beton, tmp_path / 'r', 'fti_rt',
+                                                '--optim.lr=0')))
+    views, indices, _ = next(iter(trainer.loader))
+    normalised, _ = trainer.prepare_views(views, indices, epoch=0)
+    mask = torch.zeros(len(indices), dtype=torch.bool)
+    mask[[0, 3, 4]] = True
+    state = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    rng = torch.get_rng_state()
+    # the step's own forward pass, replayed from the same state and key-shuffle draws
+    expected = trainer.model.forward_terms([(normalised[0], normalised[1]),
+                                            (normalised[2], normalised[3])])[0]
+    trainer.model.load_state_dict(state)
+    torch.set_rng_state(rng)
+    total, frame, region = trainer.train_step(normalised, mask)
+    assert frame.item() == pytest.approx(expected[0].mean().item(), rel=1e-5)
+    assert region.item() == pytest.approx(expected[1][mask].mean().item(), rel=1e-5)
+    assert region.item() != pytest.approx(expected[1].mean().item(), rel=1e-3)
+
+
+@pytest.mark.parametrize('bad, key', [('--moco.region_weight=-1', 'moco.region_weight'),
+                                      ('--moco.frame_weight=nan', 'moco.frame_weight'),
+                                      ('--augment.region_scale_min=0', 'augment.region_scale'),
+                                      ('--augment.region_context_max=-0.1',
+                                       'augment.region_context')])
+def test_bad_region_settings_name_their_key(tracked_beton, tmp_path, bad, key):
+    with pytest.raises(UserError, match=key):
+        Trainer(load_settings(region_args(tracked_beton, tmp_path / 'r', 'fti_rt', bad)))
