@@ -25,7 +25,7 @@ Per sample (all draws counter-based, ``rng.py``):
 
 With no valid row (``num_proposals == 0``, or a degenerate box) the region is the whole frame,
 so the views stay valid images; the trainer masks such samples out of the region loss
-(``MultiViewLoader.region_valid``).
+(``tracked_pairs(path)`` in ``pair_loader.py``, also ``MultiViewLoader.region_valid``).
 
 The proposal rows stay in the file: a per-sample table (pointer to the sample's proposals,
 row count) built from FFCV's metadata is read by address (``host_array``), and the one picked
