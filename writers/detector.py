@@ -10,8 +10,8 @@ the classifier's shape. The model runs on the CPU in eval mode, on the frame at 
 resolution (the model's own transform resizes it as it was trained); every detection scoring
 at least ``min_score`` is a candidate box, whatever its class.
 """
+import argparse
 import os
-
 
 from fastssl_common.errors import UserError
 
@@ -79,7 +79,9 @@ def check_detector(path, min_score=0.5, architecture=None):
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # reference-script checkpoints also hold their argparse.Namespace under "args"
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # pickle, zip or unpickling-policy errors: all mean "not ours"
         raise UserError(f"detector {path} is not a torch state dict file "
                         f"(torch.load with weights_only=True cannot read it)") from None

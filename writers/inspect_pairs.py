@@ -21,6 +21,7 @@ different sizes need no common decoder. Bad input (missing file, not a ``.beton`
 """
 import json
 import os
+import shutil
 import sys
 
 import cv2
@@ -29,7 +30,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fastssl_common.atomic import atomic_path, ensure_writable_dir, write_json  # noqa: E402
+from fastssl_common.atomic import ensure_writable_dir, temporary_name, write_json  # noqa: E402
 from fastssl_common.errors import UserError, run_cli  # noqa: E402
 from writers.boxes import box_area  # noqa: E402
 from writers.writer_common import ArgParser  # noqa: E402
@@ -183,6 +184,8 @@ def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image
     for value, flag in ((pairs, "pairs"), (per_sheet, "per-sheet"), (height, "height")):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise UserError(f"--{flag} must be a whole number >= 1")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UserError("--seed must be a whole number >= 0")
     if image_format not in ("png", "jpg"):
         raise UserError("--format must be png or jpg")
     data = PairsFile(path)
@@ -190,16 +193,27 @@ def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image
     rng = np.random.default_rng(seed)
     shown = np.sort(rng.choice(data.num_samples, min(pairs, data.num_samples), replace=False))
     ensure_writable_dir(out)
-    sheets = []
-    for number, start in enumerate(range(0, len(shown), per_sheet)):
-        sheet = stack_rows([draw_pair(data, int(i), height)
-                            for i in shown[start:start + per_sheet]])
-        name = f"sheet_{number:02d}.{image_format}"
-        with atomic_path(os.path.join(out, name)) as tmp:
-            cv2.imencode(f".{image_format}", sheet)[1].tofile(tmp)
-        sheets.append(name)
+    # rendered in a sibling folder first: an error part way leaves ``out`` as it was
+    staging = temporary_name(out)
+    try:
+        ensure_writable_dir(staging)
+        sheets = []
+        for number, start in enumerate(range(0, len(shown), per_sheet)):
+            sheet = stack_rows([draw_pair(data, int(i), height)
+                                for i in shown[start:start + per_sheet]])
+            name = f"sheet_{number:02d}.{image_format}"
+            cv2.imencode(f".{image_format}", sheet)[1].tofile(os.path.join(staging, name))
+            sheets.append(name)
+        # an earlier run's sheets would pass for this run's (fewer sheets, other format)
+        for old in os.listdir(out):
+            if old.startswith("sheet_") and old.endswith((".png", ".jpg")):
+                os.remove(os.path.join(out, old))
+        for name in sheets:
+            os.replace(os.path.join(staging, name), os.path.join(out, name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     summary.update(shown=shown.tolist(), sheets=sheets, seed=seed)
-    write_json(os.path.join(out, "summary.json"), summary)
+    write_json(os.path.join(out, "summary.json"), summary)   # last: marks a complete run
     return summary
 
 

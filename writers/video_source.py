@@ -184,19 +184,26 @@ class DecodedFrame:
     def __init__(self, index, timestamp, frame=None, path=None, reformatters=None):
         self.index, self.timestamp = index, timestamp
         self._frame, self._path = frame, path     # a PyAV VideoFrame, or a frame image path
-        # PyAV's frame.reformat builds a new swscale context per call (~2 ms); the reader's
-        # persistent reformatters (one for full frames, one for thumbnails) reuse theirs.
+        # PyAV's frame.reformat builds a new swscale context per call (~2 ms), and so does a
+        # reformatter whose target size changes: the reader keeps one per output size
+        # ({(width, height): VideoReformatter}), shared by its frames.
         self._reformatters = reformatters
+
+    def _reformat(self, width, height):
+        from av.video.reformatter import VideoReformatter
+
+        reformatter = self._reformatters.get((width, height))
+        if reformatter is None:
+            reformatter = self._reformatters[width, height] = VideoReformatter()
+        return reformatter.reformat(self._frame, width=width, height=height, format="rgb24",
+                                    interpolation="AREA").to_ndarray()
 
     def rgb(self, max_side=None):
         """``H x W x 3`` uint8 RGB, shrunk (area interpolation) to a longest side of at most
         ``max_side`` with FFCV's size arithmetic. Raises VideoError for an unreadable image."""
         if self._frame is not None:
-            frame = self._frame
-            height, width = stored_size(frame.height, frame.width, max_side)
-            return self._reformatters[0].reformat(frame, width=width, height=height,
-                                                  format="rgb24",
-                                                  interpolation="AREA").to_ndarray()
+            height, width = stored_size(self._frame.height, self._frame.width, max_side)
+            return self._reformat(width, height)
         try:
             image = load_rgb(self._path)
         except Exception as err:  # a bad frame image: reported by the caller
@@ -209,11 +216,8 @@ class DecodedFrame:
     def thumbnail(self, side):
         """A small RGB copy with the longest side ``side`` (for cut and motion measures)."""
         if self._frame is not None:
-            frame = self._frame
-            height, width = thumbnail_size(frame.height, frame.width, side)
-            return self._reformatters[1].reformat(frame, width=width, height=height,
-                                                  format="rgb24",
-                                                  interpolation="AREA").to_ndarray()
+            height, width = thumbnail_size(self._frame.height, self._frame.width, side)
+            return self._reformat(width, height)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -309,10 +313,9 @@ class VideoReader:
                 yield DecodedFrame(index, index / self.fps, path=path)
             return
         import av
-        from av.video.reformatter import VideoReformatter
 
         container, stream = self._container, self._stream
-        reformatters = (VideoReformatter(), VideoReformatter())
+        reformatters = {}
         try:
             for frame in container.decode(stream):
                 index = self.decoded

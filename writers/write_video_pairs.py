@@ -64,6 +64,7 @@ DEFAULT_CUT_THRESHOLD = 0.3
 THUMB_SIDE = 128                   # longest side of the frames the measures look at
 HIST_BINS = (16, 4, 4)             # hue, saturation, value
 DEFAULT_MAX_PROPOSALS = 32
+DEFAULT_DETECTOR_MIN_SCORE = 0.5
 PROPOSAL_COLUMNS = ["xa0", "ya0", "xa1", "ya1", "xb0", "yb0", "xb1", "yb1", "confidence"]
 assert len(PROPOSAL_COLUMNS) == COLUMNS
 FIELDS_DOC = {
@@ -83,7 +84,8 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
                       jpeg_quality=90, workers=None, max_frames_per_video=None,
                       max_proposals=DEFAULT_MAX_PROPOSALS, proposals=0,
                       track_resolution=DEFAULT_TRACK_SIDE, detector=None, detector_arch=None,
-                      detector_min_score=0.5, strict=False, progress=None):
+                      detector_min_score=DEFAULT_DETECTOR_MIN_SCORE, strict=False,
+                      progress=None):
     """Write the frame pairs of the videos in ``src`` to ``out`` and ``out + '.json'``.
 
     Exactly one of ``gap`` (K) and ``gap_range`` ((A, B)) is given. ``max_frames_per_video``
@@ -232,9 +234,18 @@ def _region_options(options, proposals, track_resolution, detector, detector_arc
     limit = options["max_proposals"]
     proposals = check_int(proposals, "proposals", 0, limit,
                           what=f"a whole number from 0 to --max-proposals ({limit})")
+    # options that would change nothing are refused, not silently ignored (a value equal to
+    # its default cannot be told from an omitted one, and changes nothing either)
+    if detector is None:
+        if detector_arch is not None:
+            raise UserError("--detector-arch needs --detector PATH")
+        if detector_min_score != DEFAULT_DETECTOR_MIN_SCORE:
+            raise UserError("--detector-min-score needs --detector PATH")
     if not proposals:
         if detector is not None:
             raise UserError("--detector needs --proposals N (N >= 1)")
+        if track_resolution != DEFAULT_TRACK_SIDE:
+            raise UserError("--track-resolution needs --proposals N (N >= 1)")
         return dict(proposals=0)
     region = dict(proposals=proposals, detector=None, detector_arch=None,
                   detector_min_score=None,
@@ -509,8 +520,9 @@ def build_parser():
                              "proposals (instead of selective search)")
     parser.add_argument("--detector-arch", metavar="NAME",
                         help="its torchvision architecture (default: from the file name)")
-    parser.add_argument("--detector-min-score", type=float, default=0.5,
-                        help="lowest detection score kept as a proposal (default 0.5)")
+    parser.add_argument("--detector-min-score", type=float, default=DEFAULT_DETECTOR_MIN_SCORE,
+                        help="lowest detection score kept as a proposal "
+                             f"(default {DEFAULT_DETECTOR_MIN_SCORE})")
     add_common_arguments(parser)
     return parser
 

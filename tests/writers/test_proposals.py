@@ -1,5 +1,6 @@
 """Region proposals: planted real objects are found, the ranking and filters behave as
 documented, box geometry agrees with torchvision's, and the detector option's bad inputs."""
+import argparse
 import json
 import os
 from pathlib import Path
@@ -99,7 +100,9 @@ def detector_files(tmp_path_factory):
     model = torchvision.models.get_model("ssdlite320_mobilenet_v3_large", weights=None,
                                          weights_backbone=None, num_classes=3)
     ssdlite = root / "ssdlite320_mobilenet_v3_large_mine.pth"
-    torch.save({"model": model.state_dict(), "epoch": 3}, ssdlite)   # reference-script style
+    # reference-script style, with the script's argparse.Namespace under "args"
+    torch.save({"model": model.state_dict(), "epoch": 3,
+                "args": argparse.Namespace(lr=0.02)}, ssdlite)
     resnet = root / "fasterrcnn_resnet50_fpn_fake.pth"
     torch.save(torchvision.models.resnet18().state_dict(), resnet)
     text = root / "retinanet_resnet50_fpn_text.pth"
@@ -118,9 +121,24 @@ def test_detector_proposals(detector_files):
     frame, _ = planted_objects_frame("plain")
     raw_boxes, raw_scores = detector(frame)
     assert len(raw_boxes) and np.all((raw_scores >= 0) & (raw_scores <= 1))
-    boxes, scores = propose(frame, ProposalSettings(count=5), detector=detector)
+    settings = ProposalSettings(count=5)
+    boxes, scores = propose(frame, settings, detector=detector)
     assert 0 < len(boxes) <= 5 and np.all(np.diff(scores) <= 0)
-    assert plausible(boxes, 320, 240, ProposalSettings()).all()
+    # against the raw detections: each kept box is one of them with its score, and no two
+    # kept boxes overlap above the NMS threshold
+    match = box_iou(boxes, raw_boxes) > 1 - 1e-6
+    assert match.any(axis=1).all()
+    assert all(np.isclose(raw_scores[row], score).any() for row, score in zip(match, scores))
+    overlap = box_iou(boxes, boxes)[np.triu_indices(len(boxes), 1)]
+    assert np.all(overlap <= settings.nms_iou)
+    # a higher min_score keeps exactly the raw detections scoring at least it
+    from writers.detector import Detector
+
+    threshold = float(np.median(raw_scores))
+    strict_boxes, strict_scores = Detector(detector.model, threshold, detector.architecture)(frame)
+    expected = raw_scores >= threshold
+    assert len(strict_scores) == expected.sum() and np.all(strict_scores >= threshold)
+    np.testing.assert_allclose(strict_boxes, raw_boxes[expected], atol=1e-4)
 
 
 def test_detector_bad_inputs(detector_files):

@@ -135,6 +135,11 @@ def test_inspect_pairs(written, stored, tmp_path, small_beton, capsys):
                                                       "summary.json"]
     sheet = cv2.imread(str(tmp_path / "look" / "sheet_00.png"))
     assert sheet.shape[0] > 180 and sheet.shape[1] > 2 * 240   # two 180 px high frames
+    # a second run into the same folder leaves none of the first run's sheets
+    inspect_pairs(out, str(tmp_path / "look"), pairs=2, per_sheet=2, image_format="jpg")
+    assert sorted(os.listdir(tmp_path / "look")) == ["sheet_00.jpg", "summary.json"]
+    with pytest.raises(UserError, match="--seed must be a whole number >= 0"):
+        inspect_pairs(out, str(tmp_path / "look"), seed=-1)
 
     junk = tmp_path / "junk.beton"
     junk.write_bytes(b"\0" * 64)
@@ -195,6 +200,11 @@ def test_cli_summary_and_bad_inputs(sequence, tmp_path, capsys):
             (["--gap", "4", "--detector", str(tmp_path)], "--detector needs --proposals"),
             (["--gap", "4", "--proposals", "2", "--track-resolution", "8"],
              "--track-resolution"),
+            (["--gap", "4", "--track-resolution", "64"], "--track-resolution needs --proposals"),
+            (["--gap", "4", "--proposals", "2", "--detector-arch", "ssd300_vgg16"],
+             "--detector-arch needs --detector"),
+            (["--gap", "4", "--proposals", "2", "--detector-min-score", "0.1"],
+             "--detector-min-score needs --detector"),
             (["--gap", "40", "--proposals", "2"], "too short for a gap of 40")):
         with pytest.raises(UserError, match=re.escape(message)):
             main([folder, str(bad), *args])
