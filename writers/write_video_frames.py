@@ -201,6 +201,10 @@ def _read_video(job):
 
 def add_common_arguments(parser):
     """The options both video writers share."""
+    # positionals: argparse keeps them in order, wherever the options are added
+    parser.add_argument("src", metavar="SRC",
+                        help="video file, or folder of videos / frame folders (recursive)")
+    parser.add_argument("out", metavar="OUT.beton", help="output file (must end in .beton)")
     parser.add_argument("--max-resolution", type=int, default=512,
                         help="cap on the longest side in pixels, 0 for none (default 512)")
     parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality (default 90)")
@@ -214,9 +218,6 @@ def build_parser():
     parser = ArgParser(prog="write_video_frames.py", description=(
         "Write the frames of video files or frame folders (GOT-10k / TrackingNet layout) to an "
         "FFCV .beton (and OUT.beton.json with the video table)."))
-    parser.add_argument("src", metavar="SRC",
-                        help="video file, or folder of videos / frame folders (recursive)")
-    parser.add_argument("out", metavar="OUT.beton", help="output file (must end in .beton)")
     parser.add_argument("--stride", type=int, default=1,
                         help="keep frames whose index is a multiple of this (default 1)")
     parser.add_argument("--max-frames-per-video", type=int, default=0,

@@ -488,9 +488,6 @@ def build_parser():
     parser = ArgParser(prog="write_video_pairs.py", description=(
         "Write temporal frame pairs (z_i, z_i+k), i mod k = 0, of video files or frame "
         "folders to an FFCV .beton (and OUT.beton.json); pairs across shot cuts are dropped."))
-    parser.add_argument("src", metavar="SRC",
-                        help="video file, or folder of videos / frame folders (recursive)")
-    parser.add_argument("out", metavar="OUT.beton", help="output file (must end in .beton)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--gap", type=int, metavar="K",
                        help="pairs (i, i+K) for every i with i mod K == 0")
