@@ -1,8 +1,8 @@
 """Train MoCo v2 from a .beton: ``python train.py --config-file configs/X.yaml [--sec.key=v ...]``.
 
 All settings are the fastargs sections of ``fastssl/config.py``; ``--help`` lists them.
-Several processes (GPUs, machines): ``torchrun --nproc_per_node=N train.py ...`` (README,
-"Multiple GPUs and machines").
+Several processes (GPUs, machines): ``torchrun --nproc_per_node=N train.py ...``
+(docs/training.md).
 """
 import sys
 

@@ -84,7 +84,7 @@ def setup(device, timeout_s):
     missing = [name for name in TORCHRUN_VARS if name not in os.environ]
     if missing:
         raise UserError(f"WORLD_SIZE={size} but {', '.join(missing)} not set: start "
-                        f"several processes with torchrun (see README, Multiple GPUs)")
+                        f"several processes with torchrun (see docs/training.md)")
     rank, local_rank = int(os.environ['RANK']), int(os.environ['LOCAL_RANK'])
     if device.type == 'cuda':
         if device.index is not None:

@@ -5,7 +5,7 @@ decodes the JPEG twice. This decoder decodes each stored JPEG exactly once per s
 renders ``n_views`` independent RandomResizedCrop + horizontal-flip views from that one
 buffer. Output per sample: ``(n_views, H, W, 3)`` uint8.
 
-Why it is fast, not only decode-once (see background.md §6: the resize costs as much as the
+Why it is fast, not only decode-once (see docs/design.md: the resize costs as much as the
 decode):
 - the resize is our Numba antialiased bilinear with the flip fused in (``resize.py``), about
   half the cost of FFCV's INTER_AREA ``resize_crop`` and closer to torchvision's output;

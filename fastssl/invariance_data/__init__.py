@@ -1,6 +1,6 @@
 """Invariance datasets: each reader turns a dataset root, in its published on-disk layout,
 into images (paths, optional crop boxes, output size) and one or more *measurements* (a set id
-and a target per image) following the study's protocol (background.md section 2).
+and a target per image) following the study's protocol (docs/evaluation.md).
 
 ``read_dataset(kind, root)`` dispatches on ``kind`` (one of :data:`KINDS`).
 """

@@ -1,5 +1,5 @@
 """The invariance score against a hand computation and a literal transcription of the study's
-steps (background.md section 2), including the sign choice and the skipped small sets."""
+steps (docs/evaluation.md), including the sign choice and the skipped small sets."""
 import numpy as np
 import pytest
 import torch
@@ -9,7 +9,7 @@ from fastssl_common.errors import UserError
 
 
 def reference_score(h, set_ids, targets, k):
-    """Step by step, loops and full sorts, as background.md section 2 spells it out."""
+    """Step by step, loops and full sorts, as docs/evaluation.md spells it out."""
     h = np.asarray(h, np.float64)
     n, d = h.shape
     classes = sorted(set(targets))
