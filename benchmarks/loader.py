@@ -79,7 +79,7 @@ from benchmarks.common import (Method, machine_info, print_machine,  # noqa: E40
                                print_ratios, print_table, ratio_rows)
 from fastssl_common.errors import UserError, run_cli  # noqa: E402
 from loaders.pair_loader import MultiViewLoader, open_beton  # noqa: E402
-from loaders.photometric import blur_kernel_size, make_strengths  # noqa: E402
+from loaders.photometric_params import blur_kernel_size, make_strengths  # noqa: E402
 from writers.write_images import write_images  # noqa: E402
 
 SEED = 0

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from loaders.photometric import (NUM_PARAMS, OP_BRIGHTNESS, OP_CONTRAST, OP_HUE, OP_SATURATION,
-                                 P_BLUR, P_BRIGHTNESS, P_CONTRAST, P_GRAY, P_HUE, P_JITTER,
-                                 P_ORDER, P_SATURATION, P_SIGMA, blur_kernel_size,
-                                 make_strengths, photometric_params)
+from loaders.photometric_params import (NUM_PARAMS, OP_BRIGHTNESS, OP_CONTRAST, OP_HUE,
+                                        OP_SATURATION, P_BLUR, P_BRIGHTNESS, P_CONTRAST, P_GRAY,
+                                        P_HUE, P_JITTER, P_ORDER, P_SATURATION, P_SIGMA,
+                                        blur_kernel_size, make_strengths, photometric_params)
 
 __all__ = ['GPUPhotometric', 'adjust_brightness', 'adjust_contrast', 'adjust_saturation',
            'adjust_hue', 'rgb_to_grayscale', 'gaussian_blur', 'apply_photometric',

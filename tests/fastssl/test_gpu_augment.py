@@ -9,7 +9,8 @@ from skimage import data
 from skimage.transform import resize
 
 from fastssl import gpu_augment as G
-from loaders import photometric as P
+from loaders import photometric_params as P
+from loaders.photometric_kernels import augment_view
 
 TOL = 2.0 / 255
 DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
@@ -73,7 +74,7 @@ def _cpu_path(views_uint8, params):
     buf = np.empty((h, w, 3), np.float32)
     scratch = np.empty_like(buf)
     for i in range(n):
-        P.augment_view(out[i], params[i], P.blur_kernel_size(h, w), buf, scratch)
+        augment_view(out[i], params[i], P.blur_kernel_size(h, w), buf, scratch)
     return out
 
 

@@ -1,5 +1,7 @@
-"""Fixtures of the loader tests: pure-Python pipelines, decode counting, planted regions."""
+"""Fixtures of the loader tests: pure-Python pipelines, decode counting, planted regions,
+float photos."""
 import ffcv.fields.rgb_image as ffcv_rgb
+import numpy as np
 import pytest
 from ffcv.pipeline.compiler import Compiler
 
@@ -36,3 +38,15 @@ def planted_regions_beton(tmp_path_factory):
     """See tests/loaders/region_fixtures.py."""
     from tests.loaders.region_fixtures import write_planted_regions
     return write_planted_regions(tmp_path_factory.mktemp('planted') / 'planted.beton')
+
+
+@pytest.fixture(scope='session')
+def float_photos():
+    """Real float32 H x W x 3 images in [0, 1] (uint8-quantised, as decoded views are)."""
+    from skimage import data
+    from skimage.transform import resize
+    out = []
+    for im in (data.astronaut(), data.chelsea(), data.coffee()):
+        small = resize(im, (64, 80), anti_aliasing=True)
+        out.append((np.round(small * 255) / 255).astype(np.float32))
+    return out

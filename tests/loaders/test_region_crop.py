@@ -12,8 +12,9 @@ from numba import njit
 
 import loaders.multiview_decoder as mvd
 from fastssl_common.errors import UserError
-from loaders import photometric as P
 from loaders.pair_loader import MultiViewLoader, tracked_pairs
+from loaders.photometric_kernels import augment_view
+from loaders.photometric_params import blur_kernel_size, make_strengths, photometric_params
 from loaders.region_crop import context_region, pick_region
 from loaders.rng import (STREAM_CONTEXT, STREAM_REGION, next_int, next_range, sample_state,
                          view_state)
@@ -167,17 +168,17 @@ def test_cpu_photometric_numbers_views_like_photometric_params(region_pairs_beto
     """View v of the fti_rt batch gets photometric_params' view v, the numbering the GPU
     augment uses, although each frame's op holds views (v, v + 2)."""
     path, _, _ = region_pairs_beton
-    strengths = P.make_strengths()
+    strengths = make_strengths()
     options = dict(seed=3, order='sequential', drop_last=False)
     augmented = collect(MultiViewLoader(path, 4, 16, FTI_RT, cpu_photometric=strengths,
                                         **options), 1)
     plain = collect(MultiViewLoader(path, 4, 16, FTI_RT, **options), 1)
     buf = np.empty((16, 16, 3), np.float32)
     for index, views in plain.items():
-        params = P.photometric_params(3, 1, [index], 4, strengths)[0]
+        params = photometric_params(3, 1, [index], 4, strengths)[0]
         for v in range(4):
-            P.augment_view(views[v], params[v], P.blur_kernel_size(16, 16), buf,
-                           np.empty_like(buf))
+            augment_view(views[v], params[v], blur_kernel_size(16, 16), buf,
+                         np.empty_like(buf))
         assert np.array_equal(augmented[index], views), index
 
 

@@ -1,0 +1,112 @@
+"""Numba photometric kernels against torchvision: each functional form, and whole views."""
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms.v2.functional as TF
+
+from loaders import photometric_kernels as K
+from loaders import photometric_params as P
+
+TOL = 2.0 / 255
+
+
+def _chw(img):
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
+
+
+def _hwc(t):
+    return t.permute(1, 2, 0).numpy()
+
+
+def _check(img, numba_op, tv_op, *args):
+    x = img.copy()
+    numba_op(x, *args)
+    ref = _hwc(tv_op(_chw(img)))
+    err = np.abs(x - ref).max()
+    assert err <= TOL, err
+    return err
+
+
+@pytest.mark.parametrize('f', [0.0, 0.6, 0.93, 1.0, 1.4])
+def test_brightness_contrast_saturation_match_torchvision(float_photos, f):
+    for img in float_photos:
+        _check(img, K.adjust_brightness, lambda t: TF.adjust_brightness(t, f), f)
+        _check(img, K.adjust_contrast, lambda t: TF.adjust_contrast(t, f), f)
+        _check(img, K.adjust_saturation, lambda t: TF.adjust_saturation(t, f), f)
+
+
+@pytest.mark.parametrize('h', [-0.5, -0.1, -0.037, 0.0, 0.02, 0.1, 0.31, 0.5])
+def test_hue_matches_torchvision(float_photos, h):
+    # No rounding exception is needed: the closed form is continuous in the hue, so float32
+    # differences from torchvision's sector selection stay ~1e-6.
+    for img in float_photos:
+        err = _check(img, K.adjust_hue, lambda t: TF.adjust_hue(t, h), h)
+        assert err < 1e-4
+
+
+def test_hue_on_gray_and_saturated_pixels():
+    px = np.array([[[0.5, 0.5, 0.5], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0],
+                    [0.0, 0.0, 1.0], [1.0, 1.0, 0.0], [0.2, 0.2, 0.9], [0.7, 0.7, 0.1]]],
+                  dtype=np.float32)
+    for h in (-0.5, -0.25, 0.1, 0.5):
+        _check(px, K.adjust_hue, lambda t: TF.adjust_hue(t, h), h)
+
+
+def test_grayscale_matches_torchvision(float_photos):
+    for img in float_photos:
+        _check(img, K.to_grayscale, lambda t: TF.rgb_to_grayscale(t, num_output_channels=3))
+
+
+@pytest.mark.parametrize('sigma', [0.1, 0.37, 1.0, 2.0])
+@pytest.mark.parametrize('ksize', [7, 9])
+def test_blur_matches_torchvision(float_photos, sigma, ksize):
+    for img in float_photos:
+        scratch = np.empty_like(img)
+        _check(img, lambda x: K.gaussian_blur(x, sigma, ksize, scratch),
+               lambda t: TF.gaussian_blur(t, kernel_size=[ksize, ksize], sigma=[sigma, sigma]))
+
+
+def _torchvision_view(img_uint8, params, ksize):
+    """torchvision composition applying the drawn params in the drawn order (float path)."""
+    t = _chw(img_uint8).float() / 255
+    ops = {P.OP_BRIGHTNESS: lambda u: TF.adjust_brightness(u, params[P.P_BRIGHTNESS]),
+           P.OP_CONTRAST: lambda u: TF.adjust_contrast(u, params[P.P_CONTRAST]),
+           P.OP_SATURATION: lambda u: TF.adjust_saturation(u, params[P.P_SATURATION]),
+           P.OP_HUE: lambda u: TF.adjust_hue(u, params[P.P_HUE])}
+    if params[P.P_JITTER]:
+        for k in range(4):
+            t = ops[int(params[P.P_ORDER + k])](t)
+    if params[P.P_GRAY]:
+        t = TF.rgb_to_grayscale(t, num_output_channels=3)
+    if params[P.P_BLUR]:
+        s = float(params[P.P_SIGMA])
+        t = TF.gaussian_blur(t, kernel_size=[ksize, ksize], sigma=[s, s])
+    return _hwc(t)
+
+
+def test_augment_view_matches_torchvision_composition(float_photos):
+    views = [np.round(img * 255).astype(np.uint8) for img in float_photos]
+    params = P.photometric_params(11, 3, np.arange(40), 2, P.make_strengths())
+    h, w = views[0].shape[:2]
+    ksize = P.blur_kernel_size(h, w)
+    buf = np.empty((h, w, 3), np.float32)
+    scratch = np.empty_like(buf)
+    worst = 0.0
+    for b in range(params.shape[0]):
+        for v in range(2):
+            src = views[(b + v) % len(views)]
+            out = src.copy()
+            K.augment_view(out, params[b, v], ksize, buf, scratch)
+            ref = _torchvision_view(src, params[b, v], ksize)
+            worst = max(worst, np.abs(out / 255.0 - ref).max())
+    assert worst <= TOL, worst
+
+
+def test_identity_params_leave_image_unchanged(float_photos):
+    strengths = P.make_strengths(0, 0, 0, 0, p_jitter=1.0, p_gray=0.0, p_blur=0.0)
+    params = P.photometric_params(0, 0, np.arange(8), 2, strengths)
+    view = np.round(float_photos[0] * 255).astype(np.uint8)
+    out = view.copy()
+    buf = np.empty(view.shape, np.float32)
+    K.augment_view(out, params[0, 0], 7, buf, np.empty_like(buf))
+    np.testing.assert_array_equal(out, view)
