@@ -1,5 +1,5 @@
 """Fixtures of the loader tests: pure-Python pipelines, decode counting, planted regions,
-float photos."""
+float photos, collecting a loader's views."""
 import ffcv.fields.rgb_image as ffcv_rgb
 import numpy as np
 import pytest
@@ -50,3 +50,17 @@ def float_photos():
         small = resize(im, (64, 80), anti_aliasing=True)
         out.append((np.round(small * 255) / 255).astype(np.float32))
     return out
+
+
+@pytest.fixture
+def collect():
+    """``collect(loader, epoch)``: {sample index: its views (V, H, W, 3), a numpy copy} of
+    the loader's ``epoch``."""
+    def run(loader, epoch):
+        loader.set_epoch(epoch)
+        out = {}
+        for views, indices, _ in loader:
+            for v, i in zip(views.numpy(), indices.numpy()):
+                out[int(i)] = v.copy()  # the batch lives in FFCV's ring buffer
+        return out
+    return run

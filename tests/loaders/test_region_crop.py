@@ -12,14 +12,13 @@ from numba import njit
 
 import loaders.multiview_decoder as mvd
 from fastssl_common.errors import UserError
-from loaders.pair_loader import MultiViewLoader, tracked_pairs
+from loaders.pair_loader import MultiViewLoader
 from loaders.photometric_kernels import augment_view
 from loaders.photometric_params import blur_kernel_size, make_strengths, photometric_params
 from loaders.region_crop import context_region, pick_region
 from loaders.rng import (STREAM_CONTEXT, STREAM_REGION, next_int, next_range, sample_state,
                          view_state)
 from tests.loaders import region_fixtures as planted
-from tests.loaders.test_multiview_decoder import collect
 from tests.writers.video_fixtures import load_all
 
 RT = (('frame_a', ((0, 'region'),)), ('frame_b', ((1, 'region'),)))
@@ -65,7 +64,7 @@ def colour_mask(view, rgb):
 
 
 def test_region_views_stay_in_the_tracked_box_in_both_frames(planted_regions_beton,
-                                                             python_pipelines):
+                                                             python_pipelines, collect):
     """Planted frames: black, with coloured boxes inside white max-margin zones. A region
     view shows one valid track's colour, the same in both frames, plus white, never black
     nor another track; with no valid track it is a crop of the whole frame. At 12 px output
@@ -101,7 +100,7 @@ def test_region_views_stay_in_the_tracked_box_in_both_frames(planted_regions_bet
 
 
 def test_region_views_equal_torchvision_crops_of_the_expected_box(region_pairs_beton,
-                                                                  python_pipelines):
+                                                                  python_pipelines, collect):
     """Real video frames: every view is torchvision's resized_crop (+ flip) of the frame
     decoded by FFCV, at the box re-derived from the documented draws (region pick, context
     margin, RandomResizedCrop in the region), including boxes clipped at the frame's edge."""
@@ -128,7 +127,7 @@ def test_region_views_equal_torchvision_crops_of_the_expected_box(region_pairs_b
                 assert diff.max() <= 0.51, (index, field, kind)
 
 
-def test_fti_rt_gives_four_views_from_two_decodes(region_pairs_beton, counting_imdecode):
+def test_fti_rt_gives_four_views_from_two_decodes(region_pairs_beton, counting_imdecode, collect):
     path, _, _ = region_pairs_beton
     n = Reader(path).num_samples
     options = dict(order='sequential', drop_last=False, dct_scaling=False)
@@ -143,7 +142,7 @@ def test_fti_rt_gives_four_views_from_two_decodes(region_pairs_beton, counting_i
                for v in views.values()) == 0
 
 
-def test_compiled_loader_matches_python(region_pairs_beton):
+def test_compiled_loader_matches_python(region_pairs_beton, collect):
     """The compiled pipeline, in random order, gives the pure-Python pipeline's views; draws
     repeat for an epoch and change with the next. (Thread count invariance is the base op's
     test: the region draws are pure functions of (seed, epoch, index) too.)"""
@@ -164,7 +163,7 @@ def test_compiled_loader_matches_python(region_pairs_beton):
 
 
 def test_cpu_photometric_numbers_views_like_photometric_params(region_pairs_beton,
-                                                               python_pipelines):
+                                                               python_pipelines, collect):
     """View v of the fti_rt batch gets photometric_params' view v, the numbering the GPU
     augment uses, although each frame's op holds views (v, v + 2)."""
     path, _, _ = region_pairs_beton
@@ -180,19 +179,6 @@ def test_cpu_photometric_numbers_views_like_photometric_params(region_pairs_beto
             augment_view(views[v], params[v], blur_kernel_size(16, 16), buf,
                          np.empty_like(buf))
         assert np.array_equal(augmented[index], views), index
-
-
-def test_region_valid_and_index_subset(region_pairs_beton, small_beton, python_pipelines):
-    path, _, counts = region_pairs_beton
-    subset = np.flatnonzero(counts > 0)[::2]
-    loader = MultiViewLoader(path, 2, 8, RT, order='random', indices=subset, drop_last=False)
-    assert np.array_equal(loader.region_valid, counts > 0)
-    assert loader.num_samples == len(subset)
-    seen = sorted(int(i) for _, indices, _ in loader for i in indices)
-    assert seen == sorted(subset)
-    assert MultiViewLoader(small_beton, 4, 8, order='sequential').region_valid is None
-    assert np.array_equal(tracked_pairs(path), counts > 0)
-    assert not tracked_pairs(small_beton).any()
 
 
 def test_bad_region_input_is_refused(planted_regions_beton, region_pairs_beton, small_beton,
