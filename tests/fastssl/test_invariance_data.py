@@ -10,7 +10,6 @@ from PIL import Image
 from fastssl.invariance_data import read_dataset
 from fastssl.invariance_data.images import image_batches, load_image
 from fastssl_common.errors import UserError
-from tests.fastssl import invariance_fixtures as fx
 
 
 def names(paths):
@@ -26,11 +25,11 @@ def groups(measurement, data):
 
 
 @pytest.fixture(scope='module')
-def got_root(tmp_path_factory):
-    return fx.got10k_tree(tmp_path_factory.mktemp('got'))
+def got_root(tmp_path_factory, invariance_trees):
+    return invariance_trees.got10k_tree(tmp_path_factory.mktemp('got'))
 
 
-def test_got10k_occlusion_protocol(got_root):
+def test_got10k_occlusion_protocol(got_root, invariance_trees):
     data = read_dataset('got10k', str(got_root))   # the folder above train/ is accepted too
     (m,) = data.measurements
     assert data.images.size == 128 and m.name == 'occlusion'
@@ -38,7 +37,7 @@ def test_got10k_occlusion_protocol(got_root):
     # of every kept sequence, in list.txt order; sequence 2 spans 8-5 = 3 < 4 and is skipped.
     np.random.seed(1992)
     expected_paths, expected_targets = [], []
-    for name, cls, cover in fx.GOT_SEQUENCES:
+    for name, cls, cover in invariance_trees.GOT_SEQUENCES:
         cover = np.array(cover)
         if cover.max() - cover.min() < 4:
             continue
@@ -75,29 +74,29 @@ def test_loader_matches_torchvision_crop_and_resize(got_root):
 @pytest.mark.parametrize('layout,kind,name', [('view', 'aloi_view', 'viewpoint'),
                                               ('col', 'aloi_col', 'illumination colour'),
                                               ('ill', 'aloi_ill', 'illumination direction')])
-def test_aloi_png2_trees(tmp_path, layout, kind, name):
-    root = fx.aloi_tree(tmp_path, layout)
+def test_aloi_png2_trees(tmp_path, layout, kind, name, invariance_trees):
+    root = invariance_trees.aloi_tree(tmp_path, layout)
     data = read_dataset(kind, str(root))
     (m,) = data.measurements
     assert m.name == name and data.images.size == 128 and data.images.boxes is None
-    per_object = len(fx.ALOI_NAMES[layout])
+    per_object = len(invariance_trees.ALOI_NAMES[layout])
     assert m.set_ids.tolist() == m.targets.tolist() == \
         [obj for obj in (1, 2, 3, 12) for _ in range(per_object)]
     assert sorted(names(data.images.paths[:per_object])) == \
-        sorted(f'1_{s}.png' for s in fx.ALOI_NAMES[layout])
+        sorted(f'1_{s}.png' for s in invariance_trees.ALOI_NAMES[layout])
     data.check()
 
 
-def test_aloi_wrong_tree_and_layout(tmp_path):
-    root = fx.aloi_tree(tmp_path, 'view')
+def test_aloi_wrong_tree_and_layout(tmp_path, invariance_trees):
+    root = invariance_trees.aloi_tree(tmp_path, 'view')
     with pytest.raises(UserError, match=r"1_r0.png is not named like 1_i110.png .*aloi_red2_col"):
         read_dataset('aloi_col', str(root / 'png2'))
     with pytest.raises(UserError, match='expected one folder per object'):
         read_dataset('aloi_view', str(root / 'png2' / '1'))
 
 
-def test_pascal3d_instance_and_viewpoint_sets(tmp_path):
-    root = fx.pascal3d_tree(tmp_path)
+def test_pascal3d_instance_and_viewpoint_sets(tmp_path, invariance_trees):
+    root = invariance_trees.pascal3d_tree(tmp_path)
     data = read_dataset('pascal3d', str(root))
     instance, view = data.measurements
     assert data.images.size == 224
@@ -137,17 +136,17 @@ def test_pascal3d_instance_and_viewpoint_sets(tmp_path):
         read_dataset('pascal3d', str(root))
 
 
-def test_pascal3d_bad_layout(tmp_path):
+def test_pascal3d_bad_layout(tmp_path, invariance_trees):
     with pytest.raises(UserError, match='Image_sets'):
         read_dataset('pascal3d', str(tmp_path))
-    root = fx.pascal3d_tree(tmp_path)
+    root = invariance_trees.pascal3d_tree(tmp_path)
     (root / 'Annotations' / 'car_imagenet' / 'n02814533_2.mat').write_text('not a mat file')
     with pytest.raises(UserError, match='cannot read annotation .*n02814533_2.mat'):
         read_dataset('pascal3d', str(root))
 
 
-def test_generic_folders(tmp_path):
-    root = fx.folder_tree(tmp_path / 'sets')
+def test_generic_folders(tmp_path, invariance_trees):
+    root = invariance_trees.folder_tree(tmp_path / 'sets')
     data = read_dataset('folders', str(root))
     (m,) = data.measurements
     assert m.set_ids.tolist() == ['cat/set0'] * 3 + ['cat/set1'] * 3 + ['dog/set0'] * 3 + \
@@ -156,8 +155,8 @@ def test_generic_folders(tmp_path):
     data.check()
 
 
-def test_generic_bad_inputs(tmp_path):
-    root = fx.folder_tree(tmp_path / 'sets')
+def test_generic_bad_inputs(tmp_path, invariance_trees):
+    root = invariance_trees.folder_tree(tmp_path / 'sets')
     (root / 'cat' / 'notes.txt').write_text('x')
     with pytest.raises(UserError, match=r'cat/notes.txt is not a folder; expected the layout'):
         read_dataset('folders', str(root))
@@ -166,10 +165,10 @@ def test_generic_bad_inputs(tmp_path):
     data = read_dataset('folders', str(root))
     with pytest.raises(UserError, match=r'cannot read image .*dog/set1/0.png'):
         list(image_batches(data.images, range(len(data.images)), batch_size=4))
-    one = fx.folder_tree(tmp_path / 'one', targets=('cat',))
+    one = invariance_trees.folder_tree(tmp_path / 'one', targets=('cat',))
     with pytest.raises(UserError, match='at least two targets'):
         read_dataset('folders', str(one)).check()
-    small = fx.folder_tree(tmp_path / 'small', sets=1, images=2)
+    small = invariance_trees.folder_tree(tmp_path / 'small', sets=1, images=2)
     with pytest.raises(UserError, match="no target has a set of at least 3 images"):
         read_dataset('folders', str(small)).check()
     with pytest.raises(UserError, match='expected the folder'):

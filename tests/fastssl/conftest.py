@@ -1,9 +1,12 @@
-"""Small dataset trees in the exact on-disk formats of GOT-10k (train split), ALOI (png2) and
-Pascal3D+ release 1.1, and the generic layout, made of real photographs from skimage.data."""
+"""Fixtures of the fastssl tests: small dataset trees in the exact on-disk formats of GOT-10k
+(train split), ALOI (png2) and Pascal3D+ release 1.1, and the generic layout, made of real
+photographs from skimage.data (``invariance_trees``)."""
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from PIL import Image
 
 PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'camera', 'immunohistochemistry')
@@ -132,3 +135,13 @@ def folder_tree(root, targets=('cat', 'dog'), sets=2, images=3):
             for i in range(images):
                 save(Path(root) / target / f'set{s}' / f'{i}.png', photo(t * sets + s + i))
     return Path(root)
+
+
+@pytest.fixture(scope='session')
+def invariance_trees():
+    """The tree builders and what they plant: ``got10k_tree(root)`` (``GOT_SEQUENCES``),
+    ``aloi_tree(root, layout)`` (file suffixes ``ALOI_NAMES[layout]``), ``pascal3d_tree(root)``
+    (``PASCAL3D``), ``folder_tree(root, targets, sets, images)``."""
+    return SimpleNamespace(got10k_tree=got10k_tree, aloi_tree=aloi_tree,
+                           pascal3d_tree=pascal3d_tree, folder_tree=folder_tree,
+                           GOT_SEQUENCES=GOT_SEQUENCES, ALOI_NAMES=ALOI_NAMES, PASCAL3D=PASCAL3D)
