@@ -84,6 +84,7 @@ from benchmarks.common import (Method, Timing, machine_info, print_machine,  # n
                                print_ratios, print_table, ratio_rows)
 from fastssl.variants import VARIANTS  # noqa: E402
 from fastssl_common.errors import UserError, run_cli  # noqa: E402
+from fastssl_common.formats import IMAGE  # noqa: E402
 from writers.video_common import decoder_threads, run_per_video  # noqa: E402
 from writers.video_source import is_video_name  # noqa: E402
 from writers.write_video_frames import write_video_frames  # noqa: E402
@@ -100,7 +101,7 @@ DEFAULTS = dict(max_frames=0, resolution=224, batch_size=64, repeats=5, epochs=1
 FTI_VIEWS = VARIANTS["fti"].view_fields
 FTI_RT_VIEWS = VARIANTS["fti_rt"].view_fields
 RT_PROPOSALS = 8
-IMAGE_VIEWS = (("image", 2),)
+IMAGE_VIEWS = ((IMAGE, 2),)
 NO_TARGET = "(no target: reported as measured)"
 
 

@@ -19,7 +19,8 @@ for region terms) and its TensorBoard tag ``train/loss_<name>``.
 """
 from dataclasses import dataclass
 
-REGION_FIELDS = ('proposals', 'num_proposals')
+from fastssl_common.formats import (FRAME_A, FRAME_B, IMAGE, IMAGES, REGION_FIELDS, VIDEO_FRAMES,
+                                    VIDEO_ID, VIDEO_PAIRS)
 
 
 @dataclass(frozen=True)
@@ -38,19 +39,16 @@ class Variant:
         return any(name == 'region' for name, _, _ in self.terms)
 
 
-PAIRS = ('frame_a', 'frame_b', 'video_id')
+PAIRS = (FRAME_A, FRAME_B, VIDEO_ID)
+TRACKED = f'{VIDEO_PAIRS.writer} --proposals N'
 VARIANTS = {
-    'mocov2': Variant((('image', 2),), (('image', 0, 1),), ('image',),
-                      'writers/write_images.py'),
-    'mocov2_frames': Variant((('image', 2),), (('frame', 0, 1),), ('image', 'video_id'),
-                             'writers/write_video_frames.py'),
-    'fti': Variant((('frame_a', 1), ('frame_b', 1)), (('frame', 0, 1),), PAIRS,
-                   'writers/write_video_pairs.py'),
-    'rt': Variant((('frame_a', ((0, 'region'),)), ('frame_b', ((1, 'region'),))),
-                  (('region', 0, 1),), PAIRS + REGION_FIELDS,
-                  'writers/write_video_pairs.py --proposals N'),
-    'fti_rt': Variant((('frame_a', ((0, 'full'), (2, 'region'))),
-                       ('frame_b', ((1, 'full'), (3, 'region')))),
-                      (('frame', 0, 1), ('region', 2, 3)), PAIRS + REGION_FIELDS,
-                      'writers/write_video_pairs.py --proposals N'),
+    'mocov2': Variant(((IMAGE, 2),), (('image', 0, 1),), (IMAGE,), IMAGES.writer),
+    'mocov2_frames': Variant(((IMAGE, 2),), (('frame', 0, 1),), (IMAGE, VIDEO_ID),
+                             VIDEO_FRAMES.writer),
+    'fti': Variant(((FRAME_A, 1), (FRAME_B, 1)), (('frame', 0, 1),), PAIRS, VIDEO_PAIRS.writer),
+    'rt': Variant(((FRAME_A, ((0, 'region'),)), (FRAME_B, ((1, 'region'),))),
+                  (('region', 0, 1),), PAIRS + REGION_FIELDS, TRACKED),
+    'fti_rt': Variant(((FRAME_A, ((0, 'full'), (2, 'region'))),
+                       (FRAME_B, ((1, 'full'), (3, 'region')))),
+                      (('frame', 0, 1), ('region', 2, 3)), PAIRS + REGION_FIELDS, TRACKED),
 }

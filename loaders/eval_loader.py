@@ -5,16 +5,17 @@ from ffcv.loader import Loader, OrderOption
 from ffcv.transforms import ToTensor
 
 from fastssl_common.errors import UserError
+from fastssl_common.formats import IMAGE, LABEL
 
 from .pair_loader import open_beton
 
 
 def make_eval_loader(path, batch_size, resolution, num_workers=1, os_cache=True):
     """Yields (images uint8 (B, H, W, 3), labels (B,)) in file order, keeping every sample."""
-    reader = open_beton(path, required_fields=('image', 'label'))
-    pipelines = {'image': [CenterCropRGBImageDecoder((resolution, resolution), ratio=224 / 256),
-                           ToTensor()],
-                 'label': [IntDecoder(), ToTensor()]}
+    reader = open_beton(path, required_fields=(IMAGE, LABEL))
+    pipelines = {IMAGE: [CenterCropRGBImageDecoder((resolution, resolution), ratio=224 / 256),
+                         ToTensor()],
+                 LABEL: [IntDecoder(), ToTensor()]}
     for name in reader.handlers:
         if name not in pipelines:
             pipelines[name] = None

@@ -29,17 +29,18 @@ from ffcv.reader import Reader
 from ffcv.transforms import ToTensor
 
 from fastssl_common.errors import UserError
+from fastssl_common.formats import IMAGE, LABEL, PROPOSALS, VIDEO_PAIRS
 
 from .epoch import EpochCell
 from .multiview_decoder import MultiViewRandomResizedCrop, SampleIndex
 from .photometric import PhotometricAugment
-from .region_crop import BOX_COLUMN, PROPOSALS_FIELD, VIEW_KINDS, RegionTable, RegionViewsCrop
+from .region_crop import BOX_COLUMN, VIEW_KINDS, RegionTable, RegionViewsCrop
 
 ORDERS = {'random': OrderOption.RANDOM, 'quasi_random': OrderOption.QUASI_RANDOM,
           'sequential': OrderOption.SEQUENTIAL}
 
 
-def open_beton(path, required_fields=('image',), hint=''):
+def open_beton(path, required_fields=(IMAGE,), hint=''):
     """Open a .beton's header; UserError naming the path if it is missing, not a .beton, or
     lacks a required field (``hint`` says where the right file comes from)."""
     if not os.path.isfile(path):
@@ -102,7 +103,7 @@ def check_range(name, pair, low, high, low_open=False):
 
 
 class MultiViewLoader:
-    def __init__(self, path, batch_size, resolution, view_fields=(('image', 2),), num_workers=1,
+    def __init__(self, path, batch_size, resolution, view_fields=((IMAGE, 2),), num_workers=1,
                  seed=0,
                  order='random', scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), flip_prob=0.5,
                  cpu_photometric=None, distributed=False, drop_last=True, os_cache=True,
@@ -126,8 +127,8 @@ class MultiViewLoader:
         regions = RegionTable.from_reader(reader, path)
         wants_regions = any(kind == 'region' for _, views, _ in plan for _, kind in views)
         if wants_regions and regions is None:
-            raise UserError(f"{path} has no '{PROPOSALS_FIELD}' field: region views need "
-                            f"tracked proposals (writers/write_video_pairs.py --proposals N)"
+            raise UserError(f"{path} has no '{PROPOSALS}' field: region views need "
+                            f"tracked proposals ({VIDEO_PAIRS.writer} --proposals N)"
                             f"{hint}")
         if indices is not None:
             indices = np.asarray(indices)
@@ -169,9 +170,9 @@ class MultiViewLoader:
         in_order = sum(field_ids, []) == sorted(sum(field_ids, []))
         # Concatenating the fields' views gives view-id order unless ids interleave (fti_rt)
         self._field_ids = None if in_order else [torch.tensor(ids) for ids in field_ids]
-        has_labels = 'label' in reader.handlers
+        has_labels = LABEL in reader.handlers
         if has_labels:
-            pipelines['label'] = [IntDecoder(), ToTensor()]
+            pipelines[LABEL] = [IntDecoder(), ToTensor()]
         for name in reader.handlers:
             if name not in pipelines:
                 pipelines[name] = None
@@ -232,7 +233,7 @@ class MultiViewLoader:
                 views = self._in_view_order([batch[self._position[name]]
                                              for name in self._fields])
                 indices = batch[self._position['index']].reshape(-1)
-                labels = batch[self._position['label']].reshape(-1) if self.has_labels else None
+                labels = batch[self._position[LABEL]].reshape(-1) if self.has_labels else None
                 yield views, indices, labels
         finally:
             iterator.close()  # FFCV leaks its prefetch thread if an iterator is abandoned

@@ -38,16 +38,15 @@ from ffcv.pipeline.compiler import Compiler
 from numba import njit
 
 from fastssl_common.errors import UserError
+from fastssl_common.formats import (BOX_OF_FRAME, NUM_COLUMNS, NUM_PROPOSALS, PROPOSAL_DTYPE,
+                                    PROPOSALS)
 
 from .host_array import make_row_reader
 from .multiview_decoder import MultiViewRandomResizedCrop, draw_views
 from .rng import STREAM_CONTEXT, STREAM_REGION, next_int, next_range, sample_state, view_state
 
-PROPOSALS_FIELD = 'proposals'
-COUNT_FIELD = 'num_proposals'
-PROPOSAL_COLUMNS = 9
 # Which box of a proposal row belongs to which stored frame: its first column.
-BOX_COLUMN = {'frame_a': 0, 'frame_b': 4}
+BOX_COLUMN = {field: box.start for field, box in BOX_OF_FRAME.items()}
 VIEW_KINDS = ('full', 'region')
 
 
@@ -60,17 +59,17 @@ class RegionTable:
 
     def __init__(self, reader, path):
         names = list(reader.handlers)
-        field = reader.handlers[PROPOSALS_FIELD]
-        if (np.dtype(field.dtype) != np.dtype('<f4') or len(field.shape) != 2
-                or field.shape[1] != PROPOSAL_COLUMNS):
-            raise UserError(f"{path}: field '{PROPOSALS_FIELD}' must be float32 (rows, "
-                            f"{PROPOSAL_COLUMNS}), got {np.dtype(field.dtype)} {field.shape}")
+        field = reader.handlers[PROPOSALS]
+        if (np.dtype(field.dtype) != PROPOSAL_DTYPE or len(field.shape) != 2
+                or field.shape[1] != NUM_COLUMNS):
+            raise UserError(f"{path}: field '{PROPOSALS}' must be float32 (rows, "
+                            f"{NUM_COLUMNS}), got {np.dtype(field.dtype)} {field.shape}")
         self.max_rows = int(field.shape[0])
-        pointers = reader.metadata[f'f{names.index(PROPOSALS_FIELD)}']
-        counts = reader.metadata[f'f{names.index(COUNT_FIELD)}'].astype(np.int64)
+        pointers = reader.metadata[f'f{names.index(PROPOSALS)}']
+        counts = reader.metadata[f'f{names.index(NUM_PROPOSALS)}'].astype(np.int64)
         bad = np.flatnonzero((counts < 0) | (counts > self.max_rows))
         if len(bad):
-            raise UserError(f"{path}: sample {bad[0]} has {COUNT_FIELD}={counts[bad[0]]}, "
+            raise UserError(f"{path}: sample {bad[0]} has {NUM_PROPOSALS}={counts[bad[0]]}, "
                             f"outside 0..{self.max_rows}")
         self.rows = np.ascontiguousarray(np.stack([pointers.astype(np.int64), counts], axis=1))
         self.valid = counts > 0
@@ -78,7 +77,7 @@ class RegionTable:
     @staticmethod
     def from_reader(reader, path):
         """The table, or None when the .beton has no proposal fields."""
-        if PROPOSALS_FIELD not in reader.handlers or COUNT_FIELD not in reader.handlers:
+        if PROPOSALS not in reader.handlers or NUM_PROPOSALS not in reader.handlers:
             return None
         return RegionTable(reader, path)
 
@@ -150,7 +149,7 @@ class RegionViewsCrop(MultiViewRandomResizedCrop):
         read_row = Compiler.compile(make_row_reader(rows))
         mem_read = self.memory_read
         column = self.box_column
-        row_bytes = 4 * PROPOSAL_COLUMNS
+        row_bytes = PROPOSAL_DTYPE.itemsize * NUM_COLUMNS
 
         def draw(index, epoch, height, width, storage_state, boxes, flips):
             row = np.empty(2, np.int64)
@@ -158,7 +157,7 @@ class RegionViewsCrop(MultiViewRandomResizedCrop):
             if has_table:
                 read_row(index, row)
                 count = row[1]
-            box = np.empty(PROPOSAL_COLUMNS, np.float32)
+            box = np.empty(NUM_COLUMNS, np.float32)
             box[column] = 0.0
             box[column + 1] = 0.0
             box[column + 2] = width

@@ -1,4 +1,4 @@
-"""Where the writer's samples come from: image discovery, labels, boxes, and decoding to RGB.
+"""Where the image writer's samples come from: image discovery, labels, boxes, decode checks.
 
 Three ways to name the images:
 
@@ -7,24 +7,25 @@ Three ways to name the images:
 * a text list file: one path per line, optionally followed by an integer label;
 * a COCO-style boxes file (``--boxes``): one sample per annotated box, cropped with a margin.
 
-Every image is decoded the same way, by :func:`load_rgb`: fully decoded with Pillow and
-converted to an ``H x W x 3`` ``uint8`` RGB array. Transparent images are composited onto
-white; grayscale, palette, CMYK and 16-bit images are converted to 8-bit RGB.
+Every image is decoded the same way, by :func:`fastssl_common.images.load_rgb`;
+:func:`check_images` decodes each once (in parallel) to check it before writing.
 """
 import json
 import math
+import multiprocessing
 import os
-import warnings
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 from fastssl_common.errors import UserError
+from fastssl_common.images import (IMAGE_EXTENSIONS, describe_failure, is_image_name,
+                                   load_rgb_with_mode)
+from writers.writer_common import bar_disabled
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 UNLABELED = -1
-_WHITE = (255, 255, 255, 255)
 
 
 @dataclass
@@ -49,11 +50,6 @@ class SampleList:
 
 
 # ---------------------------------------------------------------------------- finding images
-
-def is_image_name(path):
-    """True when the file name has one of the supported image extensions (any case)."""
-    return path.lower().endswith(IMAGE_EXTENSIONS)
-
 
 def find_images(src):
     """Samples for SRC, a folder (recursive scan) or a text list file; UserError names SRC."""
@@ -243,68 +239,7 @@ def crop_region(box, width, height, context, min_size):
     return (x0, y0, x1 - x0, y1 - y0)
 
 
-# ---------------------------------------------------------------------------- decoding
-
-def to_rgb(image):
-    """Convert a loaded Pillow image of any mode to an ``H x W x 3`` uint8 RGB array.
-
-    Transparency (alpha channel or a palette/colour-key transparency) is composited onto white,
-    so transparent areas come out white rather than whatever colour they happen to store.
-    16-bit and 32-bit integer images are scaled from 0..65535; float images from 0..1 (when
-    their maximum is at most 1) or clipped to 0..255. Only the first frame of multi-frame files
-    is used. EXIF orientation is not applied (pixels stay as stored, like torchvision's loader).
-    """
-    mode = image.mode
-    if mode == "RGB":
-        return np.asarray(image, dtype=np.uint8)
-    if mode.startswith("I") or mode == "F":
-        values = np.asarray(image, dtype=np.float64)
-        if mode == "F":
-            values = values * 255.0 if values.size and values.max() <= 1.0 else values
-        else:
-            values = values / 257.0
-        gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    if image.has_transparency_data:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, _WHITE)
-        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"), dtype=np.uint8)
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
-
-
-def load_rgb(path):
-    """Fully decode the image file at ``path`` to an ``H x W x 3`` uint8 RGB array.
-
-    Raises whatever Pillow raises for a missing, unreadable, truncated or corrupt file.
-    Pillow's warnings (bad EXIF, palette transparency, large images) are silenced.
-    """
-    rgb, _ = load_rgb_with_mode(path)
-    return rgb
-
-
-def load_rgb_with_mode(path):
-    """Like :func:`load_rgb`, and also return the file's original Pillow mode (e.g. ``"L"``)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with Image.open(path) as image:
-            image.load()
-            rgb = np.ascontiguousarray(to_rgb(image))
-            return rgb, image.mode
-
-
-def describe_failure(err):
-    """A one-line reason for a failed decode, for the skip list and error messages."""
-    if isinstance(err, FileNotFoundError):
-        return "file not found"
-    if isinstance(err, IsADirectoryError):
-        return "is a folder, not an image"
-    if isinstance(err, PermissionError):
-        return "permission denied"
-    if isinstance(err, UnidentifiedImageError):
-        return "not a recognised image file"
-    text = " ".join(str(err).split()) or type(err).__name__
-    return f"{type(err).__name__}: {text}"
-
+# ---------------------------------------------------------------------------- checking
 
 def probe_image(path):
     """Decode one image to check it: ``(path, (height, width) or None, mode, reason)``.
@@ -316,3 +251,32 @@ def probe_image(path):
     except Exception as err:  # any decoder failure means "unreadable"; it is reported, not lost
         return path, None, None, describe_failure(err)
     return path, rgb.shape[:2], mode, None
+
+
+@contextmanager
+def _map_in_order(function, items, workers):
+    """``map(function, items)`` in order, over a process pool when workers > 1."""
+    workers = min(workers, len(items))
+    if workers <= 1:
+        yield map(function, items)
+        return
+    chunk = max(1, min(64, len(items) // (workers * 8)))
+    with multiprocessing.Pool(workers) as pool:   # leaving terminates it, even on error
+        yield pool.imap(function, items, chunksize=chunk)
+
+
+def check_images(paths, workers, strict, progress):
+    """Decode every image once: ({path: (h, w)}, Counter of modes, [{path, reason}])."""
+    sizes, modes, skipped = {}, Counter(), []
+    with _map_in_order(probe_image, paths, workers) as results:
+        for path, size, mode, reason in tqdm(results, total=len(paths), unit="img",
+                                             desc="checking images",
+                                             disable=bar_disabled(progress)):
+            if reason is None:
+                sizes[path] = size
+                modes[mode] += 1
+            elif strict:
+                raise UserError(f"unreadable image {path}: {reason} (--strict)")
+            else:
+                skipped.append({"path": path, "reason": reason})
+    return sizes, modes, skipped

@@ -5,10 +5,11 @@
 
 Writes to DIR:
 
-* ``sheet_00.png``, ``sheet_01.png``, … (``--format jpg``: JPEG): contact sheets of ``--pairs`` random pairs (drawn with
-  ``--seed``, shown in sample order), ``--per-sheet`` a sheet, each a row ``frame_a | frame_b``
-  scaled to ``--height`` px, with the tracked boxes drawn (row ``r`` of ``proposals`` gets the
-  same colour and number in both frames) and a caption: sample, video, frame indices, tracks;
+* ``sheet_00.png``, ``sheet_01.png``, … (``--format jpg``: JPEG): contact sheets of
+  ``--pairs`` random pairs (drawn with ``--seed``, shown in sample order), ``--per-sheet`` a
+  sheet, each a row ``frame_a | frame_b`` scaled to ``--height`` px, with the tracked boxes
+  drawn (row ``r`` of ``proposals`` gets the same colour and number in both frames) and a
+  caption: sample, video, frame indices, tracks;
 * ``summary.json`` (also printed): number of pairs, pairs with tracks, tracks-per-pair
   histogram, box sizes (width, height in stored pixels and area as a fraction of the frame;
   quartiles, for frame a and frame b), confidence quartiles, gap (``index_b - index_a``)
@@ -22,20 +23,19 @@ different sizes need no common decoder. Bad input (missing file, not a ``.beton`
 import json
 import os
 import shutil
-import sys
 
 import cv2
 import numpy as np
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from fastssl_common.atomic import ensure_writable_dir, temporary_name, write_json
+from fastssl_common.errors import UserError, run_cli
+from fastssl_common.formats import (BOX_OF_FRAME, CONF, FRAME_A, FRAME_B, INDEX_A, INDEX_B,
+                                    NUM_COLUMNS, NUM_PROPOSALS, PROPOSALS, REGION_FIELDS,
+                                    VIDEO_ID)
+from writers.boxes import box_area
+from writers.writer_common import ArgParser
 
-from fastssl_common.atomic import ensure_writable_dir, temporary_name, write_json  # noqa: E402
-from fastssl_common.errors import UserError, run_cli  # noqa: E402
-from writers.boxes import box_area  # noqa: E402
-from writers.writer_common import ArgParser  # noqa: E402
-
-PAIR_FIELDS = ("frame_a", "frame_b", "index_a", "index_b", "video_id")
+PAIR_FIELDS = (FRAME_A, FRAME_B, INDEX_A, INDEX_B, VIDEO_ID)
 CAPTION = 22                  # px of caption above each row
 SPACER = 6                    # px between the two frames
 
@@ -59,12 +59,12 @@ class PairsFile:
         self.num_samples = int(reader.num_samples)
         self.column = {name: reader.metadata[f"f{i}"]
                        for i, name in enumerate(reader.field_names)}
-        self.has_proposals = {"proposals", "num_proposals"} <= set(reader.field_names)
+        self.has_proposals = set(REGION_FIELDS) <= set(reader.field_names)
         table = reader.alloc_table
         self._sizes = dict(zip(table["ptr"].tolist(), table["size"].tolist()))
         self._data = np.memmap(path, np.uint8, mode="r")
         if self.has_proposals:
-            handler = reader.handlers["proposals"]
+            handler = reader.handlers[PROPOSALS]
             self.proposal_shape, self.proposal_dtype = handler.shape, handler.dtype
 
     def value(self, name, index):
@@ -86,12 +86,12 @@ class PairsFile:
     def tracks(self, index):
         """The valid rows of sample ``index``'s proposals (``k x 9``; none without them)."""
         if not self.has_proposals:
-            return np.zeros((0, 9), np.float32)
-        start = int(self.column["proposals"][index])
+            return np.zeros((0, NUM_COLUMNS), np.float32)
+        start = int(self.column[PROPOSALS][index])
         count = int(np.prod(self.proposal_shape))
         rows = np.frombuffer(self._data[start:start + count * self.proposal_dtype.itemsize],
                              self.proposal_dtype).reshape(self.proposal_shape)
-        return rows[:max(0, min(self.value("num_proposals", index), len(rows)))]
+        return rows[:max(0, min(self.value(NUM_PROPOSALS, index), len(rows)))]
 
     def size(self, name, index):
         meta = self.column[name][index]
@@ -109,7 +109,7 @@ def draw_pair(pairs, index, height):
     """One contact-sheet row: caption, ``frame_a | frame_b`` at ``height`` px with boxes."""
     rows = pairs.tracks(index)
     panels = []
-    for name, columns in (("frame_a", slice(0, 4)), ("frame_b", slice(4, 8))):
+    for name, columns in BOX_OF_FRAME.items():
         image = pairs.frame(name, index)
         scale = height / image.shape[0]
         image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), height),
@@ -124,8 +124,8 @@ def draw_pair(pairs, index, height):
         panels.append(image)
     body = np.hstack([panels[0], np.full((height, SPACER, 3), 255, np.uint8), panels[1]])
     caption = np.full((CAPTION, body.shape[1], 3), 255, np.uint8)
-    text = (f"sample {index}  video {pairs.value('video_id', index)}  frames "
-            f"{pairs.value('index_a', index)} -> {pairs.value('index_b', index)}  "
+    text = (f"sample {index}  video {pairs.value(VIDEO_ID, index)}  frames "
+            f"{pairs.value(INDEX_A, index)} -> {pairs.value(INDEX_B, index)}  "
             f"tracks {len(rows)}")
     cv2.putText(caption, text, (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
                 cv2.LINE_AA)
@@ -150,10 +150,10 @@ def quartiles(values):
 def summarise(pairs):
     """Counts over every sample of the file (see the module docstring)."""
     n = pairs.num_samples
-    gaps = pairs.column["index_b"].astype(np.int64) - pairs.column["index_a"].astype(np.int64)
+    gaps = pairs.column[INDEX_B].astype(np.int64) - pairs.column[INDEX_A].astype(np.int64)
     per_pair = np.array([len(pairs.tracks(i)) for i in range(n)], np.int64)
     sizes, confidence = {}, []
-    for end, name, columns in (("a", "frame_a", slice(0, 4)), ("b", "frame_b", slice(4, 8))):
+    for end, (name, columns) in zip("ab", BOX_OF_FRAME.items()):
         boxes, frame_areas = [], []
         for i in np.flatnonzero(per_pair):
             rows = pairs.tracks(i)
@@ -161,7 +161,7 @@ def summarise(pairs):
             width, height = pairs.size(name, i)
             frame_areas.append(np.full(len(rows), width * height))
             if end == "a":
-                confidence.append(rows[:, 8])
+                confidence.append(rows[:, CONF])
         boxes = np.concatenate(boxes) if boxes else np.zeros((0, 4))
         areas = np.concatenate(frame_areas) if frame_areas else np.zeros(0)
         sizes[end] = {"width": quartiles(boxes[:, 2] - boxes[:, 0]),
@@ -172,7 +172,8 @@ def summarise(pairs):
         "has_proposals": pairs.has_proposals,
         "pairs_with_tracks": int(np.count_nonzero(per_pair)),
         "tracks": int(per_pair.sum()),
-        "tracks_per_pair": {str(k): int(v) for k, v in zip(*np.unique(per_pair, return_counts=True))},
+        "tracks_per_pair": {str(k): int(v)
+                            for k, v in zip(*np.unique(per_pair, return_counts=True))},
         "box_sizes": sizes,
         "confidence": quartiles(np.concatenate(confidence) if confidence else []),
         "gap": {str(k): int(v) for k, v in zip(*np.unique(gaps, return_counts=True))},

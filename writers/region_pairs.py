@@ -4,8 +4,9 @@
 
 * ``proposals``: ``NDArrayField`` float32, shape ``(max_proposals, 9)`` (``--max-proposals``,
   default 32; ``N <= max_proposals``). Row ``r`` is one tracked region:
-  ``[xa0, ya0, xa1, ya1, xb0, yb0, xb1, yb1, conf]`` where cols 0:4 are its box in
-  ``frame_a``, cols 4:8 its box in ``frame_b``, col 8 the track's confidence in (0, 1].
+  ``[xa0, ya0, xa1, ya1, xb0, yb0, xb1, yb1, conf]`` where cols 0:4 (``BOX_A``) are its box
+  in ``frame_a``, cols 4:8 (``BOX_B``) its box in ``frame_b``, col 8 (``CONF``) the track's
+  confidence in (0, 1] (the names are :mod:`fastssl_common.formats`'s).
 * ``num_proposals``: ``IntField``; rows ``[0, num_proposals)`` are valid, ordered by
   confidence (best first); rows beyond are zeros. ``0`` means no region survived tracking:
   the pair is still a full-frame (FTI) pair, the Region Tracker skips it.
@@ -31,13 +32,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from fastssl_common.formats import BOX_A, BOX_B, CONF, NUM_COLUMNS
 from writers.boxes import clip_boxes, scale_boxes
 from writers.proposals import ProposalSettings, propose
 from writers.tracking import MedianFlow, TrackerSettings
 
 DEFAULT_TRACK_SIDE = 320
 MIN_STORED_SIDE = 2.0
-COLUMNS = 9
 _DETECTORS = {}        # (path, arch, min_score) -> Detector, one load per process
 
 
@@ -121,7 +122,7 @@ class PairRegions:
         module docstring); ``stored_a``/``stored_b`` are the stored frames' (height, width)."""
         group = self.groups.pop(index_a, None)
         if group is None:                     # its first frame could not be thumbnailed
-            return np.zeros((0, COLUMNS), np.float32)
+            return np.zeros((0, NUM_COLUMNS), np.float32)
         ids, (width_a, height_a) = group
         tracker = self.tracker
         tracker.finish(ids)
@@ -138,7 +139,9 @@ class PairRegions:
         too_small = alive & (sides < MIN_STORED_SIDE)
         kept = alive & ~too_small
         order = np.flatnonzero(kept)[np.argsort(-confidence[kept], kind="stable")]
-        rows = np.concatenate([box_a[order], box_b[order], confidence[order, None]], 1)
+        rows = np.zeros((len(order), NUM_COLUMNS), np.float32)
+        rows[:, BOX_A], rows[:, BOX_B] = box_a[order], box_b[order]
+        rows[:, CONF] = confidence[order]
 
         stats = self.stats
         stats["pairs"] += 1
@@ -149,7 +152,7 @@ class PairRegions:
         stats["kept_frames_tracked"] += int(tracker.steps[ids[order]].sum())
         stats["lost"].update(r for r in tracker.reasons(ids) if r is not None)
         stats["lost"]["too_small_stored"] += int(too_small.sum())
-        return rows.astype(np.float32)
+        return rows
 
 
 def new_stats():

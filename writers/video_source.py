@@ -33,7 +33,8 @@ import numpy as np
 from PIL import Image
 
 from fastssl_common.errors import UserError
-from writers.image_sources import IMAGE_EXTENSIONS, describe_failure, load_rgb, walk_visible
+from fastssl_common.images import IMAGE_EXTENSIONS, describe_failure, load_rgb
+from writers.image_sources import walk_visible
 from writers.writer_common import stored_size
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v")

@@ -15,26 +15,17 @@ import math
 import multiprocessing
 import os
 import sys
-from collections import Counter
-from contextlib import contextmanager
 
 import numpy as np
-from tqdm import tqdm
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from fastssl_common.errors import UserError, run_cli
+from fastssl_common.formats import IMAGE, IMAGES, LABEL
+from fastssl_common.images import load_rgb
+from writers.image_sources import (check_images, crop_region, find_images, probe_image,
+                                   read_boxes)
+from writers.writer_common import (ArgParser, check_output, default_workers, make_writer,
+                                   page_size_for, stored_size, write_outputs)
 
-from fastssl_common.atomic import atomic_path, write_json  # noqa: E402
-from fastssl_common.errors import UserError, run_cli  # noqa: E402
-from writers.image_sources import (crop_region, find_images, load_rgb,  # noqa: E402
-                                   probe_image, read_boxes)
-from writers.writer_common import ArgParser as _Parser  # noqa: E402
-from writers.writer_common import bar_disabled as _bar_disabled  # noqa: E402
-from writers.writer_common import check_output as _check_output  # noqa: E402
-from writers.writer_common import default_workers, make_writer  # noqa: E402,F401
-from writers.writer_common import stored_size as _stored_size  # noqa: E402
-
-SIDECAR_FORMAT = "fastssl-images/1"
 WRITE_MODES = ("jpg", "raw", "proportion")
 MAX_SIDE = 65535                 # FFCV stores width and height as uint16
 MAX_IMAGE_BYTES = 512 << 20      # raw bytes of one stored image; keeps FFCV pages < 4 GiB
@@ -60,7 +51,7 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode="j
         workers=default_workers() if workers is None else workers, strict=bool(strict),
         boxes=None if boxes is None else os.path.abspath(boxes), box_context=box_context,
         min_box_size=min_box_size))
-    _check_output(out)
+    check_output(out)
     if boxes is None:
         source = find_images(src)
     else:
@@ -69,7 +60,7 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode="j
                             if os.path.exists(src) else f"source {src} does not exist")
         source = read_boxes(boxes, src)
 
-    sizes, modes, skipped = _check_images(source.paths, options["workers"], strict, progress)
+    sizes, modes, skipped = check_images(source.paths, options["workers"], strict, progress)
     items, samples, small_boxes = [], [], 0
     for sample in source.samples:
         if sample.path not in sizes:
@@ -97,17 +88,12 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode="j
                             f"high inside a readable image ({small_boxes} smaller)")
         raise UserError(f"no readable images in {src} ({len(skipped)} skipped)")
 
-    _write_beton(out, items, options, progress)
-    sidecar = out + ".json"
-    metadata = {"format": SIDECAR_FORMAT, "num_samples": len(items), "classes": source.classes,
+    metadata = {"format": IMAGES.sidecar, "num_samples": len(items), "classes": source.classes,
                 "samples": samples, "skipped": skipped,
                 "small_boxes_skipped": small_boxes,
                 "options": dict(options, src=os.path.abspath(src))}
-    try:
-        write_json(sidecar, metadata)
-    except BaseException:
-        os.remove(out)              # neither final file, rather than a .beton without its sidecar
-        raise
+    sidecar = write_outputs(
+        out, lambda tmp: _write_beton(tmp, out, items, options, progress), metadata)
     return {"out": out, "sidecar": sidecar, "num_samples": len(items),
             "classes": source.classes, "skipped": skipped, "small_boxes_skipped": small_boxes,
             "converted": {mode: n for mode, n in sorted(modes.items()) if mode != "RGB"},
@@ -144,41 +130,12 @@ def _check_options(options):
 
 def _size_problem(height, width, max_resolution):
     """Why FFCV cannot store an image of this size, or None."""
-    stored_h, stored_w = _stored_size(height, width, max_resolution)
+    stored_h, stored_w = stored_size(height, width, max_resolution)
     if min(stored_h, stored_w) < 1:
         return f"too thin ({width}x{height}) to shrink to --max-resolution {max_resolution}"
     if max(stored_h, stored_w) > MAX_SIDE or stored_h * stored_w * 3 > MAX_IMAGE_BYTES:
         return f"too large ({stored_w}x{stored_h}) to store; lower --max-resolution"
     return None
-
-
-@contextmanager
-def _map_in_order(function, items, workers):
-    """``map(function, items)`` in order, over a process pool when workers > 1."""
-    workers = min(workers, len(items))
-    if workers <= 1:
-        yield map(function, items)
-        return
-    chunk = max(1, min(64, len(items) // (workers * 8)))
-    with multiprocessing.Pool(workers) as pool:   # leaving terminates it, even on error
-        yield pool.imap(function, items, chunksize=chunk)
-
-
-def _check_images(paths, workers, strict, progress):
-    """Decode every image once: ({path: (h, w)}, Counter of modes, [{path, reason}])."""
-    sizes, modes, skipped = {}, Counter(), []
-    with _map_in_order(probe_image, paths, workers) as results:
-        for path, size, mode, reason in tqdm(results, total=len(paths), unit="img",
-                                             desc="checking images",
-                                             disable=_bar_disabled(progress)):
-            if reason is None:
-                sizes[path] = size
-                modes[mode] += 1
-            elif strict:
-                raise UserError(f"unreadable image {path}: {reason} (--strict)")
-            else:
-                skipped.append({"path": path, "reason": reason})
-    return sizes, modes, skipped
 
 
 # ---------------------------------------------------------------------------- writing
@@ -223,42 +180,42 @@ class SampleDataset:
 
 def _page_size(items, max_resolution):
     """A power-of-two FFCV page that holds the largest sample, raw or JPEG, with room to spare."""
-    largest = max(math.prod(_stored_size(h, w, max_resolution)) * 3 for *_, (h, w) in items)
-    return max(8 << 20, 1 << (2 * largest + (1 << 20) - 1).bit_length())
+    return page_size_for(max(math.prod(stored_size(h, w, max_resolution)) * 3
+                             for *_, (h, w) in items))
 
 
-def _write_beton(out, items, options, progress):
-    """Write ``items`` with FFCV's DatasetWriter to a temporary file, renamed to ``out``."""
+def _write_beton(tmp, out, items, options, progress):
+    """Write ``items`` with FFCV's DatasetWriter to ``tmp`` (``out``'s temporary name, which
+    error messages do not show)."""
     from ffcv.fields import IntField, RGBImageField   # slow import (Numba): only when writing
 
     fields = {
-        "image": RGBImageField(write_mode=options["write_mode"],
-                               max_resolution=options["max_resolution"] or None,
-                               jpeg_quality=options["jpeg_quality"],
-                               compress_probability=options["compress_probability"]),
-        "label": IntField(),
+        IMAGE: RGBImageField(write_mode=options["write_mode"],
+                             max_resolution=options["max_resolution"] or None,
+                             jpeg_quality=options["jpeg_quality"],
+                             compress_probability=options["compress_probability"]),
+        LABEL: IntField(),
     }
     chunk = max(1, min(100, math.ceil(len(items) / (options["workers"] * 4))))
     workers = min(options["workers"], math.ceil(len(items) / chunk))
     failed = multiprocessing.Value(ctypes.c_int64, -1)
-    with atomic_path(out) as tmp:
-        writer = make_writer(tmp, fields, _page_size(items, options["max_resolution"]),
-                             workers, progress)
-        try:
-            writer.from_indexed_dataset(SampleDataset(items, failed), chunksize=chunk)
-        except OSError as err:
-            raise UserError(f"cannot write {out}: {err.strerror or err}") from None
-        if failed.value >= 0:
-            path = items[failed.value][0]
-            reason = probe_image(path)[3] or "it changed since it was checked"
-            raise UserError(f"image {path} could not be read while writing ({reason}); "
-                            f"{out} was not written")
+    writer = make_writer(tmp, fields, _page_size(items, options["max_resolution"]), workers,
+                         progress)
+    try:
+        writer.from_indexed_dataset(SampleDataset(items, failed), chunksize=chunk)
+    except OSError as err:
+        raise UserError(f"cannot write {out}: {err.strerror or err}") from None
+    if failed.value >= 0:
+        path = items[failed.value][0]
+        reason = probe_image(path)[3] or "it changed since it was checked"
+        raise UserError(f"image {path} could not be read while writing ({reason}); "
+                        f"{out} was not written")
 
 
 # ---------------------------------------------------------------------------- CLI
 
 def build_parser():
-    parser = _Parser(prog="write_images.py", description=(
+    parser = ArgParser(prog="write_images.py", description=(
         "Write an image folder, a list file, or COCO boxes to an FFCV .beton "
         "(and OUT.json with per-sample sources)."))
     parser.add_argument("src", metavar="SRC", help="image folder or text list file")

@@ -13,76 +13,20 @@ time) with a progress bar over frames; unreadable videos are skipped and listed 
 :func:`write_video_frames` is the library entry point.
 """
 import os
-import sys
 
 import numpy as np
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from fastssl_common.errors import UserError, run_cli
+from fastssl_common.formats import FRAME_INDEX, IMAGE, LABEL, VIDEO_FRAMES, VIDEO_ID
+from writers.spool import IMAGE_REF, Spool, spool_folder, write_spooled
+from writers.video_common import decoder_threads, read_video, run_per_video
+from writers.video_options import (add_common_arguments, check_int, common_options,
+                                   nothing_written, print_problems)
+from writers.video_source import find_videos
+from writers.writer_common import ArgParser, check_output, write_outputs
 
-from fastssl_common.atomic import atomic_path, write_json  # noqa: E402
-from fastssl_common.errors import UserError, run_cli  # noqa: E402
-from writers.video_common import (IMAGE_REF, FrameCounter, Spool,  # noqa: E402
-                                  decoder_threads, reading_warnings, run_per_video,
-                                  spool_folder, write_spooled)
-from writers.video_source import (VideoError, VideoReader, find_videos,  # noqa: E402
-                                  video_summary)
-from writers.writer_common import ArgParser, check_output, default_workers  # noqa: E402
-
-SIDECAR_FORMAT = "fastssl-video-frames/1"
-FIELDS_DOC = {
-    "image": "RGBImageField (JPEG): the frame, longest side <= max_resolution",
-    "video_id": "IntField: index into 'videos'",
-    "frame_index": "IntField: 0-based index of the frame in its video",
-    "label": "IntField: = video_id (for loaders that read 'label')",
-}
 _FRAME_RECORD = np.dtype([("index", "<i8"), ("timestamp", "<f8"), ("offset", "<i8"),
                           ("nbytes", "<i8"), ("height", "<i4"), ("width", "<i4")])
-
-
-def check_int(value, flag, minimum, maximum=None, what=None):
-    """UserError unless ``value`` is a whole number in ``[minimum, maximum]``."""
-    if (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum
-            or (maximum is not None and value > maximum)):
-        raise UserError(f"--{flag} must be {what or f'a whole number >= {minimum}'}")
-    return int(value)
-
-
-def common_options(max_resolution, jpeg_quality, workers, strict):
-    """The checked options both video writers share."""
-    return dict(
-        max_resolution=check_int(max_resolution, "max-resolution", 0,
-                                 what="a whole number >= 0 (0: no cap)"),
-        jpeg_quality=check_int(jpeg_quality, "jpeg-quality", 1, 100,
-                               what="a whole number from 1 to 100"),
-        workers=check_int(default_workers() if workers is None else workers, "workers", 1,
-                          what="at least 1"),
-        strict=bool(strict))
-
-
-def nothing_written(what, src, skipped):
-    """The one-line error when no video of SRC gave a sample."""
-    first = skipped[0]
-    if not os.path.isdir(src):
-        return f"{what} in {src}: {first['reason']}"
-    if len(skipped) == 1:
-        return f"{what} in {src}: {first['path']}: {first['reason']}"
-    return (f"{what} in {src} ({len(skipped)} videos skipped; first: {first['path']}: "
-            f"{first['reason']})")
-
-
-def write_outputs(out, write_beton, metadata):
-    """Write the .beton (``write_beton(tmp_path)``) then its sidecar, both atomically; if
-    either fails, neither is left."""
-    with atomic_path(out) as tmp:
-        write_beton(tmp)
-    sidecar = out + ".json"
-    try:
-        write_json(sidecar, metadata)
-    except BaseException:
-        os.remove(out)
-        raise
-    return sidecar
 
 
 def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=90,
@@ -142,15 +86,16 @@ def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=9
 
         from ffcv.fields import IntField, RGBImageField   # slow import (Numba): only here
 
-        fields = {"image": RGBImageField(write_mode="jpg",
-                                         max_resolution=options["max_resolution"] or None,
-                                         jpeg_quality=options["jpeg_quality"]),
-                  "video_id": IntField(), "frame_index": IntField(), "label": IntField()}
+        fields = {IMAGE: RGBImageField(write_mode="jpg",
+                                       max_resolution=options["max_resolution"] or None,
+                                       jpeg_quality=options["jpeg_quality"]),
+                  VIDEO_ID: IntField(), FRAME_INDEX: IntField(), LABEL: IntField()}
         ids = np.concatenate(video_ids)
-        columns = {"image": np.concatenate(refs), "video_id": ids,
-                   "frame_index": np.concatenate(frame_indices), "label": ids}
+        columns = {IMAGE: np.concatenate(refs), VIDEO_ID: ids,
+                   FRAME_INDEX: np.concatenate(frame_indices), LABEL: ids}
         num_samples = len(ids)
-        metadata = {"format": SIDECAR_FORMAT, "num_samples": num_samples, "fields": FIELDS_DOC,
+        metadata = {"format": VIDEO_FRAMES.sidecar, "num_samples": num_samples,
+                    "fields": VIDEO_FRAMES.fields_doc(),
                     "videos": videos, "skipped": skipped, "warnings": problems,
                     "frames_read": int(sum(r["frames_read"] for r in results if r)),
                     "options": dict(options, src=os.path.abspath(src))}
@@ -166,31 +111,24 @@ def _read_video(job):
     """Pool task: decode one video, spool its kept frames. Never raises for bad input."""
     source, options, spool_path = job
     result = {"error": None, "warnings": [], "frames": None, "frames_read": 0, "info": None}
-    counter = FrameCounter()
-    records, expected = [], 0
-    try:
-        with VideoReader(source, threads=options["threads"]) as reader:
-            result["info"] = video_summary(reader)
-            estimate = reader.estimated_frames()
-            if estimate is not None and options["max_frames_per_video"]:
-                estimate = min(estimate, options["max_frames_per_video"] * options["stride"])
-            expected = estimate or 0
-            counter.expect(expected)
-            seen = 0
-            with Spool(spool_path, options["jpeg_quality"]) as spool:
-                for frame in reader.frames(options["stride"], options["max_frames_per_video"],
-                                           options["max_resolution"]):
-                    records.append((frame.index, frame.timestamp) + spool.add(frame.rgb))
-                    counter.count(reader.decoded - seen)
-                    seen = reader.decoded
-            counter.count(reader.decoded - seen)
-            result["frames_read"] = reader.decoded
-            result["warnings"].extend(reading_warnings(reader, source))
-    except VideoError as err:
-        result["error"] = str(err)
-    finally:
-        counter.flush()
-        counter.expect(result["frames_read"] - expected)
+    records = []
+
+    def read(reader, counter):
+        estimate = reader.estimated_frames()
+        if estimate is not None and options["max_frames_per_video"]:
+            estimate = min(estimate, options["max_frames_per_video"] * options["stride"])
+        counter.expect(estimate or 0)
+        seen = 0
+        with Spool(spool_path, options["jpeg_quality"]) as spool:
+            for frame in reader.frames(options["stride"], options["max_frames_per_video"],
+                                       options["max_resolution"]):
+                records.append((frame.index, frame.timestamp) + spool.add(frame.rgb))
+                counter.count(reader.decoded - seen)
+                seen = reader.decoded
+        counter.count(reader.decoded - seen)
+        result["frames_read"] = reader.decoded
+
+    read_video(source, options["threads"], result, read)
     if result["error"] is None and not records:
         result["error"] = "no frames could be decoded"
     result["frames"] = np.array(records, _FRAME_RECORD)
@@ -198,21 +136,6 @@ def _read_video(job):
 
 
 # ---------------------------------------------------------------------------- CLI
-
-def add_common_arguments(parser):
-    """The options both video writers share."""
-    # positionals: argparse keeps them in order, wherever the options are added
-    parser.add_argument("src", metavar="SRC",
-                        help="video file, or folder of videos / frame folders (recursive)")
-    parser.add_argument("out", metavar="OUT.beton", help="output file (must end in .beton)")
-    parser.add_argument("--max-resolution", type=int, default=512,
-                        help="cap on the longest side in pixels, 0 for none (default 512)")
-    parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality (default 90)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="processes decoding videos (default: number of CPUs)")
-    parser.add_argument("--strict", action="store_true",
-                        help="stop at the first unreadable video or frame instead of skipping")
-
 
 def build_parser():
     parser = ArgParser(prog="write_video_frames.py", description=(
@@ -224,20 +147,6 @@ def build_parser():
                         help="keep at most this many frames per video, 0 for all (default 0)")
     add_common_arguments(parser)
     return parser
-
-
-def print_problems(summary):
-    """The skipped videos and warnings, on stderr (first 20 of each)."""
-    for title, entries, key in (("skipped {} videos:", summary["skipped"], "reason"),
-                                ("{} warnings:", summary["warnings"], "message")):
-        if not entries:
-            continue
-        print(title.format(len(entries)), file=sys.stderr)
-        for entry in entries[:20]:
-            print(f"  {entry['path']}: {entry[key]}", file=sys.stderr)
-        if len(entries) > 20:
-            print(f"  ... and {len(entries) - 20} more (listed in {summary['sidecar']})",
-                  file=sys.stderr)
 
 
 def main(argv=None):

@@ -1,8 +1,9 @@
 """Helpers shared by the writers (images, video frames, video pairs).
 
-Output checks, FFCV's size arithmetic, the worker count, a CLI parser whose errors are one
-line, and :func:`make_writer`: FFCV's ``DatasetWriter`` made to raise instead of hanging when
-one of its processes dies. Nothing here imports ``loaders`` or ``fastssl``.
+Output checks, writing a .beton and its sidecar all or nothing (:func:`write_outputs`),
+FFCV's size arithmetic, the worker count, a CLI parser whose errors are one line, and
+:func:`make_writer`: FFCV's ``DatasetWriter`` made to raise instead of hanging when one of its
+processes dies. Nothing here imports ``loaders`` or ``fastssl``.
 """
 import argparse
 import ctypes
@@ -14,6 +15,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from fastssl_common.atomic import atomic_path, write_json
 from fastssl_common.errors import UserError
 
 
@@ -40,6 +42,21 @@ def check_output(out):
         raise UserError(f"cannot write {out}: folder {existing} is not writable")
 
 
+def write_outputs(out, write_beton, metadata):
+    """Write the .beton (``write_beton(tmp_path)``) then its sidecar ``out + '.json'``
+    (``metadata``), both atomically; if either fails, neither is left. Returns the sidecar's
+    path."""
+    with atomic_path(out) as tmp:
+        write_beton(tmp)
+    sidecar = out + ".json"
+    try:
+        write_json(sidecar, metadata)
+    except BaseException:
+        os.remove(out)
+        raise
+    return sidecar
+
+
 def stored_size(height, width, max_resolution):
     """(height, width) after FFCV's own longest-side cap (same arithmetic as ffcv's resizer)."""
     if not max_resolution:
@@ -49,6 +66,11 @@ def stored_size(height, width, max_resolution):
         return height, width
     new_w, new_h = (ratio * np.array([width, height])).astype(int)
     return int(new_h), int(new_w)
+
+
+def page_size_for(largest_sample_bytes):
+    """A power-of-two FFCV page that holds the largest sample with room to spare."""
+    return max(8 << 20, 1 << (2 * int(largest_sample_bytes) + (1 << 20) - 1).bit_length())
 
 
 def bar_disabled(progress):

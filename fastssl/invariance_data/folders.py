@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 from fastssl_common.errors import UserError
-from writers.image_sources import IMAGE_EXTENSIONS, is_image_name
+from fastssl_common.images import IMAGE_EXTENSIONS, is_image_name
 
 from .sets import ImageList, InvarianceData, Measurement, require_dir, visible_entries
 

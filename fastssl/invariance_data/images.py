@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from fastssl_common.errors import UserError
-from writers.image_sources import describe_failure, load_rgb
+from fastssl_common.images import describe_failure, load_rgb
 
 
 def load_image(path, size, box=None):

@@ -6,19 +6,19 @@ import os
 import numpy as np
 
 from fastssl_common.errors import UserError
-from writers.render_invariance_sets import FORMAT, LABEL
+from fastssl_common.formats import RENDERED_FORMAT, RENDERED_LABEL, RENDERED_MANIFEST
 
 from .sets import ImageList, InvarianceData, Measurement, require_file
 
 
 def read_rendered(root):
-    path = require_file(os.path.join(root, 'manifest.json'),
-                        f"{LABEL} (writers/render_invariance_sets.py output)")
+    path = require_file(os.path.join(root, RENDERED_MANIFEST),
+                        f"{RENDERED_LABEL} (writers/render_invariance_sets.py output)")
     try:
         with open(path) as f:
             manifest = json.load(f)
-        if manifest.get('format') != FORMAT:
-            raise ValueError(f"format is {manifest.get('format')!r}, not {FORMAT!r}")
+        if manifest.get('format') != RENDERED_FORMAT:
+            raise ValueError(f"format is {manifest.get('format')!r}, not {RENDERED_FORMAT!r}")
         size = int(manifest['size'])
         rows = {}
         measurements = []
@@ -38,11 +38,12 @@ def read_rendered(root):
                                                 transformation, magnitude,
                                                 entry.get('unit', '')))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise UserError(f"{path} is not a {LABEL} manifest "
+        raise UserError(f"{path} is not a {RENDERED_LABEL} manifest "
                         f"({type(err).__name__}: {err})") from None
     paths = [os.path.join(root, relative) for relative in rows]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
-        raise UserError(f"{LABEL}: {missing[0]} is listed in {path} but missing "
+        raise UserError(f"{RENDERED_LABEL}: {missing[0]} is listed in {path} but missing "
                         f"({len(missing)} missing in all)")
-    return InvarianceData(LABEL, root, ImageList(paths, size), measurements, rendered=True)
+    return InvarianceData(RENDERED_LABEL, root, ImageList(paths, size), measurements,
+                          rendered=True)

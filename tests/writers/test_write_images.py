@@ -15,8 +15,9 @@ import skimage.data
 from PIL import Image
 
 from fastssl_common.errors import UserError
-from writers.image_sources import crop_region, scan_folder, to_rgb
-from writers.write_images import SampleDataset, main, make_writer, write_images
+from writers.image_sources import crop_region, scan_folder
+from writers.write_images import SampleDataset, main, write_images
+from writers.writer_common import make_writer
 from tests.cli import assert_one_line_error, run_script
 
 SIZE = (96, 64)  # width, height: every image of the Loader tests has this size
@@ -264,19 +265,6 @@ def test_folder_scan_is_sorted_recursive_and_case_insensitive(tmp_path):
     assert [os.path.relpath(s.path, tmp_path) for s in found.samples] == [
         "a/deeper/y.TIFF", "a/x.png", "b/Z.JPG", "c.webp"]
     assert found.classes == [] and {s.label for s in found.samples} == {-1}
-
-
-def test_to_rgb_converts_every_mode():
-    rgb = photo("astronaut", (8, 6))
-    palette = Image.fromarray(rgb).convert("P")
-    palette.info["transparency"] = int(np.asarray(palette)[0, 0])
-    cmyk = Image.fromarray(rgb).convert("CMYK")
-    sixteen = Image.fromarray((np.arange(48, dtype=np.uint16).reshape(6, 8) * 1000))
-    for image in (palette, cmyk, sixteen, Image.fromarray(rgb).convert("1")):
-        out = to_rgb(image)
-        assert out.shape == (6, 8, 3) and out.dtype == np.uint8, image.mode
-    assert tuple(to_rgb(palette)[0, 0]) == (255, 255, 255)        # transparent -> white
-    assert to_rgb(sixteen)[5, 7, 0] == round(47000 / 257)          # 16-bit scaled to 8-bit
 
 
 def test_sample_dataset_records_a_file_that_went_bad(tmp_path):

@@ -1,0 +1,192 @@
+"""JPEG spool files: frames encoded once while videos are read, then copied into a .beton.
+
+The video writers write in two stages so that every frame is decoded once and JPEG-encoded
+once:
+
+1. Per-video tasks (:func:`writers.video_common.run_per_video`) convert the frames they keep
+   to RGB, encode them to JPEG exactly as FFCV's ``RGBImageField`` does (OpenCV, BGR order,
+   the given quality) and append the bytes to a per-video **spool** file (:class:`Spool`) in a
+   temporary folder next to the output (:func:`spool_folder`, removed whatever happens).
+2. :func:`write_spooled` writes the samples with the real FFCV ``DatasetWriter`` (through
+   :func:`writers.writer_common.make_writer`). Image fields are filled from the spooled JPEG
+   bytes, with the metadata FFCV's ``RGBImageField.encode`` writes for ``write_mode='jpg'``
+   (mode, height, width, data pointer), so a frame used by two samples is copied, not
+   re-encoded. Other fields go through their FFCV ``encode``.
+"""
+import contextlib
+import os
+import shutil
+import tempfile
+
+import cv2
+import numpy as np
+
+from fastssl_common.atomic import ensure_writable_dir
+from fastssl_common.errors import UserError
+from writers.writer_common import make_writer, page_size_for
+
+# Where a sample's image lives in the spool: file number, byte range, stored size.
+IMAGE_REF = np.dtype([("spool", "<i4"), ("offset", "<i8"), ("nbytes", "<i8"),
+                      ("height", "<i4"), ("width", "<i4")])
+
+
+def encode_jpeg(rgb, quality):
+    """JPEG bytes of an RGB frame, encoded as FFCV's ``RGBImageField(write_mode='jpg')``."""
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                            [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
+    if not ok:
+        raise ValueError("OpenCV could not encode a frame as JPEG")
+    return data
+
+
+class Spool:
+    """Append-only file of JPEG frames of one video; :meth:`add` returns the frame's record."""
+
+    def __init__(self, path, quality):
+        self.path, self.quality = path, quality
+        self._file = open(path, "wb")
+        self._offset = 0
+
+    def add(self, rgb):
+        """Encode ``rgb`` and append it: ``(offset, nbytes, height, width)``."""
+        data = encode_jpeg(np.ascontiguousarray(rgb), self.quality)
+        self._file.write(data.tobytes())
+        record = (self._offset, int(data.nbytes), int(rgb.shape[0]), int(rgb.shape[1]))
+        self._offset += data.nbytes
+        return record
+
+    def close(self):
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@contextlib.contextmanager
+def spool_folder(out):
+    """A temporary folder next to ``out`` (same disk) that is always removed afterwards.
+
+    Output folders it had to create are removed again if the block fails.
+    """
+    folder = os.path.dirname(os.path.abspath(out))
+    created = folder
+    while not os.path.exists(os.path.dirname(created)):
+        created = os.path.dirname(created)
+    created = None if os.path.exists(folder) else created
+    ensure_writable_dir(folder)
+    path = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.spool-", dir=folder)
+    try:
+        yield path
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        if created is not None:
+            _remove_empty_folders(folder, created)
+        raise
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_empty_folders(folder, top):
+    """Remove ``folder`` and its parents up to ``top`` while they are empty."""
+    while True:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+        if folder == top:
+            return
+        folder = os.path.dirname(folder)
+
+
+# ---------------------------------------------------------------------------- the .beton
+
+class Constant:
+    """A field value shared by every sample (e.g. reserved, zero-filled arrays)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def write_spooled(path, fields, columns, spool_paths, progress, unit="sample"):
+    """Write ``len(columns[...])`` samples to ``path`` with FFCV's DatasetWriter.
+
+    ``fields`` maps names to FFCV fields (file order); ``columns`` maps the same names to the
+    values: an ``IMAGE_REF`` array (spooled JPEGs, for ``RGBImageField``s), a 1-D array (one
+    value per sample) or a :class:`Constant`. ``spool_paths[i]`` is spool file ``i``.
+    """
+    lengths = {len(c) for c in columns.values() if not isinstance(c, Constant)}
+    if len(lengths) != 1:
+        raise ValueError("columns must have one common length")
+    num_samples = lengths.pop()
+    largest = np.zeros(num_samples, np.int64)
+    for column in columns.values():
+        if isinstance(column, Constant):
+            largest += np.asarray(column.value).nbytes
+        elif column.dtype == IMAGE_REF:
+            largest += column["nbytes"]
+    # The samples are already-encoded JPEG bytes: writing them is a copy, cheaper than
+    # starting writer processes (≈ 0.3 s here), so one worker runs in this process.
+    writer = make_writer(path, fields, page_size_for(largest.max() + 4096), 1, progress,
+                         unit=unit)
+    try:
+        writer.from_jobs(num_samples, [(0, num_samples)], _write_samples,
+                         ({name: columns[name] for name in fields}, list(spool_paths)),
+                         inline=True)
+    except OSError as err:
+        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def _write_samples(todo, metadata_sm, metadata_type, fields, allocator, done, allocations,
+                   columns, spool_paths):
+    """FFCV writer worker: fill samples ``[start, stop)`` of each queued job."""
+    from ffcv.fields.rgb_image import IMAGE_MODES
+
+    metadata = np.frombuffer(metadata_sm.buf, dtype=metadata_type)
+    slots = list(zip(metadata_type.names, fields.values(), columns.values()))
+    files = {}
+    jpg = IMAGE_MODES["jpg"]
+
+    def put_image(destination, ref, malloc):
+        number = int(ref["spool"])
+        if number not in files:
+            files[number] = os.open(spool_paths[number], os.O_RDONLY)
+        data = os.pread(files[number], int(ref["nbytes"]), int(ref["offset"]))
+        if len(data) != ref["nbytes"]:
+            raise OSError(f"spool file {spool_paths[number]} is shorter than expected")
+        destination["mode"] = jpg
+        destination["height"], destination["width"] = ref["height"], ref["width"]
+        destination["data_ptr"], storage = malloc(len(data))
+        storage[:] = np.frombuffer(data, np.uint8)
+
+    try:
+        with allocator:
+            while True:
+                job = todo.get()
+                if job is None:
+                    break
+                start, stop = job
+                for index in range(start, stop):
+                    for attempt in range(2):      # as FFCV: retry once on a fresh page
+                        try:
+                            allocator.set_current_sample(index)
+                            for name, field, column in slots:
+                                destination = metadata[name][index:index + 1]
+                                if isinstance(column, Constant):
+                                    field.encode(destination, column.value, allocator.malloc)
+                                elif column.dtype == IMAGE_REF:
+                                    put_image(destination, column[index], allocator.malloc)
+                                else:
+                                    field.encode(destination, column[index], allocator.malloc)
+                            break
+                        except MemoryError:
+                            if attempt == 1:
+                                raise
+                with done.get_lock():
+                    done.value += stop - start
+        allocations.put(allocator.allocations)
+    finally:
+        for handle in files.values():
+            os.close(handle)
