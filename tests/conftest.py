@@ -63,24 +63,3 @@ def video_betons(tmp_path_factory):
     write_video_frames(str(clip), str(frames), workers=1, progress=False)
     write_video_pairs(str(clip), str(pairs), gap=2, workers=1, progress=False)
     return str(frames), str(pairs)
-
-
-@pytest.fixture(scope='session')
-def region_pairs_beton(video_betons, tmp_path_factory):
-    """The pairs .beton of ``video_betons`` (real video, 160 x 96 frames) with tracked regions
-    filled in: sample i has ``i % 3`` valid rows, a box following the pan (6 px left per
-    pair) and one at the frame's bottom-right edge. Returns (path, rows, counts)."""
-    import shutil
-
-    from ffcv.reader import Reader
-
-    from tests.loaders.region_fixtures import fill_proposals
-    path = str(tmp_path_factory.mktemp('regions') / 'pairs.beton')
-    shutil.copy(video_betons[1], path)
-    rows, counts = [], []
-    for i in range(Reader(path).num_samples):
-        rows.append(np.array([[20 + i, 10, 60 + i, 50, 14 + i, 10, 54 + i, 50, 0.9],
-                              [130, 60, 160, 96, 124, 58, 154, 94, 0.4]], np.float32))
-        counts.append(i % 3)
-    fill_proposals(path, rows, counts)
-    return path, rows, np.array(counts)

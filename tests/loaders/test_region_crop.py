@@ -18,7 +18,6 @@ from loaders.photometric_params import blur_kernel_size, make_strengths, photome
 from loaders.region_crop import context_region, pick_region
 from loaders.rng import (STREAM_CONTEXT, STREAM_REGION, next_int, next_range, sample_state,
                          view_state)
-from tests.loaders import region_fixtures as planted
 from tests.writers.video_fixtures import load_all
 
 RT = (('frame_a', ((0, 'region'),)), ('frame_b', ((1, 'region'),)))
@@ -63,7 +62,7 @@ def colour_mask(view, rgb):
     return np.abs(view.astype(int) - np.array(rgb)).max(axis=-1) < 60
 
 
-def test_region_views_stay_in_the_tracked_box_in_both_frames(planted_regions_beton,
+def test_region_views_stay_in_the_tracked_box_in_both_frames(planted_regions_beton, planted,
                                                              python_pipelines, collect):
     """Planted frames: black, with coloured boxes inside white max-margin zones. A region
     view shows one valid track's colour, the same in both frames, plus white, never black
@@ -181,8 +180,8 @@ def test_cpu_photometric_numbers_views_like_photometric_params(region_pairs_beto
         assert np.array_equal(augmented[index], views), index
 
 
-def test_bad_region_input_is_refused(planted_regions_beton, region_pairs_beton, small_beton,
-                                     tmp_path):
+def test_bad_region_input_is_refused(planted_regions_beton, planted, region_pairs_beton,
+                                     small_beton, tmp_path):
     path, _, _ = region_pairs_beton
     with pytest.raises(UserError, match="no 'proposals' field"):
         MultiViewLoader(planted.write_planted_regions(tmp_path / 'bare.beton', False), 4, 8, RT)
