@@ -1,1 +1,2 @@
-"""Dataset writers: turn image folders, list files and COCO boxes into FFCV .beton files."""
+"""Dataset writers: images, video frames and frame pairs to FFCV .beton files, and rendered
+invariance sets to image folders."""

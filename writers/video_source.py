@@ -1,5 +1,9 @@
 """Where the video writers' frames come from: finding videos, decoding them in order.
 
+One module although longer than 300 lines: finding a source and decoding it share the index
+and timestamp conventions below (a frame folder's numbering *is* its indices), which must not
+drift apart.
+
 Two kinds of source:
 
 * **video files** (``.mp4 .avi .mkv .webm .mov .mpg .mpeg .m4v``, any case), decoded with
