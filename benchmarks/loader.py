@@ -78,6 +78,7 @@ from ffcv.transforms import RandomHorizontalFlip, ToTensor  # noqa: E402
 from benchmarks.common import (Method, machine_info, print_machine,  # noqa: E402
                                print_ratios, print_table, ratio_rows)
 from fastssl_common.errors import UserError, run_cli  # noqa: E402
+from fastssl_common.formats import IMAGE, LABEL  # noqa: E402
 from loaders.pair_loader import MultiViewLoader, open_beton  # noqa: E402
 from loaders.photometric_params import blur_kernel_size, make_strengths  # noqa: E402
 from writers.write_images import write_images  # noqa: E402
@@ -187,18 +188,18 @@ def fastssl_loader(path, args, augment):
 def stock_ffcv_loader(path, args, n_views):
     """Stock FFCV: ``n_views`` crop+flip pipelines over the one 'image' field."""
     def view():
-        return PipelineSpec("image", decoder=RandomResizedCropRGBImageDecoder(
+        return PipelineSpec(IMAGE, decoder=RandomResizedCropRGBImageDecoder(
             (args.resolution, args.resolution), scale=SCALE),
             transforms=[RandomHorizontalFlip(), ToTensor()])
 
     fields = open_beton(path).handlers
-    pipelines = {"image": view()}
+    pipelines = {IMAGE: view()}
     if n_views == 2:
         pipelines["image2"] = view()
     for name in fields:
-        if name == "label":
-            pipelines["label"] = [IntDecoder(), ToTensor()]
-        elif name != "image":
+        if name == LABEL:
+            pipelines[LABEL] = [IntDecoder(), ToTensor()]
+        elif name != IMAGE:
             pipelines[name] = None
     return Loader(path, batch_size=args.batch_size, num_workers=args.workers,
                   order=OrderOption.RANDOM, seed=SEED, pipelines=pipelines, drop_last=True,
