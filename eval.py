@@ -3,29 +3,18 @@
 ``python eval.py --help`` lists the commands, ``python eval.py COMMAND --help`` the settings
 of one (fastargs sections, as in train.py).
 
-Registering a command: write a module exposing
-
-* ``declare(cfg)``: declares the command's fastargs ``Section``\\ s on the Config ``cfg``
-  (its own section named after the command, plus shared ones such as ``eval`` from
-  ``fastssl.evaluation.declare_eval_section``);
-* ``run(settings)``: receives the resolved ``fastssl.config.Settings`` of those sections
-  (``settings.<section>.<key>``), does the work, prints its result and returns the exit code;
-  bad input raises ``fastssl_common.errors.UserError`` (one ``error:`` line, exit 2);
-
-then add one line ``'name': 'package.module'`` to ``COMMANDS``. A module is imported only when
-its command runs, so one command's heavy imports never slow down another.
+Registering a command: write a module exposing ``run(settings)``, which receives the resolved
+``fastssl.config_loader.Settings`` of the command's sections (``settings.<section>.<key>``),
+does the work, prints its result and returns the exit code; bad input raises
+``fastssl_common.errors.UserError`` (one ``error:`` line, exit 2). Declare its fastargs
+sections in ``fastssl/eval_config.py`` (its own section named after the command, plus shared
+ones such as ``eval``) and add one line to ``COMMANDS`` there.
 """
 import importlib
 import sys
 
+from fastssl.eval_config import COMMANDS
 from fastssl_common.errors import UserError, run_cli
-
-COMMANDS = {
-    'knn': 'fastssl.knn_command',
-    'linear': 'fastssl.linear_command',
-    'export': 'fastssl.export_command',
-    'invariance': 'fastssl.invariance_command',
-}
 
 
 def usage():
@@ -40,10 +29,10 @@ def main(argv):
     if not argv or argv[0] not in COMMANDS:
         got = f"unknown command '{argv[0]}'; " if argv else ''
         raise UserError(got + usage())
-    from fastssl.config import Settings, as_dict, load_config
-    command = importlib.import_module(COMMANDS[argv[0]])
-    settings = Settings(as_dict(load_config(argv[1:], declare=command.declare)))
-    return command.run(settings)
+    from fastssl.config_loader import read_settings
+    declare, module = COMMANDS[argv[0]]
+    settings = read_settings(argv[1:], declare)
+    return importlib.import_module(module).run(settings)
 
 
 if __name__ == '__main__':

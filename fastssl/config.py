@@ -1,94 +1,59 @@
-"""Configuration: the fastargs sections every entry point reads, declared up front.
+"""The settings of every command, declared up front: the constants and backbone group all of
+them share, and the fastargs sections of training (``train.py``).
 
 One source of truth: ``configs/*.yaml`` recipes, overridden by ``--section.key=value`` on the
-command line. Anything a user might want to change is a parameter here, with its default and
-a description (``python train.py --help`` prints them). Unknown keys, wrong types, missing
-files are reported as one ``error:`` line naming the key or file.
+command line. Anything a user might want to change is a parameter, with its default, its
+valid range and a description (``python train.py --help`` prints them). The evaluation
+commands' sections (``eval.py``) are in ``fastssl/eval_config.py``, built from the same
+constants and :func:`backbone_params`; ``fastssl/config_loader.py`` reads and checks them.
 """
-import os
-import sys
-
-import yaml
 from fastargs import Param, Section
-from fastargs.config import Config
-from fastargs.dict_utils import expand_keys, fix_dict
-from fastargs.validation import Checker
 
-from fastssl_common.errors import UserError
+from .config_loader import Bool, Float, Int, OneOf, Str, read_settings
+from .variants import VARIANTS
 
-
-class Int(Checker):
-    """An integer; unlike fastargs' Int it refuses 3.7 instead of truncating it."""
-
-    def check(self, value):
-        if isinstance(value, bool):
-            raise TypeError()
-        if isinstance(value, float) and not value.is_integer():
-            raise TypeError()
-        return int(value)
-
-    def help(self):
-        return "an int"
+# torchvision ResNets a backbone can be -> (bottleneck blocks?, blocks per stage): what
+# ``model_io`` reads the architecture off a state dict by.
+ARCHITECTURES = {
+    'resnet18': (False, (2, 2, 2, 2)),
+    'resnet34': (False, (3, 4, 6, 3)),
+    'resnet50': (True, (3, 4, 6, 3)),
+    'resnet101': (True, (3, 4, 23, 3)),
+    'resnet152': (True, (3, 8, 36, 3)),
+}
+PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
+RESOLUTION = 224        # image side, px, of training views and evaluation crops
+KNN_K = 200             # weighted kNN (Wu et al. 2018, the MoCo monitor): neighbours
+KNN_TEMPERATURE = 0.07  # and the temperature of their exp(s / T) votes
 
 
-class Float(Checker):
-    def check(self, value):
-        if isinstance(value, bool):
-            raise TypeError()
-        return float(value)
-
-    def help(self):
-        return "a float"
-
-
-class Bool(Checker):
-    """true/false, yes/no, 1/0 (fastargs' Bool would read the string 'false' as True)."""
-    WORDS = {'true': True, 'yes': True, '1': True, 'false': False, 'no': False, '0': False}
-
-    def check(self, value):
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.lower() in self.WORDS:
-            return self.WORDS[value.lower()]
-        raise TypeError()
-
-    def help(self):
-        return "a boolean (true/false)"
-
-
-class Str(Checker):
-    def check(self, value):
-        if isinstance(value, str):
-            return value
-        raise TypeError()
-
-    def help(self):
-        return "a string"
-
-
-class OneOf(Checker):
-    def __init__(self, *choices):
-        self.choices = choices
-
-    def check(self, value):
-        if value in self.choices:
-            return value
-        raise ValueError()
-
-    def help(self):
-        return "one of " + "/".join(self.choices)
+def backbone_params(*keys, precision='auto', precision_note=''):
+    """The parameters every command that loads or runs a backbone shares, those named in
+    ``keys`` (of checkpoint, arch, device, precision), as fresh Params: a Param belongs to
+    the one section it is declared in. ``precision`` is its default; ``precision_note``
+    says why, when it is not 'auto'."""
+    group = {
+        'checkpoint': lambda: Param(Str(), 'fastssl / official MoCo checkpoint or torchvision '
+                                    'state dict', required=True),
+        'arch': lambda: Param(OneOf('auto', *ARCHITECTURES),
+                              'backbone architecture (auto = read off the keys)',
+                              default='auto'),
+        'device': lambda: Param(Str(), "'auto', 'cpu', 'cuda' or 'cuda:N'", default='auto'),
+        'precision': lambda: Param(OneOf(*PRECISIONS), 'autocast: auto = bf16 on GPUs that '
+                                   'support it, else fp32' + precision_note,
+                                   default=precision),
+    }
+    return {key: group[key]() for key in keys}
 
 
 def declare_sections(cfg):
-    """Declare every section on the fastargs Config ``cfg``."""
+    """Declare the training sections on the fastargs Config ``cfg``."""
     Section('data', 'Training data (a .beton from writers/)', config_descriptor=cfg).params(
         path=Param(Str(), 'training .beton', required=True),
-        batch_size=Param(Int(), 'pairs per step, global: split evenly over torchrun ranks',
+        batch_size=Param(Int(gt=0), 'pairs per step, global: split evenly over torchrun ranks',
                          default=256),
-        resolution=Param(Int(), 'output side of each view, px', default=224),
-        num_workers=Param(Int(), 'FFCV loader threads per process (0 = all cores, shared '
+        resolution=Param(Int(gt=0), 'output side of each view, px', default=RESOLUTION),
+        num_workers=Param(Int(ge=0), 'FFCV loader threads per process (0 = all cores, shared '
                           'among the torchrun ranks on a machine)', default=0),
         order=Param(OneOf('random', 'quasi_random', 'sequential'), 'sample order',
                     default='random'),
@@ -99,191 +64,94 @@ def declare_sections(cfg):
         placement=Param(OneOf('auto', 'gpu', 'cpu', 'none'),
                         'photometric augment: auto = gpu when CUDA is present, else cpu',
                         default='auto'),
-        crop_scale_min=Param(Float(), 'RandomResizedCrop scale min', default=0.2),
-        crop_scale_max=Param(Float(), 'RandomResizedCrop scale max', default=1.0),
-        crop_ratio_min=Param(Float(), 'RandomResizedCrop aspect min', default=3 / 4),
-        crop_ratio_max=Param(Float(), 'RandomResizedCrop aspect max', default=4 / 3),
-        flip_prob=Param(Float(), 'horizontal flip probability', default=0.5),
-        region_context_min=Param(Float(), 'region views: context margin added on each side, '
-                                 'fraction of the tracked box (min)', default=0.0),
-        region_context_max=Param(Float(), 'region views: context margin (max)', default=0.3),
-        region_scale_min=Param(Float(), 'region views: RandomResizedCrop scale within the '
-                               'region (min)', default=0.5),
-        region_scale_max=Param(Float(), 'region views: crop scale within the region (max)',
-                               default=1.0),
-        brightness=Param(Float(), 'ColorJitter brightness', default=0.4),
-        contrast=Param(Float(), 'ColorJitter contrast', default=0.4),
-        saturation=Param(Float(), 'ColorJitter saturation', default=0.4),
-        hue=Param(Float(), 'ColorJitter hue', default=0.1),
-        p_jitter=Param(Float(), 'probability of ColorJitter', default=0.8),
-        p_gray=Param(Float(), 'probability of RandomGrayscale', default=0.2),
-        p_blur=Param(Float(), 'probability of GaussianBlur', default=0.5),
-        sigma_min=Param(Float(), 'GaussianBlur sigma min', default=0.1),
-        sigma_max=Param(Float(), 'GaussianBlur sigma max', default=2.0),
+        crop_scale_min=Param(Float(gt=0, le=1), 'RandomResizedCrop scale min', default=0.2),
+        crop_scale_max=Param(Float(gt=0, le=1), 'RandomResizedCrop scale max', default=1.0),
+        crop_ratio_min=Param(Float(gt=0), 'RandomResizedCrop aspect min', default=3 / 4),
+        crop_ratio_max=Param(Float(gt=0), 'RandomResizedCrop aspect max', default=4 / 3),
+        flip_prob=Param(Float(ge=0, le=1), 'horizontal flip probability', default=0.5),
+        region_context_min=Param(Float(ge=0), 'region views: context margin added on each '
+                                 'side, fraction of the tracked box (min)', default=0.0),
+        region_context_max=Param(Float(ge=0), 'region views: context margin (max)',
+                                 default=0.3),
+        region_scale_min=Param(Float(gt=0, le=1), 'region views: RandomResizedCrop scale '
+                               'within the region (min)', default=0.5),
+        region_scale_max=Param(Float(gt=0, le=1), 'region views: crop scale within the '
+                               'region (max)', default=1.0),
+        brightness=Param(Float(ge=0), 'ColorJitter brightness', default=0.4),
+        contrast=Param(Float(ge=0), 'ColorJitter contrast', default=0.4),
+        saturation=Param(Float(ge=0), 'ColorJitter saturation', default=0.4),
+        hue=Param(Float(ge=0, le=0.5), 'ColorJitter hue', default=0.1),
+        p_jitter=Param(Float(ge=0, le=1), 'probability of ColorJitter', default=0.8),
+        p_gray=Param(Float(ge=0, le=1), 'probability of RandomGrayscale', default=0.2),
+        p_blur=Param(Float(ge=0, le=1), 'probability of GaussianBlur', default=0.5),
+        sigma_min=Param(Float(gt=0), 'GaussianBlur sigma min', default=0.1),
+        sigma_max=Param(Float(gt=0), 'GaussianBlur sigma max', default=2.0),
     )
     Section('model', 'Encoder', config_descriptor=cfg).params(
-        arch=Param(OneOf('resnet18', 'resnet50'), 'torchvision backbone (random init)',
+        arch=Param(OneOf(*ARCHITECTURES), 'torchvision backbone (random init)',
                    default='resnet50'),
-        proj_hidden=Param(Int(), 'MLP head hidden width (0 = backbone feature dim)', default=0),
-        proj_dim=Param(Int(), 'MLP head output (key) dim', default=128),
+        proj_hidden=Param(Int(ge=0), 'MLP head hidden width (0 = backbone feature dim)',
+                          default=0),
+        proj_dim=Param(Int(gt=0), 'MLP head output (key) dim', default=128),
     )
     Section('moco', 'MoCo v2', config_descriptor=cfg).params(
-        queue_size=Param(Int(), 'K, keys in the queue (clamped for small datasets)',
+        queue_size=Param(Int(gt=0), 'K, keys in the queue (clamped for small datasets)',
                          default=65536),
-        momentum=Param(Float(), 'key encoder EMA momentum m', default=0.999),
-        temperature=Param(Float(), 'InfoNCE temperature T', default=0.2),
-        bn_splits=Param(Int(), 'split-BN sub-batches on one device (1 = plain BN); under '
+        momentum=Param(Float(ge=0, le=1), 'key encoder EMA momentum m', default=0.999),
+        temperature=Param(Float(gt=0), 'InfoNCE temperature T', default=0.2),
+        bn_splits=Param(Int(gt=0), 'split-BN sub-batches on one device (1 = plain BN); under '
                         'torchrun shuffle-BN across ranks replaces it', default=8),
-        frame_weight=Param(Float(), 'weight of the image/frame-pair InfoNCE term', default=1.0),
-        region_weight=Param(Float(), 'weight of the region-pair InfoNCE term (rt, fti_rt)',
+        frame_weight=Param(Float(ge=0), 'weight of the image/frame-pair InfoNCE term',
+                           default=1.0),
+        region_weight=Param(Float(ge=0), 'weight of the region-pair InfoNCE term (rt, fti_rt)',
                             default=1.0),
         separate_queues=Param(Bool(), 'fti_rt: frame and region terms get their own key '
                               'queues (default: one shared queue)', default=False),
     )
     Section('optim', 'SGD with cosine schedule', config_descriptor=cfg).params(
-        lr=Param(Float(), 'lr for a global batch of 256 (scaled linearly with the global batch)',
-                 default=0.03),
-        momentum=Param(Float(), 'SGD momentum', default=0.9),
-        weight_decay=Param(Float(), 'weight decay', default=1e-4),
-        warmup_epochs=Param(Float(), 'linear warmup epochs', default=0.0),
+        lr=Param(Float(ge=0), 'lr for a global batch of 256 (scaled linearly with the global '
+                 'batch)', default=0.03),
+        momentum=Param(Float(ge=0, le=1), 'SGD momentum', default=0.9),
+        weight_decay=Param(Float(ge=0), 'weight decay', default=1e-4),
+        warmup_epochs=Param(Float(ge=0), 'linear warmup epochs', default=0.0),
     )
     Section('train', 'Training run', config_descriptor=cfg).params(
-        variant=Param(OneOf('mocov2', 'mocov2_frames', 'fti', 'rt', 'fti_rt'),
+        variant=Param(OneOf(*VARIANTS),
                       'positives: two crops of an image (mocov2), of a video frame '
                       '(mocov2_frames), frames i and i+k of a video (fti), one tracked region '
                       'at i and i+k (rt), or both (fti_rt)', default='mocov2'),
-        epochs=Param(Int(), 'epochs', default=200),
-        seed=Param(Int(), 'seed of data order, augment draws and init', default=0),
-        device=Param(Str(), "'auto', 'cpu', 'cuda' or 'cuda:N'", default='auto'),
-        precision=Param(OneOf('auto', 'fp32', 'bf16', 'fp16'),
-                        'auto = bf16 on GPUs that support it, fp32 on CPU', default='auto'),
+        epochs=Param(Int(gt=0), 'epochs', default=200),
+        seed=Param(Int(ge=0), 'seed of data order, augment draws and init', default=0),
+        **backbone_params('device', 'precision'),
         channels_last=Param(Bool(), 'channels_last memory format', default=True),
         compile=Param(Bool(), 'torch.compile the encoders', default=False),
         run_dir=Param(Str(), 'run folder: TensorBoard events, checkpoints, config',
                       default='runs/mocov2'),
         resume=Param(Bool(), 'continue from the last checkpoint in run_dir', default=False),
-        checkpoint_every=Param(Int(), 'checkpoint every N epochs (and at the end)', default=10),
+        checkpoint_every=Param(Int(gt=0), 'checkpoint every N epochs (and at the end)',
+                               default=10),
     )
     Section('dist', 'Several processes started by torchrun (unused in a single process)',
             config_descriptor=cfg).params(
-        timeout_s=Param(Int(), 'seconds a collective waits for the other ranks before the run '
-                        'stops with an error naming the rank (a rank died or stalled)',
+        timeout_s=Param(Int(gt=0), 'seconds a collective waits for the other ranks before the '
+                        'run stops with an error naming the rank (a rank died or stalled)',
                         default=1800),
     )
     Section('logging', 'TensorBoard monitoring', config_descriptor=cfg).params(
-        log_every=Param(Int(), 'steps between scalar logs (and non-finite checks)', default=20),
-        image_grid=Param(Int(), 'pairs shown in the start-of-training image grid (0 = off)',
+        log_every=Param(Int(gt=0), 'steps between scalar logs (and non-finite checks)',
+                        default=20),
+        image_grid=Param(Int(ge=0), 'pairs shown in the start-of-training image grid (0 = off)',
                          default=8),
         progress=Param(Bool(), 'tqdm progress bar', default=True),
         knn_train_path=Param(Str(), 'labelled .beton: kNN memory bank ("" = off)', default=''),
         knn_val_path=Param(Str(), 'labelled .beton: kNN queries', default=''),
-        knn_every=Param(Int(), 'kNN monitor every N epochs', default=10),
-        knn_k=Param(Int(), 'kNN neighbours', default=200),
-        knn_temperature=Param(Float(), 'kNN weighting temperature', default=0.07),
+        knn_every=Param(Int(gt=0), 'kNN monitor every N epochs', default=10),
+        knn_k=Param(Int(gt=0), 'kNN neighbours', default=KNN_K),
+        knn_temperature=Param(Float(gt=0), 'kNN weighting temperature',
+                              default=KNN_TEMPERATURE),
     )
 
 
-def _flatten(tree, prefix=()):
-    for key, value in tree.items():
-        path = prefix + (str(key),)
-        if isinstance(value, dict):
-            yield from _flatten(value, path)
-        else:
-            yield path, value
-
-
-def parse_cli(argv):
-    """Split argv into (config files, {dotted key: value}); UserError on a malformed item."""
-    files, overrides = [], {}
-    items = list(argv)
-    while items:
-        item = items.pop(0)
-        if item in ('--config-file', '-C'):
-            if not items:
-                raise UserError(f"{item} needs a file path")
-            files.append(items.pop(0))
-        elif item.startswith('--config-file='):
-            files.append(item.split('=', 1)[1])
-        elif item.startswith('--') and '=' in item:
-            key, value = item[2:].split('=', 1)
-            overrides[key] = value
-        elif item.startswith('--') and items and not items[0].startswith('--'):
-            overrides[item[2:]] = items.pop(0)
-        else:
-            raise UserError(f"cannot parse argument '{item}' (use --section.key=value)")
-    return files, overrides
-
-
-def help_text(cfg):
-    lines = [f"usage: {os.path.basename(sys.argv[0])} --config-file FILE.yaml "
-             "[--section.key=value ...]", ""]
-    for path, param in cfg.entries.items():
-        default = 'required' if param.required else repr(param.default)
-        lines.append(f"  --{'.'.join(path):28s} {param.checker.help():32s} "
-                     f"[{default}] {param.desc}")
-    return "\n".join(lines)
-
-
-def load_config(argv, declare=declare_sections):
-    """Build, fill and validate the config; returns the fastargs Config."""
-    cfg = Config()
-    declare(cfg)
-    if '--help' in argv or '-h' in argv:
-        print(help_text(cfg))
-        sys.exit(0)
-    files, overrides = parse_cli(argv)
-    known = set(cfg.entries)
-    for fname in files:
-        if not os.path.isfile(fname):
-            raise UserError(f"config file not found: {fname}")
-        try:
-            with open(fname) as handle:
-                content = yaml.safe_load(handle) or {}
-        except yaml.YAMLError as err:
-            raise UserError(f"config file {fname} is not valid YAML ({err.problem})") from None
-        if not isinstance(content, dict):
-            raise UserError(f"config file {fname} must hold a mapping of sections")
-        for path, _ in _flatten(fix_dict(expand_keys(content))):
-            if path not in known:
-                raise UserError(f"unknown config key '{'.'.join(path)}' in {fname}")
-        cfg.collect(content)
-    for key in overrides:
-        if tuple(key.split('.')) not in known:
-            raise UserError(f"unknown config key '{key}' on the command line")
-    cfg.collect(overrides)
-    for path, param in cfg.entries.items():
-        key = '.'.join(path)
-        if param.required and cfg.content.get(path) is None:
-            raise UserError(f"missing required config key '{key}'")
-        try:
-            cfg[path]
-        except Exception:
-            raise UserError(f"config key '{key}' must be {param.checker.help()}, "
-                            f"got {cfg.content.get(path)!r}") from None
-    return cfg
-
-
-def as_dict(cfg):
-    """Resolved config as a nested dict (what is saved next to the checkpoints)."""
-    out = {}
-    for path in cfg.entries:
-        node = out
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = cfg[path]
-    return out
-
-
-class Settings:
-    """Attribute access to a resolved config: ``s.data.batch_size``."""
-
-    def __init__(self, tree):
-        for key, value in tree.items():
-            setattr(self, key, Settings(value) if isinstance(value, dict) else value)
-
-    def to_dict(self):
-        return {k: (v.to_dict() if isinstance(v, Settings) else v) for k, v in vars(self).items()}
-
-
 def load_settings(argv):
-    return Settings(as_dict(load_config(argv)))
+    """The checked training settings (``settings.data.batch_size``, ...) of argv."""
+    return read_settings(argv, declare_sections)

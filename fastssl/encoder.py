@@ -2,16 +2,15 @@
 import torchvision
 from torch import nn
 
-ARCHS = {'resnet18': torchvision.models.resnet18, 'resnet50': torchvision.models.resnet50}
-
 
 class Encoder(nn.Module):
     """``features(x)`` is the backbone's pooled output (what evaluation uses);
     ``forward(x)`` adds the MoCo v2 head Linear(d, hidden)-ReLU-Linear(hidden, out)."""
 
-    def __init__(self, arch='resnet50', proj_hidden=0, proj_dim=128):
+    def __init__(self, arch, proj_hidden, proj_dim):
         super().__init__()
-        self.backbone = ARCHS[arch](weights=None)  # random init: nothing is downloaded
+        # one of config.ARCHITECTURES; random init: nothing is downloaded
+        self.backbone = getattr(torchvision.models, arch)(weights=None)
         feature_dim = self.backbone.fc.in_features
         self.backbone.fc = nn.Identity()
         hidden = proj_hidden or feature_dim

@@ -1,56 +1,24 @@
 """Frozen-backbone evaluations on labelled .betons: weighted kNN and the linear probe.
 
-Both read the shared ``eval`` section (backbone, data, device), load the backbone from any
-format ``model_io`` knows, and extract the train and val features with the one
-``knn.extract_features`` (channels-last, autocast on GPU) that the trainer's kNN monitor uses.
+Both read the shared ``eval`` section (backbone, data, device: ``fastssl/eval_config.py``),
+load the backbone from any format ``model_io`` knows, and extract the train and val features
+with the one ``knn.extract_features`` (channels-last, autocast on GPU) that the trainer's kNN
+monitor uses.
 """
 import torch
-from fastargs import Param, Section
 
 from fastssl_common.atomic import write_json
-from fastssl_common.errors import UserError
 from loaders.eval_loader import make_eval_loader
 
-from .config import Int, OneOf, Str
+from .device import resolve_device, resolve_precision
 from .knn import extract_features, weighted_knn
 from .linear_probe import topk_accuracy, train_linear_probe
-from .model_io import ARCHS, load_backbone
-from .device import resolve_device, resolve_precision
-
-
-def declare_eval_section(cfg):
-    """The ``eval`` section shared by the commands that evaluate a backbone on .betons."""
-    Section('eval', 'Backbone and labelled data', config_descriptor=cfg).params(
-        checkpoint=Param(Str(), 'fastssl / official MoCo checkpoint or torchvision state dict',
-                         required=True),
-        arch=Param(OneOf('auto', *ARCHS), 'backbone architecture (auto = read off the keys)',
-                   default='auto'),
-        train_path=Param(Str(), 'labelled .beton: kNN memory bank / probe training set',
-                         required=True),
-        val_path=Param(Str(), 'labelled .beton: queries / probe test set ("" = train_path)',
-                       default=''),
-        resolution=Param(Int(), 'centre-crop side, px', default=224),
-        batch_size=Param(Int(), 'images per batch', default=256),
-        num_workers=Param(Int(), 'FFCV loader threads (0 = all cores)', default=0),
-        device=Param(Str(), "'auto', 'cpu' or 'cuda[:N]'", default='auto'),
-        precision=Param(OneOf('auto', 'fp32', 'bf16', 'fp16'),
-                        'feature extraction autocast: auto = bf16 on GPUs that support it',
-                        default='auto'),
-        output=Param(Str(), 'JSON file for the result ("" = print only)', default=''),
-    )
-
-
-def require_positive(section, values, *keys):
-    """UserError naming ``section.key`` for the first of ``keys`` that is not > 0."""
-    for key in keys:
-        if not getattr(values, key) > 0:
-            raise UserError(f"{section}.{key} must be > 0, got {getattr(values, key)}")
+from .model_io import load_backbone
 
 
 def split_features(e, device, l2_normalize):
     """Backbone of ``e.checkpoint`` -> (summary dict, (train features, labels),
     (val features, labels)) on the CPU; a val set equal to the train set is extracted once."""
-    require_positive('eval', e, 'resolution', 'batch_size')
     dtype = resolve_precision(e.precision, device, 'eval.precision')
     backbone = load_backbone(e.checkpoint, e.arch, device).to(memory_format=torch.channels_last)
     val_path = e.val_path or e.train_path
@@ -71,10 +39,8 @@ def _finish(e, result):
     return result
 
 
-def knn_evaluation(e, k=200, temperature=0.07):
+def knn_evaluation(e, k, temperature):
     """Weighted kNN with the ``eval`` section ``e``; returns the result dict."""
-    if not (k > 0 and temperature > 0):
-        raise UserError(f"knn.k and knn.temperature must be > 0, got {k} and {temperature}")
     device = resolve_device(e.device, 'eval.device')
     summary, bank, queries = split_features(e, device, l2_normalize=True)
     top1, top5 = weighted_knn(*(t.to(device) for t in (*bank, *queries)), k=k,
@@ -85,7 +51,6 @@ def knn_evaluation(e, k=200, temperature=0.07):
 
 def linear_evaluation(e, p):
     """Linear probe with the ``eval`` section ``e`` and ``linear`` section ``p``."""
-    require_positive('linear', p, 'epochs', 'lr', 'batch_size')
     device = resolve_device(e.device, 'eval.device')
     summary, (x_train, y_train), (x_val, y_val) = split_features(e, device, l2_normalize=False)
     num_classes = int(max(y_train.max(), y_val.max())) + 1

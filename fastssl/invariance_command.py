@@ -12,57 +12,21 @@ score vs transformation magnitude. Images are decoded once and run through every
 import os
 
 import torch
-from fastargs import Param, Section
 from torch import nn
 
 from fastssl_common.atomic import ensure_writable_dir, write_json
 from fastssl_common.errors import UserError
 
-from .config import Int, OneOf, Str
-from .invariance import REPORTED_K, invariance_score
-from .invariance_data import KINDS, read_dataset
-from .evaluation import require_positive
+from .device import resolve_device, resolve_precision
+from .invariance import invariance_score
+from .invariance_data import read_dataset
 from .invariance_data.images import image_batches
 from .knn import extract_features
-from .model_io import ARCHS, load_backbone
-from .device import resolve_device, resolve_precision
-
-
-def declare(cfg):
-    kinds = '; '.join(f"{k}: {v[2]}" for k, v in KINDS.items())
-    Section('invariance', 'Invariance score (Purushwalkam & Gupta 2020) of backbones',
-            config_descriptor=cfg).params(
-        kind=Param(OneOf(*KINDS), f'dataset layout ({kinds})', required=True),
-        root=Param(Str(), 'dataset root folder', required=True),
-        checkpoints=Param(Str(), 'comma-separated checkpoints, each PATH or NAME=PATH (any '
-                          'format model_io reads)', required=True),
-        arch=Param(OneOf('auto', *ARCHS), 'backbone architecture (auto = read off the keys)',
-                   default='auto'),
-        top_k=Param(Str(), 'comma-separated K: mean of the K most invariant neurons',
-                    default=','.join(map(str, REPORTED_K))),
-        resolution=Param(Int(), "image side, px (0 = the dataset protocol's)", default=0),
-        batch_size=Param(Int(), 'images per batch', default=64),
-        num_workers=Param(Int(), 'image decoding threads (0 = all cores)', default=0),
-        device=Param(Str(), "'auto', 'cpu' or 'cuda[:N]'", default='auto'),
-        # fp32 by default: bf16 rounding creates ties at the thresholds, and the score's
-        # >= (G) vs > (set counts) then counts them differently, changing the score.
-        precision=Param(OneOf('auto', 'fp32', 'bf16', 'fp16'),
-                        'feature extraction autocast (default fp32: bf16/fp16 rounding makes '
-                        'feature ties that change the score; auto = bf16 on GPUs that '
-                        'support it)', default='fp32'),
-        output=Param(Str(), 'JSON file for the results ("" = none)', default=''),
-        run_dir=Param(Str(), 'TensorBoard folder: one run per checkpoint ("" = none)',
-                      default=''),
-        plot=Param(Str(), 'PNG of score vs magnitude, rendered data ("" = none)', default=''),
-    )
+from .model_io import load_backbone
 
 
 def run(settings):
     s = settings.invariance
-    require_positive('invariance', s, 'batch_size')
-    for key in ('num_workers', 'resolution'):
-        if getattr(s, key) < 0:
-            raise UserError(f"invariance.{key} must be >= 0, got {getattr(s, key)}")
     checkpoints = parse_checkpoints(s.checkpoints)
     ks = parse_ks(s.top_k)
     check_outputs(s)

@@ -30,8 +30,8 @@ def extract_features(backbone_features, loader, device, channels_last=True, dtyp
 
 
 @torch.no_grad()
-def weighted_knn(train_features, train_labels, test_features, test_labels, k=200,
-                 temperature=0.07, chunk=1024):
+def weighted_knn(train_features, train_labels, test_features, test_labels, k, temperature,
+                 chunk=1024):
     """Top-1 and top-5 accuracy (percent) of weighted kNN. Features must be L2-normalised;
     all four tensors on one device (a GPU makes ImageNet-sized banks a matter of seconds)."""
     num_classes = int(max(train_labels.max(), test_labels.max())) + 1

@@ -11,9 +11,10 @@ ResNet key names (``conv1.weight``, ``layer1.0.bn1.running_mean``, ...):
 * torchvision state dicts, bare or wrapped in ``state_dict`` and/or prefixed ``module.``
   (DataParallel); their ``fc`` is a classifier and is kept for export.
 
-The architecture (resnet18/34/50/101/152) is read off the keys: block type and blocks per
-stage. Files are read with ``torch.load(weights_only=True)``, so loading never runs code from
-the file; only NumPy arrays (our checkpoints' RNG state) are allowed beyond tensors.
+The architecture (one of ``config.ARCHITECTURES``) is read off the keys: block type and
+blocks per stage. Files are read with ``torch.load(weights_only=True)``, so loading never
+runs code from the file; only NumPy arrays (our checkpoints' RNG state) are allowed beyond
+tensors.
 """
 import os
 import re
@@ -26,14 +27,7 @@ from torch import nn
 from fastssl_common.atomic import atomic_path
 from fastssl_common.errors import UserError
 
-# arch -> (bottleneck blocks?, blocks per stage)
-ARCHS = {
-    'resnet18': (False, (2, 2, 2, 2)),
-    'resnet34': (False, (3, 4, 6, 3)),
-    'resnet50': (True, (3, 4, 6, 3)),
-    'resnet101': (True, (3, 4, 23, 3)),
-    'resnet152': (True, (3, 8, 36, 3)),
-}
+from .config import ARCHITECTURES
 
 # (format, key of the weights in the file (None = the file is the dict), key prefix,
 #  whether its fc is a classifier worth keeping). First match wins.
@@ -104,19 +98,19 @@ def infer_arch(weights, path=''):
         ids = {int(m.group(1)) for k in weights
                for m in [re.match(rf'layer{stage}\.(\d+)\.', k)] if m}
         blocks.append(len(ids))
-    for arch, signature in ARCHS.items():
+    for arch, signature in ARCHITECTURES.items():
         if signature == (bottleneck, tuple(blocks)):
             return arch
     kind = 'bottleneck' if bottleneck else 'basic'
     raise UserError(f"{path}: a ResNet with {kind} blocks {blocks} per stage is none of "
-                    f"{', '.join(ARCHS)} (pass the architecture explicitly if it is one)")
+                    f"{', '.join(ARCHITECTURES)} (pass the architecture explicitly if it is one)")
 
 
 def _resolve_arch(weights, arch, path):
     if arch == 'auto':
         return infer_arch(weights, path)
-    if arch not in ARCHS:
-        raise UserError(f"unknown architecture '{arch}' (auto, {', '.join(ARCHS)})")
+    if arch not in ARCHITECTURES:
+        raise UserError(f"unknown architecture '{arch}' (auto, {', '.join(ARCHITECTURES)})")
     return arch
 
 

@@ -1,11 +1,17 @@
-"""TensorBoard monitoring of a run: the real ``torch.utils.tensorboard`` writer.
+"""TensorBoard monitoring of a run: the real ``torch.utils.tensorboard`` writer, and the
+training statistics it logs.
 
-Scalars under ``train/`` (loss, lr, pairs_per_s, data_wait_fraction, gpu_memory_gib),
-``knn/`` (top1, top5) and an image grid of augmented pairs (``pairs``) at the start.
+Scalars under ``train/`` (loss, loss_<term>, lr, pairs_per_s, data_wait_fraction,
+gpu_memory_gib; each a :class:`Window` of steps), ``knn/`` (top1, top5) and an image grid of
+augmented pairs (``pairs``) at the start.
 """
+from dataclasses import dataclass, field
+
 import torch
 import torchvision
 from torch.utils.tensorboard import SummaryWriter
+
+from . import distributed
 
 
 class Monitor:
@@ -39,3 +45,35 @@ def gpu_memory_gib(device):
     if device.type != 'cuda':
         return None
     return torch.cuda.max_memory_allocated(device) / 2 ** 30
+
+
+@dataclass
+class Window:
+    """The steps since the last log: detached (total, term...) losses and non-finite flags
+    (device tensors: no per-step host sync), seconds waiting for data and busy, global pairs."""
+    losses: list = field(default_factory=list)
+    flags: list = field(default_factory=list)
+    wait: float = 0.0
+    busy: float = 0.0
+    pairs: int = 0
+
+    def add(self, losses, pairs):
+        self.losses.append(losses)
+        self.flags.append(~torch.isfinite(losses[0]))
+        self.pairs += pairs
+
+    def stats(self, lr, term_names, device):
+        """The window's ``train/`` scalars; losses and data wait are means over ranks (one
+        all-reduce, so every rank must call this)."""
+        seconds = max(self.wait + self.busy, 1e-9)
+        values = torch.cat([torch.stack(self.losses).mean(0),
+                            torch.tensor([self.wait / seconds], device=device)])
+        means = distributed.mean_over_ranks(values).tolist()
+        stats = {'train/loss': means[0], 'train/lr': lr,
+                 **{f'train/loss_{name}': value for name, value in zip(term_names, means[1:-1])},
+                 'train/pairs_per_s': self.pairs / seconds,
+                 'train/data_wait_fraction': means[-1]}
+        memory = gpu_memory_gib(device)
+        if memory is not None:
+            stats['train/gpu_memory_gib'] = memory
+        return stats

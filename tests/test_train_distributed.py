@@ -17,7 +17,7 @@ Where the math says the runs must agree, and why the comparison is set up this w
   (same RNG state, same sample order, same augment draws keyed on (seed, epoch, index)).
 
 Both ranks hold identical parameters, queues and optimizer state at every checkpoint: the
-trainer checks it (``distributed.check_same_state``, tested to fail in
+trainer checks it (``rank_agreement.check_same_state``, tested to fail in
 ``tests/fastssl/test_distributed.py``) and would stop the run otherwise.
 """
 import os
@@ -30,7 +30,6 @@ import torch
 
 from fastssl.config import load_settings
 from fastssl.trainer import Trainer
-from tests.cli import REPO
 from tests.test_train import model_state, scalars, tiny_args
 
 # One step per epoch (global batch 16 of the 16 samples): at these sizes training is chaotic,
@@ -44,18 +43,18 @@ ARGS = ('--data.batch_size=16', '--data.order=sequential', '--moco.bn_splits=2',
 CLOSE = dict(rtol=1e-4, atol=2e-5)  # observed: <= 2.3e-6 (model), 1.2e-5 (momentum)
 
 
-def torchrun(*args):
+def torchrun(repo, *args):
     env = dict(os.environ, OMP_NUM_THREADS='1')
     return subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone',
-                           '--nproc_per_node=2', os.path.join(REPO, 'train.py'),
-                           *map(str, args)], capture_output=True, text=True, cwd=REPO,
+                           '--nproc_per_node=2', os.path.join(repo, 'train.py'),
+                           *map(str, args)], capture_output=True, text=True, cwd=repo,
                           env=env, timeout=400)
 
 
 @pytest.fixture(scope='module')
-def two_ranks(small_beton, tmp_path_factory):
+def two_ranks(small_beton, tmp_path_factory, repo):
     run = tmp_path_factory.mktemp('ddp') / 'two_ranks'
-    result = torchrun(*tiny_args(small_beton, run, *ARGS))
+    result = torchrun(repo, *tiny_args(small_beton, run, *ARGS))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return run, result
 

@@ -1,8 +1,8 @@
-"""fastssl.distributed on real gloo process groups (2 CPU processes), against single-process
-references computed here: the global-batch gather order, shuffle-BN (keys go back to their
-owners; across 2 ranks it equals split-BN with 2 splits for the same permutation), the
-all-gathered enqueue (the real MoCo.enqueue_terms), BN statistics averaging, config and
-state agreement, and a stalled rank.
+"""fastssl.distributed and fastssl.rank_agreement on real gloo process groups (2 CPU
+processes), against single-process references computed here: the global-batch gather order,
+shuffle-BN (keys go back to their owners; across 2 ranks it equals split-BN with 2 splits for
+the same permutation), the all-gathered enqueue (the real MoCo.enqueue_terms), BN statistics
+averaging, config and state agreement, and a stalled rank.
 
 One spawn of two ranks runs every distributed computation (process start-up dominates the
 cost); each rank saves what it computed and the tests compare.
@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from fastssl import distributed
+from fastssl import distributed, rank_agreement
 from fastssl.moco import MoCo
 from fastssl.split_batchnorm import SplitBatchNorm
 from fastssl_common.errors import UserError
@@ -101,25 +101,25 @@ def _worker(rank, port, out_dir):
             moco.enqueue_terms([keys[rank::WORLD] for keys in step])
         out['queues', term_queues] = moco.queues.clone(), moco.queue_ptrs.clone()
 
-    distributed.check_same_config(world, config(rank, differ=False))
+    rank_agreement.check_same_config(world, config(rank, differ=False))
     try:
-        distributed.check_same_config(world, config(rank, differ=True))
+        rank_agreement.check_same_config(world, config(rank, differ=True))
     except UserError as err:
         out['config_error'] = str(err)
 
     def only_on_main():
         raise UserError('checkpoint run/x.pt is not readable')
     try:
-        distributed.from_main(world, only_on_main)
+        rank_agreement.from_main(world, only_on_main)
     except UserError as err:
         out['from_main_error'] = str(err)
-    out['from_main_value'] = distributed.from_main(world, lambda: {'next_epoch': 3})
+    out['from_main_value'] = rank_agreement.from_main(world, lambda: {'next_epoch': 3})
 
     state = [('encoder.w', torch.arange(6.0)), ('queue_ptrs', torch.tensor(3))]
-    distributed.check_same_state(world, state, 'after epoch 1')
+    rank_agreement.check_same_state(world, state, 'after epoch 1')
     drifted = [('encoder.w', torch.arange(6.0) + (1e-7 if rank else 0)), state[1]]
     try:
-        distributed.check_same_state(world, drifted, 'after epoch 2')
+        rank_agreement.check_same_state(world, drifted, 'after epoch 2')
     except UserError as err:
         out['state_error'] = str(err)
 
@@ -260,8 +260,8 @@ def test_single_process_is_the_identity(monkeypatch):
     assert not world.distributed and world.is_main
     x = global_batch()
     assert distributed.gather_global_batch(x) is x
-    distributed.check_same_config(world, {'a': 1})
-    assert distributed.from_main(world, lambda: 7) == 7
+    rank_agreement.check_same_config(world, {'a': 1})
+    assert rank_agreement.from_main(world, lambda: 7) == 7
 
 
 def test_torchrun_variables_are_checked(monkeypatch):

@@ -1,0 +1,247 @@
+"""Reading a command's settings: fastargs sections filled from YAML files and
+``--section.key=value`` flags, every value checked, each problem one ``error:`` line.
+
+A section is declared with the checkers here: :class:`Int` and :class:`Float` take the
+parameter's valid range (``Int(gt=0)``, ``Float(ge=0, le=1)``), so a range lives with its
+parameter. Besides each value's type and range, a ``X_min`` must not exceed its ``X_max``.
+Unknown keys, wrong types, values out of range and missing files are reported as one
+``UserError`` naming the key (and the value) or the file.
+"""
+import math
+import os
+import sys
+
+import yaml
+from fastargs.config import Config
+from fastargs.dict_utils import expand_keys, fix_dict
+from fastargs.validation import Checker
+
+from fastssl_common.errors import UserError
+
+
+class OutOfRange(ValueError):
+    """A value of the right type outside its parameter's range."""
+
+    def __init__(self, value, bounds):
+        super().__init__(value, bounds)
+        self.value, self.bounds = value, bounds
+
+
+class Number(Checker):
+    """A number, optionally bounded below (``gt``, ``ge``) and above (``le``)."""
+    noun = ''
+
+    def __init__(self, gt=None, ge=None, le=None):
+        self.low, self.low_open = (gt, True) if gt is not None else (ge, False)
+        self.high = le
+
+    def convert(self, value):
+        raise NotImplementedError
+
+    def check(self, value):
+        if isinstance(value, bool):
+            raise TypeError()
+        number = self.convert(value)
+        # written as not (inside): nan is outside every range
+        if ((self.low is not None and not (number > self.low if self.low_open
+                                           else number >= self.low))
+                or (self.high is not None and not number <= self.high)):
+            raise OutOfRange(number, self.bounds())
+        return number
+
+    def bounds(self):
+        """'> 0', '>= 0', 'in (0, 1]', ... ('' when unbounded)."""
+        if self.low is None:
+            return '' if self.high is None else f"<= {self.high}"
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low}"
+        return f"in {'(' if self.low_open else '['}{self.low}, {self.high}]"
+
+    def help(self):
+        return f"{self.noun} {self.bounds()}".rstrip()
+
+
+class Int(Number):
+    """An integer; unlike fastargs' Int it refuses 3.7 instead of truncating it."""
+    noun = 'an int'
+
+    def convert(self, value):
+        if isinstance(value, float) and not value.is_integer():
+            raise TypeError()
+        return int(value)
+
+
+class Float(Number):
+    """A finite float: inf and nan are no setting's valid value."""
+    noun = 'a float'
+
+    def convert(self, value):
+        return float(value)
+
+    def check(self, value):
+        number = super().check(value)
+        if not math.isfinite(number):
+            raise OutOfRange(number, 'finite')
+        return number
+
+
+class Bool(Checker):
+    """true/false, yes/no, 1/0 (fastargs' Bool would read the string 'false' as True)."""
+    WORDS = {'true': True, 'yes': True, '1': True, 'false': False, 'no': False, '0': False}
+
+    def check(self, value):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.lower() in self.WORDS:
+            return self.WORDS[value.lower()]
+        raise TypeError()
+
+    def help(self):
+        return "a boolean (true/false)"
+
+
+class Str(Checker):
+    def check(self, value):
+        if isinstance(value, str):
+            return value
+        raise TypeError()
+
+    def help(self):
+        return "a string"
+
+
+class OneOf(Checker):
+    def __init__(self, *choices):
+        self.choices = choices
+
+    def check(self, value):
+        if value in self.choices:
+            return value
+        raise ValueError()
+
+    def help(self):
+        return "one of " + "/".join(self.choices)
+
+
+def _flatten(tree, prefix=()):
+    for key, value in tree.items():
+        path = prefix + (str(key),)
+        if isinstance(value, dict):
+            yield from _flatten(value, path)
+        else:
+            yield path, value
+
+
+def parse_cli(argv):
+    """Split argv into (config files, {dotted key: value}); UserError on a malformed item."""
+    files, overrides = [], {}
+    items = list(argv)
+    while items:
+        item = items.pop(0)
+        if item in ('--config-file', '-C'):
+            if not items:
+                raise UserError(f"{item} needs a file path")
+            files.append(items.pop(0))
+        elif item.startswith('--config-file='):
+            files.append(item.split('=', 1)[1])
+        elif item.startswith('--') and '=' in item:
+            key, value = item[2:].split('=', 1)
+            overrides[key] = value
+        elif item.startswith('--') and items and not items[0].startswith('--'):
+            overrides[item[2:]] = items.pop(0)
+        else:
+            raise UserError(f"cannot parse argument '{item}' (use --section.key=value)")
+    return files, overrides
+
+
+def help_text(cfg):
+    lines = [f"usage: {os.path.basename(sys.argv[0])} --config-file FILE.yaml "
+             "[--section.key=value ...]", ""]
+    for path, param in cfg.entries.items():
+        default = 'required' if param.required else repr(param.default)
+        lines.append(f"  --{'.'.join(path):28s} {param.checker.help():32s} "
+                     f"[{default}] {param.desc}")
+    return "\n".join(lines)
+
+
+def load_config(argv, declare):
+    """The fastargs Config of the sections ``declare(cfg)`` declares, filled from argv's files
+    and overrides and checked."""
+    cfg = Config()
+    declare(cfg)
+    if '--help' in argv or '-h' in argv:
+        print(help_text(cfg))
+        sys.exit(0)
+    files, overrides = parse_cli(argv)
+    known = set(cfg.entries)
+    for fname in files:
+        if not os.path.isfile(fname):
+            raise UserError(f"config file not found: {fname}")
+        try:
+            with open(fname) as handle:
+                content = yaml.safe_load(handle) or {}
+        except yaml.YAMLError as err:
+            raise UserError(f"config file {fname} is not valid YAML ({err.problem})") from None
+        if not isinstance(content, dict):
+            raise UserError(f"config file {fname} must hold a mapping of sections")
+        for path, _ in _flatten(fix_dict(expand_keys(content))):
+            if path not in known:
+                raise UserError(f"unknown config key '{'.'.join(path)}' in {fname}")
+        cfg.collect(content)
+    for key in overrides:
+        if tuple(key.split('.')) not in known:
+            raise UserError(f"unknown config key '{key}' on the command line")
+    cfg.collect(overrides)
+    check_values(cfg)
+    return cfg
+
+
+def check_values(cfg):
+    """UserError naming the key and the value for the first value that is missing, of the
+    wrong type or out of its range, or for an ``X_min`` above its ``X_max``."""
+    values = {}
+    for path, param in cfg.entries.items():
+        key = '.'.join(path)
+        raw = cfg.content.get(path)
+        if param.required and raw is None:
+            raise UserError(f"missing required config key '{key}'")
+        try:
+            values[key] = param.checker.check(param.default if raw is None else raw)
+        except OutOfRange as err:
+            raise UserError(f"{key} must be {err.bounds}, got {err.value}") from None
+        except Exception:
+            raise UserError(f"config key '{key}' must be {param.checker.help()}, "
+                            f"got {raw!r}") from None
+    for key, low in values.items():
+        high_key = key[:-len('_min')] + '_max'
+        if key.endswith('_min') and high_key in values and low > values[high_key]:
+            raise UserError(f"{key} must be <= {high_key}, got {low} > {values[high_key]}")
+
+
+def as_dict(cfg):
+    """Resolved config as a nested dict (what is saved next to the checkpoints)."""
+    out = {}
+    for path in cfg.entries:
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = cfg[path]
+    return out
+
+
+class Settings:
+    """Attribute access to a resolved config: ``s.data.batch_size``."""
+
+    def __init__(self, tree):
+        for key, value in tree.items():
+            setattr(self, key, Settings(value) if isinstance(value, dict) else value)
+
+    def to_dict(self):
+        return {k: (v.to_dict() if isinstance(v, Settings) else v) for k, v in vars(self).items()}
+
+
+def read_settings(argv, declare):
+    """The checked settings of the sections ``declare(cfg)`` declares, read from argv."""
+    return Settings(as_dict(load_config(argv, declare)))

@@ -1,0 +1,98 @@
+"""The settings of every ``eval.py`` command, declared up front, and the command registry.
+
+Each command's ``declare_*`` declares its fastargs sections: the shared ``eval`` section
+(backbone and labelled .betons) for knn and linear, plus one named after the command. The
+backbone group (checkpoint, arch, device, precision) and the defaults come from
+``fastssl.config``, which declares training's sections the same way; ranges are declared
+with each parameter (``fastssl.config_loader``). The command modules hold only the logic.
+"""
+from fastargs import Param, Section
+
+from .config import KNN_K, KNN_TEMPERATURE, RESOLUTION, backbone_params
+from .config_loader import Float, Int, OneOf, Str
+from .invariance_data import KINDS
+
+
+def declare_eval_section(cfg):
+    """The ``eval`` section shared by the commands that evaluate a backbone on .betons."""
+    Section('eval', 'Backbone and labelled data', config_descriptor=cfg).params(
+        **backbone_params('checkpoint', 'arch'),
+        train_path=Param(Str(), 'labelled .beton: kNN memory bank / probe training set',
+                         required=True),
+        val_path=Param(Str(), 'labelled .beton: queries / probe test set ("" = train_path)',
+                       default=''),
+        resolution=Param(Int(gt=0), 'centre-crop side, px', default=RESOLUTION),
+        batch_size=Param(Int(gt=0), 'images per batch', default=256),
+        num_workers=Param(Int(ge=0), 'FFCV loader threads (0 = all cores)', default=0),
+        **backbone_params('device', 'precision'),
+        output=Param(Str(), 'JSON file for the result ("" = print only)', default=''),
+    )
+
+
+def declare_knn(cfg):
+    declare_eval_section(cfg)
+    Section('knn', 'Weighted kNN (cosine similarity, votes exp(s / T))',
+            config_descriptor=cfg).params(
+        k=Param(Int(gt=0), 'neighbours', default=KNN_K),
+        temperature=Param(Float(gt=0), 'weighting temperature T', default=KNN_TEMPERATURE),
+    )
+
+
+def declare_linear(cfg):
+    declare_eval_section(cfg)
+    Section('linear', 'Linear classifier on standardised frozen features',
+            config_descriptor=cfg).params(
+        optimizer=Param(OneOf('sgd', 'lbfgs'),
+                        'sgd: mini-batch + cosine lr; lbfgs: full batch', default='sgd'),
+        epochs=Param(Int(gt=0), 'sgd: passes over the features; lbfgs: iterations',
+                     default=100),
+        lr=Param(Float(gt=0), 'sgd learning rate (lbfgs uses a line search)', default=0.1),
+        weight_decay=Param(Float(ge=0), 'L2 penalty on the weights', default=1e-4),
+        batch_size=Param(Int(gt=0), 'sgd mini-batch (features, not images)', default=256),
+        seed=Param(Int(), 'init and sample-order seed', default=0),
+    )
+
+
+def declare_export(cfg):
+    Section('export', 'Write the backbone as torchvision ResNet weights',
+            config_descriptor=cfg).params(
+        **backbone_params('checkpoint'),
+        out=Param(Str(), 'output .pth (torchvision key names)', required=True),
+        **backbone_params('arch'),
+    )
+
+
+def declare_invariance(cfg):
+    from .invariance import REPORTED_K  # imports torch: only when this command runs
+    kinds = '; '.join(f"{k}: {v[2]}" for k, v in KINDS.items())
+    Section('invariance', 'Invariance score (Purushwalkam & Gupta 2020) of backbones',
+            config_descriptor=cfg).params(
+        kind=Param(OneOf(*KINDS), f'dataset layout ({kinds})', required=True),
+        root=Param(Str(), 'dataset root folder', required=True),
+        checkpoints=Param(Str(), 'comma-separated checkpoints, each PATH or NAME=PATH (any '
+                          'format model_io reads)', required=True),
+        **backbone_params('arch'),
+        top_k=Param(Str(), 'comma-separated K: mean of the K most invariant neurons',
+                    default=','.join(map(str, REPORTED_K))),
+        resolution=Param(Int(ge=0), "image side, px (0 = the dataset protocol's)", default=0),
+        batch_size=Param(Int(gt=0), 'images per batch', default=64),
+        num_workers=Param(Int(ge=0), 'image decoding threads (0 = all cores)', default=0),
+        # fp32 by default: bf16 rounding creates ties at the thresholds, and the score's
+        # >= (G) vs > (set counts) then counts them differently, changing the score.
+        **backbone_params('device', 'precision', precision='fp32', precision_note=(
+            ' (default fp32: bf16/fp16 rounding makes feature ties that change the score)')),
+        output=Param(Str(), 'JSON file for the results ("" = none)', default=''),
+        run_dir=Param(Str(), 'TensorBoard folder: one run per checkpoint ("" = none)',
+                      default=''),
+        plot=Param(Str(), 'PNG of score vs magnitude, rendered data ("" = none)', default=''),
+    )
+
+
+# command -> (declares its sections, module whose ``run(settings)`` does the work). A module
+# is imported only when its command runs: one command's heavy imports never slow another.
+COMMANDS = {
+    'knn': (declare_knn, 'fastssl.knn_command'),
+    'linear': (declare_linear, 'fastssl.linear_command'),
+    'export': (declare_export, 'fastssl.export_command'),
+    'invariance': (declare_invariance, 'fastssl.invariance_command'),
+}

@@ -1,0 +1,207 @@
+"""The parts of a training run (process group, augment, loader, model, optimizer, resumed
+state, kNN monitor loaders), built from its settings in named steps; ``Trainer`` runs them."""
+import os
+import sys
+
+import numpy as np
+import torch
+import yaml
+
+from fastssl_common.atomic import atomic_path, ensure_writable_dir
+from fastssl_common.errors import UserError
+from loaders.eval_loader import make_eval_loader
+from loaders.pair_loader import MultiViewLoader, open_beton, tracked_pairs
+from loaders.photometric import make_strengths
+
+from . import distributed
+from .rank_agreement import check_same_config, from_main
+from .checkpoint import start_epoch
+from .device import resolve_device, resolve_precision
+from .gpu_augment import GPUPhotometric
+from .moco import MoCo
+from .monitor import Monitor
+from .schedule import learning_rate
+from .variants import VARIANTS
+
+
+class _TermsForward(torch.nn.Module):
+    """What DDP wraps: DDP runs ``forward``; MoCo's multi-term entry point is
+    ``forward_terms``."""
+
+    def __init__(self, moco):
+        super().__init__()
+        self.moco = moco
+
+    def forward(self, pairs):
+        return self.moco.forward_terms(pairs)
+
+
+def clamp_queue(queue_size, num_samples, batch_size, keys_per_sample=1):
+    """Largest queue that one epoch fills without a sample meeting its own previous key in
+    the same pass: K <= (N - B) * keys per sample (rounded down to a step's keys)."""
+    step_keys = batch_size * keys_per_sample
+    limit = max(step_keys, (num_samples - batch_size) // batch_size * step_keys)
+    if queue_size > limit:
+        print(f"warning: moco.queue_size={queue_size} exceeds what {num_samples} samples can "
+              f"fill with batch {batch_size}; using {limit}", file=sys.stderr)
+        return limit
+    return queue_size
+
+
+class TrainingParts:
+    """Built in named steps (as ffcv-imagenet's trainer): each ``create_*`` makes one part
+    from the settings, in the order the parts depend on each other."""
+
+    def __init__(self, settings):
+        self.s = s = settings
+        self.world = self.create_world()
+        self.device = self.world.device
+        self.amp_dtype = resolve_precision(s.train.precision, self.device)
+        self.placement = self.resolve_placement()
+        self.rank_batch = self.split_batch()
+        self.strengths, self.gpu_augment = self.create_augment()
+        torch.manual_seed(s.train.seed)
+        self.variant = VARIANTS[s.train.variant]
+        self.loader, self.region_valid = self.create_loader()
+        self.term_names = [name for name, _, _ in self.variant.terms]
+        self.term_weights = [s.moco.region_weight if name == 'region' else s.moco.frame_weight
+                             for name in self.term_names]
+        # after the data checks: no empty run folders
+        from_main(self.world, lambda: ensure_writable_dir(s.train.run_dir))
+        self.memory_format = (torch.channels_last if s.train.channels_last
+                              else torch.contiguous_format)
+        self.model = self.create_model()
+        self.optimizer, self.scaler = self.create_optimizer()
+        self.start_epoch = start_epoch(self.world, s.train, self.model, self.optimizer,
+                                       self.scaler)
+        self.forward = self.create_forward()  # after a resume: DDP broadcasts rank 0's model
+        self.knn = self.create_knn_loaders()
+
+    def create_world(self):
+        """This process's place among the torchrun ranks (joins the process group)."""
+        world = distributed.setup(resolve_device(self.s.train.device), self.s.dist.timeout_s)
+        check_same_config(world, self.s.to_dict())
+        return world
+
+    def resolve_placement(self):
+        """Where the photometric augment runs: 'auto' is the GPU when there is one."""
+        placement = self.s.augment.placement
+        if placement == 'auto':
+            return 'gpu' if self.device.type == 'cuda' else 'cpu'
+        return placement
+
+    @property
+    def bn_splits(self):
+        """One device: split-BN; several ranks: shuffle-BN across them (fastssl.moco)."""
+        return 1 if self.world.distributed else self.s.moco.bn_splits
+
+    def split_batch(self):
+        """-> pairs per step on this rank; UserError if the global batch does not split."""
+        s, world = self.s, self.world
+        if s.data.batch_size % self.bn_splits:
+            raise UserError(f"data.batch_size={s.data.batch_size} must be divisible by "
+                            f"moco.bn_splits={s.moco.bn_splits}")
+        if s.data.batch_size % world.size:
+            raise UserError(f"data.batch_size={s.data.batch_size} (the global batch) must be "
+                            f"divisible by the {world.size} torchrun processes")
+        if world.distributed and s.data.order == 'quasi_random':
+            raise UserError("data.order=quasi_random does not support several processes "
+                            "(FFCV): use random")
+        return s.data.batch_size // world.size
+
+    def create_augment(self):
+        """-> (photometric strengths, the batched augment when it runs on the device)."""
+        kwargs = {name: getattr(self.s.augment, name) for name in (
+            'brightness', 'contrast', 'saturation', 'hue', 'p_jitter', 'p_gray', 'p_blur',
+            'sigma_min', 'sigma_max')}
+        gpu = GPUPhotometric(self.s.train.seed, **kwargs) if self.placement == 'gpu' else None
+        return make_strengths(**kwargs), gpu
+
+    def create_loader(self):
+        """-> (this rank's pair loader, (N,) bool on the device of the samples whose region
+        term counts, or None when all count)."""
+        s, variant = self.s, self.variant
+        open_beton(s.data.path, variant.required,
+                   f"; train.variant={s.train.variant} needs a .beton from {variant.writer}")
+        region_valid, region_options = None, {}
+        if variant.uses_regions:
+            region_valid, region_options = self._region_options()
+        workers = s.data.num_workers
+        if workers == 0 and self.world.distributed:  # all cores, shared by the machine's ranks
+            workers = max(1, (os.cpu_count() or 1) // self.world.local_size)
+        loader = MultiViewLoader(
+            s.data.path, self.rank_batch, s.data.resolution, variant.view_fields,
+            num_workers=workers, seed=s.train.seed, order=s.data.order,
+            scale=(s.augment.crop_scale_min, s.augment.crop_scale_max),
+            ratio=(s.augment.crop_ratio_min, s.augment.crop_ratio_max),
+            flip_prob=s.augment.flip_prob,
+            cpu_photometric=self.strengths if self.placement == 'cpu' else None,
+            os_cache=s.data.os_cache, distributed=self.world.distributed, **region_options)
+        # rt loads tracked pairs only; fti_rt masks the others out of its region term
+        if region_valid is None or 'indices' in region_options:
+            return loader, None
+        return loader, torch.from_numpy(region_valid).to(self.device)
+
+    def _region_options(self):
+        """Which pairs have a tracked region, and the loader's region-crop settings."""
+        s = self.s
+        region_valid = tracked_pairs(s.data.path)
+        if not region_valid.any():
+            raise UserError(f"{s.data.path}: no pair has a tracked region; "
+                            f"train.variant={s.train.variant} needs a .beton from "
+                            f"{self.variant.writer} (N > 0)")
+        options = dict(
+            region_context=(s.augment.region_context_min, s.augment.region_context_max),
+            region_scale=(s.augment.region_scale_min, s.augment.region_scale_max))
+        if len(self.variant.terms) == 1:  # rt: untracked pairs are not loaded at all
+            options['indices'] = np.flatnonzero(region_valid)
+        return region_valid, options
+
+    def create_model(self):
+        """MoCo on the device, its queue no larger than one epoch fills."""
+        s = self.s
+        n_terms = len(self.variant.terms)
+        term_queues = tuple(range(n_terms)) if s.moco.separate_queues else (0,) * n_terms
+        queue = clamp_queue(s.moco.queue_size, self.loader.num_samples, s.data.batch_size,
+                            keys_per_sample=n_terms - max(term_queues))
+        model = MoCo(s.model.arch, s.model.proj_hidden, s.model.proj_dim, queue,
+                     s.moco.momentum, s.moco.temperature, self.bn_splits, term_queues)
+        return model.to(self.device, memory_format=self.memory_format)
+
+    def create_optimizer(self):
+        """-> (SGD over the query encoder, GradScaler: enabled for fp16 only)."""
+        s = self.s
+        optimizer = torch.optim.SGD(
+            self.model.encoder_q.parameters(),
+            lr=learning_rate(s.optim, s.train.epochs, 0.0, s.data.batch_size),
+            momentum=s.optim.momentum, weight_decay=s.optim.weight_decay)
+        scaler = torch.amp.GradScaler('cuda', enabled=self.amp_dtype == torch.float16)
+        return optimizer, scaler
+
+    def create_forward(self):
+        """MoCo's multi-term forward: DDP-wrapped under torchrun, compiled if asked."""
+        forward = self.model.forward_terms
+        if self.world.distributed:
+            forward = torch.nn.parallel.DistributedDataParallel(
+                _TermsForward(self.model), forward_sync_buffers=False,
+                gradient_as_bucket_view=True,
+                device_ids=[self.device.index] if self.device.type == 'cuda' else None)
+        return torch.compile(forward) if self.s.train.compile else forward
+
+    def create_knn_loaders(self):
+        """-> [memory bank loader, query loader] of the kNN monitor, or None when it is off."""
+        s = self.s
+        if not s.logging.knn_train_path:
+            return None
+        val = s.logging.knn_val_path or s.logging.knn_train_path
+        return [make_eval_loader(path, s.data.batch_size, s.data.resolution, s.data.num_workers,
+                                 s.data.os_cache)
+                for path in (s.logging.knn_train_path, val)]
+
+    def create_monitor(self):
+        """TensorBoard on rank 0 (which also writes the run's config); silent elsewhere."""
+        if self.world.is_main:
+            with atomic_path(os.path.join(self.s.train.run_dir, 'config.yaml')) as tmp:
+                with open(tmp, 'w') as handle:
+                    yaml.safe_dump(self.s.to_dict(), handle, sort_keys=False)
+        return Monitor(self.s.train.run_dir, enabled=self.world.is_main)

@@ -1,0 +1,169 @@
+"""The settings of train.py and every eval.py command, loaded the way the scripts load them:
+defaults, declared ranges (one ``error:`` line naming the key and the value), ordered
+``X_min``/``X_max`` pairs, and the one backbone group every command shares."""
+from types import SimpleNamespace
+
+import pytest
+from fastargs.config import Config
+
+from eval import main as eval_main
+from fastssl.config import (ARCHITECTURES, KNN_K, KNN_TEMPERATURE, PRECISIONS, RESOLUTION,
+                            backbone_params, declare_sections, load_settings)
+from fastssl.config_loader import Float, Int, Number, OneOf, read_settings
+from fastssl.eval_config import COMMANDS
+from fastssl_common.errors import UserError, run_cli
+from train import main as train_main
+
+DECLARE = {'train': declare_sections, **{name: declare for name, (declare, _) in COMMANDS.items()}}
+GROUP = ('checkpoint', 'arch', 'device', 'precision')
+UNBOUNDED = {'linear.seed'}  # any integer seeds torch's generator
+
+
+def entries(command):
+    cfg = Config()
+    DECLARE[command](cfg)
+    return {'.'.join(path): param for path, param in cfg.entries.items()}
+
+
+def required_args(command):
+    """A value for each required key, so that loading gets past them."""
+    return [f"--{key}={param.checker.choices[0] if isinstance(param.checker, OneOf) else 'x'}"
+            for key, param in entries(command).items() if param.required]
+
+
+def run(command, *args):
+    """The script's own entry point: train.py's main, or eval.py's with the command."""
+    if command == 'train':
+        return train_main([*required_args(command), *args])
+    return eval_main([command, *required_args(command), *args])
+
+
+def out_of_range(checker):
+    """Values just outside each declared bound of a numeric checker."""
+    step = 1 if isinstance(checker, Int) else 0.5
+    values = []
+    if checker.low is not None:
+        values.append(checker.low if checker.low_open else checker.low - step)
+    if checker.high is not None:
+        values.append(checker.high + step)
+    return [checker.convert(v) for v in values]
+
+
+RANGES = [(command, key, value) for command in DECLARE
+          for key, param in entries(command).items() if isinstance(param.checker, Number)
+          for value in out_of_range(param.checker)]
+
+
+def test_defaults_load_for_every_command():
+    for command, declare in DECLARE.items():
+        settings = read_settings(required_args(command), declare).to_dict()
+        for key, param in entries(command).items():
+            section, name = key.split('.')
+            if not param.required:
+                assert settings[section][name] == param.default, key
+    settings = load_settings(['--data.path=x.beton'])
+    assert (settings.logging.knn_k, settings.logging.knn_temperature) == (KNN_K, KNN_TEMPERATURE)
+    assert (settings.data.resolution, settings.model.arch) == (RESOLUTION, 'resnet50')
+    knn = read_settings(required_args('knn'), DECLARE['knn'])
+    assert (knn.knn.k, knn.knn.temperature, knn.eval.resolution) == \
+        (KNN_K, KNN_TEMPERATURE, RESOLUTION)
+
+
+def test_every_numeric_parameter_declares_its_range():
+    for command in DECLARE:
+        for key, param in entries(command).items():
+            if isinstance(param.checker, Number) and key not in UNBOUNDED:
+                assert param.checker.bounds(), f"{command}: {key} has no range"
+                assert param.checker.bounds() in param.checker.help()
+
+
+@pytest.mark.parametrize('command, key, value', RANGES, ids=lambda x: str(x))
+def test_each_range_refuses_a_value_outside_it(command, key, value, capsys, assert_one_line_error):
+    with pytest.raises(SystemExit) as exited:
+        run_cli(lambda argv: run(command, f'--{key}={value}'))
+    error = capsys.readouterr().err
+    assert_one_line_error(SimpleNamespace(returncode=exited.value.code, stderr=error), key,
+                          value)
+    assert f"{key} must be " in error and error.rstrip().endswith(f"got {value}")
+
+
+@pytest.mark.parametrize('command, args, message', [
+    ('linear', ['--linear.epochs=0'], "linear.epochs must be > 0, got 0"),
+    ('train', ['--augment.flip_prob=1.5'], "augment.flip_prob must be in [0, 1], got 1.5"),
+    ('train', ['--augment.region_scale_min=0'],
+     "augment.region_scale_min must be in (0, 1], got 0.0"),
+    ('train', ['--moco.frame_weight=inf'], "moco.frame_weight must be finite, got inf"),
+    ('train', ['--moco.region_weight=nan'], "moco.region_weight must be >= 0, got nan"),
+    ('invariance', ['--invariance.num_workers=-1'],
+     "invariance.num_workers must be >= 0, got -1"),
+    ('train', ['--train.epochs=2.5'], "config key 'train.epochs' must be an int > 0, got '2.5'"),
+    ('train', ['--augment.sigma_min=2', '--augment.sigma_max=1'],
+     "augment.sigma_min must be <= augment.sigma_max, got 2.0 > 1.0"),
+])
+def test_messages(command, args, message):
+    with pytest.raises(UserError) as err:
+        run(command, *args)
+    assert str(err.value) == message
+
+
+def test_ranges_hold_for_config_files_too(tmp_path):
+    recipe = tmp_path / 'r.yaml'
+    recipe.write_text('data:\n  path: x.beton\noptim:\n  momentum: 1.2\n')
+    with pytest.raises(UserError, match=r"^optim\.momentum must be in \[0, 1\], got 1\.2$"):
+        load_settings(['--config-file', str(recipe)])
+
+
+def test_every_min_max_pair_must_be_ordered():
+    train = entries('train')
+    pairs = [key[:-len('_min')] for key in train if key.endswith('_min')]
+    assert len(pairs) == 5 and all(f'{pair}_max' in train for pair in pairs)
+    for pair in pairs:
+        low, high = train[f'{pair}_min'].default, train[f'{pair}_max'].default
+        with pytest.raises(UserError, match=rf"^{pair}_min must be <= {pair}_max, got "):
+            run('train', f'--{pair}_min={high}', f'--{pair}_max={low}')
+
+
+def definition(param):
+    checker = param.checker
+    return type(checker), checker.help(), param.required, param.desc
+
+
+def test_backbone_group_is_one_definition():
+    """checkpoint/arch/device/precision mean the same in every section that has them: all
+    come from ``backbone_params`` (invariance's precision only defaults to fp32, and says
+    why)."""
+    shared = {key: definition(param) for key, param in backbone_params(*GROUP).items()}
+    found = {}
+    for command in DECLARE:
+        for key, param in entries(command).items():
+            section, name = key.split('.')
+            if name not in GROUP or (section, name) == ('model', 'arch'):
+                continue
+            found[key] = param
+            kind, help_text, required, desc = definition(param)
+            assert (kind, help_text, required) == shared[name][:3], key
+            assert desc.startswith(shared[name][3]), key
+            assert param.default == ('fp32' if key == 'invariance.precision'
+                                     else backbone_params(name)[name].default), key
+    assert set(found) == {'eval.checkpoint', 'eval.arch', 'eval.device', 'eval.precision',
+                          'export.checkpoint', 'export.arch', 'invariance.arch',
+                          'invariance.device', 'invariance.precision', 'train.device',
+                          'train.precision'}
+    assert found['eval.arch'].checker.choices == ('auto', *ARCHITECTURES)
+    assert found['train.precision'].checker.choices == PRECISIONS
+    assert entries('train')['model.arch'].checker.choices == tuple(ARCHITECTURES)
+    # knn and linear share the one ``eval`` section
+    knn, linear = entries('knn'), entries('linear')
+    evaluated = [key for key in knn if key.startswith('eval.')]
+    assert evaluated == [key for key in linear if key.startswith('eval.')]
+    assert all(definition(knn[key]) == definition(linear[key]) and
+               knn[key].default == linear[key].default for key in evaluated)
+
+
+def test_float_and_int_checkers():
+    assert (Float(gt=0, le=1).bounds(), Float(le=1).bounds()) == ('in (0, 1]', '<= 1')
+    assert Int(ge=0).help() == 'an int >= 0' and Float().help() == 'a float'
+    for checker, value in ((Int(), True), (Int(), 3.7), (Float(), False), (Int(), 'x')):
+        with pytest.raises((TypeError, ValueError)):
+            checker.check(value)
+    assert Int(gt=0).check('3') == 3 and Float(ge=0).check('0') == 0.0
