@@ -1,4 +1,8 @@
-"""Shared fixtures: small real-photo datasets written with the project's own writer."""
+"""Shared fixtures: the project's command-line scripts run as a user would, and small
+real-photo datasets written with the project's own writer."""
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +11,38 @@ from PIL import Image
 
 from writers.write_images import write_images
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket')
+
+
+@pytest.fixture(scope='session')
+def repo():
+    """The repository's root folder."""
+    return REPO
+
+
+@pytest.fixture(scope='session')
+def run_script():
+    """``run_script(script, *args, timeout=300)``: run ``script`` (a path relative to the
+    repository) with the test's Python, from the repository; its CompletedProcess (text)."""
+    def run(script, *args, timeout=300):
+        return subprocess.run([sys.executable, os.path.join(REPO, script), *map(str, args)],
+                              capture_output=True, text=True, cwd=REPO, timeout=timeout)
+    return run
+
+
+@pytest.fixture(scope='session')
+def assert_one_line_error():
+    """``assert_one_line_error(result, *needles)``: the script's user-error contract, exit
+    status 2 and one ``error: ...`` line naming every needle, no traceback."""
+    def check(result, *needles):
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+        for needle in needles:
+            assert str(needle) in lines[0]
+    return check
 
 
 def photo_folder(root, size=96, copies=4):

@@ -6,9 +6,9 @@ import pytest
 
 from fastssl.config import load_settings
 from fastssl.variants import VARIANTS
-from tests.cli import REPO
 
-CONFIGS = sorted(glob.glob(os.path.join(REPO, 'configs', '*.yaml')))
+CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), os.pardir, 'configs',
+                                      '*.yaml')))
 
 
 def test_the_recipes_are_found():

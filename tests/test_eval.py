@@ -12,7 +12,6 @@ from fastssl.config import load_settings
 from fastssl.evaluation import knn_evaluation
 from fastssl.trainer import Trainer
 from fastssl_common.errors import UserError, run_cli
-from tests.cli import assert_one_line_error, run_script
 from tests.test_train import tiny_args
 
 
@@ -51,7 +50,7 @@ def run_main(capsys, *argv):
 
 
 def test_export_then_knn_and_linear_from_the_command_line(trained, small_beton, tmp_path,
-                                                          capsys):
+                                                          capsys, run_script):
     expected, checkpoint = trained
     out = tmp_path / 'backbone.pth'
     exported = run_main(capsys, 'export', f'--export.checkpoint={checkpoint}',
@@ -73,7 +72,7 @@ def test_export_then_knn_and_linear_from_the_command_line(trained, small_beton, 
     assert result['num_classes'] == 4 and result['train_top1'] == result['top1'] == 100.0
 
 
-def test_bad_input_is_one_line(trained, small_beton, tmp_path, capsys):
+def test_bad_input_is_one_line(trained, small_beton, tmp_path, capsys, assert_one_line_error):
     _, checkpoint = trained
     with pytest.raises(SystemExit) as exited:
         run_cli(main, ['knn', f'--eval.checkpoint={tmp_path}/none.pt', *data_args(small_beton)])

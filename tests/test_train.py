@@ -6,7 +6,6 @@ import torch
 
 from fastssl.config import load_settings
 from fastssl.trainer import Trainer
-from tests.cli import assert_one_line_error, run_script
 
 
 
@@ -88,7 +87,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(small_beton, tmp_pa
         assert torch.equal(sa['momentum_buffer'], sb['momentum_buffer'])
 
 
-def test_bad_config_inputs_give_one_line(tmp_path, small_beton):
+def test_bad_config_inputs_give_one_line(tmp_path, small_beton, run_script, assert_one_line_error):
     assert_one_line_error(run_script('train.py', '--config-file', tmp_path / 'missing.yaml'), 'missing.yaml')
     bad = tmp_path / 'bad.yaml'
     bad.write_text('data:\n  path: x.beton\n  batch_sise: 4\n')
@@ -99,7 +98,7 @@ def test_bad_config_inputs_give_one_line(tmp_path, small_beton):
                           'optim.nesterov')
 
 
-def test_bad_data_inputs_give_one_line(tmp_path, small_beton):
+def test_bad_data_inputs_give_one_line(tmp_path, small_beton, run_script, assert_one_line_error):
     run = tmp_path / 'run'
     assert_one_line_error(run_script('train.py', *tiny_args(tmp_path / 'nope.beton', run)), 'nope.beton')
     not_beton = tmp_path / 'notes.beton'

@@ -6,7 +6,6 @@ import os
 import pytest
 
 from fastssl_common.errors import UserError
-from tests.cli import assert_one_line_error, run_script
 from writers.render_invariance_sets import level_values, render_sets
 
 SMALL = dict(objects=2, instances=3, per_set=3, size=24,
@@ -58,7 +57,7 @@ def test_manifest_levels_and_generic_layout(tmp_path):
     assert [m.name for m in rendered.measurements][:2] == ['viewpoint 15', 'viewpoint 30']
 
 
-def test_bad_inputs(tmp_path):
+def test_bad_inputs(tmp_path, run_script, assert_one_line_error):
     render_sets(str(tmp_path / 'x'), **SMALL)
     with pytest.raises(UserError, match='exists'):
         render_sets(str(tmp_path / 'x'), **SMALL)

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from fastssl_common.errors import UserError
-from tests.cli import assert_one_line_error, run_script
 from tests.writers.video_fixtures import (encode_clip, load_all, moving_patch_sequence,
                                           write_sequence)
 from writers.boxes import box_iou, clip_boxes, scale_boxes
@@ -116,7 +115,8 @@ def test_overlapping_pairs_track_as_if_alone(sequence, tmp_path):
         np.testing.assert_array_equal(sample[:count], expected_rows(folder, a, b, (240, 320)))
 
 
-def test_inspect_pairs(written, stored, tmp_path, small_beton, capsys):
+def test_inspect_pairs(written, stored, tmp_path, small_beton, capsys,
+                       run_script, assert_one_line_error):
     out, summary = written
     assert inspect_main([out, "--out", str(tmp_path / "look"), "--pairs", "2",
                          "--per-sheet", "1"]) == 0
@@ -182,7 +182,7 @@ def test_pairs_without_tracks_are_kept_and_counted(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["o.beton", "o.beton.json", "src"]
 
 
-def test_cli_summary_and_bad_inputs(sequence, tmp_path, capsys):
+def test_cli_summary_and_bad_inputs(sequence, tmp_path, capsys, run_script, assert_one_line_error):
     root, folder, _ = sequence
     out = tmp_path / "p.beton"
     assert main([folder, str(out), "--gap", "9", "--proposals", "3", "--workers", "1",

@@ -18,7 +18,6 @@ from fastssl_common.errors import UserError
 from writers.image_sources import crop_region, scan_folder
 from writers.write_images import SampleDataset, main, write_images
 from writers.writer_common import make_writer
-from tests.cli import assert_one_line_error, run_script
 
 SIZE = (96, 64)  # width, height: every image of the Loader tests has this size
 
@@ -294,7 +293,8 @@ def test_dead_writer_worker_raises_instead_of_hanging(tmp_path):
 # ---------------------------------------------------------------------------- CLI errors
 
 
-def test_strict_stops_at_corrupt_image_and_writes_nothing(class_folder, tmp_path):
+def test_strict_stops_at_corrupt_image_and_writes_nothing(class_folder, tmp_path,
+                                                          run_script, assert_one_line_error):
     root, expected = class_folder
     src = tmp_path / "src"
     save(Image.open(expected[0][0]), str(src / "a.png"))
@@ -307,7 +307,8 @@ def test_strict_stops_at_corrupt_image_and_writes_nothing(class_folder, tmp_path
     assert os.listdir(out_dir) == []  # no OUT, no sidecar, no temp file
 
 
-def test_list_file_missing_path_is_fatal_under_strict(class_folder, tmp_path):
+def test_list_file_missing_path_is_fatal_under_strict(class_folder, tmp_path,
+                                                      run_script, assert_one_line_error):
     listing = tmp_path / "list.txt"
     listing.write_text(f"{class_folder[1][0][0]} 1\nnot/there.png 0\n")
     result = run_script('writers/write_images.py', listing, tmp_path / "x.beton", "--strict", "--workers", "1")
@@ -322,28 +323,28 @@ def one_image(tmp_path):
     return src
 
 
-def test_missing_source(tmp_path):
+def test_missing_source(tmp_path, run_script, assert_one_line_error):
     assert_one_line_error(run_script('writers/write_images.py', tmp_path / "nope", tmp_path / "x.beton"), tmp_path / "nope")
 
 
-def test_folder_without_images(tmp_path):
+def test_folder_without_images(tmp_path, run_script, assert_one_line_error):
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     (tmp_path / "empty" / "readme.txt").write_text("no images here")
     assert_one_line_error(run_script('writers/write_images.py', tmp_path / "empty", tmp_path / "x.beton"), tmp_path / "empty")
 
 
-def test_output_must_end_in_beton(one_image, tmp_path):
+def test_output_must_end_in_beton(one_image, tmp_path, run_script, assert_one_line_error):
     assert_one_line_error(run_script('writers/write_images.py', one_image, tmp_path / "x.ffcv"), tmp_path / "x.ffcv")
 
 
-def test_output_under_a_file(one_image, tmp_path):
+def test_output_under_a_file(one_image, tmp_path, run_script, assert_one_line_error):
     (tmp_path / "afile").write_text("")
     out = tmp_path / "afile" / "x.beton"
     assert_one_line_error(run_script('writers/write_images.py', one_image, out), out, tmp_path / "afile")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
-def test_output_in_read_only_folder(one_image, tmp_path):
+def test_output_in_read_only_folder(one_image, tmp_path, run_script, assert_one_line_error):
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o555)
@@ -361,7 +362,7 @@ def test_output_in_read_only_folder(one_image, tmp_path):
      ' "annotations": [{"image_id": 1, "bbox": [0, 0, 4, 4], "category_id": 9}]}',
      "unknown category_id 9"),
 ])
-def test_bad_boxes_file(one_image, tmp_path, content, complaint):
+def test_bad_boxes_file(one_image, tmp_path, content, complaint, run_script, assert_one_line_error):
     boxes = tmp_path / "boxes.json"
     boxes.write_text(content)
     result = run_script('writers/write_images.py', one_image, tmp_path / "x.beton", "--boxes", boxes)
@@ -369,11 +370,11 @@ def test_bad_boxes_file(one_image, tmp_path, content, complaint):
     assert not (tmp_path / "x.beton").exists()
 
 
-def test_missing_boxes_file(one_image, tmp_path):
+def test_missing_boxes_file(one_image, tmp_path, run_script, assert_one_line_error):
     boxes = tmp_path / "nope.json"
     assert_one_line_error(run_script('writers/write_images.py', one_image, tmp_path / "x.beton", "--boxes", boxes), boxes)
 
 
-def test_bad_option_is_one_line(one_image, tmp_path):
+def test_bad_option_is_one_line(one_image, tmp_path, run_script, assert_one_line_error):
     result = run_script('writers/write_images.py', one_image, tmp_path / "x.beton", "--write-mode", "png")
     assert_one_line_error(result, "--write-mode")

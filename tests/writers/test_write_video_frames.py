@@ -15,7 +15,6 @@ from tests.writers.video_fixtures import (CLIP_FRAMES, CLIP_SIZE, chelsea_pan, l
                                           write_planted_cut_clip, write_sequence)
 from writers.video_source import read_frames
 from writers.write_video_frames import main, write_video_frames
-from tests.cli import assert_one_line_error, run_script
 
 
 
@@ -106,7 +105,7 @@ def test_strict_and_nothing_readable(tmp_path, clip):
     assert sorted(os.listdir(tmp_path)) == ["src"]
 
 
-def test_cli_bad_inputs(tmp_path):
+def test_cli_bad_inputs(tmp_path, run_script, assert_one_line_error):
     out = tmp_path / "out" / "o.beton"
     missing = tmp_path / "missing"
     assert_one_line_error(run_script('writers/write_video_frames.py', missing, out), missing, "does not exist")

@@ -14,7 +14,6 @@ from writers.video_source import read_frames
 from writers.proposal_slots import proposal_slots
 from writers.shot_cuts import DEFAULT_CUT_THRESHOLD
 from writers.write_video_pairs import main, write_video_pairs
-from tests.cli import assert_one_line_error, run_script
 
 PAIR_FIELDS = {"frame_a": "image", "frame_b": "image", "video_id": "int", "index_a": "int",
                "index_b": "int", "label": "int"}
@@ -156,7 +155,7 @@ def test_too_short_and_nothing_left(tmp_path, clip):
     assert os.listdir(tmp_path) == []
 
 
-def test_cli_bad_inputs(tmp_path, clip):
+def test_cli_bad_inputs(tmp_path, clip, run_script, assert_one_line_error):
     out = tmp_path / "out" / "p.beton"
     assert_one_line_error(run_script('writers/write_video_pairs.py', tmp_path / "missing", out, "--gap", "4"), "missing")
     assert_one_line_error(run_script('writers/write_video_pairs.py', clip, out), "--gap")
