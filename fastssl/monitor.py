@@ -25,7 +25,8 @@ class Monitor:
             self.writer.add_scalar(name, value, step)
 
     def pair_grid(self, step, views, count, tag='pairs'):
-        """``views``: float (V, B, 3, H, W) in [0, 1]; one row per sample, its views side by side."""
+        """``views``: float (V, B, 3, H, W) in [0, 1]; one row per sample, its views side by
+        side."""
         if self.writer is None or count <= 0:
             return
         shown = views[:, :count].transpose(0, 1).flatten(0, 1).float().cpu().clamp(0, 1)

@@ -78,7 +78,8 @@ def test_every_numeric_parameter_declares_its_range():
 
 
 @pytest.mark.parametrize('command, key, value', RANGES, ids=lambda x: str(x))
-def test_each_range_refuses_a_value_outside_it(command, key, value, capsys, assert_one_line_error):
+def test_each_range_refuses_a_value_outside_it(command, key, value, capsys,
+                                               assert_one_line_error):
     with pytest.raises(SystemExit) as exited:
         run_cli(lambda argv: run(command, f'--{key}={value}'))
     error = capsys.readouterr().err
