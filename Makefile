@@ -6,34 +6,57 @@ PIP      := $(VENV)/bin/pip
 STAMP    := $(VENV)/.fastssl-installed
 # The tested pair; pip takes them from the local wheel cache where one exists.
 TORCH    := torch==2.14.1 torchvision==0.29.1
-# What ffcv's C extension compiles against (its maintainers' list).
-SYS_PKGS := libturbojpeg0-dev libopencv-dev pkg-config
+# What building ffcv's C extension needs (Debian/Ubuntu names); installing needs none of them.
+SYS_PKGS := g++ pkg-config libturbojpeg0-dev libopencv-dev
+WHEELHOUSE        ?= dist/wheelhouse
+WHEELHOUSE_TORCH  ?= 1
+WHEELHOUSE_PYTHON ?= $(shell python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+# A complete wheelhouse (it holds fastssl's own wheel) makes every install step offline.
+FROM     := --find-links $(WHEELHOUSE) $(if $(wildcard $(WHEELHOUSE)/fastssl-*.whl),--no-index)
+FFCV_WHL := $(wildcard $(WHEELHOUSE)/ffcv-*+fastssl-*.whl)
 DEMO_DIR ?= demo_out
 
-.PHONY: install system-packages test demo demo-images benchmark clean
+.PHONY: install ffcv-wheel wheelhouse gpu-check-bundle system-packages test demo demo-images \
+	benchmark clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
-	@$(MAKE) --no-print-directory system-packages
+	@$(MAKE) --no-print-directory ffcv-wheel
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q --upgrade pip setuptools wheel
-	$(PIP) install -q $(TORCH)
-	$(PY) scripts/requirements.py --except ffcv > $(VENV)/requirements.txt
-	$(PIP) install -q -r $(VENV)/requirements.txt pytest
-	@# ffcv asks for opencv-python; opencv-contrib-python-headless (above) provides the same
-	@# cv2 without GUI libraries and with the contrib modules, so ffcv goes in without deps.
-	$(PIP) install -q --no-deps --no-build-isolation "$$($(PY) scripts/requirements.py --only ffcv)"
-	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(PIP) install -q $(FROM) --upgrade setuptools wheel
+	$(PIP) install -q $(FROM) $(TORCH)
+	$(PIP) install -q $(FROM) --no-build-isolation -e '.[test]'
 	$(PY) -c "import ffcv.libffcv, cv2, torch, writers, loaders, fastssl"
 	touch $(STAMP)
 
+# The self-contained ffcv wheel: built once, then every install takes it from the wheelhouse.
+ffcv-wheel:
+	@if [ -n "$(FFCV_WHL)" ]; then exit 0; fi; \
+	$(MAKE) --no-print-directory system-packages && \
+	python3 scripts/build_wheelhouse.py --ffcv-only --out $(WHEELHOUSE)
+
+# Everything an offline machine needs: WHEELHOUSE_TORCH=0 leaves torch out,
+# WHEELHOUSE_PYTHON=3.12 targets another interpreter (docs/install.md).
+wheelhouse: ffcv-wheel
+	python3 scripts/build_wheelhouse.py --out $(WHEELHOUSE) \
+		--python-version $(WHEELHOUSE_PYTHON) \
+		$(if $(filter 0,$(WHEELHOUSE_TORCH)),--no-torch,--torch "$(TORCH)")
+
+# What benchmarks/gpu_check.py needs on a GPU node besides the repository (docs/install.md).
+gpu-check-bundle: install
+	$(PY) scripts/gpu_check_bundle.py --out dist/gpu_check --wheelhouse $(WHEELHOUSE)
+
 system-packages:
-	@if dpkg -s $(SYS_PKGS) >/dev/null 2>&1; then exit 0; \
-	elif [ "$$(id -u)" = 0 ]; then \
+	@if command -v c++ >/dev/null && pkg-config --exists libturbojpeg opencv4 2>/dev/null; \
+	then exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYS_PKGS); \
 	else \
-		echo "error: ffcv needs system packages; run: sudo apt-get install -y $(SYS_PKGS)" >&2; \
+		echo "error: building the ffcv wheel needs $(SYS_PKGS); either install them" \
+		     "(sudo apt-get install -y $(SYS_PKGS)), or run 'make wheelhouse' on a machine" \
+		     "that has them and copy its $(WHEELHOUSE)/ here: 'make install' then needs" \
+		     "neither root nor a compiler (docs/install.md)" >&2; \
 		exit 1; \
 	fi
 

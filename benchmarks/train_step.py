@@ -27,16 +27,25 @@ Everything runs through the trainer's own pieces (``fastssl.trainer.Trainer``: i
     query encoder forward and backward and the key encoder forward, both views, plus the
     InfoNCE matmuls (the queue is clamped to the benchmark's dataset; at K = 65536 its
     matmuls add ~1 % to a ResNet-50 step).
+(c) **Supervised ceiling**: the same torchvision backbone trained supervised (cross-entropy,
+    SGD) on device-resident images at the same batch, in ``fp32`` and ``bf16_cl``: images/s.
+    A MoCo pair costs one forward + backward (query) and one forward (key), about 4/3 of a
+    supervised image, so 0.75 x supervised images/s is what MoCo could reach; the ratio
+    MoCo pairs/s / (0.75 x supervised images/s) says how close it gets.
 (g) **GPU-side preprocessing**: ``Trainer.prepare_views`` on device-resident uint8 views with
     host indices, as the loader delivers them: uint8 -> float, the batched MoCo v2
     photometric augment (``augment.placement=gpu``), ImageNet normalisation; reported as a
     fraction of (preprocessing + train step). On a CPU device it is the same torch code.
-(l) **Real FFCV pair loader**: ``Trainer.fit`` for one epoch on a ``.beton`` of ``--samples``
-    JPEGs (~400 px, quality 90, made from the package photos as ``benchmarks/loader.py``
-    does), logging every few steps; the median over the logged windows (the first, which
-    holds the pipeline compilation, left out) of the trainer's own ``train/pairs_per_s`` and
-    ``train/data_wait_fraction`` (time blocked on the loader / step time). Mode ``bf16_cl``
-    with the GPU augment on CUDA; ``fp32`` with the in-loader Numba augment on a CPU.
+(l) **Real FFCV loader end to end**, per variant: ``Trainer.fit`` on a ``.beton`` — for
+    ``mocov2`` one of ``--samples`` JPEGs (~400 px, quality 90, made from the package photos
+    as ``benchmarks/loader.py`` does), for others the files ``--loader-betons VARIANT=PATH``
+    names (e.g. ``fti=pairs.beton fti_rt=pairs.beton``) — for enough epochs to take
+    ``--steps`` steps after the first epoch (which holds the pipeline compilation and is
+    left out), logging every step: the median of the trainer's own ``train/pairs_per_s``
+    and ``train/data_wait_fraction`` (time blocked on the loader / step time) over those
+    steps, each epoch's first step excluded (the mean with them is reported too); and the
+    loader alone (its second epoch, nothing trained): pairs/s. Mode ``bf16_cl`` with the GPU
+    augment on CUDA; ``fp32`` with the in-loader Numba augment on a CPU.
 (m) **Largest batch** (CUDA only): the largest multiple of 8 for which two ``bf16_cl``
     training steps of the first model run without running out of memory (doubling, then
     bisection). The key encoder keeps no activations (no grad), so it costs weights only.
@@ -45,8 +54,12 @@ Everything runs through the trainer's own pieces (``fastssl.trainer.Trainer``: i
     loader yields them), in ``bf16_cl`` and ``fp16_cl``
     (GradScaler's step reads its inf check on the host: a sync by design).
 
-Targets (for one H100; printed with PASS/MISS only when a GPU ran): ``bf16_cl`` >= 2.5x
-``fp32``; data wait < 5 % of the step; GPU-side preprocessing < 10 % of the step.
+``--profile OUT`` also writes ``torch.profiler``'s top kernels (by device time) of a few
+steps of the first model (``bf16_cl`` on CUDA), to show where a missed target's time goes.
+
+Targets (for one H100/H200; printed with PASS/MISS only when a GPU ran): ``bf16_cl`` >= 2.5x
+``fp32``; ResNet-50 MoCo pairs/s >= 0.85 x (0.75 x supervised images/s); data wait < 5 % of
+the step for ``mocov2`` and ``fti_rt``; GPU-side preprocessing < 10 % of the step.
 
 ``--tiny`` is the CPU smoke run for tests (ResNet-18 at 32 px, batch 8, 2 steps, fp32 and
 bf16_cl, 32 samples, 1 loader thread); its numbers mean nothing.
@@ -91,7 +104,11 @@ PEAK_TFLOPS = [
     ('V100', {'half': 125.0, 'tf32': 15.7}),         # no TF32: fp32 peak
     ('T4', {'half': 65.0, 'tf32': 8.1}),
 ]
-TARGETS = {'bf16_speedup': 2.5, 'data_wait': 0.05, 'preprocess': 0.10}
+TARGETS = {'bf16_speedup': 2.5, 'data_wait': 0.05, 'preprocess': 0.10, 'vs_supervised': 0.85}
+# a MoCo pair: query forward + backward (~3 forwards) + key forward = 4/3 supervised images
+PAIR_PER_IMAGE = 0.75
+SUPERVISED_MODES = ('fp32', 'bf16_cl')
+DATA_WAIT_VARIANTS = ('mocov2', 'fti_rt')
 GPU_DEFAULTS = dict(archs=['resnet50', 'resnet18'], resolution=224, batch_size=256, steps=30,
                     warmup=10, samples=4096, modes=list(MODES))
 # a 2-core CPU does ~1 ResNet-50 pair/s: small counts keep the default run near 10 minutes
@@ -260,24 +277,101 @@ def fp16_sync_row(beton, workdir, args, device):
     return sync_check(trainer, device)
 
 
-def loader_row(beton, workdir, args, device, mode):
+def loader_row(beton, variant, workdir, args, device, mode):
+    """``Trainer.fit`` of ``variant`` on ``beton``, then the same loader alone."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    run_dir = os.path.join(workdir, 'loader')
-    steps = args.samples // args.batch_size
-    every = max(1, steps // 5)
+    run_dir = os.path.join(workdir, f'loader_{variant}')
     trainer = make_trainer(beton, run_dir, args.archs[0], mode, args, placement='auto',
-                           extra=[f'--logging.log_every={every}', '--train.epochs=100',
-                                  '--train.checkpoint_every=1000'])
-    trainer.fit(stop_after=1)
+                           extra=['--logging.log_every=1', '--train.epochs=1000',
+                                  '--train.checkpoint_every=1000', f'--train.variant={variant}'])
+    per_epoch = len(trainer.loader)
+    if per_epoch < 1:
+        raise UserError(f"{beton}: fewer samples than one batch of {args.batch_size}")
+    epochs = 1 + -(-args.steps // per_epoch)
+    trainer.fit(stop_after=epochs)
     events = EventAccumulator(run_dir)
     events.Reload()
-    rates = [e.value for e in events.Scalars('train/pairs_per_s')]
-    waits = [e.value for e in events.Scalars('train/data_wait_fraction')]
-    kept = slice(1, None) if len(rates) > 1 else slice(None)  # the first window compiles
-    return {'arch': args.archs[0], 'mode': mode, 'placement': trainer.placement,
-            'workers': args.workers, 'steps': steps, 'windows': len(rates),
-            'pairs_per_s': statistics.median(rates[kept]),
-            'data_wait_fraction': statistics.median(waits[kept])}
+    # step s (1-based) is epoch (s - 1) // per_epoch; the first epoch compiles the pipeline
+    rates = {e.step: e.value for e in events.Scalars('train/pairs_per_s')}
+    waits = {e.step: e.value for e in events.Scalars('train/data_wait_fraction')}
+    after_first = [step for step in sorted(rates) if step > per_epoch]
+    steady = [step for step in after_first if (step - 1) % per_epoch] or after_first
+    return {'variant': variant, 'beton': os.path.basename(beton), 'arch': args.archs[0],
+            'mode': mode, 'placement': trainer.placement, 'workers': args.workers,
+            'steps_per_epoch': per_epoch, 'steps': len(after_first),
+            'pairs_per_s': statistics.median(rates[step] for step in steady),
+            'data_wait_fraction': statistics.median(waits[step] for step in steady),
+            'data_wait_with_epoch_starts': statistics.mean(waits[step] for step in after_first),
+            'loader_only_pairs_per_s': loader_only_rate(trainer.loader)}
+
+
+def loader_only_rate(loader):
+    """Pairs/s of the loader's second epoch, nothing trained (the first compiles)."""
+    for epoch in range(2):
+        loader.set_epoch(epoch)
+        pairs, start = 0, time.perf_counter()
+        for views, _, _ in loader:
+            pairs += views.shape[0]
+    return pairs / (time.perf_counter() - start)
+
+
+def supervised_row(arch, mode, args, device):
+    """The same backbone, supervised: cross-entropy on random labels, SGD, same batch."""
+    import torchvision
+    from torch.nn.functional import cross_entropy
+
+    from fastssl.device import resolve_precision
+    label, precision, channels_last, _ = MODES[mode]
+    release(device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = getattr(torchvision.models, arch)().to(device, memory_format=memory_format)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    images = torch.randn(args.batch_size, 3, args.resolution, args.resolution, device=device
+                         ).contiguous(memory_format=memory_format)
+    labels = torch.randint(0, 1000, (args.batch_size,), device=device)
+    dtype = resolve_precision(precision, device)
+
+    def step():
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = cross_entropy(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    timed(step, args.warmup, device)
+    seconds = timed(step, args.steps, device)
+    return {'arch': arch, 'mode': mode, 'label': label,
+            'images_per_s': args.batch_size * args.steps / seconds,
+            'ms_per_step': 1000 * seconds / args.steps}
+
+
+def supervised_rows(args, device):
+    rows = []
+    for arch in args.archs:
+        for mode in (m for m in SUPERVISED_MODES if m in args.modes):
+            rows.append(supervised_row(arch, mode, args, device))
+            print(f"  {arch} supervised {rows[-1]['label']}: "
+                  f"{rows[-1]['images_per_s']:.1f} images/s", flush=True)
+    return rows
+
+
+def profile_steps(beton, workdir, args, device, out):
+    """torch.profiler's top kernels by device time over 3 steps of the first model."""
+    from torch.profiler import ProfilerActivity, profile
+    gpu = device.type == 'cuda'
+    mode = 'bf16_cl' if gpu else 'fp32'
+    trainer = make_trainer(beton, os.path.join(workdir, 'profile'), args.archs[0], mode, args)
+    views = synthetic_views(trainer, args.batch_size, args.resolution)
+    timed(lambda: trainer.train_step(views), max(1, args.warmup), device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
+    with profile(activities=activities) as prof:
+        timed(lambda: trainer.train_step(views), 3, device)
+    table = prof.key_averages().table(
+        sort_by='self_device_time_total' if gpu else 'self_cpu_time_total', row_limit=25)
+    with open(out, 'w', encoding='utf-8') as handle:
+        handle.write(f"{args.archs[0]} {MODES[mode][0]}, batch {args.batch_size}, "
+                     f"{args.resolution} px, 3 steps\n{table}\n")
+    return out
 
 
 def largest_batch(beton, workdir, args, device):
@@ -335,6 +429,12 @@ def print_report(info, config, result):
               f"{fmt(row.get('tflops'), '8.2f'):>8} {share:>8} "
               f"{fmt(row.get('peak_memory_gib'), '8.2f'):>8}")
     gpu = info['gpu'] is not None and config['device'] == 'cuda'
+    print("\n(c) supervised ceiling: same backbone, cross-entropy + SGD, same batch")
+    for row in result['supervised']:
+        print(f"{row['arch']:<9} {'supervised, ' + row['label']:<38} "
+              f"{row['images_per_s']:9.1f} images/s "
+              f"{row['ms_per_step']:9.1f} ms/step")
+    print()
     for row in result['ratios']:
         target = (f"target >= {row['target']:.1f}  {'PASS' if row['pass'] else 'MISS'}"
                   if row['target'] is not None else '(target applies to a GPU)')
@@ -346,17 +446,24 @@ def print_report(info, config, result):
           + (f"target < {100 * TARGETS['preprocess']:.0f} %  "
              f"{'PASS' if pre['fraction'] < TARGETS['preprocess'] else 'MISS'}" if gpu
              else "(on this CPU device; target applies to a GPU)"))
-    loader = result['loader']
-    print(f"(l) real FFCV pair loader ({loader['arch']}, {MODES[loader['mode']][0]}, augment "
-          f"{loader['placement']}, {loader['workers']} threads): {loader['pairs_per_s']:.1f} "
-          f"pairs/s, data wait {100 * loader['data_wait_fraction']:.1f} % of the step "
-          f"(median of {max(1, loader['windows'] - 1)} windows)  "
-          + (f"target < {100 * TARGETS['data_wait']:.0f} %  "
-             f"{'PASS' if loader['data_wait_fraction'] < TARGETS['data_wait'] else 'MISS'}"
-             if gpu else "(target applies to a GPU)"))
-    if loader.get('vs_synthetic'):
-        print(f"    loader pairs/s / synthetic pairs/s (same model and mode): "
-              f"{loader['vs_synthetic']:.2f}x")
+    print(f"\n(l) real FFCV loader + {MODES[result['loaders'][0]['mode']][0]}, "
+          f"{result['loaders'][0]['arch']}, {result['loaders'][0]['workers']} loader threads, "
+          f"augment {result['loaders'][0]['placement']}")
+    print(f"{'variant':<8} {'beton':<18} {'steps':>5} {'pairs/s':>9} {'data wait':>10} "
+          f"{'(w/ epoch starts)':>17} {'loader alone':>13}")
+    for row in result['loaders']:
+        verdict = ''
+        if gpu and row['variant'] in DATA_WAIT_VARIANTS:
+            verdict = (f"  target < {100 * TARGETS['data_wait']:.0f} %  "
+                       f"{'PASS' if row['data_wait_fraction'] < TARGETS['data_wait'] else 'MISS'}")
+        print(f"{row['variant']:<8} {row['beton'][:18]:<18} {row['steps']:>5} "
+              f"{row['pairs_per_s']:9.1f} {100 * row['data_wait_fraction']:9.1f}% "
+              f"{100 * row['data_wait_with_epoch_starts']:16.1f}% "
+              f"{row['loader_only_pairs_per_s']:13.1f}{verdict}")
+    for need in result['loader_needs']:
+        print(f"    {need['arch']} ({MODES[need['mode']][0]}) trains {need['pairs_per_s']:.0f} "
+              f"pairs/s; the mocov2 loader gives {need['loader_pairs_per_s_per_thread']:.0f} "
+              f"pairs/s per thread: keeping up needs ~{need['threads_needed']:.1f} threads")
     print(f"(m) largest batch that fits ({config['archs'][0]}, channels-last + bf16): "
           f"{fmt(result['largest_batch'], 'd', 'n/a (no GPU)')}")
     print(f"(y) host-device syncs in prepare_views + train_step: "
@@ -364,19 +471,41 @@ def print_report(info, config, result):
           f"fp16_cl: {fmt(result['fp16_sync'], 's', 'n/a (no GPU)')}")
 
 
-def ratio_rows(synthetic, gpu):
+def ratio_rows(synthetic, supervised, gpu):
     rates = {(r['arch'], r['mode']): r['pairs_per_s'] for r in synthetic if 'pairs_per_s' in r}
     rows = []
+
+    def add(label, ratio, value, target):
+        target = target if gpu else None
+        rows.append({'label': label, 'ratio': ratio, 'value': value, 'target': target,
+                     'pass': None if target is None else value >= target})
+
     for arch in dict.fromkeys(r['arch'] for r in synthetic):
         for num, target in (('bf16_cl', TARGETS['bf16_speedup']), ('fp16_cl', None),
                             ('bf16_cl_compile', None)):
             if (arch, num) in rates and (arch, 'fp32') in rates:
-                value = rates[arch, num] / rates[arch, 'fp32']
-                target = target if gpu else None
-                rows.append({'label': f"{arch}: {MODES[num][0]} / fp32 NCHW", 'ratio':
-                             f'{arch}:{num}/fp32', 'value': value, 'target': target,
-                             'pass': None if target is None else value >= target})
+                add(f"{arch}: {MODES[num][0]} / fp32 NCHW", f'{arch}:{num}/fp32',
+                    rates[arch, num] / rates[arch, 'fp32'], target)
+    for row in supervised:
+        arch, mode = row['arch'], row['mode']
+        if (arch, mode) in rates:
+            add(f"{arch}: MoCo pairs/s / ({PAIR_PER_IMAGE} x supervised images/s), "
+                f"{MODES[mode][0]}", f'{arch}:{mode}/supervised',
+                rates[arch, mode] / (PAIR_PER_IMAGE * row['images_per_s']),
+                TARGETS['vs_supervised'] if arch == 'resnet50' else None)
     return rows
+
+
+def loader_needs(synthetic, loaders, workers):
+    """Threads the mocov2 loader needs to feed each model at its synthetic rate."""
+    mocov2 = [row for row in loaders if row['variant'] == 'mocov2']
+    if not mocov2:
+        return []
+    per_thread = mocov2[0]['loader_only_pairs_per_s'] / workers
+    return [{'arch': r['arch'], 'mode': r['mode'], 'pairs_per_s': r['pairs_per_s'],
+             'loader_pairs_per_s_per_thread': per_thread,
+             'threads_needed': r['pairs_per_s'] / per_thread}
+            for r in synthetic if r['mode'] == mocov2[0]['mode'] and 'pairs_per_s' in r]
 
 
 # ---------------------------------------------------------------------------- main
@@ -393,7 +522,11 @@ def build_parser():
     parser.add_argument('--samples', type=int, help='JPEGs in the loader benchmark .beton')
     parser.add_argument('--workers', type=int, help='FFCV loader threads (default: all cores)')
     parser.add_argument('--device', default='auto', help='auto, cpu or cuda')
+    parser.add_argument('--loader-betons', nargs='+', default=[], metavar='VARIANT=PATH',
+                        help='more end-to-end loader runs, e.g. fti=pairs.beton fti_rt=pairs.beton')
     parser.add_argument('--json', metavar='OUT', help='also write the results as JSON')
+    parser.add_argument('--profile', metavar='OUT', help="also write torch.profiler's top "
+                        "kernels of the first model's step to OUT")
     parser.add_argument('--tiny', action='store_true',
                         help='CPU smoke run for tests (explicit options still win)')
     return parser
@@ -418,8 +551,20 @@ def resolve(args):
     if args.samples < 2 * args.batch_size:
         raise UserError(f"--samples {args.samples} must be at least twice --batch-size "
                         f"{args.batch_size} (the loader benchmark needs two steps)")
+    args.loader_betons = [parse_loader_beton(item) for item in args.loader_betons]
     args.device = device.type
     return args, device
+
+
+def parse_loader_beton(item):
+    from fastssl.variants import VARIANTS
+    variant, _, path = item.partition('=')
+    if variant not in VARIANTS or not path:
+        raise UserError(f"--loader-betons {item!r}: expected VARIANT=PATH with VARIANT one of "
+                        f"{', '.join(VARIANTS)}")
+    if not os.path.isfile(path):
+        raise UserError(f"--loader-betons {variant}: no such file: {path}")
+    return variant, path
 
 
 def run(args, device, workdir):
@@ -433,19 +578,20 @@ def run(args, device, workdir):
     gpu = device.type == 'cuda'
     loader_mode = 'bf16_cl' if gpu else 'fp32'
     result = {'synthetic': synthetic_rows(beton, workdir, args, device)}
-    result['ratios'] = ratio_rows(result['synthetic'], gpu)
+    result['supervised'] = supervised_rows(args, device)
+    result['ratios'] = ratio_rows(result['synthetic'], result['supervised'], gpu)
     result['preprocess'] = preprocess_row(beton, workdir, args, device, loader_mode)
     result['fp16_sync'] = fp16_sync_row(beton, workdir, args, device)
-    result['loader'] = loader_row(beton, workdir, args, device, loader_mode)
-    same = [r for r in result['synthetic'] if r['arch'] == args.archs[0]
-            and r['mode'] == loader_mode and 'pairs_per_s' in r]
-    if same:
-        result['loader']['vs_synthetic'] = result['loader']['pairs_per_s'] / same[0][
-            'pairs_per_s']
+    result['loaders'] = [loader_row(path, variant, workdir, args, device, loader_mode)
+                         for variant, path in [('mocov2', beton), *args.loader_betons]]
+    result['loader_needs'] = loader_needs(result['synthetic'], result['loaders'],
+                                          args.workers)
     result['largest_batch'] = largest_batch(beton, workdir, args, device)
+    if args.profile:
+        result['profile'] = profile_steps(beton, workdir, args, device, args.profile)
     config = {name: getattr(args, name) for name in (
         'archs', 'modes', 'resolution', 'batch_size', 'steps', 'warmup', 'samples', 'workers',
-        'device', 'tiny')}
+        'device', 'tiny', 'loader_betons')}
     print_report(info, config, result)
     if args.json:
         with open(args.json, 'w', encoding='utf-8') as handle:

@@ -1,0 +1,407 @@
+"""The one command for a GPU node: install what this Python lacks from a wheelhouse, prove the
+CUDA half of fastssl, measure it, and write ``DIR/gpu_check.json`` and ``DIR/gpu_check.md``.
+
+    python benchmarks/gpu_check.py --out DIR [--wheelhouse PATH] [--data DIR]
+        [--budget-s 480] [--dry-run]
+
+Run it from a copy of this repository. Stages, each timed (one that would overrun
+``--budget-s`` is skipped, and the report says so):
+
+1. **environment**: Python, torch (+ CUDA, cuDNN), numpy, numba, the GPUs and the driver; a
+   combination known not to work stops here with one line.
+2. **install**: the modules the check needs that this Python lacks (ffcv, fastargs, ...) and
+   the requirements of theirs it lacks, from ``--wheelhouse`` (default
+   ``dist/gpu_check/wheels``, else ``dist/wheelhouse``) into a private folder with
+   ``pip --no-index --no-deps``: nothing is downloaded, and the image's own packages (torch,
+   numpy, numba, OpenCV, ...) are never replaced.
+3. **cuda tests**: ``pytest -m cuda tests/test_cuda.py`` — GPU augment vs CPU op, no host
+   sync in a bf16 step, bf16 / fp16 steps train, channels_last, ``torch.compile``, an NCCL DDP
+   step, GPU checkpoint resumed on the CPU (a compile failure for a missing compiler is MISS).
+4. **train step**: ``benchmarks/train_step.py`` — MoCo v2 ResNet-50 and ResNet-18 at 224 px
+   (fp32 NCHW, channels-last + bf16, + fp16, + ``torch.compile`` when the budget allows), the
+   supervised ceiling, the GPU augment's share, the largest batch, host syncs, the top
+   kernels; and end to end, the real FFCV loader (all cores) + GPU augment for ``mocov2``
+   (its own JPEGs) and ``fti`` / ``fti_rt`` (``DATA/pairs.beton``, tracked proposals).
+
+Targets are marked PASS or MISS in the report. ``--dry-run`` runs every stage at tiny size on
+the CPU (``make test`` does), so the check cannot rot between GPU runs.
+``make gpu-check-bundle`` prepares what to copy to the node (wheels + data, under 64 MiB).
+"""
+import argparse
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ElementTree
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# module the check imports -> distribution that provides it
+NEEDED = {'torch': 'torch', 'torchvision': 'torchvision', 'numpy': 'numpy', 'numba': 'numba',
+          'ffcv': 'ffcv', 'fastargs': 'fastargs', 'cv2': 'opencv-contrib-python-headless',
+          'yaml': 'pyyaml', 'tensorboard': 'tensorboard', 'PIL': 'pillow',
+          'skimage': 'scikit-image', 'tqdm': 'tqdm', 'pytest': 'pytest'}
+MIN_TORCH = (2, 1)
+# seconds each stage takes on one H100/H200 node (the --budget-s plan); compile adds its own
+ESTIMATE_S = {'install': 30, 'cuda tests': 150, 'train step': 180, 'compile': 120}
+DRY_RUN_ESTIMATE_S = {'install': 5, 'cuda tests': 300, 'train step': 300, 'compile': 0}
+
+
+class CheckError(Exception):
+    """Why the check cannot run here, in one line."""
+
+
+# ---------------------------------------------------------------------------- environment
+
+def version_tuple(text):
+    return tuple(int(part) for part in re.findall(r'\d+', text)[:2])
+
+
+def environment(dry_run):
+    """Versions and devices; raises CheckError for a combination known not to work."""
+    if sys.version_info < (3, 10):
+        raise CheckError(f"Python {platform.python_version()}: fastssl needs 3.10 or newer")
+    try:
+        import torch
+    except ImportError as err:
+        raise CheckError(f"this Python has no torch ({err}); run the check with the GPU "
+                         f"image's Python") from None
+    if version_tuple(torch.__version__) < MIN_TORCH:
+        raise CheckError(f"torch {torch.__version__}: fastssl needs torch >= "
+                         f"{'.'.join(map(str, MIN_TORCH))}")
+    info = {'python': platform.python_version(), 'executable': sys.executable,
+            'torch': torch.__version__, 'cuda': torch.version.cuda,
+            'cudnn': torch.backends.cudnn.version(), 'cpus': os.cpu_count(),
+            'numpy': None, 'numba': None, 'gpus': [], 'driver': None}
+    try:
+        import numpy
+        info['numpy'] = numpy.__version__
+    except ImportError:
+        pass
+    try:
+        import numba
+        info['numba'] = numba.__version__
+    except ImportError as err:
+        # numba refuses a numpy newer than it was built for, deep inside its import
+        installed = distribution_version('numba')
+        if installed:
+            raise CheckError(f"numba {installed} does not run with numpy {info['numpy']}: "
+                             f"{str(err).splitlines()[0]}") from None
+    if torch.cuda.is_available():
+        info['gpus'] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        info['driver'] = driver_version()
+    elif not dry_run:
+        raise CheckError(f"no CUDA GPU is visible (torch {torch.__version__}, CUDA build "
+                         f"{torch.version.cuda or 'none'}): run on a GPU node, or add --dry-run")
+    return info
+
+
+def driver_version():
+    try:
+        out = subprocess.run(['nvidia-smi', '--query-gpu=driver_version',
+                              '--format=csv,noheader'], capture_output=True, text=True,
+                             timeout=30).stdout.split()
+        return out[0] if out else None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def distribution_version(name):
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------------- install
+
+def normalise(name):
+    return re.sub(r'[-_.]+', '_', name).lower()
+
+
+def wheel_index(wheelhouse):
+    """{normalised distribution name: wheel path} of a folder of wheels."""
+    index = {}
+    for wheel in sorted(Path(wheelhouse).glob('*.whl')):
+        index[normalise(wheel.name.split('-')[0])] = wheel
+    return index
+
+
+def requirements_of(wheel):
+    """Distribution names a wheel requires (extras left out; markers kept when they hold)."""
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(archive.read(n).decode() for n in archive.namelist()
+                        if n.endswith('.dist-info/METADATA'))
+    names = []
+    for line in metadata.splitlines():
+        if not line.startswith('Requires-Dist:'):
+            continue
+        requirement = line.split(':', 1)[1].strip()
+        name, _, marker = requirement.partition(';')
+        if 'extra' in marker or not marker_holds(marker):
+            continue
+        names.append(re.match(r'[A-Za-z0-9._-]+', name.strip()).group(0))
+    return names
+
+
+def marker_holds(marker):
+    if not marker.strip():
+        return True
+    try:
+        from packaging.markers import Marker
+    except ImportError:  # no packaging: take the requirement, an extra wheel does no harm
+        return True
+    return Marker(marker).evaluate()
+
+
+def plan_install(missing, wheelhouse):
+    """Wheels for the ``missing`` distributions and every requirement of theirs that this
+    Python lacks; raises CheckError naming a wheel the wheelhouse lacks."""
+    index = wheel_index(wheelhouse)
+    chosen, todo = {}, list(missing)
+    while todo:
+        name = normalise(todo.pop())
+        if name in chosen:
+            continue
+        if name not in index:
+            raise CheckError(f"{wheelhouse} has no wheel for {name}, which this Python lacks "
+                             f"(make gpu-check-bundle, or make wheelhouse, puts it there)")
+        chosen[name] = index[name]
+        todo += [req for req in requirements_of(index[name]) if distribution_version(req) is None]
+    return list(chosen.values())
+
+
+def install_missing(wheelhouse, target):
+    """Install what the check needs and this Python lacks into ``target``; -> wheel names."""
+    missing = [dist for module, dist in NEEDED.items()
+               if importlib.util.find_spec(module) is None]
+    if not missing:
+        return []
+    if not Path(wheelhouse).is_dir():
+        raise CheckError(f"this Python lacks {', '.join(missing)} and the wheelhouse "
+                         f"{wheelhouse} does not exist (make gpu-check-bundle)")
+    wheels = plan_install(missing, wheelhouse)
+    result = subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-index',
+                             '--no-deps', '--no-compile', '--target', str(target),
+                             *map(str, wheels)], capture_output=True, text=True)
+    if result.returncode:
+        lines = (result.stderr or result.stdout).strip().splitlines() or ['(no output)']
+        raise CheckError(f"pip could not install {', '.join(w.name for w in wheels)} into "
+                         f"{target}: {lines[-1]}")
+    return [wheel.name for wheel in wheels]
+
+
+# ---------------------------------------------------------------------------- stages
+
+def python_env(site):
+    """Environment for the stages' subprocesses: the repository, then what we installed."""
+    paths = [str(REPO), str(site), os.environ.get('PYTHONPATH', '')]
+    return {**os.environ, 'PYTHONPATH': os.pathsep.join(p for p in paths if p),
+            'PYTHONUNBUFFERED': '1'}
+
+
+def run_logged(cmd, env, log, timeout):
+    """Run ``cmd``, appending its output to ``log``; -> (exit code or 'timeout', seconds)."""
+    start = time.perf_counter()
+    with open(log, 'a', encoding='utf-8') as handle:
+        handle.write(f"\n$ {' '.join(map(str, cmd))}\n")
+        handle.flush()
+        try:
+            code = subprocess.run([str(c) for c in cmd], stdout=handle,
+                                  stderr=subprocess.STDOUT, env=env, cwd=REPO,
+                                  timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            code = 'timeout'
+    return code, time.perf_counter() - start
+
+
+def cuda_tests(env, out, log, timeout, dry_run):
+    """pytest -m cuda; -> rows {test, status: PASS/FAIL/SKIP/MISS, detail}."""
+    xml = out / 'cuda_tests.xml'
+    env = {**env, 'FASTSSL_DRY_RUN': '1'} if dry_run else env
+    code, _ = run_logged([sys.executable, '-m', 'pytest', '-q', '-m', 'cuda', '-p',
+                          'no:cacheprovider', f'--junitxml={xml}', 'tests/test_cuda.py'],
+                         env, log, timeout)
+    if not xml.exists():
+        return [{'test': 'tests/test_cuda.py', 'status': 'FAIL',
+                 'detail': f"pytest ended with {code} before reporting (see gpu_check.log)"}]
+    rows = []
+    for case in ElementTree.parse(xml).iter('testcase'):
+        status, detail = 'PASS', ''
+        for child in case:
+            if child.tag in ('failure', 'error'):
+                status, detail = 'FAIL', (child.get('message') or '').splitlines()[0][:200]
+            elif child.tag == 'skipped':
+                xfail = child.get('type') == 'pytest.xfail'
+                status = 'MISS' if xfail else 'SKIP'
+                detail = (child.get('message') or '')[:200]
+        rows.append({'test': case.get('name'), 'status': status, 'detail': detail})
+    return rows
+
+
+def train_step(env, out, log, timeout, data, dry_run, with_compile):
+    """benchmarks/train_step.py; -> its JSON result (None if it did not finish)."""
+    result_json = out / 'train_step.json'
+    cmd = [sys.executable, 'benchmarks/train_step.py', '--json', result_json,
+           '--profile', out / 'profile.txt']
+    if dry_run:
+        cmd += ['--tiny', '--device', 'cpu']
+    elif not with_compile:
+        cmd += ['--modes', 'fp32', 'bf16_cl', 'fp16_cl']
+    pairs = Path(data) / 'pairs.beton' if data else None
+    if pairs and pairs.is_file():
+        cmd += ['--loader-betons', f'fti={pairs}', f'fti_rt={pairs}']
+    code, _ = run_logged(cmd, env, log, timeout)
+    if code != 0 or not result_json.exists():
+        return None, code
+    return json.loads(result_json.read_text()), code
+
+
+# ---------------------------------------------------------------------------- targets
+
+def targets(cuda_rows, step, gpu):
+    """[{target, value, verdict}] from the stages' results."""
+    rows = [{'target': f"cuda test {r['test']}", 'value': r['detail'] or r['status'],
+             'verdict': r['status']} for r in cuda_rows]
+    if step is None:
+        return rows
+    for ratio in step['ratios']:
+        verdict = 'n/a' if ratio['pass'] is None else 'PASS' if ratio['pass'] else 'MISS'
+        rows.append({'target': ratio['label'] + (f" >= {ratio['target']}"
+                                                 if ratio['target'] else ''),
+                     'value': f"{ratio['value']:.2f}x", 'verdict': verdict})
+    pre = step['preprocess']
+    rows.append({'target': 'GPU augment + normalise < 10 % of the step',
+                 'value': f"{100 * pre['fraction']:.1f} %",
+                 'verdict': ('PASS' if pre['fraction'] < 0.10 else 'MISS') if gpu else 'n/a'})
+    for loader in step['loaders']:
+        judged = gpu and loader['variant'] in ('mocov2', 'fti_rt')
+        verdict = ('PASS' if loader['data_wait_fraction'] < 0.05 else 'MISS') if judged else 'n/a'
+        rows.append({'target': f"{loader['variant']} end to end ({loader['arch']}): data wait "
+                               f"< 5 % of the step",
+                     'value': f"{100 * loader['data_wait_fraction']:.1f} % at "
+                              f"{loader['pairs_per_s']:.0f} pairs/s",
+                     'verdict': verdict})
+    return rows
+
+
+def write_report(out, report):
+    (out / 'gpu_check.json').write_text(json.dumps(report, indent=2, default=str))
+    env = report['environment']
+    lines = ["# fastssl GPU check", "",
+             f"- GPU: {', '.join(env.get('gpus') or []) or 'none (dry run)'}; driver "
+             f"{env.get('driver')}; {env.get('cpus')} CPUs",
+             f"- Python {env.get('python')}, torch {env.get('torch')} (CUDA {env.get('cuda')}, "
+             f"cuDNN {env.get('cudnn')}), numpy {env.get('numpy')}, numba {env.get('numba')}",
+             f"- installed from the wheelhouse: {', '.join(report['installed']) or 'nothing'}",
+             "", "| stage | status | seconds |", "|---|---|---|"]
+    lines += [f"| {s['stage']} | {s['status']} | {s['seconds']:.0f} |" for s in report['stages']]
+    lines += ["", "| target | value | verdict |", "|---|---|---|"]
+    lines += [f"| {t['target']} | {t['value']} | {t['verdict']} |" for t in report['targets']]
+    (out / 'gpu_check.md').write_text('\n'.join(lines) + '\n')
+
+
+# ---------------------------------------------------------------------------- main
+
+def default_wheelhouse():
+    bundle = REPO / 'dist' / 'gpu_check' / 'wheels'
+    return bundle if bundle.is_dir() else REPO / 'dist' / 'wheelhouse'
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--out', required=True, help='folder for the report and logs')
+    parser.add_argument('--wheelhouse', default=None,
+                        help='wheels to install from (default: dist/gpu_check/wheels, '
+                             'else dist/wheelhouse)')
+    parser.add_argument('--data', default=str(REPO / 'dist' / 'gpu_check' / 'data'),
+                        help='folder holding pairs.beton for the fti / fti_rt runs')
+    parser.add_argument('--budget-s', type=float, default=480,
+                        help='skip a stage that would end after this many seconds')
+    parser.add_argument('--dry-run', action='store_true',
+                        help='every stage at tiny size on the CPU')
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.budget_s <= 0:
+        raise CheckError(f"--budget-s {args.budget_s}: must be positive")
+    start = time.perf_counter()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / 'gpu_check.log'
+    log.write_text('')
+    estimate = DRY_RUN_ESTIMATE_S if args.dry_run else ESTIMATE_S
+    stages = []
+
+    def stage(name, status, began):
+        stages.append({'stage': name, 'status': status,
+                       'seconds': time.perf_counter() - began})
+        print(f"[{time.perf_counter() - start:5.0f} s] {name}: {status}", flush=True)
+
+    def left():
+        return args.budget_s - (time.perf_counter() - start)
+
+    began = time.perf_counter()
+    info = environment(args.dry_run)
+    stage('environment', f"torch {info['torch']}, CUDA {info['cuda']}, numpy {info['numpy']}, "
+          f"numba {info['numba']}, GPUs: {', '.join(info['gpus']) or 'none'}", began)
+
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix='fastssl-gpu-check-') as work:
+        site = Path(work) / 'site'
+        installed = install_missing(Path(args.wheelhouse or default_wheelhouse()), site)
+        sys.path[:0] = [str(REPO), str(site)]
+        stage('install', f"installed {', '.join(installed)}" if installed
+              else 'nothing missing', began)
+        env = python_env(site)
+
+        cuda_rows, step = [], None
+        began = time.perf_counter()
+        if left() < estimate['cuda tests']:
+            stage('cuda tests', f"SKIP (budget: {left():.0f} s left)", began)
+        else:
+            cuda_rows = cuda_tests(env, out, log, left(), args.dry_run)
+            counts = {s: sum(r['status'] == s for r in cuda_rows)
+                      for s in ('PASS', 'FAIL', 'MISS', 'SKIP')}
+            stage('cuda tests', ', '.join(f"{n} {s}" for s, n in counts.items() if n), began)
+
+        began = time.perf_counter()
+        with_compile = left() >= estimate['train step'] + estimate['compile']
+        if left() < estimate['train step']:
+            stage('train step', f"SKIP (budget: {left():.0f} s left)", began)
+        else:
+            step, code = train_step(env, out, log, left(), args.data, args.dry_run,
+                                    with_compile)
+            stage('train step', 'done' + ('' if with_compile else ' (compile left out: budget)')
+                  if step else f"FAIL (exit {code}; see gpu_check.log)", began)
+
+    report = {'environment': info, 'installed': installed, 'stages': stages,
+              'targets': targets(cuda_rows, step, bool(info['gpus'])),
+              'train_step': step, 'budget_s': args.budget_s, 'dry_run': args.dry_run,
+              'seconds': time.perf_counter() - start}
+    write_report(out, report)
+    print((out / 'gpu_check.md').read_text())
+    failed = any(t['verdict'] == 'FAIL' for t in report['targets']) or any(
+        'FAIL' in s['status'] for s in stages)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    try:
+        sys.exit(main())
+    except CheckError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
