@@ -61,6 +61,7 @@ system-packages:
 	fi
 
 test: install
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q tests
 
 demo: install
@@ -70,7 +71,7 @@ demo-images: install
 	DEMO_DIR=$(DEMO_DIR)_images bash scripts/demo_images.sh
 
 benchmark: install
-	$(PY) benchmarks/loader.py
+	$(PY) -m benchmarks.loader
 
 clean:
 	rm -rf $(DEMO_DIR) $(DEMO_DIR)_images .pytest_cache

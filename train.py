@@ -10,9 +10,9 @@ from fastssl_common.errors import run_cli
 
 
 def main(argv):
+    from fastssl import distributed
     from fastssl.config import load_settings
     from fastssl.trainer import Trainer
-    from fastssl import distributed
     settings = load_settings(sys.argv[1:] if argv is None else argv)
     try:
         with distributed.peer_failures_reported(settings.dist.timeout_s):
@@ -22,9 +22,9 @@ def main(argv):
         distributed.teardown()
     if trainer.world.is_main:
         run_dir = settings.train.run_dir
-        print(f"done. TensorBoard logs: {run_dir}  (tensorboard --logdir {run_dir})")
+        print(f'done. TensorBoard logs: {run_dir}  (tensorboard --logdir {run_dir})')
         if last:
-            print(f"last checkpoint: {last}")
+            print(f'last checkpoint: {last}')
     return 0
 
 

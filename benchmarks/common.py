@@ -8,7 +8,6 @@ import platform
 import statistics
 import time
 
-
 # ---------------------------------------------------------------------------- machine
 
 def distribution_version(name):
@@ -17,7 +16,7 @@ def distribution_version(name):
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
-        return "?"
+        return '?'
 
 
 def machine_info():
@@ -29,10 +28,10 @@ def machine_info():
 
     cpu = platform.processor() or platform.machine()
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+        with open('/proc/cpuinfo', encoding='utf-8') as handle:
             for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
+                if line.startswith('model name'):
+                    cpu = line.split(':', 1)[1].strip()
                     break
     except OSError:
         pass
@@ -45,11 +44,11 @@ def machine_info():
     except OSError:
         load = None
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "usable_cpus": usable,
-            "load_average": load, "gpu": gpu, "python": platform.python_version(),
-            "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "ffcv": distribution_version("ffcv"), "numba": numba.__version__,
-            "pillow": Image.__version__}
+    return {'cpu': cpu, 'cpu_count': os.cpu_count(), 'usable_cpus': usable,
+            'load_average': load, 'gpu': gpu, 'python': platform.python_version(),
+            'torch': torch.__version__, 'torchvision': torchvision.__version__,
+            'ffcv': distribution_version('ffcv'), 'numba': numba.__version__,
+            'pillow': Image.__version__}
 
 
 def print_machine(info, extra=()):
@@ -57,7 +56,7 @@ def print_machine(info, extra=()):
     versions go at the end of the second line."""
     print(f"machine: {info['cpu']}, {info['cpu_count']} CPUs ({info['usable_cpus']} usable), "
           f"GPU: {info['gpu'] or 'none'}, load average at start: {info['load_average']}")
-    more = "".join(f", {name} {info[name]}" for name in extra)
+    more = ''.join(f', {name} {info[name]}' for name in extra)
     print(f"versions: python {info['python']}, torch {info['torch']}, torchvision "
           f"{info['torchvision']}, ffcv {info['ffcv']}, numba {info['numba']}, "
           f"pillow {info['pillow']}{more}")
@@ -80,10 +79,10 @@ class Timing:
     def median(self):
         return statistics.median(self.rates)
 
-    def as_json(self, runs="epoch"):
+    def as_json(self, runs='epoch'):
         """``label``, ``unit``, ``median``, ``per_<runs>`` rates, ``<runs>_seconds``."""
-        return {"label": self.label, "unit": self.unit, "median": self.median,
-                f"per_{runs}": self.rates, f"{runs}_seconds": self.seconds}
+        return {'label': self.label, 'unit': self.unit, 'median': self.median,
+                f'per_{runs}': self.rates, f'{runs}_seconds': self.seconds}
 
 
 class Method(Timing):
@@ -109,20 +108,20 @@ class Method(Timing):
 
     def close(self):
         iterable, self.iterable = self.iterable, None
-        shutdown = getattr(getattr(iterable, "_iterator", None), "_shutdown_workers", None)
+        shutdown = getattr(getattr(iterable, '_iterator', None), '_shutdown_workers', None)
         if shutdown is not None:        # persistent DataLoader workers
             shutdown()
 
 
 # ---------------------------------------------------------------------------- report
 
-def print_table(timings, runs="epoch seconds"):
+def print_table(timings, runs='epoch seconds'):
     """One row per timing: label, median rate, unit and the seconds of each timed run."""
     width = max(len(t.label) for t in timings)
     print(f"{'method':<{width}}  {'median':>10}  {'unit':<8}  {runs}")
     for t in timings:
-        secs = " ".join(f"{s:.2f}" for s in t.seconds)
-        print(f"{t.label:<{width}}  {t.median:>10.1f}  {t.unit:<8}  {secs}")
+        secs = ' '.join(f'{s:.2f}' for s in t.seconds)
+        print(f'{t.label:<{width}}  {t.median:>10.1f}  {t.unit:<8}  {secs}')
 
 
 def ratio_rows(timings, ratios):
@@ -132,16 +131,16 @@ def ratio_rows(timings, ratios):
     rows = []
     for num, den, label, target in ratios:
         value = rates[num] / rates[den]
-        rows.append({"ratio": f"{num}/{den}", "label": label, "value": value,
-                     "target": target, "pass": None if target is None else value >= target})
+        rows.append({'ratio': f'{num}/{den}', 'label': label, 'value': value,
+                     'target': target, 'pass': None if target is None else value >= target})
     return rows
 
 
-def print_ratios(rows, no_target="(no target)"):
+def print_ratios(rows, no_target='(no target)'):
     """``label  1.23x  target >= 1.5  PASS`` per row (``no_target`` where it has none)."""
-    width = max(len(r["label"]) for r in rows)
+    width = max(len(r['label']) for r in rows)
     for r in rows:
-        if r["target"] is None:
+        if r['target'] is None:
             print(f"{r['label']:<{width}}  {r['value']:6.2f}x  {no_target}")
         else:
             print(f"{r['label']:<{width}}  {r['value']:6.2f}x  target >= {r['target']:.1f}  "

@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,7 +67,7 @@ def version_tuple(text):
 def environment(dry_run):
     """Versions and devices; raises CheckError for a combination known not to work."""
     if sys.version_info < (3, 10):
-        raise CheckError(f"Python {platform.python_version()}: fastssl needs 3.10 or newer")
+        raise CheckError(f'Python {platform.python_version()}: fastssl needs 3.10 or newer')
     try:
         import torch
     except ImportError as err:
@@ -172,8 +171,8 @@ def plan_install(missing, wheelhouse):
         if name in chosen:
             continue
         if name not in index:
-            raise CheckError(f"{wheelhouse} has no wheel for {name}, which this Python lacks "
-                             f"(make gpu-check-bundle, or make wheelhouse, puts it there)")
+            raise CheckError(f'{wheelhouse} has no wheel for {name}, which this Python lacks '
+                             f'(make gpu-check-bundle, or make wheelhouse, puts it there)')
         chosen[name] = index[name]
         todo += [req for req in requirements_of(index[name]) if distribution_version(req) is None]
     return list(chosen.values())
@@ -232,7 +231,7 @@ def cuda_tests(env, out, log, timeout, dry_run):
                          env, log, timeout)
     if not xml.exists():
         return [{'test': 'tests/test_cuda.py', 'status': 'FAIL',
-                 'detail': f"pytest ended with {code} before reporting (see gpu_check.log)"}]
+                 'detail': f'pytest ended with {code} before reporting (see gpu_check.log)'}]
     rows = []
     for case in ElementTree.parse(xml).iter('testcase'):
         status, detail = 'PASS', ''
@@ -250,7 +249,7 @@ def cuda_tests(env, out, log, timeout, dry_run):
 def train_step(env, out, log, timeout, data, dry_run, with_compile):
     """benchmarks/train_step.py; -> its JSON result (None if it did not finish)."""
     result_json = out / 'train_step.json'
-    cmd = [sys.executable, 'benchmarks/train_step.py', '--json', result_json,
+    cmd = [sys.executable, '-m', 'benchmarks.train_step', '--json', result_json,
            '--profile', out / 'profile.txt']
     if dry_run:
         cmd += ['--tiny', '--device', 'cpu']
@@ -296,15 +295,15 @@ def targets(cuda_rows, step, gpu):
 def write_report(out, report):
     (out / 'gpu_check.json').write_text(json.dumps(report, indent=2, default=str))
     env = report['environment']
-    lines = ["# fastssl GPU check", "",
+    lines = ['# fastssl GPU check', '',
              f"- GPU: {', '.join(env.get('gpus') or []) or 'none (dry run)'}; driver "
              f"{env.get('driver')}; {env.get('cpus')} CPUs",
              f"- Python {env.get('python')}, torch {env.get('torch')} (CUDA {env.get('cuda')}, "
              f"cuDNN {env.get('cudnn')}), numpy {env.get('numpy')}, numba {env.get('numba')}",
              f"- installed from the wheelhouse: {', '.join(report['installed']) or 'nothing'}",
-             "", "| stage | status | seconds |", "|---|---|---|"]
+             '', '| stage | status | seconds |', '|---|---|---|']
     lines += [f"| {s['stage']} | {s['status']} | {s['seconds']:.0f} |" for s in report['stages']]
-    lines += ["", "| target | value | verdict |", "|---|---|---|"]
+    lines += ['', '| target | value | verdict |', '|---|---|---|']
     lines += [f"| {t['target']} | {t['value']} | {t['verdict']} |" for t in report['targets']]
     (out / 'gpu_check.md').write_text('\n'.join(lines) + '\n')
 
@@ -335,7 +334,7 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.budget_s <= 0:
-        raise CheckError(f"--budget-s {args.budget_s}: must be positive")
+        raise CheckError(f'--budget-s {args.budget_s}: must be positive')
     start = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -347,7 +346,7 @@ def main(argv=None):
     def stage(name, status, began):
         stages.append({'stage': name, 'status': status,
                        'seconds': time.perf_counter() - began})
-        print(f"[{time.perf_counter() - start:5.0f} s] {name}: {status}", flush=True)
+        print(f'[{time.perf_counter() - start:5.0f} s] {name}: {status}', flush=True)
 
     def left():
         return args.budget_s - (time.perf_counter() - start)
@@ -361,7 +360,6 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix='fastssl-gpu-check-') as work:
         site = Path(work) / 'site'
         installed = install_missing(Path(args.wheelhouse or default_wheelhouse()), site)
-        sys.path[:0] = [str(REPO), str(site)]
         stage('install', f"installed {', '.join(installed)}" if installed
               else 'nothing missing', began)
         env = python_env(site)
@@ -369,22 +367,22 @@ def main(argv=None):
         cuda_rows, step = [], None
         began = time.perf_counter()
         if left() < estimate['cuda tests']:
-            stage('cuda tests', f"SKIP (budget: {left():.0f} s left)", began)
+            stage('cuda tests', f'SKIP (budget: {left():.0f} s left)', began)
         else:
             cuda_rows = cuda_tests(env, out, log, left(), args.dry_run)
             counts = {s: sum(r['status'] == s for r in cuda_rows)
                       for s in ('PASS', 'FAIL', 'MISS', 'SKIP')}
-            stage('cuda tests', ', '.join(f"{n} {s}" for s, n in counts.items() if n), began)
+            stage('cuda tests', ', '.join(f'{n} {s}' for s, n in counts.items() if n), began)
 
         began = time.perf_counter()
         with_compile = left() >= estimate['train step'] + estimate['compile']
         if left() < estimate['train step']:
-            stage('train step', f"SKIP (budget: {left():.0f} s left)", began)
+            stage('train step', f'SKIP (budget: {left():.0f} s left)', began)
         else:
             step, code = train_step(env, out, log, left(), args.data, args.dry_run,
                                     with_compile)
             stage('train step', 'done' + ('' if with_compile else ' (compile left out: budget)')
-                  if step else f"FAIL (exit {code}; see gpu_check.log)", began)
+                  if step else f'FAIL (exit {code}; see gpu_check.log)', began)
 
     report = {'environment': info, 'installed': installed, 'stages': stages,
               'targets': targets(cuda_rows, step, bool(info['gpus'])),
@@ -401,7 +399,7 @@ if __name__ == '__main__':
     try:
         sys.exit(main())
     except CheckError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f'error: {err}', file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

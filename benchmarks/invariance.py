@@ -1,7 +1,7 @@
 """Speed of the invariance score (``fastssl.invariance.invariance_score``) on feature matrices
 of the study's scale, against a plain per-set NumPy loop of the same algorithm.
 
-    python benchmarks/invariance.py [--sizes 10000x512,100000x2048] [--set-size 10]
+    python -m benchmarks.invariance [--sizes 10000x512,100000x2048] [--set-size 10]
         [--targets 1000] [--repeats 3] [--reference 100000x2048] [--json OUT] [--quick]
 
 Features: ``relu(0.6 * set component + 0.8 * noise)``, float32, so that sets share activations
@@ -17,17 +17,14 @@ one machine; fastssl's times are the median over ``--repeats`` timed runs after 
 warm-up.
 """
 import argparse
-import os
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.common import machine_info, print_machine  # noqa: E402
-from fastssl.invariance import invariance_score  # noqa: E402
-from fastssl_common.atomic import write_json  # noqa: E402
+from benchmarks.common import machine_info, print_machine
+from fastssl.invariance import invariance_score
+from fastssl_common.atomic import write_json
 
 
 def make_features(n, d, set_size, targets, seed=0):
@@ -100,8 +97,8 @@ def main(argv=None):
     ks = (10, 25)
     info = machine_info()
     print_machine(info)
-    print(f"invariance score, sets of {args.set_size} images, {args.targets} targets, "
-          f"K = {ks}, median of {args.repeats} run(s)")
+    print(f'invariance score, sets of {args.set_size} images, {args.targets} targets, '
+          f'K = {ks}, median of {args.repeats} run(s)')
     print(f"{'images':>8} {'neurons':>8} {'median s':>9} {'M act/s':>8}  runs (s)")
     rows = []
     for size in args.sizes.split(','):
@@ -111,8 +108,8 @@ def main(argv=None):
         median = float(np.median(seconds))
         rows.append({'images': n, 'neurons': d, 'median_seconds': median, 'seconds': seconds,
                      'scores': {str(k): v for k, v in result.scores.items()}})
-        print(f"{n:>8} {d:>8} {median:>9.3f} {n * d / median / 1e6:>8.1f}  "
-              + ' '.join(f"{s:.3f}" for s in seconds))
+        print(f'{n:>8} {d:>8} {median:>9.3f} {n * d / median / 1e6:>8.1f}  '
+              + ' '.join(f'{s:.3f}' for s in seconds))
         del h
     reference = None
     if args.reference:
@@ -125,12 +122,12 @@ def main(argv=None):
         ratio = float(np.median(slow) / np.median(fast))
         reference = {'images': n, 'neurons': d, 'fastssl_seconds': fast,
                      'per_set_loop_seconds': slow, 'speedup': ratio, 'scores_agree': agree}
-        print(f"per-set loop at {n}x{d}: {np.median(slow):.3f} s, fastssl {np.median(fast):.3f} s"
-              f": {ratio:.1f}x faster; scores agree: {agree}")
+        print(f'per-set loop at {n}x{d}: {np.median(slow):.3f} s, fastssl {np.median(fast):.3f} s'
+              f': {ratio:.1f}x faster; scores agree: {agree}')
         if not agree:
-            print(f"MISMATCH: fastssl {ours} vs per-set loop {theirs}")
+            print(f'MISMATCH: fastssl {ours} vs per-set loop {theirs}')
     if args.json:
-        doc = {'machine': info, 'command': ' '.join(['python', 'benchmarks/invariance.py',
+        doc = {'machine': info, 'command': ' '.join(['python', '-m', 'benchmarks.invariance',
                                                      *(argv if argv is not None else
                                                        sys.argv[1:])]),
                'config': {'set_size': args.set_size, 'targets': args.targets,

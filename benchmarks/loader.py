@@ -1,6 +1,6 @@
 """Data-loading throughput: fastssl's decode-once pair loader against stock FFCV and torchvision.
 
-    python benchmarks/loader.py [--samples 1000] [--resolution 224] [--batch-size 64]
+    python -m benchmarks.loader [--samples 1000] [--resolution 224] [--batch-size 64]
                                 [--workers N] [--epochs 2] [--torchvision-samples N]
                                 [--data DIR] [--max-resolution PX] [--json OUT] [--quick]
 
@@ -57,56 +57,57 @@ load average at the start is printed).
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
+import torch
+import torchvision.transforms as T
+from ffcv.fields.basics import IntDecoder
+from ffcv.fields.rgb_image import RandomResizedCropRGBImageDecoder
+from ffcv.loader import Loader, OrderOption
+from ffcv.pipeline.pipeline_spec import PipelineSpec
+from ffcv.transforms import RandomHorizontalFlip, ToTensor
 from PIL import Image
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import torch  # noqa: E402
-import torchvision.transforms as T  # noqa: E402
-from ffcv.fields.basics import IntDecoder  # noqa: E402
-from ffcv.fields.rgb_image import RandomResizedCropRGBImageDecoder  # noqa: E402
-from ffcv.loader import Loader, OrderOption  # noqa: E402
-from ffcv.pipeline.pipeline_spec import PipelineSpec  # noqa: E402
-from ffcv.transforms import RandomHorizontalFlip, ToTensor  # noqa: E402
-
-from benchmarks.common import (Method, machine_info, print_machine,  # noqa: E402
-                               print_ratios, print_table, ratio_rows)
-from fastssl_common.errors import UserError, run_cli  # noqa: E402
-from fastssl_common.formats import IMAGE, LABEL  # noqa: E402
-from loaders.pair_loader import MultiViewLoader, open_beton  # noqa: E402
-from loaders.photometric_params import blur_kernel_size, make_strengths  # noqa: E402
-from writers.write_images import write_images  # noqa: E402
+from benchmarks.common import (
+    Method,
+    machine_info,
+    print_machine,
+    print_ratios,
+    print_table,
+    ratio_rows,
+)
+from fastssl_common.errors import UserError, run_cli
+from fastssl_common.formats import IMAGE, LABEL
+from loaders.pair_loader import MultiViewLoader, open_beton
+from loaders.photometric_params import blur_kernel_size, make_strengths
+from writers.write_images import write_images
 
 SEED = 0
 SCALE = (0.2, 1.0)
 JPEG_QUALITY = 90
 GENERATED_LONGEST_SIDE = (360, 400)   # longest side of the generated JPEGs, uniform in this
 MIN_PHOTO_SIDE = 128
-SYNTHETIC = {"chessboard_GRAY", "chessboard_RGB", "phantom", "color"}  # not photographs
+SYNTHETIC = {'chessboard_GRAY', 'chessboard_RGB', 'phantom', 'color'}  # not photographs
 QUICK = dict(samples=64, resolution=64, batch_size=16, epochs=1, workers=1)
 DEFAULTS = dict(samples=1000, resolution=224, batch_size=64, epochs=2)
 
 # (key, label, unit); the table lists them in this order
 METHODS = [
-    ("a", "(a) fastssl pair loader, crop+flip (decode once)", "pairs/s"),
-    ("b", "(b) fastssl pair loader, full MoCo v2 CPU augment", "pairs/s"),
-    ("c", "(c) stock FFCV, two pipelines (decode twice)", "pairs/s"),
-    ("d", "(d) stock FFCV, one view", "images/s"),
-    ("e_crop", "(e) torchvision DataLoader, crop+flip", "pairs/s"),
-    ("e_full", "(e) torchvision DataLoader, full MoCo v2 augment", "pairs/s"),
+    ('a', '(a) fastssl pair loader, crop+flip (decode once)', 'pairs/s'),
+    ('b', '(b) fastssl pair loader, full MoCo v2 CPU augment', 'pairs/s'),
+    ('c', '(c) stock FFCV, two pipelines (decode twice)', 'pairs/s'),
+    ('d', '(d) stock FFCV, one view', 'images/s'),
+    ('e_crop', '(e) torchvision DataLoader, crop+flip', 'pairs/s'),
+    ('e_full', '(e) torchvision DataLoader, full MoCo v2 augment', 'pairs/s'),
 ]
 # (numerator, denominator, label, target)
 RATIOS = [
-    ("a", "c", "(a)/(c)       decode-once vs stock FFCV decode-twice", 1.5),
-    ("a", "d", "(a)/(d)       pairs/s vs stock FFCV single-view images/s", 0.8),
-    ("a", "e_crop", "(a)/(e crop)  crop+flip vs torchvision crop+flip", 3.0),
-    ("b", "e_full", "(b)/(e full)  full augment vs torchvision full augment", 5.0),
+    ('a', 'c', '(a)/(c)       decode-once vs stock FFCV decode-twice', 1.5),
+    ('a', 'd', '(a)/(d)       pairs/s vs stock FFCV single-view images/s', 0.8),
+    ('a', 'e_crop', '(a)/(e crop)  crop+flip vs torchvision crop+flip', 3.0),
+    ('b', 'e_full', '(b)/(e full)  full augment vs torchvision full augment', 5.0),
 ]
 
 
@@ -115,27 +116,27 @@ RATIOS = [
 def package_photos():
     """The real photographs shipped in scikit-image and scikit-learn, as RGB arrays."""
     import skimage
-    folders = [os.path.join(os.path.dirname(skimage.__file__), "data")]
+    folders = [os.path.join(os.path.dirname(skimage.__file__), 'data')]
     try:
         import sklearn
-        folders.append(os.path.join(os.path.dirname(sklearn.__file__), "datasets", "images"))
+        folders.append(os.path.join(os.path.dirname(sklearn.__file__), 'datasets', 'images'))
     except ImportError:
         pass
     photos = []
     for folder in folders:
         for name in sorted(os.listdir(folder)):
             stem, ext = os.path.splitext(name)
-            if ext.lower() not in (".png", ".jpg") or stem in SYNTHETIC:
+            if ext.lower() not in ('.png', '.jpg') or stem in SYNTHETIC:
                 continue
             try:
                 with Image.open(os.path.join(folder, name)) as image:
-                    if image.mode not in ("RGB", "L") or min(image.size) < MIN_PHOTO_SIDE:
+                    if image.mode not in ('RGB', 'L') or min(image.size) < MIN_PHOTO_SIDE:
                         continue
-                    photos.append((stem, image.convert("RGB")))
+                    photos.append((stem, image.convert('RGB')))
             except OSError:
                 continue
     if not photos:
-        raise UserError("no photographs found in scikit-image / scikit-learn; pass --data DIR")
+        raise UserError('no photographs found in scikit-image / scikit-learn; pass --data DIR')
     return photos
 
 
@@ -160,27 +161,27 @@ def make_jpegs(folder, count, seed=SEED):
         image = image.resize((max(1, round(w * ratio)), max(1, round(h * ratio))),
                              Image.Resampling.BICUBIC)
         os.makedirs(os.path.join(folder, stem), exist_ok=True)
-        image.save(os.path.join(folder, stem, f"{i:06d}.jpg"), quality=JPEG_QUALITY)
+        image.save(os.path.join(folder, stem, f'{i:06d}.jpg'), quality=JPEG_QUALITY)
     return len(photos)
 
 
 def build_beton(src, out, max_resolution, workers):
     """Write ``src`` to ``out`` with the project's writer; returns [(path, label)] in order."""
     summary = write_images(src, out, max_resolution=max_resolution, jpeg_quality=JPEG_QUALITY,
-                           write_mode="jpg", workers=workers, progress=False)
-    if summary["skipped"]:
+                           write_mode='jpg', workers=workers, progress=False)
+    if summary['skipped']:
         print(f"note: {len(summary['skipped'])} unreadable or unstorable images skipped "
               f"(listed in {summary['sidecar']})", flush=True)
-    with open(summary["sidecar"], encoding="utf-8") as handle:
-        samples = json.load(handle)["samples"]
-    return [(s["source"], max(0, int(s["label"]))) for s in samples]
+    with open(summary['sidecar'], encoding='utf-8') as handle:
+        samples = json.load(handle)['samples']
+    return [(s['source'], max(0, int(s['label']))) for s in samples]
 
 
 # ---------------------------------------------------------------------------- methods
 
 def fastssl_loader(path, args, augment):
     return MultiViewLoader(path, args.batch_size, args.resolution,
-                           num_workers=args.workers, seed=SEED, order="random", scale=SCALE,
+                           num_workers=args.workers, seed=SEED, order='random', scale=SCALE,
                            cpu_photometric=make_strengths() if augment else None,
                            drop_last=True)
 
@@ -195,7 +196,7 @@ def stock_ffcv_loader(path, args, n_views):
     fields = open_beton(path).handlers
     pipelines = {IMAGE: view()}
     if n_views == 2:
-        pipelines["image2"] = view()
+        pipelines['image2'] = view()
     for name in fields:
         if name == LABEL:
             pipelines[LABEL] = [IntDecoder(), ToTensor()]
@@ -218,8 +219,8 @@ class ImageFileDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         path, label = self.samples[index]
-        with open(path, "rb") as handle:          # torchvision.datasets.folder.pil_loader
-            image = Image.open(handle).convert("RGB")
+        with open(path, 'rb') as handle:          # torchvision.datasets.folder.pil_loader
+            image = Image.open(handle).convert('RGB')
         return self.transform(image), label
 
 
@@ -256,9 +257,9 @@ def torchvision_loader(samples, args, full):
 
 def build_methods(beton, samples, args):
     tv_samples = samples[:args.torchvision_samples] if args.torchvision_samples else samples
-    for name, n in (("the .beton", len(samples)), ("--torchvision-samples", len(tv_samples))):
+    for name, n in (('the .beton', len(samples)), ('--torchvision-samples', len(tv_samples))):
         if n < args.batch_size:
-            raise UserError(f"{name} has {n} samples, fewer than --batch-size {args.batch_size}")
+            raise UserError(f'{name} has {n} samples, fewer than --batch-size {args.batch_size}')
     units = {key: (label, unit) for key, label, unit in METHODS}
 
     def ffcv_pairs(batch):
@@ -268,12 +269,12 @@ def build_methods(beton, samples, args):
         return int(batch[0][0].shape[0])
 
     makers = {
-        "a": (lambda: fastssl_loader(beton, args, augment=False), ffcv_pairs),
-        "b": (lambda: fastssl_loader(beton, args, augment=True), ffcv_pairs),
-        "c": (lambda: stock_ffcv_loader(beton, args, n_views=2), ffcv_pairs),
-        "d": (lambda: stock_ffcv_loader(beton, args, n_views=1), ffcv_pairs),
-        "e_crop": (lambda: torchvision_loader(tv_samples, args, full=False), tv_pairs),
-        "e_full": (lambda: torchvision_loader(tv_samples, args, full=True), tv_pairs),
+        'a': (lambda: fastssl_loader(beton, args, augment=False), ffcv_pairs),
+        'b': (lambda: fastssl_loader(beton, args, augment=True), ffcv_pairs),
+        'c': (lambda: stock_ffcv_loader(beton, args, n_views=2), ffcv_pairs),
+        'd': (lambda: stock_ffcv_loader(beton, args, n_views=1), ffcv_pairs),
+        'e_crop': (lambda: torchvision_loader(tv_samples, args, full=False), tv_pairs),
+        'e_full': (lambda: torchvision_loader(tv_samples, args, full=True), tv_pairs),
     }
     return [Method(key, *units[key], *makers[key]) for key, _, _ in METHODS]
 
@@ -297,33 +298,33 @@ def print_report(info, config, methods, ratios):
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="loader.py", description="Loader throughput: fastssl pair loader vs stock FFCV "
-        "vs torchvision, on one JPEG .beton (see the module docstring for the choices).")
-    parser.add_argument("--samples", type=int, default=None,
+        prog='loader.py', description='Loader throughput: fastssl pair loader vs stock FFCV '
+        'vs torchvision, on one JPEG .beton (see the module docstring for the choices).')
+    parser.add_argument('--samples', type=int, default=None,
                         help=f"generated JPEGs (default {DEFAULTS['samples']}; ignored with "
                         "--data)")
-    parser.add_argument("--resolution", type=int, default=None,
+    parser.add_argument('--resolution', type=int, default=None,
                         help=f"output side R in pixels (default {DEFAULTS['resolution']})")
-    parser.add_argument("--batch-size", type=int, default=None,
+    parser.add_argument('--batch-size', type=int, default=None,
                         help=f"batch size for every method (default {DEFAULTS['batch_size']})")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="FFCV threads and DataLoader worker processes (default: "
-                        "os.cpu_count())")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument('--workers', type=int, default=None,
+                        help='FFCV threads and DataLoader worker processes (default: '
+                        'os.cpu_count())')
+    parser.add_argument('--epochs', type=int, default=None,
                         help=f"timed epochs per method, after one untimed warm-up (default "
                         f"{DEFAULTS['epochs']})")
-    parser.add_argument("--torchvision-samples", type=int, default=None,
-                        help="run the torchvision methods on the first N samples only "
-                        "(default: all)")
-    parser.add_argument("--data", metavar="DIR",
-                        help="existing image folder to use instead of generated JPEGs")
-    parser.add_argument("--max-resolution", type=int, default=None,
-                        help="longest-side cap of the .beton (default 400 for generated "
-                        "data, 0 = none with --data)")
-    parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny smoke run: 64 samples, 64 px, batch 16, 1 epoch, 1 worker "
-                        "(explicit options still win)")
+    parser.add_argument('--torchvision-samples', type=int, default=None,
+                        help='run the torchvision methods on the first N samples only '
+                        '(default: all)')
+    parser.add_argument('--data', metavar='DIR',
+                        help='existing image folder to use instead of generated JPEGs')
+    parser.add_argument('--max-resolution', type=int, default=None,
+                        help='longest-side cap of the .beton (default 400 for generated '
+                        'data, 0 = none with --data)')
+    parser.add_argument('--json', metavar='OUT', help='also write the results as JSON')
+    parser.add_argument('--quick', action='store_true',
+                        help='tiny smoke run: 64 samples, 64 px, batch 16, 1 epoch, 1 worker '
+                        '(explicit options still win)')
     return parser
 
 
@@ -336,20 +337,20 @@ def resolve(args):
         args.workers = os.cpu_count() or 1
     if args.max_resolution is None:
         args.max_resolution = 0 if args.data else GENERATED_LONGEST_SIDE[1]
-    for name in ("samples", "resolution", "batch_size", "workers", "epochs"):
+    for name in ('samples', 'resolution', 'batch_size', 'workers', 'epochs'):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
     if args.torchvision_samples is not None and args.torchvision_samples < 1:
-        raise UserError("--torchvision-samples must be at least 1")
+        raise UserError('--torchvision-samples must be at least 1')
     if not args.data and args.samples < args.batch_size:
-        raise UserError(f"--samples {args.samples} is fewer than --batch-size {args.batch_size}")
+        raise UserError(f'--samples {args.samples} is fewer than --batch-size {args.batch_size}')
     if args.torchvision_samples is not None and args.torchvision_samples < args.batch_size:
-        raise UserError(f"--torchvision-samples {args.torchvision_samples} is fewer than "
-                        f"--batch-size {args.batch_size}")
+        raise UserError(f'--torchvision-samples {args.torchvision_samples} is fewer than '
+                        f'--batch-size {args.batch_size}')
     if args.max_resolution < 0:
-        raise UserError("--max-resolution must be >= 0")
+        raise UserError('--max-resolution must be >= 0')
     if args.data and not os.path.isdir(args.data):
-        raise UserError(f"--data {args.data} is not a folder")
+        raise UserError(f'--data {args.data} is not a folder')
     return args
 
 
@@ -357,56 +358,56 @@ def run(args, workdir):
     info = machine_info()
     if args.data:
         src = args.data
-        source = f"images from {args.data}"
+        source = f'images from {args.data}'
     else:
-        src = os.path.join(workdir, "jpeg")
+        src = os.path.join(workdir, 'jpeg')
         t0 = time.perf_counter()
         n_photos = make_jpegs(src, args.samples)
-        source = f"generated from {n_photos} package photos"
-        print(f"made {args.samples} JPEGs from {n_photos} photos in "
-              f"{time.perf_counter() - t0:.1f}s", flush=True)
-    beton = os.path.join(workdir, "data.beton")
+        source = f'generated from {n_photos} package photos'
+        print(f'made {args.samples} JPEGs from {n_photos} photos in '
+              f'{time.perf_counter() - t0:.1f}s', flush=True)
+    beton = os.path.join(workdir, 'data.beton')
     t0 = time.perf_counter()
     samples = build_beton(src, beton, args.max_resolution, args.workers)
-    print(f"wrote {beton} ({len(samples)} samples) in {time.perf_counter() - t0:.1f}s",
+    print(f'wrote {beton} ({len(samples)} samples) in {time.perf_counter() - t0:.1f}s',
           flush=True)
     methods = build_methods(beton, samples, args)
     # torchvision first: its workers fork before any Numba thread pool exists
-    order = sorted(methods, key=lambda m: not m.key.startswith("e"))
+    order = sorted(methods, key=lambda m: not m.key.startswith('e'))
     try:
         for m in order:
             t0 = time.perf_counter()
             m.epoch()
-            print(f"warm-up {m.label}: {time.perf_counter() - t0:.1f}s", flush=True)
+            print(f'warm-up {m.label}: {time.perf_counter() - t0:.1f}s', flush=True)
         for epoch in range(args.epochs):
             for m in order:
                 m.timed_epoch()
-            print(f"timed epoch {epoch + 1}/{args.epochs} done", flush=True)
+            print(f'timed epoch {epoch + 1}/{args.epochs} done', flush=True)
     finally:
         for m in methods:
             m.close()
     ratios = ratio_rows(methods, RATIOS)
-    config = {"samples": len(samples), "data": source, "resolution": args.resolution,
-              "batch_size": args.batch_size, "workers": args.workers, "epochs": args.epochs,
-              "torchvision_samples": min(len(samples), args.torchvision_samples or len(samples)),
-              "max_resolution": args.max_resolution, "jpeg_quality": JPEG_QUALITY,
-              "quick": args.quick}
+    config = {'samples': len(samples), 'data': source, 'resolution': args.resolution,
+              'batch_size': args.batch_size, 'workers': args.workers, 'epochs': args.epochs,
+              'torchvision_samples': min(len(samples), args.torchvision_samples or len(samples)),
+              'max_resolution': args.max_resolution, 'jpeg_quality': JPEG_QUALITY,
+              'quick': args.quick}
     print_report(info, config, methods, ratios)
     if args.json:
-        result = {"machine": info, "config": config,
-                  "methods": {m.key: m.as_json() for m in methods},
-                  "ratios": ratios}
-        with open(args.json, "w", encoding="utf-8") as handle:
+        result = {'machine': info, 'config': config,
+                  'methods': {m.key: m.as_json() for m in methods},
+                  'ratios': ratios}
+        with open(args.json, 'w', encoding='utf-8') as handle:
             json.dump(result, handle, indent=2)
-        print(f"\nresults written to {args.json}")
+        print(f'\nresults written to {args.json}')
 
 
 def main(argv=None):
     args = resolve(build_parser().parse_args(argv))
-    with tempfile.TemporaryDirectory(prefix="fastssl-bench-") as workdir:
+    with tempfile.TemporaryDirectory(prefix='fastssl-bench-') as workdir:
         run(args, workdir)
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     run_cli(main)

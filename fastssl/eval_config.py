@@ -64,7 +64,7 @@ def declare_export(cfg):
 
 def declare_invariance(cfg):
     from .invariance import REPORTED_K  # imports torch: only when this command runs
-    kinds = '; '.join(f"{k}: {v[2]}" for k, v in KINDS.items())
+    kinds = '; '.join(f'{k}: {v[2]}' for k, v in KINDS.items())
     Section('invariance', 'Invariance score (Purushwalkam & Gupta 2020) of backbones',
             config_descriptor=cfg).params(
         kind=Param(OneOf(*KINDS), f'dataset layout ({kinds})', required=True),

@@ -22,10 +22,25 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from loaders.photometric_params import (NUM_PARAMS, OP_BRIGHTNESS, OP_CONTRAST, OP_HUE,
-                                        OP_SATURATION, P_BLUR, P_BRIGHTNESS, P_CONTRAST, P_GRAY,
-                                        P_HUE, P_JITTER, P_ORDER, P_SATURATION, P_SIGMA,
-                                        blur_kernel_size, make_strengths, photometric_params)
+from loaders.photometric_params import (
+    NUM_PARAMS,
+    OP_BRIGHTNESS,
+    OP_CONTRAST,
+    OP_HUE,
+    OP_SATURATION,
+    P_BLUR,
+    P_BRIGHTNESS,
+    P_CONTRAST,
+    P_GRAY,
+    P_HUE,
+    P_JITTER,
+    P_ORDER,
+    P_SATURATION,
+    P_SIGMA,
+    blur_kernel_size,
+    make_strengths,
+    photometric_params,
+)
 
 __all__ = ['GPUPhotometric', 'adjust_brightness', 'adjust_contrast', 'adjust_saturation',
            'adjust_hue', 'rgb_to_grayscale', 'gaussian_blur', 'apply_photometric',
@@ -118,7 +133,7 @@ def gaussian_blur(x, sigma, ksize):
     torchvision ``gaussian_blur(kernel_size=[k, k], sigma=[s, s])``. A grouped conv with one
     group per (sample, channel): vertical then horizontal pass, each on a reflect-padded input."""
     if ksize % 2 == 0 or ksize < 1:
-        raise ValueError(f"ksize must be odd and positive, got {ksize}")
+        raise ValueError(f'ksize must be odd and positive, got {ksize}')
     n, c, h, w = x.shape
     r = ksize // 2
     if r == 0:
@@ -143,18 +158,23 @@ def params_to_device(params, device):
     return params.to(device=device, non_blocking=True)
 
 
+def mask4(mask):
+    """(B,) bool -> (B, 1, 1, 1): broadcast over channels and pixels."""
+    return mask.reshape(-1, 1, 1, 1)
+
+
 def apply_photometric(x, params, ksize=None):
     """Apply per-sample parameters ``params`` (N, NUM_PARAMS) to ``x`` (N, 3, H, W), float in
     [0, 1]: jitter (if P_JITTER) in P_ORDER, grayscale (if P_GRAY), blur (if P_BLUR). Returns a
     new tensor in x's memory format. ``ksize``: odd blur kernel side, default
     ``blur_kernel_size(H, W)``."""
     if not x.is_floating_point():
-        raise TypeError("apply_photometric expects a float batch in [0, 1]")
+        raise TypeError('apply_photometric expects a float batch in [0, 1]')
     if x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(f"expected (N, 3, H, W), got {tuple(x.shape)}")
+        raise ValueError(f'expected (N, 3, H, W), got {tuple(x.shape)}')
     params = params_to_device(params, x.device)
     if params.shape != (x.shape[0], NUM_PARAMS):
-        raise ValueError(f"params must be ({x.shape[0]}, {NUM_PARAMS}), got {tuple(params.shape)}")
+        raise ValueError(f'params must be ({x.shape[0]}, {NUM_PARAMS}), got {tuple(params.shape)}')
     x_in = x
     n, _, h, w = x.shape
     if ksize is None:
@@ -162,7 +182,6 @@ def apply_photometric(x, params, ksize=None):
     jitter = params[:, P_JITTER] != 0
     factors = {OP_BRIGHTNESS: params[:, P_BRIGHTNESS], OP_CONTRAST: params[:, P_CONTRAST],
                OP_SATURATION: params[:, P_SATURATION]}
-    mask4 = lambda m: m.reshape(-1, 1, 1, 1)
     for pos in range(4):
         op = params[:, P_ORDER + pos]
         # one fused blend for the three blend ops: f = 1 (identity) where not selected
@@ -197,7 +216,7 @@ class GPUPhotometric:
         self.seed = int(seed)
         self.strengths = make_strengths(**strength_kwargs)
         if blur_kernel is not None and (blur_kernel < 1 or blur_kernel % 2 == 0):
-            raise ValueError("blur_kernel must be a positive odd integer")
+            raise ValueError('blur_kernel must be a positive odd integer')
         self.blur_kernel = blur_kernel
 
     def params(self, indices, epoch, n_views):

@@ -80,8 +80,8 @@ def invariance_score(features, set_ids, targets, ks=REPORTED_K, workers=None):
     layout = _SetLayout(np.asarray(set_ids), np.asarray(targets), n)
     too_large = [k for k in ks if not 1 <= k <= d]
     if too_large:
-        raise UserError(f"top-K of {too_large[0]} neurons needs 1 <= K <= {d} "
-                        f"(the features have {d} neurons)")
+        raise UserError(f'top-K of {too_large[0]} neurons needs 1 <= K <= {d} '
+                        f'(the features have {d} neurons)')
     p = firing_percentile(len(layout.target_names))
     idx = int((n * p) // 100)
     stats = _BlockStatistics(h, layout, idx)
@@ -113,8 +113,8 @@ def _as_float32_matrix(features):
         features = features.detach().cpu().numpy()
     h = np.ascontiguousarray(features, dtype=np.float32)
     if h.ndim != 2 or h.shape[0] == 0 or h.shape[1] == 0:
-        raise UserError(f"features must be a non-empty (images, neurons) matrix, got shape "
-                        f"{tuple(h.shape)}")
+        raise UserError(f'features must be a non-empty (images, neurons) matrix, got shape '
+                        f'{tuple(h.shape)}')
     return h
 
 
@@ -124,13 +124,13 @@ class _SetLayout:
 
     def __init__(self, set_ids, targets, n):
         if set_ids.shape != (n,) or targets.shape != (n,):
-            raise UserError(f"need one set id and one target per image: {n} images, "
-                            f"{set_ids.size} set ids, {targets.size} targets")
+            raise UserError(f'need one set id and one target per image: {n} images, '
+                            f'{set_ids.size} set ids, {targets.size} targets')
         self.target_names, target_of_image = np.unique(targets, return_inverse=True)
         self.target_names = self.target_names.tolist()
         if len(self.target_names) < 2:
-            raise UserError(f"the invariance score needs at least two targets, found "
-                            f"{len(self.target_names)} ({self.target_names[:1]})")
+            raise UserError(f'the invariance score needs at least two targets, found '
+                            f'{len(self.target_names)} ({self.target_names[:1]})')
         set_names, set_of_image = np.unique(set_ids, return_inverse=True)
         set_names = set_names.tolist()
         set_sizes = np.bincount(set_of_image, minlength=len(set_names))
@@ -139,13 +139,13 @@ class _SetLayout:
         mixed = np.flatnonzero(set_target[set_of_image] != target_of_image)
         if mixed.size:
             z = set_of_image[mixed[0]]
-            raise UserError(f"set {set_names[z]!r} spans targets "
-                            f"{self.target_names[set_target[z]]!r} and "
-                            f"{self.target_names[target_of_image[mixed[0]]]!r}")
+            raise UserError(f'set {set_names[z]!r} spans targets '
+                            f'{self.target_names[set_target[z]]!r} and '
+                            f'{self.target_names[target_of_image[mixed[0]]]!r}')
         kept = set_sizes >= MIN_SET_SIZE
         self.num_sets, self.num_small_sets = int(kept.sum()), int((~kept).sum())
         if not self.num_sets:
-            raise UserError(f"no target has a set of at least {MIN_SET_SIZE} images")
+            raise UserError(f'no target has a set of at least {MIN_SET_SIZE} images')
         self.num_targets_without_sets = len(self.target_names) - np.unique(
             set_target[kept]).size
         # Sets ordered by (target, set); small sets last (they only enter t+-, G).
@@ -204,8 +204,8 @@ class _BlockStatistics:
         np.copyto(buf.sorted, buf.block)
         buf.sorted.sort(axis=1)
         if not np.isfinite(buf.sorted[:, [0, -1]]).all():  # NaN sorts last
-            raise UserError(f"features contain NaN or infinite values (neurons "
-                            f"{cols.start}..{cols.stop - 1})")
+            raise UserError(f'features contain NaN or infinite values (neurons '
+                            f'{cols.start}..{cols.stop - 1})')
         t_pos = buf.sorted[:, idx].copy()
         t_neg = buf.sorted[:, n - 1 - idx].copy()  # the idx-th value in descending order
         self.global_rate[cols] = np.count_nonzero(buf.block >= t_pos[:, None], axis=1) / n

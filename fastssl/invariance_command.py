@@ -32,19 +32,19 @@ def run(settings):
     check_outputs(s)
     data = read_dataset(s.kind, s.root).check()
     if s.plot and all(m.magnitude is None for m in data.measurements):
-        raise UserError(f"invariance.plot needs measurements with magnitudes (rendered data, "
-                        f"kind=rendered); {s.kind} has none")
+        raise UserError(f'invariance.plot needs measurements with magnitudes (rendered data, '
+                        f'kind=rendered); {s.kind} has none')
     device = resolve_device(s.device, 'invariance.device')
     dtype = resolve_precision(s.precision, device, 'invariance.precision')
     backbones = [load_backbone(path, s.arch, device) for _, path in checkpoints]
     dims = [b.feature_dim for b in backbones]
     too_small = [k for k in ks if k > min(dims)]
     if too_small:
-        raise UserError(f"invariance.top_k={too_small[0]} exceeds the {min(dims)} features of "
-                        f"a backbone")
+        raise UserError(f'invariance.top_k={too_small[0]} exceeds the {min(dims)} features of '
+                        f'a backbone')
     size = s.resolution or data.images.size
-    print(f"{data.dataset}: {len(data.images)} images, {len(data.measurements)} measurement(s);"
-          f" extracting {size} px features with {len(backbones)} backbone(s) on {device}",
+    print(f'{data.dataset}: {len(data.images)} images, {len(data.measurements)} measurement(s);'
+          f' extracting {size} px features with {len(backbones)} backbone(s) on {device}',
           flush=True)
     features = all_features(backbones, data.images, size, s, device, dtype)
     names = [name for name, _ in checkpoints]
@@ -78,11 +78,11 @@ def parse_checkpoints(text):
             parent = os.path.basename(os.path.dirname(os.path.abspath(path)))
             name = parent if stem.startswith('checkpoint') and parent else stem
         if not os.path.isfile(path):
-            raise UserError(f"invariance.checkpoints: checkpoint not found: {path}")
+            raise UserError(f'invariance.checkpoints: checkpoint not found: {path}')
         seen[name] = seen.get(name, 0) + 1
-        out.append((name if seen[name] == 1 else f"{name}#{seen[name]}", path))
+        out.append((name if seen[name] == 1 else f'{name}#{seen[name]}', path))
     if not out:
-        raise UserError("invariance.checkpoints names no checkpoint")
+        raise UserError('invariance.checkpoints names no checkpoint')
     return out
 
 
@@ -100,7 +100,7 @@ def parse_ks(text):
 def check_outputs(s):
     """Fail before the work, not after it, when an output cannot be written."""
     if s.plot and not s.plot.lower().endswith('.png'):
-        raise UserError(f"invariance.plot must end in .png: {s.plot}")
+        raise UserError(f'invariance.plot must end in .png: {s.plot}')
     for path in (s.output, s.plot):
         if path:
             ensure_writable_dir(os.path.dirname(os.path.abspath(path)))
@@ -132,13 +132,13 @@ def all_features(backbones, images, size, s, device, dtype):
 def report(s, data, checkpoints, backbones, ks, size, results):
     from .invariance_report import curve_figure, log_tensorboard, save_figure, tables
     names = [name for name, _ in checkpoints]
-    label = data.dataset if data.rendered else f"{data.dataset} ({data.root})"
-    title = f"Invariance score on {label}, top-K neurons"
+    label = data.dataset if data.rendered else f'{data.dataset} ({data.root})'
+    title = f'Invariance score on {label}, top-K neurons'
     print(tables(results, names, ks, title, data.rendered))
     figure = curve_figure(results, names, ks, data.dataset) if s.plot or s.run_dir else None
     if s.plot and figure is not None:
         save_figure(figure, s.plot)
-        print(f"plot ({data.dataset}): {s.plot}")
+        print(f'plot ({data.dataset}): {s.plot}')
     if s.run_dir:
         log_tensorboard(s.run_dir, results, names, data.rendered, data.dataset, figure)
     if s.output:
@@ -152,4 +152,4 @@ def report(s, data, checkpoints, backbones, ks, size, results):
         if data.rendered:
             doc = {'label': data.dataset, **doc}
         write_json(s.output, doc)
-        print(f"results: {s.output}")
+        print(f'results: {s.output}')

@@ -21,14 +21,14 @@ def tables(results, checkpoints, ks, title, rendered):
     for transformation, group in groups.items():
         measurements = list(dict.fromkeys(r['measurement'] for r in group))
         unit = group[0]['unit']
-        heading = f"{title}: {transformation}" + (f" ({unit})" if unit else '') \
+        heading = f'{title}: {transformation}' + (f' ({unit})' if unit else '') \
             if transformation else title
         columns = [(m, k) for k in ks for m in measurements]
         label = {m: (m[len(transformation):].strip() or m) if transformation else m
                  for m in measurements}
-        header = ['checkpoint'] + [f"{label[m]} @{k}" for m, k in columns]
+        header = ['checkpoint'] + [f'{label[m]} @{k}' for m, k in columns]
         score = {(r['checkpoint'], r['measurement']): r['scores'] for r in group}
-        rows = [[name] + [f"{score[name, m][k]:.2f}" for m, k in columns] for name in checkpoints]
+        rows = [[name] + [f'{score[name, m][k]:.2f}' for m, k in columns] for name in checkpoints]
         out.append(_text_table(heading, header, rows))
     return '\n\n'.join(out)
 
@@ -47,17 +47,17 @@ def log_tensorboard(run_dir, results, checkpoints, rendered, label, figure=None)
     data)/<transformation>/top<K>`` at step = magnitude), one TensorBoard run per checkpoint
     under ``run_dir/<checkpoint>``; the curve figure in ``run_dir`` itself."""
     from .monitor import Monitor
-    prefix = f"invariance ({label})" if rendered else 'invariance'
+    prefix = f'invariance ({label})' if rendered else 'invariance'
     for name in checkpoints:
         monitor = Monitor(os.path.join(run_dir, name))
         for r in (r for r in results if r['checkpoint'] == name):
             tag = r['transformation'] if rendered else r['measurement']
             step = int(round(r['magnitude'])) if r['magnitude'] is not None else 0
-            monitor.scalars(step, **{f"{prefix}/{tag}/top{k}": v for k, v in r['scores'].items()})
+            monitor.scalars(step, **{f'{prefix}/{tag}/top{k}': v for k, v in r['scores'].items()})
         monitor.close()
     if figure is not None:
         monitor = Monitor(run_dir)
-        monitor.writer.add_figure(f"{prefix}/curves", figure, 0)
+        monitor.writer.add_figure(f'{prefix}/curves', figure, 0)
         monitor.close()
 
 
@@ -82,16 +82,16 @@ def curve_figure(results, checkpoints, ks, label):
                           key=lambda r: r['magnitude'])
             for s, k in enumerate(ks):
                 ax.plot([r['magnitude'] for r in mine], [r['scores'][k] for r in mine],
-                        styles[s % len(styles)], marker='o', color=f"C{c}",
-                        label=f"{name} (top-{k})")
-        ax.set_title(f"{transformation} ({label})")
+                        styles[s % len(styles)], marker='o', color=f'C{c}',
+                        label=f'{name} (top-{k})')
+        ax.set_title(f'{transformation} ({label})')
         ax.set_xlabel(points[0]['unit'] or 'magnitude')
         ax.set_ylabel('invariance score')
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(curves):]:
         ax.axis('off')
     axes.flat[0].legend(fontsize=8)
-    fig.suptitle(f"Invariance vs transformation magnitude ({label})")
+    fig.suptitle(f'Invariance vs transformation magnitude ({label})')
     fig.tight_layout()
     return fig
 

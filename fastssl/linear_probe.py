@@ -76,7 +76,7 @@ def train_linear_probe(features, labels, num_classes, epochs=100, optimizer='sgd
                 _objective(probe, x[batch], y[batch], weight_decay).backward()
                 opt.step()
     else:
-        raise ValueError(f"unknown optimizer {optimizer!r} (sgd, lbfgs)")
+        raise ValueError(f'unknown optimizer {optimizer!r} (sgd, lbfgs)')
     return probe.eval()
 
 

@@ -103,7 +103,7 @@ class MoCo(nn.Module):
         """
         n = len(pairs)
         if n != len(self.term_queues):
-            raise ValueError(f"MoCo was built for {len(self.term_queues)} terms, got {n}")
+            raise ValueError(f'MoCo was built for {len(self.term_queues)} terms, got {n}')
         q = F.normalize(self.encoder_q(torch.cat([p[0] for p in pairs])).float(), dim=1)
         self.momentum_update()  # before the key forward pass, as the official code
         k = self.encode_keys(torch.cat([p[1] for p in pairs]))

@@ -49,26 +49,26 @@ _NUMPY_GLOBALS = [np.zeros(1).__reduce__()[0], np.float64(0).__reduce__()[0], np
 
 def read_file(path):
     if not os.path.isfile(path):
-        raise UserError(f"checkpoint not found: {path}")
+        raise UserError(f'checkpoint not found: {path}')
     try:
         with torch.serialization.safe_globals(_NUMPY_GLOBALS):
             return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:
         reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else ''
-        raise UserError(f"{path} is not a readable PyTorch checkpoint "
-                        f"({type(err).__name__}: {reason})") from None
+        raise UserError(f'{path} is not a readable PyTorch checkpoint '
+                        f'({type(err).__name__}: {reason})') from None
 
 
 def _found_keys(obj, limit=6):
     """A short description of a file's keys, for errors about unknown formats."""
     if not isinstance(obj, dict):
-        return f"a {type(obj).__name__}, not a dict"
+        return f'a {type(obj).__name__}, not a dict'
     keys = list(obj)
     for container in ('state_dict', 'model'):
         if isinstance(obj.get(container), dict):
-            keys = [f"{container}/{k}" for k in list(obj[container])[:limit]] + keys
-    more = f", ... ({len(keys)} in all)" if len(keys) > limit else ''
-    return "keys " + ", ".join(map(str, keys[:limit])) + more
+            keys = [f'{container}/{k}' for k in list(obj[container])[:limit]] + keys
+    more = f', ... ({len(keys)} in all)' if len(keys) > limit else ''
+    return 'keys ' + ', '.join(map(str, keys[:limit])) + more
 
 
 def backbone_weights(path):
@@ -86,8 +86,8 @@ def backbone_weights(path):
         if keep_fc and set(fc) == {'fc.weight', 'fc.bias'}:
             out.update(fc)
         return out, name
-    raise UserError(f"{path} matches no known checkpoint format (fastssl, official MoCo, "
-                    f"torchvision ResNet); found {_found_keys(obj)}")
+    raise UserError(f'{path} matches no known checkpoint format (fastssl, official MoCo, '
+                    f'torchvision ResNet); found {_found_keys(obj)}')
 
 
 def infer_arch(weights, path=''):
@@ -122,7 +122,7 @@ def _build(weights, arch, path):
         model.load_state_dict({k: v for k, v in weights.items() if not k.startswith('fc.')})
     except RuntimeError as err:
         detail = ' '.join(str(err).split())[:300]
-        raise UserError(f"{path}: weights do not fit {arch} ({detail})") from None
+        raise UserError(f'{path}: weights do not fit {arch} ({detail})') from None
     return model
 
 

@@ -70,11 +70,11 @@ def check_same_config(world, config):
         keys = sorted(k for k in reference.keys() | theirs.keys()
                       if reference.get(k) != theirs.get(k))
         if keys:
-            shown = ', '.join(f"{k}={theirs.get(k)!r} (rank 0: {reference.get(k)!r})"
+            shown = ', '.join(f'{k}={theirs.get(k)!r} (rank 0: {reference.get(k)!r})'
                               for k in keys[:4])
-            more = f" and {len(keys) - 4} more" if len(keys) > 4 else ''
-            raise UserError(f"ranks were started with different configs: rank {rank} has "
-                            f"{shown}{more}; give every rank the same config file and flags")
+            more = f' and {len(keys) - 4} more' if len(keys) > 4 else ''
+            raise UserError(f'ranks were started with different configs: rank {rank} has '
+                            f'{shown}{more}; give every rank the same config file and flags')
 
 
 def _digest(tensor):

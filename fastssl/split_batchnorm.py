@@ -27,7 +27,7 @@ class SplitBatchNorm(nn.BatchNorm2d):
         n, c, h, w = x.shape
         s = self.num_splits
         if n % s:
-            raise ValueError(f"batch {n} is not divisible by bn_splits={s}")
+            raise ValueError(f'batch {n} is not divisible by bn_splits={s}')
         grouped = x.unflatten(0, (n // s, s)).float()  # (G, S, C, H, W); split = n mod S
         var, mean = torch.var_mean(grouped, dim=(0, 3, 4), unbiased=False, keepdim=True)
         with torch.no_grad():

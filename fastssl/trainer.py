@@ -85,7 +85,7 @@ class Trainer(TrainingParts):
         """Rank 0 saves for everyone, once every rank is known to hold the same state;
         returns the checkpoint's path (None on the other ranks)."""
         check_same_state(self.world, state_tensors(self.model, self.optimizer),
-                         f"after epoch {epoch + 1}")
+                         f'after epoch {epoch + 1}')
         if not self.world.is_main:
             return None
         return save_checkpoint(self.s.train.run_dir, epoch, self.model, self.optimizer,
@@ -96,13 +96,13 @@ class Trainer(TrainingParts):
         if self.world.is_main:  # the other ranks wait (within dist.timeout_s) at the barrier
             top1, top5 = self.evaluate_knn()
             monitor.scalars(step, **{'knn/top1': top1, 'knn/top5': top5})
-            print(f"epoch {epochs_done}: kNN top-1 {top1:.2f} % top-5 {top5:.2f} %")
+            print(f'epoch {epochs_done}: kNN top-1 {top1:.2f} % top-5 {top5:.2f} %')
         if self.world.distributed:
             torch.distributed.barrier()
 
     def _run_epoch(self, epoch, steps_per_epoch, monitor):
         s = self.s
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{s.train.epochs}",
+        bar = tqdm(total=steps_per_epoch, desc=f'epoch {epoch + 1}/{s.train.epochs}',
                    disable=not (s.logging.progress and self.world.is_main), leave=False,
                    file=sys.stderr)
         window = Window()
@@ -136,7 +136,7 @@ class Trainer(TrainingParts):
         self._check_finite(window.flags, step - len(window.flags), epoch)
         stats = window.stats(lr, self.term_names, self.device)
         monitor.scalars(step, **stats)
-        bar.set_postfix(loss=f"{stats['train/loss']:.3f}", lr=f"{lr:.4f}",
+        bar.set_postfix(loss=f"{stats['train/loss']:.3f}", lr=f'{lr:.4f}',
                         pairs_s=f"{stats['train/pairs_per_s']:.0f}")
 
     def tracked(self, indices):
@@ -180,9 +180,9 @@ class Trainer(TrainingParts):
         bad = distributed.mean_over_ranks(torch.stack(flags).float()) > 0
         if bad.any().item():
             step = first_step + int(bad.float().argmax().item())
-            raise UserError(f"non-finite loss at global step {step} (epoch {epoch + 1}); "
-                            f"stopped without saving. Lower optim.lr or use "
-                            f"train.precision=fp32, then resume from the last checkpoint")
+            raise UserError(f'non-finite loss at global step {step} (epoch {epoch + 1}); '
+                            f'stopped without saving. Lower optim.lr or use '
+                            f'train.precision=fp32, then resume from the last checkpoint')
 
     @torch.no_grad()
     def evaluate_knn(self):

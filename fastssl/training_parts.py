@@ -14,12 +14,12 @@ from loaders.pair_loader import MultiViewLoader, open_beton, tracked_pairs
 from loaders.photometric import make_strengths
 
 from . import distributed
-from .rank_agreement import check_same_config, from_main
 from .checkpoint import start_epoch
 from .device import resolve_device, resolve_precision
 from .gpu_augment import GPUPhotometric
 from .moco import MoCo
 from .monitor import Monitor
+from .rank_agreement import check_same_config, from_main
 from .schedule import learning_rate
 from .variants import VARIANTS
 
@@ -42,8 +42,8 @@ def clamp_queue(queue_size, num_samples, batch_size, keys_per_sample=1):
     step_keys = batch_size * keys_per_sample
     limit = max(step_keys, (num_samples - batch_size) // batch_size * step_keys)
     if queue_size > limit:
-        print(f"warning: moco.queue_size={queue_size} exceeds what {num_samples} samples can "
-              f"fill with batch {batch_size}; using {limit}", file=sys.stderr)
+        print(f'warning: moco.queue_size={queue_size} exceeds what {num_samples} samples can '
+              f'fill with batch {batch_size}; using {limit}', file=sys.stderr)
         return limit
     return queue_size
 
@@ -99,14 +99,14 @@ class TrainingParts:
         """-> pairs per step on this rank; UserError if the global batch does not split."""
         s, world = self.s, self.world
         if s.data.batch_size % self.bn_splits:
-            raise UserError(f"data.batch_size={s.data.batch_size} must be divisible by "
-                            f"moco.bn_splits={s.moco.bn_splits}")
+            raise UserError(f'data.batch_size={s.data.batch_size} must be divisible by '
+                            f'moco.bn_splits={s.moco.bn_splits}')
         if s.data.batch_size % world.size:
-            raise UserError(f"data.batch_size={s.data.batch_size} (the global batch) must be "
-                            f"divisible by the {world.size} torchrun processes")
+            raise UserError(f'data.batch_size={s.data.batch_size} (the global batch) must be '
+                            f'divisible by the {world.size} torchrun processes')
         if world.distributed and s.data.order == 'quasi_random':
-            raise UserError("data.order=quasi_random does not support several processes "
-                            "(FFCV): use random")
+            raise UserError('data.order=quasi_random does not support several processes '
+                            '(FFCV): use random')
         return s.data.batch_size // world.size
 
     def create_augment(self):
@@ -122,7 +122,7 @@ class TrainingParts:
         term counts, or None when all count)."""
         s, variant = self.s, self.variant
         open_beton(s.data.path, variant.required,
-                   f"; train.variant={s.train.variant} needs a .beton from {variant.writer}")
+                   f'; train.variant={s.train.variant} needs a .beton from {variant.writer}')
         region_valid, region_options = None, {}
         if variant.uses_regions:
             region_valid, region_options = self._region_options()
@@ -147,9 +147,9 @@ class TrainingParts:
         s = self.s
         region_valid = tracked_pairs(s.data.path)
         if not region_valid.any():
-            raise UserError(f"{s.data.path}: no pair has a tracked region; "
-                            f"train.variant={s.train.variant} needs a .beton from "
-                            f"{self.variant.writer} (N > 0)")
+            raise UserError(f'{s.data.path}: no pair has a tracked region; '
+                            f'train.variant={s.train.variant} needs a .beton from '
+                            f'{self.variant.writer} (N > 0)')
         options = dict(
             region_context=(s.augment.region_context_min, s.augment.region_context_max),
             region_scale=(s.augment.region_scale_min, s.augment.region_scale_max))

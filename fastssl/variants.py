@@ -19,8 +19,16 @@ for region terms) and its TensorBoard tag ``train/loss_<name>``.
 """
 from dataclasses import dataclass
 
-from fastssl_common.formats import (FRAME_A, FRAME_B, IMAGE, IMAGES, REGION_FIELDS, VIDEO_FRAMES,
-                                    VIDEO_ID, VIDEO_PAIRS)
+from fastssl_common.formats import (
+    FRAME_A,
+    FRAME_B,
+    IMAGE,
+    IMAGES,
+    REGION_FIELDS,
+    VIDEO_FRAMES,
+    VIDEO_ID,
+    VIDEO_PAIRS,
+)
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,2 @@
-"""Helpers shared by writers/, loaders/ and fastssl/ (none of which may import each other upstream)."""
+"""Helpers shared by writers/, loaders/ and fastssl/ (none of which may import each other
+upstream)."""

@@ -11,15 +11,15 @@ def ensure_writable_dir(path):
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as err:
-        raise UserError(f"cannot create output folder {path}: {err.strerror}") from None
+        raise UserError(f'cannot create output folder {path}: {err.strerror}') from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise UserError(f"output folder {path} is not writable")
+        raise UserError(f'output folder {path} is not writable')
 
 
 def temporary_name(final_path):
     """A sibling name for the in-progress file (same folder, so the rename is atomic)."""
     folder, name = os.path.split(os.path.abspath(final_path))
-    return os.path.join(folder, f".{name}.tmp-{os.getpid()}")
+    return os.path.join(folder, f'.{name}.tmp-{os.getpid()}')
 
 
 @contextlib.contextmanager
@@ -38,5 +38,5 @@ def atomic_path(final_path):
 def write_json(final_path, obj):
     """Atomically write ``obj`` as indented JSON."""
     with atomic_path(final_path) as tmp:
-        with open(tmp, "w") as handle:
+        with open(tmp, 'w') as handle:
             json.dump(obj, handle, indent=2)

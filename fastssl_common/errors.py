@@ -16,9 +16,9 @@ def run_cli(main, argv=None):
     try:
         code = main(argv)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f'error: {err}', file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print('interrupted', file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)

@@ -93,30 +93,30 @@ class BetonFormat:
         return {f.name: f.doc for f in self.fields if names is None or f.name in names}
 
 
-_INDEX = "IntField"
+_INDEX = 'IntField'
 IMAGES = BetonFormat(
-    sidecar="fastssl-images/1", writer="writers/write_images.py",
-    fields=(Field(IMAGE, "RGBImageField", "the image (or box crop), longest side <= "
-                  "max_resolution", "(JPEG or raw)"),
-            Field(LABEL, _INDEX, "class index, -1 for unlabelled images")))
+    sidecar='fastssl-images/1', writer='writers/write_images.py',
+    fields=(Field(IMAGE, 'RGBImageField', 'the image (or box crop), longest side <= '
+                  'max_resolution', '(JPEG or raw)'),
+            Field(LABEL, _INDEX, 'class index, -1 for unlabelled images')))
 VIDEO_FRAMES = BetonFormat(
-    sidecar="fastssl-video-frames/1", writer="writers/write_video_frames.py",
-    fields=(Field(IMAGE, "RGBImageField", "the frame, longest side <= max_resolution",
-                  "(JPEG)"),
+    sidecar='fastssl-video-frames/1', writer='writers/write_video_frames.py',
+    fields=(Field(IMAGE, 'RGBImageField', 'the frame, longest side <= max_resolution',
+                  '(JPEG)'),
             Field(VIDEO_ID, _INDEX, "index into 'videos'"),
-            Field(FRAME_INDEX, _INDEX, "0-based index of the frame in its video"),
+            Field(FRAME_INDEX, _INDEX, '0-based index of the frame in its video'),
             Field(LABEL, _INDEX, "= video_id (for loaders that read 'label')")))
 VIDEO_PAIRS = BetonFormat(
-    sidecar="fastssl-video-pairs/1", writer="writers/write_video_pairs.py",
-    fields=(Field(FRAME_A, "RGBImageField", "frame index_a, longest side <= max_resolution",
-                  "(JPEG)"),
-            Field(FRAME_B, "RGBImageField", "frame index_b, same size as frame_a", "(JPEG)"),
+    sidecar='fastssl-video-pairs/1', writer='writers/write_video_pairs.py',
+    fields=(Field(FRAME_A, 'RGBImageField', 'frame index_a, longest side <= max_resolution',
+                  '(JPEG)'),
+            Field(FRAME_B, 'RGBImageField', 'frame index_b, same size as frame_a', '(JPEG)'),
             Field(VIDEO_ID, _INDEX, "index into 'videos'"),
-            Field(INDEX_A, _INDEX, "0-based index of the first frame in its video"),
-            Field(INDEX_B, _INDEX, "index of the second frame (index_a + gap)"),
+            Field(INDEX_A, _INDEX, '0-based index of the first frame in its video'),
+            Field(INDEX_B, _INDEX, 'index of the second frame (index_a + gap)'),
             Field(LABEL, _INDEX, "= video_id (for loaders that read 'label')"),
-            Field(PROPOSALS, "NDArrayField", "tracked regions, see 'proposals'",
-                  f"float32 (max_proposals, {NUM_COLUMNS})"),
+            Field(PROPOSALS, 'NDArrayField', "tracked regions, see 'proposals'",
+                  f'float32 (max_proposals, {NUM_COLUMNS})'),
             Field(NUM_PROPOSALS, _INDEX, "rows of 'proposals' in use (0: no tracked region)")),
     optional=REGION_FIELDS)
 

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 _WHITE = (255, 255, 255, 255)
 
 
@@ -29,21 +29,21 @@ def to_rgb(image):
     is used. EXIF orientation is not applied (pixels stay as stored, like torchvision's loader).
     """
     mode = image.mode
-    if mode == "RGB":
+    if mode == 'RGB':
         return np.asarray(image, dtype=np.uint8)
-    if mode.startswith("I") or mode == "F":
+    if mode.startswith('I') or mode == 'F':
         values = np.asarray(image, dtype=np.float64)
-        if mode == "F":
+        if mode == 'F':
             values = values * 255.0 if values.size and values.max() <= 1.0 else values
         else:
             values = values / 257.0
         gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if image.has_transparency_data:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, _WHITE)
-        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"), dtype=np.uint8)
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        rgba = image.convert('RGBA')
+        background = Image.new('RGBA', rgba.size, _WHITE)
+        return np.asarray(Image.alpha_composite(background, rgba).convert('RGB'), dtype=np.uint8)
+    return np.asarray(image.convert('RGB'), dtype=np.uint8)
 
 
 def load_rgb(path):
@@ -59,7 +59,7 @@ def load_rgb(path):
 def load_rgb_with_mode(path):
     """Like :func:`load_rgb`, and also return the file's original Pillow mode (e.g. ``"L"``)."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter('ignore')
         with Image.open(path) as image:
             image.load()
             rgb = np.ascontiguousarray(to_rgb(image))
@@ -69,12 +69,12 @@ def load_rgb_with_mode(path):
 def describe_failure(err):
     """A one-line reason for a failed decode, for the skip list and error messages."""
     if isinstance(err, FileNotFoundError):
-        return "file not found"
+        return 'file not found'
     if isinstance(err, IsADirectoryError):
-        return "is a folder, not an image"
+        return 'is a folder, not an image'
     if isinstance(err, PermissionError):
-        return "permission denied"
+        return 'permission denied'
     if isinstance(err, UnidentifiedImageError):
-        return "not a recognised image file"
-    text = " ".join(str(err).split()) or type(err).__name__
-    return f"{type(err).__name__}: {text}"
+        return 'not a recognised image file'
+    text = ' '.join(str(err).split()) or type(err).__name__
+    return f'{type(err).__name__}: {text}'

@@ -14,7 +14,7 @@ from numba import njit
 from .rng import next_int, next_uniform
 
 
-@njit(inline="always")
+@njit(inline='always')
 def _round_half_even(x):
     return int(np.rint(x))
 

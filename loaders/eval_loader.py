@@ -20,7 +20,7 @@ def make_eval_loader(path, batch_size, resolution, num_workers=1, os_cache=True)
         if name not in pipelines:
             pipelines[name] = None
     if reader.num_samples == 0:
-        raise UserError(f"{path} holds no samples")
+        raise UserError(f'{path} holds no samples')
     return Loader(path, batch_size=batch_size, num_workers=num_workers,
                   order=OrderOption.SEQUENTIAL, pipelines=pipelines, drop_last=False,
                   os_cache=os_cache)

@@ -16,7 +16,7 @@ def make_row_reader(array):
     The function keeps a reference to ``array`` so its memory outlives the op; rows are not
     bounds-checked (callers index with sample ids of the same .beton)."""
     if array.ndim != 2 or not array.flags.c_contiguous:
-        raise ValueError("make_row_reader needs a C-contiguous 2-D array")
+        raise ValueError('make_row_reader needs a C-contiguous 2-D array')
     address = int(array.ctypes.data)
     row_bytes = int(array.strides[0])
 

@@ -20,8 +20,8 @@ the whole image, and ``draw_views`` takes the region explicitly. A region-condit
 (``region_crop.py``: tracked boxes) subclasses this op and overrides only
 ``make_view_drawer``, which chooses each view's box; decode and resize stay here.
 """
-from dataclasses import replace
 import math
+from dataclasses import replace
 
 import numpy as np
 from ffcv.fields.rgb_image import IMAGE_MODES

@@ -44,11 +44,11 @@ def open_beton(path, required_fields=(IMAGE,), hint=''):
     """Open a .beton's header; UserError naming the path if it is missing, not a .beton, or
     lacks a required field (``hint`` says where the right file comes from)."""
     if not os.path.isfile(path):
-        raise UserError(f"dataset file not found: {path}")
+        raise UserError(f'dataset file not found: {path}')
     try:
         reader = Reader(path)
     except Exception as err:  # ffcv raises assorted errors on foreign files
-        raise UserError(f"{path} is not a readable .beton file ({type(err).__name__})") from None
+        raise UserError(f'{path} is not a readable .beton file ({type(err).__name__})') from None
     for name in required_fields:
         if name not in reader.handlers:
             raise UserError(f"{path} has no '{name}' field (fields: {list(reader.handlers)})"
@@ -89,7 +89,7 @@ def view_plan(view_fields):
                 raise ValueError(f"region views come from {sorted(BOX_COLUMN)}, not '{field}'")
             ids.append(view_id)
     if sorted(ids) != list(range(len(ids))):
-        raise ValueError(f"view ids must be 0 .. {len(ids) - 1} once each, got {ids}")
+        raise ValueError(f'view ids must be 0 .. {len(ids) - 1} once each, got {ids}')
     return plan
 
 
@@ -134,13 +134,13 @@ class MultiViewLoader:
             indices = np.asarray(indices)
             if (indices.ndim != 1 or not len(indices) or indices.dtype.kind not in 'iu'
                     or indices.min() < 0 or indices.max() >= reader.num_samples):
-                raise UserError(f"indices must be a non-empty list of sample numbers in 0 .. "
-                                f"{reader.num_samples - 1} of {path}")
+                raise UserError(f'indices must be a non-empty list of sample numbers in 0 .. '
+                                f'{reader.num_samples - 1} of {path}')
             indices = indices.astype(np.uint64)  # FFCV's own index type
         self.num_samples = reader.num_samples if indices is None else len(indices)
         if batch_size > self.num_samples and drop_last:
-            raise UserError(f"batch size {batch_size} is larger than the dataset {path} "
-                            f"({self.num_samples} samples)")
+            raise UserError(f'batch size {batch_size} is larger than the dataset {path} '
+                            f'({self.num_samples} samples)')
         self.path = path
         self.region_valid = None if regions is None else regions.valid
         self.epoch_cell = EpochCell()
@@ -195,8 +195,8 @@ class MultiViewLoader:
         """
         while iterator.output_queue.empty():
             if not iterator.is_alive() and iterator.output_queue.empty():
-                raise RuntimeError("the FFCV loading thread stopped with an error "
-                                   "(its traceback is printed above)")
+                raise RuntimeError('the FFCV loading thread stopped with an error '
+                                   '(its traceback is printed above)')
             time.sleep(0.0005)
         try:
             return next(iterator)

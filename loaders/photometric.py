@@ -11,8 +11,13 @@ from ffcv.pipeline.compiler import Compiler
 from ffcv.pipeline.operation import Operation
 
 from .photometric_kernels import augment_view
-from .photometric_params import (NUM_PARAMS, NUM_STRENGTHS, blur_kernel_size,
-                                 draw_sample_params, make_strengths)
+from .photometric_params import (
+    NUM_PARAMS,
+    NUM_STRENGTHS,
+    blur_kernel_size,
+    draw_sample_params,
+    make_strengths,
+)
 
 
 class PhotometricAugment(Operation):
@@ -38,9 +43,9 @@ class PhotometricAugment(Operation):
         self.strengths = (make_strengths() if strengths is None
                           else np.ascontiguousarray(strengths, dtype=np.float64))
         if self.strengths.shape != (NUM_STRENGTHS,):
-            raise ValueError(f"strengths must have shape ({NUM_STRENGTHS},)")
+            raise ValueError(f'strengths must have shape ({NUM_STRENGTHS},)')
         if blur_kernel is not None and (blur_kernel < 1 or blur_kernel % 2 == 0):
-            raise ValueError("blur_kernel must be a positive odd integer")
+            raise ValueError('blur_kernel must be a positive odd integer')
         self.blur_kernel = blur_kernel
 
     def generate_code(self):
@@ -79,9 +84,9 @@ class PhotometricAugment(Operation):
     def declare_state_and_memory(self, previous_state):
         shape = previous_state.shape
         if shape is not None and (len(shape) != 4 or shape[-1] != 3):
-            raise ValueError(f"PhotometricAugment expects (V, H, W, 3) samples, got {shape}")
+            raise ValueError(f'PhotometricAugment expects (V, H, W, 3) samples, got {shape}')
         if previous_state.dtype != np.dtype(np.uint8):
-            raise ValueError("PhotometricAugment expects uint8 images")
+            raise ValueError('PhotometricAugment expects uint8 images')
         if self.view_ids is not None and shape is not None and len(self.view_ids) != shape[0]:
-            raise ValueError(f"{len(self.view_ids)} view ids for {shape[0]} views")
+            raise ValueError(f'{len(self.view_ids)} view ids for {shape[0]} views')
         return replace(previous_state, jit_mode=True), None

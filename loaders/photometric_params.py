@@ -71,12 +71,12 @@ def make_strengths(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, p_jitt
                    p_gray=0.2, p_blur=0.5, sigma_min=0.1, sigma_max=2.0):
     """The strengths vector (float64, length ``NUM_STRENGTHS``); defaults are MoCo v2's."""
     if min(brightness, contrast, saturation, hue) < 0 or hue > 0.5:
-        raise ValueError("jitter strengths must be >= 0 and hue <= 0.5")
+        raise ValueError('jitter strengths must be >= 0 and hue <= 0.5')
     for p in (p_jitter, p_gray, p_blur):
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"probability {p} not in [0, 1]")
+            raise ValueError(f'probability {p} not in [0, 1]')
     if not 0.0 < sigma_min <= sigma_max:
-        raise ValueError("need 0 < sigma_min <= sigma_max")
+        raise ValueError('need 0 < sigma_min <= sigma_max')
     s = np.zeros(NUM_STRENGTHS, dtype=np.float64)
     s[S_BRIGHTNESS] = brightness
     s[S_CONTRAST] = contrast
@@ -99,7 +99,7 @@ def blur_kernel_size(height, width):
 
 
 # --- parameter draws ----------------------------------------------------------------------------
-@njit(inline="always")
+@njit(inline='always')
 def _factor(state, strength):
     """torchvision's ``_check_input`` range [max(0, 1 - x), 1 + x]; exactly 1 when x == 0."""
     state, u = next_uniform(state)

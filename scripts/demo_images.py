@@ -51,7 +51,7 @@ def main(out_dir):
             for tag, pixels in items:
                 Image.fromarray(np.ascontiguousarray(pixels)).save(folder / f'{tag}.png')
         count += 1
-    print(f"{count} photos from package data -> {out}/train, {out}/val")
+    print(f'{count} photos from package data -> {out}/train, {out}/val')
 
 
 if __name__ == '__main__':

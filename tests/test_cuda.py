@@ -114,7 +114,7 @@ def test_channels_last_reaches_every_convolution(small_beton, tmp_path, device):
     trainer.train_step(trainer.prepare_views(views, indices, 0)[0])
     for hook in hooks:
         hook.remove()
-    assert seen and all(seen), f"{seen.count(False)} of {len(seen)} convolutions got NCHW"
+    assert seen and all(seen), f'{seen.count(False)} of {len(seen)} convolutions got NCHW'
 
 
 def test_compiled_step_trains(small_beton, tmp_path, device):
@@ -127,7 +127,7 @@ def test_compiled_step_trains(small_beton, tmp_path, device):
         losses = [trainer.train_step(normalised)[0] for _ in range(3)]
     except Exception as err:  # Inductor needs a C compiler and Triton on the node
         if 'compiler' in str(err).lower() or 'triton' in str(err).lower():
-            pytest.xfail(f"torch.compile unavailable: {str(err).splitlines()[0][:200]}")
+            pytest.xfail(f'torch.compile unavailable: {str(err).splitlines()[0][:200]}')
         raise
     assert torch.isfinite(torch.stack(losses)).all()
 

@@ -84,7 +84,7 @@ def test_bad_input_is_one_line(trained, small_beton, tmp_path, capsys, assert_on
     with pytest.raises(UserError, match='missing.beton'):
         main(['knn', f'--eval.checkpoint={checkpoint}',
               *data_args(tmp_path / 'missing.beton')])
-    with pytest.raises(UserError, match=r"linear\.epochs must be > 0, got 0"):
+    with pytest.raises(UserError, match=r'linear\.epochs must be > 0, got 0'):
         main(['linear', f'--eval.checkpoint={checkpoint}', *data_args(small_beton),
               '--linear.epochs=0'])
     with pytest.raises(UserError, match="unknown command 'knnn'.*knn,linear,export"):

@@ -1,4 +1,5 @@
 """Training end to end on tiny real data: finite decreasing loss, exact resume, bad inputs."""
+
 import os
 
 import pytest
@@ -8,17 +9,29 @@ from fastssl.config import load_settings
 from fastssl.trainer import Trainer
 
 
-
 def tiny_args(beton, run_dir, *extra):
-    return [f'--data.path={beton}', '--data.batch_size=8', '--data.resolution=32',
-            '--data.num_workers=1', '--model.arch=resnet18', '--model.proj_hidden=64',
-            '--moco.queue_size=8', '--moco.bn_splits=2', '--moco.momentum=0.9',
-            '--optim.lr=0.5', '--train.precision=fp32', f'--train.run_dir={run_dir}',
-            '--logging.log_every=1', '--logging.progress=false', *extra]
+    return [
+        f'--data.path={beton}',
+        '--data.batch_size=8',
+        '--data.resolution=32',
+        '--data.num_workers=1',
+        '--model.arch=resnet18',
+        '--model.proj_hidden=64',
+        '--moco.queue_size=8',
+        '--moco.bn_splits=2',
+        '--moco.momentum=0.9',
+        '--optim.lr=0.5',
+        '--train.precision=fp32',
+        f'--train.run_dir={run_dir}',
+        '--logging.log_every=1',
+        '--logging.progress=false',
+        *extra,
+    ]
 
 
 def scalars(run_dir, tag):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     acc = EventAccumulator(str(run_dir))
     acc.Reload()
     return [e.value for e in acc.Scalars(tag)]
@@ -26,14 +39,22 @@ def scalars(run_dir, tag):
 
 def test_training_epochs_log_finite_losses_and_monitoring(small_beton, tmp_path):
     run = tmp_path / 'run'
-    settings = load_settings(tiny_args(small_beton, run, '--train.epochs=2',
-                                       '--augment.placement=gpu', '--logging.image_grid=4'))
+    settings = load_settings(
+        tiny_args(
+            small_beton,
+            run,
+            '--train.epochs=2',
+            '--augment.placement=gpu',
+            '--logging.image_grid=4',
+        )
+    )
     Trainer(settings).fit()
     losses = scalars(run, 'train/loss')
     assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
     for tag in ('train/lr', 'train/pairs_per_s', 'train/data_wait_fraction'):
         assert len(scalars(run, tag)) == 4
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     acc = EventAccumulator(str(run))
     acc.Reload()
     assert acc.Tags()['images'] == ['pairs']
@@ -44,13 +65,24 @@ def test_training_epochs_log_finite_losses_and_monitoring(small_beton, tmp_path)
 def test_steps_on_fixed_views_decrease_the_loss(small_beton, tmp_path, seed):
     """Optimisation makes progress: alternating steps on two fixed batches of real views (each
     batch's negatives are the other's keys) lower the loss."""
-    trainer = Trainer(load_settings(tiny_args(
-        small_beton, tmp_path / 'run', '--augment.placement=gpu', '--data.order=sequential',
-        '--moco.bn_splits=1', '--optim.weight_decay=0', f'--train.seed={seed}')))
+    trainer = Trainer(
+        load_settings(
+            tiny_args(
+                small_beton,
+                tmp_path / 'run',
+                '--augment.placement=gpu',
+                '--data.order=sequential',
+                '--moco.bn_splits=1',
+                '--optim.weight_decay=0',
+                f'--train.seed={seed}',
+            )
+        )
+    )
     for group in trainer.optimizer.param_groups:
         group['lr'] = 0.05
-    batches = [trainer.prepare_views(views, indices, epoch=0)[0]
-               for views, indices, _ in trainer.loader]
+    batches = [
+        trainer.prepare_views(views, indices, epoch=0)[0] for views, indices, _ in trainer.loader
+    ]
     assert len(batches) == 2
     losses = [trainer.train_step(batches[step % 2])[0].item() for step in range(60)]
     assert all(torch.isfinite(torch.tensor(losses)))
@@ -60,8 +92,18 @@ def test_steps_on_fixed_views_decrease_the_loss(small_beton, tmp_path, seed):
 
 def test_non_finite_loss_stops_with_the_step_named(small_beton, tmp_path):
     from fastssl_common.errors import UserError
-    trainer = Trainer(load_settings(tiny_args(small_beton, tmp_path / 'run', '--optim.lr=1e30',
-                                              '--train.epochs=3', '--augment.placement=none')))
+
+    trainer = Trainer(
+        load_settings(
+            tiny_args(
+                small_beton,
+                tmp_path / 'run',
+                '--optim.lr=1e30',
+                '--train.epochs=3',
+                '--augment.placement=none',
+            )
+        )
+    )
     with pytest.raises(UserError, match='non-finite loss at global step'):
         trainer.fit()
     assert not (tmp_path / 'run' / 'checkpoint_last.pt').exists()
@@ -88,25 +130,40 @@ def test_resume_after_interruption_matches_uninterrupted_run(small_beton, tmp_pa
 
 
 def test_bad_config_inputs_give_one_line(tmp_path, small_beton, run_script, assert_one_line_error):
-    assert_one_line_error(run_script('train.py', '--config-file', tmp_path / 'missing.yaml'), 'missing.yaml')
+    assert_one_line_error(
+        run_script('train.py', '--config-file', tmp_path / 'missing.yaml'), 'missing.yaml'
+    )
     bad = tmp_path / 'bad.yaml'
     bad.write_text('data:\n  path: x.beton\n  batch_sise: 4\n')
-    assert_one_line_error(run_script('train.py', '--config-file', bad), 'data.batch_sise', 'bad.yaml')
-    assert_one_line_error(run_script('train.py', f'--data.path={small_beton}', '--train.epochs=many'),
-                          'train.epochs')
-    assert_one_line_error(run_script('train.py', f'--data.path={small_beton}', '--optim.nesterov=true'),
-                          'optim.nesterov')
+    assert_one_line_error(
+        run_script('train.py', '--config-file', bad), 'data.batch_sise', 'bad.yaml'
+    )
+    assert_one_line_error(
+        run_script('train.py', f'--data.path={small_beton}', '--train.epochs=many'), 'train.epochs'
+    )
+    assert_one_line_error(
+        run_script('train.py', f'--data.path={small_beton}', '--optim.nesterov=true'),
+        'optim.nesterov',
+    )
 
 
 def test_bad_data_inputs_give_one_line(tmp_path, small_beton, run_script, assert_one_line_error):
     run = tmp_path / 'run'
-    assert_one_line_error(run_script('train.py', *tiny_args(tmp_path / 'nope.beton', run)), 'nope.beton')
+    assert_one_line_error(
+        run_script('train.py', *tiny_args(tmp_path / 'nope.beton', run)), 'nope.beton'
+    )
     not_beton = tmp_path / 'notes.beton'
     not_beton.write_bytes(b'this is not a dataset' * 10)
     assert_one_line_error(run_script('train.py', *tiny_args(not_beton, run)), 'notes.beton')
-    assert_one_line_error(run_script('train.py', *tiny_args(small_beton, run, '--data.batch_size=64',
-                                             '--moco.bn_splits=1')), 'batch size 64')
+    assert_one_line_error(
+        run_script(
+            'train.py', *tiny_args(small_beton, run, '--data.batch_size=64', '--moco.bn_splits=1')
+        ),
+        'batch size 64',
+    )
     blocker = tmp_path / 'file'
     blocker.write_text('x')
-    assert_one_line_error(run_script('train.py', *tiny_args(small_beton, blocker / 'run')), str(blocker))
+    assert_one_line_error(
+        run_script('train.py', *tiny_args(small_beton, blocker / 'run')), str(blocker)
+    )
     assert not run.exists()  # failed runs leave no folder behind

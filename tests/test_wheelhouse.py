@@ -32,7 +32,7 @@ print(int(np.abs(error).max()), float(10 * np.log10(255 ** 2 / np.mean(error ** 
 @pytest.fixture(scope='module')
 def installed_wheel(tmp_path_factory):
     wheels = sorted(WHEELHOUSE.glob('ffcv-*+fastssl-*.whl'))
-    assert wheels, f"no ffcv wheel in {WHEELHOUSE}: `make install` or `make wheelhouse` builds it"
+    assert wheels, f'no ffcv wheel in {WHEELHOUSE}: `make install` or `make wheelhouse` builds it'
     site = tmp_path_factory.mktemp('site')
     subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-index', '--no-deps',
                     '--target', str(site), str(wheels[-1])], check=True)

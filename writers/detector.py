@@ -17,10 +17,10 @@ from fastssl_common.errors import UserError
 
 # torchvision's detection builders that return boxes (keypoint R-CNN is left out: its class
 # count is fixed by its keypoint head)
-ARCHITECTURES = ("fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_mobilenet_v3_large_fpn",
-                 "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_resnet50_fpn", "fcos_resnet50_fpn",
-                 "maskrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn", "retinanet_resnet50_fpn_v2",
-                 "retinanet_resnet50_fpn", "ssd300_vgg16", "ssdlite320_mobilenet_v3_large")
+ARCHITECTURES = ('fasterrcnn_mobilenet_v3_large_320_fpn', 'fasterrcnn_mobilenet_v3_large_fpn',
+                 'fasterrcnn_resnet50_fpn_v2', 'fasterrcnn_resnet50_fpn', 'fcos_resnet50_fpn',
+                 'maskrcnn_resnet50_fpn_v2', 'maskrcnn_resnet50_fpn', 'retinanet_resnet50_fpn_v2',
+                 'retinanet_resnet50_fpn', 'ssd300_vgg16', 'ssdlite320_mobilenet_v3_large')
 DEFAULT_CLASSES = 91        # what the builders make without num_classes (COCO)
 
 
@@ -43,8 +43,8 @@ class Detector:
                 found = self.model([image])[0]
         finally:
             torch.set_flush_denormal(False)
-        boxes = found["boxes"].double().numpy().reshape(-1, 4)
-        scores = found["scores"].double().numpy()
+        boxes = found['boxes'].double().numpy().reshape(-1, 4)
+        scores = found['scores'].double().numpy()
         keep = scores >= self.min_score
         return boxes[keep], scores[keep]
 
@@ -72,32 +72,32 @@ def check_detector(path, min_score=0.5, architecture=None):
     UserError (one line naming the file) when it does not exist, is not a state dict, or
     does not fit the architecture."""
     if not os.path.isfile(path):
-        raise UserError(f"detector {path} does not exist")
+        raise UserError(f'detector {path} does not exist')
     if not 0 <= min_score <= 1:
-        raise UserError("--detector-min-score must be a number from 0 to 1")
+        raise UserError('--detector-min-score must be a number from 0 to 1')
     architecture = architecture_of(path, architecture)
     import torch
 
     try:
         # reference-script checkpoints also hold their argparse.Namespace under "args"
         with torch.serialization.safe_globals([argparse.Namespace]):
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception:  # pickle, zip or unpickling-policy errors: all mean "not ours"
-        raise UserError(f"detector {path} is not a torch state dict file "
-                        f"(torch.load with weights_only=True cannot read it)") from None
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]        # torchvision reference scripts' checkpoint
+        raise UserError(f'detector {path} is not a torch state dict file '
+                        f'(torch.load with weights_only=True cannot read it)') from None
+    if isinstance(state, dict) and isinstance(state.get('model'), dict):
+        state = state['model']        # torchvision reference scripts' checkpoint
     if not isinstance(state, dict) or not state or \
             not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError(f"detector {path} is not a state dict of tensors")
+        raise UserError(f'detector {path} is not a state dict of tensors')
     expected = _shapes(architecture, DEFAULT_CLASSES)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
         example = (missing or unexpected)[0]
-        raise UserError(f"detector {path} is not a {architecture} detection model "
-                        f"({len(missing)} missing, {len(unexpected)} unexpected keys, e.g. "
-                        f"{example})")
+        raise UserError(f'detector {path} is not a {architecture} detection model '
+                        f'({len(missing)} missing, {len(unexpected)} unexpected keys, e.g. '
+                        f'{example})')
     classes = DEFAULT_CLASSES
     for key, shape in expected.items():
         if tuple(state[key].shape) != shape:
@@ -108,8 +108,8 @@ def check_detector(path, min_score=0.5, architecture=None):
         expected = _shapes(architecture, classes)
     for key, shape in expected.items():
         if tuple(state[key].shape) != shape:
-            raise UserError(f"detector {path} does not fit {architecture}: {key} has shape "
-                            f"{tuple(state[key].shape)}, expected {shape}")
+            raise UserError(f'detector {path} does not fit {architecture}: {key} has shape '
+                            f'{tuple(state[key].shape)}, expected {shape}')
     return architecture, classes, state
 
 
@@ -118,7 +118,7 @@ def _shapes(architecture, classes):
     import torch
     import torchvision
 
-    with torch.device("meta"):
+    with torch.device('meta'):
         model = torchvision.models.get_model(architecture, weights=None, weights_backbone=None,
                                              num_classes=classes)
     return {key: tuple(value.shape) for key, value in model.state_dict().items()}

@@ -21,8 +21,12 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from fastssl_common.errors import UserError
-from fastssl_common.images import (IMAGE_EXTENSIONS, describe_failure, is_image_name,
-                                   load_rgb_with_mode)
+from fastssl_common.images import (
+    IMAGE_EXTENSIONS,
+    describe_failure,
+    is_image_name,
+    load_rgb_with_mode,
+)
 from writers.writer_common import bar_disabled
 
 UNLABELED = -1
@@ -54,11 +58,11 @@ class SampleList:
 def find_images(src):
     """Samples for SRC, a folder (recursive scan) or a text list file; UserError names SRC."""
     if not os.path.exists(src):
-        raise UserError(f"source {src} does not exist")
+        raise UserError(f'source {src} does not exist')
     if os.path.isdir(src):
         return scan_folder(src)
     if is_image_name(src):
-        raise UserError(f"source {src} is a single image; pass its folder or a list file")
+        raise UserError(f'source {src} is a single image; pass its folder or a list file')
     return read_list_file(src)
 
 
@@ -67,7 +71,7 @@ def walk_visible(root):
     real folder once (no symlink loops), hidden files and folders (``.name``) left out.
     UserError if ``root`` cannot be read."""
     if not os.access(root, os.R_OK | os.X_OK):
-        raise UserError(f"cannot read source folder {root}")
+        raise UserError(f'cannot read source folder {root}')
     seen = set()
     for folder, dirs, files in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
@@ -75,8 +79,8 @@ def walk_visible(root):
             dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        yield folder, [f for f in files if not f.startswith(".")]
+        dirs[:] = [d for d in dirs if not d.startswith('.')]
+        yield folder, [f for f in files if not f.startswith('.')]
 
 
 def scan_folder(root):
@@ -88,7 +92,7 @@ def scan_folder(root):
     found = []
     for folder, files in walk_visible(root):
         rel_folder = os.path.relpath(folder, root)
-        parts = () if rel_folder == "." else tuple(rel_folder.split(os.sep))
+        parts = () if rel_folder == '.' else tuple(rel_folder.split(os.sep))
         found.extend(parts + (name,) for name in files if is_image_name(name))
     if not found:
         raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {root}")
@@ -116,17 +120,17 @@ def read_list_file(list_path):
     reported as unreadable when the images are checked.
     """
     try:
-        with open(list_path, encoding="utf-8") as handle:
+        with open(list_path, encoding='utf-8') as handle:
             lines = handle.read().splitlines()
     except UnicodeDecodeError:
-        raise UserError(f"list file {list_path} is not UTF-8 text") from None
+        raise UserError(f'list file {list_path} is not UTF-8 text') from None
     except OSError as err:
-        raise UserError(f"cannot read list file {list_path}: {err.strerror}") from None
+        raise UserError(f'cannot read list file {list_path}: {err.strerror}') from None
     base = os.path.dirname(os.path.abspath(list_path))
     samples = []
     for line in lines:
         line = line.strip()
-        if not line or line.startswith("#"):
+        if not line or line.startswith('#'):
             continue
         label = UNLABELED
         pieces = line.rsplit(None, 1)
@@ -135,7 +139,7 @@ def read_list_file(list_path):
         path = os.path.normpath(os.path.join(base, os.path.expanduser(line)))
         samples.append(Sample(path, label))
     if not samples:
-        raise UserError(f"list file {list_path} names no images")
+        raise UserError(f'list file {list_path} names no images')
     return SampleList(samples, [])
 
 
@@ -143,7 +147,7 @@ def read_list_file(list_path):
 
 def _require(entry, keys, where, boxes_path):
     if not isinstance(entry, dict):
-        raise UserError(f"boxes file {boxes_path}: {where} is not an object")
+        raise UserError(f'boxes file {boxes_path}: {where} is not an object')
     for key in keys:
         if key not in entry:
             raise UserError(f"boxes file {boxes_path}: {where} is missing key '{key}'")
@@ -159,61 +163,61 @@ def read_boxes(boxes_path, image_root):
     by :func:`crop_region`, once the image sizes are known.
     """
     if not os.path.isfile(boxes_path):
-        raise UserError(f"boxes file {boxes_path} does not exist")
+        raise UserError(f'boxes file {boxes_path} does not exist')
     try:
-        with open(boxes_path, encoding="utf-8") as handle:
+        with open(boxes_path, encoding='utf-8') as handle:
             data = json.load(handle)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"boxes file {boxes_path} is not valid JSON: {err}") from None
+        raise UserError(f'boxes file {boxes_path} is not valid JSON: {err}') from None
     except OSError as err:
-        raise UserError(f"cannot read boxes file {boxes_path}: {err.strerror}") from None
-    _require(data, ("images", "annotations", "categories"), "the top level", boxes_path)
-    for key in ("images", "annotations", "categories"):
+        raise UserError(f'cannot read boxes file {boxes_path}: {err.strerror}') from None
+    _require(data, ('images', 'annotations', 'categories'), 'the top level', boxes_path)
+    for key in ('images', 'annotations', 'categories'):
         if not isinstance(data[key], list):
             raise UserError(f"boxes file {boxes_path}: '{key}' is not a list")
 
-    categories = data["categories"]
+    categories = data['categories']
     for i, cat in enumerate(categories):
-        _require(cat, ("id", "name"), f"categories[{i}]", boxes_path)
-    ids = [cat["id"] for cat in categories]
+        _require(cat, ('id', 'name'), f'categories[{i}]', boxes_path)
+    ids = [cat['id'] for cat in categories]
     if len(set(map(repr, ids))) != len(ids):
-        raise UserError(f"boxes file {boxes_path}: duplicate category ids")
+        raise UserError(f'boxes file {boxes_path}: duplicate category ids')
     try:
-        categories = sorted(categories, key=lambda cat: cat["id"])
+        categories = sorted(categories, key=lambda cat: cat['id'])
     except TypeError:
-        raise UserError(f"boxes file {boxes_path}: category ids are not comparable") from None
-    category_index = {repr(cat["id"]): i for i, cat in enumerate(categories)}
-    classes = [str(cat["name"]) for cat in categories]
+        raise UserError(f'boxes file {boxes_path}: category ids are not comparable') from None
+    category_index = {repr(cat['id']): i for i, cat in enumerate(categories)}
+    classes = [str(cat['name']) for cat in categories]
 
     image_path, image_order = {}, {}
-    for i, image in enumerate(data["images"]):
-        _require(image, ("id", "file_name"), f"images[{i}]", boxes_path)
-        key = repr(image["id"])
+    for i, image in enumerate(data['images']):
+        _require(image, ('id', 'file_name'), f'images[{i}]', boxes_path)
+        key = repr(image['id'])
         if key in image_path:
             raise UserError(f"boxes file {boxes_path}: duplicate image id {image['id']}")
-        image_path[key] = os.path.normpath(os.path.join(image_root, str(image["file_name"])))
+        image_path[key] = os.path.normpath(os.path.join(image_root, str(image['file_name'])))
         image_order[key] = i
 
     boxed = []
-    for i, ann in enumerate(data["annotations"]):
-        where = f"annotations[{i}]"
-        _require(ann, ("image_id", "bbox", "category_id"), where, boxes_path)
-        image_key, cat_key = repr(ann["image_id"]), repr(ann["category_id"])
+    for i, ann in enumerate(data['annotations']):
+        where = f'annotations[{i}]'
+        _require(ann, ('image_id', 'bbox', 'category_id'), where, boxes_path)
+        image_key, cat_key = repr(ann['image_id']), repr(ann['category_id'])
         if image_key not in image_path:
             raise UserError(f"boxes file {boxes_path}: {where} has unknown image_id "
                             f"{ann['image_id']}")
         if cat_key not in category_index:
             raise UserError(f"boxes file {boxes_path}: {where} has unknown category_id "
                             f"{ann['category_id']}")
-        bbox = ann["bbox"]
+        bbox = ann['bbox']
         if (not isinstance(bbox, list) or len(bbox) != 4
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                            and math.isfinite(v) for v in bbox)):
-            raise UserError(f"boxes file {boxes_path}: {where} bbox is not 4 numbers [x, y, w, h]")
+            raise UserError(f'boxes file {boxes_path}: {where} bbox is not 4 numbers [x, y, w, h]')
         boxed.append((image_order[image_key], i,
                       Sample(image_path[image_key], category_index[cat_key], list(bbox))))
     if not boxed:
-        raise UserError(f"boxes file {boxes_path} has no annotations")
+        raise UserError(f'boxes file {boxes_path} has no annotations')
     boxed.sort(key=lambda item: item[:2])
     return SampleList([sample for _, _, sample in boxed], classes)
 
@@ -269,14 +273,14 @@ def check_images(paths, workers, strict, progress):
     """Decode every image once: ({path: (h, w)}, Counter of modes, [{path, reason}])."""
     sizes, modes, skipped = {}, Counter(), []
     with _map_in_order(probe_image, paths, workers) as results:
-        for path, size, mode, reason in tqdm(results, total=len(paths), unit="img",
-                                             desc="checking images",
+        for path, size, mode, reason in tqdm(results, total=len(paths), unit='img',
+                                             desc='checking images',
                                              disable=bar_disabled(progress)):
             if reason is None:
                 sizes[path] = size
                 modes[mode] += 1
             elif strict:
-                raise UserError(f"unreadable image {path}: {reason} (--strict)")
+                raise UserError(f'unreadable image {path}: {reason} (--strict)')
             else:
-                skipped.append({"path": path, "reason": reason})
+                skipped.append({'path': path, 'reason': reason})
     return sizes, modes, skipped

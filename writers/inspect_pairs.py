@@ -29,9 +29,19 @@ import numpy as np
 
 from fastssl_common.atomic import ensure_writable_dir, temporary_name, write_json
 from fastssl_common.errors import UserError, run_cli
-from fastssl_common.formats import (BOX_OF_FRAME, CONF, FRAME_A, FRAME_B, INDEX_A, INDEX_B,
-                                    NUM_COLUMNS, NUM_PROPOSALS, PROPOSALS, REGION_FIELDS,
-                                    VIDEO_ID)
+from fastssl_common.formats import (
+    BOX_OF_FRAME,
+    CONF,
+    FRAME_A,
+    FRAME_B,
+    INDEX_A,
+    INDEX_B,
+    NUM_COLUMNS,
+    NUM_PROPOSALS,
+    PROPOSALS,
+    REGION_FIELDS,
+    VIDEO_ID,
+)
 from writers.boxes import box_area
 from writers.writer_common import ArgParser
 
@@ -45,24 +55,24 @@ class PairsFile:
 
     def __init__(self, path):
         if not os.path.isfile(path):
-            raise UserError(f"pairs file {path} does not exist")
+            raise UserError(f'pairs file {path} does not exist')
         from ffcv.reader import Reader  # slow import (Numba): after the cheap checks
         try:
             reader = Reader(path)
         except Exception:  # ffcv raises assorted errors on foreign files: all mean "not one"
-            raise UserError(f"{path} is not an FFCV .beton") from None
+            raise UserError(f'{path} is not an FFCV .beton') from None
         missing = [name for name in PAIR_FIELDS if name not in reader.field_names]
         if missing:
             raise UserError(f"{path} is not a pairs .beton (no field {missing[0]}; fields: "
                             f"{', '.join(reader.field_names)})")
         self.path, self.reader = path, reader
         self.num_samples = int(reader.num_samples)
-        self.column = {name: reader.metadata[f"f{i}"]
+        self.column = {name: reader.metadata[f'f{i}']
                        for i, name in enumerate(reader.field_names)}
         self.has_proposals = set(REGION_FIELDS) <= set(reader.field_names)
         table = reader.alloc_table
-        self._sizes = dict(zip(table["ptr"].tolist(), table["size"].tolist()))
-        self._data = np.memmap(path, np.uint8, mode="r")
+        self._sizes = dict(zip(table['ptr'].tolist(), table['size'].tolist()))
+        self._data = np.memmap(path, np.uint8, mode='r')
         if self.has_proposals:
             handler = reader.handlers[PROPOSALS]
             self.proposal_shape, self.proposal_dtype = handler.shape, handler.dtype
@@ -73,14 +83,14 @@ class PairsFile:
     def frame(self, name, index):
         """Frame ``name`` of sample ``index`` as BGR uint8 (FFCV stores JPEG, or raw RGB)."""
         meta = self.column[name][index]
-        start = int(meta["data_ptr"])
+        start = int(meta['data_ptr'])
         data = self._data[start:start + self._sizes[start]]
-        if int(meta["mode"]) == 0:           # FFCV's 'jpg' mode
+        if int(meta['mode']) == 0:           # FFCV's 'jpg' mode
             image = cv2.imdecode(np.asarray(data), cv2.IMREAD_COLOR)
         else:
-            image = np.asarray(data).reshape(int(meta["height"]), int(meta["width"]), 3)[..., ::-1]
+            image = np.asarray(data).reshape(int(meta['height']), int(meta['width']), 3)[..., ::-1]
         if image is None:
-            raise UserError(f"{self.path}: sample {index} {name} is not a readable image")
+            raise UserError(f'{self.path}: sample {index} {name} is not a readable image')
         return np.ascontiguousarray(image)
 
     def tracks(self, index):
@@ -95,7 +105,7 @@ class PairsFile:
 
     def size(self, name, index):
         meta = self.column[name][index]
-        return int(meta["width"]), int(meta["height"])
+        return int(meta['width']), int(meta['height'])
 
 
 def colour(row):
@@ -124,9 +134,9 @@ def draw_pair(pairs, index, height):
         panels.append(image)
     body = np.hstack([panels[0], np.full((height, SPACER, 3), 255, np.uint8), panels[1]])
     caption = np.full((CAPTION, body.shape[1], 3), 255, np.uint8)
-    text = (f"sample {index}  video {pairs.value(VIDEO_ID, index)}  frames "
-            f"{pairs.value(INDEX_A, index)} -> {pairs.value(INDEX_B, index)}  "
-            f"tracks {len(rows)}")
+    text = (f'sample {index}  video {pairs.value(VIDEO_ID, index)}  frames '
+            f'{pairs.value(INDEX_A, index)} -> {pairs.value(INDEX_B, index)}  '
+            f'tracks {len(rows)}')
     cv2.putText(caption, text, (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
                 cv2.LINE_AA)
     return np.vstack([caption, body])
@@ -144,7 +154,7 @@ def quartiles(values):
     if not len(values):
         return None
     q = np.percentile(values, [0, 25, 50, 75, 100])
-    return dict(zip(("min", "q1", "median", "q3", "max"), np.round(q, 4).tolist()))
+    return dict(zip(('min', 'q1', 'median', 'q3', 'max'), np.round(q, 4).tolist()))
 
 
 def summarise(pairs):
@@ -153,42 +163,42 @@ def summarise(pairs):
     gaps = pairs.column[INDEX_B].astype(np.int64) - pairs.column[INDEX_A].astype(np.int64)
     per_pair = np.array([len(pairs.tracks(i)) for i in range(n)], np.int64)
     sizes, confidence = {}, []
-    for end, (name, columns) in zip("ab", BOX_OF_FRAME.items()):
+    for end, (name, columns) in zip('ab', BOX_OF_FRAME.items()):
         boxes, frame_areas = [], []
         for i in np.flatnonzero(per_pair):
             rows = pairs.tracks(i)
             boxes.append(rows[:, columns])
             width, height = pairs.size(name, i)
             frame_areas.append(np.full(len(rows), width * height))
-            if end == "a":
+            if end == 'a':
                 confidence.append(rows[:, CONF])
         boxes = np.concatenate(boxes) if boxes else np.zeros((0, 4))
         areas = np.concatenate(frame_areas) if frame_areas else np.zeros(0)
-        sizes[end] = {"width": quartiles(boxes[:, 2] - boxes[:, 0]),
-                      "height": quartiles(boxes[:, 3] - boxes[:, 1]),
-                      "area_fraction": quartiles(box_area(boxes) / np.maximum(areas, 1))}
+        sizes[end] = {'width': quartiles(boxes[:, 2] - boxes[:, 0]),
+                      'height': quartiles(boxes[:, 3] - boxes[:, 1]),
+                      'area_fraction': quartiles(box_area(boxes) / np.maximum(areas, 1))}
     return {
-        "file": os.path.abspath(pairs.path), "pairs": n,
-        "has_proposals": pairs.has_proposals,
-        "pairs_with_tracks": int(np.count_nonzero(per_pair)),
-        "tracks": int(per_pair.sum()),
-        "tracks_per_pair": {str(k): int(v)
+        'file': os.path.abspath(pairs.path), 'pairs': n,
+        'has_proposals': pairs.has_proposals,
+        'pairs_with_tracks': int(np.count_nonzero(per_pair)),
+        'tracks': int(per_pair.sum()),
+        'tracks_per_pair': {str(k): int(v)
                             for k, v in zip(*np.unique(per_pair, return_counts=True))},
-        "box_sizes": sizes,
-        "confidence": quartiles(np.concatenate(confidence) if confidence else []),
-        "gap": {str(k): int(v) for k, v in zip(*np.unique(gaps, return_counts=True))},
+        'box_sizes': sizes,
+        'confidence': quartiles(np.concatenate(confidence) if confidence else []),
+        'gap': {str(k): int(v) for k, v in zip(*np.unique(gaps, return_counts=True))},
     }
 
 
-def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image_format="png"):
+def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image_format='png'):
     """Write the contact sheets and ``summary.json`` to ``out``; returns the summary dict."""
-    for value, flag in ((pairs, "pairs"), (per_sheet, "per-sheet"), (height, "height")):
+    for value, flag in ((pairs, 'pairs'), (per_sheet, 'per-sheet'), (height, 'height')):
         if not isinstance(value, (int, np.integer)) or value < 1:
-            raise UserError(f"--{flag} must be a whole number >= 1")
+            raise UserError(f'--{flag} must be a whole number >= 1')
     if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UserError("--seed must be a whole number >= 0")
-    if image_format not in ("png", "jpg"):
-        raise UserError("--format must be png or jpg")
+        raise UserError('--seed must be a whole number >= 0')
+    if image_format not in ('png', 'jpg'):
+        raise UserError('--format must be png or jpg')
     data = PairsFile(path)
     summary = summarise(data)
     rng = np.random.default_rng(seed)
@@ -202,34 +212,34 @@ def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image
         for number, start in enumerate(range(0, len(shown), per_sheet)):
             sheet = stack_rows([draw_pair(data, int(i), height)
                                 for i in shown[start:start + per_sheet]])
-            name = f"sheet_{number:02d}.{image_format}"
-            cv2.imencode(f".{image_format}", sheet)[1].tofile(os.path.join(staging, name))
+            name = f'sheet_{number:02d}.{image_format}'
+            cv2.imencode(f'.{image_format}', sheet)[1].tofile(os.path.join(staging, name))
             sheets.append(name)
         # an earlier run's sheets would pass for this run's (fewer sheets, other format)
         for old in os.listdir(out):
-            if old.startswith("sheet_") and old.endswith((".png", ".jpg")):
+            if old.startswith('sheet_') and old.endswith(('.png', '.jpg')):
                 os.remove(os.path.join(out, old))
         for name in sheets:
             os.replace(os.path.join(staging, name), os.path.join(out, name))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     summary.update(shown=shown.tolist(), sheets=sheets, seed=seed)
-    write_json(os.path.join(out, "summary.json"), summary)   # last: marks a complete run
+    write_json(os.path.join(out, 'summary.json'), summary)   # last: marks a complete run
     return summary
 
 
 def build_parser():
-    parser = ArgParser(prog="inspect_pairs.py", description=(
-        "Contact sheets of random frame pairs of a pairs .beton with their tracked regions "
-        "drawn, and a summary (pairs, tracks per pair, box sizes, gaps)."))
-    parser.add_argument("beton", metavar="PAIRS.beton", help="written by write_video_pairs.py")
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the sheets")
-    parser.add_argument("--pairs", type=int, default=16, help="pairs to show (default 16)")
-    parser.add_argument("--seed", type=int, default=0, help="which pairs (default 0)")
-    parser.add_argument("--per-sheet", type=int, default=4, help="pairs per sheet (default 4)")
-    parser.add_argument("--height", type=int, default=180, help="row height in px (default 180)")
-    parser.add_argument("--format", default="png", choices=("png", "jpg"),
-                        help="sheet image format (default png)")
+    parser = ArgParser(prog='inspect_pairs.py', description=(
+        'Contact sheets of random frame pairs of a pairs .beton with their tracked regions '
+        'drawn, and a summary (pairs, tracks per pair, box sizes, gaps).'))
+    parser.add_argument('beton', metavar='PAIRS.beton', help='written by write_video_pairs.py')
+    parser.add_argument('--out', required=True, metavar='DIR', help='folder for the sheets')
+    parser.add_argument('--pairs', type=int, default=16, help='pairs to show (default 16)')
+    parser.add_argument('--seed', type=int, default=0, help='which pairs (default 0)')
+    parser.add_argument('--per-sheet', type=int, default=4, help='pairs per sheet (default 4)')
+    parser.add_argument('--height', type=int, default=180, help='row height in px (default 180)')
+    parser.add_argument('--format', default='png', choices=('png', 'jpg'),
+                        help='sheet image format (default png)')
     return parser
 
 
@@ -238,7 +248,7 @@ def main(argv=None):
     summary = inspect_pairs(args.beton, args.out, pairs=args.pairs, seed=args.seed,
                             per_sheet=args.per_sheet, height=args.height,
                             image_format=args.format)
-    printed = {k: v for k, v in summary.items() if k not in ("shown",)}
+    printed = {k: v for k, v in summary.items() if k not in ('shown',)}
     print(json.dumps(printed, indent=2))
     print(f"sheets: {', '.join(os.path.join(args.out, s) for s in summary['sheets'])}")
     return 0
@@ -251,5 +261,5 @@ def cli():
     run_cli(main)
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     cli()

@@ -11,15 +11,15 @@ kept pair's regions through every frame in between.
 import numpy as np
 
 from fastssl_common.formats import NUM_COLUMNS
-from writers.shot_cuts import THUMB_SIDE, CutDetector, grey, motion
 from writers.pair_options import region_settings
 from writers.pairing import PairSchedule
 from writers.region_pairs import PairRegions, new_stats
+from writers.shot_cuts import THUMB_SIDE, CutDetector, grey, motion
 from writers.spool import IMAGE_REF, Spool
 from writers.video_common import read_video
 from writers.video_source import VideoError
 
-PAIR = np.dtype([("index_a", "<i8"), ("index_b", "<i8"), ("a", IMAGE_REF), ("b", IMAGE_REF)])
+PAIR = np.dtype([('index_a', '<i8'), ('index_b', '<i8'), ('a', IMAGE_REF), ('b', IMAGE_REF)])
 
 
 def read_pairs(job):
@@ -27,26 +27,26 @@ def read_pairs(job):
     cuts, spool the frames of its pairs. Never raises for bad input: the result's ``error``
     and ``warnings`` say what went wrong."""
     source, options, spool_path, video_key = job
-    result = {"error": None, "warnings": [], "info": None, "frames_read": 0,
-              "frames_stored": 0, "cuts": [], "pairs": np.zeros(0, PAIR), "dropped_cut": 0,
-              "dropped_motion": 0, "dropped_bad_frame": 0, "tracks": new_stats(),
-              "proposals": np.zeros((0, options["max_proposals"], NUM_COLUMNS), np.float32),
-              "num_proposals": np.zeros(0, np.int64)}
+    result = {'error': None, 'warnings': [], 'info': None, 'frames_read': 0,
+              'frames_stored': 0, 'cuts': [], 'pairs': np.zeros(0, PAIR), 'dropped_cut': 0,
+              'dropped_motion': 0, 'dropped_bad_frame': 0, 'tracks': new_stats(),
+              'proposals': np.zeros((0, options['max_proposals'], NUM_COLUMNS), np.float32),
+              'num_proposals': np.zeros(0, np.int64)}
 
     def read(reader, counter):
         expected = reader.estimated_frames() or 0
-        if options["max_frames_per_video"]:
-            expected = min(expected, options["max_frames_per_video"])
+        if options['max_frames_per_video']:
+            expected = min(expected, options['max_frames_per_video'])
         counter.expect(expected)
-        with Spool(spool_path, options["jpeg_quality"]) as spool:
+        with Spool(spool_path, options['jpeg_quality']) as spool:
             _pair_frames(reader, spool, options, video_key, result, counter)
 
-    read_video(source, options["threads"], result, read)
-    if result["error"] is None:
-        if result["frames_read"] == 0:
-            result["error"] = "no frames could be decoded"
-        elif result["frames_read"] <= options["gap_min"]:
-            result["error"] = (f"only {result['frames_read']} frames, too short for a gap of "
+    read_video(source, options['threads'], result, read)
+    if result['error'] is None:
+        if result['frames_read'] == 0:
+            result['error'] = 'no frames could be decoded'
+        elif result['frames_read'] <= options['gap_min']:
+            result['error'] = (f"only {result['frames_read']} frames, too short for a gap of "
                                f"{options['gap_min']}")
     return result
 
@@ -54,11 +54,11 @@ def read_pairs(job):
 def _pair_frames(reader, spool, options, video_key, result, counter):
     """Stream the frames of ``reader`` once; fill ``result`` with pairs, cuts and counts (and
     the tracked regions of each pair, with ``--proposals``)."""
-    schedule = PairSchedule(options["grid_step"], options["gap_min"], options["gap_max"],
-                            options["seed"], video_key)
-    cuts = CutDetector(options["cut_threshold"]) if options["cut_threshold"] < 1 else None
-    min_motion = options["min_motion"]
-    max_frames = options["max_frames_per_video"]
+    schedule = PairSchedule(options['grid_step'], options['gap_min'], options['gap_max'],
+                            options['seed'], video_key)
+    cuts = CutDetector(options['cut_threshold']) if options['cut_threshold'] < 1 else None
+    min_motion = options['min_motion']
+    max_frames = options['max_frames_per_video']
     settings = region_settings(options)
     regions = None if settings is None else PairRegions(settings)
     stored = {}           # index -> spool record (offset, nbytes, height, width)
@@ -66,9 +66,9 @@ def _pair_frames(reader, spool, options, video_key, result, counter):
     pairs, rows = [], []
     last_cut = -1
     for frame in reader.decoded_frames():
-        if max_frames is not None and result["frames_read"] >= max_frames:
+        if max_frames is not None and result['frames_read'] >= max_frames:
             break
-        result["frames_read"] += 1
+        result['frames_read'] += 1
         counter.count()
         j = frame.index
         is_first = schedule.is_first(j)
@@ -80,12 +80,12 @@ def _pair_frames(reader, spool, options, video_key, result, counter):
             if cuts is not None or (needed and min_motion > 0):
                 thumb = frame.thumbnail(THUMB_SIDE)
             if cuts is not None and cuts.is_cut(thumb):
-                result["cuts"].append(j)
+                result['cuts'].append(j)
                 last_cut = j
                 if regions is not None:     # the pairs spanning it will be dropped
                     regions.discard_before(j)
             if needed:
-                stored[j] = spool.add(frame.rgb(options["max_resolution"]))
+                stored[j] = spool.add(frame.rgb(options['max_resolution']))
                 if min_motion > 0:
                     grays[j] = grey(thumb)
             if regions is not None and (regions.active or (is_first and j in stored)):
@@ -97,11 +97,11 @@ def _pair_frames(reader, spool, options, video_key, result, counter):
         for a in schedule.finish(j):
             gray_a = grays.pop(a, None) if a != j else grays.get(a)
             if a not in stored or j not in stored:
-                result["dropped_bad_frame"] += 1
+                result['dropped_bad_frame'] += 1
             elif last_cut > a:              # a cut at some frame c with a < c <= j
-                result["dropped_cut"] += 1
+                result['dropped_cut'] += 1
             elif min_motion > 0 and motion(gray_a, grays[j]) < min_motion:
-                result["dropped_motion"] += 1
+                result['dropped_motion'] += 1
             else:
                 pairs.append((a, j, stored[a], stored[j]))
                 if regions is not None:     # records are (offset, nbytes, height, width)
@@ -111,17 +111,17 @@ def _pair_frames(reader, spool, options, video_key, result, counter):
                 regions.discard(a)
         if not is_first:
             grays.pop(j, None)
-    result["frames_stored"] = len(stored)
+    result['frames_stored'] = len(stored)
     records = np.zeros(len(pairs), PAIR)
     for row, (a, b, ref_a, ref_b) in zip(records, pairs):
-        row["index_a"], row["index_b"] = a, b
-        for end, ref in (("a", ref_a), ("b", ref_b)):
-            row[end]["offset"], row[end]["nbytes"], row[end]["height"], row[end]["width"] = ref
-    result["pairs"] = records
+        row['index_a'], row['index_b'] = a, b
+        for end, ref in (('a', ref_a), ('b', ref_b)):
+            row[end]['offset'], row[end]['nbytes'], row[end]['height'], row[end]['width'] = ref
+    result['pairs'] = records
     if regions is not None:
-        result["tracks"] = regions.stats
-        result["num_proposals"] = np.array([len(r) for r in rows], np.int64)
-        result["proposals"] = np.zeros((len(rows), options["max_proposals"], NUM_COLUMNS),
+        result['tracks'] = regions.stats
+        result['num_proposals'] = np.array([len(r) for r in rows], np.int64)
+        result['proposals'] = np.zeros((len(rows), options['max_proposals'], NUM_COLUMNS),
                                        np.float32)
-        for sample, found in zip(result["proposals"], rows):
+        for sample, found in zip(result['proposals'], rows):
             sample[:len(found)] = found

@@ -22,55 +22,55 @@ def check_pair_options(gap, gap_range, seed, cut_threshold, min_motion, max_fram
     besides the given ones, ``grid_step`` (the first frames' grid) and ``gap_min``/``gap_max``
     (the gap range; equal for a fixed gap)."""
     if (gap is None) == (gap_range is None):
-        raise UserError("give exactly one of --gap K and --gap-range A B")
+        raise UserError('give exactly one of --gap K and --gap-range A B')
     if gap is not None:
-        gap = check_int(gap, "gap", 1)
+        gap = check_int(gap, 'gap', 1)
         step, low, high = gap, gap, gap
     else:
         if len(gap_range) != 2:
-            raise UserError("--gap-range needs two whole numbers A B")
-        low = check_int(gap_range[0], "gap-range", 1, what="two whole numbers 1 <= A <= B")
-        high = check_int(gap_range[1], "gap-range", low, what="two whole numbers 1 <= A <= B")
+            raise UserError('--gap-range needs two whole numbers A B')
+        low = check_int(gap_range[0], 'gap-range', 1, what='two whole numbers 1 <= A <= B')
+        high = check_int(gap_range[1], 'gap-range', low, what='two whole numbers 1 <= A <= B')
         step = low
-    for value, flag, what in ((cut_threshold, "cut-threshold", "a number from 0 to 1"),
-                              (min_motion, "min-motion", "a number >= 0")):
+    for value, flag, what in ((cut_threshold, 'cut-threshold', 'a number from 0 to 1'),
+                              (min_motion, 'min-motion', 'a number >= 0')):
         if (not isinstance(value, (int, float)) or isinstance(value, bool)
                 or not np.isfinite(value) or value < 0
-                or (flag == "cut-threshold" and value > 1)):
-            raise UserError(f"--{flag} must be {what}")
+                or (flag == 'cut-threshold' and value > 1)):
+            raise UserError(f'--{flag} must be {what}')
     return dict(common, gap=gap, gap_range=None if gap_range is None else [low, high],
-                grid_step=step, gap_min=low, gap_max=high, seed=check_int(seed, "seed", 0),
+                grid_step=step, gap_min=low, gap_max=high, seed=check_int(seed, 'seed', 0),
                 cut_threshold=float(cut_threshold), min_motion=float(min_motion),
                 max_frames_per_video=None if max_frames in (None, 0) else
-                check_int(max_frames, "max-frames-per-video", 1,
-                          what="a whole number >= 0 (0: no cap)"),
-                max_proposals=check_int(max_proposals, "max-proposals", 0))
+                check_int(max_frames, 'max-frames-per-video', 1,
+                          what='a whole number >= 0 (0: no cap)'),
+                max_proposals=check_int(max_proposals, 'max-proposals', 0))
 
 
 def region_options(options, proposals, track_resolution, detector, detector_arch,
                    detector_min_score):
     """The checked Region Tracker options; a detector checkpoint is checked here once, so
     that a bad one fails before any video is read."""
-    limit = options["max_proposals"]
-    proposals = check_int(proposals, "proposals", 0, limit,
-                          what=f"a whole number from 0 to --max-proposals ({limit})")
+    limit = options['max_proposals']
+    proposals = check_int(proposals, 'proposals', 0, limit,
+                          what=f'a whole number from 0 to --max-proposals ({limit})')
     # options that would change nothing are refused, not silently ignored (a value equal to
     # its default cannot be told from an omitted one, and changes nothing either)
     if detector is None:
         if detector_arch is not None:
-            raise UserError("--detector-arch needs --detector PATH")
+            raise UserError('--detector-arch needs --detector PATH')
         if detector_min_score != DEFAULT_DETECTOR_MIN_SCORE:
-            raise UserError("--detector-min-score needs --detector PATH")
+            raise UserError('--detector-min-score needs --detector PATH')
     if not proposals:
         if detector is not None:
-            raise UserError("--detector needs --proposals N (N >= 1)")
+            raise UserError('--detector needs --proposals N (N >= 1)')
         if track_resolution != DEFAULT_TRACK_SIDE:
-            raise UserError("--track-resolution needs --proposals N (N >= 1)")
+            raise UserError('--track-resolution needs --proposals N (N >= 1)')
         return dict(proposals=0)
     region = dict(proposals=proposals, detector=None, detector_arch=None,
                   detector_min_score=None,
-                  track_resolution=check_int(track_resolution, "track-resolution", 32,
-                                             what="a whole number >= 32"))
+                  track_resolution=check_int(track_resolution, 'track-resolution', 32,
+                                             what='a whole number >= 32'))
     if detector is not None:
         from writers.detector import check_detector
 
@@ -84,9 +84,9 @@ def region_options(options, proposals, track_resolution, detector, detector_arch
 
 def region_settings(options):
     """The per-video tracker's settings from the checked options (None: no proposals)."""
-    if not options["proposals"]:
+    if not options['proposals']:
         return None
-    return RegionSettings(ProposalSettings(count=options["proposals"]),
-                          track_side=options["track_resolution"],
-                          detector=options["detector"], detector_arch=options["detector_arch"],
-                          detector_min_score=options["detector_min_score"])
+    return RegionSettings(ProposalSettings(count=options['proposals']),
+                          track_side=options['track_resolution'],
+                          detector=options['detector'], detector_arch=options['detector_arch'],
+                          detector_min_score=options['detector_min_score'])

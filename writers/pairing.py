@@ -14,7 +14,7 @@ import numpy as np
 
 def video_key(path, root):
     """The CRC-32 of ``path`` relative to ``root`` ('/'-separated): the video's draw seed."""
-    return zlib.crc32(os.path.relpath(path, root).replace(os.sep, "/").encode())
+    return zlib.crc32(os.path.relpath(path, root).replace(os.sep, '/').encode())
 
 
 class PairSchedule:

@@ -19,8 +19,8 @@ def proposal_slots(path):
     reader = Reader(path)
     names = reader.field_names
     if PROPOSALS not in names or NUM_PROPOSALS not in names:
-        raise UserError(f"{path} has no reserved proposal fields (written with "
-                        f"--max-proposals 0?)")
+        raise UserError(f'{path} has no reserved proposal fields (written with '
+                        f'--max-proposals 0?)')
     meta_type = reader.metadata_type
     start = HeaderType.itemsize + reader.field_descriptors.nbytes
     rows = start + np.arange(reader.num_samples, dtype=np.int64) * meta_type.itemsize

@@ -138,27 +138,27 @@ class PairRegions:
                            np.minimum(*(box_b[:, 2:] - box_b[:, :2]).T))
         too_small = alive & (sides < MIN_STORED_SIDE)
         kept = alive & ~too_small
-        order = np.flatnonzero(kept)[np.argsort(-confidence[kept], kind="stable")]
+        order = np.flatnonzero(kept)[np.argsort(-confidence[kept], kind='stable')]
         rows = np.zeros((len(order), NUM_COLUMNS), np.float32)
         rows[:, BOX_A], rows[:, BOX_B] = box_a[order], box_b[order]
         rows[:, CONF] = confidence[order]
 
         stats = self.stats
-        stats["pairs"] += 1
-        stats["pairs_with_tracks"] += bool(len(order))
-        stats["proposals"] += len(ids)
-        stats["tracks_kept"] += len(order)
-        stats["frames_tracked"] += int(tracker.steps[ids].sum())
-        stats["kept_frames_tracked"] += int(tracker.steps[ids[order]].sum())
-        stats["lost"].update(r for r in tracker.reasons(ids) if r is not None)
-        stats["lost"]["too_small_stored"] += int(too_small.sum())
+        stats['pairs'] += 1
+        stats['pairs_with_tracks'] += bool(len(order))
+        stats['proposals'] += len(ids)
+        stats['tracks_kept'] += len(order)
+        stats['frames_tracked'] += int(tracker.steps[ids].sum())
+        stats['kept_frames_tracked'] += int(tracker.steps[ids[order]].sum())
+        stats['lost'].update(r for r in tracker.reasons(ids) if r is not None)
+        stats['lost']['too_small_stored'] += int(too_small.sum())
         return rows
 
 
 def new_stats():
     """Zeroed track counts (summed over videos with :func:`add_stats`)."""
-    return {"pairs": 0, "pairs_with_tracks": 0, "proposals": 0, "tracks_kept": 0,
-            "frames_tracked": 0, "kept_frames_tracked": 0, "lost": Counter()}
+    return {'pairs': 0, 'pairs_with_tracks': 0, 'proposals': 0, 'tracks_kept': 0,
+            'frames_tracked': 0, 'kept_frames_tracked': 0, 'lost': Counter()}
 
 
 def add_stats(total, more):
@@ -170,13 +170,13 @@ def add_stats(total, more):
 def stats_summary(stats):
     """The JSON-able summary of track counts: the counts plus kept fraction and mean track
     lengths (frames followed per track; lost tracks count the frames before they were lost)."""
-    proposals, kept = stats["proposals"], stats["tracks_kept"]
+    proposals, kept = stats['proposals'], stats['tracks_kept']
     return {
-        "pairs": stats["pairs"], "pairs_with_tracks": stats["pairs_with_tracks"],
-        "pairs_without_tracks": stats["pairs"] - stats["pairs_with_tracks"],
-        "proposals": proposals, "tracks_kept": kept,
-        "kept_fraction": kept / proposals if proposals else 0.0,
-        "mean_track_frames": stats["frames_tracked"] / proposals if proposals else 0.0,
-        "mean_kept_track_frames": stats["kept_frames_tracked"] / kept if kept else 0.0,
-        "lost": {reason: count for reason, count in sorted(stats["lost"].items()) if count},
+        'pairs': stats['pairs'], 'pairs_with_tracks': stats['pairs_with_tracks'],
+        'pairs_without_tracks': stats['pairs'] - stats['pairs_with_tracks'],
+        'proposals': proposals, 'tracks_kept': kept,
+        'kept_fraction': kept / proposals if proposals else 0.0,
+        'mean_track_frames': stats['frames_tracked'] / proposals if proposals else 0.0,
+        'mean_kept_track_frames': stats['kept_frames_tracked'] / kept if kept else 0.0,
+        'lost': {reason: count for reason, count in sorted(stats['lost'].items()) if count},
     }

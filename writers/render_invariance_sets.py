@@ -73,8 +73,8 @@ def photo(package, relative):
         with Image.open(path) as image:
             return np.asarray(image.convert('RGB'))
     except OSError as err:
-        raise UserError(f"cannot read the shipped photograph {path} ({err}); is "
-                        f"{package} installed?") from None
+        raise UserError(f'cannot read the shipped photograph {path} ({err}); is '
+                        f'{package} installed?') from None
 
 
 def _texture(rng, pixels, side=192):
@@ -129,9 +129,9 @@ def render_sets(out, objects=6, instances=4, per_set=4, size=128, seed=0,
     for name, value, low in (('--objects', objects, 2), ('--instances', instances, 3),
                              ('--per-set', per_set, 3), ('--size', size, 16)):
         if value < low:
-            raise UserError(f"{name} must be at least {low} (got {value})")
+            raise UserError(f'{name} must be at least {low} (got {value})')
     if os.path.exists(out) and not overwrite:
-        raise UserError(f"output folder {out} exists (choose a new one or --overwrite)")
+        raise UserError(f'output folder {out} exists (choose a new one or --overwrite)')
     rng = np.random.default_rng(seed)
     photos = [photo(*source) for source in COLOUR_PHOTOS]
     occluder = _tinted_texture(rng, photo(*OCCLUDER_PHOTO), (0.8, 0.7, 0.6))

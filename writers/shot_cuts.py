@@ -60,10 +60,10 @@ class CutDetector:
 
 def cut_detection_doc(threshold):
     """What the sidecar says about cut detection."""
-    return {"measure": "Bhattacharyya distance of HSV histograms "
+    return {'measure': "Bhattacharyya distance of HSV histograms "
             f"{'x'.join(map(str, HIST_BINS))} (hue x saturation x value) "
             f"of consecutive frames shrunk to {THUMB_SIDE} px",
-            "threshold": threshold, "cut_frame": "first frame of the new shot"}
+            'threshold': threshold, 'cut_frame': 'first frame of the new shot'}
 
 
 def frame_distances(source, side=THUMB_SIDE, max_frames=None):

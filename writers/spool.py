@@ -26,16 +26,16 @@ from fastssl_common.errors import UserError
 from writers.writer_common import make_writer, page_size_for
 
 # Where a sample's image lives in the spool: file number, byte range, stored size.
-IMAGE_REF = np.dtype([("spool", "<i4"), ("offset", "<i8"), ("nbytes", "<i8"),
-                      ("height", "<i4"), ("width", "<i4")])
+IMAGE_REF = np.dtype([('spool', '<i4'), ('offset', '<i8'), ('nbytes', '<i8'),
+                      ('height', '<i4'), ('width', '<i4')])
 
 
 def encode_jpeg(rgb, quality):
     """JPEG bytes of an RGB frame, encoded as FFCV's ``RGBImageField(write_mode='jpg')``."""
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+    ok, data = cv2.imencode('.jpg', cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
                             [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
     if not ok:
-        raise ValueError("OpenCV could not encode a frame as JPEG")
+        raise ValueError('OpenCV could not encode a frame as JPEG')
     return data
 
 
@@ -44,7 +44,7 @@ class Spool:
 
     def __init__(self, path, quality):
         self.path, self.quality = path, quality
-        self._file = open(path, "wb")
+        self._file = open(path, 'wb')
         self._offset = 0
 
     def add(self, rgb):
@@ -77,7 +77,7 @@ def spool_folder(out):
         created = os.path.dirname(created)
     created = None if os.path.exists(folder) else created
     ensure_writable_dir(folder)
-    path = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.spool-", dir=folder)
+    path = tempfile.mkdtemp(prefix=f'.{os.path.basename(out)}.spool-', dir=folder)
     try:
         yield path
     except BaseException:
@@ -110,7 +110,7 @@ class Constant:
         self.value = value
 
 
-def write_spooled(path, fields, columns, spool_paths, progress, unit="sample"):
+def write_spooled(path, fields, columns, spool_paths, progress, unit='sample'):
     """Write ``len(columns[...])`` samples to ``path`` with FFCV's DatasetWriter.
 
     ``fields`` maps names to FFCV fields (file order); ``columns`` maps the same names to the
@@ -119,14 +119,14 @@ def write_spooled(path, fields, columns, spool_paths, progress, unit="sample"):
     """
     lengths = {len(c) for c in columns.values() if not isinstance(c, Constant)}
     if len(lengths) != 1:
-        raise ValueError("columns must have one common length")
+        raise ValueError('columns must have one common length')
     num_samples = lengths.pop()
     largest = np.zeros(num_samples, np.int64)
     for column in columns.values():
         if isinstance(column, Constant):
             largest += np.asarray(column.value).nbytes
         elif column.dtype == IMAGE_REF:
-            largest += column["nbytes"]
+            largest += column['nbytes']
     # The samples are already-encoded JPEG bytes: writing them is a copy, cheaper than
     # starting writer processes (≈ 0.3 s here), so one worker runs in this process.
     writer = make_writer(path, fields, page_size_for(largest.max() + 4096), 1, progress,
@@ -136,7 +136,7 @@ def write_spooled(path, fields, columns, spool_paths, progress, unit="sample"):
                          ({name: columns[name] for name in fields}, list(spool_paths)),
                          inline=True)
     except OSError as err:
-        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
+        raise UserError(f'cannot write {path}: {err.strerror or err}') from None
 
 
 def _write_samples(todo, metadata_sm, metadata_type, fields, allocator, done, allocations,
@@ -147,18 +147,18 @@ def _write_samples(todo, metadata_sm, metadata_type, fields, allocator, done, al
     metadata = np.frombuffer(metadata_sm.buf, dtype=metadata_type)
     slots = list(zip(metadata_type.names, fields.values(), columns.values()))
     files = {}
-    jpg = IMAGE_MODES["jpg"]
+    jpg = IMAGE_MODES['jpg']
 
     def put_image(destination, ref, malloc):
-        number = int(ref["spool"])
+        number = int(ref['spool'])
         if number not in files:
             files[number] = os.open(spool_paths[number], os.O_RDONLY)
-        data = os.pread(files[number], int(ref["nbytes"]), int(ref["offset"]))
-        if len(data) != ref["nbytes"]:
-            raise OSError(f"spool file {spool_paths[number]} is shorter than expected")
-        destination["mode"] = jpg
-        destination["height"], destination["width"] = ref["height"], ref["width"]
-        destination["data_ptr"], storage = malloc(len(data))
+        data = os.pread(files[number], int(ref['nbytes']), int(ref['offset']))
+        if len(data) != ref['nbytes']:
+            raise OSError(f'spool file {spool_paths[number]} is shorter than expected')
+        destination['mode'] = jpg
+        destination['height'], destination['width'] = ref['height'], ref['width']
+        destination['data_ptr'], storage = malloc(len(data))
         storage[:] = np.frombuffer(data, np.uint8)
 
     try:

@@ -21,14 +21,15 @@ join at any frame (:meth:`MedianFlow.add`) and leave when the caller is done wit
 **Lost tracks** are dropped (their status says why, :data:`LOST_REASONS`): non-finite,
 inverted or too small boxes at the start (``degenerate``); fewer than ``min_points`` grid
 points followed, or fewer than ``min_reliable`` of the followed points reliable
-(``unreliable``: the region vanished, was covered, or has no texture to follow); a median forward-backward error above ``max_fb`` (``fb_error``); a scale change in
-one step beyond ``max_scale_step`` (``scale_jump``); less than ``min_visible`` of the box
-inside the frame (``left_frame``); a side below ``min_side`` px (``collapsed``); or frames of
-a different size (``frame_size``).
+(``unreliable``: the region vanished, was covered, or has no texture to follow); a median
+forward-backward error above ``max_fb`` (``fb_error``); a scale change in one step beyond
+``max_scale_step`` (``scale_jump``); less than ``min_visible`` of the box inside the frame
+(``left_frame``); a side below ``min_side`` px (``collapsed``); or frames of a different size
+(``frame_size``).
 
 **Confidence** in [0, 1] of a track: the geometric mean over its steps of
-``(reliable / followed points) * (1 - median FB error / max_fb)``, times the box's visible fraction at
-the end (a track that never stepped has confidence 1 if its box is inside the frame).
+``(reliable / followed points) * (1 - median FB error / max_fb)``, times the box's visible
+fraction at the end (a track that never stepped has confidence 1 if its box is inside the frame).
 Coordinates are pixels of the frames fed in, boxes ``x0, y0, x1, y1`` (see
 :mod:`writers.boxes`).
 """
@@ -40,11 +41,11 @@ import numpy as np
 from writers.boxes import visible_fraction
 
 ACTIVE, FINISHED = 0, 1
-LOST_REASONS = {2: "degenerate", 3: "unreliable", 4: "fb_error", 5: "scale_jump",
-                6: "left_frame", 7: "collapsed", 8: "frame_size"}
+LOST_REASONS = {2: 'degenerate', 3: 'unreliable', 4: 'fb_error', 5: 'scale_jump',
+                6: 'left_frame', 7: 'collapsed', 8: 'frame_size'}
 _CODE = {name: code for code, name in LOST_REASONS.items()}
-_STATE = {"boxes": ((4,), np.float64), "start_boxes": ((4,), np.float64),
-          "status": ((), np.int8), "steps": ((), np.int64), "log_quality": ((), np.float64)}
+_STATE = {'boxes': ((4,), np.float64), 'start_boxes': ((4,), np.float64),
+          'status': ((), np.int8), 'steps': ((), np.int64), 'log_quality': ((), np.float64)}
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,11 @@ class MedianFlow:
         self._state = {name: np.zeros((16,) + shape, dtype) for name, (shape, dtype)
                        in _STATE.items()}
 
-    boxes = property(lambda self: self._view("boxes"), doc="where each track is now")
-    start_boxes = property(lambda self: self._view("start_boxes"), doc="where it started")
-    status = property(lambda self: self._view("status"),
-                      doc="ACTIVE, FINISHED or a LOST_REASONS code")
-    steps = property(lambda self: self._view("steps"), doc="frames tracked so far")
+    boxes = property(lambda self: self._view('boxes'), doc='where each track is now')
+    start_boxes = property(lambda self: self._view('start_boxes'), doc='where it started')
+    status = property(lambda self: self._view('status'),
+                      doc='ACTIVE, FINISHED or a LOST_REASONS code')
+    steps = property(lambda self: self._view('steps'), doc='frames tracked so far')
 
     def _view(self, name):
         return self._state[name][:self._count]
@@ -90,7 +91,7 @@ class MedianFlow:
         active = np.flatnonzero(self.status == ACTIVE)
         if self._frame is not None and len(active):
             if gray.shape != self._frame.shape:
-                self.status[active] = _CODE["frame_size"]
+                self.status[active] = _CODE['frame_size']
             else:
                 self._step(active, self._frame, gray)
         self._frame = gray
@@ -98,25 +99,25 @@ class MedianFlow:
     def add(self, boxes):
         """Start tracks at the current frame (the last one fed); returns their ids."""
         if self._frame is None:
-            raise ValueError("feed a frame before adding boxes")
+            raise ValueError('feed a frame before adding boxes')
         boxes = np.array(boxes, np.float64).reshape(-1, 4)
         height, width = self._frame.shape
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid='ignore'):
             sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
             bad = ~(np.all(np.isfinite(boxes), axis=1) & (sides >= self.settings.min_side))
         bad |= visible_fraction(np.where(bad[:, None], 0, boxes), width, height) \
             < self.settings.min_visible
         ids = np.arange(self._count, self._count + len(boxes))
         needed = self._count + len(boxes)
-        if needed > len(self._state["status"]):
-            capacity = max(needed, 2 * len(self._state["status"]))
+        if needed > len(self._state['status']):
+            capacity = max(needed, 2 * len(self._state['status']))
             for name, values in self._state.items():
                 grown = np.zeros((capacity,) + values.shape[1:], values.dtype)
                 grown[:self._count] = values[:self._count]
                 self._state[name] = grown
         self._count = needed
         self.boxes[ids] = self.start_boxes[ids] = boxes
-        self.status[ids] = np.where(bad, _CODE["degenerate"], ACTIVE)
+        self.status[ids] = np.where(bad, _CODE['degenerate'], ACTIVE)
         return ids
 
     def finish(self, ids):
@@ -132,7 +133,7 @@ class MedianFlow:
     def confidence(self, ids):
         """Confidence in [0, 1] of each track (0 for lost tracks)."""
         ids = np.asarray(ids, np.int64)
-        mean_log = self._view("log_quality")[ids] / np.maximum(self.steps[ids], 1)
+        mean_log = self._view('log_quality')[ids] / np.maximum(self.steps[ids], 1)
         height, width = self._frame.shape
         visible = visible_fraction(np.nan_to_num(self.boxes[ids]), width, height)
         return np.where(self.alive(ids), np.exp(mean_log) * visible, 0.0)
@@ -179,25 +180,25 @@ class MedianFlow:
 
         lost = np.zeros(len(active), np.int8)
         lost[~np.isfinite(scale) | (np.abs(np.log(np.nan_to_num(scale, nan=1)))
-                                    > np.log(s.max_scale_step))] = _CODE["scale_jump"]
-        with np.errstate(invalid="ignore"):
-            lost[~(median_fb <= s.max_fb)] = _CODE["fb_error"]
+                                    > np.log(s.max_scale_step))] = _CODE['scale_jump']
+        with np.errstate(invalid='ignore'):
+            lost[~(median_fb <= s.max_fb)] = _CODE['fb_error']
         lost[(reliable_fraction < s.min_reliable) | (followed_count < s.min_points)] = \
-            _CODE["unreliable"]
+            _CODE['unreliable']
 
         ok = lost == 0
         centre = (boxes[:, :2] + boxes[:, 2:]) / 2 + np.stack([dx, dy], 1)
         half = size / 2 * np.where(ok, scale, 1)[:, None]
         new = np.where(ok[:, None], np.concatenate([centre - half, centre + half], 1), boxes)
         height, width = current.shape
-        lost[ok & (visible_fraction(new, width, height) < s.min_visible)] = _CODE["left_frame"]
-        lost[ok & (np.min(2 * half, axis=1) < s.min_side)] = _CODE["collapsed"]
+        lost[ok & (visible_fraction(new, width, height) < s.min_visible)] = _CODE['left_frame']
+        lost[ok & (np.min(2 * half, axis=1) < s.min_side)] = _CODE['collapsed']
 
         ok = lost == 0
         quality = reliable_fraction * np.clip(1 - median_fb / s.max_fb, 0, 1)
         self.boxes[active[ok]] = new[ok]
         self.steps[active[ok]] += 1
-        self._view("log_quality")[active[ok]] += np.log(np.maximum(quality[ok], 1e-6))
+        self._view('log_quality')[active[ok]] += np.log(np.maximum(quality[ok], 1e-6))
         self.status[active[~ok]] = lost[~ok]
 
 

@@ -58,7 +58,7 @@ def _init_worker(counters):
     cv2.setNumThreads(1)       # one video per process; OpenCV threads would only compete
 
 
-def run_per_video(function, jobs, workers, progress, desc="reading videos"):
+def run_per_video(function, jobs, workers, progress, desc='reading videos'):
     """``[function(job) for job in jobs]``, over ``workers`` processes, with a frame bar.
 
     ``function`` reports progress through :class:`FrameCounter`. A worker that dies raises
@@ -68,7 +68,7 @@ def run_per_video(function, jobs, workers, progress, desc="reading videos"):
     global _COUNTERS
     counters = (multiprocessing.Value(ctypes.c_int64, 0), multiprocessing.Value(ctypes.c_int64, 0))
     results = [None] * len(jobs)
-    with tqdm(total=0, unit="frame", desc=desc, disable=bar_disabled(progress)) as bar:
+    with tqdm(total=0, unit='frame', desc=desc, disable=bar_disabled(progress)) as bar:
         def refresh():
             done, expected = counters[0].value, counters[1].value
             if expected != bar.total:
@@ -106,8 +106,8 @@ def run_per_video(function, jobs, workers, progress, desc="reading videos"):
                     try:
                         results[futures[future]] = future.result()
                     except concurrent.futures.process.BrokenProcessPool:
-                        raise UserError("a video reading process died (out of memory?); "
-                                        "nothing was written") from None
+                        raise UserError('a video reading process died (out of memory?); '
+                                        'nothing was written') from None
                 refresh()
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -122,24 +122,24 @@ def read_video(source, threads, result, read):
     counter = FrameCounter()
     try:
         with VideoReader(source, threads=threads) as reader:
-            result["info"] = video_summary(reader)
+            result['info'] = video_summary(reader)
             read(reader, counter)
-            result["warnings"].extend(reading_warnings(reader, source))
+            result['warnings'].extend(reading_warnings(reader, source))
     except VideoError as err:
-        result["error"] = str(err)
+        result['error'] = str(err)
     finally:
-        counter.settle(result["frames_read"])
+        counter.settle(result['frames_read'])
 
 
 def reading_warnings(reader, source):
     """What went wrong while reading one video, short of failing: lines for the summary."""
     warnings = []
     if reader.error:
-        warnings.append(f"{reader.error}; kept the frames before it")
+        warnings.append(f'{reader.error}; kept the frames before it')
     for index, reason in reader.bad_frames:
-        warnings.append(f"skipped unreadable frame {index}: {reason}")
-    if source.kind == "frames" and source.missing:
-        warnings.append(f"{source.missing} frame numbers missing (gaps in the numbering)")
+        warnings.append(f'skipped unreadable frame {index}: {reason}')
+    if source.kind == 'frames' and source.missing:
+        warnings.append(f'{source.missing} frame numbers missing (gaps in the numbering)')
     return warnings
 
 

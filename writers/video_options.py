@@ -19,28 +19,28 @@ def check_int(value, flag, minimum, maximum=None, what=None):
 def common_options(max_resolution, jpeg_quality, workers, strict):
     """The checked options both video writers share."""
     return dict(
-        max_resolution=check_int(max_resolution, "max-resolution", 0,
-                                 what="a whole number >= 0 (0: no cap)"),
-        jpeg_quality=check_int(jpeg_quality, "jpeg-quality", 1, 100,
-                               what="a whole number from 1 to 100"),
-        workers=check_int(default_workers() if workers is None else workers, "workers", 1,
-                          what="at least 1"),
+        max_resolution=check_int(max_resolution, 'max-resolution', 0,
+                                 what='a whole number >= 0 (0: no cap)'),
+        jpeg_quality=check_int(jpeg_quality, 'jpeg-quality', 1, 100,
+                               what='a whole number from 1 to 100'),
+        workers=check_int(default_workers() if workers is None else workers, 'workers', 1,
+                          what='at least 1'),
         strict=bool(strict))
 
 
 def add_common_arguments(parser):
     """The command-line arguments both video writers share."""
     # positionals: argparse keeps them in order, wherever the options are added
-    parser.add_argument("src", metavar="SRC",
-                        help="video file, or folder of videos / frame folders (recursive)")
-    parser.add_argument("out", metavar="OUT.beton", help="output file (must end in .beton)")
-    parser.add_argument("--max-resolution", type=int, default=512,
-                        help="cap on the longest side in pixels, 0 for none (default 512)")
-    parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality (default 90)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="processes decoding videos (default: number of CPUs)")
-    parser.add_argument("--strict", action="store_true",
-                        help="stop at the first unreadable video or frame instead of skipping")
+    parser.add_argument('src', metavar='SRC',
+                        help='video file, or folder of videos / frame folders (recursive)')
+    parser.add_argument('out', metavar='OUT.beton', help='output file (must end in .beton)')
+    parser.add_argument('--max-resolution', type=int, default=512,
+                        help='cap on the longest side in pixels, 0 for none (default 512)')
+    parser.add_argument('--jpeg-quality', type=int, default=90, help='JPEG quality (default 90)')
+    parser.add_argument('--workers', type=int, default=None,
+                        help='processes decoding videos (default: number of CPUs)')
+    parser.add_argument('--strict', action='store_true',
+                        help='stop at the first unreadable video or frame instead of skipping')
 
 
 def nothing_written(what, src, skipped):
@@ -56,8 +56,8 @@ def nothing_written(what, src, skipped):
 
 def print_problems(summary):
     """The skipped videos and warnings, on stderr (first 20 of each)."""
-    for title, entries, key in (("skipped {} videos:", summary["skipped"], "reason"),
-                                ("{} warnings:", summary["warnings"], "message")):
+    for title, entries, key in (('skipped {} videos:', summary['skipped'], 'reason'),
+                                ('{} warnings:', summary['warnings'], 'message')):
         if not entries:
             continue
         print(title.format(len(entries)), file=sys.stderr)

@@ -41,10 +41,10 @@ from fastssl_common.images import IMAGE_EXTENSIONS, describe_failure, load_rgb
 from writers.image_sources import walk_visible
 from writers.writer_common import stored_size
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v")
-GROUNDTRUTH_NAME = "groundtruth.txt"
+VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm', '.mov', '.mpg', '.mpeg', '.m4v')
+GROUNDTRUTH_NAME = 'groundtruth.txt'
 DEFAULT_FOLDER_FPS = 30.0      # frame folders carry no timing; TrackingNet is 30 fps
-_NUMBERED = re.compile(r"^(\d+)$")
+_NUMBERED = re.compile(r'^(\d+)$')
 
 
 class VideoError(Exception):
@@ -69,7 +69,7 @@ class VideoSource:
     box file's path (or None).
     """
     path: str
-    kind: str = "file"
+    kind: str = 'file'
     frame_files: list = field(default_factory=list)
     missing: int = 0
     groundtruth: str = None
@@ -117,11 +117,11 @@ def frame_folder(folder, names=None):
     groundtruth = os.path.join(folder, GROUNDTRUTH_NAME)
     if not os.path.isfile(groundtruth):    # TrackingNet: TRAIN_k/frames/<seq>/, TRAIN_k/anno/
         parent = os.path.dirname(os.path.abspath(folder))
-        anno = os.path.join(os.path.dirname(parent), "anno",
-                            os.path.basename(os.path.abspath(folder)) + ".txt")
-        groundtruth = anno if os.path.basename(parent) == "frames" and os.path.isfile(anno) \
+        anno = os.path.join(os.path.dirname(parent), 'anno',
+                            os.path.basename(os.path.abspath(folder)) + '.txt')
+        groundtruth = anno if os.path.basename(parent) == 'frames' and os.path.isfile(anno) \
             else None
-    return VideoSource(folder, "frames", files, missing, groundtruth)
+    return VideoSource(folder, 'frames', files, missing, groundtruth)
 
 
 def find_videos(src):
@@ -132,10 +132,10 @@ def find_videos(src):
     Raises UserError naming SRC when it does not exist or holds nothing to read.
     """
     if not os.path.exists(src):
-        raise UserError(f"source {src} does not exist")
+        raise UserError(f'source {src} does not exist')
     if not os.path.isdir(src):
         if src.lower().endswith(IMAGE_EXTENSIONS):
-            raise UserError(f"source {src} is a single image; pass its frame folder")
+            raise UserError(f'source {src} is a single image; pass its frame folder')
         return [VideoSource(src)]
     found = []
     for folder, files in walk_visible(src):
@@ -154,21 +154,21 @@ def read_groundtruth(path):
     """Boxes ``x, y, w, h`` (comma, tab or space separated; ``nan`` allowed), one line per
     frame, as an ``N x 4`` float32 array. Raises VideoError naming the file and line."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding='utf-8') as handle:
             lines = handle.read().splitlines()
     except (OSError, UnicodeDecodeError) as err:
-        raise VideoError(f"cannot read box file {path}: {describe_failure(err)}") from None
+        raise VideoError(f'cannot read box file {path}: {describe_failure(err)}') from None
     while lines and not lines[-1].strip():
         lines.pop()
     boxes = np.full((len(lines), 4), np.nan, np.float32)
     for row, line in enumerate(lines):
-        values = [v for v in re.split(r"[,\s]+", line.strip()) if v]
+        values = [v for v in re.split(r'[,\s]+', line.strip()) if v]
         try:
             numbers = [float(v) for v in values]
         except ValueError:
             numbers = []
         if len(numbers) != 4:
-            raise VideoError(f"box file {path} line {row + 1} is not four numbers x,y,w,h")
+            raise VideoError(f'box file {path} line {row + 1} is not four numbers x,y,w,h')
         boxes[row] = numbers
     return boxes
 
@@ -184,7 +184,7 @@ def thumbnail_size(height, width, side):
 class DecodedFrame:
     """One decoded frame; its pixels are converted only when asked for."""
 
-    __slots__ = ("index", "timestamp", "_frame", "_path", "_reformatters")
+    __slots__ = ('index', 'timestamp', '_frame', '_path', '_reformatters')
 
     def __init__(self, index, timestamp, frame=None, path=None, reformatters=None):
         self.index, self.timestamp = index, timestamp
@@ -200,8 +200,8 @@ class DecodedFrame:
         reformatter = self._reformatters.get((width, height))
         if reformatter is None:
             reformatter = self._reformatters[width, height] = VideoReformatter()
-        return reformatter.reformat(self._frame, width=width, height=height, format="rgb24",
-                                    interpolation="AREA").to_ndarray()
+        return reformatter.reformat(self._frame, width=width, height=height, format='rgb24',
+                                    interpolation='AREA').to_ndarray()
 
     def rgb(self, max_side=None):
         """``H x W x 3`` uint8 RGB, shrunk (area interpolation) to a longest side of at most
@@ -212,7 +212,7 @@ class DecodedFrame:
         try:
             image = load_rgb(self._path)
         except Exception as err:  # a bad frame image: reported by the caller
-            raise VideoError(f"frame {self._path}: {describe_failure(err)}") from None
+            raise VideoError(f'frame {self._path}: {describe_failure(err)}') from None
         height, width = stored_size(*image.shape[:2], max_side)
         if (height, width) != image.shape[:2]:
             image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
@@ -225,14 +225,14 @@ class DecodedFrame:
             return self._reformat(width, height)
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+                warnings.simplefilter('ignore')
                 with Image.open(self._path) as image:
-                    image.draft("RGB", (side, side))   # JPEG: decode at 1/2, 1/4, 1/8 scale
-                    image = image.convert("RGB")
+                    image.draft('RGB', (side, side))   # JPEG: decode at 1/2, 1/4, 1/8 scale
+                    image = image.convert('RGB')
                     height, width = thumbnail_size(image.height, image.width, side)
                     return np.asarray(image.resize((width, height), Image.BOX))
         except Exception as err:  # a bad frame image: reported by the caller
-            raise VideoError(f"frame {self._path}: {describe_failure(err)}") from None
+            raise VideoError(f'frame {self._path}: {describe_failure(err)}') from None
 
 
 class VideoReader:
@@ -255,7 +255,7 @@ class VideoReader:
         self.source = source
         self.error, self.bad_frames, self.decoded = None, [], 0
         self._container = None
-        if source.kind == "frames":
+        if source.kind == 'frames':
             self.fps = float(folder_fps)
             self._open_folder()
         else:
@@ -263,7 +263,7 @@ class VideoReader:
 
     def _open_folder(self):
         if not self.source.frame_files:
-            raise VideoError(f"frame folder {self.source.path} holds no numbered frames")
+            raise VideoError(f'frame folder {self.source.path} holds no numbered frames')
         self.width = self.height = 0
         for _, path in self.source.frame_files[:8]:   # size from the first readable header
             try:
@@ -278,18 +278,18 @@ class VideoReader:
 
         path = self.source.path
         if os.path.isdir(path):
-            raise VideoError(f"{path} is a folder without numbered frames")
+            raise VideoError(f'{path} is a folder without numbered frames')
         try:
-            self._container = av.open(path, metadata_errors="ignore")
+            self._container = av.open(path, metadata_errors='ignore')
         except Exception as err:  # FFmpeg's reason (e.g. 'Invalid data found') is the message
-            raise VideoError(f"not a readable video: {_av_reason(err)}") from None
+            raise VideoError(f'not a readable video: {_av_reason(err)}') from None
         streams = self._container.streams.video
         if not streams:
             self.close()
-            raise VideoError("no video stream in the file")
+            raise VideoError('no video stream in the file')
         stream = self._stream = streams[0]
         context = stream.codec_context
-        context.thread_type = "AUTO"
+        context.thread_type = 'AUTO'
         context.thread_count = max(0, int(threads))      # 0: FFmpeg picks
         self.width, self.height = context.width, context.height
         rate = stream.average_rate or stream.guessed_rate
@@ -299,7 +299,7 @@ class VideoReader:
 
     def estimated_frames(self):
         """The frame count the header claims (frame folders: exact), or None if unknown."""
-        if self.source.kind == "frames":
+        if self.source.kind == 'frames':
             return len(self.source.frame_files)
         stream = self._stream
         if stream.frames:
@@ -312,7 +312,7 @@ class VideoReader:
 
     def decoded_frames(self):
         """Every frame in order as a :class:`DecodedFrame` (valid until the next one)."""
-        if self.source.kind == "frames":
+        if self.source.kind == 'frames':
             for index, path in self.source.frame_files:
                 self.decoded += 1
                 yield DecodedFrame(index, index / self.fps, path=path)
@@ -328,7 +328,7 @@ class VideoReader:
                 yield DecodedFrame(index, self._timestamp(frame, index), frame=frame,
                                    reformatters=reformatters)
         except (av.FFmpegError, OSError, ValueError) as err:
-            self.error = f"decoding stopped after frame {self.decoded}: {_av_reason(err)}"
+            self.error = f'decoding stopped after frame {self.decoded}: {_av_reason(err)}'
 
     def _timestamp(self, frame, index):
         if frame.pts is not None and self._time_base:
@@ -341,7 +341,7 @@ class VideoReader:
         ``stride``, at most ``max_frames`` of them (None: all), longest side at most
         ``max_side``. Frames in between are decoded but never converted to RGB."""
         if stride < 1:
-            raise ValueError("stride must be at least 1")
+            raise ValueError('stride must be at least 1')
         kept = 0
         if max_frames is not None and max_frames <= 0:
             return
@@ -378,19 +378,19 @@ def read_frames(source, stride=1, max_frames=None, max_side=None, **kwargs):
 
 def _av_reason(err):
     """FFmpeg's reason without PyAV's errno prefix and file name, on one line."""
-    text = getattr(err, "strerror", None) or str(err) or type(err).__name__
-    return " ".join(str(text).split())
+    text = getattr(err, 'strerror', None) or str(err) or type(err).__name__
+    return ' '.join(str(text).split())
 
 
 def video_summary(reader):
     """A JSON-able description of an open reader's source, for sidecars."""
     source = reader.source
-    info = {"source": os.path.abspath(source.path), "kind": source.kind,
-            "width": reader.width, "height": reader.height,
-            "fps": None if reader.fps is None or not math.isfinite(reader.fps)
+    info = {'source': os.path.abspath(source.path), 'kind': source.kind,
+            'width': reader.width, 'height': reader.height,
+            'fps': None if reader.fps is None or not math.isfinite(reader.fps)
             else round(reader.fps, 6)}
-    if source.kind == "frames":
-        info["missing_frames"] = source.missing
-        info["groundtruth"] = None if source.groundtruth is None \
+    if source.kind == 'frames':
+        info['missing_frames'] = source.missing
+        info['groundtruth'] = None if source.groundtruth is None \
             else os.path.abspath(source.groundtruth)
     return info

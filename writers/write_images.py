@@ -21,18 +21,24 @@ import numpy as np
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import IMAGE, IMAGES, LABEL
 from fastssl_common.images import load_rgb
-from writers.image_sources import (check_images, crop_region, find_images, probe_image,
-                                   read_boxes)
-from writers.writer_common import (ArgParser, check_output, default_workers, make_writer,
-                                   page_size_for, stored_size, write_outputs)
+from writers.image_sources import check_images, crop_region, find_images, probe_image, read_boxes
+from writers.writer_common import (
+    ArgParser,
+    check_output,
+    default_workers,
+    make_writer,
+    page_size_for,
+    stored_size,
+    write_outputs,
+)
 
-WRITE_MODES = ("jpg", "raw", "proportion")
+WRITE_MODES = ('jpg', 'raw', 'proportion')
 MAX_SIDE = 65535                 # FFCV stores width and height as uint16
 MAX_IMAGE_BYTES = 512 << 20      # raw bytes of one stored image; keeps FFCV pages < 4 GiB
 _PROPORTION_SEED = 0             # per-sample seed, so 'proportion' picks jpg/raw reproducibly
 
 
-def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode="jpg",
+def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='jpg',
                  compress_probability=0.5, workers=None, strict=False, boxes=None,
                  box_context=0.1, min_box_size=16, progress=None):
     """Write the images of ``src`` to the FFCV file ``out`` and its sidecar ``out + '.json'``.
@@ -56,11 +62,11 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode="j
         source = find_images(src)
     else:
         if not os.path.isdir(src):
-            raise UserError(f"source {src} must be the image folder when --boxes is given"
-                            if os.path.exists(src) else f"source {src} does not exist")
+            raise UserError(f'source {src} must be the image folder when --boxes is given'
+                            if os.path.exists(src) else f'source {src} does not exist')
         source = read_boxes(boxes, src)
 
-    sizes, modes, skipped = check_images(source.paths, options["workers"], strict, progress)
+    sizes, modes, skipped = check_images(source.paths, options['workers'], strict, progress)
     items, samples, small_boxes = [], [], 0
     for sample in source.samples:
         if sample.path not in sizes:
@@ -75,29 +81,29 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode="j
         problem = _size_problem(height, width, max_resolution)
         if problem:
             if strict:
-                raise UserError(f"image {sample.path}: {problem} (--strict)")
-            skipped.append({"path": sample.path, "reason": problem})
+                raise UserError(f'image {sample.path}: {problem} (--strict)')
+            skipped.append({'path': sample.path, 'reason': problem})
             continue
         items.append((sample.path, sample.crop, sample.label, (height, width)))
-        samples.append({"source": os.path.abspath(sample.path), "box": sample.box,
-                        "crop": None if sample.crop is None else list(sample.crop),
-                        "label": sample.label})
+        samples.append({'source': os.path.abspath(sample.path), 'box': sample.box,
+                        'crop': None if sample.crop is None else list(sample.crop),
+                        'label': sample.label})
     if not items:
         if small_boxes:
-            raise UserError(f"no box in {boxes} is at least {min_box_size} pixels wide and "
-                            f"high inside a readable image ({small_boxes} smaller)")
-        raise UserError(f"no readable images in {src} ({len(skipped)} skipped)")
+            raise UserError(f'no box in {boxes} is at least {min_box_size} pixels wide and '
+                            f'high inside a readable image ({small_boxes} smaller)')
+        raise UserError(f'no readable images in {src} ({len(skipped)} skipped)')
 
-    metadata = {"format": IMAGES.sidecar, "num_samples": len(items), "classes": source.classes,
-                "samples": samples, "skipped": skipped,
-                "small_boxes_skipped": small_boxes,
-                "options": dict(options, src=os.path.abspath(src))}
+    metadata = {'format': IMAGES.sidecar, 'num_samples': len(items), 'classes': source.classes,
+                'samples': samples, 'skipped': skipped,
+                'small_boxes_skipped': small_boxes,
+                'options': dict(options, src=os.path.abspath(src))}
     sidecar = write_outputs(
         out, lambda tmp: _write_beton(tmp, out, items, options, progress), metadata)
-    return {"out": out, "sidecar": sidecar, "num_samples": len(items),
-            "classes": source.classes, "skipped": skipped, "small_boxes_skipped": small_boxes,
-            "converted": {mode: n for mode, n in sorted(modes.items()) if mode != "RGB"},
-            "options": metadata["options"]}
+    return {'out': out, 'sidecar': sidecar, 'num_samples': len(items),
+            'classes': source.classes, 'skipped': skipped, 'small_boxes_skipped': small_boxes,
+            'converted': {mode: n for mode, n in sorted(modes.items()) if mode != 'RGB'},
+            'options': metadata['options']}
 
 
 # ---------------------------------------------------------------------------- checks
@@ -105,7 +111,7 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode="j
 def _check_options(options):
     def need(ok, flag, what):
         if not ok:
-            raise UserError(f"--{flag} must be {what}")
+            raise UserError(f'--{flag} must be {what}')
 
     def is_int(v):
         return isinstance(v, int) and not isinstance(v, bool)
@@ -113,18 +119,18 @@ def _check_options(options):
     def is_number(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-    need(options["write_mode"] in WRITE_MODES, "write-mode", "one of " + ", ".join(WRITE_MODES))
-    need(is_int(options["max_resolution"]) and options["max_resolution"] >= 0,
-         "max-resolution", "a whole number >= 0 (0: no cap)")
-    need(is_int(options["jpeg_quality"]) and 1 <= options["jpeg_quality"] <= 100,
-         "jpeg-quality", "a whole number from 1 to 100")
-    need(is_number(options["compress_probability"])
-         and 0 <= options["compress_probability"] <= 1, "compress-probability", "from 0 to 1")
-    need(is_int(options["workers"]) and options["workers"] >= 1, "workers", "at least 1")
-    need(is_number(options["box_context"]) and options["box_context"] >= 0,
-         "box-context", "a number >= 0")
-    need(is_number(options["min_box_size"]) and options["min_box_size"] >= 0,
-         "min-box-size", "a number >= 0")
+    need(options['write_mode'] in WRITE_MODES, 'write-mode', 'one of ' + ', '.join(WRITE_MODES))
+    need(is_int(options['max_resolution']) and options['max_resolution'] >= 0,
+         'max-resolution', 'a whole number >= 0 (0: no cap)')
+    need(is_int(options['jpeg_quality']) and 1 <= options['jpeg_quality'] <= 100,
+         'jpeg-quality', 'a whole number from 1 to 100')
+    need(is_number(options['compress_probability'])
+         and 0 <= options['compress_probability'] <= 1, 'compress-probability', 'from 0 to 1')
+    need(is_int(options['workers']) and options['workers'] >= 1, 'workers', 'at least 1')
+    need(is_number(options['box_context']) and options['box_context'] >= 0,
+         'box-context', 'a number >= 0')
+    need(is_number(options['min_box_size']) and options['min_box_size'] >= 0,
+         'min-box-size', 'a number >= 0')
     return options
 
 
@@ -132,9 +138,9 @@ def _size_problem(height, width, max_resolution):
     """Why FFCV cannot store an image of this size, or None."""
     stored_h, stored_w = stored_size(height, width, max_resolution)
     if min(stored_h, stored_w) < 1:
-        return f"too thin ({width}x{height}) to shrink to --max-resolution {max_resolution}"
+        return f'too thin ({width}x{height}) to shrink to --max-resolution {max_resolution}'
     if max(stored_h, stored_w) > MAX_SIDE or stored_h * stored_w * 3 > MAX_IMAGE_BYTES:
-        return f"too large ({stored_w}x{stored_h}) to store; lower --max-resolution"
+        return f'too large ({stored_w}x{stored_h}) to store; lower --max-resolution'
     return None
 
 
@@ -169,7 +175,7 @@ class SampleDataset:
                 x, y, w, h = crop
                 rgb = rgb[y:y + h, x:x + w]
             if rgb.shape[:2] != tuple(shape):
-                raise ValueError(f"{path} changed since it was checked")
+                raise ValueError(f'{path} changed since it was checked')
             return np.ascontiguousarray(rgb), label
         except Exception:  # reported by the caller, which throws the output away
             with self.failed.get_lock():
@@ -187,79 +193,79 @@ def _page_size(items, max_resolution):
 def _write_beton(tmp, out, items, options, progress):
     """Write ``items`` with FFCV's DatasetWriter to ``tmp`` (``out``'s temporary name, which
     error messages do not show)."""
-    from ffcv.fields import IntField, RGBImageField   # slow import (Numba): only when writing
+    from ffcv.fields import IntField, RGBImageField  # slow import (Numba): only when writing
 
     fields = {
-        IMAGE: RGBImageField(write_mode=options["write_mode"],
-                             max_resolution=options["max_resolution"] or None,
-                             jpeg_quality=options["jpeg_quality"],
-                             compress_probability=options["compress_probability"]),
+        IMAGE: RGBImageField(write_mode=options['write_mode'],
+                             max_resolution=options['max_resolution'] or None,
+                             jpeg_quality=options['jpeg_quality'],
+                             compress_probability=options['compress_probability']),
         LABEL: IntField(),
     }
-    chunk = max(1, min(100, math.ceil(len(items) / (options["workers"] * 4))))
-    workers = min(options["workers"], math.ceil(len(items) / chunk))
+    chunk = max(1, min(100, math.ceil(len(items) / (options['workers'] * 4))))
+    workers = min(options['workers'], math.ceil(len(items) / chunk))
     failed = multiprocessing.Value(ctypes.c_int64, -1)
-    writer = make_writer(tmp, fields, _page_size(items, options["max_resolution"]), workers,
+    writer = make_writer(tmp, fields, _page_size(items, options['max_resolution']), workers,
                          progress)
     try:
         writer.from_indexed_dataset(SampleDataset(items, failed), chunksize=chunk)
     except OSError as err:
-        raise UserError(f"cannot write {out}: {err.strerror or err}") from None
+        raise UserError(f'cannot write {out}: {err.strerror or err}') from None
     if failed.value >= 0:
         path = items[failed.value][0]
-        reason = probe_image(path)[3] or "it changed since it was checked"
-        raise UserError(f"image {path} could not be read while writing ({reason}); "
-                        f"{out} was not written")
+        reason = probe_image(path)[3] or 'it changed since it was checked'
+        raise UserError(f'image {path} could not be read while writing ({reason}); '
+                        f'{out} was not written')
 
 
 # ---------------------------------------------------------------------------- CLI
 
 def build_parser():
-    parser = ArgParser(prog="write_images.py", description=(
-        "Write an image folder, a list file, or COCO boxes to an FFCV .beton "
-        "(and OUT.json with per-sample sources)."))
-    parser.add_argument("src", metavar="SRC", help="image folder or text list file")
-    parser.add_argument("out", metavar="OUT.beton", help="output file (must end in .beton)")
-    parser.add_argument("--max-resolution", type=int, default=512,
-                        help="cap on the longest side in pixels, 0 for none (default 512)")
-    parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality (default 90)")
-    parser.add_argument("--write-mode", choices=WRITE_MODES, default="jpg",
-                        help="store JPEG, raw pixels, or a random proportion of JPEG")
-    parser.add_argument("--compress-probability", type=float, default=0.5,
-                        help="JPEG share for --write-mode proportion (default 0.5)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="processes for checking and writing (default: number of CPUs)")
-    parser.add_argument("--strict", action="store_true",
-                        help="stop at the first unreadable image instead of skipping it")
-    parser.add_argument("--boxes", metavar="FILE",
-                        help="COCO-style JSON; one sample per box, paths relative to SRC")
-    parser.add_argument("--box-context", type=float, default=0.1,
-                        help="margin around each box, as a fraction of its size (default 0.1)")
-    parser.add_argument("--min-box-size", type=int, default=16,
-                        help="skip boxes narrower or lower than this many pixels (default 16)")
+    parser = ArgParser(prog='write_images.py', description=(
+        'Write an image folder, a list file, or COCO boxes to an FFCV .beton '
+        '(and OUT.json with per-sample sources).'))
+    parser.add_argument('src', metavar='SRC', help='image folder or text list file')
+    parser.add_argument('out', metavar='OUT.beton', help='output file (must end in .beton)')
+    parser.add_argument('--max-resolution', type=int, default=512,
+                        help='cap on the longest side in pixels, 0 for none (default 512)')
+    parser.add_argument('--jpeg-quality', type=int, default=90, help='JPEG quality (default 90)')
+    parser.add_argument('--write-mode', choices=WRITE_MODES, default='jpg',
+                        help='store JPEG, raw pixels, or a random proportion of JPEG')
+    parser.add_argument('--compress-probability', type=float, default=0.5,
+                        help='JPEG share for --write-mode proportion (default 0.5)')
+    parser.add_argument('--workers', type=int, default=None,
+                        help='processes for checking and writing (default: number of CPUs)')
+    parser.add_argument('--strict', action='store_true',
+                        help='stop at the first unreadable image instead of skipping it')
+    parser.add_argument('--boxes', metavar='FILE',
+                        help='COCO-style JSON; one sample per box, paths relative to SRC')
+    parser.add_argument('--box-context', type=float, default=0.1,
+                        help='margin around each box, as a fraction of its size (default 0.1)')
+    parser.add_argument('--min-box-size', type=int, default=16,
+                        help='skip boxes narrower or lower than this many pixels (default 16)')
     return parser
 
 
 def _print_summary(summary):
-    skipped = summary["skipped"]
+    skipped = summary['skipped']
     if skipped:
-        print(f"skipped {len(skipped)} unreadable images:", file=sys.stderr)
+        print(f'skipped {len(skipped)} unreadable images:', file=sys.stderr)
         for entry in skipped[:20]:
             print(f"  {entry['path']}: {entry['reason']}", file=sys.stderr)
         if len(skipped) > 20:
             print(f"  ... and {len(skipped) - 20} more (listed in {summary['sidecar']})",
                   file=sys.stderr)
-    classes = summary["classes"]
-    shown = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
+    classes = summary['classes']
+    shown = ', '.join(classes[:10]) + (', ...' if len(classes) > 10 else '')
     print(f"samples written: {summary['num_samples']}")
-    print(f"classes: {len(classes)}" + (f" ({shown})" if classes else ""))
-    if summary["small_boxes_skipped"]:
+    print(f'classes: {len(classes)}' + (f' ({shown})' if classes else ''))
+    if summary['small_boxes_skipped']:
         print(f"boxes too small (< {summary['options']['min_box_size']:g} px): "
               f"{summary['small_boxes_skipped']}")
-    if summary["converted"]:
-        print("converted to RGB: " + ", ".join(f"{n} {mode}"
-                                               for mode, n in summary["converted"].items()))
-    print(f"skipped: {len(skipped)}")
+    if summary['converted']:
+        print('converted to RGB: ' + ', '.join(f'{n} {mode}'
+                                               for mode, n in summary['converted'].items()))
+    print(f'skipped: {len(skipped)}')
     print(f"output: {summary['out']} (metadata: {summary['sidecar']})")
 
 
@@ -281,5 +287,5 @@ def cli():
     run_cli(main)
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     cli()

@@ -20,13 +20,18 @@ from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import FRAME_INDEX, IMAGE, LABEL, VIDEO_FRAMES, VIDEO_ID
 from writers.spool import IMAGE_REF, Spool, spool_folder, write_spooled
 from writers.video_common import decoder_threads, read_video, run_per_video
-from writers.video_options import (add_common_arguments, check_int, common_options,
-                                   nothing_written, print_problems)
+from writers.video_options import (
+    add_common_arguments,
+    check_int,
+    common_options,
+    nothing_written,
+    print_problems,
+)
 from writers.video_source import find_videos
 from writers.writer_common import ArgParser, check_output, write_outputs
 
-_FRAME_RECORD = np.dtype([("index", "<i8"), ("timestamp", "<f8"), ("offset", "<i8"),
-                          ("nbytes", "<i8"), ("height", "<i4"), ("width", "<i4")])
+_FRAME_RECORD = np.dtype([('index', '<i8'), ('timestamp', '<f8'), ('offset', '<i8'),
+                          ('nbytes', '<i8'), ('height', '<i4'), ('width', '<i4')])
 
 
 def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=90,
@@ -40,111 +45,111 @@ def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=9
     ``options``. Raises UserError for bad input; on failure neither file is created.
     """
     options = dict(common_options(max_resolution, jpeg_quality, workers, strict),
-                   stride=check_int(stride, "stride", 1),
+                   stride=check_int(stride, 'stride', 1),
                    max_frames_per_video=None if max_frames_per_video in (None, 0) else
-                   check_int(max_frames_per_video, "max-frames-per-video", 1,
-                             what="a whole number >= 0 (0: no cap)"))
+                   check_int(max_frames_per_video, 'max-frames-per-video', 1,
+                             what='a whole number >= 0 (0: no cap)'))
     check_output(out)
     sources = find_videos(src)
     with spool_folder(out) as spool_dir:
-        threads = decoder_threads(options["workers"], len(sources))
-        jobs = [(source, dict(options, threads=threads), os.path.join(spool_dir, f"{i}.jpgs"))
+        threads = decoder_threads(options['workers'], len(sources))
+        jobs = [(source, dict(options, threads=threads), os.path.join(spool_dir, f'{i}.jpgs'))
                 for i, source in enumerate(sources)]
-        results = run_per_video(_read_video, jobs, options["workers"], progress)
+        results = run_per_video(_read_video, jobs, options['workers'], progress)
 
         videos, skipped, problems, refs, spool_paths = [], [], [], [], []
         video_ids, frame_indices, first_sample = [], [], 0
         for (source, _, spool_path), result in zip(jobs, results):
             path = source.path
-            if result["error"]:
+            if result['error']:
                 if strict:
                     raise UserError(f"video {path}: {result['error']} (--strict)")
-                skipped.append({"path": os.path.abspath(path), "reason": result["error"]})
+                skipped.append({'path': os.path.abspath(path), 'reason': result['error']})
                 continue
-            for message in result["warnings"]:
+            for message in result['warnings']:
                 if strict:
-                    raise UserError(f"video {path}: {message} (--strict)")
-                problems.append({"path": os.path.abspath(path), "message": message})
-            frames = result["frames"]
+                    raise UserError(f'video {path}: {message} (--strict)')
+                problems.append({'path': os.path.abspath(path), 'message': message})
+            frames = result['frames']
             video_id = len(videos)
             ref = np.zeros(len(frames), IMAGE_REF)
-            ref["spool"] = len(spool_paths)
-            for name in ("offset", "nbytes", "height", "width"):
+            ref['spool'] = len(spool_paths)
+            for name in ('offset', 'nbytes', 'height', 'width'):
                 ref[name] = frames[name]
             spool_paths.append(spool_path)
             refs.append(ref)
             video_ids.append(np.full(len(frames), video_id, np.int64))
-            frame_indices.append(frames["index"])
-            videos.append(dict(result["info"], id=video_id,
+            frame_indices.append(frames['index'])
+            videos.append(dict(result['info'], id=video_id,
                                first_sample=first_sample,
-                               num_samples=len(frames), frames_read=result["frames_read"],
-                               stored_size=[int(frames["width"][0]), int(frames["height"][0])],
-                               warnings=result["warnings"]))
+                               num_samples=len(frames), frames_read=result['frames_read'],
+                               stored_size=[int(frames['width'][0]), int(frames['height'][0])],
+                               warnings=result['warnings']))
             first_sample += len(frames)
         if not videos:
-            raise UserError(nothing_written("no readable video frames", src, skipped))
+            raise UserError(nothing_written('no readable video frames', src, skipped))
 
-        from ffcv.fields import IntField, RGBImageField   # slow import (Numba): only here
+        from ffcv.fields import IntField, RGBImageField  # slow import (Numba): only here
 
-        fields = {IMAGE: RGBImageField(write_mode="jpg",
-                                       max_resolution=options["max_resolution"] or None,
-                                       jpeg_quality=options["jpeg_quality"]),
+        fields = {IMAGE: RGBImageField(write_mode='jpg',
+                                       max_resolution=options['max_resolution'] or None,
+                                       jpeg_quality=options['jpeg_quality']),
                   VIDEO_ID: IntField(), FRAME_INDEX: IntField(), LABEL: IntField()}
         ids = np.concatenate(video_ids)
         columns = {IMAGE: np.concatenate(refs), VIDEO_ID: ids,
                    FRAME_INDEX: np.concatenate(frame_indices), LABEL: ids}
         num_samples = len(ids)
-        metadata = {"format": VIDEO_FRAMES.sidecar, "num_samples": num_samples,
-                    "fields": VIDEO_FRAMES.fields_doc(),
-                    "videos": videos, "skipped": skipped, "warnings": problems,
-                    "frames_read": int(sum(r["frames_read"] for r in results if r)),
-                    "options": dict(options, src=os.path.abspath(src))}
+        metadata = {'format': VIDEO_FRAMES.sidecar, 'num_samples': num_samples,
+                    'fields': VIDEO_FRAMES.fields_doc(),
+                    'videos': videos, 'skipped': skipped, 'warnings': problems,
+                    'frames_read': int(sum(r['frames_read'] for r in results if r)),
+                    'options': dict(options, src=os.path.abspath(src))}
         sidecar = write_outputs(out, lambda tmp: write_spooled(
-            tmp, fields, columns, spool_paths, progress, unit="frame"),
+            tmp, fields, columns, spool_paths, progress, unit='frame'),
             metadata)
     return dict(out=out, sidecar=sidecar, num_samples=num_samples, videos=videos,
-                skipped=skipped, warnings=problems, frames_read=metadata["frames_read"],
-                options=metadata["options"])
+                skipped=skipped, warnings=problems, frames_read=metadata['frames_read'],
+                options=metadata['options'])
 
 
 def _read_video(job):
     """Pool task: decode one video, spool its kept frames. Never raises for bad input."""
     source, options, spool_path = job
-    result = {"error": None, "warnings": [], "frames": None, "frames_read": 0, "info": None}
+    result = {'error': None, 'warnings': [], 'frames': None, 'frames_read': 0, 'info': None}
     records = []
 
     def read(reader, counter):
         estimate = reader.estimated_frames()
-        if estimate is not None and options["max_frames_per_video"]:
-            estimate = min(estimate, options["max_frames_per_video"] * options["stride"])
+        if estimate is not None and options['max_frames_per_video']:
+            estimate = min(estimate, options['max_frames_per_video'] * options['stride'])
         counter.expect(estimate or 0)
         seen = 0
-        with Spool(spool_path, options["jpeg_quality"]) as spool:
-            for frame in reader.frames(options["stride"], options["max_frames_per_video"],
-                                       options["max_resolution"]):
+        with Spool(spool_path, options['jpeg_quality']) as spool:
+            for frame in reader.frames(options['stride'], options['max_frames_per_video'],
+                                       options['max_resolution']):
                 records.append((frame.index, frame.timestamp) + spool.add(frame.rgb))
                 counter.count(reader.decoded - seen)
                 seen = reader.decoded
         counter.count(reader.decoded - seen)
-        result["frames_read"] = reader.decoded
+        result['frames_read'] = reader.decoded
 
-    read_video(source, options["threads"], result, read)
-    if result["error"] is None and not records:
-        result["error"] = "no frames could be decoded"
-    result["frames"] = np.array(records, _FRAME_RECORD)
+    read_video(source, options['threads'], result, read)
+    if result['error'] is None and not records:
+        result['error'] = 'no frames could be decoded'
+    result['frames'] = np.array(records, _FRAME_RECORD)
     return result
 
 
 # ---------------------------------------------------------------------------- CLI
 
 def build_parser():
-    parser = ArgParser(prog="write_video_frames.py", description=(
-        "Write the frames of video files or frame folders (GOT-10k / TrackingNet layout) to an "
-        "FFCV .beton (and OUT.beton.json with the video table)."))
-    parser.add_argument("--stride", type=int, default=1,
-                        help="keep frames whose index is a multiple of this (default 1)")
-    parser.add_argument("--max-frames-per-video", type=int, default=0,
-                        help="keep at most this many frames per video, 0 for all (default 0)")
+    parser = ArgParser(prog='write_video_frames.py', description=(
+        'Write the frames of video files or frame folders (GOT-10k / TrackingNet layout) to an '
+        'FFCV .beton (and OUT.beton.json with the video table).'))
+    parser.add_argument('--stride', type=int, default=1,
+                        help='keep frames whose index is a multiple of this (default 1)')
+    parser.add_argument('--max-frames-per-video', type=int, default=0,
+                        help='keep at most this many frames per video, 0 for all (default 0)')
     add_common_arguments(parser)
     return parser
 
@@ -170,5 +175,5 @@ def cli():
     run_cli(main)
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     cli()

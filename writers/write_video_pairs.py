@@ -33,11 +33,25 @@ import os
 import numpy as np
 
 from fastssl_common.errors import UserError, run_cli
-from fastssl_common.formats import (FRAME_A, FRAME_B, INDEX_A, INDEX_B, LABEL, NUM_PROPOSALS,
-                                    PROPOSAL_DTYPE, PROPOSALS, VIDEO_ID, proposal_shape)
+from fastssl_common.formats import (
+    FRAME_A,
+    FRAME_B,
+    INDEX_A,
+    INDEX_B,
+    LABEL,
+    NUM_PROPOSALS,
+    PROPOSAL_DTYPE,
+    PROPOSALS,
+    VIDEO_ID,
+    proposal_shape,
+)
 from writers.pair_frames import read_pairs
-from writers.pair_options import (DEFAULT_DETECTOR_MIN_SCORE, DEFAULT_MAX_PROPOSALS,
-                                  check_pair_options, region_options)
+from writers.pair_options import (
+    DEFAULT_DETECTOR_MIN_SCORE,
+    DEFAULT_MAX_PROPOSALS,
+    check_pair_options,
+    region_options,
+)
 from writers.pairing import video_key
 from writers.pairs_sidecar import pairs_metadata
 from writers.proposal_slots import proposal_slots  # noqa: F401  (tests/loaders imports it here)
@@ -45,8 +59,12 @@ from writers.region_pairs import DEFAULT_TRACK_SIDE, add_stats, new_stats, stats
 from writers.shot_cuts import DEFAULT_CUT_THRESHOLD
 from writers.spool import Constant, spool_folder, write_spooled
 from writers.video_common import decoder_threads, run_per_video
-from writers.video_options import (add_common_arguments, common_options, nothing_written,
-                                   print_problems)
+from writers.video_options import (
+    add_common_arguments,
+    common_options,
+    nothing_written,
+    print_problems,
+)
 from writers.video_source import find_videos
 from writers.writer_common import ArgParser, check_output, write_outputs
 
@@ -78,10 +96,10 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
     sources = find_videos(src)
     root = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
     with spool_folder(out) as spool_dir:
-        threads = decoder_threads(options["workers"], len(sources))
-        jobs = [(source, dict(options, threads=threads), os.path.join(spool_dir, f"{i}.jpgs"),
+        threads = decoder_threads(options['workers'], len(sources))
+        jobs = [(source, dict(options, threads=threads), os.path.join(spool_dir, f'{i}.jpgs'),
                  video_key(source.path, root)) for i, source in enumerate(sources)]
-        results = run_per_video(read_pairs, jobs, options["workers"], progress)
+        results = run_per_video(read_pairs, jobs, options['workers'], progress)
 
         counts = dict(videos=0, videos_skipped=0, frames_read=0, frames_stored=0, cuts=0,
                       pairs_written=0, dropped_cut=0, dropped_motion=0, dropped_bad_frame=0)
@@ -89,42 +107,42 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
         tracks = new_stats()
         for spool_number, ((source, *_), result) in enumerate(zip(jobs, results)):
             path = os.path.abspath(source.path)
-            counts["frames_read"] += result["frames_read"]
-            counts["frames_stored"] += result["frames_stored"]
-            for key in ("dropped_cut", "dropped_motion", "dropped_bad_frame"):
+            counts['frames_read'] += result['frames_read']
+            counts['frames_stored'] += result['frames_stored']
+            for key in ('dropped_cut', 'dropped_motion', 'dropped_bad_frame'):
                 counts[key] += result[key]
-            counts["cuts"] += len(result["cuts"])
-            if strict and (result["error"] or result["warnings"]):
+            counts['cuts'] += len(result['cuts'])
+            if strict and (result['error'] or result['warnings']):
                 raise UserError(f"video {source.path}: "
                                 f"{result['error'] or result['warnings'][0]} (--strict)")
-            problems.extend({"path": path, "message": m} for m in result["warnings"])
-            if result["error"] or not len(result["pairs"]):
-                reason = result["error"] or (
+            problems.extend({'path': path, 'message': m} for m in result['warnings'])
+            if result['error'] or not len(result['pairs']):
+                reason = result['error'] or (
                     f"no pairs left ({result['dropped_cut']} span a cut, "
                     f"{result['dropped_motion']} below --min-motion, "
                     f"{result['dropped_bad_frame']} with an unreadable frame)")
-                skipped.append({"path": path, "reason": reason, "cuts": result["cuts"]})
+                skipped.append({'path': path, 'reason': reason, 'cuts': result['cuts']})
                 continue
-            pairs = result["pairs"]
+            pairs = result['pairs']
             video_id = len(videos)
-            videos.append(dict(result["info"], id=video_id,
-                               first_sample=counts["pairs_written"], num_samples=len(pairs),
-                               frames_read=result["frames_read"], cuts=result["cuts"],
-                               dropped_cut=result["dropped_cut"],
-                               dropped_motion=result["dropped_motion"],
-                               stored_size=[int(pairs["a"]["width"][0]),
-                                            int(pairs["a"]["height"][0])],
-                               warnings=result["warnings"]))
-            for end in ("a", "b"):
-                pairs[end]["spool"] = spool_number
-            columns.append((pairs, video_id, result["proposals"], result["num_proposals"]))
-            add_stats(tracks, result["tracks"])
-            counts["pairs_written"] += len(pairs)
-        counts["videos"], counts["videos_skipped"] = len(videos), len(skipped)
+            videos.append(dict(result['info'], id=video_id,
+                               first_sample=counts['pairs_written'], num_samples=len(pairs),
+                               frames_read=result['frames_read'], cuts=result['cuts'],
+                               dropped_cut=result['dropped_cut'],
+                               dropped_motion=result['dropped_motion'],
+                               stored_size=[int(pairs['a']['width'][0]),
+                                            int(pairs['a']['height'][0])],
+                               warnings=result['warnings']))
+            for end in ('a', 'b'):
+                pairs[end]['spool'] = spool_number
+            columns.append((pairs, video_id, result['proposals'], result['num_proposals']))
+            add_stats(tracks, result['tracks'])
+            counts['pairs_written'] += len(pairs)
+        counts['videos'], counts['videos_skipped'] = len(videos), len(skipped)
         if not videos:
-            raise UserError(nothing_written("no frame pairs", src, skipped))
-        tracks = stats_summary(tracks) if options["proposals"] else None
-        if tracks is not None and not tracks["tracks_kept"] and strict:
+            raise UserError(nothing_written('no frame pairs', src, skipped))
+        tracks = stats_summary(tracks) if options['proposals'] else None
+        if tracks is not None and not tracks['tracks_kept'] and strict:
             raise UserError(f"no tracked region survived in any of the "
                             f"{counts['pairs_written']} pairs of {src} (--strict)")
 
@@ -132,19 +150,19 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
 
         pairs = np.concatenate([c[0] for c in columns])
         ids = np.concatenate([np.full(len(c[0]), c[1], np.int64) for c in columns])
-        image = RGBImageField(write_mode="jpg", max_resolution=options["max_resolution"] or None,
-                              jpeg_quality=options["jpeg_quality"])
+        image = RGBImageField(write_mode='jpg', max_resolution=options['max_resolution'] or None,
+                              jpeg_quality=options['jpeg_quality'])
         fields = {FRAME_A: image, FRAME_B: image, VIDEO_ID: IntField(),
                   INDEX_A: IntField(), INDEX_B: IntField(), LABEL: IntField()}
-        values = {FRAME_A: np.ascontiguousarray(pairs["a"]),
-                  FRAME_B: np.ascontiguousarray(pairs["b"]), VIDEO_ID: ids,
-                  INDEX_A: pairs["index_a"].astype(np.int64),
-                  INDEX_B: pairs["index_b"].astype(np.int64), LABEL: ids}
-        if options["max_proposals"]:
-            shape = proposal_shape(options["max_proposals"])
+        values = {FRAME_A: np.ascontiguousarray(pairs['a']),
+                  FRAME_B: np.ascontiguousarray(pairs['b']), VIDEO_ID: ids,
+                  INDEX_A: pairs['index_a'].astype(np.int64),
+                  INDEX_B: pairs['index_b'].astype(np.int64), LABEL: ids}
+        if options['max_proposals']:
+            shape = proposal_shape(options['max_proposals'])
             fields[PROPOSALS] = NDArrayField(PROPOSAL_DTYPE, shape)
             fields[NUM_PROPOSALS] = IntField()
-            if options["proposals"]:
+            if options['proposals']:
                 values[PROPOSALS] = np.concatenate([c[2] for c in columns])
                 values[NUM_PROPOSALS] = np.concatenate([c[3] for c in columns])
             else:
@@ -153,73 +171,73 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
         metadata = pairs_metadata(src, options, list(fields), len(pairs), videos, skipped,
                                   problems, counts, tracks)
         sidecar = write_outputs(out, lambda tmp: write_spooled(
-            tmp, fields, values, [job[2] for job in jobs], progress, unit="pair"), metadata)
+            tmp, fields, values, [job[2] for job in jobs], progress, unit='pair'), metadata)
     return dict(out=out, sidecar=sidecar, num_samples=len(pairs), videos=videos,
                 skipped=skipped, warnings=problems, counts=counts, tracks=tracks,
-                options=metadata["options"])
+                options=metadata['options'])
 
 
 # ---------------------------------------------------------------------------- CLI
 
 def build_parser():
-    parser = ArgParser(prog="write_video_pairs.py", description=(
-        "Write temporal frame pairs (z_i, z_i+k), i mod k = 0, of video files or frame "
-        "folders to an FFCV .beton (and OUT.beton.json); pairs across shot cuts are dropped."))
+    parser = ArgParser(prog='write_video_pairs.py', description=(
+        'Write temporal frame pairs (z_i, z_i+k), i mod k = 0, of video files or frame '
+        'folders to an FFCV .beton (and OUT.beton.json); pairs across shot cuts are dropped.'))
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--gap", type=int, metavar="K",
-                       help="pairs (i, i+K) for every i with i mod K == 0")
-    group.add_argument("--gap-range", type=int, nargs=2, metavar=("A", "B"),
-                       help="i on the grid of step A, gap drawn uniformly from [A, B]")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed for --gap-range draws (default 0)")
-    parser.add_argument("--cut-threshold", type=float, default=DEFAULT_CUT_THRESHOLD,
-                        help="colour-histogram distance that marks a shot cut, 0..1; 1 turns "
-                             f"cut detection off (default {DEFAULT_CUT_THRESHOLD})")
-    parser.add_argument("--min-motion", type=float, default=0.0,
-                        help="drop pairs whose frames differ by less than this mean absolute "
-                             "grey-level difference (default 0: off)")
-    parser.add_argument("--max-frames-per-video", type=int, default=0,
-                        help="decode at most this many frames per video, 0 for all")
-    parser.add_argument("--max-proposals", type=int, default=DEFAULT_MAX_PROPOSALS,
-                        help="rows of the Region Tracker proposal array, 0 for none "
-                             f"(default {DEFAULT_MAX_PROPOSALS})")
-    parser.add_argument("--proposals", type=int, default=0, metavar="N",
-                        help="region proposals per pair, tracked from the first frame to the "
-                             "second (at most --max-proposals; default 0: none)")
-    parser.add_argument("--track-resolution", type=int, default=DEFAULT_TRACK_SIDE,
-                        help="longest side of the frames proposals and tracking work on "
-                             f"(default {DEFAULT_TRACK_SIDE})")
-    parser.add_argument("--detector", metavar="PATH",
-                        help="torchvision detection state dict whose detections are the "
-                             "proposals (instead of selective search)")
-    parser.add_argument("--detector-arch", metavar="NAME",
-                        help="its torchvision architecture (default: from the file name)")
-    parser.add_argument("--detector-min-score", type=float, default=DEFAULT_DETECTOR_MIN_SCORE,
-                        help="lowest detection score kept as a proposal "
-                             f"(default {DEFAULT_DETECTOR_MIN_SCORE})")
+    group.add_argument('--gap', type=int, metavar='K',
+                       help='pairs (i, i+K) for every i with i mod K == 0')
+    group.add_argument('--gap-range', type=int, nargs=2, metavar=('A', 'B'),
+                       help='i on the grid of step A, gap drawn uniformly from [A, B]')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed for --gap-range draws (default 0)')
+    parser.add_argument('--cut-threshold', type=float, default=DEFAULT_CUT_THRESHOLD,
+                        help='colour-histogram distance that marks a shot cut, 0..1; 1 turns '
+                             f'cut detection off (default {DEFAULT_CUT_THRESHOLD})')
+    parser.add_argument('--min-motion', type=float, default=0.0,
+                        help='drop pairs whose frames differ by less than this mean absolute '
+                             'grey-level difference (default 0: off)')
+    parser.add_argument('--max-frames-per-video', type=int, default=0,
+                        help='decode at most this many frames per video, 0 for all')
+    parser.add_argument('--max-proposals', type=int, default=DEFAULT_MAX_PROPOSALS,
+                        help='rows of the Region Tracker proposal array, 0 for none '
+                             f'(default {DEFAULT_MAX_PROPOSALS})')
+    parser.add_argument('--proposals', type=int, default=0, metavar='N',
+                        help='region proposals per pair, tracked from the first frame to the '
+                             'second (at most --max-proposals; default 0: none)')
+    parser.add_argument('--track-resolution', type=int, default=DEFAULT_TRACK_SIDE,
+                        help='longest side of the frames proposals and tracking work on '
+                             f'(default {DEFAULT_TRACK_SIDE})')
+    parser.add_argument('--detector', metavar='PATH',
+                        help='torchvision detection state dict whose detections are the '
+                             'proposals (instead of selective search)')
+    parser.add_argument('--detector-arch', metavar='NAME',
+                        help='its torchvision architecture (default: from the file name)')
+    parser.add_argument('--detector-min-score', type=float, default=DEFAULT_DETECTOR_MIN_SCORE,
+                        help='lowest detection score kept as a proposal '
+                             f'(default {DEFAULT_DETECTOR_MIN_SCORE})')
     add_common_arguments(parser)
     return parser
 
 
 def print_tracks(tracks):
     """The Region Tracker lines of the summary."""
-    pairs, with_tracks = tracks["pairs"], tracks["pairs_with_tracks"]
+    pairs, with_tracks = tracks['pairs'], tracks['pairs_with_tracks']
     print(f"region proposals tracked: {tracks['proposals']}, kept {tracks['tracks_kept']} "
           f"({100 * tracks['kept_fraction']:.1f}%)")
-    print(f"pairs with tracked regions: {with_tracks} of {pairs} ({pairs - with_tracks} "
-          f"without: kept for full-frame pairs, skipped by the Region Tracker)")
+    print(f'pairs with tracked regions: {with_tracks} of {pairs} ({pairs - with_tracks} '
+          f'without: kept for full-frame pairs, skipped by the Region Tracker)')
     print(f"mean track length: {tracks['mean_track_frames']:.1f} frames "
           f"(kept tracks: {tracks['mean_kept_track_frames']:.1f})")
-    if tracks["lost"]:
-        print("lost tracks: " + ", ".join(f"{k} {v}" for k, v in tracks["lost"].items()))
-    if not tracks["tracks_kept"]:
-        print("note: no tracked region survived in any pair (--strict makes this an error)")
+    if tracks['lost']:
+        print('lost tracks: ' + ', '.join(f'{k} {v}' for k, v in tracks['lost'].items()))
+    if not tracks['tracks_kept']:
+        print('note: no tracked region survived in any pair (--strict makes this an error)')
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.gap is None and args.gap_range is None:
-        raise UserError("give --gap K or --gap-range A B")
+        raise UserError('give --gap K or --gap-range A B')
     summary = write_video_pairs(
         args.src, args.out, gap=args.gap, gap_range=args.gap_range, seed=args.seed,
         cut_threshold=args.cut_threshold, min_motion=args.min_motion,
@@ -230,17 +248,17 @@ def main(argv=None):
         detector_arch=args.detector_arch, detector_min_score=args.detector_min_score,
         strict=args.strict)
     print_problems(summary)
-    counts = summary["counts"]
+    counts = summary['counts']
     print(f"videos: {counts['videos']} written, {counts['videos_skipped']} skipped")
     print(f"frames read: {counts['frames_read']}")
     print(f"shot cuts found: {counts['cuts']}")
     print(f"pairs written: {counts['pairs_written']}")
     print(f"dropped for cuts: {counts['dropped_cut']}")
     print(f"dropped for low motion: {counts['dropped_motion']}")
-    if counts["dropped_bad_frame"]:
+    if counts['dropped_bad_frame']:
         print(f"dropped for unreadable frames: {counts['dropped_bad_frame']}")
-    if summary["tracks"] is not None:
-        print_tracks(summary["tracks"])
+    if summary['tracks'] is not None:
+        print_tracks(summary['tracks'])
     print(f"output: {summary['out']} (metadata: {summary['sidecar']})")
     return 0
 
@@ -252,5 +270,5 @@ def cli():
     run_cli(main)
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     cli()

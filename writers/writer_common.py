@@ -29,17 +29,17 @@ def default_workers():
 
 def check_output(out):
     """OUT must end in .beton and its folder must be creatable and writable; nothing is made."""
-    if not out.endswith(".beton"):
-        raise UserError(f"output {out} must end in .beton")
+    if not out.endswith('.beton'):
+        raise UserError(f'output {out} must end in .beton')
     if os.path.isdir(out):
-        raise UserError(f"output {out} is a folder")
+        raise UserError(f'output {out} is a folder')
     existing = os.path.dirname(os.path.abspath(out))
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
-        raise UserError(f"cannot write {out}: {existing} is not a folder")
+        raise UserError(f'cannot write {out}: {existing} is not a folder')
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write {out}: folder {existing} is not writable")
+        raise UserError(f'cannot write {out}: folder {existing} is not writable')
 
 
 def write_outputs(out, write_beton, metadata):
@@ -48,7 +48,7 @@ def write_outputs(out, write_beton, metadata):
     path."""
     with atomic_path(out) as tmp:
         write_beton(tmp)
-    sidecar = out + ".json"
+    sidecar = out + '.json'
     try:
         write_json(sidecar, metadata)
     except BaseException:
@@ -85,7 +85,7 @@ class ArgParser(argparse.ArgumentParser):
         raise UserError(message)
 
 
-def make_writer(fname, fields, page_size, workers, progress=None, unit="img"):
+def make_writer(fname, fields, page_size, workers, progress=None, unit='img'):
     """FFCV's DatasetWriter, except that a dead worker raises UserError instead of hanging.
 
     (FFCV's own loop waits forever for samples that a crashed worker will never write.)
@@ -124,7 +124,7 @@ def make_writer(fname, fields, page_size, workers, progress=None, unit="img"):
             try:
                 for process in processes:
                     process.start()
-                with tqdm(total=num_samples, unit=unit, desc="writing",
+                with tqdm(total=num_samples, unit=unit, desc='writing',
                           disable=bar_disabled(progress)) as bar:
                     written = 0
                     while written < num_samples:
@@ -172,5 +172,5 @@ def raise_if_dead(processes, fname):
     """UserError if any of ``processes`` (FFCV writer workers) has exited with an error."""
     for process in processes:
         if process.exitcode not in (None, 0):
-            raise UserError(f"an FFCV writer process died (exit code {process.exitcode}) while "
-                            f"writing {fname}; nothing was kept")
+            raise UserError(f'an FFCV writer process died (exit code {process.exitcode}) while '
+                            f'writing {fname}; nothing was kept')

@@ -39,23 +39,23 @@ def read_aloi_ill(root):
 
 def read_aloi(root, layout):
     name, suffix, example = LAYOUTS[layout]
-    what = f"ALOI {name} (aloi_red2_{layout})"
+    what = f'ALOI {name} (aloi_red2_{layout})'
     if os.path.isdir(os.path.join(root, 'png2')):
         root = os.path.join(root, 'png2')
     require_dir(root, what)
     objects = [n for n in visible_entries(root) if os.path.isdir(os.path.join(root, n))]
     numbered = sorted((n for n in objects if n.isdigit()), key=int)
     if not numbered:
-        raise UserError(f"{what}: expected one folder per object named by its number in "
-                        f"{root} (e.g. {root}/1/1_{example}.png)")
+        raise UserError(f'{what}: expected one folder per object named by its number in '
+                        f'{root} (e.g. {root}/1/1_{example}.png)')
     paths, objs = [], []
     for obj in numbered:
         pattern = re.compile(rf'{obj}_{suffix}\.png')
         folder = os.path.join(root, obj)
         for file in visible_entries(folder):
             if not pattern.fullmatch(file):
-                raise UserError(f"{what}: {folder}/{file} is not named like "
-                                f"{obj}_{example}.png (is this the aloi_red2_{layout} tree?)")
+                raise UserError(f'{what}: {folder}/{file} is not named like '
+                                f'{obj}_{example}.png (is this the aloi_red2_{layout} tree?)')
             paths.append(os.path.join(folder, file))
             objs.append(int(obj))
     images = ImageList(paths, SIZE)

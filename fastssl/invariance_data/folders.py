@@ -27,7 +27,7 @@ def read_folders(root, name='sets'):
 def folder_images(root):
     """[(path, '<target>/<set>', target)] for every image of ``root`` in the generic layout;
     UserError naming the first entry that does not fit it."""
-    require_dir(root, f"invariance sets ({LAYOUT})")
+    require_dir(root, f'invariance sets ({LAYOUT})')
     found = []
     for target in visible_entries(root):
         target_dir = _subfolder(root, target)
@@ -40,12 +40,12 @@ def folder_images(root):
                                     f"); expected the layout {LAYOUT}")
                 found.append((path, f'{target}/{set_name}', target))
     if not found:
-        raise UserError(f"{root} holds no images; expected the layout {LAYOUT}")
+        raise UserError(f'{root} holds no images; expected the layout {LAYOUT}')
     return found
 
 
 def _subfolder(parent, name):
     path = os.path.join(parent, name)
     if not os.path.isdir(path):
-        raise UserError(f"{path} is not a folder; expected the layout {LAYOUT}")
+        raise UserError(f'{path} is not a folder; expected the layout {LAYOUT}')
     return path

@@ -33,7 +33,7 @@ def read_got10k(root):
     with open(listing) as f:
         sequences = [line.strip() for line in f if line.strip()]
     if not sequences:
-        raise UserError(f"GOT-10k: {listing} lists no sequences")
+        raise UserError(f'GOT-10k: {listing} lists no sequences')
     rng = np.random.RandomState(SEED)  # the authors' np.random.seed(1992) + np.random.choice
     paths, boxes, set_ids, targets = [], [], [], []
     for name in sequences:
@@ -42,8 +42,8 @@ def read_got10k(root):
         seq_boxes = read_rows(os.path.join(folder, 'groundtruth.txt'), float, 4)
         cover = read_rows(os.path.join(folder, 'cover.label'), int, 1)[:, 0]
         if len(cover) != len(seq_boxes):
-            raise UserError(f"GOT-10k: {folder}/cover.label has {len(cover)} levels for "
-                            f"{len(seq_boxes)} boxes in groundtruth.txt")
+            raise UserError(f'GOT-10k: {folder}/cover.label has {len(cover)} levels for '
+                            f'{len(seq_boxes)} boxes in groundtruth.txt')
         usable = (seq_boxes[:, 2] > 0) & (seq_boxes[:, 3] > 0)
         levels = np.unique(cover[usable])
         if levels.size == 0 or levels.max() - levels.min() < MIN_COVER_SPAN:
@@ -86,7 +86,7 @@ def read_rows(path, kind, columns):
             except ValueError:
                 values = []
             if len(values) != columns:
-                raise UserError(f"GOT-10k: {path} line {number} is not {columns} "
-                                f"comma-separated numbers: {line.strip()[:60]!r}")
+                raise UserError(f'GOT-10k: {path} line {number} is not {columns} '
+                                f'comma-separated numbers: {line.strip()[:60]!r}')
             rows.append(values)
     return np.array(rows, dtype=np.float64 if kind is float else np.int64).reshape(-1, columns)

@@ -21,12 +21,12 @@ def load_image(path, size, box=None):
     try:
         image = Image.fromarray(load_rgb(path))
     except Exception as err:  # Pillow raises many types for a bad file
-        raise UserError(f"cannot read image {path} ({describe_failure(err)})") from None
+        raise UserError(f'cannot read image {path} ({describe_failure(err)})') from None
     if box is not None:
         x, y, w, h = (float(v) for v in box)
         if not (w > 0 and h > 0):  # Pillow would fail deep in a worker thread
-            raise UserError(f"empty crop box (x, y, w, h) = ({x:g}, {y:g}, {w:g}, {h:g}) "
-                            f"for image {path}")
+            raise UserError(f'empty crop box (x, y, w, h) = ({x:g}, {y:g}, {w:g}, {h:g}) '
+                            f'for image {path}')
         image = image.crop((x, y, x + w, y + h))
     return np.asarray(image.resize((size, size), Image.BILINEAR))
 

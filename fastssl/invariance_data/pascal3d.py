@@ -35,7 +35,7 @@ def read_pascal3d(root):
     suffix = '_imagenet_train.txt'
     categories = sorted(n[:-len(suffix)] for n in os.listdir(sets_dir) if n.endswith(suffix))
     if not categories:
-        raise UserError(f"{WHAT}: expected {sets_dir}/<category>{suffix} files")
+        raise UserError(f'{WHAT}: expected {sets_dir}/<category>{suffix} files')
     paths, boxes, azimuth, elevation, cats = [], [], [], [], []
     for cat in categories:
         for path, obj in _imagenet_entries(root, cat) + _pascal_entries(root, cat):
@@ -46,7 +46,7 @@ def read_pascal3d(root):
             elevation.append(el)
             cats.append(cat)
     if not paths:
-        raise UserError(f"{WHAT} ({root}): no annotated images in the image lists")
+        raise UserError(f'{WHAT} ({root}): no annotated images in the image lists')
     az_bin = (np.array(azimuth) % 180) // 30
     el_bin = (np.array(elevation) % 90) // 30
     cats = np.array(cats)
@@ -112,8 +112,8 @@ def _objects(path):
         record = loadmat(path, struct_as_record=False, squeeze_me=True)['record']
         return list(np.atleast_1d(record.objects))
     except Exception as err:  # scipy raises many types for a corrupt or foreign .mat
-        raise UserError(f"{WHAT}: cannot read annotation {path} as a Pascal3D+ record "
-                        f"({type(err).__name__}: {str(err)[:80]})") from None
+        raise UserError(f'{WHAT}: cannot read annotation {path} as a Pascal3D+ record '
+                        f'({type(err).__name__}: {str(err)[:80]})') from None
 
 
 def _has_viewpoint(obj):
@@ -124,8 +124,8 @@ def _has_viewpoint(obj):
 def _object(path, index, cat):
     objects = _objects(path)
     if index >= len(objects) or not _has_viewpoint(objects[index]):
-        raise UserError(f"{WHAT}: {path} has no object {index} with a viewpoint (category "
-                        f"{cat})")
+        raise UserError(f'{WHAT}: {path} has no object {index} with a viewpoint (category '
+                        f'{cat})')
     return objects[index]
 
 

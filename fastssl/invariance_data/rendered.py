@@ -13,7 +13,7 @@ from .sets import ImageList, InvarianceData, Measurement, require_file
 
 def read_rendered(root):
     path = require_file(os.path.join(root, RENDERED_MANIFEST),
-                        f"{RENDERED_LABEL} (writers/render_invariance_sets.py output)")
+                        f'{RENDERED_LABEL} (writers/render_invariance_sets.py output)')
     try:
         with open(path) as f:
             manifest = json.load(f)
@@ -38,12 +38,12 @@ def read_rendered(root):
                                                 transformation, magnitude,
                                                 entry.get('unit', '')))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise UserError(f"{path} is not a {RENDERED_LABEL} manifest "
-                        f"({type(err).__name__}: {err})") from None
+        raise UserError(f'{path} is not a {RENDERED_LABEL} manifest '
+                        f'({type(err).__name__}: {err})') from None
     paths = [os.path.join(root, relative) for relative in rows]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
-        raise UserError(f"{RENDERED_LABEL}: {missing[0]} is listed in {path} but missing "
-                        f"({len(missing)} missing in all)")
+        raise UserError(f'{RENDERED_LABEL}: {missing[0]} is listed in {path} but missing '
+                        f'({len(missing)} missing in all)')
     return InvarianceData(RENDERED_LABEL, root, ImageList(paths, size), measurements,
                           rendered=True)

@@ -56,19 +56,19 @@ class InvarianceData:
             try:
                 check_sets(m.set_ids, m.targets)
             except UserError as err:
-                raise UserError(f"{self.dataset} {m.name} ({self.root}): {err}") from None
+                raise UserError(f'{self.dataset} {m.name} ({self.root}): {err}') from None
         return self
 
 
 def require_dir(path, what):
     if not os.path.isdir(path):
-        raise UserError(f"{what}: expected the folder {path}")
+        raise UserError(f'{what}: expected the folder {path}')
     return path
 
 
 def require_file(path, what):
     if not os.path.isfile(path):
-        raise UserError(f"{what}: expected the file {path}")
+        raise UserError(f'{what}: expected the file {path}')
     return path
 
 
@@ -77,4 +77,4 @@ def visible_entries(folder):
     try:
         return sorted(n for n in os.listdir(folder) if not n.startswith('.'))
     except OSError as err:
-        raise UserError(f"cannot read folder {folder}: {err.strerror}") from None
+        raise UserError(f'cannot read folder {folder}: {err.strerror}') from None

@@ -16,4 +16,4 @@ def test_quick_run(tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert [(r['images'], r['neurons']) for r in doc['results']] == [(2000, 64), (4000, 128)]
     assert doc['reference']['scores_agree'] and doc['reference']['speedup'] > 0
-    assert doc['command'].startswith('python benchmarks/invariance.py --quick')
+    assert doc['command'].startswith('python -m benchmarks.invariance --quick')

@@ -8,7 +8,7 @@ import re
 
 from benchmarks.train_step import main
 
-NUMBER = r"\d+(?:\.\d+)?"
+NUMBER = r'\d+(?:\.\d+)?'
 
 
 def resnet18_forward_gflop(side):
@@ -31,43 +31,43 @@ def resnet18_forward_gflop(side):
 
 
 def test_tiny_run_prints_every_section(tmp_path, capsys):
-    out = tmp_path / "result.json"
-    assert main(["--tiny", "--json", str(out)]) == 0
+    out = tmp_path / 'result.json'
+    assert main(['--tiny', '--json', str(out)]) == 0
     stdout = capsys.readouterr().out
     lines = stdout.splitlines()
-    assert any(line.startswith("machine: ") for line in lines)
-    for label in ("fp32 NCHW", "channels-last + bf16"):
-        rows = [line for line in lines if line.startswith(f"resnet18  {label} ")]
+    assert any(line.startswith('machine: ') for line in lines)
+    for label in ('fp32 NCHW', 'channels-last + bf16'):
+        rows = [line for line in lines if line.startswith(f'resnet18  {label} ')]
         assert len(rows) == 1, (label, stdout)
-        assert re.search(rf"\s{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+n/a\s+n/a$",
+        assert re.search(rf'\s{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+n/a\s+n/a$',
                          rows[0]), rows[0]
-    assert any(re.match(rf"resnet18: channels-last \+ bf16 / fp32 NCHW\s+{NUMBER}x\s+"
-                        r"\(target applies to a GPU\)$", line) for line in lines)
-    assert any(line.startswith("(g) GPU-side preprocessing") for line in lines)
-    assert any(line.startswith("(l) real FFCV loader") for line in lines)
-    assert any(re.match(rf"mocov2\s+data\.beton\s+4\s+{NUMBER}\s+{NUMBER}%", line)
+    assert any(re.match(rf'resnet18: channels-last \+ bf16 / fp32 NCHW\s+{NUMBER}x\s+'
+                        r'\(target applies to a GPU\)$', line) for line in lines)
+    assert any(line.startswith('(g) GPU-side preprocessing') for line in lines)
+    assert any(line.startswith('(l) real FFCV loader') for line in lines)
+    assert any(re.match(rf'mocov2\s+data\.beton\s+4\s+{NUMBER}\s+{NUMBER}%', line)
                for line in lines), stdout
-    assert any(re.match(rf"resnet18: MoCo pairs/s / \(0\.75 x supervised images/s\), fp32 NCHW"
-                        rf"\s+{NUMBER}x\s+\(target applies to a GPU\)$", line)
+    assert any(re.match(rf'resnet18: MoCo pairs/s / \(0\.75 x supervised images/s\), fp32 NCHW'
+                        rf'\s+{NUMBER}x\s+\(target applies to a GPU\)$', line)
                for line in lines), stdout
-    assert "(m) largest batch that fits (resnet18, channels-last + bf16): n/a (no GPU)" in lines
+    assert '(m) largest batch that fits (resnet18, channels-last + bf16): n/a (no GPU)' in lines
 
     result = json.loads(out.read_text())
-    assert [(r["arch"], r["mode"]) for r in result["synthetic"]] == [
-        ("resnet18", "fp32"), ("resnet18", "bf16_cl")]
+    assert [(r['arch'], r['mode']) for r in result['synthetic']] == [
+        ('resnet18', 'fp32'), ('resnet18', 'bf16_cl')]
     # per pair: query forward + backward (~2 forwards) + key forward = ~4 forwards of the
     # trunk (the MLP head and InfoNCE add well under 1 % at this size)
-    gflop = result["synthetic"][0]["gflops_per_pair"]
+    gflop = result['synthetic'][0]['gflops_per_pair']
     trunk = resnet18_forward_gflop(32)
     assert 3.9 * trunk < gflop < 4.2 * trunk, (gflop, trunk)
-    assert result["synthetic"][0]["peak_fraction"] is None        # CPU: no peak table
-    assert [(r["arch"], r["mode"]) for r in result["supervised"]] == [
-        ("resnet18", "fp32"), ("resnet18", "bf16_cl")]
-    assert all(r["images_per_s"] > 0 for r in result["supervised"])
+    assert result['synthetic'][0]['peak_fraction'] is None        # CPU: no peak table
+    assert [(r['arch'], r['mode']) for r in result['supervised']] == [
+        ('resnet18', 'fp32'), ('resnet18', 'bf16_cl')]
+    assert all(r['images_per_s'] > 0 for r in result['supervised'])
     # 32 samples / batch 8 = 4 steps an epoch; 2 timed steps -> 1 compiling + 1 timed epoch
-    loader, = result["loaders"]
-    assert loader["variant"] == "mocov2" and loader["steps_per_epoch"] == 4
-    assert loader["steps"] == 4 and loader["loader_only_pairs_per_s"] > 0
-    assert 0 <= loader["data_wait_fraction"] < 1 and loader["pairs_per_s"] > 0
-    assert 0 < result["preprocess"]["fraction"] < 1
-    assert result["largest_batch"] is None and result["preprocess"]["sync"] is None
+    loader, = result['loaders']
+    assert loader['variant'] == 'mocov2' and loader['steps_per_epoch'] == 4
+    assert loader['steps'] == 4 and loader['loader_only_pairs_per_s'] > 0
+    assert 0 <= loader['data_wait_fraction'] < 1 and loader['pairs_per_s'] > 0
+    assert 0 < result['preprocess']['fraction'] < 1
+    assert result['largest_batch'] is None and result['preprocess']['sync'] is None

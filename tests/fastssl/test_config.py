@@ -7,8 +7,16 @@ import pytest
 from fastargs.config import Config
 
 from eval import main as eval_main
-from fastssl.config import (ARCHITECTURES, KNN_K, KNN_TEMPERATURE, PRECISIONS, RESOLUTION,
-                            backbone_params, declare_sections, load_settings)
+from fastssl.config import (
+    ARCHITECTURES,
+    KNN_K,
+    KNN_TEMPERATURE,
+    PRECISIONS,
+    RESOLUTION,
+    backbone_params,
+    declare_sections,
+    load_settings,
+)
 from fastssl.config_loader import Float, Int, Number, OneOf, read_settings
 from fastssl.eval_config import COMMANDS
 from fastssl_common.errors import UserError, run_cli
@@ -73,7 +81,7 @@ def test_every_numeric_parameter_declares_its_range():
     for command in DECLARE:
         for key, param in entries(command).items():
             if isinstance(param.checker, Number) and key not in UNBOUNDED:
-                assert param.checker.bounds(), f"{command}: {key} has no range"
+                assert param.checker.bounds(), f'{command}: {key} has no range'
                 assert param.checker.bounds() in param.checker.help()
 
 
@@ -85,21 +93,21 @@ def test_each_range_refuses_a_value_outside_it(command, key, value, capsys,
     error = capsys.readouterr().err
     assert_one_line_error(SimpleNamespace(returncode=exited.value.code, stderr=error), key,
                           value)
-    assert f"{key} must be " in error and error.rstrip().endswith(f"got {value}")
+    assert f'{key} must be ' in error and error.rstrip().endswith(f'got {value}')
 
 
 @pytest.mark.parametrize('command, args, message', [
-    ('linear', ['--linear.epochs=0'], "linear.epochs must be > 0, got 0"),
-    ('train', ['--augment.flip_prob=1.5'], "augment.flip_prob must be in [0, 1], got 1.5"),
+    ('linear', ['--linear.epochs=0'], 'linear.epochs must be > 0, got 0'),
+    ('train', ['--augment.flip_prob=1.5'], 'augment.flip_prob must be in [0, 1], got 1.5'),
     ('train', ['--augment.region_scale_min=0'],
-     "augment.region_scale_min must be in (0, 1], got 0.0"),
-    ('train', ['--moco.frame_weight=inf'], "moco.frame_weight must be finite, got inf"),
-    ('train', ['--moco.region_weight=nan'], "moco.region_weight must be >= 0, got nan"),
+     'augment.region_scale_min must be in (0, 1], got 0.0'),
+    ('train', ['--moco.frame_weight=inf'], 'moco.frame_weight must be finite, got inf'),
+    ('train', ['--moco.region_weight=nan'], 'moco.region_weight must be >= 0, got nan'),
     ('invariance', ['--invariance.num_workers=-1'],
-     "invariance.num_workers must be >= 0, got -1"),
+     'invariance.num_workers must be >= 0, got -1'),
     ('train', ['--train.epochs=2.5'], "config key 'train.epochs' must be an int > 0, got '2.5'"),
     ('train', ['--augment.sigma_min=2', '--augment.sigma_max=1'],
-     "augment.sigma_min must be <= augment.sigma_max, got 2.0 > 1.0"),
+     'augment.sigma_min must be <= augment.sigma_max, got 2.0 > 1.0'),
 ])
 def test_messages(command, args, message):
     with pytest.raises(UserError) as err:
@@ -110,7 +118,7 @@ def test_messages(command, args, message):
 def test_ranges_hold_for_config_files_too(tmp_path):
     recipe = tmp_path / 'r.yaml'
     recipe.write_text('data:\n  path: x.beton\noptim:\n  momentum: 1.2\n')
-    with pytest.raises(UserError, match=r"^optim\.momentum must be in \[0, 1\], got 1\.2$"):
+    with pytest.raises(UserError, match=r'^optim\.momentum must be in \[0, 1\], got 1\.2$'):
         load_settings(['--config-file', str(recipe)])
 
 
@@ -120,7 +128,7 @@ def test_every_min_max_pair_must_be_ordered():
     assert len(pairs) == 5 and all(f'{pair}_max' in train for pair in pairs)
     for pair in pairs:
         low, high = train[f'{pair}_min'].default, train[f'{pair}_max'].default
-        with pytest.raises(UserError, match=rf"^{pair}_min must be <= {pair}_max, got "):
+        with pytest.raises(UserError, match=rf'^{pair}_min must be <= {pair}_max, got '):
             run('train', f'--{pair}_min={high}', f'--{pair}_max={low}')
 
 

@@ -52,7 +52,7 @@ def test_precision_on_cpu():
         [None, None, torch.bfloat16]  # auto, fp32, bf16
     with pytest.raises(UserError) as err:
         resolve_precision('fp16', cpu, 'eval.precision')
-    assert str(err.value) == "eval.precision=fp16 needs a CUDA device (use bf16 or fp32 on CPU)"
+    assert str(err.value) == 'eval.precision=fp16 needs a CUDA device (use bf16 or fp32 on CPU)'
 
 
 @pytest.mark.parametrize('bf16, auto', [(True, torch.bfloat16), (False, None)])

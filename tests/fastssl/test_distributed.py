@@ -230,7 +230,7 @@ def test_all_gathered_enqueue_equals_single_process_enqueue(ranks, term_queues):
 def test_different_configs_are_refused_on_every_rank_naming_the_key(ranks):
     for r in ranks:
         assert r['config_error'].startswith('ranks were started with different configs')
-        assert "data.batch_size=9 (rank 0: 8)" in r['config_error']
+        assert 'data.batch_size=9 (rank 0: 8)' in r['config_error']
         assert 'moco.momentum' not in r['config_error']
 
 

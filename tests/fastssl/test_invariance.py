@@ -114,8 +114,8 @@ def test_column_blocks_and_threads_do_not_change_the_result(monkeypatch):
 
 @pytest.mark.parametrize('sets,targets,needle', [
     ([0, 0, 0, 1, 1, 1], ['x'] * 6, 'at least two targets'),
-    ([0, 0, 1, 2, 2, 3], list('xxxyyy'), "no target has a set of at least 3"),
-    ([0, 0, 0, 0, 1, 1], list('xxxyyy'), "set 0 spans targets"),
+    ([0, 0, 1, 2, 2, 3], list('xxxyyy'), 'no target has a set of at least 3'),
+    ([0, 0, 0, 0, 1, 1], list('xxxyyy'), 'set 0 spans targets'),
     ([0, 0, 0, 1, 1], list('xxxyyy'), 'one set id and one target per image'),
 ])
 def test_bad_sets(sets, targets, needle):

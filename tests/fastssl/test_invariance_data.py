@@ -89,7 +89,7 @@ def test_aloi_png2_trees(tmp_path, layout, kind, name, invariance_trees):
 
 def test_aloi_wrong_tree_and_layout(tmp_path, invariance_trees):
     root = invariance_trees.aloi_tree(tmp_path, 'view')
-    with pytest.raises(UserError, match=r"1_r0.png is not named like 1_i110.png .*aloi_red2_col"):
+    with pytest.raises(UserError, match=r'1_r0.png is not named like 1_i110.png .*aloi_red2_col'):
         read_dataset('aloi_col', str(root / 'png2'))
     with pytest.raises(UserError, match='expected one folder per object'):
         read_dataset('aloi_view', str(root / 'png2' / '1'))
@@ -169,7 +169,7 @@ def test_generic_bad_inputs(tmp_path, invariance_trees):
     with pytest.raises(UserError, match='at least two targets'):
         read_dataset('folders', str(one)).check()
     small = invariance_trees.folder_tree(tmp_path / 'small', sets=1, images=2)
-    with pytest.raises(UserError, match="no target has a set of at least 3 images"):
+    with pytest.raises(UserError, match='no target has a set of at least 3 images'):
         read_dataset('folders', str(small)).check()
     with pytest.raises(UserError, match='expected the folder'):
         read_dataset('folders', str(tmp_path / 'missing'))

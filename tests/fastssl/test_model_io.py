@@ -6,8 +6,8 @@ import torchvision
 from torch import nn
 
 from fastssl.checkpoint import save_checkpoint
-from fastssl.model_io import export_backbone, infer_arch, load_backbone
 from fastssl.moco import MoCo
+from fastssl.model_io import export_backbone, infer_arch, load_backbone
 from fastssl_common.errors import UserError
 
 

@@ -10,11 +10,11 @@ from fastssl_common.images import describe_failure, is_image_name, load_rgb, to_
 
 def test_to_rgb_converts_every_mode():
     rgb = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((8, 6), Image.BILINEAR))
-    palette = Image.fromarray(rgb).convert("P")
-    palette.info["transparency"] = int(np.asarray(palette)[0, 0])
-    cmyk = Image.fromarray(rgb).convert("CMYK")
+    palette = Image.fromarray(rgb).convert('P')
+    palette.info['transparency'] = int(np.asarray(palette)[0, 0])
+    cmyk = Image.fromarray(rgb).convert('CMYK')
     sixteen = Image.fromarray((np.arange(48, dtype=np.uint16).reshape(6, 8) * 1000))
-    for image in (palette, cmyk, sixteen, Image.fromarray(rgb).convert("1")):
+    for image in (palette, cmyk, sixteen, Image.fromarray(rgb).convert('1')):
         out = to_rgb(image)
         assert out.shape == (6, 8, 3) and out.dtype == np.uint8, image.mode
     assert tuple(to_rgb(palette)[0, 0]) == (255, 255, 255)        # transparent -> white
@@ -23,11 +23,11 @@ def test_to_rgb_converts_every_mode():
 
 def test_load_rgb_reads_the_file_and_names_failures(tmp_path):
     rgb = np.asarray(Image.fromarray(skimage.data.astronaut()).resize((8, 6), Image.BILINEAR))
-    Image.fromarray(rgb).save(tmp_path / "a.png")
-    np.testing.assert_array_equal(load_rgb(str(tmp_path / "a.png")), rgb)
-    assert is_image_name("x/A.PNG") and not is_image_name("notes.txt")
-    (tmp_path / "b.jpg").write_text("not an image")
-    for name, reason in (("missing.png", "file not found"), ("b.jpg", "not a recognised image")):
+    Image.fromarray(rgb).save(tmp_path / 'a.png')
+    np.testing.assert_array_equal(load_rgb(str(tmp_path / 'a.png')), rgb)
+    assert is_image_name('x/A.PNG') and not is_image_name('notes.txt')
+    (tmp_path / 'b.jpg').write_text('not an image')
+    for name, reason in (('missing.png', 'file not found'), ('b.jpg', 'not a recognised image')):
         with pytest.raises(Exception) as err:
             load_rgb(str(tmp_path / name))
         assert describe_failure(err.value).startswith(reason)

@@ -4,10 +4,10 @@ import math
 import numpy as np
 import torch
 import torchvision.transforms.v2.functional as F
+from ffcv.fields.rgb_image import RandomResizedCropRGBImageDecoder
 from ffcv.loader import Loader, OrderOption
 from ffcv.pipeline.pipeline_spec import PipelineSpec
 from ffcv.reader import Reader
-from ffcv.fields.rgb_image import RandomResizedCropRGBImageDecoder
 
 import loaders.multiview_decoder as mvd
 from loaders.pair_loader import MultiViewLoader

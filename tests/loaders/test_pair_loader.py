@@ -120,11 +120,11 @@ def test_bad_files_and_arguments_are_user_errors(small_beton, tmp_path):
         MultiViewLoader(small_beton, 3, 8, indices=[0, 1])
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.filterwarnings('ignore::pytest.PytestUnhandledThreadExceptionWarning')
 def test_a_failing_pipeline_raises_instead_of_hanging(small_beton, monkeypatch, collect):
     """FFCV's own iterator would wait forever once its loading thread died."""
     def broken_decode(*args):
-        raise ValueError("simulated decoder failure")
+        raise ValueError('simulated decoder failure')
 
     monkeypatch.setattr(mvd, 'imdecode', broken_decode)
     Compiler.set_enabled(False)

@@ -16,8 +16,14 @@ from loaders.pair_loader import MultiViewLoader
 from loaders.photometric_kernels import augment_view
 from loaders.photometric_params import blur_kernel_size, make_strengths, photometric_params
 from loaders.region_crop import context_region, pick_region
-from loaders.rng import (STREAM_CONTEXT, STREAM_REGION, next_int, next_range, sample_state,
-                         view_state)
+from loaders.rng import (
+    STREAM_CONTEXT,
+    STREAM_REGION,
+    next_int,
+    next_range,
+    sample_state,
+    view_state,
+)
 from tests.writers.video_fixtures import load_all
 
 RT = (('frame_a', ((0, 'region'),)), ('frame_b', ((1, 'region'),)))
@@ -80,11 +86,11 @@ def test_region_views_stay_in_the_tracked_box_in_both_frames(planted_regions_bet
             shown = [[n for n in planted.COLOURS if colour_mask(v, planted.COLOURS[n]).any()]
                      for v in (region_a, region_b)]
             if count == 0:
-                assert min(dark) > 0.15, "no valid track: the region is the whole frame"
+                assert min(dark) > 0.15, 'no valid track: the region is the whole frame'
                 continue
             assert max(dark) < 0.05, (index, epoch, dark)
             assert shown[0] == shown[1] and len(shown[0]) == 1, (index, epoch, shown)
-            assert names.index(shown[0][0]) < count, "only rows below num_proposals"
+            assert names.index(shown[0][0]) < count, 'only rows below num_proposals'
             assert colour_mask(region_a, planted.COLOURS[shown[0][0]]).mean() > 0.1
             picked_rows.add(names.index(shown[0][0]))
             rows = [planted.BOXES_A[n] + planted.BOXES_B[n] for n in names]
@@ -201,7 +207,7 @@ def test_bad_region_input_is_refused(planted_regions_beton, planted, region_pair
     broken = tmp_path / 'broken.beton'
     broken.write_bytes(open(planted_regions_beton, 'rb').read())
     planted.fill_proposals(str(broken), [np.zeros((1, 9), np.float32)], [planted.MAX_ROWS + 1])
-    with pytest.raises(UserError, match=re.escape(f"{broken}: sample 0 has num_proposals=9")):
+    with pytest.raises(UserError, match=re.escape(f'{broken}: sample 0 has num_proposals=9')):
         MultiViewLoader(str(broken), 2, 8, RT)
 
 

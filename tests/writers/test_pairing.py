@@ -37,6 +37,6 @@ def test_second_frame_known_before_it_arrives():
 
 
 def test_video_key_is_the_path_below_src():
-    key = video_key(os.path.join("/data", "src", "a", "v.mp4"), "/data/src")
-    assert key == video_key(os.path.join("/elsewhere", "a", "v.mp4"), "/elsewhere")
-    assert key != video_key(os.path.join("/data", "src", "b", "v.mp4"), "/data/src")
+    key = video_key(os.path.join('/data', 'src', 'a', 'v.mp4'), '/data/src')
+    assert key == video_key(os.path.join('/elsewhere', 'a', 'v.mp4'), '/elsewhere')
+    assert key != video_key(os.path.join('/data', 'src', 'b', 'v.mp4'), '/data/src')

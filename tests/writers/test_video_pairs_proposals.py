@@ -4,16 +4,20 @@ pixels checked against the planted object's true boxes), pairs without tracks, b
 and the inspection tool."""
 import json
 import os
-from pathlib import Path
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from fastssl_common.errors import UserError
-from tests.writers.video_fixtures import (encode_clip, load_all, moving_patch_sequence,
-                                          write_sequence)
+from tests.writers.video_fixtures import (
+    encode_clip,
+    load_all,
+    moving_patch_sequence,
+    write_sequence,
+)
 from writers.boxes import box_iou, clip_boxes, scale_boxes
 from writers.inspect_pairs import inspect_pairs
 from writers.inspect_pairs import main as inspect_main
@@ -23,31 +27,31 @@ from writers.video_source import VideoReader
 from writers.write_video_pairs import main, write_video_pairs
 
 GAP, COUNT, N = 6, 20, 6
-PROPOSAL_FIELDS = {"proposals": "array", "num_proposals": "int", "index_a": "int",
-                   "index_b": "int"}
+PROPOSAL_FIELDS = {'proposals': 'array', 'num_proposals': 'int', 'index_a': 'int',
+                   'index_b': 'int'}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def sequence(tmp_path_factory):
     """A GOT-10k style folder (320 x 240 JPEG frames) of the cat patch moving and growing over
     the coffee photo, and the patch's true boxes."""
-    root = tmp_path_factory.mktemp("tracked")
+    root = tmp_path_factory.mktemp('tracked')
     frames, truth = moving_patch_sequence(COUNT, velocity=(3.0, 1.5), scale_rate=1.01)
-    folder = write_sequence(root / "src" / "GOT-10k_Train_000001", frames, boxes=False)
+    folder = write_sequence(root / 'src' / 'GOT-10k_Train_000001', frames, boxes=False)
     return root, folder, truth
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def written(sequence):
     root, folder, truth = sequence
-    out = str(root / "tracked.beton")
-    summary = write_video_pairs(str(root / "src"), out, gap=GAP, proposals=N, max_proposals=8,
+    out = str(root / 'tracked.beton')
+    summary = write_video_pairs(str(root / 'src'), out, gap=GAP, proposals=N, max_proposals=8,
                                 max_resolution=160, track_resolution=320, workers=1,
                                 progress=False)
     return out, summary
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def stored(written):
     """The written file's proposal fields, read back with the real FFCV Loader."""
     return load_all(written[0], PROPOSAL_FIELDS)
@@ -67,18 +71,18 @@ def expected_rows(folder, index_a, index_b, stored):
     rows = np.concatenate([scale_boxes(start, sx, sy),
                            scale_boxes(clip_boxes(boxes, width, height), sx, sy),
                            confidence[:, None]], 1)[alive]
-    return rows[np.argsort(-rows[:, 8], kind="stable")].astype(np.float32)
+    return rows[np.argsort(-rows[:, 8], kind='stable')].astype(np.float32)
 
 
 def test_rows_round_trip_exactly_in_stored_pixels(sequence, written, stored):
     _, folder, truth = sequence
     out, summary = written
     got = stored
-    pairs = list(zip(got["index_a"].ravel(), got["index_b"].ravel()))
+    pairs = list(zip(got['index_a'].ravel(), got['index_b'].ravel()))
     assert pairs == [(0, 6), (6, 12), (12, 18)]
-    counts = got["num_proposals"].ravel()
+    counts = got['num_proposals'].ravel()
     assert np.all(counts > 0) and np.all(counts <= N)
-    for sample, (a, b), count in zip(got["proposals"], pairs, counts):
+    for sample, (a, b), count in zip(got['proposals'], pairs, counts):
         rows = sample[:count]
         assert not sample[count:].any()                       # rows beyond are zeros
         np.testing.assert_array_equal(rows, expected_rows(folder, a, b, (120, 160)))
@@ -91,66 +95,66 @@ def test_rows_round_trip_exactly_in_stored_pixels(sequence, written, stored):
         assert box_iou(truth[a] / 2, rows[best:best + 1, 0:4])[0, 0] >= 0.7
         assert box_iou(truth[b] / 2, rows[best:best + 1, 4:8])[0, 0] >= 0.7
 
-    tracks = summary["tracks"]
-    assert tracks["tracks_kept"] == counts.sum() and tracks["pairs_with_tracks"] == 3
-    assert tracks["proposals"] == tracks["tracks_kept"] + sum(tracks["lost"].values())
-    assert tracks["mean_kept_track_frames"] == GAP
-    sidecar = json.loads(Path(out + ".json").read_text())
-    assert sidecar["proposals"]["status"] == "tracked"
-    assert sidecar["proposals"]["tracks"] == tracks
-    assert sidecar["options"]["proposals"] == N
+    tracks = summary['tracks']
+    assert tracks['tracks_kept'] == counts.sum() and tracks['pairs_with_tracks'] == 3
+    assert tracks['proposals'] == tracks['tracks_kept'] + sum(tracks['lost'].values())
+    assert tracks['mean_kept_track_frames'] == GAP
+    sidecar = json.loads(Path(out + '.json').read_text())
+    assert sidecar['proposals']['status'] == 'tracked'
+    assert sidecar['proposals']['tracks'] == tracks
+    assert sidecar['options']['proposals'] == N
 
 
 def test_overlapping_pairs_track_as_if_alone(sequence, tmp_path):
     # --gap-range 4 8 on a grid of 4: pairs overlap, so their tracks share frames and
     # optical-flow calls; each must still get exactly what tracking it alone gives
     _, folder, _ = sequence
-    out = str(tmp_path / "overlap.beton")
+    out = str(tmp_path / 'overlap.beton')
     write_video_pairs(folder, out, gap_range=(4, 8), seed=1, proposals=N, max_proposals=N,
                       max_resolution=0, workers=1, progress=False)
     got = load_all(out, PROPOSAL_FIELDS)
-    pairs = list(zip(got["index_a"].ravel(), got["index_b"].ravel()))
+    pairs = list(zip(got['index_a'].ravel(), got['index_b'].ravel()))
     assert any(b1 > a2 for (_, b1), (a2, _) in zip(pairs, pairs[1:])), pairs   # overlaps
-    for sample, (a, b), count in zip(got["proposals"], pairs, got["num_proposals"].ravel()):
+    for sample, (a, b), count in zip(got['proposals'], pairs, got['num_proposals'].ravel()):
         np.testing.assert_array_equal(sample[:count], expected_rows(folder, a, b, (240, 320)))
 
 
 def test_inspect_pairs(written, stored, tmp_path, small_beton, capsys,
                        run_script, assert_one_line_error):
     out, summary = written
-    assert inspect_main([out, "--out", str(tmp_path / "look"), "--pairs", "2",
-                         "--per-sheet", "1"]) == 0
-    assert "sheets: " in capsys.readouterr().out
+    assert inspect_main([out, '--out', str(tmp_path / 'look'), '--pairs', '2',
+                         '--per-sheet', '1']) == 0
+    assert 'sheets: ' in capsys.readouterr().out
     got = stored
-    report = json.loads(Path(tmp_path / "look" / "summary.json").read_text())
-    counts = got["num_proposals"].ravel()
-    assert report["pairs"] == 3 and report["tracks"] == int(counts.sum())
-    assert report["tracks_per_pair"] == {str(c): int(n) for c, n in
+    report = json.loads(Path(tmp_path / 'look' / 'summary.json').read_text())
+    counts = got['num_proposals'].ravel()
+    assert report['pairs'] == 3 and report['tracks'] == int(counts.sum())
+    assert report['tracks_per_pair'] == {str(c): int(n) for c, n in
                                          zip(*np.unique(counts, return_counts=True))}
-    assert report["gap"] == {str(GAP): 3} and len(report["shown"]) == 2
-    widths = np.concatenate([p[:c, 2] - p[:c, 0] for p, c in zip(got["proposals"], counts)])
-    assert report["box_sizes"]["a"]["width"]["median"] == pytest.approx(np.median(widths),
+    assert report['gap'] == {str(GAP): 3} and len(report['shown']) == 2
+    widths = np.concatenate([p[:c, 2] - p[:c, 0] for p, c in zip(got['proposals'], counts)])
+    assert report['box_sizes']['a']['width']['median'] == pytest.approx(np.median(widths),
                                                                          abs=1e-3)
-    assert sorted(os.listdir(tmp_path / "look")) == ["sheet_00.png", "sheet_01.png",
-                                                      "summary.json"]
-    sheet = cv2.imread(str(tmp_path / "look" / "sheet_00.png"))
+    assert sorted(os.listdir(tmp_path / 'look')) == ['sheet_00.png', 'sheet_01.png',
+                                                      'summary.json']
+    sheet = cv2.imread(str(tmp_path / 'look' / 'sheet_00.png'))
     assert sheet.shape[0] > 180 and sheet.shape[1] > 2 * 240   # two 180 px high frames
     # a second run into the same folder leaves none of the first run's sheets
-    inspect_pairs(out, str(tmp_path / "look"), pairs=2, per_sheet=2, image_format="jpg")
-    assert sorted(os.listdir(tmp_path / "look")) == ["sheet_00.jpg", "summary.json"]
-    with pytest.raises(UserError, match="--seed must be a whole number >= 0"):
-        inspect_pairs(out, str(tmp_path / "look"), seed=-1)
+    inspect_pairs(out, str(tmp_path / 'look'), pairs=2, per_sheet=2, image_format='jpg')
+    assert sorted(os.listdir(tmp_path / 'look')) == ['sheet_00.jpg', 'summary.json']
+    with pytest.raises(UserError, match='--seed must be a whole number >= 0'):
+        inspect_pairs(out, str(tmp_path / 'look'), seed=-1)
 
-    junk = tmp_path / "junk.beton"
-    junk.write_bytes(b"\0" * 64)
-    for path, message in ((small_beton, "is not a pairs .beton"),
-                          (junk, "is not an FFCV .beton"),
-                          (tmp_path / "none.beton", "does not exist")):
+    junk = tmp_path / 'junk.beton'
+    junk.write_bytes(b'\0' * 64)
+    for path, message in ((small_beton, 'is not a pairs .beton'),
+                          (junk, 'is not an FFCV .beton'),
+                          (tmp_path / 'none.beton', 'does not exist')):
         with pytest.raises(UserError, match=message):
-            inspect_pairs(str(path), str(tmp_path / "x"))
-    assert_one_line_error(run_script("writers/inspect_pairs.py", tmp_path / "none.beton",
-                                     "--out", tmp_path / "x"), "none.beton", "does not exist")
-    assert not os.path.exists(tmp_path / "x")
+            inspect_pairs(str(path), str(tmp_path / 'x'))
+    assert_one_line_error(run_script('writers/inspect_pairs.py', tmp_path / 'none.beton',
+                                     '--out', tmp_path / 'x'), 'none.beton', 'does not exist')
+    assert not os.path.exists(tmp_path / 'x')
 
 
 def test_pairs_without_tracks_are_kept_and_counted(tmp_path):
@@ -160,59 +164,59 @@ def test_pairs_without_tracks_are_kept_and_counted(tmp_path):
     cat = moving_patch_sequence(1, frame_size=(128, 96), start=(20.0, 10.0),
                                 patch_size=(48, 48))[0][0]
     flicker = [cat if i % 2 == 0 else np.ascontiguousarray(cat[::-1, ::-1]) for i in range(8)]
-    src = tmp_path / "src"
+    src = tmp_path / 'src'
     src.mkdir()
-    encode_clip(src / "a_uniform.mp4", uniform, options={"crf": "12"})
-    encode_clip(src / "b_flicker.mp4", flicker, options={"crf": "12"})
-    out = tmp_path / "o.beton"
+    encode_clip(src / 'a_uniform.mp4', uniform, options={'crf': '12'})
+    encode_clip(src / 'b_flicker.mp4', flicker, options={'crf': '12'})
+    out = tmp_path / 'o.beton'
     summary = write_video_pairs(str(src), str(out), gap=2, cut_threshold=1.0, proposals=4,
                                 workers=1, progress=False)
-    got = load_all(str(out), {"num_proposals": "int", "proposals": "array"})
-    assert summary["counts"]["pairs_written"] == 6 and not got["num_proposals"].any()
-    assert not got["proposals"].any()
-    tracks = summary["tracks"]
-    assert tracks["pairs_without_tracks"] == 6 and tracks["tracks_kept"] == 0
-    assert tracks["proposals"] > 0                           # the flicker clip had some
-    assert set(tracks["lost"]) <= {"unreliable", "fb_error", "scale_jump"}
-    assert sum(tracks["lost"].values()) == tracks["proposals"]
+    got = load_all(str(out), {'num_proposals': 'int', 'proposals': 'array'})
+    assert summary['counts']['pairs_written'] == 6 and not got['num_proposals'].any()
+    assert not got['proposals'].any()
+    tracks = summary['tracks']
+    assert tracks['pairs_without_tracks'] == 6 and tracks['tracks_kept'] == 0
+    assert tracks['proposals'] > 0                           # the flicker clip had some
+    assert set(tracks['lost']) <= {'unreliable', 'fb_error', 'scale_jump'}
+    assert sum(tracks['lost'].values()) == tracks['proposals']
 
-    with pytest.raises(UserError, match="no tracked region survived.*--strict"):
-        write_video_pairs(str(src), str(tmp_path / "s.beton"), gap=2, cut_threshold=1.0,
+    with pytest.raises(UserError, match='no tracked region survived.*--strict'):
+        write_video_pairs(str(src), str(tmp_path / 's.beton'), gap=2, cut_threshold=1.0,
                           proposals=4, workers=1, progress=False, strict=True)
-    assert sorted(os.listdir(tmp_path)) == ["o.beton", "o.beton.json", "src"]
+    assert sorted(os.listdir(tmp_path)) == ['o.beton', 'o.beton.json', 'src']
 
 
 def test_cli_summary_and_bad_inputs(sequence, tmp_path, capsys, run_script, assert_one_line_error):
     root, folder, _ = sequence
-    out = tmp_path / "p.beton"
-    assert main([folder, str(out), "--gap", "9", "--proposals", "3", "--workers", "1",
-                 "--max-resolution", "96"]) == 0
+    out = tmp_path / 'p.beton'
+    assert main([folder, str(out), '--gap', '9', '--proposals', '3', '--workers', '1',
+                 '--max-resolution', '96']) == 0
     printed = capsys.readouterr().out
-    for line in ("pairs written: 2", "region proposals tracked: ", "pairs with tracked regions: ",
-                 "mean track length: "):
+    for line in ('pairs written: 2', 'region proposals tracked: ', 'pairs with tracked regions: ',
+                 'mean track length: '):
         assert line in printed
 
-    bad = tmp_path / "bad" / "p.beton"
+    bad = tmp_path / 'bad' / 'p.beton'
     for args, message in (
-            (["--gap", "4", "--proposals", "9", "--max-proposals", "8"],
-             "--proposals must be a whole number from 0 to --max-proposals (8)"),
-            (["--gap", "4", "--proposals", "2", "--max-proposals", "0"], "--proposals"),
-            (["--gap", "4", "--detector", str(tmp_path)], "--detector needs --proposals"),
-            (["--gap", "4", "--proposals", "2", "--track-resolution", "8"],
-             "--track-resolution"),
-            (["--gap", "4", "--track-resolution", "64"], "--track-resolution needs --proposals"),
-            (["--gap", "4", "--proposals", "2", "--detector-arch", "ssd300_vgg16"],
-             "--detector-arch needs --detector"),
-            (["--gap", "4", "--proposals", "2", "--detector-min-score", "0.1"],
-             "--detector-min-score needs --detector"),
-            (["--gap", "40", "--proposals", "2"], "too short for a gap of 40")):
+            (['--gap', '4', '--proposals', '9', '--max-proposals', '8'],
+             '--proposals must be a whole number from 0 to --max-proposals (8)'),
+            (['--gap', '4', '--proposals', '2', '--max-proposals', '0'], '--proposals'),
+            (['--gap', '4', '--detector', str(tmp_path)], '--detector needs --proposals'),
+            (['--gap', '4', '--proposals', '2', '--track-resolution', '8'],
+             '--track-resolution'),
+            (['--gap', '4', '--track-resolution', '64'], '--track-resolution needs --proposals'),
+            (['--gap', '4', '--proposals', '2', '--detector-arch', 'ssd300_vgg16'],
+             '--detector-arch needs --detector'),
+            (['--gap', '4', '--proposals', '2', '--detector-min-score', '0.1'],
+             '--detector-min-score needs --detector'),
+            (['--gap', '40', '--proposals', '2'], 'too short for a gap of 40')):
         with pytest.raises(UserError, match=re.escape(message)):
             main([folder, str(bad), *args])
-    fake = tmp_path / "fasterrcnn_resnet50_fpn_fake.pth"
-    fake.write_bytes(b"PK not really")
-    with pytest.raises(UserError, match=f"detector {re.escape(str(fake))} is not a torch"):
-        main([folder, str(bad), "--gap", "4", "--proposals", "2", "--detector", str(fake)])
-    assert_one_line_error(run_script("writers/write_video_pairs.py", folder, bad, "--gap", "4",
-                                     "--proposals", "2", "--detector", tmp_path / "no.pth"),
-                          "no.pth", "does not exist")
+    fake = tmp_path / 'fasterrcnn_resnet50_fpn_fake.pth'
+    fake.write_bytes(b'PK not really')
+    with pytest.raises(UserError, match=f'detector {re.escape(str(fake))} is not a torch'):
+        main([folder, str(bad), '--gap', '4', '--proposals', '2', '--detector', str(fake)])
+    assert_one_line_error(run_script('writers/write_video_pairs.py', folder, bad, '--gap', '4',
+                                     '--proposals', '2', '--detector', tmp_path / 'no.pth'),
+                          'no.pth', 'does not exist')
     assert not os.path.exists(bad.parent)

