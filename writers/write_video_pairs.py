@@ -54,7 +54,6 @@ from writers.pair_options import (
 )
 from writers.pairing import video_key
 from writers.pairs_sidecar import pairs_metadata
-from writers.proposal_slots import proposal_slots  # noqa: F401  (tests/loaders imports it here)
 from writers.region_pairs import DEFAULT_TRACK_SIDE, add_stats, new_stats, stats_summary
 from writers.shot_cuts import DEFAULT_CUT_THRESHOLD
 from writers.spool import Constant, spool_folder, write_spooled

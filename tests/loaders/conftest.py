@@ -10,7 +10,7 @@ collecting a loader's views, and frame-pair .betons with tracked regions.
   view must show only white and the colour of a valid track, the same colour in both frames.
   The ``planted`` fixture describes this scene to the tests.
 * ``region_pairs_beton``: the real video pairs .beton with proposal rows written in place
-  (``fill_proposals``, through ``writers.write_video_pairs.proposal_slots``).
+  (``fill_proposals``, through ``writers.proposal_slots``).
 """
 import shutil
 from types import SimpleNamespace
@@ -140,7 +140,7 @@ def write_planted_regions(path, with_proposals=True):
 
 def fill_proposals(path, rows, counts):
     """Write ``rows[i]`` (float32 (k, 9)) and ``counts[i]`` into sample i of ``path``."""
-    from writers.write_video_pairs import proposal_slots  # slow import: region tests only
+    from writers.proposal_slots import proposal_slots
     offsets, count_offsets = proposal_slots(path)
     data = np.memmap(path, mode='r+', dtype=np.uint8)
     for i, (sample_rows, count) in enumerate(zip(rows, counts)):
