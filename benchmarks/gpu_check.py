@@ -51,7 +51,7 @@ NEEDED = {'torch': 'torch', 'torchvision': 'torchvision', 'numpy': 'numpy', 'num
 MIN_TORCH = (2, 1)
 # seconds each stage takes on one H100/H200 node (the --budget-s plan); compile adds its own
 ESTIMATE_S = {'install': 30, 'cuda tests': 150, 'train step': 180, 'compile': 120}
-DRY_RUN_ESTIMATE_S = {'install': 5, 'cuda tests': 300, 'train step': 300, 'compile': 0}
+DRY_RUN_ESTIMATE_S = {'install': 5, 'cuda tests': 60, 'train step': 60, 'compile': 0}
 
 
 class CheckError(Exception):
