@@ -48,7 +48,7 @@ NEEDED = {'torch': 'torch', 'torchvision': 'torchvision', 'numpy': 'numpy', 'num
           'ffcv': 'ffcv', 'fastargs': 'fastargs', 'cv2': 'opencv-contrib-python-headless',
           'yaml': 'pyyaml', 'tensorboard': 'tensorboard', 'PIL': 'pillow',
           'skimage': 'scikit-image', 'tqdm': 'tqdm', 'pytest': 'pytest'}
-MIN_TORCH = (2, 1)
+MIN_TORCH = (2, 3)
 # seconds each stage takes on one H100/H200 node (the --budget-s plan); compile adds its own
 ESTIMATE_S = {'install': 30, 'cuda tests': 150, 'train step': 180, 'compile': 120}
 DRY_RUN_ESTIMATE_S = {'install': 5, 'cuda tests': 60, 'train step': 60, 'compile': 0}

@@ -4,7 +4,7 @@ whether the real FFCV pair loader keeps up, the largest batch that fits, host-de
 
     python -m benchmarks.train_step [--archs resnet50 resnet18] [--resolution 224]
         [--batch-size B] [--steps N] [--warmup N] [--modes fp32 bf16_cl fp16_cl bf16_cl_compile]
-        [--samples N] [--workers N] [--device auto|cpu|cuda] [--json OUT] [--tiny]
+        [--samples N] [--workers N] [--device auto|cpu|cuda] [--json OUT] [--quick]
 
 Everything runs through the trainer's own pieces (``fastssl.trainer.Trainer``: its
 ``train_step``, ``prepare_views`` and, for the loader, ``fit``), configured like
@@ -18,7 +18,7 @@ Everything runs through the trainer's own pieces (``fastssl.trainer.Trainer``: i
     - ``bf16_cl``: channels-last + bf16 autocast;
     - ``fp16_cl``: channels-last + fp16 autocast + GradScaler (CUDA only);
     - ``bf16_cl_compile``: channels-last + bf16 + ``torch.compile`` (the warm-up steps pay the
-      compilation; on a CPU that takes minutes, so ``--tiny`` leaves it out).
+      compilation; on a CPU that takes minutes, so ``--quick`` leaves it out).
 
     Rows give pairs/s, ms per step, model TFLOP/s and the fraction of the device's peak for
     the mode's precision (dense tensor-core peak from the table ``PEAK_TFLOPS``; "n/a" on a
@@ -38,14 +38,15 @@ Everything runs through the trainer's own pieces (``fastssl.trainer.Trainer``: i
     fraction of (preprocessing + train step). On a CPU device it is the same torch code.
 (l) **Real FFCV loader end to end**, per variant: ``Trainer.fit`` on a ``.beton`` — for
     ``mocov2`` one of ``--samples`` JPEGs (~400 px, quality 90, made from the package photos
-    as ``benchmarks/loader.py`` does), for others the files ``--loader-betons VARIANT=PATH``
-    names (e.g. ``fti=pairs.beton fti_rt=pairs.beton``) — for enough epochs to take
-    ``--steps`` steps after the first epoch (which holds the pipeline compilation and is
-    left out), logging every step: the median of the trainer's own ``train/pairs_per_s``
-    and ``train/data_wait_fraction`` (time blocked on the loader / step time) over those
-    steps, each epoch's first step excluded (the mean with them is reported too); and the
-    loader alone (its second epoch, nothing trained): pairs/s. Mode ``bf16_cl`` with the GPU
-    augment on CUDA; ``fp32`` with the in-loader Numba augment on a CPU.
+    by ``benchmarks.data``, as for the loader benchmark), for others the files
+    ``--loader-betons VARIANT=PATH`` names (e.g. ``fti=pairs.beton fti_rt=pairs.beton``) —
+    for enough epochs to take ``--steps`` steps after the first epoch (which holds the
+    pipeline compilation and is left out), logging every step: the median of the trainer's
+    own ``train/pairs_per_s`` and ``train/data_wait_fraction`` (time blocked on the loader /
+    step time) over those steps, each epoch's first step excluded (the mean with them is
+    reported too); and the loader alone (its second epoch, nothing trained): pairs/s. Mode
+    ``bf16_cl`` with the GPU augment on CUDA; ``fp32`` with the in-loader Numba augment on a
+    CPU.
 (m) **Largest batch** (CUDA only): the largest multiple of 8 for which two ``bf16_cl``
     training steps of the first model run without running out of memory (doubling, then
     bisection). The key encoder keeps no activations (no grad), so it costs weights only.
@@ -61,11 +62,10 @@ Targets (for one H100/H200; printed with PASS/MISS only when a GPU ran): ``bf16_
 ``fp32``; ResNet-50 MoCo pairs/s >= 0.85 x (0.75 x supervised images/s); data wait < 5 % of
 the step for ``mocov2`` and ``fti_rt``; GPU-side preprocessing < 10 % of the step.
 
-``--tiny`` is the CPU smoke run for tests (ResNet-18 at 32 px, batch 8, 2 steps, fp32 and
+``--quick`` is the CPU smoke run for tests (ResNet-18 at 32 px, batch 8, 2 steps, fp32 and
 bf16_cl, 32 samples, 1 loader thread); its numbers mean nothing.
 """
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -74,8 +74,16 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.common import machine_info, print_machine
-from benchmarks.loader import build_beton, make_jpegs
+from benchmarks.common import (
+    add_output_options,
+    apply_preset,
+    benchmark_parser,
+    machine_info,
+    print_machine,
+    require_at_least,
+    write_results,
+)
+from benchmarks.data import build_beton, make_jpegs
 from fastssl.config import load_settings
 from fastssl.normalize import normalize
 from fastssl.trainer import Trainer
@@ -110,7 +118,7 @@ GPU_DEFAULTS = dict(archs=['resnet50', 'resnet18'], resolution=224, batch_size=2
 # a 2-core CPU does ~1 ResNet-50 pair/s: small counts keep the default run near 10 minutes
 CPU_DEFAULTS = dict(archs=['resnet50', 'resnet18'], resolution=224, batch_size=8, steps=2,
                     warmup=1, samples=64, modes=['fp32', 'bf16_cl'])
-TINY = dict(archs=['resnet18'], resolution=32, batch_size=8, steps=2, warmup=1, samples=32,
+QUICK = dict(archs=['resnet18'], resolution=32, batch_size=8, steps=2, warmup=1, samples=32,
             workers=1, modes=['fp32', 'bf16_cl'])
 
 
@@ -385,7 +393,7 @@ def largest_batch(beton, workdir, args, device):
                 trainer.train_step(views)
             synchronize(device)
             return True
-        except torch.OutOfMemoryError:
+        except torch.cuda.OutOfMemoryError:
             return False
         finally:
             views = None
@@ -507,8 +515,8 @@ def loader_needs(synthetic, loaders, workers):
 # ---------------------------------------------------------------------------- main
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = benchmark_parser('train_step', __doc__.split('\n\n')[0],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--archs', nargs='+', choices=['resnet50', 'resnet18'])
     parser.add_argument('--modes', nargs='+', choices=list(MODES))
     parser.add_argument('--resolution', type=int)
@@ -520,11 +528,10 @@ def build_parser():
     parser.add_argument('--device', default='auto', help='auto, cpu or cuda')
     parser.add_argument('--loader-betons', nargs='+', default=[], metavar='VARIANT=PATH',
                         help='more end-to-end loader runs, e.g. fti=pairs.beton fti_rt=pairs.beton')
-    parser.add_argument('--json', metavar='OUT', help='also write the results as JSON')
     parser.add_argument('--profile', metavar='OUT', help="also write torch.profiler's top "
                         "kernels of the first model's step to OUT")
-    parser.add_argument('--tiny', action='store_true',
-                        help='CPU smoke run for tests (explicit options still win)')
+    add_output_options(parser, 'CPU smoke run for tests: ResNet-18 at 32 px, batch 8, 2 steps, '
+                       'fp32 and bf16_cl, 32 samples, 1 loader thread')
     return parser
 
 
@@ -533,15 +540,11 @@ def resolve(args):
                           else 'cpu' if args.device == 'auto' else args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise UserError(f'--device {args.device}: CUDA is not available')
-    preset = TINY if args.tiny else GPU_DEFAULTS if device.type == 'cuda' else CPU_DEFAULTS
-    for name, value in preset.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    apply_preset(args, QUICK if args.quick else GPU_DEFAULTS if device.type == 'cuda'
+                 else CPU_DEFAULTS)
     if args.workers is None:
         args.workers = os.cpu_count() or 1
-    for name in ('resolution', 'batch_size', 'steps', 'warmup', 'samples', 'workers'):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    require_at_least(args, ('resolution', 'batch_size', 'steps', 'warmup', 'samples', 'workers'))
     if args.batch_size % 8:
         raise UserError("--batch-size must be a multiple of 8 (split-BN's 8 groups)")
     if args.samples < 2 * args.batch_size:
@@ -587,12 +590,10 @@ def run(args, device, workdir):
         result['profile'] = profile_steps(beton, workdir, args, device, args.profile)
     config = {name: getattr(args, name) for name in (
         'archs', 'modes', 'resolution', 'batch_size', 'steps', 'warmup', 'samples', 'workers',
-        'device', 'tiny', 'loader_betons')}
+        'device', 'quick', 'loader_betons')}
     print_report(info, config, result)
     if args.json:
-        with open(args.json, 'w', encoding='utf-8') as handle:
-            json.dump({'machine': info, 'config': config, **result}, handle, indent=2)
-        print(f'\nresults written to {args.json}')
+        write_results(args.json, {'machine': info, 'config': config, **result})
 
 
 def main(argv=None):
