@@ -1,12 +1,65 @@
-"""Helpers shared by the benchmark scripts (``loader.py``, ``video.py``): the machine and
-version lines, per-run timings with their median, and the method and ratio tables.
+"""The harness every benchmark runs in (``python -m benchmarks.NAME``): its command line (one
+``--quick`` smoke flag, ``--json OUT``, presets the explicit options override, the usual
+checks), the machine and version lines, per-run timings with their median, the method and
+ratio tables, and the JSON result file.
 
-Everything here is about reporting; the benchmarks themselves decide what to time.
+The benchmarks themselves decide what to time; their material comes from ``benchmarks.data``
+and ``benchmarks.synthetic_video``.
 """
 import os
 import platform
 import statistics
 import time
+
+from fastssl_common.atomic import write_json
+from fastssl_common.errors import UserError
+from writers.writer_common import ArgParser
+
+# ---------------------------------------------------------------------------- command line
+
+def benchmark_parser(name, description, **kwargs):
+    """The parser of ``python -m benchmarks.NAME``: a usage error is one ``error:`` line and
+    exit status 2 (through ``run_cli``), like every other error of the benchmark."""
+    return ArgParser(prog=f'python -m benchmarks.{name}', description=description, **kwargs)
+
+
+def add_output_options(parser, quick_help):
+    """The options every benchmark ends with: ``--json OUT`` and the ``--quick`` smoke run."""
+    parser.add_argument('--json', metavar='OUT', help='also write the results as JSON')
+    parser.add_argument('--quick', action='store_true',
+                        help=f'{quick_help} (explicit options still win; its numbers mean '
+                        'nothing)')
+
+
+def apply_preset(args, preset):
+    """Every option of ``preset`` that the command line left unset (None) takes the preset's
+    value: explicit options win over ``--quick`` and over the defaults alike."""
+    for name, value in preset.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+    return args
+
+
+def require_at_least(args, names, minimum=1):
+    """UserError naming the first option in ``names`` that is below ``minimum``."""
+    for name in names:
+        if getattr(args, name) < minimum:
+            raise UserError(f"--{name.replace('_', '-')} must be at least {minimum}")
+
+
+def check_json_folder(path):
+    """UserError unless ``--json``'s folder exists (checked before anything is timed)."""
+    if path:
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise UserError(f'--json {path}: folder {folder} does not exist')
+
+
+def write_results(path, doc):
+    """Write the result document as indented JSON (atomically) and say where."""
+    write_json(path, doc)
+    print(f'\nresults written to {path}')
+
 
 # ---------------------------------------------------------------------------- machine
 
@@ -19,8 +72,9 @@ def distribution_version(name):
         return '?'
 
 
-def machine_info():
-    """CPU, CPU counts, load average (now), GPU and the versions of the libraries timed."""
+def machine_info(extra=()):
+    """CPU, CPU counts, load average (now), GPU and the versions of the libraries timed;
+    ``extra`` adds the versions of ``'av'`` (PyAV) and ``'opencv'``."""
     import numba
     import torch
     import torchvision
@@ -48,7 +102,17 @@ def machine_info():
             'load_average': load, 'gpu': gpu, 'python': platform.python_version(),
             'torch': torch.__version__, 'torchvision': torchvision.__version__,
             'ffcv': distribution_version('ffcv'), 'numba': numba.__version__,
-            'pillow': Image.__version__}
+            'pillow': Image.__version__, **{name: extra_version(name) for name in extra}}
+
+
+def extra_version(name):
+    if name == 'av':
+        import av
+        return av.__version__
+    if name == 'opencv':
+        import cv2
+        return cv2.__version__
+    raise ValueError(f'no version source for {name!r}')
 
 
 def print_machine(info, extra=()):

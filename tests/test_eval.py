@@ -12,11 +12,10 @@ from fastssl.config import load_settings
 from fastssl.evaluation import knn_evaluation
 from fastssl.trainer import Trainer
 from fastssl_common.errors import UserError, run_cli
-from tests.test_train import tiny_args
 
 
 @pytest.fixture(scope='module')
-def trained(small_beton, tmp_path_factory):
+def trained(small_beton, tmp_path_factory, tiny_args):
     run = tmp_path_factory.mktemp('eval_run')
     trainer = Trainer(load_settings(tiny_args(
         small_beton, run, '--train.epochs=1', '--augment.placement=none',

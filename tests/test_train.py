@@ -1,6 +1,5 @@
 """Training end to end on tiny real data: finite decreasing loss, exact resume, bad inputs."""
 
-import os
 
 import pytest
 import torch
@@ -9,35 +8,8 @@ from fastssl.config import load_settings
 from fastssl.trainer import Trainer
 
 
-def tiny_args(beton, run_dir, *extra):
-    return [
-        f'--data.path={beton}',
-        '--data.batch_size=8',
-        '--data.resolution=32',
-        '--data.num_workers=1',
-        '--model.arch=resnet18',
-        '--model.proj_hidden=64',
-        '--moco.queue_size=8',
-        '--moco.bn_splits=2',
-        '--moco.momentum=0.9',
-        '--optim.lr=0.5',
-        '--train.precision=fp32',
-        f'--train.run_dir={run_dir}',
-        '--logging.log_every=1',
-        '--logging.progress=false',
-        *extra,
-    ]
-
-
-def scalars(run_dir, tag):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir))
-    acc.Reload()
-    return [e.value for e in acc.Scalars(tag)]
-
-
-def test_training_epochs_log_finite_losses_and_monitoring(small_beton, tmp_path):
+def test_training_epochs_log_finite_losses_and_monitoring(small_beton, tmp_path, tiny_args,
+                                                          scalars):
     run = tmp_path / 'run'
     settings = load_settings(
         tiny_args(
@@ -62,7 +34,7 @@ def test_training_epochs_log_finite_losses_and_monitoring(small_beton, tmp_path)
 
 
 @pytest.mark.parametrize('seed', [0, 1])
-def test_steps_on_fixed_views_decrease_the_loss(small_beton, tmp_path, seed):
+def test_steps_on_fixed_views_decrease_the_loss(small_beton, tmp_path, seed, tiny_args):
     """Optimisation makes progress: alternating steps on two fixed batches of real views (each
     batch's negatives are the other's keys) lower the loss."""
     trainer = Trainer(
@@ -90,7 +62,7 @@ def test_steps_on_fixed_views_decrease_the_loss(small_beton, tmp_path, seed):
     assert last < 0.9 * first, losses
 
 
-def test_non_finite_loss_stops_with_the_step_named(small_beton, tmp_path):
+def test_non_finite_loss_stops_with_the_step_named(small_beton, tmp_path, tiny_args):
     from fastssl_common.errors import UserError
 
     trainer = Trainer(
@@ -109,12 +81,8 @@ def test_non_finite_loss_stops_with_the_step_named(small_beton, tmp_path):
     assert not (tmp_path / 'run' / 'checkpoint_last.pt').exists()
 
 
-def model_state(run_dir):
-    state = torch.load(os.path.join(run_dir, 'checkpoint_last.pt'), weights_only=False)
-    return state['model'], state['optimizer']
-
-
-def test_resume_after_interruption_matches_uninterrupted_run(small_beton, tmp_path):
+def test_resume_after_interruption_matches_uninterrupted_run(small_beton, tmp_path, tiny_args,
+                                                             model_state):
     full, split = tmp_path / 'full', tmp_path / 'split'
     common = ('--train.epochs=3', '--train.checkpoint_every=1', '--augment.placement=gpu')
     Trainer(load_settings(tiny_args(small_beton, full, *common))).fit()
@@ -147,7 +115,8 @@ def test_bad_config_inputs_give_one_line(tmp_path, small_beton, run_script, asse
     )
 
 
-def test_bad_data_inputs_give_one_line(tmp_path, small_beton, run_script, assert_one_line_error):
+def test_bad_data_inputs_give_one_line(tmp_path, small_beton, run_script, assert_one_line_error,
+                                       tiny_args):
     run = tmp_path / 'run'
     assert_one_line_error(
         run_script('train.py', *tiny_args(tmp_path / 'nope.beton', run)), 'nope.beton'

@@ -30,7 +30,6 @@ import torch
 
 from fastssl.config import load_settings
 from fastssl.trainer import Trainer
-from tests.test_train import model_state, scalars, tiny_args
 
 # One step per epoch (global batch 16 of the 16 samples): at these sizes training is chaotic,
 # float32 summation-order differences (~1e-7) grew ~100x per step in a 3-step experiment, so
@@ -52,7 +51,7 @@ def torchrun(repo, *args):
 
 
 @pytest.fixture(scope='module')
-def two_ranks(small_beton, tmp_path_factory, repo):
+def two_ranks(small_beton, tmp_path_factory, repo, tiny_args):
     run = tmp_path_factory.mktemp('ddp') / 'two_ranks'
     result = torchrun(repo, *tiny_args(small_beton, run, *ARGS))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
@@ -60,7 +59,7 @@ def two_ranks(small_beton, tmp_path_factory, repo):
 
 
 @pytest.fixture(scope='module')
-def resumed_alone(small_beton, two_ranks, tmp_path_factory):
+def resumed_alone(small_beton, two_ranks, tmp_path_factory, tiny_args):
     """One process, from the 2-rank checkpoint after epoch 1, trains epoch 2."""
     run = tmp_path_factory.mktemp('ddp') / 'one_process'
     run.mkdir()
@@ -69,7 +68,7 @@ def resumed_alone(small_beton, two_ranks, tmp_path_factory):
     return run
 
 
-def test_rank_zero_alone_writes_the_run(two_ranks):
+def test_rank_zero_alone_writes_the_run(two_ranks, scalars):
     run, result = two_ranks
     assert sorted(p.name for p in run.iterdir() if not p.name.startswith('events')) == [
         'checkpoint_e0001.pt', 'checkpoint_e0002.pt', 'checkpoint_last.pt', 'config.yaml']
@@ -78,7 +77,8 @@ def test_rank_zero_alone_writes_the_run(two_ranks):
     assert len(scalars(run, 'train/loss')) == 2  # 2 epochs x 1 step of the global batch 16
 
 
-def test_two_ranks_match_one_process_with_the_same_global_batch(two_ranks, resumed_alone):
+def test_two_ranks_match_one_process_with_the_same_global_batch(two_ranks, resumed_alone, scalars,
+                                                                model_state):
     (ours, opt_ours), (ref, opt_ref) = model_state(two_ranks[0]), model_state(resumed_alone)
     assert ours.keys() == ref.keys()
     for key in ours:
@@ -91,7 +91,7 @@ def test_two_ranks_match_one_process_with_the_same_global_batch(two_ranks, resum
                                torch.tensor(scalars(resumed_alone, 'train/loss')), **CLOSE)
 
 
-def test_the_model_moved_in_epoch_two(two_ranks):
+def test_the_model_moved_in_epoch_two(two_ranks, model_state):
     """The comparison above is not vacuous: epoch 2 changed the state it compares."""
     before = torch.load(two_ranks[0] / 'checkpoint_e0001.pt', weights_only=False)['model']
     after = model_state(two_ranks[0])[0]

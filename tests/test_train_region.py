@@ -8,7 +8,6 @@ from fastssl.config import load_settings
 from fastssl.trainer import Trainer
 from fastssl_common.errors import UserError
 from loaders.pair_loader import tracked_pairs
-from tests.test_train import scalars, tiny_args
 
 
 @pytest.fixture(scope='module')
@@ -24,12 +23,18 @@ def tracked_beton(video_betons, tmp_path_factory):
     return out
 
 
-def region_args(beton, run, variant, *extra):
-    return tiny_args(beton, run, f'--train.variant={variant}', '--train.epochs=1',
-                     '--augment.placement=cpu', '--logging.image_grid=2', *extra)
+@pytest.fixture(scope='session')
+def region_args(tiny_args):
+    """``region_args(beton, run, variant, *extra)``: ``tiny_args`` for one epoch of a region
+    variant with the CPU augment and a 2-pair image grid."""
+    def args(beton, run, variant, *extra):
+        return tiny_args(beton, run, f'--train.variant={variant}', '--train.epochs=1',
+                         '--augment.placement=cpu', '--logging.image_grid=2', *extra)
+    return args
 
 
-def test_fti_rt_logs_each_term_and_their_weighted_sum(tracked_beton, tmp_path):
+def test_fti_rt_logs_each_term_and_their_weighted_sum(tracked_beton, tmp_path, region_args,
+                                                      scalars):
     run = tmp_path / 'fti_rt'
     trainer = Trainer(load_settings(region_args(tracked_beton, run, 'fti_rt',
                                                 '--moco.region_weight=0.5')))
@@ -43,7 +48,7 @@ def test_fti_rt_logs_each_term_and_their_weighted_sum(tracked_beton, tmp_path):
     assert (region > 0).all()
 
 
-def test_fti_rt_masks_untracked_pairs_out_of_the_region_term(tracked_beton, tmp_path):
+def test_fti_rt_masks_untracked_pairs_out_of_the_region_term(tracked_beton, tmp_path, region_args):
     trainer = Trainer(load_settings(region_args(tracked_beton, tmp_path / 'r', 'fti_rt')))
     views, indices, _ = next(iter(trainer.loader))
     normalised, _ = trainer.prepare_views(views, indices, epoch=0)
@@ -54,7 +59,7 @@ def test_fti_rt_masks_untracked_pairs_out_of_the_region_term(tracked_beton, tmp_
     assert torch.equal(mask, torch.from_numpy(tracked_pairs(tracked_beton))[indices])
 
 
-def test_separate_queues_for_frame_and_region_keys(tracked_beton, tmp_path):
+def test_separate_queues_for_frame_and_region_keys(tracked_beton, tmp_path, region_args):
     trainer = Trainer(load_settings(region_args(tracked_beton, tmp_path / 'r', 'fti_rt',
                                                 '--moco.separate_queues=true')))
     assert trainer.model.queues.shape[0] == 2
@@ -67,7 +72,7 @@ def test_separate_queues_for_frame_and_region_keys(tracked_beton, tmp_path):
     assert not torch.allclose(queues[0], queues[1])  # frame keys vs region keys
 
 
-def test_rt_trains_on_tracked_pairs_only(tracked_beton, tmp_path):
+def test_rt_trains_on_tracked_pairs_only(tracked_beton, tmp_path, region_args, scalars):
     run = tmp_path / 'rt'
     trainer = Trainer(load_settings(region_args(tracked_beton, run, 'rt')))
     assert trainer.loader.num_samples == tracked_pairs(tracked_beton).sum()
@@ -78,13 +83,13 @@ def test_rt_trains_on_tracked_pairs_only(tracked_beton, tmp_path):
     assert (run / 'checkpoint_last.pt').exists()
 
 
-def test_region_variants_refuse_pairs_without_tracks(video_betons, tmp_path):
+def test_region_variants_refuse_pairs_without_tracks(video_betons, tmp_path, region_args):
     with pytest.raises(UserError, match='no pair has a tracked region.*--proposals N'):
         Trainer(load_settings(region_args(video_betons[1], tmp_path / 'r', 'rt')))
     assert not (tmp_path / 'r').exists()
 
 
-def test_region_term_is_the_mean_over_tracked_pairs_only(tracked_beton, tmp_path):
+def test_region_term_is_the_mean_over_tracked_pairs_only(tracked_beton, tmp_path, region_args):
     """A mixed mask: the region term equals the mean of the tracked samples' own InfoNCE
     losses (not a mean over the batch, not other samples')."""
     trainer = Trainer(load_settings(region_args(tracked_beton, tmp_path / 'r', 'fti_rt',
@@ -111,6 +116,6 @@ def test_region_term_is_the_mean_over_tracked_pairs_only(tracked_beton, tmp_path
                                       ('--augment.region_scale_min=0', 'augment.region_scale'),
                                       ('--augment.region_context_max=-0.1',
                                        'augment.region_context')])
-def test_bad_region_settings_name_their_key(tracked_beton, tmp_path, bad, key):
+def test_bad_region_settings_name_their_key(tracked_beton, tmp_path, bad, key, region_args):
     with pytest.raises(UserError, match=key):
         Trainer(load_settings(region_args(tracked_beton, tmp_path / 'r', 'fti_rt', bad)))

@@ -7,7 +7,6 @@ from fastssl.config import load_settings
 from fastssl.trainer import Trainer
 from fastssl_common.errors import UserError
 from loaders.pair_loader import MultiViewLoader
-from tests.test_train import scalars, tiny_args
 
 
 def test_fti_views_come_from_the_two_frames_of_each_pair(video_betons):
@@ -33,7 +32,7 @@ def test_fti_views_come_from_the_two_frames_of_each_pair(video_betons):
 
 
 @pytest.mark.parametrize('variant,which', [('fti', 1), ('mocov2_frames', 0)])
-def test_video_variants_train_and_log(video_betons, tmp_path, variant, which):
+def test_video_variants_train_and_log(video_betons, tmp_path, variant, which, tiny_args, scalars):
     path = video_betons[which]
     run = tmp_path / variant
     Trainer(load_settings(tiny_args(path, run, f'--train.variant={variant}',
@@ -43,7 +42,8 @@ def test_video_variants_train_and_log(video_betons, tmp_path, variant, which):
     assert (run / 'checkpoint_last.pt').exists()
 
 
-def test_variant_with_the_wrong_dataset_names_the_writer(video_betons, small_beton, tmp_path):
+def test_variant_with_the_wrong_dataset_names_the_writer(video_betons, small_beton, tmp_path,
+                                                         tiny_args):
     with pytest.raises(UserError, match="no 'frame_a' field.*write_video_pairs.py"):
         Trainer(load_settings(tiny_args(small_beton, tmp_path / 'r', '--train.variant=fti')))
     with pytest.raises(UserError, match="no 'video_id' field.*write_video_frames.py"):

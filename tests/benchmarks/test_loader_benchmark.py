@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT = os.path.join(REPO, 'benchmarks', 'loader.py')
 
 METHOD_ROWS = [
     '(a) fastssl pair loader, crop+flip (decode once)',
@@ -27,8 +26,8 @@ NUMBER = r'\d+(?:\.\d+)?'
 
 def test_quick_run_prints_every_method_and_ratio(tmp_path):
     out = tmp_path / 'result.json'
-    proc = subprocess.run([sys.executable, SCRIPT, '--quick', '--json', str(out)],
-                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    proc = subprocess.run([sys.executable, '-m', 'benchmarks.loader', '--quick', '--json',
+                           str(out)], capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
 

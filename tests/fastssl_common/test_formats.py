@@ -10,6 +10,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
+from benchmarks.synthetic_video import moving_patch_sequence, write_sequence
 from fastssl.invariance_data import read_dataset
 from fastssl_common.formats import (
     BOX_A,
@@ -39,12 +40,6 @@ from fastssl_common.formats import (
 from loaders.eval_loader import make_eval_loader
 from loaders.pair_loader import open_beton, tracked_pairs
 from loaders.region_crop import RegionTable
-from tests.writers.video_fixtures import (
-    chelsea_pan,
-    load_all,
-    moving_patch_sequence,
-    write_sequence,
-)
 from writers.boxes import box_iou
 from writers.proposal_slots import proposal_slots
 from writers.render_invariance_sets import render_sets
@@ -83,7 +78,7 @@ def test_images(tmp_path):
     assert images[0].shape == (4, 16, 16, 3)
 
 
-def test_video_frames(tmp_path):
+def test_video_frames(tmp_path, load_all, chelsea_pan):
     src = tmp_path / 'src'
     write_sequence(src / 'a', chelsea_pan(5), boxes=False)
     write_sequence(src / 'b', chelsea_pan(3), boxes=False)
@@ -100,7 +95,7 @@ def test_video_frames(tmp_path):
 
 
 @pytest.fixture(scope='module')
-def pan_folder(tmp_path_factory):
+def pan_folder(tmp_path_factory, chelsea_pan):
     root = tmp_path_factory.mktemp('pan')
     write_sequence(root / 'src' / 'a', chelsea_pan(7), boxes=False)
     return str(root / 'src')
@@ -120,7 +115,7 @@ def pan_pairs(tmp_path, pan_folder, max_proposals, names):
     return out, reader, meta
 
 
-def test_video_pairs_without_region_fields(tmp_path, pan_folder):
+def test_video_pairs_without_region_fields(tmp_path, pan_folder, load_all):
     out, reader, meta = pan_pairs(tmp_path, pan_folder, 0, VIDEO_PAIRS.required)
     assert RegionTable.from_reader(reader, out) is None
     assert not tracked_pairs(out).any()
@@ -131,7 +126,7 @@ def test_video_pairs_without_region_fields(tmp_path, pan_folder):
     np.testing.assert_array_equal(got[LABEL], got[VIDEO_ID])
 
 
-def test_video_pairs_reserved_region_fields_filled_in_place(tmp_path, pan_folder):
+def test_video_pairs_reserved_region_fields_filled_in_place(tmp_path, pan_folder, load_all):
     out, reader, meta = pan_pairs(tmp_path, pan_folder, 2, VIDEO_PAIRS.names)
     handler = reader.handlers[PROPOSALS]
     assert handler.dtype == PROPOSAL_DTYPE and tuple(handler.shape) == (2, NUM_COLUMNS)
@@ -157,7 +152,7 @@ def test_video_pairs_reserved_region_fields_filled_in_place(tmp_path, pan_folder
     assert got[PROPOSALS][1, 0, CONF] == 0.75
 
 
-def test_video_pairs_tracked_rows_use_the_named_slices(tmp_path):
+def test_video_pairs_tracked_rows_use_the_named_slices(tmp_path, load_all):
     frames, truth = moving_patch_sequence(7, velocity=(4.0, 2.0))
     src = tmp_path / 'src'
     write_sequence(src / 'a', frames, boxes=False)

@@ -24,7 +24,6 @@ from loaders.rng import (
     sample_state,
     view_state,
 )
-from tests.writers.video_fixtures import load_all
 
 RT = (('frame_a', ((0, 'region'),)), ('frame_b', ((1, 'region'),)))
 FTI_RT = (('frame_a', ((0, 'full'), (2, 'region'))), ('frame_b', ((1, 'full'), (3, 'region'))))
@@ -105,7 +104,8 @@ def test_region_views_stay_in_the_tracked_box_in_both_frames(planted_regions_bet
 
 
 def test_region_views_equal_torchvision_crops_of_the_expected_box(region_pairs_beton,
-                                                                  python_pipelines, collect):
+                                                                  python_pipelines, collect,
+                                                                  load_all):
     """Real video frames: every view is torchvision's resized_crop (+ flip) of the frame
     decoded by FFCV, at the box re-derived from the documented draws (region pick, context
     margin, RandomResizedCrop in the region), including boxes clipped at the frame's edge."""

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from fastssl_common.errors import UserError
-from tests.writers.video_fixtures import planted_objects_frame
 from writers.boxes import box_iou, nms
 from writers.proposals import (
     ProposalSettings,
@@ -22,7 +21,7 @@ from writers.proposals import (
 
 
 @pytest.mark.parametrize('background', ['plain', 'coffee'])
-def test_planted_objects_are_recovered(background):
+def test_planted_objects_are_recovered(background, planted_objects_frame):
     frame, truth = planted_objects_frame(background)
     boxes, scores = propose(frame, ProposalSettings(count=16))
     assert 0 < len(boxes) <= 16
@@ -37,7 +36,7 @@ def test_uniform_frame_gives_no_proposal():
     assert boxes.shape == (0, 4) and scores.shape == (0,)
 
 
-def test_contrast_peaks_on_the_object():
+def test_contrast_peaks_on_the_object(planted_objects_frame):
     frame, truth = planted_objects_frame('plain')
     box = truth[0]
     width, height = box[2:] - box[:2]
@@ -69,7 +68,7 @@ def test_rank_filters_and_order_do_not_depend_on_input_order():
     np.testing.assert_array_equal(again, kept)
 
 
-def test_selective_search_candidates_are_reproducible_sets():
+def test_selective_search_candidates_are_reproducible_sets(planted_objects_frame):
     frame, _ = planted_objects_frame('coffee')
     first, second = selective_search(frame[::2, ::2]), selective_search(frame[::2, ::2])
     assert set(map(tuple, first)) == set(map(tuple, second))   # (its order is random)
@@ -117,7 +116,7 @@ def detector_files(tmp_path_factory):
             'unnamed': str(root / 'weights.pth'), 'root': root}
 
 
-def test_detector_proposals(detector_files):
+def test_detector_proposals(detector_files, planted_objects_frame):
     from writers.region_pairs import RegionSettings, detector_for
 
     # built as the writer builds it (and cached for test_writer_with_detector)
@@ -164,8 +163,8 @@ def test_detector_bad_inputs(detector_files):
         load_detector(detector_files['unnamed'], architecture='yolo')
 
 
-def test_writer_with_detector(detector_files, tmp_path):
-    from tests.writers.video_fixtures import load_all, moving_patch_sequence, write_sequence
+def test_writer_with_detector(detector_files, tmp_path, load_all):
+    from benchmarks.synthetic_video import moving_patch_sequence, write_sequence
     from writers.write_video_pairs import write_video_pairs
 
     folder = write_sequence(tmp_path / 'seq', moving_patch_sequence(7)[0], boxes=False)

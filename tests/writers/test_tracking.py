@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from tests.writers.video_fixtures import moving_patch_sequence
+from benchmarks.synthetic_video import moving_patch_sequence
 from writers.boxes import box_iou
 from writers.tracking import MedianFlow, track
 

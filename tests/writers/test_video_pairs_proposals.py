@@ -11,13 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.synthetic_video import moving_patch_sequence, write_sequence
 from fastssl_common.errors import UserError
-from tests.writers.video_fixtures import (
-    encode_clip,
-    load_all,
-    moving_patch_sequence,
-    write_sequence,
-)
 from writers.boxes import box_iou, clip_boxes, scale_boxes
 from writers.inspect_pairs import inspect_pairs
 from writers.inspect_pairs import main as inspect_main
@@ -52,7 +47,7 @@ def written(sequence):
 
 
 @pytest.fixture(scope='module')
-def stored(written):
+def stored(written, load_all):
     """The written file's proposal fields, read back with the real FFCV Loader."""
     return load_all(written[0], PROPOSAL_FIELDS)
 
@@ -105,7 +100,7 @@ def test_rows_round_trip_exactly_in_stored_pixels(sequence, written, stored):
     assert sidecar['options']['proposals'] == N
 
 
-def test_overlapping_pairs_track_as_if_alone(sequence, tmp_path):
+def test_overlapping_pairs_track_as_if_alone(sequence, tmp_path, load_all):
     # --gap-range 4 8 on a grid of 4: pairs overlap, so their tracks share frames and
     # optical-flow calls; each must still get exactly what tracking it alone gives
     _, folder, _ = sequence
@@ -157,7 +152,7 @@ def test_inspect_pairs(written, stored, tmp_path, small_beton, capsys,
     assert not os.path.exists(tmp_path / 'x')
 
 
-def test_pairs_without_tracks_are_kept_and_counted(tmp_path):
+def test_pairs_without_tracks_are_kept_and_counted(tmp_path, load_all, encode_clip):
     # a uniform clip (no proposal survives) and a clip whose every frame is another scene
     # (with cut detection off, every track fails at the first step)
     uniform = [np.full((96, 128, 3), 100, np.uint8)] * 8

