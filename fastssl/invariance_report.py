@@ -57,7 +57,7 @@ def log_tensorboard(run_dir, results, checkpoints, rendered, label, figure=None)
         monitor.close()
     if figure is not None:
         monitor = Monitor(run_dir)
-        monitor.writer.add_figure(f'{prefix}/curves', figure, 0)
+        monitor.figure(f'{prefix}/curves', figure)
         monitor.close()
 
 
@@ -97,5 +97,6 @@ def curve_figure(results, checkpoints, ks, label):
 
 
 def save_figure(figure, path):
+    """Write ``figure`` as a PNG at ``path``, atomically (a full disk: one line naming it)."""
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format='png', dpi=110)

@@ -4,25 +4,61 @@ training statistics it logs.
 Scalars under ``train/`` (loss, loss_<term>, lr, pairs_per_s, data_wait_fraction,
 gpu_memory_gib; each a :class:`Window` of steps), ``knn/`` (top1, top5) and an image grid of
 augmented pairs (``pairs``) at the start.
+
+A log that cannot be written (disk full, I/O error) ends the run with one line naming the log
+folder and the OS's reason (:func:`fastssl_common.atomic.write_errors`), not a traceback.
 """
+import contextlib
+import threading
 from dataclasses import dataclass, field
 
 import torch
 import torchvision
 from torch.utils.tensorboard import SummaryWriter
 
+from fastssl_common.atomic import write_errors
+
 from . import distributed
+
+
+def _leave_out_writer_thread_errors():
+    """Wrap ``threading.excepthook`` (once) so that it leaves out a failed write of
+    TensorBoard's writer thread: the thread keeps the error and raises it again at the next
+    call from the run, where it becomes one line; its own traceback would be a second,
+    noisier report."""
+    report = threading.excepthook
+    if getattr(report, 'leaves_out_tensorboard', False):
+        return
+
+    def hook(args):
+        if not (isinstance(args.exc_value, OSError)
+                and type(args.thread).__name__ == '_AsyncWriterThread'):
+            report(args)
+    hook.leaves_out_tensorboard = True
+    threading.excepthook = hook
 
 
 class Monitor:
     def __init__(self, run_dir, enabled=True):
-        self.writer = SummaryWriter(log_dir=run_dir) if enabled else None
+        self.run_dir, self.writer = run_dir, None
+        if enabled:
+            _leave_out_writer_thread_errors()
+            with self._writing():
+                self.writer = SummaryWriter(log_dir=run_dir)
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """A failed write of the log becomes one UserError line naming its folder."""
+        with write_errors(f'the TensorBoard log in {self.run_dir}', self.run_dir,
+                          (self.run_dir,)):
+            yield
 
     def scalars(self, step, **values):
         if self.writer is None:
             return
-        for name, value in values.items():
-            self.writer.add_scalar(name, value, step)
+        with self._writing():
+            for name, value in values.items():
+                self.writer.add_scalar(name, value, step)
 
     def pair_grid(self, step, views, count, tag='pairs'):
         """``views``: float (V, B, 3, H, W) in [0, 1]; one row per sample, its views side by
@@ -31,15 +67,24 @@ class Monitor:
             return
         shown = views[:, :count].transpose(0, 1).flatten(0, 1).float().cpu().clamp(0, 1)
         grid = torchvision.utils.make_grid(shown, nrow=views.shape[0], padding=2)
-        self.writer.add_image(tag, grid, step)
+        with self._writing():
+            self.writer.add_image(tag, grid, step)
+
+    def figure(self, tag, figure, step=0):
+        """A matplotlib figure, as an image."""
+        if self.writer is not None:
+            with self._writing():
+                self.writer.add_figure(tag, figure, step)
 
     def flush(self):
         if self.writer is not None:
-            self.writer.flush()
+            with self._writing():
+                self.writer.flush()
 
     def close(self):
         if self.writer is not None:
-            self.writer.close()
+            with self._writing():
+                self.writer.close()
 
 
 def gpu_memory_gib(device):

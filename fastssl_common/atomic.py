@@ -1,9 +1,28 @@
-"""Write-then-rename, so that a crash never leaves a half-written file under the final name."""
+"""Write-then-rename, so that a crash never leaves a half-written file under the final name.
+
+**Owned temporaries.** A temporary is named after its owner: ``.NAME.KIND-HOST-PID`` next to
+``NAME`` (:func:`owned_name`; KIND ``tmp`` for :func:`atomic_path`, ``spool`` for the video
+writers' spool folders). A process killed with ``kill -9`` cannot remove its own, so the next
+write into the same folder removes those of its kind whose owner is gone
+(:func:`remove_stale`: same host, no process with that PID) and says so in one line; other
+hosts' temporaries are left alone, since their processes cannot be checked from here.
+
+**Failed writes.** A write that fails for a reason of the file system (disk full, I/O error,
+read-only) becomes one :class:`~fastssl_common.errors.UserError` line naming the final path
+and the OS's reason; the temporary is removed and the final name is left as it was.
+"""
 import contextlib
+import errno
 import json
 import os
+import re
+import shutil
+import socket
+import sys
 
 from .errors import UserError
+
+HOST = socket.gethostname()
 
 
 def ensure_writable_dir(path):
@@ -16,22 +35,145 @@ def ensure_writable_dir(path):
         raise UserError(f'output folder {path} is not writable')
 
 
-def temporary_name(final_path):
-    """A sibling name for the in-progress file (same folder, so the rename is atomic)."""
+# ---------------------------------------------------------------------------- owned names
+
+def owned_name(final_path, kind):
+    """``final_path``'s sibling ``.NAME.KIND-HOST-PID``, owned by this process (same folder,
+    so that a rename is atomic)."""
     folder, name = os.path.split(os.path.abspath(final_path))
-    return os.path.join(folder, f'.{name}.tmp-{os.getpid()}')
+    return os.path.join(folder, f'.{name}.{kind}-{HOST}-{os.getpid()}')
+
+
+def temporary_name(final_path):
+    """The sibling name for ``final_path`` while it is being written."""
+    return owned_name(final_path, 'tmp')
+
+
+def pid_alive(pid):
+    """True when a process with this PID exists on this host (or may: not ours to signal)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_entries(folder, kind):
+    """The entries of ``folder`` named by :func:`owned_name` with ``kind`` whose owner, a
+    process of this host, is gone."""
+    owned = re.compile(rf'^\..+\.{re.escape(kind)}-(?P<host>.+)-(?P<pid>\d+)$')
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    stale = []
+    for name in names:
+        match = owned.match(name)
+        if (match and match['host'] == HOST and int(match['pid']) != os.getpid()
+                and not pid_alive(int(match['pid']))):
+            stale.append(os.path.join(folder, name))
+    return stale
+
+
+def remove_stale(folder, kind):
+    """Remove :func:`stale_entries` (files or folders), with one line on stderr naming them;
+    returns their paths. A removal that fails (another process got there first) is skipped."""
+    removed = []
+    for path in stale_entries(folder, kind):
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+        except OSError:
+            continue
+        removed.append(path)
+    if removed:
+        names = ', '.join(os.path.basename(p) for p in removed[:3])
+        more = f' and {len(removed) - 3} more' if len(removed) > 3 else ''
+        print(f'removed {len(removed)} stale temporar{"y" if len(removed) == 1 else "ies"} '
+              f'left in {folder} by processes that are gone: {names}{more}', file=sys.stderr)
+    return removed
+
+
+# ---------------------------------------------------------------------------- failed writes
+
+def disk_full(folder):
+    """True when the file system holding ``folder`` has no block or inode left for us."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    # some file systems report no totals at all (f_files 0 on btrfs): those say nothing
+    return bool((stats.f_blocks and not stats.f_bavail) or (stats.f_files and not stats.f_favail))
+
+
+def write_failure(err, folder, own_paths=()):
+    """The OS's reason why a write into ``folder`` failed with ``err``, or None when ``err``
+    is not a file-system failure (a bug, or bad input: it keeps its own report).
+
+    An OSError counts when it names no file, or one of ``own_paths`` or a file in them (an
+    error about some input file is not a write failure). Libraries that hide the OS error
+    behind their own (``torch.save`` raises a RuntimeError) count when the file system is
+    full afterwards.
+    """
+    if isinstance(err, UserError):
+        return None
+    if isinstance(err, OSError) and err.errno is not None:
+        if err.filename is None or any(_within(err.filename, own) for own in own_paths):
+            return err.strerror or os.strerror(err.errno)
+        return None
+    if disk_full(folder):
+        return os.strerror(errno.ENOSPC)
+    return None
+
+
+def _within(path, own):
+    """True when ``path`` is ``own`` or lies inside the folder ``own``."""
+    path, own = os.path.abspath(os.fsdecode(path)), os.path.abspath(own)
+    return path == own or path.startswith(own + os.sep)
+
+
+def cannot_write(path, reason):
+    """The one-line error for a write to ``path`` that failed for ``reason``."""
+    return UserError(f'cannot write {path}: {reason}')
+
+
+@contextlib.contextmanager
+def write_errors(path, folder=None, own_paths=()):
+    """Turn a file-system failure inside the block (:func:`write_failure`) into one
+    UserError line naming ``path``; anything else passes through unchanged."""
+    try:
+        yield
+    except Exception as err:
+        reason = write_failure(err, folder or os.path.dirname(os.path.abspath(path)),
+                               own_paths)
+        if reason is None:
+            raise
+        raise cannot_write(path, reason) from None
 
 
 @contextlib.contextmanager
 def atomic_path(final_path):
-    """Yield a temporary path; rename it to ``final_path`` only if the block succeeds."""
-    ensure_writable_dir(os.path.dirname(os.path.abspath(final_path)))
+    """Yield a temporary path; rename it to ``final_path`` only if the block succeeds.
+
+    Stale temporaries of dead processes in the folder are removed first; a file-system
+    failure becomes one UserError line naming ``final_path``; the temporary never stays.
+    """
+    folder = os.path.dirname(os.path.abspath(final_path))
+    ensure_writable_dir(folder)
+    remove_stale(folder, 'tmp')
     tmp = temporary_name(final_path)
     try:
-        yield tmp
-        os.replace(tmp, final_path)
+        with write_errors(final_path, folder, (tmp, final_path)):
+            yield tmp
+            os.replace(tmp, final_path)
     finally:
-        if os.path.exists(tmp):
+        if os.path.isdir(tmp) and not os.path.islink(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.lexists(tmp):
             os.remove(tmp)
 
 

@@ -32,6 +32,7 @@ from fastssl_common.errors import UserError
 from fastssl_common.formats import IMAGE, LABEL, PROPOSALS, VIDEO_PAIRS
 
 from .epoch import EpochCell
+from .integrity import check_size
 from .multiview_decoder import MultiViewRandomResizedCrop, SampleIndex
 from .photometric import PhotometricAugment
 from .region_crop import BOX_COLUMN, VIEW_KINDS, RegionTable, RegionViewsCrop
@@ -41,10 +42,12 @@ ORDERS = {'random': OrderOption.RANDOM, 'quasi_random': OrderOption.QUASI_RANDOM
 
 
 def open_beton(path, required_fields=(IMAGE,), hint=''):
-    """Open a .beton's header; UserError naming the path if it is missing, not a .beton, or
-    lacks a required field (``hint`` says where the right file comes from)."""
+    """Open a .beton's header; UserError naming the path if it is missing, not a .beton,
+    shorter than its header and allocation table say (``integrity.check_size``), or lacks a
+    required field (``hint`` says where the right file comes from)."""
     if not os.path.isfile(path):
         raise UserError(f'dataset file not found: {path}')
+    check_size(path)
     try:
         reader = Reader(path)
     except Exception as err:  # ffcv raises assorted errors on foreign files

@@ -18,8 +18,6 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from tqdm import tqdm
-
 from fastssl_common.errors import UserError
 from fastssl_common.images import (
     IMAGE_EXTENSIONS,
@@ -27,7 +25,7 @@ from fastssl_common.images import (
     is_image_name,
     load_rgb_with_mode,
 )
-from writers.writer_common import bar_disabled
+from fastssl_common.progress import progress_bar
 
 UNLABELED = -1
 
@@ -273,9 +271,9 @@ def check_images(paths, workers, strict, progress):
     """Decode every image once: ({path: (h, w)}, Counter of modes, [{path, reason}])."""
     sizes, modes, skipped = {}, Counter(), []
     with _map_in_order(probe_image, paths, workers) as results:
-        for path, size, mode, reason in tqdm(results, total=len(paths), unit='img',
-                                             desc='checking images',
-                                             disable=bar_disabled(progress)):
+        for path, size, mode, reason in progress_bar(results, total=len(paths), unit='img',
+                                                     desc='checking images',
+                                                     enabled=progress is not False):
             if reason is None:
                 sizes[path] = size
                 modes[mode] += 1

@@ -27,7 +27,14 @@ import shutil
 import cv2
 import numpy as np
 
-from fastssl_common.atomic import ensure_writable_dir, temporary_name, write_json
+from fastssl_common.atomic import (
+    ensure_writable_dir,
+    remove_stale,
+    temporary_name,
+    write_errors,
+    write_json,
+)
+from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import (
     BOX_OF_FRAME,
@@ -43,7 +50,7 @@ from fastssl_common.formats import (
     VIDEO_ID,
 )
 from writers.boxes import box_area
-from writers.writer_common import ArgParser
+from writers.writer_common import MIN_RESOLUTION, check_number
 
 PAIR_FIELDS = (FRAME_A, FRAME_B, INDEX_A, INDEX_B, VIDEO_ID)
 CAPTION = 22                  # px of caption above each row
@@ -192,11 +199,10 @@ def summarise(pairs):
 
 def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image_format='png'):
     """Write the contact sheets and ``summary.json`` to ``out``; returns the summary dict."""
-    for value, flag in ((pairs, 'pairs'), (per_sheet, 'per-sheet'), (height, 'height')):
-        if not isinstance(value, (int, np.integer)) or value < 1:
-            raise UserError(f'--{flag} must be a whole number >= 1')
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UserError('--seed must be a whole number >= 0')
+    for value, flag in ((pairs, 'pairs'), (per_sheet, 'per-sheet')):
+        check_number(value, flag, 1)
+    check_number(height, 'height', MIN_RESOLUTION)
+    check_number(seed, 'seed', 0)
     if image_format not in ('png', 'jpg'):
         raise UserError('--format must be png or jpg')
     data = PairsFile(path)
@@ -205,22 +211,24 @@ def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image
     shown = np.sort(rng.choice(data.num_samples, min(pairs, data.num_samples), replace=False))
     ensure_writable_dir(out)
     # rendered in a sibling folder first: an error part way leaves ``out`` as it was
+    remove_stale(os.path.dirname(os.path.abspath(out)), 'tmp')
     staging = temporary_name(out)
     try:
-        ensure_writable_dir(staging)
-        sheets = []
-        for number, start in enumerate(range(0, len(shown), per_sheet)):
-            sheet = stack_rows([draw_pair(data, int(i), height)
-                                for i in shown[start:start + per_sheet]])
-            name = f'sheet_{number:02d}.{image_format}'
-            cv2.imencode(f'.{image_format}', sheet)[1].tofile(os.path.join(staging, name))
-            sheets.append(name)
-        # an earlier run's sheets would pass for this run's (fewer sheets, other format)
-        for old in os.listdir(out):
-            if old.startswith('sheet_') and old.endswith(('.png', '.jpg')):
-                os.remove(os.path.join(out, old))
-        for name in sheets:
-            os.replace(os.path.join(staging, name), os.path.join(out, name))
+        with write_errors(out, out, (staging, out)):
+            os.makedirs(staging, exist_ok=True)
+            sheets = []
+            for number, start in enumerate(range(0, len(shown), per_sheet)):
+                sheet = stack_rows([draw_pair(data, int(i), height)
+                                    for i in shown[start:start + per_sheet]])
+                name = f'sheet_{number:02d}.{image_format}'
+                cv2.imencode(f'.{image_format}', sheet)[1].tofile(os.path.join(staging, name))
+                sheets.append(name)
+            # an earlier run's sheets would pass for this run's (fewer sheets, other format)
+            for old in os.listdir(out):
+                if old.startswith('sheet_') and old.endswith(('.png', '.jpg')):
+                    os.remove(os.path.join(out, old))
+            for name in sheets:
+                os.replace(os.path.join(staging, name), os.path.join(out, name))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     summary.update(shown=shown.tolist(), sheets=sheets, seed=seed)

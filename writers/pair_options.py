@@ -5,12 +5,10 @@ change nothing are refused, not silently ignored.
 """
 import os
 
-import numpy as np
-
 from fastssl_common.errors import UserError
 from writers.proposals import ProposalSettings
 from writers.region_pairs import DEFAULT_TRACK_SIDE, RegionSettings
-from writers.video_options import check_int
+from writers.writer_common import check_number
 
 DEFAULT_MAX_PROPOSALS = 32
 DEFAULT_DETECTOR_MIN_SCORE = 0.5
@@ -24,27 +22,23 @@ def check_pair_options(gap, gap_range, seed, cut_threshold, min_motion, max_fram
     if (gap is None) == (gap_range is None):
         raise UserError('give exactly one of --gap K and --gap-range A B')
     if gap is not None:
-        gap = check_int(gap, 'gap', 1)
+        gap = check_number(gap, 'gap', 1)
         step, low, high = gap, gap, gap
     else:
         if len(gap_range) != 2:
             raise UserError('--gap-range needs two whole numbers A B')
-        low = check_int(gap_range[0], 'gap-range', 1, what='two whole numbers 1 <= A <= B')
-        high = check_int(gap_range[1], 'gap-range', low, what='two whole numbers 1 <= A <= B')
+        low = check_number(gap_range[0], 'gap-range', 1, what='two whole numbers 1 <= A <= B')
+        high = check_number(gap_range[1], 'gap-range', low,
+                            what='two whole numbers 1 <= A <= B')
         step = low
-    for value, flag, what in ((cut_threshold, 'cut-threshold', 'a number from 0 to 1'),
-                              (min_motion, 'min-motion', 'a number >= 0')):
-        if (not isinstance(value, (int, float)) or isinstance(value, bool)
-                or not np.isfinite(value) or value < 0
-                or (flag == 'cut-threshold' and value > 1)):
-            raise UserError(f'--{flag} must be {what}')
     return dict(common, gap=gap, gap_range=None if gap_range is None else [low, high],
-                grid_step=step, gap_min=low, gap_max=high, seed=check_int(seed, 'seed', 0),
-                cut_threshold=float(cut_threshold), min_motion=float(min_motion),
-                max_frames_per_video=None if max_frames in (None, 0) else
-                check_int(max_frames, 'max-frames-per-video', 1,
-                          what='a whole number >= 0 (0: no cap)'),
-                max_proposals=check_int(max_proposals, 'max-proposals', 0))
+                grid_step=step, gap_min=low, gap_max=high, seed=check_number(seed, 'seed', 0),
+                cut_threshold=check_number(cut_threshold, 'cut-threshold', 0, 1, integer=False),
+                # a mean absolute difference of grey levels: 255 at most
+                min_motion=check_number(min_motion, 'min-motion', 0, 255, integer=False),
+                max_frames_per_video=check_number(max_frames or 0, 'max-frames-per-video', 1,
+                                                  zero='no cap') or None,
+                max_proposals=check_number(max_proposals, 'max-proposals', 0))
 
 
 def region_options(options, proposals, track_resolution, detector, detector_arch,
@@ -52,8 +46,10 @@ def region_options(options, proposals, track_resolution, detector, detector_arch
     """The checked Region Tracker options; a detector checkpoint is checked here once, so
     that a bad one fails before any video is read."""
     limit = options['max_proposals']
-    proposals = check_int(proposals, 'proposals', 0, limit,
-                          what=f'a whole number from 0 to --max-proposals ({limit})')
+    proposals = check_number(proposals, 'proposals', 0, limit,
+                             what=f'a whole number from 0 to --max-proposals ({limit})')
+    detector_min_score = check_number(detector_min_score, 'detector-min-score', 0, 1,
+                                      integer=False)
     # options that would change nothing are refused, not silently ignored (a value equal to
     # its default cannot be told from an omitted one, and changes nothing either)
     if detector is None:
@@ -69,8 +65,7 @@ def region_options(options, proposals, track_resolution, detector, detector_arch
         return dict(proposals=0)
     region = dict(proposals=proposals, detector=None, detector_arch=None,
                   detector_min_score=None,
-                  track_resolution=check_int(track_resolution, 'track-resolution', 32,
-                                             what='a whole number >= 32'))
+                  track_resolution=check_number(track_resolution, 'track-resolution', 32))
     if detector is not None:
         from writers.detector import check_detector
 

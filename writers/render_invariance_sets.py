@@ -37,11 +37,18 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from fastssl_common.atomic import temporary_name, write_json
+from fastssl_common.atomic import (
+    ensure_writable_dir,
+    remove_stale,
+    temporary_name,
+    write_errors,
+    write_json,
+)
+from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import RENDERED_FORMAT, RENDERED_LABEL, RENDERED_MANIFEST
 from writers.raycast import SHAPES, Scene, render
-from writers.writer_common import ArgParser
+from writers.writer_common import MIN_RESOLUTION, check_number
 
 # transformation -> (unit, curve levels)
 CURVES = {
@@ -126,30 +133,35 @@ def render_sets(out, objects=6, instances=4, per_set=4, size=128, seed=0,
     unknown = [t for t in transformations if t not in TRANSFORMATIONS]
     if unknown:
         raise UserError(f"unknown transformation '{unknown[0]}' ({', '.join(TRANSFORMATIONS)})")
-    for name, value, low in (('--objects', objects, 2), ('--instances', instances, 3),
-                             ('--per-set', per_set, 3), ('--size', size, 16)):
-        if value < low:
-            raise UserError(f'{name} must be at least {low} (got {value})')
+    for flag, value, low in (('objects', objects, 2), ('instances', instances, 3),
+                             ('per-set', per_set, 3), ('size', size, MIN_RESOLUTION),
+                             ('seed', seed, 0)):
+        check_number(value, flag, low)
     if os.path.exists(out) and not overwrite:
         raise UserError(f'output folder {out} exists (choose a new one or --overwrite)')
     rng = np.random.default_rng(seed)
     photos = [photo(*source) for source in COLOUR_PHOTOS]
     occluder = _tinted_texture(rng, photo(*OCCLUDER_PHOTO), (0.8, 0.7, 0.6))
-    tmp = temporary_name(out.rstrip(os.sep))
+    out = out.rstrip(os.sep)
+    parent = os.path.dirname(os.path.abspath(out))
+    ensure_writable_dir(parent)
+    remove_stale(parent, 'tmp')
+    tmp = temporary_name(out)
     manifest = {'format': RENDERED_FORMAT, 'label': RENDERED_LABEL, 'seed': seed,
                 'size': size, 'per_set': per_set, 'transformations': {}}
     try:
-        curve_objects = make_objects(rng, objects, photos, occluder)
-        for transformation in transformations:
-            if transformation == INSTANCE:
-                entry = _render_instances(tmp, rng, photos, instances, size)
-            else:
-                entry = _render_curve(tmp, transformation, curve_objects, per_set, size)
-            manifest['transformations'][transformation] = entry
-        write_json(os.path.join(tmp, RENDERED_MANIFEST), manifest)
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        with write_errors(out, parent, (tmp,)):
+            curve_objects = make_objects(rng, objects, photos, occluder)
+            for transformation in transformations:
+                if transformation == INSTANCE:
+                    entry = _render_instances(tmp, rng, photos, instances, size)
+                else:
+                    entry = _render_curve(tmp, transformation, curve_objects, per_set, size)
+                manifest['transformations'][transformation] = entry
+            write_json(os.path.join(tmp, RENDERED_MANIFEST), manifest)
+            if os.path.exists(out):
+                shutil.rmtree(out)
+            os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp)

@@ -6,7 +6,8 @@ once:
 1. Per-video tasks (:func:`writers.video_common.run_per_video`) convert the frames they keep
    to RGB, encode them to JPEG exactly as FFCV's ``RGBImageField`` does (OpenCV, BGR order,
    the given quality) and append the bytes to a per-video **spool** file (:class:`Spool`) in a
-   temporary folder next to the output (:func:`spool_folder`, removed whatever happens).
+   temporary folder next to the output (:func:`spool_folder`, removed whatever happens; one
+   left by a writer killed outright is removed by the next run into that folder).
 2. :func:`write_spooled` writes the samples with the real FFCV ``DatasetWriter`` (through
    :func:`writers.writer_common.make_writer`). Image fields are filled from the spooled JPEG
    bytes, with the metadata FFCV's ``RGBImageField.encode`` writes for ``write_mode='jpg'``
@@ -16,13 +17,11 @@ once:
 import contextlib
 import os
 import shutil
-import tempfile
 
 import cv2
 import numpy as np
 
-from fastssl_common.atomic import ensure_writable_dir
-from fastssl_common.errors import UserError
+from fastssl_common.atomic import cannot_write, ensure_writable_dir, owned_name, remove_stale
 from writers.writer_common import make_writer, page_size_for
 
 # Where a sample's image lives in the spool: file number, byte range, stored size.
@@ -44,19 +43,28 @@ class Spool:
 
     def __init__(self, path, quality):
         self.path, self.quality = path, quality
-        self._file = open(path, 'wb')
+        try:
+            self._file = open(path, 'wb')
+        except OSError as err:
+            raise cannot_write(path, err.strerror) from None
         self._offset = 0
 
     def add(self, rgb):
         """Encode ``rgb`` and append it: ``(offset, nbytes, height, width)``."""
         data = encode_jpeg(np.ascontiguousarray(rgb), self.quality)
-        self._file.write(data.tobytes())
+        try:
+            self._file.write(data.tobytes())
+        except OSError as err:    # a full disk: one line (it crosses the process pool)
+            raise cannot_write(self.path, err.strerror) from None
         record = (self._offset, int(data.nbytes), int(rgb.shape[0]), int(rgb.shape[1]))
         self._offset += data.nbytes
         return record
 
     def close(self):
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError as err:    # the last buffered bytes did not fit
+            raise cannot_write(self.path, err.strerror) from None
 
     def __enter__(self):
         return self
@@ -67,7 +75,9 @@ class Spool:
 
 @contextlib.contextmanager
 def spool_folder(out):
-    """A temporary folder next to ``out`` (same disk) that is always removed afterwards.
+    """A temporary folder next to ``out`` (same disk) that is always removed afterwards,
+    named after its owner (``.OUT.spool-HOST-PID``): spool folders that writers killed
+    outright left in that folder are removed first (``fastssl_common.atomic.remove_stale``).
 
     Output folders it had to create are removed again if the block fails.
     """
@@ -77,7 +87,12 @@ def spool_folder(out):
         created = os.path.dirname(created)
     created = None if os.path.exists(folder) else created
     ensure_writable_dir(folder)
-    path = tempfile.mkdtemp(prefix=f'.{os.path.basename(out)}.spool-', dir=folder)
+    remove_stale(folder, 'spool')
+    path = owned_name(out, 'spool')
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise cannot_write(path, err.strerror) from None
     try:
         yield path
     except BaseException:
@@ -131,12 +146,9 @@ def write_spooled(path, fields, columns, spool_paths, progress, unit='sample'):
     # starting writer processes (≈ 0.3 s here), so one worker runs in this process.
     writer = make_writer(path, fields, page_size_for(largest.max() + 4096), 1, progress,
                          unit=unit)
-    try:
-        writer.from_jobs(num_samples, [(0, num_samples)], _write_samples,
-                         ({name: columns[name] for name in fields}, list(spool_paths)),
-                         inline=True)
-    except OSError as err:
-        raise UserError(f'cannot write {path}: {err.strerror or err}') from None
+    writer.from_jobs(num_samples, [(0, num_samples)], _write_samples,
+                     ({name: columns[name] for name in fields}, list(spool_paths)),
+                     inline=True)
 
 
 def _write_samples(todo, metadata_sm, metadata_type, fields, allocator, done, allocations,

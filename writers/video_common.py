@@ -9,11 +9,11 @@ import ctypes
 import multiprocessing
 
 import cv2
-from tqdm import tqdm
 
 from fastssl_common.errors import UserError
+from fastssl_common.progress import progress_bar
 from writers.video_source import VideoError, VideoReader, video_summary
-from writers.writer_common import bar_disabled, default_workers
+from writers.writer_common import default_workers
 
 _COUNTERS = None            # (frames decoded, frames expected) in pool workers
 _COUNT_EVERY = 8            # frames between updates of the shared counter
@@ -68,7 +68,7 @@ def run_per_video(function, jobs, workers, progress, desc='reading videos'):
     global _COUNTERS
     counters = (multiprocessing.Value(ctypes.c_int64, 0), multiprocessing.Value(ctypes.c_int64, 0))
     results = [None] * len(jobs)
-    with tqdm(total=0, unit='frame', desc=desc, disable=bar_disabled(progress)) as bar:
+    with progress_bar(total=0, unit='frame', desc=desc, enabled=progress is not False) as bar:
         def refresh():
             done, expected = counters[0].value, counters[1].value
             if expected != bar.total:
@@ -124,6 +124,7 @@ def read_video(source, threads, result, read):
         with VideoReader(source, threads=threads) as reader:
             result['info'] = video_summary(reader)
             read(reader, counter)
+            result['info']['decode_errors'] = reader.decode_errors
             result['warnings'].extend(reading_warnings(reader, source))
     except VideoError as err:
         result['error'] = str(err)
@@ -136,6 +137,13 @@ def reading_warnings(reader, source):
     warnings = []
     if reader.error:
         warnings.append(f'{reader.error}; kept the frames before it')
+    if reader.decode_errors:
+        warnings.append(f'skipped {reader.decode_errors} damaged packet(s) that did not decode '
+                        f'(first {reader.first_decode_error})')
+    short = reader.shortfall()
+    if short:
+        warnings.append(f'decoded {short[1]} of the {short[0]} frames its header declares '
+                        f'(cut short or damaged?)')
     for index, reason in reader.bad_frames:
         warnings.append(f'skipped unreadable frame {index}: {reason}')
     if source.kind == 'frames' and source.missing:

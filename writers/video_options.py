@@ -2,30 +2,14 @@
 import os
 import sys
 
-import numpy as np
-
-from fastssl_common.errors import UserError
-from writers.writer_common import default_workers
-
-
-def check_int(value, flag, minimum, maximum=None, what=None):
-    """UserError unless ``value`` is a whole number in ``[minimum, maximum]``."""
-    if (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum
-            or (maximum is not None and value > maximum)):
-        raise UserError(f"--{flag} must be {what or f'a whole number >= {minimum}'}")
-    return int(value)
+from writers.writer_common import check_number, check_resolution, check_workers
 
 
 def common_options(max_resolution, jpeg_quality, workers, strict):
     """The checked options both video writers share."""
-    return dict(
-        max_resolution=check_int(max_resolution, 'max-resolution', 0,
-                                 what='a whole number >= 0 (0: no cap)'),
-        jpeg_quality=check_int(jpeg_quality, 'jpeg-quality', 1, 100,
-                               what='a whole number from 1 to 100'),
-        workers=check_int(default_workers() if workers is None else workers, 'workers', 1,
-                          what='at least 1'),
-        strict=bool(strict))
+    return dict(max_resolution=check_resolution(max_resolution),
+                jpeg_quality=check_number(jpeg_quality, 'jpeg-quality', 1, 100),
+                workers=check_workers(workers), strict=bool(strict))
 
 
 def add_common_arguments(parser):
@@ -35,10 +19,12 @@ def add_common_arguments(parser):
                         help='video file, or folder of videos / frame folders (recursive)')
     parser.add_argument('out', metavar='OUT.beton', help='output file (must end in .beton)')
     parser.add_argument('--max-resolution', type=int, default=512,
-                        help='cap on the longest side in pixels, 0 for none (default 512)')
-    parser.add_argument('--jpeg-quality', type=int, default=90, help='JPEG quality (default 90)')
+                        help='cap on the longest side in pixels, >= 16, 0 for none '
+                             '(default 512)')
+    parser.add_argument('--jpeg-quality', type=int, default=90,
+                        help='JPEG quality, 1 to 100 (default 90)')
     parser.add_argument('--workers', type=int, default=None,
-                        help='processes decoding videos (default: number of CPUs)')
+                        help='processes decoding videos, 0 for one per CPU (default)')
     parser.add_argument('--strict', action='store_true',
                         help='stop at the first unreadable video or frame instead of skipping')
 

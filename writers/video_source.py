@@ -44,6 +44,7 @@ from writers.writer_common import stored_size
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm', '.mov', '.mpg', '.mpeg', '.m4v')
 GROUNDTRUTH_NAME = 'groundtruth.txt'
 DEFAULT_FOLDER_FPS = 30.0      # frame folders carry no timing; TrackingNet is 30 fps
+SHORTFALL_TOLERANCE = 0.05     # frames short of the header's count that still count as whole
 _NUMBERED = re.compile(r'^(\d+)$')
 
 
@@ -238,14 +239,19 @@ class DecodedFrame:
 class VideoReader:
     """Decode a :class:`VideoSource` in order. Use as a context manager (or call close()).
 
-    Opening raises VideoError (not a video, no video stream, unreadable file). Decoding that
-    fails part way (a truncated or corrupt file) stops the iteration quietly: the frames before
-    it were yielded and :attr:`error` says what happened. For frame folders a bad image is
-    skipped by :meth:`frames` and listed in :attr:`bad_frames`.
+    Opening raises VideoError (not a video, no video stream, unreadable file). A damaged
+    packet is skipped and decoding goes on (:attr:`decode_errors` counts them,
+    :attr:`first_decode_error` says where and why); reading that fails part way stops the
+    iteration quietly: the frames before it were yielded and :attr:`error` says what happened.
+    A file cut short may end without any error, before the frames its header declares
+    (:meth:`shortfall`). For frame folders a bad image is skipped by :meth:`frames` and listed
+    in :attr:`bad_frames`.
 
     Attributes: ``width``, ``height`` (of the first frame or the stream header), ``fps``
-    (average rate, or ``folder_fps``), ``decoded`` (frames decoded so far), ``error``,
-    ``bad_frames`` (list of ``(index, reason)``).
+    (average rate, or ``folder_fps``), ``promised`` (the frame count the header declares,
+    :meth:`estimated_frames` at opening), ``decoded`` (frames decoded so far), ``finished``
+    (decoding reached the end), ``error``, ``bad_frames`` (list of ``(index, reason)``).
+    Frame indices count decoded frames, so after a skipped packet they run one short.
     """
 
     def __init__(self, source, *, folder_fps=DEFAULT_FOLDER_FPS, threads=0):
@@ -254,12 +260,14 @@ class VideoReader:
             source = (frame_folder(path) if os.path.isdir(path) else None) or VideoSource(path)
         self.source = source
         self.error, self.bad_frames, self.decoded = None, [], 0
+        self.decode_errors, self.first_decode_error, self.finished = 0, None, False
         self._container = None
         if source.kind == 'frames':
             self.fps = float(folder_fps)
             self._open_folder()
         else:
             self._open_file(threads)
+        self.promised = self.estimated_frames()
 
     def _open_folder(self):
         if not self.source.frame_files:
@@ -316,19 +324,40 @@ class VideoReader:
             for index, path in self.source.frame_files:
                 self.decoded += 1
                 yield DecodedFrame(index, index / self.fps, path=path)
+            self.finished = True
             return
         import av
 
         container, stream = self._container, self._stream
         reformatters = {}
         try:
-            for frame in container.decode(stream):
-                index = self.decoded
-                self.decoded += 1
-                yield DecodedFrame(index, self._timestamp(frame, index), frame=frame,
-                                   reformatters=reformatters)
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError as err:    # one damaged packet: skip it, go on
+                    self.decode_errors += 1
+                    if self.first_decode_error is None:
+                        self.first_decode_error = (f'after frame {self.decoded}: '
+                                                   f'{_av_reason(err)}')
+                    continue
+                for frame in frames:
+                    index = self.decoded
+                    self.decoded += 1
+                    yield DecodedFrame(index, self._timestamp(frame, index), frame=frame,
+                                       reformatters=reformatters)
         except (av.FFmpegError, OSError, ValueError) as err:
             self.error = f'decoding stopped after frame {self.decoded}: {_av_reason(err)}'
+        self.finished = True
+
+    def shortfall(self):
+        """``(promised, decoded)`` when a video file decoded to its end gave markedly fewer
+        frames than its header declares (a file cut short or damaged), else None. Counts
+        from durations are estimates: a shortfall counts beyond 2 frames and 5 %."""
+        if self.source.kind != 'file' or not self.finished or not self.promised:
+            return None
+        if self.promised - self.decoded > max(2, SHORTFALL_TOLERANCE * self.promised):
+            return self.promised, self.decoded
+        return None
 
     def _timestamp(self, frame, index):
         if frame.pts is not None and self._time_base:
@@ -388,7 +417,7 @@ def video_summary(reader):
     info = {'source': os.path.abspath(source.path), 'kind': source.kind,
             'width': reader.width, 'height': reader.height,
             'fps': None if reader.fps is None or not math.isfinite(reader.fps)
-            else round(reader.fps, 6)}
+            else round(reader.fps, 6), 'frames_promised': reader.promised}
     if source.kind == 'frames':
         info['missing_frames'] = source.missing
         info['groundtruth'] = None if source.groundtruth is None \

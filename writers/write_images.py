@@ -18,14 +18,16 @@ import sys
 
 import numpy as np
 
+from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import IMAGE, IMAGES, LABEL
 from fastssl_common.images import load_rgb
 from writers.image_sources import check_images, crop_region, find_images, probe_image, read_boxes
 from writers.writer_common import (
-    ArgParser,
+    check_number,
     check_output,
-    default_workers,
+    check_resolution,
+    check_workers,
     make_writer,
     page_size_for,
     stored_size,
@@ -45,16 +47,16 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
 
     ``max_resolution`` caps the longest side (0: no cap); ``write_mode`` is 'jpg', 'raw' or
     'proportion' (JPEG with probability ``compress_probability``); ``boxes`` is a COCO-style
-    JSON file whose boxes become the samples; ``progress`` shows progress bars (None: only
-    on a terminal). Returns a summary dict: ``out``, ``sidecar``, ``num_samples``,
-    ``classes``, ``skipped`` (list of {path, reason}), ``small_boxes_skipped``,
-    ``converted`` (original image modes other than RGB, with counts) and ``options``.
+    JSON file whose boxes become the samples; ``progress=False`` hides the progress (else a
+    bar on a terminal, a line every 10 % elsewhere). Returns a summary dict: ``out``,
+    ``sidecar``, ``num_samples``, ``classes``, ``skipped`` (list of {path, reason}),
+    ``small_boxes_skipped``, ``converted`` (original image modes other than RGB, with
+    counts) and ``options``.
     Raises UserError for bad input; on any failure neither ``out`` nor the sidecar is created.
     """
     options = _check_options(dict(
         max_resolution=max_resolution, jpeg_quality=jpeg_quality, write_mode=write_mode,
-        compress_probability=compress_probability,
-        workers=default_workers() if workers is None else workers, strict=bool(strict),
+        compress_probability=compress_probability, workers=workers, strict=bool(strict),
         boxes=None if boxes is None else os.path.abspath(boxes), box_context=box_context,
         min_box_size=min_box_size))
     check_output(out)
@@ -99,7 +101,7 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
                 'small_boxes_skipped': small_boxes,
                 'options': dict(options, src=os.path.abspath(src))}
     sidecar = write_outputs(
-        out, lambda tmp: _write_beton(tmp, out, items, options, progress), metadata)
+        out, lambda tmp: _write_beton(tmp, out, items, options, progress), metadata, progress)
     return {'out': out, 'sidecar': sidecar, 'num_samples': len(items),
             'classes': source.classes, 'skipped': skipped, 'small_boxes_skipped': small_boxes,
             'converted': {mode: n for mode, n in sorted(modes.items()) if mode != 'RGB'},
@@ -109,29 +111,17 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
 # ---------------------------------------------------------------------------- checks
 
 def _check_options(options):
-    def need(ok, flag, what):
-        if not ok:
-            raise UserError(f'--{flag} must be {what}')
-
-    def is_int(v):
-        return isinstance(v, int) and not isinstance(v, bool)
-
-    def is_number(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-    need(options['write_mode'] in WRITE_MODES, 'write-mode', 'one of ' + ', '.join(WRITE_MODES))
-    need(is_int(options['max_resolution']) and options['max_resolution'] >= 0,
-         'max-resolution', 'a whole number >= 0 (0: no cap)')
-    need(is_int(options['jpeg_quality']) and 1 <= options['jpeg_quality'] <= 100,
-         'jpeg-quality', 'a whole number from 1 to 100')
-    need(is_number(options['compress_probability'])
-         and 0 <= options['compress_probability'] <= 1, 'compress-probability', 'from 0 to 1')
-    need(is_int(options['workers']) and options['workers'] >= 1, 'workers', 'at least 1')
-    need(is_number(options['box_context']) and options['box_context'] >= 0,
-         'box-context', 'a number >= 0')
-    need(is_number(options['min_box_size']) and options['min_box_size'] >= 0,
-         'min-box-size', 'a number >= 0')
-    return options
+    if options['write_mode'] not in WRITE_MODES:
+        raise UserError(f"--write-mode must be one of {', '.join(WRITE_MODES)}, got "
+                        f"{options['write_mode']!r}")
+    return dict(
+        options, max_resolution=check_resolution(options['max_resolution']),
+        jpeg_quality=check_number(options['jpeg_quality'], 'jpeg-quality', 1, 100),
+        compress_probability=check_number(options['compress_probability'],
+                                          'compress-probability', 0, 1, integer=False),
+        workers=check_workers(options['workers']),
+        box_context=check_number(options['box_context'], 'box-context', 0, integer=False),
+        min_box_size=check_number(options['min_box_size'], 'min-box-size', 0, integer=False))
 
 
 def _size_problem(height, width, max_resolution):
@@ -206,11 +196,8 @@ def _write_beton(tmp, out, items, options, progress):
     workers = min(options['workers'], math.ceil(len(items) / chunk))
     failed = multiprocessing.Value(ctypes.c_int64, -1)
     writer = make_writer(tmp, fields, _page_size(items, options['max_resolution']), workers,
-                         progress)
-    try:
-        writer.from_indexed_dataset(SampleDataset(items, failed), chunksize=chunk)
-    except OSError as err:
-        raise UserError(f'cannot write {out}: {err.strerror or err}') from None
+                         progress, name=out)
+    writer.from_indexed_dataset(SampleDataset(items, failed), chunksize=chunk)
     if failed.value >= 0:
         path = items[failed.value][0]
         reason = probe_image(path)[3] or 'it changed since it was checked'
@@ -227,14 +214,17 @@ def build_parser():
     parser.add_argument('src', metavar='SRC', help='image folder or text list file')
     parser.add_argument('out', metavar='OUT.beton', help='output file (must end in .beton)')
     parser.add_argument('--max-resolution', type=int, default=512,
-                        help='cap on the longest side in pixels, 0 for none (default 512)')
-    parser.add_argument('--jpeg-quality', type=int, default=90, help='JPEG quality (default 90)')
+                        help='cap on the longest side in pixels, >= 16, 0 for none '
+                             '(default 512)')
+    parser.add_argument('--jpeg-quality', type=int, default=90,
+                        help='JPEG quality, 1 to 100 (default 90)')
     parser.add_argument('--write-mode', choices=WRITE_MODES, default='jpg',
                         help='store JPEG, raw pixels, or a random proportion of JPEG')
     parser.add_argument('--compress-probability', type=float, default=0.5,
                         help='JPEG share for --write-mode proportion (default 0.5)')
     parser.add_argument('--workers', type=int, default=None,
-                        help='processes for checking and writing (default: number of CPUs)')
+                        help='processes for checking and writing, 0 for one per CPU '
+                             '(default)')
     parser.add_argument('--strict', action='store_true',
                         help='stop at the first unreadable image instead of skipping it')
     parser.add_argument('--boxes', metavar='FILE',

@@ -16,19 +16,19 @@ import os
 
 import numpy as np
 
+from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import FRAME_INDEX, IMAGE, LABEL, VIDEO_FRAMES, VIDEO_ID
 from writers.spool import IMAGE_REF, Spool, spool_folder, write_spooled
 from writers.video_common import decoder_threads, read_video, run_per_video
 from writers.video_options import (
     add_common_arguments,
-    check_int,
     common_options,
     nothing_written,
     print_problems,
 )
 from writers.video_source import find_videos
-from writers.writer_common import ArgParser, check_output, write_outputs
+from writers.writer_common import check_number, check_output, write_outputs
 
 _FRAME_RECORD = np.dtype([('index', '<i8'), ('timestamp', '<f8'), ('offset', '<i8'),
                           ('nbytes', '<i8'), ('height', '<i4'), ('width', '<i4')])
@@ -45,10 +45,10 @@ def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=9
     ``options``. Raises UserError for bad input; on failure neither file is created.
     """
     options = dict(common_options(max_resolution, jpeg_quality, workers, strict),
-                   stride=check_int(stride, 'stride', 1),
-                   max_frames_per_video=None if max_frames_per_video in (None, 0) else
-                   check_int(max_frames_per_video, 'max-frames-per-video', 1,
-                             what='a whole number >= 0 (0: no cap)'))
+                   stride=check_number(stride, 'stride', 1),
+                   max_frames_per_video=check_number(max_frames_per_video or 0,
+                                                     'max-frames-per-video', 1,
+                                                     zero='no cap') or None)
     check_output(out)
     sources = find_videos(src)
     with spool_folder(out) as spool_dir:
@@ -106,7 +106,7 @@ def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=9
                     'options': dict(options, src=os.path.abspath(src))}
         sidecar = write_outputs(out, lambda tmp: write_spooled(
             tmp, fields, columns, spool_paths, progress, unit='frame'),
-            metadata)
+            metadata, progress)
     return dict(out=out, sidecar=sidecar, num_samples=num_samples, videos=videos,
                 skipped=skipped, warnings=problems, frames_read=metadata['frames_read'],
                 options=metadata['options'])

@@ -32,6 +32,7 @@ import os
 
 import numpy as np
 
+from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import (
     FRAME_A,
@@ -65,7 +66,7 @@ from writers.video_options import (
     print_problems,
 )
 from writers.video_source import find_videos
-from writers.writer_common import ArgParser, check_output, write_outputs
+from writers.writer_common import check_output, write_outputs
 
 
 def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
@@ -170,7 +171,8 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
         metadata = pairs_metadata(src, options, list(fields), len(pairs), videos, skipped,
                                   problems, counts, tracks)
         sidecar = write_outputs(out, lambda tmp: write_spooled(
-            tmp, fields, values, [job[2] for job in jobs], progress, unit='pair'), metadata)
+            tmp, fields, values, [job[2] for job in jobs], progress, unit='pair'), metadata,
+            progress)
     return dict(out=out, sidecar=sidecar, num_samples=len(pairs), videos=videos,
                 skipped=skipped, warnings=problems, counts=counts, tracks=tracks,
                 options=metadata['options'])

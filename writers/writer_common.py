@@ -1,22 +1,61 @@
 """Helpers shared by the writers (images, video frames, video pairs).
 
-Output checks, writing a .beton and its sidecar all or nothing (:func:`write_outputs`),
-FFCV's size arithmetic, the worker count, a CLI parser whose errors are one line, and
-:func:`make_writer`: FFCV's ``DatasetWriter`` made to raise instead of hanging when one of its
-processes dies. Nothing here imports ``loaders`` or ``fastssl``.
+Output checks, the numeric options' range checks (:func:`check_number`), writing a .beton and
+its sidecar all or nothing, with the file's size and hashes in the sidecar
+(:func:`write_outputs`), FFCV's size arithmetic, the worker count, and :func:`make_writer`:
+FFCV's ``DatasetWriter`` made to raise instead of hanging when one of its processes dies, and
+to report a failed write (disk full) as the OSError it is. Nothing here imports ``loaders`` or
+``fastssl``.
 """
-import argparse
 import ctypes
+import errno
 import multiprocessing
 import os
 import queue
+import sys
 import time
+import traceback
 
 import numpy as np
-from tqdm import tqdm
 
-from fastssl_common.atomic import atomic_path, write_json
+from fastssl_common.atomic import atomic_path, disk_full, write_json
+from fastssl_common.beton_file import check_layout, file_digest
+from fastssl_common.cli import ArgParser  # noqa: F401  (benchmarks.common imports it here)
 from fastssl_common.errors import UserError
+from fastssl_common.progress import progress_bar
+
+MIN_RESOLUTION = 16     # a stored side below this holds too little for a training view
+
+
+def check_number(value, flag, low=None, high=None, *, integer=True, zero=None, what=None):
+    """The value of option ``--flag``, checked before anything is read or written: a whole
+    number (``integer``) or a finite number in ``[low, high]`` (None: unbounded), or 0 when
+    ``zero`` says what 0 means. The UserError names the option, the range and the value."""
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    ok = (isinstance(value, kinds) and not isinstance(value, bool) and np.isfinite(value)
+          and (low is None or value >= low) and (high is None or value <= high))
+    if not ok and not (zero and isinstance(value, kinds) and not isinstance(value, bool)
+                       and value == 0):
+        if what is None:
+            what = 'a whole number' if integer else 'a number'
+            what += (f' from {low} to {high}' if low is not None and high is not None else
+                     f' >= {low}' if low is not None else f' <= {high}' if high is not None
+                     else '')
+            what += f', or 0 ({zero})' if zero else ''
+        raise UserError(f'--{flag} must be {what}, got {value!r}')
+    return int(value) if integer else float(value)
+
+
+def check_workers(workers):
+    """``--workers``: a whole number >= 1, or 0 / None for one per CPU."""
+    if workers is None:
+        return default_workers()
+    return check_number(workers, 'workers', 1, zero='one per CPU') or default_workers()
+
+
+def check_resolution(value, flag='max-resolution'):
+    """``--max-resolution``: 0 (no cap) or at least :data:`MIN_RESOLUTION` pixels."""
+    return check_number(value, flag, MIN_RESOLUTION, zero='no cap')
 
 
 def default_workers():
@@ -42,12 +81,13 @@ def check_output(out):
         raise UserError(f'cannot write {out}: folder {existing} is not writable')
 
 
-def write_outputs(out, write_beton, metadata):
+def write_outputs(out, write_beton, metadata, progress=None):
     """Write the .beton (``write_beton(tmp_path)``) then its sidecar ``out + '.json'``
-    (``metadata``), both atomically; if either fails, neither is left. Returns the sidecar's
-    path."""
+    (``metadata`` and the file's ``integrity``: :func:`beton_integrity`), both atomically; if
+    either fails, neither is left. Returns the sidecar's path."""
     with atomic_path(out) as tmp:
         write_beton(tmp)
+        metadata = dict(metadata, integrity=beton_integrity(tmp, progress))
     sidecar = out + '.json'
     try:
         write_json(sidecar, metadata)
@@ -55,6 +95,16 @@ def write_outputs(out, write_beton, metadata):
         os.remove(out)
         raise
     return sidecar
+
+
+def beton_integrity(path, progress=None):
+    """The sidecar's ``integrity`` entry for the .beton just written at ``path``: its size,
+    SHA-256 and per-page SHA-256 (``python -m loaders.verify`` checks them). Reading it back
+    also checks that it is as long as its header and allocation table say."""
+    layout = check_layout(path)
+    with progress_bar(total=layout.size, desc='hashing', unit='B', unit_scale=True,
+                      enabled=progress is not False) as bar:
+        return file_digest(path, layout.page_size, bar.update)
 
 
 def stored_size(height, width, max_resolution):
@@ -73,27 +123,20 @@ def page_size_for(largest_sample_bytes):
     return max(8 << 20, 1 << (2 * int(largest_sample_bytes) + (1 << 20) - 1).bit_length())
 
 
-def bar_disabled(progress):
-    """tqdm's ``disable`` for a ``progress`` option: None shows bars only on a terminal."""
-    return None if progress is None else not progress
+def make_writer(fname, fields, page_size, workers, progress=None, unit='img', name=None):
+    """FFCV's DatasetWriter, except that a dead worker raises instead of hanging.
 
-
-class ArgParser(argparse.ArgumentParser):
-    """argparse, except that a usage error becomes a UserError (one line, exit 2 via run_cli)."""
-
-    def error(self, message):
-        raise UserError(message)
-
-
-def make_writer(fname, fields, page_size, workers, progress=None, unit='img'):
-    """FFCV's DatasetWriter, except that a dead worker raises UserError instead of hanging.
-
-    (FFCV's own loop waits forever for samples that a crashed worker will never write.)
+    (FFCV's own loop waits forever for samples that a crashed worker will never write.) A
+    worker that fails to write (disk full, I/O error) raises that OSError here, which the
+    caller's :func:`fastssl_common.atomic.atomic_path` reports as one line; any other death
+    is a UserError naming ``name`` (the final output, default ``fname``).
     Besides FFCV's ``from_indexed_dataset``, the writer has ``from_jobs(num_samples, jobs,
     work_fn, extra_args)``: FFCV's worker protocol with a caller-supplied worker function.
     """
     from ffcv.memory_allocator import MemoryAllocator
     from ffcv.writer import DatasetWriter
+
+    name = name or fname
 
     class CheckedDatasetWriter(DatasetWriter):
         # Same steps as DatasetWriter._write_common in ffcv 1.0.2, plus liveness checks.
@@ -115,20 +158,27 @@ def make_writer(fname, fields, page_size, workers, progress=None, unit='img'):
                 try:
                     work_fn(*args)
                     self.finalize(allocations.get())
+                except BaseException as err:
+                    # the worker's frames still hold views of the shared metadata, and
+                    # close() below would fail on them with a BufferError hiding ``err``
+                    traceback.clear_frames(err.__traceback__)
+                    raise
                 finally:
                     self.metadata_sm.close()
                     self.metadata_sm.unlink()
                 return
-            processes = [multiprocessing.Process(target=work_fn, args=args)
+            failed = multiprocessing.Value(ctypes.c_int, 0)     # errno of a failed write
+            processes = [multiprocessing.Process(target=_checked_worker,
+                                                 args=(work_fn, failed, self.fname, *args))
                          for _ in range(self.num_workers)]
             try:
                 for process in processes:
                     process.start()
-                with tqdm(total=num_samples, unit=unit, desc='writing',
-                          disable=bar_disabled(progress)) as bar:
+                with progress_bar(total=num_samples, unit=unit, desc='writing',
+                                  enabled=progress is not False) as bar:
                     written = 0
                     while written < num_samples:
-                        raise_if_dead(processes, fname)
+                        raise_if_dead(processes, failed, name)
                         now = done.value
                         bar.update(now - written)
                         written = now
@@ -141,7 +191,7 @@ def make_writer(fname, fields, page_size, workers, progress=None, unit='img'):
                             allocation_list.extend(allocations.get(timeout=0.2))
                             break
                         except queue.Empty:
-                            raise_if_dead(processes, fname)
+                            raise_if_dead(processes, failed, name)
                 for process in processes:
                     process.join()
                 self.finalize(allocation_list)
@@ -168,9 +218,28 @@ def make_writer(fname, fields, page_size, workers, progress=None, unit='img'):
     return writer
 
 
-def raise_if_dead(processes, fname):
-    """UserError if any of ``processes`` (FFCV writer workers) has exited with an error."""
+def _checked_worker(work_fn, failed, fname, *args):
+    """An FFCV writer worker that, when its write fails (an OSError, or FFCV's own error on a
+    full disk), records the errno in ``failed`` and exits quietly with status 3: the parent
+    reports it once, as one line, instead of this process printing a traceback."""
+    try:
+        work_fn(*args)
+    except Exception as err:
+        if isinstance(err, OSError) and err.errno:
+            failed.value = err.errno
+        elif disk_full(os.path.dirname(os.path.abspath(fname))):
+            failed.value = errno.ENOSPC
+        else:
+            raise
+        sys.exit(3)
+
+
+def raise_if_dead(processes, failed, name):
+    """If any of ``processes`` (FFCV writer workers) has exited with an error: the OSError of
+    a failed write (``failed`` holds its errno), else a UserError naming ``name``."""
     for process in processes:
         if process.exitcode not in (None, 0):
+            if failed.value:
+                raise OSError(failed.value, os.strerror(failed.value))
             raise UserError(f'an FFCV writer process died (exit code {process.exitcode}) while '
-                            f'writing {fname}; nothing was kept')
+                            f'writing {name}; nothing was kept')

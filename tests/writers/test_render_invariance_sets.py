@@ -61,7 +61,7 @@ def test_bad_inputs(tmp_path, run_script, assert_one_line_error):
     render_sets(str(tmp_path / 'x'), **SMALL)
     with pytest.raises(UserError, match='exists'):
         render_sets(str(tmp_path / 'x'), **SMALL)
-    with pytest.raises(UserError, match='--per-set must be at least 3'):
+    with pytest.raises(UserError, match='--per-set must be a whole number >= 3, got 2'):
         render_sets(str(tmp_path / 'y'), **{**SMALL, 'per_set': 2})
     assert not (tmp_path / 'y').exists()
     result = run_script('writers/render_invariance_sets.py', tmp_path / 'z',

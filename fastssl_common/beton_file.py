@@ -1,0 +1,154 @@
+"""What a ``.beton`` must hold, from its own header, and its content digest.
+
+FFCV 1.0.2's layout (``ffcv/types.py``, ``ffcv/writer.py``, ``ffcv/memory_allocator.py``):
+
+1. a header (``HeaderType``: version, num_fields, page_size, num_samples, alloc_table_ptr);
+2. ``num_fields`` field descriptors (``FieldDescType``);
+3. ``num_samples`` metadata rows, one per sample, the fields' metadata side by side;
+4. the data pages, ``page_size`` bytes each, from the first page boundary after the metadata;
+5. the allocation table (``ALLOC_TABLE_TYPE``: sample_id, ptr, size), written last, at
+   ``alloc_table_ptr``.
+
+Every field that keeps its data outside the metadata row (images, arrays, bytes, JSON)
+allocates exactly once per sample (FFCV undoes the allocations of a sample it retries on a
+fresh page), so the table has ``num_samples`` rows per such field and the file must hold at
+least ``alloc_table_ptr + rows * 24`` bytes: :func:`required_size` works that out from the
+header and the field descriptors alone (two small reads), :func:`check_size` compares it with
+the file. A file cut short loses its table first; FFCV itself would open it and read wrong
+samples.
+
+:func:`file_digest` is what the writers record in the sidecar (``integrity``) and what
+``python -m loaders.verify`` checks against it: the size, the SHA-256 of the whole file and of
+every ``page_size`` chunk (so a damaged region can be named).
+"""
+import hashlib
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UserError
+
+HASH_CHUNK = 8 << 20        # bytes read at a time while hashing
+
+
+def not_a_beton(path, why):
+    """The one-line error for a file that is not a readable ``.beton``."""
+    return UserError(f'{path} is not a readable .beton file ({why})')
+
+
+def truncated(path, size, needed):
+    """The one-line error for a ``.beton`` cut short."""
+    return UserError(f'{path} is truncated: {size} bytes, needs at least {needed}')
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a ``.beton``'s parts lie (bytes), from its header and field descriptors."""
+    size: int                 # the file's size now
+    num_samples: int
+    page_size: int
+    field_names: tuple
+    handlers: tuple           # FFCV field handlers, in file order
+    metadata_start: int
+    metadata_end: int
+    alloc_table_ptr: int
+    pointer_fields: tuple     # indices of the fields with one allocation per sample
+    required: int             # the least size that holds every part
+
+
+def pointer_column(handler):
+    """How a field's metadata points at its data: a column name, '' (the metadata value is
+    the pointer), or None (the field keeps its value in the metadata row)."""
+    from ffcv.fields import BytesField, NDArrayField, RGBImageField
+
+    if isinstance(handler, RGBImageField):
+        return 'data_ptr'
+    if isinstance(handler, BytesField):      # JSONField too
+        return 'ptr'
+    if isinstance(handler, NDArrayField):    # TorchTensorField too
+        return ''
+    return None
+
+
+def required_size(path):
+    """The :class:`Layout` of the ``.beton`` at ``path``; UserError if it is not one."""
+    from ffcv.types import CURRENT_VERSION, FieldDescType, HeaderType, get_handlers
+    from ffcv.utils import decode_null_terminated_string
+
+    size = os.path.getsize(path)
+    with open(path, 'rb') as handle:
+        head = handle.read(HeaderType.itemsize)
+        if len(head) >= 2:
+            version = int(np.frombuffer(head[:2], '<u2')[0])
+            if version != CURRENT_VERSION:
+                raise not_a_beton(path, f'format version {version}, FFCV reads '
+                                        f'{CURRENT_VERSION}')
+        if len(head) < HeaderType.itemsize:
+            raise truncated(path, size, HeaderType.itemsize)
+        header = np.frombuffer(head, HeaderType)[0]
+        num_fields, num_samples = int(header['num_fields']), int(header['num_samples'])
+        descriptors_end = HeaderType.itemsize + num_fields * FieldDescType.itemsize
+        if size < descriptors_end:
+            raise truncated(path, size, descriptors_end)
+        descriptors = np.frombuffer(handle.read(num_fields * FieldDescType.itemsize),
+                                    FieldDescType)
+    try:
+        handlers = get_handlers(descriptors)
+    except KeyError as err:
+        raise not_a_beton(path, f'unknown field type {err}') from None
+    names = tuple(decode_null_terminated_string(d['name']) for d in descriptors)
+    if any(handler is None for handler in handlers):
+        raise not_a_beton(path, 'it has custom fields this project does not know')
+    row = np.dtype([('', h.metadata_type) for h in handlers], align=True).itemsize
+    metadata_end = descriptors_end + num_samples * row
+    pointers = tuple(i for i, h in enumerate(handlers) if pointer_column(h) is not None)
+    table = int(header['alloc_table_ptr'])
+    if table < metadata_end:
+        # FFCV writes the table's place last: 0 means its writer never finished
+        raise not_a_beton(path, 'its writer did not finish: no allocation table')
+    from ffcv.types import ALLOC_TABLE_TYPE
+
+    required = table + num_samples * len(pointers) * ALLOC_TABLE_TYPE.itemsize
+    return Layout(size, num_samples, int(header['page_size']), names, tuple(handlers),
+                  descriptors_end, metadata_end, table, pointers, required)
+
+
+def check_size(path):
+    """None if the ``.beton`` at ``path`` is as long as its header and allocation table say;
+    else UserError: ``PATH is truncated: N bytes, needs at least M`` (or not a ``.beton``).
+    Returns nothing; costs two small reads."""
+    check_layout(path)
+
+
+def check_layout(path):
+    """:func:`check_size`, returning the file's :class:`Layout`."""
+    layout = required_size(path)
+    if layout.size < layout.required:
+        raise truncated(path, layout.size, layout.required)
+    return layout
+
+
+def file_digest(path, page_size, advance=None):
+    """``{size, sha256, page_size, page_sha256}`` of the file at ``path``: the SHA-256 of the
+    whole file and of each ``page_size`` chunk (``page_sha256[k]`` covers bytes
+    ``[k * page_size, (k + 1) * page_size)``). ``advance(nbytes)`` is called as it reads."""
+    whole, pages = hashlib.sha256(), []
+    page, in_page = hashlib.sha256(), 0
+    with open(path, 'rb', buffering=0) as handle:
+        while True:
+            data = handle.read(min(HASH_CHUNK, page_size - in_page))
+            if not data:
+                break
+            whole.update(data)
+            page.update(data)
+            in_page += len(data)
+            if in_page == page_size:
+                pages.append(page.hexdigest())
+                page, in_page = hashlib.sha256(), 0
+            if advance is not None:
+                advance(len(data))
+    if in_page:
+        pages.append(page.hexdigest())
+    return {'size': os.path.getsize(path), 'sha256': whole.hexdigest(),
+            'page_size': int(page_size), 'page_sha256': pages}

@@ -1,0 +1,186 @@
+"""Is a ``.beton`` whole? The cheap check every loader runs at open, and the complete one.
+
+* :func:`check_size` (at open, two small reads): the file is as long as its header and
+  allocation table say (``fastssl_common.beton_file``). A file cut short loses its allocation
+  table first, and FFCV would open it anyway and decode some samples from the wrong bytes.
+* :func:`verify` (``python -m loaders.verify FILE``, or ``data.verify=true`` in training):
+  the size, then the SHA-256 of the whole file and of each page against what its writer
+  recorded in the sidecar (``OUT.beton.json``, ``integrity``), then every sample: each
+  allocation belongs to its sample and lies inside the data pages, each image decodes to the
+  size its metadata states, each array has its declared size. Sidecars written before hashes
+  were recorded get the size and decode checks, and the summary says so.
+
+Both raise :class:`fastssl_common.errors.UserError` (one line naming the file) on a mismatch.
+"""
+import concurrent.futures
+import io
+import json
+import os
+import warnings
+
+import numpy as np
+from PIL import Image
+
+from fastssl_common.beton_file import check_layout, check_size, file_digest, pointer_column
+from fastssl_common.errors import UserError
+from fastssl_common.progress import progress_bar
+
+__all__ = ['check_size', 'verify']
+
+CHUNK = 64                    # samples per decode task
+
+
+def verify(path, progress=True):
+    """Check the ``.beton`` at ``path`` completely (see the module doc); returns a summary:
+    ``path``, ``size``, ``samples``, ``fields``, ``sidecar`` (its path, or None), ``hashes``
+    (what matched, or None when there was nothing to compare: ``note`` says why), ``pages``
+    (pages hashed, or None) and ``decoded`` (images decoded). ``progress`` shows a bar
+    (terminal) or lines."""
+    if not os.path.isfile(path):
+        raise UserError(f'dataset file not found: {path}')
+    layout = check_layout(path)
+    if layout.size > layout.required:
+        raise UserError(f'{path} has {layout.size - layout.required} bytes after its '
+                        f'allocation table (appended to, or damaged)')
+    summary = {'path': path, 'size': layout.size, 'samples': layout.num_samples,
+               'fields': list(layout.field_names)}
+    summary.update(_check_hashes(path, layout, progress))
+    summary['decoded'] = _check_samples(path, layout, progress)
+    return summary
+
+
+# ---------------------------------------------------------------------------- hashes
+
+def _check_hashes(path, layout, progress):
+    """The sidecar's size and hashes against the file: ``{sidecar, hashes, pages}``."""
+    sidecar = path + '.json'
+    if not os.path.isfile(sidecar):
+        return {'sidecar': None, 'hashes': None, 'pages': None,
+                'note': f'no sidecar {sidecar}'}
+    try:
+        with open(sidecar, encoding='utf-8') as handle:
+            recorded = json.load(handle).get('integrity')
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as err:
+        raise UserError(f'cannot read the sidecar {sidecar}: {err}') from None
+    if recorded is None:
+        return {'sidecar': sidecar, 'hashes': None, 'pages': None,
+                'note': f'the sidecar {sidecar} was written before the writers recorded '
+                        f'hashes'}
+    if recorded['size'] != layout.size:
+        raise UserError(f"{path} is {layout.size} bytes, its sidecar {sidecar} records "
+                        f"{recorded['size']}")
+    with progress_bar(total=layout.size, desc='hashing', unit='B', unit_scale=True,
+                      enabled=progress) as bar:
+        digest = file_digest(path, recorded['page_size'], bar.update)
+    pages = recorded['page_sha256']
+    bad = [k for k, (got, want) in enumerate(zip(digest['page_sha256'], pages)) if got != want]
+    if bad or len(pages) != len(digest['page_sha256']):
+        first = bad[0] if bad else min(len(pages), len(digest['page_sha256']))
+        start = first * recorded['page_size']
+        raise UserError(f'{path}: page {first} (bytes {start}..{start + recorded["page_size"]}) '
+                        f'differs from the hash its sidecar records ({len(bad)} of '
+                        f'{len(pages)} pages differ)')
+    if digest['sha256'] != recorded['sha256']:
+        raise UserError(f'{path}: its SHA-256 differs from the one its sidecar {sidecar} '
+                        f'records')
+    return {'sidecar': sidecar, 'pages': len(pages), 'note': None,
+            'hashes': f'size, SHA-256 and {len(pages)} page hashes match the sidecar'}
+
+
+# ---------------------------------------------------------------------------- samples
+
+def _check_samples(path, layout, progress):
+    """Every sample's allocations and decodes (see the module doc); images decoded."""
+    from ffcv.types import ALLOC_TABLE_TYPE, get_metadata_type
+    from ffcv.utils import align_to_page
+
+    metadata = np.fromfile(path, get_metadata_type(list(layout.handlers)),
+                           count=layout.num_samples, offset=layout.metadata_start)
+    table = np.fromfile(path, ALLOC_TABLE_TYPE, offset=layout.alloc_table_ptr)
+    table = table[np.argsort(table['ptr'], kind='stable')]
+    data_start = align_to_page(layout.metadata_end, layout.page_size)
+    outside = (table['ptr'] < data_start) | (table['ptr'] + table['size'] > layout.alloc_table_ptr)
+    if outside.any():
+        row = table[np.flatnonzero(outside)[0]]
+        raise UserError(f"{path}: sample {row['sample_id']}'s data lies outside the data pages "
+                        f"(damaged allocation table)")
+    samples = np.arange(layout.num_samples, dtype=np.uint64)
+    sizes = {}
+    for i in layout.pointer_fields:
+        column = metadata[f'f{i}']
+        name = pointer_column(layout.handlers[i])
+        pointers = column[name] if name else column
+        at = np.minimum(np.searchsorted(table['ptr'], pointers), max(len(table) - 1, 0))
+        found = (table['ptr'][at] == pointers) & (table['sample_id'][at] == samples)
+        if not found.all():
+            sample = int(np.flatnonzero(~found)[0])
+            raise UserError(f"{path}: sample {sample}'s '{layout.field_names[i]}' points at no "
+                            f"allocation of its own (damaged metadata or allocation table)")
+        sizes[i] = table['size'][at]
+    data = np.memmap(path, np.uint8, mode='r')
+    chunks = range(0, layout.num_samples, CHUNK)
+    decoded = 0
+    with progress_bar(total=layout.num_samples, desc='decoding', unit='sample',
+                      enabled=progress) as bar, \
+            concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        # PIL releases the GIL while it decodes: threads share the work
+        tasks = [pool.submit(_check_chunk, data, layout, metadata, sizes, start,
+                             min(start + CHUNK, layout.num_samples)) for start in chunks]
+        for task in tasks:
+            problem, images, count = task.result()
+            if problem:
+                for other in tasks:
+                    other.cancel()
+                raise UserError(f'{path}: {problem}')
+            decoded += images
+            bar.update(count)
+    return decoded
+
+
+def _check_chunk(data, layout, metadata, sizes, start, stop):
+    """Decode samples ``[start, stop)``: ``(first problem or None, images decoded, count)``."""
+    from ffcv.fields import NDArrayField, RGBImageField
+    from ffcv.fields.rgb_image import IMAGE_MODES
+
+    images = 0
+    for index in range(start, stop):
+        for i in layout.pointer_fields:
+            handler, name = layout.handlers[i], layout.field_names[i]
+            meta = metadata[f'f{i}'][index]
+            size = int(sizes[i][index])
+            pointer = int(meta['data_ptr'] if isinstance(handler, RGBImageField) else
+                          meta['ptr'] if pointer_column(handler) == 'ptr' else meta)
+            where = f"sample {index}'s '{name}'"
+            if isinstance(handler, RGBImageField):
+                height, width = int(meta['height']), int(meta['width'])
+                if int(meta['mode']) == IMAGE_MODES['raw']:
+                    if size != height * width * 3:
+                        return (f'{where} holds {size} bytes, not the {height}x{width} '
+                                f'RGB pixels its metadata states'), images, index - start
+                else:
+                    problem = _jpeg_problem(data[pointer:pointer + size], width, height)
+                    if problem:
+                        return f'{where} does not decode ({problem})', images, index - start
+                images += 1
+            elif isinstance(handler, NDArrayField) and size != handler.element_size:
+                return (f'{where} holds {size} bytes, not the {handler.element_size} of its '
+                        f'declared array'), images, index - start
+            elif not isinstance(handler, NDArrayField) and size != int(meta['size']):
+                return (f"{where} holds {size} bytes, not the {int(meta['size'])} its "
+                        f'metadata states'), images, index - start
+    return None, images, stop - start
+
+
+def _jpeg_problem(encoded, width, height):
+    """Why the JPEG bytes ``encoded`` do not decode to ``width x height``, or None."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            with Image.open(io.BytesIO(encoded.tobytes())) as image:
+                image.load()
+                size = image.size
+    except Exception as err:  # Pillow's reasons for a broken stream are varied; all mean bad
+        return ' '.join(str(err).split()) or type(err).__name__
+    if size != (width, height):
+        return f'{size[0]}x{size[1]}, its metadata states {width}x{height}'
+    return None
