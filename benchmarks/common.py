@@ -126,6 +126,61 @@ def print_machine(info, extra=()):
           f"pillow {info['pillow']}{more}")
 
 
+# ---------------------------------------------------------------------------- device
+
+# Dense peak TFLOP/s by device name (first match wins): half = bf16/fp16 tensor cores,
+# tf32 = what fp32 convolutions get with cuDNN's default allow_tf32. Vendor data sheets.
+PEAK_TFLOPS = [
+    ('H200', {'half': 989.4, 'tf32': 494.7}),
+    ('H100 PCIe', {'half': 756.0, 'tf32': 378.0}),
+    ('H100', {'half': 989.4, 'tf32': 494.7}),        # SXM ("H100 80GB HBM3")
+    ('A100', {'half': 312.0, 'tf32': 156.0}),
+    ('L4', {'half': 121.0, 'tf32': 60.0}),
+    ('A10', {'half': 125.0, 'tf32': 62.5}),
+    ('V100', {'half': 125.0, 'tf32': 15.7}),         # no TF32: fp32 peak
+    ('T4', {'half': 65.0, 'tf32': 8.1}),
+]
+
+def peak_tflops(device, precision):
+    """The device's dense peak for ``precision`` ('fp32' or half), or None (CPU, unknown)."""
+    import torch
+
+    if device.type != 'cuda':
+        return None
+    name = torch.cuda.get_device_name(device)
+    for pattern, peaks in PEAK_TFLOPS:
+        if pattern in name:
+            return peaks['tf32' if precision == 'fp32' else 'half']
+    return None
+
+
+def synchronize(device):
+    """Wait for the device's queued work (a no-op on a CPU)."""
+    import torch
+
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, count, device):
+    """Seconds for ``count`` calls of ``fn``, device work included."""
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(count):
+        fn()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def release(device):
+    """Free the device's cached memory and restart its peak-memory count (CUDA only)."""
+    import torch
+
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
 # ---------------------------------------------------------------------------- timings
 
 class Timing:

