@@ -1,0 +1,33 @@
+"""fastssl/invariance_data/images.py: the image loader against torchvision's crop + resize,
+batches in order, an empty crop box as one clear error."""
+import numpy as np
+import pytest
+import torchvision.transforms.functional as TF
+from PIL import Image
+
+from fastssl.invariance_data import read_dataset
+from fastssl.invariance_data.images import image_batches, load_image
+from fastssl_common.errors import UserError
+
+
+def test_loader_matches_torchvision_crop_and_resize(got_root):
+    data = read_dataset('got10k', str(got_root / 'train'))
+    path, box = data.images.paths[1], data.images.boxes[1]
+    x, y, w, h = box
+    with Image.open(path) as image:
+        reference = TF.resize(TF.crop(image.convert('RGB'), y, x, h, w), [128, 128])
+    np.testing.assert_array_equal(load_image(path, 128, box), np.asarray(reference))
+    batches = list(image_batches(data.images, range(len(data.images)), batch_size=4,
+                                 workers=2))
+    assert [tuple(b.shape) for b, _ in batches] == [(4, 128, 128, 3)] * 2 + \
+        [(len(data.images) - 8, 128, 128, 3)]
+    np.testing.assert_array_equal(batches[0][0][1].numpy(), np.asarray(reference))
+    assert np.concatenate([r.numpy() for _, r in batches]).tolist() == \
+        list(range(len(data.images)))
+
+
+def test_empty_crop_box_is_one_line_error(tmp_path):
+    path = tmp_path / 'photo.png'
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(path)
+    with pytest.raises(UserError, match=r'empty crop box .*\(4, 2, -3, 5\) for image .*photo.png'):
+        load_image(str(path), 8, box=(4, 2, -3, 5))   # a Pascal3D+ bbox with x2 < x1
