@@ -12,8 +12,8 @@ import statistics
 import time
 
 from fastssl_common.atomic import write_json
+from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError
-from writers.writer_common import ArgParser
 
 # ---------------------------------------------------------------------------- command line
 
