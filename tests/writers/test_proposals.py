@@ -1,5 +1,5 @@
 """Region proposals: planted real objects are found, the ranking and filters behave as
-documented, box geometry agrees with torchvision's, and the detector option's bad inputs."""
+documented, and the detector option's bad inputs (box geometry: test_boxes.py)."""
 import argparse
 import json
 import os
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fastssl_common.errors import UserError
-from writers.boxes import box_iou, nms
+from writers.boxes import box_iou
 from writers.proposals import (
     ProposalSettings,
     colour_contrast,
@@ -74,22 +74,6 @@ def test_selective_search_candidates_are_reproducible_sets(planted_objects_frame
     assert set(map(tuple, first)) == set(map(tuple, second))   # (its order is random)
     first_boxes, _ = propose(frame)
     np.testing.assert_array_equal(first_boxes, propose(frame)[0])
-
-
-def test_geometry_matches_torchvision():
-    import torch
-    from torchvision.ops import box_iou as tv_iou
-    from torchvision.ops import nms as tv_nms
-
-    rng = np.random.default_rng(1)
-    corners = rng.uniform(0, 100, (60, 2))
-    boxes = np.concatenate([corners, corners + rng.uniform(5, 40, (60, 2))], 1)
-    scores = rng.permutation(60) / 60.0                      # distinct: one right answer
-    np.testing.assert_allclose(box_iou(boxes, boxes[:7]),
-                               tv_iou(torch.from_numpy(boxes), torch.from_numpy(boxes[:7])))
-    for threshold in (0.3, 0.5, 0.7):
-        expected = tv_nms(torch.from_numpy(boxes), torch.from_numpy(scores), threshold)
-        np.testing.assert_array_equal(nms(boxes, scores, threshold), expected.numpy())
 
 
 # ---------------------------------------------------------------------------- detector

@@ -1,0 +1,64 @@
+"""writers/video_options.py: the options both video writers share (checked values, one parser),
+the one-line error when nothing was written, and the problem report on stderr."""
+import pytest
+
+from fastssl_common.cli import ArgParser
+from fastssl_common.errors import UserError
+from writers.video_options import (
+    add_common_arguments,
+    common_options,
+    nothing_written,
+    print_problems,
+)
+from writers.writer_common import default_workers
+
+
+def test_common_options_are_checked_and_normalised():
+    assert common_options(0, 90, 2, 1) == dict(max_resolution=0, jpeg_quality=90, workers=2,
+                                                strict=True)
+    assert common_options(320, 1, None, 0)['workers'] == default_workers()
+    assert common_options(320, 100, 0, False)['workers'] == default_workers()
+    with pytest.raises(UserError, match=r'--jpeg-quality must be .*1 to 100, got 101'):
+        common_options(512, 101, 1, False)
+    with pytest.raises(UserError, match=r'--max-resolution must be .*got 8'):
+        common_options(8, 90, 1, False)
+    with pytest.raises(UserError, match=r'--workers must be .*got -1'):
+        common_options(512, 90, -1, False)
+
+
+def test_arguments_and_their_defaults():
+    parser = ArgParser()
+    add_common_arguments(parser)
+    parser.add_argument('--gap', type=int, default=4)      # a writer's own option, after them
+    args = parser.parse_args(['--gap', '2', 'clips/', 'out.beton', '--strict'])
+    assert (args.src, args.out, args.gap, args.strict) == ('clips/', 'out.beton', 2, True)
+    assert (args.max_resolution, args.jpeg_quality, args.workers) == (512, 90, None)
+    with pytest.raises(UserError, match='OUT.beton'):
+        parser.parse_args(['clips/'])
+
+
+def test_nothing_written_names_the_file_or_the_first_of_many(tmp_path):
+    first = {'path': 'a.mp4', 'reason': 'no video stream'}
+    file = str(tmp_path / 'a.mp4')
+    assert nothing_written('no frames', file, [first]) == \
+        f'no frames in {file}: no video stream'
+    folder = str(tmp_path)
+    assert nothing_written('no pairs', folder, [first]) == \
+        f'no pairs in {folder}: a.mp4: no video stream'
+    many = [first, {'path': 'b.mp4', 'reason': 'too short'}]
+    assert nothing_written('no pairs', folder, many) == \
+        f'no pairs in {folder} (2 videos skipped; first: a.mp4: no video stream)'
+
+
+def test_problems_go_to_stderr_twenty_at_most(capsys):
+    print_problems({'skipped': [], 'warnings': [], 'sidecar': 'x.beton.json'})
+    assert capsys.readouterr() == ('', '')
+    skipped = [{'path': f'v{i}.mp4', 'reason': 'broken'} for i in range(23)]
+    print_problems({'skipped': skipped, 'warnings': [{'path': 'w.mp4', 'message': 'short'}],
+                    'sidecar': 'x.beton.json'})
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert out == '' and lines[0] == 'skipped 23 videos:'
+    assert lines[1:21] == [f'  v{i}.mp4: broken' for i in range(20)]
+    assert lines[21:] == ['  ... and 3 more (listed in x.beton.json)', '1 warnings:',
+                          '  w.mp4: short']
