@@ -19,7 +19,7 @@ import os
 import warnings
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from fastssl_common.beton_file import check_layout, check_size, file_digest, pointer_column
 from fastssl_common.errors import UserError
@@ -179,6 +179,8 @@ def _jpeg_problem(encoded, width, height):
             with Image.open(io.BytesIO(encoded.tobytes())) as image:
                 image.load()
                 size = image.size
+    except UnidentifiedImageError:
+        return 'not an image'
     except Exception as err:  # Pillow's reasons for a broken stream are varied; all mean bad
         return ' '.join(str(err).split()) or type(err).__name__
     if size != (width, height):

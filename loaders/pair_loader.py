@@ -28,6 +28,7 @@ from ffcv.pipeline.pipeline_spec import PipelineSpec
 from ffcv.reader import Reader
 from ffcv.transforms import ToTensor
 
+from fastssl_common.beton_file import not_a_beton
 from fastssl_common.errors import UserError
 from fastssl_common.formats import IMAGE, LABEL, PROPOSALS, VIDEO_PAIRS
 
@@ -51,7 +52,7 @@ def open_beton(path, required_fields=(IMAGE,), hint=''):
     try:
         reader = Reader(path)
     except Exception as err:  # ffcv raises assorted errors on foreign files
-        raise UserError(f'{path} is not a readable .beton file ({type(err).__name__})') from None
+        raise not_a_beton(path, type(err).__name__) from None
     for name in required_fields:
         if name not in reader.handlers:
             raise UserError(f"{path} has no '{name}' field (fields: {list(reader.handlers)})"

@@ -34,6 +34,7 @@ from fastssl_common.atomic import (
     write_errors,
     write_json,
 )
+from fastssl_common.beton_file import check_size, not_a_beton
 from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import (
@@ -63,11 +64,12 @@ class PairsFile:
     def __init__(self, path):
         if not os.path.isfile(path):
             raise UserError(f'pairs file {path} does not exist')
+        check_size(path)    # a file cut short would show other samples' bytes
         from ffcv.reader import Reader  # slow import (Numba): after the cheap checks
         try:
             reader = Reader(path)
-        except Exception:  # ffcv raises assorted errors on foreign files: all mean "not one"
-            raise UserError(f'{path} is not an FFCV .beton') from None
+        except Exception as err:  # ffcv raises assorted errors on foreign files
+            raise not_a_beton(path, type(err).__name__) from None
         missing = [name for name in PAIR_FIELDS if name not in reader.field_names]
         if missing:
             raise UserError(f"{path} is not a pairs .beton (no field {missing[0]}; fields: "

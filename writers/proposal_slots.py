@@ -1,6 +1,7 @@
 """Where each sample's reserved proposal storage lies in a pairs ``.beton``, to fill in place."""
 import numpy as np
 
+from fastssl_common.beton_file import check_size
 from fastssl_common.errors import UserError
 from fastssl_common.formats import NUM_PROPOSALS, PROPOSALS
 
@@ -16,6 +17,7 @@ def proposal_slots(path):
     from ffcv.reader import Reader
     from ffcv.types import HeaderType
 
+    check_size(path)    # offsets into a file cut short would point past its end
     reader = Reader(path)
     names = reader.field_names
     if PROPOSALS not in names or NUM_PROPOSALS not in names:

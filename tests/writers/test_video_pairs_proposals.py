@@ -143,7 +143,7 @@ def test_inspect_pairs(written, stored, tmp_path, small_beton, capsys,
     junk = tmp_path / 'junk.beton'
     junk.write_bytes(b'\0' * 64)
     for path, message in ((small_beton, 'is not a pairs .beton'),
-                          (junk, 'is not an FFCV .beton'),
+                          (junk, 'is not a readable .beton file'),
                           (tmp_path / 'none.beton', 'does not exist')):
         with pytest.raises(UserError, match=message):
             inspect_pairs(str(path), str(tmp_path / 'x'))
