@@ -282,13 +282,11 @@ class VideoReader:
                 continue
 
     def _open_file(self, threads):
-        import av
-
         path = self.source.path
         if os.path.isdir(path):
             raise VideoError(f'{path} is a folder without numbered frames')
         try:
-            self._container = av.open(path, metadata_errors='ignore')
+            self._container = open_container(path)
         except Exception as err:  # FFmpeg's reason (e.g. 'Invalid data found') is the message
             raise VideoError(f'not a readable video: {_av_reason(err)}') from None
         streams = self._container.streams.video
@@ -403,6 +401,17 @@ def read_frames(source, stride=1, max_frames=None, max_side=None, **kwargs):
     """All ``Frame``s of a source as a list (see :meth:`VideoReader.frames`)."""
     with VideoReader(source, **kwargs) as reader:
         return list(reader.frames(stride, max_frames, max_side))
+
+
+def open_container(path):
+    """av.open, tolerant of badly encoded metadata: PyAV before 19 raises on it unless told
+    ``metadata_errors='ignore'``; 19 dropped that option (and no longer raises)."""
+    import av
+
+    try:
+        return av.open(path, metadata_errors='ignore')
+    except TypeError:
+        return av.open(path)
 
 
 def _av_reason(err):
