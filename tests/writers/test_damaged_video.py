@@ -1,0 +1,106 @@
+"""Videos that decode to fewer frames than their header declares, or hold a damaged packet:
+warned in the summary and recorded in the sidecar; ``--strict`` makes them fatal."""
+import json
+import os
+
+import pytest
+
+from fastssl_common.errors import UserError
+from writers.video_source import VideoReader
+from writers.write_video_frames import write_video_frames
+from writers.write_video_pairs import write_video_pairs
+
+DECLARED = 217
+
+
+def faststart(src, dst):
+    """Remux the mp4 ``src`` with its frame table (moov) first, as streaming files are: cut
+    short, it still declares every frame."""
+    import av
+
+    with av.open(src) as source, av.open(dst, 'w', options={'movflags': 'faststart'}) as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    return dst
+
+
+@pytest.fixture(scope='module')
+def clips(tmp_path_factory, encode_clip, chelsea_pan):
+    """``whole.mp4`` (217 frames), ``short.mp4`` (cut where packet 90 starts: the header
+    still declares 217 frames) and ``damaged.mp4`` (packet 100 overwritten with garbage)."""
+    import av
+
+    root = tmp_path_factory.mktemp('damaged')
+    encoded = encode_clip(root / 'encoded.mp4', chelsea_pan(DECLARED), options={'crf': '23'})
+    whole = faststart(encoded, str(root / 'whole.mp4'))
+    data = open(whole, 'rb').read()
+    with av.open(whole) as container:
+        packets = [(p.pos, p.size) for p in container.demux(container.streams.video[0])
+                   if p.size]
+    (root / 'short.mp4').write_bytes(data[:packets[90][0]])
+    position, size = packets[100]
+    damaged = bytearray(data)
+    damaged[position:position + size] = b'\xff' * size
+    (root / 'damaged.mp4').write_bytes(bytes(damaged))
+    return {name: str(root / f'{name}.mp4') for name in ('whole', 'short', 'damaged')}
+
+
+def test_the_reader_counts_what_the_header_declares_and_what_decodes(clips):
+    with VideoReader(clips['whole']) as reader:
+        assert reader.promised == DECLARED
+        assert sum(1 for _ in reader.decoded_frames()) == DECLARED
+        assert reader.shortfall() is None and reader.decode_errors == 0
+    with VideoReader(clips['short']) as reader:
+        decoded = sum(1 for _ in reader.decoded_frames())
+        assert reader.promised == DECLARED and 0 < decoded < DECLARED * 0.6
+        assert reader.error is None                          # FFmpeg itself says nothing
+        assert reader.shortfall() == (DECLARED, decoded)
+    with VideoReader(clips['short']) as reader:              # stopped early on purpose
+        list(reader.frames(max_frames=10))
+        assert reader.shortfall() is None
+
+
+def test_a_damaged_packet_is_skipped_and_counted(clips):
+    with VideoReader(clips['damaged']) as reader:
+        frames = [frame.index for frame in reader.decoded_frames()]
+    assert reader.decode_errors == 1 and reader.error is None
+    assert len(frames) == DECLARED - 1                        # decoding went on past it
+    assert reader.first_decode_error.startswith('after frame ')
+
+
+@pytest.mark.parametrize('writer', ['frames', 'pairs'])
+def test_writers_warn_and_record_a_short_video(clips, tmp_path, writer):
+    write = (write_video_frames if writer == 'frames' else
+             lambda *a, **k: write_video_pairs(*a, gap=4, **k))
+    summary = write(clips['short'], str(tmp_path / 'o.beton'), workers=1, progress=False)
+    video = json.load(open(summary['sidecar']))['videos'][0]
+    assert video['frames_promised'] == DECLARED and video['frames_read'] < DECLARED * 0.6
+    message = (f"decoded {video['frames_read']} of the {DECLARED} frames its header "
+               f"declares")
+    assert [w['message'] for w in summary['warnings']] == [message + ' (cut short or damaged?)']
+    whole = write(clips['whole'], str(tmp_path / 'w.beton'), workers=1, progress=False)
+    assert whole['warnings'] == []
+    assert json.load(open(whole['sidecar']))['videos'][0]['frames_promised'] == DECLARED
+    with pytest.raises(UserError, match=f'{message}.*--strict'):
+        write(clips['short'], str(tmp_path / 's.beton'), workers=1, progress=False,
+              strict=True)
+    assert not os.path.exists(tmp_path / 's.beton')
+
+
+def test_the_frames_writer_reports_a_damaged_packet(clips, tmp_path, run_script,
+                                                    assert_one_line_error):
+    out = tmp_path / 'd.beton'
+    result = run_script('writers/write_video_frames.py', clips['damaged'], out,
+                        '--workers', '1')
+    assert result.returncode == 0, result.stderr
+    assert 'skipped 1 damaged packet(s) that did not decode (first after frame ' \
+        in result.stderr
+    video = json.load(open(f'{out}.json'))['videos'][0]
+    assert video['decode_errors'] == 1 and video['frames_read'] == DECLARED - 1
+    result = run_script('writers/write_video_frames.py', clips['short'], tmp_path / 's.beton',
+                        '--workers', '1', '--strict')
+    assert_one_line_error(result, 'short.mp4', f'of the {DECLARED} frames', '--strict')
+    assert not os.path.exists(tmp_path / 's.beton')
