@@ -119,7 +119,7 @@ def write_failure(err, folder, own_paths=()):
     behind their own (``torch.save`` raises a RuntimeError) count when the file system is
     full afterwards.
     """
-    if isinstance(err, UserError):
+    if isinstance(err, (UserError, BrokenPipeError)):    # a reader gone is not a disk fault
         return None
     if isinstance(err, OSError) and err.errno is not None:
         if err.filename is None or any(_within(err.filename, own) for own in own_paths):
