@@ -38,11 +38,5 @@ def main(argv=None):
     return 0
 
 
-def cli():
-    """The console entry point: ``main`` on the command line's arguments, a user error as one
-    line and exit status 2 (:func:`fastssl_common.errors.run_cli`)."""
-    run_cli(main)
-
-
 if __name__ == '__main__':
-    cli()
+    run_cli(main)

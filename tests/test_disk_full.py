@@ -55,27 +55,25 @@ def test_image_writer_on_a_full_disk(small_disk, small_beton, run_script,
     assert left_on(small_disk) == []
 
 
-def test_video_writers_on_a_full_disk(small_disk, tmp_path, planted_cut_clip, run_script,
-                                      assert_one_line_error):
-    """The spool fits, the .beton does not (this was a BufferError hiding the ENOSPC)."""
-    clip = tmp_path / 'clip.mp4'
-    planted_cut_clip.write(str(clip))
+@pytest.fixture(scope='module')
+def clip(tmp_path_factory, planted_cut_clip):
+    path = tmp_path_factory.mktemp('clip') / 'clip.mp4'
+    planted_cut_clip.write(str(path))
+    return path
+
+
+def test_video_writers_on_a_full_disk(small_disk, clip, run_script, assert_one_line_error):
+    """The spool fits, the .beton does not (this was a BufferError hiding the ENOSPC); then
+    not even the spool fits."""
     for script, extra in (('writers/write_video_frames.py', ()),
                           ('writers/write_video_pairs.py', ('--gap', '4'))):
         out = small_disk / 'video.beton'
         result = run_script(script, clip, out, '--workers', '1', *extra)
         assert_one_line_error(result, f'cannot write {out}: {FULL}')
         assert left_on(small_disk) == []
-
-
-def test_video_spool_on_a_full_disk(small_disk, tmp_path, planted_cut_clip, run_script,
-                                    assert_one_line_error):
-    clip = tmp_path / 'clip.mp4'
-    planted_cut_clip.write(str(clip))
     fill(small_disk, 16 << 10)
-    out = small_disk / 'frames.beton'
     result = run_script('writers/write_video_frames.py', clip, out, '--workers', '1')
-    assert_one_line_error(result, '.frames.beton.spool-', f': {FULL}')
+    assert_one_line_error(result, '.video.beton.spool-', f': {FULL}')
     assert left_on(small_disk) == []
 
 
