@@ -43,7 +43,7 @@ wheelhouse: ffcv-wheel
 		--python-version $(WHEELHOUSE_PYTHON) \
 		$(if $(filter 0,$(WHEELHOUSE_TORCH)),--no-torch,--torch "$(TORCH)")
 
-# What benchmarks/gpu_check.py needs on a GPU node besides the repository (docs/install.md).
+# What benchmarks.gpu_check needs on a GPU node besides the repository (docs/install.md).
 gpu-check-bundle: install
 	$(PY) scripts/gpu_check_bundle.py --out dist/gpu_check --wheelhouse $(WHEELHOUSE)
 

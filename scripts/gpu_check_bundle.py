@@ -1,4 +1,4 @@
-"""Prepare what `benchmarks/gpu_check.py` needs on a GPU node, to copy there with the
+"""Prepare what `benchmarks.gpu_check` needs on a GPU node, to copy there with the
 repository: `OUT/wheels/` (what a PyTorch GPU image lacks) and `OUT/data/pairs.beton`.
 
     .venv/bin/python scripts/gpu_check_bundle.py [--out dist/gpu_check] [--pairs-gap 1]

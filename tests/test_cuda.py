@@ -1,4 +1,4 @@
-"""The CUDA half of the product (``pytest -m cuda``; ``benchmarks/gpu_check.py`` runs these on
+"""The CUDA half of the product (``pytest -m cuda``; ``benchmarks.gpu_check`` runs these on
 a GPU node): the GPU augment equals the CPU op, a bf16 step never waits on the host, bf16 and
 fp16 steps train, channels_last reaches the convolutions, ``torch.compile`` trains, an NCCL
 DDP step runs, a checkpoint written on the GPU resumes on the CPU.

@@ -1,31 +1,29 @@
-"""benchmarks/gpu_check.py: the dry run (every stage at tiny size on the CPU, as the real
-command runs it), the refusals a CPU node and a short wheelhouse get, and the install plan."""
+"""benchmarks.gpu_check: the dry run (every stage at tiny size on the CPU, as the real
+command runs it) and the refusal a node without a GPU gets."""
 import json
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
-from benchmarks.gpu_check import CheckError, plan_install
-
 REPO = Path(__file__).resolve().parents[2]
 
 
 def gpu_check(*args):
-    return subprocess.run([sys.executable, 'benchmarks/gpu_check.py', *map(str, args)],
+    return subprocess.run([sys.executable, '-m', 'benchmarks.gpu_check', *map(str, args)],
                           capture_output=True, text=True, cwd=REPO, timeout=1500)
 
 
 @pytest.fixture(scope='module')
-def dry_run(video_betons, tmp_path_factory):
+def dry_run(planted_cut_clip, tmp_path_factory):
     root = tmp_path_factory.mktemp('gpu_check')
     data = root / 'data'
     data.mkdir()
-    # the fixture's real clip, paired with tracked proposals as the GPU bundle's data is
-    clip = Path(video_betons[1]).parent / 'clip.mp4'
+    # a real clip paired with tracked proposals, as the GPU bundle's data is
+    clip = root / 'clip.mp4'
+    planted_cut_clip.write(str(clip))
     written = subprocess.run([sys.executable, 'writers/write_video_pairs.py', clip,
                               data / 'pairs.beton', '--gap', '2', '--proposals', '4',
                               '--workers', '1'], capture_output=True, text=True, cwd=REPO)
@@ -71,27 +69,3 @@ def test_without_a_gpu_the_real_check_stops_with_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith('error: no CUDA GPU is visible')
     assert len(result.stderr.strip().splitlines()) == 1
-
-
-def fake_wheel(folder, name, requires=()):
-    """A minimal real wheel: just the METADATA pip and the planner read."""
-    path = Path(folder) / f'{name}-1.0-py3-none-any.whl'
-    metadata = f'Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n' + ''.join(
-        f'Requires-Dist: {req}\n' for req in requires)
-    with zipfile.ZipFile(path, 'w') as archive:
-        archive.writestr(f'{name}-1.0.dist-info/METADATA', metadata)
-    return path
-
-
-def test_install_plan_takes_what_this_python_lacks_and_nothing_it_has(tmp_path):
-    alpha = fake_wheel(tmp_path, 'alpha_pkg', ['beta-pkg>=1', 'numpy', 'torch',
-                                               'gamma_pkg; extra == "docs"'])
-    beta = fake_wheel(tmp_path, 'beta_pkg', ['numpy'])
-    fake_wheel(tmp_path, 'numpy')  # present here: must not be planned
-    assert sorted(plan_install(['alpha-pkg'], tmp_path)) == sorted([alpha, beta])
-
-
-def test_install_plan_names_the_missing_wheel(tmp_path):
-    fake_wheel(tmp_path, 'alpha_pkg', ['delta-pkg'])
-    with pytest.raises(CheckError, match=r'has no wheel for delta_pkg'):
-        plan_install(['alpha_pkg'], tmp_path)
