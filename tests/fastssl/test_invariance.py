@@ -4,20 +4,32 @@ import numpy as np
 import pytest
 import torch
 
-from fastssl.invariance import firing_percentile, invariance_score
+from fastssl.invariance import (
+    RESAMPLE_UNITS,
+    Bootstrap,
+    basic_interval,
+    bootstrap_draws,
+    firing_percentile,
+    invariance_score,
+)
 from fastssl_common.errors import UserError
+
+
+def literal_thresholds(h, targets):
+    """Steps 1-3 with full sorts: (classes, p, t+, t-, G)."""
+    n = len(h)
+    classes = sorted(set(targets))
+    p = min((1.0 - 1.0 / len(classes)) * 100, 95)
+    idx = int((n * p) // 100)
+    t_pos = np.sort(h, axis=0)[idx]
+    return classes, p, t_pos, -np.sort(-h, axis=0)[idx], (h >= t_pos).mean(axis=0)
 
 
 def reference_score(h, set_ids, targets, k):
     """Step by step, loops and full sorts, as docs/evaluation.md spells it out."""
     h = np.asarray(h, np.float64)
     n, d = h.shape
-    classes = sorted(set(targets))
-    p = min((1.0 - 1.0 / len(classes)) * 100, 95)
-    idx = int((n * p) // 100)
-    t_pos = np.sort(h, axis=0)[idx]
-    t_neg = -np.sort(-h, axis=0)[idx]
-    g = (h >= t_pos).mean(axis=0)
+    classes, p, t_pos, t_neg, g = literal_thresholds(h, targets)
     local_sum = {y: np.zeros(d) for y in classes}
     local_cnt = {y: np.zeros(d) for y in classes}
     for z in sorted(set(set_ids)):
@@ -179,3 +191,128 @@ def test_flip_invariant_extractor_scores_higher_on_flipped_than_on_shifted_sets(
     assert scores['flip', True] > scores['shift', True] + 10
     # The plain extractor is not flip-invariant: the construction is what earns the score.
     assert scores['flip', True] > scores['flip', False] + 10
+
+
+# ---------------------------------------------------------------------------- bootstrap
+
+def literal_replicates(h, set_ids, targets, k, strata, pool):
+    """The resampled scores the plain way: a loop over resamples, in each one every target's
+    local firing recounted from the features with the full-sample thresholds and G (held, as
+    fastssl.invariance documents), the drawn sets weighted by how often they were drawn."""
+    h = np.asarray(h, np.float64)
+    n, d = h.shape
+    classes, p, t_pos, t_neg, g = literal_thresholds(h, targets)
+    rows = {z: [i for i in range(n) if set_ids[i] == z] for z in set(set_ids)}
+    fires = {z: np.maximum((h[r] > t_pos).sum(0), (h[r] < t_neg).sum(0)) for z, r in rows.items()}
+
+    def top_k(weighted_sets):
+        num, den = np.zeros(d), np.zeros(d)
+        for z, weight in weighted_sets:
+            num += weight * fires[z] / len(rows[z])
+            den += weight * (fires[z] > 0)
+        local = np.where(den > 0, num / np.maximum(den, 1), 0.0)
+        return np.sort(local / g)[::-1][:k].mean()
+
+    own_sets = {y: [z for z in rows if targets[rows[z][0]] == y and len(rows[z]) >= 3]
+                for y in classes}
+    out = []
+    for b in range(len(pool[1]) if pool is not None else len(strata[0][2])):
+        total = sum(top_k(zip(names, counts[b])) for _, names, counts in strata)
+        if pool is not None:
+            pooled, counts = pool
+            total += sum(c * top_k((z, 1) for z in own_sets[y])
+                         for y, c in zip(pooled, counts[b]))
+        out.append(total / len(classes) * (100 - p))
+    return np.array(out)
+
+
+def mixed_sets(seed=0, n=150, d=12):
+    """ReLU-like features (ties), 5 targets: with several sets of >= 3 images, with one, and
+    one target with only 2-image sets (no counted set)."""
+    rng = np.random.default_rng(seed)
+    h = np.round(np.maximum(rng.standard_normal((n, d)), 0), 1)
+    sizes = [5, 4, 3, 6, 2, 3, 4, 7, 3, 2, 2, 5, 4, 3, 3, 2, 2, 2]
+    owner = ['a', 'a', 'a', 'b', 'b', 'c', 'c', 'c', 'c', 'c', 'd', 'd', 'e', 'e', 'e', 'f',
+             'f', 'f']
+    set_ids = [f's{i}' for i, size in enumerate(sizes) for _ in range(size)]
+    targets = [owner[i] for i, size in enumerate(sizes) for _ in range(size)]
+    order = rng.permutation(len(set_ids))
+    return h[:len(set_ids)][order], [set_ids[i] for i in order], [targets[i] for i in order]
+
+
+@pytest.mark.parametrize('unit', RESAMPLE_UNITS)
+def test_vectorised_resamples_equal_a_plain_loop(unit):
+    h, set_ids, targets = mixed_sets()
+    plan = Bootstrap(resamples=150, seed=3, unit=unit)
+    result = invariance_score(h, set_ids, targets, ks=(1, 4), bootstrap=plan)
+    strata, pool = bootstrap_draws(set_ids, targets, plan)
+    if unit == 'sets':   # a, c, e: their sets in turn; b (one set), d (one), f (none): pooled
+        assert [(y, len(names)) for y, names, _ in strata] == [('a', 3), ('c', 4), ('e', 3)]
+        assert pool[0] == ['b', 'd', 'f']
+        assert all((counts.sum(axis=1) == len(names)).all() for _, names, counts in strata)
+    else:
+        assert strata == [] and pool[0] == list('abcdef')
+    assert (pool[1].sum(axis=1) == len(pool[0])).all()
+    h32 = h.astype(np.float32)
+    for k in (1, 4):
+        expected = literal_replicates(h32, set_ids, targets, k, strata, pool)
+        np.testing.assert_allclose(result.replicates[k], expected, rtol=1e-12)
+        assert result.ci[k] == pytest.approx(basic_interval(expected, result.scores[k], 0.95),
+                                             rel=1e-12)
+    # Seeded: the same draws again; another seed, other draws.
+    again = invariance_score(h, set_ids, targets, ks=(1, 4), bootstrap=plan)
+    assert again.ci == result.ci
+    other = invariance_score(h, set_ids, targets, ks=(1, 4),
+                             bootstrap=Bootstrap(resamples=150, seed=4, unit=unit))
+    assert other.ci != result.ci
+
+
+def test_basic_interval_reflects_the_replicates():
+    # Replicates 11..20 around an estimate of 10: quantiles 11.225 / 19.775 at 95 %; the
+    # basic interval is (20 - 19.775, 20 - 11.225), clipped at 0 below.
+    replicates = np.arange(11.0, 21.0)
+    assert basic_interval(replicates, 10.0, 0.95) == pytest.approx((0.225, 8.775))
+    assert basic_interval(replicates, 5.0, 0.95) == (0.0, 0.0)
+
+
+def loaded_sets(rng, loadings, sets_per_target, set_size):
+    """Features with a known invariance: for target y and neuron j, each image of a set is
+    r_yj * a + sqrt(1 - r_yj^2) * noise, with a drawn once per set and neuron (loadings
+    r: (targets, D)): the neuron's activations correlate by r^2 within a set, by 0 across."""
+    c, d = loadings.shape
+    r = loadings[:, None, None, :].astype(np.float32)
+    shared = rng.standard_normal((c, sets_per_target, 1, d), dtype=np.float32)
+    noise = rng.standard_normal((c, sets_per_target, set_size, d), dtype=np.float32)
+    h = (r * shared + np.sqrt(1 - r * r) * noise).reshape(-1, d)
+    set_ids = np.repeat(np.arange(c * sets_per_target), set_size)
+    return h, set_ids, set_ids // sets_per_target
+
+
+@pytest.mark.parametrize('unit,targets,sets_per_target,set_size', [
+    ('targets', 100, 1, 60),   # set = target, as ALOI (72 views of each object)
+    ('sets', 6, 10, 40),       # a few fixed classes, many sets of each, as Pascal3D+
+])
+def test_interval_covers_the_population_score(unit, targets, sets_per_target, set_size):
+    """Over 200 independent datasets, the 95 % interval holds the population score in 90-99 %
+    of them. Population: unit 'targets' draws new targets (loadings) each time, and its score
+    is the score of 5000 targets; unit 'sets' keeps the targets and draws new sets, and its
+    score is the score of 1000 sets per target. Sizes where the score's own small-sample bias
+    (the strict > at the thresholds drops one of the N (100 - p)/100 firing images) is small
+    against its spread."""
+    d, k = 32, 5
+    fixed = np.random.default_rng(3).uniform(0, 0.98, (targets, d))
+    if unit == 'targets':
+        population = loaded_sets(np.random.default_rng(2), np.random.default_rng(4).uniform(
+            0, 0.98, (5000, d)), sets_per_target, set_size)
+    else:
+        population = loaded_sets(np.random.default_rng(2), fixed, 1000, set_size)
+    truth = invariance_score(*population, ks=(k,)).scores[k]
+    rng = np.random.default_rng(1)
+    covered = 0
+    for draw in range(200):
+        loadings = rng.uniform(0, 0.98, (targets, d)) if unit == 'targets' else fixed
+        result = invariance_score(*loaded_sets(rng, loadings, sets_per_target, set_size),
+                                  ks=(k,), workers=1, bootstrap=Bootstrap(seed=draw, unit=unit))
+        low, high = result.ci[k]
+        covered += low <= truth <= high
+    assert 0.90 <= covered / 200 <= 0.99
