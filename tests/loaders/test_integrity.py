@@ -43,6 +43,8 @@ def test_a_whole_file_is_exactly_as_long_as_its_header_says(small_beton, video_b
         layout = required_size(path)
         assert layout.size == layout.required
         check_size(path)
+        summary = verify(path, progress=False)     # frames, pairs (and their proposal arrays)
+        assert summary['pages'] >= 2 and summary['decoded'] >= summary['samples']
 
 
 def test_a_file_missing_its_last_kilobytes_is_refused_by_every_opener(
