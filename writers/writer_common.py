@@ -20,7 +20,6 @@ import numpy as np
 
 from fastssl_common.atomic import atomic_path, disk_full, write_json
 from fastssl_common.beton_file import check_layout, file_digest
-from fastssl_common.cli import ArgParser  # noqa: F401  (benchmarks.common imports it here)
 from fastssl_common.errors import UserError
 from fastssl_common.progress import progress_bar
 
