@@ -339,14 +339,16 @@ def _bootstrap_interval(stats, layout, per_target, scores, ks, p, bootstrap, poo
     recombined from the fixed per-target values for the pooled targets."""
     strata, (pooled, counts) = _draw(layout, bootstrap)
     total = np.zeros((len(ks), bootstrap.resamples))
-    # Strata in parallel on the pool, each product on one BLAS thread: BLAS's own threads
-    # cost more to wake than these (resamples x sets) @ (sets x 2D) products take.
-    with threadpoolctl.threadpool_limits(1, user_api='blas'):
-        for part in pool.map(lambda job: _stratum_top_k(stats, layout, *job[1:], ks), strata):
-            total += part
-        if counts is not None:
-            fixed = np.stack([per_target[k][pooled] for k in ks])   # (len(ks), pooled targets)
-            total += fixed @ counts.T
+    if strata:
+        # In parallel on the pool, each product on one BLAS thread: BLAS's own threads cost
+        # more to wake than these (resamples x sets) @ (sets x 2D) products take.
+        with threadpoolctl.threadpool_limits(1, user_api='blas'):
+            for part in pool.map(lambda job: _stratum_top_k(stats, layout, *job[1:], ks),
+                                 strata):
+                total += part
+    if counts is not None:
+        fixed = np.stack([per_target[k][pooled] for k in ks])   # (len(ks), pooled targets)
+        total += np.einsum('kt,bt->kb', fixed, counts)  # small: no BLAS threads to wake
     replicates = total * ((100 - p) / len(layout.target_names))
     return {'ci': {k: basic_interval(r, scores[k], bootstrap.confidence)
                    for k, r in zip(ks, replicates)},
@@ -367,8 +369,12 @@ def _stratum_top_k(stats, layout, seg, counts, ks):
     # [n_j(z) / |z|, n_j(z) > 0]: the numerator's and the denominator's per-set terms.
     per_set = np.concatenate([fires / layout.set_sizes[seg, None], fires > 0], axis=1)
     inverse = None
-    if math.comb(2 * m - 1, m) < len(counts):
-        counts, inverse = np.unique(counts, axis=0, return_inverse=True)
+    if m <= 15 and math.comb(2 * m - 1, m) < len(counts):
+        # A row as one integer, digits base m + 1 ((m + 1)**m fits in int64 for m <= 15):
+        # a 1-D unique is ten times faster than np.unique(axis=0).
+        keys = counts @ (m + 1) ** np.arange(m, dtype=np.int64)
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        counts = counts[first]
     sums = counts.astype(np.float64) @ per_set                   # (U, 2D)
     ratio = sums[:, :d] / (sums[:, d:] + 1e-20) / stats.global_rate[None, :]  # (U, D)
     top = max(ks)
