@@ -1,15 +1,16 @@
 """Checkpoints: everything needed to continue a run exactly, written atomically.
 
 A checkpoint holds the MoCo module (query and key encoders, queue, queue pointer), the
-optimizer (SGD momentum buffers), the GradScaler, the RNG states and the epoch to run next;
-rank 0 writes it and, on resume, reads it for every rank.
+optimizer (SGD momentum buffers), the GradScaler, the RNG states and where the run continues:
+the next epoch and, for a checkpoint written mid-epoch (a run stopped by a signal), the next
+step within it. Rank 0 writes it; resuming is ``fastssl.resume``.
 The lr schedule is a pure function of (epoch, step), so it needs no state of its own. Data
 order and augment draws are keyed on (seed, epoch, index) and need none either.
 """
+import codecs
 import glob
 import os
 import random
-import sys
 
 import numpy as np
 import torch
@@ -17,9 +18,9 @@ import torch
 from fastssl_common.atomic import atomic_path
 from fastssl_common.errors import UserError
 
-from .rank_agreement import from_main
-
 LAST = 'checkpoint_last.pt'
+# How a file torch.save wrote begins: a zip archive, or (the legacy format) a pickle
+TORCH_MAGIC = (b'PK\x03\x04', b'\x80')
 
 
 def rng_state():
@@ -40,23 +41,49 @@ def set_rng_state(state):
         torch.cuda.set_rng_state(cuda[0] if isinstance(cuda, (list, tuple)) else cuda)
 
 
-def save_checkpoint(run_dir, epoch, model, optimizer, scaler, config):
-    """Save after finishing ``epoch`` (0-based): as checkpoint_eEEEE.pt and checkpoint_last.pt."""
-    state = {'next_epoch': epoch + 1, 'model': model.state_dict(),
+def save_checkpoint(run_dir, epoch, model, optimizer, scaler, config, step=None,
+                    steps_per_epoch=None):
+    """Save after finishing ``epoch`` (0-based) as checkpoint_eEEEE.pt and checkpoint_last.pt;
+    with ``step``, after that many steps of ``epoch`` (of ``steps_per_epoch``), as
+    checkpoint_last.pt only (the numbered files are epoch ends). Returns the path."""
+    state = {'next_epoch': epoch + 1 if step is None else epoch, 'next_step': step or 0,
+             'steps_per_epoch': steps_per_epoch, 'model': model.state_dict(),
              'optimizer': optimizer.state_dict(),
              'scaler': scaler.state_dict() if scaler is not None else None,
              'rng': rng_state(), 'config': config}
-    path = os.path.join(run_dir, f'checkpoint_e{epoch + 1:04d}.pt')
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    with atomic_path(os.path.join(run_dir, LAST)) as tmp:
-        torch.save(state, tmp)
-    return path
+    paths = [os.path.join(run_dir, LAST)]
+    if step is None:
+        paths.insert(0, os.path.join(run_dir, f'checkpoint_e{epoch + 1:04d}.pt'))
+    for path in paths:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    return paths[0]
+
+
+def check_torch_file(path):
+    """UserError unless ``path`` is a file that torch.save could have written, saying what
+    it is instead (torch's own error for, say, a YAML file talks of weights-only loading)."""
+    if not os.path.isfile(path):
+        raise UserError(f'checkpoint not found: {path}')
+    with open(path, 'rb') as handle:
+        head = handle.read(4096)
+    if head.startswith(TORCH_MAGIC):
+        return
+    kind = 'an empty file' if not head else 'a text file' if _is_text(head) else (
+        'binary data that torch.save does not write')
+    raise UserError(f'{path} is not a PyTorch checkpoint ({kind})')
+
+
+def _is_text(head):
+    try:  # incremental: the block may end inside a character
+        codecs.getincrementaldecoder('utf-8')().decode(head)
+    except UnicodeDecodeError:
+        return False
+    return b'\x00' not in head
 
 
 def load_checkpoint(path, map_location='cpu'):
-    if not os.path.isfile(path):
-        raise UserError(f'checkpoint not found: {path}')
+    check_torch_file(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as err:
@@ -80,35 +107,3 @@ def state_tensors(model, optimizer):
         for key, value in state.items():
             if torch.is_tensor(value):
                 yield f'optimizer.{index}.{key}', value
-
-
-def start_epoch(world, train, model, optimizer, scaler):
-    """The epoch a run starts at. With ``train.resume``, the one after the last checkpoint in
-    ``train.run_dir``, whose state goes into model, optimizer, scaler and the RNGs; else 0,
-    and a run_dir that already holds checkpoints is refused."""
-    run_dir = train.run_dir
-    if not train.resume:
-        if from_main(world, lambda: latest_checkpoint(run_dir)):
-            raise UserError(f'{run_dir} already holds checkpoints: pass --train.resume=true '
-                            f'to continue, or pick another train.run_dir')
-        return 0
-
-    def read():
-        path = latest_checkpoint(run_dir)
-        if path is None:
-            raise UserError(f'train.resume is set but {run_dir} has no checkpoint')
-        return path, load_checkpoint(path, map_location='cpu')
-    # rank 0 reads (run_dir need not be shared between machines) and sends it to all
-    path, state = from_main(world, read)
-    try:
-        model.load_state_dict(state['model'])
-        optimizer.load_state_dict(state['optimizer'])
-    except (RuntimeError, ValueError) as err:
-        first = str(err).strip().splitlines()[0]
-        raise UserError(f'checkpoint {path} does not match the config: {first}') from None
-    if state.get('scaler'):
-        scaler.load_state_dict(state['scaler'])
-    set_rng_state(state['rng'])
-    if world.is_main:
-        print(f"resuming from {path} at epoch {state['next_epoch']}", file=sys.stderr)
-    return state['next_epoch']

@@ -9,6 +9,8 @@ constants and :func:`backbone_params`; ``fastssl/config_loader.py`` reads and ch
 """
 from fastargs import Param, Section
 
+from fastssl_common.errors import UserError
+
 from .config_loader import Bool, Float, Int, OneOf, Str, read_settings
 from .variants import VARIANTS
 
@@ -23,6 +25,16 @@ ARCHITECTURES = {
 }
 PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
 RESOLUTION = 224        # image side, px, of training views and evaluation crops
+# The smallest image side: a ResNet downsamples by 32, so below 32 px its last stage sees less
+# than one pixel per image and its strides stop meaning anything.
+RESOLUTION_MIN = 32
+# Split-BatchNorm groups (docs/training.md#batchnorm): BatchNorm over fewer samples than this
+# normalises by a spread too noisy to train on (Wu & He 2018 measure the error climbing
+# steeply below 8 per group; groups of 2 blew up the first conv's weights within 7 steps).
+# ``auto`` takes at most 8 groups, the GPUs official MoCo's shuffle-BN spreads a batch over.
+MIN_GROUP = 8
+AUTO_SPLITS_MAX = 8
+SEED_MAX = 2 ** 32 - 1  # the widest seed every generator a seed feeds accepts (NumPy, FFCV)
 KNN_K = 200             # weighted kNN (Wu et al. 2018, the MoCo monitor): neighbours
 KNN_TEMPERATURE = 0.07  # and the temperature of their exp(s / T) votes
 
@@ -52,12 +64,16 @@ def declare_sections(cfg):
         path=Param(Str(), 'training .beton', required=True),
         batch_size=Param(Int(gt=0), 'pairs per step, global: split evenly over torchrun ranks',
                          default=256),
-        resolution=Param(Int(gt=0), 'output side of each view, px', default=RESOLUTION),
+        resolution=Param(Int(ge=RESOLUTION_MIN), 'output side of each view, px (at least '
+                         f'{RESOLUTION_MIN}: the ResNet downsamples by {RESOLUTION_MIN})',
+                         default=RESOLUTION),
         num_workers=Param(Int(ge=0), 'FFCV loader threads per process (0 = all cores, shared '
                           'among the torchrun ranks on a machine)', default=0),
         order=Param(OneOf('random', 'quasi_random', 'sequential'), 'sample order',
                     default='random'),
         os_cache=Param(Bool(), 'let the OS page cache hold the .beton', default=True),
+        verify=Param(Bool(), 'check every page hash and decode every sample before training',
+                     default=False),
     )
     Section('augment', 'MoCo v2 augmentation (torchvision semantics)',
             config_descriptor=cfg).params(
@@ -95,12 +111,14 @@ def declare_sections(cfg):
         proj_dim=Param(Int(gt=0), 'MLP head output (key) dim', default=128),
     )
     Section('moco', 'MoCo v2', config_descriptor=cfg).params(
-        queue_size=Param(Int(gt=0), 'K, keys in the queue (clamped for small datasets)',
-                         default=65536),
-        momentum=Param(Float(ge=0, le=1), 'key encoder EMA momentum m', default=0.999),
+        queue_size=Param(Int(gt=0), 'K, keys in the queue: at least the keys of one step '
+                         '(clamped for small datasets)', default=65536),
+        momentum=Param(Float(ge=0, lt=1), 'key encoder EMA momentum m', default=0.999),
         temperature=Param(Float(gt=0), 'InfoNCE temperature T', default=0.2),
-        bn_splits=Param(Int(gt=0), 'split-BN sub-batches on one device (1 = plain BN); under '
-                        'torchrun shuffle-BN across ranks replaces it', default=8),
+        bn_splits=Param(Int(gt=0, special=('auto',)),
+                        f'split-BN groups on one device (1 = plain BN; auto = the most, up to '
+                        f'{AUTO_SPLITS_MAX}, that keep {MIN_GROUP} samples each); under torchrun '
+                        f'shuffle-BN across ranks replaces it', default='auto'),
         frame_weight=Param(Float(ge=0), 'weight of the image/frame-pair InfoNCE term',
                            default=1.0),
         region_weight=Param(Float(ge=0), 'weight of the region-pair InfoNCE term (rt, fti_rt)',
@@ -109,11 +127,12 @@ def declare_sections(cfg):
                               'queues (default: one shared queue)', default=False),
     )
     Section('optim', 'SGD with cosine schedule', config_descriptor=cfg).params(
-        lr=Param(Float(ge=0), 'lr for a global batch of 256 (scaled linearly with the global '
+        lr=Param(Float(gt=0), 'lr for a global batch of 256 (scaled linearly with the global '
                  'batch)', default=0.03),
-        momentum=Param(Float(ge=0, le=1), 'SGD momentum', default=0.9),
+        momentum=Param(Float(ge=0, lt=1), 'SGD momentum', default=0.9),
         weight_decay=Param(Float(ge=0), 'weight decay', default=1e-4),
-        warmup_epochs=Param(Float(ge=0), 'linear warmup epochs', default=0.0),
+        warmup_epochs=Param(Float(ge=0), 'linear warmup epochs (at most train.epochs)',
+                            default=0.0),
     )
     Section('train', 'Training run', config_descriptor=cfg).params(
         variant=Param(OneOf(*VARIANTS),
@@ -121,7 +140,8 @@ def declare_sections(cfg):
                       '(mocov2_frames), frames i and i+k of a video (fti), one tracked region '
                       'at i and i+k (rt), or both (fti_rt)', default='mocov2'),
         epochs=Param(Int(gt=0), 'epochs', default=200),
-        seed=Param(Int(ge=0), 'seed of data order, augment draws and init', default=0),
+        seed=Param(Int(ge=0, le=SEED_MAX), 'seed of data order, augment draws and init',
+                   default=0),
         **backbone_params('device', 'precision'),
         channels_last=Param(Bool(), 'channels_last memory format', default=True),
         compile=Param(Bool(), 'torch.compile the encoders', default=False),
@@ -154,4 +174,21 @@ def declare_sections(cfg):
 
 def load_settings(argv):
     """The checked training settings (``settings.data.batch_size``, ...) of argv."""
-    return read_settings(argv, declare_sections)
+    settings = read_settings(argv, declare_sections)
+    check_together(settings)
+    return settings
+
+
+def check_together(s):
+    """UserError for values that are each in range but do not fit together."""
+    terms = len(VARIANTS[s.train.variant].terms)
+    sharing = 1 if s.moco.separate_queues else terms
+    step_keys = s.data.batch_size * sharing
+    if s.moco.queue_size < step_keys:
+        # a step's keys would overwrite each other within one enqueue
+        shared = f' x {sharing} terms sharing the queue' if sharing > 1 else ''
+        raise UserError(f'moco.queue_size must be >= {step_keys} (the keys of one step: '
+                        f'data.batch_size={s.data.batch_size}{shared}), got {s.moco.queue_size}')
+    if s.optim.warmup_epochs > s.train.epochs:
+        raise UserError(f'optim.warmup_epochs must be <= train.epochs={s.train.epochs}, got '
+                        f'{s.optim.warmup_epochs}')

@@ -28,12 +28,15 @@ class OutOfRange(ValueError):
 
 
 class Number(Checker):
-    """A number, optionally bounded below (``gt``, ``ge``) and above (``le``)."""
+    """A number, optionally bounded below (``gt``, ``ge``) and above (``lt``, ``le``);
+    ``special`` values (``'auto'``, ``0``) are accepted besides the range, each with a
+    meaning the parameter's help states."""
     noun = ''
 
-    def __init__(self, gt=None, ge=None, le=None):
+    def __init__(self, gt=None, ge=None, lt=None, le=None, special=()):
         self.low, self.low_open = (gt, True) if gt is not None else (ge, False)
-        self.high = le
+        self.high, self.high_open = (lt, True) if lt is not None else (le, False)
+        self.special = tuple(special)
 
     def convert(self, value):
         raise NotImplementedError
@@ -41,24 +44,36 @@ class Number(Checker):
     def check(self, value):
         if isinstance(value, bool):
             raise TypeError()
+        if value in self.special:  # as written: 'auto'
+            return value
         number = self.convert(value)
+        if number in self.special:  # as parsed: '0' on the command line
+            return number
         # written as not (inside): nan is outside every range
         if ((self.low is not None and not (number > self.low if self.low_open
                                            else number >= self.low))
-                or (self.high is not None and not number <= self.high)):
+                or (self.high is not None and not (number < self.high if self.high_open
+                                                   else number <= self.high))):
             raise OutOfRange(number, self.bounds())
         return number
 
     def bounds(self):
-        """'> 0', '>= 0', 'in (0, 1]', ... ('' when unbounded)."""
-        if self.low is None:
-            return '' if self.high is None else f'<= {self.high}'
-        if self.high is None:
-            return f"{'>' if self.low_open else '>='} {self.low}"
-        return f"in {'(' if self.low_open else '['}{self.low}, {self.high}]"
+        """'> 0', '>= 0', 'in (0, 1]', 'in [0, 1)', '> 0 or auto' ... ('' when unbounded)."""
+        return ' or '.join([self._range()] * bool(self._range())
+                           + [str(value) for value in self.special])
 
     def help(self):
         return f'{self.noun} {self.bounds()}'.rstrip()
+
+    def _range(self):
+        low = f"{'>' if self.low_open else '>='} {self.low}"
+        high = f"{'<' if self.high_open else '<='} {self.high}"
+        if self.low is None:
+            return '' if self.high is None else high
+        if self.high is None:
+            return low
+        return (f"in {'(' if self.low_open else '['}{self.low}, "
+                f"{self.high}{')' if self.high_open else ']'}")
 
 
 class Int(Number):
@@ -134,6 +149,14 @@ def _flatten(tree, prefix=()):
             yield path, value
 
 
+def config_differences(old, new):
+    """``[(dotted key, old value, new value), ...]`` of every key whose value differs between
+    two resolved configs (nested dicts), sorted by key; None stands for a missing key."""
+    old, new = ({'.'.join(path): value for path, value in _flatten(tree)} for tree in (old, new))
+    return [(key, old.get(key), new.get(key)) for key in sorted(old.keys() | new.keys())
+            if old.get(key) != new.get(key)]
+
+
 def parse_cli(argv):
     """Split argv into (config files, {dotted key: value}); UserError on a malformed item."""
     files, overrides = [], {}
@@ -156,9 +179,12 @@ def parse_cli(argv):
     return files, overrides
 
 
-def help_text(cfg):
-    lines = [f'usage: {os.path.basename(sys.argv[0])} --config-file FILE.yaml '
-             '[--section.key=value ...]', '']
+def help_text(cfg, command=None, about=''):
+    """``--help``: the usage line of ``command`` (default: the script's name), ``about`` (what
+    the command does) and every key with its range, default and description."""
+    command = command or os.path.basename(sys.argv[0])
+    lines = [f'usage: {command} [--config-file FILE.yaml] [--section.key=value ...]',
+             *([about] if about else []), '']
     for path, param in cfg.entries.items():
         default = 'required' if param.required else repr(param.default)
         lines.append(f"  --{'.'.join(path):28s} {param.checker.help():32s} "
@@ -166,13 +192,13 @@ def help_text(cfg):
     return '\n'.join(lines)
 
 
-def load_config(argv, declare):
+def load_config(argv, declare, command=None, about=''):
     """The fastargs Config of the sections ``declare(cfg)`` declares, filled from argv's files
-    and overrides and checked."""
+    and overrides and checked; ``--help`` prints :func:`help_text` and exits."""
     cfg = Config()
     declare(cfg)
     if '--help' in argv or '-h' in argv:
-        print(help_text(cfg))
+        print(help_text(cfg, command, about))
         sys.exit(0)
     files, overrides = parse_cli(argv)
     known = set(cfg.entries)
@@ -242,6 +268,7 @@ class Settings:
         return {k: (v.to_dict() if isinstance(v, Settings) else v) for k, v in vars(self).items()}
 
 
-def read_settings(argv, declare):
-    """The checked settings of the sections ``declare(cfg)`` declares, read from argv."""
-    return Settings(as_dict(load_config(argv, declare)))
+def read_settings(argv, declare, command=None, about=''):
+    """The checked settings of the sections ``declare(cfg)`` declares, read from argv
+    (``command`` and ``about`` head its ``--help``)."""
+    return Settings(as_dict(load_config(argv, declare, command, about)))

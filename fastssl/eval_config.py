@@ -6,9 +6,18 @@ backbone group (checkpoint, arch, device, precision) and the defaults come from
 ``fastssl.config``, which declares training's sections the same way; ranges are declared
 with each parameter (``fastssl.config_loader``). The command modules hold only the logic.
 """
+from typing import NamedTuple
+
 from fastargs import Param, Section
 
-from .config import KNN_K, KNN_TEMPERATURE, RESOLUTION, backbone_params
+from .config import (
+    KNN_K,
+    KNN_TEMPERATURE,
+    RESOLUTION,
+    RESOLUTION_MIN,
+    SEED_MAX,
+    backbone_params,
+)
 from .config_loader import Float, Int, OneOf, Str
 from .invariance_data import KINDS
 
@@ -21,7 +30,7 @@ def declare_eval_section(cfg):
                          required=True),
         val_path=Param(Str(), 'labelled .beton: queries / probe test set ("" = train_path)',
                        default=''),
-        resolution=Param(Int(gt=0), 'centre-crop side, px', default=RESOLUTION),
+        resolution=Param(Int(ge=RESOLUTION_MIN), 'centre-crop side, px', default=RESOLUTION),
         batch_size=Param(Int(gt=0), 'images per batch', default=256),
         num_workers=Param(Int(ge=0), 'FFCV loader threads (0 = all cores)', default=0),
         **backbone_params('device', 'precision'),
@@ -49,7 +58,7 @@ def declare_linear(cfg):
         lr=Param(Float(gt=0), 'sgd learning rate (lbfgs uses a line search)', default=0.1),
         weight_decay=Param(Float(ge=0), 'L2 penalty on the weights', default=1e-4),
         batch_size=Param(Int(gt=0), 'sgd mini-batch (features, not images)', default=256),
-        seed=Param(Int(), 'init and sample-order seed', default=0),
+        seed=Param(Int(ge=0, le=SEED_MAX), 'init and sample-order seed', default=0),
     )
 
 
@@ -74,7 +83,8 @@ def declare_invariance(cfg):
         **backbone_params('arch'),
         top_k=Param(Str(), 'comma-separated K: mean of the K most invariant neurons',
                     default=','.join(map(str, REPORTED_K))),
-        resolution=Param(Int(ge=0), "image side, px (0 = the dataset protocol's)", default=0),
+        resolution=Param(Int(ge=RESOLUTION_MIN, special=(0,)),
+                         "image side, px (0 = the dataset protocol's)", default=0),
         batch_size=Param(Int(gt=0), 'images per batch', default=64),
         num_workers=Param(Int(ge=0), 'image decoding threads (0 = all cores)', default=0),
         # fp32 by default: bf16 rounding creates ties at the thresholds, and the score's
@@ -88,11 +98,21 @@ def declare_invariance(cfg):
     )
 
 
-# command -> (declares its sections, module whose ``run(settings)`` does the work). A module
-# is imported only when its command runs: one command's heavy imports never slow another.
+class Command(NamedTuple):
+    declare: object  # declares the command's sections on a fastargs Config
+    module: str      # whose ``run(settings)`` does the work, imported only when it runs
+    about: str       # one line for ``eval.py --help``
+
+
+# One command's heavy imports never slow another: modules are imported by name, on use.
 COMMANDS = {
-    'knn': (declare_knn, 'fastssl.knn_command'),
-    'linear': (declare_linear, 'fastssl.linear_command'),
-    'export': (declare_export, 'fastssl.export_command'),
-    'invariance': (declare_invariance, 'fastssl.invariance_command'),
+    'knn': Command(declare_knn, 'fastssl.knn_command',
+                   'weighted kNN accuracy of a backbone on labelled .betons'),
+    'linear': Command(declare_linear, 'fastssl.linear_command',
+                      'linear probe accuracy on frozen backbone features'),
+    'export': Command(declare_export, 'fastssl.export_command',
+                      'write the backbone as a plain torchvision ResNet state dict'),
+    'invariance': Command(declare_invariance, 'fastssl.invariance_command',
+                          'invariance score (Purushwalkam & Gupta 2020) of backbones on '
+                          'image sets'),
 }

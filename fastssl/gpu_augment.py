@@ -1,10 +1,11 @@
 """MoCo v2 photometric augmentation, batched in torch (GPU placement; also runs on CPU).
 
-Same semantics and the same parameters as the Numba CPU op (``loaders/photometric.py``): the
-parameters of a batch come from ``loaders.photometric.photometric_params(seed, epoch, indices,
-n_views, strengths)``, so a sample gets identical draws in either placement. Here they are
-applied to a float batch ``(N, 3, H, W)`` in [0, 1] with no Python loop over samples and no
-host-device synchronisation (no ``.item()``, boolean indexing or ``.nonzero()``):
+Same semantics and the same parameters as the CPU op (``loaders/photometric.py``, its Numba
+kernels in ``loaders/photometric_kernels.py``): the parameters of a batch come from
+``loaders.photometric_params.photometric_params(seed, epoch, indices, n_views, strengths)``,
+so a sample gets identical draws in either placement. Here they are applied to a float batch
+``(N, 3, H, W)`` in [0, 1] with no Python loop over samples and no host-device synchronisation
+(no ``.item()``, boolean indexing or ``.nonzero()``):
 
 * the random jitter order: for each of the 4 positions, the three blend ops (brightness,
   contrast, saturation) share one fused blend ``clamp(f x + (1 - f) ref)`` with a per-sample

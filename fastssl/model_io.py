@@ -16,7 +16,6 @@ blocks per stage. Files are read with ``torch.load(weights_only=True)``, so load
 runs code from the file; only NumPy arrays (our checkpoints' RNG state) are allowed beyond
 tensors.
 """
-import os
 import re
 
 import numpy as np
@@ -27,6 +26,7 @@ from torch import nn
 from fastssl_common.atomic import atomic_path
 from fastssl_common.errors import UserError
 
+from .checkpoint import check_torch_file
 from .config import ARCHITECTURES
 
 # (format, key of the weights in the file (None = the file is the dict), key prefix,
@@ -48,8 +48,7 @@ _NUMPY_GLOBALS = [np.zeros(1).__reduce__()[0], np.float64(0).__reduce__()[0], np
 
 
 def read_file(path):
-    if not os.path.isfile(path):
-        raise UserError(f'checkpoint not found: {path}')
+    check_torch_file(path)
     try:
         with torch.serialization.safe_globals(_NUMPY_GLOBALS):
             return torch.load(path, map_location='cpu', weights_only=True)

@@ -16,6 +16,8 @@ import torch.distributed as dist
 
 from fastssl_common.errors import UserError
 
+from .config_loader import config_differences
+
 
 def from_main(world, fn):
     """Run ``fn()`` on rank 0 only and give every rank its result; a UserError raised by
@@ -40,14 +42,6 @@ def _object_device(world):
     return world.device if world.device.type == 'cuda' else torch.device('cpu')
 
 
-def _flatten(tree, prefix=''):
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            yield from _flatten(value, f'{prefix}{key}.')
-        else:
-            yield f'{prefix}{key}', value
-
-
 def config_digest(config):
     """SHA-256 of a resolved config (nested dict), independent of key order."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
@@ -64,15 +58,12 @@ def check_same_config(world, config):
         return
     configs = [None] * world.size
     dist.all_gather_object(configs, config)  # only now: name the keys
-    reference = dict(_flatten(configs[0]))
     for rank, other in enumerate(configs[1:], start=1):
-        theirs = dict(_flatten(other))
-        keys = sorted(k for k in reference.keys() | theirs.keys()
-                      if reference.get(k) != theirs.get(k))
-        if keys:
-            shown = ', '.join(f'{k}={theirs.get(k)!r} (rank 0: {reference.get(k)!r})'
-                              for k in keys[:4])
-            more = f' and {len(keys) - 4} more' if len(keys) > 4 else ''
+        differ = config_differences(configs[0], other)
+        if differ:
+            shown = ', '.join(f'{key}={theirs!r} (rank 0: {ours!r})'
+                              for key, ours, theirs in differ[:4])
+            more = f' and {len(differ) - 4} more' if len(differ) > 4 else ''
             raise UserError(f'ranks were started with different configs: rank {rank} has '
                             f'{shown}{more}; give every rank the same config file and flags')
 

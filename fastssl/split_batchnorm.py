@@ -11,9 +11,47 @@ statistics, i.e. plain BatchNorm.
 
 Works in channels_last: only the batch dimension is reshaped, which is a view in either
 memory format.
+
+A group needs ``config.MIN_GROUP`` samples at least (fewer give batch statistics too noisy to
+train on); ``moco.bn_splits=auto`` picks the most groups that keep that many (:func:`auto_splits`).
 """
 import torch
 from torch import nn
+
+from .config import AUTO_SPLITS_MAX, MIN_GROUP
+
+
+def auto_splits(batch):
+    """``moco.bn_splits=auto`` for a batch on one device: the most groups, up to
+    ``AUTO_SPLITS_MAX``, that divide ``batch`` with ``MIN_GROUP`` samples or more in each
+    (1, plain BatchNorm, below two groups' worth)."""
+    return max((splits for splits in range(1, AUTO_SPLITS_MAX + 1)
+                if batch % splits == 0 and batch // splits >= MIN_GROUP), default=1)
+
+
+def resolve_splits(bn_splits, batch):
+    """The number of split-BN groups ``moco.bn_splits`` means for ``batch`` on one device."""
+    return auto_splits(batch) if bn_splits == 'auto' else bn_splits
+
+
+def small_groups_warning(batch, bn_splits, processes=1):
+    """The warning for BatchNorm groups of fewer than ``MIN_GROUP`` samples, or None. One
+    process: split-BN groups of ``batch / bn_splits``; several (torchrun): shuffle-BN, whose
+    groups are each process's share of the batch."""
+    if processes > 1:
+        group = batch // processes
+        made = f'shuffle-BN: data.batch_size={batch} over {processes} processes'
+        remedy = 'a larger data.batch_size or fewer processes'
+    else:
+        splits = resolve_splits(bn_splits, batch)
+        group, best = batch // splits, batch // auto_splits(batch)
+        made = f'data.batch_size={batch} / moco.bn_splits={splits}'
+        remedy = (f'moco.bn_splits=auto (groups of {best})' if best >= MIN_GROUP else
+                  f'data.batch_size >= {MIN_GROUP}')
+    if group >= MIN_GROUP:
+        return None
+    return (f'BatchNorm groups of {group} samples ({made}) are fewer than {MIN_GROUP}: their '
+            f'statistics are too noisy to train stably; use {remedy}')
 
 
 class SplitBatchNorm(nn.BatchNorm2d):

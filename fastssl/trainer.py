@@ -27,19 +27,19 @@ before they are enqueued, and BatchNorm running statistics (unused in training) 
 over ranks at the end of every epoch. Rank 0 alone writes the config, TensorBoard logs and
 checkpoints, which hold global state only and resume under any number of ranks.
 """
-import sys
 import time
 
 import torch
-from tqdm import tqdm
 
 from fastssl_common.errors import UserError
 
 from . import distributed
 from .checkpoint import save_checkpoint, state_tensors
+from .epoch_progress import epoch_progress
 from .knn import extract_features, weighted_knn
 from .monitor import Window
 from .normalize import normalize, to_unit_float
+from .preemption import Preempted, StopSignals
 from .rank_agreement import check_same_state
 from .schedule import learning_rate
 from .training_parts import TrainingParts
@@ -60,37 +60,62 @@ class Trainer(TrainingParts):
 
     def fit(self, stop_after=None):
         """Train to ``train.epochs``; ``stop_after`` ends the run early after that epoch count
-        (what an interruption leaves behind; resume continues from there)."""
+        (what an interruption leaves behind; resume continues from there). SIGTERM or SIGINT
+        stops it at the next step boundary with a checkpoint: :class:`Preempted`."""
         s = self.s
+        self.warn_small_bn_groups()
         monitor = self.create_monitor()
         steps_per_epoch = len(self.loader)
         last_path = None
         end = s.train.epochs if stop_after is None else min(stop_after, s.train.epochs)
-        for epoch in range(self.start_epoch, end):
-            self.model.train()
-            self.loader.set_epoch(epoch)
-            self._run_epoch(epoch, steps_per_epoch, monitor)
-            # every rank's model identical, running statistics included (no-op on one rank)
-            distributed.average_batchnorm_statistics(self.model)
-            done = epoch + 1
-            if done % s.train.checkpoint_every == 0 or done == s.train.epochs:
-                last_path = self.save(epoch)
-            if self.knn and (done % s.logging.knn_every == 0 or done == s.train.epochs):
-                self._monitor_knn(done, done * steps_per_epoch, monitor)
-            monitor.flush()
-        monitor.close()
+        try:
+            with StopSignals(self.world) as stop:
+                for epoch in range(self.start_epoch, end):
+                    first = self.start_step if epoch == self.start_epoch else 0
+                    done, signum = self._run_epoch(epoch, first, steps_per_epoch, monitor, stop)
+                    if done < steps_per_epoch:
+                        distributed.average_batchnorm_statistics(self.model)
+                        raise Preempted(signum, self.save(epoch, done),
+                                        f'after step {done} of {steps_per_epoch} of epoch '
+                                        f'{epoch + 1}')
+                    signum = signum if epoch + 1 < end else 0  # finished: nothing to resume
+                    last_path = self._end_epoch(epoch, steps_per_epoch, monitor,
+                                                stopping=bool(signum)) or last_path
+                    if signum:
+                        raise Preempted(signum, last_path, f'after epoch {epoch + 1}')
+        finally:
+            monitor.close()
         return last_path
 
-    def save(self, epoch):
-        """Rank 0 saves for everyone, once every rank is known to hold the same state;
-        returns the checkpoint's path (None on the other ranks)."""
-        check_same_state(self.world, state_tensors(self.model, self.optimizer),
-                         f'after epoch {epoch + 1}')
+    def _end_epoch(self, epoch, steps_per_epoch, monitor, stopping=False):
+        """Average BN statistics over ranks, save when due (or ``stopping``), run the kNN
+        monitor when due (not when stopping: a scheduler's grace period is short); returns
+        the checkpoint saved (None when none was, and on ranks other than 0)."""
+        s = self.s
+        # every rank's model identical, running statistics included (no-op on one rank)
+        distributed.average_batchnorm_statistics(self.model)
+        done = epoch + 1
+        path = None
+        if stopping or done % s.train.checkpoint_every == 0 or done == s.train.epochs:
+            path = self.save(epoch)
+        if self.knn and not stopping and (done % s.logging.knn_every == 0
+                                          or done == s.train.epochs):
+            self._monitor_knn(done, done * steps_per_epoch, monitor)
+        monitor.flush()
+        return path
+
+    def save(self, epoch, step=None):
+        """Rank 0 saves for everyone (after ``step`` steps of ``epoch``, or at its end), once
+        every rank is known to hold the same state; returns the checkpoint's path (None on
+        the other ranks)."""
+        where = f'after epoch {epoch + 1}' if step is None else \
+            f'after step {step} of epoch {epoch + 1}'
+        check_same_state(self.world, state_tensors(self.model, self.optimizer), where)
         if not self.world.is_main:
             return None
         return save_checkpoint(self.s.train.run_dir, epoch, self.model, self.optimizer,
                                self.scaler if self.scaler.is_enabled() else None,
-                               self.s.to_dict())
+                               self.s.to_dict(), step, len(self.loader))
 
     def _monitor_knn(self, epochs_done, step, monitor):
         if self.world.is_main:  # the other ranks wait (within dist.timeout_s) at the barrier
@@ -100,15 +125,23 @@ class Trainer(TrainingParts):
         if self.world.distributed:
             torch.distributed.barrier()
 
-    def _run_epoch(self, epoch, steps_per_epoch, monitor):
+    def _run_epoch(self, epoch, first, steps_per_epoch, monitor, stop):
+        """Steps ``first`` .. of ``epoch``; returns (steps done, signal): all steps and 0, or
+        fewer and the signal every rank agreed to stop on."""
         s = self.s
-        bar = tqdm(total=steps_per_epoch, desc=f'epoch {epoch + 1}/{s.train.epochs}',
-                   disable=not (s.logging.progress and self.world.is_main), leave=False,
-                   file=sys.stderr)
+        self.model.train()
+        self.loader.set_epoch(epoch)
+        bar = epoch_progress(steps_per_epoch, f'epoch {epoch + 1}/{s.train.epochs}',
+                             s.logging.progress and self.world.is_main, first)
         window = Window()
         tick = time.perf_counter()
         batches = iter(self.loader)
-        for step in range(steps_per_epoch):
+        # a resumed epoch: order and draws are keyed on (seed, epoch, index), so skipping the
+        # batches already trained on leaves the rest exactly as the uninterrupted run's
+        for _ in range(first):
+            next(batches)
+        step = first
+        while step < steps_per_epoch:
             views, indices, _ = next(batches)
             got = time.perf_counter()
             window.wait += got - tick
@@ -122,14 +155,19 @@ class Trainer(TrainingParts):
                 monitor.pair_grid(0, raw, s.logging.image_grid)
             window.add(self.train_step(normalised, self.tracked(indices)),  # (total, terms...)
                        views.shape[0] * self.world.size)  # global pairs
-            bar.update(1)
+            step += 1
             tick = time.perf_counter()
             window.busy += tick - got
-            if (step + 1) % s.logging.log_every == 0 or step + 1 == steps_per_epoch:
+            signum = stop.agreed()
+            if step % s.logging.log_every == 0 or step == steps_per_epoch or signum:
                 self._log_window(window, global_step + 1, epoch, lr, monitor, bar)
                 window = Window()
+            bar.update(1)
+            if signum:
+                break
         batches.close()
         bar.close()
+        return step, signum
 
     def _log_window(self, window, step, epoch, lr, monitor, bar):
         """Stop on a non-finite loss of the window, else log it."""

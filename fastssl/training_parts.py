@@ -10,17 +10,19 @@ import yaml
 from fastssl_common.atomic import atomic_path, ensure_writable_dir
 from fastssl_common.errors import UserError
 from loaders.eval_loader import make_eval_loader
+from loaders.integrity import verify
 from loaders.pair_loader import MultiViewLoader, open_beton, tracked_pairs
-from loaders.photometric import make_strengths
+from loaders.photometric_params import make_strengths
 
 from . import distributed
-from .checkpoint import start_epoch
 from .device import resolve_device, resolve_precision
 from .gpu_augment import GPUPhotometric
 from .moco import MoCo
 from .monitor import Monitor
 from .rank_agreement import check_same_config, from_main
+from .resume import start_position
 from .schedule import learning_rate
+from .split_batchnorm import resolve_splits, small_groups_warning
 from .variants import VARIANTS
 
 
@@ -66,16 +68,16 @@ class TrainingParts:
         self.term_names = [name for name, _, _ in self.variant.terms]
         self.term_weights = [s.moco.region_weight if name == 'region' else s.moco.frame_weight
                              for name in self.term_names]
-        # after the data checks: no empty run folders
-        from_main(self.world, lambda: ensure_writable_dir(s.train.run_dir))
         self.memory_format = (torch.channels_last if s.train.channels_last
                               else torch.contiguous_format)
         self.model = self.create_model()
         self.optimizer, self.scaler = self.create_optimizer()
-        self.start_epoch = start_epoch(self.world, s.train, self.model, self.optimizer,
-                                       self.scaler)
+        self.start_epoch, self.start_step = start_position(
+            self.world, s, self.model, self.optimizer, self.scaler, len(self.loader))
         self.forward = self.create_forward()  # after a resume: DDP broadcasts rank 0's model
         self.knn = self.create_knn_loaders()
+        # the run folder last, once every check has passed: a refusal leaves no empty folder
+        from_main(self.world, lambda: ensure_writable_dir(s.train.run_dir))
 
     def create_world(self):
         """This process's place among the torchrun ranks (joins the process group)."""
@@ -92,8 +94,11 @@ class TrainingParts:
 
     @property
     def bn_splits(self):
-        """One device: split-BN; several ranks: shuffle-BN across them (fastssl.moco)."""
-        return 1 if self.world.distributed else self.s.moco.bn_splits
+        """One device: split-BN groups; several ranks: 1, shuffle-BN across them replaces
+        it (fastssl.moco)."""
+        if self.world.distributed:
+            return 1
+        return resolve_splits(self.s.moco.bn_splits, self.s.data.batch_size)
 
     def split_batch(self):
         """-> pairs per step on this rank; UserError if the global batch does not split."""
@@ -109,6 +114,13 @@ class TrainingParts:
                             '(FFCV): use random')
         return s.data.batch_size // world.size
 
+    def warn_small_bn_groups(self):
+        """Warn (rank 0) when the BatchNorm groups that run hold fewer than ``MIN_GROUP``."""
+        warning = small_groups_warning(self.s.data.batch_size, self.s.moco.bn_splits,
+                                       self.world.size)
+        if warning and self.world.is_main:
+            print(f'warning: {warning}', file=sys.stderr)
+
     def create_augment(self):
         """-> (photometric strengths, the batched augment when it runs on the device)."""
         kwargs = {name: getattr(self.s.augment, name) for name in (
@@ -123,6 +135,8 @@ class TrainingParts:
         s, variant = self.s, self.variant
         open_beton(s.data.path, variant.required,
                    f'; train.variant={s.train.variant} needs a .beton from {variant.writer}')
+        if s.data.verify:  # rank 0's copy; the other machines': python -m loaders.verify
+            from_main(self.world, lambda: verify(s.data.path, progress=s.logging.progress))
         region_valid, region_options = None, {}
         if variant.uses_regions:
             region_valid, region_options = self._region_options()

@@ -5,6 +5,7 @@ import os
 import pytest
 
 from fastssl.config import load_settings
+from fastssl.split_batchnorm import resolve_splits, small_groups_warning
 from fastssl.variants import VARIANTS
 
 CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), os.pardir, 'configs',
@@ -20,4 +21,7 @@ def test_the_recipes_are_found():
 def test_recipe_loads(path):
     settings = load_settings(['--config-file', path, '--data.path=any.beton'])
     assert settings.train.variant in VARIANTS
-    assert settings.data.batch_size % settings.moco.bn_splits == 0
+    batch, splits = settings.data.batch_size, settings.moco.bn_splits
+    assert batch % resolve_splits(splits, batch) == 0
+    # no recipe trains with BatchNorm groups too small to be stable (the demos included)
+    assert small_groups_warning(batch, splits) is None

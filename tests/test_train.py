@@ -126,7 +126,9 @@ def test_bad_data_inputs_give_one_line(tmp_path, small_beton, run_script, assert
     assert_one_line_error(run_script('train.py', *tiny_args(not_beton, run)), 'notes.beton')
     assert_one_line_error(
         run_script(
-            'train.py', *tiny_args(small_beton, run, '--data.batch_size=64', '--moco.bn_splits=1')
+            'train.py',
+            *tiny_args(small_beton, run, '--data.batch_size=64', '--moco.bn_splits=1',
+                       '--moco.queue_size=64'),
         ),
         'batch size 64',
     )

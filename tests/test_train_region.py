@@ -23,6 +23,10 @@ def tracked_beton(video_betons, tmp_path_factory):
     return out
 
 
+# fti_rt's two terms share one queue: it must hold one step's keys, 2 x batch 8
+SHARED_QUEUE = '--moco.queue_size=16'
+
+
 @pytest.fixture(scope='session')
 def region_args(tiny_args):
     """``region_args(beton, run, variant, *extra)``: ``tiny_args`` for one epoch of a region
@@ -37,7 +41,7 @@ def test_fti_rt_logs_each_term_and_their_weighted_sum(tracked_beton, tmp_path, r
                                                       scalars):
     run = tmp_path / 'fti_rt'
     trainer = Trainer(load_settings(region_args(tracked_beton, run, 'fti_rt',
-                                                '--moco.region_weight=0.5')))
+                                                '--moco.region_weight=0.5', SHARED_QUEUE)))
     views, indices, _ = next(iter(trainer.loader))
     assert views.shape[1] == 4  # frame query, frame key, region query, region key
     trainer.fit()
@@ -49,7 +53,8 @@ def test_fti_rt_logs_each_term_and_their_weighted_sum(tracked_beton, tmp_path, r
 
 
 def test_fti_rt_masks_untracked_pairs_out_of_the_region_term(tracked_beton, tmp_path, region_args):
-    trainer = Trainer(load_settings(region_args(tracked_beton, tmp_path / 'r', 'fti_rt')))
+    trainer = Trainer(load_settings(region_args(tracked_beton, tmp_path / 'r', 'fti_rt',
+                                                SHARED_QUEUE)))
     views, indices, _ = next(iter(trainer.loader))
     normalised, _ = trainer.prepare_views(views, indices, epoch=0)
     none = torch.zeros(len(indices), dtype=torch.bool)
@@ -93,7 +98,7 @@ def test_region_term_is_the_mean_over_tracked_pairs_only(tracked_beton, tmp_path
     """A mixed mask: the region term equals the mean of the tracked samples' own InfoNCE
     losses (not a mean over the batch, not other samples')."""
     trainer = Trainer(load_settings(region_args(tracked_beton, tmp_path / 'r', 'fti_rt',
-                                                '--optim.lr=0')))
+                                                SHARED_QUEUE)))
     views, indices, _ = next(iter(trainer.loader))
     normalised, _ = trainer.prepare_views(views, indices, epoch=0)
     mask = torch.zeros(len(indices), dtype=torch.bool)

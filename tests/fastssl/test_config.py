@@ -22,9 +22,9 @@ from fastssl.eval_config import COMMANDS
 from fastssl_common.errors import UserError, run_cli
 from train import main as train_main
 
-DECLARE = {'train': declare_sections, **{name: declare for name, (declare, _) in COMMANDS.items()}}
+DECLARE = {'train': declare_sections,
+           **{name: command.declare for name, command in COMMANDS.items()}}
 GROUP = ('checkpoint', 'arch', 'device', 'precision')
-UNBOUNDED = {'linear.seed'}  # any integer seeds torch's generator
 
 
 def entries(command):
@@ -53,7 +53,7 @@ def out_of_range(checker):
     if checker.low is not None:
         values.append(checker.low if checker.low_open else checker.low - step)
     if checker.high is not None:
-        values.append(checker.high + step)
+        values.append(checker.high if checker.high_open else checker.high + step)
     return [checker.convert(v) for v in values]
 
 
@@ -80,7 +80,7 @@ def test_defaults_load_for_every_command():
 def test_every_numeric_parameter_declares_its_range():
     for command in DECLARE:
         for key, param in entries(command).items():
-            if isinstance(param.checker, Number) and key not in UNBOUNDED:
+            if isinstance(param.checker, Number):
                 assert param.checker.bounds(), f'{command}: {key} has no range'
                 assert param.checker.bounds() in param.checker.help()
 
@@ -108,6 +108,29 @@ def test_each_range_refuses_a_value_outside_it(command, key, value, capsys,
     ('train', ['--train.epochs=2.5'], "config key 'train.epochs' must be an int > 0, got '2.5'"),
     ('train', ['--augment.sigma_min=2', '--augment.sigma_max=1'],
      'augment.sigma_min must be <= augment.sigma_max, got 2.0 > 1.0'),
+    # the cases of issue 12: each ended in a traceback or trained on a wrong value
+    ('train', ['--optim.lr=-0.03', '--optim.warmup_epochs=1'], 'optim.lr must be > 0, got -0.03'),
+    ('train', ['--optim.lr=0'], 'optim.lr must be > 0, got 0.0'),
+    ('train', ['--data.batch_size=0'], 'data.batch_size must be > 0, got 0'),
+    ('train', ['--data.batch_size=-8'], 'data.batch_size must be > 0, got -8'),
+    ('train', ['--data.resolution=-5'], 'data.resolution must be >= 32, got -5'),
+    ('train', ['--data.resolution=16'], 'data.resolution must be >= 32, got 16'),
+    ('train', ['--moco.momentum=1'], 'moco.momentum must be in [0, 1), got 1.0'),
+    ('train', ['--optim.momentum=1'], 'optim.momentum must be in [0, 1), got 1.0'),
+    ('train', ['--moco.bn_splits=0'], 'moco.bn_splits must be > 0 or auto, got 0'),
+    ('train', ['--train.seed=4294967296'], 'train.seed must be in [0, 4294967295], got 4294967296'),
+    ('knn', ['--eval.resolution=8'], 'eval.resolution must be >= 32, got 8'),
+    ('invariance', ['--invariance.resolution=5'],
+     'invariance.resolution must be >= 32 or 0, got 5'),
+    ('linear', ['--linear.seed=-1'], 'linear.seed must be in [0, 4294967295], got -1'),
+    # values each in range that do not fit together
+    ('train', ['--data.batch_size=8', '--moco.queue_size=4'],
+     'moco.queue_size must be >= 8 (the keys of one step: data.batch_size=8), got 4'),
+    ('train', ['--train.variant=fti_rt', '--data.batch_size=8', '--moco.queue_size=8'],
+     'moco.queue_size must be >= 16 (the keys of one step: data.batch_size=8 x 2 terms sharing '
+     'the queue), got 8'),
+    ('train', ['--train.epochs=2', '--optim.warmup_epochs=3'],
+     'optim.warmup_epochs must be <= train.epochs=2, got 3.0'),
 ])
 def test_messages(command, args, message):
     with pytest.raises(UserError) as err:
@@ -115,10 +138,23 @@ def test_messages(command, args, message):
     assert str(err.value) == message
 
 
+def test_special_values_and_the_edges_of_ranges_load():
+    settings = load_settings(['--data.path=x.beton', '--moco.bn_splits=auto', '--optim.lr=1e-9',
+                              '--data.resolution=32', '--moco.momentum=0.9999'])
+    assert (settings.moco.bn_splits, settings.data.resolution) == ('auto', 32)
+    assert load_settings(['--data.path=x.beton', '--moco.bn_splits=4']).moco.bn_splits == 4
+    assert load_settings(['--data.path=x.beton', '--train.variant=fti_rt',
+                          '--moco.separate_queues=true', '--data.batch_size=8',
+                          '--moco.queue_size=8']).moco.queue_size == 8
+    invariance = read_settings([*required_args('invariance'), '--invariance.resolution=0'],
+                               DECLARE['invariance'])
+    assert invariance.invariance.resolution == 0
+
+
 def test_ranges_hold_for_config_files_too(tmp_path):
     recipe = tmp_path / 'r.yaml'
     recipe.write_text('data:\n  path: x.beton\noptim:\n  momentum: 1.2\n')
-    with pytest.raises(UserError, match=r'^optim\.momentum must be in \[0, 1\], got 1\.2$'):
+    with pytest.raises(UserError, match=r'^optim\.momentum must be in \[0, 1\), got 1\.2$'):
         load_settings(['--config-file', str(recipe)])
 
 

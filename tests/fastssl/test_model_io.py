@@ -120,7 +120,7 @@ def test_bad_files_are_named_with_what_was_found(ours, tmp_path):
     with pytest.raises(UserError, match='checkpoint not found: .*none.pt'):
         load_backbone(str(tmp_path / 'none.pt'))
     (tmp_path / 'notes.txt').write_text('not a checkpoint')
-    with pytest.raises(UserError, match='notes.txt is not a readable PyTorch checkpoint'):
+    with pytest.raises(UserError, match=r'notes\.txt is not a PyTorch checkpoint \(a text file\)'):
         load_backbone(str(tmp_path / 'notes.txt'))
     with pytest.raises(UserError, match='weights do not fit resnet50'):
         load_backbone(path, arch='resnet50')

@@ -1,0 +1,91 @@
+"""Resuming a run: where it continues (epoch, and step within it) and whether the checkpoint
+was written by a run with the same settings.
+
+A checkpoint carries its run's resolved config. On resume every key is compared with the
+current one; keys outside :data:`MAY_DIFFER` must match, and all those that do not are named
+with both values in one error (loading the tensors of another configuration would otherwise
+fail inside torch, or worse, succeed and train something else).
+"""
+import sys
+
+from fastssl_common.errors import UserError
+
+from .checkpoint import latest_checkpoint, load_checkpoint, set_rng_state
+from .config_loader import config_differences
+from .rank_agreement import from_main
+
+# What a resumed run may change: where it runs and reads from, how fast, what it logs, how long
+# it trains (the cosine schedule then follows the new train.epochs), and the two remedies the
+# non-finite-loss error suggests (a lower optim.lr, train.precision=fp32). Keys ending in '.'
+# cover their whole section. Anything else changes what the checkpoint's state means.
+MAY_DIFFER = ('train.resume', 'train.run_dir', 'train.epochs', 'train.checkpoint_every',
+              'train.device', 'train.compile', 'train.channels_last', 'train.precision',
+              'optim.lr', 'data.path', 'data.num_workers', 'data.os_cache', 'data.verify',
+              'dist.', 'logging.')
+
+
+def may_differ(key):
+    return any(key == free or (free.endswith('.') and key.startswith(free))
+               for free in MAY_DIFFER)
+
+
+def _shown(differences):
+    return ', '.join(f'{key}={old!r} (now {new!r})' for key, old, new in differences)
+
+
+def compare_configs(path, saved, current):
+    """The differences of keys that may change (shown when resuming); UserError naming every
+    other key whose value differs. Keys the saved config lacks (added to fastssl since) are
+    not compared; a checkpoint without a config is not checked."""
+    if saved is None:
+        return []
+    differences = [(key, old, new) for key, old, new in config_differences(saved, current)
+                   if old is not None]
+    refused = [d for d in differences if not may_differ(d[0])]
+    if refused:
+        raise UserError(f'checkpoint {path} was written with another config: '
+                        f'{_shown(refused)}; resume with its values or start a new '
+                        f'train.run_dir')
+    return [d for d in differences if d[0] != 'train.resume']
+
+
+def start_position(world, settings, model, optimizer, scaler, steps_per_epoch):
+    """-> (epoch, step within it) the run starts at. With ``train.resume``, where the last
+    checkpoint in ``train.run_dir`` left off, its state loaded into model, optimizer, scaler
+    and the RNGs; else (0, 0), and a run_dir that already holds checkpoints is refused.
+    ``steps_per_epoch`` is this run's: a mid-epoch checkpoint needs the same to continue."""
+    run_dir = settings.train.run_dir
+    if not settings.train.resume:
+        if from_main(world, lambda: latest_checkpoint(run_dir)):
+            raise UserError(f'{run_dir} already holds checkpoints: pass --train.resume=true '
+                            f'to continue, or pick another train.run_dir')
+        return 0, 0
+
+    def read():
+        path = latest_checkpoint(run_dir)
+        if path is None:
+            raise UserError(f'train.resume is set but {run_dir} has no checkpoint')
+        return path, load_checkpoint(path, map_location='cpu')
+    # rank 0 reads (run_dir need not be shared between machines) and sends it to all
+    path, state = from_main(world, read)
+    changed = compare_configs(path, state.get('config'), settings.to_dict())
+    epoch, step = state['next_epoch'], state.get('next_step', 0)
+    if step and state['steps_per_epoch'] != steps_per_epoch:
+        raise UserError(f"checkpoint {path} stopped after step {step} of the "
+                        f"{state['steps_per_epoch']} of epoch {epoch + 1}, but an epoch of "
+                        f"{settings.data.path} now has {steps_per_epoch} steps: a run stopped "
+                        f"mid-epoch continues on the same data")
+    try:
+        model.load_state_dict(state['model'])
+        optimizer.load_state_dict(state['optimizer'])
+    except (RuntimeError, ValueError) as err:
+        detail = ' '.join(str(err).split())[:300]  # torch's first line ends at a colon
+        raise UserError(f'checkpoint {path} does not match the model: {detail}') from None
+    if state.get('scaler'):
+        scaler.load_state_dict(state['scaler'])
+    set_rng_state(state['rng'])
+    if world.is_main:
+        where = f'epoch {epoch + 1}' + (f', step {step + 1}' if step else '')
+        note = f' (changed: {_shown(changed)})' if changed else ''
+        print(f'resuming from {path} at {where}{note}', file=sys.stderr)
+    return epoch, step

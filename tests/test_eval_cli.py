@@ -1,0 +1,46 @@
+"""eval.py's command line: ``--help`` lists the commands with a line each, each command's
+``--help`` names it, and a file that is not a checkpoint is named as such."""
+from types import SimpleNamespace
+
+import pytest
+
+from eval import main
+from fastssl.eval_config import COMMANDS
+from fastssl_common.errors import run_cli
+
+
+def test_help_lists_every_command_with_what_it_does(capsys):
+    assert main(['--help']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name, command in COMMANDS.items():
+        assert f'  {name}' in [line[:len(name) + 2] for line in lines]
+        assert any(line.split() == [name, *command.about.split()] for line in lines), name
+
+
+@pytest.mark.parametrize('name', list(COMMANDS))
+def test_each_commands_help_names_it(name, capsys):
+    with pytest.raises(SystemExit):
+        main([name, '--help'])
+    usage, about = capsys.readouterr().out.splitlines()[:2]
+    assert usage.startswith(f'usage: eval.py {name} ') and about == COMMANDS[name].about
+
+
+@pytest.mark.parametrize('content, kind', [
+    ('data:\n  path: x.beton\n', 'a text file'),
+    ('', 'an empty file'),
+    (None, 'binary data that torch.save does not write'),   # a .beton
+])
+def test_export_of_a_file_that_is_not_a_checkpoint(content, kind, small_beton, tmp_path,
+                                                   capsys, assert_one_line_error):
+    path = tmp_path / 'recipe.yaml'
+    if content is None:
+        path = small_beton
+    else:
+        path.write_text(content)
+    out = tmp_path / 'out.pth'
+    with pytest.raises(SystemExit) as exited:
+        run_cli(main, ['export', f'--export.checkpoint={path}', f'--export.out={out}'])
+    assert_one_line_error(SimpleNamespace(returncode=exited.value.code,
+                                          stderr=capsys.readouterr().err),
+                          f'{path} is not a PyTorch checkpoint ({kind})')
+    assert not out.exists()

@@ -1,0 +1,46 @@
+"""train.py (and eval.py) as a user runs them: settings out of range refused in one line
+before any folder exists, ``--help`` into a pipe that closes early, and progress off a
+terminal as plain lines without carriage returns."""
+import re
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize('setting, value, message', [
+    ('data.batch_size', 0, 'data.batch_size must be > 0, got 0'),
+    ('data.batch_size', -8, 'data.batch_size must be > 0, got -8'),
+    ('data.resolution', -5, 'data.resolution must be >= 32, got -5'),
+    ('optim.lr', -0.03, 'optim.lr must be > 0, got -0.03'),   # with warmup it trained
+])
+def test_out_of_range_is_one_line_before_any_folder(small_beton, tmp_path, tiny_args,
+                                                    run_script, assert_one_line_error,
+                                                    setting, value, message):
+    run = tmp_path / 'run'
+    result = run_script('train.py', *tiny_args(small_beton, run, '--optim.warmup_epochs=1',
+                                               f'--{setting}={value}'))
+    assert_one_line_error(result, message)
+    assert not run.exists()
+
+
+@pytest.mark.parametrize('command', [['train.py'], ['eval.py'], ['eval.py', 'export']],
+                         ids=' '.join)
+def test_help_into_a_pipe_that_closes_ends_quietly(repo, command):
+    result = subprocess.run(['bash', '-c', f'"{sys.executable}" {" ".join(command)} --help '
+                             f'| head -1'], capture_output=True, text=True, cwd=repo)
+    assert result.stdout.startswith(f"usage: {' '.join(command)} ")
+    assert result.stderr == ''   # no BrokenPipeError traceback
+
+
+def test_progress_off_a_terminal_is_lines_without_carriage_returns(small_beton, tmp_path,
+                                                                   tiny_args, run_script):
+    result = run_script('train.py', *tiny_args(small_beton, tmp_path / 'run', '--train.epochs=1',
+                                               '--logging.progress=true'))
+    assert result.returncode == 0, result.stderr
+    assert '\r' not in result.stdout + result.stderr
+    # the bar's figures, one line per 10 % of the epoch (here: each of its 2 steps)
+    lines = [line for line in result.stdout.splitlines() if line.startswith('epoch 1/1: ')]
+    assert [re.match(r'epoch 1/1: +(\d+)% (\d)/2 ', line).groups() for line in lines] == [
+        ('0', '0'), ('50', '1'), ('100', '2')]
+    assert re.search(r' loss=\d+\.\d{3}, lr=\d\.\d{4}, pairs_s=\d+$', lines[-1])

@@ -1,0 +1,82 @@
+"""Resuming a run: a checkpoint written with other settings is refused with every differing
+key named (old and new values), settings that may change are listed when resuming, a refusal
+leaves no run folder behind."""
+import shutil
+
+import pytest
+import torch
+
+from fastssl.config import load_settings
+from fastssl.trainer import Trainer
+from fastssl_common.errors import UserError
+
+
+@pytest.fixture(scope='module')
+def finished(small_beton, tiny_args, tmp_path_factory):
+    """A run folder after one epoch (checkpoint_e0001.pt, checkpoint_last.pt)."""
+    run = tmp_path_factory.mktemp('finished') / 'run'
+    Trainer(load_settings(tiny_args(small_beton, run, '--train.epochs=1'))).fit()
+    return run
+
+
+@pytest.fixture
+def resume(finished, small_beton, tiny_args, tmp_path):
+    """``resume(*extra)``: build a resumed trainer on a copy of the finished run."""
+    run = tmp_path / 'run'
+    shutil.copytree(finished, run)
+
+    def build(*extra):
+        return Trainer(load_settings(tiny_args(small_beton, run, '--train.resume=true', *extra)))
+    build.run = run
+    return build
+
+
+def test_a_changed_config_is_refused_naming_every_key(resume):
+    with pytest.raises(UserError) as refused:
+        resume('--model.proj_dim=32', '--moco.queue_size=16', '--augment.flip_prob=0',
+               '--train.epochs=3')
+    assert str(refused.value) == (
+        f"checkpoint {resume.run / 'checkpoint_last.pt'} was written with another config: "
+        f"augment.flip_prob=0.5 (now 0.0), moco.queue_size=8 (now 16), model.proj_dim=128 "
+        f"(now 32); resume with its values or start a new train.run_dir")
+
+
+def test_settings_that_may_change_are_named_when_resuming(resume, capsys):
+    trainer = resume('--train.epochs=3', '--optim.lr=0.25', '--data.num_workers=2')
+    assert (trainer.start_epoch, trainer.start_step) == (1, 0)
+    line = capsys.readouterr().err.strip()
+    assert line.startswith(f"resuming from {resume.run / 'checkpoint_last.pt'} at epoch 2 "
+                           f"(changed: data.num_workers=1 (now 2), optim.lr=0.5 (now 0.25), "
+                           f"train.epochs=1 (now 3), train.run_dir=")  # the copied folder
+    assert 'train.resume' not in line
+
+
+def test_tensors_that_do_not_fit_are_described_past_the_colon(resume):
+    """A checkpoint without a saved config (older ones) is checked by its tensors alone."""
+    path = resume.run / 'checkpoint_last.pt'
+    state = torch.load(path, weights_only=False)
+    del state['config']
+    torch.save(state, path)
+    with pytest.raises(UserError, match=r'does not match the model: Error\(s\) in loading '
+                                        r'state_dict for MoCo: size mismatch for queues: '):
+        resume('--model.proj_dim=32')
+
+
+def test_a_mid_epoch_checkpoint_needs_the_same_steps_per_epoch(resume):
+    path = resume.run / 'checkpoint_last.pt'
+    state = torch.load(path, weights_only=False)
+    state.update(next_epoch=1, next_step=1, steps_per_epoch=5)
+    torch.save(state, path)
+    with pytest.raises(UserError, match=r'stopped after step 1 of the 5 of epoch 2, but an '
+                                        r'epoch of .* now has 2 steps'):
+        resume()
+
+
+def test_refusals_leave_no_run_folder(small_beton, tiny_args, tmp_path):
+    run = tmp_path / 'run'
+    with pytest.raises(UserError, match='has no checkpoint'):
+        Trainer(load_settings(tiny_args(small_beton, run, '--train.resume=true')))
+    with pytest.raises(UserError, match='missing.beton'):
+        Trainer(load_settings(tiny_args(small_beton, run,
+                                        f'--logging.knn_train_path={tmp_path}/missing.beton')))
+    assert not run.exists()
