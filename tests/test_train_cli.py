@@ -2,6 +2,7 @@
 before any folder exists, ``--help`` into a pipe that closes early, and progress off a
 terminal as plain lines without carriage returns."""
 import re
+import shutil
 import subprocess
 import sys
 
@@ -21,6 +22,21 @@ def test_out_of_range_is_one_line_before_any_folder(small_beton, tmp_path, tiny_
     result = run_script('train.py', *tiny_args(small_beton, run, '--optim.warmup_epochs=1',
                                                f'--{setting}={value}'))
     assert_one_line_error(result, message)
+    assert not run.exists()
+
+
+def test_data_verify_refuses_a_damaged_beton_before_training(small_beton, tmp_path, tiny_args,
+                                                             run_script, assert_one_line_error):
+    """The same size as written, so the cheap check at open passes; the full check does not."""
+    damaged = tmp_path / 'damaged.beton'
+    shutil.copy(small_beton, damaged)
+    shutil.copy(small_beton + '.json', str(damaged) + '.json')   # the writer's sidecar
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    run = tmp_path / 'run'
+    result = run_script('train.py', *tiny_args(damaged, run, '--data.verify=true'))
+    assert_one_line_error(result, f'{damaged}: page ', 'differs from the hash')
     assert not run.exists()
 
 
