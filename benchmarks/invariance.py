@@ -122,7 +122,7 @@ def main(argv=None):
           f'K = {ks}, median of {args.repeats} run(s); with a 95 % interval of 1000 resamples '
           f'of the targets or of the sets: the median and its ratio to the score alone')
     print(f"{'images':>8} {'neurons':>8} {'median s':>9} {'M act/s':>8} "
-          f"{'+targets s':>11} {'+sets s':>11}  runs (s)")
+          f"{'with targets':>12} {'with sets':>12}  runs (s)")
     rows = []
     for size in args.sizes.split(','):
         n, d = parse_size(size)
@@ -135,7 +135,7 @@ def main(argv=None):
                      'scores': {str(k): v for k, v in result.scores.items()},
                      'intervals': intervals})
         print(f'{n:>8} {d:>8} {median:>9.3f} {n * d / median / 1e6:>8.1f} '
-              + ' '.join(f"{i['median_seconds']:>6.3f} {i['median_seconds'] / median:>3.1f}x"
+              + ' '.join(f"{i['median_seconds']:>7.3f} {i['median_seconds'] / median:>4.1f}x"
                          for i in intervals.values())
               + '  ' + ' '.join(f'{s:.3f}' for s in seconds))
         del h

@@ -363,11 +363,18 @@ def _stratum_top_k(stats, layout, seg, counts, ks):
 
     counts: (resamples, m) how often each of the target's m counted sets is drawn. When there
     are fewer possible draws (C(2m-1, m): 35 for m = 4) than resamples, each distinct one is
-    computed once and spread back."""
+    computed once and spread back. Only the neurons that can enter a resample's top-K are
+    computed: a neuron's local firing is a weighted mean of its per-set fractions, so at most
+    their maximum (its bound, over G). The neurons of highest bound come first; the others
+    only as far as their bound reaches the lowest top-K-th value among the resamples (those
+    left out are below every resample's top K, so the result is exact)."""
     fires = stats.set_counts[seg].astype(np.float64)             # (m, D) n_j(z)
     m, d = fires.shape
-    # [n_j(z) / |z|, n_j(z) > 0]: the numerator's and the denominator's per-set terms.
-    per_set = np.concatenate([fires / layout.set_sizes[seg, None], fires > 0], axis=1)
+    fraction = fires / layout.set_sizes[seg, None]               # (m, D) n_j(z) / |z|
+    fired = (fires > 0).astype(np.float64)                       # (m, D)
+    rate = stats.global_rate
+    bound = fraction.max(axis=0) / rate                          # (D,)
+    order = np.argsort(-bound, kind='stable')
     inverse = None
     if m <= 15 and math.comb(2 * m - 1, m) < len(counts):
         # A row as one integer, digits base m + 1 ((m + 1)**m fits in int64 for m <= 15):
@@ -375,10 +382,20 @@ def _stratum_top_k(stats, layout, seg, counts, ks):
         keys = counts @ (m + 1) ** np.arange(m, dtype=np.int64)
         _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         counts = counts[first]
-    sums = counts.astype(np.float64) @ per_set                   # (U, 2D)
-    ratio = sums[:, :d] / (sums[:, d:] + 1e-20) / stats.global_rate[None, :]  # (U, D)
+    weights = counts.astype(np.float64)                          # (U, m)
+
+    def ratios(neurons):                                         # (U, len(neurons))
+        return ((weights @ fraction[:, neurons]) / (weights @ fired[:, neurons] + 1e-20)
+                / rate[neurons])
     top = max(ks)
-    largest = -np.sort(-np.partition(ratio, d - top, axis=1)[:, d - top:], axis=1)
+    computed = min(d, 4 * top)
+    ratio = ratios(order[:computed])
+    lowest = np.partition(ratio, computed - top, axis=1)[:, computed - top].min()
+    reach = int(np.count_nonzero(bound >= lowest))               # a prefix of `order`
+    if reach > computed:
+        ratio = np.concatenate([ratio, ratios(order[computed:reach])], axis=1)
+    width = ratio.shape[1]
+    largest = -np.sort(-np.partition(ratio, width - top, axis=1)[:, width - top:], axis=1)
     means = (np.cumsum(largest, axis=1)[:, np.asarray(ks) - 1] / np.asarray(ks)).T
     return means if inverse is None else means[:, inverse.ravel()]
 

@@ -226,7 +226,7 @@ def literal_replicates(h, set_ids, targets, k, strata, pool):
     return np.array(out)
 
 
-def mixed_sets(seed=0, n=150, d=12):
+def mixed_sets(seed=0, n=150, d=64):
     """ReLU-like features (ties), 5 targets: with several sets of >= 3 images, with one, and
     one target with only 2-image sets (no counted set)."""
     rng = np.random.default_rng(seed)
