@@ -10,6 +10,7 @@ Unknown keys, wrong types, values out of range and missing files are reported as
 import math
 import os
 import sys
+from pathlib import Path
 
 import yaml
 from fastargs.config import Config
@@ -192,6 +193,24 @@ def help_text(cfg, command=None, about=''):
     return '\n'.join(lines)
 
 
+# the named recipes: fastssl/configs/ inside a wheel, configs/ beside fastssl/ in a clone
+RECIPE_DIRS = [Path(__file__).resolve().parent / 'configs',
+               Path(__file__).resolve().parent.parent / 'configs']
+
+
+def config_file_path(name):
+    """A ``--config-file`` argument's file: NAME itself when it is a file, else the named
+    recipe it calls (``fti`` or ``fti.yaml``); UserError naming it otherwise."""
+    if os.path.isfile(name):
+        return name
+    recipes = {path.stem: path for folder in reversed(RECIPE_DIRS) if folder.is_dir()
+               for path in folder.glob('*.yaml')}
+    stem = name[:-len('.yaml')] if name.endswith('.yaml') else name
+    if os.sep not in name and stem in recipes:
+        return str(recipes[stem])
+    raise UserError(f"config file not found: {name} (named recipes: {', '.join(sorted(recipes))})")
+
+
 def load_config(argv, declare, command=None, about=''):
     """The fastargs Config of the sections ``declare(cfg)`` declares, filled from argv's files
     and overrides and checked; ``--help`` prints :func:`help_text` and exits."""
@@ -202,9 +221,7 @@ def load_config(argv, declare, command=None, about=''):
         sys.exit(0)
     files, overrides = parse_cli(argv)
     known = set(cfg.entries)
-    for fname in files:
-        if not os.path.isfile(fname):
-            raise UserError(f'config file not found: {fname}')
+    for fname in map(config_file_path, files):
         try:
             with open(fname) as handle:
                 content = yaml.safe_load(handle) or {}
