@@ -18,7 +18,7 @@ from .config import (
     SEED_MAX,
     backbone_params,
 )
-from .config_loader import Float, Int, OneOf, Str
+from .config_loader import Bool, Float, Int, OneOf, Str
 from .invariance_data import KINDS
 
 
@@ -72,7 +72,9 @@ def declare_export(cfg):
 
 
 def declare_invariance(cfg):
-    from .invariance import REPORTED_K  # imports torch: only when this command runs
+    # imports torch: only when this command runs
+    from .invariance import MIN_RESAMPLES, REPORTED_K, RESAMPLE_UNITS, Bootstrap
+    interval = Bootstrap()
     kinds = '; '.join(f'{k}: {v[2]}' for k, v in KINDS.items())
     Section('invariance', 'Invariance score (Purushwalkam & Gupta 2020) of backbones',
             config_descriptor=cfg).params(
@@ -95,6 +97,16 @@ def declare_invariance(cfg):
         run_dir=Param(Str(), 'TensorBoard folder: one run per checkpoint ("" = none)',
                       default=''),
         plot=Param(Str(), 'PNG of score vs magnitude, rendered data ("" = none)', default=''),
+        bootstrap=Param(Int(ge=MIN_RESAMPLES), "resamples of each score's bootstrap interval",
+                        default=interval.resamples),
+        confidence=Param(Float(gt=0, lt=1), 'confidence level of the interval',
+                         default=interval.confidence),
+        resample=Param(OneOf(*RESAMPLE_UNITS), 'what the bootstrap resamples: targets (each '
+                       'with all its sets) or sets (within each target)', default=interval.unit),
+        seed=Param(Int(ge=0, le=SEED_MAX), 'seed of the resamples and of random_init',
+                   default=interval.seed),
+        reference=Param(Bool(), 'add the random_init row (the architecture untrained)',
+                        default=True),
     )
 
 

@@ -4,21 +4,25 @@ read with its protocol (GOT-10k, ALOI, Pascal3D+, generic set folders, rendered 
     python eval.py invariance --invariance.kind=aloi_view --invariance.root=data/png2 \\
         --invariance.checkpoints=moco=moco_v2_200ep_pretrain.pth.tar,sup=resnet50.pth
 
-Prints a table (rows: checkpoints; columns: invariance score for top-K neurons per
-measurement), and optionally writes JSON, TensorBoard scalars, and for rendered data a plot of
-score vs transformation magnitude. Images are decoded once and run through every backbone
-(channels-last, autocast on GPU); the score is computed on the raw global-pooled features.
+Prints a table (rows: checkpoints and the ``random_init`` reference; columns: invariance
+score for top-K neurons per measurement, each with its bootstrap confidence interval, letters
+marking the differences that are not significant), and optionally writes JSON, TensorBoard
+scalars, and for rendered data a plot of score vs transformation magnitude with error bars.
+Images are decoded once and run through every backbone (channels-last, autocast on GPU); the
+score is computed on the raw global-pooled features.
 """
 import os
+import textwrap
 
 import torch
+import torchvision
 from torch import nn
 
 from fastssl_common.atomic import ensure_writable_dir, write_json
 from fastssl_common.errors import UserError
 
 from .device import resolve_device, resolve_precision
-from .invariance import invariance_score
+from .invariance import Bootstrap, invariance_score
 from .invariance_data import read_dataset
 from .invariance_data.images import image_batches
 from .knn import extract_features
@@ -37,6 +41,10 @@ def run(settings):
     device = resolve_device(s.device, 'invariance.device')
     dtype = resolve_precision(s.precision, device, 'invariance.precision')
     backbones = [load_backbone(path, s.arch, device) for _, path in checkpoints]
+    if s.reference:
+        references = reference_backbones([b.arch for b in backbones], s.seed, device)
+        checkpoints += [(name, None) for name in references]
+        backbones += list(references.values())
     dims = [b.feature_dim for b in backbones]
     too_small = [k for k in ks if k > min(dims)]
     if too_small:
@@ -48,10 +56,12 @@ def run(settings):
           flush=True)
     features = all_features(backbones, data.images, size, s, device, dtype)
     names = [name for name, _ in checkpoints]
+    bootstrap = Bootstrap(s.bootstrap, s.confidence, s.seed, s.resample)
     results = []
     for name, feats in zip(names, features):
         for m in data.measurements:
-            score = invariance_score(feats[m.rows], m.set_ids, m.targets, ks)
+            score = invariance_score(feats[m.rows], m.set_ids, m.targets, ks,
+                                     bootstrap=bootstrap)
             if score.num_targets_without_sets:
                 print(f"note: {name} {m.name}: {score.num_targets_without_sets} of "
                       f"{len(score.targets)} targets have no set of at least 3 images; they "
@@ -61,6 +71,24 @@ def run(settings):
                             'unit': m.unit, **score.as_dict()})
     report(s, data, checkpoints, backbones, ks, size, results)
     return 0
+
+
+def reference_backbones(archs, seed, device):
+    """{name: backbone}: per architecture among ``archs``, the network as training starts it
+    (torchvision's init, seeded) and never trained: 'random_init', or 'random_init_<arch>'
+    when the checkpoints have several architectures."""
+    distinct = list(dict.fromkeys(archs))
+    out = {}
+    for arch in distinct:
+        with torch.random.fork_rng(devices=[]):   # the caller's RNG state stays as it was
+            torch.manual_seed(seed)
+            model = getattr(torchvision.models, arch)(weights=None)
+        model.fc = nn.Identity()
+        model.arch, model.source_format = arch, f'random init (seed {seed})'
+        model.feature_dim = model.layer4[-1].conv1.in_channels
+        out['random_init' if len(distinct) == 1 else f'random_init_{arch}'] = \
+            model.to(device).eval()
+    return out
 
 
 def parse_checkpoints(text):
@@ -135,6 +163,11 @@ def report(s, data, checkpoints, backbones, ks, size, results):
     label = data.dataset if data.rendered else f'{data.dataset} ({data.root})'
     title = f'Invariance score on {label}, top-K neurons'
     print(tables(results, names, ks, title, data.rendered))
+    references = [name for name, path in checkpoints if path is None]
+    if references:
+        print(textwrap.fill(f"{', '.join(references)}: the same architecture untrained "
+                            f"(torchvision's init, seed {s.seed}): what a network scores "
+                            f'without learning anything', 100, subsequent_indent='  '))
     figure = curve_figure(results, names, ks, data.dataset) if s.plot or s.run_dir else None
     if s.plot and figure is not None:
         save_figure(figure, s.plot)
@@ -142,13 +175,17 @@ def report(s, data, checkpoints, backbones, ks, size, results):
     if s.run_dir:
         log_tensorboard(s.run_dir, results, names, data.rendered, data.dataset, figure)
     if s.output:
+        per_k = ('scores', 'ci_low', 'ci_high')
         doc = {'dataset': data.dataset, 'kind': s.kind, 'root': s.root, 'top_k': ks,
                'resolution': size,
+               'bootstrap': {'resamples': s.bootstrap, 'confidence': s.confidence,
+                             'seed': s.seed, 'unit': s.resample},
                'checkpoints': [{'name': name, 'path': path, 'arch': b.arch,
-                                'source_format': b.source_format, 'feature_dim': b.feature_dim}
+                                'source_format': b.source_format, 'feature_dim': b.feature_dim,
+                                'reference': path is None}
                                for (name, path), b in zip(checkpoints, backbones)],
-               'results': [{**r, 'scores': {str(k): v for k, v in r['scores'].items()}}
-                           for r in results]}
+               'results': [{**r, **{key: {str(k): v for k, v in r[key].items()}
+                                    for key in per_k}} for r in results]}
         if data.rendered:
             doc = {'label': data.dataset, **doc}
         write_json(s.output, doc)

@@ -4,7 +4,9 @@
 # occlusion and instance changes), as a table, a JSON file, a curve plot and TensorBoard runs.
 #   usage: scripts/demo_invariance.sh CHECKPOINT [CHECKPOINT ...]   (each PATH or NAME=PATH)
 # Output under $DEMO_DIR (default demo_out): rendered_sets/, invariance.json,
-# invariance_curves.png, runs/invariance/<checkpoint>/.
+# invariance_curves.png, runs/invariance/<checkpoint>/. Each score has its 95 % interval and
+# the random_init row is the untrained ResNet (docs/evaluation.md); top-10 only, so that a
+# table of four magnitudes with intervals fits a terminal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -18,5 +20,6 @@ CHECKPOINTS=$(IFS=,; echo "$*")
 $PY writers/render_invariance_sets.py "$OUT/rendered_sets" --overwrite --objects 24 \
     --instances 4 --per-set 3 --size 64 --seed 0
 $PY eval.py invariance --invariance.kind=rendered --invariance.root="$OUT/rendered_sets" \
-    --invariance.checkpoints="$CHECKPOINTS" --invariance.output="$OUT/invariance.json" \
+    --invariance.checkpoints="$CHECKPOINTS" --invariance.top_k=10 \
+    --invariance.output="$OUT/invariance.json" \
     --invariance.plot="$OUT/invariance_curves.png" --invariance.run_dir="$OUT/runs/invariance"

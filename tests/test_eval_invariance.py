@@ -12,7 +12,7 @@ import torchvision.transforms as T
 from PIL import Image
 
 from eval import main
-from fastssl.invariance import invariance_score
+from fastssl.invariance import Bootstrap, invariance_score
 from fastssl_common.errors import UserError, run_cli
 from writers.render_invariance_sets import render_sets
 
@@ -62,8 +62,22 @@ def test_rendered_end_to_end(rendered, checkpoints, tmp_path, capsys):
     assert 'first' in printed and 'resnet18_seed1' in printed
     doc = json.loads(out.read_text())
     assert doc['label'] == 'rendered data'
-    assert [c['name'] for c in doc['checkpoints']] == ['first', 'resnet18_seed1']
+    assert [c['name'] for c in doc['checkpoints']] == ['first', 'resnet18_seed1', 'random_init']
     assert doc['checkpoints'][0]['source_format'] == 'torchvision state dict'
+    assert doc['checkpoints'][2] == {'name': 'random_init', 'path': None, 'arch': 'resnet18',
+                                     'source_format': 'random init (seed 0)',
+                                     'feature_dim': 512, 'reference': True}
+    assert doc['bootstrap'] == {'resamples': 1000, 'confidence': 0.95, 'seed': 0,
+                                'unit': 'targets'}
+    for r in doc['results']:
+        assert r['ci_low'].keys() == r['ci_high'].keys() == r['scores'].keys() == {'10', '25'}
+        assert all(r['ci_low'][k] <= r['ci_high'][k] for k in r['scores'])
+    # random_init is torchvision's resnet18 init under seed 0: the first checkpoint's weights.
+    by_name = {}
+    for r in doc['results']:
+        by_name.setdefault(r['checkpoint'], []).append(
+            (r['measurement'], r['scores'], r['ci_low'], r['ci_high']))
+    assert by_name['random_init'] == by_name['first']
     manifest = json.loads((rendered / 'manifest.json').read_text())
     images = sorted({f for entry in manifest['transformations'].values()
                      for lvl in entry['levels'] for s in lvl['sets'] for f in s['images']})
@@ -77,12 +91,15 @@ def test_rendered_end_to_end(rendered, checkpoints, tmp_path, capsys):
             level = next(lvl for lvl in entry['levels'] if lvl['magnitude'] == r['magnitude'])
             files = [(f, s['set'], s['target']) for s in level['sets'] for f in s['images']]
             expected = invariance_score(np.stack([feats[f] for f, _, _ in files]),
-                                        [z for _, z, _ in files], [y for _, _, y in files])
+                                        [z for _, z, _ in files], [y for _, _, y in files],
+                                        bootstrap=Bootstrap())
             assert r['scores'] == pytest.approx({str(k): v for k, v in expected.scores.items()},
                                                 rel=1e-6)
+            assert r['ci_low'] == pytest.approx(
+                {str(k): lo for k, (lo, _) in expected.ci.items()}, rel=1e-6, abs=1e-9)
     with Image.open(plot) as image:
         assert image.format == 'PNG' and image.size[0] > 300
-    assert sorted(os.listdir(runs)) == sorted(['first', 'resnet18_seed1'] +
+    assert sorted(os.listdir(runs)) == sorted(['first', 'resnet18_seed1', 'random_init'] +
                                               [f for f in os.listdir(runs) if 'tfevents' in f])
     assert any('tfevents' in f for f in os.listdir(runs / 'first'))
 
@@ -102,8 +119,15 @@ def test_bad_inputs_fail_before_any_work(rendered, checkpoints, tmp_path, capsys
          'invariance.top_k=600 exceeds the 512 features'),
     ] + [(['--invariance.kind=rendered', f'--invariance.root={rendered}',
            f'--invariance.checkpoints={checkpoints[0]}', f'--invariance.{key}={value}'],
-          f'invariance.{key} must be') for key, value in
-         (('batch_size', 0), ('num_workers', -1), ('resolution', -1))]
+          f'invariance.{key} must be{bounds}') for key, value, bounds in
+         (('batch_size', 0, ''), ('num_workers', -1, ''), ('resolution', -1, ''),
+          ('bootstrap', 99, r' >= 100, got 99'), ('confidence', 1, r' in \(0, 1\), got 1'),
+          ('confidence', 0, r' in \(0, 1\), got 0'))] + [
+        (['--invariance.kind=rendered', f'--invariance.root={rendered}',
+          f'--invariance.checkpoints={checkpoints[0]}', f'--invariance.{key}={value}'],
+         f"'invariance.{key}' must be {expected}") for key, value, expected in
+        (('resample', 'images', "one of targets/sets, got 'images'"),
+         ('reference', 'maybe', 'a boolean'))]
     for args, needle in cases:
         with pytest.raises(UserError, match=needle):
             main(base + args)
@@ -138,3 +162,29 @@ def test_bad_inputs_fail_before_any_work(rendered, checkpoints, tmp_path, capsys
     with pytest.raises(UserError, match='matches no known checkpoint format'):
         main(base + ['--invariance.kind=rendered', f'--invariance.root={rendered}',
                      f'--invariance.checkpoints={bad}'])
+
+
+def test_random_init_reference_row(rendered, checkpoints, tmp_path, capsys):
+    """Present in the table and the JSON, the same in two runs, absent with reference=false."""
+    base = ['invariance', '--invariance.kind=rendered', f'--invariance.root={rendered}',
+            f'--invariance.checkpoints={checkpoints[1]}', '--invariance.device=cpu',
+            '--invariance.top_k=10']
+    docs, printed = [], []
+    for run in range(2):
+        out = tmp_path / f'run{run}.json'
+        assert main(base + [f'--invariance.output={out}']) == 0
+        printed.append(capsys.readouterr().out)
+        docs.append(json.loads(out.read_text()))
+    rows = [line.split() for line in printed[0].splitlines()]
+    assert sum(row[:1] == ['random_init'] for row in rows) == 2     # viewpoint, instance tables
+    assert 'random_init: the same architecture untrained' in printed[0]
+    reference = [[r for r in doc['results'] if r['checkpoint'] == 'random_init'] for doc in docs]
+    assert len(reference[0]) == 5 and reference[0] == reference[1]
+    assert printed[0].replace('run0.json', 'run1.json') == printed[1]
+    out = tmp_path / 'none.json'
+    assert main(base + [f'--invariance.output={out}', '--invariance.reference=false']) == 0
+    assert not any(line.startswith('random_init') for line in
+                   capsys.readouterr().out.splitlines())
+    doc = json.loads(out.read_text())
+    assert [c['name'] for c in doc['checkpoints']] == ['resnet18_seed1']
+    assert {r['checkpoint'] for r in doc['results']} == {'resnet18_seed1'}
