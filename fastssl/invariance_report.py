@@ -12,6 +12,7 @@ the tables show plain scores and the plot has no error bars.
 """
 import os
 import string
+import textwrap
 
 import numpy as np
 
@@ -69,7 +70,7 @@ def _legend(bootstrap, letters):
         lines.append('a, b, ...: in a column, scores sharing a letter have overlapping '
                      'intervals: their difference is not significant (n.s.); scores with no '
                      'letter in common differ.')
-    return '\n'.join(lines)
+    return '\n'.join(textwrap.fill(line, 100, subsequent_indent='  ') for line in lines)
 
 
 def significance_letters(intervals):
