@@ -38,5 +38,10 @@ def main(argv=None):
     return 0
 
 
-if __name__ == '__main__':
+def cli():
+    """Console entry point (``fastssl-verify``): ``main`` with one-line errors."""
     run_cli(main)
+
+
+if __name__ == '__main__':
+    cli()

