@@ -21,7 +21,8 @@ GIL in the sorts, comparisons and reductions.
 
 With a :class:`Bootstrap`, the score also gets a confidence interval from resampling the
 targets or the sets within each target (:func:`bootstrap_draws` says exactly what is drawn;
-docs/evaluation.md how to read it).
+docs/evaluation.md how to read it). One module although longer than 300 lines: the interval
+recombines the per-set sums of the score's own pass, so the two must not drift apart.
 """
 import concurrent.futures
 import dataclasses
