@@ -12,7 +12,9 @@ Order of work per step, and why:
    loss is their weighted sum (region terms averaged over the pairs that have a track);
 4. keys are enqueued after the optimizer step;
 5. non-finite losses are gathered on the device and checked every ``log_every`` steps (no
-   per-step host sync); training stops with the exact step named.
+   per-step host sync); training stops with the exact step named;
+6. a SIGTERM or SIGINT received meanwhile stops the run here, after the step, with a
+   checkpoint (``fastssl.preemption``); resuming skips the batches of the epoch already done.
 
 Under ``torchrun`` (several processes, ``fastssl.distributed``) ``data.batch_size`` is the
 global batch: each rank loads its own shard of every epoch (FFCV ``distributed=True``)
