@@ -1,8 +1,20 @@
-"""The options both video writers share: their checks, CLI arguments and problem reports."""
+"""The options both video writers share: their checks, CLI arguments (``--shard`` included)
+and problem reports."""
 import os
+import re
 import sys
 
-from writers.writer_common import check_number, check_resolution, check_workers
+from fastssl_common.errors import UserError
+from writers.writer_common import (
+    add_output_arguments,
+    check_number,
+    check_resolution,
+    check_workers,
+)
+
+# How --shard splits SRC: round robin over the sorted list keeps the shards' sizes within one
+# video of each other (neighbouring videos are often alike in length).
+SHARD_RULE = "video j of SRC's sorted list is in shard j mod N"
 
 
 def common_options(max_resolution, jpeg_quality, workers, strict):
@@ -14,19 +26,39 @@ def common_options(max_resolution, jpeg_quality, workers, strict):
 
 def add_common_arguments(parser):
     """The command-line arguments both video writers share."""
-    # positionals: argparse keeps them in order, wherever the options are added
-    parser.add_argument('src', metavar='SRC',
-                        help='video file, or folder of videos / frame folders (recursive)')
-    parser.add_argument('out', metavar='OUT.beton', help='output file (must end in .beton)')
-    parser.add_argument('--max-resolution', type=int, default=512,
-                        help='cap on the longest side in pixels, >= 16, 0 for none '
-                             '(default 512)')
-    parser.add_argument('--jpeg-quality', type=int, default=90,
-                        help='JPEG quality, 1 to 100 (default 90)')
-    parser.add_argument('--workers', type=int, default=None,
-                        help='processes decoding videos, 0 for one per CPU (default)')
-    parser.add_argument('--strict', action='store_true',
-                        help='stop at the first unreadable video or frame instead of skipping')
+    add_output_arguments(
+        parser, source='video file, or folder of videos / frame folders (recursive)',
+        workers='processes decoding videos', unreadable='video or frame')
+    parser.add_argument('--shard', metavar='I/N',
+                        help=f'write shard I of N only (0 <= I < N): {SHARD_RULE}; '
+                             'merge_betons.py joins the shards')
+
+
+def check_shard(shard):
+    """``--shard I/N`` (the text, or a pair) as ``(I, N)``; None stays None (no sharding)."""
+    if shard is None:
+        return None
+    text = shard if isinstance(shard, str) else '/'.join(map(str, shard))
+    match = re.fullmatch(r'(\d+)/(\d+)', text.strip())
+    if not match or int(match[1]) >= int(match[2]):
+        raise UserError(f'--shard must be I/N with whole numbers 0 <= I < N, got {text!r}')
+    return int(match[1]), int(match[2])
+
+
+def select_shard(sources, shard, src):
+    """The sources of shard ``(I, N)`` of ``sources`` (SRC's videos, sorted) and the sidecar's
+    ``shard`` entry; all sources and None without a shard. UserError for a shard with no
+    video."""
+    if shard is None:
+        return sources, None
+    index, count = shard
+    chosen = sources[index::count]
+    if not chosen:
+        raise UserError(f'--shard {index}/{count} holds no video: {src} has {len(sources)} '
+                        f'({SHARD_RULE}); use at most {len(sources)} shards')
+    # ``videos_found`` lets a merge check that every shard listed the same SRC
+    return chosen, {'indices': [index], 'count': count, 'videos_found': len(sources),
+                    'split': SHARD_RULE}
 
 
 def nothing_written(what, src, skipped):
@@ -52,3 +84,11 @@ def print_problems(summary):
         if len(entries) > 20:
             print(f"  ... and {len(entries) - 20} more (listed in {summary['sidecar']})",
                   file=sys.stderr)
+
+
+def print_shard(shard):
+    """The summary line of a shard (nothing without one)."""
+    if shard is not None:
+        (index,), count, found = shard['indices'], shard['count'], shard['videos_found']
+        print(f'shard: {index}/{count} ({len(range(index, found, count))} of the {found} '
+              f'videos found)')

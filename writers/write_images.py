@@ -24,6 +24,7 @@ from fastssl_common.formats import IMAGE, IMAGES, LABEL
 from fastssl_common.images import load_rgb
 from writers.image_sources import check_images, crop_region, find_images, probe_image, read_boxes
 from writers.writer_common import (
+    add_output_arguments,
     check_number,
     check_output,
     check_resolution,
@@ -211,22 +212,12 @@ def build_parser():
     parser = ArgParser(prog='write_images.py', description=(
         'Write an image folder, a list file, or COCO boxes to an FFCV .beton '
         '(and OUT.json with per-sample sources).'))
-    parser.add_argument('src', metavar='SRC', help='image folder or text list file')
-    parser.add_argument('out', metavar='OUT.beton', help='output file (must end in .beton)')
-    parser.add_argument('--max-resolution', type=int, default=512,
-                        help='cap on the longest side in pixels, >= 16, 0 for none '
-                             '(default 512)')
-    parser.add_argument('--jpeg-quality', type=int, default=90,
-                        help='JPEG quality, 1 to 100 (default 90)')
+    add_output_arguments(parser, source='image folder or text list file',
+                         workers='processes for checking and writing', unreadable='image')
     parser.add_argument('--write-mode', choices=WRITE_MODES, default='jpg',
                         help='store JPEG, raw pixels, or a random proportion of JPEG')
     parser.add_argument('--compress-probability', type=float, default=0.5,
                         help='JPEG share for --write-mode proportion (default 0.5)')
-    parser.add_argument('--workers', type=int, default=None,
-                        help='processes for checking and writing, 0 for one per CPU '
-                             '(default)')
-    parser.add_argument('--strict', action='store_true',
-                        help='stop at the first unreadable image instead of skipping it')
     parser.add_argument('--boxes', metavar='FILE',
                         help='COCO-style JSON; one sample per box, paths relative to SRC')
     parser.add_argument('--box-context', type=float, default=0.1,

@@ -1,7 +1,7 @@
 """Write the frames of videos (files or frame folders) to an FFCV ``.beton`` plus a sidecar.
 
     python writers/write_video_frames.py SRC OUT.beton [--stride 1] [--max-resolution 512]
-        [--jpeg-quality 90] [--workers N] [--max-frames-per-video N] [--strict]
+        [--jpeg-quality 90] [--workers N] [--max-frames-per-video N] [--strict] [--shard I/N]
 
 SRC is a video file, a folder of videos, or a folder of frame-sequence folders (GOT-10k /
 TrackingNet layout), searched recursively. One sample per kept frame: ``image``
@@ -9,7 +9,8 @@ TrackingNet layout), searched recursively. One sample per kept frame: ``image``
 ``label`` = ``video_id``, so loaders that read ``label`` work unchanged). ``OUT.beton.json``
 maps video ids to their sources. Videos are decoded in parallel (one process per video at a
 time) with a progress bar over frames; unreadable videos are skipped and listed (fatal with
-``--strict``). Nothing is left under OUT unless the whole write succeeds.
+``--strict``). ``--shard I/N`` writes one shard of SRC's videos (``merge_betons.py`` joins
+the shards). Nothing is left under OUT unless the whole write succeeds.
 :func:`write_video_frames` is the library entry point.
 """
 import os
@@ -23,9 +24,12 @@ from writers.spool import IMAGE_REF, Spool, spool_folder, write_spooled
 from writers.video_common import decoder_threads, read_video, run_per_video
 from writers.video_options import (
     add_common_arguments,
+    check_shard,
     common_options,
     nothing_written,
     print_problems,
+    print_shard,
+    select_shard,
 )
 from writers.video_source import find_videos
 from writers.writer_common import check_number, check_output, write_outputs
@@ -35,22 +39,26 @@ _FRAME_RECORD = np.dtype([('index', '<i8'), ('timestamp', '<f8'), ('offset', '<i
 
 
 def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=90,
-                       workers=None, max_frames_per_video=None, strict=False, progress=None):
+                       workers=None, max_frames_per_video=None, strict=False, shard=None,
+                       progress=None):
     """Write the frames of the videos in ``src`` to ``out`` and ``out + '.json'``.
 
     Keeps frames whose index is a multiple of ``stride``, at most ``max_frames_per_video`` per
-    video (None: all), longest side at most ``max_resolution`` (0: no cap). Returns a summary
+    video (None: all), longest side at most ``max_resolution`` (0: no cap); ``shard``
+    ('I/N' or (I, N)) keeps the videos of that shard only (None: all). Returns a summary
     dict: ``out``, ``sidecar``, ``num_samples``, ``videos`` (the sidecar's table),
-    ``skipped`` ([{path, reason}]), ``warnings`` ([{path, message}]), ``frames_read`` and
-    ``options``. Raises UserError for bad input; on failure neither file is created.
+    ``skipped`` ([{path, reason}]), ``warnings`` ([{path, message}]), ``frames_read``,
+    ``shard`` (the sidecar's entry, None without a shard) and ``options``. Raises UserError
+    for bad input; on failure neither file is created.
     """
     options = dict(common_options(max_resolution, jpeg_quality, workers, strict),
                    stride=check_number(stride, 'stride', 1),
                    max_frames_per_video=check_number(max_frames_per_video or 0,
                                                      'max-frames-per-video', 1,
                                                      zero='no cap') or None)
+    shard = check_shard(shard)
     check_output(out)
-    sources = find_videos(src)
+    sources, shard_entry = select_shard(find_videos(src), shard, src)
     with spool_folder(out) as spool_dir:
         threads = decoder_threads(options['workers'], len(sources))
         jobs = [(source, dict(options, threads=threads), os.path.join(spool_dir, f'{i}.jpgs'))
@@ -104,12 +112,14 @@ def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=9
                     'videos': videos, 'skipped': skipped, 'warnings': problems,
                     'frames_read': int(sum(r['frames_read'] for r in results if r)),
                     'options': dict(options, src=os.path.abspath(src))}
+        if shard_entry is not None:
+            metadata['shard'] = shard_entry
         sidecar = write_outputs(out, lambda tmp: write_spooled(
             tmp, fields, columns, spool_paths, progress, unit='frame'),
             metadata, progress)
     return dict(out=out, sidecar=sidecar, num_samples=num_samples, videos=videos,
                 skipped=skipped, warnings=problems, frames_read=metadata['frames_read'],
-                options=metadata['options'])
+                shard=shard_entry, options=metadata['options'])
 
 
 def _read_video(job):
@@ -159,14 +169,14 @@ def main(argv=None):
     summary = write_video_frames(
         args.src, args.out, stride=args.stride, max_resolution=args.max_resolution,
         jpeg_quality=args.jpeg_quality, workers=args.workers,
-        max_frames_per_video=args.max_frames_per_video, strict=args.strict)
+        max_frames_per_video=args.max_frames_per_video, strict=args.strict, shard=args.shard)
     print_problems(summary)
+    print_shard(summary['shard'])
     print(f"videos: {len(summary['videos'])} written, {len(summary['skipped'])} skipped")
     print(f"frames read: {summary['frames_read']}")
     print(f"samples written: {summary['num_samples']}")
     print(f"output: {summary['out']} (metadata: {summary['sidecar']})")
     return 0
-
 
 
 def cli():

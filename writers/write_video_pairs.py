@@ -3,7 +3,7 @@
     python writers/write_video_pairs.py SRC OUT.beton --gap K        # i mod K == 0
     python writers/write_video_pairs.py SRC OUT.beton --gap-range A B --seed 0
         [--cut-threshold 0.3] [--min-motion 0] [--max-resolution 512] [--jpeg-quality 90]
-        [--workers N] [--max-frames-per-video N] [--max-proposals 32] [--strict]
+        [--workers N] [--max-frames-per-video N] [--max-proposals 32] [--strict] [--shard I/N]
         [--proposals N [--track-resolution 320] [--detector PATH [--detector-arch NAME]
          [--detector-min-score 0.5]]]
 
@@ -26,7 +26,8 @@ b, confidence) and ``num_proposals`` (``IntField``: rows in use), filled with ``
 N``, zeros otherwise (:func:`writers.proposal_slots.proposal_slots` gives their byte offsets
 for filling in place); :data:`fastssl_common.formats.VIDEO_PAIRS` names them.
 ``OUT.beton.json`` (:mod:`writers.pairs_sidecar`) holds the video table, the cut frames of
-each video, the options and the counts.
+each video, the options and the counts. ``--shard I/N`` writes one shard of SRC's videos
+(``merge_betons.py`` joins the shards).
 """
 import os
 
@@ -61,9 +62,12 @@ from writers.spool import Constant, spool_folder, write_spooled
 from writers.video_common import decoder_threads, run_per_video
 from writers.video_options import (
     add_common_arguments,
+    check_shard,
     common_options,
     nothing_written,
     print_problems,
+    print_shard,
+    select_shard,
 )
 from writers.video_source import find_videos
 from writers.writer_common import check_output, write_outputs
@@ -74,7 +78,7 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
                       jpeg_quality=90, workers=None, max_frames_per_video=None,
                       max_proposals=DEFAULT_MAX_PROPOSALS, proposals=0,
                       track_resolution=DEFAULT_TRACK_SIDE, detector=None, detector_arch=None,
-                      detector_min_score=DEFAULT_DETECTOR_MIN_SCORE, strict=False,
+                      detector_min_score=DEFAULT_DETECTOR_MIN_SCORE, strict=False, shard=None,
                       progress=None):
     """Write the frame pairs of the videos in ``src`` to ``out`` and ``out + '.json'``.
 
@@ -82,9 +86,10 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
     limits the frames decoded per video (None: all); ``max_proposals`` sizes the proposal
     array (0: no proposal fields); ``proposals`` (N) tracked region proposals per pair fill
     it (0: zeros), tracked at ``track_resolution`` px, from selective search or the
-    ``detector`` checkpoint. Returns a summary dict: ``out``, ``sidecar``,
-    ``num_samples``, ``videos``, ``skipped``, ``warnings``, ``counts``, ``tracks`` (None
-    without proposals) and ``options``.
+    ``detector`` checkpoint; ``shard`` ('I/N' or (I, N)) keeps the videos of that shard only
+    (None: all). Returns a summary dict: ``out``, ``sidecar``, ``num_samples``, ``videos``,
+    ``skipped``, ``warnings``, ``counts``, ``tracks`` (None without proposals), ``shard``
+    (the sidecar's entry, None without a shard) and ``options``.
     Raises UserError for bad input; on failure neither file is created.
     """
     options = check_pair_options(gap, gap_range, seed, cut_threshold, min_motion,
@@ -92,8 +97,9 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
                                  common_options(max_resolution, jpeg_quality, workers, strict))
     options.update(region_options(options, proposals, track_resolution, detector,
                                   detector_arch, detector_min_score))
+    shard = check_shard(shard)
     check_output(out)
-    sources = find_videos(src)
+    sources, shard_entry = select_shard(find_videos(src), shard, src)
     root = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
     with spool_folder(out) as spool_dir:
         threads = decoder_threads(options['workers'], len(sources))
@@ -170,12 +176,14 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
                 values[NUM_PROPOSALS] = Constant(0)
         metadata = pairs_metadata(src, options, list(fields), len(pairs), videos, skipped,
                                   problems, counts, tracks)
+        if shard_entry is not None:
+            metadata['shard'] = shard_entry
         sidecar = write_outputs(out, lambda tmp: write_spooled(
             tmp, fields, values, [job[2] for job in jobs], progress, unit='pair'), metadata,
             progress)
     return dict(out=out, sidecar=sidecar, num_samples=len(pairs), videos=videos,
                 skipped=skipped, warnings=problems, counts=counts, tracks=tracks,
-                options=metadata['options'])
+                shard=shard_entry, options=metadata['options'])
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -247,8 +255,9 @@ def main(argv=None):
         max_proposals=args.max_proposals, proposals=args.proposals,
         track_resolution=args.track_resolution, detector=args.detector,
         detector_arch=args.detector_arch, detector_min_score=args.detector_min_score,
-        strict=args.strict)
+        strict=args.strict, shard=args.shard)
     print_problems(summary)
+    print_shard(summary['shard'])
     counts = summary['counts']
     print(f"videos: {counts['videos']} written, {counts['videos_skipped']} skipped")
     print(f"frames read: {counts['frames_read']}")
@@ -262,7 +271,6 @@ def main(argv=None):
         print_tracks(summary['tracks'])
     print(f"output: {summary['out']} (metadata: {summary['sidecar']})")
     return 0
-
 
 
 def cli():

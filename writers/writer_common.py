@@ -65,6 +65,23 @@ def default_workers():
         return os.cpu_count() or 1
 
 
+def add_output_arguments(parser, *, source, workers, unreadable):
+    """The command-line arguments every sample writer shares: SRC (``source``: what it may
+    be), OUT.beton, the stored images' size cap and JPEG quality, ``--workers`` (``workers``:
+    what the processes do) and ``--strict`` (``unreadable``: what is skipped without it)."""
+    parser.add_argument('src', metavar='SRC', help=source)
+    parser.add_argument('out', metavar='OUT.beton', help='output file (must end in .beton)')
+    parser.add_argument('--max-resolution', type=int, default=512,
+                        help='cap on the longest side in pixels, >= 16, 0 for none '
+                             '(default 512)')
+    parser.add_argument('--jpeg-quality', type=int, default=90,
+                        help='JPEG quality, 1 to 100 (default 90)')
+    parser.add_argument('--workers', type=int, default=None,
+                        help=f'{workers}, 0 for one per CPU (default)')
+    parser.add_argument('--strict', action='store_true',
+                        help=f'stop at the first unreadable {unreadable} instead of skipping it')
+
+
 def check_output(out):
     """OUT must end in .beton and its folder must be creatable and writable; nothing is made."""
     if not out.endswith('.beton'):
