@@ -1,0 +1,526 @@
+"""Join ``.beton`` files of one schema (the shards of a ``--shard I/N`` write) into one.
+
+    python writers/merge_betons.py OUT.beton IN.beton [IN.beton ...]
+
+The inputs are video frames or video pairs files (``write_video_frames.py``,
+``write_video_pairs.py``) written with the same options. Every sample's stored bytes (JPEG
+frames, proposal arrays) are copied as they are, never decoded or re-encoded; only the
+pointers to them and the video ids change. Shards of one write are put back in SRC's order
+(their videos sorted by path relative to SRC, as the writers list them), so that merging all
+N shards gives the file one unsharded write would have given, byte for byte; other files are
+concatenated in the order given.
+
+Checked before anything is written, each failure one ``error:`` line: every input exists,
+is a complete ``.beton`` whose size and SHA-256 match its sidecar, and agrees with its
+sidecar's video table; the inputs share one schema and every writer option that changes what
+is stored (``--workers``, ``--strict`` and SRC's location may differ); shards are of one
+``--shard I/N`` split of one SRC listing, none twice; OUT is not an input and does not exist.
+
+The sidecar: the videos renumbered in the merged order (``id``, ``first_sample``), skipped
+videos and warnings, the options, the shards merged (``shard``), the inputs
+(``merged_from``), a fresh ``integrity``; every other entry combined from the inputs'
+(:func:`combine`): counts add up, a share or mean taken over one of them is recomputed from
+the totals, settings the same in every input are kept, anything else that differs is kept
+per input. :func:`merge_betons` is the library entry point.
+"""
+import json
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from fastssl_common.beton_file import check_layout, file_digest, pointer_column
+from fastssl_common.cli import ArgParser
+from fastssl_common.errors import UserError, run_cli
+from fastssl_common.formats import LABEL, VIDEO_FRAMES, VIDEO_ID, VIDEO_PAIRS
+from fastssl_common.progress import progress_bar
+from writers.writer_common import check_output, make_writer, write_outputs
+
+MERGEABLE = (VIDEO_FRAMES.sidecar, VIDEO_PAIRS.sidecar)
+VIDEO_ID_FIELDS = (VIDEO_ID, LABEL)      # label = video_id in both video kinds
+# Writer options that say how a file was made, not what it holds: they may differ.
+OPERATIONAL_OPTIONS = ('src', 'workers', 'strict')
+# Sidecar entries the merge rebuilds; every other one is combined by :func:`combine`.
+REBUILT = ('format', 'num_samples', 'fields', 'videos', 'skipped', 'warnings', 'options',
+           'shard', 'integrity', 'merged_from')
+# The track summary's means and shares (writers.region_pairs.stats_summary) and the count
+# each is taken over; unknown ones are matched to a count by :func:`_denominators`.
+# Whole numbers that count something, and so add up even where the inputs agree (other
+# numbers the same in every input are settings, kept): every entry of a summary named in
+# COUNT_SUMMARIES, and entries named like the writers' counts.
+COUNT_SUMMARIES = ('counts', 'lost')
+COUNT_NAME = re.compile(r'(num|pairs|tracks|frames|videos|dropped|proposals|cuts|samples)(_|$)')
+KNOWN_DENOMINATORS = {'kept_fraction': 'proposals', 'mean_track_frames': 'proposals',
+                      'mean_kept_track_frames': 'tracks_kept'}
+
+
+@dataclass
+class Input:
+    """One input file: its path, sidecar, layout (:class:`fastssl_common.beton_file.Layout`),
+    metadata rows, and its allocation table's pointers and sizes sorted by pointer."""
+    path: str
+    sidecar: dict
+    layout: object
+    metadata: np.ndarray
+    pointers: np.ndarray
+    sizes: np.ndarray
+
+    @property
+    def options(self):
+        return self.sidecar['options']
+
+
+def merge_betons(out, inputs, progress=None):
+    """Merge the ``.beton`` files ``inputs`` (with their sidecars) into ``out`` and
+    ``out + '.json'``. Returns a summary dict: ``out``, ``sidecar``, ``num_samples``,
+    ``videos``, ``inputs`` (count), ``shard`` (the merged shards, None for files without
+    ``--shard``) and ``missing_shards``. Raises UserError for bad input; on failure neither
+    file is created."""
+    if not inputs:
+        raise UserError('give at least one input .beton')
+    _check_paths(out, inputs)
+    files = [_open_input(path, progress) for path in inputs]
+    _check_formats(files)
+    options = _merged_options(files)      # a differing option names itself better than a field
+    _check_fields(files)
+    shard = _merged_shard(files)
+    videos, runs = _merged_videos(files, sharded=shard is not None)
+    num_samples = sum(count for _, _, count, _ in runs)
+    metadata = {'format': files[0].sidecar['format'], 'num_samples': num_samples,
+                'fields': files[0].sidecar['fields']}
+    metadata.update(combine([{k: v for k, v in f.sidecar.items() if k not in REBUILT}
+                             for f in files]))
+    metadata.update(
+        videos=videos,
+        skipped=_merged_entries(files, 'skipped', shard is not None),
+        warnings=_merged_entries(files, 'warnings', shard is not None),
+        options=options)
+    if shard is not None:
+        metadata['shard'] = shard
+    metadata['merged_from'] = [
+        {'path': os.path.abspath(f.path), 'sha256': f.sidecar.get('integrity', {}).get('sha256'),
+         'num_samples': f.layout.num_samples, 'videos': len(f.sidecar['videos']),
+         'shard': f.sidecar.get('shard')} for f in files]
+    sidecar = write_outputs(out, lambda tmp: _write_merged(tmp, out, files, runs, progress),
+                            metadata, progress)
+    missing = ([] if shard is None else
+               sorted(set(range(shard['count'])) - set(shard['indices'])))
+    return dict(out=out, sidecar=sidecar, num_samples=num_samples, videos=videos,
+                inputs=len(files), shard=shard, missing_shards=missing)
+
+
+# ---------------------------------------------------------------------------- inputs
+
+def _check_paths(out, inputs):
+    real_out = os.path.realpath(out)
+    seen = set()
+    for path in inputs:
+        real = os.path.realpath(path)
+        if real == real_out:
+            raise UserError(f'output {out} is also an input')
+        if real in seen:
+            raise UserError(f'input {path} is given twice')
+        seen.add(real)
+        if not os.path.isfile(path):
+            raise UserError(f'input {path} does not exist' if not os.path.exists(path) else
+                            f'input {path} is not a file')
+    check_output(out)
+    for existing in (out, out + '.json'):
+        if os.path.lexists(existing):
+            raise UserError(f'output {existing} already exists')
+
+
+def _open_input(path, progress):
+    """The :class:`Input` at ``path``, checked against its sidecar (UserError if it does not
+    match: damaged, cut short, changed since it was written, or not a video file)."""
+    sidecar_path = path + '.json'
+    try:
+        with open(sidecar_path) as handle:
+            sidecar = json.load(handle)
+    except FileNotFoundError:
+        raise UserError(f'input {path} has no sidecar {sidecar_path} (fastssl writers leave '
+                        f'one next to each .beton)') from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f'cannot read sidecar {sidecar_path}: {err}') from None
+    kind = sidecar.get('format') if isinstance(sidecar, dict) else None
+    if kind not in MERGEABLE:
+        raise UserError(f'{path} is a {kind or "file of unknown format"} file; merge_betons.py '
+                        f'joins {" or ".join(MERGEABLE)} files')
+    layout = check_layout(path)
+    _check_integrity(path, layout, sidecar.get('integrity'), progress)
+    if list(sidecar.get('fields', {})) != list(layout.field_names):
+        raise UserError(f'{sidecar_path} lists fields {", ".join(sidecar.get("fields", {}))} '
+                        f'but {path} holds {", ".join(layout.field_names)}')
+    row = np.dtype([('', h.metadata_type) for h in layout.handlers], align=True)
+    metadata = np.fromfile(path, row, layout.num_samples, offset=layout.metadata_start)
+    from ffcv.types import ALLOC_TABLE_TYPE
+
+    table = np.fromfile(path, ALLOC_TABLE_TYPE, layout.num_samples * len(layout.pointer_fields),
+                        offset=layout.alloc_table_ptr)
+    order = np.argsort(table['ptr'], kind='stable')
+    found = Input(path, sidecar, layout, metadata, table['ptr'][order], table['size'][order])
+    _check_allocations(found, table['sample_id'][order])
+    _check_video_table(found)
+    return found
+
+
+def _check_integrity(path, layout, integrity, progress):
+    """The file's size and SHA-256 against its sidecar's (a sidecar older than the hashes
+    has none to check)."""
+    if not integrity:
+        return
+    if integrity.get('size') != layout.size:
+        raise UserError(f'{path} is {layout.size} bytes, its sidecar records '
+                        f'{integrity.get("size")} (damaged or changed since it was written)')
+    with progress_bar(total=layout.size, desc=f'checking {os.path.basename(path)}', unit='B',
+                      unit_scale=True, enabled=progress is not False) as bar:
+        digest = file_digest(path, integrity.get('page_size', layout.page_size), bar.update)
+    if digest['sha256'] != integrity.get('sha256'):
+        pages = zip(digest['page_sha256'], integrity.get('page_sha256') or [])
+        page = next((k for k, (got, want) in enumerate(pages) if got != want), None)
+        where = '' if page is None else (
+            f' (first at page {page}, bytes {page * digest["page_size"]}..'
+            f'{min((page + 1) * digest["page_size"], layout.size)})')
+        raise UserError(f'{path} differs from the SHA-256 its sidecar records{where}: '
+                        f'damaged or changed since it was written')
+
+
+def _pointer_slots(layout):
+    """(metadata column, pointer column or '') of each field whose data lies in the pages."""
+    return [(f'f{i}', pointer_column(layout.handlers[i])) for i in layout.pointer_fields]
+
+
+def _check_allocations(found, owners):
+    """Every data pointer of every sample is one of its own allocations."""
+    samples = np.arange(found.layout.num_samples)
+    for name, column in _pointer_slots(found.layout):
+        pointers = found.metadata[name][column] if column else found.metadata[name]
+        where = np.minimum(np.searchsorted(found.pointers, pointers), len(found.pointers) - 1)
+        bad = (found.pointers[where] != pointers) | (owners[where] != samples)
+        if len(found.pointers) == 0 or bad.any():
+            first = int(np.argmax(bad)) if len(found.pointers) else 0
+            raise UserError(f'{found.path} is damaged: sample {first} points at data its '
+                            f'allocation table does not give it')
+
+
+def _check_video_table(found):
+    """The sidecar's videos tile the samples in order, each run holding its own video_id."""
+    ids = found.metadata[f'f{found.layout.field_names.index(VIDEO_ID)}']
+    start = 0
+    for video in found.sidecar['videos']:
+        first, count = video['first_sample'], video['num_samples']
+        if first != start or not np.all(ids[first:first + count] == video['id']):
+            raise UserError(f"{found.path}.json's video table does not match the video_id "
+                            f"field of {found.path} (video {video['id']})")
+        start += count
+    if start != found.layout.num_samples:
+        raise UserError(f'{found.path}.json describes {start} samples, {found.path} holds '
+                        f'{found.layout.num_samples}')
+
+
+# ---------------------------------------------------------------------------- checks
+
+def _check_formats(files):
+    first = files[0]
+    for other in files[1:]:
+        if other.sidecar['format'] != first.sidecar['format']:
+            raise UserError(f"schema differs: {first.path} is {first.sidecar['format']}, "
+                            f"{other.path} is {other.sidecar['format']}")
+
+
+def _check_fields(files):
+    first = files[0]
+    for other in files[1:]:
+        if other.layout.field_names != first.layout.field_names:
+            raise UserError(f'schema differs: {first.path} has fields '
+                            f'{", ".join(first.layout.field_names)}, {other.path} has '
+                            f'{", ".join(other.layout.field_names)}')
+        for name, mine, theirs in zip(first.layout.field_names, first.layout.handlers,
+                                      other.layout.handlers):
+            if (type(mine) is not type(theirs)
+                    or mine.to_binary().tobytes() != theirs.to_binary().tobytes()):
+                raise UserError(f'schema differs: field {name} is stored differently in '
+                                f'{first.path} and {other.path}')
+
+
+def _merged_options(files):
+    """The writer options, equal in every input except :data:`OPERATIONAL_OPTIONS` (kept
+    when equal, else per input); UserError naming the first option that differs."""
+    first = files[0]
+    keys = list(dict.fromkeys(k for f in files for k in f.options))
+    merged = {}
+    for key in keys:
+        values = [f.options.get(key) for f in files]
+        if key in OPERATIONAL_OPTIONS:
+            merged[key] = values[0] if _all_same(values) else {'per_input': values}
+            continue
+        for other, value in zip(files[1:], values[1:]):
+            if not _same(value, values[0]):
+                raise UserError(f"writer option --{key.replace('_', '-')} differs: "
+                                f"{first.path} has {_shown(values[0])}, {other.path} has "
+                                f"{_shown(value)}")
+        merged[key] = values[0]
+    return merged
+
+
+def _shown(value):
+    return 'none' if value is None else json.dumps(value)
+
+
+def _merged_shard(files):
+    """The merged sidecar's ``shard`` entry (None when no input is a shard); UserError for
+    inputs that are not shards of one split of one SRC listing, or one shard twice."""
+    entries = [f.sidecar.get('shard') for f in files]
+    if all(entry is None for entry in entries):
+        return None
+    first = next(f for f, entry in zip(files, entries) if entry is not None)
+    for other, entry in zip(files, entries):
+        if entry is None:
+            raise UserError(f'{first.path} is a --shard file, {other.path} is not: merge the '
+                            f'shards of one write')
+        if entry['count'] != first.sidecar['shard']['count']:
+            raise UserError(f"writer option --shard differs: {first.path} is one of "
+                            f"{first.sidecar['shard']['count']} shards, {other.path} one of "
+                            f"{entry['count']}")
+        if entry['videos_found'] != first.sidecar['shard']['videos_found']:
+            raise UserError(f"{first.path} and {other.path} were written from different "
+                            f"SRC listings ({first.sidecar['shard']['videos_found']} and "
+                            f"{entry['videos_found']} videos found): shard one SRC")
+    owner = {}
+    for f, entry in zip(files, entries):
+        for index in entry['indices']:
+            if index in owner:
+                raise UserError(f"shard {index}/{entry['count']} is in both {owner[index]} "
+                                f"and {f.path}")
+            owner[index] = f.path
+    return dict(first.sidecar['shard'], indices=sorted(owner))
+
+
+# ---------------------------------------------------------------------------- videos
+
+def _source_key(path, options):
+    """Where ``path`` lies in its SRC's sorted listing (writers.video_source.find_videos)."""
+    return tuple(os.path.normpath(os.path.relpath(path, options['src'])).split(os.sep))
+
+
+def _merged_videos(files, sharded):
+    """The merged video table (ids and first samples renumbered) and the runs of samples to
+    copy, ``(input number, first sample, count, new video id)``, in the merged order."""
+    order = [(number, video) for number, f in enumerate(files) for video in f.sidecar['videos']]
+    if sharded:
+        order.sort(key=lambda item: _source_key(item[1]['source'], files[item[0]].options))
+    videos, runs, first_sample = [], [], 0
+    for new_id, (number, video) in enumerate(order):
+        videos.append(dict(video, id=new_id, first_sample=first_sample))
+        runs.append((number, video['first_sample'], video['num_samples'], new_id))
+        first_sample += video['num_samples']
+    return videos, runs
+
+
+def _merged_entries(files, key, sharded):
+    """The inputs' ``skipped`` or ``warnings`` lists as one, in SRC's order for shards."""
+    entries = [(f.options, entry) for f in files for entry in f.sidecar.get(key, [])]
+    if sharded:
+        entries.sort(key=lambda item: _source_key(item[1]['path'], item[0]))
+    return [entry for _, entry in entries]
+
+
+# ---------------------------------------------------------------------------- summaries
+
+def combine(values, key=None, counts=False):
+    """One sidecar value from each input's (``key``: its name; ``counts``: it is in a
+    summary of counts). A count (:func:`_is_count_entry`) adds up; any other value that is
+    the same in every input is kept (a setting); other whole numbers add up; dicts combine key
+    by key (a count missing from an input counts 0), where a share or mean is recomputed
+    from the totals when it is taken over one of the dict's counts (:func:`_denominators`);
+    anything else is kept as ``{'per_input': values}``."""
+    whole = all(_is_count(v) for v in values)
+    if whole and (counts or _is_count_entry(key)):
+        return sum(values)
+    if _all_same(values):
+        return values[0]
+    if whole:
+        return sum(values)
+    if all(isinstance(v, dict) for v in values):
+        return _combine_dicts(values, key in COUNT_SUMMARIES)
+    return {'per_input': values}
+
+
+def _combine_dicts(dicts, counts):
+    keys = list(dict.fromkeys(k for d in dicts for k in d))
+    merged = {}
+    for key in keys:
+        values = [d.get(key) for d in dicts]
+        present = [d[key] for d in dicts if key in d]
+        if len(present) == len(dicts):
+            merged[key] = combine(values, key, counts)
+        elif all(_is_count(v) for v in present):
+            merged[key] = sum(present)
+        else:
+            merged[key] = {'per_input': values}
+        if _all_ratios(values) and not _all_same(values):
+            merged[key] = _recombined_ratio(key, values, dicts, merged[key])
+    return merged
+
+
+def _recombined_ratio(key, values, dicts, fallback):
+    """The share or mean ``key`` over the merged counts, or ``fallback`` (per input) when
+    no count of the dicts is what it was taken over. An input whose count is 0 may give None
+    (nothing to take a share of); so does the merge when every count is 0."""
+    results = {}
+    for denominator in _denominators(key, values, dicts):
+        counts = [d[denominator] for d in dicts]
+        total = sum(counts)
+        results[denominator] = (sum(v * c for v, c in zip(values, counts) if c) / total
+                                if total else None)
+    if key in KNOWN_DENOMINATORS and KNOWN_DENOMINATORS[key] in results:
+        return results[KNOWN_DENOMINATORS[key]]
+    found = list(results.values())
+    if found and all(r is not None and math.isclose(r, found[0], rel_tol=1e-9)
+                     for r in found):
+        return found[0]
+    return fallback
+
+
+def _denominators(key, values, dicts):
+    """The counts ``key`` may be taken over: its known one, or every count of the dicts that
+    makes ``value * count`` a whole number in each input (a share or mean of whole numbers)
+    and is 0 only where the value is 0 or None."""
+    if key in KNOWN_DENOMINATORS:
+        known = KNOWN_DENOMINATORS[key]
+        return [known] if all(_is_count(d.get(known)) for d in dicts) else []
+    found = []
+    for name in dicts[0]:
+        counts = [d.get(name) for d in dicts]
+        if name == key or not all(_is_count(c) for c in counts) or not any(counts):
+            continue
+        if all(not v if not c else
+               v is not None and abs(v * c - round(v * c)) <= 1e-6 * max(1.0, abs(v * c))
+               for v, c in zip(values, counts)):
+            found.append(name)
+    return found
+
+
+def _is_count_entry(key):
+    return key is not None and COUNT_NAME.match(key) is not None
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _all_ratios(values):
+    """Numbers (None where there was nothing to take a share of), at least one a float."""
+    return (all(v is None or isinstance(v, (int, float)) and not isinstance(v, bool)
+                for v in values) and any(isinstance(v, float) for v in values))
+
+
+def _same(a, b):
+    return type(a) is type(b) and a == b
+
+
+def _all_same(values):
+    return all(_same(v, values[0]) for v in values[1:])
+
+
+# ---------------------------------------------------------------------------- writing
+
+def _write_merged(tmp, out, files, runs, progress):
+    """Write the merged samples to ``tmp`` with FFCV's DatasetWriter, copying every stored
+    byte range (the allocator packs them into pages as the writers do)."""
+    layout = files[0].layout
+    fields = dict(zip(layout.field_names, layout.handlers))
+    # every sample fitted in a page of its own file, so it fits in the largest of them
+    page_size = max(f.layout.page_size for f in files)
+    id_columns = [f'f{layout.field_names.index(n)}' for n in VIDEO_ID_FIELDS
+                  if n in layout.field_names]
+    num_samples = sum(count for _, _, count, _ in runs)
+    writer = make_writer(tmp, fields, page_size, 1, progress, unit='sample', name=out)
+    writer.from_jobs(num_samples, [(0, num_samples)], _copy_samples,
+                     (files, runs, _pointer_slots(layout), id_columns), inline=True)
+
+
+def _copy_samples(todo, metadata_sm, metadata_type, fields, allocator, done, allocations,
+                  files, runs, pointer_slots, id_columns):
+    """FFCV writer worker (``make_writer``'s ``from_jobs`` protocol): each run's samples in
+    turn, their metadata rows copied, data copied into fresh allocations, ids renumbered."""
+    metadata = np.frombuffer(metadata_sm.buf, dtype=metadata_type)
+    handles = [os.open(f.path, os.O_RDONLY) for f in files]
+    try:
+        with allocator:
+            while todo.get() is not None:
+                index = 0
+                for number, start, count, video_id in runs:
+                    source, handle = files[number], handles[number]
+                    for sample in range(start, start + count):
+                        _copy_sample(metadata, index, source, sample, handle, allocator,
+                                     pointer_slots)
+                        for column in id_columns:
+                            metadata[column][index] = video_id
+                        index += 1
+                    with done.get_lock():
+                        done.value += count
+        allocations.put(allocator.allocations)
+    finally:
+        for handle in handles:
+            os.close(handle)
+
+
+def _copy_sample(metadata, index, source, sample, handle, allocator, pointer_slots):
+    for attempt in range(2):      # as FFCV's writer: a sample that overflows its page is
+        try:                      # undone and written again from a fresh page
+            allocator.set_current_sample(index)
+            metadata[index] = source.metadata[sample]
+            for name, column in pointer_slots:
+                pointers = metadata[name][column] if column else metadata[name]
+                pointer = int(pointers[index])
+                size = int(source.sizes[np.searchsorted(source.pointers, pointer)])
+                data = os.pread(handle, size, pointer)
+                if len(data) != size:
+                    raise OSError(f'{source.path} ended inside sample {sample}')
+                pointers[index], storage = allocator.malloc(size)
+                storage[:] = np.frombuffer(data, np.uint8)
+            return
+        except MemoryError:
+            if attempt == 1:
+                raise
+
+
+# ---------------------------------------------------------------------------- CLI
+
+def build_parser():
+    parser = ArgParser(prog='merge_betons.py', description=(
+        'Join .beton files of one schema (the shards of a write with --shard I/N) into one, '
+        'copying their stored bytes, with one sidecar.'))
+    parser.add_argument('out', metavar='OUT.beton', help='output file (must not exist)')
+    parser.add_argument('inputs', metavar='IN.beton', nargs='+',
+                        help='the files to join, each with its IN.beton.json sidecar')
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    summary = merge_betons(args.out, args.inputs)
+    print(f"inputs: {summary['inputs']}, videos: {len(summary['videos'])}, "
+          f"samples: {summary['num_samples']}")
+    shard = summary['shard']
+    if shard is not None:
+        print(f"shards: {', '.join(map(str, shard['indices']))} of {shard['count']}")
+        if summary['missing_shards']:
+            print(f"note: shards {', '.join(map(str, summary['missing_shards']))} of "
+                  f"{shard['count']} are not in this merge", file=sys.stderr)
+    print(f"output: {summary['out']} (metadata: {summary['sidecar']})")
+    return 0
+
+
+def cli():
+    """The console entry point: ``main`` on the command line's arguments, a user error as one
+    line and exit status 2 (:func:`fastssl_common.errors.run_cli`)."""
+    run_cli(main)
+
+
+if __name__ == '__main__':
+    cli()
