@@ -12,6 +12,7 @@ from fastargs import Param, Section
 from fastssl_common.errors import UserError
 
 from .config_loader import Bool, Float, Int, OneOf, Str, read_settings
+from .invariance_data import KINDS
 from .variants import VARIANTS
 
 # torchvision ResNets a backbone can be -> (bottleneck blocks?, blocks per stage): what
@@ -169,6 +170,14 @@ def declare_sections(cfg):
         knn_k=Param(Int(gt=0), 'kNN neighbours', default=KNN_K),
         knn_temperature=Param(Float(gt=0), 'kNN weighting temperature',
                               default=KNN_TEMPERATURE),
+        invariance_every=Param(Int(ge=0), 'invariance scores of the query backbone every N '
+                               'epochs, and before the first (0 = off)', default=0),
+        invariance_sets=Param(Str(), 'folder of invariance sets in any layout eval.py '
+                              'invariance reads ("" = rendered data, rendered into '
+                              'run_dir/invariance_sets)', default=''),
+        invariance_kind=Param(OneOf('auto', *KINDS), 'layout of invariance_sets (auto = '
+                              'rendered when it holds manifest.json, else folders)',
+                              default='auto'),
     )
 
 
@@ -189,6 +198,10 @@ def check_together(s):
         shared = f' x {sharing} terms sharing the queue' if sharing > 1 else ''
         raise UserError(f'moco.queue_size must be >= {step_keys} (the keys of one step: '
                         f'data.batch_size={s.data.batch_size}{shared}), got {s.moco.queue_size}')
+    if s.logging.invariance_every and not s.logging.invariance_sets and \
+            s.logging.invariance_kind not in ('auto', 'rendered'):
+        raise UserError(f'logging.invariance_kind={s.logging.invariance_kind} needs '
+                        f'logging.invariance_sets (the default sets are rendered data)')
     if s.optim.warmup_epochs > s.train.epochs:
         raise UserError(f'optim.warmup_epochs must be <= train.epochs={s.train.epochs}, got '
                         f'{s.optim.warmup_epochs}')

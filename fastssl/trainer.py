@@ -70,6 +70,8 @@ class Trainer(TrainingParts):
         steps_per_epoch = len(self.loader)
         last_path = None
         end = s.train.epochs if stop_after is None else min(stop_after, s.train.epochs)
+        if s.logging.invariance_every and (self.start_epoch, self.start_step) == (0, 0):
+            self._monitor_invariance('before training', 0, monitor)  # the untrained reference
         try:
             with StopSignals(self.world) as stop:
                 for epoch in range(self.start_epoch, end):
@@ -91,8 +93,9 @@ class Trainer(TrainingParts):
 
     def _end_epoch(self, epoch, steps_per_epoch, monitor, stopping=False):
         """Average BN statistics over ranks, save when due (or ``stopping``), run the kNN
-        monitor when due (not when stopping: a scheduler's grace period is short); returns
-        the checkpoint saved (None when none was, and on ranks other than 0)."""
+        and invariance monitors when due (not when stopping: a scheduler's grace period is
+        short); returns the checkpoint saved (None when none was, and on ranks other than
+        0)."""
         s = self.s
         # every rank's model identical, running statistics included (no-op on one rank)
         distributed.average_batchnorm_statistics(self.model)
@@ -100,9 +103,13 @@ class Trainer(TrainingParts):
         path = None
         if stopping or done % s.train.checkpoint_every == 0 or done == s.train.epochs:
             path = self.save(epoch)
-        if self.knn and not stopping and (done % s.logging.knn_every == 0
-                                          or done == s.train.epochs):
+
+        def due(every):  # every N epochs and at the last; 0 = off
+            return every and not stopping and (done % every == 0 or done == s.train.epochs)
+        if self.knn and due(s.logging.knn_every):
             self._monitor_knn(done, done * steps_per_epoch, monitor)
+        if due(s.logging.invariance_every):
+            self._monitor_invariance(f'epoch {done}', done * steps_per_epoch, monitor)
         monitor.flush()
         return path
 
@@ -124,6 +131,14 @@ class Trainer(TrainingParts):
             top1, top5 = self.evaluate_knn()
             monitor.scalars(step, **{'knn/top1': top1, 'knn/top5': top5})
             print(f'epoch {epochs_done}: kNN top-1 {top1:.2f} % top-5 {top5:.2f} %')
+        if self.world.distributed:
+            torch.distributed.barrier()
+
+    def _monitor_invariance(self, when, step, monitor):
+        if self.world.is_main:  # as the kNN monitor: the other ranks wait at the barrier
+            scalars = self.invariance.measure(self.model.encoder_q, self.device)
+            monitor.scalars(step, **scalars)
+            print(f'{when}: {self.invariance.summary(scalars)}', flush=True)
         if self.world.distributed:
             torch.distributed.barrier()
 

@@ -1,5 +1,6 @@
 """The parts of a training run (process group, augment, loader, model, optimizer, resumed
-state, kNN monitor loaders), built from its settings in named steps; ``Trainer`` runs them."""
+state, kNN monitor loaders, invariance monitor), built from its settings in named steps;
+``Trainer`` runs them."""
 import os
 import sys
 
@@ -17,6 +18,7 @@ from loaders.photometric_params import make_strengths
 from . import distributed
 from .device import resolve_device, resolve_precision
 from .gpu_augment import GPUPhotometric
+from .invariance_monitor import InvarianceMonitor, read_sets, render_default_sets
 from .moco import MoCo
 from .monitor import Monitor
 from .rank_agreement import check_same_config, from_main
@@ -76,8 +78,14 @@ class TrainingParts:
             self.world, s, self.model, self.optimizer, self.scaler, len(self.loader))
         self.forward = self.create_forward()  # after a resume: DDP broadcasts rank 0's model
         self.knn = self.create_knn_loaders()
+        every, sets = s.logging.invariance_every, s.logging.invariance_sets
+        self.invariance = self.create_invariance_monitor(lambda: sets) if every and sets \
+            else None
         # the run folder last, once every check has passed: a refusal leaves no empty folder
         from_main(self.world, lambda: ensure_writable_dir(s.train.run_dir))
+        if every and not sets:  # the default sets are rendered into the run folder
+            self.invariance = self.create_invariance_monitor(
+                lambda: render_default_sets(s.train.run_dir))
 
     def create_world(self):
         """This process's place among the torchrun ranks (joins the process group)."""
@@ -211,6 +219,16 @@ class TrainingParts:
         return [make_eval_loader(path, s.data.batch_size, s.data.resolution, s.data.num_workers,
                                  s.data.os_cache)
                 for path in (s.logging.knn_train_path, val)]
+
+    def create_invariance_monitor(self, root):
+        """-> the invariance monitor of the sets in the folder ``root()`` on rank 0 (None on
+        the other ranks, which get rank 0's refusal of the folder)."""
+        s = self.s
+        monitor = []
+        from_main(self.world, lambda: monitor.append(InvarianceMonitor(
+            read_sets(root(), s.logging.invariance_kind), s.data.batch_size,
+            s.data.num_workers, s.train.channels_last)))
+        return monitor[0] if monitor else None
 
     def create_monitor(self):
         """TensorBoard on rank 0 (which also writes the run's config); silent elsewhere."""
