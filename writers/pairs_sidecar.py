@@ -54,6 +54,6 @@ def _method(options, ranking):
         return (f'{found}, ranked by motion contrast against the surrounding ring times '
                 'colour contrast (or detector score)')
     if options['detector']:
-        return f"detector {options['detector_arch']}, ranked by score"
+        return f"detector {options['detector_arch']}"
     return ('selective search (OpenCV ximgproc, fast mode), ranked by centre-surround colour '
             'contrast')

@@ -13,18 +13,19 @@ Two rankings (``ProposalSettings.ranking``; the pairs writer's ``--proposal-rank
   ``BLOB_MARGIN`` of its side. A walking person is a candidate even where the segmentation
   merges them with the street.
 * **Score**: ``m / (m + MOTION_SCALE) * (MOTION_FLOOR + s) + STATIC_WEIGHT * s``, where
-  ``m`` is the *motion contrast* of the box: the distance (px per frame) between the mean
-  flow inside the box and the mean flow of the ring around it (the same ring as the colour
-  contrast), each pixel's flow weighted by its texture (:func:`flow_weight`: a plain area's
-  flow is unconstrained, and the ``FLOW_BORDER`` px along the frame's edges, where content
-  enters or leaves, are not trusted). A region that moves with its surroundings (static
-  background under a still or a panning camera) has ``m`` near 0; a box tight on a moving
-  object has ``m`` near the object's speed relative to the background, and a box much
-  larger than the object gets a diluted ``m``. ``s`` is the
-  static cue in [0, 1]: the colour contrast below (the detector's score with
-  ``--detector``). The product favours boxes that both move and stand out, i.e. tight on the
-  moving object rather than cutting through it (such a box moves as much, but its colour
-  contrast is low); the small last term orders the regions of a still scene.
+  ``m`` is the *motion contrast* of the box: the distance (px per frame) from the mean flow
+  inside the box to the mean flow of the ring around it (the same ring as the colour
+  contrast) or to the camera's motion (the median flow), whichever is smaller (a still box
+  next to a mover has the mover in its ring), each pixel's flow weighted by its texture
+  (:func:`flow_weight`: a plain area's flow is unconstrained, and the ``FLOW_BORDER`` px
+  along the frame's edges, where content enters or leaves, are not trusted). A region that
+  moves with its surroundings (static background under a still or a panning camera) has
+  ``m`` near 0; a box tight on a moving object has ``m`` near the object's speed relative
+  to the background, and a box much larger than the object gets a diluted ``m``. ``s`` is
+  the static cue in [0, 1]: the colour contrast below (the detector's score with
+  ``--detector``). The product favours boxes that both move and stand out, i.e. tight on
+  the moving object rather than cutting through it (such a box moves as much, but its
+  colour contrast is low); the small last term orders the regions of a still scene.
 
 ``contrast`` (the writer's behaviour before ``motion``, and the default of a single frame,
 which has no motion): selective search in "fast" mode (Uijlings et al. 2013: graph
@@ -150,10 +151,19 @@ def flow_weight(gray):
     return weight
 
 
+def camera_motion(flow):
+    """The frame's median flow: the camera's motion, to first order (every 4th pixel of
+    every 4th row is plenty, at a 16th of the cost)."""
+    return np.median(flow[::4, ::4].reshape(-1, 2), axis=0)
+
+
 def motion_contrast(flow, weight, boxes):
-    """Distance (px per frame) between the mean flow inside each box and the mean flow of the
-    ring around it, means weighted by :func:`flow_weight` (0 for boxes without a ring or
-    without trusted pixels); box coordinates in ``flow``'s pixels."""
+    """How much each box moves against its surroundings, px per frame: the distance from the
+    mean flow inside it to the mean flow of the ring around it, or to the camera's motion
+    (:func:`camera_motion`) when that is smaller; means weighted by :func:`flow_weight`. The
+    smaller of the two: a still box whose ring holds a moving object is not moving, and
+    neither is a box that moves like its ring under a zooming camera. 0 for boxes without a
+    ring or without trusted pixels; box coordinates in ``flow``'s pixels."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     # the sums of the flow and of the counted pixels in any box from four lookups each
     integral = cv2.integral(np.dstack([flow * weight[..., None], weight]), sdepth=cv2.CV_64F)
@@ -162,7 +172,9 @@ def motion_contrast(flow, weight, boxes):
     counted = (inside[:, 2] > 1) & (around[:, 2] > 1)
     mean_inside = inside[:, :2] / np.maximum(inside[:, 2:], 1)
     mean_around = around[:, :2] / np.maximum(around[:, 2:], 1)
-    return np.where(counted, np.linalg.norm(mean_inside - mean_around, axis=1), 0.0)
+    against = np.minimum(np.linalg.norm(mean_inside - mean_around, axis=1),
+                         np.linalg.norm(mean_inside - camera_motion(flow), axis=1))
+    return np.where(counted, against, 0.0)
 
 
 def motion_blobs(flow, weight, min_side):
@@ -170,8 +182,7 @@ def motion_blobs(flow, weight, min_side):
     differs from the frame's median flow by more than ``BLOB_MOTION`` px, with a margin of
     ``BLOB_MARGIN``; the ``MAX_BLOBS`` largest whose sides reach ``min_side`` px (in
     ``flow``'s pixels)."""
-    # every 4th pixel of every 4th row is plenty for the camera's motion, at a 16th the cost
-    residual = flow - np.median(flow[::4, ::4].reshape(-1, 2), axis=0)
+    residual = flow - camera_motion(flow)
     moving = ((np.hypot(residual[..., 0], residual[..., 1]) > BLOB_MOTION)
               & (weight > 0.5)).astype(np.uint8)
     # opening drops isolated noisy pixels, closing joins the parts of one body (limbs, torso)

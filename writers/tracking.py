@@ -213,12 +213,19 @@ def _nanmedian(values):
 
 
 def _pairwise_scale(start, moved, used):
-    """Per box, the median over pairs of used points of (new distance / old distance)."""
-    first, second = np.triu_indices(start.shape[1], 1)
-    old = np.hypot(*(start[:, first] - start[:, second]).transpose(2, 0, 1))
-    new = np.hypot(*(moved[:, first] - moved[:, second]).transpose(2, 0, 1))
-    pairs = used[:, first] & used[:, second] & (old > 0)
-    return _nanmedian(np.where(pairs, new / np.where(old > 0, old, 1), np.nan))
+    """Per box, the median over pairs of used points of (new distance / old distance); NaN
+    for a box without such a pair. One box at a time over its used points only: a box uses
+    at most half its points, so this is a quarter of the pairs of the whole grid."""
+    scale = np.full(len(start), np.nan)
+    for box, (points, moved_points, use) in enumerate(zip(start, moved, used)):
+        index = np.flatnonzero(use)
+        first, second = (index[side] for side in np.triu_indices(len(index), 1))
+        old = np.hypot(*(points[first] - points[second]).T)
+        new = np.hypot(*(moved_points[first] - moved_points[second]).T)
+        kept = old > 0
+        if kept.any():
+            scale[box] = np.median(new[kept] / old[kept])
+    return scale
 
 
 def track(frames, boxes, settings=TrackerSettings()):

@@ -6,6 +6,7 @@ import pytest
 from fastssl_common.errors import UserError
 from writers.pair_options import (
     DEFAULT_DETECTOR_MIN_SCORE,
+    DEFAULT_PROPOSAL_RANKING,
     check_pair_options,
     region_options,
     region_settings,
@@ -50,20 +51,26 @@ def test_bad_pair_options_name_their_flag(options, complaint):
 
 
 def region(proposals=4, track_resolution=DEFAULT_TRACK_SIDE, detector=None, detector_arch=None,
-           detector_min_score=DEFAULT_DETECTOR_MIN_SCORE, max_proposals=8):
+           detector_min_score=DEFAULT_DETECTOR_MIN_SCORE, max_proposals=8,
+           proposal_ranking=DEFAULT_PROPOSAL_RANKING):
     return region_options(dict(max_proposals=max_proposals), proposals, track_resolution,
-                          detector, detector_arch, detector_min_score)
+                          detector, detector_arch, detector_min_score, proposal_ranking)
 
 
 def test_region_options_and_settings():
     assert region(proposals=0) == dict(proposals=0)
     assert region_settings(dict(proposals=0)) is None
     options = region(proposals=4, track_resolution=160)
-    assert options == dict(proposals=4, detector=None, detector_arch=None,
-                           detector_min_score=None, track_resolution=160)
+    assert options == dict(proposals=4, proposal_ranking='motion', detector=None,
+                           detector_arch=None, detector_min_score=None, track_resolution=160)
     settings = region_settings(options)
     assert settings.proposals.count == 4 and settings.track_side == 160
-    assert settings.detector is None
+    assert settings.detector is None and settings.proposals.ranking == 'motion'
+    old = region_settings(region(proposal_ranking='contrast'))
+    assert old.proposals.ranking == 'contrast'
+    # options recorded before the ranking existed: those files were ranked by contrast
+    del options['proposal_ranking']
+    assert region_settings(options).proposals.ranking == 'contrast'
 
 
 @pytest.mark.parametrize('options, complaint', [
@@ -74,6 +81,8 @@ def test_region_options_and_settings():
     (dict(proposals=0, detector='model.pth'), r'--detector needs --proposals N \(N >= 1\)'),
     (dict(proposals=0, track_resolution=160), '--track-resolution needs --proposals N'),
     (dict(track_resolution=16), r'--track-resolution must be .*got 16'),
+    (dict(proposals=0, proposal_ranking='contrast'), '--proposal-ranking needs --proposals N'),
+    (dict(proposal_ranking='size'), '--proposal-ranking must be one of motion, contrast'),
 ])
 def test_region_options_that_change_nothing_or_are_bad_are_refused(options, complaint):
     with pytest.raises(UserError, match=complaint):

@@ -47,3 +47,17 @@ def test_tracked_rows_name_their_method_settings_and_tracks():
                     detector_arch='ssdlite320_mobilenet_v3_large', detector_min_score=0.5)
     doc = sidecar(detected, VIDEO_PAIRS.names, TRACKS)['proposals']
     assert doc['method'] == 'detector ssdlite320_mobilenet_v3_large'
+    assert doc['ranking'] == 'contrast'        # options recorded before the motion ranking
+
+
+def test_motion_ranking_is_named():
+    options = dict(OPTIONS, max_proposals=8, proposals=4, track_resolution=320, detector=None,
+                   detector_arch=None, detector_min_score=None, proposal_ranking='motion')
+    doc = sidecar(options, VIDEO_PAIRS.names, TRACKS)['proposals']
+    assert doc['ranking'] == 'motion' and doc['proposal_settings']['ranking'] == 'motion'
+    assert 'single strategy' in doc['method'] and 'motion blobs' in doc['method']
+    assert 'ranked by motion contrast' in doc['method']
+    detected = dict(options, detector='/models/ssd.pth',
+                    detector_arch='ssdlite320_mobilenet_v3_large', detector_min_score=0.5)
+    method = sidecar(detected, VIDEO_PAIRS.names, TRACKS)['proposals']['method']
+    assert method.startswith('detector ssdlite320_mobilenet_v3_large, ranked by motion')
