@@ -6,7 +6,7 @@ change nothing are refused, not silently ignored.
 import os
 
 from fastssl_common.errors import UserError
-from writers.proposals import RANKINGS, ProposalSettings
+from writers.proposals import RANKINGS, settings_for
 from writers.region_pairs import DEFAULT_TRACK_SIDE, RegionSettings
 from writers.writer_common import check_number
 
@@ -97,7 +97,7 @@ def region_settings(options):
         return None
     # written before the option existed: such files were ranked by colour contrast
     ranking = options.get('proposal_ranking', 'contrast')
-    return RegionSettings(ProposalSettings(count=options['proposals'], ranking=ranking),
+    return RegionSettings(settings_for(ranking, options['proposals']),
                           track_side=options['track_resolution'],
                           detector=options['detector'], detector_arch=options['detector_arch'],
                           detector_min_score=options['detector_min_score'])

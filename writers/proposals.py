@@ -5,8 +5,9 @@ Two rankings (``ProposalSettings.ranking``; the pairs writer's ``--proposal-rank
 ``motion`` (the pairs writer's default): regions that move against their surroundings first.
 
 * **Candidates**: OpenCV's selective search with a *single* strategy (one graph segmentation
-  of the HSV image, ``k = 200``, grouped by colour, texture, size and fill; about 8x cheaper
-  than the fast mode's eight) on the frame shrunk to about ``PROPOSAL_PIXELS`` pixels, plus
+  of the HSV image, ``k = 200``, grouped by colour, size and fill, without the texture cue;
+  about 10x cheaper than the fast mode's eight strategies on twice the pixels) on the frame
+  shrunk to about ``MOTION_PIXELS`` pixels (96 x 72 worth, :func:`settings_for`), plus
   *motion blobs*: the connected regions of the dense optical flow (DIS, ultrafast preset,
   from the frame to the next one) whose motion differs from the frame's median motion (the
   camera's, to first order) by more than ``BLOB_MOTION`` px, each boxed with a margin of
@@ -30,8 +31,8 @@ Two rankings (``ProposalSettings.ranking``; the pairs writer's ``--proposal-rank
 ``contrast`` (the writer's behaviour before ``motion``, and the default of a single frame,
 which has no motion): selective search in "fast" mode (Uijlings et al. 2013: graph
 segmentations of the HSV and Lab images at two scales, grouped hierarchically by colour,
-texture, size and fill similarity; ~90 ms a frame on one core here) ranked by the colour
-contrast alone.
+texture, size and fill similarity; ~90 ms a frame on one core here) on the frame shrunk to
+about ``PROPOSAL_PIXELS`` pixels (128 x 96 worth), ranked by the colour contrast alone.
 
 **Colour contrast** (the "colour contrast" objectness cue of Alexe et al., 2012): the
 chi-square distance, in [0, 1], between the colour histogram inside the box and the one of
@@ -60,6 +61,9 @@ PROPOSAL_PIXELS = 128 * 96
 RING = 0.25               # ring width around a box, as a fraction of the box's side
 COLOUR_LEVELS = 4         # per RGB channel: 64 histogram bins
 SINGLE_STRATEGY_K = 200   # graph segmentation scale of the single-strategy selective search
+SINGLE_SIGMA = 0.8        # its Gaussian smoothing (OpenCV's default)
+SINGLE_MIN_SIZE = 20      # its smallest segment, px of the shrunk frame
+MOTION_PIXELS = 96 * 72   # the shrunk frame's pixels for the motion ranking's candidates
 MOTION_SCALE = 1.0        # px per frame of motion contrast that makes the motion term 0.5
 MOTION_FLOOR = 0.25       # the static cue's floor in the motion term: a plain mover counts
 STATIC_WEIGHT = 0.05      # weight of the static cue alone (orders regions of a still scene)
@@ -83,6 +87,13 @@ class ProposalSettings:
     ranking: str = 'contrast'     # one of RANKINGS; motion needs the flow to the next frame
 
 
+def settings_for(ranking, count=ProposalSettings.count):
+    """The settings of a ranking: its shrunk frame's pixels (``MOTION_PIXELS`` for motion,
+    whose candidates also come from the flow; ``PROPOSAL_PIXELS`` for contrast)."""
+    pixels = MOTION_PIXELS if ranking == 'motion' else PROPOSAL_PIXELS
+    return ProposalSettings(count=count, ranking=ranking, pixels=pixels)
+
+
 def shrink(rgb, pixels):
     """``rgb`` resized (area interpolation) to about ``pixels`` pixels; never enlarged."""
     height, width = rgb.shape[:2]
@@ -95,12 +106,22 @@ def shrink(rgb, pixels):
 
 def selective_search(rgb, single=False):
     """Selective search boxes of an RGB image, ``N x 4`` (x0, y0, x1, y1): "fast" mode, or
-    one strategy with ``single``."""
+    with ``single`` one graph segmentation of the HSV image grouped by colour, size and fill
+    (no texture: the texture histograms, Gaussian derivatives in 8 directions, cost more
+    than the rest together)."""
     search = cv2.ximgproc.segmentation.createSelectiveSearchSegmentation()
-    search.setBaseImage(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+    bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
     if single:
-        search.switchToSingleStrategy(SINGLE_STRATEGY_K)
+        segmentation = cv2.ximgproc.segmentation
+        search.addImage(cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV))
+        search.addGraphSegmentation(segmentation.createGraphSegmentation(
+            SINGLE_SIGMA, SINGLE_STRATEGY_K, SINGLE_MIN_SIZE))
+        search.addStrategy(segmentation.createSelectiveSearchSegmentationStrategyMultiple(
+            segmentation.createSelectiveSearchSegmentationStrategyColor(),
+            segmentation.createSelectiveSearchSegmentationStrategySize(),
+            segmentation.createSelectiveSearchSegmentationStrategyFill()))
     else:
+        search.setBaseImage(bgr)
         search.switchToSelectiveSearchFast()
     rects = np.asarray(search.process(), np.float64).reshape(-1, 4)
     rects[:, 2:] += rects[:, :2]
