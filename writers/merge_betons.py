@@ -332,20 +332,20 @@ def _merged_entries(files, key, sharded):
 
 def combine(values, key=None, counts=False):
     """One sidecar value from each input's (``key``: its name; ``counts``: it is in a
-    summary of counts). A count (:func:`_is_count_entry`) adds up; any other value that is
-    the same in every input is kept (a setting); other whole numbers add up; dicts combine key
-    by key (a count missing from an input counts 0), where a share or mean is recomputed
-    from the totals when it is taken over one of the dict's counts (:func:`_denominators`);
+    summary of counts). A count (:func:`_is_count_entry`) adds up; dicts combine key by key
+    (a count missing from an input counts 0), where a share or mean is recomputed from the
+    totals when it is taken over one of the dict's counts (:func:`_denominators`); any other
+    value that is the same in every input is kept (a setting); other whole numbers add up;
     anything else is kept as ``{'per_input': values}``."""
     whole = all(_is_count(v) for v in values)
     if whole and (counts or _is_count_entry(key)):
         return sum(values)
+    if all(isinstance(v, dict) for v in values):      # equal or not: they may hold counts
+        return _combine_dicts(values, key in COUNT_SUMMARIES)
     if _all_same(values):
         return values[0]
     if whole:
         return sum(values)
-    if all(isinstance(v, dict) for v in values):
-        return _combine_dicts(values, key in COUNT_SUMMARIES)
     return {'per_input': values}
 
 
