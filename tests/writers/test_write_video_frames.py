@@ -152,3 +152,37 @@ def test_main_success_summary(tmp_path, clip, capsys):
     printed = capsys.readouterr().out
     assert 'samples written: 5' in printed and 'frames read: 5' in printed
     assert out.exists() and (tmp_path / 'o.beton.json').exists()
+
+
+def test_shards_split_the_sorted_videos_round_robin(tmp_path, chelsea_pan):
+    src = tmp_path / 'src'
+    for i in range(5):
+        write_sequence(src / f'seq{i}', chelsea_pan(3))
+    out = tmp_path / 's.beton'
+    summary = write_video_frames(str(src), str(out), shard='1/2', workers=1, progress=False)
+    assert [os.path.basename(v['source']) for v in summary['videos']] == ['seq1', 'seq3']
+    sidecar = json.load(open(f'{out}.json'))
+    assert sidecar['shard'] == summary['shard'] == {
+        'indices': [1], 'count': 2, 'videos_found': 5,
+        'split': "video j of SRC's sorted list is in shard j mod N"}
+    assert 'shard' not in json.load(open(write_video_frames(
+        str(src), str(tmp_path / 'all.beton'), workers=1, progress=False)['sidecar']))
+    for bad in ('1', '2/2', '0/0', 'a/b', '-1/2', '1/2/3'):
+        with pytest.raises(UserError, match=rf'--shard must be I/N .*0 <= I < N, got {bad!r}'):
+            write_video_frames(str(src), str(tmp_path / 'x.beton'), shard=bad, progress=False)
+    with pytest.raises(UserError, match=r'--shard 5/6 holds no video: .* has 5 .*at most 5'):
+        write_video_frames(str(src), str(tmp_path / 'x.beton'), shard=(5, 6), progress=False)
+    assert sorted(os.listdir(tmp_path)) == ['all.beton', 'all.beton.json', 's.beton',
+                                            's.beton.json', 'src']
+
+
+def test_cli_shard_summary_and_errors(tmp_path, clip, capsys, run_script,
+                                      assert_one_line_error):
+    assert main([clip, str(tmp_path / 'o.beton'), '--shard', '0/1', '--workers', '1']) == 0
+    assert 'shard: 0/1 (1 of the 1 videos found)' in capsys.readouterr().out
+    out = tmp_path / 'none.beton'
+    assert_one_line_error(run_script('writers/write_video_frames.py', clip, out, '--shard',
+                                     '1/2'), '--shard 1/2 holds no video')
+    assert_one_line_error(run_script('writers/write_video_frames.py', clip, out, '--shard',
+                                     '3/2'), '--shard must be I/N', "'3/2'")
+    assert not out.exists()

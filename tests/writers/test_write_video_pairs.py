@@ -225,3 +225,15 @@ def test_main_prints_the_summary(tmp_path, clip, capsys):
         'dropped for low motion: 0',
     ):
         assert line in printed
+
+
+def test_shard_keeps_its_videos_and_says_so(tmp_path, chelsea_pan, capsys):
+    src = tmp_path / 'src'
+    for i in range(3):
+        write_sequence(src / f'seq{i}', chelsea_pan(5 + i))
+    out = tmp_path / 'p.beton'
+    assert main([str(src), str(out), '--gap', '2', '--shard', '0/2', '--workers', '1']) == 0
+    assert 'shard: 0/2 (2 of the 3 videos found)' in capsys.readouterr().out
+    sidecar = json.load(open(f'{out}.json'))
+    assert [os.path.basename(v['source']) for v in sidecar['videos']] == ['seq0', 'seq2']
+    assert sidecar['shard']['indices'] == [0] and sidecar['shard']['count'] == 2
