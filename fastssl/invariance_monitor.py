@@ -20,6 +20,9 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+import torch
+
 from fastssl_common.errors import UserError
 from fastssl_common.formats import RENDERED_LABEL, RENDERED_MANIFEST
 
@@ -89,6 +92,9 @@ class InvarianceMonitor:
     def __init__(self, data, batch_size, num_workers=0, channels_last=True):
         self.data = data
         self.measurements = widest(data.measurements)
+        # only the images of the scored measurements go through the backbone (rendered data:
+        # the intermediate magnitudes' images are left out)
+        self.rows = np.unique(np.concatenate([m.rows for m in self.measurements]))
         self.batch_size, self.workers = batch_size, num_workers or None
         self.channels_last = channels_last
 
@@ -96,11 +102,10 @@ class InvarianceMonitor:
         """``invariance/<transformation>/top<K>`` and ``invariance/seconds`` of ``encoder``
         (a ``fastssl.encoder.Encoder``: its pooled backbone features)."""
         start = time.perf_counter()
-        images = self.data.images
         was_training = encoder.training
         encoder.eval()
         try:
-            batches = image_batches(images, range(len(images)), self.batch_size,
+            batches = image_batches(self.data.images, self.rows, self.batch_size,
                                     workers=self.workers)
             features, _ = extract_features(encoder.features, batches, device,
                                            self.channels_last, l2_normalize=False)
@@ -108,7 +113,8 @@ class InvarianceMonitor:
             encoder.train(was_training)
         scalars = {}
         for m in self.measurements:
-            score = invariance_score(features[m.rows], m.set_ids, m.targets, REPORTED_K)
+            rows = torch.from_numpy(np.searchsorted(self.rows, m.rows))
+            score = invariance_score(features[rows], m.set_ids, m.targets, REPORTED_K)
             scalars.update({f'invariance/{m.transformation}/top{k}': value
                             for k, value in score.scores.items()})
         scalars['invariance/seconds'] = time.perf_counter() - start

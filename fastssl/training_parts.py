@@ -59,6 +59,10 @@ class TrainingParts:
     def __init__(self, settings):
         self.s = s = settings
         self.world = self.create_world()
+        # a configured invariance set folder is checked first, before the slower parts
+        every, sets = s.logging.invariance_every, s.logging.invariance_sets
+        self.invariance = self.create_invariance_monitor(lambda: sets) if every and sets \
+            else None
         self.device = self.world.device
         self.amp_dtype = resolve_precision(s.train.precision, self.device)
         self.placement = self.resolve_placement()
@@ -78,9 +82,6 @@ class TrainingParts:
             self.world, s, self.model, self.optimizer, self.scaler, len(self.loader))
         self.forward = self.create_forward()  # after a resume: DDP broadcasts rank 0's model
         self.knn = self.create_knn_loaders()
-        every, sets = s.logging.invariance_every, s.logging.invariance_sets
-        self.invariance = self.create_invariance_monitor(lambda: sets) if every and sets \
-            else None
         # the run folder last, once every check has passed: a refusal leaves no empty folder
         from_main(self.world, lambda: ensure_writable_dir(s.train.run_dir))
         if every and not sets:  # the default sets are rendered into the run folder
