@@ -82,7 +82,12 @@ def merge_betons(out, inputs, progress=None):
     if not inputs:
         raise UserError('give at least one input .beton')
     _check_paths(out, inputs)
-    files = [_open_input(path, progress) for path in inputs]
+    files = []
+    for path in inputs:
+        try:
+            files.append(_open_input(path, progress))
+        except OSError as err:
+            raise UserError(f'cannot read {path}: {err.strerror or err}') from None
     _check_formats(files)
     options = _merged_options(files)      # a differing option names itself better than a field
     _check_fields(files)
