@@ -10,9 +10,9 @@ Two rankings (``ProposalSettings.ranking``; the pairs writer's ``--proposal-rank
   shrunk to about ``MOTION_PIXELS`` pixels (96 x 72 worth, :func:`settings_for`), plus
   *motion blobs*: the connected regions of the dense optical flow (DIS, ultrafast preset,
   from the frame to the next one) whose motion differs from the frame's median motion (the
-  camera's, to first order) by more than ``BLOB_MOTION`` px, each boxed with a margin of
-  ``BLOB_MARGIN`` of its side. A walking person is a candidate even where the segmentation
-  merges them with the street.
+  camera's, to first order) by more than ``BLOB_MOTION`` px, each boxed (no margin: the
+  coarse flow already spills a few pixels past a mover's edges). A walking person is a
+  candidate even where the segmentation merges them with the street.
 * **Score**: ``m / (m + MOTION_SCALE) * (MOTION_FLOOR + s) + STATIC_WEIGHT * s``, where
   ``m`` is the *motion contrast* of the box: the distance (px per frame) from the mean flow
   inside the box to the mean flow of the ring around it (the same ring as the colour
@@ -27,6 +27,12 @@ Two rankings (``ProposalSettings.ranking``; the pairs writer's ``--proposal-rank
   ``--detector``). The product favours boxes that both move and stand out, i.e. tight on
   the moving object rather than cutting through it (such a box moves as much, but its
   colour contrast is low); the small last term orders the regions of a still scene.
+* **Filter**: a candidate *moves* when ``m >= STILL_MOTION`` and at least ``MOVING_SHARE`` of
+  its pixels are moving pixels (those of the motion blobs, before grouping); a large
+  background box around a small walker is not moving. When some candidate moves, the still
+  ones are dropped: a pair then keeps fewer than ``count`` regions rather than filling up
+  with background whose two crops differ only by augmentation. A still scene keeps its
+  still regions.
 
 ``contrast`` (the writer's behaviour before ``motion``, and the default of a single frame,
 which has no motion): selective search in "fast" mode (Uijlings et al. 2013: graph
@@ -54,7 +60,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from writers.boxes import nms, scale_boxes
+from writers.boxes import mask_cover, nms, scale_boxes
 
 RANKINGS = ('motion', 'contrast')
 PROPOSAL_PIXELS = 128 * 96
@@ -68,10 +74,12 @@ MOTION_SCALE = 1.0        # px per frame of motion contrast that makes the motio
 MOTION_FLOOR = 0.25       # the static cue's floor in the motion term: a plain mover counts
 STATIC_WEIGHT = 0.05      # weight of the static cue alone (orders regions of a still scene)
 BLOB_MOTION = 0.5         # px per frame away from the median motion: a moving pixel
-BLOB_MARGIN = 0.1         # margin around a motion blob, as a fraction of its side
 MAX_BLOBS = 16            # largest motion blobs kept as candidates
+STILL_MOTION = 0.3        # px per frame of motion contrast below which a region is still
+MOVING_SHARE = 0.2        # share of moving pixels below which a region is mostly still
 FLOW_BORDER = 8           # px along the frame's edges where the flow is not trusted
 TEXTURE = 0.002           # structure-tensor eigenvalue (grey levels in [0, 1]) of full trust
+TRUSTED = 0.25            # flow weight above which a pixel may count as moving
 
 
 @dataclass(frozen=True)
@@ -198,37 +206,39 @@ def motion_contrast(flow, weight, boxes):
     return np.where(counted, against, 0.0)
 
 
-def motion_blobs(flow, weight, min_side):
-    """Boxes around the connected regions of trusted flow (``weight`` above a half) that
-    differs from the frame's median flow by more than ``BLOB_MOTION`` px, with a margin of
-    ``BLOB_MARGIN``; the ``MAX_BLOBS`` largest whose sides reach ``min_side`` px (in
-    ``flow``'s pixels)."""
+def moving_pixels(flow, weight):
+    """The pixels of trusted flow (``weight`` above ``TRUSTED``) that differs from the
+    camera's motion by more than ``BLOB_MOTION`` px, a boolean mask."""
     residual = flow - camera_motion(flow)
-    moving = ((np.hypot(residual[..., 0], residual[..., 1]) > BLOB_MOTION)
-              & (weight > 0.5)).astype(np.uint8)
+    return (np.hypot(residual[..., 0], residual[..., 1]) > BLOB_MOTION) & (weight > TRUSTED)
+
+
+def motion_blobs(moving, min_side):
+    """Boxes around the connected regions of the :func:`moving_pixels` mask ``moving``; the
+    ``MAX_BLOBS`` largest whose sides reach ``min_side`` px."""
     # opening drops isolated noisy pixels, closing joins the parts of one body (limbs, torso)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-    moving = cv2.morphologyEx(moving, cv2.MORPH_OPEN, kernel)
+    moving = cv2.morphologyEx(moving.astype(np.uint8), cv2.MORPH_OPEN, kernel)
     moving = cv2.morphologyEx(moving, cv2.MORPH_CLOSE, kernel, iterations=2)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(moving, connectivity=8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(moving, connectivity=8)
     stats = stats[1:]                               # label 0 is the still part
     stats = stats[np.argsort(-stats[:, cv2.CC_STAT_AREA], kind='stable')][:MAX_BLOBS]
     x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
-    w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
-    boxes = np.stack([x - BLOB_MARGIN * w, y - BLOB_MARGIN * h, x + (1 + BLOB_MARGIN) * w,
-                      y + (1 + BLOB_MARGIN) * h], 1).astype(np.float64).reshape(-1, 4)
-    height, width = flow.shape[:2]
-    boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, width)
-    boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, height)
+    boxes = np.stack([x, y, x + stats[:, cv2.CC_STAT_WIDTH], y + stats[:, cv2.CC_STAT_HEIGHT]],
+                     1).astype(np.float64).reshape(-1, 4)
     return boxes[np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= min_side]
 
 
-def motion_scores(flow, weight, boxes, static):
+def motion_scores(flow, weight, moving, boxes, static):
     """The motion ranking's scores of ``boxes`` (in ``flow``'s pixels) given their static
-    cue in [0, 1] (see the module docstring)."""
-    moving = motion_contrast(flow, weight, boxes)
+    cue in [0, 1] and the :func:`moving_pixels` mask, and the mask of the boxes kept: all of
+    them in a still scene, else only the moving ones (see the module docstring)."""
+    contrast = motion_contrast(flow, weight, boxes)
     static = np.asarray(static, np.float64)
-    return moving / (moving + MOTION_SCALE) * (MOTION_FLOOR + static) + STATIC_WEIGHT * static
+    scores = (contrast / (contrast + MOTION_SCALE) * (MOTION_FLOOR + static)
+              + STATIC_WEIGHT * static)
+    kept = (contrast >= STILL_MOTION) & (mask_cover(boxes, moving) >= MOVING_SHARE)
+    return scores, kept if kept.any() else np.ones(len(kept), bool)
 
 
 def _histograms(integral, boxes):
@@ -283,10 +293,12 @@ def propose(rgb, settings=ProposalSettings(), detector=None, flow=None):
     height, width = rgb.shape[:2]
     if by_motion:
         weight = flow_weight(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY))
+        moving = moving_pixels(flow, weight)
     if detector is not None:
         boxes, scores = detector(rgb)
         if by_motion:
-            scores = motion_scores(flow, weight, boxes, scores)
+            scores, kept = motion_scores(flow, weight, moving, boxes, scores)
+            boxes, scores = np.asarray(boxes, np.float64).reshape(-1, 4)[kept], scores[kept]
         return rank(boxes, scores, width, height, settings)
     small = shrink(rgb, settings.pixels)
     sx, sy = width / small.shape[1], height / small.shape[0]
@@ -295,10 +307,11 @@ def propose(rgb, settings=ProposalSettings(), detector=None, flow=None):
     keep = plausible(candidates, width, height, settings)
     candidates, scores = candidates[keep], colour_contrast(small, found[keep])
     if by_motion:
-        blobs = motion_blobs(flow, weight, settings.min_side * min(width, height))
+        blobs = motion_blobs(moving, settings.min_side * min(width, height))
         blobs = blobs[plausible(blobs, width, height, settings)]
         candidates = np.concatenate([candidates, blobs])
         static = np.concatenate([scores, colour_contrast(small, scale_boxes(blobs, 1 / sx,
                                                                             1 / sy))])
-        scores = motion_scores(flow, weight, candidates, static)
+        scores, kept = motion_scores(flow, weight, moving, candidates, static)
+        candidates, scores = candidates[kept], scores[kept]
     return rank(candidates, scores, width, height, settings)

@@ -6,6 +6,7 @@ from writers.boxes import (
     box_area,
     box_iou,
     clip_boxes,
+    mask_cover,
     nms,
     scale_boxes,
     visible_fraction,
@@ -57,3 +58,15 @@ def test_clip_visible_fraction_scale_and_xywh():
     rows = np.array([[10, 5, 30, 20.5]])
     np.testing.assert_array_equal(xywh_to_xyxy(rows), [[10, 5, 40, 25.5]])
     assert rows[0, 2] == 30
+
+
+def test_mask_cover_counts_whole_pixels():
+    mask = np.zeros((10, 20), bool)
+    mask[2:6, 4:12] = True                                  # 32 pixels
+    boxes = np.array([[4, 2, 12, 6],        # exactly the mask
+                      [0, 0, 20, 10],       # the whole frame: 32 of 200
+                      [4, 2, 8, 10],        # half its columns... 16 of 32
+                      [12, 6, 20, 10],      # beside it
+                      [-5, -5, 8.4, 6.2],   # cut to the frame and rounded: 0..8 x 0..6
+                      [3, 3, 3, 9]])        # no pixels
+    np.testing.assert_allclose(mask_cover(boxes, mask), [1, 0.16, 0.5, 0, 16 / 48, 0])

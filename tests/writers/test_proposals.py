@@ -1,17 +1,44 @@
 """Region proposals: planted real objects are found, the ranking and filters behave as
-documented (box geometry: test_boxes.py; detector proposals: test_detector.py)."""
+documented, the motion ranking puts a moving object first (box geometry: test_boxes.py;
+detector proposals: test_detector.py)."""
+import cv2
 import numpy as np
 import pytest
 
+from benchmarks.synthetic_video import PATCHES, moving_patch_sequence, real_patch
 from writers.boxes import box_iou
 from writers.proposals import (
     ProposalSettings,
     colour_contrast,
+    dense_flow,
+    flow_weight,
+    motion_blobs,
+    motion_contrast,
+    moving_pixels,
     plausible,
     propose,
     rank,
     selective_search,
+    settings_for,
 )
+
+STILL_BOX = np.array([220.0, 30.0, 284.0, 94.0])
+
+
+@pytest.fixture(scope='module')
+def mover_and_still():
+    """Two frames of a still camera: the cat moving (2, 1) px a frame over the coffee photo,
+    and a rocket patch (more colourful against the coffee than the cat) standing still; the
+    cat's true boxes."""
+    frames, truth = moving_patch_sequence(2, patch='cat', background='coffee',
+                                          patch_size=(56, 56), start=(40.0, 120.0),
+                                          velocity=(2.0, 1.0))
+    name, crop = PATCHES['rocket']
+    still = real_patch(name, crop, (64, 64))
+    for frame in frames:
+        frame[30:94, 220:284] = still
+    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    return frames, truth, dense_flow(gray[0], gray[1])
 
 
 @pytest.mark.parametrize('background', ['plain', 'coffee'])
@@ -68,3 +95,49 @@ def test_selective_search_candidates_are_reproducible_sets(planted_objects_frame
     assert set(map(tuple, first)) == set(map(tuple, second))   # (its order is random)
     first_boxes, _ = propose(frame)
     np.testing.assert_array_equal(first_boxes, propose(frame)[0])
+
+
+def test_motion_ranking_puts_the_moving_object_first(mover_and_still):
+    frames, truth, flow = mover_and_still
+    moving, _ = propose(frames[0], settings_for('motion', 8), flow=flow)
+    assert box_iou(truth[0], moving[:1])[0, 0] >= 0.7
+    assert box_iou(STILL_BOX, moving)[0].max() < 0.5         # the still patch is not kept
+    # colour contrast alone prefers the more colourful still patch
+    still, _ = propose(frames[0], settings_for('contrast', 8))
+    assert box_iou(STILL_BOX, still[:1])[0, 0] >= 0.7
+    assert box_iou(truth[0], still[:1])[0, 0] < 0.1
+
+
+def test_motion_contrast_is_motion_against_the_surroundings(mover_and_still):
+    frames, truth, flow = mover_and_still
+    weight = flow_weight(cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY))
+    cat = truth[0]
+    above = cat - [0, 60, 0, 60]                  # still, with the cat in its ring
+    scores = motion_contrast(flow, weight, np.array([cat, above, STILL_BOX]))
+    # a fair part of the cat's 2.2 px a frame (DIS's coarse flow spills into the ring)
+    assert 0.5 < scores[0] < np.hypot(2, 1)
+    assert scores[1] < 0.3 and scores[2] < 0.3
+    blobs = motion_blobs(moving_pixels(flow, weight), 16)
+    assert len(blobs) == 1 and box_iou(cat, blobs)[0, 0] >= 0.5
+
+
+def test_a_panning_camera_is_not_motion():
+    frames, truth = moving_patch_sequence(2, patch='cat', background='coffee',
+                                          patch_size=(56, 56), start=(150.0, 100.0),
+                                          velocity=(1.0, 0.5), pan=(1.0, 0.5))
+    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    flow = dense_flow(gray[0], gray[1])
+    weight = flow_weight(gray[0])
+    # the patch moves with the background: nothing moves against its surroundings
+    boxes = np.array([truth[0], [20, 20, 100, 100], [200, 130, 300, 220]])
+    assert np.all(motion_contrast(flow, weight, boxes) < 0.3)
+
+
+def test_the_motion_ranking_needs_the_flow(mover_and_still):
+    frames, _, flow = mover_and_still
+    with pytest.raises(ValueError, match='needs the flow'):
+        propose(frames[0], settings_for('motion', 8))
+    with pytest.raises(ValueError, match='needs the flow'):
+        propose(frames[0], settings_for('motion', 8), flow=flow[:100])
+    with pytest.raises(ValueError, match='unknown ranking'):
+        propose(frames[0], ProposalSettings(ranking='size'))

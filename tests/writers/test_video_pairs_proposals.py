@@ -1,7 +1,7 @@
 """``write_video_pairs.py --proposals N``: tracked regions stored with the pairs (exact round
 trip through FFCV against an independent re-run of proposals + tracker, units in stored
-pixels checked against the planted object's true boxes), pairs without tracks, bad input,
-and the inspection tool."""
+pixels checked against the planted object's true boxes), pairs without tracks, the
+foreground share of the kept tracks, bad input, and the inspection tool."""
 import json
 import os
 import re
@@ -16,7 +16,14 @@ from fastssl_common.errors import UserError
 from writers.boxes import box_iou, clip_boxes, scale_boxes
 from writers.inspect_pairs import inspect_pairs
 from writers.inspect_pairs import main as inspect_main
-from writers.proposals import ProposalSettings, propose
+from writers.proposals import dense_flow, propose, settings_for
+from writers.region_pairs import (
+    FOREGROUND_WARMUP,
+    PairRegions,
+    RegionSettings,
+    foreground_cover,
+    stats_summary,
+)
 from writers.tracking import track
 from writers.video_source import VideoReader
 from writers.write_video_pairs import main, write_video_pairs
@@ -52,15 +59,17 @@ def stored(written, load_all):
     return load_all(written[0], PROPOSAL_FIELDS)
 
 
-def expected_rows(folder, index_a, index_b, stored):
+def expected_rows(folder, index_a, index_b, stored, ranking='motion'):
     """Proposals + tracker re-run through the library on the frames read independently,
-    scaled to the stored frame: what the writer must have stored for the pair."""
+    scaled to the stored frame: what the writer must have stored for the pair (the motion
+    ranking's flow is from the pair's first frame to the next)."""
     with VideoReader(folder) as reader:
         frames = [f.thumbnail(320) for f in reader.decoded_frames()
                   if index_a <= f.index <= index_b]
     height, width = frames[0].shape[:2]
-    start, _ = propose(frames[0], ProposalSettings(count=N))
     gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    flow = dense_flow(gray[0], gray[1]) if ranking == 'motion' else None
+    start, _ = propose(frames[0], settings_for(ranking, N), flow=flow)
     boxes, alive, confidence, _ = track(gray, start)
     sx, sy = stored[1] / width, stored[0] / height
     rows = np.concatenate([scale_boxes(start, sx, sy),
@@ -85,10 +94,12 @@ def test_rows_round_trip_exactly_in_stored_pixels(sequence, written, stored):
         for box in (rows[:, 0:4], rows[:, 4:8]):               # inside the 160 x 120 frame
             assert np.all((box[:, :2] >= 0) & (box[:, 2:] <= [160, 120]))
             assert np.all(box[:, 2:] - box[:, :2] >= 2)
-        # the planted cat, in stored pixels (the frames were halved): found and followed
+        # the planted cat, in stored pixels (the frames were halved): found and followed (a
+        # motion blob's box can be loose by the flow's spill: half the stored scale would
+        # give an IoU near 0.25, twice it 0)
         best = np.argmax(box_iou(truth[a] / 2, rows[:, 0:4])[0])
-        assert box_iou(truth[a] / 2, rows[best:best + 1, 0:4])[0, 0] >= 0.7
-        assert box_iou(truth[b] / 2, rows[best:best + 1, 4:8])[0, 0] >= 0.7
+        assert box_iou(truth[a] / 2, rows[best:best + 1, 0:4])[0, 0] >= 0.5
+        assert box_iou(truth[b] / 2, rows[best:best + 1, 4:8])[0, 0] >= 0.5
 
     tracks = summary['tracks']
     assert tracks['tracks_kept'] == counts.sum() and tracks['pairs_with_tracks'] == 3
@@ -97,7 +108,67 @@ def test_rows_round_trip_exactly_in_stored_pixels(sequence, written, stored):
     sidecar = json.loads(Path(out + '.json').read_text())
     assert sidecar['proposals']['status'] == 'tracked'
     assert sidecar['proposals']['tracks'] == tracks
+    assert sidecar['proposals']['ranking'] == 'motion'
     assert sidecar['options']['proposals'] == N
+    assert sidecar['options']['proposal_ranking'] == 'motion'
+    # only the pair starting at 12 comes after the background subtractor's warm-up
+    foreground = tracks['foreground']
+    assert foreground['tracks_judged'] == counts[2] and FOREGROUND_WARMUP == 10
+    assert foreground['share'] == foreground['tracks_on_foreground'] / counts[2]
+
+
+def test_contrast_ranking_round_trips_too(sequence, tmp_path, load_all):
+    _, folder, _ = sequence
+    out = str(tmp_path / 'contrast.beton')
+    write_video_pairs(folder, out, gap=GAP, proposals=N, max_proposals=8, max_resolution=160,
+                      workers=1, progress=False, proposal_ranking='contrast')
+    got = load_all(out, PROPOSAL_FIELDS)
+    pairs = list(zip(got['index_a'].ravel(), got['index_b'].ravel()))
+    for sample, (a, b), count in zip(got['proposals'], pairs, got['num_proposals'].ravel()):
+        np.testing.assert_array_equal(sample[:count],
+                                      expected_rows(folder, a, b, (120, 160), 'contrast'))
+    assert json.loads(Path(out + '.json').read_text())['proposals']['method'].startswith(
+        'selective search (OpenCV ximgproc, fast mode)')
+
+
+def test_foreground_cover_against_a_known_mask():
+    mask_a = np.zeros((20, 40), bool)
+    mask_a[5:15, 10:20] = True                                # 100 px
+    mask_b = np.roll(mask_a, 10, axis=1)                      # moved 10 px right
+    boxes_a = np.array([[10, 5, 20, 15], [0, 0, 40, 20], [30, 0, 40, 20], [-10, 5, 20, 15]])
+    boxes_b = boxes_a + [10, 0, 10, 0]
+    # whole; 100 + 100 of 800 + 600 (box b cut to the frame); none; box a cut to 20 x 10
+    # (100 of 200) and box b 30 x 10 (100 of 300)
+    np.testing.assert_allclose(foreground_cover(boxes_a, mask_a, boxes_b, mask_b),
+                               [1, 200 / 1400, 0, 200 / 500])
+
+
+def test_motion_ranking_tracks_the_moving_foreground():
+    # a still camera: the cat walks over the coffee photo, a more colourful rocket stands
+    # still; with the motion ranking the tracks that touch the walker (MOG2's foreground)
+    # make a larger share of the kept ones than with colour contrast
+    from benchmarks.synthetic_video import PATCHES, real_patch
+
+    frames, _ = moving_patch_sequence(24, patch='cat', background='coffee',
+                                      patch_size=(48, 48), start=(20.0, 120.0),
+                                      velocity=(3.0, 1.0))
+    name, crop = PATCHES['rocket']
+    still = real_patch(name, crop, (64, 64))
+    shares = {}
+    for ranking in ('contrast', 'motion'):
+        regions = PairRegions(RegionSettings(settings_for(ranking, 3)))
+        for index, frame in enumerate(frames):
+            frame = frame.copy()
+            frame[30:94, 220:284] = still
+            regions.frame(frame)
+            if index % 4 == 0 and index:
+                regions.finish(index - 4, (240, 320), (240, 320))
+            if index % 4 == 0:
+                regions.begin(index)
+        foreground = stats_summary(regions.stats)['foreground']
+        assert foreground['tracks_judged'] > 0
+        shares[ranking] = foreground['share']
+    assert shares['motion'] > shares['contrast'] and shares['motion'] >= 0.3, shares
 
 
 def test_overlapping_pairs_track_as_if_alone(sequence, tmp_path, load_all):
