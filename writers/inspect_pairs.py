@@ -13,7 +13,10 @@ Writes to DIR:
 * ``summary.json`` (also printed): number of pairs, pairs with tracks, tracks-per-pair
   histogram, box sizes (width, height in stored pixels and area as a fraction of the frame;
   quartiles, for frame a and frame b), confidence quartiles, gap (``index_b - index_a``)
-  histogram, and which samples the sheets show.
+  histogram, which samples the sheets show, and from the writer's sidecar
+  (``PAIRS.beton.json``, when present) the proposal ranking and the foreground share: the
+  share of kept tracks that overlap moving foreground as the writer's background subtractor
+  saw it (:mod:`writers.region_pairs`; None without tracked proposals or sidecar).
 
 The file is read with FFCV's ``Reader`` (its field table, per-sample metadata and allocation
 table); the JPEG frames and proposal arrays are read at the offsets it gives, so frames of
@@ -199,6 +202,18 @@ def summarise(pairs):
     }
 
 
+def sidecar_foreground(path):
+    """``(ranking, foreground)`` from the writer's sidecar ``path + '.json'``: how the
+    proposals were ranked and the foreground share of the kept tracks; None for what it
+    does not say (no sidecar, no tracked proposals, written before the ranking existed)."""
+    try:
+        with open(path + '.json', encoding='utf-8') as handle:
+            proposals = json.load(handle).get('proposals', {})
+    except (OSError, ValueError):
+        return None, None
+    return proposals.get('ranking'), (proposals.get('tracks') or {}).get('foreground')
+
+
 def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image_format='png'):
     """Write the contact sheets and ``summary.json`` to ``out``; returns the summary dict."""
     for value, flag in ((pairs, 'pairs'), (per_sheet, 'per-sheet')):
@@ -209,6 +224,7 @@ def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image
         raise UserError('--format must be png or jpg')
     data = PairsFile(path)
     summary = summarise(data)
+    summary['proposal_ranking'], summary['foreground'] = sidecar_foreground(path)
     rng = np.random.default_rng(seed)
     shown = np.sort(rng.choice(data.num_samples, min(pairs, data.num_samples), replace=False))
     ensure_writable_dir(out)
@@ -260,6 +276,10 @@ def main(argv=None):
                             image_format=args.format)
     printed = {k: v for k, v in summary.items() if k not in ('shown',)}
     print(json.dumps(printed, indent=2))
+    foreground = summary['foreground']
+    if foreground and foreground['share'] is not None:
+        print(f"kept tracks on moving foreground: {100 * foreground['share']:.1f}% of "
+              f"{foreground['tracks_judged']} judged (ranking: {summary['proposal_ranking']})")
     print(f"sheets: {', '.join(os.path.join(args.out, s) for s in summary['sheets'])}")
     return 0
 

@@ -190,9 +190,14 @@ def test_inspect_pairs(written, stored, tmp_path, small_beton, capsys,
     out, summary = written
     assert inspect_main([out, '--out', str(tmp_path / 'look'), '--pairs', '2',
                          '--per-sheet', '1']) == 0
-    assert 'sheets: ' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert 'sheets: ' in printed
     got = stored
     report = json.loads(Path(tmp_path / 'look' / 'summary.json').read_text())
+    assert report['proposal_ranking'] == 'motion'
+    assert report['foreground'] == summary['tracks']['foreground']
+    assert f"kept tracks on moving foreground: {100 * report['foreground']['share']:.1f}% of " \
+        f"{report['foreground']['tracks_judged']} judged (ranking: motion)" in printed
     counts = got['num_proposals'].ravel()
     assert report['pairs'] == 3 and report['tracks'] == int(counts.sum())
     assert report['tracks_per_pair'] == {str(c): int(n) for c, n in

