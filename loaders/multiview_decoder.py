@@ -17,8 +17,9 @@ Randomness is counter-based (``rng.py``): view boxes and flips are a pure functi
 
 Box-conditioned crops: crops are drawn inside a *region* of the image; here the region is
 the whole image, and ``draw_views`` takes the region explicitly. A region-conditioned decoder
-(``region_crop.py``: tracked boxes) subclasses this op and overrides only
-``make_view_drawer``, which chooses each view's box; decode and resize stay here.
+(``region_crop.py``: tracked boxes) subclasses this op and overrides ``make_view_drawer``,
+which chooses each view's box, and ``make_view_renderer``, which resizes the views (a region
+view is mostly an upscale, which has a cheaper order of passes); the decode stays here.
 """
 import math
 from dataclasses import replace
@@ -124,6 +125,16 @@ class MultiViewRandomResizedCrop(Operation):
                        scale_max, log_ratio_min, log_ratio_max, flip_prob, boxes, flips)
         return draw
 
+    def make_view_renderer(self):
+        """Python source of the Numba-compiled ``render(image, boxes, flips, d, out)``: resize
+        each view's box (stored pixels, divided by the decode scale ``d``) of the decoded
+        ``image`` into ``out[v]``, flipped where ``flips[v]``."""
+        def render(image, boxes, flips, d, out):
+            for v in range(boxes.shape[0]):
+                resize_crop_flip(image, boxes[v, 0] / d, boxes[v, 1] / d, boxes[v, 2] / d,
+                                 boxes[v, 3] / d, flips[v], out[v])
+        return render
+
     @property
     def log_ratio(self):
         return math.log(self.ratio[0]), math.log(self.ratio[1])
@@ -135,6 +146,7 @@ class MultiViewRandomResizedCrop(Operation):
         imdecode_c = Compiler.compile(imdecode)
         read_epoch = Compiler.compile(self.epoch_cell.make_reader())
         draw = Compiler.compile(self.make_view_drawer())
+        render = Compiler.compile(self.make_view_renderer())
         out_h, out_w = self.output_size
         n_views = self.n_views
         dct_scaling = self.dct_scaling
@@ -165,10 +177,7 @@ class MultiViewRandomResizedCrop(Operation):
                     d = 1
                     image = image_data.reshape(height, width, 3)
 
-                for v in range(n_views):
-                    resize_crop_flip(image, boxes[v, 0] / d, boxes[v, 1] / d,
-                                     boxes[v, 2] / d, boxes[v, 3] / d, flips[v],
-                                     destination[dst_ix, v])
+                render(image, boxes, flips, d, destination[dst_ix])
             return destination[:len(batch_indices)]
 
         decode.is_parallel = True

@@ -23,6 +23,16 @@ Per sample (all draws counter-based, ``rng.py``):
    decode (TurboJPEG DCT scaling: the boxes are already in stored pixels, and the decoder scales
    every box by the decode factor) and antialiased resize with flip.
 
+Rendering from the frame already decoded: a region view costs a resize and no decode. A
+tracked region is small (median about 70 px on 512 px frames), so its view is mostly an
+*upscale*, and then the base op's resize order (vertical pass per output row, then a scalar
+horizontal pass over every output row) does the expensive strided pass ``out_h`` times.
+``upscale_crop_flip`` runs the passes the other way round: the horizontal pass once per
+*source* row (kept in a ring of ``taps`` rows), the vertical pass as a contiguous blend of two
+rows that vectorises. Same filter, same weights as ``resize_crop_flip`` (and torchvision's
+antialiased ``resized_crop``); the float sums differ only in order. About 2.4x faster on such
+views; region views whose crop is taller than the output keep ``resize_crop_flip``.
+
 With no valid row (``num_proposals == 0``, or a degenerate box) the region is the whole frame,
 so the views stay valid images; the trainer masks such samples out of the region loss
 (``tracked_pairs(path)`` in ``pair_loader.py``, also ``MultiViewLoader.region_valid``).
@@ -48,6 +58,7 @@ from fastssl_common.formats import (
 
 from .host_array import make_row_reader
 from .multiview_decoder import MultiViewRandomResizedCrop, draw_views
+from .resize import filter_weights, max_taps_for, resize_crop_flip
 from .rng import STREAM_CONTEXT, STREAM_REGION, next_int, next_range, sample_state, view_state
 
 # Which box of a proposal row belongs to which stored frame: its first column.
@@ -117,6 +128,99 @@ def context_region(seed, epoch, index, view, box, context_min, context_max, heig
     return top, left, bottom - top, right - left
 
 
+@njit(inline='always')
+def store_row(values, dst_row):
+    """Round and clamp a float row into uint8, as ``resize_crop_flip`` does."""
+    for k in range(values.shape[0]):
+        v = values[k] + np.float32(0.5)
+        v = np.float32(0.0) if v < 0.0 else v
+        v = np.float32(255.0) if v > 255.0 else v
+        dst_row[k] = np.uint8(np.int32(v))
+
+
+@njit(fastmath=True, nogil=True, cache=True)
+def upscale_crop_flip(src, top, left, height, width, flip, dst):
+    """``resize_crop_flip`` with the horizontal pass first: resize src[top:top+height,
+    left:left+width] (float box) into dst (out_h, out_w, 3) uint8, flipped if ``flip``.
+
+    Cheaper when the crop has fewer rows than the output (an upscale): each source row is
+    resized horizontally once, into a ring of ``taps_y`` rows (an output row's taps are
+    consecutive source rows, so they sit in distinct slots), and every output row is then a
+    contiguous weighted sum of ring rows."""
+    out_h, out_w = dst.shape[0], dst.shape[1]
+    row_lo = int(math.floor(top))
+    row_hi = min(int(math.ceil(top + height)), src.shape[0])
+    col_lo = int(math.floor(left))
+    col_hi = min(int(math.ceil(left + width)), src.shape[1])
+
+    taps_y = max_taps_for(height, out_h)
+    first_y = np.empty(out_h, np.int64)
+    count_y = np.empty(out_h, np.int64)
+    w_y = np.empty((out_h, taps_y), np.float32)
+    filter_weights(top, height, out_h, row_lo, row_hi, taps_y, first_y, count_y, w_y)
+    taps_x = max_taps_for(width, out_w)
+    first_x = np.empty(out_w, np.int64)
+    count_x = np.empty(out_w, np.int64)
+    w_x = np.empty((out_w, taps_x), np.float32)
+    filter_weights(left, width, out_w, col_lo, col_hi, taps_x, first_x, count_x, w_x)
+
+    span = (col_hi - col_lo) * 3
+    taps = count_x.max()
+    row_len = out_w * 3
+    # The source row as floats with zero padding, so each output pixel reads `taps` taps
+    # unconditionally (the padded weights are zero)
+    padded = np.zeros(span + 3 * taps_x, np.float32)
+    ring = np.empty((taps_y, row_len), np.float32)
+    held = np.full(taps_y, -1, np.int64)       # source row in each ring slot
+    out_row = np.empty(row_len, np.float32)
+    flat = src.reshape(src.shape[0], src.shape[1] * 3)
+    c0 = col_lo * 3
+    for o in range(out_h):
+        y0, n = first_y[o], count_y[o]
+        for y in range(y0, y0 + n):
+            slot = y % taps_y
+            if held[slot] == y:
+                continue
+            held[slot] = y
+            row = flat[y, c0:c0 + span]
+            for k in range(span):
+                padded[k] = row[k]
+            resized = ring[slot]
+            for x in range(out_w):
+                p = (first_x[x] - col_lo) * 3
+                xo = 3 * (out_w - 1 - x) if flip else 3 * x
+                if taps <= 2:  # every upscale: a triangle of support 1 has two taps
+                    w0, w1 = w_x[x, 0], w_x[x, 1]
+                    resized[xo] = w0 * padded[p] + w1 * padded[p + 3]
+                    resized[xo + 1] = w0 * padded[p + 1] + w1 * padded[p + 4]
+                    resized[xo + 2] = w0 * padded[p + 2] + w1 * padded[p + 5]
+                else:
+                    r = np.float32(0.0)
+                    g = np.float32(0.0)
+                    b = np.float32(0.0)
+                    for t in range(taps):
+                        w = w_x[x, t]
+                        r += w * padded[p + 3 * t]
+                        g += w * padded[p + 3 * t + 1]
+                        b += w * padded[p + 3 * t + 2]
+                    resized[xo] = r
+                    resized[xo + 1] = g
+                    resized[xo + 2] = b
+        if n == 2:
+            w0, w1 = w_y[o, 0], w_y[o, 1]
+            a, b = ring[y0 % taps_y], ring[(y0 + 1) % taps_y]
+            for k in range(row_len):
+                out_row[k] = w0 * a[k] + w1 * b[k]
+        else:
+            out_row[:] = 0.0
+            for t in range(n):
+                w = w_y[o, t]
+                a = ring[(y0 + t) % taps_y]
+                for k in range(row_len):
+                    out_row[k] += w * a[k]
+        store_row(out_row, dst[o].reshape(row_len))
+
+
 class RegionViewsCrop(MultiViewRandomResizedCrop):
     """FFCV decoder for ``frame_a`` / ``frame_b``: one decode, views of kinds 'full' and 'region'.
 
@@ -183,3 +287,18 @@ class RegionViewsCrop(MultiViewRandomResizedCrop):
                            log_ratio_min, log_ratio_max, flip_prob, boxes[v:v + 1],
                            flips[v:v + 1])
         return draw
+
+    def make_view_renderer(self):
+        is_region = self.is_region
+        out_h = self.output_size[0]
+
+        def render(image, boxes, flips, d, out):
+            for v in range(boxes.shape[0]):
+                top, left = boxes[v, 0] / d, boxes[v, 1] / d
+                h, w = boxes[v, 2] / d, boxes[v, 3] / d
+                # Full views stay on the base op's resize: FTI's views 0 and 1 are bit-equal
+                if is_region[v] and h < out_h:
+                    upscale_crop_flip(image, top, left, h, w, flips[v], out[v])
+                else:
+                    resize_crop_flip(image, top, left, h, w, flips[v], out[v])
+        return render
