@@ -16,7 +16,7 @@ FROM     := --find-links $(WHEELHOUSE) $(if $(wildcard $(WHEELHOUSE)/fastssl-*.w
 FFCV_WHL := $(wildcard $(WHEELHOUSE)/ffcv-*+fastssl-*.whl)
 DEMO_DIR ?= demo_out
 
-.PHONY: install ffcv-wheel wheelhouse gpu-check-bundle system-packages test demo demo-images \
+.PHONY: install ffcv-wheel wheelhouse gpu-check-bundle system-packages test test-e2e demo demo-images \
 	benchmark clean
 
 install: $(STAMP)
@@ -60,9 +60,13 @@ system-packages:
 		exit 1; \
 	fi
 
+# `make test` leaves the whole-program smoke runs (marker e2e) to `make test-e2e`; CI runs both.
 test: install
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m 'not e2e' --durations=15 tests
+
+test-e2e: install
+	$(PY) -m pytest -q -m e2e --durations=15 tests
 
 demo: install
 	DEMO_DIR=$(DEMO_DIR) bash scripts/demo.sh

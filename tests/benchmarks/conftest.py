@@ -1,0 +1,12 @@
+"""The benchmarks' end-to-end smoke runs are `e2e` tests: `make test-e2e` runs them, `make test`
+the rest, so that each target stays well inside its time budget on two cores."""
+import pytest
+
+# Unit tests of the benchmark code itself, not whole-program runs.
+UNIT_FILES = {'test_gpu_node.py'}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.parent.name == 'benchmarks' and item.path.name not in UNIT_FILES:
+            item.add_marker(pytest.mark.e2e)
