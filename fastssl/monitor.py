@@ -2,8 +2,9 @@
 training statistics it logs.
 
 Scalars under ``train/`` (loss, loss_<term>, lr, pairs_per_s, data_wait_fraction,
-gpu_memory_gib; each a :class:`Window` of steps), ``knn/`` (top1, top5) and an image grid of
-augmented pairs (``pairs``) at the start.
+gpu_memory_gib; each a :class:`Window` of steps), ``knn/`` (top1, top5), ``invariance/``
+(<transformation>/top10, <transformation>/top25, seconds: ``fastssl.invariance_monitor``) and
+an image grid of augmented pairs (``pairs``) at the start.
 
 A log that cannot be written (disk full, I/O error) ends the run with one line naming the log
 folder and the OS's reason (:func:`fastssl_common.atomic.write_errors`), not a traceback.

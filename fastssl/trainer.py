@@ -27,7 +27,9 @@ only rank 0 reads the checkpoint). Buffers are not re-broadcast each step
 (``forward_sync_buffers=False``): the queues stay identical because the keys are all-gathered
 before they are enqueued, and BatchNorm running statistics (unused in training) are averaged
 over ranks at the end of every epoch. Rank 0 alone writes the config, TensorBoard logs and
-checkpoints, which hold global state only and resume under any number of ranks.
+checkpoints, which hold global state only and resume under any number of ranks. The monitors
+(kNN, invariance: ``fastssl.invariance_monitor``) run between epochs, never inside a step, on
+rank 0 with the query backbone in eval mode, while the other ranks wait at a barrier.
 """
 import time
 
@@ -70,10 +72,11 @@ class Trainer(TrainingParts):
         steps_per_epoch = len(self.loader)
         last_path = None
         end = s.train.epochs if stop_after is None else min(stop_after, s.train.epochs)
-        if s.logging.invariance_every and (self.start_epoch, self.start_step) == (0, 0):
-            self._monitor_invariance('before training', 0, monitor)  # the untrained reference
         try:
             with StopSignals(self.world) as stop:
+                # the untrained network: the reference the curves start from
+                if s.logging.invariance_every and (self.start_epoch, self.start_step) == (0, 0):
+                    self._monitor_invariance('before training', 0, monitor)
                 for epoch in range(self.start_epoch, end):
                     first = self.start_step if epoch == self.start_epoch else 0
                     done, signum = self._run_epoch(epoch, first, steps_per_epoch, monitor, stop)
