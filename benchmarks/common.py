@@ -255,12 +255,14 @@ def ratio_rows(timings, ratios):
     return rows
 
 
-def print_ratios(rows, no_target='(no target)'):
-    """``label  1.23x  target >= 1.5  PASS`` per row (``no_target`` where it has none)."""
+def print_ratios(rows, no_target='(no target)', target_format='.1f'):
+    """``label  1.23x  target >= 1.5  PASS`` per row (``no_target`` where it has none);
+    ``target_format`` formats the target (``'.2f'`` for a target such as 0.65)."""
     width = max(len(r['label']) for r in rows)
     for r in rows:
         if r['target'] is None:
             print(f"{r['label']:<{width}}  {r['value']:6.2f}x  {no_target}")
         else:
-            print(f"{r['label']:<{width}}  {r['value']:6.2f}x  target >= {r['target']:.1f}  "
+            print(f"{r['label']:<{width}}  {r['value']:6.2f}x  target >= "
+                  f"{r['target']:{target_format}}  "
                   f"{'PASS' if r['pass'] else 'MISS'}")

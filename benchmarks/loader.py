@@ -1,8 +1,10 @@
-"""Data-loading throughput: fastssl's decode-once pair loader against stock FFCV and torchvision.
+"""Data-loading throughput: fastssl's decode-once pair loader against stock FFCV, torchvision
+and the decode limit, and where a pair's time goes.
 
     python -m benchmarks.loader [--samples 1000] [--resolution 224] [--batch-size 64]
                                 [--workers N] [--epochs 2] [--torchvision-samples N]
-                                [--data DIR] [--max-resolution PX] [--json OUT] [--quick]
+                                [--data DIR] [--max-resolution PX] [--profile-samples 256]
+                                [--profile-passes 3] [--json OUT] [--quick]
 
 One run, one machine, one JPEG ``.beton`` (and the same JPEG files for torchvision). Methods:
 
@@ -13,9 +15,28 @@ One run, one machine, one JPEG ``.beton`` (and the same JPEG files for torchvisi
 (d) stock FFCV, one such pipeline: a single view                                  (images/s)
 (e) torchvision: an ImageFolder-style Dataset (PIL open + ``convert('RGB')``) with MoCo v2's
     ``TwoCropsTransform`` and a ``DataLoader``; crop+flip only, and the full augment  (pairs/s)
+(f) the decode limit: an FFCV loader whose only op (``FullDecode``) runs FFCV's TurboJPEG
+    ``imdecode`` on every stored JPEG at full size (no DCT scaling, no crop, no resize) into a
+    per-sample buffer, parallel over the batch on the same threads, same order    (images/s)
 
-and the ratios the issue targets: (a)/(c) >= 1.5, (a)/(d) >= 0.8, (a)/(e crop+flip) >= 3,
-(b)/(e full) >= 5, each printed with PASS or MISS.
+and the ratios the issues target: (a)/(c) >= 1.5, (a)/(d) >= 0.8, (a)/(e crop+flip) >= 3,
+(b)/(e full) >= 5, (a)/(f) >= 0.65, (b)/(f) >= 0.45, each printed with PASS or MISS. A pair
+costs one decode, so (a)/(f) is the share of the decode limit the pair loader reaches; where
+(a) decodes less than the full image (DCT scaling when both crops allow it) it may pass 1, so
+the report gives the decoded-pixel fraction of (a) next to it.
+
+The profile then says where a pair's time goes, per core: each stage (crop draw, the decode
+as (a) does it, each view's resize + flip, each view's photometric augment, and the full-size
+decode of (f)) runs alone over the first ``--profile-samples`` stored JPEGs in chunks of 16,
+timed in thread CPU time on one core, median of ``--profile-passes`` passes; against it stands
+the loader's own CPU time per pair (process CPU time over the timed epochs: every thread of
+the FFCV methods, which run in this process). The difference is loader overhead (FFCV's
+batching, thread hand-offs, cache misses of the real interleaving); collation costs nothing
+(the op writes the views into FFCV's batch buffer, ``ToTensor`` wraps it). CPU time, because
+other processes on a shared machine stretch the wall clock, not the cycles a stage needs; the
+wall-clock cost (threads / rate) is printed next to it. Last, the resize's quality: PSNR of
+our views against torchvision's antialiased ``resized_crop`` (+ flip) of the same boxes of the
+same full-size decode, over 32 views (target >= 50 dB).
 
 Choices (all the same for every method unless said):
 
@@ -46,23 +67,33 @@ Choices (all the same for every method unless said):
   idle cores, most of it torchvision with the full augment. ``--torchvision-samples N`` runs
   the two torchvision methods on the first N samples only (a per-sample rate does not depend
   on the dataset size once files are cached); by default they use all samples.
-* ``--quick`` is a smoke run for tests (64 samples, 64 px, batch 16, 1 timed epoch, 1 worker:
-  with one thread FFCV compiles serial Numba code, which saves ~20 s of parallel compilation;
-  explicit options still win). Its numbers mean nothing; it takes ~30-45 s, nearly all of it
-  imports and Numba compilation.
+* ``--quick`` is a smoke run for tests (64 samples, 64 px, batch 16, 1 timed epoch, 1 worker,
+  a one-pass profile of 32 samples: with one thread FFCV compiles serial Numba code, which
+  saves ~20 s of parallel compilation; explicit options still win). Its numbers mean nothing;
+  it takes ~45-60 s on idle cores, nearly all of it imports and Numba compilation.
 
 Numbers are only comparable within one run; other processes on the machine add noise (the
 load average at the start is printed).
 """
+import math
 import os
+import statistics
 import tempfile
 import time
+from dataclasses import replace
 
+import numpy as np
 from ffcv.fields.basics import IntDecoder
-from ffcv.fields.rgb_image import RandomResizedCropRGBImageDecoder
+from ffcv.fields.rgb_image import IMAGE_MODES, RandomResizedCropRGBImageDecoder
+from ffcv.libffcv import imdecode
 from ffcv.loader import Loader, OrderOption
+from ffcv.pipeline.allocation_query import AllocationQuery
+from ffcv.pipeline.compiler import Compiler
+from ffcv.pipeline.operation import Operation
 from ffcv.pipeline.pipeline_spec import PipelineSpec
+from ffcv.reader import Reader
 from ffcv.transforms import RandomHorizontalFlip, ToTensor
+from numba import njit
 
 from benchmarks.common import (
     Method,
@@ -81,12 +112,22 @@ from benchmarks.data import GENERATED_LONGEST_SIDE, JPEG_QUALITY, SEED, build_be
 from benchmarks.torchvision_baseline import torchvision_loader
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import IMAGE, LABEL
+from loaders.multiview_decoder import dct_denominator, draw_views
 from loaders.pair_loader import MultiViewLoader, open_beton
-from loaders.photometric_params import make_strengths
+from loaders.photometric_kernels import augment_view
+from loaders.photometric_params import (
+    NUM_PARAMS,
+    blur_kernel_size,
+    draw_sample_params,
+    make_strengths,
+)
+from loaders.resize import resize_crop_flip
 
 SCALE = (0.2, 1.0)
-QUICK = dict(samples=64, resolution=64, batch_size=16, epochs=1, workers=1)
-DEFAULTS = dict(samples=1000, resolution=224, batch_size=64, epochs=2)
+QUICK = dict(samples=64, resolution=64, batch_size=16, epochs=1, workers=1, profile_samples=32,
+             profile_passes=1)
+DEFAULTS = dict(samples=1000, resolution=224, batch_size=64, epochs=2, profile_samples=256,
+                profile_passes=3)
 
 # (key, label, unit); the table lists them in this order
 METHODS = [
@@ -96,6 +137,7 @@ METHODS = [
     ('d', '(d) stock FFCV, one view', 'images/s'),
     ('e_crop', '(e) torchvision DataLoader, crop+flip', 'pairs/s'),
     ('e_full', '(e) torchvision DataLoader, full MoCo v2 augment', 'pairs/s'),
+    ('f', '(f) decode only: FFCV imdecode, full size, no crop', 'images/s'),
 ]
 # (numerator, denominator, label, target)
 RATIOS = [
@@ -103,6 +145,8 @@ RATIOS = [
     ('a', 'd', '(a)/(d)       pairs/s vs stock FFCV single-view images/s', 0.8),
     ('a', 'e_crop', '(a)/(e crop)  crop+flip vs torchvision crop+flip', 3.0),
     ('b', 'e_full', '(b)/(e full)  full augment vs torchvision full augment', 5.0),
+    ('a', 'f', '(a)/(f)       crop+flip pairs/s vs full-size decode images/s', 0.65),
+    ('b', 'f', '(b)/(f)       full augment pairs/s vs full-size decode images/s', 0.45),
 ]
 
 
@@ -136,6 +180,78 @@ def stock_ffcv_loader(path, args, n_views):
                   os_cache=True, batches_ahead=3)
 
 
+class FullDecode(Operation):
+    """Method (f), the decode limit: FFCV's TurboJPEG ``imdecode`` of every stored JPEG at full
+    size (no DCT scaling, no crop) into a per-sample buffer, parallel over the batch like every
+    FFCV decoder. It outputs imdecode's status per sample, so nothing but the decode is paid."""
+
+    def declare_state_and_memory(self, previous_state):
+        max_h = np.uint64(self.metadata['height'].max())
+        max_w = np.uint64(self.metadata['width'].max())
+        return (replace(previous_state, jit_mode=True, shape=(), dtype=np.dtype('<i4')),
+                (AllocationQuery((), np.dtype('<i4')),
+                 AllocationQuery((max_h * max_w * np.uint64(3),), np.dtype('<u1'))))
+
+    def generate_code(self):
+        jpg = IMAGE_MODES['jpg']
+        mem_read = self.memory_read
+        my_range = Compiler.get_iterator()
+        imdecode_c = Compiler.compile(imdecode)
+
+        def decode(batch_indices, my_storage, metadata, storage_state):
+            destination, decoded = my_storage
+            for dst_ix in my_range(len(batch_indices)):
+                field = metadata[batch_indices[dst_ix]]
+                data = mem_read(field['data_ptr'], storage_state)
+                height = np.uint32(field['height'])
+                width = np.uint32(field['width'])
+                status = -1
+                if field['mode'] == jpg:
+                    status = imdecode_c(data, decoded[dst_ix], height, width, height, width,
+                                        0, 0, 1, 1, False, False)
+                destination[dst_ix] = status
+            return destination[:len(batch_indices)]
+
+        decode.is_parallel = True
+        return decode
+
+
+def decode_only_loader(path, args):
+    """Method (f): the FFCV loader of the other methods (threads, order, batches) with
+    ``FullDecode`` as its only pipeline."""
+    pipelines = {name: None for name in open_beton(path).handlers}
+    pipelines[IMAGE] = PipelineSpec(IMAGE, decoder=FullDecode(), transforms=[ToTensor()])
+    return Loader(path, batch_size=args.batch_size, num_workers=args.workers,
+                  order=OrderOption.RANDOM, seed=SEED, pipelines=pipelines, drop_last=True,
+                  os_cache=True, batches_ahead=3)
+
+
+class CpuMethod(Method):
+    """A ``Method`` that also records the process's CPU seconds (all threads) per timed epoch:
+    an FFCV loader runs in this process, so that is its core time, which other processes on a
+    shared machine do not stretch the way they stretch the wall clock."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.cpu_seconds, self.counts = [], []
+
+    def timed_epoch(self):
+        start = time.process_time()
+        count, seconds = self.epoch()
+        self.cpu_seconds.append(time.process_time() - start)
+        self.counts.append(count)
+        self.add(count, seconds)
+
+    @property
+    def cpu_ms(self):
+        """Median CPU milliseconds per sample (pair, or image for (d) and (f))."""
+        return statistics.median(1e3 * c / n for c, n in zip(self.cpu_seconds, self.counts))
+
+    def as_json(self):
+        return {**super().as_json(), 'epoch_cpu_seconds': self.cpu_seconds,
+                'cpu_ms_per_sample': self.cpu_ms}
+
+
 def build_methods(beton, samples, args):
     tv_samples = samples[:args.torchvision_samples] if args.torchvision_samples else samples
     for name, n in (('the .beton', len(samples)), ('--torchvision-samples', len(tv_samples))):
@@ -156,13 +272,282 @@ def build_methods(beton, samples, args):
         'd': (lambda: stock_ffcv_loader(beton, args, n_views=1), ffcv_pairs),
         'e_crop': (lambda: torchvision_loader(tv_samples, args, False, SCALE, SEED), tv_pairs),
         'e_full': (lambda: torchvision_loader(tv_samples, args, True, SCALE, SEED), tv_pairs),
+        'f': (lambda: decode_only_loader(beton, args), ffcv_pairs),
     }
-    return [Method(key, *units[key], *makers[key]) for key, _, _ in METHODS]
+    return [(Method if key.startswith('e') else CpuMethod)(key, *units[key], *makers[key])
+            for key, _, _ in METHODS]
+
+
+# ---------------------------------------------------------------------------- profile
+
+PROFILE_CHUNK = 16     # samples per stage call: decoded buffers of a chunk stay small
+PROFILE_EPOCH = 1      # whose draws the profile replays (any epoch has the same statistics)
+PSNR_VIEWS = 32        # views compared against torchvision for the quality figure
+PSNR_CAP = 100.0       # dB reported for a view identical to torchvision's
+imdecode_nb = njit(imdecode)
+
+
+def stored_jpegs(path, limit):
+    """(bytes, height, width) of the first ``limit`` samples' stored JPEGs, read straight from
+    the .beton through FFCV's metadata and allocation table (what the loaders decode)."""
+    reader = Reader(path)
+    meta = reader.metadata[f'f{list(reader.handlers).index(IMAGE)}']
+    sizes = dict(zip(reader.alloc_table['ptr'].tolist(), reader.alloc_table['size'].tolist()))
+    jpg = IMAGE_MODES['jpg']
+    out = []
+    with open(path, 'rb') as handle:
+        for index in range(len(meta)):
+            row = meta[index]
+            if row['mode'] != jpg:
+                continue
+            handle.seek(int(row['data_ptr']))
+            data = np.frombuffer(handle.read(sizes[int(row['data_ptr'])]), np.uint8)
+            out.append((index, data, int(row['height']), int(row['width'])))
+            if len(out) == limit:
+                break
+    return out
+
+
+@njit(cache=True)
+def _draw_stage(seed, epoch, indices, heights, widths, resolution, scale_min, scale_max,
+                log_ratio_min, log_ratio_max, boxes, flips, denominators):
+    for i in range(indices.shape[0]):
+        draw_views(seed, epoch, indices[i], 0, 0, 0, heights[i], widths[i], scale_min,
+                   scale_max, log_ratio_min, log_ratio_max, 0.5, boxes[i], flips[i])
+        denominators[i] = dct_denominator(boxes[i], resolution, resolution, True)
+
+
+@njit  # no cache: it calls TurboJPEG through a ctypes address
+def _decode_stage(jpegs, jpeg_starts, heights, widths, denominators, decoded, decoded_starts):
+    for i in range(heights.shape[0]):
+        data = jpegs[jpeg_starts[i]:jpeg_starts[i + 1]]
+        imdecode_nb(data, decoded[decoded_starts[i]:], heights[i], widths[i], heights[i],
+                    widths[i], 0, 0, 1, denominators[i], False, False)
+
+
+@njit(cache=True)
+def _decoded_image(decoded, decoded_starts, heights, widths, denominators, i):
+    d = denominators[i]
+    dec_h = (heights[i] + d - 1) // d
+    dec_w = (widths[i] + d - 1) // d
+    return decoded[decoded_starts[i]:decoded_starts[i] + 3 * dec_h * dec_w].reshape(
+        dec_h, dec_w, 3), d
+
+
+@njit(cache=True)
+def _resize_stage(decoded, decoded_starts, heights, widths, denominators, boxes, flips, view,
+                  views):
+    for i in range(heights.shape[0]):
+        image, d = _decoded_image(decoded, decoded_starts, heights, widths, denominators, i)
+        resize_crop_flip(image, boxes[i, view, 0] / d, boxes[i, view, 1] / d,
+                         boxes[i, view, 2] / d, boxes[i, view, 3] / d, flips[i, view],
+                         views[i, view])
+
+
+@njit(cache=True)
+def _photometric_stage(seed, epoch, indices, strengths, ksize, view, views):
+    """As ``PhotometricAugment`` does per sample: draw the view's parameters, float scratch,
+    augment in place."""
+    view_ids = np.array([view], np.int64)
+    height, width = views.shape[2], views.shape[3]
+    for i in range(indices.shape[0]):
+        params = np.empty((1, NUM_PARAMS), np.float64)
+        draw_sample_params(seed, epoch, indices[i], view_ids, strengths, params)
+        buf = np.empty((height, width, 3), np.float32)
+        scratch = np.empty((height, width, 3), np.float32)
+        augment_view(views[i, view], params[0], ksize, buf, scratch)
+
+
+def draw_boxes(jpegs, resolution, epoch=PROFILE_EPOCH):
+    """Each sample's two views (boxes, flips) and the DCT denominator (a)'s op would use."""
+    n = len(jpegs)
+    boxes = np.empty((n, 2, 4), np.int64)
+    flips = np.empty((n, 2), np.bool_)
+    denominators = np.empty(n, np.int64)
+    log_ratio = (math.log(3 / 4), math.log(4 / 3))
+    _draw_stage(SEED, epoch, np.array([j[0] for j in jpegs], np.int64),
+                np.array([j[2] for j in jpegs], np.int64),
+                np.array([j[3] for j in jpegs], np.int64), resolution, SCALE[0], SCALE[1],
+                log_ratio[0], log_ratio[1], boxes, flips, denominators)
+    return boxes, flips, denominators
+
+
+class Chunk:
+    """One chunk of samples, packed for the stage functions."""
+
+    def __init__(self, jpegs, resolution):
+        self.indices = np.array([j[0] for j in jpegs], np.int64)
+        self.heights = np.array([j[2] for j in jpegs], np.int64)
+        self.widths = np.array([j[3] for j in jpegs], np.int64)
+        self.jpeg_starts = np.concatenate([[0], np.cumsum([len(j[1]) for j in jpegs])])
+        self.jpegs = np.concatenate([j[1] for j in jpegs])
+        self.decoded_starts = np.concatenate([[0], np.cumsum(3 * self.heights * self.widths)])
+        self.decoded = np.empty(self.decoded_starts[-1], np.uint8)
+        self.views = np.empty((len(jpegs), 2, resolution, resolution, 3), np.uint8)
+        self.boxes = np.empty((len(jpegs), 2, 4), np.int64)
+        self.flips = np.empty((len(jpegs), 2), np.bool_)
+        self.denominators = np.empty(len(jpegs), np.int64)
+        self.full = np.ones(len(jpegs), np.int64)
+
+
+PROFILE_STAGES = [
+    # (key, label, methods whose pair it is part of)
+    ('draw', 'draw 2 crop boxes + flips + DCT scale', 'ab'),
+    ('decode', 'JPEG decode as (a) does (DCT-scaled when allowed)', 'ab'),
+    ('resize0', 'antialiased resize + flip, view 0', 'ab'),
+    ('resize1', 'antialiased resize + flip, view 1', 'ab'),
+    ('photo0', 'photometric augment, view 0', 'b'),
+    ('photo1', 'photometric augment, view 1', 'b'),
+    ('decode_full', 'JPEG decode at full size (the work of (f))', 'f'),
+]
+
+
+def profile_stages(chunks, resolution, strengths, ksize, passes):
+    """CPU seconds per stage over all chunks, each stage timed on its own on this thread (one
+    core), median of ``passes`` passes; the stages run in pipeline order on each chunk.
+    Thread CPU time rather than wall time: other processes on a shared machine stretch the
+    wall clock, not the cycles a stage needs."""
+    log_ratio = (math.log(3 / 4), math.log(4 / 3))
+    totals = {key: [] for key, _, _ in PROFILE_STAGES}
+    for _ in range(passes):
+        spent = dict.fromkeys(totals, 0.0)
+        for c in chunks:
+            steps = [
+                ('decode_full', lambda: _decode_stage(c.jpegs, c.jpeg_starts, c.heights,
+                                                      c.widths, c.full, c.decoded,
+                                                      c.decoded_starts)),
+                ('draw', lambda: _draw_stage(SEED, PROFILE_EPOCH, c.indices, c.heights,
+                                             c.widths, resolution, SCALE[0], SCALE[1],
+                                             log_ratio[0], log_ratio[1], c.boxes, c.flips,
+                                             c.denominators)),
+                ('decode', lambda: _decode_stage(c.jpegs, c.jpeg_starts, c.heights, c.widths,
+                                                 c.denominators, c.decoded, c.decoded_starts)),
+            ]
+            for view in (0, 1):
+                steps.append((f'resize{view}', lambda view=view: _resize_stage(
+                    c.decoded, c.decoded_starts, c.heights, c.widths, c.denominators, c.boxes,
+                    c.flips, view, c.views)))
+            for view in (0, 1):
+                steps.append((f'photo{view}', lambda view=view: _photometric_stage(
+                    SEED, PROFILE_EPOCH, c.indices, strengths, ksize, view, c.views)))
+            for key, step in steps:
+                t0 = time.thread_time()
+                step()
+                spent[key] += time.thread_time() - t0
+        for key in totals:
+            totals[key].append(spent[key])
+    return {key: statistics.median(values) for key, values in totals.items()}
+
+
+def resize_quality(jpegs, resolution, count=PSNR_VIEWS):
+    """PSNR (dB) of our resize + flip against torchvision's antialiased ``resized_crop`` (+
+    flip) of the same box of the same full-size decode, rounded to uint8: min and median over
+    the first ``count`` views. Full size, because a DCT-scaled decode has no integer box to
+    hand torchvision; the resize is the same code either way."""
+    import torch
+    import torchvision.transforms.v2.functional as F
+
+    c = Chunk(jpegs[:(count + 1) // 2], resolution)
+    log_ratio = (math.log(3 / 4), math.log(4 / 3))
+    _draw_stage(SEED, PROFILE_EPOCH, c.indices, c.heights, c.widths, resolution, SCALE[0],
+                SCALE[1], log_ratio[0], log_ratio[1], c.boxes, c.flips, c.denominators)
+    _decode_stage(c.jpegs, c.jpeg_starts, c.heights, c.widths, c.full, c.decoded,
+                  c.decoded_starts)
+    values = []
+    for view in (0, 1):
+        _resize_stage(c.decoded, c.decoded_starts, c.heights, c.widths, c.full, c.boxes,
+                      c.flips, view, c.views)
+    for i in range(len(c.indices)):
+        image, _ = _decoded_image(c.decoded, c.decoded_starts, c.heights, c.widths, c.full, i)
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
+        for view in (0, 1):
+            top, left, h, w = (int(x) for x in c.boxes[i, view])
+            ref = F.resized_crop(tensor, top, left, h, w, [resolution, resolution],
+                                 antialias=True)
+            if c.flips[i, view]:
+                ref = F.horizontal_flip(ref)
+            ref = ref.round().clamp(0, 255).permute(1, 2, 0).numpy()
+            mse = np.mean((c.views[i, view].astype(np.float64) - ref) ** 2)
+            # identical views (mse 0) count as PSNR_CAP
+            values.append(min(PSNR_CAP, 10 * math.log10(255.0 ** 2 / max(mse, 1e-10))))
+    return {'min': min(values), 'median': statistics.median(values), 'views': len(values)}
+
+
+def decoded_fraction(path, resolution):
+    """Pixels (a) decodes over the pixels of the stored images, over one epoch of the whole
+    .beton: below 1 where every crop of a sample allows a DCT-scaled decode."""
+    jpegs = stored_jpegs(path, None)
+    _, _, denominators = draw_boxes(jpegs, resolution)
+    full = np.array([j[2] * j[3] for j in jpegs], np.float64)
+    dec_h = -(-np.array([j[2] for j in jpegs]) // denominators)
+    dec_w = -(-np.array([j[3] for j in jpegs]) // denominators)
+    return float((dec_h * dec_w).sum() / full.sum()), float(np.mean(denominators > 1))
+
+
+def run_profile(path, args, limit, passes):
+    """The per-stage profile of one pair (see ``print_profile``) and the resize quality."""
+    jpegs = stored_jpegs(path, limit)
+    chunks = [Chunk(jpegs[k:k + PROFILE_CHUNK], args.resolution)
+              for k in range(0, len(jpegs), PROFILE_CHUNK)]
+    ksize = blur_kernel_size(args.resolution, args.resolution)
+    strengths = make_strengths()
+    profile_stages(chunks[:1], args.resolution, strengths, ksize, 1)   # compile
+    seconds = profile_stages(chunks, args.resolution, strengths, ksize, passes)
+    fraction, scaled = decoded_fraction(path, args.resolution)
+    quality = resize_quality(jpegs, args.resolution)
+    return {'samples': len(jpegs), 'passes': passes,
+            'ms_per_pair': {key: 1e3 * s / len(jpegs) for key, s in seconds.items()},
+            'decoded_pixel_fraction': fraction, 'dct_scaled_samples': scaled,
+            'resize_psnr_db': quality}
+
+
+def loader_ms(methods, workers):
+    """Each FFCV method's core milliseconds per pair (per image for (d), (f)): ``cpu``, the
+    process's CPU time per sample, and ``wall``, ``workers`` threads over the median rate
+    (which also counts the time other processes took the cores)."""
+    return {m.key: {'cpu': m.cpu_ms, 'wall': 1e3 * workers / m.median}
+            for m in methods if isinstance(m, CpuMethod)}
+
+
+def print_profile(profile, loader, workers):
+    stages = profile['ms_per_pair']
+    labels = {key: label for key, label, _ in PROFILE_STAGES}
+    core_ms = {key: value['cpu'] for key, value in loader.items()}
+    print(f"where a pair's time goes, per core: each stage's CPU time alone on one core over "
+          f"{profile['samples']} stored JPEGs (median of {profile['passes']} passes), against "
+          f"the loader's CPU time per pair (all its threads, median over timed epochs)")
+    width = max(len(label) for label in labels.values()) + 2
+    print(f"{'stage':<{width}}  {'ms':>6}  {'of (a)':>6}  {'of (b)':>6}")
+    for key, label, used in PROFILE_STAGES[:-1]:
+        shares = [f'{100 * stages[key] / core_ms[m]:5.1f}%' if m in used else '     -'
+                  for m in 'ab']
+        print(f'{label:<{width}}  {stages[key]:6.3f}  {shares[0]}  {shares[1]}')
+    print(f"{'collation / copy':<{width}}  {0:6.3f}  (none: views are written in place into "
+          "FFCV's batch buffer, ToTensor wraps it)")
+    for method in 'ab':
+        spent = sum(stages[key] for key, _, used in PROFILE_STAGES if method in used)
+        rest = core_ms[method] - spent
+        print(f"{f'loader overhead ({method})':<{width}}  {rest:6.3f}  "
+              f'{100 * rest / core_ms[method]:5.1f}%  (FFCV batching, thread hand-offs, '
+              'cache misses)')
+    for method in 'ab':
+        print(f"{f'({method}) CPU time per pair':<{width}}  {core_ms[method]:6.3f}  "
+              f"(wall: {workers} threads / rate = {loader[method]['wall']:.3f})")
+    rest = core_ms['f'] - stages['decode_full']
+    print(f"{labels['decode_full']:<{width}}  {stages['decode_full']:6.3f}  (f) CPU time per "
+          f"image {core_ms['f']:.3f}, of which loader overhead {rest:.3f}")
+    print(f"decoded-pixel fraction of (a): {profile['decoded_pixel_fraction']:.3f} of the "
+          f"stored pixels ({100 * profile['dct_scaled_samples']:.1f}% of samples DCT-scaled)")
+    quality = profile['resize_psnr_db']
+    print(f"resize quality: PSNR vs torchvision antialiased resized_crop of a full-size decode, "
+          f"min {quality['min']:.1f} dB, median {quality['median']:.1f} dB over "
+          f"{quality['views']} views (target >= 50 dB; identical = {PSNR_CAP:.0f} dB), at "
+          f"{stages['resize0'] + stages['resize1']:.3f} ms per pair")
 
 
 # ---------------------------------------------------------------------------- report
 
-def print_report(info, config, methods, ratios):
+def print_report(info, config, methods, ratios, profile):
     print()
     print_machine(info)
     print(f"config: {config['samples']} samples ({config['data']}), resolution "
@@ -172,7 +557,9 @@ def print_report(info, config, methods, ratios):
     print()
     print_table(methods)
     print()
-    print_ratios(ratios)
+    print_ratios(ratios, target_format='.2f')
+    print()
+    print_profile(profile, loader_ms(methods, config['workers']), config['workers'])
 
 
 # ---------------------------------------------------------------------------- main
@@ -202,8 +589,14 @@ def build_parser():
     parser.add_argument('--max-resolution', type=int, default=None,
                         help='longest-side cap of the .beton (default 400 for generated '
                         'data, 0 = none with --data)')
+    parser.add_argument('--profile-samples', type=int, default=None,
+                        help=f"stored JPEGs the per-stage profile runs over (default "
+                        f"{DEFAULTS['profile_samples']})")
+    parser.add_argument('--profile-passes', type=int, default=None,
+                        help=f"profile passes, the median is reported (default "
+                        f"{DEFAULTS['profile_passes']})")
     add_output_options(parser, 'smoke run for tests: 64 samples, 64 px, batch 16, 1 epoch, '
-                       '1 worker')
+                       '1 worker, profile of 32 samples')
     return parser
 
 
@@ -213,7 +606,8 @@ def resolve(args):
         args.workers = os.cpu_count() or 1
     if args.max_resolution is None:
         args.max_resolution = 0 if args.data else GENERATED_LONGEST_SIDE[1]
-    require_at_least(args, ('samples', 'resolution', 'batch_size', 'workers', 'epochs'))
+    require_at_least(args, ('samples', 'resolution', 'batch_size', 'workers', 'epochs',
+                            'profile_samples', 'profile_passes'))
     if args.torchvision_samples is not None and args.torchvision_samples < 1:
         raise UserError('--torchvision-samples must be at least 1')
     if not args.data and args.samples < args.batch_size:
@@ -260,17 +654,21 @@ def run(args, workdir):
     finally:
         for m in methods:
             m.close()
+    t0 = time.perf_counter()
+    profile = run_profile(beton, args, args.profile_samples, args.profile_passes)
+    print(f'profile: {time.perf_counter() - t0:.1f}s', flush=True)
     ratios = ratio_rows(methods, RATIOS)
     config = {'samples': len(samples), 'data': source, 'resolution': args.resolution,
               'batch_size': args.batch_size, 'workers': args.workers, 'epochs': args.epochs,
               'torchvision_samples': min(len(samples), args.torchvision_samples or len(samples)),
               'max_resolution': args.max_resolution, 'jpeg_quality': JPEG_QUALITY,
               'quick': args.quick}
-    print_report(info, config, methods, ratios)
+    print_report(info, config, methods, ratios, profile)
     if args.json:
         result = {'machine': info, 'config': config,
                   'methods': {m.key: m.as_json() for m in methods},
-                  'ratios': ratios}
+                  'ratios': ratios,
+                  'profile': {**profile, 'loader_ms': loader_ms(methods, args.workers)}}
         write_results(args.json, result)
 
 

@@ -18,9 +18,15 @@ METHOD_ROWS = [
     '(d) stock FFCV, one view',
     '(e) torchvision DataLoader, crop+flip',
     '(e) torchvision DataLoader, full MoCo v2 augment',
+    '(f) decode only: FFCV imdecode, full size, no crop',
 ]
-RATIO_ROWS = [('(a)/(c)', '1.5'), ('(a)/(d)', '0.8'), ('(a)/(e crop)', '3.0'),
-              ('(b)/(e full)', '5.0')]
+RATIO_ROWS = [('(a)/(c)', '1.50'), ('(a)/(d)', '0.80'), ('(a)/(e crop)', '3.00'),
+              ('(b)/(e full)', '5.00'), ('(a)/(f)', '0.65'), ('(b)/(f)', '0.45')]
+PROFILE_ROWS = ['draw 2 crop boxes', 'JPEG decode as (a) does', 'antialiased resize + flip, view 0',
+                'antialiased resize + flip, view 1', 'photometric augment, view 0',
+                'photometric augment, view 1', 'collation / copy',
+                'loader overhead (a)', 'JPEG decode at full size',
+                'decoded-pixel fraction of (a)', 'resize quality: PSNR']
 NUMBER = r'\d+(?:\.\d+)?'
 
 
@@ -36,7 +42,7 @@ def test_quick_run_prints_every_method_and_ratio(tmp_path):
     for label in METHOD_ROWS:
         rows = [line for line in lines if line.startswith(label + ' ')]
         assert len(rows) == 1, (label, proc.stdout)
-        unit = 'images/s' if label.startswith('(d)') else 'pairs/s'
+        unit = 'images/s' if label.startswith(('(d)', '(f)')) else 'pairs/s'
         assert re.search(rf'\s{NUMBER}\s+{re.escape(unit)}\s', rows[0]), rows[0]
     for name, target in RATIO_ROWS:
         rows = [line for line in lines if line.startswith(name + ' ')]
@@ -44,9 +50,16 @@ def test_quick_run_prints_every_method_and_ratio(tmp_path):
         assert re.search(rf'{NUMBER}x\s+target >= {re.escape(target)}\s+(PASS|MISS)$',
                          rows[0]), rows[0]
 
+    for start in PROFILE_ROWS:
+        assert sum(line.startswith(start) for line in lines) == 1, (start, proc.stdout)
+
     result = json.loads(out.read_text())
-    assert set(result['methods']) == {'a', 'b', 'c', 'd', 'e_crop', 'e_full'}
+    assert set(result['methods']) == {'a', 'b', 'c', 'd', 'e_crop', 'e_full', 'f'}
     for method in result['methods'].values():
         assert len(method['per_epoch']) == 1 and method['median'] > 0
-    assert [r['ratio'] for r in result['ratios']] == ['a/c', 'a/d', 'a/e_crop', 'b/e_full']
+    assert [r['ratio'] for r in result['ratios']] == ['a/c', 'a/d', 'a/e_crop', 'b/e_full',
+                                                      'a/f', 'b/f']
+    profile = result['profile']
+    assert profile['samples'] == 32 and 0 < profile['decoded_pixel_fraction'] <= 1
+    assert profile['ms_per_pair']['decode_full'] > 0 and profile['loader_ms']['f']['cpu'] > 0
     assert result['config']['quick'] is True and result['config']['samples'] == 64
