@@ -226,8 +226,7 @@ def main(argv=None):
     runs = plan_runs(args, s)
     check_numbers(s)
     eval_sets = parse_eval_sets(args.eval_sets)
-    if args.labelled and not all(os.path.exists(p) for p in args.labelled.split(',') if p):
-        raise UserError(f'--labelled {args.labelled} does not exist')
+    split = study_runs.labelled_split(args.labelled) if args.labelled else None
     os.makedirs(out, exist_ok=True)
     s['videos'] = resolve_videos(args, out)
     check_same_study(out, s)
@@ -264,7 +263,7 @@ def main(argv=None):
         invariance[eval_set.key] = study_runs.evaluate_invariance(out, eval_set, checkpoints, s)
     downstream = None
     if args.labelled:
-        labelled = study_runs.labelled_betons(out, args.labelled, s)
+        labelled = study_runs.labelled_betons(out, args.labelled, split, s)
         downstream = study_runs.evaluate_downstream(out, labelled, checkpoints, s)
     study_report.report(out, args, s, records, eval_sets, invariance, downstream,
                         time.perf_counter() - start)

@@ -230,23 +230,39 @@ def evaluate_downstream(out, labelled, checkpoints, s):
     return top1
 
 
-def labelled_betons(out, source, s):
-    """(train, val) .betons of ``--labelled``: 'TRAIN.beton,VAL.beton' as given; one .beton
-    serves as both (not held out); an image folder is split, every 5th image of each class
-    to val, and written with writers/write_images.py."""
+def labelled_split(source):
+    """``--labelled`` checked: ('TRAIN.beton', 'VAL.beton') as given (one .beton serves as
+    both: not held out), or for an image folder its (train, val) list lines, every 5th image
+    of each class to val; UserError when it does not exist or a folder has no classes."""
     parts = [p for p in source.split(',') if p]
+    missing = [p for p in parts if not os.path.exists(p)]
+    if missing or not parts:
+        raise UserError(f'--labelled {source}: {missing[0] if missing else source} does not '
+                        f'exist')
     if len(parts) == 2 or source.endswith('.beton'):
         return parts[0], parts[-1]
-    from writers import write_images
     from writers.image_sources import find_images
+    seen, lists = {}, ([], [])
+    for sample in find_images(source).samples:
+        if sample.label < 0:
+            raise UserError(f'--labelled {source} is not in the ImageFolder layout '
+                            f'(DIR/<class>/<image>): {sample.path} has no class')
+        index = seen[sample.label] = seen.get(sample.label, -1) + 1
+        lists[index % 5 == 4].append(f'{os.path.abspath(sample.path)} {sample.label}')
+    return lists
+
+
+def labelled_betons(out, source, split, s):
+    """(train, val) .betons of ``--labelled``: as given, or an image folder's ``split``
+    written with writers/write_images.py."""
+    if isinstance(split[0], str):
+        return split
+    from writers import write_images
     data = os.path.join(out, 'data')
     paths = (os.path.join(data, 'labelled_train.beton'), os.path.join(data, 'labelled_val.beton'))
     if all(os.path.isfile(p) for p in paths):
         return paths
-    seen, lists = {}, ([], [])
-    for sample in find_images(source).samples:
-        index = seen[sample.label] = seen.get(sample.label, -1) + 1
-        lists[index % 5 == 4].append(f'{os.path.abspath(sample.path)} {sample.label}')
+    lists = split
     print(f'== writing labelled .betons from {source}: {len(lists[0])} train, '
           f'{len(lists[1])} val images', flush=True)
     os.makedirs(data, exist_ok=True)

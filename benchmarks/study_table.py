@@ -148,10 +148,11 @@ def plot(path, rows, columns, cells, k, title):
             cell = cells.get(row, {}).get(key)
             if cell is None:
                 continue
-            low = cell['mean'] - cell['low'] if cell['low'] is not None else 0
-            high = cell['high'] - cell['mean'] if cell['high'] is not None else 0
-            ax.errorbar([x], [cell['mean']], yerr=[[max(low, 0)], [max(high, 0)]], fmt='o',
-                        capsize=3)
+            # drawn from low to high: a one-seed (basic bootstrap) interval need not hold
+            # the score
+            line = ax.plot([x], [cell['mean']], 'o')[0]
+            if cell['low'] is not None:
+                ax.vlines(x, cell['low'], cell['high'], colors=line.get_color())
         ax.set_xticks(range(len(rows)), rows, rotation=45, ha='right', fontsize=8)
         ax.set_title(column if column == DOWNSTREAM else f'{column} (top-{k})', fontsize=9)
     fig.suptitle(title, fontsize=10)

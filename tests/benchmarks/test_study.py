@@ -112,10 +112,16 @@ def write_bad_video(folder):
     (['--eval-sets', 'got10k=/nonexistent/GOT-10k'], 'does not exist'),
     (['--eval-sets', 'imagenet=/tmp'], "unknown kind 'imagenet'"),
     (['--videos', 'BAD'], 'no readable video'),
+    (['--labelled', '/nonexistent/images'], 'does not exist'),
+    (['--labelled', 'FLAT'], 'is not in the ImageFolder layout'),
 ])
 def test_bad_input_is_one_line_before_training(tmp_path, capsys, extra, needle):
     if 'BAD' in extra:
         extra = [str(write_bad_video(tmp_path / 'videos')) if e == 'BAD' else e for e in extra]
+    if 'FLAT' in extra:   # images with no class folder
+        (tmp_path / 'flat').mkdir()
+        Image.new('RGB', (40, 40)).save(tmp_path / 'flat' / 'a.jpg')
+        extra = [str(tmp_path / 'flat') if e == 'FLAT' else e for e in extra]
     out = tmp_path / 'out'
     with pytest.raises(SystemExit) as stop:
         run_cli(study.main, ['--quick', '--out', str(out), *extra])
