@@ -303,15 +303,14 @@ def propose(rgb, settings=ProposalSettings(), detector=None, flow=None):
     small = shrink(rgb, settings.pixels)
     sx, sy = width / small.shape[1], height / small.shape[0]
     found = selective_search(small, single=by_motion)
-    candidates = scale_boxes(found, sx, sy)
-    keep = plausible(candidates, width, height, settings)
-    candidates, scores = candidates[keep], colour_contrast(small, found[keep])
-    if by_motion:
-        blobs = motion_blobs(moving, settings.min_side * min(width, height))
-        blobs = blobs[plausible(blobs, width, height, settings)]
-        candidates = np.concatenate([candidates, blobs])
-        static = np.concatenate([scores, colour_contrast(small, scale_boxes(blobs, 1 / sx,
-                                                                            1 / sy))])
-        scores, kept = motion_scores(flow, weight, moving, candidates, static)
-        candidates, scores = candidates[kept], scores[kept]
-    return rank(candidates, scores, width, height, settings)
+    if not by_motion:
+        candidates = scale_boxes(found, sx, sy)
+        keep = plausible(candidates, width, height, settings)
+        scores = colour_contrast(small, found[keep])
+        return rank(candidates[keep], scores, width, height, settings)
+    candidates = np.concatenate([scale_boxes(found, sx, sy),
+                                 motion_blobs(moving, settings.min_side * min(width, height))])
+    candidates = candidates[plausible(candidates, width, height, settings)]
+    static = colour_contrast(small, scale_boxes(candidates, 1 / sx, 1 / sy))
+    scores, kept = motion_scores(flow, weight, moving, candidates, static)
+    return rank(candidates[kept], scores[kept], width, height, settings)
