@@ -17,7 +17,7 @@ FFCV_WHL := $(wildcard $(WHEELHOUSE)/ffcv-*+fastssl-*.whl)
 DEMO_DIR ?= demo_out
 
 .PHONY: install ffcv-wheel wheelhouse gpu-check-bundle system-packages test test-e2e demo demo-images \
-	benchmark clean
+	benchmark benchmark-deps clean
 
 install: $(STAMP)
 
@@ -76,6 +76,10 @@ demo-images: install
 
 benchmark: install
 	$(PY) -m benchmarks.loader
+
+# Optional baselines, not needed by make test: NVIDIA DALI for method (g), from PyPI (~1 GB installed).
+benchmark-deps: install
+	$(PIP) install -q --find-links $(WHEELHOUSE) --no-build-isolation -e '.[test,benchmark]'
 
 clean:
 	rm -rf $(DEMO_DIR) $(DEMO_DIR)_images .pytest_cache
