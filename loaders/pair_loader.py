@@ -18,7 +18,6 @@ view axis and keys its random draws (crop, context, photometric, on CPU or GPU),
 view has its own. The view numbers must be exactly 0 .. V-1.
 """
 import os
-import time
 
 import numpy as np
 import torch
@@ -196,13 +195,17 @@ class MultiViewLoader:
         """FFCV's next batch, or None at the end of the epoch.
 
         FFCV's iterator blocks forever on its queue if its loading thread dies (an exception
-        in an op); wait on the queue ourselves and fail loudly instead of hanging.
+        in an op); wait on the queue ourselves and fail loudly instead of hanging. The wait is
+        on the queue's condition, which a put wakes at once: polling with short sleeps cost
+        the main thread CPU time on every wake-up, taken from the decoding threads.
         """
-        while iterator.output_queue.empty():
-            if not iterator.is_alive() and iterator.output_queue.empty():
-                raise RuntimeError('the FFCV loading thread stopped with an error '
-                                   '(its traceback is printed above)')
-            time.sleep(0.0005)
+        queue = iterator.output_queue
+        with queue.not_empty:
+            while not queue.queue:  # the deque itself: qsize() would take the lock held here
+                if not iterator.is_alive():
+                    raise RuntimeError('the FFCV loading thread stopped with an error '
+                                       '(its traceback is printed above)')
+                queue.not_empty.wait(0.05)
         try:
             return next(iterator)
         except StopIteration:
