@@ -75,8 +75,11 @@ class Trainer(TrainingParts):
         try:
             with StopSignals(self.world) as stop:
                 # the untrained network: the reference the curves start from
-                if s.logging.invariance_every and (self.start_epoch, self.start_step) == (0, 0):
-                    self._monitor_invariance('before training', 0, monitor)
+                if (self.start_epoch, self.start_step) == (0, 0):
+                    if self.knn:
+                        self._monitor_knn('before training', 0, monitor)
+                    if s.logging.invariance_every:
+                        self._monitor_invariance('before training', 0, monitor)
                 for epoch in range(self.start_epoch, end):
                     first = self.start_step if epoch == self.start_epoch else 0
                     done, signum = self._run_epoch(epoch, first, steps_per_epoch, monitor, stop)
@@ -110,7 +113,7 @@ class Trainer(TrainingParts):
         def due(every):  # every N epochs and at the last; 0 = off
             return every and not stopping and (done % every == 0 or done == s.train.epochs)
         if self.knn and due(s.logging.knn_every):
-            self._monitor_knn(done, done * steps_per_epoch, monitor)
+            self._monitor_knn(f'epoch {done}', done * steps_per_epoch, monitor)
         if due(s.logging.invariance_every):
             self._monitor_invariance(f'epoch {done}', done * steps_per_epoch, monitor)
         monitor.flush()
@@ -129,11 +132,11 @@ class Trainer(TrainingParts):
                                self.scaler if self.scaler.is_enabled() else None,
                                self.s.to_dict(), step, len(self.loader))
 
-    def _monitor_knn(self, epochs_done, step, monitor):
+    def _monitor_knn(self, when, step, monitor):
         if self.world.is_main:  # the other ranks wait (within dist.timeout_s) at the barrier
             top1, top5 = self.evaluate_knn()
             monitor.scalars(step, **{'knn/top1': top1, 'knn/top5': top5})
-            print(f'epoch {epochs_done}: kNN top-1 {top1:.2f} % top-5 {top5:.2f} %')
+            print(f'{when}: kNN top-1 {top1:.2f} % top-5 {top5:.2f} %', flush=True)
         if self.world.distributed:
             torch.distributed.barrier()
 

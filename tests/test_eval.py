@@ -1,6 +1,7 @@
 """eval.py over a real training checkpoint: knn reproduces the trainer's own kNN monitor;
 export, knn and linear end to end; one-line errors for bad input."""
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -22,6 +23,17 @@ def trained(small_beton, tmp_path_factory, tiny_args):
         f'--logging.knn_train_path={small_beton}', '--logging.knn_k=5')))
     trainer.fit()
     return trainer.evaluate_knn(), str(run / 'checkpoint_last.pt')
+
+
+def test_knn_monitor_logs_the_untrained_network_then_each_due_epoch(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    expected, checkpoint = trained
+    events = EventAccumulator(str(Path(checkpoint).parent))
+    events.Reload()
+    logged = events.Scalars('knn/top1')
+    steps_per_epoch = torch.load(checkpoint, weights_only=False)['steps_per_epoch']
+    assert [event.step for event in logged] == [0, steps_per_epoch]
+    assert logged[-1].value == pytest.approx(expected[0])
 
 
 def data_args(beton):
