@@ -18,9 +18,12 @@ One run, one machine, one JPEG ``.beton`` (and the same JPEG files for torchvisi
 (f) the decode limit: an FFCV loader whose only op (``FullDecode``) runs FFCV's TurboJPEG
     ``imdecode`` on every stored JPEG at full size (no DCT scaling, no crop, no resize) into a
     per-sample buffer, parallel over the batch on the same threads, same order    (images/s)
+(g) NVIDIA DALI's CPU pipeline over the same files, crop+flip and the full augment (pairs/s;
+    ``benchmarks.dali_baseline``; an optional install: skipped with the reason when absent)
 
 and the ratios the issues target: (a)/(c) >= 1.5, (a)/(d) >= 0.8, (a)/(e crop+flip) >= 3,
-(b)/(e full) >= 5, (a)/(f) >= 0.65, (b)/(f) >= 0.45, each printed with PASS or MISS. A pair
+(b)/(e full) >= 5, (a)/(f) >= 0.65, (b)/(f) >= 0.45, and with DALI (a)/(g crop) >= 3 and
+(b)/(g full) >= 10, each printed with PASS or MISS. A pair
 costs one decode, so (a)/(f) is the share of the decode limit the pair loader reaches; where
 (a) decodes less than the full image (DCT scaling when both crops allow it) it may pass 1, so
 the report gives the decoded-pixel fraction of (a) next to it.
@@ -108,6 +111,7 @@ from benchmarks.common import (
     require_at_least,
     write_results,
 )
+from benchmarks.dali_baseline import DALI_RATIOS, dali_methods
 from benchmarks.data import GENERATED_LONGEST_SIDE, JPEG_QUALITY, SEED, build_beton, make_jpegs
 from benchmarks.torchvision_baseline import torchvision_loader
 from fastssl_common.errors import UserError, run_cli
@@ -639,7 +643,7 @@ def run(args, workdir):
     samples = build_beton(src, beton, args.max_resolution, args.workers)
     print(f'wrote {beton} ({len(samples)} samples) in {time.perf_counter() - t0:.1f}s',
           flush=True)
-    methods = build_methods(beton, samples, args)
+    methods = build_methods(beton, samples, args) + dali_methods(samples, args, SCALE, SEED)
     # torchvision first: its workers fork before any Numba thread pool exists
     order = sorted(methods, key=lambda m: not m.key.startswith('e'))
     try:
@@ -657,7 +661,8 @@ def run(args, workdir):
     t0 = time.perf_counter()
     profile = run_profile(beton, args, args.profile_samples, args.profile_passes)
     print(f'profile: {time.perf_counter() - t0:.1f}s', flush=True)
-    ratios = ratio_rows(methods, RATIOS)
+    with_dali = any(m.key.startswith('g') for m in methods)
+    ratios = ratio_rows(methods, RATIOS + (DALI_RATIOS if with_dali else []))
     config = {'samples': len(samples), 'data': source, 'resolution': args.resolution,
               'batch_size': args.batch_size, 'workers': args.workers, 'epochs': args.epochs,
               'torchvision_samples': min(len(samples), args.torchvision_samples or len(samples)),
