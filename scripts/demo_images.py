@@ -1,17 +1,24 @@
-"""Assemble the demo's image folders from real photographs shipped inside packages.
+"""Assemble the image demo's folders from real photographs shipped inside packages.
+
+    python scripts/demo_images.py OUT
 
 No download: the photos come from scikit-image's ``skimage/data`` and scikit-learn's sample
-images. Each photo becomes a class; its full frame and three quadrants go to ``train/``, the
-fourth quadrant to ``val/``, so the kNN monitor asks a meaningful (if small) question: does
-an unseen part of a photo land next to the other parts of the same photo?
+images. Each photo is cut into a ``GRID`` x ``GRID`` grid of tiles: the tiles on the diagonal
+are held out as the monitor's items (``scripts/demo_monitor.py``; ``OUT/monitor/``), the
+others go to ``OUT/train/<photo>/``, which the run trains on.
 """
 import sys
 from pathlib import Path
 
 import numpy as np
+from demo_monitor import save_jpegs, write_monitor
 from PIL import Image
 
-MIN_SIDE = 128
+GRID = 5
+MIN_SIDE = 160     # px: tiles of at least 32 px
+# Drawings and near-copies of another photo (the right half of a stereo pair) are no classes.
+NOT_PHOTOS = {'chessboard_GRAY', 'chessboard_RGB', 'color', 'logo', 'phantom', 'horse',
+              'motorcycle_right'}
 
 
 def package_photos():
@@ -21,37 +28,50 @@ def package_photos():
                Path(sklearn.datasets.__file__).parent / 'images']
     for folder in folders:
         for path in sorted(folder.iterdir()):
-            if path.suffix.lower() in ('.png', '.jpg', '.jpeg'):
+            if path.suffix.lower() in ('.png', '.jpg', '.jpeg') and path.stem not in NOT_PHOTOS:
                 yield path
+
+
+def photo(path):
+    """RGB array of a usable photograph, or None (masks, icons, 16-bit scientific images)."""
+    try:
+        image = Image.open(path)
+        image.load()
+    except OSError:
+        return None
+    if image.mode not in ('RGB', 'RGBA', 'L') or min(image.size) < MIN_SIDE:
+        return None
+    rgb = np.asarray(image.convert('RGB'))
+    return rgb if rgb.std() >= 10 else None
+
+
+def tiles(rgb):
+    """-> (training tiles, held-out tiles): the diagonal of a GRID x GRID grid is held out."""
+    h, w = rgb.shape[0] // GRID, rgb.shape[1] // GRID
+    train, held_out = [], []
+    for row in range(GRID):
+        for col in range(GRID):
+            tile = rgb[row * h:(row + 1) * h, col * w:(col + 1) * w]
+            (held_out if row == col else train).append(tile)
+    return train, held_out
 
 
 def main(out_dir):
     out = Path(out_dir)
-    count = 0
+    count = trained = 0
+    items = []
     for path in package_photos():
-        try:
-            image = Image.open(path)
-            image.load()
-        except OSError:
+        rgb = photo(path)
+        if rgb is None:
             continue
-        if image.mode not in ('RGB', 'RGBA', 'L') or min(image.size) < MIN_SIDE:
-            continue  # skip masks, tiny icons and 16-bit scientific images
-        rgb = np.asarray(image.convert('RGB'))
-        if rgb.std() < 10:
-            continue
-        h, w = rgb.shape[:2]
-        quads = [rgb[:h // 2, :w // 2], rgb[:h // 2, w // 2:], rgb[h // 2:, :w // 2],
-                 rgb[h // 2:, w // 2:]]
-        name = path.stem
-        for split, items in (('train', [('full', rgb)] + [(f'q{i}', q) for i, q in
-                                                         enumerate(quads[:3])]),
-                             ('val', [('q3', quads[3])])):
-            folder = out / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            for tag, pixels in items:
-                Image.fromarray(np.ascontiguousarray(pixels)).save(folder / f'{tag}.png')
+        train, held_out = tiles(rgb)
+        save_jpegs(out / 'train' / path.stem, train)
+        items += [(f'{path.stem}_tile{index}', tile) for index, tile in enumerate(held_out)]
         count += 1
-    print(f'{count} photos from package data -> {out}/train, {out}/val')
+        trained += len(train)
+    write_monitor(out / 'monitor', items)
+    print(f'{count} photos from package data: {trained} training tiles -> {out}/train, '
+          f'{len(items)} held-out tiles -> {out}/monitor (bank, queries)')
 
 
 if __name__ == '__main__':
