@@ -59,12 +59,12 @@ def test_loss_falls_below_chance_and_the_monitor_runs_on_the_held_out_items(demo
     k = summary.queue_size(run)
     assert k == 256                      # the configured queue: the tiles fill it
     logged = summary.scalars(run)
-    loss = summary.last_epoch_losses(logged, EPOCHS)['frame']
+    loss = summary.last_epoch_losses(logged, EPOCHS)['image']
     assert loss < 0.8 * math.log(k + 1)
     monitor = logged['knn/top1']
     steps = [step for step, _ in monitor]
     assert steps[0] == 0 and len(steps) == 1 + EPOCHS // 2    # untrained, every 2 epochs
     assert all(0 <= value <= 100 for _, value in monitor)
     lines, _ = summary.summarise(str(run), classes=100)
-    assert any('loss_frame' in line and f'K = {k}' in line and 'PASS' in line for line in lines)
+    assert any('loss_image' in line and f'K = {k}' in line and 'PASS' in line for line in lines)
     assert any('chance 1.0 %' in line for line in lines)
