@@ -31,7 +31,7 @@ def queue_size(run_dir):
 
 
 def scalars(run_dir):
-    events = EventAccumulator(run_dir, size_guidance={'scalars': 0})
+    events = EventAccumulator(str(run_dir), size_guidance={'scalars': 0})
     events.Reload()
     return {tag: [(event.step, event.value) for event in events.Scalars(tag)]
             for tag in events.Tags()['scalars']}
