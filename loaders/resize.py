@@ -2,11 +2,9 @@
 
 Same filter as ``torchvision.transforms.v2.functional.resized_crop(..., antialias=True)``
 (and PIL's BILINEAR): a triangle kernel stretched by the downscale factor, so views are not
-bought with aliasing. Separable, in blocks of output rows; the vertical pass runs first because
-its inner loop walks a contiguous row span (vectorises), and its result is stored column-major
-so that the horizontal pass also sums contiguous runs instead of gathering a few interleaved
-RGB taps per output pixel (that gather was two thirds of the resize). The flip is free: the
-block is written back columns right to left.
+bought with aliasing. Separable; the vertical pass runs first because its inner loop walks a
+contiguous row span (vectorises), leaving the strided horizontal pass only ``out_h`` rows. The
+flip is free: the horizontal pass writes columns right to left.
 
 Crop boxes are floats so that a JPEG decoded at 1/2, 1/4 or 1/8 scale (TurboJPEG's DCT
 scaling) can be cropped with the box scaled down exactly; for integer boxes the weights equal
@@ -54,22 +52,16 @@ def filter_weights(start, length, out_size, limit_lo, limit_hi, max_taps, first,
 def max_taps_for(length, out_size):
     scale = length / out_size
     support = scale if scale >= 1.0 else 1.0
-    return int(math.ceil(2.0 * support)) + 2
-
-
-ROW_BLOCK = 16  # output rows per block: both float blocks stay in L1/L2 cache
+    return max(int(math.ceil(2.0 * support)) + 2, 4)  # >= 4 for the unrolled path
 
 
 @njit(fastmath=True, nogil=True, cache=True)
 def resize_crop_flip(src, top, left, height, width, flip, dst):
     """Resize src[top:top+height, left:left+width] (float box) into dst (out_h, out_w, 3) uint8.
 
-    Per block of output rows: the vertical pass sums each output row's source rows over the
-    contiguous crop span (vectorises) and stores the result column-major (one short run of
-    ``3 * block`` floats per source column); the horizontal pass then sums whole source
-    columns, again contiguous runs, instead of gathering a few interleaved taps per pixel; the
-    last pass rounds and writes the block back row-major, flipped if asked. Scratch is a few
-    small buffers (no per-sample image-sized allocation).
+    Row by row: the vertical taps of one output row are summed into a small float row (it
+    stays in L1 cache), which the horizontal pass then reads. No large scratch buffers, so
+    nothing big is allocated or page-faulted per sample.
     """
     out_h, out_w = dst.shape[0], dst.shape[1]
     row_lo = int(math.floor(top))
@@ -88,58 +80,48 @@ def resize_crop_flip(src, top, left, height, width, flip, dst):
     w_x = np.empty((out_w, taps_x), np.float32)
     filter_weights(left, width, out_w, col_lo, col_hi, taps_x, first_x, count_x, w_x)
 
-    n_cols = col_hi - col_lo
-    span = n_cols * 3
-    acc = np.empty(span, np.float32)
-    columns = np.empty((n_cols, 3 * ROW_BLOCK), np.float32)
-    block = np.empty((out_w, 3 * ROW_BLOCK), np.float32)
-    pixels = np.empty((out_w, 3 * ROW_BLOCK), np.uint8)
+    span = (col_hi - col_lo) * 3
+    taps = count_x.max()
+    # Zero padding past the crop lets every output pixel read `taps` taps unconditionally
+    # (the padded weights are zero), which keeps the horizontal loop branch-free.
+    acc = np.zeros(span + 3 * taps_x, np.float32)
+    out_row = np.empty(out_w * 3, np.float32)
     flat = src.reshape(src.shape[0], src.shape[1] * 3)
     c0 = col_lo * 3
-    for o0 in range(0, out_h, ROW_BLOCK):
-        rows = min(ROW_BLOCK, out_h - o0)
-        run = 3 * rows
-        for r in range(rows):
-            o = o0 + r
-            y0 = first_y[o]
-            w = w_y[o, 0]
-            row = flat[y0, c0:c0 + span]
+    for o in range(out_h):
+        acc[:span] = 0.0
+        y0 = first_y[o]
+        for t in range(count_y[o]):
+            w = w_y[o, t]
+            row = flat[y0 + t, c0:c0 + span]
             for k in range(span):
-                acc[k] = w * row[k]
-            for t in range(1, count_y[o]):
-                w = w_y[o, t]
-                row = flat[y0 + t, c0:c0 + span]
-                for k in range(span):
-                    acc[k] += w * row[k]
-            for x in range(n_cols):
-                columns[x, 3 * r] = acc[3 * x]
-                columns[x, 3 * r + 1] = acc[3 * x + 1]
-                columns[x, 3 * r + 2] = acc[3 * x + 2]
+                acc[k] += w * row[k]
         for x in range(out_w):
-            p = first_x[x] - col_lo
-            out = block[x]
-            w = w_x[x, 0]
-            column = columns[p]
-            for k in range(run):
-                out[k] = w * column[k]
-            for t in range(1, count_x[x]):
-                w = w_x[x, t]
-                column = columns[p + t]
-                for k in range(run):
-                    out[k] += w * column[k]
-        # Round the block where it is contiguous (vectorises), then move whole pixels.
-        for x in range(out_w):
-            out = block[x]
-            packed = pixels[x]
-            for k in range(run):
-                v = out[k] + np.float32(0.5)
-                v = np.float32(0.0) if v < 0.0 else v
-                v = np.float32(255.0) if v > 255.0 else v
-                packed[k] = np.uint8(np.int32(v))
-        for r in range(rows):
-            dst_row = dst[o0 + r]
-            for x in range(out_w):
-                xo = out_w - 1 - x if flip else x
-                dst_row[xo, 0] = pixels[x, 3 * r]
-                dst_row[xo, 1] = pixels[x, 3 * r + 1]
-                dst_row[xo, 2] = pixels[x, 3 * r + 2]
+            p = (first_x[x] - col_lo) * 3
+            xo = 3 * (out_w - 1 - x) if flip else 3 * x
+            if taps <= 4:  # the common case (downscale <= ~1.5x), unrolled
+                w0, w1, w2, w3 = w_x[x, 0], w_x[x, 1], w_x[x, 2], w_x[x, 3]
+                out_row[xo] = w0 * acc[p] + w1 * acc[p + 3] + w2 * acc[p + 6] + w3 * acc[p + 9]
+                out_row[xo + 1] = (w0 * acc[p + 1] + w1 * acc[p + 4] + w2 * acc[p + 7]
+                                   + w3 * acc[p + 10])
+                out_row[xo + 2] = (w0 * acc[p + 2] + w1 * acc[p + 5] + w2 * acc[p + 8]
+                                   + w3 * acc[p + 11])
+            else:
+                r = np.float32(0.0)
+                g = np.float32(0.0)
+                b = np.float32(0.0)
+                for t in range(taps):
+                    w = w_x[x, t]
+                    r += w * acc[p + 3 * t]
+                    g += w * acc[p + 3 * t + 1]
+                    b += w * acc[p + 3 * t + 2]
+                out_row[xo] = r
+                out_row[xo + 1] = g
+                out_row[xo + 2] = b
+        # A separate contiguous pass vectorises the float -> uint8 rounding and clamping.
+        dst_row = dst[o].reshape(out_w * 3)
+        for k in range(out_w * 3):
+            v = out_row[k] + np.float32(0.5)
+            v = np.float32(0.0) if v < 0.0 else v
+            v = np.float32(255.0) if v > 255.0 else v
+            dst_row[k] = np.uint8(np.int32(v))
