@@ -9,17 +9,17 @@ annotated) box for box-conditioned crops; the caller adds the region's offset.
 import math
 
 import numpy as np
-from numba import njit
 
+from .jit import jit
 from .rng import next_int, next_uniform
 
 
-@njit(inline='always')
+@jit(inline='always')
 def _round_half_even(x):
     return int(np.rint(x))
 
 
-@njit(cache=True)
+@jit(cache=True)
 def sample_resized_crop(state, region_h, region_w, scale_min, scale_max, log_ratio_min,
                         log_ratio_max):
     """Return (state, top, left, h, w) of one crop inside a region_h x region_w region."""

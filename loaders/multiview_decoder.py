@@ -30,17 +30,17 @@ from ffcv.libffcv import imdecode
 from ffcv.pipeline.allocation_query import AllocationQuery
 from ffcv.pipeline.compiler import Compiler
 from ffcv.pipeline.operation import Operation
-from numba import njit
 
 from .crops import sample_resized_crop
 from .epoch import EpochCell
+from .jit import jit
 from .resize import resize_crop_flip
 from .rng import STREAM_CROP, next_uniform, view_state
 
 DCT_DENOMINATORS = (8, 4, 2)  # TurboJPEG's exact power-of-two scale factors
 
 
-@njit(cache=True)
+@jit(cache=True)
 def draw_views(seed, epoch, index, first_view, region_top, region_left, region_h, region_w,
                scale_min, scale_max, log_ratio_min, log_ratio_max, flip_prob, boxes, flips):
     """Draw crop box (top, left, h, w) and flip of views first_view, first_view + 1, ... of
@@ -61,7 +61,7 @@ def draw_views(seed, epoch, index, first_view, region_top, region_left, region_h
         flips[v] = u < flip_prob
 
 
-@njit(cache=True)
+@jit(cache=True)
 def dct_denominator(boxes, out_h, out_w, enabled):
     """Largest 1/d decode scale that keeps every crop at least the output size (no upscaling)."""
     if not enabled:

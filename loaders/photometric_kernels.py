@@ -8,8 +8,8 @@ vector (``photometric_params.py``) says; ``augment_view`` does so on one uint8 v
 import math
 
 import numpy as np
-from numba import njit
 
+from .jit import jit
 from .photometric_params import (
     OP_BRIGHTNESS,
     OP_CONTRAST,
@@ -36,12 +36,12 @@ _TAP_CUTOFF = math.sqrt(2.0 * math.log(1e7))
 
 
 # --- functional forms (float32 H x W x 3, values in [0, 1], in place) ---------------------------
-@njit(inline='always')
+@jit(inline='always')
 def _clamp01(x):
     return min(max(x, np.float32(0.0)), np.float32(1.0))
 
 
-@njit(error_model='numpy')
+@jit
 def adjust_brightness(img, f):
     """``x <- clamp(f * x, 0, 1)``; torchvision ``adjust_brightness``."""
     flat = img.reshape(-1)
@@ -50,7 +50,7 @@ def adjust_brightness(img, f):
         flat[j] = _clamp01(a * flat[j])
 
 
-@njit(error_model='numpy')
+@jit
 def gray_mean(img):
     """Mean over pixels of ``0.2989 r + 0.587 g + 0.114 b`` (float64 accumulation)."""
     flat = img.reshape(-1)
@@ -65,7 +65,7 @@ def gray_mean(img):
     return (0.2989 * sr + 0.587 * sg + 0.114 * sb) / max(n, 1)
 
 
-@njit(error_model='numpy')
+@jit
 def adjust_contrast(img, f):
     """``x <- clamp(f * x + (1 - f) * m, 0, 1)`` with ``m`` the mean of the grayscale image;
     torchvision ``adjust_contrast`` (``_blend(image, mean(rgb_to_grayscale(image)), f)``)."""
@@ -77,7 +77,7 @@ def adjust_contrast(img, f):
         flat[j] = _clamp01(a * flat[j] + c)
 
 
-@njit(error_model='numpy')
+@jit
 def adjust_saturation(img, f):
     """``x <- clamp(f * x + (1 - f) * gray, 0, 1)`` per pixel, ``gray = 0.2989 r + 0.587 g +
     0.114 b``; torchvision ``adjust_saturation``."""
@@ -94,7 +94,7 @@ def adjust_saturation(img, f):
         flat[3 * p + 2] = _clamp01(a * b + gray)
 
 
-@njit(inline='always')
+@jit(inline='always')
 def _hue_channel(mx, d, h6, n):
     """HSV -> RGB for one channel, branch-free: ``v - v s clamp(min(k, 4 - k), 0, 1)`` with
     ``k = (n + 6 h) mod 6`` (n = 5, 3, 1 for r, g, b) and ``v s = max - min``."""
@@ -104,7 +104,7 @@ def _hue_channel(mx, d, h6, n):
     return _clamp01(mx - d * w)
 
 
-@njit(error_model='numpy')
+@jit
 def adjust_hue(img, h):
     """Rotate hue by ``h`` (fraction of the circle, |h| <= 0.5); torchvision ``adjust_hue``.
 
@@ -137,7 +137,7 @@ def adjust_hue(img, h):
         flat[3 * p + 2] = _hue_channel(mx, d, h6, np.float32(1.0))
 
 
-@njit(error_model='numpy')
+@jit
 def to_grayscale(img):
     """``r, g, b <- 0.2989 r + 0.587 g + 0.114 b``; torchvision
     ``rgb_to_grayscale(num_output_channels=3)`` (no clamp needed: weights sum to 0.9999)."""
@@ -149,7 +149,7 @@ def to_grayscale(img):
         flat[3 * p + 2] = gray
 
 
-@njit(error_model='numpy')
+@jit
 def gaussian_kernel_half(sigma, ksize):
     """Half of the 1-D kernel, float32 ``w[0..r_eff]`` (``w[0]`` the centre), normalised over the
     kept taps. torchvision: ``x = linspace(-(k-1)/2, (k-1)/2, k)``, ``w = exp(-0.5 (x/sigma)^2)``
@@ -164,7 +164,7 @@ def gaussian_kernel_half(sigma, ksize):
     return (w / total).astype(np.float32)
 
 
-@njit(inline='always')
+@jit(inline='always')
 def _reflect(i, n):
     """Index into [0, n) with reflect padding (no edge repeat, as torch's ``mode='reflect'``)."""
     if i < 0:
@@ -174,7 +174,7 @@ def _reflect(i, n):
     return i
 
 
-@njit(error_model='numpy')
+@jit
 def gaussian_blur(img, sigma, ksize, scratch):
     """Separable Gaussian blur, reflect padding; torchvision ``gaussian_blur(kernel_size=[k, k],
     sigma=[sigma, sigma])`` (a 2-D conv with the outer product of the 1-D kernel on a
@@ -229,7 +229,7 @@ def gaussian_blur(img, sigma, ksize, scratch):
 
 
 # --- one view -----------------------------------------------------------------------------------
-@njit(error_model='numpy')
+@jit
 def to_float(view, buf):
     """uint8 H x W x 3 -> float32 ``x / 255`` into ``buf``."""
     src = view.reshape(-1)
@@ -238,7 +238,7 @@ def to_float(view, buf):
         dst[j] = np.float32(src[j]) / np.float32(255.0)
 
 
-@njit(error_model='numpy')
+@jit
 def to_uint8(buf, view):
     """float32 [0, 1] -> uint8 ``round(255 x)`` (half up), clamped."""
     src = buf.reshape(-1)
@@ -248,7 +248,7 @@ def to_uint8(buf, view):
         dst[j] = np.uint8(min(max(x, np.float32(0.0)), np.float32(255.0)))
 
 
-@njit(error_model='numpy')
+@jit
 def apply_params(buf, params, ksize, scratch):
     """Apply one view's parameters to float32 ``buf`` in place: the jitter ops (if P_JITTER) in
     P_ORDER, then grayscale (if P_GRAY), then blur (if P_BLUR). Identity factors are skipped."""
@@ -273,7 +273,7 @@ def apply_params(buf, params, ksize, scratch):
         gaussian_blur(buf, params[P_SIGMA], ksize, scratch)
 
 
-@njit(error_model='numpy')
+@jit
 def augment_view(view, params, ksize, buf, scratch):
     """Augment one uint8 H x W x 3 view in place (``buf``, ``scratch``: float32 H x W x 3).
 

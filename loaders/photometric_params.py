@@ -33,8 +33,8 @@ the sequence layout never depends on earlier outcomes. A strength of 0 gives a f
 (hue 0), which the functional forms treat as the identity, as torchvision skips the op.
 """
 import numpy as np
-from numba import njit
 
+from .jit import jit
 from .rng import STREAM_PHOTOMETRIC, next_uniform, view_state
 
 # --- parameter layout ---------------------------------------------------------------------------
@@ -90,7 +90,7 @@ def make_strengths(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, p_jitt
     return s
 
 
-@njit
+@jit
 def blur_kernel_size(height, width):
     """Odd kernel side of ~10 % of the shorter image side: ``int(0.1 * side) // 2 * 2 + 1``
     (compiled: the FFCV op calls it per batch)."""
@@ -99,7 +99,7 @@ def blur_kernel_size(height, width):
 
 
 # --- parameter draws ----------------------------------------------------------------------------
-@njit(inline='always')
+@jit(inline='always')
 def _factor(state, strength):
     """torchvision's ``_check_input`` range [max(0, 1 - x), 1 + x]; exactly 1 when x == 0."""
     state, u = next_uniform(state)
@@ -107,7 +107,7 @@ def _factor(state, strength):
     return state, low + (1.0 + strength - low) * u
 
 
-@njit
+@jit
 def draw_view_params(state, strengths, out):
     """Draw one view's parameters into ``out`` (length ``NUM_PARAMS``); return the new state.
 
@@ -141,7 +141,7 @@ def draw_view_params(state, strengths, out):
     return state
 
 
-@njit
+@jit
 def draw_sample_params(seed, epoch, index, view_ids, strengths, out):
     """Views ``view_ids`` (int64 array, the views' numbers within the sample) of one sample:
     ``out`` is (len(view_ids), NUM_PARAMS); view v is drawn from ``view_state(seed, epoch,
@@ -151,7 +151,7 @@ def draw_sample_params(seed, epoch, index, view_ids, strengths, out):
         draw_view_params(state, strengths, out[k])
 
 
-@njit
+@jit
 def _photometric_params(seed, epoch, indices, n_views, first_view, strengths):
     out = np.empty((indices.shape[0], n_views, NUM_PARAMS), dtype=np.float64)
     view_ids = np.arange(first_view, first_view + n_views)

@@ -45,7 +45,6 @@ import math
 
 import numpy as np
 from ffcv.pipeline.compiler import Compiler
-from numba import njit
 
 from fastssl_common.errors import UserError
 from fastssl_common.formats import (
@@ -57,6 +56,7 @@ from fastssl_common.formats import (
 )
 
 from .host_array import make_row_reader
+from .jit import jit
 from .multiview_decoder import MultiViewRandomResizedCrop, draw_views
 from .resize import filter_weights, max_taps_for, resize_crop_flip
 from .rng import STREAM_CONTEXT, STREAM_REGION, next_int, next_range, sample_state, view_state
@@ -98,7 +98,7 @@ class RegionTable:
         return RegionTable(reader, path)
 
 
-@njit(cache=True)
+@jit(cache=True)
 def pick_region(seed, epoch, index, count):
     """Row (0 .. count-1) of sample ``index``'s region; the same for every op of the sample."""
     state = sample_state(seed, epoch, index, STREAM_REGION)
@@ -106,7 +106,7 @@ def pick_region(seed, epoch, index, count):
     return k
 
 
-@njit(cache=True)
+@jit(cache=True)
 def context_region(seed, epoch, index, view, box, context_min, context_max, height, width):
     """(top, left, h, w) in whole pixels: ``box`` (x0, y0, x1, y1) widened on each side by a
     fraction ``m ~ U[context_min, context_max)`` (view ``view``'s own draw) of its width and
@@ -128,7 +128,7 @@ def context_region(seed, epoch, index, view, box, context_min, context_max, heig
     return top, left, bottom - top, right - left
 
 
-@njit(inline='always')
+@jit(inline='always')
 def store_row(values, dst_row):
     """Round and clamp a float row into uint8, as ``resize_crop_flip`` does."""
     for k in range(values.shape[0]):
@@ -138,7 +138,7 @@ def store_row(values, dst_row):
         dst_row[k] = np.uint8(np.int32(v))
 
 
-@njit(fastmath=True, nogil=True, cache=True)
+@jit(nogil=True, cache=True)
 def upscale_crop_flip(src, top, left, height, width, flip, dst):
     """``resize_crop_flip`` with the horizontal pass first: resize src[top:top+height,
     left:left+width] (float box) into dst (out_h, out_w, 3) uint8, flipped if ``flip``.

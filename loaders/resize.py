@@ -13,10 +13,11 @@ torchvision's.
 import math
 
 import numpy as np
-from numba import njit
+
+from .jit import jit
 
 
-@njit(inline='always')
+@jit(inline='always')
 def filter_weights(start, length, out_size, limit_lo, limit_hi, max_taps, first, count, weights):
     """Fill first[o], count[o] and weights[o, :] for resizing [start, start+length) to
     out_size samples.
@@ -48,14 +49,14 @@ def filter_weights(start, length, out_size, limit_lo, limit_hi, max_taps, first,
         count[o] = n
 
 
-@njit(inline='always')
+@jit(inline='always')
 def max_taps_for(length, out_size):
     scale = length / out_size
     support = scale if scale >= 1.0 else 1.0
     return max(int(math.ceil(2.0 * support)) + 2, 4)  # >= 4 for the unrolled path
 
 
-@njit(fastmath=True, nogil=True, cache=True)
+@jit(nogil=True, cache=True)
 def resize_crop_flip(src, top, left, height, width, flip, dst):
     """Resize src[top:top+height, left:left+width] (float box) into dst (out_h, out_w, 3) uint8.
 

@@ -12,7 +12,8 @@ sequence (``view_state``), so view v's draws do not depend on how many other vie
 which op renders them (e.g. frame a and frame b of a video pair, decoded by two ops).
 """
 import numpy as np
-from numba import njit
+
+from .jit import jit
 
 STREAM_CROP = 1
 STREAM_PHOTOMETRIC = 2
@@ -25,14 +26,14 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _INV_2_53 = 1.0 / 9007199254740992.0
 
 
-@njit(inline='always')
+@jit(inline='always')
 def _mix(z):
     z = (z ^ (z >> np.uint64(30))) * _MIX1
     z = (z ^ (z >> np.uint64(27))) * _MIX2
     return z ^ (z >> np.uint64(31))
 
 
-@njit(inline='always')
+@jit(inline='always')
 def sample_state(seed, epoch, index, stream):
     """Initial state of the sequence owned by (seed, epoch, sample index, stream)."""
     z = _mix(np.uint64(seed) + _GOLDEN)
@@ -41,27 +42,27 @@ def sample_state(seed, epoch, index, stream):
     return _mix(z ^ (np.uint64(stream) + _GOLDEN))
 
 
-@njit(inline='always')
+@jit(inline='always')
 def view_state(seed, epoch, index, stream, view):
     """Initial state of view ``view`` of a sample within ``stream``."""
     return _mix(sample_state(seed, epoch, index, stream) ^ (np.uint64(view) + _GOLDEN))
 
 
-@njit(inline='always')
+@jit(inline='always')
 def next_uniform(state):
     """Advance ``state``; return (new_state, u) with u uniform in [0, 1) (53 random bits)."""
     state = state + _GOLDEN
     return state, float(_mix(state) >> np.uint64(11)) * _INV_2_53
 
 
-@njit(inline='always')
+@jit(inline='always')
 def next_range(state, low, high):
     """(new_state, x) with x uniform in [low, high)."""
     state, u = next_uniform(state)
     return state, low + (high - low) * u
 
 
-@njit(inline='always')
+@jit(inline='always')
 def next_int(state, n):
     """(new_state, k) with k uniform in {0, ..., n-1}."""
     state, u = next_uniform(state)

@@ -1,0 +1,72 @@
+"""Compiled helpers give the same numbers whichever caller compiles them first.
+
+Numba lets a helper that does not state its own compiler flags inherit ``fastmath`` and
+``error_model`` from the compiled caller that first triggers its compilation; FFCV compiles
+pipeline stages with ``fastmath=True``, a call from Python has no such flags. Without
+``loaders.jit`` a test or a tool that called a helper from Python changed the pixels every
+later loader in the process produced (and so a training run's weights)."""
+import importlib
+import os
+import pkgutil
+import subprocess
+import sys
+
+from numba.core.registry import CPUDispatcher
+
+import loaders
+from tests.conftest import REPO
+
+# One augmented batch of views, computed after the helper was compiled either from Python
+# or first from inside a stage compiled as FFCV compiles one.
+SCRIPT = """
+import sys
+import numpy as np
+from numba import njit
+from loaders.photometric_kernels import augment_view
+from loaders.photometric_params import make_strengths, photometric_params
+
+rng = np.random.default_rng(0)
+views = rng.integers(0, 256, (32, 64, 64, 3), np.uint8)
+params = photometric_params(7, 1, np.arange(32), 1, make_strengths(p_jitter=1.0, p_blur=0.5))
+buf, scratch = np.empty((64, 64, 3), np.float32), np.empty((64, 64, 3), np.float32)
+floats = []
+
+
+@njit(fastmath=True, error_model='numpy')  # FFCV's Compiler.compile flags
+def stage(view, params, buf, scratch):
+    augment_view(view, params, 7, buf, scratch)
+
+
+if sys.argv[1] == 'stage-first':
+    stage(views[0].copy(), params[0, 0], buf, scratch)
+for view, p in zip(views, params[:, 0]):
+    augment_view(view, p, 7, buf, scratch)
+    floats.append(buf.copy())  # before rounding: any change in the arithmetic shows
+sys.stdout.write(np.stack(floats).tobytes().hex())
+"""
+
+
+def augmented(order):
+    done = subprocess.run([sys.executable, '-c', SCRIPT, order], cwd=REPO, text=True,
+                          capture_output=True, timeout=300,
+                          env={**os.environ, 'NUMBA_CACHE_DIR': os.devnull + '-none'})
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_helper_gives_the_same_pixels_whoever_compiles_it_first():
+    assert augmented('python-first') == augmented('stage-first')
+
+
+def test_every_compiled_helper_states_its_flags():
+    """Structural guard for the behaviour above: each dispatcher in loaders/ was made by
+    ``loaders.jit.jit`` (its flags are explicit, nothing left to inherit)."""
+    from loaders.jit import FASTMATH
+    helpers = []
+    for module in pkgutil.iter_modules(loaders.__path__):
+        for name, obj in vars(importlib.import_module(f'loaders.{module.name}')).items():
+            if isinstance(obj, CPUDispatcher) and obj.__module__.startswith('loaders.'):
+                helpers.append(name)
+                assert obj.targetoptions.get('fastmath') == FASTMATH, name
+                assert obj.targetoptions.get('error_model') == 'numpy', name
+    assert {'augment_view', 'resize_crop_flip', 'draw_views', 'next_uniform'} <= set(helpers)
