@@ -49,7 +49,6 @@ import time
 from benchmarks.common import (
     Method,
     add_output_options,
-    apply_preset,
     benchmark_parser,
     check_json_folder,
     machine_info,
@@ -57,10 +56,9 @@ from benchmarks.common import (
     print_ratios,
     print_table,
     ratio_rows,
-    require_at_least,
     write_results,
 )
-from benchmarks.data import GENERATED_LONGEST_SIDE, SEED, build_beton, make_jpegs
+from benchmarks.data import SEED, add_jpeg_options, build_beton, make_jpegs, resolve_jpeg_options
 from fastssl_common.errors import UserError, run_cli
 
 SCALE = (0.2, 1.0)
@@ -190,41 +188,14 @@ def build_parser():
     parser = benchmark_parser(
         'dali_baseline', 'NVIDIA DALI CPU pipeline (g) vs fastssl pair loader (a) crop+flip and '
         '(b) full augment on the same JPEGs (see the module docstring for the choices).')
-    parser.add_argument('--data', metavar='DIR',
-                        help='existing image folder to use instead of generated JPEGs')
-    parser.add_argument('--samples', type=int, default=None,
-                        help=f"generated JPEGs (default {DEFAULTS['samples']}; ignored with "
-                        '--data)')
-    parser.add_argument('--resolution', type=int, default=None,
-                        help=f"output side R in pixels (default {DEFAULTS['resolution']})")
-    parser.add_argument('--batch-size', type=int, default=None,
-                        help=f"batch size for every method (default {DEFAULTS['batch_size']})")
-    parser.add_argument('--workers', type=int, default=None,
-                        help='FFCV threads and DALI num_threads (default: os.cpu_count())')
-    parser.add_argument('--epochs', type=int, default=None,
-                        help=f"timed epochs per method after one warm-up (default "
-                        f"{DEFAULTS['epochs']})")
-    parser.add_argument('--max-resolution', type=int, default=None,
-                        help='longest-side cap of the .beton (default 400 for generated '
-                        'data, 0 = none with --data)')
+    add_jpeg_options(parser, DEFAULTS, 'FFCV threads and DALI num_threads')
     add_output_options(parser, f"smoke run for tests: {QUICK['samples']} samples, 64 px, "
                        'batch 16, 1 epoch, 1 worker')
     return parser
 
 
 def resolve(args):
-    apply_preset(args, QUICK if args.quick else DEFAULTS)
-    if args.workers is None:
-        args.workers = os.cpu_count() or 1
-    if args.max_resolution is None:
-        args.max_resolution = 0 if args.data else GENERATED_LONGEST_SIDE[1]
-    require_at_least(args, ('samples', 'resolution', 'batch_size', 'workers', 'epochs'))
-    if args.max_resolution < 0:
-        raise UserError('--max-resolution must be >= 0')
-    if args.data and not os.path.isdir(args.data):
-        raise UserError(f'--data {args.data} is not a folder')
-    if not args.data and args.samples < args.batch_size:
-        raise UserError(f'--samples {args.samples} is fewer than --batch-size {args.batch_size}')
+    resolve_jpeg_options(args, QUICK if args.quick else DEFAULTS)
     check_json_folder(args.json)
     return args
 

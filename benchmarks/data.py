@@ -9,6 +9,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from benchmarks.common import apply_preset, require_at_least
 from fastssl_common.errors import UserError
 from writers.write_images import write_images
 
@@ -22,6 +23,47 @@ QUICK_CLIP = 'carphone_pristine.mp4'
 
 
 # ---------------------------------------------------------------------------- images
+
+def add_jpeg_options(parser, defaults, workers_help):
+    """The options of a benchmark over one JPEG ``.beton``: --data or --samples generated
+    JPEGs, --resolution, --batch-size, --workers, --epochs, --max-resolution."""
+    parser.add_argument('--data', metavar='DIR',
+                        help='existing image folder to use instead of generated JPEGs')
+    parser.add_argument('--samples', type=int, default=None,
+                        help=f"generated JPEGs (default {defaults['samples']}; ignored with "
+                        '--data)')
+    parser.add_argument('--resolution', type=int, default=None,
+                        help=f"output side R in pixels (default {defaults['resolution']})")
+    parser.add_argument('--batch-size', type=int, default=None,
+                        help=f"batch size for every method (default {defaults['batch_size']})")
+    parser.add_argument('--workers', type=int, default=None,
+                        help=f'{workers_help} (default: os.cpu_count())')
+    parser.add_argument('--epochs', type=int, default=None,
+                        help=f"timed epochs per method, after one untimed warm-up (default "
+                        f"{defaults['epochs']})")
+    parser.add_argument('--max-resolution', type=int, default=None,
+                        help='longest-side cap of the .beton (default '
+                        f'{GENERATED_LONGEST_SIDE[1]} for generated data, 0 = none with --data)')
+
+
+def resolve_jpeg_options(args, preset, counts=()):
+    """Fill ``add_jpeg_options``' unset options from ``preset`` and check them (and the
+    ``counts``, further options that must be >= 1); UserError naming the first bad one."""
+    apply_preset(args, preset)
+    if args.workers is None:
+        args.workers = os.cpu_count() or 1
+    if args.max_resolution is None:
+        args.max_resolution = 0 if args.data else GENERATED_LONGEST_SIDE[1]
+    require_at_least(args, ('samples', 'resolution', 'batch_size', 'workers', 'epochs',
+                            *counts))
+    if args.max_resolution < 0:
+        raise UserError('--max-resolution must be >= 0')
+    if args.data and not os.path.isdir(args.data):
+        raise UserError(f'--data {args.data} is not a folder')
+    if not args.data and args.samples < args.batch_size:
+        raise UserError(f'--samples {args.samples} is fewer than --batch-size {args.batch_size}')
+    return args
+
 
 def package_photos():
     """The real photographs shipped in scikit-image and scikit-learn, as RGB arrays."""

@@ -101,18 +101,23 @@ from numba import njit
 from benchmarks.common import (
     Method,
     add_output_options,
-    apply_preset,
     benchmark_parser,
     machine_info,
     print_machine,
     print_ratios,
     print_table,
     ratio_rows,
-    require_at_least,
     write_results,
 )
 from benchmarks.dali_baseline import DALI_RATIOS, dali_methods
-from benchmarks.data import GENERATED_LONGEST_SIDE, JPEG_QUALITY, SEED, build_beton, make_jpegs
+from benchmarks.data import (
+    JPEG_QUALITY,
+    SEED,
+    add_jpeg_options,
+    build_beton,
+    make_jpegs,
+    resolve_jpeg_options,
+)
 from benchmarks.torchvision_baseline import torchvision_loader
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import IMAGE, LABEL
@@ -572,27 +577,10 @@ def build_parser():
     parser = benchmark_parser(
         'loader', 'Loader throughput: fastssl pair loader vs stock FFCV vs torchvision, on one '
         'JPEG .beton (see the module docstring for the choices).')
-    parser.add_argument('--samples', type=int, default=None,
-                        help=f"generated JPEGs (default {DEFAULTS['samples']}; ignored with "
-                        "--data)")
-    parser.add_argument('--resolution', type=int, default=None,
-                        help=f"output side R in pixels (default {DEFAULTS['resolution']})")
-    parser.add_argument('--batch-size', type=int, default=None,
-                        help=f"batch size for every method (default {DEFAULTS['batch_size']})")
-    parser.add_argument('--workers', type=int, default=None,
-                        help='FFCV threads and DataLoader worker processes (default: '
-                        'os.cpu_count())')
-    parser.add_argument('--epochs', type=int, default=None,
-                        help=f"timed epochs per method, after one untimed warm-up (default "
-                        f"{DEFAULTS['epochs']})")
+    add_jpeg_options(parser, DEFAULTS, 'FFCV threads and DataLoader worker processes')
     parser.add_argument('--torchvision-samples', type=int, default=None,
                         help='run the torchvision methods on the first N samples only '
                         '(default: all)')
-    parser.add_argument('--data', metavar='DIR',
-                        help='existing image folder to use instead of generated JPEGs')
-    parser.add_argument('--max-resolution', type=int, default=None,
-                        help='longest-side cap of the .beton (default 400 for generated '
-                        'data, 0 = none with --data)')
     parser.add_argument('--profile-samples', type=int, default=None,
                         help=f"stored JPEGs the per-stage profile runs over (default "
                         f"{DEFAULTS['profile_samples']})")
@@ -605,24 +593,13 @@ def build_parser():
 
 
 def resolve(args):
-    apply_preset(args, QUICK if args.quick else DEFAULTS)
-    if args.workers is None:
-        args.workers = os.cpu_count() or 1
-    if args.max_resolution is None:
-        args.max_resolution = 0 if args.data else GENERATED_LONGEST_SIDE[1]
-    require_at_least(args, ('samples', 'resolution', 'batch_size', 'workers', 'epochs',
-                            'profile_samples', 'profile_passes'))
+    resolve_jpeg_options(args, QUICK if args.quick else DEFAULTS,
+                         counts=('profile_samples', 'profile_passes'))
     if args.torchvision_samples is not None and args.torchvision_samples < 1:
         raise UserError('--torchvision-samples must be at least 1')
-    if not args.data and args.samples < args.batch_size:
-        raise UserError(f'--samples {args.samples} is fewer than --batch-size {args.batch_size}')
     if args.torchvision_samples is not None and args.torchvision_samples < args.batch_size:
         raise UserError(f'--torchvision-samples {args.torchvision_samples} is fewer than '
                         f'--batch-size {args.batch_size}')
-    if args.max_resolution < 0:
-        raise UserError('--max-resolution must be >= 0')
-    if args.data and not os.path.isdir(args.data):
-        raise UserError(f'--data {args.data} is not a folder')
     return args
 
 
