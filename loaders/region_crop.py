@@ -58,7 +58,7 @@ from fastssl_common.formats import (
 from .host_array import make_row_reader
 from .jit import jit
 from .multiview_decoder import MultiViewRandomResizedCrop, draw_views
-from .resize import filter_weights, max_taps_for, resize_crop_flip
+from .resize import axis_filter, crop_pixels, resize_crop_flip, store_row
 from .rng import STREAM_CONTEXT, STREAM_REGION, next_int, next_range, sample_state, view_state
 
 # Which box of a proposal row belongs to which stored frame: its first column.
@@ -128,16 +128,6 @@ def context_region(seed, epoch, index, view, box, context_min, context_max, heig
     return top, left, bottom - top, right - left
 
 
-@jit(inline='always')
-def store_row(values, dst_row):
-    """Round and clamp a float row into uint8, as ``resize_crop_flip`` does."""
-    for k in range(values.shape[0]):
-        v = values[k] + np.float32(0.5)
-        v = np.float32(0.0) if v < 0.0 else v
-        v = np.float32(255.0) if v > 255.0 else v
-        dst_row[k] = np.uint8(np.int32(v))
-
-
 @jit(nogil=True, cache=True)
 def upscale_crop_flip(src, top, left, height, width, flip, dst):
     """``resize_crop_flip`` with the horizontal pass first: resize src[top:top+height,
@@ -148,21 +138,9 @@ def upscale_crop_flip(src, top, left, height, width, flip, dst):
     consecutive source rows, so they sit in distinct slots), and every output row is then a
     contiguous weighted sum of ring rows."""
     out_h, out_w = dst.shape[0], dst.shape[1]
-    row_lo = int(math.floor(top))
-    row_hi = min(int(math.ceil(top + height)), src.shape[0])
-    col_lo = int(math.floor(left))
-    col_hi = min(int(math.ceil(left + width)), src.shape[1])
-
-    taps_y = max_taps_for(height, out_h)
-    first_y = np.empty(out_h, np.int64)
-    count_y = np.empty(out_h, np.int64)
-    w_y = np.empty((out_h, taps_y), np.float32)
-    filter_weights(top, height, out_h, row_lo, row_hi, taps_y, first_y, count_y, w_y)
-    taps_x = max_taps_for(width, out_w)
-    first_x = np.empty(out_w, np.int64)
-    count_x = np.empty(out_w, np.int64)
-    w_x = np.empty((out_w, taps_x), np.float32)
-    filter_weights(left, width, out_w, col_lo, col_hi, taps_x, first_x, count_x, w_x)
+    row_lo, row_hi, col_lo, col_hi = crop_pixels(src, top, left, height, width)
+    taps_y, first_y, count_y, w_y = axis_filter(top, height, out_h, row_lo, row_hi)
+    taps_x, first_x, count_x, w_x = axis_filter(left, width, out_w, col_lo, col_hi)
 
     span = (col_hi - col_lo) * 3
     taps = count_x.max()

@@ -56,6 +56,34 @@ def max_taps_for(length, out_size):
     return max(int(math.ceil(2.0 * support)) + 2, 4)  # >= 4 for the unrolled path
 
 
+@jit(inline='always')
+def crop_pixels(src, top, left, height, width):
+    """The source pixel range (row_lo, row_hi, col_lo, col_hi) a float box touches."""
+    return (int(math.floor(top)), min(int(math.ceil(top + height)), src.shape[0]),
+            int(math.floor(left)), min(int(math.ceil(left + width)), src.shape[1]))
+
+
+@jit(inline='always')
+def axis_filter(start, length, out_size, limit_lo, limit_hi):
+    """(taps, first, count, weights) of one axis: ``filter_weights`` in arrays of its size."""
+    taps = max_taps_for(length, out_size)
+    first = np.empty(out_size, np.int64)
+    count = np.empty(out_size, np.int64)
+    weights = np.empty((out_size, taps), np.float32)
+    filter_weights(start, length, out_size, limit_lo, limit_hi, taps, first, count, weights)
+    return taps, first, count, weights
+
+
+@jit(inline='always')
+def store_row(values, dst_row):
+    """Round and clamp a float row into uint8 (a separate contiguous pass: it vectorises)."""
+    for k in range(values.shape[0]):
+        v = values[k] + np.float32(0.5)
+        v = np.float32(0.0) if v < 0.0 else v
+        v = np.float32(255.0) if v > 255.0 else v
+        dst_row[k] = np.uint8(np.int32(v))
+
+
 @jit(nogil=True, cache=True)
 def resize_crop_flip(src, top, left, height, width, flip, dst):
     """Resize src[top:top+height, left:left+width] (float box) into dst (out_h, out_w, 3) uint8.
@@ -65,21 +93,9 @@ def resize_crop_flip(src, top, left, height, width, flip, dst):
     nothing big is allocated or page-faulted per sample.
     """
     out_h, out_w = dst.shape[0], dst.shape[1]
-    row_lo = int(math.floor(top))
-    row_hi = min(int(math.ceil(top + height)), src.shape[0])
-    col_lo = int(math.floor(left))
-    col_hi = min(int(math.ceil(left + width)), src.shape[1])
-
-    taps_y = max_taps_for(height, out_h)
-    first_y = np.empty(out_h, np.int64)
-    count_y = np.empty(out_h, np.int64)
-    w_y = np.empty((out_h, taps_y), np.float32)
-    filter_weights(top, height, out_h, row_lo, row_hi, taps_y, first_y, count_y, w_y)
-    taps_x = max_taps_for(width, out_w)
-    first_x = np.empty(out_w, np.int64)
-    count_x = np.empty(out_w, np.int64)
-    w_x = np.empty((out_w, taps_x), np.float32)
-    filter_weights(left, width, out_w, col_lo, col_hi, taps_x, first_x, count_x, w_x)
+    row_lo, row_hi, col_lo, col_hi = crop_pixels(src, top, left, height, width)
+    taps_y, first_y, count_y, w_y = axis_filter(top, height, out_h, row_lo, row_hi)
+    taps_x, first_x, count_x, w_x = axis_filter(left, width, out_w, col_lo, col_hi)
 
     span = (col_hi - col_lo) * 3
     taps = count_x.max()
@@ -119,10 +135,4 @@ def resize_crop_flip(src, top, left, height, width, flip, dst):
                 out_row[xo] = r
                 out_row[xo + 1] = g
                 out_row[xo + 2] = b
-        # A separate contiguous pass vectorises the float -> uint8 rounding and clamping.
-        dst_row = dst[o].reshape(out_w * 3)
-        for k in range(out_w * 3):
-            v = out_row[k] + np.float32(0.5)
-            v = np.float32(0.0) if v < 0.0 else v
-            v = np.float32(255.0) if v > 255.0 else v
-            dst_row[k] = np.uint8(np.int32(v))
+        store_row(out_row, dst[o].reshape(out_w * 3))
