@@ -19,6 +19,13 @@ uses other files instead. Two parts:
      downscaling, JPEG encoding, the FFCV ``.beton`` and its sidecar.
 (w2) ``writers.write_video_pairs --gap K`` likewise (pairs (i, i+K), i mod K == 0; every frame
      decoded and thumbnailed for shot-cut detection, the paired frames stored).
+(w3) ``write_video_pairs --gap K --proposals 8 --proposal-ranking contrast``: pairs with
+     tracked region proposals as they were ranked before (selective search, colour contrast).
+(w4) the same with the default ``motion`` ranking (one cheaper selective search plus motion
+     blobs, ranked by motion against the surround). (w4)/(w3): target >= 3 (issue 14), PASS
+     or MISS; both decode the same frames, so the frames/s ratio is the pairs/s ratio. (w4)'s
+     last output is (l3)'s dataset. ``python -m benchmarks.proposals`` adds the proposals'
+     quality (tracking IoU, share on moving foreground) to this speed figure.
 (p1) plain decoding with the same library: PyAV opens each video, decodes every frame and
      converts it to a full-size RGB ``ndarray`` (``rgb24``), nothing else; one process,
      videos one after another, FFmpeg threads = all usable CPUs (what the writers give a
@@ -64,7 +71,7 @@ iterator is included: with the default clips' ~120-sample epochs it is a noticea
 alike for both). Expect (l1)/(l2) around 0.5-1x: FTI decodes two JPEGs per pair, the image
 loader one. That ratio has no target; it is reported as measured.
 
-Timing of part 1: one untimed warm-up round of all four methods (page cache, lazy imports),
+Timing of part 1: one untimed warm-up round of all methods (page cache, lazy imports),
 then ``--repeats`` timed rounds, round-robin; median frames/s over rounds. ``--quick`` is a
 smoke run for tests (carphone_pristine.mp4 only, 32 frames, 64 px, batch 16, 1 repeat,
 1 epoch, 1 worker; explicit options still win; ~20 s, nearly all imports and Numba
@@ -117,6 +124,10 @@ def writer_methods(gap):
     """(key, label, unit) of part 1, in table order."""
     return [('w1', '(w1) write_video_frames (stride 1)', 'frames/s'),
             ('w2', f'(w2) write_video_pairs --gap {gap}', 'frames/s'),
+            ('w3', f'(w3) write_video_pairs --gap {gap} --proposals {RT_PROPOSALS} '
+             '--proposal-ranking contrast (before)', 'frames/s'),
+            ('w4', f'(w4) write_video_pairs --gap {gap} --proposals {RT_PROPOSALS} '
+             '(motion ranking)', 'frames/s'),
             ('p1', '(p1) plain PyAV decode to RGB, 1 process', 'frames/s'),
             ('p2', "(p2) plain PyAV decode to RGB, writers' process pool", 'frames/s')]
 
@@ -129,6 +140,7 @@ RATIOS = [
     ('w2', 'p2', '(w2)/(p2)  pairs writer vs plain decode, same process pool', 0.5),
     ('w1', 'p1', '(w1)/(p1)  frames writer vs plain decode, 1 process', 0.5),
     ('w2', 'p1', '(w2)/(p1)  pairs writer vs plain decode, 1 process', 0.5),
+    ('w4', 'w3', '(w4)/(w3)  tracked-proposal pairs: motion ranking vs before', 3.0),
     ('l1', 'l2', '(l1)/(l2)  FTI pair loader vs image pair loader', None),
     ('l3', 'l1', '(l3)/(l1)  FTI+RT loader vs FTI pair loader', 0.8),
 ]
@@ -181,9 +193,10 @@ class Run(Timing):
 
 
 def build_writer_runs(src, paths, args, workdir):
-    """The four part-1 methods; the writers' outputs go to ``workdir`` (last run kept)."""
+    """The part-1 methods; the writers' outputs go to ``workdir`` (last run kept)."""
     frames_out = os.path.join(workdir, 'frames.beton')
     pairs_out = os.path.join(workdir, 'pairs.beton')
+    rt_out = os.path.join(workdir, 'pairs_rt.beton')  # (w4) runs after (w3): its pairs stay
     summaries = {}
 
     def fresh(out):
@@ -210,6 +223,18 @@ def build_writer_runs(src, paths, args, workdir):
         summaries['pairs'] = summary
         return summary['counts']['frames_read']
 
+    def tracked_pairs_writer(ranking):
+        def write():
+            summary = write_video_pairs(src, fresh(rt_out), gap=args.gap, proposals=RT_PROPOSALS,
+                                        proposal_ranking=ranking,
+                                        max_resolution=args.max_resolution,
+                                        jpeg_quality=JPEG_QUALITY, workers=args.workers,
+                                        max_frames_per_video=args.max_frames or None,
+                                        progress=False)
+            summaries[f'pairs_{ranking}'] = summary
+            return summary['counts']['frames_read']
+        return write
+
     def plain_single():
         threads = decoder_threads(1, len(paths))
         return sum(plain_decode((path, threads, args.max_frames)) for path in paths)
@@ -219,9 +244,10 @@ def build_writer_runs(src, paths, args, workdir):
         jobs = [(path, threads, args.max_frames) for path in paths]
         return sum(run_per_video(plain_decode, jobs, args.workers, progress=False))
 
-    jobs = {'w1': frames_writer, 'w2': pairs_writer, 'p1': plain_single, 'p2': plain_pool}
+    jobs = {'w1': frames_writer, 'w2': pairs_writer, 'w3': tracked_pairs_writer('contrast'),
+            'w4': tracked_pairs_writer('motion'), 'p1': plain_single, 'p2': plain_pool}
     runs = [Run(key, label, unit, jobs[key]) for key, label, unit in writer_methods(args.gap)]
-    return runs, summaries, pairs_out
+    return runs, summaries, pairs_out, rt_out
 
 
 def time_writers(runs, repeats):
@@ -350,7 +376,7 @@ def run(args, workdir):
     info = machine_info(extra=('av', 'opencv'))
     src = link_videos(args.videos, os.path.join(workdir, 'videos'))
 
-    runs, summaries, pairs_beton = build_writer_runs(src, args.videos, args, workdir)
+    runs, summaries, pairs_beton, rt_beton = build_writer_runs(src, args.videos, args, workdir)
     time_writers(runs, args.repeats)
     counts = {r.key: r.frames[-1] for r in runs}
     for name, summary in summaries.items():
@@ -368,14 +394,6 @@ def run(args, workdir):
                                 max_frames_per_video=math.ceil(args.max_frames / args.gap)
                                 if args.max_frames else None)
     print(f"wrote {images['num_samples']} images (stride {args.gap}) in "
-          f"{time.perf_counter() - t0:.1f}s", flush=True)
-    rt_beton = os.path.join(workdir, 'pairs_rt.beton')
-    t0 = time.perf_counter()
-    rt = write_video_pairs(src, rt_beton, gap=args.gap, proposals=RT_PROPOSALS,
-                           max_resolution=args.max_resolution, jpeg_quality=JPEG_QUALITY,
-                           workers=args.workers, max_frames_per_video=args.max_frames or None,
-                           progress=False)
-    print(f"wrote {rt['num_samples']} pairs with up to {RT_PROPOSALS} tracked regions in "
           f"{time.perf_counter() - t0:.1f}s", flush=True)
     loader_methods = build_loaders(pairs_beton, images_beton, rt_beton, args)
     time_loaders(loader_methods, args.epochs)

