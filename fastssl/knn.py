@@ -25,7 +25,9 @@ def extract_features(backbone_features, loader, device, channels_last=True, dtyp
             f = backbone_features(x)
         f = f.float()
         feats.append((F.normalize(f, dim=1) if l2_normalize else f).cpu())
-        labels.append(y.reshape(-1).cpu())
+        # The loader refills its label buffers: on the CPU ``.cpu()`` would keep a view of one
+        # that later batches overwrite.
+        labels.append(y.reshape(-1).to('cpu', copy=True))
     return torch.cat(feats), torch.cat(labels)
 
 

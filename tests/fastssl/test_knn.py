@@ -1,10 +1,14 @@
-"""Weighted kNN against a hand-worked example."""
+"""Weighted kNN against a hand-worked example; feature extraction keeps the stored labels."""
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from ffcv.reader import Reader
 
-from fastssl.knn import weighted_knn
+from fastssl.knn import extract_features, weighted_knn
+from fastssl_common.formats import LABEL
+from loaders.eval_loader import make_eval_loader
 
 
 def test_weighted_vote_follows_exp_similarity_over_temperature():
@@ -20,3 +24,17 @@ def test_weighted_vote_follows_exp_similarity_over_temperature():
     assert w[1] + w[2] > w[0]
     top1, _ = weighted_knn(bank, labels, query, torch.tensor([0]), k=3, temperature=10.0)
     assert top1 == 0.0
+
+
+def test_extracted_labels_are_the_stored_labels_over_many_small_batches(small_beton):
+    """FFCV refills the same label buffers batch after batch: the labels kept for the kNN bank
+    must be copies, or later batches overwrite earlier ones on the CPU (they did: a bank of one
+    class)."""
+    reader = Reader(small_beton)
+    column = f'f{list(reader.field_names).index(LABEL)}'
+    stored = torch.as_tensor(reader.metadata[column].astype(np.int64))
+    loader = make_eval_loader(small_beton, batch_size=2, resolution=32, num_workers=1)
+    features, labels = extract_features(lambda x: x.mean(dim=(2, 3)), loader,
+                                        torch.device('cpu'))
+    assert len(set(stored.tolist())) == 4
+    assert torch.equal(labels, stored) and features.shape == (len(stored), 3)
