@@ -17,10 +17,12 @@ $PY writers/write_video_frames.py "$OUT/clips/train" "$OUT/frames.beton" \
     --max-resolution 256 --workers 2
 $PY writers/write_video_pairs.py "$OUT/clips/train" "$OUT/pairs.beton" --gap-range 1 7 \
     --max-resolution 256 --workers 2 --proposals 8
-for part in bank queries; do
-    $PY writers/write_images.py "$OUT/clips/monitor/$part" "$OUT/monitor_$part.beton" \
-        --max-resolution 256 --workers 2
-done
+# The monitor: its kNN bank is the training frames labelled by shot, its queries augmented
+# views of the held-out frames (scripts/demo_monitor.py).
+$PY writers/write_images.py "$OUT/clips/train" "$OUT/monitor_bank.beton" \
+    --max-resolution 256 --workers 2
+$PY writers/write_images.py "$OUT/clips/queries" "$OUT/monitor_queries.beton" \
+    --max-resolution 256 --workers 2
 $PY writers/inspect_pairs.py "$OUT/pairs.beton" --out "$OUT/inspect_pairs" --pairs 12
 for variant in mocov2_frames fti fti_rt; do
     beton=$([ "$variant" = mocov2_frames ] && echo frames || echo pairs)
@@ -31,8 +33,8 @@ for variant in mocov2_frames fti fti_rt; do
         --logging.knn_val_path="$OUT/monitor_queries.beton"
 done
 echo "== what each run learnt"
-ITEMS=$(ls "$OUT/clips/monitor/queries" | wc -l)
-$PY scripts/demo_summary.py "$OUT"/runs/{mocov2_frames,fti,fti_rt} --classes "$ITEMS" || true
+SHOTS=$(ls "$OUT/clips/train" | wc -l)
+$PY scripts/demo_summary.py "$OUT"/runs/{mocov2_frames,fti,fti_rt} --classes "$SHOTS" || true
 echo "== invariance of the three checkpoints on rendered objects"
 DEMO_DIR="$OUT" bash scripts/demo_invariance.sh \
     mocov2_frames="$OUT/runs/mocov2_frames/checkpoint_last.pt" \

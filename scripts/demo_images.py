@@ -4,14 +4,15 @@
 
 No download: the photos come from scikit-image's ``skimage/data`` and scikit-learn's sample
 images. Each photo is cut into a ``GRID`` x ``GRID`` grid of tiles: the tiles on the diagonal
-are held out as the monitor's items (``scripts/demo_monitor.py``; ``OUT/monitor/``), the
-others go to ``OUT/train/<photo>/``, which the run trains on.
+are held out as the monitor's items (``scripts/demo_monitor.py``: their augmented views go to
+``OUT/queries/<photo>/``), the others go to ``OUT/train/<photo>/``, which the run trains on
+and the monitor's kNN bank holds.
 """
 import sys
 from pathlib import Path
 
 import numpy as np
-from demo_monitor import save_jpegs, write_monitor
+from demo_monitor import save_jpegs, write_queries
 from PIL import Image
 
 GRID = 5
@@ -66,12 +67,12 @@ def main(out_dir):
             continue
         train, held_out = tiles(rgb)
         save_jpegs(out / 'train' / path.stem, train)
-        items += [(f'{path.stem}_tile{index}', tile) for index, tile in enumerate(held_out)]
+        items += [(path.stem, tile) for tile in held_out]
         count += 1
         trained += len(train)
-    write_monitor(out / 'monitor', items)
+    write_queries(out / 'queries', items)
     print(f'{count} photos from package data: {trained} training tiles -> {out}/train, '
-          f'{len(items)} held-out tiles -> {out}/monitor (bank, queries)')
+          f'{len(items)} held-out tiles -> {out}/queries (augmented views, by photo)')
 
 
 if __name__ == '__main__':

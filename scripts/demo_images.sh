@@ -8,16 +8,16 @@ PY=.venv/bin/python
 OUT=${DEMO_DIR:-demo_out}
 rm -rf "$OUT"
 $PY scripts/demo_images.py "$OUT/images"
-for part in train monitor/bank monitor/queries; do
-    $PY writers/write_images.py "$OUT/images/$part" "$OUT/${part//\//_}.beton" \
+# The training tiles, labelled by photo, are also the monitor's kNN bank.
+for part in train queries; do
+    $PY writers/write_images.py "$OUT/images/$part" "$OUT/$part.beton" \
         --max-resolution 256 --workers 2
 done
 $PY train.py --config-file configs/demo_cpu.yaml \
     --data.path="$OUT/train.beton" --train.run_dir="$OUT/run" \
-    --logging.knn_train_path="$OUT/monitor_bank.beton" \
-    --logging.knn_val_path="$OUT/monitor_queries.beton"
+    --logging.knn_train_path="$OUT/train.beton" --logging.knn_val_path="$OUT/queries.beton"
 echo "== what the run learnt"
-$PY scripts/demo_summary.py "$OUT/run" --classes "$(ls "$OUT/images/monitor/queries" | wc -l)" || true
+$PY scripts/demo_summary.py "$OUT/run" --classes "$(ls "$OUT/images/train" | wc -l)" || true
 echo
 echo "Demo finished. TensorBoard: .venv/bin/tensorboard --logdir $OUT/run"
 echo "Checkpoints and resolved config: $OUT/run/"

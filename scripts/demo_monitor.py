@@ -1,15 +1,20 @@
-"""The demos' held-out monitor: can the network still recognise an image it never trained on
-once that image is cropped and recoloured?
+"""The demos' held-out monitor: can the network tell which shot (or photo) an image it never
+trained on comes from, once that image is cropped and recoloured?
 
-Each held-out item (a moment of a shot after the part the run trains on, a tile of a photo
-that is left out of training) is its own class. The kNN bank holds the item as it is
-(``bank/<item>/``); the queries are ``VIEWS`` views of it drawn with the MoCo v2 augmentation
-(random resized crop, colour jitter, grayscale, flip; ``queries/<item>/``), drawn once under
-a fixed seed, so every evaluation of a run, and every run, asks the same questions. A query
-is right when its nearest bank image is its own item: chance is one in the number of items.
-An untrained network matches by colour and layout and gets a minority right; training asks
-for exactly these invariances, and the monitor shows whether they carry over to unseen
-images.
+The kNN bank is the training set itself, labelled by source (``train/<shot>/``,
+``train/<photo>/``: write_images reads the folders as classes). The queries are ``VIEWS``
+views of each held-out item (a moment of a shot after the part the run trains on, a tile of a
+photo that is left out of training) drawn with the MoCo v2 augmentation (random resized crop,
+colour jitter, grayscale, flip) and filed under the item's source (``queries/<source>/``),
+drawn once under a fixed seed, so every evaluation of a run, and every run, asks the same
+questions. A query is right when the kNN vote of its nearest training images names its
+source: chance is one in the number of sources.
+
+An untrained network votes by colour and layout; the augmentation takes much of that away.
+Training asks for exactly these invariances on the other images of the same sources, and the
+monitor shows whether they carry over to images the run never saw. (Each held-out item being
+its own class asks for something else: telling apart neighbouring moments of one shot or
+neighbouring tiles of one photo, which invariant features do not do.)
 """
 import numpy as np
 import torch
@@ -32,13 +37,15 @@ def query_views(image, views=VIEWS, side=SIDE):
     return [np.asarray(augment(Image.fromarray(image))) for _ in range(views)]
 
 
-def write_monitor(folder, items):
-    """``items``: (name, RGB array) pairs -> ``folder/bank/<name>/`` and
-    ``folder/queries/<name>/`` (class folders for writers/write_images.py)."""
+def write_queries(folder, items):
+    """``items``: (source, RGB array) pairs -> ``folder/<source>/`` holds ``VIEWS`` views of
+    each of that source's items (a class folder for writers/write_images.py)."""
     torch.manual_seed(SEED)
-    for name, image in items:
-        save_jpegs(folder / 'bank' / name, [image])
-        save_jpegs(folder / 'queries' / name, query_views(image))
+    views = {}
+    for source, image in items:
+        views.setdefault(source, []).extend(query_views(image))
+    for source, source_views in views.items():
+        save_jpegs(folder / source, source_views)
 
 
 def save_jpegs(folder, images, quality=95):

@@ -12,7 +12,8 @@ than ``MIN_SHOT`` frames are left out. Each shot is then split in time:
 * a gap of ``GAP_PART`` of the shot that nobody uses, so that no held-out frame is a direct
   neighbour of a training frame (the shots are 1.5-5 s long: the gap is 4-13 frames);
 * the held-out rest, which only the monitor sees: every ``ITEM_STEP``-th frame of it is one
-  of the monitor's items (``scripts/demo_monitor.py``; ``OUT/monitor/``).
+  of the monitor's items (``scripts/demo_monitor.py``: their augmented views go to
+  ``OUT/queries/<shot>/``; the monitor's kNN bank is ``OUT/train/``).
 """
 import importlib.util
 import sys
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import av
 import cv2
-from demo_monitor import save_jpegs, write_monitor
+from demo_monitor import save_jpegs, write_queries
 
 from writers.shot_cuts import (
     DEFAULT_CUT_THRESHOLD,
@@ -34,7 +35,7 @@ MAX_SIDE = 256        # stored frames (the demo trains at 64 px)
 MIN_SHOT = 24         # frames: enough for a training part, a gap and a held-out part
 TRAIN_PART = 0.7
 GAP_PART = 0.1
-ITEM_STEP = 8         # frames between two held-out items of a shot (a third of a second)
+ITEM_STEP = 2         # frames between two held-out items of a shot: ~70 items, ~270 queries
 
 
 def clips_folder():
@@ -76,13 +77,12 @@ def main(out_dir):
             train_end = int(TRAIN_PART * len(frames))
             held_out = frames[int((TRAIN_PART + GAP_PART) * len(frames)):]
             save_jpegs(out / 'train' / name, frames[:train_end])
-            items += [(f'{name}_frame{index:03d}', frame)
-                      for index, frame in enumerate(held_out[::ITEM_STEP])]
+            items += [(name, frame) for frame in held_out[::ITEM_STEP]]
             train_frames += train_end
             kept += 1
-    write_monitor(out / 'monitor', items)
+    write_queries(out / 'queries', items)
     print(f'{kept} shots of {len(CLIPS)} clips: {train_frames} training frames -> {out}/train, '
-          f'{len(items)} held-out frames -> {out}/monitor (bank, queries)')
+          f'{len(items)} held-out frames -> {out}/queries (augmented views, by shot)')
 
 
 if __name__ == '__main__':
