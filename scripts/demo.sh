@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 OUT=${DEMO_DIR:-demo_out}
 rm -rf "$OUT"
-$PY scripts/demo_videos.py "$OUT/clips"
+$PY scripts/demo_videos.py "$OUT/clips" configs/demo_video.yaml
 # The baseline sees every training frame; FTI pairs each frame i with a frame 1-7 later of the
 # same shot (4 on average); the Region Tracker also tracks up to 8 proposals of frame i into it.
 $PY writers/write_video_frames.py "$OUT/clips/train" "$OUT/frames.beton" \

@@ -1,10 +1,11 @@
 """Assemble the image demo's folders from real photographs shipped inside packages.
 
-    python scripts/demo_images.py OUT
+    python scripts/demo_images.py OUT [RECIPE.yaml]
 
 No download: the photos come from scikit-image's ``skimage/data`` and scikit-learn's sample
 images. Each photo is cut into a ``GRID`` x ``GRID`` grid of tiles: the tiles on the diagonal
-are held out as the monitor's items (``scripts/demo_monitor.py``: their augmented views go to
+are held out as the monitor's items (``scripts/demo_monitor.py``: their views, augmented as
+RECIPE's training is (default ``configs/demo_cpu.yaml``), go to
 ``OUT/queries/<photo>/``), the others go to ``OUT/train/<photo>/``, which the run trains on
 and the monitor's kNN bank holds.
 """
@@ -17,6 +18,7 @@ from PIL import Image
 
 GRID = 5
 MIN_SIDE = 160     # px: tiles of at least 32 px
+RECIPE = Path(__file__).parent.parent / 'configs' / 'demo_cpu.yaml'  # the queries' augmentation
 # Drawings and near-copies of another photo (the right half of a stereo pair) are no classes.
 NOT_PHOTOS = {'chessboard_GRAY', 'chessboard_RGB', 'color', 'logo', 'phantom', 'horse',
               'motorcycle_right'}
@@ -57,7 +59,7 @@ def tiles(rgb):
     return train, held_out
 
 
-def main(out_dir):
+def main(out_dir, recipe):
     out = Path(out_dir)
     count = trained = 0
     items = []
@@ -70,10 +72,11 @@ def main(out_dir):
         items += [(path.stem, tile) for tile in held_out]
         count += 1
         trained += len(train)
-    write_queries(out / 'queries', items)
+    write_queries(out / 'queries', items, recipe)
     print(f'{count} photos from package data: {trained} training tiles -> {out}/train, '
           f'{len(items)} held-out tiles -> {out}/queries (augmented views, by photo)')
 
 
 if __name__ == '__main__':
-    main(sys.argv[1] if len(sys.argv) > 1 else 'demo_out/images')
+    main(sys.argv[1] if len(sys.argv) > 1 else 'demo_out/images',
+         sys.argv[2] if len(sys.argv) > 2 else RECIPE)

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 OUT=${DEMO_DIR:-demo_out}
 rm -rf "$OUT"
-$PY scripts/demo_images.py "$OUT/images"
+$PY scripts/demo_images.py "$OUT/images" configs/demo_cpu.yaml
 # The training tiles, labelled by photo, are also the monitor's kNN bank.
 for part in train queries; do
     $PY writers/write_images.py "$OUT/images/$part" "$OUT/$part.beton" \

