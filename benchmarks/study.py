@@ -31,23 +31,27 @@ CROP_SCALES = (0.08, 0.2, 0.5, 0.8)
 EVAL_KINDS = ('rendered', 'got10k', 'aloi_view', 'aloi_col', 'aloi_ill', 'pascal3d', 'folders')
 QUICK_CLIPS = ('carphone_pristine.mp4',)       # the smallest real clip: 120 frames, 176 x 144
 CPU_CLIPS = ('bikes.mp4', 'carphone_pristine.mp4', 'bigbuckbunny.mp4')
-# Sizes: quick = a test (numbers mean nothing); cpu = the demo's scale (ResNet-18 at 96 px,
-# about 20 epochs of the shipped clips); gpu = one GPU, your videos.
+# Sizes: quick = a test (numbers mean nothing); cpu = the video demo's recipe (ResNet-18 at 64 px,
+# half MoCo v2's augmentation, about 9 epochs of every frame of the shipped clips); gpu = one
+# GPU, your videos, MoCo v2's own augmentation. ``recipe``: the configs/ recipe the runs start
+# from (None: the trainer's defaults, MoCo v2's); the other keys override it.
 PRESETS = {
     'quick': dict(seeds=1, budget_pairs=48, resolution=32, batch_size=8, queue=16, lr=0.3,
                   warmup=0.0, checkpoints=1, stride=4, gap=4, max_resolution=64, proposals=4,
-                  workers=1, objects=6, instances=3, per_set=3, render_size=32, bootstrap=100),
-    'cpu': dict(seeds=3, budget_pairs=1920, resolution=96, batch_size=32, queue=4096, lr=0.3,
-                warmup=0.05, checkpoints=10, stride=4, gap=4, max_resolution=256, proposals=8,
-                workers=2, objects=24, instances=4, per_set=3, render_size=64, bootstrap=1000),
+                  workers=1, objects=6, instances=3, per_set=3, render_size=32, bootstrap=100,
+                  recipe='demo_video'),
+    'cpu': dict(seeds=3, budget_pairs=4800, resolution=64, batch_size=16, queue=256, lr=0.5,
+                warmup=0.1, checkpoints=10, stride=1, gap=[1, 7], max_resolution=256, proposals=8,
+                workers=2, objects=24, instances=4, per_set=3, render_size=64, bootstrap=1000,
+                recipe='demo_video'),
     'gpu': dict(seeds=3, budget_pairs=12_800_000, resolution=224, batch_size=256,
                 queue=65536, lr=0.03, warmup=0.05, checkpoints=10, stride=4, gap=4,
                 max_resolution=320, proposals=16, workers=0, objects=24, instances=4,
-                per_set=3, render_size=128, bootstrap=1000),
+                per_set=3, render_size=128, bootstrap=1000, recipe=None),
 }
 # The settings that decide what a run is: a study folder is reused only with the same ones.
-RUN_KEYS = ('arch', 'resolution', 'batch_size', 'budget_pairs', 'queue', 'lr', 'warmup',
-            'stride', 'gap', 'max_resolution', 'proposals', 'videos')
+RUN_KEYS = ('recipe', 'arch', 'resolution', 'batch_size', 'budget_pairs', 'queue', 'lr',
+            'warmup', 'stride', 'gap', 'max_resolution', 'proposals', 'videos')
 
 
 def build_parser():
@@ -211,8 +215,10 @@ def check_same_study(out, s):
 # ---------------------------------------------------------------------------- study
 
 def train_argv(run, path, epochs, s):
-    return [f'--data.path={path}', f'--train.variant={run.variant}', f'--train.seed={run.seed}',
-            f'--train.epochs={epochs}', f"--data.batch_size={s['batch_size']}",
+    recipe = ['--config-file', s['recipe']] if s['recipe'] else []
+    return [*recipe, f'--data.path={path}', f'--train.variant={run.variant}',
+            f'--train.seed={run.seed}', f'--train.epochs={epochs}',
+            f"--data.batch_size={s['batch_size']}",
             f"--data.resolution={s['resolution']}", f"--model.arch={s['arch']}",
             f"--moco.queue_size={s['queue']}", f"--optim.lr={s['lr']}",
             f"--optim.warmup_epochs={s['warmup'] * epochs:g}",

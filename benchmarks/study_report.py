@@ -49,7 +49,8 @@ def report(out, args, s, records, eval_sets, invariance, downstream, seconds):
     trained = [r for r in records if r['row'] != 'random_init']
     budget = (f"budget {s['budget_pairs']} pairs per run; pairs seen: " + ', '.join(
         f"{r['name']} {r['pairs_seen']} ({r['epochs']} ep)" for r in trained))
-    notes = [f'size {s["size"]}: {s["arch"]} at {s["resolution"]} px, batch '
+    recipe = f"recipe {s['recipe']}" if s['recipe'] else "MoCo v2's defaults"
+    notes = [f'size {s["size"]} ({recipe}): {s["arch"]} at {s["resolution"]} px, batch '
              f"{s['batch_size']}, {s['seeds']} seed(s); {budget}",
              f'columns read: {reading}' + (f'; {probe}' if probe else ''),
              table.legend(s['seeds']),

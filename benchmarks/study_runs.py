@@ -72,8 +72,12 @@ def write_data(out, videos, s, need_pairs, proposals):
         name = 'pairs_rt' if proposals else 'pairs'
         paths['pairs'] = os.path.join(data, f'{name}.beton')
         extra = ['--proposals', str(s['proposals'])] if proposals else []
+        # a gap K pairs every K-th frame with the frame K later; a range [A, B] pairs every
+        # A-th frame with one A..B later
+        gap = (['--gap-range', *map(str, s['gap'])] if isinstance(s['gap'], list)
+               else ['--gap', str(s['gap'])])
         steps.append(('pairs', write_video_pairs.main,
-                      [videos, paths['pairs'], '--gap', str(s['gap']), *common, *extra]))
+                      [videos, paths['pairs'], *gap, *common, *extra]))
     for key, main, argv in steps:
         if os.path.isfile(argv[1]):
             print(f'== {key}: {argv[1]} (written before)')
