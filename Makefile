@@ -17,7 +17,7 @@ FFCV_WHL := $(wildcard $(WHEELHOUSE)/ffcv-*+fastssl-*.whl)
 DEMO_DIR ?= demo_out
 
 .PHONY: install ffcv-wheel wheelhouse gpu-check-bundle system-packages test test-e2e demo demo-images \
-	benchmark benchmark-deps clean
+	benchmark benchmark-deps benchmark-data clean
 
 install: $(STAMP)
 
@@ -80,6 +80,18 @@ benchmark: install
 # Optional baselines, not needed by make test: NVIDIA DALI for method (g), from PyPI (~1 GB installed).
 benchmark-deps: install
 	$(PIP) install -q --find-links $(WHEELHOUSE) --no-build-isolation -e '.[test,benchmark]'
+
+# Optional material for benchmarks.proposals: OpenCV's sample vtest.avi (a still camera over a
+# square, people crossing it), from the samples/data folder of OpenCV's source release on PyPI
+# (a 95 MB download; the file is 8 MB). Use: OPENCV_SAMPLES_DATA_PATH=$(OPENCV_SAMPLES) ...
+OPENCV_SDIST = opencv-python-headless-4.10.0.84
+OPENCV_SAMPLES = build/opencv-samples
+benchmark-data:
+	mkdir -p $(OPENCV_SAMPLES)
+	url=$$(curl -fsS https://pypi.org/simple/opencv-python-headless/ | grep -o \
+	    'https://files.pythonhosted.org[^"#]*/$(OPENCV_SDIST).tar.gz' | head -1) && \
+	    curl -fsSL "$$url" | tar xz -C $(OPENCV_SAMPLES) --strip-components=4 \
+	    $(OPENCV_SDIST)/opencv/samples/data/vtest.avi
 
 clean:
 	rm -rf $(DEMO_DIR) $(DEMO_DIR)_images .pytest_cache

