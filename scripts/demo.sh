@@ -9,8 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 OUT=${DEMO_DIR:-demo_out}
+RECIPE=configs/demo_video.yaml   # the runs' recipe; the monitor's queries augment as it does
 rm -rf "$OUT"
-$PY scripts/demo_videos.py "$OUT/clips" configs/demo_video.yaml
+$PY scripts/demo_videos.py "$OUT/clips" "$RECIPE"
 # The baseline sees every training frame; FTI pairs each frame i with a frame 1-7 later of the
 # same shot (4 on average); the Region Tracker also tracks up to 8 proposals of frame i into it.
 $PY writers/write_video_frames.py "$OUT/clips/train" "$OUT/frames.beton" \
@@ -27,7 +28,7 @@ $PY writers/inspect_pairs.py "$OUT/pairs.beton" --out "$OUT/inspect_pairs" --pai
 for variant in mocov2_frames fti fti_rt; do
     beton=$([ "$variant" = mocov2_frames ] && echo frames || echo pairs)
     echo "== training $variant on $OUT/$beton.beton"
-    $PY train.py --config-file configs/demo_video.yaml --train.variant=$variant \
+    $PY train.py --config-file "$RECIPE" --train.variant=$variant \
         --data.path="$OUT/$beton.beton" --train.run_dir="$OUT/runs/$variant" \
         --logging.knn_train_path="$OUT/monitor_bank.beton" \
         --logging.knn_val_path="$OUT/monitor_queries.beton"

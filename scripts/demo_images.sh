@@ -6,14 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 OUT=${DEMO_DIR:-demo_out}
+RECIPE=configs/demo_cpu.yaml     # the run's recipe; the monitor's queries augment as it does
 rm -rf "$OUT"
-$PY scripts/demo_images.py "$OUT/images" configs/demo_cpu.yaml
+$PY scripts/demo_images.py "$OUT/images" "$RECIPE"
 # The training tiles, labelled by photo, are also the monitor's kNN bank.
 for part in train queries; do
     $PY writers/write_images.py "$OUT/images/$part" "$OUT/$part.beton" \
         --max-resolution 256 --workers 2
 done
-$PY train.py --config-file configs/demo_cpu.yaml \
+$PY train.py --config-file "$RECIPE" \
     --data.path="$OUT/train.beton" --train.run_dir="$OUT/run" \
     --logging.knn_train_path="$OUT/train.beton" --logging.knn_val_path="$OUT/queries.beton"
 echo "== what the run learnt"
