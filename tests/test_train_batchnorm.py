@@ -48,6 +48,9 @@ DEMOS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), os.pardir, 'scr
 @pytest.mark.parametrize('script', DEMOS, ids=os.path.basename)
 def test_the_demos_train_with_groups_of_at_least_8(script, repo):
     text = open(script).read().replace('\\\n', ' ')
+    # the scripts name their recipe once in a shell variable (RECIPE=configs/...)
+    for name, value in re.findall(r'^(\w+)=(\S+)', text, re.MULTILINE):
+        text = re.sub(rf'"?\$\{{?{name}\}}?"?', value, text)
     runs = re.findall(r'train\.py --config-file (\S+)([^\n]*)', text)
     for config, flags in runs:
         overrides = re.findall(r'--(data\.batch_size|moco\.bn_splits)=(\S+)', flags)
