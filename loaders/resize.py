@@ -3,8 +3,9 @@
 Same filter as ``torchvision.transforms.v2.functional.resized_crop(..., antialias=True)``
 (and PIL's BILINEAR): a triangle kernel stretched by the downscale factor, so views are not
 bought with aliasing. Separable; the vertical pass runs first because its inner loop walks a
-contiguous row span (vectorises), leaving the strided horizontal pass only ``out_h`` rows. The
-flip is free: the horizontal pass writes columns right to left.
+contiguous row span (vectorises), leaving the horizontal pass (explicit vectors,
+``rgb_row_filter.py``) only ``out_h`` rows. The flip is free: the horizontal pass writes
+columns right to left.
 
 Crop boxes are floats so that a JPEG decoded at 1/2, 1/4 or 1/8 scale (TurboJPEG's DCT
 scaling) can be cropped with the box scaled down exactly; for integer boxes the weights equal
@@ -15,6 +16,7 @@ import math
 import numpy as np
 
 from .jit import jit
+from .rgb_row_filter import check_buffers, filter_plan, filter_rgb_row, row_floats
 
 
 @jit(inline='always')
@@ -53,7 +55,7 @@ def filter_weights(start, length, out_size, limit_lo, limit_hi, max_taps, first,
 def max_taps_for(length, out_size):
     scale = length / out_size
     support = scale if scale >= 1.0 else 1.0
-    return max(int(math.ceil(2.0 * support)) + 2, 4)  # >= 4 for the unrolled path
+    return int(math.ceil(2.0 * support)) + 2
 
 
 @jit(inline='always')
@@ -76,8 +78,9 @@ def axis_filter(start, length, out_size, limit_lo, limit_hi):
 
 @jit(inline='always')
 def store_row(values, dst_row):
-    """Round and clamp a float row into uint8 (a separate contiguous pass: it vectorises)."""
-    for k in range(values.shape[0]):
+    """Round and clamp a float row into uint8 (a separate contiguous pass: it vectorises);
+    ``values`` may be longer than ``dst_row``."""
+    for k in range(dst_row.shape[0]):
         v = values[k] + np.float32(0.5)
         v = np.float32(0.0) if v < 0.0 else v
         v = np.float32(255.0) if v > 255.0 else v
@@ -89,20 +92,20 @@ def resize_crop_flip(src, top, left, height, width, flip, dst):
     """Resize src[top:top+height, left:left+width] (float box) into dst (out_h, out_w, 3) uint8.
 
     Row by row: the vertical taps of one output row are summed into a small float row (it
-    stays in L1 cache), which the horizontal pass then reads. No large scratch buffers, so
-    nothing big is allocated or page-faulted per sample.
+    stays in L1 cache), which the horizontal pass (``rgb_row_filter``) then reads. No large
+    scratch buffers, so nothing big is allocated or page-faulted per sample.
     """
     out_h, out_w = dst.shape[0], dst.shape[1]
     row_lo, row_hi, col_lo, col_hi = crop_pixels(src, top, left, height, width)
     taps_y, first_y, count_y, w_y = axis_filter(top, height, out_h, row_lo, row_hi)
-    taps_x, first_x, count_x, w_x = axis_filter(left, width, out_w, col_lo, col_hi)
+    _, first_x, count_x, w_x = axis_filter(left, width, out_w, col_lo, col_hi)
+    starts, taps = filter_plan(first_x, count_x, w_x, col_lo, flip)
 
     span = (col_hi - col_lo) * 3
-    taps = count_x.max()
-    # Zero padding past the crop lets every output pixel read `taps` taps unconditionally
-    # (the padded weights are zero), which keeps the horizontal loop branch-free.
-    acc = np.zeros(span + 3 * taps_x, np.float32)
-    out_row = np.empty(out_w * 3, np.float32)
+    # zeros past the crop: the horizontal pass reads whole tap groups (their weights are 0)
+    acc = np.zeros(max(span, row_floats(starts, taps)), np.float32)
+    out_row = np.empty(out_w * 3 + 1, np.float32)
+    check_buffers(acc, out_row, starts, taps)
     flat = src.reshape(src.shape[0], src.shape[1] * 3)
     c0 = col_lo * 3
     for o in range(out_h):
@@ -113,26 +116,5 @@ def resize_crop_flip(src, top, left, height, width, flip, dst):
             row = flat[y0 + t, c0:c0 + span]
             for k in range(span):
                 acc[k] += w * row[k]
-        for x in range(out_w):
-            p = (first_x[x] - col_lo) * 3
-            xo = 3 * (out_w - 1 - x) if flip else 3 * x
-            if taps <= 4:  # the common case (downscale <= ~1.5x), unrolled
-                w0, w1, w2, w3 = w_x[x, 0], w_x[x, 1], w_x[x, 2], w_x[x, 3]
-                out_row[xo] = w0 * acc[p] + w1 * acc[p + 3] + w2 * acc[p + 6] + w3 * acc[p + 9]
-                out_row[xo + 1] = (w0 * acc[p + 1] + w1 * acc[p + 4] + w2 * acc[p + 7]
-                                   + w3 * acc[p + 10])
-                out_row[xo + 2] = (w0 * acc[p + 2] + w1 * acc[p + 5] + w2 * acc[p + 8]
-                                   + w3 * acc[p + 11])
-            else:
-                r = np.float32(0.0)
-                g = np.float32(0.0)
-                b = np.float32(0.0)
-                for t in range(taps):
-                    w = w_x[x, t]
-                    r += w * acc[p + 3 * t]
-                    g += w * acc[p + 3 * t + 1]
-                    b += w * acc[p + 3 * t + 2]
-                out_row[xo] = r
-                out_row[xo + 1] = g
-                out_row[xo + 2] = b
+        filter_rgb_row(acc, starts, taps, out_row)
         store_row(out_row, dst[o].reshape(out_w * 3))
