@@ -35,7 +35,8 @@ def reference(row, lo, first, count, weights, flip):
     return (out[::-1] if flip else out).reshape(-1)
 
 
-@pytest.mark.parametrize('length, out_w', [(300, 224), (350, 224), (400, 96), (90, 224), (37, 5), (8, 8)])
+@pytest.mark.parametrize('length, out_w', [(300, 224), (350, 224), (400, 96), (90, 224),
+                                           (37, 5), (8, 8)])
 @pytest.mark.parametrize('flip', [False, True])
 def test_equals_the_weighted_sum_of_each_pixels_taps(length, out_w, flip):
     rng = np.random.default_rng(length + out_w)
