@@ -317,7 +317,7 @@ def stored_jpegs(path, limit):
     return out
 
 
-@njit(cache=True)
+@njit
 def _draw_stage(seed, epoch, indices, heights, widths, resolution, scale_min, scale_max,
                 log_ratio_min, log_ratio_max, boxes, flips, denominators):
     for i in range(indices.shape[0]):
@@ -334,7 +334,7 @@ def _decode_stage(jpegs, jpeg_starts, heights, widths, denominators, decoded, de
                     widths[i], 0, 0, 1, denominators[i], False, False)
 
 
-@njit(cache=True)
+@njit
 def _decoded_image(decoded, decoded_starts, heights, widths, denominators, i):
     d = denominators[i]
     dec_h = (heights[i] + d - 1) // d
@@ -343,7 +343,7 @@ def _decoded_image(decoded, decoded_starts, heights, widths, denominators, i):
         dec_h, dec_w, 3), d
 
 
-@njit(cache=True)
+@njit
 def _resize_stage(decoded, decoded_starts, heights, widths, denominators, boxes, flips, view,
                   views):
     for i in range(heights.shape[0]):
@@ -353,7 +353,7 @@ def _resize_stage(decoded, decoded_starts, heights, widths, denominators, boxes,
                          views[i, view])
 
 
-@njit(cache=True)
+@njit
 def _photometric_stage(seed, epoch, indices, strengths, ksize, view, views):
     """As ``PhotometricAugment`` does per sample: draw the view's parameters, float scratch,
     augment in place."""

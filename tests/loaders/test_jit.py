@@ -7,6 +7,7 @@ pipeline stages with ``fastmath=True``, a call from Python has no such flags. Wi
 later loader in the process produced (and so a training run's weights)."""
 import importlib
 import os
+import pathlib
 import pkgutil
 import subprocess
 import sys
@@ -70,3 +71,38 @@ def test_every_compiled_helper_states_its_flags():
                 assert obj.targetoptions.get('fastmath') == FASTMATH, name
                 assert obj.targetoptions.get('error_model') == 'numpy', name
     assert {'augment_view', 'resize_crop_flip', 'draw_views', 'next_uniform'} <= set(helpers)
+
+
+# One view resized by the cached resize_crop_flip of a copy of loaders/ at PACKAGE_COPY.
+RESIZE = """
+import numpy as np
+from loaders.resize import resize_crop_flip
+src = np.random.default_rng(0).integers(0, 256, (120, 100, 3), np.uint8)
+dst = np.empty((32, 32, 3), np.uint8)
+resize_crop_flip(src, 10.0, 5.0, 90.0, 80.0, False, dst)
+print(dst.sum())
+"""
+
+
+def test_editing_a_helper_module_recompiles_its_cached_callers(tmp_path):
+    """resize_crop_flip (cached) has rgb_row_filter's pass compiled in: after an edit of that
+    module alone the cache must not serve the old machine code. A real edit of a real copy."""
+    copy = tmp_path / 'loaders'
+    copy.mkdir()
+    for source in pathlib.Path(loaders.__file__).parent.glob('*.py'):
+        (copy / source.name).write_text(source.read_text())
+
+    def resized_sum():
+        done = subprocess.run([sys.executable, '-c', RESIZE], cwd=tmp_path, text=True,
+                              capture_output=True, timeout=300,
+                              env={**os.environ, 'PYTHONPATH': f'{tmp_path}{os.pathsep}{REPO}'})
+        assert done.returncode == 0, done.stderr
+        return int(done.stdout)
+
+    before = resized_sum()
+    assert list((copy / '__pycache__').glob('resize.resize_crop_flip-*.nbi'))   # cached
+    helper = copy / 'rgb_row_filter.py'
+    # the plan's weights halved: every pixel of the view about halves
+    helper.write_text(helper.read_text().replace(
+        '            taps[xo, t] = weights[x, t]', '            taps[xo, t] = weights[x, t] / 2'))
+    assert resized_sum() < 0.6 * before
