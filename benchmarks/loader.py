@@ -121,6 +121,7 @@ from benchmarks.data import (
 from benchmarks.torchvision_baseline import torchvision_loader
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import IMAGE, LABEL
+from loaders.kept_buffers import KeptBuffersLoader
 from loaders.multiview_decoder import dct_denominator, draw_views
 from loaders.pair_loader import MultiViewLoader, open_beton
 from loaders.photometric_kernels import augment_view
@@ -226,13 +227,13 @@ class FullDecode(Operation):
 
 
 def decode_only_loader(path, args):
-    """Method (f): the FFCV loader of the other methods (threads, order, batches) with
-    ``FullDecode`` as its only pipeline."""
+    """Method (f): the FFCV loader of (a) and (b) (threads, order, batches, buffers kept
+    across epochs) with ``FullDecode`` as its only pipeline."""
     pipelines = {name: None for name in open_beton(path).handlers}
     pipelines[IMAGE] = PipelineSpec(IMAGE, decoder=FullDecode(), transforms=[ToTensor()])
-    return Loader(path, batch_size=args.batch_size, num_workers=args.workers,
-                  order=OrderOption.RANDOM, seed=SEED, pipelines=pipelines, drop_last=True,
-                  os_cache=True, batches_ahead=3)
+    return KeptBuffersLoader(path, batch_size=args.batch_size, num_workers=args.workers,
+                             order=OrderOption.RANDOM, seed=SEED, pipelines=pipelines,
+                             drop_last=True, os_cache=True, batches_ahead=3)
 
 
 class CpuMethod(Method):

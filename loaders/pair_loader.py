@@ -22,7 +22,7 @@ import os
 import numpy as np
 import torch
 from ffcv.fields.basics import IntDecoder
-from ffcv.loader import Loader, OrderOption
+from ffcv.loader import OrderOption
 from ffcv.pipeline.pipeline_spec import PipelineSpec
 from ffcv.reader import Reader
 from ffcv.transforms import ToTensor
@@ -33,6 +33,7 @@ from fastssl_common.formats import IMAGE, LABEL, PROPOSALS, VIDEO_PAIRS
 
 from .epoch import EpochCell
 from .integrity import check_size
+from .kept_buffers import KeptBuffersLoader
 from .multiview_decoder import MultiViewRandomResizedCrop, SampleIndex
 from .photometric import PhotometricAugment
 from .region_crop import BOX_COLUMN, VIEW_KINDS, RegionTable, RegionViewsCrop
@@ -181,10 +182,10 @@ class MultiViewLoader:
             if name not in pipelines:
                 pipelines[name] = None
         self.has_labels = has_labels
-        self.loader = Loader(path, batch_size=batch_size, num_workers=num_workers,
-                             order=ORDERS[order], seed=seed, pipelines=pipelines,
-                             distributed=distributed, drop_last=drop_last, os_cache=os_cache,
-                             batches_ahead=batches_ahead, indices=indices)
+        self.loader = KeptBuffersLoader(
+            path, batch_size=batch_size, num_workers=num_workers, order=ORDERS[order],
+            seed=seed, pipelines=pipelines, distributed=distributed, drop_last=drop_last,
+            os_cache=os_cache, batches_ahead=batches_ahead, indices=indices)
         # FFCV returns outputs in its pipeline order (file fields first, then extra pipelines)
         self._position = {name: i for i, name in enumerate(
             n for n, spec in self.loader.pipeline_specs.items() if spec is not None)}

@@ -1,0 +1,46 @@
+"""An FFCV loader whose batch buffers are allocated once, not once per epoch.
+
+FFCV 1.0.2 allocates every op's batch buffers (``batches_ahead + 2`` slots of one batch each;
+for the pair loader at batch 64 and 224 px about 150 MB with the decoder's scratch) in each
+epoch's iterator, and pins them again when CUDA is available. The kernel then zeroes every
+page of them anew on first touch: on epochs of 1000 pairs that was 58 page faults per pair
+and 15 % of the pair loader's CPU time (decode limit: 34 per image). Epochs of a million
+samples hardly notice; short epochs (demos, small video sets, the benchmarks) do.
+
+``KeptBuffersLoader`` hands the first epoch's buffers to every later epoch. That is safe
+because an epoch's prefetch thread is closed and joined before the next epoch starts, so only
+one thread ever writes them, and pending CUDA copies out of the pinned slots are waited for.
+Batches keep FFCV's contract: valid until the next batch is drawn, the first batch of the
+next epoch included. One epoch at a time: starting an epoch ends the previous one.
+"""
+import torch
+from ffcv.loader import Loader
+
+
+class KeptBuffersLoader(Loader):
+    """``ffcv.loader.Loader`` with the same arguments and batches, buffers kept across epochs."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._allocate = self.graph.allocate_memory
+        self._buffers = {}
+        self._epoch_iterator = None
+        self.graph.allocate_memory = self._allocate_once
+
+    def _allocate_once(self, batch_size, slots):
+        key = (batch_size, slots)
+        if key not in self._buffers:
+            self._buffers[key] = self._allocate(batch_size, slots)
+        return self._buffers[key]
+
+    def __iter__(self):
+        previous, self._epoch_iterator = self._epoch_iterator, None
+        if previous is not None:
+            # Its thread stops within batches_ahead batches of being told to; until then it
+            # may still write the slots the next epoch is about to fill.
+            previous.close()
+            previous.join()
+        if torch.cuda.is_initialized():
+            torch.cuda.synchronize()   # non-blocking copies may still read the pinned slots
+        self._epoch_iterator = super().__iter__()
+        return self._epoch_iterator

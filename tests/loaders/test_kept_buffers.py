@@ -1,0 +1,53 @@
+import numpy as np
+from ffcv.fields.basics import IntDecoder
+from ffcv.fields.rgb_image import CenterCropRGBImageDecoder
+from ffcv.loader import Loader, OrderOption
+from ffcv.transforms import ToTensor
+
+from loaders.kept_buffers import KeptBuffersLoader
+
+
+def make(loader_class, path):
+    pipelines = {'image': [CenterCropRGBImageDecoder((24, 24), ratio=1.0), ToTensor()],
+                 'label': [IntDecoder(), ToTensor()]}
+    return loader_class(path, batch_size=3, num_workers=1, order=OrderOption.RANDOM, seed=5,
+                        pipelines=pipelines, drop_last=True, batches_ahead=1)
+
+
+def epoch_batches(loader):
+    """Copies of one epoch's images and labels, and the addresses of the images' buffers."""
+    images, labels, addresses = [], [], set()
+    for image, label in loader:
+        images.append(image.numpy().copy())
+        labels.append(label.numpy().copy())
+        addresses.add(image.data_ptr())
+    return np.concatenate(images), np.concatenate(labels), addresses
+
+
+def test_every_epoch_matches_stock_ffcv_in_the_first_epochs_buffers(small_beton,
+                                                                     python_pipelines):
+    kept, stock = make(KeptBuffersLoader, small_beton), make(Loader, small_beton)
+    first_addresses = None
+    for epoch in range(3):
+        images, labels, addresses = epoch_batches(kept)
+        stock_images, stock_labels, _ = epoch_batches(stock)
+        np.testing.assert_array_equal(images, stock_images)
+        np.testing.assert_array_equal(labels, stock_labels)
+        if first_addresses is None:
+            first_addresses = addresses
+        assert addresses <= first_addresses, f'epoch {epoch} wrote into new buffers'
+
+
+def test_the_previous_epochs_thread_has_stopped_before_the_next_epoch_starts(small_beton,
+                                                                             python_pipelines):
+    loader = make(KeptBuffersLoader, small_beton)
+    abandoned = iter(loader)
+    next(abandoned)                    # one batch, then the user moves on without closing it
+    assert abandoned.is_alive()
+    images, labels, _ = epoch_batches(loader)
+    assert not abandoned.is_alive()
+    stock = make(Loader, small_beton)
+    epoch_batches(stock)
+    stock_images, stock_labels, _ = epoch_batches(stock)
+    np.testing.assert_array_equal(images, stock_images)
+    np.testing.assert_array_equal(labels, stock_labels)
