@@ -1,12 +1,17 @@
-"""Single-view evaluation loader: centre crop (224/256 of the short side) + resize, labels."""
+"""Single-view evaluation loader: centre crop (224/256 of the short side) + resize, labels.
+
+The kNN monitor iterates one such loader at every evaluation of a run, so its batch buffers
+are kept across iterations (``kept_buffers.py``) as the pair loader's are.
+"""
 from ffcv.fields.basics import IntDecoder
 from ffcv.fields.rgb_image import CenterCropRGBImageDecoder
-from ffcv.loader import Loader, OrderOption
+from ffcv.loader import OrderOption
 from ffcv.transforms import ToTensor
 
 from fastssl_common.errors import UserError
 from fastssl_common.formats import IMAGE, LABEL
 
+from .kept_buffers import KeptBuffersLoader
 from .pair_loader import open_beton
 
 
@@ -21,6 +26,6 @@ def make_eval_loader(path, batch_size, resolution, num_workers=1, os_cache=True)
             pipelines[name] = None
     if reader.num_samples == 0:
         raise UserError(f'{path} holds no samples')
-    return Loader(path, batch_size=batch_size, num_workers=num_workers,
-                  order=OrderOption.SEQUENTIAL, pipelines=pipelines, drop_last=False,
-                  os_cache=os_cache)
+    return KeptBuffersLoader(path, batch_size=batch_size, num_workers=num_workers,
+                             order=OrderOption.SEQUENTIAL, pipelines=pipelines,
+                             drop_last=False, os_cache=os_cache)
