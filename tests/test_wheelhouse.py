@@ -1,7 +1,9 @@
 """The self-contained ffcv wheel (``make wheelhouse``; ``make install`` builds it first):
 installed with ``--no-deps`` into a fresh folder next to this Python's numpy, numba and
 torch, it loads its C extension, decodes a real JPEG to the pixels OpenCV's libjpeg-turbo
-decoder gives, and its extension resolves libturbojpeg and OpenCV inside ``ffcv.libs/``."""
+decoder gives, its extension resolves libturbojpeg and OpenCV inside ``ffcv.libs/``, and
+importing it compiles no Numba dict."""
+import importlib.metadata
 import io
 import os
 import re
@@ -31,7 +33,7 @@ print(int(np.abs(error).max()), float(10 * np.log10(255 ** 2 / np.mean(error ** 
 
 @pytest.fixture(scope='module')
 def installed_wheel(tmp_path_factory):
-    wheels = sorted(WHEELHOUSE.glob('ffcv-*+fastssl-*.whl'))
+    wheels = sorted(WHEELHOUSE.glob(f"ffcv-{importlib.metadata.version('ffcv')}-*.whl"))
     assert wheels, f'no ffcv wheel in {WHEELHOUSE}: `make install` or `make wheelhouse` builds it'
     site = tmp_path_factory.mktemp('site')
     subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-index', '--no-deps',
@@ -74,3 +76,22 @@ def test_imdecode_matches_opencv_on_a_real_jpeg(installed_wheel, tmp_path):
     # accurate one (OpenCV and Pillow agree exactly): observed max 6 levels, PSNR 45.6 dB
     worst, psnr = result.stdout.split()[-2:]
     assert int(worst) <= 8 and float(psnr) > 40, (worst, psnr)
+
+
+IMAGE_MODES = r"""
+import sys, ffcv
+from ffcv.fields.rgb_image import IMAGE_MODES
+assert ffcv.__file__.startswith(sys.argv[1]), ffcv.__file__
+print(type(IMAGE_MODES).__name__, sorted(IMAGE_MODES.items()))
+"""
+
+
+def test_import_compiles_no_numba_dict(installed_wheel, tmp_path):
+    # upstream builds IMAGE_MODES as a numba.typed.Dict, which compiled Numba's dict methods
+    # at every import (about 3 s of every command's start); it is only read from Python
+    _, site = installed_wheel
+    env = {**os.environ, 'PYTHONPATH': str(site)}
+    result = subprocess.run([sys.executable, '-c', IMAGE_MODES, str(site)],
+                            capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split('\n')[-2] == "dict [('jpg', 0), ('raw', 1)]", result.stdout
