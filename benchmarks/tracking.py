@@ -366,10 +366,10 @@ def main(argv=None):
           f"({100 * tracks['kept_fraction']:.0f}%), pairs with tracks "
           f"{tracks['pairs_with_tracks']}/{tracks['pairs']}, lost {tracks['lost']}")
     print(f"stages on {os.path.basename(args.videos[0])} at {stages['frame_size'][0]}x"
-          f"{stages['frame_size'][1]}, 1 process: proposals {stages['proposals_ms']:.1f} ms "
-          f"per frame (--proposal-ranking motion, flow included: "
-          f"{stages['motion_proposals_ms']:.1f} ms); one tracking step of "
-          f"{stages['boxes_tracked']} boxes {stages['track_step_ms']:.1f} ms")
+          f"{stages['frame_size'][1]}, 1 process: proposals per frame "
+          f"{stages['proposals_ms']:.1f} ms with --proposal-ranking contrast, "
+          f"{stages['motion_proposals_ms']:.1f} ms with motion (its dense flow included); "
+          f"one tracking step of {stages['boxes_tracked']} boxes {stages['track_step_ms']:.1f} ms")
     if args.json:
         write_results(args.json, {
             'machine': info,
