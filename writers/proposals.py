@@ -61,6 +61,7 @@ import cv2
 import numpy as np
 
 from writers.boxes import mask_cover, nms, scale_boxes
+from writers.proposal_kernels import colour_integral, moving_mask, weighted_flow_integral
 
 RANKINGS = ('motion', 'contrast')
 PROPOSAL_PIXELS = 128 * 96
@@ -140,11 +141,8 @@ def colour_contrast(rgb, boxes):
     """Centre-surround colour contrast (chi-square distance in [0, 1]) of each box in ``rgb``
     (box coordinates in ``rgb``'s pixels, rounded to whole pixels)."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    levels = (rgb.astype(np.int32) * COLOUR_LEVELS) >> 8
-    labels = (levels[..., 0] * COLOUR_LEVELS + levels[..., 1]) * COLOUR_LEVELS + levels[..., 2]
     # integral histogram: any box's histogram from four lookups, all boxes at once
-    one_hot = (labels[..., None] == np.arange(COLOUR_LEVELS ** 3)).view(np.uint8)
-    integral = cv2.integral(one_hot, sdepth=cv2.CV_32S)
+    integral = colour_integral(np.ascontiguousarray(rgb), COLOUR_LEVELS)
     inside = _histograms(integral, boxes)
     around = _histograms(integral, _ring(boxes)) - inside
     p = inside / np.maximum(inside.sum(1, keepdims=True), 1)
@@ -195,7 +193,7 @@ def motion_contrast(flow, weight, boxes):
     ring or without trusted pixels; box coordinates in ``flow``'s pixels."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     # the sums of the flow and of the counted pixels in any box from four lookups each
-    integral = cv2.integral(np.dstack([flow * weight[..., None], weight]), sdepth=cv2.CV_64F)
+    integral = weighted_flow_integral(np.ascontiguousarray(flow), np.ascontiguousarray(weight))
     inside = _histograms(integral, boxes)
     around = _histograms(integral, _ring(boxes)) - inside
     counted = (inside[:, 2] > 1) & (around[:, 2] > 1)
@@ -209,8 +207,8 @@ def motion_contrast(flow, weight, boxes):
 def moving_pixels(flow, weight):
     """The pixels of trusted flow (``weight`` above ``TRUSTED``) that differs from the
     camera's motion by more than ``BLOB_MOTION`` px, a boolean mask."""
-    residual = flow - camera_motion(flow)
-    return (np.hypot(residual[..., 0], residual[..., 1]) > BLOB_MOTION) & (weight > TRUSTED)
+    return moving_mask(np.ascontiguousarray(flow), np.ascontiguousarray(weight),
+                       camera_motion(flow), BLOB_MOTION, TRUSTED)
 
 
 def motion_blobs(moving, min_side):

@@ -46,6 +46,9 @@ ACTIVE, FINISHED = 0, 1
 LOST_REASONS = {2: 'degenerate', 3: 'unreliable', 4: 'fb_error', 5: 'scale_jump',
                 6: 'left_frame', 7: 'collapsed', 8: 'frame_size'}
 _CODE = {name: code for code, name in LOST_REASONS.items()}
+# the codes of a step's losses, as constants the compiled step can use
+_CODE_SCALE_JUMP, _CODE_FB_ERROR, _CODE_UNRELIABLE, _CODE_LEFT_FRAME, _CODE_COLLAPSED = (
+    _CODE[name] for name in ('scale_jump', 'fb_error', 'unreliable', 'left_frame', 'collapsed'))
 _STATE = {'boxes': ((4,), np.float64), 'start_boxes': ((4,), np.float64),
           'status': ((), np.int8), 'steps': ((), np.int64), 'log_quality': ((), np.float64)}
 
@@ -147,45 +150,89 @@ class MedianFlow:
     # ------------------------------------------------------------------ one step
     def _step(self, active, previous, current):
         s = self.settings
-        grid = s.grid * s.grid
         boxes = self.boxes[active]
-        cells = (np.arange(s.grid) + 0.5) / s.grid
-        fx, fy = np.meshgrid(cells, cells)
-        size = boxes[:, 2:] - boxes[:, :2]
-        start = np.stack([boxes[:, None, 0] + fx.ravel() * size[:, None, 0],
-                          boxes[:, None, 1] + fy.ravel() * size[:, None, 1]], -1)
-        flat = start.reshape(-1, 1, 2).astype(np.float32)
+        start = _grid_points(boxes, s.grid)
         lk = dict(winSize=(s.window, s.window), maxLevel=s.levels,
                   criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, s.iterations, 0.01))
-        moved, found, residual = cv2.calcOpticalFlowPyrLK(previous, current, flat, None, **lk)
-        back, found_back, _ = cv2.calcOpticalFlowPyrLK(current, previous, moved, None, **lk)
-        shape = (len(active), grid)
-        followed_count, reliable_fraction, median_fb, dx, dy, scale = _point_statistics(
-            start, moved.reshape(shape + (2,)), back.reshape(shape + (2,)), found.reshape(shape),
-            found_back.reshape(shape), residual.reshape(shape), s.max_fb, s.max_residual)
-
-        lost = np.zeros(len(active), np.int8)
-        lost[~np.isfinite(scale) | (np.abs(np.log(np.nan_to_num(scale, nan=1)))
-                                    > np.log(s.max_scale_step))] = _CODE['scale_jump']
-        with np.errstate(invalid='ignore'):
-            lost[~(median_fb <= s.max_fb)] = _CODE['fb_error']
-        lost[(reliable_fraction < s.min_reliable) | (followed_count < s.min_points)] = \
-            _CODE['unreliable']
-
-        ok = lost == 0
-        centre = (boxes[:, :2] + boxes[:, 2:]) / 2 + np.stack([dx, dy], 1)
-        half = size / 2 * np.where(ok, scale, 1)[:, None]
-        new = np.where(ok[:, None], np.concatenate([centre - half, centre + half], 1), boxes)
+        moved, found, residual = cv2.calcOpticalFlowPyrLK(
+            previous, current, start.reshape(-1, 1, 2).astype(np.float32), None, **lk)
+        # only the points found forward are tracked back (the others do not count either way,
+        # and LK treats every point on its own, so the results are the same)
+        followed = np.flatnonzero(found.ravel() == 1)
+        back = np.full_like(moved, np.nan)
+        found_back = np.zeros_like(found)
+        if len(followed):
+            back[followed], found_back[followed], _ = cv2.calcOpticalFlowPyrLK(
+                current, previous, moved[followed], None, **lk)
+        shape = start.shape[:2]
         height, width = current.shape
-        lost[ok & (visible_fraction(new, width, height) < s.min_visible)] = _CODE['left_frame']
-        lost[ok & (np.min(2 * half, axis=1) < s.min_side)] = _CODE['collapsed']
-
+        new, lost, quality = _moved_boxes(
+            boxes, start, moved.reshape(shape + (2,)), back.reshape(shape + (2,)),
+            found.reshape(shape), found_back.reshape(shape), residual.reshape(shape),
+            width, height, s.max_fb, s.max_residual, s.min_reliable, s.min_points,
+            math.log(s.max_scale_step), s.min_visible, s.min_side)
         ok = lost == 0
-        quality = reliable_fraction * np.clip(1 - median_fb / s.max_fb, 0, 1)
         self.boxes[active[ok]] = new[ok]
         self.steps[active[ok]] += 1
         self._view('log_quality')[active[ok]] += np.log(np.maximum(quality[ok], 1e-6))
         self.status[active[~ok]] = lost[~ok]
+
+
+@njit(cache=True, nogil=True)
+def _grid_points(boxes, grid):
+    """``B x grid**2 x 2``: the cell centres of a ``grid x grid`` lattice in each box, row by
+    row (x varies fastest)."""
+    points = np.empty((len(boxes), grid * grid, 2))
+    for box in range(len(boxes)):
+        width, height = boxes[box, 2] - boxes[box, 0], boxes[box, 3] - boxes[box, 1]
+        for row in range(grid):
+            for column in range(grid):
+                point = row * grid + column
+                points[box, point, 0] = boxes[box, 0] + (column + 0.5) / grid * width
+                points[box, point, 1] = boxes[box, 1] + (row + 0.5) / grid * height
+    return points
+
+
+@njit(cache=True, nogil=True, error_model='numpy')
+def _moved_boxes(boxes, start, moved, back, found, found_back, residual, width, height,
+                 max_fb, max_residual, min_reliable, min_points, max_log_scale, min_visible,
+                 min_side):
+    """One step of each box from its points (:func:`_point_statistics`): the moved boxes,
+    the lost codes (0: tracked; the module docstring's reasons, the later ones winning) and
+    each step's quality ``reliable fraction * (1 - median FB error / max_fb)``."""
+    followed_count, reliable_fraction, median_fb, dx, dy, scale = _point_statistics(
+        start, moved, back, found, found_back, residual, max_fb, max_residual)
+    new = boxes.copy()
+    lost = np.zeros(len(boxes), np.int8)
+    quality = np.empty(len(boxes))
+    for box in range(len(boxes)):
+        code = 0
+        if not np.isfinite(scale[box]) or abs(math.log(scale[box])) > max_log_scale:
+            code = _CODE_SCALE_JUMP
+        if not median_fb[box] <= max_fb:
+            code = _CODE_FB_ERROR
+        if reliable_fraction[box] < min_reliable or followed_count[box] < min_points:
+            code = _CODE_UNRELIABLE
+        quality[box] = reliable_fraction[box] * min(max(1 - median_fb[box] / max_fb, 0.0), 1.0)
+        if code:
+            lost[box] = code
+            continue
+        half_x = (boxes[box, 2] - boxes[box, 0]) / 2 * scale[box]
+        half_y = (boxes[box, 3] - boxes[box, 1]) / 2 * scale[box]
+        centre_x = (boxes[box, 0] + boxes[box, 2]) / 2 + dx[box]
+        centre_y = (boxes[box, 1] + boxes[box, 3]) / 2 + dy[box]
+        x0, y0 = centre_x - half_x, centre_y - half_y
+        x1, y1 = centre_x + half_x, centre_y + half_y
+        area = max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
+        inside = (max(min(max(x1, 0.0), width) - min(max(x0, 0.0), width), 0.0)
+                  * max(min(max(y1, 0.0), height) - min(max(y0, 0.0), height), 0.0))
+        if (inside / area if area > 0 else 0.0) < min_visible:
+            code = _CODE_LEFT_FRAME
+        if min(2 * half_x, 2 * half_y) < min_side:
+            code = _CODE_COLLAPSED
+        lost[box] = code
+        new[box, 0], new[box, 1], new[box, 2], new[box, 3] = x0, y0, x1, y1
+    return new, lost, quality
 
 
 @njit(cache=True, nogil=True, error_model='numpy')

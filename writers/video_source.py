@@ -185,7 +185,7 @@ def thumbnail_size(height, width, side):
 class DecodedFrame:
     """One decoded frame; its pixels are converted only when asked for."""
 
-    __slots__ = ('index', 'timestamp', '_frame', '_path', '_reformatters')
+    __slots__ = ('index', 'timestamp', '_frame', '_path', '_reformatters', '_converted')
 
     def __init__(self, index, timestamp, frame=None, path=None, reformatters=None):
         self.index, self.timestamp = index, timestamp
@@ -194,15 +194,24 @@ class DecodedFrame:
         # reformatter whose target size changes: the reader keeps one per output size
         # ({(width, height): VideoReformatter}), shared by its frames.
         self._reformatters = reformatters
+        # the frame's conversions by size: the stored frame and the tracker's copy are often
+        # the same size (--max-resolution 320, tracking at 320), one conversion serves both
+        self._converted = {}
 
     def _reformat(self, width, height):
         from av.video.reformatter import VideoReformatter
 
+        converted = self._converted.get((width, height))
+        if converted is not None:
+            return converted
         reformatter = self._reformatters.get((width, height))
         if reformatter is None:
             reformatter = self._reformatters[width, height] = VideoReformatter()
-        return reformatter.reformat(self._frame, width=width, height=height, format='rgb24',
-                                    interpolation='AREA').to_ndarray()
+        converted = reformatter.reformat(self._frame, width=width, height=height,
+                                         format='rgb24', interpolation='AREA').to_ndarray()
+        converted.flags.writeable = False     # shared by the callers: none may change it
+        self._converted[width, height] = converted
+        return converted
 
     def rgb(self, max_side=None):
         """``H x W x 3`` uint8 RGB, shrunk (area interpolation) to a longest side of at most
