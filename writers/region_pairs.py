@@ -217,6 +217,18 @@ class PairRegions:
         return rows
 
 
+def load_compiled_code():
+    """Load the tracker's compiled code into this process. The first compiled call of a
+    process starts Numba (about 0.3 s); the pairs writer makes it before its pool forks, so
+    the workers inherit it instead of each starting Numba again (the writer's own process
+    starts it anyway when it writes the ``.beton``)."""
+    frame = np.random.default_rng(0).integers(0, 256, (32, 32), np.uint8)
+    tracker = MedianFlow()
+    tracker.next_frame(frame)
+    tracker.add([[4.0, 4.0, 28.0, 28.0]])
+    tracker.next_frame(frame)
+
+
 def foreground_cover(boxes_a, mask_a, boxes_b, mask_b):
     """Per track, the foreground fraction of its pixels: box a in ``mask_a`` and box b in
     ``mask_b`` together (boolean masks, boxes in their pixels, cut to them)."""

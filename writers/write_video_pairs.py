@@ -58,7 +58,13 @@ from writers.pair_options import (
 )
 from writers.pairing import video_key
 from writers.pairs_sidecar import pairs_metadata
-from writers.region_pairs import DEFAULT_TRACK_SIDE, add_stats, new_stats, stats_summary
+from writers.region_pairs import (
+    DEFAULT_TRACK_SIDE,
+    add_stats,
+    load_compiled_code,
+    new_stats,
+    stats_summary,
+)
 from writers.shot_cuts import DEFAULT_CUT_THRESHOLD
 from writers.spool import Constant, spool_folder, write_spooled
 from writers.video_common import decoder_threads, run_per_video
@@ -108,6 +114,8 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
         threads = decoder_threads(options['workers'], len(sources))
         jobs = [(source, dict(options, threads=threads), os.path.join(spool_dir, f'{i}.jpgs'),
                  video_key(source.path, root)) for i, source in enumerate(sources)]
+        if options['proposals'] and min(options['workers'], len(jobs)) > 1:
+            load_compiled_code()     # once here rather than once in every worker
         results = run_per_video(read_pairs, jobs, options['workers'], progress)
 
         counts = dict(videos=0, videos_skipped=0, frames_read=0, frames_stored=0, cuts=0,

@@ -5,6 +5,8 @@ foreground share of the kept tracks, bad input, and the inspection tool."""
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -291,3 +293,32 @@ def test_cli_summary_and_bad_inputs(sequence, tmp_path, capsys, run_script, asse
                                      '--proposals', '2', '--detector', tmp_path / 'no.pth'),
                           'no.pth', 'does not exist')
     assert not os.path.exists(bad.parent)
+
+
+LOAD_THEN_FORK = """
+import json, multiprocessing
+from writers import tracking
+from writers.region_pairs import load_compiled_code
+
+def loaded():
+    return [len(tracking._grid_points.signatures), len(tracking._moved_boxes.signatures)]
+
+if __name__ == '__main__':
+    before = loaded()
+    load_compiled_code()
+    with multiprocessing.get_context('fork').Pool(1) as pool:
+        print(json.dumps([before, loaded(), pool.apply(loaded)]))
+"""
+
+
+def test_compiled_tracker_code_is_loaded_before_the_pool_forks(tmp_path):
+    """In a fresh process, :func:`load_compiled_code` loads the tracker's compiled step, and
+    a worker forked after it finds the step loaded (it does not start Numba again)."""
+    script = tmp_path / 'load_then_fork.py'
+    script.write_text(LOAD_THEN_FORK)
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            cwd=repo, env=dict(os.environ, PYTHONPATH=repo), timeout=120)
+    assert result.returncode == 0, result.stderr
+    before, after, in_worker = json.loads(result.stdout.splitlines()[-1])
+    assert before == [0, 0] and after == in_worker and min(after) >= 1
