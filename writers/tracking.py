@@ -7,8 +7,8 @@ join at any frame (:meth:`MedianFlow.add`) and leave when the caller is done wit
 
 1. every active box gets a ``grid x grid`` lattice of points (cell centres of the box);
 2. the points of *all* boxes go through one forward ``cv2.calcOpticalFlowPyrLK`` call (previous
-   -> new frame) and one backward call (new -> previous), so the image pyramids are built once
-   per frame and call, however many boxes there are;
+   -> new frame) and the points it found through one backward call (new -> previous), so the
+   image pyramids are built once per frame and call, however many boxes there are;
 3. a point is *followed* when the forward call found it (LK gives up on windows with too
    little texture and on points leaving the image), and *reliable* when it is followed, the
    backward call found it too, its forward-backward error (distance from the start to the
@@ -198,7 +198,8 @@ def _moved_boxes(boxes, start, moved, back, found, found_back, residual, width, 
                  max_fb, max_residual, min_reliable, min_points, max_log_scale, min_visible,
                  min_side):
     """One step of each box from its points (:func:`_point_statistics`): the moved boxes,
-    the lost codes (0: tracked; the module docstring's reasons, the later ones winning) and
+    the lost codes (0: tracked; where several apply, ``unreliable`` before ``fb_error``
+    before ``scale_jump``, and of the moved box, ``collapsed`` before ``left_frame``) and
     each step's quality ``reliable fraction * (1 - median FB error / max_fb)``."""
     followed_count, reliable_fraction, median_fb, dx, dy, scale = _point_statistics(
         start, moved, back, found, found_back, residual, max_fb, max_residual)
