@@ -203,19 +203,21 @@ class DecodedFrame:
 
         converted = self._converted.get((width, height))
         if converted is not None:
+            converted.flags.writeable = False     # now shared by two callers: neither may change it
             return converted
         reformatter = self._reformatters.get((width, height))
         if reformatter is None:
             reformatter = self._reformatters[width, height] = VideoReformatter()
         converted = reformatter.reformat(self._frame, width=width, height=height,
                                          format='rgb24', interpolation='AREA').to_ndarray()
-        converted.flags.writeable = False     # shared by the callers: none may change it
         self._converted[width, height] = converted
         return converted
 
     def rgb(self, max_side=None):
         """``H x W x 3`` uint8 RGB, shrunk (area interpolation) to a longest side of at most
-        ``max_side`` with FFCV's size arithmetic. Raises VideoError for an unreadable image."""
+        ``max_side`` with FFCV's size arithmetic (a second call for the same size of a video
+        frame, or a :meth:`thumbnail` of that size, returns the same array, then read-only).
+        Raises VideoError for an unreadable image."""
         if self._frame is not None:
             height, width = stored_size(self._frame.height, self._frame.width, max_side)
             return self._reformat(width, height)

