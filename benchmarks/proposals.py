@@ -24,7 +24,9 @@ videos, ``--workers`` processes, from call to return (decoding, proposals, track
 encoding, the ``.beton``). One untimed warm-up per ranking, then ``--repeats`` timed rounds,
 the two rankings alternating (their order swapped every round, so a load change on the
 shared machine hits both alike); median pairs/s per ranking. Target: motion / contrast
->= 3 (PASS/MISS).
+>= 3 (PASS/MISS). Also the CPU time per pair of each run (this process's threads and the
+pool's workers): a lone worker runs in this process, where FFmpeg and OpenCV use every core,
+and a few videos split unevenly over workers; neither moves the CPU time per pair.
 
 **2. Foreground share.** From the same runs (the writer computes it, see
 :mod:`writers.region_pairs`): the share of kept tracks that overlap moving foreground as
@@ -42,6 +44,7 @@ no warm-up, 1 worker, two 12-frame sequences): its numbers mean nothing.
 """
 import json
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -101,34 +104,46 @@ def material(paths, quick):
     return videos
 
 
+def cpu_seconds():
+    """CPU time (user + system) of this process's threads and of its ended child processes:
+    the writer's pool workers are joined before it returns."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def write(src, out, args, ranking):
-    """One writer call; ``(pairs, seconds, summary)``."""
+    """One writer call; ``(pairs, seconds, CPU seconds, summary)``."""
     for path in (out, out + '.json'):
         if os.path.exists(path):
             os.remove(path)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), cpu_seconds()
     summary = write_video_pairs(src, out, gap=args.gap, proposals=args.proposals,
                                 proposal_ranking=ranking, max_resolution=args.max_resolution,
                                 workers=args.workers, progress=False,
                                 max_frames_per_video=args.max_frames or None)
-    return summary['counts']['pairs_written'], time.perf_counter() - began, summary
+    return (summary['counts']['pairs_written'], time.perf_counter() - began,
+            cpu_seconds() - cpu, summary)
 
 
 def speed(src, args, workdir):
-    """Alternating timed runs of both rankings: the Timings and the last summary of each."""
+    """Alternating timed runs of both rankings: the Timings, each run's CPU milliseconds per
+    pair by ranking, and the last summary of each."""
     out = os.path.join(workdir, 'pairs.beton')
     timings = [Timing(key, label, 'pairs/s') for key, label in RANKINGS]
+    cpu_ms = {key: [] for key, _ in RANKINGS}
     summaries = {}
     for _ in range(args.warmup):
         for timing in timings:
-            pairs, seconds, summaries[timing.key] = write(src, out, args, timing.key)
+            pairs, seconds, _, summaries[timing.key] = write(src, out, args, timing.key)
             print(f'warm-up {timing.label}: {pairs} pairs in {seconds:.1f}s', flush=True)
     for repeat in range(args.repeats):
         for timing in timings[::-1] if repeat % 2 else timings:
-            pairs, seconds, summaries[timing.key] = write(src, out, args, timing.key)
+            pairs, seconds, cpu, summaries[timing.key] = write(src, out, args, timing.key)
             timing.add(pairs, seconds)
+            cpu_ms[timing.key].append(1e3 * cpu / pairs)
         print(f'timed round {repeat + 1}/{args.repeats} done', flush=True)
-    return timings, summaries
+    return timings, cpu_ms, summaries
 
 
 def per_video_shares(videos, args, workdir):
@@ -137,7 +152,7 @@ def per_video_shares(videos, args, workdir):
     for number, path in enumerate(videos):
         src = link_videos([path], os.path.join(workdir, f'one_{number}'))
         shares[os.path.basename(path)] = {
-            key: write(src, os.path.join(workdir, 'one.beton'), args, key)[2]['tracks']
+            key: write(src, os.path.join(workdir, 'one.beton'), args, key)[-1]['tracks']
             ['foreground'] for key, _ in RANKINGS}
     return shares
 
@@ -221,7 +236,7 @@ def main(argv=None):
     info = machine_info(extra=('opencv',))
     with tempfile.TemporaryDirectory(prefix='proposals-bench-') as workdir:
         src = link_videos(args.videos, os.path.join(workdir, 'videos'))
-        timings, summaries = speed(src, args, workdir)
+        timings, cpu_ms, summaries = speed(src, args, workdir)
         shares = per_video_shares(args.videos, args, workdir) if len(args.videos) > 1 else {}
         iou = tracking_iou(args.frames, args.starts, workdir)
     reference = reference_iou(args.frames, args.starts)
@@ -237,6 +252,11 @@ def main(argv=None):
     ratio = timings[1].median / timings[0].median
     print(f'(r1)/(r0)  motion vs contrast: {ratio:.2f}x  target >= {TARGET:.1f}  '
           f"{'PASS' if ratio >= TARGET else 'MISS'}")
+    cpu = {key: statistics.median(runs) for key, runs in cpu_ms.items()}
+    cpu_ratio = cpu['contrast'] / cpu['motion']
+    print(f"CPU per pair (this process and its workers, median): (r0) {cpu['contrast']:.1f} ms, "
+          f"(r1) {cpu['motion']:.1f} ms: (r0)/(r1) {cpu_ratio:.2f}x (what the threads of a lone "
+          f'worker and uneven videos do not move)')
     print()
     print('kept tracks on moving foreground (MOG2 background subtractor; judged tracks):')
     width = max([len('all videos')] + [len(name) for name in shares])
@@ -270,6 +290,7 @@ def main(argv=None):
                        'repeats': args.repeats, 'warmup': args.warmup, 'quick': args.quick},
             'speed': {t.key: t.as_json(runs='run') for t in timings},
             'ratio_motion_contrast': ratio, 'target': TARGET, 'pass': ratio >= TARGET,
+            'cpu_ms_per_pair': cpu_ms, 'cpu_ratio_contrast_motion': cpu_ratio,
             'tracks': {key: summaries[key]['tracks'] for key, _ in RANKINGS},
             'foreground_per_video': shares,
             'tracking_iou': {'ours': iou, 'recorded': reference, 'pass': iou_pass},

