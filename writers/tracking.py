@@ -47,8 +47,8 @@ LOST_REASONS = {2: 'degenerate', 3: 'unreliable', 4: 'fb_error', 5: 'scale_jump'
                 6: 'left_frame', 7: 'collapsed', 8: 'frame_size'}
 _CODE = {name: code for code, name in LOST_REASONS.items()}
 # the codes of a step's losses, as constants the compiled step can use
-_CODE_SCALE_JUMP, _CODE_FB_ERROR, _CODE_UNRELIABLE, _CODE_LEFT_FRAME, _CODE_COLLAPSED = (
-    _CODE[name] for name in ('scale_jump', 'fb_error', 'unreliable', 'left_frame', 'collapsed'))
+_CODE_SCALE_JUMP, _CODE_FB_ERROR, _CODE_UNRELIABLE, _CODE_COLLAPSED = (
+    _CODE[name] for name in ('scale_jump', 'fb_error', 'unreliable', 'collapsed'))
 _STATE = {'boxes': ((4,), np.float64), 'start_boxes': ((4,), np.float64),
           'status': ((), np.int8), 'steps': ((), np.int64), 'log_quality': ((), np.float64)}
 
@@ -169,8 +169,10 @@ class MedianFlow:
         new, lost, quality = _moved_boxes(
             boxes, start, moved.reshape(shape + (2,)), back.reshape(shape + (2,)),
             found.reshape(shape), found_back.reshape(shape), residual.reshape(shape),
-            width, height, s.max_fb, s.max_residual, s.min_reliable, s.min_points,
-            math.log(s.max_scale_step), s.min_visible, s.min_side)
+            s.max_fb, s.max_residual, s.min_reliable, s.min_points,
+            math.log(s.max_scale_step), s.min_side)
+        lost[(lost == 0) & (visible_fraction(new, width, height) < s.min_visible)] = \
+            _CODE['left_frame']
         ok = lost == 0
         self.boxes[active[ok]] = new[ok]
         self.steps[active[ok]] += 1
@@ -194,13 +196,12 @@ def _grid_points(boxes, grid):
 
 
 @njit(cache=True, nogil=True, error_model='numpy')
-def _moved_boxes(boxes, start, moved, back, found, found_back, residual, width, height,
-                 max_fb, max_residual, min_reliable, min_points, max_log_scale, min_visible,
-                 min_side):
+def _moved_boxes(boxes, start, moved, back, found, found_back, residual, max_fb,
+                 max_residual, min_reliable, min_points, max_log_scale, min_side):
     """One step of each box from its points (:func:`_point_statistics`): the moved boxes,
-    the lost codes (0: tracked; where several apply, ``unreliable`` before ``fb_error``
-    before ``scale_jump``, and of the moved box, ``collapsed`` before ``left_frame``) and
-    each step's quality ``reliable fraction * (1 - median FB error / max_fb)``."""
+    the lost codes (0: tracked, the caller then checks the frame; where several apply,
+    ``unreliable`` before ``fb_error`` before ``scale_jump``, then ``collapsed``) and each
+    step's quality ``reliable fraction * (1 - median FB error / max_fb)``."""
     followed_count, reliable_fraction, median_fb, dx, dy, scale = _point_statistics(
         start, moved, back, found, found_back, residual, max_fb, max_residual)
     new = boxes.copy()
@@ -222,17 +223,10 @@ def _moved_boxes(boxes, start, moved, back, found, found_back, residual, width, 
         half_y = (boxes[box, 3] - boxes[box, 1]) / 2 * scale[box]
         centre_x = (boxes[box, 0] + boxes[box, 2]) / 2 + dx[box]
         centre_y = (boxes[box, 1] + boxes[box, 3]) / 2 + dy[box]
-        x0, y0 = centre_x - half_x, centre_y - half_y
-        x1, y1 = centre_x + half_x, centre_y + half_y
-        area = max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
-        inside = (max(min(max(x1, 0.0), width) - min(max(x0, 0.0), width), 0.0)
-                  * max(min(max(y1, 0.0), height) - min(max(y0, 0.0), height), 0.0))
-        if (inside / area if area > 0 else 0.0) < min_visible:
-            code = _CODE_LEFT_FRAME
         if min(2 * half_x, 2 * half_y) < min_side:
-            code = _CODE_COLLAPSED
-        lost[box] = code
-        new[box, 0], new[box, 1], new[box, 2], new[box, 3] = x0, y0, x1, y1
+            lost[box] = _CODE_COLLAPSED
+        new[box, 0], new[box, 1] = centre_x - half_x, centre_y - half_y
+        new[box, 2], new[box, 3] = centre_x + half_x, centre_y + half_y
     return new, lost, quality
 
 

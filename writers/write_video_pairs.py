@@ -114,8 +114,8 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
         threads = decoder_threads(options['workers'], len(sources))
         jobs = [(source, dict(options, threads=threads), os.path.join(spool_dir, f'{i}.jpgs'),
                  video_key(source.path, root)) for i, source in enumerate(sources)]
-        if options['proposals'] and min(options['workers'], len(jobs)) > 1:
-            load_compiled_code()     # once here rather than once in every worker
+        if options['proposals']:
+            load_compiled_code()     # once here, before any pool worker forks
         results = run_per_video(read_pairs, jobs, options['workers'], progress)
 
         counts = dict(videos=0, videos_skipped=0, frames_read=0, frames_stored=0, cuts=0,
