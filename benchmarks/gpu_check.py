@@ -105,9 +105,11 @@ def train_step(env, out, log, timeout, data, dry_run, with_compile):
     pairs = Path(data) / 'pairs.beton' if data else None
     if pairs and pairs.is_file():
         cmd += ['--loader-betons', f'fti={pairs}', f'fti_rt={pairs}']
+    result_json.unlink(missing_ok=True)          # never report an earlier run's figures
     code, _ = run_logged(cmd, env, log, timeout)
-    if code != 0 or not result_json.exists():
+    if not result_json.exists():
         return None, code
+    # stopped at the budget, it still leaves the sections it finished (complete: false)
     return json.loads(result_json.read_text()), code
 
 
@@ -119,16 +121,18 @@ def targets(cuda_rows, step, gpu):
              'verdict': r['status']} for r in cuda_rows]
     if step is None:
         return rows
-    for ratio in step['ratios']:
+    for ratio in step.get('ratios', []):
         verdict = 'n/a' if ratio['pass'] is None else 'PASS' if ratio['pass'] else 'MISS'
         rows.append({'target': ratio['label'] + (f" >= {ratio['target']}"
                                                  if ratio['target'] else ''),
                      'value': f"{ratio['value']:.2f}x", 'verdict': verdict})
-    pre = step['preprocess']
-    rows.append({'target': 'GPU augment + normalise < 10 % of the step',
-                 'value': f"{100 * pre['fraction']:.1f} %",
-                 'verdict': ('PASS' if pre['fraction'] < 0.10 else 'MISS') if gpu else 'n/a'})
-    for loader in step['loaders']:
+    pre = step.get('preprocess')
+    if pre:
+        rows.append({'target': 'GPU augment + normalise < 10 % of the step',
+                     'value': f"{100 * pre['fraction']:.1f} %",
+                     'verdict': ('PASS' if pre['fraction'] < 0.10 else 'MISS') if gpu
+                     else 'n/a'})
+    for loader in step.get('loaders', []):
         judged = gpu and loader['variant'] in ('mocov2', 'fti_rt')
         verdict = ('PASS' if loader['data_wait_fraction'] < 0.05 else 'MISS') if judged else 'n/a'
         rows.append({'target': f"{loader['variant']} end to end ({loader['arch']}): data wait "
@@ -228,8 +232,14 @@ def main(argv=None):
         else:
             step, code = train_step(env, out, log, left(), args.data, args.dry_run,
                                     with_compile)
-            stage('train step', 'done' + ('' if with_compile else ' (compile left out: budget)')
-                  if step else f'FAIL (exit {code}; see gpu_check.log)', began)
+            if code == 'timeout':
+                finished = [k for k in step or {} if k not in ('machine', 'config', 'complete')]
+                status = f"FAIL (stopped at the budget; finished: {', '.join(finished) or 'none'})"
+            elif code != 0 or step is None:
+                status = f'FAIL (exit {code}; see gpu_check.log)'
+            else:
+                status = 'done' + ('' if with_compile else ' (compile left out: budget)')
+            stage('train step', status, began)
 
     report = {'environment': info, 'installed': installed, 'stages': stages,
               'targets': targets(cuda_rows, step, bool(info['gpus'])),

@@ -94,6 +94,7 @@ from benchmarks.train_step_sections import (
     supervised_rows,
     synthetic_rows,
 )
+from fastssl_common.atomic import write_json
 from fastssl_common.errors import UserError, run_cli
 
 GPU_DEFAULTS = dict(archs=['resnet50', 'resnet18'], resolution=224, batch_size=256, steps=30,
@@ -167,24 +168,34 @@ def run(args, device, workdir):
           flush=True)
     gpu = device.type == 'cuda'
     loader_mode = 'bf16_cl' if gpu else 'fp32'
-    result = {'synthetic': synthetic_rows(beton, workdir, args, device)}
-    result['supervised'] = supervised_rows(args, device)
-    result['ratios'] = ratio_rows(result['synthetic'], result['supervised'], gpu)
-    result['preprocess'] = preprocess_row(beton, workdir, args, device, loader_mode)
-    result['fp16_sync'] = fp16_sync_row(beton, workdir, args, device)
-    result['loaders'] = [loader_row(path, variant, workdir, args, device, loader_mode)
-                         for variant, path in [('mocov2', beton), *args.loader_betons]]
-    result['loader_needs'] = loader_needs(result['synthetic'], result['loaders'],
-                                          args.workers)
-    result['largest_batch'] = largest_batch(beton, workdir, args, device)
-    if args.profile:
-        result['profile'] = profile_steps(beton, workdir, args, device, args.profile)
     config = {name: getattr(args, name) for name in (
         'archs', 'modes', 'resolution', 'batch_size', 'steps', 'warmup', 'samples', 'workers',
         'device', 'quick', 'loader_betons')}
+    result = {}
+
+    def measured(section, value):
+        # on a leased node a run stopped at its time limit keeps the sections it finished
+        result[section] = value
+        if args.json:
+            write_json(args.json, {'machine': info, 'config': config, 'complete': False,
+                                   **result})
+
+    measured('synthetic', synthetic_rows(beton, workdir, args, device))
+    measured('supervised', supervised_rows(args, device))
+    measured('ratios', ratio_rows(result['synthetic'], result['supervised'], gpu))
+    measured('preprocess', preprocess_row(beton, workdir, args, device, loader_mode))
+    measured('fp16_sync', fp16_sync_row(beton, workdir, args, device))
+    measured('loaders', [loader_row(path, variant, workdir, args, device, loader_mode)
+                         for variant, path in [('mocov2', beton), *args.loader_betons]])
+    measured('loader_needs', loader_needs(result['synthetic'], result['loaders'],
+                                          args.workers))
+    measured('largest_batch', largest_batch(beton, workdir, args, device))
+    if args.profile:
+        measured('profile', profile_steps(beton, workdir, args, device, args.profile))
     print_report(info, config, result)
     if args.json:
-        write_results(args.json, {'machine': info, 'config': config, **result})
+        write_results(args.json, {'machine': info, 'config': config, 'complete': True,
+                                  **result})
 
 
 def main(argv=None):

@@ -48,6 +48,7 @@ def test_dry_run_runs_every_stage_and_reports(dry_run):
     assert cuda['cuda test test_nccl_ddp_step_on_every_visible_gpu'] == 'SKIP'
     assert len(cuda) == 8
     step = report['train_step']
+    assert step['complete'] is True
     assert [row['variant'] for row in step['loaders']] == ['mocov2', 'fti', 'fti_rt']
     assert all(row['pairs_per_s'] > 0 and row['loader_only_pairs_per_s'] > 0
                for row in step['loaders'])
