@@ -21,7 +21,7 @@ from torch import nn
 from . import distributed
 from .encoder import Encoder
 from .infonce import info_nce
-from .split_batchnorm import convert_to_split_bn
+from .split_batchnorm import convert_to_split_bn, forward_in_split_groups
 
 
 class MoCo(nn.Module):
@@ -33,6 +33,7 @@ class MoCo(nn.Module):
         self.momentum = momentum
         self.temperature = temperature
         self.term_queues = tuple(term_queues)
+        self.bn_splits = bn_splits
         self.encoder_q = convert_to_split_bn(Encoder(arch, proj_hidden, proj_dim), bn_splits)
         self.encoder_k = copy.deepcopy(self.encoder_q)
         for p in self.encoder_k.parameters():
@@ -84,7 +85,9 @@ class MoCo(nn.Module):
             k = F.normalize(self.encoder_k(share).float(), dim=1)
             return distributed.batch_unshuffle_ddp(k, perm)
         perm = torch.randperm(im_k.shape[0], device=im_k.device)
-        k = self.encoder_k(im_k[perm])
+        # index_select, not im_k[perm]: torch.compile of torch <= 2.11 crashes on
+        # x[torch.randperm(n)] (an Inductor pattern, pytorch/pytorch#183988)
+        k = forward_in_split_groups(self.encoder_k, im_k.index_select(0, perm), self.bn_splits)
         k = F.normalize(k.float(), dim=1)
         return k[torch.argsort(perm)]
 
@@ -104,7 +107,9 @@ class MoCo(nn.Module):
         n = len(pairs)
         if n != len(self.term_queues):
             raise ValueError(f'MoCo was built for {len(self.term_queues)} terms, got {n}')
-        q = F.normalize(self.encoder_q(torch.cat([p[0] for p in pairs])).float(), dim=1)
+        q = forward_in_split_groups(self.encoder_q, torch.cat([p[0] for p in pairs]),
+                                    self.bn_splits)
+        q = F.normalize(q.float(), dim=1)
         self.momentum_update()  # before the key forward pass, as the official code
         k = self.encode_keys(torch.cat([p[1] for p in pairs]))
         # The queues are about to be modified in place by enqueue(); the loss's backward

@@ -109,6 +109,11 @@ class Window:
         self.flags.append(~torch.isfinite(losses[0]))
         self.pairs += pairs
 
+    def settle(self):
+        """Wait until the window's last step has run on the device."""
+        if self.flags:
+            self.flags[-1].item()
+
     def stats(self, lr, term_names, device):
         """The window's ``train/`` scalars; losses and data wait are means over ranks (one
         all-reduce, so every rank must call this)."""

@@ -157,7 +157,6 @@ class Trainer(TrainingParts):
         bar = epoch_progress(steps_per_epoch, f'epoch {epoch + 1}/{s.train.epochs}',
                              s.logging.progress and self.world.is_main, first)
         window = Window()
-        tick = time.perf_counter()
         batches = iter(self.loader)
         # a resumed epoch: order and draws are keyed on (seed, epoch, index), so skipping the
         # batches already trained on leaves the rest exactly as the uninterrupted run's
@@ -165,6 +164,7 @@ class Trainer(TrainingParts):
             next(batches)
         step = first
         while step < steps_per_epoch:
+            tick = time.perf_counter()
             views, indices, _ = next(batches)
             got = time.perf_counter()
             window.wait += got - tick
@@ -179,10 +179,14 @@ class Trainer(TrainingParts):
             window.add(self.train_step(normalised, self.tracked(indices)),  # (total, terms...)
                        views.shape[0] * self.world.size)  # global pairs
             step += 1
-            tick = time.perf_counter()
-            window.busy += tick - got
             signum = stop.agreed()
-            if step % s.logging.log_every == 0 or step == steps_per_epoch or signum:
+            log_now = step % s.logging.log_every == 0 or step == steps_per_epoch or signum
+            if log_now:
+                # the log reads the losses: wait for the device here, so that the steps'
+                # device time counts as busy and not as the next batch's data wait
+                window.settle()
+            window.busy += time.perf_counter() - got
+            if log_now:
                 self._log_window(window, global_step + 1, epoch, lr, monitor, bar)
                 window = Window()
             bar.update(1)
