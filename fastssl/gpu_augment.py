@@ -7,10 +7,12 @@ so a sample gets identical draws in either placement. Here they are applied to a
 ``(N, 3, H, W)`` in [0, 1] with no Python loop over samples and no host-device synchronisation
 (no ``.item()``, boolean indexing or ``.nonzero()``):
 
-* the random jitter order: for each of the 4 positions, the three blend ops (brightness,
-  contrast, saturation) share one fused blend ``clamp(f x + (1 - f) ref)`` with a per-sample
-  factor and reference (0, the grayscale mean, or the per-pixel gray), ``f = 1`` where the
-  position holds hue or jitter is off; hue is applied where selected via ``torch.where``;
+* the random jitter order: the three blend ops (brightness, contrast, saturation) share one
+  fused blend ``clamp(f x + (1 - f) ref)`` with a per-sample factor and reference (0, the
+  grayscale mean, or the per-pixel gray), ``f = 1`` (exactly the identity) where a sample's
+  op at that position is another or jitter is off; as hue holds one position of every
+  sample's order, the blends before it run at positions 0-2, the hue once (``torch.where``
+  on jitter), the blends after it at positions 1-3;
 * grayscale via ``torch.where``; blur via per-sample separable kernels with a grouped conv on a
   reflect-padded batch, blended in via ``torch.where``.
 
@@ -164,6 +166,21 @@ def mask4(mask):
     return mask.reshape(-1, 1, 1, 1)
 
 
+def _blend_at(x, params, op, selected):
+    """The blend op (brightness, contrast or saturation) at one position of the jitter order,
+    for the ``selected`` (N,) samples: one fused blend ``clamp(f x + (1 - f) ref)``, f = 1
+    (exactly the identity) where not selected or where the position holds hue."""
+    f = torch.ones_like(op)
+    for op_id, p_factor in ((OP_BRIGHTNESS, P_BRIGHTNESS), (OP_CONTRAST, P_CONTRAST),
+                            (OP_SATURATION, P_SATURATION)):
+        f = torch.where(selected & (op == op_id), params[:, p_factor], f)
+    gray = _gray(x)
+    mean = gray.mean(dim=(1, 2, 3), keepdim=True)
+    ref = torch.where(mask4(op == OP_BRIGHTNESS), torch.zeros_like(mean),
+                      torch.where(mask4(op == OP_CONTRAST), mean, gray))
+    return _blend(x, ref, _per_sample(f, x))
+
+
 def apply_photometric(x, params, ksize=None):
     """Apply per-sample parameters ``params`` (N, NUM_PARAMS) to ``x`` (N, 3, H, W), float in
     [0, 1]: jitter (if P_JITTER) in P_ORDER, grayscale (if P_GRAY), blur (if P_BLUR). Returns a
@@ -181,23 +198,16 @@ def apply_photometric(x, params, ksize=None):
     if ksize is None:
         ksize = blur_kernel_size(h, w)
     jitter = params[:, P_JITTER] != 0
-    factors = {OP_BRIGHTNESS: params[:, P_BRIGHTNESS], OP_CONTRAST: params[:, P_CONTRAST],
-               OP_SATURATION: params[:, P_SATURATION]}
-    for pos in range(4):
-        op = params[:, P_ORDER + pos]
-        # one fused blend for the three blend ops: f = 1 (identity) where not selected
-        f = torch.ones_like(op)
-        for op_id, factor in factors.items():
-            f = torch.where(jitter & (op == op_id), factor, f)
-        f = _per_sample(f, x)
-        gray = _gray(x)
-        mean = gray.mean(dim=(1, 2, 3), keepdim=True)
-        zero = torch.zeros_like(mean)
-        ref = torch.where(mask4(op == OP_BRIGHTNESS), zero,
-                          torch.where(mask4(op == OP_CONTRAST), mean, gray))
-        x = _blend(x, ref, f)
-        is_hue = mask4(jitter & (op == OP_HUE))
-        x = torch.where(is_hue, adjust_hue(x, params[:, P_HUE]), x)
+    order = params[:, P_ORDER:P_ORDER + 4]
+    # hue is at one position of every sample's order: the blends before it (positions 0-2),
+    # the hue once, the blends after it (positions 1-3), each identity where it does not apply;
+    # hue at each of the four positions would cost four hue passes over the batch
+    hue_position = torch.argmax((order == OP_HUE).to(order.dtype), dim=1)
+    for pos in range(3):
+        x = _blend_at(x, params, order[:, pos], jitter & (hue_position > pos))
+    x = torch.where(mask4(jitter), adjust_hue(x, params[:, P_HUE]), x)
+    for pos in range(1, 4):
+        x = _blend_at(x, params, order[:, pos], jitter & (hue_position < pos))
     x = torch.where(mask4(params[:, P_GRAY] != 0), _gray(x), x)
     if ksize > 1:
         blurred = gaussian_blur(x, params[:, P_SIGMA], ksize)
