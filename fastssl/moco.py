@@ -86,8 +86,13 @@ class MoCo(nn.Module):
             return distributed.batch_unshuffle_ddp(k, perm)
         perm = torch.randperm(im_k.shape[0], device=im_k.device)
         # index_select, not im_k[perm]: torch.compile of torch <= 2.11 crashes on
-        # x[torch.randperm(n)] (an Inductor pattern, pytorch/pytorch#183988)
-        k = forward_in_split_groups(self.encoder_k, im_k.index_select(0, perm), self.bn_splits)
+        # x[torch.randperm(n)] (an Inductor pattern, pytorch/pytorch#183988); index_select
+        # returns NCHW, so a channels-last batch is put back in its layout (the convolutions'
+        # fast path)
+        shuffled = im_k.index_select(0, perm)
+        if im_k.is_contiguous(memory_format=torch.channels_last):
+            shuffled = shuffled.contiguous(memory_format=torch.channels_last)
+        k = forward_in_split_groups(self.encoder_k, shuffled, self.bn_splits)
         k = F.normalize(k.float(), dim=1)
         return k[torch.argsort(perm)]
 
