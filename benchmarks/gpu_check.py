@@ -140,6 +140,12 @@ def targets(cuda_rows, step, gpu):
                      'value': f"{100 * loader['data_wait_fraction']:.1f} % at "
                               f"{loader['pairs_per_s']:.0f} pairs/s",
                      'verdict': verdict})
+    profiled = step.get('profile')
+    if profiled and profiled.get('kernel_ms') is not None:
+        rows.append({'target': 'profiled steps: kernel time / wall time (well below 100 %: '
+                               'the host does not keep the GPU fed)',
+                     'value': f"{100 * profiled['kernel_ms'] / profiled['wall_ms']:.0f} %",
+                     'verdict': 'n/a'})
     return rows
 
 

@@ -181,6 +181,8 @@ def run(args, device, workdir):
                                    **result})
 
     measured('synthetic', synthetic_rows(beton, workdir, args, device))
+    if args.profile:  # early: what bounds the step is what a short lease most needs
+        measured('profile', profile_steps(beton, workdir, args, device, args.profile))
     measured('supervised', supervised_rows(args, device))
     measured('ratios', ratio_rows(result['synthetic'], result['supervised'], gpu))
     measured('preprocess', preprocess_row(beton, workdir, args, device, loader_mode))
@@ -190,8 +192,6 @@ def run(args, device, workdir):
     measured('loader_needs', loader_needs(result['synthetic'], result['loaders'],
                                           args.workers))
     measured('largest_batch', largest_batch(beton, workdir, args, device))
-    if args.profile:
-        measured('profile', profile_steps(beton, workdir, args, device, args.profile))
     print_report(info, config, result)
     if args.json:
         write_results(args.json, {'machine': info, 'config': config, 'complete': True,

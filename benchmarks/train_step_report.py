@@ -71,6 +71,13 @@ def print_report(info, config, result):
     print(f"(y) host-device syncs in prepare_views + train_step: "
           f"bf16_cl: {fmt(pre['sync'], 's', 'n/a (no GPU)')}; "
           f"fp16_cl: {fmt(result['fp16_sync'], 's', 'n/a (no GPU)')}")
+    profiled = result.get('profile')
+    if profiled:
+        kernels = (f"kernels fill {profiled['kernel_ms']:.1f} ms "
+                   f"({100 * profiled['kernel_ms'] / profiled['wall_ms']:.0f} %)"
+                   if profiled['kernel_ms'] is not None else 'kernel time n/a (no GPU)')
+        print(f"(p) profile, 3 steps of {config['archs'][0]}: {profiled['wall_ms']:.1f} ms, "
+              f"{kernels}; top kernels in {profiled['path']}")
 
 
 def ratio_rows(synthetic, supervised, gpu):

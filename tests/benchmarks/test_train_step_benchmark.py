@@ -32,7 +32,8 @@ def resnet18_forward_gflop(side):
 
 def test_quick_run_prints_every_section(tmp_path, capsys):
     out = tmp_path / 'result.json'
-    assert main(['--quick', '--json', str(out)]) == 0
+    profile = tmp_path / 'profile.txt'
+    assert main(['--quick', '--json', str(out), '--profile', str(profile)]) == 0
     stdout = capsys.readouterr().out
     lines = stdout.splitlines()
     assert any(line.startswith('machine: ') for line in lines)
@@ -71,3 +72,8 @@ def test_quick_run_prints_every_section(tmp_path, capsys):
     assert 0 <= loader['data_wait_fraction'] < 1 and loader['pairs_per_s'] > 0
     assert 0 < result['preprocess']['fraction'] < 1
     assert result['largest_batch'] is None and result['preprocess']['sync'] is None
+    # the profile: its table and the steps' wall time; kernel time only with a GPU
+    assert result['complete'] is True
+    assert result['profile']['wall_ms'] > 0 and result['profile']['kernel_ms'] is None
+    assert profile.read_text().startswith('resnet18 fp32 NCHW, batch 8, 32 px: 3 steps in ')
+    assert any(line.startswith('(p) profile, 3 steps of resnet18: ') for line in lines)
