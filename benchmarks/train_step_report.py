@@ -74,7 +74,7 @@ def print_report(info, config, result):
     profiled = result.get('profile')
     if profiled:
         kernels = (f"kernels fill {profiled['kernel_ms']:.1f} ms "
-                   f"({100 * profiled['kernel_ms'] / profiled['wall_ms']:.0f} %)"
+                   f"({100 * profiled['kernel_share']:.0f} %)"
                    if profiled['kernel_ms'] is not None else 'kernel time n/a (no GPU)')
         print(f"(p) profile, 3 steps of {config['archs'][0]}: {profiled['wall_ms']:.1f} ms, "
               f"{kernels}; top kernels in {profiled['path']}")

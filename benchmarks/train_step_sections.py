@@ -244,14 +244,15 @@ def profile_steps(beton, workdir, args, device, out):
     with profile(activities=activities) as prof:
         seconds = timed(lambda: trainer.train_step(views), 3, device)
     events = prof.key_averages()
-    result = {'path': out, 'wall_ms': 1000 * seconds, 'kernel_ms': None}
+    result = {'path': out, 'wall_ms': 1000 * seconds, 'kernel_ms': None, 'kernel_share': None}
     busy = ''
     if gpu:
         # kernels' time against the wall clock: well below 100 %, the host does not keep the
         # GPU fed (launches, Python), and the kernel table below is not what bounds the step
         result['kernel_ms'] = sum(e.self_device_time_total for e in events) / 1000
+        result['kernel_share'] = result['kernel_ms'] / result['wall_ms']
         busy = (f"; kernels ran {result['kernel_ms']:.1f} ms of them "
-                f"({100 * result['kernel_ms'] / result['wall_ms']:.0f} %)")
+                f"({100 * result['kernel_share']:.0f} %)")
     table = events.table(sort_by='self_device_time_total' if gpu else 'self_cpu_time_total',
                          row_limit=25)
     with open(out, 'w', encoding='utf-8') as handle:
