@@ -1,9 +1,9 @@
 """Numba kernels of the MoCo v2 photometric augment: apply one view's drawn parameters.
 
 Functional forms work in place on C-contiguous float32 ``H x W x 3`` arrays with values in
-[0, 1]; each mirrors ``torchvision.transforms.v2.functional`` on float images (formulas in
-their docstrings), computed in float32 like torch. ``apply_params`` chains them as a parameter
-vector (``photometric_params.py``) says; ``augment_view`` does so on one uint8 view.
+[0, 1] (the blur into a second array); each mirrors ``torchvision.transforms.v2.functional`` on
+float images (formulas in their docstrings), computed in float32 like torch. ``augment_view``
+chains them as a parameter vector (``photometric_params.py``) says, on one uint8 view.
 """
 import math
 
@@ -175,57 +175,85 @@ def _reflect(i, n):
 
 
 @jit
-def gaussian_blur(img, sigma, ksize, scratch):
-    """Separable Gaussian blur, reflect padding; torchvision ``gaussian_blur(kernel_size=[k, k],
-    sigma=[sigma, sigma])`` (a 2-D conv with the outer product of the 1-D kernel on a
-    reflect-padded image equals a vertical then a horizontal 1-D pass, each reflect-padded).
-    ``scratch`` is a float32 array of ``img``'s shape."""
-    H, W, _ = img.shape
-    w = gaussian_kernel_half(sigma, ksize)
+def blur_row(src, channels, w, y, pad, out):
+    """Row ``y`` of the blurred image into ``out``: ``src`` is H x n floats (``channels``
+    interleaved per pixel), ``w`` the kernel half (``gaussian_kernel_half``), reflect padding;
+    ``pad``: float32 scratch of ``n + 2 r channels``.
+
+    The vertical pass sums the 2 r + 1 rows around ``y`` into the middle of ``pad``, the row is
+    reflect-padded there and the horizontal pass reads it back, so a row is finished while it
+    is in L1 and the image is read once. Both passes add two taps per sweep over the row: one
+    store per two taps instead of one per tap. A 2-D conv with the outer product of the 1-D
+    kernel on a reflect-padded image equals this vertical then horizontal pass."""
+    H, n = src.shape
     r = w.shape[0] - 1
-    if r == 0:
-        return
-    if r >= H or r >= W:
-        raise ValueError('blur kernel radius must be smaller than the image side')
-    W3 = W * 3
-    src = img.reshape(H, W3)
-    tmp = scratch.reshape(H, W3)
+    lo = r * channels
+    centre = pad[lo:lo + n]
+    one = min(r, 1)  # tap 1, or the centre when there is none (then it is not read)
+    # vertical: taps are the rows t above and below y, reflected at the image's edges
+    t = _first_taps(centre, src[y], w, src[_reflect(y - one, H)], src[_reflect(y + one, H)])
+    while t < r:
+        _add_two_taps(centre, w[t], src[_reflect(y - t, H)], src[_reflect(y + t, H)],
+                      w[t + 1], src[_reflect(y - t - 1, H)], src[_reflect(y + t + 1, H)])
+        t += 2
+    for t in range(1, r + 1):
+        for c in range(channels):
+            pad[lo - t * channels + c] = pad[lo + t * channels + c]
+            pad[lo + n - channels + t * channels + c] = pad[lo + n - channels - t * channels + c]
+    # horizontal: taps are the padded row shifted by t pixels either way
+    step = channels
+    a = one * step
+    t = _first_taps(out, centre, w, pad[lo - a:lo - a + n], pad[lo + a:lo + a + n])
+    while t < r:
+        a = t * step
+        b = a + step
+        _add_two_taps(out, w[t], pad[lo - a:lo - a + n], pad[lo + a:lo + a + n],
+                      w[t + 1], pad[lo - b:lo - b + n], pad[lo + b:lo + b + n])
+        t += 2
+
+
+@jit(inline='always')
+def _first_taps(out, middle, w, before, after):
+    """``out = w[0] middle``, plus tap 1 when the taps beyond the centre are odd in number (the
+    rest then pair up); returns the next tap."""
     w0 = w[0]
-    # vertical pass: img -> scratch; whole rows (flat W*3), symmetric taps folded.
+    if (w.shape[0] - 1) % 2 == 1:
+        w1 = w[1]
+        for j in range(out.shape[0]):
+            out[j] = w0 * middle[j] + w1 * (before[j] + after[j])
+        return 2
+    for j in range(out.shape[0]):
+        out[j] = w0 * middle[j]
+    return 1
+
+
+@jit(inline='always')
+def _add_two_taps(out, w1, before1, after1, w2, before2, after2):
+    for j in range(out.shape[0]):
+        out[j] += w1 * (before1[j] + after1[j]) + w2 * (before2[j] + after2[j])
+
+
+@jit
+def blur_kernel(sigma, ksize, height, width):
+    """``gaussian_kernel_half(sigma, ksize)``, checked against the image side: reflect padding
+    needs a radius smaller than both sides."""
+    w = gaussian_kernel_half(sigma, ksize)
+    if w.shape[0] - 1 >= height or w.shape[0] - 1 >= width:
+        raise ValueError('blur kernel radius must be smaller than the image side')
+    return w
+
+
+@jit
+def gaussian_blur(img, sigma, ksize, out):
+    """Separable Gaussian blur of ``img`` into ``out`` (float32 H x W x 3 each), reflect
+    padding; torchvision ``gaussian_blur(kernel_size=[k, k], sigma=[sigma, sigma])``."""
+    H, W, _ = img.shape
+    w = blur_kernel(sigma, ksize, H, W)
+    src = img.reshape(H, W * 3)
+    dst = out.reshape(H, W * 3)
+    pad = np.empty((W + 2 * (w.shape[0] - 1)) * 3, dtype=np.float32)
     for y in range(H):
-        out = tmp[y]
-        row = src[y]
-        for j in range(W3):
-            out[j] = w0 * row[j]
-        for t in range(1, r + 1):
-            ra = src[_reflect(y - t, H)]
-            rb = src[_reflect(y + t, H)]
-            wt = w[t]
-            for j in range(W3):
-                out[j] += wt * (ra[j] + rb[j])
-    # horizontal pass: scratch -> img. Each row is copied into a reflect-padded flat row, then
-    # out[j] = w0 p[j + 3r] + sum_t w_t (p[j + 3r - 3t] + p[j + 3r + 3t]) over the flat W*3 row
-    # (slices keep every index non-negative so the loops vectorise).
-    pad = np.empty((W + 2 * r) * 3, dtype=np.float32)
-    lo = 3 * r
-    for y in range(H):
-        row = tmp[y]
-        out = src[y]
-        pad[lo:lo + W3] = row
-        for t in range(1, r + 1):
-            for c in range(3):
-                pad[lo - 3 * t + c] = row[3 * t + c]
-                pad[lo + W3 - 3 + 3 * t + c] = row[W3 - 3 - 3 * t + c]
-        centre = pad[lo:lo + W3]
-        for j in range(W3):
-            out[j] = w0 * centre[j]
-        for t in range(1, r + 1):
-            wt = w[t]
-            o = 3 * t
-            left = pad[lo - o:lo - o + W3]
-            right = pad[lo + o:lo + o + W3]
-            for j in range(W3):
-                out[j] += wt * (left[j] + right[j])
+        blur_row(src, 3, w, y, pad, dst[y])
 
 
 # --- one view -----------------------------------------------------------------------------------
@@ -238,49 +266,99 @@ def to_float(view, buf):
         dst[j] = np.float32(src[j]) / np.float32(255.0)
 
 
+@jit(inline='always')
+def _to_byte(x):
+    """float32 [0, 1] -> uint8 ``round(255 x)`` (half up), clamped."""
+    y = x * np.float32(255.0) + np.float32(0.5)
+    return np.uint8(min(max(y, np.float32(0.0)), np.float32(255.0)))
+
+
 @jit
 def to_uint8(buf, view):
     """float32 [0, 1] -> uint8 ``round(255 x)`` (half up), clamped."""
     src = buf.reshape(-1)
     dst = view.reshape(-1)
     for j in range(src.shape[0]):
-        x = src[j] * np.float32(255.0) + np.float32(0.5)
-        dst[j] = np.uint8(min(max(x, np.float32(0.0)), np.float32(255.0)))
+        dst[j] = _to_byte(src[j])
 
 
 @jit
-def apply_params(buf, params, ksize, scratch):
-    """Apply one view's parameters to float32 ``buf`` in place: the jitter ops (if P_JITTER) in
-    P_ORDER, then grayscale (if P_GRAY), then blur (if P_BLUR). Identity factors are skipped."""
-    if params[P_JITTER] != 0.0:
-        for k in range(4):
-            op = int(params[P_ORDER + k])
-            if op == OP_BRIGHTNESS:
-                if params[P_BRIGHTNESS] != 1.0:
-                    adjust_brightness(buf, params[P_BRIGHTNESS])
-            elif op == OP_CONTRAST:
-                if params[P_CONTRAST] != 1.0:
-                    adjust_contrast(buf, params[P_CONTRAST])
-            elif op == OP_SATURATION:
-                if params[P_SATURATION] != 1.0:
-                    adjust_saturation(buf, params[P_SATURATION])
-            else:
-                if params[P_HUE] != 0.0:
-                    adjust_hue(buf, params[P_HUE])
-    if params[P_GRAY] != 0.0:
-        to_grayscale(buf)
-    if params[P_BLUR] != 0.0:
-        gaussian_blur(buf, params[P_SIGMA], ksize, scratch)
+def gray_plane(img, plane):
+    """``plane <- 0.2989 r + 0.587 g + 0.114 b`` of ``img`` (H x W x 3 -> H x W): what
+    ``to_grayscale`` writes to each channel."""
+    flat = img.reshape(-1)
+    out = plane.reshape(-1)
+    for p in range(out.shape[0]):
+        out[p] = GRAY_R * flat[3 * p] + GRAY_G * flat[3 * p + 1] + GRAY_B * flat[3 * p + 2]
+
+
+@jit
+def blur_to_view(src, channels, w, view):
+    """Blur ``src`` (H x W * ``channels`` float32; ``channels`` 3, or 1 for a gray plane that
+    goes to all three) with the kernel half ``w`` and write it rounded into the uint8 ``view``
+    row by row."""
+    H, n = src.shape
+    pad = np.empty(n + 2 * (w.shape[0] - 1) * channels, dtype=np.float32)
+    row = np.empty(n, dtype=np.float32)
+    for y in range(H):
+        blur_row(src, channels, w, y, pad, row)
+        dst = view[y].reshape(-1)
+        if channels == 3:
+            for j in range(n):
+                dst[j] = _to_byte(row[j])
+        else:
+            for x in range(n):
+                v = _to_byte(row[x])
+                dst[3 * x] = v
+                dst[3 * x + 1] = v
+                dst[3 * x + 2] = v
+
+
+@jit
+def apply_jitter(buf, params):
+    """The colour jitter ops (if P_JITTER) in P_ORDER on float32 ``buf``, in place; identity
+    factors are skipped, as torchvision skips them."""
+    if params[P_JITTER] == 0.0:
+        return
+    for k in range(4):
+        op = int(params[P_ORDER + k])
+        if op == OP_BRIGHTNESS:
+            if params[P_BRIGHTNESS] != 1.0:
+                adjust_brightness(buf, params[P_BRIGHTNESS])
+        elif op == OP_CONTRAST:
+            if params[P_CONTRAST] != 1.0:
+                adjust_contrast(buf, params[P_CONTRAST])
+        elif op == OP_SATURATION:
+            if params[P_SATURATION] != 1.0:
+                adjust_saturation(buf, params[P_SATURATION])
+        else:
+            if params[P_HUE] != 0.0:
+                adjust_hue(buf, params[P_HUE])
 
 
 @jit
 def augment_view(view, params, ksize, buf, scratch):
-    """Augment one uint8 H x W x 3 view in place (``buf``, ``scratch``: float32 H x W x 3).
+    """Augment one uint8 H x W x 3 view in place: the jitter ops (if P_JITTER) in P_ORDER, then
+    grayscale (if P_GRAY), then blur (if P_BLUR), in float32 (``buf``, ``scratch``: float32
+    H x W x 3), rounded back once. A view with no op applied is left untouched.
 
-    Converts to float once, ``apply_params``, writes back with rounding. A view with no op
-    applied is left untouched."""
-    if params[P_JITTER] == 0.0 and params[P_GRAY] == 0.0 and params[P_BLUR] == 0.0:
+    The blur writes its rows straight into the view; a grayscale view is blurred as one plane
+    (its three channels are equal) and its rows written to all three."""
+    gray = params[P_GRAY] != 0.0
+    if params[P_JITTER] == 0.0 and not gray and params[P_BLUR] == 0.0:
         return
+    H, W, _ = view.shape
     to_float(view, buf)
-    apply_params(buf, params, ksize, scratch)
-    to_uint8(buf, view)
+    apply_jitter(buf, params)
+    if params[P_BLUR] == 0.0:
+        if gray:
+            to_grayscale(buf)
+        to_uint8(buf, view)
+        return
+    w = blur_kernel(params[P_SIGMA], ksize, H, W)
+    if gray:
+        plane = scratch.reshape(-1)[:H * W].reshape(H, W)
+        gray_plane(buf, plane)
+        blur_to_view(plane, 1, w, view)
+    else:
+        blur_to_view(buf.reshape(H, W * 3), 3, w, view)

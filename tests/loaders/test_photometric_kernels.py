@@ -18,11 +18,13 @@ def _hwc(t):
     return t.permute(1, 2, 0).numpy()
 
 
-def _check(img, numba_op, tv_op, *args):
+def _check(img, numba_op, tv_op, *args, result=None):
+    """Max abs difference of ``numba_op`` (in place on a copy of ``img``, or into ``result``)
+    from torchvision's ``tv_op``, asserted <= TOL."""
     x = img.copy()
     numba_op(x, *args)
     ref = _hwc(tv_op(_chw(img)))
-    err = np.abs(x - ref).max()
+    err = np.abs((x if result is None else result) - ref).max()
     assert err <= TOL, err
     return err
 
@@ -61,9 +63,10 @@ def test_grayscale_matches_torchvision(float_photos):
 @pytest.mark.parametrize('ksize', [7, 9])
 def test_blur_matches_torchvision(float_photos, sigma, ksize):
     for img in float_photos:
-        scratch = np.empty_like(img)
-        _check(img, lambda x: K.gaussian_blur(x, sigma, ksize, scratch),
-               lambda t: TF.gaussian_blur(t, kernel_size=[ksize, ksize], sigma=[sigma, sigma]))
+        out = np.empty_like(img)
+        _check(img, lambda x: K.gaussian_blur(x, sigma, ksize, out),
+               lambda t: TF.gaussian_blur(t, kernel_size=[ksize, ksize], sigma=[sigma, sigma]),
+               result=out)
 
 
 def _torchvision_view(img_uint8, params, ksize):
@@ -84,9 +87,14 @@ def _torchvision_view(img_uint8, params, ksize):
     return _hwc(t)
 
 
-def test_augment_view_matches_torchvision_composition(float_photos):
+@pytest.mark.parametrize('strengths', [P.make_strengths(),
+                                       P.make_strengths(p_jitter=0.5, p_gray=1.0, p_blur=1.0)],
+                         ids=['mocov2', 'gray_and_blur'])
+def test_augment_view_matches_torchvision_composition(float_photos, strengths):
+    """Whole views against torchvision; every view of the second case takes the grayscale
+    blur path (one plane blurred, written to all three channels)."""
     views = [np.round(img * 255).astype(np.uint8) for img in float_photos]
-    params = P.photometric_params(11, 3, np.arange(40), 2, P.make_strengths())
+    params = P.photometric_params(11, 3, np.arange(40), 2, strengths)
     h, w = views[0].shape[:2]
     ksize = P.blur_kernel_size(h, w)
     buf = np.empty((h, w, 3), np.float32)
