@@ -41,6 +41,12 @@ def _clamp01(x):
     return min(max(x, np.float32(0.0)), np.float32(1.0))
 
 
+@jit(inline='always')
+def _luma(r, g, b):
+    """ITU-R 601-2 luma ``0.2989 r + 0.587 g + 0.114 b``, as torchvision's rgb_to_grayscale."""
+    return GRAY_R * r + GRAY_G * g + GRAY_B * b
+
+
 @jit
 def adjust_brightness(img, f):
     """``x <- clamp(f * x, 0, 1)``; torchvision ``adjust_brightness``."""
@@ -88,7 +94,7 @@ def adjust_saturation(img, f):
         r = flat[3 * p]
         g = flat[3 * p + 1]
         b = flat[3 * p + 2]
-        gray = c * (GRAY_R * r + GRAY_G * g + GRAY_B * b)
+        gray = c * _luma(r, g, b)
         flat[3 * p] = _clamp01(a * r + gray)
         flat[3 * p + 1] = _clamp01(a * g + gray)
         flat[3 * p + 2] = _clamp01(a * b + gray)
@@ -143,7 +149,7 @@ def to_grayscale(img):
     ``rgb_to_grayscale(num_output_channels=3)`` (no clamp needed: weights sum to 0.9999)."""
     flat = img.reshape(-1)
     for p in range(flat.shape[0] // 3):
-        gray = GRAY_R * flat[3 * p] + GRAY_G * flat[3 * p + 1] + GRAY_B * flat[3 * p + 2]
+        gray = _luma(flat[3 * p], flat[3 * p + 1], flat[3 * p + 2])
         flat[3 * p] = gray
         flat[3 * p + 1] = gray
         flat[3 * p + 2] = gray
@@ -289,7 +295,7 @@ def gray_plane(img, plane):
     flat = img.reshape(-1)
     out = plane.reshape(-1)
     for p in range(out.shape[0]):
-        out[p] = GRAY_R * flat[3 * p] + GRAY_G * flat[3 * p + 1] + GRAY_B * flat[3 * p + 2]
+        out[p] = _luma(flat[3 * p], flat[3 * p + 1], flat[3 * p + 2])
 
 
 @jit
