@@ -4,6 +4,8 @@ Functional forms work in place on C-contiguous float32 ``H x W x 3`` arrays with
 [0, 1] (the blur into a second array); each mirrors ``torchvision.transforms.v2.functional`` on
 float images (formulas in their docstrings), computed in float32 like torch. ``augment_view``
 chains them as a parameter vector (``photometric_params.py``) says, on one uint8 view.
+Every whole-image pass is compiled for 512-bit vectors where the CPU has them
+(``vector_width.py``).
 """
 import math
 
@@ -24,6 +26,7 @@ from .photometric_params import (
     P_SATURATION,
     P_SIGMA,
 )
+from .vector_width import wide_vectors
 
 # ITU-R 601-2 luma weights, as torchvision's rgb_to_grayscale.
 GRAY_R = np.float32(0.2989)
@@ -50,6 +53,7 @@ def _luma(r, g, b):
 @jit
 def adjust_brightness(img, f):
     """``x <- clamp(f * x, 0, 1)``; torchvision ``adjust_brightness``."""
+    wide_vectors()
     flat = img.reshape(-1)
     a = np.float32(f)
     for j in range(flat.shape[0]):
@@ -59,6 +63,7 @@ def adjust_brightness(img, f):
 @jit
 def gray_mean(img):
     """Mean over pixels of ``0.2989 r + 0.587 g + 0.114 b`` (float64 accumulation)."""
+    wide_vectors()
     flat = img.reshape(-1)
     n = flat.shape[0] // 3
     sr = 0.0
@@ -75,6 +80,7 @@ def gray_mean(img):
 def adjust_contrast(img, f):
     """``x <- clamp(f * x + (1 - f) * m, 0, 1)`` with ``m`` the mean of the grayscale image;
     torchvision ``adjust_contrast`` (``_blend(image, mean(rgb_to_grayscale(image)), f)``)."""
+    wide_vectors()
     m = gray_mean(img)
     a = np.float32(f)
     c = np.float32((1.0 - f) * m)
@@ -87,6 +93,7 @@ def adjust_contrast(img, f):
 def adjust_saturation(img, f):
     """``x <- clamp(f * x + (1 - f) * gray, 0, 1)`` per pixel, ``gray = 0.2989 r + 0.587 g +
     0.114 b``; torchvision ``adjust_saturation``."""
+    wide_vectors()
     flat = img.reshape(-1)
     a = np.float32(f)
     c = np.float32(1.0 - f)
@@ -123,6 +130,7 @@ def adjust_hue(img, h):
     Gray pixels (max == min) are unchanged, as in torchvision. Equal to torchvision up to
     float32 rounding.
     """
+    wide_vectors()
     flat = img.reshape(-1)
     shift = np.float32(6.0 * h)
     # max(d, tiny) instead of a zero test keeps the loop branch-free; d == 0 gives num == 0 and an
@@ -147,6 +155,7 @@ def adjust_hue(img, h):
 def to_grayscale(img):
     """``r, g, b <- 0.2989 r + 0.587 g + 0.114 b``; torchvision
     ``rgb_to_grayscale(num_output_channels=3)`` (no clamp needed: weights sum to 0.9999)."""
+    wide_vectors()
     flat = img.reshape(-1)
     for p in range(flat.shape[0] // 3):
         gray = _luma(flat[3 * p], flat[3 * p + 1], flat[3 * p + 2])
@@ -266,6 +275,7 @@ def gaussian_blur(img, sigma, ksize, out):
 @jit
 def to_float(view, buf):
     """uint8 H x W x 3 -> float32 ``x / 255`` into ``buf``."""
+    wide_vectors()
     src = view.reshape(-1)
     dst = buf.reshape(-1)
     for j in range(dst.shape[0]):
@@ -282,6 +292,7 @@ def _to_byte(x):
 @jit
 def to_uint8(buf, view):
     """float32 [0, 1] -> uint8 ``round(255 x)`` (half up), clamped."""
+    wide_vectors()
     src = buf.reshape(-1)
     dst = view.reshape(-1)
     for j in range(src.shape[0]):
@@ -292,6 +303,7 @@ def to_uint8(buf, view):
 def gray_plane(img, plane):
     """``plane <- 0.2989 r + 0.587 g + 0.114 b`` of ``img`` (H x W x 3 -> H x W): what
     ``to_grayscale`` writes to each channel."""
+    wide_vectors()
     flat = img.reshape(-1)
     out = plane.reshape(-1)
     for p in range(out.shape[0]):
@@ -303,6 +315,7 @@ def blur_to_view(src, channels, w, view):
     """Blur ``src`` (H x W * ``channels`` float32; ``channels`` 3, or 1 for a gray plane that
     goes to all three) with the kernel half ``w`` and write it rounded into the uint8 ``view``
     row by row."""
+    wide_vectors()
     H, n = src.shape
     pad = np.empty(n + 2 * (w.shape[0] - 1) * channels, dtype=np.float32)
     row = np.empty(n, dtype=np.float32)
