@@ -200,6 +200,7 @@ def blur_row(src, channels, w, y, pad, out):
     is in L1 and the image is read once. Both passes add two taps per sweep over the row: one
     store per two taps instead of one per tap. A 2-D conv with the outer product of the 1-D
     kernel on a reflect-padded image equals this vertical then horizontal pass."""
+    wide_vectors()
     H, n = src.shape
     r = w.shape[0] - 1
     lo = r * channels
