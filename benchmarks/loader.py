@@ -124,7 +124,7 @@ from fastssl_common.formats import IMAGE, LABEL
 from loaders.kept_buffers import KeptBuffersLoader
 from loaders.multiview_decoder import dct_denominator, draw_views
 from loaders.pair_loader import MultiViewLoader, open_beton
-from loaders.photometric_kernels import augment_view
+from loaders.photometric_kernels import aligned_image, augment_view
 from loaders.photometric_params import (
     NUM_PARAMS,
     blur_kernel_size,
@@ -363,8 +363,8 @@ def _photometric_stage(seed, epoch, indices, strengths, ksize, view, views):
     for i in range(indices.shape[0]):
         params = np.empty((1, NUM_PARAMS), np.float64)
         draw_sample_params(seed, epoch, indices[i], view_ids, strengths, params)
-        buf = np.empty((height, width, 3), np.float32)
-        scratch = np.empty((height, width, 3), np.float32)
+        buf = aligned_image(height, width)
+        scratch = aligned_image(height, width)
         augment_view(views[i, view], params[0], ksize, buf, scratch)
 
 

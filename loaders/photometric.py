@@ -10,7 +10,7 @@ import numpy as np
 from ffcv.pipeline.compiler import Compiler
 from ffcv.pipeline.operation import Operation
 
-from .photometric_kernels import augment_view
+from .photometric_kernels import aligned_image, augment_view
 from .photometric_params import (
     NUM_PARAMS,
     NUM_STRENGTHS,
@@ -30,9 +30,9 @@ class PhotometricAugment(Operation):
     batch is processed, so output is reproducible per sample for any thread count.
     ``blur_kernel``: odd kernel side; ``None`` -> ``blur_kernel_size(H, W)``.
 
-    Scratch (two float32 H x W x 3 buffers) is allocated per sample inside the parallel loop
-    rather than through an ``AllocationQuery``, which would pin ``batches_ahead`` x batch x
-    2 float images.
+    Scratch (two float32 H x W x 3 buffers, each starting a cache line) is allocated per
+    sample inside the parallel loop rather than through an ``AllocationQuery``, which would
+    pin ``batches_ahead`` x batch x 2 float images.
     """
 
     def __init__(self, seed, epoch_cell, strengths=None, blur_kernel=None, view_ids=None):
@@ -71,8 +71,8 @@ class PhotometricAugment(Operation):
             for i in my_range(B):
                 params = np.empty((V, n_params), dtype=np.float64)
                 draw_sample_params(seed, epoch, indices[i], view_ids, strengths, params)
-                buf = np.empty((H, W, 3), dtype=np.float32)
-                scratch = np.empty((H, W, 3), dtype=np.float32)
+                buf = aligned_image(H, W)
+                scratch = aligned_image(H, W)
                 for v in range(V):
                     augment_view(images[i, v], params[v], ksize, buf, scratch)
             return images

@@ -273,6 +273,27 @@ def gaussian_blur(img, sigma, ksize, out):
 
 
 # --- one view -----------------------------------------------------------------------------------
+# A vector load or store that straddles two cache lines costs two accesses, and at 512 bits
+# every one off a line boundary does; NumPy aligns arrays to 16 bytes only.
+CACHE_LINE = 64
+
+
+@jit
+def aligned_floats(count, at=0):
+    """Uninitialised float32 array of ``count`` elements whose element ``at`` starts a 64-byte
+    cache line."""
+    raw = np.empty(count + CACHE_LINE // 4, dtype=np.float32)
+    skip = (-(raw.ctypes.data + 4 * at)) % CACHE_LINE // 4
+    return raw[skip:skip + count]
+
+
+@jit
+def aligned_image(height, width):
+    """Uninitialised float32 ``height x width x 3`` scratch image starting a cache line (each
+    row of a 224 px image then does too: 224 x 3 floats are 42 lines)."""
+    return aligned_floats(height * width * 3).reshape((height, width, 3))
+
+
 @jit
 def to_float(view, buf):
     """uint8 H x W x 3 -> float32 ``x / 255`` into ``buf``."""
@@ -318,8 +339,9 @@ def blur_to_view(src, channels, w, view):
     row by row."""
     wide_vectors()
     H, n = src.shape
-    pad = np.empty(n + 2 * (w.shape[0] - 1) * channels, dtype=np.float32)
-    row = np.empty(n, dtype=np.float32)
+    lo = (w.shape[0] - 1) * channels
+    pad = aligned_floats(n + 2 * lo, lo)  # the vertical sums go to pad[lo:lo + n]
+    row = aligned_floats(n)
     for y in range(H):
         blur_row(src, channels, w, y, pad, row)
         dst = view[y].reshape(-1)

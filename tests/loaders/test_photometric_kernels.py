@@ -118,3 +118,17 @@ def test_identity_params_leave_image_unchanged(float_photos):
     buf = np.empty(view.shape, np.float32)
     K.augment_view(out, params[0, 0], 7, buf, np.empty_like(buf))
     np.testing.assert_array_equal(out, view)
+
+
+@pytest.mark.parametrize('count, at', [(1, 0), (100, 0), (672 + 2 * 33, 33), (5000, 17)])
+def test_aligned_floats_start_the_given_element_on_a_cache_line(count, at):
+    for _ in range(8):   # NumPy's own alignment varies between allocations
+        a = K.aligned_floats(count, at)
+        assert a.shape == (count,) and a.dtype == np.float32 and a.flags['C_CONTIGUOUS']
+        assert (a.ctypes.data + 4 * at) % K.CACHE_LINE == 0
+
+
+def test_aligned_image_is_a_contiguous_scratch_image_on_a_cache_line():
+    img = K.aligned_image(224, 200)
+    assert img.shape == (224, 200, 3) and img.dtype == np.float32 and img.flags['C_CONTIGUOUS']
+    assert img.ctypes.data % K.CACHE_LINE == 0
