@@ -131,7 +131,7 @@ from loaders.photometric_params import (
     draw_sample_params,
     make_strengths,
 )
-from loaders.resize import resize_crop_flip
+from loaders.resize import resize_view
 
 SCALE = (0.2, 1.0)
 QUICK = dict(samples=64, resolution=64, batch_size=16, epochs=1, workers=1, profile_samples=32,
@@ -349,9 +349,9 @@ def _resize_stage(decoded, decoded_starts, heights, widths, denominators, boxes,
                   views):
     for i in range(heights.shape[0]):
         image, d = _decoded_image(decoded, decoded_starts, heights, widths, denominators, i)
-        resize_crop_flip(image, boxes[i, view, 0] / d, boxes[i, view, 1] / d,
-                         boxes[i, view, 2] / d, boxes[i, view, 3] / d, flips[i, view],
-                         views[i, view])
+        resize_view(image, boxes[i, view, 0] / d, boxes[i, view, 1] / d,
+                    boxes[i, view, 2] / d, boxes[i, view, 3] / d, flips[i, view],
+                    views[i, view])
 
 
 @njit

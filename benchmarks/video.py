@@ -58,7 +58,7 @@ pools, FFCV's writer processes, about 0.3-0.5 s a call here) that weigh more on 
      it) — still two JPEG decodes per pair. (l3)/(l1) is the price of the two region views:
      target >= 0.8 (issue 14), PASS or MISS. The region views are rendered from the frames
      already decoded for (l1)'s views; what they may cost is their resize (mostly an upscale
-     of a ~70 px region, ``loaders.region_crop.upscale_crop_flip``) and putting four views in
+     of a ~70 px region, ``loaders.resize.upscale_crop_flip``) and putting four views in
      view order.
 
 Both: crop+flip only (RandomResizedCrop scale (0.2, 1) + flip, no photometric augment), output

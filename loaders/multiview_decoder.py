@@ -8,7 +8,8 @@ buffer. Output per sample: ``(n_views, H, W, 3)`` uint8.
 Why it is fast, not only decode-once (see docs/design.md: the resize costs as much as the
 decode):
 - the resize is our Numba antialiased bilinear with the flip fused in (``resize.py``), about
-  half the cost of FFCV's INTER_AREA ``resize_crop`` and closer to torchvision's output;
+  half the cost of FFCV's INTER_AREA ``resize_crop`` and closer to torchvision's output, its
+  two passes run in the cheaper order for each view's box;
 - when every view's crop is at least 2x (4x, 8x) the output size, TurboJPEG decodes at 1/2
   (1/4, 1/8) scale via DCT scaling and the boxes are scaled to match.
 
@@ -18,8 +19,7 @@ Randomness is counter-based (``rng.py``): view boxes and flips are a pure functi
 Box-conditioned crops: crops are drawn inside a *region* of the image; here the region is
 the whole image, and ``draw_views`` takes the region explicitly. A region-conditioned decoder
 (``region_crop.py``: tracked boxes) subclasses this op and overrides ``make_view_drawer``,
-which chooses each view's box, and ``make_view_renderer``, which resizes the views (a region
-view is mostly an upscale, which has a cheaper order of passes); the decode stays here.
+which chooses each view's box; the decode and the resize stay here.
 """
 import math
 from dataclasses import replace
@@ -34,7 +34,7 @@ from ffcv.pipeline.operation import Operation
 from .crops import sample_resized_crop
 from .epoch import EpochCell
 from .jit import jit
-from .resize import resize_crop_flip
+from .resize import resize_view
 from .rng import STREAM_CROP, next_uniform, view_state
 
 DCT_DENOMINATORS = (8, 4, 2)  # TurboJPEG's exact power-of-two scale factors
@@ -125,16 +125,6 @@ class MultiViewRandomResizedCrop(Operation):
                        scale_max, log_ratio_min, log_ratio_max, flip_prob, boxes, flips)
         return draw
 
-    def make_view_renderer(self):
-        """Python source of the Numba-compiled ``render(image, boxes, flips, d, out)``: resize
-        each view's box (stored pixels, divided by the decode scale ``d``) of the decoded
-        ``image`` into ``out[v]``, flipped where ``flips[v]``."""
-        def render(image, boxes, flips, d, out):
-            for v in range(boxes.shape[0]):
-                resize_crop_flip(image, boxes[v, 0] / d, boxes[v, 1] / d, boxes[v, 2] / d,
-                                 boxes[v, 3] / d, flips[v], out[v])
-        return render
-
     @property
     def log_ratio(self):
         return math.log(self.ratio[0]), math.log(self.ratio[1])
@@ -146,7 +136,6 @@ class MultiViewRandomResizedCrop(Operation):
         imdecode_c = Compiler.compile(imdecode)
         read_epoch = Compiler.compile(self.epoch_cell.make_reader())
         draw = Compiler.compile(self.make_view_drawer())
-        render = Compiler.compile(self.make_view_renderer())
         out_h, out_w = self.output_size
         n_views = self.n_views
         dct_scaling = self.dct_scaling
@@ -177,7 +166,10 @@ class MultiViewRandomResizedCrop(Operation):
                     d = 1
                     image = image_data.reshape(height, width, 3)
 
-                render(image, boxes, flips, d, destination[dst_ix])
+                out = destination[dst_ix]
+                for v in range(n_views):
+                    resize_view(image, boxes[v, 0] / d, boxes[v, 1] / d, boxes[v, 2] / d,
+                                boxes[v, 3] / d, flips[v], out[v])
             return destination[:len(batch_indices)]
 
         decode.is_parallel = True

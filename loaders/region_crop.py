@@ -25,14 +25,8 @@ Per sample (all draws counter-based, ``rng.py``):
 
 Rendering from the frame already decoded: a region view costs a resize and no decode. A
 tracked region is small (median about 70 px on 512 px frames), so its view is mostly an
-*upscale*, and then the base op's resize order (vertical pass per output row, then the
-horizontal pass over every output row) runs the horizontal pass ``out_h`` times.
-``upscale_crop_flip`` runs the passes the other way round: the horizontal pass once per
-*source* row (kept in a ring of ``taps`` rows), the vertical pass as a contiguous blend of two
-rows. Same filter, same weights as ``resize_crop_flip`` (and torchvision's antialiased
-``resized_crop``); the float sums differ only in order. About 1.6x faster on such views (45 to
-100 px crops to 224 px); region views whose crop is taller than the output keep
-``resize_crop_flip``.
+upscale, for which the base op's resize runs its passes horizontal first
+(``resize.resize_view``).
 
 With no valid row (``num_proposals == 0``, or a degenerate box) the region is the whole frame,
 so the views stay valid images; the trainer masks such samples out of the region loss
@@ -59,8 +53,6 @@ from fastssl_common.formats import (
 from .host_array import make_row_reader
 from .jit import jit
 from .multiview_decoder import MultiViewRandomResizedCrop, draw_views
-from .resize import axis_filter, crop_pixels, resize_crop_flip, store_row
-from .rgb_row_filter import check_buffers, filter_plan, filter_rgb_row, row_floats
 from .rng import STREAM_CONTEXT, STREAM_REGION, next_int, next_range, sample_state, view_state
 
 # Which box of a proposal row belongs to which stored frame: its first column.
@@ -130,56 +122,6 @@ def context_region(seed, epoch, index, view, box, context_min, context_max, heig
     return top, left, bottom - top, right - left
 
 
-@jit(nogil=True, cache=True)
-def upscale_crop_flip(src, top, left, height, width, flip, dst):
-    """``resize_crop_flip`` with the horizontal pass first: resize src[top:top+height,
-    left:left+width] (float box) into dst (out_h, out_w, 3) uint8, flipped if ``flip``.
-
-    Cheaper when the crop has fewer rows than the output (an upscale): each source row is
-    resized horizontally once, into a ring of ``taps_y`` rows (an output row's taps are
-    consecutive source rows, so they sit in distinct slots), and every output row is then a
-    contiguous weighted sum of ring rows."""
-    out_h, out_w = dst.shape[0], dst.shape[1]
-    row_lo, row_hi, col_lo, col_hi = crop_pixels(src, top, left, height, width)
-    taps_y, first_y, count_y, w_y = axis_filter(top, height, out_h, row_lo, row_hi)
-    _, first_x, count_x, w_x = axis_filter(left, width, out_w, col_lo, col_hi)
-    starts, taps = filter_plan(first_x, count_x, w_x, col_lo, flip)
-    span = (col_hi - col_lo) * 3
-    row_len = out_w * 3
-    # The source row as floats, zeros past the crop (the horizontal pass reads whole tap groups)
-    padded = np.zeros(max(span, row_floats(starts, taps)), np.float32)
-    ring = np.empty((taps_y, row_len + 1), np.float32)   # + 1: filter_rgb_row's spare lane
-    held = np.full(taps_y, -1, np.int64)       # source row in each ring slot
-    out_row = np.empty(row_len, np.float32)
-    check_buffers(padded, ring[0], starts, taps)
-    flat = src.reshape(src.shape[0], src.shape[1] * 3)
-    c0 = col_lo * 3
-    for o in range(out_h):
-        y0, n = first_y[o], count_y[o]
-        for y in range(y0, y0 + n):
-            slot = y % taps_y
-            if held[slot] == y:
-                continue
-            held[slot] = y
-            row = flat[y, c0:c0 + span]
-            for k in range(span):
-                padded[k] = row[k]
-            filter_rgb_row(padded, starts, taps, ring[slot])
-        if n == 2:
-            w0, w1 = w_y[o, 0], w_y[o, 1]
-            a, b = ring[y0 % taps_y], ring[(y0 + 1) % taps_y]
-            for k in range(row_len):
-                out_row[k] = w0 * a[k] + w1 * b[k]
-        else:
-            out_row[:] = 0.0
-            for t in range(n):
-                w = w_y[o, t]
-                a = ring[(y0 + t) % taps_y]
-                for k in range(row_len):
-                    out_row[k] += w * a[k]
-        store_row(out_row, dst[o].reshape(row_len))
-
-
 class RegionViewsCrop(MultiViewRandomResizedCrop):
     """FFCV decoder for ``frame_a`` / ``frame_b``: one decode, views of kinds 'full' and 'region'.
 
@@ -246,18 +188,3 @@ class RegionViewsCrop(MultiViewRandomResizedCrop):
                            log_ratio_min, log_ratio_max, flip_prob, boxes[v:v + 1],
                            flips[v:v + 1])
         return draw
-
-    def make_view_renderer(self):
-        is_region = self.is_region
-        out_h = self.output_size[0]
-
-        def render(image, boxes, flips, d, out):
-            for v in range(boxes.shape[0]):
-                top, left = boxes[v, 0] / d, boxes[v, 1] / d
-                h, w = boxes[v, 2] / d, boxes[v, 3] / d
-                # Full views stay on the base op's resize: FTI's views 0 and 1 are bit-equal
-                if is_region[v] and h < out_h:
-                    upscale_crop_flip(image, top, left, h, w, flips[v], out[v])
-                else:
-                    resize_crop_flip(image, top, left, h, w, flips[v], out[v])
-        return render

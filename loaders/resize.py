@@ -2,10 +2,13 @@
 
 Same filter as ``torchvision.transforms.v2.functional.resized_crop(..., antialias=True)``
 (and PIL's BILINEAR): a triangle kernel stretched by the downscale factor, so views are not
-bought with aliasing. Separable; the vertical pass runs first because its inner loop walks a
+bought with aliasing. Separable, in two orders (``resize_view`` takes the cheaper one
+for a box). ``resize_crop_flip`` runs the vertical pass first, because its inner loop walks a
 contiguous row span (vectorises), leaving the horizontal pass (explicit vectors,
-``rgb_row_filter.py``) only ``out_h`` rows. The flip is free: the horizontal pass writes
-columns right to left.
+``rgb_row_filter.py``) only ``out_h`` rows. For a box with fewer rows than the output (an
+upscale) that would run the horizontal pass more often than there are source rows;
+``upscale_crop_flip`` runs it once per source row instead. The flip is free: the horizontal
+pass writes columns right to left.
 
 Crop boxes are floats so that a JPEG decoded at 1/2, 1/4 or 1/8 scale (TurboJPEG's DCT
 scaling) can be cropped with the box scaled down exactly; for integer boxes the weights equal
@@ -118,3 +121,65 @@ def resize_crop_flip(src, top, left, height, width, flip, dst):
                 acc[k] += w * row[k]
         filter_rgb_row(acc, starts, taps, out_row)
         store_row(out_row, dst[o].reshape(out_w * 3))
+
+
+@jit(nogil=True, cache=True)
+def upscale_crop_flip(src, top, left, height, width, flip, dst):
+    """``resize_crop_flip`` with the horizontal pass first: resize src[top:top+height,
+    left:left+width] (float box) into dst (out_h, out_w, 3) uint8, flipped if ``flip``.
+
+    Cheaper when the crop has fewer rows than the output (an upscale): each source row is
+    resized horizontally once, into a ring of ``taps_y`` rows (an output row's taps are
+    consecutive source rows, so they sit in distinct slots), and every output row is then a
+    contiguous weighted sum of ring rows."""
+    out_h, out_w = dst.shape[0], dst.shape[1]
+    row_lo, row_hi, col_lo, col_hi = crop_pixels(src, top, left, height, width)
+    taps_y, first_y, count_y, w_y = axis_filter(top, height, out_h, row_lo, row_hi)
+    _, first_x, count_x, w_x = axis_filter(left, width, out_w, col_lo, col_hi)
+    starts, taps = filter_plan(first_x, count_x, w_x, col_lo, flip)
+    span = (col_hi - col_lo) * 3
+    row_len = out_w * 3
+    # The source row as floats, zeros past the crop (the horizontal pass reads whole tap groups)
+    padded = np.zeros(max(span, row_floats(starts, taps)), np.float32)
+    ring = np.empty((taps_y, row_len + 1), np.float32)   # + 1: filter_rgb_row's spare lane
+    held = np.full(taps_y, -1, np.int64)       # source row in each ring slot
+    out_row = np.empty(row_len, np.float32)
+    check_buffers(padded, ring[0], starts, taps)
+    flat = src.reshape(src.shape[0], src.shape[1] * 3)
+    c0 = col_lo * 3
+    for o in range(out_h):
+        y0, n = first_y[o], count_y[o]
+        for y in range(y0, y0 + n):
+            slot = y % taps_y
+            if held[slot] == y:
+                continue
+            held[slot] = y
+            row = flat[y, c0:c0 + span]
+            for k in range(span):
+                padded[k] = row[k]
+            filter_rgb_row(padded, starts, taps, ring[slot])
+        if n == 2:
+            w0, w1 = w_y[o, 0], w_y[o, 1]
+            a, b = ring[y0 % taps_y], ring[(y0 + 1) % taps_y]
+            for k in range(row_len):
+                out_row[k] = w0 * a[k] + w1 * b[k]
+        else:
+            out_row[:] = 0.0
+            for t in range(n):
+                w = w_y[o, t]
+                a = ring[(y0 + t) % taps_y]
+                for k in range(row_len):
+                    out_row[k] += w * a[k]
+        store_row(out_row, dst[o].reshape(row_len))
+
+
+@jit(nogil=True, cache=True)
+def resize_view(src, top, left, height, width, flip, dst):
+    """Resize src[top:top+height, left:left+width] (float box) into dst (out_h, out_w, 3)
+    uint8, flipped if ``flip``, with the cheaper order of passes: horizontal first
+    (``upscale_crop_flip``) when the box has fewer rows than the output, else vertical first
+    (``resize_crop_flip``). The two differ only in the order of float sums (at most 1 level)."""
+    if height < dst.shape[0]:
+        upscale_crop_flip(src, top, left, height, width, flip, dst)
+    else:
+        resize_crop_flip(src, top, left, height, width, flip, dst)

@@ -15,8 +15,7 @@ from fastssl_common.errors import UserError
 from loaders.pair_loader import MultiViewLoader
 from loaders.photometric_kernels import augment_view
 from loaders.photometric_params import blur_kernel_size, make_strengths, photometric_params
-from loaders.region_crop import context_region, pick_region, upscale_crop_flip
-from loaders.resize import resize_crop_flip
+from loaders.region_crop import context_region, pick_region
 from loaders.rng import (
     STREAM_CONTEXT,
     STREAM_REGION,
@@ -227,31 +226,3 @@ def test_context_region_and_pick():
                               100, 200) == (0, 0, 100, 200)
     picks = np.bincount([pick_region(0, 0, i, 3) for i in range(3000)], minlength=3)
     assert picks.min() > 900 and len(picks) == 3
-
-
-def test_upscale_crop_flip_equals_torchvision_and_the_base_resize():
-    """The region views' resize (horizontal pass first) gives torchvision's antialiased
-    resized_crop (+ flip) and the base op's resize up to float order: upscales in both axes,
-    mixed (upscale rows, downscale columns), boxes at the edges, fractional (DCT-scaled) boxes
-    and a 1-row crop."""
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (90, 120, 3), np.uint8)
-    image[20:60, 30:90] = rng.integers(0, 2, (40, 60, 1), np.uint8) * 255  # hard edges
-    frame = torch.from_numpy(image).permute(2, 0, 1).float()
-    cases = [(0, 0, 90, 120, 112, 112), (20, 30, 35, 47, 64, 64), (70, 100, 20, 20, 48, 48),
-             (10, 0, 30, 120, 40, 56), (5, 7, 1, 9, 16, 16), (33, 41, 17, 3, 24, 24)]
-    for top, left, h, w, out_h, out_w in cases:
-        for flip in (False, True):
-            ours = np.empty((out_h, out_w, 3), np.uint8)
-            base = np.empty_like(ours)
-            upscale_crop_flip(image, float(top), float(left), float(h), float(w), flip, ours)
-            resize_crop_flip(image, float(top), float(left), float(h), float(w), flip, base)
-            ref = F.resized_crop(frame, top, left, h, w, [out_h, out_w], antialias=True)
-            ref = F.horizontal_flip(ref) if flip else ref
-            assert np.abs(ours - ref.permute(1, 2, 0).numpy()).max() <= 0.51, (top, left, h, w)
-            assert np.abs(ours.astype(int) - base).max() <= 1
-    scaled, base = np.empty((32, 32, 3), np.uint8), np.empty((32, 32, 3), np.uint8)
-    half = image[::2, ::2].copy()
-    upscale_crop_flip(half, 10.5, 7.5, 12.5, 20.0, True, scaled)
-    resize_crop_flip(half, 10.5, 7.5, 12.5, 20.0, True, base)
-    assert np.abs(scaled.astype(int) - base).max() <= 1
