@@ -3,7 +3,7 @@
 On x86 CPUs with AVX-512 LLVM still prefers 256-bit vectors (its ``prefer-256-bit`` tuning),
 and Numba offers no way to change that for one function, only for the whole process
 (``NUMBA_CPU_FEATURES``). The colour ops of the photometric augment are bound by arithmetic
-over interleaved RGB, where 16 lanes instead of 8 take about a sixth off a view. A call to
+over interleaved RGB, where 16 lanes instead of 8 take about a fifth off a view. A call to
 ``wide_vectors()`` at the top of a compiled function sets LLVM's ``prefer-vector-width``
 attribute on that function only. On CPUs without AVX-512 LLVM keeps to the widest vectors
 they have, so it changes nothing there; on the Skylake-server Xeons (Skylake-SP, Cascade
@@ -35,9 +35,12 @@ def wide_vectors(typingctx):
     """Mark the compiled function this is called from with ``prefer-vector-width=512``, unless
     the CPU it is compiled for slows down on 512-bit arithmetic."""
     def codegen(context, builder, signature, args):
-        if prefers_wide_vectors(compile_cpu_name()):
-            # llvmlite's FunctionAttributes admits only its list of keyword attributes; a
-            # string attribute goes into the set underneath and is printed as written.
-            set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        attributes = builder.function.attributes
+        # llvmlite's FunctionAttributes admits only its list of keyword attributes; a string
+        # attribute goes into the set underneath and is printed as written. Should a later
+        # llvmlite store them otherwise, the code keeps LLVM's default width: a hint, not a
+        # reason to fail.
+        if prefers_wide_vectors(compile_cpu_name()) and isinstance(attributes, set):
+            set.add(attributes, '"prefer-vector-width"="512"')
         return context.get_dummy_value()
     return types.void(), codegen
