@@ -80,6 +80,18 @@ def axis_filter(start, length, out_size, limit_lo, limit_hi):
 
 
 @jit(inline='always')
+def resize_plan(src, top, left, height, width, out_h, out_w, flip):
+    """Both passes' filters for resizing a float box of ``src`` to out_h x out_w: the vertical
+    (taps_y, first_y, count_y, w_y), the horizontal plan (starts, taps) and the crop's span
+    in a row of ``src`` as floats (first float, count)."""
+    row_lo, row_hi, col_lo, col_hi = crop_pixels(src, top, left, height, width)
+    taps_y, first_y, count_y, w_y = axis_filter(top, height, out_h, row_lo, row_hi)
+    _, first_x, count_x, w_x = axis_filter(left, width, out_w, col_lo, col_hi)
+    starts, taps = filter_plan(first_x, count_x, w_x, col_lo, flip)
+    return taps_y, first_y, count_y, w_y, starts, taps, col_lo * 3, (col_hi - col_lo) * 3
+
+
+@jit(inline='always')
 def store_row(values, dst_row):
     """Round and clamp a float row into uint8 (a separate contiguous pass: it vectorises);
     ``values`` may be longer than ``dst_row``."""
@@ -99,18 +111,13 @@ def resize_crop_flip(src, top, left, height, width, flip, dst):
     scratch buffers, so nothing big is allocated or page-faulted per sample.
     """
     out_h, out_w = dst.shape[0], dst.shape[1]
-    row_lo, row_hi, col_lo, col_hi = crop_pixels(src, top, left, height, width)
-    taps_y, first_y, count_y, w_y = axis_filter(top, height, out_h, row_lo, row_hi)
-    _, first_x, count_x, w_x = axis_filter(left, width, out_w, col_lo, col_hi)
-    starts, taps = filter_plan(first_x, count_x, w_x, col_lo, flip)
-
-    span = (col_hi - col_lo) * 3
+    taps_y, first_y, count_y, w_y, starts, taps, c0, span = resize_plan(
+        src, top, left, height, width, out_h, out_w, flip)
     # zeros past the crop: the horizontal pass reads whole tap groups (their weights are 0)
     acc = np.zeros(max(span, row_floats(starts, taps)), np.float32)
     out_row = np.empty(out_w * 3 + 1, np.float32)
     check_buffers(acc, out_row, starts, taps)
     flat = src.reshape(src.shape[0], src.shape[1] * 3)
-    c0 = col_lo * 3
     for o in range(out_h):
         acc[:span] = 0.0
         y0 = first_y[o]
@@ -133,11 +140,8 @@ def upscale_crop_flip(src, top, left, height, width, flip, dst):
     consecutive source rows, so they sit in distinct slots), and every output row is then a
     contiguous weighted sum of ring rows."""
     out_h, out_w = dst.shape[0], dst.shape[1]
-    row_lo, row_hi, col_lo, col_hi = crop_pixels(src, top, left, height, width)
-    taps_y, first_y, count_y, w_y = axis_filter(top, height, out_h, row_lo, row_hi)
-    _, first_x, count_x, w_x = axis_filter(left, width, out_w, col_lo, col_hi)
-    starts, taps = filter_plan(first_x, count_x, w_x, col_lo, flip)
-    span = (col_hi - col_lo) * 3
+    taps_y, first_y, count_y, w_y, starts, taps, c0, span = resize_plan(
+        src, top, left, height, width, out_h, out_w, flip)
     row_len = out_w * 3
     # The source row as floats, zeros past the crop (the horizontal pass reads whole tap groups)
     padded = np.zeros(max(span, row_floats(starts, taps)), np.float32)
@@ -146,7 +150,6 @@ def upscale_crop_flip(src, top, left, height, width, flip, dst):
     out_row = np.empty(row_len, np.float32)
     check_buffers(padded, ring[0], starts, taps)
     flat = src.reshape(src.shape[0], src.shape[1] * 3)
-    c0 = col_lo * 3
     for o in range(out_h):
         y0, n = first_y[o], count_y[o]
         for y in range(y0, y0 + n):
