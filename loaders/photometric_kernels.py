@@ -179,6 +179,20 @@ def gaussian_kernel_half(sigma, ksize):
     return (w / total).astype(np.float32)
 
 
+# A vector load or store that straddles two cache lines costs two accesses, and at 512 bits
+# every one off a line boundary does; NumPy aligns arrays to 16 bytes only.
+CACHE_LINE = 64
+
+
+@jit
+def aligned_floats(count, at=0):
+    """Uninitialised float32 array of ``count`` elements whose element ``at`` starts a 64-byte
+    cache line."""
+    raw = np.empty(count + CACHE_LINE // 4, dtype=np.float32)
+    skip = (-(raw.ctypes.data + 4 * at)) % CACHE_LINE // 4
+    return raw[skip:skip + count]
+
+
 @jit(inline='always')
 def _reflect(i, n):
     """Index into [0, n) with reflect padding (no edge repeat, as torch's ``mode='reflect'``)."""
@@ -250,6 +264,14 @@ def _add_two_taps(out, w1, before1, after1, w2, before2, after2):
 
 
 @jit
+def blur_pad(n, channels, w):
+    """``blur_row``'s ``pad`` for rows of ``n`` floats and the kernel half ``w``: ``n + 2 r
+    channels`` floats, the middle ``n`` (where the vertical sums go) starting a cache line."""
+    lo = (w.shape[0] - 1) * channels
+    return aligned_floats(n + 2 * lo, lo)
+
+
+@jit
 def blur_kernel(sigma, ksize, height, width):
     """``gaussian_kernel_half(sigma, ksize)``, checked against the image side: reflect padding
     needs a radius smaller than both sides."""
@@ -267,26 +289,12 @@ def gaussian_blur(img, sigma, ksize, out):
     w = blur_kernel(sigma, ksize, H, W)
     src = img.reshape(H, W * 3)
     dst = out.reshape(H, W * 3)
-    pad = np.empty((W + 2 * (w.shape[0] - 1)) * 3, dtype=np.float32)
+    pad = blur_pad(W * 3, 3, w)
     for y in range(H):
         blur_row(src, 3, w, y, pad, dst[y])
 
 
 # --- one view -----------------------------------------------------------------------------------
-# A vector load or store that straddles two cache lines costs two accesses, and at 512 bits
-# every one off a line boundary does; NumPy aligns arrays to 16 bytes only.
-CACHE_LINE = 64
-
-
-@jit
-def aligned_floats(count, at=0):
-    """Uninitialised float32 array of ``count`` elements whose element ``at`` starts a 64-byte
-    cache line."""
-    raw = np.empty(count + CACHE_LINE // 4, dtype=np.float32)
-    skip = (-(raw.ctypes.data + 4 * at)) % CACHE_LINE // 4
-    return raw[skip:skip + count]
-
-
 @jit
 def aligned_image(height, width):
     """Uninitialised float32 ``height x width x 3`` scratch image starting a cache line (each
@@ -339,8 +347,7 @@ def blur_to_view(src, channels, w, view):
     row by row."""
     wide_vectors()
     H, n = src.shape
-    lo = (w.shape[0] - 1) * channels
-    pad = aligned_floats(n + 2 * lo, lo)  # the vertical sums go to pad[lo:lo + n]
+    pad = blur_pad(n, channels, w)
     row = aligned_floats(n)
     for y in range(H):
         blur_row(src, channels, w, y, pad, row)
