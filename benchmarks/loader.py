@@ -132,6 +132,7 @@ from loaders.photometric_params import (
     make_strengths,
 )
 from loaders.resize import resize_view
+from loaders.work_sharing import sharing_threads, take_next
 
 SCALE = (0.2, 1.0)
 QUICK = dict(samples=64, resolution=64, batch_size=16, epochs=1, workers=1, profile_samples=32,
@@ -192,8 +193,9 @@ def stock_ffcv_loader(path, args, n_views):
 
 class FullDecode(Operation):
     """Method (f), the decode limit: FFCV's TurboJPEG ``imdecode`` of every stored JPEG at full
-    size (no DCT scaling, no crop) into a per-sample buffer, parallel over the batch like every
-    FFCV decoder. It outputs imdecode's status per sample, so nothing but the decode is paid."""
+    size (no DCT scaling, no crop) into a per-sample buffer, parallel over the batch with the
+    samples shared among the threads as in (a) and (b) (``loaders.work_sharing``). It outputs
+    imdecode's status per sample, so nothing but the decode is paid."""
 
     def declare_state_and_memory(self, previous_state):
         max_h = np.uint64(self.metadata['height'].max())
@@ -210,16 +212,22 @@ class FullDecode(Operation):
 
         def decode(batch_indices, my_storage, metadata, storage_state):
             destination, decoded = my_storage
-            for dst_ix in my_range(len(batch_indices)):
-                field = metadata[batch_indices[dst_ix]]
-                data = mem_read(field['data_ptr'], storage_state)
-                height = np.uint32(field['height'])
-                width = np.uint32(field['width'])
-                status = -1
-                if field['mode'] == jpg:
-                    status = imdecode_c(data, decoded[dst_ix], height, width, height, width,
-                                        0, 0, 1, 1, False, False)
-                destination[dst_ix] = status
+            count = len(batch_indices)
+            next_sample = np.zeros(1, np.int64)
+            for _ in my_range(sharing_threads(count)):
+                while True:
+                    dst_ix = take_next(next_sample)
+                    if dst_ix >= count:
+                        break
+                    field = metadata[batch_indices[dst_ix]]
+                    data = mem_read(field['data_ptr'], storage_state)
+                    height = np.uint32(field['height'])
+                    width = np.uint32(field['width'])
+                    status = -1
+                    if field['mode'] == jpg:
+                        status = imdecode_c(data, decoded[dst_ix], height, width, height,
+                                            width, 0, 0, 1, 1, False, False)
+                    destination[dst_ix] = status
             return destination[:len(batch_indices)]
 
         decode.is_parallel = True

@@ -36,6 +36,7 @@ from .epoch import EpochCell
 from .jit import jit
 from .resize import resize_view
 from .rng import STREAM_CROP, next_uniform, view_state
+from .work_sharing import sharing_threads, take_next
 
 DCT_DENOMINATORS = (8, 4, 2)  # TurboJPEG's exact power-of-two scale factors
 
@@ -143,33 +144,39 @@ class MultiViewRandomResizedCrop(Operation):
         def decode(batch_indices, my_storage, metadata, storage_state):
             destination, decoded_storage = my_storage
             epoch = read_epoch()
-            for dst_ix in my_range(len(batch_indices)):
-                source_ix = batch_indices[dst_ix]
-                field = metadata[source_ix]
-                image_data = mem_read(field['data_ptr'], storage_state)
-                height = np.uint32(field['height'])
-                width = np.uint32(field['width'])
+            count = len(batch_indices)
+            next_sample = np.zeros(1, np.int64)
+            for _ in my_range(sharing_threads(count)):
+                while True:
+                    dst_ix = take_next(next_sample)
+                    if dst_ix >= count:
+                        break
+                    source_ix = batch_indices[dst_ix]
+                    field = metadata[source_ix]
+                    image_data = mem_read(field['data_ptr'], storage_state)
+                    height = np.uint32(field['height'])
+                    width = np.uint32(field['width'])
 
-                boxes = np.empty((n_views, 4), np.int64)
-                flips = np.empty(n_views, np.bool_)
-                draw(source_ix, epoch, int(height), int(width), storage_state, boxes, flips)
+                    boxes = np.empty((n_views, 4), np.int64)
+                    flips = np.empty(n_views, np.bool_)
+                    draw(source_ix, epoch, int(height), int(width), storage_state, boxes, flips)
 
-                if field['mode'] == jpg:
-                    d = dct_denominator(boxes, out_h, out_w, dct_scaling)
-                    dec_h = (height + np.uint32(d - 1)) // np.uint32(d)
-                    dec_w = (width + np.uint32(d - 1)) // np.uint32(d)
-                    buffer = decoded_storage[dst_ix]
-                    imdecode_c(image_data, buffer, height, width, height, width,
-                               0, 0, 1, d, False, False)
-                    image = buffer[:3 * dec_h * dec_w].reshape(dec_h, dec_w, 3)
-                else:
-                    d = 1
-                    image = image_data.reshape(height, width, 3)
+                    if field['mode'] == jpg:
+                        d = dct_denominator(boxes, out_h, out_w, dct_scaling)
+                        dec_h = (height + np.uint32(d - 1)) // np.uint32(d)
+                        dec_w = (width + np.uint32(d - 1)) // np.uint32(d)
+                        buffer = decoded_storage[dst_ix]
+                        imdecode_c(image_data, buffer, height, width, height, width,
+                                   0, 0, 1, d, False, False)
+                        image = buffer[:3 * dec_h * dec_w].reshape(dec_h, dec_w, 3)
+                    else:
+                        d = 1
+                        image = image_data.reshape(height, width, 3)
 
-                out = destination[dst_ix]
-                for v in range(n_views):
-                    resize_view(image, boxes[v, 0] / d, boxes[v, 1] / d, boxes[v, 2] / d,
-                                boxes[v, 3] / d, flips[v], out[v])
+                    out = destination[dst_ix]
+                    for v in range(n_views):
+                        resize_view(image, boxes[v, 0] / d, boxes[v, 1] / d, boxes[v, 2] / d,
+                                    boxes[v, 3] / d, flips[v], out[v])
             return destination[:len(batch_indices)]
 
         decode.is_parallel = True

@@ -18,6 +18,7 @@ from .photometric_params import (
     draw_sample_params,
     make_strengths,
 )
+from .work_sharing import sharing_threads, take_next
 
 
 class PhotometricAugment(Operation):
@@ -68,13 +69,18 @@ class PhotometricAugment(Operation):
             if ksize < 0:
                 ksize = blur_kernel_size(H, W)
             view_ids = np.arange(V) if default_ids else fixed_ids
-            for i in my_range(B):
-                params = np.empty((V, n_params), dtype=np.float64)
-                draw_sample_params(seed, epoch, indices[i], view_ids, strengths, params)
-                buf = aligned_image(H, W)
-                scratch = aligned_image(H, W)
-                for v in range(V):
-                    augment_view(images[i, v], params[v], ksize, buf, scratch)
+            next_sample = np.zeros(1, np.int64)
+            for _ in my_range(sharing_threads(B)):
+                while True:
+                    i = take_next(next_sample)
+                    if i >= B:
+                        break
+                    params = np.empty((V, n_params), dtype=np.float64)
+                    draw_sample_params(seed, epoch, indices[i], view_ids, strengths, params)
+                    buf = aligned_image(H, W)
+                    scratch = aligned_image(H, W)
+                    for v in range(V):
+                        augment_view(images[i, v], params[v], ksize, buf, scratch)
             return images
 
         photometric.is_parallel = True
