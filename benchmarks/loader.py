@@ -122,7 +122,7 @@ from benchmarks.torchvision_baseline import torchvision_loader
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import IMAGE, LABEL
 from loaders.kept_buffers import KeptBuffersLoader
-from loaders.multiview_decoder import dct_denominator, draw_views
+from loaders.multiview_decoder import dct_denominator, draw_views, make_decode_costs
 from loaders.pair_loader import MultiViewLoader, open_beton
 from loaders.photometric_kernels import aligned_image, augment_view
 from loaders.photometric_params import (
@@ -132,7 +132,7 @@ from loaders.photometric_params import (
     make_strengths,
 )
 from loaders.resize import resize_view
-from loaders.work_sharing import sharing_threads, take_next
+from loaders.work_sharing import costliest_first, sharing_threads, take_next
 
 SCALE = (0.2, 1.0)
 QUICK = dict(samples=64, resolution=64, batch_size=16, epochs=1, workers=1, profile_samples=32,
@@ -194,8 +194,9 @@ def stock_ffcv_loader(path, args, n_views):
 class FullDecode(Operation):
     """Method (f), the decode limit: FFCV's TurboJPEG ``imdecode`` of every stored JPEG at full
     size (no DCT scaling, no crop) into a per-sample buffer, parallel over the batch with the
-    samples shared among the threads as in (a) and (b) (``loaders.work_sharing``). It outputs
-    imdecode's status per sample, so nothing but the decode is paid."""
+    samples shared among the threads, costliest first, as in (a) and (b)
+    (``loaders.work_sharing``). It outputs imdecode's status per sample, so nothing but the
+    decode is paid."""
 
     def declare_state_and_memory(self, previous_state):
         max_h = np.uint64(self.metadata['height'].max())
@@ -209,16 +210,19 @@ class FullDecode(Operation):
         mem_read = self.memory_read
         my_range = Compiler.get_iterator()
         imdecode_c = Compiler.compile(imdecode)
+        decode_costs = make_decode_costs(mem_read)
 
         def decode(batch_indices, my_storage, metadata, storage_state):
             destination, decoded = my_storage
             count = len(batch_indices)
+            order = costliest_first(decode_costs(batch_indices, metadata, storage_state))
             next_sample = np.zeros(1, np.int64)
             for _ in my_range(sharing_threads(count)):
                 while True:
-                    dst_ix = take_next(next_sample)
-                    if dst_ix >= count:
+                    rank = take_next(next_sample)
+                    if rank >= count:
                         break
+                    dst_ix = order[rank]
                     field = metadata[batch_indices[dst_ix]]
                     data = mem_read(field['data_ptr'], storage_state)
                     height = np.uint32(field['height'])

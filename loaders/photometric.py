@@ -10,7 +10,7 @@ import numpy as np
 from ffcv.pipeline.compiler import Compiler
 from ffcv.pipeline.operation import Operation
 
-from .photometric_kernels import aligned_image, augment_view
+from .photometric_kernels import aligned_image, augment_view, estimated_cost
 from .photometric_params import (
     NUM_PARAMS,
     NUM_STRENGTHS,
@@ -18,7 +18,7 @@ from .photometric_params import (
     draw_sample_params,
     make_strengths,
 )
-from .work_sharing import sharing_threads, take_next
+from .work_sharing import costliest_first, sharing_threads, take_next
 
 
 class PhotometricAugment(Operation):
@@ -69,18 +69,24 @@ class PhotometricAugment(Operation):
             if ksize < 0:
                 ksize = blur_kernel_size(H, W)
             view_ids = np.arange(V) if default_ids else fixed_ids
+            params = np.empty((B, V, n_params), dtype=np.float64)
+            costs = np.zeros(B)
+            for i in range(B):
+                draw_sample_params(seed, epoch, indices[i], view_ids, strengths, params[i])
+                for v in range(V):
+                    costs[i] += estimated_cost(params[i, v], ksize)
+            order = costliest_first(costs)
             next_sample = np.zeros(1, np.int64)
             for _ in my_range(sharing_threads(B)):
                 while True:
-                    i = take_next(next_sample)
-                    if i >= B:
+                    rank = take_next(next_sample)
+                    if rank >= B:
                         break
-                    params = np.empty((V, n_params), dtype=np.float64)
-                    draw_sample_params(seed, epoch, indices[i], view_ids, strengths, params)
+                    i = order[rank]
                     buf = aligned_image(H, W)
                     scratch = aligned_image(H, W)
                     for v in range(V):
-                        augment_view(images[i, v], params[v], ksize, buf, scratch)
+                        augment_view(images[i, v], params[i, v], ksize, buf, scratch)
             return images
 
         photometric.is_parallel = True

@@ -1,24 +1,30 @@
-"""Samples of a batch handed to the loader's threads one at a time, as each thread gets free.
+"""Samples of a batch handed to the loader's threads one at a time, costliest first.
 
 FFCV runs an op's loop over the batch as a Numba ``prange``. Numba cuts a ``prange`` into one
 contiguous block per thread before it starts, so a batch takes as long as its slowest block:
-a sample's cost varies by a factor of several (image size; the blur is drawn for half the
-views, and its cost grows with sigma), and with 16 threads a block of a 64-sample batch is
-only 4 samples. Numba's ``set_parallel_chunksize`` would balance the blocks under its TBB
-threading layer only, not under OpenMP or its own work queue. Here every thread takes the next
-unclaimed sample from a shared counter instead, under any threading layer:
+a sample's cost varies by a factor of several (a JPEG's decode time follows its size in
+bytes; the blur is drawn for half the views and costs more the larger its sigma), and with 16
+threads a block of a 64-sample batch is only 4 samples. Numba's ``set_parallel_chunksize``
+would balance the blocks under its TBB threading layer only, not under OpenMP or its own work
+queue. Here every thread takes the next unclaimed sample from a shared counter instead, under
+any threading layer, and the samples are taken in decreasing order of their estimated cost,
+so that the last ones taken are short (the longest-processing-time-first rule):
 
+    order = costliest_first(costs)
     next_sample = np.zeros(1, np.int64)
     for _ in my_range(sharing_threads(count)):
         while True:
-            i = take_next(next_sample)
-            if i >= count:
+            rank = take_next(next_sample)
+            if rank >= count:
                 break
+            i = order[rank]
             ...                       # sample i
 
-Each sample's output depends on (seed, epoch, index) only, never on the thread that made it.
+Each sample's output depends on (seed, epoch, index) only, never on the thread that made it
+or on when.
 """
 import numba
+import numpy as np
 from numba.core import types
 from numba.extending import intrinsic
 
@@ -50,3 +56,9 @@ def sharing_threads(count):
     """How many threads share ``count`` samples: the calling thread's Numba thread count,
     at most one per sample."""
     return max(1, min(numba.get_num_threads(), count))
+
+
+@jit
+def costliest_first(costs):
+    """The sample positions in decreasing order of ``costs`` (ties in position order)."""
+    return np.argsort(-costs, kind='mergesort')

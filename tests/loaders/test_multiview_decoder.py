@@ -4,8 +4,9 @@ import math
 import numpy as np
 import torch
 import torchvision.transforms.v2.functional as F
-from ffcv.fields.rgb_image import RandomResizedCropRGBImageDecoder
+from ffcv.fields.rgb_image import IMAGE_MODES, RandomResizedCropRGBImageDecoder
 from ffcv.loader import Loader, OrderOption
+from ffcv.memory_managers.os_cache import OSCacheManager
 from ffcv.pipeline.pipeline_spec import PipelineSpec
 from ffcv.reader import Reader
 
@@ -115,3 +116,17 @@ def test_video_variants_decode_each_stored_frame_once(video_betons, counting_imd
     views = collect(baseline, 0)
     assert counting_imdecode['ours'] == len(views) == Reader(frames).num_samples
     assert all(v.shape[0] == 2 for v in views.values())
+
+
+def test_decode_costs_are_the_stored_jpeg_sizes(small_beton):
+    reader = Reader(small_beton)
+    manager = OSCacheManager(reader)
+    decode_costs = mvd.make_decode_costs(manager.compile_reader())
+    metadata = reader.metadata['f0']
+    indices = np.array([5, 0, 11], np.uint64)
+    with manager.schedule_epoch(indices) as context:
+        costs = decode_costs(indices, metadata, context.state)
+    table = reader.alloc_table
+    sizes = [int(table[table['ptr'] == metadata[i]['data_ptr']][0]['size']) for i in indices]
+    assert metadata['mode'][indices].tolist() == [IMAGE_MODES['jpg']] * 3
+    assert costs.tolist() == sizes

@@ -132,3 +132,21 @@ def test_aligned_image_is_a_contiguous_scratch_image_on_a_cache_line():
     img = K.aligned_image(224, 200)
     assert img.shape == (224, 200, 3) and img.dtype == np.float32 and img.flags['C_CONTIGUOUS']
     assert img.ctypes.data % K.CACHE_LINE == 0
+
+
+def test_estimated_cost_grows_with_the_ops_drawn_and_the_blur_sigma():
+    params = np.zeros(P.NUM_PARAMS)
+    assert K.estimated_cost(params, 23) == 0.0          # no op: the view is left as it is
+    params[P.P_JITTER] = 1.0
+    jitter = K.estimated_cost(params, 23)
+    params[P.P_BLUR] = 1.0
+    costs = []
+    for sigma in (0.1, 0.5, 1.0, 2.0):
+        params[P.P_SIGMA] = sigma
+        costs.append(K.estimated_cost(params, 23))
+    assert jitter > 0 and costs[0] > jitter and costs == sorted(costs) and costs[-1] > costs[0]
+    capped = []
+    for sigma in (50.0, 100.0):                          # the kernel side caps the taps
+        params[P.P_SIGMA] = sigma
+        capped.append(K.estimated_cost(params, 23))
+    assert capped[0] == capped[1] < K.estimated_cost(params, 45)

@@ -5,7 +5,7 @@ import pytest
 from numba import prange
 
 from loaders.jit import jit
-from loaders.work_sharing import sharing_threads, take_next
+from loaders.work_sharing import costliest_first, sharing_threads, take_next
 
 
 @jit
@@ -75,3 +75,9 @@ def test_a_slow_sample_leaves_the_rest_to_the_other_thread():
     assert np.all(visits == 1)
     slow_thread_samples = int(np.sum(thread_of == thread_of[0]))
     assert slow_thread_samples < 32
+
+
+def test_costliest_first_orders_by_decreasing_cost_ties_in_position_order():
+    costs = np.array([3.0, 7.0, 3.0, 0.0, 9.0])
+    assert costliest_first(costs).tolist() == [4, 1, 0, 2, 3]
+    assert costliest_first(np.zeros(0)).tolist() == []
