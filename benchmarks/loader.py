@@ -39,7 +39,10 @@ batching, thread hand-offs, cache misses of the real interleaving); collation co
 other processes on a shared machine stretch the wall clock, not the cycles a stage needs; the
 wall-clock cost (threads / rate) is printed next to it. Last, the resize's quality: PSNR of
 our views against torchvision's antialiased ``resized_crop`` (+ flip) of the same boxes of the
-same full-size decode, over 32 views (target >= 50 dB).
+same full-size decode, over 32 views (target >= 50 dB). And the price of a batch's split among
+the threads at 2, 8 and 16 threads, replayed from each profiled sample's own stage times
+(``benchmarks.batch_schedule``): Numba's fixed split against the loaders' costliest-first
+sharing (``loaders.work_sharing``), which a 2-core run cannot measure at 16 threads.
 
 Choices (all the same for every method unless said):
 
@@ -98,6 +101,7 @@ from ffcv.reader import Reader
 from ffcv.transforms import RandomHorizontalFlip, ToTensor
 from numba import njit
 
+from benchmarks.batch_schedule import print_replay, replay
 from benchmarks.common import (
     Method,
     add_output_options,
@@ -124,12 +128,13 @@ from fastssl_common.formats import IMAGE, LABEL
 from loaders.kept_buffers import KeptBuffersLoader
 from loaders.multiview_decoder import dct_denominator, draw_views, make_decode_costs
 from loaders.pair_loader import MultiViewLoader, open_beton
-from loaders.photometric_kernels import aligned_image, augment_view
+from loaders.photometric_kernels import aligned_image, augment_view, estimated_cost
 from loaders.photometric_params import (
     NUM_PARAMS,
     blur_kernel_size,
     draw_sample_params,
     make_strengths,
+    photometric_params,
 )
 from loaders.resize import resize_view
 from loaders.work_sharing import costliest_first, sharing_threads, take_next
@@ -304,6 +309,8 @@ def build_methods(beton, samples, args):
 
 PROFILE_CHUNK = 16     # samples per stage call: decoded buffers of a chunk stay small
 PROFILE_EPOCH = 1      # whose draws the profile replays (any epoch has the same statistics)
+SPLIT_TRIALS = 500     # batches replayed per thread count (benchmarks.batch_schedule)
+SPLIT_TRIALS_QUICK = 10
 PSNR_VIEWS = 32        # views compared against torchvision for the quality figure
 PSNR_CAP = 100.0       # dB reported for a view identical to torchvision's
 imdecode_nb = njit(imdecode)
@@ -517,10 +524,32 @@ def run_profile(path, args, limit, passes):
     seconds = profile_stages(chunks, args.resolution, strengths, ksize, passes)
     fraction, scaled = decoded_fraction(path, args.resolution)
     quality = resize_quality(jpegs, args.resolution)
+    loops = split_loops(jpegs, args.resolution, strengths, ksize, passes)
+    split = replay(loops, sorted({max(2, args.workers), 8, 16}), args.batch_size,
+                   SPLIT_TRIALS_QUICK if args.quick else SPLIT_TRIALS)
     return {'samples': len(jpegs), 'passes': passes,
             'ms_per_pair': {key: 1e3 * s / len(jpegs) for key, s in seconds.items()},
             'decoded_pixel_fraction': fraction, 'dct_scaled_samples': scaled,
-            'resize_psnr_db': quality}
+            'resize_psnr_db': quality, 'batch_split': split}
+
+
+def split_loops(jpegs, resolution, strengths, ksize, passes):
+    """Each sample's CPU seconds in the loops of (a), (b) and (f), from the profile's stages
+    timed on that sample alone, with the keys the loaders take samples by (for
+    ``benchmarks.batch_schedule``): the decoder's loop (the stored JPEG's size), the
+    photometric op's (its estimated cost), (f)'s full-size decode (the size)."""
+    per_sample = [profile_stages([Chunk([j], resolution)], resolution, strengths, ksize, passes)
+                  for j in jpegs]
+    times = {key: np.array([p[key] for p in per_sample]) for key, _, _ in PROFILE_STAGES}
+    sizes = np.array([len(j[1]) for j in jpegs], np.float64)
+    params = photometric_params(SEED, PROFILE_EPOCH, np.array([j[0] for j in jpegs], np.int64),
+                                2, strengths)
+    photometric_keys = np.array([sum(estimated_cost(views[v], ksize) for v in range(2))
+                                 for views in params])
+    crop = times['draw'] + times['decode'] + times['resize0'] + times['resize1']
+    photometric = times['photo0'] + times['photo1']
+    return {'(a)': [(crop, sizes)], '(b)': [(crop, sizes), (photometric, photometric_keys)],
+            '(f)': [(times['decode_full'], sizes)]}
 
 
 def loader_ms(methods, workers):
@@ -582,6 +611,8 @@ def print_report(info, config, methods, ratios, profile):
     print_ratios(ratios, target_format='.2f')
     print()
     print_profile(profile, loader_ms(methods, config['workers']), config['workers'])
+    print()
+    print_replay(profile['batch_split'], config['batch_size'])
 
 
 # ---------------------------------------------------------------------------- main

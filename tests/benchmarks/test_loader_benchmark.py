@@ -68,3 +68,12 @@ def test_quick_run_prints_every_method_and_ratio(tmp_path):
     assert profile['samples'] == 32 and 0 < profile['decoded_pixel_fraction'] <= 1
     assert profile['ms_per_pair']['decode_full'] > 0 and profile['loader_ms']['f']['cpu'] > 0
     assert result['config']['quick'] is True and result['config']['samples'] == 64
+    # the batch split replayed at 2, 8 and 16 threads for (a), (b), (f), three schedules each
+    assert any(line.startswith('batch split among threads') for line in lines)
+    split = profile['batch_split']
+    assert set(split) == {'(a)', '(b)', '(f)'}
+    for by_threads in split.values():
+        assert set(by_threads) == {'2', '8', '16'}
+        for row in by_threads.values():
+            assert set(row) == {'fixed split', 'shared', 'costliest first'}
+            assert all(ratio >= 1.0 for ratio, _ in row.values())
