@@ -34,8 +34,10 @@ GRAY_G = np.float32(0.587)
 GRAY_B = np.float32(0.114)
 
 # Blur taps whose weight is below this fraction of the centre weight are dropped:
-# exp(-d^2 / (2 sigma^2)) < 1e-7  <=>  d > sigma * sqrt(2 ln 1e7).
-_TAP_CUTOFF = math.sqrt(2.0 * math.log(1e7))
+# exp(-d^2 / (2 sigma^2)) < 1e-4  <=>  d > sigma * sqrt(2 ln 1e4), about 4.3 sigma. Together
+# they weigh at most 1.9e-4 of the kernel (sigma 0.1-2, any side), under 0.05 of a grey level
+# per pass; at sigma = 2 they are 6 of 23 taps, and the augment is a tenth cheaper.
+_TAP_CUTOFF = math.sqrt(2.0 * math.log(1e4))
 
 
 # --- functional forms (float32 H x W x 3, values in [0, 1], in place) ---------------------------
@@ -174,7 +176,7 @@ def kept_radius(sigma, ksize):
 def gaussian_kernel_half(sigma, ksize):
     """Half of the 1-D kernel, float32 ``w[0..r_eff]`` (``w[0]`` the centre), normalised over the
     kept taps. torchvision: ``x = linspace(-(k-1)/2, (k-1)/2, k)``, ``w = exp(-0.5 (x/sigma)^2)``
-    normalised; taps below 1e-7 of the centre are dropped (their total is < 1e-6)."""
+    normalised; taps below 1e-4 of the centre are dropped (their total is < 2e-4)."""
     keep = kept_radius(sigma, ksize)
     w = np.empty(keep + 1, dtype=np.float64)
     total = 0.0
