@@ -137,7 +137,7 @@ from loaders.photometric_params import (
     photometric_params,
 )
 from loaders.resize import resize_view
-from loaders.work_sharing import costliest_first, sharing_threads, take_next
+from loaders.work_sharing import claim_next, costliest_first, sharing_threads
 
 SCALE = (0.2, 1.0)
 QUICK = dict(samples=64, resolution=64, batch_size=16, epochs=1, workers=1, profile_samples=32,
@@ -221,13 +221,12 @@ class FullDecode(Operation):
             destination, decoded = my_storage
             count = len(batch_indices)
             order = costliest_first(decode_costs(batch_indices, metadata, storage_state))
-            next_sample = np.zeros(1, np.int64)
+            claimed = np.zeros(1, np.int64)
             for _ in my_range(sharing_threads(count)):
                 while True:
-                    rank = take_next(next_sample)
-                    if rank >= count:
+                    dst_ix = claim_next(order, claimed)
+                    if dst_ix < 0:
                         break
-                    dst_ix = order[rank]
                     field = metadata[batch_indices[dst_ix]]
                     data = mem_read(field['data_ptr'], storage_state)
                     height = np.uint32(field['height'])

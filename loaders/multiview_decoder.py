@@ -36,7 +36,7 @@ from .epoch import EpochCell
 from .jit import jit
 from .resize import resize_view
 from .rng import STREAM_CROP, next_uniform, view_state
-from .work_sharing import costliest_first, sharing_threads, take_next
+from .work_sharing import claim_next, costliest_first, sharing_threads
 
 DCT_DENOMINATORS = (8, 4, 2)  # TurboJPEG's exact power-of-two scale factors
 
@@ -147,13 +147,12 @@ class MultiViewRandomResizedCrop(Operation):
             epoch = read_epoch()
             count = len(batch_indices)
             order = costliest_first(decode_costs(batch_indices, metadata, storage_state))
-            next_sample = np.zeros(1, np.int64)
+            claimed = np.zeros(1, np.int64)
             for _ in my_range(sharing_threads(count)):
                 while True:
-                    rank = take_next(next_sample)
-                    if rank >= count:
+                    dst_ix = claim_next(order, claimed)
+                    if dst_ix < 0:
                         break
-                    dst_ix = order[rank]
                     source_ix = batch_indices[dst_ix]
                     field = metadata[source_ix]
                     image_data = mem_read(field['data_ptr'], storage_state)

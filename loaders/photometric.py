@@ -18,7 +18,7 @@ from .photometric_params import (
     draw_sample_params,
     make_strengths,
 )
-from .work_sharing import costliest_first, sharing_threads, take_next
+from .work_sharing import claim_next, costliest_first, sharing_threads
 
 
 class PhotometricAugment(Operation):
@@ -76,13 +76,12 @@ class PhotometricAugment(Operation):
                 for v in range(V):
                     costs[i] += estimated_cost(params[i, v], ksize)
             order = costliest_first(costs)
-            next_sample = np.zeros(1, np.int64)
+            claimed = np.zeros(1, np.int64)
             for _ in my_range(sharing_threads(B)):
                 while True:
-                    rank = take_next(next_sample)
-                    if rank >= B:
+                    i = claim_next(order, claimed)
+                    if i < 0:
                         break
-                    i = order[rank]
                     buf = aligned_image(H, W)
                     scratch = aligned_image(H, W)
                     for v in range(V):

@@ -11,13 +11,12 @@ any threading layer, and the samples are taken in decreasing order of their esti
 so that the last ones taken are short (the longest-processing-time-first rule):
 
     order = costliest_first(costs)
-    next_sample = np.zeros(1, np.int64)
+    claimed = np.zeros(1, np.int64)
     for _ in my_range(sharing_threads(count)):
         while True:
-            rank = take_next(next_sample)
-            if rank >= count:
+            i = claim_next(order, claimed)
+            if i < 0:
                 break
-            i = order[rank]
             ...                       # sample i
 
 Each sample's output depends on (seed, epoch, index) only, never on the thread that made it
@@ -62,3 +61,12 @@ def sharing_threads(count):
 def costliest_first(costs):
     """The sample positions in decreasing order of ``costs`` (ties in position order)."""
     return np.argsort(-costs, kind='mergesort')
+
+
+@jit(inline='always')
+def claim_next(order, claimed):
+    """The next unclaimed sample of ``order`` (from :func:`costliest_first`), or -1 once every
+    one is claimed; ``claimed`` (int64, one element, 0 at the start) counts the claims of all
+    threads."""
+    rank = take_next(claimed)
+    return order[rank] if rank < order.shape[0] else -1

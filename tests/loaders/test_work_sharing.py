@@ -5,7 +5,7 @@ import pytest
 from numba import prange
 
 from loaders.jit import jit
-from loaders.work_sharing import costliest_first, sharing_threads, take_next
+from loaders.work_sharing import claim_next, costliest_first, sharing_threads, take_next
 
 
 @jit
@@ -20,11 +20,12 @@ def _spin(steps):
 def _shared_loop(work, visits, thread_of):
     """The ops' loop: every thread takes the next sample until none is left."""
     count = len(work)
-    next_sample = np.zeros(1, np.int64)
+    order = costliest_first(work)
+    claimed = np.zeros(1, np.int64)
     for _ in prange(sharing_threads(count)):
         while True:
-            i = take_next(next_sample)
-            if i >= count:
+            i = claim_next(order, claimed)
+            if i < 0:
                 break
             visits[i] += 1 + (_spin(work[i]) < 0)   # the work's result is used: not elided
             thread_of[i] = numba.get_thread_id()
@@ -48,6 +49,12 @@ def test_take_next_counts_up_from_python_and_compiled_code():
     assert counter[0] == 3
 
 
+def test_claim_next_follows_the_order_then_says_none_are_left():
+    order = np.array([2, 0, 1])
+    claimed = np.zeros(1, np.int64)
+    assert [claim_next(order, claimed) for _ in range(5)] == [2, 0, 1, -1, -1]
+
+
 @pytest.mark.parametrize('count', [0, 1, 2, 7, 64, 1000])
 def test_every_sample_is_taken_exactly_once(count):
     for _ in range(20):
@@ -67,7 +74,7 @@ def test_sharing_threads_is_one_per_sample_at_most():
 def test_a_slow_sample_leaves_the_rest_to_the_other_thread():
     """Numba's own split of a prange gives each of 2 threads half of the 64 samples, so the
     thread with the slow first sample would also get 31 more; shared, the other thread takes
-    them while it works."""
+    them while it works (the slow one is taken first, being the costliest)."""
     work = np.full(64, 10, np.int64)
     work[0] = 300_000_000          # about a quarter of a second
     _run(work[:2].copy(), threads=2)   # compile outside the measurement
