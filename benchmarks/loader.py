@@ -537,6 +537,9 @@ def split_loops(jpegs, resolution, strengths, ksize, passes):
     timed on that sample alone, with the keys the loaders take samples by (for
     ``benchmarks.batch_schedule``): the decoder's loop (the stored JPEG's size), the
     photometric op's (its estimated cost), (f)'s full-size decode (the size)."""
+    # a second pass over the stages, one sample per call: the stage profile above times chunks
+    # of PROFILE_CHUNK so that a call's own overhead is spread, but a split needs each
+    # sample's time
     per_sample = [profile_stages([Chunk([j], resolution)], resolution, strengths, ksize, passes)
                   for j in jpegs]
     times = {key: np.array([p[key] for p in per_sample]) for key, _, _ in PROFILE_STAGES}
