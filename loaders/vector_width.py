@@ -1,8 +1,8 @@
 """``wide_vectors()``: let LLVM vectorise the calling compiled function with 512-bit vectors.
 
-On x86 CPUs with AVX-512 LLVM still prefers 256-bit vectors (its ``prefer-256-bit`` tuning),
-and Numba offers no way to change that for one function, only for the whole process
-(``NUMBA_CPU_FEATURES``). The colour ops of the photometric augment are bound by arithmetic
+On Intel CPUs with AVX-512 LLVM still prefers 256-bit vectors (its ``prefer-256-bit``
+tuning; for AMD's Zen 4 it picks 512 bits already), and Numba offers no way to change that
+for one function, only for the whole process (``NUMBA_CPU_FEATURES``). The colour ops of the photometric augment are bound by arithmetic
 over interleaved RGB, where 16 lanes instead of 8 take about a fifth off a view. A call to
 ``wide_vectors()`` at the top of a compiled function sets LLVM's ``prefer-vector-width``
 attribute on that function only. On CPUs without AVX-512 LLVM keeps to the widest vectors
