@@ -2,8 +2,9 @@
 
 On Intel CPUs with AVX-512 LLVM still prefers 256-bit vectors (its ``prefer-256-bit``
 tuning; for AMD's Zen 4 it picks 512 bits already), and Numba offers no way to change that
-for one function, only for the whole process (``NUMBA_CPU_FEATURES``). The colour ops of the photometric augment are bound by arithmetic
-over interleaved RGB, where 16 lanes instead of 8 take about a fifth off a view. A call to
+for one function, only for the whole process (``NUMBA_CPU_FEATURES``). The colour ops of
+the photometric augment are bound by arithmetic over interleaved RGB, where 16 lanes instead
+of 8 take about a fifth off a view. A call to
 ``wide_vectors()`` at the top of a compiled function sets LLVM's ``prefer-vector-width``
 attribute on that function only. On CPUs without AVX-512 LLVM keeps to the widest vectors
 they have, so it changes nothing there; on the Skylake-server Xeons (Skylake-SP, Cascade
