@@ -35,7 +35,9 @@ timed in thread CPU time on one core, median of ``--profile-passes`` passes; aga
 the loader's own CPU time per pair (process CPU time over the timed epochs: every thread of
 the FFCV methods, which run in this process). The difference is loader overhead (FFCV's
 batching, thread hand-offs, cache misses of the real interleaving); collation costs nothing
-(the op writes the views into FFCV's batch buffer, ``ToTensor`` wraps it). CPU time, because
+(the op writes the views into FFCV's batch buffer, ``ToTensor`` wraps it); where the stages
+alone come to more than the loader, the machine slowed down during the profile and a note says
+that run's shares are not reliable. CPU time, because
 other processes on a shared machine stretch the wall clock, not the cycles a stage needs; the
 wall-clock cost (threads / rate) is printed next to it. Last, the resize's quality: PSNR of
 our views against torchvision's antialiased ``resized_crop`` (+ flip) of the same boxes of the
@@ -577,18 +579,29 @@ def print_profile(profile, loader, workers):
         print(f'{label:<{width}}  {stages[key]:6.3f}  {shares[0]}  {shares[1]}')
     print(f"{'collation / copy':<{width}}  {0:6.3f}  (none: views are written in place into "
           "FFCV's batch buffer, ToTensor wraps it)")
+    below = []
     for method in 'ab':
         spent = sum(stages[key] for key, _, used in PROFILE_STAGES if method in used)
         rest = core_ms[method] - spent
         print(f"{f'loader overhead ({method})':<{width}}  {rest:6.3f}  "
               f'{100 * rest / core_ms[method]:5.1f}%  (FFCV batching, thread hand-offs, '
               'cache misses)')
+        if rest < 0:
+            below.append(f'({method}) by {-rest:.3f} ms')
     for method in 'ab':
         print(f"{f'({method}) CPU time per pair':<{width}}  {core_ms[method]:6.3f}  "
               f"(wall: {workers} threads / rate = {loader[method]['wall']:.3f})")
     rest = core_ms['f'] - stages['decode_full']
     print(f"{labels['decode_full']:<{width}}  {stages['decode_full']:6.3f}  (f) CPU time per "
           f"image {core_ms['f']:.3f}, of which loader overhead {rest:.3f}")
+    if rest < 0:
+        below.append(f'(f) by {-rest:.3f} ms')
+    if below:
+        # a stage costs the same alone as inside the loader, unless the machine slowed down
+        print('note: the stages alone took more CPU time than the loader itself '
+              f"({', '.join(below)}): the machine ran slower while they were profiled than "
+              "during the timed epochs, so this run's shares and overheads are not reliable "
+              '(rerun on a quiet machine)')
     print(f"decoded-pixel fraction of (a): {profile['decoded_pixel_fraction']:.3f} of the "
           f"stored pixels ({100 * profile['dct_scaled_samples']:.1f}% of samples DCT-scaled)")
     quality = profile['resize_psnr_db']
