@@ -57,3 +57,11 @@ def silence_stdout():
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
+
+
+def require_file(path, what):
+    """UserError unless ``path`` is a file: '``what`` PATH does not exist' or '... is a
+    folder, not a file'."""
+    if not os.path.isfile(path):
+        raise UserError(f'{what} {path} is a folder, not a file' if os.path.isdir(path) else
+                        f'{what} {path} does not exist')

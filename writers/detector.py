@@ -13,7 +13,7 @@ at least ``min_score`` is a candidate box, whatever its class.
 import argparse
 import os
 
-from fastssl_common.errors import UserError
+from fastssl_common.errors import UserError, require_file
 
 # torchvision's detection builders that return boxes (keypoint R-CNN is left out: its class
 # count is fixed by its keypoint head)
@@ -71,8 +71,7 @@ def check_detector(path, min_score=0.5, architecture=None):
     afterwards hands them no OpenMP state): ``(architecture, num_classes, state dict)``.
     UserError (one line naming the file) when it does not exist, is not a state dict, or
     does not fit the architecture."""
-    if not os.path.isfile(path):
-        raise UserError(f'detector {path} does not exist')
+    require_file(path, 'detector')
     if not 0 <= min_score <= 1:
         raise UserError('--detector-min-score must be a number from 0 to 1')
     architecture = architecture_of(path, architecture)

@@ -18,7 +18,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from fastssl_common.errors import UserError
+from fastssl_common.errors import UserError, require_file
 from fastssl_common.images import (
     IMAGE_EXTENSIONS,
     describe_failure,
@@ -160,8 +160,7 @@ def read_boxes(boxes_path, image_root):
     order of ``images``, then of the annotations of each image. Crops are filled in later
     by :func:`crop_region`, once the image sizes are known.
     """
-    if not os.path.isfile(boxes_path):
-        raise UserError(f'boxes file {boxes_path} does not exist')
+    require_file(boxes_path, 'boxes file')
     try:
         with open(boxes_path, encoding='utf-8') as handle:
             data = json.load(handle)
@@ -233,11 +232,12 @@ def crop_region(box, width, height, context, min_size):
     if inside_w <= 0 or inside_h <= 0 or inside_w < min_size or inside_h < min_size:
         return None
     margin_x, margin_y = context * w, context * h
-    # round() first so that float noise (0.1 * 30 = 3.0000000000000004) does not add a pixel
-    x0 = max(0, math.floor(round(x - margin_x, 6)))
-    y0 = max(0, math.floor(round(y - margin_y, 6)))
-    x1 = min(width, math.ceil(round(x + w + margin_x, 6)))
-    y1 = min(height, math.ceil(round(y + h + margin_y, 6)))
+    # clipped before rounding, so that a huge box or margin (an infinite edge) clips too;
+    # round() so that float noise (0.1 * 30 = 3.0000000000000004) does not add a pixel
+    x0 = math.floor(round(max(0, x - margin_x), 6))
+    y0 = math.floor(round(max(0, y - margin_y), 6))
+    x1 = math.ceil(round(min(width, x + w + margin_x), 6))
+    y1 = math.ceil(round(min(height, y + h + margin_y), 6))
     return (x0, y0, x1 - x0, y1 - y0)
 
 

@@ -39,7 +39,7 @@ from fastssl_common.atomic import (
 )
 from fastssl_common.beton_file import check_size, not_a_beton
 from fastssl_common.cli import ArgParser
-from fastssl_common.errors import UserError, run_cli
+from fastssl_common.errors import UserError, require_file, run_cli
 from fastssl_common.formats import (
     BOX_OF_FRAME,
     CONF,
@@ -59,14 +59,14 @@ from writers.writer_common import MIN_RESOLUTION, check_number
 PAIR_FIELDS = (FRAME_A, FRAME_B, INDEX_A, INDEX_B, VIDEO_ID)
 CAPTION = 22                  # px of caption above each row
 SPACER = 6                    # px between the two frames
+MAX_ROW_HEIGHT = 2160          # px: a 4K row; taller sheets only cost memory
 
 
 class PairsFile:
     """Random access to the samples of a pairs ``.beton`` through FFCV's Reader."""
 
     def __init__(self, path):
-        if not os.path.isfile(path):
-            raise UserError(f'pairs file {path} does not exist')
+        require_file(path, 'pairs file')
         check_size(path)    # a file cut short would show other samples' bytes
         from ffcv.reader import Reader  # slow import (Numba): after the cheap checks
         try:
@@ -218,7 +218,7 @@ def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image
     """Write the contact sheets and ``summary.json`` to ``out``; returns the summary dict."""
     for value, flag in ((pairs, 'pairs'), (per_sheet, 'per-sheet')):
         check_number(value, flag, 1)
-    check_number(height, 'height', MIN_RESOLUTION)
+    check_number(height, 'height', MIN_RESOLUTION, MAX_ROW_HEIGHT)
     check_number(seed, 'seed', 0)
     if image_format not in ('png', 'jpg'):
         raise UserError('--format must be png or jpg')
@@ -263,7 +263,9 @@ def build_parser():
     parser.add_argument('--pairs', type=int, default=16, help='pairs to show (default 16)')
     parser.add_argument('--seed', type=int, default=0, help='which pairs (default 0)')
     parser.add_argument('--per-sheet', type=int, default=4, help='pairs per sheet (default 4)')
-    parser.add_argument('--height', type=int, default=180, help='row height in px (default 180)')
+    parser.add_argument('--height', type=int, default=180,
+                        help=f'row height in px, {MIN_RESOLUTION} to {MAX_ROW_HEIGHT} '
+                             '(default 180)')
     parser.add_argument('--format', default='png', choices=('png', 'jpg'),
                         help='sheet image format (default png)')
     return parser

@@ -92,6 +92,7 @@ def merge_betons(out, inputs, progress=None):
     options = _merged_options(files)      # a differing option names itself better than a field
     _check_fields(files)
     shard = _merged_shard(files)
+    _check_distinct(files)
     videos, runs = _merged_videos(files, sharded=shard is not None)
     num_samples = sum(count for _, _, count, _ in runs)
     metadata = {'format': files[0].sidecar['format'], 'num_samples': num_samples,
@@ -152,8 +153,10 @@ def _open_input(path, progress):
         raise UserError(f'cannot read sidecar {sidecar_path}: {err}') from None
     kind = sidecar.get('format') if isinstance(sidecar, dict) else None
     if kind not in MERGEABLE:
-        raise UserError(f'{path} is a {kind or "file of unknown format"} file; merge_betons.py '
-                        f'joins {" or ".join(MERGEABLE)} files')
+        what = f'a {kind} file' if isinstance(kind, str) else 'a file of unknown format'
+        raise UserError(f'{path} is {what}; merge_betons.py joins '
+                        f'{" or ".join(MERGEABLE)} files')
+    _check_sidecar(sidecar, sidecar_path)
     layout = check_layout(path)
     _check_integrity(path, layout, sidecar.get('integrity'), progress)
     if list(sidecar.get('fields', {})) != list(layout.field_names):
@@ -170,6 +173,37 @@ def _open_input(path, progress):
     _check_allocations(found, table['sample_id'][order])
     _check_video_table(found)
     return found
+
+
+def _check_sidecar(sidecar, sidecar_path):
+    """The sidecar entries the merge reads have their writers' shape (UserError naming the
+    first that does not: the file was damaged or edited)."""
+    def is_list_of(value, keys, types):
+        return isinstance(value, list) and all(
+            isinstance(item, dict) and all(isinstance(item.get(k), t) for k, t in zip(keys, types))
+            for item in value)
+
+    whole = (int,)
+    checks = {
+        'fields': isinstance(sidecar.get('fields'), dict),
+        'options': isinstance(sidecar.get('options'), dict)
+        and isinstance(sidecar['options'].get('src'), str),
+        'videos': is_list_of(sidecar.get('videos'), ('id', 'first_sample', 'num_samples', 'source'),
+                             (whole, whole, whole, str)),
+        'skipped': is_list_of(sidecar.get('skipped', []), ('path',), (str,)),
+        'warnings': is_list_of(sidecar.get('warnings', []), ('path',), (str,)),
+        'integrity': sidecar.get('integrity') is None or isinstance(sidecar['integrity'], dict),
+        'shard': sidecar.get('shard') is None or (
+            isinstance(sidecar['shard'], dict)
+            and isinstance(sidecar['shard'].get('count'), int)
+            and isinstance(sidecar['shard'].get('videos_found'), int)
+            and isinstance(sidecar['shard'].get('indices'), list)
+            and all(isinstance(i, int) for i in sidecar['shard']['indices'])),
+    }
+    for key, ok in checks.items():
+        if not ok:
+            raise UserError(f'sidecar {sidecar_path}: missing or invalid {key!r} '
+                            f'(damaged or edited?)')
 
 
 def _check_integrity(path, layout, integrity, progress):
@@ -227,6 +261,16 @@ def _check_video_table(found):
 
 
 # ---------------------------------------------------------------------------- checks
+
+def _check_distinct(files):
+    """No two inputs hold the same bytes (a copy or a hard link of one file)."""
+    seen = {}
+    for f in files:
+        digest = (f.sidecar.get('integrity') or {}).get('sha256')
+        if digest is not None and seen.setdefault(digest, f.path) != f.path:
+            raise UserError(f'{f.path} holds the same bytes as {seen[digest]} (a copy of one '
+                            f'file?): give each input once')
+
 
 def _check_formats(files):
     first = files[0]
@@ -294,6 +338,10 @@ def _merged_shard(files):
             raise UserError(f"{first.path} and {other.path} were written from different "
                             f"SRC listings ({first.sidecar['shard']['videos_found']} and "
                             f"{entry['videos_found']} videos found): shard one SRC")
+        listings = (first.sidecar['shard'].get('listing_sha256'), entry.get('listing_sha256'))
+        if None not in listings and listings[0] != listings[1]:    # older shards lack it
+            raise UserError(f'{first.path} and {other.path} were written from different SRC '
+                            f'listings (as many videos, other paths): shard one SRC')
     owner = {}
     for f, entry in zip(files, entries):
         for index in entry['indices']:
@@ -316,7 +364,15 @@ def _merged_videos(files, sharded):
     copy, ``(input number, first sample, count, new video id)``, in the merged order."""
     order = [(number, video) for number, f in enumerate(files) for video in f.sidecar['videos']]
     if sharded:
-        order.sort(key=lambda item: _source_key(item[1]['source'], files[item[0]].options))
+        keys = [_source_key(video['source'], files[number].options) for number, video in order]
+        # a video in two shards was listed at one place by two SRC listings
+        first_input = {}
+        for key, (number, video) in zip(keys, order):
+            if first_input.setdefault(key, number) != number:
+                raise UserError(f"video {video['source']} is in both "
+                                f"{files[first_input[key]].path} and {files[number].path}: "
+                                f"shard one SRC")
+        order = [item for _, item in sorted(zip(keys, order), key=lambda pair: pair[0])]
     videos, runs, first_sample = [], [], 0
     for new_id, (number, video) in enumerate(order):
         videos.append(dict(video, id=new_id, first_sample=first_sample))

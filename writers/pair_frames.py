@@ -28,8 +28,9 @@ def read_pairs(job):
     and ``warnings`` say what went wrong."""
     source, options, spool_path, video_key = job
     result = {'error': None, 'warnings': [], 'info': None, 'frames_read': 0,
-              'frames_stored': 0, 'cuts': [], 'pairs': np.zeros(0, PAIR), 'dropped_cut': 0,
-              'dropped_motion': 0, 'dropped_bad_frame': 0, 'tracks': new_stats(),
+              'frames_stored': 0, 'past_end': 0, 'cuts': [], 'pairs': np.zeros(0, PAIR),
+              'dropped_cut': 0, 'dropped_motion': 0, 'dropped_bad_frame': 0,
+              'tracks': new_stats(),
               'proposals': np.zeros((0, options['max_proposals'], NUM_COLUMNS), np.float32),
               'num_proposals': np.zeros(0, np.int64)}
 
@@ -112,6 +113,7 @@ def _pair_frames(reader, spool, options, video_key, result, counter):
         if not is_first:
             grays.pop(j, None)
     result['frames_stored'] = len(stored)
+    result['past_end'] = schedule.unfinished()
     records = np.zeros(len(pairs), PAIR)
     for row, (a, b, ref_a, ref_b) in zip(records, pairs):
         row['index_a'], row['index_b'] = a, b

@@ -13,6 +13,7 @@ from writers.writer_common import check_number
 DEFAULT_MAX_PROPOSALS = 32
 DEFAULT_DETECTOR_MIN_SCORE = 0.5
 DEFAULT_PROPOSAL_RANKING = 'motion'
+MAX_PROPOSAL_ROWS = 1024     # 36 kB a sample; arrays far larger overflow FFCV's page size
 
 
 def add_ranking_argument(parser):
@@ -31,9 +32,12 @@ def check_pair_options(gap, gap_range, seed, cut_threshold, min_motion, max_fram
     (the gap range; equal for a fixed gap)."""
     if (gap is None) == (gap_range is None):
         raise UserError('give exactly one of --gap K and --gap-range A B')
+    seed = check_number(seed, 'seed', 0)
     if gap is not None:
         gap = check_number(gap, 'gap', 1)
         step, low, high = gap, gap, gap
+        if seed:        # a fixed gap draws nothing: the seed would change nothing
+            raise UserError('--seed needs --gap-range A B (a fixed --gap draws nothing)')
     else:
         if len(gap_range) != 2:
             raise UserError('--gap-range needs two whole numbers A B')
@@ -42,13 +46,14 @@ def check_pair_options(gap, gap_range, seed, cut_threshold, min_motion, max_fram
                             what='two whole numbers 1 <= A <= B')
         step = low
     return dict(common, gap=gap, gap_range=None if gap_range is None else [low, high],
-                grid_step=step, gap_min=low, gap_max=high, seed=check_number(seed, 'seed', 0),
+                grid_step=step, gap_min=low, gap_max=high, seed=seed,
                 cut_threshold=check_number(cut_threshold, 'cut-threshold', 0, 1, integer=False),
                 # a mean absolute difference of grey levels: 255 at most
                 min_motion=check_number(min_motion, 'min-motion', 0, 255, integer=False),
                 max_frames_per_video=check_number(max_frames or 0, 'max-frames-per-video', 1,
                                                   zero='no cap') or None,
-                max_proposals=check_number(max_proposals, 'max-proposals', 0))
+                max_proposals=check_number(max_proposals, 'max-proposals', 0,
+                                           MAX_PROPOSAL_ROWS))
 
 
 def region_options(options, proposals, track_resolution, detector, detector_arch,

@@ -47,3 +47,8 @@ class PairSchedule:
     def finish(self, index):
         """The first frames of the pairs whose second frame is ``index`` (each asked once)."""
         return self._waiting.pop(index, ())
+
+    def unfinished(self):
+        """How many started pairs still wait for their second frame (at the video's end:
+        those whose gap ran past it)."""
+        return sum(len(firsts) for firsts in self._waiting.values())

@@ -1,5 +1,6 @@
 """The options both video writers share: their checks, CLI arguments (``--shard`` included)
 and problem reports."""
+import hashlib
 import os
 import re
 import sys
@@ -56,9 +57,17 @@ def select_shard(sources, shard, src):
     if not chosen:
         raise UserError(f'--shard {index}/{count} holds no video: {src} has {len(sources)} '
                         f'({SHARD_RULE}); use at most {len(sources)} shards')
-    # ``videos_found`` lets a merge check that every shard listed the same SRC
+    # ``videos_found`` and ``listing_sha256`` let a merge check that every shard listed the
+    # same SRC (the same paths relative to it, wherever it is mounted)
     return chosen, {'indices': [index], 'count': count, 'videos_found': len(sources),
-                    'split': SHARD_RULE}
+                    'listing_sha256': listing_digest(sources, src), 'split': SHARD_RULE}
+
+
+def listing_digest(sources, src):
+    """SHA-256 (hex) of SRC's sorted listing: its videos' paths relative to SRC."""
+    root = src if os.path.isdir(src) else os.path.dirname(src)
+    names = '\n'.join(os.path.relpath(source.path, root) for source in sources)
+    return hashlib.sha256(names.encode()).hexdigest()
 
 
 def nothing_written(what, src, skipped):

@@ -7,7 +7,7 @@ SRC is an image folder (an ImageFolder layout gives class labels), a text list f
 Every image is first decoded once to check it (in parallel); unreadable ones are skipped and
 listed, or are fatal with ``--strict``. The real FFCV ``DatasetWriter`` then writes the
 samples ``(image, label)`` to a temporary file that is renamed to OUT only on success, and
-``OUT.json`` records where each sample came from. :func:`write_images` is the library entry
+``OUT.beton.json`` records where each sample came from. :func:`write_images` is the library entry
 point; ``main`` is a thin argparse wrapper around it.
 """
 import ctypes
@@ -39,11 +39,15 @@ WRITE_MODES = ('jpg', 'raw', 'proportion')
 MAX_SIDE = 65535                 # FFCV stores width and height as uint16
 MAX_IMAGE_BYTES = 512 << 20      # raw bytes of one stored image; keeps FFCV pages < 4 GiB
 _PROPORTION_SEED = 0             # per-sample seed, so 'proportion' picks jpg/raw reproducibly
+DEFAULT_COMPRESS_PROBABILITY = 0.5
+DEFAULT_BOX_CONTEXT = 0.1
+DEFAULT_MIN_BOX_SIZE = 16
 
 
 def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='jpg',
-                 compress_probability=0.5, workers=None, strict=False, boxes=None,
-                 box_context=0.1, min_box_size=16, progress=None):
+                 compress_probability=DEFAULT_COMPRESS_PROBABILITY, workers=None, strict=False,
+                 boxes=None, box_context=DEFAULT_BOX_CONTEXT, min_box_size=DEFAULT_MIN_BOX_SIZE,
+                 progress=None):
     """Write the images of ``src`` to the FFCV file ``out`` and its sidecar ``out + '.json'``.
 
     ``max_resolution`` caps the longest side (0: no cap); ``write_mode`` is 'jpg', 'raw' or
@@ -95,7 +99,8 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
         if small_boxes:
             raise UserError(f'no box in {boxes} is at least {min_box_size} pixels wide and '
                             f'high inside a readable image ({small_boxes} smaller)')
-        raise UserError(f'no readable images in {src} ({len(skipped)} skipped)')
+        first = f"; first: {skipped[0]['path']}: {skipped[0]['reason']}" if skipped else ''
+        raise UserError(f'no readable images in {src} ({len(skipped)} skipped{first})')
 
     metadata = {'format': IMAGES.sidecar, 'num_samples': len(items), 'classes': source.classes,
                 'samples': samples, 'skipped': skipped,
@@ -115,7 +120,7 @@ def _check_options(options):
     if options['write_mode'] not in WRITE_MODES:
         raise UserError(f"--write-mode must be one of {', '.join(WRITE_MODES)}, got "
                         f"{options['write_mode']!r}")
-    return dict(
+    checked = dict(
         options, max_resolution=check_resolution(options['max_resolution']),
         jpeg_quality=check_number(options['jpeg_quality'], 'jpeg-quality', 1, 100),
         compress_probability=check_number(options['compress_probability'],
@@ -123,6 +128,17 @@ def _check_options(options):
         workers=check_workers(options['workers']),
         box_context=check_number(options['box_context'], 'box-context', 0, integer=False),
         min_box_size=check_number(options['min_box_size'], 'min-box-size', 0, integer=False))
+    # options that would change nothing are refused, not silently ignored (a value equal to
+    # its default cannot be told from an omitted one, and changes nothing either)
+    if (checked['write_mode'] != 'proportion'
+            and checked['compress_probability'] != DEFAULT_COMPRESS_PROBABILITY):
+        raise UserError('--compress-probability needs --write-mode proportion')
+    if checked['boxes'] is None:
+        for flag, default in (('box_context', DEFAULT_BOX_CONTEXT),
+                              ('min_box_size', DEFAULT_MIN_BOX_SIZE)):
+            if checked[flag] != default:
+                raise UserError(f"--{flag.replace('_', '-')} needs --boxes FILE")
+    return checked
 
 
 def _size_problem(height, width, max_resolution):
@@ -211,19 +227,23 @@ def _write_beton(tmp, out, items, options, progress):
 def build_parser():
     parser = ArgParser(prog='write_images.py', description=(
         'Write an image folder, a list file, or COCO boxes to an FFCV .beton '
-        '(and OUT.json with per-sample sources).'))
+        '(and OUT.beton.json with per-sample sources).'))
     add_output_arguments(parser, source='image folder or text list file',
                          workers='processes for checking and writing', unreadable='image')
     parser.add_argument('--write-mode', choices=WRITE_MODES, default='jpg',
                         help='store JPEG, raw pixels, or a random proportion of JPEG')
-    parser.add_argument('--compress-probability', type=float, default=0.5,
-                        help='JPEG share for --write-mode proportion (default 0.5)')
+    parser.add_argument('--compress-probability', type=float,
+                        default=DEFAULT_COMPRESS_PROBABILITY,
+                        help='JPEG share for --write-mode proportion (default '
+                             f'{DEFAULT_COMPRESS_PROBABILITY})')
     parser.add_argument('--boxes', metavar='FILE',
                         help='COCO-style JSON; one sample per box, paths relative to SRC')
-    parser.add_argument('--box-context', type=float, default=0.1,
-                        help='margin around each box, as a fraction of its size (default 0.1)')
-    parser.add_argument('--min-box-size', type=int, default=16,
-                        help='skip boxes narrower or lower than this many pixels (default 16)')
+    parser.add_argument('--box-context', type=float, default=DEFAULT_BOX_CONTEXT,
+                        help='margin around each box, as a fraction of its size (default '
+                             f'{DEFAULT_BOX_CONTEXT}; needs --boxes)')
+    parser.add_argument('--min-box-size', type=int, default=DEFAULT_MIN_BOX_SIZE,
+                        help='skip boxes narrower or lower than this many pixels (default '
+                             f'{DEFAULT_MIN_BOX_SIZE}; needs --boxes)')
     return parser
 
 

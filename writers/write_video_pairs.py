@@ -52,6 +52,7 @@ from writers.pair_options import (
     DEFAULT_DETECTOR_MIN_SCORE,
     DEFAULT_MAX_PROPOSALS,
     DEFAULT_PROPOSAL_RANKING,
+    MAX_PROPOSAL_ROWS,
     add_ranking_argument,
     check_pair_options,
     region_options,
@@ -134,10 +135,12 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
                                 f"{result['error'] or result['warnings'][0]} (--strict)")
             problems.extend({'path': path, 'message': m} for m in result['warnings'])
             if result['error'] or not len(result['pairs']):
+                past_end = (f", {result['past_end']} whose gap ran past the "
+                            f"{result['frames_read']} frames read" if result['past_end'] else '')
                 reason = result['error'] or (
                     f"no pairs left ({result['dropped_cut']} span a cut, "
                     f"{result['dropped_motion']} below --min-motion, "
-                    f"{result['dropped_bad_frame']} with an unreadable frame)")
+                    f"{result['dropped_bad_frame']} with an unreadable frame{past_end})")
                 skipped.append({'path': path, 'reason': reason, 'cuts': result['cuts']})
                 continue
             pairs = result['pairs']
@@ -209,7 +212,7 @@ def build_parser():
     group.add_argument('--gap-range', type=int, nargs=2, metavar=('A', 'B'),
                        help='i on the grid of step A, gap drawn uniformly from [A, B]')
     parser.add_argument('--seed', type=int, default=0,
-                        help='seed for --gap-range draws (default 0)')
+                        help='seed for --gap-range draws (default 0; needs --gap-range)')
     parser.add_argument('--cut-threshold', type=float, default=DEFAULT_CUT_THRESHOLD,
                         help='colour-histogram distance that marks a shot cut, 0..1; 1 turns '
                              f'cut detection off (default {DEFAULT_CUT_THRESHOLD})')
@@ -219,8 +222,8 @@ def build_parser():
     parser.add_argument('--max-frames-per-video', type=int, default=0,
                         help='decode at most this many frames per video, 0 for all')
     parser.add_argument('--max-proposals', type=int, default=DEFAULT_MAX_PROPOSALS,
-                        help='rows of the Region Tracker proposal array, 0 for none '
-                             f'(default {DEFAULT_MAX_PROPOSALS})')
+                        help='rows of the Region Tracker proposal array, 0 for none, at '
+                             f'most {MAX_PROPOSAL_ROWS} (default {DEFAULT_MAX_PROPOSALS})')
     parser.add_argument('--proposals', type=int, default=0, metavar='N',
                         help='region proposals per pair, tracked from the first frame to the '
                              'second (at most --max-proposals; default 0: none)')

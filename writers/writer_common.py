@@ -24,17 +24,23 @@ from fastssl_common.errors import UserError
 from fastssl_common.progress import progress_bar
 
 MIN_RESOLUTION = 16     # a stored side below this holds too little for a training view
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
 
 
 def check_number(value, flag, low=None, high=None, *, integer=True, zero=None, what=None):
     """The value of option ``--flag``, checked before anything is read or written: a whole
     number (``integer``) or a finite number in ``[low, high]`` (None: unbounded), or 0 when
-    ``zero`` says what 0 means. The UserError names the option, the range and the value."""
+    ``zero`` says what 0 means. The UserError names the option, the range and the value.
+    Whole numbers beyond 64 bits are refused whatever the range (NumPy, FFCV and the video
+    libraries take 64-bit integers)."""
     kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    ok = (isinstance(value, kinds) and not isinstance(value, bool) and np.isfinite(value)
+    number = isinstance(value, kinds) and not isinstance(value, bool)
+    whole = number and isinstance(value, (int, np.integer))
+    if whole and not INT64_MIN <= value <= INT64_MAX:
+        raise UserError(f'--{flag} is too large: at most {INT64_MAX} in size, got {value!r}')
+    ok = (number and (whole or np.isfinite(value))
           and (low is None or value >= low) and (high is None or value <= high))
-    if not ok and not (zero and isinstance(value, kinds) and not isinstance(value, bool)
-                       and value == 0):
+    if not ok and not (zero and number and value == 0):
         if what is None:
             what = 'a whole number' if integer else 'a number'
             what += (f' from {low} to {high}' if low is not None and high is not None else

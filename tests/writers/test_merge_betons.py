@@ -275,8 +275,21 @@ def test_sidecars_that_do_not_fit_their_file_are_refused(tmp_path, inputs):
     refused(tmp_path, inputs, 'in0.beton is a fastssl-images/1 file', 'video')
 
 
-def test_different_options_schemas_or_splits_are_refused(tmp_path, frame_src, inputs,
-                                                        chelsea_pan):
+@pytest.mark.parametrize('key, damage', [
+    ('videos', lambda s: s.pop('videos')),
+    ('videos', lambda s: s['videos'][0].pop('source')),
+    ('options', lambda s: s.pop('options')),
+    ('integrity', lambda s: s.update(integrity='abc')),
+    ('shard', lambda s: s.update(shard={'count': 3})),
+    ('skipped', lambda s: s.update(skipped=['zz_broken.mkv'])),
+])
+def test_sidecars_damaged_in_their_structure_are_refused(tmp_path, inputs, key, damage):
+    edit_sidecar(inputs[1], damage)
+    refused(tmp_path, inputs, 'in1.beton.json', f'missing or invalid {key!r}')
+
+
+def test_different_options_schemas_or_splits_are_refused(tmp_path, frame_src, frame_shards,
+                                                        inputs, chelsea_pan):
     other = str(tmp_path / 'other.beton')
     write_video_frames(frame_src, other, stride=2, max_resolution=32, shard='2/3', **QUIET)
     refused(tmp_path, [inputs[0], other], 'writer option --max-resolution differs',
@@ -291,12 +304,30 @@ def test_different_options_schemas_or_splits_are_refused(tmp_path, frame_src, in
     shutil.copy(inputs[0], twin)
     shutil.copy(inputs[0] + '.json', twin + '.json')
     refused(tmp_path, [inputs[0], twin], 'shard 0/3 is in both')
+    copy = str(tmp_path / 'copy.beton')               # files without --shard: by their bytes
+    os.link(whole, copy)
+    shutil.copy(whole + '.json', copy + '.json')
+    refused(tmp_path, [whole, copy], 'copy.beton holds the same bytes as', 'whole.beton')
     fewer = tmp_path / 'fewer'
     write_sequence(fewer / 'seq0', chelsea_pan(4))
     write_sequence(fewer / 'seq1', chelsea_pan(5))
     listing = str(tmp_path / 'listing.beton')
     write_video_frames(str(fewer), listing, stride=2, shard='1/3', **QUIET)
     refused(tmp_path, [inputs[0], listing], 'different SRC listings')
+    # as many videos as frame_src lists, one more in front: shard 0/3 holds aa_first and
+    # seq2, which shard 2/3 of frame_src holds too
+    shifted = tmp_path / 'shifted'
+    shutil.copytree(frame_src, shifted, ignore=shutil.ignore_patterns('seq4'))
+    write_sequence(shifted / 'aa_first', chelsea_pan(4))
+    moved = str(tmp_path / 'moved.beton')
+    write_video_frames(str(shifted), moved, stride=2, shard='0/3', **QUIET)
+    third = str(tmp_path / 'third.beton')
+    shutil.copy(frame_shards[1][2], third)
+    shutil.copy(frame_shards[1][2] + '.json', third + '.json')
+    refused(tmp_path, [third, moved], 'different SRC listings', 'other paths')
+    for path in (third, moved):                       # shards written before the listing hash
+        edit_sidecar(path, lambda s: s['shard'].pop('listing_sha256'))
+    refused(tmp_path, [third, moved], 'seq2 is in both', 'third.beton', 'moved.beton')
     pairs = str(tmp_path / 'pairs.beton')
     write_video_pairs(frame_src, pairs, gap=2, shard='2/3', **QUIET)
     refused(tmp_path, [inputs[0], pairs], 'schema differs', 'fastssl-video-frames/1',

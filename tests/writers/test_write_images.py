@@ -230,6 +230,9 @@ def test_crop_region_rounding_and_limits():
     assert crop_region([0, 0, 50, 50], 40, 30, 0.5, 0) == (0, 0, 40, 30)
     assert crop_region([200, 200, 50, 50], 100, 100, 0.1, 0) is None  # outside
     assert crop_region([90, 10, 40, 40], 100, 100, 0.1, 16) is None  # 10 px inside
+    # a huge box or margin (edges past the largest float) is cut to the image like any other
+    assert crop_region([0, 0, 1.7e308, 20], 100, 100, 0.1, 0) == (0, 0, 100, 22)
+    assert crop_region([10, 10, 30, 30], 100, 100, 1e308, 0) == (0, 0, 100, 100)
 
 
 def test_corrupt_image_is_skipped_and_listed(class_folder, tmp_path, capsys):

@@ -4,6 +4,7 @@ Success paths call the library in-process (FFCV is imported once); error paths r
 subprocess and check the exit code, the single stderr line and that nothing is left behind.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -162,8 +163,9 @@ def test_shards_split_the_sorted_videos_round_robin(tmp_path, chelsea_pan):
     summary = write_video_frames(str(src), str(out), shard='1/2', workers=1, progress=False)
     assert [os.path.basename(v['source']) for v in summary['videos']] == ['seq1', 'seq3']
     sidecar = json.load(open(f'{out}.json'))
+    listing = hashlib.sha256('\n'.join(f'seq{i}' for i in range(5)).encode()).hexdigest()
     assert sidecar['shard'] == summary['shard'] == {
-        'indices': [1], 'count': 2, 'videos_found': 5,
+        'indices': [1], 'count': 2, 'videos_found': 5, 'listing_sha256': listing,
         'split': "video j of SRC's sorted list is in shard j mod N"}
     assert 'shard' not in json.load(open(write_video_frames(
         str(src), str(tmp_path / 'all.beton'), workers=1, progress=False)['sidecar']))

@@ -181,6 +181,10 @@ def test_too_short_and_nothing_left(tmp_path, clip):
         write_video_pairs(clip, str(tmp_path / 'o.beton'), gap=60, progress=False)
     with pytest.raises(UserError, match='no pairs left'):
         write_video_pairs(clip, str(tmp_path / 'o.beton'), gap=30, min_motion=200, progress=False)
+    # first frames 0 and 40: (0, 40..59) spans the cut at 24, (40, 80..99) ends past frame 59
+    with pytest.raises(UserError, match=r'no pairs left \(1 span a cut, .*, 1 whose gap ran '
+                                        r'past the 60 frames read\)'):
+        write_video_pairs(clip, str(tmp_path / 'o.beton'), gap_range=(40, 59), progress=False)
     assert os.listdir(tmp_path) == []
 
 

@@ -66,7 +66,9 @@ def refusals(src, clip, small_beton, out):
          'from 0 to 255'),
         (lambda: write_video_pairs(clip, out, seed=-1, **pairs), 'seed', -1, '>= 0'),
         (lambda: write_video_pairs(clip, out, max_proposals=-1, **pairs), 'max-proposals', -1,
-         '>= 0'),
+         'from 0 to 1024'),
+        (lambda: write_video_pairs(clip, out, max_proposals=10**8, **pairs), 'max-proposals',
+         10**8, 'from 0 to 1024'),
         (lambda: write_video_pairs(clip, out, proposals=9, max_proposals=8, **pairs),
          'proposals', 9, 'from 0 to --max-proposals (8)'),
         (lambda: write_video_pairs(clip, out, proposals=1, track_resolution=8, **pairs),
@@ -74,7 +76,9 @@ def refusals(src, clip, small_beton, out):
         (lambda: write_video_pairs(clip, out, detector_min_score=2.0, **pairs),
          'detector-min-score', 2.0, 'from 0 to 1'),
         (lambda: inspect_pairs(small_beton, out, pairs=0), 'pairs', 0, '>= 1'),
-        (lambda: inspect_pairs(small_beton, out, height=4), 'height', 4, '>= 16'),
+        (lambda: inspect_pairs(small_beton, out, height=4), 'height', 4, 'from 16 to 2160'),
+        (lambda: inspect_pairs(small_beton, out, height=30000), 'height', 30000,
+         'from 16 to 2160'),
         (lambda: render_sets(out, size=8), 'size', 8, '>= 16'),
         (lambda: render_sets(out, seed=-1), 'seed', -1, '>= 0'),
     ]
@@ -90,6 +94,43 @@ def test_numbers_out_of_range_are_refused_before_anything_is_written(src, clip, 
         assert message.startswith(f'--{option} must be ') and within in message, message
         assert message.endswith(f', got {value}'), message
         assert not (tmp_path / 'new').exists(), option
+
+
+def test_numbers_beyond_64_bits_are_refused_whatever_the_range(src, clip, tmp_path):
+    out = str(tmp_path / 'new' / 'o.beton')
+    huge = 10**20
+    for call, option, value in (
+            (lambda: write_video_frames(clip, out, stride=huge), 'stride', huge),
+            (lambda: write_video_pairs(clip, out, gap_range=(2, huge)), 'gap-range', huge),
+            (lambda: write_images(src, out, jpeg_quality=-huge), 'jpeg-quality', -huge),
+            (lambda: write_images(src, out, min_box_size=huge), 'min-box-size', huge)):
+        with pytest.raises(UserError) as err:
+            call()
+        assert str(err.value) == \
+            f'--{option} is too large: at most {2**63 - 1} in size, got {value}'
+        assert not (tmp_path / 'new').exists(), option
+
+
+@pytest.mark.parametrize('call, complaint', [
+    (lambda src, clip, out: write_video_pairs(clip, out, gap=2, seed=3),
+     '--seed needs --gap-range A B'),
+    (lambda src, clip, out: write_images(src, out, compress_probability=0.3),
+     '--compress-probability needs --write-mode proportion'),
+    (lambda src, clip, out: write_images(src, out, box_context=0.5), '--box-context needs --boxes'),
+    (lambda src, clip, out: write_images(src, out, min_box_size=8), '--min-box-size needs --boxes'),
+])
+def test_options_that_would_change_nothing_are_refused(src, clip, tmp_path, call, complaint):
+    out = tmp_path / 'new' / 'o.beton'
+    with pytest.raises(UserError, match=complaint):
+        call(src, clip, str(out))
+    assert not out.parent.exists()
+
+
+def test_a_folder_given_for_a_file_is_named_as_a_folder(src, tmp_path):
+    with pytest.raises(UserError, match=f'boxes file {tmp_path} is a folder, not a file'):
+        write_images(src, str(tmp_path / 'o.beton'), boxes=str(tmp_path))
+    with pytest.raises(UserError, match=f'pairs file {tmp_path} is a folder, not a file'):
+        inspect_pairs(str(tmp_path), str(tmp_path / 'sheets'))
 
 
 def test_zero_workers_means_one_per_cpu():
