@@ -9,7 +9,8 @@ hosts' temporaries are left alone, since their processes cannot be checked from 
 
 **Failed writes.** A write that fails for a reason of the file system (disk full, I/O error,
 read-only) becomes one :class:`~fastssl_common.errors.UserError` line naming the final path
-and the OS's reason; the temporary is removed and the final name is left as it was.
+and the OS's reason; the temporary is removed and the final name is left as it was, and so
+are the output folders the write had to create, which are removed again while empty.
 """
 import contextlib
 import errno
@@ -33,6 +34,35 @@ def ensure_writable_dir(path):
         raise UserError(f'cannot create output folder {path}: {err.strerror}') from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise UserError(f'output folder {path} is not writable')
+
+
+@contextlib.contextmanager
+def output_folder(folder):
+    """:func:`ensure_writable_dir` for the block; if the block fails, the folders it created
+    are removed again while they are empty (a failed write leaves no new empty folders)."""
+    top = folder
+    while not os.path.exists(os.path.dirname(top)):
+        top = os.path.dirname(top)
+    created = None if os.path.exists(folder) else top
+    ensure_writable_dir(folder)
+    try:
+        yield folder
+    except BaseException:
+        if created is not None:
+            _remove_empty_folders(folder, created)
+        raise
+
+
+def _remove_empty_folders(folder, top):
+    """Remove ``folder`` and its parents up to ``top`` while they are empty."""
+    while True:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+        if folder == top:
+            return
+        folder = os.path.dirname(folder)
 
 
 # ---------------------------------------------------------------------------- owned names
@@ -163,18 +193,18 @@ def atomic_path(final_path):
     failure becomes one UserError line naming ``final_path``; the temporary never stays.
     """
     folder = os.path.dirname(os.path.abspath(final_path))
-    ensure_writable_dir(folder)
-    remove_stale(folder, 'tmp')
-    tmp = temporary_name(final_path)
-    try:
-        with write_errors(final_path, folder, (tmp, final_path)):
-            yield tmp
-            os.replace(tmp, final_path)
-    finally:
-        if os.path.isdir(tmp) and not os.path.islink(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif os.path.lexists(tmp):
-            os.remove(tmp)
+    with output_folder(folder):
+        remove_stale(folder, 'tmp')
+        tmp = temporary_name(final_path)
+        try:
+            with write_errors(final_path, folder, (tmp, final_path)):
+                yield tmp
+                os.replace(tmp, final_path)
+        finally:
+            if os.path.isdir(tmp) and not os.path.islink(tmp):
+                shutil.rmtree(tmp, ignore_errors=True)
+            elif os.path.lexists(tmp):
+                os.remove(tmp)
 
 
 def write_json(final_path, obj):

@@ -21,7 +21,7 @@ import shutil
 import cv2
 import numpy as np
 
-from fastssl_common.atomic import cannot_write, ensure_writable_dir, owned_name, remove_stale
+from fastssl_common.atomic import cannot_write, output_folder, owned_name, remove_stale
 from writers.writer_common import make_writer, page_size_for
 
 # Where a sample's image lives in the spool: file number, byte range, stored size.
@@ -82,38 +82,17 @@ def spool_folder(out):
     Output folders it had to create are removed again if the block fails.
     """
     folder = os.path.dirname(os.path.abspath(out))
-    created = folder
-    while not os.path.exists(os.path.dirname(created)):
-        created = os.path.dirname(created)
-    created = None if os.path.exists(folder) else created
-    ensure_writable_dir(folder)
-    remove_stale(folder, 'spool')
-    path = owned_name(out, 'spool')
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as err:
-        raise cannot_write(path, err.strerror) from None
-    try:
-        yield path
-    except BaseException:
-        shutil.rmtree(path, ignore_errors=True)
-        if created is not None:
-            _remove_empty_folders(folder, created)
-        raise
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _remove_empty_folders(folder, top):
-    """Remove ``folder`` and its parents up to ``top`` while they are empty."""
-    while True:
+    with output_folder(folder):
+        remove_stale(folder, 'spool')
+        path = owned_name(out, 'spool')
         try:
-            os.rmdir(folder)
-        except OSError:
-            return
-        if folder == top:
-            return
-        folder = os.path.dirname(folder)
+            os.makedirs(path, exist_ok=True)
+        except OSError as err:
+            raise cannot_write(path, err.strerror) from None
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- the .beton

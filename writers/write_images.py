@@ -31,6 +31,7 @@ from writers.writer_common import (
     check_workers,
     make_writer,
     page_size_for,
+    print_output,
     stored_size,
     write_outputs,
 )
@@ -267,17 +268,18 @@ def _print_summary(summary):
         print('converted to RGB: ' + ', '.join(f'{n} {mode}'
                                                for mode, n in summary['converted'].items()))
     print(f'skipped: {len(skipped)}')
-    print(f"output: {summary['out']} (metadata: {summary['sidecar']})")
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    replacing = os.path.exists(args.out)
     summary = write_images(
         args.src, args.out, max_resolution=args.max_resolution, jpeg_quality=args.jpeg_quality,
         write_mode=args.write_mode, compress_probability=args.compress_probability,
         workers=args.workers, strict=args.strict, boxes=args.boxes,
         box_context=args.box_context, min_box_size=args.min_box_size)
     _print_summary(summary)
+    print_output(summary, replacing)
     return 0
 
 

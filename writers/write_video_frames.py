@@ -32,7 +32,7 @@ from writers.video_options import (
     select_shard,
 )
 from writers.video_source import find_videos
-from writers.writer_common import check_number, check_output, write_outputs
+from writers.writer_common import check_number, check_output, print_output, write_outputs
 
 _FRAME_RECORD = np.dtype([('index', '<i8'), ('timestamp', '<f8'), ('offset', '<i8'),
                           ('nbytes', '<i8'), ('height', '<i4'), ('width', '<i4')])
@@ -166,6 +166,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    replacing = os.path.exists(args.out)
     summary = write_video_frames(
         args.src, args.out, stride=args.stride, max_resolution=args.max_resolution,
         jpeg_quality=args.jpeg_quality, workers=args.workers,
@@ -175,7 +176,7 @@ def main(argv=None):
     print(f"videos: {len(summary['videos'])} written, {len(summary['skipped'])} skipped")
     print(f"frames read: {summary['frames_read']}")
     print(f"samples written: {summary['num_samples']}")
-    print(f"output: {summary['out']} (metadata: {summary['sidecar']})")
+    print_output(summary, replacing)
     return 0
 
 

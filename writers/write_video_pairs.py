@@ -79,7 +79,7 @@ from writers.video_options import (
     select_shard,
 )
 from writers.video_source import find_videos
-from writers.writer_common import check_output, write_outputs
+from writers.writer_common import check_output, print_output, write_outputs
 
 
 def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
@@ -266,6 +266,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.gap is None and args.gap_range is None:
         raise UserError('give --gap K or --gap-range A B')
+    replacing = os.path.exists(args.out)
     summary = write_video_pairs(
         args.src, args.out, gap=args.gap, gap_range=args.gap_range, seed=args.seed,
         cut_threshold=args.cut_threshold, min_motion=args.min_motion,
@@ -288,7 +289,7 @@ def main(argv=None):
         print(f"dropped for unreadable frames: {counts['dropped_bad_frame']}")
     if summary['tracks'] is not None:
         print_tracks(summary['tracks'])
-    print(f"output: {summary['out']} (metadata: {summary['sidecar']})")
+    print_output(summary, replacing)
     return 0
 
 

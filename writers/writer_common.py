@@ -94,6 +94,8 @@ def check_output(out):
         raise UserError(f'output {out} must end in .beton')
     if os.path.isdir(out):
         raise UserError(f'output {out} is a folder')
+    if os.path.isdir(out + '.json'):
+        raise UserError(f'output {out}.json (its sidecar) is a folder')
     existing = os.path.dirname(os.path.abspath(out))
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
@@ -103,19 +105,23 @@ def check_output(out):
         raise UserError(f'cannot write {out}: folder {existing} is not writable')
 
 
+def print_output(summary, replaced):
+    """The writers' last line: OUT and its sidecar, and whether an earlier OUT was replaced
+    (a writer replaces its output, so a second shard written to the first one's name shows)."""
+    note = '; replaced the earlier file' if replaced else ''
+    print(f"output: {summary['out']} (metadata: {summary['sidecar']}{note})")
+
+
 def write_outputs(out, write_beton, metadata, progress=None):
-    """Write the .beton (``write_beton(tmp_path)``) then its sidecar ``out + '.json'``
-    (``metadata`` and the file's ``integrity``: :func:`beton_integrity`), both atomically; if
-    either fails, neither is left. Returns the sidecar's path."""
+    """Write the .beton (``write_beton(tmp_path)``) and its sidecar ``out + '.json'``
+    (``metadata`` and the file's ``integrity``: :func:`beton_integrity`), each atomically; if
+    either fails, neither new file is left and an earlier OUT and sidecar stay as they were.
+    Returns the sidecar's path."""
+    sidecar = out + '.json'
     with atomic_path(out) as tmp:
         write_beton(tmp)
-        metadata = dict(metadata, integrity=beton_integrity(tmp, progress))
-    sidecar = out + '.json'
-    try:
-        write_json(sidecar, metadata)
-    except BaseException:
-        os.remove(out)
-        raise
+        # the sidecar first: a full disk then fails before the .beton replaces an earlier one
+        write_json(sidecar, dict(metadata, integrity=beton_integrity(tmp, progress)))
     return sidecar
 
 

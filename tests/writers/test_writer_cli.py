@@ -133,6 +133,16 @@ def test_a_folder_given_for_a_file_is_named_as_a_folder(src, tmp_path):
         inspect_pairs(str(tmp_path), str(tmp_path / 'sheets'))
 
 
+def test_a_replaced_output_is_said_so(clip, tmp_path, capsys):
+    from writers.write_video_frames import main
+    out = tmp_path / 'o.beton'
+    for replaced in (False, True):
+        assert main([clip, str(out), '--workers', '1', '--max-frames-per-video', '3']) == 0
+        last = capsys.readouterr().out.splitlines()[-1]
+        assert last.startswith(f'output: {out} ')
+        assert last.endswith('; replaced the earlier file)') == replaced, last
+
+
 def test_zero_workers_means_one_per_cpu():
     assert check_workers(0) == check_workers(None) == default_workers()
     assert check_workers(3) == 3
