@@ -41,9 +41,12 @@ def check_pair_options(gap, gap_range, seed, cut_threshold, min_motion, max_fram
     else:
         if len(gap_range) != 2:
             raise UserError('--gap-range needs two whole numbers A B')
-        low = check_number(gap_range[0], 'gap-range', 1, what='two whole numbers 1 <= A <= B')
-        high = check_number(gap_range[1], 'gap-range', low,
-                            what='two whole numbers 1 <= A <= B')
+        try:
+            low = check_number(gap_range[0], 'gap-range', 1)
+            high = check_number(gap_range[1], 'gap-range', low)
+        except UserError:       # named with both numbers: B alone says little
+            raise UserError(f'--gap-range must be two whole numbers 1 <= A <= B, got '
+                            f'{gap_range[0]!r} {gap_range[1]!r}') from None
         step = low
     return dict(common, gap=gap, gap_range=None if gap_range is None else [low, high],
                 grid_step=step, gap_min=low, gap_max=high, seed=seed,

@@ -58,7 +58,9 @@ def refusals(src, clip, small_beton, out):
         (lambda: write_video_frames(clip, out, jpeg_quality=1000), 'jpeg-quality', 1000,
          'from 1 to 100'),
         (lambda: write_video_pairs(clip, out, gap=0), 'gap', 0, '>= 1'),
-        (lambda: write_video_pairs(clip, out, gap_range=(3, 2)), 'gap-range', 2,
+        (lambda: write_video_pairs(clip, out, gap_range=(3, 2)), 'gap-range', '3 2',
+         '1 <= A <= B'),
+        (lambda: write_video_pairs(clip, out, gap_range=(0, 2)), 'gap-range', '0 2',
          '1 <= A <= B'),
         (lambda: write_video_pairs(clip, out, cut_threshold=1.5, **pairs), 'cut-threshold',
          1.5, 'from 0 to 1'),
@@ -101,7 +103,7 @@ def test_numbers_beyond_64_bits_are_refused_whatever_the_range(src, clip, tmp_pa
     huge = 10**20
     for call, option, value in (
             (lambda: write_video_frames(clip, out, stride=huge), 'stride', huge),
-            (lambda: write_video_pairs(clip, out, gap_range=(2, huge)), 'gap-range', huge),
+            (lambda: write_video_pairs(clip, out, gap=huge), 'gap', huge),
             (lambda: write_images(src, out, jpeg_quality=-huge), 'jpeg-quality', -huge),
             (lambda: write_images(src, out, min_box_size=huge), 'min-box-size', huge)):
         with pytest.raises(UserError) as err:
