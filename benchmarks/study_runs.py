@@ -237,13 +237,20 @@ def evaluate_downstream(out, labelled, checkpoints, s):
 def labelled_split(source):
     """``--labelled`` checked: ('TRAIN.beton', 'VAL.beton') as given (one .beton serves as
     both: not held out), or for an image folder its (train, val) list lines, every 5th image
-    of each class to val; UserError when it does not exist or a folder has no classes."""
+    of each class to val; UserError when it does not exist, a .beton is not a readable one
+    with images and labels, or a folder has no classes."""
     parts = [p for p in source.split(',') if p]
     missing = [p for p in parts if not os.path.exists(p)]
     if missing or not parts:
         raise UserError(f'--labelled {source}: {missing[0] if missing else source} does not '
                         f'exist')
-    if len(parts) == 2 or source.endswith('.beton'):
+    if len(parts) > 2:
+        raise UserError(f'--labelled {source}: give a folder, TRAIN.beton,VAL.beton or one '
+                        f'.beton, not {len(parts)} paths')
+    # a file cannot be an image folder: it is a .beton, whatever its name
+    if len(parts) == 2 or source.endswith('.beton') or os.path.isfile(source):
+        for path in parts:
+            check_labelled_beton(source, path)
         return parts[0], parts[-1]
     from writers.image_sources import find_images
     seen, lists = {}, ([], [])
@@ -254,6 +261,22 @@ def labelled_split(source):
         index = seen[sample.label] = seen.get(sample.label, -1) + 1
         lists[index % 5 == 4].append(f'{os.path.abspath(sample.path)} {sample.label}')
     return lists
+
+
+def check_labelled_beton(source, path):
+    """UserError naming ``--labelled`` unless ``path`` is a .beton that ``eval.py knn`` and
+    ``linear`` can read: its header, size and the image and label fields (the eval loader's
+    own check), and at least one sample. Checked now, not after the training."""
+    from fastssl_common.formats import IMAGE, LABEL
+    from loaders.pair_loader import open_beton
+    if os.path.isdir(path):
+        raise UserError(f'--labelled {source}: {path} is a folder, not a .beton')
+    try:
+        reader = open_beton(path, (IMAGE, LABEL), hint=' (write one with writers/write_images.py)')
+    except UserError as err:
+        raise UserError(f'--labelled {source}: {err}') from None
+    if reader.num_samples == 0:
+        raise UserError(f'--labelled {source}: {path} holds no samples')
 
 
 def labelled_betons(out, source, split, s):

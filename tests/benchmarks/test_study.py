@@ -1,7 +1,8 @@
 """benchmarks/study.py: ``--quick`` end to end (two variants, one seed, a downstream kNN on a
 tiny labelled folder), a rerun that trains and evaluates nothing again, a run whose done marker
 is gone resumed through train.py's own resume, the table's rows and columns, and each bad input
-as one line with exit status 2 before anything is trained.
+(options, --out, --labelled, --videos) as one line with exit status 2 before anything is written,
+the output folder included; the queue following --batch-size, checked without training.
 
 The study runs in this process (``main(argv)``, as ``python -m benchmarks.study`` does) so
 torch and FFCV are imported once; only ``--help`` is run as the two command lines. Skips
@@ -15,8 +16,8 @@ import sys
 import pytest
 from PIL import Image
 
-from benchmarks import study
-from fastssl_common.errors import run_cli
+from benchmarks import study, study_runs
+from fastssl_common.errors import UserError, run_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROWS = ['mocov2_frames', 'fti', 'random_init']
@@ -80,6 +81,11 @@ def test_quick_study_end_to_end_then_rerun_skips(quick_study, capsys):
     assert '| variant | occlusion (top-10) |' in markdown and '| random_init |' in markdown
     assert 'TEST SIZE' in markdown and (out / 'study.png').stat().st_size > 0
 
+    # the labelled .betons written here pass --labelled's up-front check, as a pair or alone
+    train, val = (str(out / 'data' / f'labelled_{k}.beton') for k in ('train', 'val'))
+    assert study_runs.labelled_split(f'{train},{val}') == (train, val)
+    assert study_runs.labelled_split(train) == (train, train)
+
     trained = checkpoints(out)
     assert trained
     again = run(argv, capsys)
@@ -104,6 +110,13 @@ def write_bad_video(folder):
     return folder
 
 
+def write_bad_beton(path):
+    path.write_text('a text file named like a .beton\n')
+    return path
+
+
+# Placeholders in ``extra``, made in tmp_path by the test: a folder with a broken video, a
+# flat image folder, a file that is not a .beton.
 @pytest.mark.parametrize('extra, needle', [
     (['--variants', 'fti'], 'at least 2 runs to compare'),
     (['--seeds', '0'], '--seeds must be at least 1'),
@@ -112,23 +125,95 @@ def write_bad_video(folder):
     (['--eval-sets', 'got10k=/nonexistent/GOT-10k'], 'does not exist'),
     (['--eval-sets', 'imagenet=/tmp'], "unknown kind 'imagenet'"),
     (['--videos', 'BAD'], 'no readable video'),
+    (['--videos', '/nonexistent/videos'], '--videos /nonexistent/videos is not a folder'),
     (['--labelled', '/nonexistent/images'], 'does not exist'),
     (['--labelled', 'FLAT'], 'is not in the ImageFolder layout'),
+    (['--labelled', 'BETON'], 'bad.beton is not a readable .beton file'),
+    (['--labelled', 'BETON,BETON'], 'bad.beton is not a readable .beton file'),
+    # study options that become train.py settings: named as the study spells them
+    (['--arch', 'resnet999'], '--arch must be one of resnet18/'),
+    (['--device', 'tpu'], "--device 'tpu' is not a device"),
+    (['--device', 'cuda'], "--device is 'cuda' but CUDA is not available"),
+    (['--batch-size', '-8'], '--batch-size must be > 0, got -8'),
+    (['--batch-size', '0'], '--batch-size must be > 0, got 0'),
+    (['--resolution', '16'], '--resolution must be >= 32, got 16'),
 ])
-def test_bad_input_is_one_line_before_training(tmp_path, capsys, extra, needle):
-    if 'BAD' in extra:
-        extra = [str(write_bad_video(tmp_path / 'videos')) if e == 'BAD' else e for e in extra]
-    if 'FLAT' in extra:   # images with no class folder
-        (tmp_path / 'flat').mkdir()
-        Image.new('RGB', (40, 40)).save(tmp_path / 'flat' / 'a.jpg')
-        extra = [str(tmp_path / 'flat') if e == 'FLAT' else e for e in extra]
+def test_bad_input_is_one_line_before_anything_is_written(tmp_path, capsys, monkeypatch,
+                                                          extra, needle):
+    import torch
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)   # the same on a GPU node
+    made = {'BAD': lambda: write_bad_video(tmp_path / 'videos'),
+            'FLAT': lambda: flat_images(tmp_path / 'flat'),
+            'BETON': lambda: write_bad_beton(tmp_path / 'bad.beton')}
+    extra = [','.join(str(made[p]()) if p in made else p for p in e.split(',')) for e in extra]
     out = tmp_path / 'out'
+    err = bad_input(capsys, ['--quick', '--out', str(out), *extra])
+    assert needle in err, err
+    # nothing written, not even the folder: a corrected rerun is not refused over settings
+    # stored from the bad one
+    assert not out.exists()
+
+
+def flat_images(folder):
+    """Images with no class folder."""
+    folder.mkdir()
+    Image.new('RGB', (40, 40)).save(folder / 'a.jpg')
+    return folder
+
+
+def bad_input(capsys, argv):
+    """The one error line of the study on ``argv``, which must exit with status 2."""
     with pytest.raises(SystemExit) as stop:
-        run_cli(study.main, ['--quick', '--out', str(out), *extra])
+        run_cli(study.main, argv)
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith('error: ') and needle in err[0], err
-    assert not (out / 'runs').exists() and not (out / 'data').exists()
+    assert len(err) == 1 and err[0].startswith('error: '), err
+    return err[0]
+
+
+@pytest.mark.parametrize('out, needle', [
+    ('FILE', 'notes.txt is a file, not a folder'),
+    ('FILE/sub', 'notes.txt/sub: cannot create the folder (Not a directory)'),
+    ('/proc/fastssl-study', '/proc/fastssl-study: cannot create the folder'),
+])
+def test_out_that_cannot_be_a_folder_is_one_line(tmp_path, capsys, out, needle):
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('notes\n')
+    err = bad_input(capsys, ['--quick', '--out', out.replace('FILE', str(notes))])
+    assert err.startswith('error: --out ') and needle in err, err
+    assert notes.read_text() == 'notes\n'
+
+
+def test_bad_option_leaves_an_existing_study_folder_as_it_was(tmp_path, capsys):
+    out = tmp_path / 'out'
+    out.mkdir()
+    err = bad_input(capsys, ['--quick', '--out', str(out), '--arch', 'resnet999'])
+    assert 'model.arch' not in err and '--arch' in err
+    assert list(out.iterdir()) == []           # no study_settings.json with the bad arch
+
+
+def test_batch_size_grows_the_queue_to_what_train_py_accepts():
+    """The study has no queue option: a batch larger than the preset's queue allows gets a
+    queue of one step's keys (2 x batch: fti_rt's two terms share it), for every variant."""
+    from fastssl.config import load_settings
+    args, s = study.parse(['--quick', '--batch-size', '12'])
+    assert s['queue'] == 24
+    runs = study.plan_runs(args, s)
+    study.check_training(runs, s)
+    fti_rt = next(r for r in runs if r.variant == 'fti_rt')
+    assert load_settings(study.train_argv(fti_rt, 'x.beton', 2, s)).moco.queue_size == 24
+    # the presets' own queues are kept where they suffice
+    assert study.parse(['--quick'])[1]['queue'] == 16
+    assert study.parse(['--quick', '--batch-size', '4'])[1]['queue'] == 16
+    assert study.parse(['--size', 'cpu', '--batch-size', '100'])[1]['queue'] == 256
+
+
+def test_settings_train_py_refuses_name_the_row_before_training():
+    """Whatever train.py refuses in the settings the study builds is found up front."""
+    args, s = study.parse(['--quick', '--batch-size', '12'])
+    s['queue'] = 16           # as before the queue followed the batch
+    with pytest.raises(UserError, match='for fti_rt: moco.queue_size must be >= 24'):
+        study.check_training(study.plan_runs(args, s), s)
 
 
 @pytest.mark.parametrize('command', [['benchmarks/study.py'], ['-m', 'benchmarks.study']])
