@@ -9,6 +9,7 @@ and ``benchmarks.synthetic_video``.
 import os
 import platform
 import statistics
+import tempfile
 import time
 
 from fastssl_common.atomic import write_json
@@ -47,12 +48,68 @@ def require_at_least(args, names, minimum=1):
             raise UserError(f"--{name.replace('_', '-')} must be at least {minimum}")
 
 
+def check_output_file(path, option):
+    """UserError unless ``option``'s ``path`` (None: not asked for) can be written: a name,
+    not a folder or device, in an existing folder where a file can be created. Checked before
+    anything is timed: a bad path found only when the results are written loses the run."""
+    if path is None:
+        return
+    if not path:
+        raise UserError(f'{option} needs a file name, got an empty one')
+    if os.path.isdir(path):
+        raise UserError(f'{option} {path} is a folder, not a file')
+    if os.path.exists(path) and not os.path.isfile(path):
+        # the atomic write would rename its temporary over it (a device, a pipe)
+        raise UserError(f'{option} {path} exists and is not a regular file')
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError(f'{option} {path}: folder {folder} does not exist')
+    try:
+        # a real file, not os.access: root passes any access check, a read-only mount does not
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UserError(f'{option} {path}: cannot create a file in folder {folder} '
+                        f'({err.strerror})') from None
+
+
 def check_json_folder(path):
-    """UserError unless ``--json``'s folder exists (checked before anything is timed)."""
-    if path:
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise UserError(f'--json {path}: folder {folder} does not exist')
+    """:func:`check_output_file` for ``--json`` (the name the benchmarks have always used)."""
+    check_output_file(path, '--json')
+
+
+def check_max_resolution(args):
+    """``--max-resolution`` as the writers will check it (0, or at least their minimum), here
+    so that a bad value fails before anything is timed rather than at the first write."""
+    from writers.writer_common import check_resolution
+
+    check_resolution(args.max_resolution)
+
+
+def check_max_frames(args):
+    """``--max-frames`` (0: all) of the video benchmarks: a count that leaves pairs at
+    ``--gap``. The writers' own message would name their option (``--max-frames-per-video``)
+    or, for too few frames, a temporary copy of the video."""
+    from writers.writer_common import check_number
+
+    check_number(args.max_frames, 'max-frames', 1, zero='no cap')
+    if args.max_frames and args.max_frames <= args.gap:
+        raise UserError(f'--max-frames {args.max_frames} leaves no pairs with --gap '
+                        f'{args.gap}: it must be larger than the gap')
+
+
+# Views are R x R x 3 bytes each, per view, per sample and per batch buffer: at 1024 px a batch
+# of 64 four-view pairs is 0.8 GB per buffer, and larger views are beyond any SSL recipe timed
+# here. The loaders set no limit of their own, so a typo fails when a buffer is allocated.
+MAX_VIEW_RESOLUTION = 1024
+
+
+def check_view_resolution(args, low=1):
+    """``--resolution`` (the side of the views the loaders or the model produce) from ``low``
+    to :data:`MAX_VIEW_RESOLUTION`."""
+    if not low <= args.resolution <= MAX_VIEW_RESOLUTION:
+        raise UserError(f'--resolution must be from {low} to {MAX_VIEW_RESOLUTION} px, got '
+                        f'{args.resolution}')
 
 
 def write_results(path, doc):

@@ -9,7 +9,10 @@ fastssl's pair loader (a) crop+flip and (b) full CPU augment.
 DALI (``nvidia-dali-cuda120`` on PyPI, an optional install: ``make benchmark-deps`` or
 ``pip install -e '.[benchmark]'``) is what most fast SSL code uses for input (solo-learn's
 default). Its CPU pipeline runs without a GPU (``device_id=None``, every operator
-``device='cpu'``).
+``device='cpu'``). Without DALI the standalone run prints why and exits 0 having timed
+nothing, unless ``--json OUT`` asks for results: then it stops before anything runs with one
+``error:`` line naming the package and ``make benchmark-deps``, exit status 2, and writes no
+file (a script must not take a missing result for a finished run).
 
 Entry points, for ``benchmarks.loader`` or any other benchmark (the rows keep
 ``benchmarks.loader``'s shape: ``Method`` objects with ``epoch()``, key, label and unit):
@@ -51,6 +54,8 @@ from benchmarks.common import (
     add_output_options,
     benchmark_parser,
     check_json_folder,
+    check_max_resolution,
+    check_view_resolution,
     machine_info,
     print_machine,
     print_ratios,
@@ -196,7 +201,12 @@ def build_parser():
 
 def resolve(args):
     resolve_jpeg_options(args, QUICK if args.quick else DEFAULTS)
+    check_view_resolution(args)
+    check_max_resolution(args)
     check_json_folder(args.json)
+    missing = dali_missing() if args.json else None
+    if missing:     # a script that asked for results must not take silence for success
+        raise UserError(f'--json {args.json}: no results to write: {missing}')
     return args
 
 

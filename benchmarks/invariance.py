@@ -21,6 +21,7 @@ Python loop over the sets with NumPy counts per set. It runs once (no warm-up) a
 one machine; fastssl's times are the median over ``--repeats`` timed runs after one untimed
 warm-up.
 """
+import re
 import sys
 import time
 
@@ -30,27 +31,43 @@ from benchmarks.common import (
     add_output_options,
     apply_preset,
     benchmark_parser,
+    check_json_folder,
     machine_info,
     print_machine,
+    require_at_least,
     write_results,
 )
-from fastssl.invariance import RESAMPLE_UNITS, Bootstrap, invariance_score
-from fastssl_common.errors import run_cli
+from fastssl.invariance import (
+    MIN_SET_SIZE,
+    RESAMPLE_UNITS,
+    Bootstrap,
+    check_sets,
+    invariance_score,
+)
+from fastssl_common.errors import UserError, run_cli
 
 DEFAULTS = dict(sizes='10000x512,10000x2048,50000x2048,100000x2048', reference='100000x2048',
                 repeats=3, targets=1000)
 QUICK = dict(sizes='2000x64,4000x128', reference='2000x64', repeats=1, targets=100)
+KS = (10, 25)
+SIZE = re.compile(r'(\d+)[xX](\d+)')
+
+
+def make_sets(n, set_size, targets, rng):
+    """Set and target per image: sets of ``set_size`` images, in shuffled order."""
+    sets = rng.permutation(np.arange(n) // set_size)
+    return sets, sets % targets
 
 
 def make_features(n, d, set_size, targets, seed=0):
     rng = np.random.default_rng(seed)
-    sets = rng.permutation(np.arange(n) // set_size)
+    sets, target = make_sets(n, set_size, targets, rng)
     per_set = rng.standard_normal((sets.max() + 1, d), dtype=np.float32)
     h = per_set[sets]
     h *= 0.6
     h += 0.8 * rng.standard_normal((n, d), dtype=np.float32)
     np.maximum(h, 0, out=h)
-    return h, sets, sets % targets
+    return h, sets, target
 
 
 def per_set_loop(h, sets, targets, ks):
@@ -97,12 +114,48 @@ def with_interval(h, sets, targets, ks, unit, repeats):
             'ci': {str(k): list(result.ci[k]) for k in ks}}
 
 
-def parse_size(text):
-    n, d = text.lower().split('x')
-    return int(n), int(d)
+def parse_sizes(value, option, args):
+    """The sizes of ``option``'s comma-separated ``value``."""
+    items = value.split(',')
+    if not all(item.strip() for item in items):
+        raise UserError(f'{option} {value!r}: an empty size (two commas, or one at an end)')
+    return [parse_size(item, option, args) for item in items]
 
 
-def main(argv=None):
+def parse_size(text, option, args):
+    """``(images, neurons)`` of one IMAGESxNEURONS of ``option``, checked against the score's
+    own rules for sets and targets (without features: cheap), so that a size that cannot be
+    scored fails before the sizes before it are timed."""
+    match = SIZE.fullmatch(text.strip())
+    if not match:
+        raise UserError(f'{option} {text!r}: expected IMAGESxNEURONS, e.g. 10000x512')
+    n, d = int(match[1]), int(match[2])
+    if d < max(KS):
+        raise UserError(f'{option} {text}: the top-{max(KS)} score needs at least {max(KS)} '
+                        'neurons')
+    try:
+        check_sets(*make_sets(n, args.set_size, args.targets, np.random.default_rng(0)))
+    except UserError as err:
+        raise UserError(f'{option} {text}: {n} images in sets of --set-size {args.set_size} '
+                        f'over --targets {args.targets}: {err}') from None
+    return n, d
+
+
+def resolve(args):
+    apply_preset(args, QUICK if args.quick else DEFAULTS)
+    require_at_least(args, ('repeats',))
+    if args.set_size < MIN_SET_SIZE:
+        raise UserError(f'--set-size must be at least {MIN_SET_SIZE} (the score counts sets '
+                        f'of at least {MIN_SET_SIZE} images)')
+    if args.targets < 2:
+        raise UserError('--targets must be at least 2 (the score compares targets)')
+    args.sizes = parse_sizes(args.sizes, '--sizes', args)
+    args.reference = parse_size(args.reference, '--reference', args) if args.reference else None
+    check_json_folder(args.json)
+    return args
+
+
+def build_parser():
     parser = benchmark_parser('invariance', __doc__.split('\n\n')[0])
     parser.add_argument('--sizes', help=f"comma-separated IMAGESxNEURONS (default "
                         f"{DEFAULTS['sizes']})")
@@ -113,9 +166,12 @@ def main(argv=None):
                         f"default {DEFAULTS['reference']})")
     add_output_options(parser, 'smoke run for tests: 2000x64 and 4000x128, reference 2000x64, '
                        '100 targets, 1 repeat')
-    args = parser.parse_args(argv)
-    apply_preset(args, QUICK if args.quick else DEFAULTS)
-    ks = (10, 25)
+    return parser
+
+
+def main(argv=None):
+    args = resolve(build_parser().parse_args(argv))
+    ks = KS
     info = machine_info()
     print_machine(info)
     print(f'invariance score, sets of {args.set_size} images, {args.targets} targets, '
@@ -124,8 +180,7 @@ def main(argv=None):
     print(f"{'images':>8} {'neurons':>8} {'median s':>9} {'M act/s':>8} "
           f"{'with targets':>12} {'with sets':>12}  runs (s)")
     rows = []
-    for size in args.sizes.split(','):
-        n, d = parse_size(size)
+    for n, d in args.sizes:
         h, sets, targets = make_features(n, d, args.set_size, args.targets)
         result, seconds = timed(lambda: invariance_score(h, sets, targets, ks), args.repeats)
         median = float(np.median(seconds))
@@ -146,7 +201,7 @@ def main(argv=None):
               + '  '.join(f'[{lo:.2f}, {hi:.2f}]' for lo, hi in cis))
     reference = None
     if args.reference:
-        n, d = parse_size(args.reference)
+        n, d = args.reference
         h, sets, targets = make_features(n, d, args.set_size, args.targets)
         ours, fast = timed(lambda: invariance_score(h, sets, targets, ks).scores, args.repeats)
         # One run, no warm-up: the loop is slow, and it has no pool or buffers to warm.

@@ -108,6 +108,9 @@ from benchmarks.common import (
     Method,
     add_output_options,
     benchmark_parser,
+    check_json_folder,
+    check_max_resolution,
+    check_view_resolution,
     machine_info,
     print_machine,
     print_ratios,
@@ -654,11 +657,14 @@ def build_parser():
 def resolve(args):
     resolve_jpeg_options(args, QUICK if args.quick else DEFAULTS,
                          counts=('profile_samples', 'profile_passes'))
+    check_view_resolution(args)
+    check_max_resolution(args)
     if args.torchvision_samples is not None and args.torchvision_samples < 1:
         raise UserError('--torchvision-samples must be at least 1')
     if args.torchvision_samples is not None and args.torchvision_samples < args.batch_size:
         raise UserError(f'--torchvision-samples {args.torchvision_samples} is fewer than '
                         f'--batch-size {args.batch_size}')
+    check_json_folder(args.json)
     return args
 
 

@@ -58,6 +58,8 @@ from benchmarks.common import (
     apply_preset,
     benchmark_parser,
     check_json_folder,
+    check_max_frames,
+    check_max_resolution,
     machine_info,
     print_machine,
     print_table,
@@ -226,8 +228,10 @@ def resolve(args):
     require_at_least(args, ('gap', 'proposals', 'workers', 'repeats'))
     if args.proposals > 32:
         raise UserError("--proposals must be at most 32 (the writer's --max-proposals)")
-    args.videos = material(args.videos, args.quick)
+    check_max_resolution(args)
+    check_max_frames(args)
     check_json_folder(args.json)
+    args.videos = material(args.videos, args.quick)
     return args
 
 

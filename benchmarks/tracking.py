@@ -61,6 +61,8 @@ from benchmarks.common import (
     apply_preset,
     benchmark_parser,
     check_json_folder,
+    check_max_frames,
+    check_max_resolution,
     machine_info,
     print_machine,
     print_table,
@@ -328,8 +330,10 @@ def resolve(args):
         raise UserError('--frames must be at least 2')
     if args.proposals > 32:
         raise UserError("--proposals must be at most 32 (the writer's --max-proposals)")
-    args.videos = resolve_videos(args.videos, args.quick)
+    check_max_resolution(args)
+    check_max_frames(args)
     check_json_folder(args.json)
+    args.videos = resolve_videos(args.videos, args.quick)
     return args
 
 

@@ -4,7 +4,8 @@ whether the real FFCV pair loader keeps up, the largest batch that fits, host-de
 
     python -m benchmarks.train_step [--archs resnet50 resnet18] [--resolution 224]
         [--batch-size B] [--steps N] [--warmup N] [--modes fp32 bf16_cl fp16_cl bf16_cl_compile]
-        [--samples N] [--workers N] [--device auto|cpu|cuda] [--json OUT] [--quick]
+        [--samples N] [--workers N] [--device auto|cpu|cuda|cuda:N]
+        [--loader-betons VARIANT=PATH ...] [--profile OUT] [--json OUT] [--quick]
 
 Everything runs through the trainer's own pieces (``fastssl.trainer.Trainer``: its
 ``train_step``, ``prepare_views`` and, for the loader, ``fit``), configured like
@@ -70,6 +71,7 @@ This module holds the command (presets, options, the run); the sections are meas
 """
 import argparse
 import os
+import re
 import tempfile
 
 import torch
@@ -78,6 +80,9 @@ from benchmarks.common import (
     add_output_options,
     apply_preset,
     benchmark_parser,
+    check_json_folder,
+    check_output_file,
+    check_view_resolution,
     machine_info,
     require_at_least,
     write_results,
@@ -117,7 +122,7 @@ def build_parser():
     parser.add_argument('--warmup', type=int, help='untimed steps per mode (compilation)')
     parser.add_argument('--samples', type=int, help='JPEGs in the loader benchmark .beton')
     parser.add_argument('--workers', type=int, help='FFCV loader threads (default: all cores)')
-    parser.add_argument('--device', default='auto', help='auto, cpu or cuda')
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--loader-betons', nargs='+', default=[], metavar='VARIANT=PATH',
                         help='more end-to-end loader runs, e.g. fti=pairs.beton fti_rt=pairs.beton')
     parser.add_argument('--profile', metavar='OUT', help="also write torch.profiler's top "
@@ -127,34 +132,86 @@ def build_parser():
     return parser
 
 
+# what --help names; torch.device would also take 'meta', 'xla'..., which fail deep in a step,
+# and an index written as torch.device cannot parse it ('cuda:01')
+DEVICE = re.compile(r'auto|cpu|cuda(:(0|[1-9]\d{0,5}))?')
+
+
+def resolve_device(name):
+    """The torch device of ``--device``; UserError for anything but auto, cpu, cuda, cuda:N
+    (:data:`DEVICE`) or a GPU that is absent."""
+    if not DEVICE.fullmatch(name):
+        raise UserError(f'--device must be auto, cpu, cuda or cuda:N, got {name!r}')
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    device = torch.device(name)
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise UserError(f'--device {name}: CUDA is not available')
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f'--device {name}: this machine has {torch.cuda.device_count()} '
+                            'CUDA device(s)')
+    return device
+
+
 def resolve(args):
-    device = torch.device('cuda' if args.device == 'auto' and torch.cuda.is_available()
-                          else 'cpu' if args.device == 'auto' else args.device)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise UserError(f'--device {args.device}: CUDA is not available')
+    from fastssl.config import RESOLUTION_MIN
+
+    device = resolve_device(args.device)
     apply_preset(args, QUICK if args.quick else GPU_DEFAULTS if device.type == 'cuda'
                  else CPU_DEFAULTS)
     if args.workers is None:
         args.workers = os.cpu_count() or 1
     require_at_least(args, ('resolution', 'batch_size', 'steps', 'warmup', 'samples', 'workers'))
+    # the trainer's own floor (data.resolution), which it would check only once a section runs
+    check_view_resolution(args, RESOLUTION_MIN)
     if args.batch_size % 8:
         raise UserError("--batch-size must be a multiple of 8 (split-BN's 8 groups)")
     if args.samples < 2 * args.batch_size:
         raise UserError(f'--samples {args.samples} must be at least twice --batch-size '
                         f'{args.batch_size} (the loader benchmark needs two steps)')
-    args.loader_betons = [parse_loader_beton(item) for item in args.loader_betons]
-    args.device = device.type
+    args.loader_betons = [parse_loader_beton(item, args.batch_size)
+                          for item in args.loader_betons]
+    check_json_folder(args.json)
+    check_output_file(args.profile, '--profile')
+    if args.profile and args.json and os.path.abspath(args.profile) == os.path.abspath(args.json):
+        raise UserError(f'--profile and --json name the same file, {args.json}')
+    args.device = str(device)     # cuda:N stays cuda:N for the trainer
     return args, device
 
 
-def parse_loader_beton(item):
+def parse_loader_beton(item, batch_size):
+    """``(variant, path)`` of one ``--loader-betons`` item, the file checked as the trainer
+    would check it (header, size, fields, tracked regions), before the first section runs."""
     from fastssl.variants import VARIANTS
+    from fastssl_common.beton_file import check_layout
     variant, _, path = item.partition('=')
     if variant not in VARIANTS or not path:
         raise UserError(f"--loader-betons {item!r}: expected VARIANT=PATH with VARIANT one of "
                         f"{', '.join(VARIANTS)}")
     if not os.path.isfile(path):
         raise UserError(f'--loader-betons {variant}: no such file: {path}')
+    spec = VARIANTS[variant]
+    try:
+        layout = check_layout(path)
+    except UserError as err:
+        raise UserError(f'--loader-betons {variant}: {err}') from None
+    except OSError as err:
+        raise UserError(f'--loader-betons {variant}: cannot read {path} ({err.strerror})'
+                        ) from None
+    missing = [name for name in spec.required if name not in layout.field_names]
+    if missing:
+        raise UserError(f"--loader-betons {variant}: {path} has no {', '.join(missing)} "
+                        f"field (fields: {', '.join(layout.field_names)}); {variant} needs a "
+                        f'.beton from {spec.writer}')
+    if layout.num_samples < batch_size:
+        raise UserError(f'--loader-betons {variant}: {path} holds {layout.num_samples} '
+                        f'samples, fewer than one batch of {batch_size}')
+    if spec.uses_regions:
+        from loaders.pair_loader import tracked_pairs
+        if not tracked_pairs(path).any():
+            raise UserError(f'--loader-betons {variant}: no pair of {path} has a tracked '
+                            f'region; {variant} needs a .beton from {spec.writer} (N > 0)')
     return variant, path
 
 

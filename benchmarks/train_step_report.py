@@ -30,7 +30,7 @@ def print_report(info, config, result):
               f"{row['ms_per_step']:9.1f} {fmt(row.get('gflops_per_pair'), '10.1f'):>10} "
               f"{fmt(row.get('tflops'), '8.2f'):>8} {share:>8} "
               f"{fmt(row.get('peak_memory_gib'), '8.2f'):>8}")
-    gpu = info['gpu'] is not None and config['device'] == 'cuda'
+    gpu = info['gpu'] is not None and config['device'].startswith('cuda')
     print('\n(c) supervised ceiling: same backbone, cross-entropy + SGD, same batch')
     for row in result['supervised']:
         print(f"{row['arch']:<9} {'supervised, ' + row['label']:<38} "

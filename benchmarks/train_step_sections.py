@@ -14,6 +14,7 @@ from benchmarks.common import peak_tflops, release, synchronize, timed
 from fastssl.config import load_settings
 from fastssl.normalize import normalize
 from fastssl.trainer import Trainer
+from fastssl_common.atomic import atomic_path
 from fastssl_common.errors import UserError
 
 # key: (label, train.precision, train.channels_last, train.compile)
@@ -255,7 +256,7 @@ def profile_steps(beton, workdir, args, device, out):
                 f"({100 * result['kernel_share']:.0f} %)")
     table = events.table(sort_by='self_device_time_total' if gpu else 'self_cpu_time_total',
                          row_limit=25)
-    with open(out, 'w', encoding='utf-8') as handle:
+    with atomic_path(out) as tmp, open(tmp, 'w', encoding='utf-8') as handle:
         handle.write(f'{args.archs[0]} {MODES[mode][0]}, batch {args.batch_size}, '
                      f'{args.resolution} px: 3 steps in {result["wall_ms"]:.1f} ms under the '
                      f'profiler{busy}\n{table}\n')

@@ -93,6 +93,9 @@ from benchmarks.common import (
     apply_preset,
     benchmark_parser,
     check_json_folder,
+    check_max_frames,
+    check_max_resolution,
+    check_view_resolution,
     machine_info,
     print_machine,
     print_ratios,
@@ -103,7 +106,7 @@ from benchmarks.common import (
 )
 from benchmarks.data import JPEG_QUALITY, QUICK_CLIP, SEED, link_videos, resolve_videos
 from fastssl.variants import VARIANTS
-from fastssl_common.errors import UserError, run_cli
+from fastssl_common.errors import run_cli
 from fastssl_common.formats import IMAGE
 from writers.video_common import decoder_threads, run_per_video
 from writers.write_video_frames import write_video_frames
@@ -355,14 +358,11 @@ def resolve(args):
     if args.workers is None:
         args.workers = default_workers()
     require_at_least(args, ('workers', 'gap', 'repeats', 'resolution', 'batch_size', 'epochs'))
-    for name in ('max_resolution', 'max_frames'):
-        if getattr(args, name) < 0:
-            raise UserError(f"--{name.replace('_', '-')} must be >= 0 (0: no cap)")
-    if args.max_frames and args.max_frames <= args.gap:
-        raise UserError(f'--max-frames {args.max_frames} leaves no pairs with --gap '
-                        f'{args.gap}: it must be larger than the gap')
-    args.videos = resolve_videos(args.videos, args.quick)
+    check_view_resolution(args)
+    check_max_resolution(args)
+    check_max_frames(args)
     check_json_folder(args.json)
+    args.videos = resolve_videos(args.videos, args.quick)
     return args
 
 

@@ -2,8 +2,8 @@
 the rest, so that each target stays well inside its time budget on two cores."""
 import pytest
 
-# Unit tests of the benchmark code itself, not whole-program runs.
-UNIT_FILES = {'test_gpu_node.py'}
+# Unit tests of the benchmark code itself (option checks included), not whole-program runs.
+UNIT_FILES = {'test_gpu_node.py', 'test_options.py'}
 
 
 def pytest_collection_modifyitems(config, items):
