@@ -15,9 +15,16 @@ def resolve_device(name, key='train.device'):
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f"{key} '{name}' is not a device (auto/cpu/cuda/cuda:N)") from None
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise UserError(f"{key} is '{name}' but CUDA is not available")
+        device = None
+    # torch names more device types (meta, xpu, ...) than fastssl runs on
+    if device is None or device.type not in ('cpu', 'cuda'):
+        raise UserError(f"{key} '{name}' is not a device (auto/cpu/cuda/cuda:N)")
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise UserError(f"{key} is '{name}' but CUDA is not available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"{key} is '{name}' but this machine has "
+                            f"{torch.cuda.device_count()} CUDA device(s)")
     return device
 
 

@@ -18,6 +18,7 @@ def no_gpu(monkeypatch):
 @pytest.fixture
 def gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
 
 
 def test_cpu_choices(no_gpu):
@@ -30,6 +31,11 @@ def test_auto_takes_the_gpu_when_there_is_one(gpu):
     assert resolve_device('cuda:1', 'eval.device') == torch.device('cuda', 1)
 
 
+def test_a_gpu_index_beyond_the_machine_names_the_count(gpu):
+    with pytest.raises(UserError, match=r"^eval.device is 'cuda:2' but this machine has 2 CUDA"):
+        resolve_device('cuda:2', 'eval.device')
+
+
 @pytest.mark.parametrize('name', ['cuda', 'cuda:0', 'cuda:3'])
 def test_cuda_without_a_gpu_names_the_key(no_gpu, name):
     with pytest.raises(UserError) as err:
@@ -39,7 +45,7 @@ def test_cuda_without_a_gpu_names_the_key(no_gpu, name):
         resolve_device(name)
 
 
-@pytest.mark.parametrize('name', ['gpu', 'cuda:x', ''])
+@pytest.mark.parametrize('name', ['gpu', 'cuda:x', '', 'meta', 'xpu', 'cpu:1x'])
 def test_not_a_device(name):
     with pytest.raises(UserError) as err:
         resolve_device(name, 'eval.device')
