@@ -29,6 +29,7 @@ the CPU (``make test`` does), so the check cannot rot between GPU runs.
 """
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -38,12 +39,20 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 from benchmarks.gpu_node import CheckError, environment, install_missing
+from fastssl_common.atomic import atomic_path
+from fastssl_common.cli import ArgParser
+from fastssl_common.errors import UserError, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 # seconds each stage takes on one H100/H200 node (the --budget-s plan); compile adds its own.
 # Seen on an H200: install 1, cuda tests 131, train step 246 (its step then 2x slower)
 ESTIMATE_S = {'install': 30, 'cuda tests': 150, 'train step': 240, 'compile': 120}
 DRY_RUN_ESTIMATE_S = {'install': 5, 'cuda tests': 60, 'train step': 60, 'compile': 0}
+# what each stage writes in OUT, and the report: all removed when a run starts (a stage that
+# is skipped or dies must not leave an earlier run's file to pass for this run's)
+STAGE_OUTPUTS = {'cuda tests': ('cuda_tests.xml',), 'train step': ('train_step.json',
+                                                                   'profile.txt')}
+REPORT_FILES = ('gpu_check.json', 'gpu_check.md')
 
 
 # ---------------------------------------------------------------------------- stages
@@ -70,18 +79,51 @@ def run_logged(cmd, env, log, timeout):
     return code, time.perf_counter() - start
 
 
+def remove_outputs(out, names):
+    """Remove the files ``names`` from ``out`` (absent is fine); UserError if one cannot go."""
+    for name in names:
+        try:
+            (out / name).unlink(missing_ok=True)
+        except OSError as err:
+            raise UserError(f"--out {out}: cannot remove the earlier run's {name} "
+                            f"({err.strerror})") from None
+
+
 def cuda_tests(env, out, log, timeout, dry_run):
     """pytest -m cuda; -> rows {test, status: PASS/FAIL/SKIP/MISS, detail}."""
     xml = out / 'cuda_tests.xml'
+    remove_outputs(out, STAGE_OUTPUTS['cuda tests'])    # never report an earlier run's tests
     env = {**env, 'FASTSSL_DRY_RUN': '1'} if dry_run else env
     code, _ = run_logged([sys.executable, '-m', 'pytest', '-q', '-m', 'cuda', '-p',
                           'no:cacheprovider', f'--junitxml={xml}', 'tests/test_cuda.py'],
                          env, log, timeout)
-    if not xml.exists():
+    return cuda_test_rows(xml, code)
+
+
+def cuda_test_rows(xml, code):
+    """The rows of pytest's JUnit XML ``xml`` given pytest's exit ``code`` ('timeout' when it
+    was stopped): a FAIL row when it reported no test or ended other than 0 or 1."""
+    rows = junit_rows(xml)
+    if not rows:
+        why = ('and reported no test' if rows is not None else
+               'leaving unreadable XML' if xml.exists() else 'before reporting')
         return [{'test': 'tests/test_cuda.py', 'status': 'FAIL',
-                 'detail': f'pytest ended with {code} before reporting (see gpu_check.log)'}]
+                 'detail': f'pytest ended with {code} {why} (see gpu_check.log)'}]
+    if code not in (0, 1):      # 1 is failed tests (in the rows); anything else went wrong
+        rows.append({'test': 'tests/test_cuda.py', 'status': 'FAIL',
+                     'detail': f'pytest ended with {code} (see gpu_check.log)'})
+    return rows
+
+
+def junit_rows(xml):
+    """The test cases of pytest's JUnit XML as rows; None when it is missing or unreadable
+    (pytest killed while writing it)."""
+    try:
+        tree = ElementTree.parse(xml)
+    except (OSError, ElementTree.ParseError):
+        return None
     rows = []
-    for case in ElementTree.parse(xml).iter('testcase'):
+    for case in tree.iter('testcase'):
         status, detail = 'PASS', ''
         for child in case:
             if child.tag in ('failure', 'error'):
@@ -106,7 +148,7 @@ def train_step(env, out, log, timeout, data, dry_run, with_compile):
     pairs = Path(data) / 'pairs.beton' if data else None
     if pairs and pairs.is_file():
         cmd += ['--loader-betons', f'fti={pairs}', f'fti_rt={pairs}']
-    result_json.unlink(missing_ok=True)          # never report an earlier run's figures
+    remove_outputs(out, STAGE_OUTPUTS['train step'])   # never report an earlier run's figures
     code, _ = run_logged(cmd, env, log, timeout)
     if not result_json.exists():
         return None, code
@@ -150,8 +192,14 @@ def targets(cuda_rows, step, gpu):
     return rows
 
 
+def write_text(path, text):
+    """Write ``text`` to ``path`` whole or not at all (a full disk is one error line)."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
 def write_report(out, report):
-    (out / 'gpu_check.json').write_text(json.dumps(report, indent=2, default=str))
+    write_text(out / 'gpu_check.json', json.dumps(report, indent=2, default=str))
     env = report['environment']
     lines = ['# fastssl GPU check', '',
              f"- GPU: {', '.join(env.get('gpus') or []) or 'none (dry run)'}; driver "
@@ -163,7 +211,7 @@ def write_report(out, report):
     lines += [f"| {s['stage']} | {s['status']} | {s['seconds']:.0f} |" for s in report['stages']]
     lines += ['', '| target | value | verdict |', '|---|---|---|']
     lines += [f"| {t['target']} | {t['value']} | {t['verdict']} |" for t in report['targets']]
-    (out / 'gpu_check.md').write_text('\n'.join(lines) + '\n')
+    write_text(out / 'gpu_check.md', '\n'.join(lines) + '\n')
 
 
 # ---------------------------------------------------------------------------- main
@@ -173,15 +221,21 @@ def default_wheelhouse():
     return bundle if bundle.is_dir() else REPO / 'dist' / 'wheelhouse'
 
 
+def default_data():
+    return REPO / 'dist' / 'gpu_check' / 'data'
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgParser(prog='python -m benchmarks.gpu_check',
+                       description=__doc__.split('\n\n')[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', required=True, help='folder for the report and logs')
     parser.add_argument('--wheelhouse', default=None,
                         help='wheels to install from (default: dist/gpu_check/wheels, '
                              'else dist/wheelhouse)')
-    parser.add_argument('--data', default=str(REPO / 'dist' / 'gpu_check' / 'data'),
-                        help='folder holding pairs.beton for the fti / fti_rt runs')
+    parser.add_argument('--data', default=None,
+                        help='folder holding pairs.beton for the fti / fti_rt runs (default: '
+                             'dist/gpu_check/data; those runs are left out if it has none)')
     parser.add_argument('--budget-s', type=float, default=480,
                         help='skip a stage that would end after this many seconds')
     parser.add_argument('--dry-run', action='store_true',
@@ -189,13 +243,48 @@ def build_parser():
     return parser
 
 
+def checked_data(text):
+    """An explicit ``--data`` as an absolute path; UserError unless it holds pairs.beton."""
+    if not text:        # Path('') is the current folder
+        raise UserError('--data needs a folder name, got an empty one')
+    data = Path(text).resolve()
+    if not data.is_dir():
+        raise UserError(f'--data {text}: ' + ('is a file, not a folder' if data.exists()
+                                              else 'no such folder'))
+    if not (data / 'pairs.beton').is_file():
+        raise UserError(f'--data {text}: holds no pairs.beton (make gpu-check-bundle '
+                        f'writes one)')
+    return data
+
+
+def output_folder(text):
+    """``--out`` as an absolute path (the stages run in the repository root), created if need
+    be; UserError naming it when it cannot be a folder we write in."""
+    if not text:        # Path('') is the current folder, whose files a run would remove
+        raise UserError('--out needs a folder name, got an empty one')
+    out = Path(text).resolve()
+    if out.exists() and not out.is_dir():
+        raise UserError(f'--out {text}: is a file, not a folder')
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f'--out {text}: cannot create the folder ({err.strerror})') from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UserError(f'--out {text}: the folder is not writable')
+    return out
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.budget_s <= 0:
-        raise CheckError(f'--budget-s {args.budget_s}: must be positive')
+    if not (math.isfinite(args.budget_s) and args.budget_s > 0):
+        raise UserError(f'--budget-s {args.budget_s:g}: must be a finite number of seconds > 0')
+    # absolute: the stages' subprocesses run in the repository root, not in our folder
+    data = default_data() if args.data is None else checked_data(args.data)
+    wheelhouse = Path(args.wheelhouse).resolve() if args.wheelhouse else default_wheelhouse()
     start = time.perf_counter()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(args.out)
+    # before anything can fail: a run that stops early leaves no earlier run's report behind
+    remove_outputs(out, REPORT_FILES + sum(STAGE_OUTPUTS.values(), ()))
     log = out / 'gpu_check.log'
     log.write_text('')
     estimate = DRY_RUN_ESTIMATE_S if args.dry_run else ESTIMATE_S
@@ -217,7 +306,7 @@ def main(argv=None):
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix='fastssl-gpu-check-') as work:
         site = Path(work) / 'site'
-        installed = install_missing(Path(args.wheelhouse or default_wheelhouse()), site)
+        installed = install_missing(wheelhouse, site)
         stage('install', f"installed {', '.join(installed)}" if installed
               else 'nothing missing', began)
         env = python_env(site)
@@ -237,8 +326,7 @@ def main(argv=None):
         if left() < estimate['train step']:
             stage('train step', f'SKIP (budget: {left():.0f} s left)', began)
         else:
-            step, code = train_step(env, out, log, left(), args.data, args.dry_run,
-                                    with_compile)
+            step, code = train_step(env, out, log, left(), data, args.dry_run, with_compile)
             if code == 'timeout':
                 finished = [k for k in step or {} if k not in ('machine', 'config', 'complete')]
                 status = f"FAIL (stopped at the budget; finished: {', '.join(finished) or 'none'})"
@@ -259,11 +347,13 @@ def main(argv=None):
     return 1 if failed else 0
 
 
-if __name__ == '__main__':
+def cli(argv=None):
+    """``main``, with the environment's and the install's refusals one ``error:`` line too."""
     try:
-        sys.exit(main())
+        return main(argv)
     except CheckError as err:
-        print(f'error: {err}', file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+        raise UserError(str(err)) from None
+
+
+if __name__ == '__main__':
+    run_cli(cli)
