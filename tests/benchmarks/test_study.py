@@ -117,6 +117,7 @@ def write_bad_beton(path):
 
 # Placeholders in ``extra``, made in tmp_path by the test: a folder with a broken video, a
 # flat image folder, a file that is not a .beton.
+@pytest.mark.unit
 @pytest.mark.parametrize('extra, needle', [
     (['--variants', 'fti'], 'at least 2 runs to compare'),
     (['--seeds', '0'], '--seeds must be at least 1'),
@@ -171,6 +172,7 @@ def bad_input(capsys, argv):
     return err[0]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize('out, needle', [
     ('FILE', 'notes.txt is a file, not a folder'),
     ('FILE/sub', 'notes.txt/sub: cannot create the folder (Not a directory)'),
@@ -184,6 +186,7 @@ def test_out_that_cannot_be_a_folder_is_one_line(tmp_path, capsys, out, needle):
     assert notes.read_text() == 'notes\n'
 
 
+@pytest.mark.unit
 def test_bad_option_leaves_an_existing_study_folder_as_it_was(tmp_path, capsys):
     out = tmp_path / 'out'
     out.mkdir()
@@ -192,6 +195,7 @@ def test_bad_option_leaves_an_existing_study_folder_as_it_was(tmp_path, capsys):
     assert list(out.iterdir()) == []           # no study_settings.json with the bad arch
 
 
+@pytest.mark.unit
 def test_batch_size_grows_the_queue_to_what_train_py_accepts():
     """The study has no queue option: a batch larger than the preset's queue allows gets a
     queue of one step's keys (2 x batch: fti_rt's two terms share it), for every variant."""
@@ -208,6 +212,7 @@ def test_batch_size_grows_the_queue_to_what_train_py_accepts():
     assert study.parse(['--size', 'cpu', '--batch-size', '100'])[1]['queue'] == 256
 
 
+@pytest.mark.unit
 def test_settings_train_py_refuses_name_the_row_before_training():
     """Whatever train.py refuses in the settings the study builds is found up front."""
     args, s = study.parse(['--quick', '--batch-size', '12'])
@@ -216,6 +221,7 @@ def test_settings_train_py_refuses_name_the_row_before_training():
         study.check_training(study.plan_runs(args, s), s)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize('command', [['benchmarks/study.py'], ['-m', 'benchmarks.study']])
 def test_both_command_lines(command):
     proc = subprocess.run([sys.executable, *command, '--help'], capture_output=True, text=True,
