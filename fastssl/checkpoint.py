@@ -64,9 +64,13 @@ def check_torch_file(path):
     """UserError unless ``path`` is a file that torch.save could have written, saying what
     it is instead (torch's own error for, say, a YAML file talks of weights-only loading)."""
     if not os.path.isfile(path):
-        raise UserError(f'checkpoint not found: {path}')
-    with open(path, 'rb') as handle:
-        head = handle.read(4096)
+        raise UserError(f'checkpoint {path} is a folder, not a file' if os.path.isdir(path)
+                        else f'checkpoint not found: {path}')
+    try:
+        with open(path, 'rb') as handle:
+            head = handle.read(4096)
+    except OSError as err:
+        raise UserError(f'cannot read checkpoint {path}: {err.strerror}') from None
     if head.startswith(TORCH_MAGIC):
         return
     kind = 'an empty file' if not head else 'a text file' if _is_text(head) else (

@@ -223,12 +223,21 @@ def load_config(argv, declare, command=None, about=''):
     known = set(cfg.entries)
     for fname in map(config_file_path, files):
         try:
-            with open(fname) as handle:
-                content = yaml.safe_load(handle) or {}
+            with open(fname, encoding='utf-8') as handle:
+                content = yaml.safe_load(handle)
         except yaml.YAMLError as err:
             raise UserError(f'config file {fname} is not valid YAML ({err.problem})') from None
+        except UnicodeDecodeError:
+            raise UserError(f'config file {fname} is not a YAML text file (a checkpoint or '
+                            f'a .beton?)') from None
+        except OSError as err:
+            raise UserError(f'cannot read config file {fname}: {err.strerror}') from None
+        content = {} if content is None else content       # an empty file
         if not isinstance(content, dict):
             raise UserError(f'config file {fname} must hold a mapping of sections')
+        bad_key = _non_string_key(content)
+        if bad_key is not None:
+            raise UserError(f'unknown config key {bad_key!r} in {fname} (keys are names)')
         for path, _ in _flatten(fix_dict(expand_keys(content))):
             if path not in known:
                 raise UserError(f"unknown config key '{'.'.join(path)}' in {fname}")
@@ -239,6 +248,18 @@ def load_config(argv, declare, command=None, about=''):
     cfg.collect(overrides)
     check_values(cfg)
     return cfg
+
+
+def _non_string_key(mapping):
+    """The first key of ``mapping`` or of a mapping inside it that is not a string, or None."""
+    for key, value in mapping.items():
+        if not isinstance(key, str):
+            return key
+        if isinstance(value, dict):
+            inner = _non_string_key(value)
+            if inner is not None:
+                return inner
+    return None
 
 
 def check_values(cfg):

@@ -16,6 +16,7 @@ blocks per stage. Files are read with ``torch.load(weights_only=True)``, so load
 runs code from the file; only NumPy arrays (our checkpoints' RNG state) are allowed beyond
 tensors.
 """
+import os
 import re
 
 import numpy as np
@@ -143,7 +144,18 @@ def export_backbone(path, out, arch='auto'):
     state dict. A classifier ``fc`` is kept when the source had one (torchvision models);
     self-supervised heads are not classifiers and are left out, so such files load with
     ``resnet.load_state_dict(sd, strict=False)`` (missing: exactly fc.weight, fc.bias).
-    Returns a summary dict."""
+    Returns a summary dict. ``out`` may replace an earlier export, never the checkpoint it
+    reads nor a file that is not a PyTorch file (a dataset, say)."""
+    if os.path.exists(out):
+        if os.path.isdir(out):
+            raise UserError(f'export.out {out} is a folder, not a file')
+        if os.path.exists(path) and os.path.samefile(out, path):
+            raise UserError(f'export.out {out} is the checkpoint it exports: give another path')
+        try:
+            check_torch_file(out)
+        except UserError:
+            raise UserError(f'export.out {out} exists and is not a PyTorch file: give another '
+                            f'path') from None
     weights, source = backbone_weights(path)
     arch = _resolve_arch(weights, arch, path)
     state = _build(weights, arch, path).state_dict()  # checked, in torchvision's key order

@@ -22,6 +22,8 @@ MAY_DIFFER = ('train.resume', 'train.run_dir', 'train.epochs', 'train.checkpoint
               'train.device', 'train.compile', 'train.channels_last', 'train.precision',
               'optim.lr', 'data.path', 'data.num_workers', 'data.os_cache', 'data.verify',
               'dist.', 'logging.')
+# What fastssl.checkpoint.save_checkpoint writes and a resume reads.
+TRAINING_STATE = ('next_epoch', 'model', 'optimizer', 'rng')
 
 
 def may_differ(key):
@@ -49,6 +51,19 @@ def compare_configs(path, saved, current):
     return [d for d in differences if d[0] != 'train.resume']
 
 
+def check_training_checkpoint(path, state):
+    """UserError unless ``state`` (loaded from ``path``) is what this trainer's checkpoints
+    hold: an exported backbone or another project's checkpoint cannot be resumed."""
+    if isinstance(state, dict) and all(key in state for key in TRAINING_STATE) and \
+            isinstance(state.get('config'), (dict, type(None))):
+        return
+    held = (', '.join(sorted(map(str, state))[:6]) if isinstance(state, dict)
+            else type(state).__name__)
+    raise UserError(f'{path} is not a fastssl training checkpoint (it holds {held or "nothing"}'
+                    '): an exported backbone or a checkpoint of another project cannot be '
+                    'resumed')
+
+
 def start_position(world, settings, model, optimizer, scaler, steps_per_epoch):
     """-> (epoch, step within it) the run starts at. With ``train.resume``, where the last
     checkpoint in ``train.run_dir`` left off, its state loaded into model, optimizer, scaler
@@ -68,8 +83,13 @@ def start_position(world, settings, model, optimizer, scaler, steps_per_epoch):
         return path, load_checkpoint(path, map_location='cpu')
     # rank 0 reads (run_dir need not be shared between machines) and sends it to all
     path, state = from_main(world, read)
+    check_training_checkpoint(path, state)
     changed = compare_configs(path, state.get('config'), settings.to_dict())
     epoch, step = state['next_epoch'], state.get('next_step', 0)
+    if epoch > settings.train.epochs:       # equal: a finished run, resumed, has nothing to do
+        raise UserError(f'checkpoint {path} has finished {epoch} epochs, more than '
+                        f'train.epochs={settings.train.epochs}: raise train.epochs to train '
+                        f'on, or start a new train.run_dir')
     if step and state['steps_per_epoch'] != steps_per_epoch:
         raise UserError(f"checkpoint {path} stopped after step {step} of the "
                         f"{state['steps_per_epoch']} of epoch {epoch + 1}, but an epoch of "

@@ -44,7 +44,8 @@ def clamp_queue(queue_size, num_samples, batch_size, keys_per_sample=1):
     """Largest queue that one epoch fills without a sample meeting its own previous key in
     the same pass: K <= (N - B) * keys per sample (rounded down to a step's keys)."""
     step_keys = batch_size * keys_per_sample
-    limit = max(step_keys, (num_samples - batch_size) // batch_size * step_keys)
+    # int(): FFCV counts samples in unsigned integers, where N - B below 0 wraps around
+    limit = max(step_keys, (int(num_samples) - batch_size) // batch_size * step_keys)
     if queue_size > limit:
         print(f'warning: moco.queue_size={queue_size} exceeds what {num_samples} samples can '
               f'fill with batch {batch_size}; using {limit}', file=sys.stderr)
@@ -160,6 +161,11 @@ class TrainingParts:
             flip_prob=s.augment.flip_prob,
             cpu_photometric=self.strengths if self.placement == 'cpu' else None,
             os_cache=s.data.os_cache, distributed=self.world.distributed, **region_options)
+        if len(loader) == 0:    # under torchrun each process reads its share of the samples
+            raise UserError(f'data.batch_size {s.data.batch_size} is larger than '
+                            f'{s.data.path} gives the {self.world.size} processes '
+                            f'({loader.num_samples} samples: {self.rank_batch} a process a step, '
+                            f'{loader.num_samples // self.world.size} each)')
         # rt loads tracked pairs only; fti_rt masks the others out of its region term
         if region_valid is None or 'indices' in region_options:
             return loader, None

@@ -76,23 +76,26 @@ def required_size(path):
     from ffcv.types import CURRENT_VERSION, FieldDescType, HeaderType, get_handlers
     from ffcv.utils import decode_null_terminated_string
 
-    size = os.path.getsize(path)
-    with open(path, 'rb') as handle:
-        head = handle.read(HeaderType.itemsize)
-        if len(head) >= 2:
-            version = int(np.frombuffer(head[:2], '<u2')[0])
-            if version != CURRENT_VERSION:
-                raise not_a_beton(path, f'format version {version}, FFCV reads '
-                                        f'{CURRENT_VERSION}')
-        if len(head) < HeaderType.itemsize:
-            raise truncated(path, size, HeaderType.itemsize)
-        header = np.frombuffer(head, HeaderType)[0]
-        num_fields, num_samples = int(header['num_fields']), int(header['num_samples'])
-        descriptors_end = HeaderType.itemsize + num_fields * FieldDescType.itemsize
-        if size < descriptors_end:
-            raise truncated(path, size, descriptors_end)
-        descriptors = np.frombuffer(handle.read(num_fields * FieldDescType.itemsize),
-                                    FieldDescType)
+    try:
+        size = os.path.getsize(path)
+        with open(path, 'rb') as handle:
+            head = handle.read(HeaderType.itemsize)
+            if len(head) >= 2:
+                version = int(np.frombuffer(head[:2], '<u2')[0])
+                if version != CURRENT_VERSION:
+                    raise not_a_beton(path, f'format version {version}, FFCV reads '
+                                            f'{CURRENT_VERSION}')
+            if len(head) < HeaderType.itemsize:
+                raise truncated(path, size, HeaderType.itemsize)
+            header = np.frombuffer(head, HeaderType)[0]
+            num_fields, num_samples = int(header['num_fields']), int(header['num_samples'])
+            descriptors_end = HeaderType.itemsize + num_fields * FieldDescType.itemsize
+            if size < descriptors_end:
+                raise truncated(path, size, descriptors_end)
+            descriptors = np.frombuffer(handle.read(num_fields * FieldDescType.itemsize),
+                                        FieldDescType)
+    except OSError as err:       # unreadable (permissions, an I/O error)
+        raise UserError(f'cannot read {path}: {err.strerror}') from None
     try:
         handlers = get_handlers(descriptors)
     except KeyError as err:

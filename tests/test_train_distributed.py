@@ -99,3 +99,20 @@ def test_the_model_moved_in_epoch_two(two_ranks, model_state):
              and not torch.allclose(after[k], before[k], rtol=1e-3, atol=1e-4)]
     assert 'queues' in moved and any(k.startswith('encoder_q.') for k in moved)
 
+
+
+def test_a_batch_larger_than_each_process_share_is_one_line(small_beton, tmp_path, repo,
+                                                            tiny_args):
+    """16 samples, two processes of 8: a global batch of 20 (10 a process) fits the file but
+    not a process's share, which gave no step and a traceback in every rank."""
+    run = tmp_path / 'run'
+    result = torchrun(repo, *tiny_args(small_beton, run, '--data.batch_size=20',
+                                       '--moco.queue_size=40'))
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
+    assert errors and all(line == errors[0] for line in errors), result.stderr[-3000:]
+    assert errors[0].startswith('error: data.batch_size 20 is larger than ')
+    assert '(16 samples: 10 a process a step, 8 each)' in errors[0]
+    # torchrun's own report of the failed ranks follows; nothing of fastssl's code in it
+    assert 'fastssl/' not in result.stderr and 'UnboundLocalError' not in result.stderr
+    assert not run.exists()

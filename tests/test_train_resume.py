@@ -72,6 +72,31 @@ def test_a_mid_epoch_checkpoint_needs_the_same_steps_per_epoch(resume):
         resume()
 
 
+@pytest.mark.parametrize('state, held', [
+    ({'epoch': 1, 'arch': 'resnet50', 'state_dict': {}, 'optimizer': {}},
+     'arch, epoch, optimizer, state_dict'),       # the official MoCo's layout
+    ({'conv1.weight': torch.zeros(1)}, 'conv1.weight'),     # an exported backbone
+    ([1, 2], 'list'),
+])
+def test_a_checkpoint_that_is_not_a_training_checkpoint_is_refused(resume, state, held):
+    torch.save(state, resume.run / 'checkpoint_last.pt')
+    with pytest.raises(UserError, match=rf'checkpoint_last.pt is not a fastssl training '
+                                        rf'checkpoint \(it holds {held}\)'):
+        resume()
+
+
+def test_fewer_epochs_than_the_checkpoint_finished_are_refused(resume):
+    path = resume.run / 'checkpoint_last.pt'
+    state = torch.load(path, weights_only=False)
+    state.update(next_epoch=3)          # as if it had trained 3 epochs
+    torch.save(state, path)
+    before = (resume.run / 'config.yaml').read_text()
+    with pytest.raises(UserError, match=r'has finished 3 epochs, more than train.epochs=2: '
+                                        r'raise train.epochs'):
+        resume('--train.epochs=2')
+    assert (resume.run / 'config.yaml').read_text() == before
+
+
 def test_refusals_leave_no_run_folder(small_beton, tiny_args, tmp_path):
     run = tmp_path / 'run'
     with pytest.raises(UserError, match='has no checkpoint'):

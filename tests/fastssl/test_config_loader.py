@@ -35,3 +35,22 @@ def test_training_settings_load_from_a_recipe_name():
     assert settings.train.variant == recipe['train']['variant'] == 'fti_rt'
     assert settings.model.arch == recipe['model']['arch']
     assert settings.data.path == 'elsewhere.beton'
+
+
+@pytest.mark.parametrize('content, message', [
+    (b'\x80\x02\x8a\nlj\xfc\x9cF\xf9 j\xa8P\x19.', r'is not a YAML text file \(a checkpoint or'),
+    (b'1: 2\n', r'unknown config key 1 in .*\(keys are names\)'),
+    (b'data:\n  7: 2\n', r'unknown config key 7 in .*\(keys are names\)'),
+])
+def test_a_config_file_that_is_not_text_or_has_odd_keys_is_one_error(tmp_path, content,
+                                                                     message):
+    path = tmp_path / 'c.yaml'
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=message):
+        load_settings(['--config-file', str(path)])
+
+
+def test_a_config_file_that_cannot_be_read_names_the_reason():
+    # /proc/self/mem is a file whose reading fails (EIO): a real unreadable file, even for root
+    with pytest.raises(UserError, match='cannot read config file /proc/self/mem: Input/output'):
+        load_settings(['--config-file', '/proc/self/mem'])

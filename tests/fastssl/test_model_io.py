@@ -84,6 +84,21 @@ def test_every_format_gives_the_same_features(ours, tmp_path):
             torch.testing.assert_close(model(images), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_export_never_replaces_its_checkpoint_or_a_file_that_is_not_pytorch(ours, tmp_path):
+    path = ours[0]
+    before = open(path, 'rb').read()
+    with pytest.raises(UserError, match='is the checkpoint it exports'):
+        export_backbone(path, path)
+    assert open(path, 'rb').read() == before
+    data = tmp_path / 'data.beton'
+    data.write_bytes(b'samples')
+    with pytest.raises(UserError, match='data.beton exists and is not a PyTorch file'):
+        export_backbone(path, str(data))
+    assert data.read_bytes() == b'samples'
+    export_backbone(path, str(tmp_path / 'backbone.pth'))
+    export_backbone(path, str(tmp_path / 'backbone.pth'))     # an earlier export is replaced
+
+
 def test_export_round_trip_into_plain_torchvision(ours, tmp_path):
     path, backbone, images, expected, _ = ours
     summary = export_backbone(path, str(tmp_path / 'backbone.pth'))
