@@ -98,9 +98,11 @@ def required_size(path):
         raise UserError(f'cannot read {path}: {err.strerror}') from None
     try:
         handlers = get_handlers(descriptors)
+        names = tuple(decode_null_terminated_string(d['name']) for d in descriptors)
     except KeyError as err:
         raise not_a_beton(path, f'unknown field type {err}') from None
-    names = tuple(decode_null_terminated_string(d['name']) for d in descriptors)
+    except ValueError:      # a field's name or settings that do not decode (JSON, ASCII)
+        raise not_a_beton(path, 'damaged field table') from None
     if any(handler is None for handler in handlers):
         raise not_a_beton(path, 'it has custom fields this project does not know')
     row = np.dtype([('', h.metadata_type) for h in handlers], align=True).itemsize
@@ -130,6 +132,25 @@ def check_layout(path):
     if layout.size < layout.required:
         raise truncated(path, layout.size, layout.required)
     return layout
+
+
+def check_integrity_entry(integrity, sidecar_path):
+    """UserError unless a sidecar's ``integrity`` entry (None: written before the hashes) has
+    the shape :func:`file_digest` gives, naming the first entry that does not."""
+    if integrity is None:
+        return
+    whole = isinstance(integrity, dict)
+    shapes = {
+        'size': lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        'sha256': lambda v: isinstance(v, str),
+        'page_size': lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+        'page_sha256': lambda v: isinstance(v, list) and all(isinstance(h, str) for h in v),
+    }
+    for key, fits in shapes.items():
+        if not (whole and fits(integrity.get(key))):
+            name = 'integrity' if not whole else f'integrity.{key}'
+            raise UserError(f'sidecar {sidecar_path}: missing or invalid {name!r} (damaged '
+                            f'or edited?)')
 
 
 def file_digest(path, page_size, advance=None):

@@ -21,7 +21,13 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from fastssl_common.beton_file import check_layout, check_size, file_digest, pointer_column
+from fastssl_common.beton_file import (
+    check_integrity_entry,
+    check_layout,
+    check_size,
+    file_digest,
+    pointer_column,
+)
 from fastssl_common.errors import UserError
 from fastssl_common.progress import progress_bar
 
@@ -62,6 +68,7 @@ def _check_hashes(path, layout, progress):
             recorded = json.load(handle).get('integrity')
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as err:
         raise UserError(f'cannot read the sidecar {sidecar}: {err}') from None
+    check_integrity_entry(recorded, sidecar)
     if recorded is None:
         return {'sidecar': sidecar, 'hashes': None, 'pages': None,
                 'note': f'the sidecar {sidecar} was written before the writers recorded '

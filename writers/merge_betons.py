@@ -32,7 +32,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastssl_common.beton_file import check_layout, file_digest, pointer_column
+from fastssl_common.beton_file import (
+    check_integrity_entry,
+    check_layout,
+    file_digest,
+    pointer_column,
+)
 from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import LABEL, VIDEO_FRAMES, VIDEO_ID, VIDEO_PAIRS
@@ -192,7 +197,6 @@ def _check_sidecar(sidecar, sidecar_path):
                              (whole, whole, whole, str)),
         'skipped': is_list_of(sidecar.get('skipped', []), ('path',), (str,)),
         'warnings': is_list_of(sidecar.get('warnings', []), ('path',), (str,)),
-        'integrity': sidecar.get('integrity') is None or isinstance(sidecar['integrity'], dict),
         'shard': sidecar.get('shard') is None or (
             isinstance(sidecar['shard'], dict)
             and isinstance(sidecar['shard'].get('count'), int)
@@ -204,6 +208,7 @@ def _check_sidecar(sidecar, sidecar_path):
         if not ok:
             raise UserError(f'sidecar {sidecar_path}: missing or invalid {key!r} '
                             f'(damaged or edited?)')
+    check_integrity_entry(sidecar.get('integrity'), sidecar_path)
 
 
 def _check_integrity(path, layout, integrity, progress):

@@ -81,6 +81,32 @@ def test_a_foreign_or_unfinished_file_is_not_a_beton(tmp_path, small_beton):
         check_size(str(unfinished))
 
 
+def test_a_damaged_field_table_is_not_a_beton(tmp_path, small_beton):
+    from ffcv.types import FieldDescType, HeaderType
+
+    damaged = tmp_path / 'damaged.beton'
+    data = bytearray(open(small_beton, 'rb').read())
+    data[HeaderType.itemsize + FieldDescType.fields['name'][1]] = 0xFF   # the first field's name
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(UserError, match=r'is not a readable .beton file \(damaged field table'):
+        check_size(str(damaged))
+
+
+@pytest.mark.parametrize('edit, entry', [
+    (lambda s: s.update(integrity='abc'), "'integrity'"),
+    (lambda s: s['integrity'].pop('size'), "'integrity.size'"),
+    (lambda s: s['integrity'].pop('page_sha256'), "'integrity.page_sha256'"),
+    (lambda s: s['integrity'].update(page_size='8388608'), "'integrity.page_size'"),
+    (lambda s: s['integrity'].update(page_size=0), "'integrity.page_size'"),
+])
+def test_an_edited_integrity_entry_is_named(written, repo, assert_one_line_error, edit, entry):
+    sidecar = json.load(open(f'{written}.json'))
+    edit(sidecar)
+    json.dump(sidecar, open(f'{written}.json', 'w'))
+    assert_one_line_error(verify_cli(repo, written),
+                          f'sidecar {written}.json: missing or invalid {entry}')
+
+
 def test_verify_checks_size_hashes_and_every_sample(small_beton, repo):
     summary = verify(small_beton, progress=False)
     sidecar = json.load(open(small_beton + '.json'))['integrity']

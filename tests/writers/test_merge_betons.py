@@ -280,6 +280,8 @@ def test_sidecars_that_do_not_fit_their_file_are_refused(tmp_path, inputs):
     ('videos', lambda s: s['videos'][0].pop('source')),
     ('options', lambda s: s.pop('options')),
     ('integrity', lambda s: s.update(integrity='abc')),
+    ('integrity.page_size', lambda s: s['integrity'].update(page_size='x')),
+    ('integrity.page_sha256', lambda s: s['integrity'].pop('page_sha256')),
     ('shard', lambda s: s.update(shard={'count': 3})),
     ('skipped', lambda s: s.update(skipped=['zz_broken.mkv'])),
 ])
