@@ -208,10 +208,21 @@ def sidecar_foreground(path):
     does not say (no sidecar, no tracked proposals, written before the ranking existed)."""
     try:
         with open(path + '.json', encoding='utf-8') as handle:
-            proposals = json.load(handle).get('proposals', {})
+            sidecar = json.load(handle)
     except (OSError, ValueError):
         return None, None
-    return proposals.get('ranking'), (proposals.get('tracks') or {}).get('foreground')
+    proposals = sidecar.get('proposals') if isinstance(sidecar, dict) else None
+    tracks = proposals.get('tracks') if isinstance(proposals, dict) else None
+    foreground = tracks.get('foreground') if isinstance(tracks, dict) else None
+    ranking = proposals.get('ranking') if isinstance(proposals, dict) else None
+    number = (int, float)
+    if foreground is not None and not (
+            isinstance(foreground, dict) and 'share' in foreground
+            and isinstance(foreground['share'], (*number, type(None)))
+            and isinstance(foreground.get('tracks_judged'), int)):
+        raise UserError(f"sidecar {path}.json: invalid 'proposals.tracks.foreground' (damaged "
+                        f"or edited?)")
+    return (ranking if isinstance(ranking, str) else None), foreground
 
 
 def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image_format='png'):

@@ -5,6 +5,7 @@ foreground share of the kept tracks, bad input, and the inspection tool."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -228,6 +229,23 @@ def test_inspect_pairs(written, stored, tmp_path, small_beton, capsys,
     assert_one_line_error(run_script('writers/inspect_pairs.py', tmp_path / 'none.beton',
                                      '--out', tmp_path / 'x'), 'none.beton', 'does not exist')
     assert not os.path.exists(tmp_path / 'x')
+
+
+@pytest.mark.parametrize('sidecar', [
+    [1], {'proposals': {'tracks': {'foreground': 3}}},
+    {'proposals': {'tracks': {'foreground': {'share': 'x', 'tracks_judged': 4}}}},
+    {'proposals': {'tracks': {'foreground': {'tracks_judged': 4}}}},
+])
+def test_inspect_pairs_names_an_edited_sidecar_and_writes_nothing(written, tmp_path, sidecar):
+    out = tmp_path / 'pairs.beton'
+    shutil.copy(written[0], out)
+    Path(f'{out}.json').write_text(json.dumps(sidecar))
+    if sidecar == [1]:      # not the writers' shape at all: says nothing, the sheets are made
+        inspect_pairs(str(out), str(tmp_path / 'look'), pairs=1)
+        return
+    with pytest.raises(UserError, match=r"invalid 'proposals.tracks.foreground'"):
+        inspect_pairs(str(out), str(tmp_path / 'look'), pairs=1)
+    assert not (tmp_path / 'look').exists()
 
 
 def test_pairs_without_tracks_are_kept_and_counted(tmp_path, load_all, encode_clip):
