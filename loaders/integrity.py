@@ -42,6 +42,9 @@ def verify(path, progress=True):
     (what matched, or None when there was nothing to compare: ``note`` says why), ``pages``
     (pages hashed, or None) and ``decoded`` (images decoded). ``progress`` shows a bar
     (terminal) or lines."""
+    path = os.fspath(path)          # a pathlib.Path too
+    if os.path.isdir(path):
+        raise UserError(f'dataset file {path} is a folder, not a file')
     if not os.path.isfile(path):
         raise UserError(f'dataset file not found: {path}')
     layout = check_layout(path)
@@ -60,6 +63,8 @@ def verify(path, progress=True):
 def _check_hashes(path, layout, progress):
     """The sidecar's size and hashes against the file: ``{sidecar, hashes, pages}``."""
     sidecar = path + '.json'
+    if os.path.isdir(sidecar):
+        raise UserError(f'sidecar {sidecar} is a folder, not a file')
     if not os.path.isfile(sidecar):
         return {'sidecar': None, 'hashes': None, 'pages': None,
                 'note': f'no sidecar {sidecar}'}

@@ -227,6 +227,7 @@ def sidecar_foreground(path):
 
 def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image_format='png'):
     """Write the contact sheets and ``summary.json`` to ``out``; returns the summary dict."""
+    path, out = os.fspath(path), os.fspath(out)      # pathlib.Paths too
     for value, flag in ((pairs, 'pairs'), (per_sheet, 'per-sheet')):
         check_number(value, flag, 1)
     check_number(height, 'height', MIN_RESOLUTION, MAX_ROW_HEIGHT)

@@ -107,6 +107,18 @@ def test_an_edited_integrity_entry_is_named(written, repo, assert_one_line_error
                           f'sidecar {written}.json: missing or invalid {entry}')
 
 
+def test_verify_takes_a_path_object_and_names_folders(written, tmp_path):
+    from pathlib import Path
+
+    assert verify(Path(written), progress=False)['samples'] == 16
+    with pytest.raises(UserError, match=f'dataset file {tmp_path} is a folder, not a file'):
+        verify(tmp_path, progress=False)
+    os.remove(f'{written}.json')
+    os.mkdir(f'{written}.json')
+    with pytest.raises(UserError, match=r'sidecar .*copy.beton.json is a folder, not a file'):
+        verify(str(written), progress=False)
+
+
 def test_verify_checks_size_hashes_and_every_sample(small_beton, repo):
     summary = verify(small_beton, progress=False)
     sidecar = json.load(open(small_beton + '.json'))['integrity']
