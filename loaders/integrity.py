@@ -165,7 +165,11 @@ def _check_chunk(data, layout, metadata, sizes, start, stop):
             where = f"sample {index}'s '{name}'"
             if isinstance(handler, RGBImageField):
                 height, width = int(meta['height']), int(meta['width'])
-                if int(meta['mode']) == IMAGE_MODES['raw']:
+                mode = int(meta['mode'])
+                if mode not in IMAGE_MODES.values():    # the loaders would read it as raw
+                    return (f'{where} has storage mode {mode}, neither jpg nor raw'), \
+                        images, index - start
+                if mode == IMAGE_MODES['raw']:
                     if size != height * width * 3:
                         return (f'{where} holds {size} bytes, not the {height}x{width} '
                                 f'RGB pixels its metadata states'), images, index - start

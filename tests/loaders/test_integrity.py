@@ -175,6 +175,22 @@ def test_an_image_that_does_not_decode_is_named(written, repo, assert_one_line_e
     assert_one_line_error(verify_cli(repo, written, '--quiet'), "sample 5's 'image'")
 
 
+def test_an_image_of_an_unknown_storage_mode_is_named(written):
+    """The loaders read any mode but jpg as raw pixels: verify must not pass such a file."""
+    import numpy as np
+    from ffcv.types import get_metadata_type
+
+    os.remove(str(written) + '.json')
+    layout = required_size(str(written))
+    metadata = np.memmap(written, get_metadata_type(list(layout.handlers)), mode='r+',
+                         offset=layout.metadata_start, shape=(layout.num_samples,))
+    metadata['f0']['mode'][3] = 255
+    metadata.flush()
+    del metadata
+    with pytest.raises(UserError, match="sample 3's 'image' has storage mode 255, neither"):
+        verify(str(written), progress=False)
+
+
 def test_sidecar_records_size_and_hashes_of_what_was_written(tmp_path, small_beton):
     import hashlib
 
