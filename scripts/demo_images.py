@@ -8,13 +8,22 @@ are held out as the monitor's items (``scripts/demo_monitor.py``: their views, a
 RECIPE's training is (default ``configs/demo_cpu.yaml``), go to
 ``OUT/queries/<photo>/``), the others go to ``OUT/train/<photo>/``, which the run trains on
 and the monitor's kNN bank holds.
+
+The recipe and OUT are checked before anything is written; a bad one is one ``error:`` line,
+exit status 2, and a run that fails leaves no folder it created behind.
 """
-import sys
+import contextlib
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
-from demo_monitor import save_jpegs, write_queries
+from demo_monitor import recipe_augment, save_jpegs, write_queries
 from PIL import Image
+
+from fastssl_common.atomic import ensure_writable_dir
+from fastssl_common.cli import ArgParser
+from fastssl_common.errors import UserError, run_cli
 
 GRID = 5
 MIN_SIDE = 160     # px: tiles of at least 32 px
@@ -59,24 +68,67 @@ def tiles(rgb):
     return train, held_out
 
 
-def main(out_dir, recipe):
-    out = Path(out_dir)
+def check_recipe(recipe):
+    """Read the recipe's augmentation once, before anything is written (UserError if the
+    recipe is missing or bad)."""
+    recipe_augment(recipe)
+
+
+@contextlib.contextmanager
+def demo_output(out, parts=('train', 'queries')):
+    """Check that the folder ``out`` can be written (UserError naming it) and create it; if
+    the block fails, what it created (``out`` itself, or its ``parts`` that did not exist)
+    is removed again. OSErrors in the block become a UserError naming ``out``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f'output folder {out} is a file, not a folder')
+    existed = out.exists()
+    new_parts = [out / part for part in parts if not (out / part).exists()]
+    top = out
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
+    ensure_writable_dir(str(out))
+    try:
+        try:
+            yield out
+        except OSError as err:
+            raise UserError(f'cannot write into output folder {out}: '
+                            f'{err.strerror or err}') from None
+    except BaseException:
+        for created in ([] if existed else [top]) or new_parts:
+            if os.path.exists(created):
+                shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def parse(argv, description, default_out, default_recipe):
+    parser = ArgParser(description=description)
+    parser.add_argument('out', nargs='?', default=default_out, help='output folder')
+    parser.add_argument('recipe', nargs='?', default=str(default_recipe),
+                        help='training recipe (.yaml) whose augmentation the queries get')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse(argv, __doc__.split('\n\n')[0], 'demo_out/images', RECIPE)
+    check_recipe(args.recipe)
     count = trained = 0
     items = []
-    for path in package_photos():
-        rgb = photo(path)
-        if rgb is None:
-            continue
-        train, held_out = tiles(rgb)
-        save_jpegs(out / 'train' / path.stem, train)
-        items += [(path.stem, tile) for tile in held_out]
-        count += 1
-        trained += len(train)
-    write_queries(out / 'queries', items, recipe)
+    with demo_output(args.out) as out:
+        for path in package_photos():
+            rgb = photo(path)
+            if rgb is None:
+                continue
+            train, held_out = tiles(rgb)
+            save_jpegs(out / 'train' / path.stem, train)
+            items += [(path.stem, tile) for tile in held_out]
+            count += 1
+            trained += len(train)
+        write_queries(out / 'queries', items, args.recipe)
     print(f'{count} photos from package data: {trained} training tiles -> {out}/train, '
           f'{len(items)} held-out tiles -> {out}/queries (augmented views, by photo)')
+    return 0
 
 
 if __name__ == '__main__':
-    main(sys.argv[1] if len(sys.argv) > 1 else 'demo_out/images',
-         sys.argv[2] if len(sys.argv) > 2 else RECIPE)
+    run_cli(main)

@@ -7,17 +7,18 @@ K the queue the run actually used (read from its checkpoint: the trainer shrinks
 configured queue for small datasets), and the kNN monitor's first and last top-1 against
 chance (1 / N for ``--classes N``). ln(K + 1) is the loss of a network that cannot tell its
 positive key from the K negatives; a loss well below it means the features separate them.
-Exit status 1 when a run misses either bar, so that a script can check a demo.
+Exit status 1 when a run misses either bar, so that a script can check a demo; a RUN_DIR
+that holds no run (no config.yaml, no last checkpoint) is one ``error:`` line, exit status 2.
 """
-import argparse
 import math
 import os
-import sys
 
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from fastssl.checkpoint import LAST, load_checkpoint
+from fastssl_common.cli import ArgParser
+from fastssl_common.errors import UserError, run_cli
 
 LEARNT_BAR = 0.8        # last-epoch loss at most this fraction of ln(K + 1)
 MONITOR_RISE = 10.0     # percentage points from the first to the last kNN evaluation
@@ -46,6 +47,15 @@ def last_epoch_losses(logged, epochs):
     start = last_step * (epochs - 1) / epochs
     return {term: sum(value for step, value in values if step > start) /
             sum(1 for step, _ in values if step > start) for term, values in terms.items()}
+
+
+def check_run(run_dir):
+    """UserError naming ``run_dir`` unless it is a run's folder (config.yaml and LAST)."""
+    if not os.path.isdir(run_dir):
+        raise UserError(f'RUN_DIR {run_dir} is not a folder')
+    for name in ('config.yaml', LAST):
+        if not os.path.isfile(os.path.join(run_dir, name)):
+            raise UserError(f'RUN_DIR {run_dir} holds no run (no {name})')
 
 
 def summarise(run_dir, classes):
@@ -77,10 +87,12 @@ def summarise(run_dir, classes):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ArgParser(description=__doc__.split('\n')[0])
     parser.add_argument('runs', nargs='+', metavar='RUN_DIR')
     parser.add_argument('--classes', type=int, default=0, help="the monitor's classes")
     args = parser.parse_args(argv)
+    for run in args.runs:
+        check_run(run)
     passed = True
     for run in args.runs:
         lines, ok = summarise(run, args.classes)
@@ -90,4 +102,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_cli(main)

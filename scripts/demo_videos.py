@@ -15,15 +15,19 @@ than ``MIN_SHOT`` frames are left out. Each shot is then split in time:
   of the monitor's items (``scripts/demo_monitor.py``: their views, augmented as RECIPE's
   training is (default ``configs/demo_video.yaml``), go to
   ``OUT/queries/<shot>/``; the monitor's kNN bank is ``OUT/train/``).
+
+The recipe and OUT are checked before anything is written; a bad one is one ``error:`` line,
+exit status 2, and a run that fails leaves no folder it created behind.
 """
 import importlib.util
-import sys
 from pathlib import Path
 
 import av
 import cv2
+from demo_images import check_recipe, demo_output, parse
 from demo_monitor import save_jpegs, write_queries
 
+from fastssl_common.errors import run_cli
 from writers.shot_cuts import (
     DEFAULT_CUT_THRESHOLD,
     THUMB_SIDE,
@@ -67,26 +71,28 @@ def shots(path):
     return found
 
 
-def main(out_dir, recipe):
-    out = Path(out_dir)
+def main(argv=None):
+    args = parse(argv, __doc__.split('\n\n')[0], 'demo_out/clips', RECIPE)
+    check_recipe(args.recipe)
     train_frames = kept = 0
     items = []
-    for clip in CLIPS:
-        for number, frames in enumerate(shots(clips_folder() / clip)):
-            if len(frames) < MIN_SHOT:
-                continue
-            name = f'{Path(clip).stem}_shot{number}'
-            train_end = int(TRAIN_PART * len(frames))
-            held_out = frames[int((TRAIN_PART + GAP_PART) * len(frames)):]
-            save_jpegs(out / 'train' / name, frames[:train_end])
-            items += [(name, frame) for frame in held_out[::ITEM_STEP]]
-            train_frames += train_end
-            kept += 1
-    write_queries(out / 'queries', items, recipe)
+    with demo_output(args.out) as out:
+        for clip in CLIPS:
+            for number, frames in enumerate(shots(clips_folder() / clip)):
+                if len(frames) < MIN_SHOT:
+                    continue
+                name = f'{Path(clip).stem}_shot{number}'
+                train_end = int(TRAIN_PART * len(frames))
+                held_out = frames[int((TRAIN_PART + GAP_PART) * len(frames)):]
+                save_jpegs(out / 'train' / name, frames[:train_end])
+                items += [(name, frame) for frame in held_out[::ITEM_STEP]]
+                train_frames += train_end
+                kept += 1
+        write_queries(out / 'queries', items, args.recipe)
     print(f'{kept} shots of {len(CLIPS)} clips: {train_frames} training frames -> {out}/train, '
           f'{len(items)} held-out frames -> {out}/queries (augmented views, by shot)')
+    return 0
 
 
 if __name__ == '__main__':
-    main(sys.argv[1] if len(sys.argv) > 1 else 'demo_out/clips',
-         sys.argv[2] if len(sys.argv) > 2 else RECIPE)
+    run_cli(main)

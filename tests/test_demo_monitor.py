@@ -54,3 +54,48 @@ def test_views_follow_the_recipe(demo_monitor, tmp_path):
         third = demo_monitor.SIDE // 3
         assert [int(view[:, c * third + third // 2].argmax(axis=1).mean()) for c in range(3)] \
             == [0, 1, 2]
+
+
+@pytest.mark.parametrize('script', ['scripts/demo_images.py', 'scripts/demo_videos.py'])
+def test_the_demo_builders_check_recipe_and_output_first(script, tmp_path, run_script,
+                                                         assert_one_line_error):
+    out = tmp_path / 'out'
+    result = run_script(script, out, tmp_path / 'bogus.yaml')
+    assert_one_line_error(result, 'bogus.yaml')
+    assert not out.exists()
+    a_file = tmp_path / 'a_file'
+    a_file.write_text('')
+    for bad in (a_file, a_file / 'sub', '/proc/x'):
+        assert_one_line_error(run_script(script, bad), str(bad))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a_file']
+
+
+def test_a_failed_demo_build_leaves_nothing_behind(repo, tmp_path):
+    sys.path.insert(0, f'{repo}/scripts')
+    try:
+        import demo_images
+    finally:
+        sys.path.remove(f'{repo}/scripts')
+    from fastssl_common.errors import UserError
+    with pytest.raises(UserError, match='cannot write into output folder'):
+        with demo_images.demo_output(tmp_path / 'new' / 'out') as out:
+            (out / 'train').mkdir()
+            raise OSError(28, 'No space left on device')
+    assert not (tmp_path / 'new').exists()
+    (tmp_path / 'old' / 'train').mkdir(parents=True)
+    with pytest.raises(UserError):
+        with demo_images.demo_output(tmp_path / 'old') as out:
+            (out / 'queries').mkdir()
+            raise OSError(28, 'No space left on device')
+    assert sorted(p.name for p in (tmp_path / 'old').iterdir()) == ['train']
+
+
+def test_the_summary_refuses_a_folder_without_a_run(tmp_path, run_script,
+                                                    assert_one_line_error):
+    result = run_script('scripts/demo_summary.py', tmp_path)
+    assert_one_line_error(result, str(tmp_path), 'config.yaml')
+    (tmp_path / 'config.yaml').write_text('train: {epochs: 1}\n')
+    assert_one_line_error(run_script('scripts/demo_summary.py', tmp_path),
+                          str(tmp_path), 'checkpoint_last.pt')
+    assert_one_line_error(run_script('scripts/demo_summary.py', tmp_path / 'none'),
+                          'none')

@@ -60,6 +60,9 @@ CURVES = {
 INSTANCE = 'instance'
 TRANSFORMATIONS = (*CURVES, INSTANCE)
 INSTANCE_VIEWS = (0, 45, 90, 135)
+# Largest --size: an image is ray-cast at 2x2 supersampling in float64 arrays, a few GB of
+# memory per image at 4096 px; 1024 px is 8 x the default and well past what the study uses.
+MAX_SIZE = 1024
 # Photographs shipped inside installed packages (package, file); read as files, since importing
 # scikit-learn alone takes seconds.
 COLOUR_PHOTOS = (('skimage', 'data/astronaut.png'), ('skimage', 'data/chelsea.png'),
@@ -130,13 +133,18 @@ def value_name(value):
 def render_sets(out, objects=6, instances=4, per_set=4, size=128, seed=0,
                 transformations=TRANSFORMATIONS, overwrite=False):
     """Render the sets into the folder ``out`` (see the module doc); returns the manifest."""
+    if not transformations:
+        raise UserError(f"--transformations names no transformation (choose from "
+                        f"{', '.join(TRANSFORMATIONS)})")
     unknown = [t for t in transformations if t not in TRANSFORMATIONS]
     if unknown:
         raise UserError(f"unknown transformation '{unknown[0]}' ({', '.join(TRANSFORMATIONS)})")
-    for flag, value, low in (('objects', objects, 2), ('instances', instances, 3),
-                             ('per-set', per_set, 3), ('size', size, MIN_RESOLUTION),
-                             ('seed', seed, 0)):
-        check_number(value, flag, low)
+    for flag, value, low, high in (('objects', objects, 2, None),
+                                   ('instances', instances, 3, None),
+                                   ('per-set', per_set, 3, None),
+                                   ('size', size, MIN_RESOLUTION, MAX_SIZE),
+                                   ('seed', seed, 0, None)):
+        check_number(value, flag, low, high)
     if os.path.exists(out) and not overwrite:
         raise UserError(f'output folder {out} exists (choose a new one or --overwrite)')
     rng = np.random.default_rng(seed)
@@ -214,20 +222,20 @@ def main(argv=None):
     parser.add_argument('--objects', type=int, default=6, help='objects for the curves')
     parser.add_argument('--instances', type=int, default=4, help='instances per category')
     parser.add_argument('--per-set', type=int, default=4, help='images per set and level')
-    parser.add_argument('--size', type=int, default=128, help='image side, px')
+    parser.add_argument('--size', type=int, default=128,
+                        help=f'image side, px ({MIN_RESOLUTION} to {MAX_SIZE})')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--transformations', default=','.join(TRANSFORMATIONS),
                         help='comma-separated subset of ' + ', '.join(TRANSFORMATIONS))
     parser.add_argument('--overwrite', action='store_true', help='replace an existing OUT')
     args = parser.parse_args(argv)
+    names = [t.strip() for t in args.transformations.split(',') if t.strip()]
     manifest = render_sets(args.out, args.objects, args.instances, args.per_set, args.size,
-                           args.seed, [t for t in args.transformations.split(',') if t],
-                           args.overwrite)
+                           args.seed, names, args.overwrite)
     count = sum(len(files) for _, _, files in os.walk(args.out)) - 1
     print(f"{count} images of {RENDERED_LABEL} ({', '.join(manifest['transformations'])}) "
           f"in {args.out}")
     return 0
-
 
 
 def cli():

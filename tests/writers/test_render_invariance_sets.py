@@ -68,3 +68,24 @@ def test_bad_inputs(tmp_path, run_script, assert_one_line_error):
                         '--transformations', 'viewpoint,zoom')
     assert_one_line_error(result, "unknown transformation 'zoom'")
     assert not (tmp_path / 'z').exists()
+
+
+def test_size_has_an_upper_bound(tmp_path, run_script, assert_one_line_error):
+    with pytest.raises(UserError, match='--size must be a whole number from 16 to 1024, got 1025'):
+        render_sets(str(tmp_path / 'big'), **{**SMALL, 'size': 1025})
+    result = run_script('writers/render_invariance_sets.py', tmp_path / 'z', '--size', '100000')
+    assert_one_line_error(result, '--size', '1024', '100000')
+    assert not (tmp_path / 'z').exists() and not (tmp_path / 'big').exists()
+    assert '1024' in run_script('writers/render_invariance_sets.py', '--help').stdout
+
+
+@pytest.mark.parametrize('names', [',', ' , ', ''])
+def test_an_empty_transformation_list_is_refused(tmp_path, run_script, assert_one_line_error,
+                                                 names):
+    result = run_script('writers/render_invariance_sets.py', tmp_path / 'z',
+                        '--transformations', names)
+    assert_one_line_error(result, '--transformations')
+    assert not (tmp_path / 'z').exists()
+    with pytest.raises(UserError, match='--transformations names no transformation'):
+        render_sets(str(tmp_path / 'y'), **{**SMALL, 'transformations': ()})
+    assert list(tmp_path.iterdir()) == []
