@@ -97,12 +97,37 @@ def view_plan(view_fields):
     return plan
 
 
+INT64_MAX = 2**63 - 1    # seeds reach Numba as int64
+
+
+def is_number(value, whole=False):
+    """A real number (whole: an integer), not a bool; floats must be finite."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, (int, np.integer)):
+        return True
+    return not whole and isinstance(value, (float, np.floating)) and bool(np.isfinite(value))
+
+
+def check_number(name, value, low, high=None, whole=False):
+    """A number kwarg in [low, high] (None: unbounded), as an int (whole) or a float; a
+    UserError naming it, the range and the value otherwise."""
+    if not (is_number(value, whole) and value >= low and (high is None or value <= high)):
+        what = 'a whole number' if whole else 'a number'
+        what += f' >= {low}' if high is None else f' from {low} to {high}'
+        raise UserError(f'{name} must be {what}, got {value!r}')
+    return int(value) if whole else float(value)
+
+
 def check_range(name, pair, low, high, low_open=False):
     """A (lo, hi) kwarg with low <= lo <= hi <= high (lo > low if low_open), as floats."""
-    lo, hi = (float(x) for x in pair)
-    if not ((lo > low if low_open else lo >= low) and lo <= hi <= high):
+    ok = (isinstance(pair, (tuple, list, np.ndarray)) and len(pair) == 2
+          and all(is_number(x) for x in pair))
+    lo, hi = (float(x) for x in pair) if ok else (None, None)
+    if not (ok and (lo > low if low_open else lo >= low) and lo <= hi <= high):
+        shown = tuple(pair) if isinstance(pair, (tuple, list, np.ndarray)) else pair
         raise UserError(f"{name} must be (lo, hi) with {low} {'<' if low_open else '<='} lo "
-                        f"<= hi <= {high}, got {tuple(pair)}")
+                        f"<= hi <= {high}, got {shown!r}")
     return lo, hi
 
 
@@ -122,6 +147,14 @@ class MultiViewLoader:
         these sample indices (e.g. ``np.flatnonzero(loader.region_valid)``); ``num_samples``
         counts them. ``region_valid``: bool per sample of the whole .beton (num_proposals >
         0), None without proposal fields."""
+        # Checked before FFCV sees them: it fails late and obscurely (ZeroDivisionError,
+        # thread tracebacks, math domain errors) or silently truncates
+        batch_size = check_number('batch_size', batch_size, 1, whole=True)
+        resolution = check_number('resolution', resolution, 1, whole=True)
+        seed = check_number('seed', seed, 0, INT64_MAX, whole=True)
+        scale = check_range('scale', scale, 0.0, 1.0, low_open=True)
+        ratio = check_range('ratio', ratio, 0.0, np.inf, low_open=True)
+        flip_prob = check_number('flip_prob', flip_prob, 0, 1)
         plan = view_plan(view_fields)
         reader = open_beton(path, [name for name, _, _ in plan], hint)
         if order not in ORDERS:
