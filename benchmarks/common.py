@@ -90,9 +90,9 @@ def check_max_frames(args):
     """``--max-frames`` (0: all) of the video benchmarks: a count that leaves pairs at
     ``--gap``. The writers' own message would name their option (``--max-frames-per-video``)
     or, for too few frames, a temporary copy of the video."""
-    from writers.writer_common import check_number
+    from fastssl_common.numbers import check_number
 
-    check_number(args.max_frames, 'max-frames', 1, zero='no cap')
+    check_number(args.max_frames, '--max-frames', 1, zero='no cap')
     if args.max_frames and args.max_frames <= args.gap:
         raise UserError(f'--max-frames {args.max_frames} leaves no pairs with --gap '
                         f'{args.gap}: it must be larger than the gap')
@@ -129,9 +129,10 @@ def distribution_version(name):
         return '?'
 
 
-def machine_info(extra=()):
-    """CPU, CPU counts, load average (now), GPU and the versions of the libraries timed;
-    ``extra`` adds the versions of ``'av'`` (PyAV) and ``'opencv'``."""
+def machine_info(extra=(), device=None):
+    """CPU, CPU counts, load average (now), GPU (``device``'s where it is a CUDA device, else
+    the first) and the versions of the libraries timed; ``extra`` adds the versions of
+    ``'av'`` (PyAV) and ``'opencv'``."""
     import numba
     import torch
     import torchvision
@@ -154,7 +155,8 @@ def machine_info(extra=()):
         load = [round(x, 2) for x in os.getloadavg()]
     except OSError:
         load = None
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    timed = device if device is not None and device.type == 'cuda' else 0
+    gpu = torch.cuda.get_device_name(timed) if torch.cuda.is_available() else None
     return {'cpu': cpu, 'cpu_count': os.cpu_count(), 'usable_cpus': usable,
             'load_average': load, 'gpu': gpu, 'python': platform.python_version(),
             'torch': torch.__version__, 'torchvision': torchvision.__version__,

@@ -216,7 +216,7 @@ def parse_loader_beton(item, batch_size):
 
 
 def run(args, device, workdir):
-    info = machine_info()
+    info = machine_info(device=device)
     src = os.path.join(workdir, 'jpeg')
     n_photos = make_jpegs(src, args.samples)
     beton = os.path.join(workdir, 'data.beton')

@@ -238,9 +238,15 @@ def load_config(argv, declare, command=None, about=''):
         bad_key = _non_string_key(content)
         if bad_key is not None:
             raise UserError(f'unknown config key {bad_key!r} in {fname} (keys are names)')
-        for path, _ in _flatten(fix_dict(expand_keys(content))):
+        sections = {path[:-1] for path in known}
+        for path, value in _flatten(fix_dict(expand_keys(content))):
+            key = '.'.join(path)
+            if path in sections:
+                raise UserError(f"config section '{key}' in {fname} holds no keys")
             if path not in known:
-                raise UserError(f"unknown config key '{'.'.join(path)}' in {fname}")
+                raise UserError(f"unknown config key '{key}' in {fname}")
+            if value is None:      # `batch_size:` would otherwise fall back to the default
+                raise UserError(f"config key '{key}' in {fname} has no value")
         cfg.collect(content)
     for key in overrides:
         if tuple(key.split('.')) not in known:

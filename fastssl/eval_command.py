@@ -4,11 +4,13 @@ import importlib
 import sys
 
 from fastssl.eval_config import COMMANDS
+from fastssl_common.cli import command_name
 from fastssl_common.errors import UserError, run_cli
 
 
 def usage():
-    return f"usage: eval.py {{{','.join(COMMANDS)}}} [--section.key=value ...] (COMMAND --help)"
+    return (f"usage: {command_name('eval.py')} {{{','.join(COMMANDS)}}} "
+            f"[--section.key=value ...] (COMMAND --help)")
 
 
 def help_text():
@@ -27,7 +29,8 @@ def main(argv=None):
         raise UserError(got + usage())
     from fastssl.config_loader import read_settings
     name, command = argv[0], COMMANDS[argv[0]]
-    settings = read_settings(argv[1:], command.declare, f'eval.py {name}', command.about)
+    settings = read_settings(argv[1:], command.declare, f"{command_name('eval.py')} {name}",
+                             command.about)
     return importlib.import_module(command.module).run(settings)
 
 

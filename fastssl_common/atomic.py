@@ -40,7 +40,7 @@ def ensure_writable_dir(path):
 def output_folder(folder):
     """:func:`ensure_writable_dir` for the block; if the block fails, the folders it created
     are removed again while they are empty (a failed write leaves no new empty folders)."""
-    top = folder
+    folder = top = os.path.abspath(folder)
     while not os.path.exists(os.path.dirname(top)):
         top = os.path.dirname(top)
     created = None if os.path.exists(folder) else top

@@ -10,15 +10,16 @@ from ffcv.transforms import ToTensor
 
 from fastssl_common.errors import UserError
 from fastssl_common.formats import IMAGE, LABEL
+from fastssl_common.numbers import check_number
 
 from .kept_buffers import KeptBuffersLoader
-from .pair_loader import check_number, open_beton
+from .pair_loader import open_beton
 
 
 def make_eval_loader(path, batch_size, resolution, num_workers=1, os_cache=True):
     """Yields (images uint8 (B, H, W, 3), labels (B,)) in file order, keeping every sample."""
-    batch_size = check_number('batch_size', batch_size, 1, whole=True)
-    resolution = check_number('resolution', resolution, 1, whole=True)  # 0 aborts in OpenCV
+    batch_size = check_number(batch_size, 'batch_size', 1)
+    resolution = check_number(resolution, 'resolution', 1)  # 0 aborts in OpenCV
     reader = open_beton(path, required_fields=(IMAGE, LABEL))
     pipelines = {IMAGE: [CenterCropRGBImageDecoder((resolution, resolution), ratio=224 / 256),
                          ToTensor()],

@@ -30,6 +30,7 @@ from ffcv.transforms import ToTensor
 from fastssl_common.beton_file import not_a_beton
 from fastssl_common.errors import UserError
 from fastssl_common.formats import IMAGE, LABEL, PROPOSALS, VIDEO_PAIRS
+from fastssl_common.numbers import check_number, is_number
 
 from .epoch import EpochCell
 from .integrity import check_size
@@ -97,28 +98,6 @@ def view_plan(view_fields):
     return plan
 
 
-INT64_MAX = 2**63 - 1    # seeds reach Numba as int64
-
-
-def is_number(value, whole=False):
-    """A real number (whole: an integer), not a bool; floats must be finite."""
-    if isinstance(value, (bool, np.bool_)):
-        return False
-    if isinstance(value, (int, np.integer)):
-        return True
-    return not whole and isinstance(value, (float, np.floating)) and bool(np.isfinite(value))
-
-
-def check_number(name, value, low, high=None, whole=False):
-    """A number kwarg in [low, high] (None: unbounded), as an int (whole) or a float; a
-    UserError naming it, the range and the value otherwise."""
-    if not (is_number(value, whole) and value >= low and (high is None or value <= high)):
-        what = 'a whole number' if whole else 'a number'
-        what += f' >= {low}' if high is None else f' from {low} to {high}'
-        raise UserError(f'{name} must be {what}, got {value!r}')
-    return int(value) if whole else float(value)
-
-
 def check_range(name, pair, low, high, low_open=False):
     """A (lo, hi) kwarg with low <= lo <= hi <= high (lo > low if low_open), as floats."""
     ok = (isinstance(pair, (tuple, list, np.ndarray)) and len(pair) == 2
@@ -149,12 +128,12 @@ class MultiViewLoader:
         0), None without proposal fields."""
         # Checked before FFCV sees them: it fails late and obscurely (ZeroDivisionError,
         # thread tracebacks, math domain errors) or silently truncates
-        batch_size = check_number('batch_size', batch_size, 1, whole=True)
-        resolution = check_number('resolution', resolution, 1, whole=True)
-        seed = check_number('seed', seed, 0, INT64_MAX, whole=True)
+        batch_size = check_number(batch_size, 'batch_size', 1)
+        resolution = check_number(resolution, 'resolution', 1)
+        seed = check_number(seed, 'seed', 0)
         scale = check_range('scale', scale, 0.0, 1.0, low_open=True)
         ratio = check_range('ratio', ratio, 0.0, np.inf, low_open=True)
-        flip_prob = check_number('flip_prob', flip_prob, 0, 1)
+        flip_prob = check_number(flip_prob, 'flip_prob', 0, 1, integer=False)
         plan = view_plan(view_fields)
         reader = open_beton(path, [name for name, _, _ in plan], hint)
         if order not in ORDERS:

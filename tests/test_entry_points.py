@@ -40,3 +40,9 @@ def test_every_command_has_its_entry_point():
     assert {'fastssl-train', 'fastssl-eval', 'fastssl-write-images', 'fastssl-write-video-frames',
             'fastssl-write-video-pairs', 'fastssl-inspect-pairs', 'fastssl-verify',
             'fastssl-render-invariance-sets'} <= set(SCRIPTS)
+
+
+@pytest.mark.parametrize('name', ['fastssl-merge-betons', 'fastssl-inspect-pairs',
+                                  'fastssl-verify', 'fastssl-eval', 'fastssl-train'])
+def test_the_usage_line_names_the_command_that_was_run(name):
+    assert run(name, '--help').stdout.startswith(f'usage: {name} ')

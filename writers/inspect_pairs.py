@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from fastssl_common.atomic import (
-    ensure_writable_dir,
+    output_folder,
     remove_stale,
     temporary_name,
     write_errors,
@@ -53,8 +53,9 @@ from fastssl_common.formats import (
     REGION_FIELDS,
     VIDEO_ID,
 )
+from fastssl_common.numbers import check_number
 from writers.boxes import box_area
-from writers.writer_common import MIN_RESOLUTION, check_number
+from writers.writer_common import MIN_RESOLUTION
 
 PAIR_FIELDS = (FRAME_A, FRAME_B, INDEX_A, INDEX_B, VIDEO_ID)
 CAPTION = 22                  # px of caption above each row
@@ -99,8 +100,10 @@ class PairsFile:
         data = self._data[start:start + self._sizes[start]]
         if int(meta['mode']) == 0:           # FFCV's 'jpg' mode
             image = cv2.imdecode(np.asarray(data), cv2.IMREAD_COLOR)
-        else:
-            image = np.asarray(data).reshape(int(meta['height']), int(meta['width']), 3)[..., ::-1]
+        else:                                # raw RGB: exactly height x width x 3 bytes
+            shape = (int(meta['height']), int(meta['width']), 3)
+            image = (np.asarray(data).reshape(shape)[..., ::-1]
+                     if data.size == np.prod(shape) else None)
         if image is None:
             raise UserError(f'{self.path}: sample {index} {name} is not a readable image')
         return np.ascontiguousarray(image)
@@ -229,9 +232,9 @@ def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image
     """Write the contact sheets and ``summary.json`` to ``out``; returns the summary dict."""
     path, out = os.fspath(path), os.fspath(out)      # pathlib.Paths too
     for value, flag in ((pairs, 'pairs'), (per_sheet, 'per-sheet')):
-        check_number(value, flag, 1)
-    check_number(height, 'height', MIN_RESOLUTION, MAX_ROW_HEIGHT)
-    check_number(seed, 'seed', 0)
+        check_number(value, f'--{flag}', 1)
+    check_number(height, '--height', MIN_RESOLUTION, MAX_ROW_HEIGHT)
+    check_number(seed, '--seed', 0)
     if image_format not in ('png', 'jpg'):
         raise UserError('--format must be png or jpg')
     data = PairsFile(path)
@@ -239,30 +242,31 @@ def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image
     summary['proposal_ranking'], summary['foreground'] = sidecar_foreground(path)
     rng = np.random.default_rng(seed)
     shown = np.sort(rng.choice(data.num_samples, min(pairs, data.num_samples), replace=False))
-    ensure_writable_dir(out)
-    # rendered in a sibling folder first: an error part way leaves ``out`` as it was
-    remove_stale(os.path.dirname(os.path.abspath(out)), 'tmp')
-    staging = temporary_name(out)
-    try:
-        with write_errors(out, out, (staging, out)):
-            os.makedirs(staging, exist_ok=True)
-            sheets = []
-            for number, start in enumerate(range(0, len(shown), per_sheet)):
-                sheet = stack_rows([draw_pair(data, int(i), height)
-                                    for i in shown[start:start + per_sheet]])
-                name = f'sheet_{number:02d}.{image_format}'
-                cv2.imencode(f'.{image_format}', sheet)[1].tofile(os.path.join(staging, name))
-                sheets.append(name)
-            # an earlier run's sheets would pass for this run's (fewer sheets, other format)
-            for old in os.listdir(out):
-                if old.startswith('sheet_') and old.endswith(('.png', '.jpg')):
-                    os.remove(os.path.join(out, old))
-            for name in sheets:
-                os.replace(os.path.join(staging, name), os.path.join(out, name))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    summary.update(shown=shown.tolist(), sheets=sheets, seed=seed)
-    write_json(os.path.join(out, 'summary.json'), summary)   # last: marks a complete run
+    with output_folder(out):    # a folder it created goes again if rendering fails
+        # rendered in a sibling folder first: an error part way leaves ``out`` as it was
+        remove_stale(os.path.dirname(os.path.abspath(out)), 'tmp')
+        staging = temporary_name(out)
+        try:
+            with write_errors(out, out, (staging, out)):
+                os.makedirs(staging, exist_ok=True)
+                sheets = []
+                for number, start in enumerate(range(0, len(shown), per_sheet)):
+                    sheet = stack_rows([draw_pair(data, int(i), height)
+                                        for i in shown[start:start + per_sheet]])
+                    name = f'sheet_{number:02d}.{image_format}'
+                    encoded = cv2.imencode(f'.{image_format}', sheet)[1]
+                    encoded.tofile(os.path.join(staging, name))
+                    sheets.append(name)
+                # an earlier run's sheets would pass for this run's (fewer sheets, other format)
+                for old in os.listdir(out):
+                    if old.startswith('sheet_') and old.endswith(('.png', '.jpg')):
+                        os.remove(os.path.join(out, old))
+                for name in sheets:
+                    os.replace(os.path.join(staging, name), os.path.join(out, name))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        summary.update(shown=shown.tolist(), sheets=sheets, seed=seed)
+        write_json(os.path.join(out, 'summary.json'), summary)   # last: marks a complete run
     return summary
 
 

@@ -6,9 +6,9 @@ change nothing are refused, not silently ignored.
 import os
 
 from fastssl_common.errors import UserError
+from fastssl_common.numbers import check_number
 from writers.proposals import RANKINGS, settings_for
 from writers.region_pairs import DEFAULT_TRACK_SIDE, RegionSettings
-from writers.writer_common import check_number
 
 DEFAULT_MAX_PROPOSALS = 32
 DEFAULT_DETECTOR_MIN_SCORE = 0.5
@@ -32,9 +32,9 @@ def check_pair_options(gap, gap_range, seed, cut_threshold, min_motion, max_fram
     (the gap range; equal for a fixed gap)."""
     if (gap is None) == (gap_range is None):
         raise UserError('give exactly one of --gap K and --gap-range A B')
-    seed = check_number(seed, 'seed', 0)
+    seed = check_number(seed, '--seed', 0)
     if gap is not None:
-        gap = check_number(gap, 'gap', 1)
+        gap = check_number(gap, '--gap', 1)
         step, low, high = gap, gap, gap
         if seed:        # a fixed gap draws nothing: the seed would change nothing
             raise UserError('--seed needs --gap-range A B (a fixed --gap draws nothing)')
@@ -42,20 +42,21 @@ def check_pair_options(gap, gap_range, seed, cut_threshold, min_motion, max_fram
         if len(gap_range) != 2:
             raise UserError('--gap-range needs two whole numbers A B')
         try:
-            low = check_number(gap_range[0], 'gap-range', 1)
-            high = check_number(gap_range[1], 'gap-range', low)
+            low = check_number(gap_range[0], '--gap-range', 1)
+            high = check_number(gap_range[1], '--gap-range', low)
         except UserError:       # named with both numbers: B alone says little
             raise UserError(f'--gap-range must be two whole numbers 1 <= A <= B, got '
                             f'{gap_range[0]!r} {gap_range[1]!r}') from None
         step = low
     return dict(common, gap=gap, gap_range=None if gap_range is None else [low, high],
                 grid_step=step, gap_min=low, gap_max=high, seed=seed,
-                cut_threshold=check_number(cut_threshold, 'cut-threshold', 0, 1, integer=False),
+                cut_threshold=check_number(cut_threshold, '--cut-threshold', 0, 1,
+                                           integer=False),
                 # a mean absolute difference of grey levels: 255 at most
-                min_motion=check_number(min_motion, 'min-motion', 0, 255, integer=False),
-                max_frames_per_video=check_number(max_frames or 0, 'max-frames-per-video', 1,
-                                                  zero='no cap') or None,
-                max_proposals=check_number(max_proposals, 'max-proposals', 0,
+                min_motion=check_number(min_motion, '--min-motion', 0, 255, integer=False),
+                max_frames_per_video=check_number(max_frames or 0, '--max-frames-per-video',
+                                                  1, zero='no cap') or None,
+                max_proposals=check_number(max_proposals, '--max-proposals', 0,
                                            MAX_PROPOSAL_ROWS))
 
 
@@ -66,9 +67,9 @@ def region_options(options, proposals, track_resolution, detector, detector_arch
     if proposal_ranking not in RANKINGS:
         raise UserError(f"--proposal-ranking must be one of {', '.join(RANKINGS)}")
     limit = options['max_proposals']
-    proposals = check_number(proposals, 'proposals', 0, limit,
+    proposals = check_number(proposals, '--proposals', 0, limit,
                              what=f'a whole number from 0 to --max-proposals ({limit})')
-    detector_min_score = check_number(detector_min_score, 'detector-min-score', 0, 1,
+    detector_min_score = check_number(detector_min_score, '--detector-min-score', 0, 1,
                                       integer=False)
     # options that would change nothing are refused, not silently ignored (a value equal to
     # its default cannot be told from an omitted one, and changes nothing either)
@@ -87,7 +88,7 @@ def region_options(options, proposals, track_resolution, detector, detector_arch
         return dict(proposals=0)
     region = dict(proposals=proposals, proposal_ranking=proposal_ranking, detector=None,
                   detector_arch=None, detector_min_score=None,
-                  track_resolution=check_number(track_resolution, 'track-resolution', 32))
+                  track_resolution=check_number(track_resolution, '--track-resolution', 32))
     if detector is not None:
         from writers.detector import check_detector
 

@@ -47,8 +47,9 @@ from fastssl_common.atomic import (
 from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import RENDERED_FORMAT, RENDERED_LABEL, RENDERED_MANIFEST
+from fastssl_common.numbers import check_number
 from writers.raycast import SHAPES, Scene, render
-from writers.writer_common import MIN_RESOLUTION, check_number
+from writers.writer_common import MIN_RESOLUTION
 
 # transformation -> (unit, curve levels)
 CURVES = {
@@ -144,7 +145,7 @@ def render_sets(out, objects=6, instances=4, per_set=4, size=128, seed=0,
                                    ('per-set', per_set, 3, None),
                                    ('size', size, MIN_RESOLUTION, MAX_SIZE),
                                    ('seed', seed, 0, None)):
-        check_number(value, flag, low, high)
+        check_number(value, f'--{flag}', low, high)
     if os.path.exists(out) and not overwrite:
         raise UserError(f'output folder {out} exists (choose a new one or --overwrite)')
     rng = np.random.default_rng(seed)

@@ -6,9 +6,9 @@ import re
 import sys
 
 from fastssl_common.errors import UserError
+from fastssl_common.numbers import check_number
 from writers.writer_common import (
     add_output_arguments,
-    check_number,
     check_resolution,
     check_workers,
 )
@@ -21,7 +21,7 @@ SHARD_RULE = "video j of SRC's sorted list is in shard j mod N"
 def common_options(max_resolution, jpeg_quality, workers, strict):
     """The checked options both video writers share."""
     return dict(max_resolution=check_resolution(max_resolution),
-                jpeg_quality=check_number(jpeg_quality, 'jpeg-quality', 1, 100),
+                jpeg_quality=check_number(jpeg_quality, '--jpeg-quality', 1, 100),
                 workers=check_workers(workers), strict=bool(strict))
 
 

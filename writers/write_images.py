@@ -22,10 +22,10 @@ from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import IMAGE, IMAGES, LABEL
 from fastssl_common.images import load_rgb
+from fastssl_common.numbers import check_number
 from writers.image_sources import check_images, crop_region, find_images, probe_image, read_boxes
 from writers.writer_common import (
     add_output_arguments,
-    check_number,
     check_output,
     check_resolution,
     check_workers,
@@ -123,12 +123,12 @@ def _check_options(options):
                         f"{options['write_mode']!r}")
     checked = dict(
         options, max_resolution=check_resolution(options['max_resolution']),
-        jpeg_quality=check_number(options['jpeg_quality'], 'jpeg-quality', 1, 100),
+        jpeg_quality=check_number(options['jpeg_quality'], '--jpeg-quality', 1, 100),
         compress_probability=check_number(options['compress_probability'],
-                                          'compress-probability', 0, 1, integer=False),
+                                          '--compress-probability', 0, 1, integer=False),
         workers=check_workers(options['workers']),
-        box_context=check_number(options['box_context'], 'box-context', 0, integer=False),
-        min_box_size=check_number(options['min_box_size'], 'min-box-size', 0, integer=False))
+        box_context=check_number(options['box_context'], '--box-context', 0, integer=False),
+        min_box_size=check_number(options['min_box_size'], '--min-box-size', 0, integer=False))
     # options that would change nothing are refused, not silently ignored (a value equal to
     # its default cannot be told from an omitted one, and changes nothing either)
     if (checked['write_mode'] != 'proportion'

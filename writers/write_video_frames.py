@@ -20,6 +20,7 @@ import numpy as np
 from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import FRAME_INDEX, IMAGE, LABEL, VIDEO_FRAMES, VIDEO_ID
+from fastssl_common.numbers import check_number
 from writers.spool import IMAGE_REF, Spool, spool_folder, write_spooled
 from writers.video_common import decoder_threads, read_video, run_per_video
 from writers.video_options import (
@@ -32,7 +33,7 @@ from writers.video_options import (
     select_shard,
 )
 from writers.video_source import find_videos
-from writers.writer_common import check_number, check_output, print_output, write_outputs
+from writers.writer_common import check_output, print_output, write_outputs
 
 _FRAME_RECORD = np.dtype([('index', '<i8'), ('timestamp', '<f8'), ('offset', '<i8'),
                           ('nbytes', '<i8'), ('height', '<i4'), ('width', '<i4')])
@@ -52,9 +53,9 @@ def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=9
     for bad input; on failure neither file is created.
     """
     options = dict(common_options(max_resolution, jpeg_quality, workers, strict),
-                   stride=check_number(stride, 'stride', 1),
+                   stride=check_number(stride, '--stride', 1),
                    max_frames_per_video=check_number(max_frames_per_video or 0,
-                                                     'max-frames-per-video', 1,
+                                                     '--max-frames-per-video', 1,
                                                      zero='no cap') or None)
     shard = check_shard(shard)
     check_output(out)

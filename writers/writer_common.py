@@ -1,8 +1,8 @@
 """Helpers shared by the writers (images, video frames, video pairs).
 
-Output checks, the numeric options' range checks (:func:`check_number`), writing a .beton and
-its sidecar all or nothing, with the file's size and hashes in the sidecar
-(:func:`write_outputs`), FFCV's size arithmetic, the worker count, and :func:`make_writer`:
+Output checks, the worker count and size cap, writing a .beton and its sidecar all or
+nothing, with the file's size and hashes in the sidecar (:func:`write_outputs`), FFCV's size
+arithmetic, and :func:`make_writer`:
 FFCV's ``DatasetWriter`` made to raise instead of hanging when one of its processes dies, and
 to report a failed write (disk full) as the OSError it is. Nothing here imports ``loaders`` or
 ``fastssl``.
@@ -21,46 +21,22 @@ import numpy as np
 from fastssl_common.atomic import atomic_path, disk_full, write_json
 from fastssl_common.beton_file import check_layout, file_digest
 from fastssl_common.errors import UserError
+from fastssl_common.numbers import check_number
 from fastssl_common.progress import progress_bar
 
 MIN_RESOLUTION = 16     # a stored side below this holds too little for a training view
-INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
-
-
-def check_number(value, flag, low=None, high=None, *, integer=True, zero=None, what=None):
-    """The value of option ``--flag``, checked before anything is read or written: a whole
-    number (``integer``) or a finite number in ``[low, high]`` (None: unbounded), or 0 when
-    ``zero`` says what 0 means. The UserError names the option, the range and the value.
-    Whole numbers beyond 64 bits are refused whatever the range (NumPy, FFCV and the video
-    libraries take 64-bit integers)."""
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    number = isinstance(value, kinds) and not isinstance(value, bool)
-    whole = number and isinstance(value, (int, np.integer))
-    if whole and not INT64_MIN <= value <= INT64_MAX:
-        raise UserError(f'--{flag} is too large: at most {INT64_MAX} in size, got {value!r}')
-    ok = (number and (whole or np.isfinite(value))
-          and (low is None or value >= low) and (high is None or value <= high))
-    if not ok and not (zero and number and value == 0):
-        if what is None:
-            what = 'a whole number' if integer else 'a number'
-            what += (f' from {low} to {high}' if low is not None and high is not None else
-                     f' >= {low}' if low is not None else f' <= {high}' if high is not None
-                     else '')
-            what += f', or 0 ({zero})' if zero else ''
-        raise UserError(f'--{flag} must be {what}, got {value!r}')
-    return int(value) if integer else float(value)
 
 
 def check_workers(workers):
     """``--workers``: a whole number >= 1, or 0 / None for one per CPU."""
     if workers is None:
         return default_workers()
-    return check_number(workers, 'workers', 1, zero='one per CPU') or default_workers()
+    return check_number(workers, '--workers', 1, zero='one per CPU') or default_workers()
 
 
 def check_resolution(value, flag='max-resolution'):
     """``--max-resolution``: 0 (no cap) or at least :data:`MIN_RESOLUTION` pixels."""
-    return check_number(value, flag, MIN_RESOLUTION, zero='no cap')
+    return check_number(value, f'--{flag}', MIN_RESOLUTION, zero='no cap')
 
 
 def default_workers():

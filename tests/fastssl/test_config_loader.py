@@ -41,6 +41,11 @@ def test_training_settings_load_from_a_recipe_name():
     (b'\x80\x02\x8a\nlj\xfc\x9cF\xf9 j\xa8P\x19.', r'is not a YAML text file \(a checkpoint or'),
     (b'1: 2\n', r'unknown config key 1 in .*\(keys are names\)'),
     (b'data:\n  7: 2\n', r'unknown config key 7 in .*\(keys are names\)'),
+    (b'[]\n', r'c.yaml must hold a mapping of sections'),
+    (b'false\n', r'c.yaml must hold a mapping of sections'),
+    # an empty value would otherwise silently mean the default
+    (b'data:\n  batch_size:\n', r"config key 'data.batch_size' in .*c.yaml has no value"),
+    (b'data:\n', r"config section 'data' in .*c.yaml holds no keys"),
 ])
 def test_a_config_file_that_is_not_text_or_has_odd_keys_is_one_error(tmp_path, content,
                                                                      message):

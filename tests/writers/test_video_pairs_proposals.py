@@ -16,8 +16,9 @@ import pytest
 
 from benchmarks.synthetic_video import moving_patch_sequence, write_sequence
 from fastssl_common.errors import UserError
+from fastssl_common.formats import FRAME_A
 from writers.boxes import box_iou, clip_boxes, scale_boxes
-from writers.inspect_pairs import inspect_pairs
+from writers.inspect_pairs import PairsFile, inspect_pairs
 from writers.inspect_pairs import main as inspect_main
 from writers.proposals import dense_flow, propose, settings_for
 from writers.region_pairs import (
@@ -247,6 +248,18 @@ def test_inspect_pairs_names_an_edited_sidecar_and_writes_nothing(written, tmp_p
     with pytest.raises(UserError, match=r"invalid 'proposals.tracks.foreground'"):
         inspect_pairs(str(out), str(tmp_path / 'look'), pairs=1)
     assert not (tmp_path / 'look').exists()
+
+
+def test_inspect_pairs_names_a_damaged_frame_and_leaves_no_folder(written, tmp_path):
+    damaged = tmp_path / 'pairs.beton'
+    shutil.copy(written[0], damaged)
+    meta = PairsFile(str(damaged)).column[FRAME_A][0]
+    with open(damaged, 'r+b') as handle:       # the first frame's JPEG bytes zeroed in place
+        handle.seek(int(meta['data_ptr']))
+        handle.write(b'\0' * 64)
+    with pytest.raises(UserError, match=f'{damaged}: sample 0 {FRAME_A} is not a readable'):
+        inspect_pairs(damaged, tmp_path / 'new' / 'look', pairs=3)
+    assert os.listdir(tmp_path) == ['pairs.beton']     # no empty --out folders, no staging
 
 
 def test_pairs_without_tracks_are_kept_and_counted(tmp_path, load_all, encode_clip):
