@@ -31,6 +31,7 @@ checkpoints, which hold global state only and resume under any number of ranks. 
 (kNN, invariance: ``fastssl.invariance_monitor``) run between epochs, never inside a step, on
 rank 0 with the query backbone in eval mode, while the other ranks wait at a barrier.
 """
+import sys
 import time
 
 import torch
@@ -68,6 +69,7 @@ class Trainer(TrainingParts):
         stops it at the next step boundary with a checkpoint: :class:`Preempted`."""
         s = self.s
         self.warn_small_bn_groups()
+        self._decodes_failed = self.loader.decode_failures.count
         monitor = self.create_monitor()
         steps_per_epoch = len(self.loader)
         last_path = None
@@ -194,7 +196,23 @@ class Trainer(TrainingParts):
                 break
         batches.close()
         bar.close()
+        self._warn_decode_failures(epoch)
         return step, signum
+
+    def _warn_decode_failures(self, epoch):
+        """One line on standard error when images of ``epoch`` did not decode (the loader
+        rendered them black: ``loaders.decode_failures``), from the rank that loaded them."""
+        failures = self.loader.decode_failures
+        new = failures.count - self._decodes_failed
+        self._decodes_failed = failures.count
+        if new:
+            rank = f'rank {self.world.rank}: ' if self.world.distributed else ''
+            path = self.s.data.path
+            print(f'warning: {rank}{new} image(s) of {path} did not decode in epoch '
+                  f'{epoch + 1} and were trained as black views (lowest sample '
+                  f'{failures.lowest_sample}); the file was damaged after it was written: '
+                  f'python -m loaders.verify {path} checks the whole file',
+                  file=sys.stderr, flush=True)
 
     def _log_window(self, window, step, epoch, lr, monitor, bar):
         """Stop on a non-finite loss of the window, else log it."""

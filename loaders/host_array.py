@@ -4,9 +4,17 @@ Numba freezes the arrays an op's code captures as compile-time constants (copied
 machine code), and FFCV compiles each pipeline once. That is wrong for a value that changes
 after compilation (the epoch) and wasteful for a per-sample table of a million rows (the
 tracked-region table). An op therefore captures only the array's *address* (an integer
-constant) and copies the row it needs through FFCV's ctypes ``memcpy`` when it runs.
+constant) and copies the row it needs through FFCV's ctypes ``memcpy`` when it runs; an op
+reports back to the host the same way, by writing a row (decode failures).
 """
 from ffcv.libffcv import ctypes_memcopy
+
+
+def _rows(array, name):
+    """``array``'s address and row size in bytes, for a C-contiguous 2-D array."""
+    if array.ndim != 2 or not array.flags.c_contiguous:
+        raise ValueError(f'{name} needs a C-contiguous 2-D array')
+    return int(array.ctypes.data), int(array.strides[0])
 
 
 def make_row_reader(array):
@@ -15,10 +23,7 @@ def make_row_reader(array):
 
     The function keeps a reference to ``array`` so its memory outlives the op; rows are not
     bounds-checked (callers index with sample ids of the same .beton)."""
-    if array.ndim != 2 or not array.flags.c_contiguous:
-        raise ValueError('make_row_reader needs a C-contiguous 2-D array')
-    address = int(array.ctypes.data)
-    row_bytes = int(array.strides[0])
+    address, row_bytes = _rows(array, 'make_row_reader')
 
     def read_row(i, out):
         # int(): a uint64 sample id mixed with int64 would give a float in Numba
@@ -26,3 +31,16 @@ def make_row_reader(array):
 
     read_row.array = array
     return read_row
+
+
+def make_row_writer(array):
+    """A Numba-callable ``write_row(i, row)`` copying ``row`` (same dtype, one row long) into
+    row ``i`` of the C-contiguous 2-D ``array``: what an op reports back to the host. Like
+    :func:`make_row_reader` it keeps ``array`` alive and does not bounds-check."""
+    address, row_bytes = _rows(array, 'make_row_writer')
+
+    def write_row(i, row):
+        ctypes_memcopy(row.ctypes.data, address + int(i) * row_bytes, row_bytes)
+
+    write_row.array = array
+    return write_row

@@ -32,6 +32,7 @@ from ffcv.pipeline.compiler import Compiler
 from ffcv.pipeline.operation import Operation
 
 from .crops import sample_resized_crop
+from .decode_failures import DecodeFailures
 from .epoch import EpochCell
 from .jit import jit
 from .resize import resize_view
@@ -84,11 +85,14 @@ class MultiViewRandomResizedCrop(Operation):
     ``RandomHorizontalFlip(flip_prob)``; ``seed`` and ``epoch_cell`` key the per-sample
     randomness; ``first_view`` numbers this op's views within the sample (a video pair's
     frame b renders view 1 while frame a renders view 0); ``dct_scaling`` allows TurboJPEG's
-    reduced-size decode when it loses nothing.
+    reduced-size decode when it loses nothing; ``failures`` (a
+    :class:`loaders.decode_failures.DecodeFailures`, shared by a loader's decoders) counts
+    the images that do not decode, whose views come out black.
     """
 
     def __init__(self, output_size, n_views=2, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3),
-                 flip_prob=0.5, seed=0, epoch_cell=None, dct_scaling=True, first_view=0):
+                 flip_prob=0.5, seed=0, epoch_cell=None, dct_scaling=True, first_view=0,
+                 failures=None):
         super().__init__()
         self.first_view = int(first_view)
         self.output_size = tuple(int(s) for s in output_size)
@@ -99,6 +103,7 @@ class MultiViewRandomResizedCrop(Operation):
         self.seed = int(seed)
         self.epoch_cell = epoch_cell if epoch_cell is not None else EpochCell()
         self.dct_scaling = bool(dct_scaling)
+        self.failures = failures if failures is not None else DecodeFailures()
 
     def declare_state_and_memory(self, previous_state):
         max_h = np.uint64(self.metadata['height'].max())
@@ -138,6 +143,7 @@ class MultiViewRandomResizedCrop(Operation):
         read_epoch = Compiler.compile(self.epoch_cell.make_reader())
         draw = Compiler.compile(self.make_view_drawer())
         decode_costs = make_decode_costs(mem_read)
+        record_failures = Compiler.compile(self.failures.make_recorder())
         out_h, out_w = self.output_size
         n_views = self.n_views
         dct_scaling = self.dct_scaling
@@ -148,6 +154,7 @@ class MultiViewRandomResizedCrop(Operation):
             count = len(batch_indices)
             order = costliest_first(decode_costs(batch_indices, metadata, storage_state))
             claimed = np.zeros(1, np.int64)
+            failed = np.zeros(count, np.bool_)
             for _ in my_range(sharing_threads(count)):
                 while True:
                     dst_ix = claim_next(order, claimed)
@@ -163,22 +170,28 @@ class MultiViewRandomResizedCrop(Operation):
                     flips = np.empty(n_views, np.bool_)
                     draw(source_ix, epoch, int(height), int(width), storage_state, boxes, flips)
 
+                    out = destination[dst_ix]
                     if field['mode'] == jpg:
                         d = dct_denominator(boxes, out_h, out_w, dct_scaling)
                         dec_h = (height + np.uint32(d - 1)) // np.uint32(d)
                         dec_w = (width + np.uint32(d - 1)) // np.uint32(d)
                         buffer = decoded_storage[dst_ix]
-                        imdecode_c(image_data, buffer, height, width, height, width,
-                                   0, 0, 1, d, False, False)
+                        if imdecode_c(image_data, buffer, height, width, height, width,
+                                      0, 0, 1, d, False, False) != 0:
+                            # damaged since written; the buffer still holds another image
+                            failed[dst_ix] = True
+                            out[:] = 0
+                            continue
                         image = buffer[:3 * dec_h * dec_w].reshape(dec_h, dec_w, 3)
                     else:
                         d = 1
                         image = image_data.reshape(height, width, 3)
 
-                    out = destination[dst_ix]
                     for v in range(n_views):
                         resize_view(image, boxes[v, 0] / d, boxes[v, 1] / d, boxes[v, 2] / d,
                                     boxes[v, 3] / d, flips[v], out[v])
+            if failed.any():
+                record_failures(failed, batch_indices)
             return destination[:len(batch_indices)]
 
         decode.is_parallel = True

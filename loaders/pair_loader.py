@@ -32,6 +32,7 @@ from fastssl_common.errors import UserError
 from fastssl_common.formats import IMAGE, LABEL, PROPOSALS, VIDEO_PAIRS
 from fastssl_common.numbers import check_number, is_number
 
+from .decode_failures import DecodeFailures
 from .epoch import EpochCell
 from .integrity import check_size
 from .kept_buffers import KeptBuffersLoader
@@ -160,8 +161,10 @@ class MultiViewLoader:
         self.path = path
         self.region_valid = None if regions is None else regions.valid
         self.epoch_cell = EpochCell()
+        self.decode_failures = DecodeFailures()     # the images that did not decode, so far
         common = dict(scale=scale, ratio=ratio, flip_prob=flip_prob, seed=seed,
-                      epoch_cell=self.epoch_cell, dct_scaling=dct_scaling)
+                      epoch_cell=self.epoch_cell, dct_scaling=dct_scaling,
+                      failures=self.decode_failures)
         pipelines = {}
         for field, views, counted in plan:
             view_ids = [view_id for view_id, _ in views]

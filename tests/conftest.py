@@ -141,6 +141,27 @@ def small_beton(tmp_path_factory):
     return write_photo_beton(tmp_path_factory, 'small')[0]
 
 
+DAMAGED_SAMPLE = 6
+
+
+@pytest.fixture(scope='session')
+def damaged_beton(small_beton, tmp_path_factory):
+    """A copy of ``small_beton`` whose sample ``DAMAGED_SAMPLE`` has its JPEG header zeroed
+    in place, as a disk or a size-keeping copy damages a file after it was written."""
+    import shutil
+
+    from ffcv.reader import Reader
+
+    path = tmp_path_factory.mktemp('damaged') / 'damaged.beton'
+    shutil.copy(small_beton, path)
+    reader = Reader(str(path))
+    meta = reader.metadata[f"f{list(reader.handlers).index('image')}"][DAMAGED_SAMPLE]
+    with open(path, 'r+b') as handle:
+        handle.seek(int(meta['data_ptr']))
+        handle.write(b'\0' * 64)
+    return str(path)
+
+
 @pytest.fixture(scope='session')
 def small_raw_beton(tmp_path_factory):
     """Same photos stored raw (exact pixels) for comparisons against torchvision."""

@@ -138,3 +138,18 @@ def test_bad_data_inputs_give_one_line(tmp_path, small_beton, run_script, assert
         run_script('train.py', *tiny_args(small_beton, blocker / 'run')), str(blocker)
     )
     assert not run.exists()  # failed runs leave no folder behind
+
+
+def test_an_image_damaged_after_writing_is_warned_about_each_epoch(damaged_beton, tmp_path,
+                                                                    tiny_args, capsys):
+    from tests.conftest import DAMAGED_SAMPLE
+
+    settings = load_settings(tiny_args(damaged_beton, tmp_path / 'run', '--train.epochs=2',
+                                       '--data.order=sequential', '--data.batch_size=4'))
+    Trainer(settings).fit()
+    warnings = [line for line in capsys.readouterr().err.splitlines() if 'did not decode' in line]
+    assert warnings == [
+        f'warning: 1 image(s) of {damaged_beton} did not decode in epoch {epoch} and were '
+        f'trained as black views (lowest sample {DAMAGED_SAMPLE}); the file was damaged after '
+        f'it was written: python -m loaders.verify {damaged_beton} checks the whole file'
+        for epoch in (1, 2)]
