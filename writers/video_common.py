@@ -13,7 +13,7 @@ import cv2
 from fastssl_common.errors import UserError
 from fastssl_common.progress import progress_bar
 from writers.video_source import VideoError, VideoReader, video_summary
-from writers.writer_common import default_workers
+from writers.writer_common import MIN_RESOLUTION, default_workers
 
 _COUNTERS = None            # (frames decoded, frames expected) in pool workers
 _COUNT_EVERY = 8            # frames between updates of the shared counter
@@ -122,8 +122,12 @@ def read_video(source, threads, result, read):
     counter = FrameCounter()
     try:
         with VideoReader(source, threads=threads) as reader:
-            result['info'] = video_summary(reader)
+            if 0 < min(reader.width, reader.height) < MIN_RESOLUTION:
+                # too small to train on, and to track in (optical flow needs 12 px)
+                raise VideoError(f'its frames are {reader.width}x{reader.height} px, smaller '
+                                 f'than the {MIN_RESOLUTION} px a side needs')
             read(reader, counter)
+            result['info'] = video_summary(reader)     # after decoding: the size as shown
             result['info']['decode_errors'] = reader.decode_errors
             result['warnings'].extend(reading_warnings(reader, source))
     except VideoError as err:
@@ -144,8 +148,13 @@ def reading_warnings(reader, source):
     if short:
         warnings.append(f'decoded {short[1]} of the {short[0]} frames its header declares '
                         f'(cut short or damaged?)')
+    runs = {}      # reason -> indices: the frames after a damaged packet share theirs
     for index, reason in reader.bad_frames:
-        warnings.append(f'skipped unreadable frame {index}: {reason}')
+        runs.setdefault(reason, []).append(index)
+    for reason, indices in runs.items():
+        which = (f'unreadable frame {indices[0]}' if len(indices) == 1 else
+                 f'{len(indices)} unreadable frames ({indices[0]} to {indices[-1]})')
+        warnings.append(f'skipped {which}: {reason}')
     if source.kind == 'frames' and source.missing:
         warnings.append(f'{source.missing} frame numbers missing (gaps in the numbering)')
     return warnings

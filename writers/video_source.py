@@ -7,7 +7,8 @@ drift apart.
 Two kinds of source:
 
 * **video files** (``.mp4 .avi .mkv .webm .mov .mpg .mpeg .m4v``, any case), decoded with
-  PyAV (FFmpeg). The first video stream is read; frames come out in presentation order.
+  PyAV (FFmpeg). The first video stream is read; frames come out in presentation order,
+  turned upright by their display rotation (a phone's portrait video is stored sideways).
 * **frame folders** in the layout of tracking datasets (GOT-10k, TrackingNet): one folder per
   sequence holding frames whose file names are numbers (``00000001.jpg``, ``00000002.jpg``, …
   or ``0.jpg``, ``1.jpg``, …), with an optional ``groundtruth.txt`` of ``x,y,w,h`` boxes, one
@@ -37,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from fastssl_common.errors import UserError
-from fastssl_common.images import IMAGE_EXTENSIONS, describe_failure, load_rgb
+from fastssl_common.images import IMAGE_EXTENSIONS, describe_failure, load_rgb, to_rgb
 from writers.image_sources import walk_visible
 from writers.writer_common import stored_size
 
@@ -45,6 +46,7 @@ VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm', '.mov', '.mpg', '.mpeg', '.
 GROUNDTRUTH_NAME = 'groundtruth.txt'
 DEFAULT_FOLDER_FPS = 30.0      # frame folders carry no timing; TrackingNet is 30 fps
 SHORTFALL_TOLERANCE = 0.05     # frames short of the header's count that still count as whole
+DAMAGED = 'decoded after a damaged packet, before the next key frame (its picture is wrong)'
 _NUMBERED = re.compile(r'^(\d+)$')
 
 
@@ -185,9 +187,11 @@ def thumbnail_size(height, width, side):
 class DecodedFrame:
     """One decoded frame; its pixels are converted only when asked for."""
 
-    __slots__ = ('index', 'timestamp', '_frame', '_path', '_reformatters', '_converted')
+    __slots__ = ('index', 'timestamp', '_frame', '_path', '_reformatters', '_converted',
+                 '_turns', '_size', '_damage')
 
-    def __init__(self, index, timestamp, frame=None, path=None, reformatters=None):
+    def __init__(self, index, timestamp, frame=None, path=None, reformatters=None, turns=0,
+                 size=None, damage=None):
         self.index, self.timestamp = index, timestamp
         self._frame, self._path = frame, path     # a PyAV VideoFrame, or a frame image path
         # PyAV's frame.reformat builds a new swscale context per call (~2 ms), and so does a
@@ -197,6 +201,14 @@ class DecodedFrame:
         # the frame's conversions by size: the stored frame and the tracker's copy are often
         # the same size (--max-resolution 320, tracking at 320), one conversion serves both
         self._converted = {}
+        self._turns = turns       # quarter turns counter-clockwise that show it upright
+        self._size = size         # a frame image's expected (width, height): the sequence's
+        self._damage = damage     # why a video frame's pixels are not to be trusted, or None
+
+    def _display_size(self):
+        """(height, width) of a video frame as shown: after its display rotation."""
+        height, width = self._frame.height, self._frame.width
+        return (width, height) if self._turns % 2 else (height, width)
 
     def _reformat(self, width, height):
         from av.video.reformatter import VideoReformatter
@@ -205,46 +217,64 @@ class DecodedFrame:
         if converted is not None:
             converted.flags.writeable = False     # now shared by two callers: neither may change it
             return converted
-        reformatter = self._reformatters.get((width, height))
+        coded = (height, width) if self._turns % 2 else (width, height)
+        reformatter = self._reformatters.get(coded)
         if reformatter is None:
-            reformatter = self._reformatters[width, height] = VideoReformatter()
-        converted = reformatter.reformat(self._frame, width=width, height=height,
+            reformatter = self._reformatters[coded] = VideoReformatter()
+        converted = reformatter.reformat(self._frame, width=coded[0], height=coded[1],
                                          format='rgb24', interpolation='AREA').to_ndarray()
+        if self._turns:
+            converted = np.ascontiguousarray(np.rot90(converted, self._turns))
         self._converted[width, height] = converted
         return converted
 
+    def _check(self, width=None, height=None):
+        """VideoError for a frame not to store: decoded from damaged data, or a frame image
+        of another size than its sequence's (its pairs would not match, nor its tracks)."""
+        if self._damage is not None:
+            raise VideoError(self._damage)
+        if self._size and width is not None and (width, height) != self._size:
+            raise VideoError(f'frame {self._path} is {width}x{height}, not the '
+                             f'{self._size[0]}x{self._size[1]} of its sequence')
+
     def rgb(self, max_side=None):
-        """``H x W x 3`` uint8 RGB, shrunk (area interpolation) to a longest side of at most
-        ``max_side`` with FFCV's size arithmetic (a second call for the same size of a video
-        frame, or a :meth:`thumbnail` of that size, returns the same array, then read-only).
-        Raises VideoError for an unreadable image."""
+        """``H x W x 3`` uint8 RGB, upright, shrunk (area interpolation) to a longest side of at
+        most ``max_side`` with FFCV's size arithmetic (a second call for the same size of a
+        video frame, or a :meth:`thumbnail` of that size, returns the same array, then
+        read-only). Raises VideoError for an unreadable or damaged frame."""
+        self._check()
         if self._frame is not None:
-            height, width = stored_size(self._frame.height, self._frame.width, max_side)
+            height, width = stored_size(*self._display_size(), max_side)
             return self._reformat(width, height)
         try:
             image = load_rgb(self._path)
         except Exception as err:  # a bad frame image: reported by the caller
             raise VideoError(f'frame {self._path}: {describe_failure(err)}') from None
+        self._check(image.shape[1], image.shape[0])
         height, width = stored_size(*image.shape[:2], max_side)
         if (height, width) != image.shape[:2]:
             image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
         return image
 
     def thumbnail(self, side):
-        """A small RGB copy with the longest side ``side`` (for cut and motion measures)."""
+        """A small RGB copy with the longest side ``side`` (for cut and motion measures),
+        converted as :meth:`rgb` converts (16-bit and transparent images included)."""
+        self._check()
         if self._frame is not None:
-            height, width = thumbnail_size(self._frame.height, self._frame.width, side)
+            height, width = thumbnail_size(*self._display_size(), side)
             return self._reformat(width, height)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
                 with Image.open(self._path) as image:
+                    size = image.size
                     image.draft('RGB', (side, side))   # JPEG: decode at 1/2, 1/4, 1/8 scale
-                    image = image.convert('RGB')
-                    height, width = thumbnail_size(image.height, image.width, side)
-                    return np.asarray(image.resize((width, height), Image.BOX))
+                    rgb = to_rgb(image)
         except Exception as err:  # a bad frame image: reported by the caller
             raise VideoError(f'frame {self._path}: {describe_failure(err)}') from None
+        self._check(*size)
+        height, width = thumbnail_size(*rgb.shape[:2], side)
+        return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
 
 
 class VideoReader:
@@ -252,13 +282,16 @@ class VideoReader:
 
     Opening raises VideoError (not a video, no video stream, unreadable file). A damaged
     packet is skipped and decoding goes on (:attr:`decode_errors` counts them,
-    :attr:`first_decode_error` says where and why); reading that fails part way stops the
+    :attr:`first_decode_error` says where and why); the frames decoded after it up to the next
+    key frame raise VideoError when converted (as a bad frame image does, and a frame image of
+    another size than the folder's first); reading that fails part way stops the
     iteration quietly: the frames before it were yielded and :attr:`error` says what happened.
     A file cut short may end without any error, before the frames its header declares
     (:meth:`shortfall`). For frame folders a bad image is skipped by :meth:`frames` and listed
     in :attr:`bad_frames`.
 
-    Attributes: ``width``, ``height`` (of the first frame or the stream header), ``fps``
+    Attributes: ``width``, ``height`` (of the first frame or the stream header; upright once
+    the first frame is decoded), ``fps``
     (average rate, or ``folder_fps``), ``promised`` (the frame count the header declares,
     :meth:`estimated_frames` at opening), ``decoded`` (frames decoded so far), ``finished``
     (decoding reached the end), ``error``, ``bad_frames`` (list of ``(index, reason)``).
@@ -330,15 +363,17 @@ class VideoReader:
     def decoded_frames(self):
         """Every frame in order as a :class:`DecodedFrame` (valid until the next one)."""
         if self.source.kind == 'frames':
+            size = (self.width, self.height) if self.width else None
             for index, path in self.source.frame_files:
                 self.decoded += 1
-                yield DecodedFrame(index, index / self.fps, path=path)
+                yield DecodedFrame(index, index / self.fps, path=path, size=size)
             self.finished = True
             return
         import av
 
         container, stream = self._container, self._stream
         reformatters = {}
+        damaged = False     # a packet was lost since the last key frame
         try:
             for packet in container.demux(stream):
                 try:
@@ -348,12 +383,21 @@ class VideoReader:
                     if self.first_decode_error is None:
                         self.first_decode_error = (f'after frame {self.decoded}: '
                                                    f'{_av_reason(err)}')
+                    damaged = True
                     continue
                 for frame in frames:
                     index = self.decoded
                     self.decoded += 1
+                    # the frames after a lost packet are predicted from pictures the decoder
+                    # never had: FFmpeg fills them with whatever it holds (another shot's
+                    # pixels) until the next key frame starts afresh
+                    damaged = damaged and not frame.key_frame
+                    turns = self._turns(frame)
+                    if index == 0 and turns % 2:      # a portrait phone video: stored sideways
+                        self.width, self.height = self.height, self.width
                     yield DecodedFrame(index, self._timestamp(frame, index), frame=frame,
-                                       reformatters=reformatters)
+                                       reformatters=reformatters, turns=turns,
+                                       damage=DAMAGED if damaged or frame.is_corrupt else None)
         except (av.FFmpegError, OSError, ValueError) as err:
             self.error = f'decoding stopped after frame {self.decoded}: {_av_reason(err)}'
         self.finished = True
@@ -367,6 +411,13 @@ class VideoReader:
         if self.promised - self.decoded > max(2, SHORTFALL_TOLERANCE * self.promised):
             return self.promised, self.decoded
         return None
+
+    @staticmethod
+    def _turns(frame):
+        """Quarter turns counter-clockwise that show ``frame`` upright: its display matrix
+        (phones store portrait video sideways, with a rotation to apply when shown)."""
+        # getattr: a PyAV that does not read the display matrix shows frames as stored
+        return round(getattr(frame, 'rotation', 0) / 90) % 4
 
     def _timestamp(self, frame, index):
         if frame.pts is not None and self._time_base:

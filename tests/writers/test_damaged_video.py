@@ -104,3 +104,39 @@ def test_the_frames_writer_reports_a_damaged_packet(clips, tmp_path, run_script,
                         '--workers', '1', '--strict')
     assert_one_line_error(result, 'short.mp4', f'of the {DECLARED} frames', '--strict')
     assert not os.path.exists(tmp_path / 's.beton')
+
+
+def test_frames_built_on_a_lost_packet_are_skipped_until_the_next_key_frame(
+        tmp_path, encode_clip, chelsea_pan, psnr):
+    """Key frames every 20 frames; packet 25 is destroyed. FFmpeg decodes frames 26..39 from
+    references it never had (here: the pan drifts; in a real file, another shot's pixels):
+    they are skipped and reported as one warning, and frame 40 on is stored again."""
+    import av
+
+    originals = chelsea_pan(60)
+    whole = encode_clip(tmp_path / 'gop.mp4', originals,
+                        options={'crf': '18', 'g': '20', 'bf': '0'})
+    data = bytearray(open(whole, 'rb').read())
+    with av.open(whole) as container:
+        packets = [(p.pos, p.size) for p in container.demux(container.streams.video[0])
+                   if p.size]
+    position, size = packets[25]
+    data[position:position + size] = b'\xff' * size
+    damaged = tmp_path / 'damaged.mp4'
+    damaged.write_bytes(bytes(data))
+    with VideoReader(str(damaged)) as reader:
+        kept = list(reader.frames())
+    assert reader.decode_errors == 1
+    # indices count decoded frames: from the lost packet on, one short of the position
+    assert [index for index, _ in reader.bad_frames] == list(range(25, 39))
+    assert [f.index for f in kept] == list(range(25)) + list(range(39, 59))
+    for frame in kept:
+        position = frame.index + (frame.index >= 25)
+        assert psnr(frame.rgb, originals[position]) > 30, frame.index
+
+    summary = write_video_frames(str(damaged), str(tmp_path / 'o.beton'), workers=1,
+                                 progress=False)
+    assert summary['num_samples'] == 45
+    assert [w['message'] for w in summary['warnings']][-1] == (
+        'skipped 14 unreadable frames (25 to 38): decoded after a damaged packet, before the '
+        'next key frame (its picture is wrong)')

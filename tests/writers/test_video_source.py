@@ -211,3 +211,75 @@ def test_find_videos(tmp_path, clip, chelsea_pan):
     (tmp_path / 'empty').mkdir()
     with pytest.raises(UserError, match='no videos'):
         find_videos(str(tmp_path / 'empty'))
+
+
+def test_a_rotated_video_is_read_upright(tmp_path):
+    """A phone's portrait video is stored sideways with a display rotation; it is read as it
+    is shown (OpenCV's auto-orientation agrees: 96x48 stored, 48 wide and 96 high shown)."""
+    import av
+
+    stored = np.zeros((48, 96, 3), np.uint8)
+    stored[:, :48] = (255, 0, 0)                   # left half red
+    path = str(tmp_path / 'portrait.mp4')
+    with av.open(path, 'w') as container:
+        stream = container.add_stream('libx264', rate=25)
+        stream.width, stream.height, stream.pix_fmt = 96, 48, 'yuv420p'
+        if not hasattr(stream, 'set_display_rotation'):
+            pytest.skip('this PyAV cannot write a display rotation')
+        stream.set_display_rotation(90)             # counter-clockwise when shown
+        for _ in range(3):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(stored, format='rgb24')):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with VideoReader(path) as reader:
+        decoded = next(reader.decoded_frames())
+        assert (reader.width, reader.height) == (48, 96)
+        thumb = decoded.thumbnail(32)
+        rgb = decoded.rgb()
+    assert rgb.shape == (96, 48, 3) and thumb.shape == (32, 16, 3)
+    red = (rgb[..., 0] > 200) & (rgb[..., 1] < 60)
+    assert red[52:].all() and not red[:44].any()   # turned left: the red half at the bottom
+    assert read_frames(path, max_side=24)[0].rgb.shape == (24, 12, 3)
+
+
+@pytest.mark.parametrize('kind', ['16-bit', 'transparent'])
+def test_frame_thumbnails_are_converted_as_the_stored_frames(tmp_path, chelsea_pan, kind):
+    """Cut detection, motion and tracking look at thumbnails: a 16-bit PNG must not turn
+    white in them, nor a transparent one show colours the stored frame composites away."""
+    import cv2
+
+    folder = tmp_path / 'seq'
+    folder.mkdir()
+    for number, rgb in enumerate(chelsea_pan(2), 1):
+        if kind == '16-bit':
+            image = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257
+        else:
+            image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA)
+            image[:, :40, 3] = 0
+        cv2.imwrite(str(folder / f'{number:08d}.png'), image)
+    with VideoReader(str(folder)) as reader:
+        for frame in reader.decoded_frames():
+            rgb, thumb = frame.rgb(), frame.thumbnail(48)
+            assert thumb.shape == (32, 48, 3)
+            shrunk = cv2.resize(rgb, (48, 32), interpolation=cv2.INTER_AREA)
+            assert np.abs(thumb.astype(int) - shrunk).mean() < 2
+
+
+def test_a_frame_of_another_size_is_skipped(tmp_path, chelsea_pan):
+    frames = chelsea_pan(4)
+    frames[2] = frames[2][:, :80]                  # 80x64 among 96x64 frames
+    folder = write_sequence(tmp_path / 'seq', frames)
+    with VideoReader(folder) as reader:
+        got = list(reader.frames())
+        (index, reason), = reader.bad_frames
+    assert [f.index for f in got] == [0, 1, 3]
+    assert index == 2 and '00000003.jpg is 80x64, not the 96x64 of its sequence' in reason
+    with VideoReader(folder) as reader:
+        thumbs = []
+        for frame in reader.decoded_frames():
+            try:
+                thumbs.append(frame.thumbnail(48).shape)
+            except VideoError as err:
+                thumbs.append(str(err))
+    assert thumbs[2].endswith('not the 96x64 of its sequence')

@@ -188,6 +188,21 @@ def test_too_short_and_nothing_left(tmp_path, clip):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_video_too_small_to_train_on_is_skipped(tmp_path, chelsea_pan, encode_clip):
+    """8x8 frames are below the 16 px a stored side needs, and optical flow (--proposals)
+    fails on them: the video is skipped with the reason, the others are written."""
+    src = tmp_path / 'src'
+    src.mkdir()
+    encode_clip(src / 'tiny.mp4', [np.ascontiguousarray(f[:8, :8]) for f in chelsea_pan(6)])
+    encode_clip(src / 'usual.mp4', chelsea_pan(6))
+    summary = write_video_pairs(str(src), str(tmp_path / 'o.beton'), gap=2, proposals=2,
+                                max_proposals=2, workers=1, progress=False)
+    assert [os.path.basename(v['source']) for v in summary['videos']] == ['usual.mp4']
+    (skipped,) = summary['skipped']
+    assert skipped['path'].endswith('tiny.mp4')
+    assert skipped['reason'] == 'its frames are 8x8 px, smaller than the 16 px a side needs'
+
+
 def test_cli_bad_inputs(tmp_path, clip, run_script, assert_one_line_error):
     out = tmp_path / 'out' / 'p.beton'
     assert_one_line_error(
