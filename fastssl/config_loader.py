@@ -277,6 +277,8 @@ def check_values(cfg):
         raw = cfg.content.get(path)
         if param.required and raw is None:
             raise UserError(f"missing required config key '{key}'")
+        if param.required and raw == '':      # `--eval.checkpoint=`: a path would be ''
+            raise UserError(f"config key '{key}' is required and was given empty")
         try:
             values[key] = param.checker.check(param.default if raw is None else raw)
         except OutOfRange as err:

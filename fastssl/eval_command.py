@@ -34,7 +34,6 @@ def main(argv=None):
     return importlib.import_module(command.module).run(settings)
 
 
-
 def cli():
     """Console entry point: ``main`` with one-line errors."""
     run_cli(main)

@@ -5,10 +5,14 @@ load the backbone from any format ``model_io`` knows, and extract the train and 
 with the one ``knn.extract_features`` (channels-last, autocast on GPU) that the trainer's kNN
 monitor uses.
 """
+import numpy as np
 import torch
 
 from fastssl_common.atomic import write_json
+from fastssl_common.errors import UserError
+from fastssl_common.formats import LABEL
 from loaders.eval_loader import make_eval_loader
+from loaders.work_sharing import check_threads
 
 from .device import resolve_device, resolve_precision
 from .knn import extract_features, weighted_knn
@@ -16,14 +20,39 @@ from .linear_probe import topk_accuracy, train_linear_probe
 from .model_io import load_backbone
 
 
-def split_features(e, device, l2_normalize):
-    """Backbone of ``e.checkpoint`` -> (summary dict, (train features, labels),
-    (val features, labels)) on the CPU; a val set equal to the train set is extracted once."""
-    dtype = resolve_precision(e.precision, device, 'eval.precision')
-    backbone = load_backbone(e.checkpoint, e.arch, device).to(memory_format=torch.channels_last)
-    val_path = e.val_path or e.train_path
+def labelled_loaders(e):
+    """{path: eval loader} of ``e.train_path`` and the val set (one loader when they are the
+    same file). UserError, before any image is decoded, for a set with unlabelled samples or a
+    training set of one class: either would give an accuracy that measures nothing."""
+    check_threads(e.num_workers, 'eval.num_workers')
     loaders = {path: make_eval_loader(path, e.batch_size, e.resolution, e.num_workers)
-               for path in (e.train_path, val_path)}
+               for path in (e.train_path, e.val_path or e.train_path)}
+    for path, loader in loaders.items():
+        labels = stored_labels(loader)
+        if labels.min() < 0:
+            raise UserError(f'{path} has unlabelled samples (label {labels.min()}: images '
+                            f'written from outside class folders); kNN and the linear probe '
+                            f'need labels')
+    classes = np.unique(stored_labels(loaders[e.train_path]))
+    if len(classes) < 2:
+        raise UserError(f'eval.train_path {e.train_path} holds a single class ({classes[0]}): '
+                        f'an accuracy needs at least 2')
+    return loaders
+
+
+def stored_labels(loader):
+    """The labels of a loader's .beton, read from FFCV's metadata table (no image decoded)."""
+    reader = loader.reader
+    return reader.metadata[f'f{list(reader.handlers).index(LABEL)}']
+
+
+def split_features(e, device, backbone, loaders, l2_normalize):
+    """``backbone`` (of ``e.checkpoint``) over ``loaders`` (:func:`labelled_loaders`) ->
+    (summary dict, (train features, labels), (val features, labels)) on the CPU; a val set
+    equal to the train set is extracted once."""
+    dtype = resolve_precision(e.precision, device, 'eval.precision')
+    backbone = backbone.to(memory_format=torch.channels_last)
+    val_path = e.val_path or e.train_path
     features = {path: extract_features(backbone, loader, device, dtype=dtype,
                                        l2_normalize=l2_normalize)
                 for path, loader in loaders.items()}
@@ -42,7 +71,13 @@ def _finish(e, result):
 def knn_evaluation(e, k, temperature):
     """Weighted kNN with the ``eval`` section ``e``; returns the result dict."""
     device = resolve_device(e.device, 'eval.device')
-    summary, bank, queries = split_features(e, device, l2_normalize=True)
+    backbone = load_backbone(e.checkpoint, e.arch, device)
+    loaders = labelled_loaders(e)
+    bank_size = loaders[e.train_path].reader.num_samples
+    if k > bank_size:  # weighted_knn would use them all: not the k the result reports
+        raise UserError(f'knn.k={k} exceeds the {bank_size} samples of eval.train_path '
+                        f'{e.train_path}')
+    summary, bank, queries = split_features(e, device, backbone, loaders, l2_normalize=True)
     top1, top5 = weighted_knn(*(t.to(device) for t in (*bank, *queries)), k=k,
                               temperature=temperature)
     return _finish(e, {**summary, 'k': k, 'temperature': temperature,
@@ -52,12 +87,18 @@ def knn_evaluation(e, k, temperature):
 def linear_evaluation(e, p):
     """Linear probe with the ``eval`` section ``e`` and ``linear`` section ``p``."""
     device = resolve_device(e.device, 'eval.device')
-    summary, (x_train, y_train), (x_val, y_val) = split_features(e, device, l2_normalize=False)
+    backbone = load_backbone(e.checkpoint, e.arch, device)
+    summary, (x_train, y_train), (x_val, y_val) = split_features(
+        e, device, backbone, labelled_loaders(e), l2_normalize=False)
     num_classes = int(max(y_train.max(), y_val.max())) + 1
     probe = train_linear_probe(x_train, y_train, num_classes, epochs=p.epochs,
                                optimizer=p.optimizer, lr=p.lr, weight_decay=p.weight_decay,
                                batch_size=p.batch_size, seed=p.seed,
                                device=device)
+    if not all(param.isfinite().all() for param in probe.linear.parameters()):
+        raise UserError(f'the linear probe diverged (its weights are not finite) with '
+                        f'linear.lr={p.lr}, linear.weight_decay={p.weight_decay}: use a '
+                        f'smaller linear.lr')
     top1, top5 = topk_accuracy(probe, x_val, y_val)
     train_top1, = topk_accuracy(probe, x_train, y_train, ks=(1,))
     return _finish(e, {**summary, 'optimizer': p.optimizer, 'epochs': p.epochs, 'lr': p.lr,

@@ -11,6 +11,7 @@ scalars, and for rendered data a plot of score vs transformation magnitude with 
 Images are decoded once and run through every backbone (channels-last, autocast on GPU); the
 score is computed on the raw global-pooled features.
 """
+import contextlib
 import os
 import textwrap
 
@@ -18,10 +19,11 @@ import torch
 import torchvision
 from torch import nn
 
-from fastssl_common.atomic import ensure_writable_dir, write_json
+from fastssl_common.atomic import ensure_writable_dir, output_folder, write_json
 from fastssl_common.errors import UserError
 
 from .device import resolve_device, resolve_precision
+from .eval_outputs import PNG, check_output, within
 from .invariance import Bootstrap, invariance_score
 from .invariance_data import read_dataset
 from .invariance_data.images import image_batches
@@ -33,7 +35,16 @@ def run(settings):
     s = settings.invariance
     checkpoints = parse_checkpoints(s.checkpoints)
     ks = parse_ks(s.top_k)
-    check_outputs(s)
+    with contextlib.ExitStack() as folders:
+        # made now: a run that fails removes those it made while they are still empty
+        for folder in output_folders(s):
+            folders.enter_context(output_folder(folder))
+        check_outputs(s, [s.root] + [path for _, path in checkpoints])
+        return measure(s, checkpoints, ks)
+
+
+def measure(s, checkpoints, ks):
+    """The scores of ``checkpoints`` (and the reference) on ``s.root``, reported as asked."""
     data = read_dataset(s.kind, s.root).check()
     if s.plot and all(m.magnitude is None for m in data.measurements):
         raise UserError(f'invariance.plot needs measurements with magnitudes (rendered data, '
@@ -125,15 +136,25 @@ def parse_ks(text):
     return ks
 
 
-def check_outputs(s):
-    """Fail before the work, not after it, when an output cannot be written."""
+def output_folders(s):
+    """The folders the outputs go to."""
+    files = [os.path.dirname(os.path.abspath(path)) for path in (s.output, s.plot) if path]
+    return files + ([s.run_dir] if s.run_dir else [])
+
+
+def check_outputs(s, inputs=()):
+    """Fail before the work, not after it, when an output cannot be written or would replace
+    one of the run's ``inputs`` (the dataset root, the checkpoints)."""
     if s.plot and not s.plot.lower().endswith('.png'):
         raise UserError(f'invariance.plot must end in .png: {s.plot}')
-    for path in (s.output, s.plot):
-        if path:
-            ensure_writable_dir(os.path.dirname(os.path.abspath(path)))
-    if s.run_dir:
-        ensure_writable_dir(s.run_dir)
+    check_output(s.output, 'invariance.output', inputs)
+    check_output(s.plot, 'invariance.plot', inputs, PNG)
+    for source in filter(os.path.isdir, inputs):
+        if s.run_dir and within(s.run_dir, source):
+            raise UserError(f'invariance.run_dir {s.run_dir} is inside {source}, an input of '
+                            f'this run: give another folder')
+    for folder in output_folders(s):
+        ensure_writable_dir(folder)
 
 
 class _SideBySide(nn.Module):

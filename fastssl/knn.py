@@ -43,7 +43,9 @@ def weighted_knn(train_features, train_labels, test_features, test_labels, k, te
         q = test_features[start:start + chunk]
         sim = q @ train_features.t()
         sim_k, idx = sim.topk(k, dim=1)
-        weights = (sim_k / temperature).exp()
+        # exp(s / T) overflows float32 once s / T > 88 (T < 0.0113), and tied inf votes rank
+        # classes by index: weigh relative to the nearest, which scales a query's votes alike
+        weights = ((sim_k - sim_k[:, :1]) / temperature).exp()
         votes = torch.zeros(q.shape[0], num_classes, dtype=weights.dtype, device=q.device)
         votes.scatter_add_(1, train_labels[idx], weights)
         hits = topk_hits(votes, test_labels[start:start + chunk])

@@ -144,8 +144,9 @@ def export_backbone(path, out, arch='auto'):
     state dict. A classifier ``fc`` is kept when the source had one (torchvision models);
     self-supervised heads are not classifiers and are left out, so such files load with
     ``resnet.load_state_dict(sd, strict=False)`` (missing: exactly fc.weight, fc.bias).
-    Returns a summary dict. ``out`` may replace an earlier export, never the checkpoint it
-    reads nor a file that is not a PyTorch file (a dataset, say)."""
+    Returns a summary dict. ``out`` may replace an earlier export (a plain state dict), never
+    the checkpoint it reads, another checkpoint (a training run's, say) nor a file that is not
+    a PyTorch file (a dataset, say)."""
     if os.path.exists(out):
         if os.path.isdir(out):
             raise UserError(f'export.out {out} is a folder, not a file')
@@ -156,6 +157,10 @@ def export_backbone(path, out, arch='auto'):
         except UserError:
             raise UserError(f'export.out {out} exists and is not a PyTorch file: give another '
                             f'path') from None
+        held = read_file(out)
+        if not (isinstance(held, dict) and all(map(torch.is_tensor, held.values()))):
+            raise UserError(f'export.out {out} is a checkpoint, not an earlier export (a '
+                            f'plain state dict): give another path')
     weights, source = backbone_weights(path)
     arch = _resolve_arch(weights, arch, path)
     state = _build(weights, arch, path).state_dict()  # checked, in torchvision's key order

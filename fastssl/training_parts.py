@@ -14,6 +14,7 @@ from loaders.eval_loader import make_eval_loader
 from loaders.integrity import verify
 from loaders.pair_loader import MultiViewLoader, open_beton, tracked_pairs
 from loaders.photometric_params import make_strengths
+from loaders.work_sharing import check_threads
 
 from . import distributed
 from .device import resolve_device, resolve_precision
@@ -151,6 +152,7 @@ class TrainingParts:
         if variant.uses_regions:
             region_valid, region_options = self._region_options()
         workers = s.data.num_workers
+        check_threads(workers, 'data.num_workers')
         if workers == 0 and self.world.distributed:  # all cores, shared by the machine's ranks
             workers = max(1, (os.cpu_count() or 1) // self.world.local_size)
         loader = MultiViewLoader(

@@ -27,7 +27,19 @@ import numpy as np
 from numba.core import types
 from numba.extending import intrinsic
 
+from fastssl_common.errors import UserError
+
 from .jit import jit
+
+
+def check_threads(num_workers, key):
+    """``num_workers`` (the value of config key ``key``; 0 = all cores) as loader threads:
+    Numba, which runs FFCV's threads, refuses more than it started with (one per core), and
+    only once the loader runs, with a traceback."""
+    threads = numba.config.NUMBA_NUM_THREADS
+    if num_workers > threads:
+        raise UserError(f'{key}={num_workers} exceeds the {threads} threads FFCV can run on '
+                        f'this machine (0 = all cores)')
 
 
 @intrinsic

@@ -11,6 +11,7 @@ import torchvision
 from eval import main
 from fastssl.config import load_settings
 from fastssl.evaluation import knn_evaluation
+from fastssl.knn import weighted_knn
 from fastssl.trainer import Trainer
 from fastssl_common.errors import UserError, run_cli
 
@@ -112,3 +113,104 @@ def test_help_lists_commands_and_each_commands_keys(capsys):
         with pytest.raises(SystemExit):
             main([command, '--help'])
         assert key in capsys.readouterr().out
+
+
+@pytest.fixture(scope='module')
+def label_betons(small_beton, tmp_path_factory):
+    """The photos of ``small_beton`` written again: from a list (unlabelled: -1), and one
+    class's folder alone (a single class)."""
+    from writers.write_images import write_images
+    root = tmp_path_factory.mktemp('labels')
+    sources = [s['source'] for s in json.loads(Path(small_beton + '.json').read_text())['samples']]
+    (root / 'list.txt').write_text('\n'.join(sources) + '\n')
+    single = root / 'single' / Path(sources[0]).parent.name
+    single.mkdir(parents=True)
+    for source in sources[:4]:
+        (single / Path(source).name).symlink_to(source)
+    out = {'unlabelled': root / 'unlabelled.beton', 'single': root / 'single.beton'}
+    write_images(str(root / 'list.txt'), str(out['unlabelled']), max_resolution=96, workers=1,
+                 progress=False)
+    write_images(str(root / 'single'), str(out['single']), max_resolution=96, workers=1,
+                 progress=False)
+    return out
+
+
+def test_labels_that_measure_nothing_are_refused(trained, small_beton, label_betons, capsys,
+                                                 assert_one_line_error):
+    """Unlabelled samples (-1) in either set, or a training set of one class, give an accuracy
+    that means nothing: one line naming the file, before any image is decoded."""
+    _, checkpoint = trained
+    unlabelled, single = label_betons['unlabelled'], label_betons['single']
+    with pytest.raises(SystemExit) as exited:
+        run_cli(main, ['knn', f'--eval.checkpoint={checkpoint}', *data_args(unlabelled)])
+    assert_one_line_error(SimpleNamespace(returncode=exited.value.code,
+                                          stderr=capsys.readouterr().err),
+                          unlabelled, 'has unlabelled samples (label -1')
+    with pytest.raises(UserError, match=f'{unlabelled} has unlabelled samples'):
+        main(['linear', f'--eval.checkpoint={checkpoint}', *data_args(small_beton),
+              f'--eval.val_path={unlabelled}'])
+    with pytest.raises(UserError, match=f'eval.train_path {single} holds a single class'):
+        main(['linear', f'--eval.checkpoint={checkpoint}', *data_args(single)])
+
+
+def test_knn_k_larger_than_the_bank_is_refused(trained, small_beton):
+    _, checkpoint = trained
+    with pytest.raises(UserError, match=f'knn.k=17 exceeds the 16 samples of eval.train_path '
+                                        f'{small_beton}'):
+        main(['knn', f'--eval.checkpoint={checkpoint}', *data_args(small_beton), '--knn.k=17'])
+
+
+def test_knn_with_a_small_temperature_still_votes_by_similarity():
+    """exp(s / T) overflows float32 for T < 0.0113: every neighbour's vote was inf. A query
+    that is in the bank is its own nearest neighbour and must win at any temperature."""
+    bank = torch.nn.functional.normalize(torch.randn(64, 32, generator=torch.Generator()
+                                                     .manual_seed(0)), dim=1)
+    labels = torch.arange(64) % 8
+    for temperature in (0.07, 0.005, 1e-5):
+        top1, _ = weighted_knn(bank, labels, bank, labels, k=20, temperature=temperature)
+        assert top1 == 100.0, temperature
+
+
+def test_a_diverged_linear_probe_is_an_error_not_an_accuracy(trained, small_beton):
+    _, checkpoint = trained
+    with pytest.raises(UserError, match=r'linear probe diverged .* linear\.lr=1e\+30'):
+        main(['linear', f'--eval.checkpoint={checkpoint}', *data_args(small_beton),
+              '--linear.lr=1e30', '--linear.epochs=2'])
+
+
+def test_more_loader_threads_than_ffcv_can_run_is_one_line(trained, small_beton):
+    import numba
+    _, checkpoint = trained
+    threads = numba.config.NUMBA_NUM_THREADS
+    with pytest.raises(UserError, match=f'eval.num_workers={threads + 1} exceeds the {threads} '
+                                        f'threads'):
+        main(['knn', f'--eval.checkpoint={checkpoint}', *data_args(small_beton),
+              f'--eval.num_workers={threads + 1}'])
+
+
+def test_outputs_never_replace_inputs_or_other_files(trained, small_beton, tmp_path):
+    """eval.output onto the data or the checkpoint, a file that is not an earlier result, or a
+    folder: refused before the work, every file as it was; export.out onto a training
+    checkpoint likewise."""
+    _, checkpoint = trained
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('mine')
+    before = {path: Path(path).read_bytes() for path in (small_beton, checkpoint, notes)}
+    for output, needle in ((small_beton, 'is an input of this run'),
+                           (checkpoint, 'is an input of this run'),
+                           (notes, 'exists and is not a JSON file'),
+                           (tmp_path, 'is a folder, not a file')):
+        with pytest.raises(UserError, match=f'eval.output {output} {needle}'):
+            main(['knn', f'--eval.checkpoint={checkpoint}', *data_args(small_beton),
+                  '--knn.k=5', f'--eval.output={output}'])
+    with pytest.raises(UserError, match=f'export.out {notes} exists and is not a PyTorch'):
+        main(['export', f'--export.checkpoint={checkpoint}', f'--export.out={notes}'])
+    exported = tmp_path / 'backbone.pth'
+    assert main(['export', f'--export.checkpoint={checkpoint}', f'--export.out={exported}']) == 0
+    run_copy = tmp_path / 'checkpoint_e0001.pt'
+    run_copy.write_bytes(before[checkpoint])
+    with pytest.raises(UserError, match=f'export.out {run_copy} is a checkpoint, not an earlier '
+                                        f'export'):
+        main(['export', f'--export.checkpoint={exported}', f'--export.out={run_copy}'])
+    assert run_copy.read_bytes() == before[checkpoint]
+    assert {path: Path(path).read_bytes() for path in before} == before

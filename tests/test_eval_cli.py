@@ -44,3 +44,16 @@ def test_export_of_a_file_that_is_not_a_checkpoint(content, kind, small_beton, t
                                           stderr=capsys.readouterr().err),
                           f'{path} is not a PyTorch checkpoint ({kind})')
     assert not out.exists()
+
+
+@pytest.mark.parametrize('argv, key', [
+    (['knn', '--eval.checkpoint=', '--eval.train_path=x.beton'], 'eval.checkpoint'),
+    (['knn', '--eval.checkpoint=x.pt', '--eval.train_path='], 'eval.train_path'),
+    (['export', '--export.checkpoint=x.pt', '--export.out='], 'export.out'),
+])
+def test_a_required_key_given_empty_is_named(argv, key):
+    # it used to fail later, naming no key: "cannot write : No such file or directory"
+    from fastssl_common.errors import UserError
+
+    with pytest.raises(UserError, match=f"config key '{key}' is required and was given empty"):
+        main(argv)

@@ -188,3 +188,29 @@ def test_random_init_reference_row(rendered, checkpoints, tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert [c['name'] for c in doc['checkpoints']] == ['resnet18_seed1']
     assert {r['checkpoint'] for r in doc['results']} == {'resnet18_seed1'}
+
+
+def test_a_refused_run_leaves_no_output_folders_and_replaces_no_input(rendered, checkpoints,
+                                                                       tmp_path):
+    """Output folders are made before the work and removed again when the run is refused; an
+    output onto a checkpoint or into the dataset root is refused, every input as it was."""
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(UserError, match='holds no images'):
+        main(['invariance', '--invariance.kind=folders', f'--invariance.root={empty}',
+              f'--invariance.checkpoints={checkpoints[0]}', '--invariance.device=cpu',
+              f'--invariance.output={tmp_path}/out/json/scores.json',
+              f'--invariance.plot={tmp_path}/plots/curves.png',
+              f'--invariance.run_dir={tmp_path}/tb/run'])
+    assert sorted(os.listdir(tmp_path)) == ['empty']
+    manifest = rendered / 'manifest.json'
+    before = {path: open(path, 'rb').read() for path in (manifest, checkpoints[0])}
+    base = ['invariance', '--invariance.kind=rendered', f'--invariance.root={rendered}',
+            f'--invariance.checkpoints={checkpoints[0]}', '--invariance.device=cpu']
+    for option, needle in ((f'output={checkpoints[0]}', 'is an input of this run'),
+                           (f'output={manifest}', f'is inside {rendered}, an input'),
+                           (f'run_dir={rendered}/tb', f'is inside {rendered}, an input')):
+        with pytest.raises(UserError, match=needle):
+            main(base + [f'--invariance.{option}'])
+    assert not (rendered / 'tb').exists()
+    assert {path: open(path, 'rb').read() for path in before} == before

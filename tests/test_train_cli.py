@@ -14,6 +14,8 @@ import pytest
     ('data.batch_size', -8, 'data.batch_size must be > 0, got -8'),
     ('data.resolution', -5, 'data.resolution must be >= 32, got -5'),
     ('optim.lr', -0.03, 'optim.lr must be > 0, got -0.03'),   # with warmup it trained
+    # Numba (FFCV's threads) refuses more threads than cores, with a traceback
+    ('data.num_workers', 4096, 'data.num_workers=4096 exceeds the'),
 ])
 def test_out_of_range_is_one_line_before_any_folder(small_beton, tmp_path, tiny_args,
                                                     run_script, assert_one_line_error,
