@@ -36,6 +36,14 @@ __all__ = ['check_size', 'verify']
 CHUNK = 64                    # samples per decode task
 
 
+def require_dataset_file(path):
+    """UserError naming ``path`` unless it is a file: missing, or a folder given for one."""
+    if os.path.isdir(path):
+        raise UserError(f'dataset file {path} is a folder, not a file')
+    if not os.path.isfile(path):
+        raise UserError(f'dataset file not found: {path}')
+
+
 def verify(path, progress=True):
     """Check the ``.beton`` at ``path`` completely (see the module doc); returns a summary:
     ``path``, ``size``, ``samples``, ``fields``, ``sidecar`` (its path, or None), ``hashes``
@@ -43,10 +51,7 @@ def verify(path, progress=True):
     (pages hashed, or None) and ``decoded`` (images decoded). ``progress`` shows a bar
     (terminal) or lines."""
     path = os.fspath(path)          # a pathlib.Path too
-    if os.path.isdir(path):
-        raise UserError(f'dataset file {path} is a folder, not a file')
-    if not os.path.isfile(path):
-        raise UserError(f'dataset file not found: {path}')
+    require_dataset_file(path)
     layout = check_layout(path)
     if layout.size > layout.required:
         raise UserError(f'{path} has {layout.size - layout.required} bytes after its '

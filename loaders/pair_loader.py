@@ -17,7 +17,6 @@ Region Tracker: ``(('frame_a', ((0, 'full'), (2, 'region'))), ('frame_b', ((1, '
 view axis and keys its random draws (crop, context, photometric, on CPU or GPU), so every
 view has its own. The view numbers must be exactly 0 .. V-1.
 """
-import os
 
 import numpy as np
 import torch
@@ -34,7 +33,7 @@ from fastssl_common.numbers import check_number, is_number
 
 from .decode_failures import DecodeFailures
 from .epoch import EpochCell
-from .integrity import check_size
+from .integrity import check_size, require_dataset_file
 from .kept_buffers import KeptBuffersLoader
 from .multiview_decoder import MultiViewRandomResizedCrop, SampleIndex
 from .photometric import PhotometricAugment
@@ -48,8 +47,7 @@ def open_beton(path, required_fields=(IMAGE,), hint=''):
     """Open a .beton's header; UserError naming the path if it is missing, not a .beton,
     shorter than its header and allocation table say (``integrity.check_size``), or lacks a
     required field (``hint`` says where the right file comes from)."""
-    if not os.path.isfile(path):
-        raise UserError(f'dataset file not found: {path}')
+    require_dataset_file(path)
     check_size(path)
     try:
         reader = Reader(path)

@@ -103,6 +103,8 @@ def test_view_plan_numbers_views_and_refuses_malformed_specs():
 def test_bad_files_and_arguments_are_user_errors(small_beton, tmp_path):
     with pytest.raises(UserError, match='dataset file not found'):
         open_beton(str(tmp_path / 'missing.beton'))
+    with pytest.raises(UserError, match=f'dataset file {tmp_path} is a folder, not a file'):
+        open_beton(str(tmp_path))
     text = tmp_path / 'notes.beton'
     text.write_text('not a dataset')
     with pytest.raises(UserError, match='is not a readable .beton file'):
