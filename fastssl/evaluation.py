@@ -5,6 +5,8 @@ load the backbone from any format ``model_io`` knows, and extract the train and 
 with the one ``knn.extract_features`` (channels-last, autocast on GPU) that the trainer's kNN
 monitor uses.
 """
+import json
+
 import numpy as np
 import torch
 
@@ -37,7 +39,34 @@ def labelled_loaders(e):
     if len(classes) < 2:
         raise UserError(f'eval.train_path {e.train_path} holds a single class ({classes[0]}): '
                         f'an accuracy needs at least 2')
+    check_same_classes(e.train_path, e.val_path, 'eval.train_path', 'eval.val_path')
     return loaders
+
+
+def class_names(path):
+    """The class names a .beton's sidecar lists by label (``write_images.py`` numbers the
+    class folders of its source in sorted order), or None where none are recorded."""
+    try:
+        with open(path + '.json', encoding='utf-8') as handle:
+            names = json.load(handle).get('classes')
+    except (OSError, ValueError, AttributeError):
+        return None
+    return names if isinstance(names, list) else None
+
+
+def check_same_classes(train_path, val_path, train_key, val_key):
+    """UserError when the val set's labels name other classes than the same labels of the
+    train set: each set numbers its own class folders, so a val folder missing a class (or
+    holding another) shifts every label after it, and the accuracy measures nothing."""
+    train, val = class_names(train_path), class_names(val_path) if val_path else None
+    if train is None or val is None:
+        return
+    for label, name in enumerate(val):
+        if label >= len(train) or train[label] != name:
+            there = f"'{train[label]}'" if label < len(train) else 'no class'
+            raise UserError(f"{val_key} {val_path} numbers its classes unlike {train_key} "
+                            f"{train_path}: its label {label} is '{name}', the train set's is "
+                            f"{there} (write both from folders with the same classes)")
 
 
 def stored_labels(loader):

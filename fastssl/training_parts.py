@@ -18,6 +18,7 @@ from loaders.work_sharing import check_threads
 
 from . import distributed
 from .device import resolve_device, resolve_precision
+from .evaluation import check_same_classes
 from .gpu_augment import GPUPhotometric
 from .invariance_monitor import InvarianceMonitor, read_sets, render_default_sets
 from .moco import MoCo
@@ -225,6 +226,8 @@ class TrainingParts:
         if not s.logging.knn_train_path:
             return None
         val = s.logging.knn_val_path or s.logging.knn_train_path
+        check_same_classes(s.logging.knn_train_path, s.logging.knn_val_path,
+                           'logging.knn_train_path', 'logging.knn_val_path')
         return [make_eval_loader(path, s.data.batch_size, s.data.resolution, s.data.num_workers,
                                  s.data.os_cache)
                 for path in (s.logging.knn_train_path, val)]

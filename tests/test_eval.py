@@ -1,6 +1,7 @@
 """eval.py over a real training checkpoint: knn reproduces the trainer's own kNN monitor;
 export, knn and linear end to end; one-line errors for bad input."""
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -127,11 +128,18 @@ def label_betons(small_beton, tmp_path_factory):
     single.mkdir(parents=True)
     for source in sources[:4]:
         (single / Path(source).name).symlink_to(source)
-    out = {'unlabelled': root / 'unlabelled.beton', 'single': root / 'single.beton'}
+    shifted = root / 'shifted'       # every class folder but the first: labels one lower
+    for source in sources:
+        if Path(source).parent.name != single.name:
+            (shifted / Path(source).parent.name).mkdir(parents=True, exist_ok=True)
+            (shifted / Path(source).parent.name / Path(source).name).symlink_to(source)
+    out = {'unlabelled': root / 'unlabelled.beton', 'single': root / 'single.beton',
+           'shifted': root / 'shifted.beton'}
     write_images(str(root / 'list.txt'), str(out['unlabelled']), max_resolution=96, workers=1,
                  progress=False)
-    write_images(str(root / 'single'), str(out['single']), max_resolution=96, workers=1,
-                 progress=False)
+    for name in ('single', 'shifted'):
+        write_images(str(root / name), str(out[name]), max_resolution=96, workers=1,
+                     progress=False)
     return out
 
 
@@ -214,3 +222,24 @@ def test_outputs_never_replace_inputs_or_other_files(trained, small_beton, tmp_p
         main(['export', f'--export.checkpoint={exported}', f'--export.out={run_copy}'])
     assert run_copy.read_bytes() == before[checkpoint]
     assert {path: Path(path).read_bytes() for path in before} == before
+
+
+def test_a_val_set_numbering_its_classes_otherwise_is_refused(trained, small_beton, label_betons,
+                                                              tmp_path):
+    """A val folder without the train set's first class numbers every class one lower: kNN,
+    the linear probe and the training monitor would score right answers as wrong."""
+    _, checkpoint = trained
+    classes = json.loads(Path(small_beton + '.json').read_text())['classes']
+    shifted = label_betons['shifted']
+    expected = (f"eval.val_path {shifted} numbers its classes unlike eval.train_path "
+                f"{small_beton}: its label 0 is '{classes[1]}', the train set's is "
+                f"'{classes[0]}'")
+    for command in ('knn', 'linear'):
+        with pytest.raises(UserError, match=re.escape(expected)):
+            main([command, f'--eval.checkpoint={checkpoint}', *data_args(small_beton),
+                  f'--eval.val_path={shifted}'])
+    with pytest.raises(UserError, match='logging.knn_val_path .* numbers its classes unlike'):
+        Trainer(load_settings([f'--data.path={small_beton}', f'--train.run_dir={tmp_path}/r',
+                               f'--logging.knn_train_path={small_beton}',
+                               f'--logging.knn_val_path={shifted}', '--data.batch_size=8',
+                               '--model.arch=resnet18', '--moco.queue_size=8']))
