@@ -24,23 +24,31 @@ from .model_io import load_backbone
 
 def labelled_loaders(e):
     """{path: eval loader} of ``e.train_path`` and the val set (one loader when they are the
-    same file). UserError, before any image is decoded, for a set with unlabelled samples or a
-    training set of one class: either would give an accuracy that measures nothing."""
+    same file), checked by :func:`check_labels`."""
     check_threads(e.num_workers, 'eval.num_workers')
     loaders = {path: make_eval_loader(path, e.batch_size, e.resolution, e.num_workers)
                for path in (e.train_path, e.val_path or e.train_path)}
+    check_labels(loaders, e.train_path, e.val_path, 'eval.train_path', 'eval.val_path')
+    return loaders
+
+
+def check_labels(loaders, train_path, val_path, train_key, val_key):
+    """UserError, before any image is decoded, for labels that make an accuracy measure
+    nothing: unlabelled samples in either set (``loaders``: {path: eval loader}), a train set
+    of one class, or a val set numbering its classes unlike the train set
+    (:func:`check_same_classes`). kNN (evaluation and the training monitor) and the linear
+    probe share it."""
     for path, loader in loaders.items():
         labels = stored_labels(loader)
         if labels.min() < 0:
             raise UserError(f'{path} has unlabelled samples (label {labels.min()}: images '
                             f'written from outside class folders); kNN and the linear probe '
                             f'need labels')
-    classes = np.unique(stored_labels(loaders[e.train_path]))
+    classes = np.unique(stored_labels(loaders[train_path]))
     if len(classes) < 2:
-        raise UserError(f'eval.train_path {e.train_path} holds a single class ({classes[0]}): '
+        raise UserError(f'{train_key} {train_path} holds a single class ({classes[0]}): '
                         f'an accuracy needs at least 2')
-    check_same_classes(e.train_path, e.val_path, 'eval.train_path', 'eval.val_path')
-    return loaders
+    check_same_classes(train_path, val_path, train_key, val_key)
 
 
 def class_names(path):

@@ -18,7 +18,7 @@ from loaders.work_sharing import check_threads
 
 from . import distributed
 from .device import resolve_device, resolve_precision
-from .evaluation import check_same_classes
+from .evaluation import check_labels
 from .gpu_augment import GPUPhotometric
 from .invariance_monitor import InvarianceMonitor, read_sets, render_default_sets
 from .moco import MoCo
@@ -225,12 +225,12 @@ class TrainingParts:
         s = self.s
         if not s.logging.knn_train_path:
             return None
-        val = s.logging.knn_val_path or s.logging.knn_train_path
-        check_same_classes(s.logging.knn_train_path, s.logging.knn_val_path,
-                           'logging.knn_train_path', 'logging.knn_val_path')
-        return [make_eval_loader(path, s.data.batch_size, s.data.resolution, s.data.num_workers,
-                                 s.data.os_cache)
-                for path in (s.logging.knn_train_path, val)]
+        train, val = s.logging.knn_train_path, s.logging.knn_val_path
+        loaders = {path: make_eval_loader(path, s.data.batch_size, s.data.resolution,
+                                          s.data.num_workers, s.data.os_cache)
+                   for path in (train, val or train)}
+        check_labels(loaders, train, val, 'logging.knn_train_path', 'logging.knn_val_path')
+        return [loaders[train], loaders[val or train]]
 
     def create_invariance_monitor(self, root):
         """-> the invariance monitor of the sets in the folder ``root()`` on rank 0 (None on

@@ -243,3 +243,17 @@ def test_a_val_set_numbering_its_classes_otherwise_is_refused(trained, small_bet
                                f'--logging.knn_train_path={small_beton}',
                                f'--logging.knn_val_path={shifted}', '--data.batch_size=8',
                                '--model.arch=resnet18', '--moco.queue_size=8']))
+
+
+@pytest.mark.parametrize('kind, message', [
+    ('unlabelled', 'has unlabelled samples'),
+    ('single', 'logging.knn_train_path .* holds a single class'),
+])
+def test_the_training_monitor_refuses_labels_that_measure_nothing(small_beton, label_betons,
+                                                                   tmp_path, kind, message):
+    # unlabelled: an IndexError traceback at the first monitor; one class: a 100 % monitor
+    with pytest.raises(UserError, match=message):
+        Trainer(load_settings([f'--data.path={small_beton}', f'--train.run_dir={tmp_path}/r',
+                               f'--logging.knn_train_path={label_betons[kind]}',
+                               '--data.batch_size=8', '--model.arch=resnet18',
+                               '--moco.queue_size=8']))
