@@ -161,11 +161,17 @@ def test_labels_that_measure_nothing_are_refused(trained, small_beton, label_bet
         main(['linear', f'--eval.checkpoint={checkpoint}', *data_args(single)])
 
 
-def test_knn_k_larger_than_the_bank_is_refused(trained, small_beton):
+def test_knn_k_larger_than_the_bank_votes_with_the_bank_and_says_so(trained, small_beton,
+                                                                    capsys):
+    # it used to report the k asked for while voting with fewer neighbours
     _, checkpoint = trained
-    with pytest.raises(UserError, match=f'knn.k=17 exceeds the 16 samples of eval.train_path '
-                                        f'{small_beton}'):
-        main(['knn', f'--eval.checkpoint={checkpoint}', *data_args(small_beton), '--knn.k=17'])
+    result = run_main(capsys, 'knn', f'--eval.checkpoint={checkpoint}',
+                      *data_args(small_beton), '--knn.k=17')
+    whole_bank = run_main(capsys, 'knn', f'--eval.checkpoint={checkpoint}',
+                          *data_args(small_beton), '--knn.k=16')
+    assert (result['k'], result['k_requested']) == (16, 17)
+    assert 'k_requested' not in whole_bank
+    assert (result['top1'], result['top5']) == (whole_bank['top1'], whole_bank['top5'])
 
 
 def test_knn_with_a_small_temperature_still_votes_by_similarity():
