@@ -214,25 +214,34 @@ def test_find_videos(tmp_path, clip, chelsea_pan):
         find_videos(str(tmp_path / 'empty'))
 
 
-def test_a_rotated_video_is_read_upright(tmp_path):
-    """A phone's portrait video is stored sideways with a display rotation; it is read as it
-    is shown (OpenCV's auto-orientation agrees: 96x48 stored, 48 wide and 96 high shown)."""
+def half_red_video(path, width, height, configure):
+    """Three frames of ``width x height`` whose left half is red, H.264 in ``path``, the
+    stream first set up by ``configure(stream)`` (a display rotation, a pixel aspect)."""
     import av
 
-    stored = np.zeros((48, 96, 3), np.uint8)
-    stored[:, :48] = (255, 0, 0)                   # left half red
-    path = str(tmp_path / 'portrait.mp4')
-    with av.open(path, 'w') as container:
+    coded = np.zeros((height, width, 3), np.uint8)
+    coded[:, :width // 2] = (255, 0, 0)
+    with av.open(str(path), 'w') as container:
         stream = container.add_stream('libx264', rate=25)
-        stream.width, stream.height, stream.pix_fmt = 96, 48, 'yuv420p'
-        if not hasattr(stream, 'set_display_rotation'):
-            pytest.skip('this PyAV cannot write a display rotation')
-        stream.set_display_rotation(90)             # counter-clockwise when shown
+        stream.width, stream.height, stream.pix_fmt = width, height, 'yuv420p'
+        configure(stream)
         for _ in range(3):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(stored, format='rgb24')):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(coded, format='rgb24')):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return str(path)
+
+
+def test_a_rotated_video_is_read_upright(tmp_path):
+    """A phone's portrait video is stored sideways with a display rotation; it is read as it
+    is shown (OpenCV's auto-orientation agrees: 96x48 stored, 48 wide and 96 high shown)."""
+    def rotate(stream):
+        if not hasattr(stream, 'set_display_rotation'):
+            pytest.skip('this PyAV cannot write a display rotation')
+        stream.set_display_rotation(90)             # counter-clockwise when shown
+
+    path = half_red_video(tmp_path / 'portrait.mp4', 96, 48, rotate)
     with VideoReader(path) as reader:
         decoded = next(reader.decoded_frames())
         assert (reader.width, reader.height) == (48, 96)
@@ -249,20 +258,10 @@ def test_non_square_pixels_are_read_as_shown(tmp_path):
     show, 128x48; it was stored squashed."""
     import fractions
 
-    import av
-
-    coded = np.zeros((48, 64, 3), np.uint8)
-    coded[:, :32] = (255, 0, 0)                    # left half red
-    path = str(tmp_path / 'anamorphic.mp4')
-    with av.open(path, 'w') as container:
-        stream = container.add_stream('libx264', rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, 'yuv420p'
+    def widen(stream):
         stream.codec_context.sample_aspect_ratio = fractions.Fraction(2, 1)
-        for _ in range(3):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(coded, format='rgb24')):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+
+    path = half_red_video(tmp_path / 'anamorphic.mp4', 64, 48, widen)
     with VideoReader(path) as reader:
         assert (reader.width, reader.height) == (128, 48)
         decoded = next(reader.decoded_frames())
