@@ -10,6 +10,7 @@ constants and :func:`backbone_params`; ``fastssl/config_loader.py`` reads and ch
 from fastargs import Param, Section
 
 from fastssl_common.errors import UserError
+from loaders.batch_memory import check_batch_memory
 
 from .config_loader import Bool, Float, Int, OneOf, Str, read_settings
 from .invariance_data import KINDS
@@ -205,3 +206,5 @@ def check_together(s):
     if s.optim.warmup_epochs > s.train.epochs:
         raise UserError(f'optim.warmup_epochs must be <= train.epochs={s.train.epochs}, got '
                         f'{s.optim.warmup_epochs}')
+    check_batch_memory(s.data.batch_size, s.data.resolution, VARIANTS[s.train.variant].n_views,
+                       ('data.batch_size', 'data.resolution'))

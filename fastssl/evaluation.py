@@ -3,9 +3,11 @@
 Both read the shared ``eval`` section (backbone, data, device: ``fastssl/eval_config.py``),
 load the backbone from any format ``model_io`` knows, and extract the train and val features
 with the one ``knn.extract_features`` (channels-last, autocast on GPU) that the trainer's kNN
-monitor uses.
+monitor uses. Images that did not decode (evaluated black: ``loaders/centre_crop_decoder.py``)
+are warned about, one line per file, and counted in the result (``decode_failures``).
 """
 import json
+import sys
 
 import numpy as np
 import torch
@@ -13,6 +15,7 @@ import torch
 from fastssl_common.atomic import write_json
 from fastssl_common.errors import UserError
 from fastssl_common.formats import LABEL
+from loaders.batch_memory import check_batch_memory
 from loaders.eval_loader import make_eval_loader
 from loaders.work_sharing import check_threads
 
@@ -26,6 +29,7 @@ def labelled_loaders(e):
     """{path: eval loader} of ``e.train_path`` and the val set (one loader when they are the
     same file), checked by :func:`check_labels`."""
     check_threads(e.num_workers, 'eval.num_workers')
+    check_batch_memory(e.batch_size, e.resolution, 1, ('eval.batch_size', 'eval.resolution'))
     loaders = {path: make_eval_loader(path, e.batch_size, e.resolution, e.num_workers)
                for path in (e.train_path, e.val_path or e.train_path)}
     check_labels(loaders, e.train_path, e.val_path, 'eval.train_path', 'eval.val_path')
@@ -93,10 +97,30 @@ def split_features(e, device, backbone, loaders, l2_normalize):
     features = {path: extract_features(backbone, loader, device, dtype=dtype,
                                        l2_normalize=l2_normalize)
                 for path, loader in loaders.items()}
+    failed = warn_decode_failures(loaders)
     summary = {'checkpoint': e.checkpoint, 'arch': backbone.arch,
                'source_format': backbone.source_format, 'train_path': e.train_path,
-               'val_path': val_path, 'resolution': e.resolution}
+               'val_path': val_path, 'resolution': e.resolution,
+               **({'decode_failures': failed} if failed else {})}
     return summary, features[e.train_path], features[val_path]
+
+
+def warn_decode_failures(loaders, before=None, where=''):
+    """One warning line on standard error for each file of ``loaders`` ({path: eval loader})
+    with images that did not decode since its count in ``before`` ({path: count}; None: since
+    the loader was made); ``where`` follows "did not decode" in the line (the kNN monitor's
+    pass). Returns {path: images that did not decode} of those files."""
+    failed = {}
+    for path, loader in loaders.items():
+        failures = loader.decode_failures
+        new = failures.count - (before or {}).get(path, 0)
+        if new:
+            failed[path] = new
+            print(f'warning: {new} image(s) of {path} did not decode{where} and were evaluated '
+                  f'as black images (lowest sample {failures.lowest_sample}); the file was '
+                  f'damaged after it was written: python -m loaders.verify {path} checks the '
+                  f'whole file', file=sys.stderr, flush=True)
+    return failed
 
 
 def _finish(e, result):

@@ -41,6 +41,7 @@ from fastssl_common.errors import UserError
 from . import distributed
 from .checkpoint import save_checkpoint, state_tensors
 from .epoch_progress import epoch_progress
+from .evaluation import warn_decode_failures
 from .knn import extract_features, weighted_knn
 from .monitor import Window
 from .normalize import normalize, to_unit_float
@@ -136,9 +137,14 @@ class Trainer(TrainingParts):
 
     def _monitor_knn(self, when, step, monitor):
         if self.world.is_main:  # the other ranks wait (within dist.timeout_s) at the barrier
+            s = self.s.logging
+            files = dict(zip((s.knn_train_path, s.knn_val_path or s.knn_train_path), self.knn))
+            before = {path: loader.decode_failures.count for path, loader in files.items()}
             top1, top5 = self.evaluate_knn()
             monitor.scalars(step, **{'knn/top1': top1, 'knn/top5': top5})
             print(f'{when}: kNN top-1 {top1:.2f} % top-5 {top5:.2f} %', flush=True)
+            # rank 0 alone reads the whole files: no rank prefix, unlike the training shards
+            warn_decode_failures(files, before, f' in the kNN monitor ({when})')
         if self.world.distributed:
             torch.distributed.barrier()
 
@@ -273,8 +279,10 @@ class Trainer(TrainingParts):
         encoder = self.model.encoder_q
         bank = extract_features(encoder.features, self.knn[0], self.device,
                                 self.s.train.channels_last, self.amp_dtype)
-        queries = extract_features(encoder.features, self.knn[1], self.device,
-                                   self.s.train.channels_last, self.amp_dtype)
+        # one file for both (no knn_val_path): its images are decoded once, as eval.py does
+        queries = bank if self.knn[1] is self.knn[0] else extract_features(
+            encoder.features, self.knn[1], self.device, self.s.train.channels_last,
+            self.amp_dtype)
         self.model.train()
         return weighted_knn(*bank, *queries, k=self.s.logging.knn_k,
                             temperature=self.s.logging.knn_temperature)

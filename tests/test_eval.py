@@ -161,6 +161,33 @@ def test_labels_that_measure_nothing_are_refused(trained, small_beton, label_bet
         main(['linear', f'--eval.checkpoint={checkpoint}', *data_args(single)])
 
 
+def test_images_damaged_after_writing_are_warned_about_and_counted(trained, small_beton,
+                                                                  damaged_beton, tmp_path,
+                                                                  capsys):
+    """A JPEG that no longer decodes is evaluated as a black image (not as the image its
+    decode buffer held before): one warning line per file, its count in the result, exit 0."""
+    from tests.conftest import DAMAGED_SAMPLE
+    _, checkpoint = trained
+    warning = (f'warning: 1 image(s) of {damaged_beton} did not decode and were evaluated as '
+               f'black images (lowest sample {DAMAGED_SAMPLE}); the file was damaged after it '
+               f'was written: python -m loaders.verify {damaged_beton} checks the whole file')
+
+    def evaluate(*argv):
+        """(result, standard error lines) of eval.py ``argv``, which must exit 0."""
+        assert main([*argv[:1], f'--eval.checkpoint={checkpoint}', *argv[1:]]) == 0
+        captured = capsys.readouterr()
+        return json.loads(captured.out), captured.err.splitlines()
+
+    output = tmp_path / 'knn.json'
+    result, err = evaluate('knn', *data_args(small_beton), f'--eval.val_path={damaged_beton}',
+                           '--knn.k=5', f'--eval.output={output}')
+    assert err == [warning] and result['decode_failures'] == {damaged_beton: 1}
+    assert json.loads(output.read_text()) == result
+    # the one file as train and val set: decoded once, warned about once
+    result, err = evaluate('linear', *data_args(damaged_beton), '--linear.epochs=2')
+    assert err == [warning] and result['decode_failures'] == {damaged_beton: 1}
+
+
 def test_knn_k_larger_than_the_bank_votes_with_the_bank_and_says_so(trained, small_beton,
                                                                     capsys):
     # it used to report the k asked for while voting with fewer neighbours
@@ -170,7 +197,7 @@ def test_knn_k_larger_than_the_bank_votes_with_the_bank_and_says_so(trained, sma
     whole_bank = run_main(capsys, 'knn', f'--eval.checkpoint={checkpoint}',
                           *data_args(small_beton), '--knn.k=16')
     assert (result['k'], result['k_requested']) == (16, 17)
-    assert 'k_requested' not in whole_bank
+    assert 'k_requested' not in whole_bank and 'decode_failures' not in whole_bank
     assert (result['top1'], result['top5']) == (whole_bank['top1'], whole_bank['top5'])
 
 
@@ -200,6 +227,17 @@ def test_more_loader_threads_than_ffcv_can_run_is_one_line(trained, small_beton)
                                         f'threads'):
         main(['knn', f'--eval.checkpoint={checkpoint}', *data_args(small_beton),
               f'--eval.num_workers={threads + 1}'])
+
+
+def test_batch_buffers_beyond_memory_are_one_line(trained, small_beton, tmp_path):
+    # each key in range, together beyond the machine: a torch allocation traceback in FFCV
+    _, checkpoint = trained
+    with pytest.raises(UserError, match=r"eval\.resolution 100000 with eval\.batch_size 256: "
+                                        r"the loader's batch buffers alone would take 38\.4 TB"):
+        main(['knn', f'--eval.checkpoint={checkpoint}', *data_args(small_beton),
+              '--eval.resolution=100000', '--eval.batch_size=256',
+              f'--eval.output={tmp_path}/knn.json'])
+    assert not (tmp_path / 'knn.json').exists()
 
 
 def test_outputs_never_replace_inputs_or_other_files(trained, small_beton, tmp_path):

@@ -142,14 +142,20 @@ def test_bad_data_inputs_give_one_line(tmp_path, small_beton, run_script, assert
 
 def test_an_image_damaged_after_writing_is_warned_about_each_epoch(damaged_beton, tmp_path,
                                                                     tiny_args, capsys):
+    """... by training after each epoch, and by each pass of the kNN monitor that read it (its
+    one file as memory bank and queries: decoded once a pass)."""
     from tests.conftest import DAMAGED_SAMPLE
 
     settings = load_settings(tiny_args(damaged_beton, tmp_path / 'run', '--train.epochs=2',
-                                       '--data.order=sequential', '--data.batch_size=4'))
+                                       '--data.order=sequential', '--data.batch_size=4',
+                                       f'--logging.knn_train_path={damaged_beton}'))
     Trainer(settings).fit()
     warnings = [line for line in capsys.readouterr().err.splitlines() if 'did not decode' in line]
-    assert warnings == [
+    end = (f'(lowest sample {DAMAGED_SAMPLE}); the file was damaged after it was written: '
+           f'python -m loaders.verify {damaged_beton} checks the whole file')
+    monitor = [f'warning: 1 image(s) of {damaged_beton} did not decode in the kNN monitor '
+               f'({when}) and were evaluated as black images {end}'
+               for when in ('before training', 'epoch 2')]
+    assert warnings == [monitor[0]] + [
         f'warning: 1 image(s) of {damaged_beton} did not decode in epoch {epoch} and were '
-        f'trained as black views (lowest sample {DAMAGED_SAMPLE}); the file was damaged after '
-        f'it was written: python -m loaders.verify {damaged_beton} checks the whole file'
-        for epoch in (1, 2)]
+        f'trained as black views {end}' for epoch in (1, 2)] + [monitor[1]]
