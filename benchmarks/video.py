@@ -26,6 +26,13 @@ uses other files instead. Two parts:
      or MISS; both decode the same frames, so the frames/s ratio is the pairs/s ratio. (w4)'s
      last output is (l3)'s dataset. ``python -m benchmarks.proposals`` adds the proposals'
      quality (tracking IoU, share on moving foreground) to this speed figure.
+(w5) (w4) over the material's longest video alone (most frames), ``--segment-frames 0``: one
+     pool task reads it (in the writing process, whose FFmpeg and OpenCV threads use every
+     core).
+(w6) the same with the default ``--segment-frames``: the video read as segments from its key
+     frames by the ``--workers`` processes at once (:mod:`writers.video_segments`; the same
+     file). (w6)/(w5) is what one long video gains; no target. It needs key frames at least
+     ``--segment-frames`` apart (``bikes.mp4``: at its shot cuts, two segments).
 (p1) plain decoding with the same library: PyAV opens each video, decodes every frame and
      converts it to a full-size RGB ``ndarray`` (``rgb24``), nothing else; one process,
      videos one after another, FFmpeg threads = all usable CPUs (what the writers give a
@@ -109,6 +116,8 @@ from fastssl.variants import VARIANTS
 from fastssl_common.errors import run_cli
 from fastssl_common.formats import IMAGE
 from writers.video_common import decoder_threads, run_per_video
+from writers.video_segments import SEGMENT_FRAMES
+from writers.video_source import VideoReader
 from writers.write_video_frames import write_video_frames
 from writers.write_video_pairs import write_video_pairs
 from writers.writer_common import default_workers
@@ -131,6 +140,10 @@ def writer_methods(gap):
              '--proposal-ranking contrast (before)', 'frames/s'),
             ('w4', f'(w4) write_video_pairs --gap {gap} --proposals {RT_PROPOSALS} '
              '(motion ranking)', 'frames/s'),
+            ('w5', '(w5) (w4) over the longest video alone, --segment-frames 0 (one task)',
+             'frames/s'),
+            ('w6', f'(w6) (w4) over the longest video alone, --segment-frames '
+             f'{SEGMENT_FRAMES} (segments)', 'frames/s'),
             ('p1', '(p1) plain PyAV decode to RGB, 1 process', 'frames/s'),
             ('p2', "(p2) plain PyAV decode to RGB, writers' process pool", 'frames/s')]
 
@@ -144,12 +157,19 @@ RATIOS = [
     ('w1', 'p1', '(w1)/(p1)  frames writer vs plain decode, 1 process', 0.5),
     ('w2', 'p1', '(w2)/(p1)  pairs writer vs plain decode, 1 process', 0.5),
     ('w4', 'w3', '(w4)/(w3)  tracked-proposal pairs: motion ranking vs before', 3.0),
+    ('w6', 'w5', '(w6)/(w5)  one long video: segments vs one task', None),
     ('l1', 'l2', '(l1)/(l2)  FTI pair loader vs image pair loader', None),
     ('l3', 'l1', '(l3)/(l1)  FTI+RT loader vs FTI pair loader', 0.8),
 ]
 
 
 # ---------------------------------------------------------------------------- part 1
+
+def header_frames(path):
+    """The frame count ``path``'s header declares (0 when it declares none)."""
+    with VideoReader(path) as reader:
+        return reader.promised or 0
+
 
 def plain_decode(job):
     """Decode every frame of one video to a full-size RGB ndarray; returns the frame count.
@@ -238,6 +258,21 @@ def build_writer_runs(src, paths, args, workdir):
             return summary['counts']['frames_read']
         return write
 
+    longest = max(paths, key=header_frames)
+    long_src = link_videos([longest], os.path.join(workdir, 'longest'))
+    long_out = os.path.join(workdir, 'longest.beton')
+
+    def longest_writer(segment_frames):
+        def write():
+            summary = write_video_pairs(long_src, fresh(long_out), gap=args.gap,
+                                        proposals=RT_PROPOSALS,
+                                        max_resolution=args.max_resolution,
+                                        jpeg_quality=JPEG_QUALITY, workers=args.workers,
+                                        max_frames_per_video=args.max_frames or None,
+                                        segment_frames=segment_frames, progress=False)
+            return summary['counts']['frames_read']
+        return write
+
     def plain_single():
         threads = decoder_threads(1, len(paths))
         return sum(plain_decode((path, threads, args.max_frames)) for path in paths)
@@ -248,7 +283,8 @@ def build_writer_runs(src, paths, args, workdir):
         return sum(run_per_video(plain_decode, jobs, args.workers, progress=False))
 
     jobs = {'w1': frames_writer, 'w2': pairs_writer, 'w3': tracked_pairs_writer('contrast'),
-            'w4': tracked_pairs_writer('motion'), 'p1': plain_single, 'p2': plain_pool}
+            'w4': tracked_pairs_writer('motion'), 'w5': longest_writer(0),
+            'w6': longest_writer(SEGMENT_FRAMES), 'p1': plain_single, 'p2': plain_pool}
     runs = [Run(key, label, unit, jobs[key]) for key, label, unit in writer_methods(args.gap)]
     return runs, summaries, pairs_out, rt_out
 
@@ -378,7 +414,7 @@ def run(args, workdir):
 
     runs, summaries, pairs_beton, rt_beton = build_writer_runs(src, args.videos, args, workdir)
     time_writers(runs, args.repeats)
-    counts = {r.key: r.frames[-1] for r in runs}
+    counts = {r.key: r.frames[-1] for r in runs if r.key not in ('w5', 'w6')}  # all videos
     for name, summary in summaries.items():
         for entry in summary['skipped']:
             print(f"note: the {name} writer skipped {entry['path']}: {entry['reason']}",

@@ -13,8 +13,9 @@ concatenated in the order given.
 Checked before anything is written, each failure one ``error:`` line: every input exists,
 is a complete ``.beton`` whose size and SHA-256 match its sidecar, and agrees with its
 sidecar's video table; the inputs share one schema and every writer option that changes what
-is stored (``--workers``, ``--strict`` and SRC's location may differ); shards are of one
-``--shard I/N`` split of one SRC listing, none twice; OUT is not an input and does not exist.
+is stored (``--workers``, ``--strict``, ``--segment-frames`` and SRC's location may differ);
+shards are of one ``--shard I/N`` split of one SRC listing, none twice; OUT is not an input
+and does not exist.
 
 The sidecar: the videos renumbered in the merged order (``id``, ``first_sample``), skipped
 videos and warnings, the options, the shards merged (``shard``), the inputs
@@ -47,7 +48,7 @@ from writers.writer_common import check_output, make_writer, write_outputs
 MERGEABLE = (VIDEO_FRAMES.sidecar, VIDEO_PAIRS.sidecar)
 VIDEO_ID_FIELDS = (VIDEO_ID, LABEL)      # label = video_id in both video kinds
 # Writer options that say how a file was made, not what it holds: they may differ.
-OPERATIONAL_OPTIONS = ('src', 'workers', 'strict')
+OPERATIONAL_OPTIONS = ('src', 'workers', 'strict', 'segment_frames')
 # Sidecar entries the merge rebuilds; every other one is combined by :func:`combine`.
 REBUILT = ('format', 'num_samples', 'fields', 'videos', 'skipped', 'warnings', 'options',
            'shard', 'integrity', 'merged_from')

@@ -13,7 +13,7 @@ import numpy as np
 from fastssl_common.formats import NUM_COLUMNS
 from writers.pair_options import region_settings
 from writers.pairing import PairSchedule
-from writers.region_pairs import PairRegions, new_stats
+from writers.region_pairs import PairRegions, add_stats, new_stats
 from writers.shot_cuts import THUMB_SIDE, CutDetector, grey, motion
 from writers.spool import IMAGE_REF, Spool
 from writers.video_common import read_video
@@ -23,14 +23,15 @@ PAIR = np.dtype([('index_a', '<i8'), ('index_b', '<i8'), ('a', IMAGE_REF), ('b',
 
 
 def read_pairs(job):
-    """Pool task ``(source, options, spool path, video key)``: decode one video once, find
-    cuts, spool the frames of its pairs. Never raises for bad input: the result's ``error``
-    and ``warnings`` say what went wrong."""
-    source, options, spool_path, video_key = job
+    """Pool task ``(source, options, spool path, video key, segment)``: decode one video (or
+    its :class:`writers.video_segments.Segment`; None: all of it) once, find cuts, spool the
+    frames of its pairs. Never raises for bad input: the result's ``error`` and ``warnings``
+    say what went wrong."""
+    source, options, spool_path, video_key, segment = job
     result = {'error': None, 'warnings': [], 'info': None, 'frames_read': 0,
-              'frames_stored': 0, 'past_end': 0, 'cuts': [], 'pairs': np.zeros(0, PAIR),
-              'dropped_cut': 0, 'dropped_motion': 0, 'dropped_bad_frame': 0,
-              'tracks': new_stats(),
+              'frames_stored': 0, 'stored_indices': [], 'past_end': 0, 'cuts': [],
+              'pairs': np.zeros(0, PAIR), 'dropped_cut': 0, 'dropped_motion': 0,
+              'dropped_bad_frame': 0, 'tracks': new_stats(),
               'proposals': np.zeros((0, options['max_proposals'], NUM_COLUMNS), np.float32),
               'num_proposals': np.zeros(0, np.int64)}
 
@@ -38,25 +39,44 @@ def read_pairs(job):
         expected = reader.estimated_frames() or 0
         if options['max_frames_per_video']:
             expected = min(expected, options['max_frames_per_video'])
+        if segment is not None:      # its own frames (the video's segments add up to it)
+            expected = max(0, (expected if segment.stop is None else segment.stop)
+                           - segment.start)
         counter.expect(expected)
         with Spool(spool_path, options['jpeg_quality']) as spool:
-            _pair_frames(reader, spool, options, video_key, result, counter)
+            _pair_frames(reader, spool, options, video_key, result, counter, segment)
 
     read_video(source, options['threads'], result, read)
+    if segment is None:
+        check_length(result, options)
+    return result
+
+
+def check_length(result, options):
+    """Set ``result``'s error for a whole video with no frame or too few for a pair."""
     if result['error'] is None:
         if result['frames_read'] == 0:
             result['error'] = 'no frames could be decoded'
         elif result['frames_read'] <= options['gap_min']:
             result['error'] = (f"only {result['frames_read']} frames, too short for a gap of "
                                f"{options['gap_min']}")
-    return result
 
 
-def _pair_frames(reader, spool, options, video_key, result, counter):
-    """Stream the frames of ``reader`` once; fill ``result`` with pairs, cuts and counts (and
-    the tracked regions of each pair, with ``--proposals``)."""
+def _pair_frames(reader, spool, options, video_key, result, counter, segment):
+    """Stream the frames of ``reader`` (of ``segment``, None: all) once; fill ``result`` with
+    pairs, cuts and counts (and the tracked regions of each pair, with ``--proposals``).
+
+    A segment's frames are those at positions ``[start, stop)``: it starts the pairs whose
+    first frame is one of them and reads on until they end (``gap_max`` frames past ``stop``
+    at most); it counts its own frames, and reports the cuts after ``start`` up to ``stop``
+    (the next segment cannot see the cut at its first frame)."""
     schedule = PairSchedule(options['grid_step'], options['gap_min'], options['gap_max'],
                             options['seed'], video_key)
+    start = 0 if segment is None else segment.start
+    stop = None if segment is None or segment.stop is None else segment.stop
+    last = None if stop is None else stop - 1 + options['gap_max']
+    if start:       # the gap draws of the first frames before it, as one task makes them
+        schedule.skip(reader.indices_before(start))
     cuts = CutDetector(options['cut_threshold']) if options['cut_threshold'] < 1 else None
     min_motion = options['min_motion']
     max_frames = options['max_frames_per_video']
@@ -66,13 +86,18 @@ def _pair_frames(reader, spool, options, video_key, result, counter):
     grays = {}            # index -> greyscale thumbnail, for first frames awaiting a partner
     pairs, rows = [], []
     last_cut = -1
-    for frame in reader.decoded_frames():
-        if max_frames is not None and result['frames_read'] >= max_frames:
+    position = start - 1
+    for frame in reader.decoded_frames(segment):
+        position += 1
+        if (max_frames is not None and position >= max_frames) or \
+                (last is not None and position > last):
             break
-        result['frames_read'] += 1
-        counter.count()
+        own = stop is None or position < stop
+        if own:
+            result['frames_read'] += 1
+            counter.count()
         j = frame.index
-        is_first = schedule.is_first(j)
+        is_first = own and schedule.is_first(j)
         if is_first:
             schedule.start(j)
         needed = is_first or schedule.ends_a_pair(j)
@@ -81,7 +106,8 @@ def _pair_frames(reader, spool, options, video_key, result, counter):
             if cuts is not None or (needed and min_motion > 0):
                 thumb = frame.thumbnail(THUMB_SIDE)
             if cuts is not None and cuts.is_cut(thumb):
-                result['cuts'].append(j)
+                if stop is None or position <= stop:
+                    result['cuts'].append(j)
                 last_cut = j
                 if regions is not None:     # the pairs spanning it will be dropped
                     regions.discard_before(j)
@@ -112,7 +138,10 @@ def _pair_frames(reader, spool, options, video_key, result, counter):
                 regions.discard(a)
         if not is_first:
             grays.pop(j, None)
+        if stop is not None and position >= stop and not schedule.unfinished():
+            break           # its pairs are done, and the cut at the next one's first frame
     result['frames_stored'] = len(stored)
+    result['stored_indices'] = sorted(stored)
     result['past_end'] = schedule.unfinished()
     records = np.zeros(len(pairs), PAIR)
     for row, (a, b, ref_a, ref_b) in zip(records, pairs):
@@ -127,3 +156,28 @@ def _pair_frames(reader, spool, options, video_key, result, counter):
                                        np.float32)
         for sample, found in zip(result['proposals'], rows):
             sample[:len(found)] = found
+
+
+def merge_segments(results, options):
+    """One video's result from those of its segments, in order (each read cleanly): pairs (in
+    one read's order), tracks and counts joined, frames stored counted once."""
+    merged = dict(results[0])
+    for key in ('frames_read', 'past_end', 'dropped_cut', 'dropped_motion',
+                'dropped_bad_frame'):
+        merged[key] = sum(r[key] for r in results)
+    merged['cuts'] = [cut for r in results for cut in r['cuts']]
+    stored = set().union(*(r['stored_indices'] for r in results))
+    merged['frames_stored'], merged['stored_indices'] = len(stored), sorted(stored)
+    pairs = np.concatenate([r['pairs'] for r in results])
+    # one read lists a video's pairs as they end: by second frame, then first (with drawn gaps
+    # a segment's last pair can end after the next segment's first)
+    order = np.lexsort((pairs['index_a'], pairs['index_b']))
+    merged['pairs'] = pairs[order]
+    for key in ('proposals', 'num_proposals'):       # one row per pair with --proposals
+        rows = np.concatenate([r[key] for r in results])
+        merged[key] = rows[order] if len(rows) else rows
+    merged['tracks'] = new_stats()
+    for r in results:
+        add_stats(merged['tracks'], r['tracks'])
+    check_length(merged, options)
+    return merged

@@ -40,6 +40,14 @@ class PairSchedule:
         gap = self.low if self._rng is None else int(self._rng.integers(self.low, self.high + 1))
         self._waiting.setdefault(index + gap, []).append(index)
 
+    def skip(self, indices):
+        """Make the gap draws of the first frames among ``indices`` (frames before a segment,
+        read by another task) without starting their pairs."""
+        if self._rng is not None:
+            for index in indices:
+                if self.is_first(index):
+                    self._rng.integers(self.low, self.high + 1)
+
     def ends_a_pair(self, index):
         """Is frame ``index`` the second frame of some started pair?"""
         return index in self._waiting

@@ -32,7 +32,8 @@ is skipped by the tracker, which then steps over two frames at once.
 share of kept tracks that overlap *moving foreground*, judged by a reference independent of
 the ranking: OpenCV's MOG2 background subtractor (``cv2.createBackgroundSubtractorMOG2``,
 shadows off) fed every frame the tracker sees at half the tracking size, restarted at each
-shot cut. A kept track
+shot cut and at the first frame of each segment a long video is read in
+(:mod:`writers.video_segments`). A kept track
 overlaps the foreground when at least ``FOREGROUND_COVER`` of its boxes' pixels (box a in
 the mask of frame a and box b in that of frame b, together) are foreground. Pairs whose first
 frame comes before the subtractor has seen ``FOREGROUND_WARMUP`` frames (its first masks
@@ -270,6 +271,6 @@ def stats_summary(stats):
             'share': stats['foreground_tracks'] / judged if judged else None,
             'tracks_judged': judged, 'tracks_on_foreground': stats['foreground_tracks'],
             'reference': 'OpenCV MOG2 background subtractor over the frames tracked, '
-                         'restarted at shot cuts',
+                         'restarted at shot cuts and segment starts',
             'min_cover': FOREGROUND_COVER, 'warmup_frames': FOREGROUND_WARMUP},
     }

@@ -117,8 +117,9 @@ def run_per_video(function, jobs, workers, progress, desc='reading videos'):
 def read_video(source, threads, result, read):
     """Open ``source`` and call ``read(reader, counter)``, which decodes (reporting to the
     :class:`FrameCounter` ``counter``) and sets ``result["frames_read"]``. Fills ``result``'s
-    ``info``, ``warnings`` and, for an unreadable video, ``error``; then corrects the expected
-    total of the progress bar to the frames really read."""
+    ``info``, ``warnings``, ``clean`` (read without a damaged packet or frame) and, for an
+    unreadable video, ``error``; then corrects the expected total of the progress bar to the
+    frames really read."""
     counter = FrameCounter()
     try:
         with VideoReader(source, threads=threads) as reader:
@@ -130,6 +131,9 @@ def read_video(source, threads, result, read):
             result['info'] = video_summary(reader)     # after decoding: the size as shown
             result['info']['decode_errors'] = reader.decode_errors
             result['warnings'].extend(reading_warnings(reader, source))
+            # read without a problem: no damaged packet or frame, not cut short
+            result['clean'] = not (reader.error or reader.decode_errors or reader.bad_frames
+                                   or reader.shortfall())
     except VideoError as err:
         result['error'] = str(err)
     finally:

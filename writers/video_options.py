@@ -7,6 +7,7 @@ import sys
 
 from fastssl_common.errors import UserError
 from fastssl_common.numbers import check_number
+from writers.video_segments import SEGMENT_FRAMES
 from writers.writer_common import (
     add_output_arguments,
     check_resolution,
@@ -33,6 +34,10 @@ def add_common_arguments(parser):
     parser.add_argument('--shard', metavar='I/N',
                         help=f'write shard I of N only (0 <= I < N): {SHARD_RULE}; '
                              'merge_betons.py joins the shards')
+    parser.add_argument('--segment-frames', type=int, default=SEGMENT_FRAMES, metavar='N',
+                        help='read a long video as segments of at least N frames (video '
+                             'files: from key frames) that the workers read at the same '
+                             f'time; 0 reads each video in one task (default {SEGMENT_FRAMES})')
 
 
 def check_shard(shard):

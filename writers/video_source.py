@@ -311,6 +311,7 @@ class VideoReader:
             source = (frame_folder(path) if os.path.isdir(path) else None) or VideoSource(path)
         self.source = source
         self.error, self.bad_frames, self.decoded = None, [], 0
+        self._segment_start = 0      # position of the first frame decoded (a segment's)
         self.decode_errors, self.first_decode_error, self.finished = 0, None, False
         self._container = None
         if source.kind == 'frames':
@@ -371,11 +372,15 @@ class VideoReader:
             return max(1, round(self._container.duration / 1e6 * self.fps))
         return None
 
-    def decoded_frames(self):
-        """Every frame in order as a :class:`DecodedFrame` (valid until the next one)."""
+    def decoded_frames(self, segment=None):
+        """Every frame in order as a :class:`DecodedFrame` (valid until the next one); from
+        the first frame of ``segment`` (a :class:`writers.video_segments.Segment`) on when
+        given: a video file then seeks to its key frame, and a frame whose presentation time
+        is not the segment's next one ends the iteration with :attr:`error` set."""
+        start = self._segment_start = 0 if segment is None else segment.start
         if self.source.kind == 'frames':
             size = (self.width, self.height) if self.width else None
-            for index, path in self.source.frame_files:
+            for index, path in self.source.frame_files[start:]:
                 self.decoded += 1
                 yield DecodedFrame(index, index / self.fps, path=path, size=size)
             self.finished = True
@@ -385,7 +390,10 @@ class VideoReader:
         container, stream = self._container, self._stream
         reformatters = {}
         damaged = False     # a packet was lost since the last key frame
+        times = None if segment is None else segment.times
         try:
+            if times is not None:
+                container.seek(int(times[0]), stream=stream, backward=True, any_frame=False)
             for packet in container.demux(stream):
                 try:
                     frames = packet.decode()
@@ -397,14 +405,21 @@ class VideoReader:
                     damaged = True
                     continue
                 for frame in frames:
-                    index = self.decoded
+                    if times is not None:
+                        if frame.pts is not None and frame.pts < times[0]:
+                            continue      # shown before the key frame: the segment before's
+                        if self.decoded >= len(times) or frame.pts != times[self.decoded]:
+                            self.error = (f'frame {start + self.decoded} is not the one the '
+                                          f'file lists at that position')
+                            return
+                    index = start + self.decoded
                     self.decoded += 1
                     # the frames after a lost packet are predicted from pictures the decoder
                     # never had: FFmpeg fills them with whatever it holds (another shot's
                     # pixels) until the next key frame starts afresh
                     damaged = damaged and not frame.key_frame
                     turns = self._turns(frame)
-                    if index == 0 and turns % 2:      # a portrait phone video: stored sideways
+                    if self.decoded == 1 and turns % 2:   # portrait phone video: stored sideways
                         self.width, self.height = self.height, self.width
                     yield DecodedFrame(index, self._timestamp(frame, index), frame=frame,
                                        reformatters=reformatters, turns=turns,
@@ -414,11 +429,37 @@ class VideoReader:
             self.error = f'decoding stopped after frame {self.decoded}: {_av_reason(err)}'
         self.finished = True
 
+    def packet_times(self):
+        """``(times, key frames)``: each packet's presentation time and key-frame flag in file
+        order, from demuxing alone (no decoding); None for a frame folder, a packet without
+        a time or a file that does not demux to its end."""
+        if self.source.kind != 'file':
+            return None
+        times, keys = [], []
+        try:
+            for packet in self._container.demux(self._stream):
+                if packet.size == 0:             # the demuxer's end-of-stream packet
+                    continue
+                if packet.pts is None:
+                    return None
+                times.append(packet.pts)
+                keys.append(packet.is_keyframe)
+        except Exception:  # a damaged file: decoding it in one task reports what
+            return None
+        return times, keys
+
+    def indices_before(self, position):
+        """The indices of the frames before position ``position``, as one read gives them."""
+        if self.source.kind == 'frames':
+            return [index for index, _ in self.source.frame_files[:position]]
+        return range(position)
+
     def shortfall(self):
         """``(promised, decoded)`` when a video file decoded to its end gave markedly fewer
         frames than its header declares (a file cut short or damaged), else None. Counts
         from durations are estimates: a shortfall counts beyond 2 frames and 5 %."""
-        if self.source.kind != 'file' or not self.finished or not self.promised:
+        if self.source.kind != 'file' or not self.finished or not self.promised or \
+                self._segment_start:
             return None
         if self.promised - self.decoded > max(2, SHORTFALL_TOLERANCE * self.promised):
             return self.promised, self.decoded
@@ -437,16 +478,22 @@ class VideoReader:
             return float((frame.pts - start) * self._time_base)
         return index / self.fps if self.fps else float(index)
 
-    def frames(self, stride=1, max_frames=None, max_side=None):
+    def frames(self, stride=1, max_frames=None, max_side=None, segment=None):
         """``Frame(index, timestamp, rgb)`` for every frame whose index is a multiple of
         ``stride``, at most ``max_frames`` of them (None: all), longest side at most
-        ``max_side``. Frames in between are decoded but never converted to RGB."""
+        ``max_side``, of ``segment``'s frames only when given (see :meth:`decoded_frames`).
+        Frames in between are decoded but never converted to RGB."""
         if stride < 1:
             raise ValueError('stride must be at least 1')
         kept = 0
         if max_frames is not None and max_frames <= 0:
             return
-        for frame in self.decoded_frames():
+        length = None if segment is None or segment.stop is None else \
+            segment.stop - segment.start
+        for frame in self.decoded_frames(segment):
+            if length is not None and self.decoded > length:
+                self.decoded = length        # the next segment's first frame is its own
+                return
             if frame.index % stride:
                 continue
             try:

