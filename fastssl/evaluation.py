@@ -16,6 +16,7 @@ from fastssl_common.atomic import write_json
 from fastssl_common.errors import UserError
 from fastssl_common.formats import LABEL
 from loaders.batch_memory import check_batch_memory
+from loaders.decode_failures import failure_warning
 from loaders.eval_loader import make_eval_loader
 from loaders.work_sharing import check_threads
 
@@ -116,10 +117,9 @@ def warn_decode_failures(loaders, before=None, where=''):
         new = failures.count - (before or {}).get(path, 0)
         if new:
             failed[path] = new
-            print(f'warning: {new} image(s) of {path} did not decode{where} and were evaluated '
-                  f'as black images (lowest sample {failures.lowest_sample}); the file was '
-                  f'damaged after it was written: python -m loaders.verify {path} checks the '
-                  f'whole file', file=sys.stderr, flush=True)
+            print('warning: ' + failure_warning(
+                path, new, failures, f'{where} and were evaluated as black images'),
+                file=sys.stderr, flush=True)
     return failed
 
 

@@ -37,6 +37,7 @@ import time
 import torch
 
 from fastssl_common.errors import UserError
+from loaders.decode_failures import failure_warning
 
 from . import distributed
 from .checkpoint import save_checkpoint, state_tensors
@@ -214,11 +215,9 @@ class Trainer(TrainingParts):
         if new:
             rank = f'rank {self.world.rank}: ' if self.world.distributed else ''
             path = self.s.data.path
-            print(f'warning: {rank}{new} image(s) of {path} did not decode in epoch '
-                  f'{epoch + 1} and were trained as black views (lowest sample '
-                  f'{failures.lowest_sample}); the file was damaged after it was written: '
-                  f'python -m loaders.verify {path} checks the whole file',
-                  file=sys.stderr, flush=True)
+            print(f'warning: {rank}' + failure_warning(
+                path, new, failures, f' in epoch {epoch + 1} and were trained as black views'),
+                file=sys.stderr, flush=True)
 
     def _log_window(self, window, step, epoch, lr, monitor, bar):
         """Stop on a non-finite loss of the window, else log it."""

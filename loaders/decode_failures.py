@@ -53,3 +53,12 @@ class DecodeFailures:
 
         record.failures = self     # the cell's memory outlives the op
         return record
+
+
+def failure_warning(path, new, failures, outcome):
+    """The one warning line for ``new`` images of ``path`` that did not decode (``failures``:
+    the loader's :class:`DecodeFailures`); ``outcome`` follows "did not decode": when, and
+    what was made of them."""
+    return (f'{new} image(s) of {path} did not decode{outcome} (lowest sample '
+            f'{failures.lowest_sample}); the file was damaged after it was written: '
+            f'python -m loaders.verify {path} checks the whole file')

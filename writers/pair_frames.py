@@ -73,7 +73,7 @@ def _pair_frames(reader, spool, options, video_key, result, counter, segment):
     schedule = PairSchedule(options['grid_step'], options['gap_min'], options['gap_max'],
                             options['seed'], video_key)
     start = 0 if segment is None else segment.start
-    stop = None if segment is None or segment.stop is None else segment.stop
+    stop = None if segment is None else segment.stop
     last = None if stop is None else stop - 1 + options['gap_max']
     if start:       # the gap draws of the first frames before it, as one task makes them
         schedule.skip(reader.indices_before(start))
