@@ -22,11 +22,11 @@ from writers.video_source import VideoError
 PAIR = np.dtype([('index_a', '<i8'), ('index_b', '<i8'), ('a', IMAGE_REF), ('b', IMAGE_REF)])
 
 
-def read_pairs(job):
+def read_pairs(job, died=None):
     """Pool task ``(source, options, spool path, video key, segment)``: decode one video (or
     its :class:`writers.video_segments.Segment`; None: all of it) once, find cuts, spool the
     frames of its pairs. Never raises for bad input: the result's ``error`` and ``warnings``
-    say what went wrong."""
+    say what went wrong. ``died``: why the task's process died; nothing is read."""
     source, options, spool_path, video_key, segment = job
     result = {'error': None, 'warnings': [], 'info': None, 'frames_read': 0,
               'frames_stored': 0, 'stored_indices': [], 'past_end': 0, 'cuts': [],
@@ -34,6 +34,8 @@ def read_pairs(job):
               'dropped_bad_frame': 0, 'tracks': new_stats(),
               'proposals': np.zeros((0, options['max_proposals'], NUM_COLUMNS), np.float32),
               'num_proposals': np.zeros(0, np.int64)}
+    if died is not None:
+        return dict(result, error=died, died=True)
 
     def read(reader, counter):
         expected = reader.estimated_frames() or 0

@@ -2,11 +2,16 @@
 
 Both video writers decode each video sequentially in one task (:func:`run_per_video`); the
 tasks read their video through :func:`read_video`, report decoded frames through a shared
-counter (:class:`FrameCounter`) and return what went wrong rather than raising.
+counter (:class:`FrameCounter`) and return what went wrong rather than raising. A pool
+process that dies (the kernel's out-of-memory killer, a crash in a decoder) costs the tasks
+it was running one more try each, alone; a task that dies alone too is reported through
+``on_death``, and the other videos are written.
 """
 import concurrent.futures
 import ctypes
 import multiprocessing
+import signal
+import sys
 
 import cv2
 
@@ -15,7 +20,11 @@ from fastssl_common.progress import progress_bar
 from writers.video_source import VideoError, VideoReader, video_summary
 from writers.writer_common import MIN_RESOLUTION, default_workers
 
-_COUNTERS = None            # (frames decoded, frames expected) in pool workers
+# the tasks' shared progress, set in every process that runs them: per job its frames
+# decoded, frames expected and state (not started (0), started, finished), and the job's slot
+_PROGRESS = None
+_JOB = 0
+_STARTED, _FINISHED = 1, 2
 _COUNT_EVERY = 8            # frames between updates of the shared counter
 
 
@@ -29,9 +38,8 @@ class FrameCounter:
     def expect(self, frames):
         """Add ``frames`` (may be negative: a correction) to the expected total."""
         self._expected += frames
-        if _COUNTERS is not None and frames:
-            with _COUNTERS[1].get_lock():
-                _COUNTERS[1].value += int(frames)
+        if _PROGRESS is not None:
+            _PROGRESS.expected[_JOB] = self._expected
 
     def count(self, frames=1):
         """Record ``frames`` more decoded frames (published every few frames)."""
@@ -40,9 +48,8 @@ class FrameCounter:
             self.flush()
 
     def flush(self):
-        if _COUNTERS is not None and self._pending:
-            with _COUNTERS[0].get_lock():
-                _COUNTERS[0].value += self._pending
+        if _PROGRESS is not None and self._pending:
+            _PROGRESS.done[_JOB] += self._pending
         self._pending = 0
 
     def settle(self, frames_read):
@@ -52,66 +59,174 @@ class FrameCounter:
         self.expect(frames_read - self._expected)
 
 
-def _init_worker(counters):
-    global _COUNTERS
-    _COUNTERS = counters
+class Progress:
+    """Per job, in shared memory (one writer each: the job's process): frames decoded, frames
+    expected, and whether it started and finished (so that a pool worker's death can be pinned
+    on the jobs it was running)."""
+
+    def __init__(self, jobs):
+        self.done = multiprocessing.Array(ctypes.c_int64, jobs, lock=False)
+        self.expected = multiprocessing.Array(ctypes.c_int64, jobs, lock=False)
+        self.state = multiprocessing.Array(ctypes.c_int8, jobs, lock=False)
+
+    def totals(self):
+        """(frames decoded, frames expected) over all jobs."""
+        return sum(self.done), sum(self.expected)
+
+    def forget(self, job):
+        """Clear a job that is to run again."""
+        self.done[job] = self.expected[job] = self.state[job] = 0
+
+
+def _init_worker(progress):
+    global _PROGRESS
+    _PROGRESS = progress
     cv2.setNumThreads(1)       # one video per process; OpenCV threads would only compete
 
 
-def run_per_video(function, jobs, workers, progress, desc='reading videos'):
+def _run_job(function, number, job):
+    """``function(job)`` as job ``number`` of the shared :class:`Progress`."""
+    global _JOB
+    _JOB = number
+    _PROGRESS.state[number] = _STARTED
+    result = function(job)
+    _PROGRESS.state[number] = _FINISHED
+    return result
+
+
+def run_per_video(function, jobs, workers, progress, desc='reading videos', on_death=None):
     """``[function(job) for job in jobs]``, over ``workers`` processes, with a frame bar.
 
-    ``function`` reports progress through :class:`FrameCounter`. A worker that dies raises
-    UserError; an exception in ``function`` propagates (it is a bug: expected problems are
-    returned in the result).
+    ``function`` reports progress through :class:`FrameCounter`. A worker that dies (killed
+    for memory, crashed in a decoder) takes the jobs it was running with it: those are run
+    again one at a time, each in a process of its own, and the rest go on in a fresh pool. A
+    job whose own process dies too gets ``on_death(job, reason)`` as its result (``on_death``
+    None: UserError). An exception in ``function`` propagates (it is a bug: expected problems
+    are returned in the result). One job, or one worker, runs in this process.
     """
-    global _COUNTERS
-    counters = (multiprocessing.Value(ctypes.c_int64, 0), multiprocessing.Value(ctypes.c_int64, 0))
+    global _PROGRESS, _JOB
+    shared = Progress(len(jobs))
     results = [None] * len(jobs)
     with progress_bar(total=0, unit='frame', desc=desc, enabled=progress is not False) as bar:
         def refresh():
-            done, expected = counters[0].value, counters[1].value
+            done, expected = shared.totals()
             if expected != bar.total:
                 bar.total = max(expected, done)
                 bar.refresh()
             bar.update(done - bar.n)
 
         if workers <= 1 or len(jobs) <= 1:
-            saved, _COUNTERS = _COUNTERS, counters
+            saved, _PROGRESS = _PROGRESS, shared
             try:
                 for i, job in enumerate(jobs):
+                    _JOB = i
                     results[i] = function(job)
                     refresh()
             finally:
-                _COUNTERS = saved
+                _PROGRESS, _JOB = saved, 0
             return results
-        executor = concurrent.futures.ProcessPoolExecutor(
-            min(workers, len(jobs)), initializer=_init_worker, initargs=(counters,))
-        # OpenCV's thread pool does not survive fork: a worker forked while this process
-        # has pool threads parked can hang for ever in cv2.setNumThreads (_init_worker).
-        # With one thread there is no pool; the fork context starts every worker at the
-        # first submit, so the setting is restored right after.
-        threads = cv2.getNumThreads()
-        cv2.setNumThreads(1)
-        try:
-            try:
-                futures = {executor.submit(function, job): i for i, job in enumerate(jobs)}
-            finally:
-                cv2.setNumThreads(threads)
-            pending = set(futures)
-            while pending:
-                done, pending = concurrent.futures.wait(
-                    pending, timeout=0.1, return_when=concurrent.futures.FIRST_COMPLETED)
-                for future in done:
-                    try:
-                        results[futures[future]] = future.result()
-                    except concurrent.futures.process.BrokenProcessPool:
-                        raise UserError('a video reading process died (out of memory?); '
-                                        'nothing was written') from None
-                refresh()
-        finally:
-            executor.shutdown(wait=True, cancel_futures=True)
+        todo = list(range(len(jobs)))
+        while _run_pool(function, jobs, todo, workers, shared, results, refresh):
+            todo = [i for i in todo if results[i] is None]
+            suspects = [i for i in todo if shared.state[i] == _STARTED]
+            if not suspects:         # died between jobs: nothing to pin it on
+                raise UserError('a video reading process died (out of memory?); nothing was '
+                                'written')
+            print(f'note: a video reading process died; the {len(suspects)} video task(s) it '
+                  f'may have been running are read again, one process each', file=sys.stderr,
+                  flush=True)
+            for i in todo:
+                shared.forget(i)
+            for i in suspects:
+                results[i] = _run_alone(function, i, jobs[i], shared, refresh, on_death)
+            todo = [i for i in todo if i not in suspects]
     return results
+
+
+def _run_pool(function, jobs, todo, workers, shared, results, refresh):
+    """Run the jobs numbered ``todo`` in a pool of ``workers`` processes, filling ``results``;
+    True when a worker died (the pool is then broken)."""
+    if not todo:
+        return False
+    executor = concurrent.futures.ProcessPoolExecutor(
+        min(workers, len(todo)), initializer=_init_worker, initargs=(shared,))
+    # OpenCV's thread pool does not survive fork: a worker forked while this process
+    # has pool threads parked can hang for ever in cv2.setNumThreads (_init_worker).
+    # With one thread there is no pool; the fork context starts every worker at the
+    # first submit, so the setting is restored right after.
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        try:
+            futures = {executor.submit(_run_job, function, i, jobs[i]): i for i in todo}
+        finally:
+            cv2.setNumThreads(threads)
+        pending, broken = set(futures), False
+        while pending and not broken:
+            done, pending = concurrent.futures.wait(
+                pending, timeout=0.1, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                try:
+                    results[futures[future]] = future.result()
+                except concurrent.futures.process.BrokenProcessPool:
+                    broken = True
+            refresh()
+        return broken
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_alone(function, number, job, shared, refresh, on_death):
+    """``function(job)`` as job ``number`` in a process of its own; ``on_death(job, reason)``
+    if that process dies."""
+    context = multiprocessing.get_context()
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_alone, args=(function, number, job, shared, sender))
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)              # as for the pool: no OpenCV threads across the fork
+    try:
+        process.start()
+    finally:
+        cv2.setNumThreads(threads)
+    sender.close()
+    try:
+        while not receiver.poll(0.1):
+            refresh()
+        ok, outcome = receiver.recv()
+    except EOFError:                  # the process died before it could answer
+        ok, outcome = None, None
+    finally:
+        receiver.close()
+        process.join()
+        refresh()
+    if ok is None:
+        death = death_reason(process.exitcode)
+        if on_death is None:
+            raise UserError(f'a video reading process {death}; nothing was written')
+        shared.forget(number)
+        return on_death(job, f'its reading process {death}')
+    if not ok:
+        raise outcome
+    return outcome
+
+
+def _alone(function, number, job, shared, sender):
+    _init_worker(shared)
+    try:
+        outcome = (True, _run_job(function, number, job))
+    except BaseException as err:      # a bug in function: raised again in the parent
+        outcome = (False, err)
+    sender.send(outcome)
+    sender.close()
+
+
+def death_reason(exitcode):
+    """How a process with this exit code ended: 'was killed by SIGKILL (out of memory?)'."""
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        return f'was killed by {name}' + (' (out of memory?)' if -exitcode == signal.SIGKILL
+                                          else '')
+    return f'died (exit code {exitcode})'
 
 
 def read_video(source, threads, result, read):

@@ -136,7 +136,9 @@ def read_in_segments(read, sources, make_job, options, frames_to_read, progress)
     ``frames_to_read(source)`` frames (None: all); a source whose segments did not all read
     cleanly (``result['error']`` None and ``result['clean']``) is read again in one task.
     ``make_job(n, segment, job_number, threads)`` builds source ``n``'s task (``job_number``
-    numbers its spool). Returns ``(jobs, parts)``: every task run, and per source the ``(job
+    numbers its spool); ``read(job, died=reason)`` is the result (``error``, ``died``) of a
+    task whose process died twice (:func:`run_per_video`): its source is not read again.
+    Returns ``(jobs, parts)``: every task run, and per source the ``(job
     number, result)`` of its segments in order (one for a source read in one task), each
     result's ``info['segments']`` their number."""
     workers = options['workers']
@@ -153,13 +155,18 @@ def read_in_segments(read, sources, make_job, options, frames_to_read, progress)
         for k, (n, segment) in enumerate(planned):
             jobs.append(make_job(n, segment, first + k, threads))
             owners.append(n)
-        results = run_per_video(read, jobs[first:], workers, progress)
+        results = run_per_video(read, jobs[first:], workers, progress,
+                                on_death=lambda job, reason: read(job, died=reason))
         parts = {n: [] for n in numbers}
         for k, result in enumerate(results, first):
             parts[owners[k]].append((k, result))
         return parts
 
     parts = run(range(len(sources)), plans)
+    for n, results in parts.items():     # a segment that killed its process twice: skipped
+        died = [(k, result) for k, result in results if result.get('died')]
+        if died:
+            parts[n] = died[:1]
     again = [n for n, results in parts.items() if len(results) > 1 and not all(
         result['error'] is None and result.get('clean') for _, result in results)]
     if again:

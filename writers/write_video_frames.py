@@ -157,12 +157,14 @@ def _frames_to_read(source, options):
     return kept[cap - 1] + 1 if len(kept) >= cap else None
 
 
-def _read_video(job):
+def _read_video(job, died=None):
     """Pool task: decode one video (or its segment), spool its kept frames. Never raises for
-    bad input."""
+    bad input. ``died``: why the task's process died; nothing is read."""
     source, options, spool_path, spool_number, segment = job
     result = {'error': None, 'warnings': [], 'frames': None, 'frames_read': 0, 'info': None}
     records = []
+    if died is not None:
+        return dict(result, error=died, died=True, frames=np.array(records, _FRAME_RECORD))
 
     def read(reader, counter):
         estimate = reader.estimated_frames()

@@ -1,0 +1,180 @@
+"""A video reading process that dies (the out-of-memory killer, a crash in a decoder) costs its
+tasks a second try each, alone; a task that dies alone too is skipped, and the rest is written.
+The deaths are real: SIGKILL, sent by the task itself or from outside to the worker holding a
+video open."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from fastssl_common.errors import UserError
+from writers.video_common import run_per_video
+
+KILLED = 'its reading process was killed by SIGKILL (out of memory?)'
+
+
+def dies_on_odd_jobs(job):
+    """Pool task: job ``(n, marker)`` kills its own process when ``n`` is odd and ``marker``
+    is None or does not exist yet (it is created first: the next try lives)."""
+    number, marker = job
+    if number % 2:
+        if marker is None or not os.path.exists(marker):
+            if marker is not None:
+                open(marker, 'w').close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        if marker is not None and marker.endswith('raise'):
+            raise ValueError(f'job {number} failed')
+    return number * 10
+
+
+def test_a_task_that_dies_every_time_gets_its_death_as_result():
+    jobs = [(n, None) for n in range(5)]
+    results = run_per_video(dies_on_odd_jobs, jobs, workers=2, progress=False,
+                            on_death=lambda job, reason: ('died', job[0], reason))
+    assert results == [0, ('died', 1, KILLED), 20, ('died', 3, KILLED), 40]
+
+
+def test_a_task_killed_once_is_read_again(tmp_path):
+    jobs = [(n, str(tmp_path / f'tried-{n}')) for n in range(4)]
+    results = run_per_video(dies_on_odd_jobs, jobs, workers=2, progress=False,
+                            on_death=lambda job, reason: pytest.fail(reason))
+    assert results == [0, 10, 20, 30]
+    assert sorted(os.listdir(tmp_path)) == ['tried-1', 'tried-3']
+
+
+def test_without_on_death_a_death_ends_the_run():
+    with pytest.raises(UserError, match=r'^a video reading process was killed by SIGKILL '
+                                        r'\(out of memory\?\); nothing was written$'):
+        run_per_video(dies_on_odd_jobs, [(0, None), (1, None)], workers=2, progress=False)
+
+
+def test_an_exception_in_the_second_try_propagates(tmp_path):
+    jobs = [(0, None), (1, str(tmp_path / 'raise'))]
+    with pytest.raises(ValueError, match='job 1 failed'):
+        run_per_video(dies_on_odd_jobs, jobs, workers=2, progress=False,
+                      on_death=lambda job, reason: None)
+
+
+# ---------------------------------------------------------------- the writers, killed from outside
+
+@pytest.fixture(scope='module')
+def src(tmp_path_factory, encode_clip, chelsea_pan):
+    """Three videos; ``long.mp4`` (400 frames) is read long enough to be caught."""
+    folder = tmp_path_factory.mktemp('src')
+    encode_clip(folder / 'long.mp4', chelsea_pan(400, width=320, height=240, step=1))
+    for name, count in (('a.mp4', 40), ('b.mp4', 30)):
+        encode_clip(folder / name, chelsea_pan(count, width=96, height=64))
+    return folder
+
+
+def without(src, name, folder):
+    """``src``'s videos but ``name``, linked into ``folder``."""
+    folder.mkdir()
+    for other in sorted(os.listdir(src)):
+        if other != name:
+            os.symlink(src / other, folder / other)
+    return folder
+
+
+def children(pid):
+    found = []
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open(f'/proc/{entry}/stat') as stat:
+                    parent = int(stat.read().rsplit(')', 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == pid:
+                found.append(int(entry))
+    return found
+
+
+def holds_open(pid, path):
+    try:
+        names = os.listdir(f'/proc/{pid}/fd')
+    except OSError:
+        return False
+    for name in names:
+        try:
+            if os.readlink(f'/proc/{pid}/fd/{name}') == path:
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def run_killing(repo, command, video, times):
+    """Run ``command`` and SIGKILL each of its processes that opens ``video``, up to ``times``
+    of them; (CompletedProcess-like result, kills)."""
+    writer = subprocess.Popen(command, cwd=repo, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    kills, killed = [], set()
+
+    def watch():
+        while writer.poll() is None and len(kills) < times:
+            for child in children(writer.pid):
+                if child not in killed and holds_open(child, str(video)):
+                    os.kill(child, signal.SIGKILL)
+                    killed.add(child)
+                    kills.append(child)
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        stdout, stderr = writer.communicate(timeout=300)
+    finally:
+        writer.kill()
+        watcher.join()
+    return subprocess.CompletedProcess(command, writer.returncode, stdout, stderr), len(kills)
+
+
+def write(repo, script, src, out, *args):
+    result = subprocess.run([sys.executable, script, str(src), str(out), *args], cwd=repo,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return out.read_bytes()
+
+
+def test_a_frames_writer_worker_killed_once_still_writes_every_video(src, tmp_path, repo):
+    options = ['--workers', '2', '--max-resolution', '96']
+    reference = write(repo, 'writers/write_video_frames.py', src, tmp_path / 'ref.beton',
+                      *options)
+    out = tmp_path / 'killed.beton'
+    result, kills = run_killing(repo, [sys.executable, 'writers/write_video_frames.py',
+                                       str(src), str(out), *options], src / 'long.mp4', 1)
+    assert kills == 1, 'the writer finished before a worker could be killed'
+    assert result.returncode == 0, result.stderr
+    assert 'note: a video reading process died; the ' in result.stderr
+    assert 'are read again, one process each' in result.stderr
+    assert 'videos: 3 written, 0 skipped' in result.stdout
+    assert out.read_bytes() == reference
+
+
+def test_a_video_that_kills_every_process_reading_it_is_skipped(src, tmp_path, repo):
+    options = ['--gap', '4', '--workers', '2', '--max-resolution', '96', '--proposals', '2']
+    reference = write(repo, 'writers/write_video_pairs.py',
+                      without(src, 'long.mp4', tmp_path / 'others'), tmp_path / 'ref.beton',
+                      *options)
+    out = tmp_path / 'killed.beton'
+    command = [sys.executable, 'writers/write_video_pairs.py', str(src), str(out), *options]
+    result, kills = run_killing(repo, command, src / 'long.mp4', 100)
+    assert result.returncode == 0, result.stderr
+    assert kills >= 2                          # in the pool, then alone
+    assert f'{src / "long.mp4"}: {KILLED}' in result.stderr
+    assert json.loads((tmp_path / 'killed.beton.json').read_text())['skipped'] == [
+        {'path': str(src / 'long.mp4'), 'reason': KILLED, 'cuts': []}]
+    assert out.read_bytes() == reference       # the other two videos, as written without it
+
+    result, _ = run_killing(repo, command[:3] + [str(tmp_path / 'strict.beton'), '--strict']
+                            + options, src / 'long.mp4', 100)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f'error: video {src / "long.mp4"}: {KILLED} (--strict)')
+    assert not (tmp_path / 'strict.beton').exists()
