@@ -10,9 +10,9 @@ Three ways to name the images:
 Every image is decoded the same way, by :func:`fastssl_common.images.load_rgb`;
 :func:`check_images` decodes each once (in parallel) to check it before writing.
 """
+import concurrent.futures
 import json
 import math
-import multiprocessing
 import os
 from collections import Counter
 from contextlib import contextmanager
@@ -257,14 +257,30 @@ def probe_image(path):
 
 @contextmanager
 def _map_in_order(function, items, workers):
-    """``map(function, items)`` in order, over a process pool when workers > 1."""
+    """``map(function, items)`` in order, over a process pool when workers > 1. A worker that
+    dies (the out-of-memory killer, a crash in a decoder) ends the map with a UserError:
+    ``multiprocessing.Pool`` would wait for its lost results for ever."""
     workers = min(workers, len(items))
     if workers <= 1:
         yield map(function, items)
         return
     chunk = max(1, min(64, len(items) // (workers * 8)))
-    with multiprocessing.Pool(workers) as pool:   # leaving terminates it, even on error
-        yield pool.imap(function, items, chunksize=chunk)
+    pool = concurrent.futures.ProcessPoolExecutor(workers)
+    try:
+        yield _until_death(pool.map(function, items, chunksize=chunk), len(items))
+    finally:                  # on error too: the chunks not started are dropped
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _until_death(results, total):
+    done = 0
+    try:
+        for result in results:
+            yield result
+            done += 1
+    except concurrent.futures.process.BrokenProcessPool:
+        raise UserError(f'an image checking process died (out of memory?) after {done} of '
+                        f'{total} images were checked; nothing was written') from None
 
 
 def check_images(paths, workers, strict, progress):

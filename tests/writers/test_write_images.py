@@ -8,6 +8,9 @@ import ctypes
 import json
 import multiprocessing
 import os
+import re
+import signal
+import threading
 
 import cv2
 import numpy as np
@@ -16,7 +19,7 @@ import skimage.data
 from PIL import Image
 
 from fastssl_common.errors import UserError
-from writers.image_sources import crop_region, scan_folder
+from writers.image_sources import _map_in_order, crop_region, scan_folder
 from writers.write_images import SampleDataset, main, write_images
 from writers.writer_common import make_writer
 
@@ -317,6 +320,36 @@ def test_dead_writer_worker_raises_instead_of_hanging(tmp_path):
     )
     with pytest.raises(UserError, match='writer process died'):
         writer.from_indexed_dataset(_Exploding())
+
+
+def _dies_on_item_100(item):
+    if item == 100:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return item
+
+
+def test_a_dead_image_checking_worker_ends_the_check_instead_of_hanging():
+    """``multiprocessing.Pool`` waits for ever for the results a killed worker took with it."""
+    outcome = {}
+
+    def check():
+        try:
+            with _map_in_order(_dies_on_item_100, list(range(300)), 2) as results:
+                outcome['results'] = list(results)
+        except UserError as err:
+            outcome['error'] = str(err)
+
+    thread = threading.Thread(target=check, daemon=True)
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive(), "the check waits for ever for the dead worker's results"
+    assert re.fullmatch(r'an image checking process died \(out of memory\?\) after \d+ of 300 '
+                        r'images were checked; nothing was written', outcome['error'])
+
+
+def test_image_checks_come_back_in_order():
+    with _map_in_order(abs, list(range(-500, 0)), 2) as results:
+        assert list(results) == list(range(500, 0, -1))
 
 
 # ---------------------------------------------------------------------------- CLI errors
