@@ -133,7 +133,7 @@ def run_per_video(function, jobs, workers, progress, desc='reading videos', on_d
                 raise UserError('a video reading process died (out of memory?); nothing was '
                                 'written')
             print(f'note: a video reading process died; the {len(suspects)} video task(s) it '
-                  f'may have been running are read again, one process each', file=sys.stderr,
+                  f'may have been running are read again, one at a time', file=sys.stderr,
                   flush=True)
             for i in todo:
                 shared.forget(i)

@@ -152,7 +152,7 @@ def test_a_frames_writer_worker_killed_once_still_writes_every_video(src, tmp_pa
     assert kills == 1, 'the writer finished before a worker could be killed'
     assert result.returncode == 0, result.stderr
     assert 'note: a video reading process died; the ' in result.stderr
-    assert 'are read again, one process each' in result.stderr
+    assert 'are read again, one at a time' in result.stderr
     assert 'videos: 3 written, 0 skipped' in result.stdout
     assert out.read_bytes() == reference
 
