@@ -55,6 +55,7 @@ most ``max_aspect``. Then greedy non-maximum suppression (IoU above ``nms_iou`` 
 better box drops a box) and the best ``count`` boxes are kept. Equal scores are broken by
 the box coordinates, so the result does not depend on selective search's random order.
 """
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -161,9 +162,32 @@ def _ring(boxes):
 
 def dense_flow(gray, next_gray):
     """Dense optical flow (OpenCV's DIS, ultrafast preset) from one greyscale frame to the
-    next, ``H x W x 2`` float32 px (about 1-2 ms at 320 x 180)."""
+    next, ``H x W x 2`` float32 px (about 1-2 ms at 320 x 180). Frames that DIS cannot take
+    (:func:`dis_safe_size`) are padded by repeating their last row and column."""
+    height, width = gray.shape
+    safe_height, safe_width = dis_safe_size(height, width)
+    if (safe_height, safe_width) != (height, width):
+        def pad(image):
+            return cv2.copyMakeBorder(image, 0, safe_height - height, 0, safe_width - width,
+                                      cv2.BORDER_REPLICATE)
+        return dense_flow(pad(gray), pad(next_gray))[:height, :width]
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
     return dis.calc(np.ascontiguousarray(gray), np.ascontiguousarray(next_gray), None)
+
+
+def dis_safe_size(height, width):
+    """The smallest ``(height, width)`` at least the given one that OpenCV's DIS (ultrafast:
+    8 px patches, finest scale 2) takes. Where its preset's scales do not fit the frame, DIS
+    picks its coarsest scale from the width alone, and a frame then too short for one patch
+    at that scale crashes the process (OpenCV 4.x-5.1: 80 x 27 segfaults); frames under 12 px
+    wide or 5 px high raise. Sizes the preset fits are returned as they are."""
+    preset = min(int(math.log(max(height, width) / 32, 2) + 0.5),
+                 int(math.log(min(height, width) / 8, 2)))
+    if preset >= 2:
+        return height, width
+    width = max(width, 12)
+    scale = max(0, math.floor(math.log2(2 * width / 40)))   # DIS's autoSelectCoarsestScale
+    return max(height, 8 << scale), width
 
 
 def flow_weight(gray):

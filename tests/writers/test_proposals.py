@@ -1,6 +1,9 @@
 """Region proposals: planted real objects are found, the ranking and filters behave as
 documented, the motion ranking puts a moving object first (box geometry: test_boxes.py;
 detector proposals: test_detector.py)."""
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ from writers.proposals import (
     ProposalSettings,
     colour_contrast,
     dense_flow,
+    dis_safe_size,
     flow_weight,
     motion_blobs,
     motion_contrast,
@@ -141,3 +145,37 @@ def test_the_motion_ranking_needs_the_flow(mover_and_still):
         propose(frames[0], settings_for('motion', 8), flow=flow[:100])
     with pytest.raises(ValueError, match='unknown ranking'):
         propose(frames[0], ProposalSettings(ranking='size'))
+
+
+WIDE_FRAMES = """
+import sys
+import numpy as np
+from writers.proposals import dense_flow
+rng = np.random.default_rng(0)
+for size in sys.argv[1:]:
+    width, height = map(int, size.split('x'))
+    texture = rng.integers(0, 255, (height + 2, width + 2), np.uint8)
+    flow = dense_flow(texture[1:-1, 1:-1], texture[1:-1, :-2])   # content moves 1 px right
+    assert flow.shape == (height, width, 2), flow.shape
+    print(size, float(np.median(flow[..., 0])), flush=True)
+"""
+
+
+def test_dense_flow_takes_frames_that_crash_opencvs_dis(repo):
+    """OpenCV's DIS segfaults on 80 x 27 (a 3:1 video tracked at 80 px) and raises under 12 px;
+    in a process of its own, so that a crash fails this test and not the run."""
+    sizes = ['80x27', '160x27', '240x24', '48x12', '320x4', '1x1', '7x640']
+    result = subprocess.run([sys.executable, '-c', WIDE_FRAMES, *sizes], cwd=repo,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    shifts = dict(line.split() for line in result.stdout.splitlines())
+    assert list(shifts) == sizes
+    for size in ('80x27', '160x27', '240x24'):      # textured enough to follow
+        assert abs(float(shifts[size]) - 1) < 0.25, (size, shifts[size])
+
+
+def test_frames_dis_takes_are_not_padded():
+    for height, width in ((180, 320), (240, 320), (32, 96), (320, 180), (60, 80), (27, 40)):
+        assert dis_safe_size(height, width) == (height, width)
+    assert dis_safe_size(27, 80) == (32, 80)
+    assert dis_safe_size(4, 320) == (128, 320)
