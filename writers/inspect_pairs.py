@@ -21,7 +21,13 @@ Writes to DIR:
 The file is read with FFCV's ``Reader`` (its field table, per-sample metadata and allocation
 table); the JPEG frames and proposal arrays are read at the offsets it gives, so frames of
 different sizes need no common decoder. Bad input (missing file, not a ``.beton``, not a pairs
-``.beton``) is one ``error:`` line and exit code 2.
+``.beton``) is one ``error:`` line and exit code 2; so is a damaged one, naming the sample and
+suggesting ``python -m loaders.verify FILE``: an allocation that is missing, belongs to another
+sample or lies outside the data pages (checked at open for every sample), a ``num_proposals``
+outside ``0..max_proposals`` (every sample), a proposal row that is not finite or breaks the
+contract (``0 <= x0 <= x1 <= width`` and the same for y in both frames, confidence in
+``[0, 1]``; every sample with tracks), a frame that does not decode to its stated size (the
+frames drawn). Nothing is written to ``--out`` then (an earlier run's output stays as it was).
 """
 import json
 import os
@@ -37,7 +43,7 @@ from fastssl_common.atomic import (
     write_errors,
     write_json,
 )
-from fastssl_common.beton_file import check_size, not_a_beton
+from fastssl_common.beton_file import check_layout, not_a_beton
 from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, require_file, run_cli
 from fastssl_common.formats import (
@@ -61,15 +67,27 @@ PAIR_FIELDS = (FRAME_A, FRAME_B, INDEX_A, INDEX_B, VIDEO_ID)
 CAPTION = 22                  # px of caption above each row
 SPACER = 6                    # px between the two frames
 MAX_ROW_HEIGHT = 2160          # px: a 4K row; taller sheets only cost memory
+SLACK = 0.5                   # px a stored box may reach past its frame (float rounding)
+JPG, RAW = 0, 1               # FFCV's RGBImageField storage modes
+
+
+def damaged(path, what, cause='damaged file'):
+    """The one-line error for a stored value that only damage explains."""
+    return UserError(f'{path}: {what} ({cause}? check it with: python -m loaders.verify '
+                     f'{path})')
 
 
 class PairsFile:
-    """Random access to the samples of a pairs ``.beton`` through FFCV's Reader."""
+    """Random access to the samples of a pairs ``.beton`` through FFCV's Reader.
+
+    Every stored value it reads is checked before use (see the module doc): damage is one
+    UserError naming the file and the sample, never a traceback or a wrong picture."""
 
     def __init__(self, path):
         require_file(path, 'pairs file')
-        check_size(path)    # a file cut short would show other samples' bytes
+        layout = check_layout(path)    # a file cut short would show other samples' bytes
         from ffcv.reader import Reader  # slow import (Numba): after the cheap checks
+        from ffcv.utils import align_to_page
         try:
             reader = Reader(path)
         except Exception as err:  # ffcv raises assorted errors on foreign files
@@ -83,12 +101,56 @@ class PairsFile:
         self.column = {name: reader.metadata[f'f{i}']
                        for i, name in enumerate(reader.field_names)}
         self.has_proposals = set(REGION_FIELDS) <= set(reader.field_names)
-        table = reader.alloc_table
-        self._sizes = dict(zip(table['ptr'].tolist(), table['size'].tolist()))
         self._data = np.memmap(path, np.uint8, mode='r')
+        self._data_pages = (align_to_page(layout.metadata_end, layout.page_size),
+                            layout.alloc_table_ptr)
+        table = reader.alloc_table
+        self._table = table[np.argsort(table['ptr'], kind='stable')]
+        self._sizes = {}            # field -> each sample's allocation size (bytes)
+        self._checked = set()       # samples whose proposal rows passed _check_rows
+        for name in (FRAME_A, FRAME_B):
+            self._sizes[name] = self._allocations(name, self.column[name]['data_ptr'])
         if self.has_proposals:
             handler = reader.handlers[PROPOSALS]
             self.proposal_shape, self.proposal_dtype = handler.shape, handler.dtype
+            sizes = self._allocations(PROPOSALS, self.column[PROPOSALS])
+            wrong = np.flatnonzero(sizes != handler.element_size)
+            if len(wrong):
+                raise damaged(path, f"sample {wrong[0]}'s {PROPOSALS} holds "
+                                    f"{sizes[wrong[0]]} bytes, not the "
+                                    f"{handler.element_size} of its declared array")
+            rows = self.proposal_shape[0]
+            counts = self.column[NUM_PROPOSALS].astype(np.int64)
+            wrong = np.flatnonzero((counts < 0) | (counts > rows))
+            if len(wrong):
+                raise damaged(path, f"sample {wrong[0]}'s {NUM_PROPOSALS} is "
+                                    f"{counts[wrong[0]]}, outside 0..{rows}")
+
+    def _allocations(self, name, pointers):
+        """Each sample's allocation size for field ``name`` whose data starts at
+        ``pointers[i]``; UserError naming the first sample whose pointer is not the start of
+        an allocation of its own inside the data pages (FFCV's loaders read the same table)."""
+        table = self._table
+        pointers = np.asarray(pointers, np.uint64)
+        at = np.minimum(np.searchsorted(table['ptr'], pointers), max(len(table) - 1, 0))
+        samples = np.arange(len(pointers), dtype=np.uint64)
+        found = ((table['ptr'][at] == pointers) & (table['sample_id'][at] == samples)
+                 if len(table) else np.zeros(len(pointers), bool))
+        if not found.all():
+            sample = int(np.flatnonzero(~found)[0])
+            raise damaged(self.path, f"sample {sample}'s {name} points at no allocation of "
+                                     f"its own", 'damaged metadata or allocation table')
+        sizes = table['size'][at]
+        first, end = self._data_pages
+        # sizes are unsigned: compared with the room left, so that ptr + size cannot wrap
+        outside = (pointers < first) | (pointers > end) | (sizes > end - np.minimum(pointers,
+                                                                                    end))
+        if outside.any():
+            sample = int(np.flatnonzero(outside)[0])
+            raise damaged(self.path, f"sample {sample}'s {name} (bytes {pointers[sample]}.."
+                                     f"{int(pointers[sample]) + int(sizes[sample])}) lies "
+                                     f"outside the data pages ({first}..{end})")
+        return sizes
 
     def value(self, name, index):
         return int(self.column[name][index])
@@ -97,15 +159,24 @@ class PairsFile:
         """Frame ``name`` of sample ``index`` as BGR uint8 (FFCV stores JPEG, or raw RGB)."""
         meta = self.column[name][index]
         start = int(meta['data_ptr'])
-        data = self._data[start:start + self._sizes[start]]
-        if int(meta['mode']) == 0:           # FFCV's 'jpg' mode
-            image = cv2.imdecode(np.asarray(data), cv2.IMREAD_COLOR)
-        else:                                # raw RGB: exactly height x width x 3 bytes
-            shape = (int(meta['height']), int(meta['width']), 3)
-            image = (np.asarray(data).reshape(shape)[..., ::-1]
-                     if data.size == np.prod(shape) else None)
-        if image is None:
-            raise UserError(f'{self.path}: sample {index} {name} is not a readable image')
+        data = np.asarray(self._data[start:start + int(self._sizes[name][index])])
+        width, height, mode = int(meta['width']), int(meta['height']), int(meta['mode'])
+        where = f"sample {index}'s {name}"
+        if mode == JPG:
+            try:
+                image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+            except cv2.error:           # OpenCV refuses some broken streams by raising
+                image = None
+        elif mode == RAW:                # exactly height x width x 3 bytes
+            shape = (height, width, 3)
+            image = data.reshape(shape)[..., ::-1] if data.size == np.prod(shape) else None
+        else:
+            raise damaged(self.path, f'{where} has storage mode {mode}, neither jpg nor raw')
+        if image is None or not image.size:
+            raise damaged(self.path, f'sample {index} {name} is not a readable image')
+        if image.shape[:2] != (height, width):
+            raise damaged(self.path, f'{where} decodes to {image.shape[1]}x{image.shape[0]}, '
+                                     f'its metadata states {width}x{height}')
         return np.ascontiguousarray(image)
 
     def tracks(self, index):
@@ -116,7 +187,42 @@ class PairsFile:
         count = int(np.prod(self.proposal_shape))
         rows = np.frombuffer(self._data[start:start + count * self.proposal_dtype.itemsize],
                              self.proposal_dtype).reshape(self.proposal_shape)
-        return rows[:max(0, min(self.value(NUM_PROPOSALS, index), len(rows)))]
+        rows = rows[:self.value(NUM_PROPOSALS, index)]      # in range: checked at open
+        if index not in self._checked:
+            self._check_rows(index, rows)
+            self._checked.add(index)
+        return rows
+
+    def _check_rows(self, index, rows):
+        """UserError naming sample ``index`` and its first row that is not finite or breaks
+        the proposals contract (docs/data.md): ``0 <= x0 <= x1 <= width``, the same for y,
+        in both frames (``SLACK`` px of rounding allowed), confidence in ``[0, 1]``."""
+        rows = np.asarray(rows, np.float64)
+        with np.errstate(invalid='ignore'):      # NaN compares False: refused below
+            fits = (rows[:, CONF] >= 0) & (rows[:, CONF] <= 1)
+            for name, columns in BOX_OF_FRAME.items():
+                width, height = self.size(name, index)
+                x0, y0, x1, y1 = rows[:, columns].T
+                fits &= ((x0 >= -SLACK) & (x0 <= x1) & (x1 <= width + SLACK)
+                         & (y0 >= -SLACK) & (y0 <= y1) & (y1 <= height + SLACK))
+        if fits.all():          # the common case, without a Python loop over the rows
+            return
+        for r, row in enumerate(rows):       # the first row at fault, and why
+            problem = None
+            if not np.isfinite(row).all():
+                problem = 'is not finite'
+            elif not 0 <= row[CONF] <= 1:
+                problem = f'has confidence {row[CONF]:g}, outside [0, 1]'
+            for name, columns in BOX_OF_FRAME.items():
+                width, height = self.size(name, index)
+                x0, y0, x1, y1 = row[columns]
+                if problem is None and not (-SLACK <= x0 <= x1 <= width + SLACK
+                                            and -SLACK <= y0 <= y1 <= height + SLACK):
+                    problem = f'has a box outside its {width}x{height} {name}'
+            if problem:
+                values = ', '.join(f'{v:g}' for v in row)
+                raise damaged(self.path, f"sample {index}'s {PROPOSALS} row {r} [{values}] "
+                                         f"{problem}")
 
     def size(self, name, index):
         meta = self.column[name][index]
