@@ -5,6 +5,8 @@ RGB array: transparent images are composited onto white; grayscale, palette, CMY
 images are converted to 8-bit RGB. The writers store images decoded so, and the invariance
 measurements (``fastssl.invariance_data``) read their image sets so.
 """
+import os
+import stat
 import warnings
 
 import numpy as np
@@ -56,8 +58,25 @@ def load_rgb(path):
     return rgb
 
 
+class NotARegularFile(OSError):
+    """A pipe, socket or device where an image file was expected: opening a pipe would wait
+    for a writer for ever."""
+
+
+def check_regular_file(path):
+    """Raise :class:`NotARegularFile` for a path that exists and is not a regular file (links
+    followed); a missing path is left to the open that follows."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise NotARegularFile(f'{path} is not a regular file')
+
+
 def load_rgb_with_mode(path):
     """Like :func:`load_rgb`, and also return the file's original Pillow mode (e.g. ``"L"``)."""
+    check_regular_file(path)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         with Image.open(path) as image:
@@ -70,6 +89,8 @@ def describe_failure(err):
     """A one-line reason for a failed decode, for the skip list and error messages."""
     if isinstance(err, FileNotFoundError):
         return 'file not found'
+    if isinstance(err, NotARegularFile):
+        return 'not a regular file (a pipe, socket or device)'
     if isinstance(err, IsADirectoryError):
         return 'is a folder, not an image'
     if isinstance(err, PermissionError):

