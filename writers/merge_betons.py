@@ -14,8 +14,8 @@ Checked before anything is written, each failure one ``error:`` line: every inpu
 is a complete ``.beton`` whose size and SHA-256 match its sidecar, and agrees with its
 sidecar's video table; the inputs share one schema and every writer option that changes what
 is stored (``--workers``, ``--strict``, ``--segment-frames`` and SRC's location may differ);
-shards are of one ``--shard I/N`` split of one SRC listing, none twice; OUT is not an input
-and does not exist.
+shards are of one ``--shard I/N`` split of one SRC listing, none twice; no video is in two
+inputs; OUT is not an input and does not exist.
 
 The sidecar: the videos renumbered in the merged order (``id``, ``first_sample``), skipped
 videos and warnings, the options, the shards merged (``shard``), the inputs
@@ -24,6 +24,7 @@ videos and warnings, the options, the shards merged (``shard``), the inputs
 the totals, settings the same in every input are kept, anything else that differs is kept
 per input. :func:`merge_betons` is the library entry point.
 """
+import itertools
 import json
 import math
 import os
@@ -61,6 +62,7 @@ COUNT_SUMMARIES = ('counts', 'lost')
 COUNT_NAME = re.compile(r'(num|pairs|tracks|frames|videos|dropped|proposals|cuts|samples)(_|$)')
 KNOWN_DENOMINATORS = {'kept_fraction': 'proposals', 'mean_track_frames': 'proposals',
                       'mean_kept_track_frames': 'tracks_kept'}
+MISSING_SHOWN = 10      # missing shards named in the summary and the note; the rest counted
 
 
 @dataclass
@@ -83,8 +85,9 @@ def merge_betons(out, inputs, progress=None):
     """Merge the ``.beton`` files ``inputs`` (with their sidecars) into ``out`` and
     ``out + '.json'``. Returns a summary dict: ``out``, ``sidecar``, ``num_samples``,
     ``videos``, ``inputs`` (count), ``shard`` (the merged shards, None for files without
-    ``--shard``) and ``missing_shards``. Raises UserError for bad input; on failure neither
-    file is created."""
+    ``--shard``), ``missing_shards`` (how many shards of the split that can hold a video are
+    not merged) and ``first_missing_shards`` (the first :data:`MISSING_SHOWN` of them).
+    Raises UserError for bad input; on failure neither file is created."""
     if not inputs:
         raise UserError('give at least one input .beton')
     _check_paths(out, inputs)
@@ -118,10 +121,10 @@ def merge_betons(out, inputs, progress=None):
          'shard': f.sidecar.get('shard')} for f in files]
     sidecar = write_outputs(out, lambda tmp: _write_merged(tmp, out, files, runs, progress),
                             metadata, progress)
-    missing = ([] if shard is None else
-               sorted(set(range(shard['count'])) - set(shard['indices'])))
+    missing, first_missing = (0, []) if shard is None else _missing_shards(shard)
     return dict(out=out, sidecar=sidecar, num_samples=num_samples, videos=videos,
-                inputs=len(files), shard=shard, missing_shards=missing)
+                inputs=len(files), shard=shard, missing_shards=missing,
+                first_missing_shards=first_missing)
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -189,7 +192,17 @@ def _check_sidecar(sidecar, sidecar_path):
             isinstance(item, dict) and all(isinstance(item.get(k), t) for k, t in zip(keys, types))
             for item in value)
 
+    def is_positive(value):
+        return _is_count(value) and value >= 1
+
+    def are_indices(value, count):      # of a split of ``count`` shards, each once
+        return (is_positive(count) and isinstance(value, list) and len(value) > 0
+                and all(_is_count(i) and 0 <= i < count for i in value)
+                and len(set(value)) == len(value))
+
     whole = (int,)
+    shard = sidecar.get('shard')
+    is_shard = isinstance(shard, dict)
     checks = {
         'fields': isinstance(sidecar.get('fields'), dict),
         'options': isinstance(sidecar.get('options'), dict)
@@ -198,12 +211,12 @@ def _check_sidecar(sidecar, sidecar_path):
                              (whole, whole, whole, str)),
         'skipped': is_list_of(sidecar.get('skipped', []), ('path',), (str,)),
         'warnings': is_list_of(sidecar.get('warnings', []), ('path',), (str,)),
-        'shard': sidecar.get('shard') is None or (
-            isinstance(sidecar['shard'], dict)
-            and isinstance(sidecar['shard'].get('count'), int)
-            and isinstance(sidecar['shard'].get('videos_found'), int)
-            and isinstance(sidecar['shard'].get('indices'), list)
-            and all(isinstance(i, int) for i in sidecar['shard']['indices'])),
+        'shard': shard is None or is_shard,
+        'shard.count': not is_shard or is_positive(shard.get('count')),
+        'shard.videos_found': not is_shard or is_positive(shard.get('videos_found')),
+        'shard.indices': not is_shard or are_indices(shard.get('indices'), shard.get('count')),
+        # absent from sidecars older than the hashes; null is an edit (nothing wrote it)
+        'integrity': sidecar.get('integrity', {}) is not None,
     }
     for key, ok in checks.items():
         if not ok:
@@ -358,6 +371,18 @@ def _merged_shard(files):
     return dict(first.sidecar['shard'], indices=sorted(owner))
 
 
+def _missing_shards(shard):
+    """How many shards of the split ``shard`` (the merged entry) that can hold a video are
+    not in it, and the first :data:`MISSING_SHOWN` of them: found without listing every
+    shard (N may be huge in a sidecar). Shards from ``videos_found`` on hold no video (older
+    writers let N exceed the videos), so they are never missing."""
+    possible = min(shard['count'], shard['videos_found'])
+    merged = set(shard['indices'])
+    first = list(itertools.islice((i for i in range(possible) if i not in merged),
+                                  MISSING_SHOWN))
+    return possible - sum(1 for i in merged if i < possible), first
+
+
 # ---------------------------------------------------------------------------- videos
 
 def _source_key(path, options):
@@ -369,15 +394,18 @@ def _merged_videos(files, sharded):
     """The merged video table (ids and first samples renumbered) and the runs of samples to
     copy, ``(input number, first sample, count, new video id)``, in the merged order."""
     order = [(number, video) for number, f in enumerate(files) for video in f.sidecar['videos']]
+    # shards: a video in two of them was listed at one place by two SRC listings; other
+    # files: one video written twice (from SRC and from a folder inside it, say), known by
+    # the absolute path its sidecars record
+    keys = [_source_key(video['source'], files[number].options) if sharded else
+            os.path.normpath(video['source']) for number, video in order]
+    first_input = {}
+    for key, (number, video) in zip(keys, order):
+        if first_input.setdefault(key, number) != number:
+            raise UserError(f"video {video['source']} is in both "
+                            f"{files[first_input[key]].path} and {files[number].path}: "
+                            + ('shard one SRC' if sharded else 'give each video once'))
     if sharded:
-        keys = [_source_key(video['source'], files[number].options) for number, video in order]
-        # a video in two shards was listed at one place by two SRC listings
-        first_input = {}
-        for key, (number, video) in zip(keys, order):
-            if first_input.setdefault(key, number) != number:
-                raise UserError(f"video {video['source']} is in both "
-                                f"{files[first_input[key]].path} and {files[number].path}: "
-                                f"shard one SRC")
         order = [item for _, item in sorted(zip(keys, order), key=lambda pair: pair[0])]
     videos, runs, first_sample = [], [], 0
     for new_id, (number, video) in enumerate(order):
@@ -576,9 +604,11 @@ def main(argv=None):
     shard = summary['shard']
     if shard is not None:
         print(f"shards: {', '.join(map(str, shard['indices']))} of {shard['count']}")
-        if summary['missing_shards']:
-            print(f"note: shards {', '.join(map(str, summary['missing_shards']))} of "
-                  f"{shard['count']} are not in this merge", file=sys.stderr)
+        missing, first = summary['missing_shards'], summary['first_missing_shards']
+        if missing:
+            more = ', ...' if missing > len(first) else ''
+            print(f"note: {missing} shard{'s' if missing > 1 else ''} of {shard['count']} not "
+                  f"in this merge: {', '.join(map(str, first))}{more}", file=sys.stderr)
     print(f"output: {summary['out']} (metadata: {summary['sidecar']})")
     return 0
 

@@ -14,7 +14,9 @@ import numpy as np
 
 def video_key(path, root):
     """The CRC-32 of ``path`` relative to ``root`` ('/'-separated): the video's draw seed."""
-    return zlib.crc32(os.path.relpath(path, root).replace(os.sep, '/').encode())
+    # the name's bytes on disk (UTF-8 for UTF-8 names, as before): a name that is not UTF-8
+    # is held with surrogate escapes, which str.encode refuses
+    return zlib.crc32(os.fsencode(os.path.relpath(path, root).replace(os.sep, '/')))
 
 
 class PairSchedule:

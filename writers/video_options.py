@@ -6,7 +6,7 @@ import re
 import sys
 
 from fastssl_common.errors import UserError
-from fastssl_common.numbers import check_number
+from fastssl_common.numbers import INT64_MAX, check_number
 from writers.video_segments import SEGMENT_FRAMES
 from writers.writer_common import (
     add_output_arguments,
@@ -45,34 +45,49 @@ def check_shard(shard):
     if shard is None:
         return None
     text = shard if isinstance(shard, str) else '/'.join(map(str, shard))
-    match = re.fullmatch(r'(\d+)/(\d+)', text.strip())
-    if not match or int(match[1]) >= int(match[2]):
+    # [0-9], not \d: \d also takes other scripts' digits ('١/٢' would be read as 1/2)
+    match = re.fullmatch(r'([0-9]+)/([0-9]+)', text.strip())
+    if not match:
         raise UserError(f'--shard must be I/N with whole numbers 0 <= I < N, got {text!r}')
-    return int(match[1]), int(match[2])
+    # length first: int() refuses over 4300 digits with a ValueError, not a UserError
+    if any(len(part.lstrip('0')) > len(str(INT64_MAX)) or int(part) > INT64_MAX
+           for part in match.groups()):
+        raise UserError(f'--shard is too large: at most {INT64_MAX} in size, got {text!r}')
+    index, count = int(match[1]), int(match[2])
+    if index >= count:
+        raise UserError(f'--shard must be I/N with whole numbers 0 <= I < N, got {text!r}')
+    return index, count
 
 
 def select_shard(sources, shard, src):
     """The sources of shard ``(I, N)`` of ``sources`` (SRC's videos, sorted) and the sidecar's
-    ``shard`` entry; all sources and None without a shard. UserError for a shard with no
-    video."""
+    ``shard`` entry; all sources and None without a shard. UserError for more shards than
+    videos (a shard that would hold none, this one or another)."""
     if shard is None:
         return sources, None
     index, count = shard
-    chosen = sources[index::count]
-    if not chosen:
-        raise UserError(f'--shard {index}/{count} holds no video: {src} has {len(sources)} '
-                        f'({SHARD_RULE}); use at most {len(sources)} shards')
+    if count > len(sources):
+        # every shard of the split must be able to hold a video: an empty one could never be
+        # written, and a merge would wait for it
+        found = len(sources)
+        what = 'holds no video' if index >= found else 'leaves shards with no video'
+        raise UserError(f"--shard {index}/{count} {what}: {src} has {found} "
+                        f"video{'s' if found != 1 else ''} ({SHARD_RULE}); use at most "
+                        f"{found} shard{'s' if found != 1 else ''}")
     # ``videos_found`` and ``listing_sha256`` let a merge check that every shard listed the
     # same SRC (the same paths relative to it, wherever it is mounted)
-    return chosen, {'indices': [index], 'count': count, 'videos_found': len(sources),
-                    'listing_sha256': listing_digest(sources, src), 'split': SHARD_RULE}
+    return sources[index::count], {
+        'indices': [index], 'count': count, 'videos_found': len(sources),
+        'listing_sha256': listing_digest(sources, src), 'split': SHARD_RULE}
 
 
 def listing_digest(sources, src):
     """SHA-256 (hex) of SRC's sorted listing: its videos' paths relative to SRC."""
     root = src if os.path.isdir(src) else os.path.dirname(src)
     names = '\n'.join(os.path.relpath(source.path, root) for source in sources)
-    return hashlib.sha256(names.encode()).hexdigest()
+    # the names' bytes on disk (UTF-8 for UTF-8 names, as before): a name that is not UTF-8
+    # is held with surrogate escapes, which str.encode refuses
+    return hashlib.sha256(os.fsencode(names)).hexdigest()
 
 
 def nothing_written(what, src, skipped):

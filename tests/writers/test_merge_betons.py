@@ -97,7 +97,8 @@ def test_frame_shards_merge_into_the_file_one_write_gives(tmp_path, frame_shards
     assert merged['shard']['indices'] == [0, 1, 2] and merged['shard']['count'] == 3
     assert [os.path.basename(m['path']) for m in merged['merged_from']] == \
         ['shard2.beton', 'shard0.beton', 'shard1.beton']
-    assert summary['missing_shards'] == [] and summary['num_samples'] == single['num_samples']
+    assert (summary['missing_shards'], summary['first_missing_shards']) == (0, [])
+    assert summary['num_samples'] == single['num_samples']
     assert leftovers(tmp_path) == ['merged.beton', 'merged.beton.json']
 
 
@@ -107,7 +108,7 @@ def test_some_shards_merge_in_src_order_and_the_rest_are_named(tmp_path, frame_s
     assert main([out, shards[1], shards[0]]) == 0
     captured = capsys.readouterr()
     assert 'shards: 0, 1 of 3' in captured.out
-    assert 'note: shards 2 of 3 are not in this merge' in captured.err
+    assert 'note: 1 shard of 3 not in this merge: 2' in captured.err
     sources = [v['source'] for v in json.load(open(out + '.json'))['videos']]
     everything = [v['source'] for v in json.load(open(one + '.json'))['videos']]
     assert sources == [s for j, s in enumerate(everything) if j % 3 != 2]
@@ -283,12 +284,57 @@ def test_sidecars_that_do_not_fit_their_file_are_refused(tmp_path, inputs):
     ('integrity', lambda s: s.update(integrity='abc')),
     ('integrity.page_size', lambda s: s['integrity'].update(page_size='x')),
     ('integrity.page_sha256', lambda s: s['integrity'].pop('page_sha256')),
-    ('shard', lambda s: s.update(shard={'count': 3})),
+    ('shard', lambda s: s.update(shard=[1])),
+    ('shard.videos_found', lambda s: s.update(shard={'count': 3})),
+    ('shard.count', lambda s: s['shard'].update(count=0)),
+    ('shard.indices', lambda s: s['shard'].update(indices=[7])),      # count is 3
+    ('shard.indices', lambda s: s['shard'].update(indices=[-1])),
+    ('shard.indices', lambda s: s['shard'].update(indices=[])),
+    ('shard.indices', lambda s: s['shard'].update(indices=[1, 1])),
+    ('shard.indices', lambda s: s['shard'].update(indices=[True])),
+    ('integrity', lambda s: s.update(integrity=None)),
     ('skipped', lambda s: s.update(skipped=['zz_broken.mkv'])),
 ])
 def test_sidecars_damaged_in_their_structure_are_refused(tmp_path, inputs, key, damage):
     edit_sidecar(inputs[1], damage)
     refused(tmp_path, inputs, 'in1.beton.json', f'missing or invalid {key!r}')
+
+
+def test_one_video_in_two_files_without_shards_is_refused(tmp_path, frame_src, frame_shards):
+    one = frame_shards[0]                             # all of frame_src, seq3 included
+    inner = str(tmp_path / 'inner.beton')
+    write_video_frames(os.path.join(frame_src, 'seq3'), inner, stride=2, **QUIET)
+    seq3 = os.path.join(frame_src, 'seq3')            # as both sidecars record it
+    refused(tmp_path, [one, inner], f'video {seq3} is in both {one} and {inner}',
+            'give each video once')
+
+
+def test_missing_shards_are_counted_and_the_first_named(tmp_path, inputs, capsys):
+    for path in inputs:                               # a split of very many shards
+        edit_sidecar(path, lambda s: s['shard'].update(count=3000000, videos_found=3000000))
+    out = str(tmp_path / 'part.beton')
+    assert main([out, *inputs]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if 'note:' in line]
+    assert notes == ['note: 2999998 shards of 3000000 not in this merge: '
+                     '2, 3, 4, 5, 6, 7, 8, 9, 10, 11, ...']
+
+
+def test_shards_beyond_the_videos_found_are_not_missing(tmp_path, chelsea_pan, capsys):
+    src = tmp_path / 'src'
+    for i in range(2):
+        write_sequence(src / f'seq{i}', chelsea_pan(4 + i))
+    shards = [str(tmp_path / f'shard{k}.beton') for k in range(2)]
+    for k, shard in enumerate(shards):
+        write_video_frames(str(src), shard, shard=(k, 2), **QUIET)
+        # as older writers wrote shard k/3 of 2 videos (the same videos as k/2): shard 2
+        # could hold none and was never written
+        edit_sidecar(shard, lambda s: s['shard'].update(count=3))
+    out = str(tmp_path / 'all.beton')
+    assert main([out, *shards]) == 0
+    captured = capsys.readouterr()
+    assert 'shards: 0, 1 of 3' in captured.out and 'note:' not in captured.err
+    assert [os.path.basename(v['source']) for v in json.load(open(out + '.json'))['videos']] \
+        == ['seq0', 'seq1']
 
 
 def test_different_options_schemas_or_splits_are_refused(tmp_path, frame_src, frame_shards,
@@ -314,6 +360,7 @@ def test_different_options_schemas_or_splits_are_refused(tmp_path, frame_src, fr
     fewer = tmp_path / 'fewer'
     write_sequence(fewer / 'seq0', chelsea_pan(4))
     write_sequence(fewer / 'seq1', chelsea_pan(5))
+    write_sequence(fewer / 'seq2', chelsea_pan(4))      # as many videos as shards, at least
     listing = str(tmp_path / 'listing.beton')
     write_video_frames(str(fewer), listing, stride=2, shard='1/3', **QUIET)
     refused(tmp_path, [inputs[0], listing], 'different SRC listings')
