@@ -88,6 +88,7 @@ def _pair_frames(reader, spool, options, video_key, result, counter, segment):
     grays = {}            # index -> greyscale thumbnail, for first frames awaiting a partner
     pairs, rows = [], []
     last_cut = -1
+    size = None           # the last frame's (height, width) as shown
     position = start - 1
     for frame in reader.decoded_frames(segment):
         position += 1
@@ -107,7 +108,12 @@ def _pair_frames(reader, spool, options, video_key, result, counter, segment):
         try:
             if cuts is not None or (needed and min_motion > 0):
                 thumb = frame.thumbnail(THUMB_SIDE)
-            if cuts is not None and cuts.is_cut(thumb):
+            cut = cuts is not None and cuts.is_cut(thumb)
+            # a video whose frame size changes (streams joined end to end) has no pair across
+            # the change: its two frames would differ in size
+            shown = frame.shown_size()
+            resized, size = size is not None and shown != size, shown
+            if cut or resized:
                 if stop is None or position <= stop:
                     result['cuts'].append(j)
                 last_cut = j

@@ -229,6 +229,11 @@ class DecodedFrame:
         height, width = self._frame.height, shown_width(self._frame.width, self._aspect)
         return (width, height) if self._turns % 2 else (height, width)
 
+    def shown_size(self):
+        """``(height, width)`` of a video frame as shown; None for a frame image (a frame
+        folder's frames all have its first frame's size, others are skipped)."""
+        return self._display_size() if self._frame is not None else None
+
     def _reformat(self, width, height):
         from av.video.reformatter import VideoReformatter
 

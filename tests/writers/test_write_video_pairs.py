@@ -256,3 +256,29 @@ def test_shard_keeps_its_videos_and_says_so(tmp_path, chelsea_pan, capsys):
     sidecar = json.load(open(f'{out}.json'))
     assert [os.path.basename(v['source']) for v in sidecar['videos']] == ['seq0', 'seq2']
     assert sidecar['shard']['indices'] == [0] and sidecar['shard']['count'] == 2
+
+
+def test_no_pair_spans_a_change_of_frame_size(tmp_path, encode_clip, chelsea_pan):
+    """Two MPEG-2 streams of different sizes joined byte for byte (as `cat` joins them): the
+    pair across the join had frames of two sizes; the change splits pairs as a cut does."""
+    first = encode_clip(tmp_path / 'a.mpg', chelsea_pan(24, width=160, height=120),
+                        codec='mpeg2video')
+    second = encode_clip(tmp_path / 'b.mpg', chelsea_pan(24, width=176, height=120),
+                         codec='mpeg2video')
+    joined = tmp_path / 'joined.mpg'
+    joined.write_bytes(open(first, 'rb').read() + open(second, 'rb').read())
+    summary = write_video_pairs(str(joined), str(tmp_path / 'p.beton'), gap=4,
+                                cut_threshold=1.0, progress=False)   # colour cuts off
+    widths = [frame.rgb.shape[1] for frame in read_frames(str(joined))]
+    change = widths.index(176)                  # MPEG-2 drops a frame or two at the join
+    assert set(widths[:change]) == {160} and set(widths[change:]) == {176}
+    assert summary['videos'][0]['cuts'] == [change]
+    assert summary['counts']['dropped_cut'] == 1      # the pair across the change
+    from ffcv.reader import Reader
+
+    reader = Reader(str(tmp_path / 'p.beton'))
+    column = {name: reader.metadata[f'f{i}'] for i, name in enumerate(reader.field_names)}
+    a, b = column['frame_a'], column['frame_b']
+    assert len(a) == summary['num_samples'] > 0
+    assert (a['width'] == b['width']).all() and (a['height'] == b['height']).all()
+    assert sorted(set(a['width'].tolist())) == [160, 176]
