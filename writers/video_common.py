@@ -64,9 +64,10 @@ class Progress:
     expected, and whether it started and finished (so that a pool worker's death can be pinned
     on the jobs it was running)."""
 
-    def __init__(self, jobs):
+    def __init__(self, jobs, planned=None):
+        self.planned = list(planned or [0] * jobs)     # frames known before a job starts
         self.done = multiprocessing.Array(ctypes.c_int64, jobs, lock=False)
-        self.expected = multiprocessing.Array(ctypes.c_int64, jobs, lock=False)
+        self.expected = multiprocessing.Array(ctypes.c_int64, self.planned, lock=False)
         self.state = multiprocessing.Array(ctypes.c_int8, jobs, lock=False)
 
     def totals(self):
@@ -75,7 +76,8 @@ class Progress:
 
     def forget(self, job):
         """Clear a job that is to run again."""
-        self.done[job] = self.expected[job] = self.state[job] = 0
+        self.done[job] = self.state[job] = 0
+        self.expected[job] = self.planned[job]
 
 
 def _init_worker(progress):
@@ -94,7 +96,8 @@ def _run_job(function, number, job):
     return result
 
 
-def run_per_video(function, jobs, workers, progress, desc='reading videos', on_death=None):
+def run_per_video(function, jobs, workers, progress, desc='reading videos', on_death=None,
+                  expected=None):
     """``[function(job) for job in jobs]``, over ``workers`` processes, with a frame bar.
 
     ``function`` reports progress through :class:`FrameCounter`. A worker that dies (killed
@@ -102,10 +105,11 @@ def run_per_video(function, jobs, workers, progress, desc='reading videos', on_d
     again one at a time, each in a process of its own, and the rest go on in a fresh pool. A
     job whose own process dies too gets ``on_death(job, reason)`` as its result (``on_death``
     None: UserError). An exception in ``function`` propagates (it is a bug: expected problems
-    are returned in the result). One job, or one worker, runs in this process.
+    are returned in the result). One job, or one worker, runs in this process. ``expected``:
+    each job's frames as known before it starts (the bar's total until it says otherwise).
     """
     global _PROGRESS, _JOB
-    shared = Progress(len(jobs))
+    shared = Progress(len(jobs), expected)
     results = [None] * len(jobs)
     with progress_bar(total=0, unit='frame', desc=desc, enabled=progress is not False) as bar:
         def refresh():

@@ -109,6 +109,17 @@ def plan_segments(source, max_frames, segment_frames=SEGMENT_FRAMES):
             for start, stop in zip(chosen, stops)]
 
 
+def planned_frames(source, segment):
+    """The frames a task reads of ``segment`` (None, a whole video: 0, not known yet)."""
+    if segment is None:
+        return 0
+    if segment.stop is not None:
+        return segment.stop - segment.start
+    if segment.times is not None:
+        return len(segment.times)
+    return len(source.frame_files) - segment.start
+
+
 def worth_splitting(sources, workers):
     """The numbers of the sources a pool of ``workers`` gains from reading as segments: with
     more than one worker, those holding more than half a worker's share of SRC (by bytes: a
@@ -148,21 +159,25 @@ def read_in_segments(read, sources, make_job, options, frames_to_read, progress)
              for n, source in enumerate(sources)]
     jobs, owners = [], []
 
-    def run(numbers, plans_of):
+    def run(numbers, plans_of, desc):
         first = len(jobs)
         planned = [(n, segment) for n, segments in zip(numbers, plans_of) for segment in segments]
         threads = decoder_threads(workers, len(planned))
         for k, (n, segment) in enumerate(planned):
             jobs.append(make_job(n, segment, first + k, threads))
             owners.append(n)
-        results = run_per_video(read, jobs[first:], workers, progress,
-                                on_death=lambda job, reason: read(job, died=reason))
+        # a segment's frames are known before it starts: the bar's total has them from the
+        # beginning (a video read in one task adds its header's count when it starts)
+        expected = [planned_frames(sources[n], segment) for n, segment in planned]
+        results = run_per_video(read, jobs[first:], workers, progress, desc=desc,
+                                on_death=lambda job, reason: read(job, died=reason),
+                                expected=expected)
         parts = {n: [] for n in numbers}
         for k, result in enumerate(results, first):
             parts[owners[k]].append((k, result))
         return parts
 
-    parts = run(range(len(sources)), plans)
+    parts = run(range(len(sources)), plans, 'reading videos')
     for n, results in parts.items():     # a segment that killed its process twice: skipped
         died = [(k, result) for k, result in results if result.get('died')]
         if died:
@@ -170,7 +185,7 @@ def read_in_segments(read, sources, make_job, options, frames_to_read, progress)
     again = [n for n, results in parts.items() if len(results) > 1 and not all(
         result['error'] is None and result.get('clean') for _, result in results)]
     if again:
-        parts.update(run(again, [[None]] * len(again)))
+        parts.update(run(again, [[None]] * len(again), 'reading again in one task'))
     for results in parts.values():
         for _, result in results:
             if result['info'] is not None:      # the sidecar's video table says how it was read

@@ -119,7 +119,7 @@ def run_killing(repo, command, video, times):
     def watch():
         while writer.poll() is None and len(kills) < times:
             for child in children(writer.pid):
-                if child not in killed and holds_open(child, str(video)):
+                if len(kills) < times and child not in killed and holds_open(child, str(video)):
                     os.kill(child, signal.SIGKILL)
                     killed.add(child)
                     kills.append(child)

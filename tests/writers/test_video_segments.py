@@ -177,3 +177,14 @@ def test_a_video_whose_segment_meets_a_damaged_packet_is_read_in_one_task(source
     assert segmented == whole
     assert comparable(sidecar) == comparable(whole_sidecar)
     assert 'damaged packet' in ' '.join(w['message'] for w in sidecar['warnings'])
+
+
+def test_the_progress_total_holds_every_segment_from_the_start(source, tmp_path, run_script):
+    """Each segment's frames are known from the plan: the bar does not start at the first
+    segment's share of the video and run near 100 % for most of the write."""
+    result = run_script('writers/write_video_frames.py', source / 'clip.mp4', tmp_path / 'f.beton',
+                        '--workers', 2, '--segment-frames', 40, '--max-resolution', 64)
+    assert result.returncode == 0, result.stderr
+    totals = [line.split()[3].split('/')[1] for line in result.stdout.splitlines()
+              if line.startswith('reading videos:')]
+    assert totals and set(totals) == {str(FRAMES)}
