@@ -128,7 +128,6 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
         for source, result in zip(sources, results):
             path = os.path.abspath(source.path)
             counts['frames_read'] += result['frames_read']
-            counts['frames_stored'] += result['frames_stored']
             for key in ('dropped_cut', 'dropped_motion', 'dropped_bad_frame'):
                 counts[key] += result[key]
             counts['cuts'] += len(result['cuts'])
@@ -146,6 +145,7 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
                 skipped.append({'path': path, 'reason': reason, 'cuts': result['cuts']})
                 continue
             pairs = result['pairs']
+            counts['frames_stored'] += result['frames_stored']    # of the videos written
             video_id = len(videos)
             videos.append(dict(result['info'], id=video_id,
                                first_sample=counts['pairs_written'], num_samples=len(pairs),

@@ -282,3 +282,17 @@ def test_no_pair_spans_a_change_of_frame_size(tmp_path, encode_clip, chelsea_pan
     assert len(a) == summary['num_samples'] > 0
     assert (a['width'] == b['width']).all() and (a['height'] == b['height']).all()
     assert sorted(set(a['width'].tolist())) == [160, 176]
+
+
+def test_frames_stored_counts_the_videos_written_only(tmp_path, encode_clip, chelsea_pan):
+    """A video skipped after reading (too short here) spooled frames that are not stored: the
+    count must match the file, as a merge of shards recomputes it."""
+    both, alone = tmp_path / 'both', tmp_path / 'alone'
+    for folder in (both, alone):
+        folder.mkdir()
+        encode_clip(folder / 'a.mp4', chelsea_pan(21))
+    encode_clip(both / 'b.mp4', chelsea_pan(1))
+    counts = [write_video_pairs(str(folder), str(tmp_path / f'{folder.name}.beton'), gap=4,
+                                progress=False)['counts'] for folder in (both, alone)]
+    assert counts[0]['videos_skipped'] == 1
+    assert counts[0]['frames_stored'] == counts[1]['frames_stored'] == 6     # 0, 4, ..., 20
