@@ -14,6 +14,7 @@ import concurrent.futures
 import json
 import math
 import os
+import signal
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -265,7 +266,9 @@ def _map_in_order(function, items, workers):
         yield map(function, items)
         return
     chunk = max(1, min(64, len(items) // (workers * 8)))
-    pool = concurrent.futures.ProcessPoolExecutor(workers)
+    # Ctrl-C: the writing process reports it; a worker just ends, without a traceback
+    pool = concurrent.futures.ProcessPoolExecutor(
+        workers, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_DFL))
     try:
         yield _until_death(pool.map(function, items, chunksize=chunk), len(items))
     finally:                  # on error too: the chunks not started are dropped

@@ -84,6 +84,9 @@ def _init_worker(progress):
     global _PROGRESS
     _PROGRESS = progress
     cv2.setNumThreads(1)       # one video per process; OpenCV threads would only compete
+    # Ctrl-C reaches every process of the terminal's group: the writing process reports it
+    # and cleans up; a worker just ends (a KeyboardInterrupt there prints a traceback)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _run_job(function, number, job):

@@ -60,6 +60,18 @@ def test_an_exception_in_the_second_try_propagates(tmp_path):
                       on_death=lambda job, reason: None)
 
 
+def sigint_action(job):
+    return signal.getsignal(signal.SIGINT)
+
+
+def test_pool_workers_end_quietly_on_ctrl_c():
+    """Ctrl-C reaches every process of the group: an idle worker raising KeyboardInterrupt
+    printed a traceback under the writer's 'interrupted'. Workers take SIGINT's default
+    action (end) and leave the report to the writing process."""
+    assert run_per_video(sigint_action, [0, 1, 2], workers=2, progress=False) == [
+        signal.SIG_DFL] * 3
+
+
 # ---------------------------------------------------------------- the writers, killed from outside
 
 @pytest.fixture(scope='module')

@@ -362,6 +362,12 @@ def test_a_dead_image_checking_worker_ends_the_check_instead_of_hanging():
                         r'images were checked; nothing was written', outcome['error'])
 
 
+def test_image_checking_workers_end_quietly_on_ctrl_c():
+    """As the video writers' workers: SIGINT's default action, no KeyboardInterrupt traceback."""
+    with _map_in_order(signal.getsignal, [signal.SIGINT] * 4, 2) as results:
+        assert list(results) == [signal.SIG_DFL] * 4
+
+
 def test_image_checks_come_back_in_order():
     with _map_in_order(abs, list(range(-500, 0)), 2) as results:
         assert list(results) == list(range(500, 0, -1))
