@@ -6,21 +6,44 @@ Anything else is a bug and keeps its traceback.
 """
 import os
 import select
+import signal
 import sys
 
 BROKEN_PIPE_EXIT = 141      # 128 + SIGPIPE: what a Unix tool whose reader went away returns
+TERMINATED_EXIT = 143       # 128 + SIGTERM
 
 
 class UserError(Exception):
     """An error caused by the user's input; its message names the file or key at fault."""
 
 
-def run_cli(main, argv=None):
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's time limit, ``scancel``, ``kill``) raised in the main thread, so
+    that what was half-written is removed on the way out, as for Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+def end_quietly_on_stop_signals():
+    """In a worker process: Ctrl-C and SIGTERM end it at once (their default action), and the
+    process that started it reports the stop and cleans up. A KeyboardInterrupt here would
+    print a traceback, and an inherited SIGTERM handler would keep a pool worker alive."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def run_cli(main, argv=None, stop_on_sigterm=False):
     """Call ``main(argv)``; turn a UserError (or Ctrl-C) into one line on stderr and exit code.
 
     Output piped into a reader that stops early (``--help | head -1``) ends quietly with
     exit status 141, as a Unix tool killed by SIGPIPE would, not with a BrokenPipeError.
+    ``stop_on_sigterm`` (the writers): SIGTERM stops as Ctrl-C does, cleaning up, with
+    ``stopped by SIGTERM`` and exit status 143.
     """
+    if stop_on_sigterm:
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         try:
             code = main(argv)
@@ -29,6 +52,9 @@ def run_cli(main, argv=None):
     except UserError as err:
         print(f'error: {err}', file=sys.stderr)
         sys.exit(2)
+    except Terminated:
+        print('stopped by SIGTERM', file=sys.stderr)
+        sys.exit(TERMINATED_EXIT)
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
         sys.exit(130)

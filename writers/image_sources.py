@@ -14,12 +14,11 @@ import concurrent.futures
 import json
 import math
 import os
-import signal
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from fastssl_common.errors import UserError, require_file
+from fastssl_common.errors import UserError, end_quietly_on_stop_signals, require_file
 from fastssl_common.images import (
     IMAGE_EXTENSIONS,
     describe_failure,
@@ -266,9 +265,8 @@ def _map_in_order(function, items, workers):
         yield map(function, items)
         return
     chunk = max(1, min(64, len(items) // (workers * 8)))
-    # Ctrl-C: the writing process reports it; a worker just ends, without a traceback
-    pool = concurrent.futures.ProcessPoolExecutor(
-        workers, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_DFL))
+    pool = concurrent.futures.ProcessPoolExecutor(workers,
+                                                  initializer=end_quietly_on_stop_signals)
     try:
         yield _until_death(pool.map(function, items, chunksize=chunk), len(items))
     finally:                  # on error too: the chunks not started are dropped

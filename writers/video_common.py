@@ -15,7 +15,7 @@ import sys
 
 import cv2
 
-from fastssl_common.errors import UserError
+from fastssl_common.errors import UserError, end_quietly_on_stop_signals
 from fastssl_common.progress import progress_bar
 from writers.video_source import VideoError, VideoReader, video_summary
 from writers.writer_common import MIN_RESOLUTION, default_workers
@@ -84,9 +84,7 @@ def _init_worker(progress):
     global _PROGRESS
     _PROGRESS = progress
     cv2.setNumThreads(1)       # one video per process; OpenCV threads would only compete
-    # Ctrl-C reaches every process of the terminal's group: the writing process reports it
-    # and cleans up; a worker just ends (a KeyboardInterrupt there prints a traceback)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    end_quietly_on_stop_signals()
 
 
 def _run_job(function, number, job):
@@ -179,6 +177,10 @@ def _run_pool(function, jobs, todo, workers, shared, results, refresh):
                     broken = True
             refresh()
         return broken
+    except BaseException:        # Ctrl-C, SIGTERM: the workers stop now, not after their video
+        for process in multiprocessing.active_children():
+            process.terminate()
+        raise
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
 
@@ -202,6 +204,9 @@ def _run_alone(function, number, job, shared, refresh, on_death):
         ok, outcome = receiver.recv()
     except EOFError:                  # the process died before it could answer
         ok, outcome = None, None
+    except BaseException:             # Ctrl-C, SIGTERM: it stops now
+        process.terminate()
+        raise
     finally:
         receiver.close()
         process.join()

@@ -287,7 +287,7 @@ def main(argv=None):
 def cli():
     """The console entry point: ``main`` on the command line's arguments, a user error as one
     line and exit status 2 (:func:`fastssl_common.errors.run_cli`)."""
-    run_cli(main)
+    run_cli(main, stop_on_sigterm=True)
 
 
 if __name__ == '__main__':

@@ -20,7 +20,7 @@ import numpy as np
 
 from fastssl_common.atomic import atomic_path, disk_full, write_json
 from fastssl_common.beton_file import check_layout, file_digest
-from fastssl_common.errors import UserError
+from fastssl_common.errors import UserError, end_quietly_on_stop_signals
 from fastssl_common.numbers import check_number
 from fastssl_common.progress import progress_bar
 
@@ -226,6 +226,7 @@ def _checked_worker(work_fn, failed, fname, *args):
     """An FFCV writer worker that, when its write fails (an OSError, or FFCV's own error on a
     full disk), records the errno in ``failed`` and exits quietly with status 3: the parent
     reports it once, as one line, instead of this process printing a traceback."""
+    end_quietly_on_stop_signals()
     try:
         work_fn(*args)
     except Exception as err:

@@ -54,3 +54,41 @@ def test_a_writer_killed_mid_write_leaves_nothing_after_the_next_run(long_clip, 
     assert f'removed 1 stale temporary left in {out.parent}' in rerun.stderr
     assert debris[0] in rerun.stderr
     assert sorted(os.listdir(out.parent)) == ['frames.beton', 'frames.beton.json']
+
+
+@pytest.mark.parametrize('to_group', [True, False], ids=['scancel', 'kill'])
+def test_a_writer_stopped_by_sigterm_cleans_up_at_once(long_clip, tmp_path, repo, to_group):
+    """A scheduler's time limit or ``scancel`` sends SIGTERM to every process of the job;
+    ``kill PID`` to the writer alone. Either way it stops as for Ctrl-C, with nothing left."""
+    src = tmp_path / 'src'
+    src.mkdir()
+    for name in ('a.mp4', 'b.mp4'):
+        os.symlink(long_clip, src / name)
+    out = tmp_path / 'out' / 'pairs.beton'
+    # one task a video, each several seconds long: the workers must stop with the writer
+    command = [sys.executable, 'writers/write_video_pairs.py', str(src), str(out), '--gap', '4',
+               '--proposals', '8', '--proposal-ranking', 'contrast', '--segment-frames', '0',
+               '--workers', '2']
+    writer = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not spooling(out.parent):
+            assert writer.poll() is None, 'the writer finished before it could be stopped'
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        if to_group:
+            os.killpg(writer.pid, signal.SIGTERM)
+        else:
+            os.kill(writer.pid, signal.SIGTERM)
+        sent = time.monotonic()
+        _, stderr = writer.communicate(timeout=60)
+        # the workers are stopped, not waited for: their videos had seconds of work left
+        assert time.monotonic() - sent < 3, 'the writer waited for its workers to finish'
+    finally:
+        writer.kill()
+        writer.wait()
+    assert writer.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == 'stopped by SIGTERM'
+    assert 'Traceback' not in stderr
+    assert not out.parent.exists()            # the folder it made for OUT is gone too
