@@ -7,6 +7,7 @@ monitor uses. Images that did not decode (evaluated black: ``loaders/centre_crop
 are warned about, one line per file, and counted in the result (``decode_failures``).
 """
 import json
+import os
 import sys
 
 import numpy as np
@@ -14,7 +15,7 @@ import torch
 
 from fastssl_common.atomic import write_json
 from fastssl_common.errors import UserError
-from fastssl_common.formats import LABEL
+from fastssl_common.formats import LABEL, VIDEO_FRAMES
 from loaders.batch_memory import check_batch_memory
 from loaders.decode_failures import failure_warning
 from loaders.eval_loader import make_eval_loader
@@ -57,20 +58,35 @@ def check_labels(loaders, train_path, val_path, train_key, val_key):
 
 
 def class_names(path):
-    """The class names a .beton's sidecar lists by label (``write_images.py`` numbers the
-    class folders of its source in sorted order), or None where none are recorded."""
+    """What each label of a .beton names, from its sidecar, or None where nothing is
+    recorded: the class folders of ``write_images.py`` (numbered in sorted order), the videos
+    of ``write_video_frames.py`` (label = video id; each named by its path relative to SRC,
+    or as recorded where SRC differs between merged shards)."""
     try:
         with open(path + '.json', encoding='utf-8') as handle:
-            names = json.load(handle).get('classes')
-    except (OSError, ValueError, AttributeError):
+            sidecar = json.load(handle)
+        if sidecar.get('format') == VIDEO_FRAMES.sidecar:
+            src = sidecar['options'].get('src')
+            videos = sorted(sidecar['videos'], key=lambda video: video['id'])
+            return [video_name(video['source'], src) for video in videos]
+        names = sidecar.get('classes')
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return None
     return names if isinstance(names, list) else None
 
 
+def video_name(source, src):
+    """A video's path relative to its SRC (a file given as SRC: its name)."""
+    if not isinstance(src, str):
+        return source
+    return os.path.relpath(source, src if source != src else os.path.dirname(src))
+
+
 def check_same_classes(train_path, val_path, train_key, val_key):
     """UserError when the val set's labels name other classes than the same labels of the
-    train set: each set numbers its own class folders, so a val folder missing a class (or
-    holding another) shifts every label after it, and the accuracy measures nothing."""
+    train set: each set numbers its own class folders (or videos), so a val folder missing a
+    class (or holding another) shifts every label after it, and the accuracy measures
+    nothing."""
     train, val = class_names(train_path), class_names(val_path) if val_path else None
     if train is None or val is None:
         return
@@ -79,7 +95,8 @@ def check_same_classes(train_path, val_path, train_key, val_key):
             there = f"'{train[label]}'" if label < len(train) else 'no class'
             raise UserError(f"{val_key} {val_path} numbers its classes unlike {train_key} "
                             f"{train_path}: its label {label} is '{name}', the train set's is "
-                            f"{there} (write both from folders with the same classes)")
+                            f"{there} (write both from folders with the same classes, or "
+                            f"video frames files from the same videos)")
 
 
 def stored_labels(loader):

@@ -11,7 +11,7 @@ import torchvision
 
 from eval import main
 from fastssl.config import load_settings
-from fastssl.evaluation import knn_evaluation
+from fastssl.evaluation import check_same_classes, knn_evaluation
 from fastssl.knn import weighted_knn
 from fastssl.trainer import Trainer
 from fastssl_common.errors import UserError, run_cli
@@ -287,6 +287,33 @@ def test_a_val_set_numbering_its_classes_otherwise_is_refused(trained, small_bet
                                f'--logging.knn_train_path={small_beton}',
                                f'--logging.knn_val_path={shifted}', '--data.batch_size=8',
                                '--model.arch=resnet18', '--moco.queue_size=8']))
+
+
+def test_video_frames_files_of_other_videos_are_refused(tmp_path, encode_clip, chelsea_pan,
+                                                        small_beton):
+    """A video frames file labels each frame with its video's number in its own SRC: a val
+    file of other videos (or a subset) numbers them otherwise, and kNN scored 0 % silently."""
+    from writers.write_video_frames import write_video_frames
+
+    def frames_file(name, videos):
+        src = tmp_path / name
+        src.mkdir()
+        for video in videos:
+            encode_clip(src / video, chelsea_pan(8, step=2 + len(video)))
+        out = str(tmp_path / f'{name}.beton')
+        write_video_frames(str(src), out, max_resolution=64, progress=False)
+        return out
+
+    both = frames_file('both', ['a.mp4', 'b.mp4'])
+    copy = frames_file('copy', ['a.mp4', 'b.mp4'])        # the same videos elsewhere
+    only_b = frames_file('only_b', ['b.mp4'])
+    check_same_classes(both, copy, 'eval.train_path', 'eval.val_path')
+    with pytest.raises(UserError, match=re.escape(
+            f"eval.val_path {only_b} numbers its classes unlike eval.train_path {both}: its "
+            f"label 0 is 'b.mp4', the train set's is 'a.mp4'")):
+        check_same_classes(both, only_b, 'eval.train_path', 'eval.val_path')
+    with pytest.raises(UserError, match="its label 0 is '.*', the train set's is 'a.mp4'"):
+        check_same_classes(both, small_beton, 'eval.train_path', 'eval.val_path')
 
 
 @pytest.mark.parametrize('kind, message', [
