@@ -10,6 +10,7 @@ A log that cannot be written (disk full, I/O error) ends the run with one line n
 folder and the OS's reason (:func:`fastssl_common.atomic.write_errors`), not a traceback.
 """
 import contextlib
+import math
 import threading
 from dataclasses import dataclass, field
 
@@ -118,11 +119,14 @@ class Window:
         """The window's ``train/`` scalars; losses and data wait are means over ranks (one
         all-reduce, so every rank must call this)."""
         seconds = max(self.wait + self.busy, 1e-9)
-        values = torch.cat([torch.stack(self.losses).mean(0),
+        # a term is NaN in steps where it had nothing to average (the region term of a batch
+        # without a tracked pair): left out of its mean, and not logged for a window of such
+        values = torch.cat([torch.stack(self.losses).nanmean(0),
                             torch.tensor([self.wait / seconds], device=device)])
         means = distributed.mean_over_ranks(values).tolist()
         stats = {'train/loss': means[0], 'train/lr': lr,
-                 **{f'train/loss_{name}': value for name, value in zip(term_names, means[1:-1])},
+                 **{f'train/loss_{name}': value for name, value in zip(term_names, means[1:-1])
+                    if not math.isnan(value)},
                  'train/pairs_per_s': self.pairs / seconds,
                  'train/data_wait_fraction': means[-1]}
         memory = gpu_memory_gib(device)

@@ -237,13 +237,14 @@ class Trainer(TrainingParts):
         """One optimizer step on the normalised views (in view order) of one batch.
 
         ``tracked``: (B,) bool, samples whose region term counts (None: all). Returns the
-        detached (total, term 1, ...) losses as one tensor, without a host sync.
+        detached (total, term 1, ...) losses as one tensor, without a host sync; the region
+        term is NaN for a batch without a tracked pair (nothing to log).
         """
         pairs = [(views[q], views[k]) for _, q, k in self.variant.terms]
         with torch.autocast(self.device.type, dtype=self.amp_dtype,
                             enabled=self.amp_dtype is not None):
             per_sample, _, keys = self.forward(pairs)
-        terms = []
+        terms, logged = [], []
         for name, losses in zip(self.term_names, per_sample):
             if name == 'region' and tracked is not None:
                 # untracked pairs carry whole-frame "regions": they stay out of this term
@@ -253,15 +254,18 @@ class Trainer(TrainingParts):
                 # count of 0 leaves 0 / (1 / W))
                 count = distributed.mean_over_ranks(weight.sum())
                 terms.append((losses * weight).sum() / count.clamp(min=1 / self.world.size))
+                # a batch without a tracked pair has no region loss to log (not a perfect 0)
+                logged.append(torch.where(count > 0, terms[-1].detach(), float('nan')))
             else:
                 terms.append(losses.mean())
+                logged.append(terms[-1].detach())
         loss = sum(w * t for w, t in zip(self.term_weights, terms))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.model.enqueue_terms(keys)
-        return torch.stack([loss] + terms).detach()
+        return torch.stack([loss.detach()] + logged)
 
     def _check_finite(self, flags, first_step, epoch):
         # any rank's non-finite loss stops every rank at the same step

@@ -59,7 +59,8 @@ def test_fti_rt_masks_untracked_pairs_out_of_the_region_term(tracked_beton, tmp_
     normalised, _ = trainer.prepare_views(views, indices, epoch=0)
     none = torch.zeros(len(indices), dtype=torch.bool)
     total, frame, region = trainer.train_step(normalised, none)
-    assert region == 0 and total == pytest.approx(frame.item())
+    # no tracked pair: the step trains the frame term alone, and has no region loss to log
+    assert torch.isnan(region) and total == pytest.approx(frame.item())
     mask = trainer.tracked(indices)
     assert torch.equal(mask, torch.from_numpy(tracked_pairs(tracked_beton))[indices])
 
@@ -92,6 +93,23 @@ def test_region_variants_refuse_pairs_without_tracks(video_betons, tmp_path, reg
     with pytest.raises(UserError, match='no pair has a tracked region.*--proposals N'):
         Trainer(load_settings(region_args(video_betons[1], tmp_path / 'r', 'rt')))
     assert not (tmp_path / 'r').exists()
+
+
+def test_steps_without_a_tracked_pair_stay_out_of_the_logged_region_loss():
+    """The logged region loss is a mean over the steps that had one: a batch without a
+    tracked pair used to be logged as a perfect 0 and pulled the window's mean down."""
+    from fastssl.monitor import Window
+
+    window = Window()
+    for step in ([2.0, 1.0, 3.0], [1.5, 1.5, float('nan')], [2.5, 1.0, 5.0]):
+        window.add(torch.tensor(step), pairs=8)
+    stats = window.stats(0.1, ('frame', 'region'), torch.device('cpu'))
+    assert stats['train/loss'] == pytest.approx(2.0)
+    assert stats['train/loss_frame'] == pytest.approx(7 / 6)
+    assert stats['train/loss_region'] == pytest.approx(4.0)
+    window = Window()
+    window.add(torch.tensor([1.5, 1.5, float('nan')]), pairs=8)
+    assert 'train/loss_region' not in window.stats(0.1, ('frame', 'region'), torch.device('cpu'))
 
 
 def test_region_term_is_the_mean_over_tracked_pairs_only(tracked_beton, tmp_path, region_args):
