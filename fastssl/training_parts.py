@@ -187,6 +187,11 @@ class TrainingParts:
             region_scale=(s.augment.region_scale_min, s.augment.region_scale_max))
         if len(self.variant.terms) == 1:  # rt: untracked pairs are not loaded at all
             options['indices'] = np.flatnonzero(region_valid)
+            untracked = len(region_valid) - len(options['indices'])
+            if untracked and self.world.is_main:
+                print(f'note: train.variant={s.train.variant} trains on the '
+                      f"{len(options['indices'])} pairs of {s.data.path} with a tracked "
+                      f'region; the other {untracked} are not loaded', flush=True)
         return region_valid, options
 
     def create_model(self):

@@ -154,8 +154,10 @@ class MultiViewLoader:
             indices = indices.astype(np.uint64)  # FFCV's own index type
         self.num_samples = reader.num_samples if indices is None else len(indices)
         if batch_size > self.num_samples and drop_last:
+            read = ('' if indices is None else
+                    f' of its {reader.num_samples} that this loader reads')
             raise UserError(f'batch size {batch_size} is larger than the dataset {path} '
-                            f'({self.num_samples} samples)')
+                            f'({self.num_samples} samples{read})')
         self.path = path
         self.region_valid = None if regions is None else regions.valid
         self.epoch_cell = EpochCell()

@@ -1,5 +1,7 @@
 """Region Tracker training end to end: tracked-proposal pairs from the real writer -> rt and
 fti_rt on the CPU, each term logged, the region term masked where a pair has no track."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -87,6 +89,29 @@ def test_rt_trains_on_tracked_pairs_only(tracked_beton, tmp_path, region_args, s
     trainer.fit()
     assert np.isfinite(scalars(run, 'train/loss_region')).all()
     assert (run / 'checkpoint_last.pt').exists()
+
+
+def test_rt_says_which_pairs_it_leaves_out(video_betons, tmp_path, tmp_path_factory,
+                                           region_args, encode_clip, capsys):
+    """A flat video next to the clip gives pairs without a track: rt skips them, and says so
+    (and its batch-size error counts the pairs it reads, not the file's)."""
+    from writers.write_video_pairs import write_video_pairs
+    src = tmp_path / 'src'
+    src.mkdir()
+    (src / 'clip.mp4').symlink_to(tmp_path_factory.getbasetemp() / 'video0' / 'clip.mp4')
+    encode_clip(src / 'flat.mp4', [np.full((64, 96, 3), 128, np.uint8)] * 24)
+    out = str(tmp_path / 'mixed.beton')
+    write_video_pairs(str(src), out, gap=2, proposals=4, workers=1, progress=False)
+    valid = tracked_pairs(out)
+    assert 8 <= valid.sum() < len(valid)
+    Trainer(load_settings(region_args(out, tmp_path / 'rt', 'rt')))
+    assert (f'note: train.variant=rt trains on the {valid.sum()} pairs of {out} with a tracked '
+            f'region; the other {(~valid).sum()} are not loaded') in capsys.readouterr().out
+    with pytest.raises(UserError, match=re.escape(
+            f'batch size 64 is larger than the dataset {out} ({valid.sum()} samples of its '
+            f'{len(valid)} that this loader reads)')):
+        Trainer(load_settings(region_args(out, tmp_path / 'rt64', 'rt', '--data.batch_size=64',
+                                          '--moco.queue_size=64')))
 
 
 def test_region_variants_refuse_pairs_without_tracks(video_betons, tmp_path, region_args):
