@@ -30,6 +30,15 @@ def spooling(folder):
     return any(path.is_file() and path.stat().st_size > 0 for path in spools)
 
 
+def wait_until_spooling(writer, folder):
+    """Until the ``writer`` process has spooled frames into ``folder`` (it must still run)."""
+    deadline = time.monotonic() + 120
+    while not spooling(folder):
+        assert writer.poll() is None, 'the writer finished before it could be stopped'
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+
+
 def test_a_writer_killed_mid_write_leaves_nothing_after_the_next_run(long_clip, tmp_path,
                                                                      repo):
     out = tmp_path / 'out' / 'frames.beton'
@@ -38,11 +47,7 @@ def test_a_writer_killed_mid_write_leaves_nothing_after_the_next_run(long_clip, 
     writer = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while not spooling(out.parent):
-            assert writer.poll() is None, 'the writer finished before it could be killed'
-            assert time.monotonic() < deadline
-            time.sleep(0.005)
+        wait_until_spooling(writer, out.parent)
         os.kill(writer.pid, signal.SIGKILL)
     finally:
         writer.kill()
@@ -72,11 +77,7 @@ def test_a_writer_stopped_by_sigterm_cleans_up_at_once(long_clip, tmp_path, repo
     writer = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while not spooling(out.parent):
-            assert writer.poll() is None, 'the writer finished before it could be stopped'
-            assert time.monotonic() < deadline
-            time.sleep(0.005)
+        wait_until_spooling(writer, out.parent)
         if to_group:
             os.killpg(writer.pid, signal.SIGTERM)
         else:
