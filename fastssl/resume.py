@@ -95,6 +95,14 @@ def start_position(world, settings, model, optimizer, scaler, steps_per_epoch):
                         f"{state['steps_per_epoch']} of epoch {epoch + 1}, but an epoch of "
                         f"{settings.data.path} now has {steps_per_epoch} steps: a run stopped "
                         f"mid-epoch continues on the same data")
+    saved = state['model'].get('queues')
+    if saved is not None and saved.shape[1:] != model.queues.shape[1:] \
+            and saved.shape[2:] == model.queues.shape[2:]:
+        # moco.queue_size is clamped to what one epoch of data.path fills
+        raise UserError(f'checkpoint {path} holds a queue of {saved.shape[1]} keys, but '
+                        f'{settings.data.path} fills only {model.queues.shape[1]} (moco.'
+                        f'queue_size is clamped to what one epoch fills): resume on the data '
+                        f'the run was started on')
     try:
         model.load_state_dict(state['model'])
         optimizer.load_state_dict(state['optimizer'])

@@ -1,11 +1,14 @@
 """Training end to end on tiny real data: finite decreasing loss, exact resume, bad inputs."""
 
 
+import re
+
 import pytest
 import torch
 
 from fastssl.config import load_settings
 from fastssl.trainer import Trainer
+from fastssl_common.errors import UserError
 
 
 def test_training_epochs_log_finite_losses_and_monitoring(small_beton, tmp_path, tiny_args,
@@ -95,6 +98,32 @@ def test_resume_after_interruption_matches_uninterrupted_run(small_beton, tmp_pa
         assert torch.equal(a[key], b[key]), key
     for sa, sb in zip(opt_a['state'].values(), opt_b['state'].values()):
         assert torch.equal(sa['momentum_buffer'], sb['momentum_buffer'])
+
+
+def test_resuming_on_data_too_small_for_the_queue_says_so(small_beton, tmp_path, tiny_args):
+    """The queue is clamped to what one epoch of data.path fills: on a smaller file the
+    checkpoint's queue no longer fits, which torch reported as a state-dict size mismatch."""
+    import cv2
+    import numpy as np
+
+    from writers.write_images import write_images
+
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        folder = tmp_path / 'few' / f'c{i % 2}'
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f'{i}.png'), rng.integers(0, 255, (48, 48, 3), np.uint8))
+    few = str(tmp_path / 'few.beton')
+    write_images(str(tmp_path / 'few'), few, workers=1, progress=False)
+    run = tmp_path / 'run'
+    common = ('--data.batch_size=4', '--moco.queue_size=12', '--moco.bn_splits=1')
+    Trainer(load_settings(tiny_args(small_beton, run, *common, '--train.epochs=1'))).fit()
+    with pytest.raises(UserError, match=re.escape(
+            f'checkpoint {run}/checkpoint_last.pt holds a queue of 12 keys, but {few} fills '
+            f'only 4 (moco.queue_size is clamped to what one epoch fills): resume on the data '
+            f'the run was started on')):
+        Trainer(load_settings(tiny_args(few, run, *common, '--train.epochs=2',
+                                        '--train.resume=true'))).fit()
 
 
 def test_bad_config_inputs_give_one_line(tmp_path, small_beton, run_script, assert_one_line_error):
