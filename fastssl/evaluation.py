@@ -32,9 +32,24 @@ def labelled_loaders(e):
     same file), checked by :func:`check_labels`."""
     check_threads(e.num_workers, 'eval.num_workers')
     check_batch_memory(e.batch_size, e.resolution, 1, ('eval.batch_size', 'eval.resolution'))
-    loaders = {path: make_eval_loader(path, e.batch_size, e.resolution, e.num_workers)
-               for path in (e.train_path, e.val_path or e.train_path)}
-    check_labels(loaders, e.train_path, e.val_path, 'eval.train_path', 'eval.val_path')
+    return checked_eval_loaders(e.train_path, e.val_path, ('eval.train_path', 'eval.val_path'),
+                                e.batch_size, e.resolution, e.num_workers)
+
+
+def checked_eval_loaders(train_path, val_path, keys, batch_size, resolution, num_workers,
+                         os_cache=True):
+    """{path: eval loader} of ``train_path`` and ``val_path`` (None: the train set), a file
+    refused by its loader named with its key (``keys``: train's, val's), then
+    :func:`check_labels`. ``eval.py`` and the training kNN monitor share it."""
+    loaders = {}
+    for key, path in zip(keys, (train_path, val_path or train_path)):
+        if path not in loaders:
+            try:
+                loaders[path] = make_eval_loader(path, batch_size, resolution, num_workers,
+                                                 os_cache)
+            except UserError as err:
+                raise UserError(f'{key}: {err}') from None
+    check_labels(loaders, train_path, val_path, *keys)
     return loaders
 
 

@@ -10,7 +10,6 @@ import yaml
 
 from fastssl_common.atomic import atomic_path, ensure_writable_dir
 from fastssl_common.errors import UserError
-from loaders.eval_loader import make_eval_loader
 from loaders.integrity import verify
 from loaders.pair_loader import MultiViewLoader, open_beton, tracked_pairs
 from loaders.photometric_params import make_strengths
@@ -18,7 +17,7 @@ from loaders.work_sharing import check_threads
 
 from . import distributed
 from .device import resolve_device, resolve_precision
-from .evaluation import check_labels
+from .evaluation import checked_eval_loaders
 from .gpu_augment import GPUPhotometric
 from .invariance_monitor import InvarianceMonitor, read_sets, render_default_sets
 from .moco import MoCo
@@ -231,10 +230,10 @@ class TrainingParts:
         if not s.logging.knn_train_path:
             return None
         train, val = s.logging.knn_train_path, s.logging.knn_val_path
-        loaders = {path: make_eval_loader(path, s.data.batch_size, s.data.resolution,
-                                          s.data.num_workers, s.data.os_cache)
-                   for path in (train, val or train)}
-        check_labels(loaders, train, val, 'logging.knn_train_path', 'logging.knn_val_path')
+        loaders = checked_eval_loaders(train, val, ('logging.knn_train_path',
+                                                    'logging.knn_val_path'),
+                                       s.data.batch_size, s.data.resolution,
+                                       s.data.num_workers, s.data.os_cache)
         return [loaders[train], loaders[val or train]]
 
     def create_invariance_monitor(self, root):

@@ -11,7 +11,7 @@ import torchvision
 
 from eval import main
 from fastssl.config import load_settings
-from fastssl.evaluation import check_same_classes, knn_evaluation
+from fastssl.evaluation import check_same_classes, checked_eval_loaders, knn_evaluation
 from fastssl.knn import weighted_knn
 from fastssl.trainer import Trainer
 from fastssl_common.errors import UserError, run_cli
@@ -287,6 +287,15 @@ def test_a_val_set_numbering_its_classes_otherwise_is_refused(trained, small_bet
                                f'--logging.knn_train_path={small_beton}',
                                f'--logging.knn_val_path={shifted}', '--data.batch_size=8',
                                '--model.arch=resnet18', '--moco.queue_size=8']))
+
+
+def test_a_refused_file_is_named_with_its_key(small_beton, tmp_path):
+    """The monitor's and eval.py's files come from several keys: the line says which."""
+    notes = tmp_path / 'notes.beton'
+    notes.write_text('not a beton\n' * 100)
+    with pytest.raises(UserError, match=f'^logging.knn_val_path: {re.escape(str(notes))} '):
+        checked_eval_loaders(small_beton, str(notes), ('logging.knn_train_path',
+                                                       'logging.knn_val_path'), 8, 32, 1)
 
 
 def test_video_frames_files_of_other_videos_are_refused(tmp_path, encode_clip, chelsea_pan,
