@@ -8,6 +8,7 @@ it was running one more try each, alone; a task that dies alone too is reported 
 ``on_death``, and the other videos are written.
 """
 import concurrent.futures
+import contextlib
 import ctypes
 import multiprocessing
 import signal
@@ -148,6 +149,19 @@ def run_per_video(function, jobs, workers, progress, desc='reading videos', on_d
     return results
 
 
+@contextlib.contextmanager
+def _no_opencv_threads():
+    """OpenCV's thread pool does not survive fork: a process forked while this one has pool
+    threads parked can hang for ever in cv2.setNumThreads (_init_worker). With one thread
+    there is no pool; the setting is restored after the fork."""
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
+
+
 def _run_pool(function, jobs, todo, workers, shared, results, refresh):
     """Run the jobs numbered ``todo`` in a pool of ``workers`` processes, filling ``results``;
     True when a worker died (the pool is then broken)."""
@@ -155,17 +169,9 @@ def _run_pool(function, jobs, todo, workers, shared, results, refresh):
         return False
     executor = concurrent.futures.ProcessPoolExecutor(
         min(workers, len(todo)), initializer=_init_worker, initargs=(shared,))
-    # OpenCV's thread pool does not survive fork: a worker forked while this process
-    # has pool threads parked can hang for ever in cv2.setNumThreads (_init_worker).
-    # With one thread there is no pool; the fork context starts every worker at the
-    # first submit, so the setting is restored right after.
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
     try:
-        try:
+        with _no_opencv_threads():     # the fork context starts every worker at the first submit
             futures = {executor.submit(_run_job, function, i, jobs[i]): i for i in todo}
-        finally:
-            cv2.setNumThreads(threads)
         pending, broken = set(futures), False
         while pending and not broken:
             done, pending = concurrent.futures.wait(
@@ -191,12 +197,8 @@ def _run_alone(function, number, job, shared, refresh, on_death):
     context = multiprocessing.get_context()
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_alone, args=(function, number, job, shared, sender))
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)              # as for the pool: no OpenCV threads across the fork
-    try:
+    with _no_opencv_threads():
         process.start()
-    finally:
-        cv2.setNumThreads(threads)
     sender.close()
     try:
         while not receiver.poll(0.1):

@@ -56,6 +56,7 @@ SHORTFALL_TOLERANCE = 0.05     # frames short of the header's count that still c
 DAMAGED = 'decoded after a damaged packet, before the next key frame (its picture is wrong)'
 _NUMBERED = re.compile(r'^([0-9]+)$')
 _MAX_FRAME_NUMBER = 2 ** 63 - 1
+_MAX_FRAME_DIGITS = len(str(_MAX_FRAME_NUMBER))   # longer: int() would be slow or refuse
 
 
 class VideoError(Exception):
@@ -110,7 +111,7 @@ def _frame_number(name):
     if ext.lower() not in IMAGE_EXTENSIONS or not _NUMBERED.match(stem):
         return None
     digits = stem.lstrip('0') or '0'
-    if len(digits) > len(str(_MAX_FRAME_NUMBER)) or int(digits) > _MAX_FRAME_NUMBER:
+    if len(digits) > _MAX_FRAME_DIGITS or int(digits) > _MAX_FRAME_NUMBER:
         return None
     return int(digits)
 
