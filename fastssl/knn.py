@@ -34,8 +34,9 @@ def extract_features(backbone_features, loader, device, channels_last=True, dtyp
 @torch.no_grad()
 def weighted_knn(train_features, train_labels, test_features, test_labels, k, temperature,
                  chunk=1024):
-    """Top-1 and top-5 accuracy (percent) of weighted kNN. Features must be L2-normalised;
-    all four tensors on one device (a GPU makes ImageNet-sized banks a matter of seconds)."""
+    """Top-1 and top-5 accuracy (percent) of weighted kNN; top-5 is None with 5 classes or
+    fewer, where it cannot miss. Features must be L2-normalised; all four tensors on one device
+    (a GPU makes ImageNet-sized banks a matter of seconds)."""
     num_classes = int(max(train_labels.max(), test_labels.max())) + 1
     k = min(k, train_features.shape[0])
     top1 = top5 = 0
@@ -49,14 +50,21 @@ def weighted_knn(train_features, train_labels, test_features, test_labels, k, te
         votes = torch.zeros(q.shape[0], num_classes, dtype=weights.dtype, device=q.device)
         votes.scatter_add_(1, train_labels[idx], weights)
         hits = topk_hits(votes, test_labels[start:start + chunk])
-        top1, top5 = top1 + hits[0], top5 + hits[1]
-    n = test_features.shape[0]
-    return 100.0 * top1 / n, 100.0 * top5 / n
+        top1, top5 = top1 + hits[0], None if hits[1] is None else top5 + hits[1]
+    return percent([top1, top5], test_features.shape[0])
 
 
 def topk_hits(scores, truth, ks=(1, 5)):
-    """For each k, how many rows of ``scores`` (N, C) rank class ``truth`` (N,) in their top k
-    (k is capped at C). Shared by the kNN vote and the linear probe."""
-    ranked = scores.topk(min(max(ks), scores.shape[1]), dim=1).indices
+    """For each k, how many rows of ``scores`` (N, C) rank class ``truth`` (N,) in their top k;
+    None for a k >= C, whose top k holds every class (a top-5 of 100 % on 5 classes says
+    nothing about the features). Shared by the kNN vote and the linear probe."""
+    classes = scores.shape[1]
+    ranked = scores.topk(min(max(ks), classes), dim=1).indices
     truth = truth.to(ranked.device).view(-1, 1)
-    return [(ranked[:, :k] == truth).any(dim=1).sum().item() for k in ks]
+    return [(ranked[:, :k] == truth).any(dim=1).sum().item() if k < classes else None
+            for k in ks]
+
+
+def percent(hits, n):
+    """``topk_hits`` counts (summed over chunks) as percentages of ``n`` rows; None stays."""
+    return [None if h is None else 100.0 * h / n for h in hits]

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .knn import topk_hits
+from .knn import percent, topk_hits
 
 
 class LinearProbe(nn.Module):
@@ -82,10 +82,12 @@ def train_linear_probe(features, labels, num_classes, epochs=100, optimizer='sgd
 
 @torch.no_grad()
 def topk_accuracy(probe, features, labels, ks=(1, 5), chunk=65536):
-    """Top-k accuracies (percent) of ``probe`` on (features, labels)."""
+    """Top-k accuracies (percent) of ``probe`` on (features, labels); None for a k at least
+    the number of classes (``topk_hits``)."""
     device = probe.mean.device
     hits = [0] * len(ks)
     for start in range(0, features.shape[0], chunk):
         logits = probe(features[start:start + chunk].float().to(device))
-        hits = [a + b for a, b in zip(hits, topk_hits(logits, labels[start:start + chunk], ks))]
-    return [100.0 * h / features.shape[0] for h in hits]
+        hits = [None if b is None else a + b
+                for a, b in zip(hits, topk_hits(logits, labels[start:start + chunk], ks))]
+    return percent(hits, features.shape[0])

@@ -142,8 +142,10 @@ class Trainer(TrainingParts):
             files = dict(zip((s.knn_train_path, s.knn_val_path or s.knn_train_path), self.knn))
             before = {path: loader.decode_failures.count for path, loader in files.items()}
             top1, top5 = self.evaluate_knn()
-            monitor.scalars(step, **{'knn/top1': top1, 'knn/top5': top5})
-            print(f'{when}: kNN top-1 {top1:.2f} % top-5 {top5:.2f} %', flush=True)
+            monitor.scalars(step, **{'knn/top1': top1},
+                            **({} if top5 is None else {'knn/top5': top5}))
+            top5_shown = '' if top5 is None else f' top-5 {top5:.2f} %'
+            print(f'{when}: kNN top-1 {top1:.2f} %{top5_shown}', flush=True)
             # rank 0 alone reads the whole files: no rank prefix, unlike the training shards
             warn_decode_failures(files, before, f' in the kNN monitor ({when})')
         if self.world.distributed:

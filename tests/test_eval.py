@@ -36,6 +36,8 @@ def test_knn_monitor_logs_the_untrained_network_then_each_due_epoch(trained):
     steps_per_epoch = torch.load(checkpoint, weights_only=False)['steps_per_epoch']
     assert [event.step for event in logged] == [0, steps_per_epoch]
     assert logged[-1].value == pytest.approx(expected[0])
+    # small_beton's 4 classes all fit in a top 5: no top-5 curve stuck at 100 %
+    assert expected[1] is None and 'knn/top5' not in events.Tags()['scalars']
 
 
 def data_args(beton):
@@ -51,6 +53,7 @@ def test_knn_of_checkpoint_equals_trainer_monitor(trained, small_beton, tmp_path
                                output=str(tmp_path / 'knn.json'))
     result = knn_evaluation(settings, k=5, temperature=0.07)
     assert (result['top1'], result['top5']) == pytest.approx(expected)
+    assert result['top5'] is None  # 4 classes
     assert (result['arch'], result['source_format']) == ('resnet18', 'fastssl checkpoint')
     assert json.loads((tmp_path / 'knn.json').read_text())['top1'] == result['top1']
 

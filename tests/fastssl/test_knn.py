@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from ffcv.reader import Reader
@@ -17,13 +18,28 @@ def test_weighted_vote_follows_exp_similarity_over_temperature():
     query = F.normalize(torch.tensor([[1.0, 0.05]]), dim=1)
     # k = 2: neighbours are bank[0] (class 0) and bank[1] (class 1); class 0 is closer.
     top1, top5 = weighted_knn(bank, labels, query, torch.tensor([0]), k=2, temperature=0.1)
-    assert (top1, top5) == (100.0, 100.0)
+    assert (top1, top5) == (100.0, None)  # 2 classes: every top 5 holds the truth
     # k = 3 with a large temperature: votes ~ equal weights, class 1 has two neighbours.
     s = (query @ bank.t())[0]
     w = [math.exp(v / 10.0) for v in s.tolist()]
     assert w[1] + w[2] > w[0]
     top1, _ = weighted_knn(bank, labels, query, torch.tensor([0]), k=3, temperature=10.0)
     assert top1 == 0.0
+
+
+def test_top5_counts_a_truth_ranked_sixth_as_a_miss_and_is_none_up_to_five_classes():
+    """One bank image per class, each at a known angle from the query: the vote ranks the
+    classes by closeness, so the truth's rank is set by hand."""
+    angles = torch.tensor([3.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6])  # class 0 is the farthest
+    bank = torch.stack([angles.cos(), angles.sin()], dim=1)
+    query = torch.tensor([[1.0, 0.0]])
+    for truth, expected in ((6, (0.0, 0.0)), (0, (0.0, 0.0)), (5, (0.0, 100.0)), (2, (0.0, 100.0)),
+                            (1, (100.0, 100.0))):
+        assert weighted_knn(bank, torch.arange(7), query, torch.tensor([truth]), k=7,
+                            temperature=0.1) == pytest.approx(expected)
+    # the same query among 5 classes: its truth is last, but a top 5 holds every class
+    assert weighted_knn(bank[:5], torch.arange(5), query, torch.tensor([0]), k=5,
+                        temperature=0.1) == [0.0, None]
 
 
 def test_extracted_labels_are_the_stored_labels_over_many_small_batches(small_beton):

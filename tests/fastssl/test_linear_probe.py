@@ -29,6 +29,13 @@ def test_probe_separates_separable_classes_at_any_feature_scale(optimizer):
     torch.testing.assert_close(probe.mean, x_train.mean(0))
 
 
+def test_top5_of_five_classes_or_fewer_is_none():
+    x, y = blobs(20, classes=5, seed=3)
+    probe = train_linear_probe(x, y, 5, epochs=5)
+    top1, top5 = topk_accuracy(probe, x, y)
+    assert top1 > 50.0 and top5 is None
+
+
 def test_probe_on_random_labels_is_at_chance_on_held_out_data():
     x_train, _ = blobs(40, seed=0)
     x_val, _ = blobs(40, seed=1)
