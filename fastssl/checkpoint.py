@@ -42,12 +42,14 @@ def set_rng_state(state):
 
 
 def save_checkpoint(run_dir, epoch, model, optimizer, scaler, config, step=None,
-                    steps_per_epoch=None):
+                    steps_per_epoch=None, data_digest=None):
     """Save after finishing ``epoch`` (0-based) as checkpoint_eEEEE.pt and checkpoint_last.pt;
     with ``step``, after that many steps of ``epoch`` (of ``steps_per_epoch``), as
-    checkpoint_last.pt only (the numbered files are epoch ends). Returns the path."""
+    checkpoint_last.pt only (the numbered files are epoch ends). ``data_digest``: the training
+    file's ``tables_digest``, which a resume compares. Returns the path."""
     state = {'next_epoch': epoch + 1 if step is None else epoch, 'next_step': step or 0,
-             'steps_per_epoch': steps_per_epoch, 'model': model.state_dict(),
+             'steps_per_epoch': steps_per_epoch, 'data_digest': data_digest,
+             'model': model.state_dict(),
              'optimizer': optimizer.state_dict(),
              'scaler': scaler.state_dict() if scaler is not None else None,
              'rng': rng_state(), 'config': config}

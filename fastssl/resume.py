@@ -64,11 +64,31 @@ def check_training_checkpoint(path, state):
                     'resumed')
 
 
-def start_position(world, settings, model, optimizer, scaler, steps_per_epoch):
+def check_same_data(path, state, data_path, data_digest):
+    """UserError unless ``data_path`` (whose ``tables_digest`` is ``data_digest``) holds the
+    samples the checkpoint at ``path`` was trained on: a moved copy passes, another dataset or
+    the file rewritten since does not (it could load and train on, with the order, the queue
+    and the epoch position all meaning something else). Checkpoints without a digest pass."""
+    saved = state.get('data_digest')
+    if saved is None or saved == data_digest:
+        return
+    old = (state.get('config') or {}).get('data', {}).get('path')
+    if old in (None, data_path):
+        raise UserError(f'data.path={data_path} was rewritten after checkpoint {path} was '
+                        f'written (its sample and allocation tables differ): resume on the '
+                        f'data the run was started on, or start a new train.run_dir')
+    raise UserError(f'data.path={data_path} is not the data checkpoint {path} was trained on '
+                    f'({old}): their sample and allocation tables differ; resume on {old} or '
+                    f'a copy of it, or start a new train.run_dir')
+
+
+def start_position(world, settings, model, optimizer, scaler, steps_per_epoch,
+                   data_digest=None):
     """-> (epoch, step within it) the run starts at. With ``train.resume``, where the last
     checkpoint in ``train.run_dir`` left off, its state loaded into model, optimizer, scaler
     and the RNGs; else (0, 0), and a run_dir that already holds checkpoints is refused.
-    ``steps_per_epoch`` is this run's: a mid-epoch checkpoint needs the same to continue."""
+    ``steps_per_epoch`` is this run's: a mid-epoch checkpoint needs the same to continue;
+    ``data_digest`` is data.path's (:func:`check_same_data`)."""
     run_dir = settings.train.run_dir
     if not settings.train.resume:
         if from_main(world, lambda: latest_checkpoint(run_dir)):
@@ -85,6 +105,7 @@ def start_position(world, settings, model, optimizer, scaler, steps_per_epoch):
     path, state = from_main(world, read)
     check_training_checkpoint(path, state)
     changed = compare_configs(path, state.get('config'), settings.to_dict())
+    check_same_data(path, state, settings.data.path, data_digest)
     epoch, step = state['next_epoch'], state.get('next_step', 0)
     if epoch > settings.train.epochs:       # equal: a finished run, resumed, has nothing to do
         raise UserError(f'checkpoint {path} has finished {epoch} epochs, more than '

@@ -134,7 +134,7 @@ class Trainer(TrainingParts):
             return None
         return save_checkpoint(self.s.train.run_dir, epoch, self.model, self.optimizer,
                                self.scaler if self.scaler.is_enabled() else None,
-                               self.s.to_dict(), step, len(self.loader))
+                               self.s.to_dict(), step, len(self.loader), self.data_digest)
 
     def _monitor_knn(self, when, step, monitor):
         if self.world.is_main:  # the other ranks wait (within dist.timeout_s) at the barrier

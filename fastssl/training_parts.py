@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from fastssl_common.atomic import atomic_path, ensure_writable_dir
+from fastssl_common.beton_file import tables_digest
 from fastssl_common.errors import UserError
 from loaders.integrity import verify
 from loaders.pair_loader import MultiViewLoader, open_beton, tracked_pairs
@@ -73,6 +74,7 @@ class TrainingParts:
         torch.manual_seed(s.train.seed)
         self.variant = VARIANTS[s.train.variant]
         self.loader, self.region_valid = self.create_loader()
+        self.data_digest = from_main(self.world, lambda: tables_digest(s.data.path))
         self.term_names = [name for name, _, _ in self.variant.terms]
         self.term_weights = [s.moco.region_weight if name == 'region' else s.moco.frame_weight
                              for name in self.term_names]
@@ -81,7 +83,8 @@ class TrainingParts:
         self.model = self.create_model()
         self.optimizer, self.scaler = self.create_optimizer()
         self.start_epoch, self.start_step = start_position(
-            self.world, s, self.model, self.optimizer, self.scaler, len(self.loader))
+            self.world, s, self.model, self.optimizer, self.scaler, len(self.loader),
+            self.data_digest)
         self.forward = self.create_forward()  # after a resume: DDP broadcasts rank 0's model
         self.knn = self.create_knn_loaders()
         # the run folder last, once every check has passed: a refusal leaves no empty folder

@@ -19,7 +19,8 @@ samples.
 
 :func:`file_digest` is what the writers record in the sidecar (``integrity``) and what
 ``python -m loaders.verify`` checks against it: the size, the SHA-256 of the whole file and of
-every ``page_size`` chunk (so a damaged region can be named).
+every ``page_size`` chunk (so a damaged region can be named). :func:`tables_digest` names a
+dataset cheaply (a training checkpoint records it, so that a resume finds other data).
 """
 import hashlib
 import os
@@ -151,6 +152,29 @@ def check_integrity_entry(integrity, sidecar_path):
             name = 'integrity' if not whole else f'integrity.{key}'
             raise UserError(f'sidecar {sidecar_path}: missing or invalid {name!r} (damaged '
                             f'or edited?)')
+
+
+def tables_digest(path):
+    """SHA-256 of the ``.beton`` at ``path`` without its data pages: the header, the field
+    descriptors, the metadata rows and the allocation table. Any copy of a file gives the
+    same; another dataset does not (its sample count, image sizes, labels or data offsets
+    differ), and it costs a read of the tables only. UserError if the file is no ``.beton``."""
+    layout = check_layout(path)
+    digest = hashlib.sha256()
+    try:
+        with open(path, 'rb', buffering=0) as handle:
+            for start, end in ((0, layout.metadata_end), (layout.alloc_table_ptr,
+                                                          layout.required)):
+                handle.seek(start)
+                while start < end:
+                    data = handle.read(min(HASH_CHUNK, end - start))
+                    if not data:
+                        raise truncated(path, layout.size, end)
+                    digest.update(data)
+                    start += len(data)
+    except OSError as err:
+        raise UserError(f'cannot read {path}: {err.strerror}') from None
+    return digest.hexdigest()
 
 
 def file_digest(path, page_size, advance=None):

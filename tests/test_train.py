@@ -2,6 +2,7 @@
 
 
 import re
+import shutil
 
 import pytest
 import torch
@@ -100,9 +101,11 @@ def test_resume_after_interruption_matches_uninterrupted_run(small_beton, tmp_pa
         assert torch.equal(sa['momentum_buffer'], sb['momentum_buffer'])
 
 
-def test_resuming_on_data_too_small_for_the_queue_says_so(small_beton, tmp_path, tiny_args):
-    """The queue is clamped to what one epoch of data.path fills: on a smaller file the
-    checkpoint's queue no longer fits, which torch reported as a state-dict size mismatch."""
+def test_resuming_on_other_data_is_refused(small_beton, tmp_path, tiny_args):
+    """A checkpoint records its data's sample and allocation tables: another file, or the same
+    path rewritten, is refused before any state is loaded. A checkpoint without that record
+    (written before it existed) still meets the queue's check: the queue is clamped to what
+    one epoch of data.path fills, and on a smaller file torch reported a size mismatch."""
     import cv2
     import numpy as np
 
@@ -115,15 +118,35 @@ def test_resuming_on_data_too_small_for_the_queue_says_so(small_beton, tmp_path,
         cv2.imwrite(str(folder / f'{i}.png'), rng.integers(0, 255, (48, 48, 3), np.uint8))
     few = str(tmp_path / 'few.beton')
     write_images(str(tmp_path / 'few'), few, workers=1, progress=False)
+    data = tmp_path / 'data.beton'
+    shutil.copyfile(small_beton, data)
     run = tmp_path / 'run'
     common = ('--data.batch_size=4', '--moco.queue_size=12', '--moco.bn_splits=1')
-    Trainer(load_settings(tiny_args(small_beton, run, *common, '--train.epochs=1'))).fit()
+    Trainer(load_settings(tiny_args(str(data), run, *common, '--train.epochs=1'))).fit()
+    checkpoint = run / 'checkpoint_last.pt'
+
+    def resume(path):
+        Trainer(load_settings(tiny_args(str(path), run, *common, '--train.epochs=2',
+                                        '--train.resume=true')))
     with pytest.raises(UserError, match=re.escape(
-            f'checkpoint {run}/checkpoint_last.pt holds a queue of 12 keys, but {few} fills '
-            f'only 4 (moco.queue_size is clamped to what one epoch fills): resume on the data '
-            f'the run was started on')):
-        Trainer(load_settings(tiny_args(few, run, *common, '--train.epochs=2',
-                                        '--train.resume=true'))).fit()
+            f'data.path={few} is not the data checkpoint {checkpoint} was trained on ({data}): '
+            f'their sample and allocation tables differ; resume on {data} or a copy of it, or '
+            f'start a new train.run_dir')):
+        resume(few)
+    shutil.copyfile(few, data)
+    with pytest.raises(UserError, match=re.escape(
+            f'data.path={data} was rewritten after checkpoint {checkpoint} was written (its '
+            f'sample and allocation tables differ): resume on the data the run was started '
+            f'on, or start a new train.run_dir')):
+        resume(data)
+    state = torch.load(checkpoint, weights_only=False)
+    del state['data_digest']
+    torch.save(state, checkpoint)
+    with pytest.raises(UserError, match=re.escape(
+            f'checkpoint {checkpoint} holds a queue of 12 keys, but {few} fills only 4 '
+            f'(moco.queue_size is clamped to what one epoch fills): resume on the data the run '
+            f'was started on')):
+        resume(few)
 
 
 def test_bad_config_inputs_give_one_line(tmp_path, small_beton, run_script, assert_one_line_error):

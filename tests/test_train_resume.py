@@ -51,6 +51,15 @@ def test_settings_that_may_change_are_named_when_resuming(resume, capsys):
     assert 'train.resume' not in line
 
 
+def test_a_copy_of_the_data_elsewhere_is_accepted(resume, small_beton, tmp_path, capsys):
+    copy = tmp_path / 'local' / 'train.beton'
+    copy.parent.mkdir()
+    shutil.copyfile(small_beton, copy)
+    trainer = resume(f'--data.path={copy}', '--train.epochs=2')
+    assert (trainer.start_epoch, trainer.start_step) == (1, 0)
+    assert f"data.path='{small_beton}' (now '{copy}')" in capsys.readouterr().err
+
+
 def test_tensors_that_do_not_fit_are_described_past_the_colon(resume):
     """A checkpoint without a saved config (older ones) is checked by its tensors alone."""
     path = resume.run / 'checkpoint_last.pt'

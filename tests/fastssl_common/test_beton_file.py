@@ -1,7 +1,7 @@
 """fastssl_common/beton_file.py: a .beton path that cannot be read is one line naming it."""
 import pytest
 
-from fastssl_common.beton_file import check_layout
+from fastssl_common.beton_file import check_layout, tables_digest
 from fastssl_common.errors import UserError
 
 
@@ -9,3 +9,31 @@ def test_a_file_that_cannot_be_read_names_the_reason():
     # /proc/self/mem is a file whose reading fails (EIO): a real unreadable file, even for root
     with pytest.raises(UserError, match='cannot read /proc/self/mem: Input/output error'):
         check_layout('/proc/self/mem')
+
+
+def test_tables_digest_names_the_dataset_not_the_copy(small_beton, tmp_path):
+    """A copy keeps the digest; a byte changed in the metadata rows or in an allocation's size
+    changes it; a data-page byte (an image's pixels) is outside what it covers."""
+    import shutil
+
+    from ffcv.reader import Reader
+
+    copy = tmp_path / 'copy.beton'
+    shutil.copyfile(small_beton, copy)
+    original = tables_digest(small_beton)
+    assert tables_digest(copy) == original and len(original) == 64
+    layout = check_layout(copy)
+    reader = Reader(str(copy))
+    first_image = int(reader.alloc_table['ptr'].min())
+
+    def changed(offset):
+        data = bytearray(copy.read_bytes())
+        data[offset] ^= 1
+        copy.write_bytes(bytes(data))
+        digest = tables_digest(copy)
+        data[offset] ^= 1
+        copy.write_bytes(bytes(data))
+        return digest != original
+    assert changed(layout.metadata_end - 1)            # the last sample's metadata row
+    assert changed(layout.alloc_table_ptr + 16)        # the first allocation's size
+    assert not changed(first_image + 100)              # inside an image
