@@ -22,7 +22,7 @@ from loaders.eval_loader import make_eval_loader
 from loaders.work_sharing import check_threads
 
 from .device import resolve_device, resolve_precision
-from .knn import extract_features, weighted_knn
+from .knn import extract_features, usable_neighbours, weighted_knn
 from .linear_probe import topk_accuracy, train_linear_probe
 from .model_io import load_backbone
 
@@ -168,13 +168,16 @@ def knn_evaluation(e, k, temperature):
     loaders = labelled_loaders(e)
     # a bank smaller than k (the default 200 on a small labelled set) votes with all of it;
     # the result says so rather than report the k asked for
-    used = min(k, int(loaders[e.train_path].reader.num_samples))
     summary, bank, queries = split_features(e, device, backbone, loaders, l2_normalize=True)
+    # a val set that is the train set is scored leave-one-out: no query votes for itself
+    leave_one_out = queries is bank
+    used = min(k, usable_neighbours(int(loaders[e.train_path].reader.num_samples),
+                                    leave_one_out))
     top1, top5 = weighted_knn(*(t.to(device) for t in (*bank, *queries)), k=used,
-                              temperature=temperature)
+                              temperature=temperature, leave_one_out=leave_one_out)
     asked = {} if used == k else {'k_requested': k}
     return _finish(e, {**summary, 'k': used, **asked, 'temperature': temperature,
-                       'top1': top1, 'top5': top5})
+                       'leave_one_out': leave_one_out, 'top1': top1, 'top5': top5})
 
 
 def linear_evaluation(e, p):

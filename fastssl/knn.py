@@ -3,6 +3,8 @@
 Each query votes with its k nearest training features (cosine similarity s), weighted by
 exp(s / T); the class with the largest summed weight wins.
 """
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -33,16 +35,21 @@ def extract_features(backbone_features, loader, device, channels_last=True, dtyp
 
 @torch.no_grad()
 def weighted_knn(train_features, train_labels, test_features, test_labels, k, temperature,
-                 chunk=1024):
+                 leave_one_out=False, chunk=1024):
     """Top-1 and top-5 accuracy (percent) of weighted kNN; top-5 is None with 5 classes or
     fewer, where it cannot miss. Features must be L2-normalised; all four tensors on one device
-    (a GPU makes ImageNet-sized banks a matter of seconds)."""
+    (a GPU makes ImageNet-sized banks a matter of seconds). ``leave_one_out``: the queries are
+    the bank itself, row for row, and none votes for itself (its own label at similarity 1
+    would outvote its neighbours and measure nothing); k is then at most the bank less one."""
     num_classes = int(max(train_labels.max(), test_labels.max())) + 1
-    k = min(k, train_features.shape[0])
+    k = min(k, usable_neighbours(train_features.shape[0], leave_one_out))
     top1 = top5 = 0
     for start in range(0, test_features.shape[0], chunk):
         q = test_features[start:start + chunk]
         sim = q @ train_features.t()
+        if leave_one_out:
+            rows = torch.arange(q.shape[0], device=q.device)
+            sim[rows, rows + start] = -math.inf
         sim_k, idx = sim.topk(k, dim=1)
         # exp(s / T) overflows float32 once s / T > 88 (T < 0.0113), and tied inf votes rank
         # classes by index: weigh relative to the nearest, which scales a query's votes alike
@@ -52,6 +59,11 @@ def weighted_knn(train_features, train_labels, test_features, test_labels, k, te
         hits = topk_hits(votes, test_labels[start:start + chunk])
         top1, top5 = top1 + hits[0], None if hits[1] is None else top5 + hits[1]
     return percent([top1, top5], test_features.shape[0])
+
+
+def usable_neighbours(bank_size, leave_one_out):
+    """The most neighbours a query can have: the bank, less the query itself when it is in."""
+    return bank_size - 1 if leave_one_out else bank_size
 
 
 def topk_hits(scores, truth, ks=(1, 5)):

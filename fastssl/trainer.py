@@ -290,4 +290,5 @@ class Trainer(TrainingParts):
             self.amp_dtype)
         self.model.train()
         return weighted_knn(*bank, *queries, k=self.s.logging.knn_k,
-                            temperature=self.s.logging.knn_temperature)
+                            temperature=self.s.logging.knn_temperature,
+                            leave_one_out=queries is bank)

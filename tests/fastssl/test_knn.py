@@ -42,6 +42,24 @@ def test_top5_counts_a_truth_ranked_sixth_as_a_miss_and_is_none_up_to_five_class
                         temperature=0.1) == [0.0, None]
 
 
+def test_leave_one_out_equals_each_query_against_the_bank_without_it():
+    """The reference: one query at a time, its own row removed from the bank."""
+    g = torch.Generator().manual_seed(0)
+    bank = F.normalize(torch.randn(40, 8, generator=g), dim=1)
+    labels = torch.randint(0, 7, (40,), generator=g)
+    hits = [0, 0]
+    for i in range(40):
+        others = torch.arange(40) != i
+        top = weighted_knn(bank[others], labels[others], bank[i:i + 1], labels[i:i + 1], k=10,
+                           temperature=0.1)
+        hits = [h + t / 100.0 for h, t in zip(hits, top)]
+    ours = weighted_knn(bank, labels, bank, labels, k=10, temperature=0.1, leave_one_out=True,
+                        chunk=16)                                  # chunks off the diagonal
+    assert ours == pytest.approx([100.0 * h / 40 for h in hits])
+    # with itself in the bank every query finds its own label at similarity 1
+    assert weighted_knn(bank, labels, bank, labels, k=10, temperature=0.1)[0] > ours[0]
+
+
 def test_extracted_labels_are_the_stored_labels_over_many_small_batches(small_beton):
     """FFCV refills the same label buffers batch after batch: the labels kept for the kNN bank
     must be copies, or later batches overwrite earlier ones on the CPU (they did: a bank of one
