@@ -54,6 +54,10 @@ def measure(s, checkpoints, ks):
     backbones = [load_backbone(path, s.arch, device) for _, path in checkpoints]
     if s.reference:
         references = reference_backbones([b.arch for b in backbones], s.seed, device)
+        for name, path in checkpoints:
+            if name in references:
+                raise UserError(f'invariance.checkpoints: {path} is named {name}, the name of '
+                                f'the untrained reference: give it another (NAME=PATH)')
         checkpoints += [(name, None) for name in references]
         backbones += list(references.values())
     dims = [b.feature_dim for b in backbones]
@@ -66,6 +70,10 @@ def measure(s, checkpoints, ks):
           f' extracting {size} px features with {len(backbones)} backbone(s) on {device}',
           flush=True)
     features = all_features(backbones, data.images, size, s, device, dtype)
+    for (name, path), feats in zip(checkpoints, features):
+        if not feats.isfinite().all():
+            raise UserError(f'{path or name} gives NaN or infinite features on {data.dataset}'
+                            f' (its weights are damaged, or the run diverged)')
     names = [name for name, _ in checkpoints]
     bootstrap = Bootstrap(s.bootstrap, s.confidence, s.seed, s.resample)
     results = []
@@ -110,12 +118,17 @@ def parse_checkpoints(text):
         if not entry:
             continue
         # An existing file is a path even when its name holds '='; else NAME=PATH.
-        name, sep, path = ('', '', entry) if os.path.isfile(entry) else entry.partition('=')
+        name, sep, path = ('', '', entry) if os.path.isfile(entry) else \
+            (part.strip() for part in entry.partition('='))
         if not sep:
             path = entry
             stem = os.path.splitext(os.path.basename(path))[0].split('.')[0]
             parent = os.path.basename(os.path.dirname(os.path.abspath(path)))
             name = parent if stem.startswith('checkpoint') and parent else stem
+        elif name in ('', '.', '..') or '/' in name or os.sep in name:
+            # a name is a TensorBoard run folder inside invariance.run_dir
+            raise UserError(f"invariance.checkpoints: the name of {path} must be a plain name, "
+                            f"not '{name}' (it names a TensorBoard run in invariance.run_dir)")
         if not os.path.isfile(path):
             raise UserError(f'invariance.checkpoints: checkpoint not found: {path}')
         seen[name] = seen.get(name, 0) + 1
@@ -133,6 +146,9 @@ def parse_ks(text):
     if not ks or min(ks) < 1:
         raise UserError(f"invariance.top_k must be comma-separated positive integers, got "
                         f"'{text}'")
+    twice = sorted({k for k in ks if ks.count(k) > 1})
+    if twice:
+        raise UserError(f"invariance.top_k lists {twice[0]} twice: '{text}'")
     return ks
 
 
@@ -149,10 +165,17 @@ def check_outputs(s, inputs=()):
         raise UserError(f'invariance.plot must end in .png: {s.plot}')
     check_output(s.output, 'invariance.output', inputs)
     check_output(s.plot, 'invariance.plot', inputs, PNG)
-    for source in filter(os.path.isdir, inputs):
-        if s.run_dir and within(s.run_dir, source):
+    if s.output and s.plot and os.path.realpath(s.output) == os.path.realpath(s.plot):
+        raise UserError(f'invariance.output and invariance.plot are both {s.plot}: give two '
+                        f'files')
+    for source in filter(None, inputs):
+        if s.run_dir and os.path.isdir(source) and within(s.run_dir, source):
             raise UserError(f'invariance.run_dir {s.run_dir} is inside {source}, an input of '
                             f'this run: give another folder')
+        if s.run_dir and os.path.isfile(source) and within(source, s.run_dir):
+            # its TensorBoard runs would land among those of the training run it came from
+            raise UserError(f'invariance.run_dir {s.run_dir} holds {source}, an input of this '
+                            f'run: give a folder of its own')
     for folder in output_folders(s):
         ensure_writable_dir(folder)
 

@@ -162,6 +162,14 @@ def test_bad_inputs_fail_before_any_work(rendered, checkpoints, tmp_path, capsys
     with pytest.raises(UserError, match='matches no known checkpoint format'):
         main(base + ['--invariance.kind=rendered', f'--invariance.root={rendered}',
                      f'--invariance.checkpoints={bad}'])
+    # with several checkpoints the line must say which one diverged
+    diverged = tmp_path / 'diverged.pth'
+    state = torch.load(checkpoints[0])
+    state['conv1.weight'][0, 0, 0, 0] = float('nan')
+    torch.save(state, diverged)
+    with pytest.raises(UserError, match=f'^{diverged} gives NaN or infinite features on '):
+        main(base + ['--invariance.kind=rendered', f'--invariance.root={rendered}',
+                     f'--invariance.checkpoints={checkpoints[0]},{diverged}'])
 
 
 def test_random_init_reference_row(rendered, checkpoints, tmp_path, capsys):
@@ -188,6 +196,13 @@ def test_random_init_reference_row(rendered, checkpoints, tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert [c['name'] for c in doc['checkpoints']] == ['resnet18_seed1']
     assert {r['checkpoint'] for r in doc['results']} == {'resnet18_seed1'}
+    # a checkpoint may not take the reference's name: two rows of one name, one of them not
+    # the untrained network, used to share the reference's cells
+    named = [*base[:3], f'--invariance.checkpoints=random_init={checkpoints[1]}', *base[4:]]
+    with pytest.raises(UserError, match=f'{checkpoints[1]} is named random_init, the name of '
+                                        f'the untrained reference'):
+        main(named)
+    assert main(named + ['--invariance.reference=false']) == 0
 
 
 def test_a_refused_run_leaves_no_output_folders_and_replaces_no_input(rendered, checkpoints,

@@ -1,6 +1,7 @@
 """fastssl/invariance_command.py's option parsing: checkpoints named by run folder or file stem
 (made unique, NAME=PATH when asked), top-K lists, and outputs checked before any work.
 (The command end to end: tests/test_eval_invariance.py.)"""
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -22,7 +23,7 @@ def test_checkpoint_names(tmp_path):
     odd = touch(tmp_path / 'lr=0.1.pt')                   # an existing file: a path, not NAME=
     assert parse_checkpoints(f'{fti}, {rt},{plain},,{odd}') == [
         ('fti', fti), ('rt', rt), ('resnet50', plain), ('lr=0', odd)]
-    assert parse_checkpoints(f'mine={plain},{plain},{plain}') == [
+    assert parse_checkpoints(f'mine = {plain},{plain},{plain}') == [
         ('mine', plain), ('resnet50', plain), ('resnet50#2', plain)]
 
 
@@ -33,6 +34,12 @@ def test_checkpoint_refusals(tmp_path):
         parse_checkpoints('a=nowhere.pt')
     with pytest.raises(UserError, match='names no checkpoint'):
         parse_checkpoints(' , ')
+    # a name is a TensorBoard run folder in invariance.run_dir: ../x would write outside it
+    plain = touch(tmp_path / 'a.pt')
+    for name in ('../../elsewhere', 'a/b', '', '..'):
+        with pytest.raises(UserError, match=f"the name of .*a.pt must be a plain name, not "
+                                            f"'{re.escape(name)}'"):
+            parse_checkpoints(f'{name}={plain}')
 
 
 def test_top_k():
@@ -40,6 +47,9 @@ def test_top_k():
     for bad in ('', '0,10', 'ten', '10,-1'):
         with pytest.raises(UserError, match=f"invariance.top_k must be .*got '{bad}'"):
             parse_ks(bad)
+    # the table showed the @10 columns twice, the JSON's scores had one
+    with pytest.raises(UserError, match="invariance.top_k lists 10 twice: '25,10,10'"):
+        parse_ks('25,10,10')
 
 
 def test_outputs_are_checked_before_the_work(tmp_path):
@@ -56,3 +66,18 @@ def test_outputs_are_checked_before_the_work(tmp_path):
     with pytest.raises(UserError, match='cannot create output folder .*file/sub'):
         check_outputs(SimpleNamespace(plot=None, output=str(blocker / 'sub' / 'a.json'),
                                       run_dir=None))
+
+
+def test_outputs_that_would_clobber_each_other_or_a_training_run_are_refused(tmp_path):
+    same = str(tmp_path / 'same.png')
+    with pytest.raises(UserError, match='invariance.output and invariance.plot are both '
+                                        '.*same.png: give two files'):
+        check_outputs(SimpleNamespace(plot=same, output=same, run_dir=None))
+    checkpoint = touch(tmp_path / 'run1' / 'checkpoint_last.pt')
+    for run_dir in (tmp_path / 'run1', tmp_path):
+        with pytest.raises(UserError, match=f'invariance.run_dir {run_dir} holds '
+                                            f'{checkpoint}, an input of this run'):
+            check_outputs(SimpleNamespace(plot=None, output=None, run_dir=str(run_dir)),
+                          [checkpoint])
+    check_outputs(SimpleNamespace(plot=None, output=None, run_dir=str(tmp_path / 'run1' / 'inv')),
+                  [checkpoint])
