@@ -72,18 +72,21 @@ class Trainer(TrainingParts):
         s = self.s
         self.warn_small_bn_groups()
         self._decodes_failed = self.loader.decode_failures.count
+        # the untrained network, the reference the curves start from, is measured before the
+        # run's config and events are written: a monitor set that cannot be read leaves none
+        untrained = {}
+        if (self.start_epoch, self.start_step) == (0, 0):
+            if self.knn:
+                untrained.update(self._monitor_knn('before training'))
+            if s.logging.invariance_every:
+                untrained.update(self._monitor_invariance('before training'))
         monitor = self.create_monitor()
+        monitor.scalars(0, **untrained)
         steps_per_epoch = len(self.loader)
         last_path = None
         end = s.train.epochs if stop_after is None else min(stop_after, s.train.epochs)
         try:
             with StopSignals(self.world) as stop:
-                # the untrained network: the reference the curves start from
-                if (self.start_epoch, self.start_step) == (0, 0):
-                    if self.knn:
-                        self._monitor_knn('before training', 0, monitor)
-                    if s.logging.invariance_every:
-                        self._monitor_invariance('before training', 0, monitor)
                 for epoch in range(self.start_epoch, end):
                     first = self.start_step if epoch == self.start_epoch else 0
                     done, signum = self._run_epoch(epoch, first, steps_per_epoch, monitor, stop)
@@ -117,9 +120,9 @@ class Trainer(TrainingParts):
         def due(every):  # every N epochs and at the last; 0 = off
             return every and not stopping and (done % every == 0 or done == s.train.epochs)
         if self.knn and due(s.logging.knn_every):
-            self._monitor_knn(f'epoch {done}', done * steps_per_epoch, monitor)
+            monitor.scalars(done * steps_per_epoch, **self._monitor_knn(f'epoch {done}'))
         if due(s.logging.invariance_every):
-            self._monitor_invariance(f'epoch {done}', done * steps_per_epoch, monitor)
+            monitor.scalars(done * steps_per_epoch, **self._monitor_invariance(f'epoch {done}'))
         monitor.flush()
         return path
 
@@ -136,28 +139,32 @@ class Trainer(TrainingParts):
                                self.scaler if self.scaler.is_enabled() else None,
                                self.s.to_dict(), step, len(self.loader), self.data_digest)
 
-    def _monitor_knn(self, when, step, monitor):
+    def _monitor_knn(self, when):
+        """The kNN monitor's scalars on rank 0 ({} on the others), printed there."""
+        scalars = {}
         if self.world.is_main:  # the other ranks wait (within dist.timeout_s) at the barrier
             s = self.s.logging
             files = dict(zip((s.knn_train_path, s.knn_val_path or s.knn_train_path), self.knn))
             before = {path: loader.decode_failures.count for path, loader in files.items()}
             top1, top5 = self.evaluate_knn()
-            monitor.scalars(step, **{'knn/top1': top1},
-                            **({} if top5 is None else {'knn/top5': top5}))
+            scalars = {'knn/top1': top1, **({} if top5 is None else {'knn/top5': top5})}
             top5_shown = '' if top5 is None else f' top-5 {top5:.2f} %'
             print(f'{when}: kNN top-1 {top1:.2f} %{top5_shown}', flush=True)
             # rank 0 alone reads the whole files: no rank prefix, unlike the training shards
             warn_decode_failures(files, before, f' in the kNN monitor ({when})')
         if self.world.distributed:
             torch.distributed.barrier()
+        return scalars
 
-    def _monitor_invariance(self, when, step, monitor):
+    def _monitor_invariance(self, when):
+        """The invariance monitor's scalars on rank 0 ({} on the others), printed there."""
+        scalars = {}
         if self.world.is_main:  # as the kNN monitor: the other ranks wait at the barrier
             scalars = self.invariance.measure(self.model.encoder_q, self.device)
-            monitor.scalars(step, **scalars)
             print(f'{when}: {self.invariance.summary(scalars)}', flush=True)
         if self.world.distributed:
             torch.distributed.barrier()
+        return scalars
 
     def _run_epoch(self, epoch, first, steps_per_epoch, monitor, stop):
         """Steps ``first`` .. of ``epoch``; returns (steps done, signal): all steps and 0, or

@@ -20,7 +20,7 @@ from writers.render_invariance_sets import render_sets
 @pytest.fixture(scope='module')
 def rendered(tmp_path_factory):
     root = tmp_path_factory.mktemp('inv') / 'rendered'
-    render_sets(str(root), objects=4, instances=3, per_set=3, size=32, seed=1,
+    render_sets(str(root), objects=21, instances=3, per_set=3, size=32, seed=1,
                 transformations=('viewpoint', 'instance'))
     return root
 

@@ -20,8 +20,9 @@ from fastssl.trainer import Trainer
 from fastssl_common.errors import UserError
 from writers.render_invariance_sets import TRANSFORMATIONS, render_sets
 
-# rendered data small enough for a test (the default renders 24 objects at 64 px)
-TINY_RENDER = ('--objects', '4', '--instances', '3', '--per-set', '3', '--size', '32',
+# rendered data small enough for a test (the default renders 24 objects at 64 px; 21 is the
+# fewest the score can tell apart)
+TINY_RENDER = ('--objects', '21', '--instances', '3', '--per-set', '3', '--size', '32',
                '--seed', '1')
 TAGS = [f'invariance/{t}/top{k}' for t in TRANSFORMATIONS for k in (10, 25)]
 
@@ -137,6 +138,22 @@ def test_bad_sets_are_one_line_naming_the_key_before_any_folder(
         Trainer(load_settings(tiny_args(small_beton, run, '--logging.invariance_every=1',
                                         f'--logging.invariance_sets={empty}')))
     assert not run.exists()
+
+
+def test_an_unreadable_set_image_stops_the_run_before_its_files_are_written(
+        small_beton, tiny_args, tiny_sets, tmp_path):
+    """The images are read when the untrained network is measured; a rerun after the fix
+    used to add a second events file next to the first one's config and events."""
+    import shutil
+    sets = tmp_path / 'sets'
+    shutil.copytree(tiny_sets, sets)
+    image = sorted((sets / 'viewpoint').rglob('*.png'))[0]
+    image.write_bytes(image.read_bytes()[:40])
+    run = tmp_path / 'run'
+    with pytest.raises(UserError, match=f'cannot read image .*{image.name}'):
+        Trainer(load_settings(tiny_args(small_beton, run, '--logging.invariance_every=1',
+                                        f'--logging.invariance_sets={sets}'))).fit()
+    assert not run.exists() or list(run.iterdir()) == []
 
 
 def test_bad_keys_are_refused_when_the_config_is_read(small_beton, tiny_args, tmp_path):

@@ -177,7 +177,7 @@ def test_video_pairs_tracked_rows_use_the_named_slices(tmp_path, load_all):
 
 def test_rendered_manifest(tmp_path):
     out = tmp_path / 'sets'
-    render_sets(str(out), objects=2, per_set=3, size=16, transformations=('viewpoint',))
+    render_sets(str(out), objects=21, per_set=3, size=32, transformations=('viewpoint',))
     manifest = json.loads((out / RENDERED_MANIFEST).read_text())
     assert (manifest['format'], manifest['label']) == (RENDERED_FORMAT, RENDERED_LABEL)
     data = read_dataset('rendered', str(out))
