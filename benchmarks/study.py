@@ -38,7 +38,7 @@ CPU_CLIPS = ('bikes.mp4', 'carphone_pristine.mp4', 'bigbuckbunny.mp4')
 PRESETS = {
     'quick': dict(seeds=1, budget_pairs=48, resolution=32, batch_size=8, queue=16, lr=0.3,
                   warmup=0.0, checkpoints=1, stride=4, gap=4, max_resolution=64, proposals=4,
-                  workers=1, objects=6, instances=3, per_set=3, render_size=32, bootstrap=100,
+                  workers=1, objects=21, instances=3, per_set=3, render_size=32, bootstrap=100,
                   recipe='demo_video'),
     'cpu': dict(seeds=3, budget_pairs=4800, resolution=64, batch_size=16, queue=256, lr=0.5,
                 warmup=0.1, checkpoints=10, stride=1, gap=[1, 7], max_resolution=256, proposals=8,
@@ -211,6 +211,10 @@ def check_training(runs, s):
 def check_out(out):
     """``--out`` must be a folder this process can write, or not exist yet (it is created
     once every input is checked: :func:`make_out`)."""
+    if ',' in out:   # the checkpoints under it reach eval.py invariance in a ','-separated list
+        raise UserError(f'--out {out}: a comma cannot be in the path (eval.py invariance '
+                        f'takes the checkpoints under it as a comma-separated list); use '
+                        f'another --out')
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError(f'--out {out} is a file, not a folder')
     if os.path.isdir(out) and not os.access(out, os.W_OK | os.X_OK):

@@ -2,7 +2,7 @@
 is already there: the .betons (writers), a training run per (row, seed) (``train.py``,
 resumed with ``--train.resume=true`` when it stopped), an untrained network per seed, and the
 evaluations (``eval.py invariance``, ``eval.py knn``/``linear``), one JSON per checkpoint and
-set.
+set, reused only when made on the same set or labelled .betons.
 
 The commands run in this process (their ``main`` with an argv): importing torch and FFCV
 once instead of once per step saves tens of seconds per step on a small machine. Each step's
@@ -10,8 +10,11 @@ output goes to a log file under ``OUT/logs`` named before the step starts (``tai
 """
 import contextlib
 import dataclasses
+import glob
 import json
 import os
+import shutil
+import sys
 import time
 
 from fastssl_common.atomic import atomic_path, write_json
@@ -19,6 +22,8 @@ from fastssl_common.errors import UserError
 
 DONE = 'study_done.json'          # in a run folder: the run finished (and how)
 CHECKPOINT = 'checkpoint_last.pt'
+VAL_EVERY = 5                      # an image folder's every 5th image of a class goes to val
+LABELLED_SOURCE = 'labelled_source.json'   # in OUT/data: the folder the labelled .betons hold
 
 
 @dataclasses.dataclass
@@ -47,12 +52,16 @@ def logged(out, name):
 
 
 def command(main, argv):
-    """The exit status of a product command's ``main(argv)``; a usage exit (argparse,
-    ``--help``) is a status too."""
+    """The exit status of a product command's ``main(argv)``, as on its own command line: a
+    usage exit (argparse, ``--help``) is a status too, and a UserError is its one line (in the
+    step's log) and status 2, so that the study's own line can name the step and its log."""
     try:
         return main(argv) or 0
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else 1
+    except UserError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
 
 
 # ---------------------------------------------------------------------------- data
@@ -125,10 +134,13 @@ def train(out, run, argv):
     start = time.perf_counter()
     with logged(out, f'train-{run.name}'):
         code = command(train_command.main, argv)
-    if code:
-        print(f'error: training {run.name} stopped with exit status {code} (log: '
-              f'{out}/logs/train-{run.name}.log); run the same command again to resume it')
+    log = f'{out}/logs/train-{run.name}.log'
+    if code > 128:   # 128 + a signal: stopped after saving, so a rerun resumes it
+        print(f'error: training {run.name} stopped with exit status {code} (log: {log}); run '
+              f'the same command again to resume it')
         raise SystemExit(code)
+    if code:
+        raise UserError(f'training {run.name} failed (exit status {code}); see {log}')
     seconds = time.perf_counter() - start
     write_json(os.path.join(run_dir, DONE), {'run': run.name, 'argv': argv,
                                              'seconds': seconds})
@@ -172,17 +184,27 @@ def render(out, s):
 
 def evaluate_invariance(out, eval_set, checkpoints, s):
     """{name: [results]} of each (name, path) in ``checkpoints`` on ``eval_set``; one
-    ``eval.py invariance`` call for those not evaluated before, split into one JSON each."""
+    ``eval.py invariance`` call for those not evaluated on this set before, split into one
+    JSON each."""
     from fastssl import eval_command
     folder = os.path.join(out, 'evals', eval_set.key)
     os.makedirs(folder, exist_ok=True)
+    # recorded in each JSON: the key names a kind or a folder's basename, not which set, so a
+    # JSON is reused only when its root is this one
+    root = os.path.abspath(eval_set.root)
+    before = {n: read_json(os.path.join(folder, f'{n}.json')) for n, _ in checkpoints}
+    others = sorted({d['root'] for d in before.values()
+                     if d is not None and not same_path(d['root'], root)})
     pending = [(n, p) for n, p in checkpoints
-               if not os.path.isfile(os.path.join(folder, f'{n}.json'))]
+               if before[n] is None or not same_path(before[n]['root'], root)]
     if pending:
-        print(f'== invariance on {eval_set.key}: {len(pending)} checkpoint(s)', flush=True)
+        why = (f" (evaluated before on {', '.join(others)}, not on {root}: again)"
+               if others else '')
+        print(f'== invariance on {eval_set.key}: {len(pending)} checkpoint(s){why}',
+              flush=True)
         batch = os.path.join(folder, 'last_batch.json')
         argv = ['invariance', f'--invariance.kind={eval_set.kind}',
-                f'--invariance.root={eval_set.root}',
+                f'--invariance.root={root}',
                 '--invariance.checkpoints=' + ','.join(f'{n}={p}' for n, p in pending),
                 '--invariance.top_k=10,25', '--invariance.reference=false',
                 f"--invariance.bootstrap={s['bootstrap']}", f'--invariance.device={s["device"]}',
@@ -192,8 +214,7 @@ def evaluate_invariance(out, eval_set, checkpoints, s):
         if code:
             raise UserError(f'eval.py invariance on {eval_set.root} failed (exit status '
                             f'{code}); see {out}/logs/invariance-{eval_set.key}.log')
-        with open(batch) as handle:
-            doc = json.load(handle)
+        doc = read_json(batch)
         for name, _ in pending:
             write_json(os.path.join(folder, f'{name}.json'),
                        {**{k: v for k, v in doc.items() if k not in ('results', 'checkpoints')},
@@ -202,16 +223,27 @@ def evaluate_invariance(out, eval_set, checkpoints, s):
         os.remove(batch)
     else:
         print(f'== invariance on {eval_set.key}: evaluated before')
-    results = {}
-    for name, _ in checkpoints:
-        with open(os.path.join(folder, f'{name}.json')) as handle:
-            results[name] = json.load(handle)['results']
-    return results
+    return {name: read_json(os.path.join(folder, f'{name}.json'))['results']
+            for name, _ in checkpoints}
+
+
+def read_json(path):
+    """The JSON document in ``path``, or None when there is no such file."""
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def same_path(a, b):
+    """True when ``a`` and ``b`` name the same file or folder (links and ``..`` resolved)."""
+    return a is not None and os.path.realpath(a) == os.path.realpath(b)
 
 
 def evaluate_downstream(out, labelled, checkpoints, s):
     """{name: top-1 %} of each checkpoint's ``eval.py knn`` (or ``linear``) on the labelled
-    .betons ``labelled`` = (train, val); one JSON each, skipped when written before."""
+    .betons ``labelled`` = (train, val); one JSON each, skipped when written before on the
+    same .betons."""
     from fastssl import eval_command
     probe = s['probe']
     folder = os.path.join(out, 'evals', f'downstream_{probe}')
@@ -219,8 +251,14 @@ def evaluate_downstream(out, labelled, checkpoints, s):
     top1 = {}
     for name, path in checkpoints:
         result = os.path.join(folder, f'{name}.json')
-        if not os.path.isfile(result):
-            print(f'== downstream {probe}: {name}', flush=True)
+        doc = read_json(result)
+        # the .betons' paths, as eval.py records them (--labelled may name others on a rerun);
+        # labelled_betons removes these JSONs when it rewrites its own .betons
+        if doc is None or not all(same_path(doc.get(f'{k}_path'), p)
+                                  for k, p in zip(('train', 'val'), labelled)):
+            why = (f" (evaluated before on {doc.get('train_path')}, {doc.get('val_path')}: "
+                   f'again)' if doc else '')
+            print(f'== downstream {probe}: {name}{why}', flush=True)
             argv = [probe, f'--eval.checkpoint={path}', f'--eval.train_path={labelled[0]}',
                     f'--eval.val_path={labelled[1]}', f"--eval.resolution={s['resolution']}",
                     f"--eval.device={s['device']}", f'--eval.output={result}']
@@ -229,8 +267,8 @@ def evaluate_downstream(out, labelled, checkpoints, s):
             if code:
                 raise UserError(f'eval.py {probe} of {name} failed (exit status {code}); see '
                                 f'{out}/logs/{probe}-{name}.log')
-        with open(result) as handle:
-            top1[name] = json.load(handle)['top1']
+            doc = read_json(result)
+        top1[name] = doc['top1']
     return top1
 
 
@@ -238,7 +276,8 @@ def labelled_split(source):
     """``--labelled`` checked: ('TRAIN.beton', 'VAL.beton') as given (one .beton serves as
     both: not held out), or for an image folder its (train, val) list lines, every 5th image
     of each class to val; UserError when it does not exist, a .beton is not a readable one
-    with images and labels, or a folder has no classes."""
+    with images and labels, or a folder has no classes or a class too small to hold one val
+    image."""
     parts = [p for p in source.split(',') if p]
     missing = [p for p in parts if not os.path.exists(p)]
     if missing or not parts:
@@ -253,13 +292,19 @@ def labelled_split(source):
             check_labelled_beton(source, path)
         return parts[0], parts[-1]
     from writers.image_sources import find_images
+    found = find_images(source)
     seen, lists = {}, ([], [])
-    for sample in find_images(source).samples:
+    for sample in found.samples:
         if sample.label < 0:
             raise UserError(f'--labelled {source} is not in the ImageFolder layout '
                             f'(DIR/<class>/<image>): {sample.path} has no class')
-        index = seen[sample.label] = seen.get(sample.label, -1) + 1
-        lists[index % 5 == 4].append(f'{os.path.abspath(sample.path)} {sample.label}')
+        count = seen[sample.label] = seen.get(sample.label, 0) + 1
+        lists[count % VAL_EVERY == 0].append(f'{os.path.abspath(sample.path)} {sample.label}')
+    small = [f'{found.classes[label]} ({n})' for label, n in sorted(seen.items())
+             if n < VAL_EVERY]
+    if small:
+        raise UserError(f'--labelled {source}: every class needs at least {VAL_EVERY} images '
+                        f'(every {VAL_EVERY}th goes to val), fewer in: {", ".join(small)}')
     return lists
 
 
@@ -281,26 +326,53 @@ def check_labelled_beton(source, path):
 
 def labelled_betons(out, source, split, s):
     """(train, val) .betons of ``--labelled``: as given, or an image folder's ``split``
-    written with writers/write_images.py."""
+    written with writers/write_images.py, kept while ``OUT/data/labelled_source.json`` says
+    they were written from the same folder (written once both are complete), else rewritten
+    and their downstream evaluations dropped."""
     if isinstance(split[0], str):
         return split
     from writers import write_images
     data = os.path.join(out, 'data')
     paths = (os.path.join(data, 'labelled_train.beton'), os.path.join(data, 'labelled_val.beton'))
-    if all(os.path.isfile(p) for p in paths):
+    record = os.path.join(data, LABELLED_SOURCE)
+    written = read_json(record)
+    same = written is not None and same_path(written['source'], source)
+    if same and all(os.path.isfile(p) for p in paths):
         return paths
+    if not same and any(os.path.lexists(p) for p in paths):
+        was = written['source'] if written else 'a folder not recorded'
+        print(f'== labelled .betons in {data} were written from {was}, not {source}: '
+              f'writing them again')
+    remove_labelled(out, paths)   # the record first: an interrupted removal stays stale
     lists = split
     print(f'== writing labelled .betons from {source}: {len(lists[0])} train, '
           f'{len(lists[1])} val images', flush=True)
     os.makedirs(data, exist_ok=True)
-    for path, lines in zip(paths, lists):
-        with open(path + '.txt', 'w') as handle:
-            handle.write('\n'.join(lines) + '\n')
-        with logged(out, 'write-labelled'):
-            code = command(write_images.main, [path + '.txt', path, '--max-resolution',
-                                               str(s['max_resolution']), '--workers',
-                                               str(s['workers'])])
-        if code:
-            raise UserError(f'writing {path} failed (exit status {code}); see '
-                            f'{out}/logs/write-labelled.log')
+    try:
+        for path, lines in zip(paths, lists):
+            with open(path + '.txt', 'w') as handle:
+                handle.write('\n'.join(lines) + '\n')
+            with logged(out, 'write-labelled'):
+                code = command(write_images.main, [path + '.txt', path, '--max-resolution',
+                                                   str(s['max_resolution']), '--workers',
+                                                   str(s['workers'])])
+            if code:
+                raise UserError(f'writing {path} failed (exit status {code}); see '
+                                f'{out}/logs/write-labelled.log')
+        write_json(record, {'source': os.path.abspath(source)})
+    except BaseException:   # Ctrl-C too: a train .beton without its val is not kept
+        remove_labelled(out, paths)
+        raise
     return paths
+
+
+def remove_labelled(out, paths):
+    """Remove the labelled .betons' record, the .betons with their sidecars and lists, and the
+    downstream evaluations made on them."""
+    data = os.path.dirname(paths[0])
+    for path in (os.path.join(data, LABELLED_SOURCE),
+                 *(p + suffix for p in paths for suffix in ('', '.json', '.txt'))):
+        if os.path.lexists(path):
+            os.remove(path)
+    for folder in glob.glob(os.path.join(glob.escape(out), 'evals', 'downstream_*')):
+        shutil.rmtree(folder)

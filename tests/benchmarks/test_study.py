@@ -2,7 +2,9 @@
 tiny labelled folder), a rerun that trains and evaluates nothing again, a run whose done marker
 is gone resumed through train.py's own resume, the table's rows and columns, and each bad input
 (options, --out, --labelled, --videos) as one line with exit status 2 before anything is written,
-the output folder included; the queue following --batch-size, checked without training.
+the output folder included; the queue following --batch-size, checked without training; and the
+steps on an untrained network: evaluated again on another eval set or labelled folder, no
+labelled file left by a failed write, a step's own error named with its log.
 
 The study runs in this process (``main(argv)``, as ``python -m benchmarks.study`` does) so
 torch and FFCV are imported once; only ``--help`` is run as the two command lines. Skips
@@ -25,13 +27,13 @@ COLUMNS = ['occlusion', 'viewpoint', 'illumination direction', 'illumination col
            'instance', 'downstream']
 
 
-def labelled_folder(root):
-    """Two classes (crops of two package photos), 5 images each: ImageFolder layout."""
+def labelled_folder(root, names=('astronaut', 'coffee'), images=5):
+    """Classes (crops of package photos), ``images`` each: ImageFolder layout."""
     from skimage import data
-    for name in ('astronaut', 'coffee'):
+    for name in names:
         photo = Image.fromarray(getattr(data, name)())
         os.makedirs(root / name)
-        for i in range(5):
+        for i in range(images):
             photo.crop((20 * i, 10 * i, 20 * i + 160, 10 * i + 160)).resize((48, 48)).save(
                 root / name / f'{i}.jpg')
     return root
@@ -131,6 +133,9 @@ def write_bad_beton(path):
     (['--labelled', 'FLAT'], 'is not in the ImageFolder layout'),
     (['--labelled', 'BETON'], 'bad.beton is not a readable .beton file'),
     (['--labelled', 'BETON,BETON'], 'bad.beton is not a readable .beton file'),
+    # classes of 3 and 4 images: no val image (every 5th) for either
+    (['--labelled', 'SMALL'], 'every class needs at least 5 images (every 5th goes to val), '
+                              'fewer in: astronaut (3), coffee (4)'),
     # study options that become train.py settings: named as the study spells them
     (['--arch', 'resnet999'], '--arch must be one of resnet18/'),
     (['--device', 'tpu'], "--device 'tpu' is not a device"),
@@ -145,7 +150,8 @@ def test_bad_input_is_one_line_before_anything_is_written(tmp_path, capsys, monk
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)   # the same on a GPU node
     made = {'BAD': lambda: write_bad_video(tmp_path / 'videos'),
             'FLAT': lambda: flat_images(tmp_path / 'flat'),
-            'BETON': lambda: write_bad_beton(tmp_path / 'bad.beton')}
+            'BETON': lambda: write_bad_beton(tmp_path / 'bad.beton'),
+            'SMALL': lambda: small_classes(tmp_path / 'small')}
     extra = [','.join(str(made[p]()) if p in made else p for p in e.split(',')) for e in extra]
     out = tmp_path / 'out'
     err = bad_input(capsys, ['--quick', '--out', str(out), *extra])
@@ -159,6 +165,13 @@ def flat_images(folder):
     """Images with no class folder."""
     folder.mkdir()
     Image.new('RGB', (40, 40)).save(folder / 'a.jpg')
+    return folder
+
+
+def small_classes(folder):
+    """Two classes of 3 and 4 images."""
+    labelled_folder(folder, ('astronaut',), 3)
+    labelled_folder(folder, ('coffee',), 4)
     return folder
 
 
@@ -184,6 +197,16 @@ def test_out_that_cannot_be_a_folder_is_one_line(tmp_path, capsys, out, needle):
     err = bad_input(capsys, ['--quick', '--out', out.replace('FILE', str(notes))])
     assert err.startswith('error: --out ') and needle in err, err
     assert notes.read_text() == 'notes\n'
+
+
+@pytest.mark.unit
+def test_out_with_a_comma_is_refused_before_anything_is_written(tmp_path, capsys):
+    """eval.py invariance takes the checkpoints as NAME=PATH,...: a comma in their folder
+    used to fail only once every run had trained."""
+    out = tmp_path / 'study,1'
+    err = bad_input(capsys, ['--quick', '--out', str(out)])
+    assert err.startswith(f'error: --out {out}: a comma cannot be in the path'), err
+    assert not out.exists()
 
 
 @pytest.mark.unit
@@ -227,3 +250,123 @@ def test_both_command_lines(command):
     proc = subprocess.run([sys.executable, *command, '--help'], capture_output=True, text=True,
                           cwd=REPO, timeout=120)
     assert proc.returncode == 0 and '--ablation' in proc.stdout, proc.stderr
+
+
+# ---------------------------------------------------------------------------- steps on reruns
+# The steps below run on an untrained network (the random_init reference), so that what a
+# rerun reuses is checked without training.
+
+def quick_settings():
+    return study.parse(['--quick', '--device', 'cpu'])[1]
+
+
+def render(root, seed):
+    from writers.render_invariance_sets import render_sets
+    # render_sets' own number of objects: the fewest it accepts may change
+    render_sets(str(root), instances=3, per_set=3, size=quick_settings()['render_size'],
+                seed=seed)
+    return root
+
+
+def test_invariance_is_evaluated_again_on_another_set_of_the_same_key(tmp_path, capsys,
+                                                                       monkeypatch):
+    """A set's results are kept per key (the kind): a rerun with the same kind on another
+    root evaluates again instead of reusing the other set's scores."""
+    s, out = quick_settings(), str(tmp_path / 'out')
+    network = [('random_init-s0', study_runs.random_init(out, s['arch'], 0))]
+    first, other = render(tmp_path / 'first', 0), render(tmp_path / 'other', 1)
+    saved = tmp_path / 'out' / 'evals' / 'rendered' / 'random_init-s0.json'
+
+    def evaluate(root):
+        eval_set, = study.parse_eval_sets(f'rendered={root}')
+        results = study_runs.evaluate_invariance(out, eval_set, network, s)
+        return results, capsys.readouterr().out
+
+    on_first, _ = evaluate(first)
+    on_other, printed = evaluate(other)
+    assert 'evaluated before\n' not in printed
+    assert f'1 checkpoint(s) (evaluated before on {first}, not on {other}: again)' in printed
+    assert json.loads(saved.read_text())['root'] == str(other)
+    assert on_other != on_first                      # the other set's images, scored
+    # the same set named another way (relative, through a link) is the same set: reused
+    (tmp_path / 'link').symlink_to(other)
+    monkeypatch.chdir(tmp_path)
+    assert evaluate('link') == (on_other, '== invariance on rendered: evaluated before\n')
+
+
+def test_labelled_betons_and_their_scores_follow_the_labelled_folder(tmp_path, capsys):
+    """The labelled .betons of a folder are kept only for the same folder (recorded in
+    labelled_source.json once both are written): another folder, or no record, rewrites
+    them and evaluates the downstream probe again; other .betons are evaluated again too."""
+    s, out = quick_settings(), str(tmp_path / 'out')
+    network = [('random_init-s0', study_runs.random_init(out, s['arch'], 0))]
+    data = tmp_path / 'out' / 'data'
+    two = labelled_folder(tmp_path / 'two')
+    three = labelled_folder(tmp_path / 'three', ('astronaut', 'coffee', 'chelsea'))
+
+    def downstream(folder):
+        betons = study_runs.labelled_betons(out, str(folder), study_runs.labelled_split(
+            str(folder)), s)
+        study_runs.evaluate_downstream(out, betons, network, s)
+        return capsys.readouterr().out
+
+    def sources():
+        """The image folders (DIR of DIR/<class>/<image>) each labelled .beton was read from."""
+        return [{os.path.dirname(os.path.dirname(sample['source'])) for sample in json.loads(
+            (data / f'labelled_{k}.beton.json').read_text())['samples']} for k in ('train', 'val')]
+
+    downstream(two)
+    assert json.loads((data / 'labelled_source.json').read_text()) == {'source': str(two)}
+    printed = downstream(three)
+    assert sources() == [{str(three)}, {str(three)}]
+    assert f'were written from {two}, not {three}: writing them again' in printed
+    assert '== downstream knn: random_init-s0\n' in printed
+    printed = downstream(three)                          # the same folder: nothing again
+    assert '== writing' not in printed and '== downstream' not in printed
+    (data / 'labelled_source.json').unlink()             # .betons of an unknown folder
+    printed = downstream(three)
+    assert 'written from a folder not recorded' in printed and '== downstream knn' in printed
+
+    # --labelled TRAIN.beton,VAL.beton on a rerun: scores of other .betons are not reused
+    train = str(data / 'labelled_train.beton')
+    study_runs.evaluate_downstream(out, (train, train), network, s)
+    assert f'(evaluated before on {train}, {data / "labelled_val.beton"}: again)' in \
+        capsys.readouterr().out
+
+
+def test_a_failed_labelled_write_leaves_no_labelled_file(tmp_path):
+    """The val images (every 5th) do not decode: the train .beton is written, the val one
+    fails; the step's line names its log and neither .beton, sidecar nor list is kept."""
+    folder = labelled_folder(tmp_path / 'labelled')
+    for name in ('astronaut', 'coffee'):
+        (folder / name / '4.jpg').write_bytes(b'not an image' * 10)
+    out = tmp_path / 'out'
+    with pytest.raises(UserError, match=r'labelled_val.beton failed \(exit status 2\); see '
+                       r'.*/logs/write-labelled.log'):
+        study_runs.labelled_betons(str(out), str(folder),
+                                   study_runs.labelled_split(str(folder)), quick_settings())
+    assert 'error: no readable images' in (out / 'logs' / 'write-labelled.log').read_text()
+    assert list((out / 'data').iterdir()) == []
+
+
+def test_a_step_failing_inside_a_product_command_names_its_log(tmp_path):
+    """A UserError inside the step (a damaged image of an eval set, a training refused) is
+    the step's one line in its log; the study's line names the step and the log."""
+    s, out = quick_settings(), str(tmp_path / 'out')
+    root = render(tmp_path / 'rendered', 0)
+    image = next(p for p in sorted(root.rglob('*')) if p.suffix in ('.png', '.jpg'))
+    image.write_bytes(image.read_bytes()[:40])       # truncated
+    network = [('random_init-s0', study_runs.random_init(out, s['arch'], 0))]
+    with pytest.raises(UserError, match=r'eval.py invariance on .* failed \(exit status 2\); '
+                       r'see .*/logs/invariance-rendered.log'):
+        study_runs.evaluate_invariance(out, study.EvalSet('rendered', str(root), 'rendered'),
+                                       network, s)
+    log = (tmp_path / 'out' / 'logs' / 'invariance-rendered.log').read_text()
+    assert f'error: cannot read image {image}' in log, log
+
+    run = study_runs.Run('fti', 'fti', 0, 'pairs')
+    argv = study.train_argv(run, str(tmp_path / 'missing.beton'), 1, s)
+    with pytest.raises(UserError, match=r'training fti-s0 failed \(exit status 2\); see '
+                       r'.*/logs/train-fti-s0.log'):
+        study_runs.train(out, run, argv)
+    assert 'missing.beton' in (tmp_path / 'out' / 'logs' / 'train-fti-s0.log').read_text()
