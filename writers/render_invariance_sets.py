@@ -1,7 +1,7 @@
 """Render controlled invariance sets (**rendered data**): objects textured with real photographs
 under *known* transformations, written in the generic layout with the magnitudes recorded.
 
-    python writers/render_invariance_sets.py OUT [--objects 6] [--instances 4] [--per-set 4]
+    python writers/render_invariance_sets.py OUT [--objects 24] [--instances 4] [--per-set 4]
         [--size 128] [--seed 0] [--transformations viewpoint,light_direction,...]
 
 Scenes are ray-cast in NumPy (:mod:`writers.raycast`): a textured box or cylinder
@@ -49,7 +49,6 @@ from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import RENDERED_FORMAT, RENDERED_LABEL, RENDERED_MANIFEST
 from fastssl_common.numbers import check_number
 from writers.raycast import SHAPES, Scene, render
-from writers.writer_common import MIN_RESOLUTION
 
 # transformation -> (unit, curve levels)
 CURVES = {
@@ -61,9 +60,22 @@ CURVES = {
 INSTANCE = 'instance'
 TRANSFORMATIONS = (*CURVES, INSTANCE)
 INSTANCE_VIEWS = (0, 45, 90, 135)
+# Smallest --size: fastssl.config.RESOLUTION_MIN (imported by no writer; a test keeps the two
+# equal), below which eval.py invariance refuses a resolution: a ResNet downsamples by 32.
+MIN_SIZE = 32
 # Largest --size: an image is ray-cast at 2x2 supersampling in float64 arrays, a few GB of
 # memory per image at 4096 px; 1024 px is 8 x the default and well past what the study uses.
 MAX_SIZE = 1024
+# Fewest --objects (the targets C of a curve, fastssl/invariance.py). Its firing percentile
+# p = min(100 (1 - 1/C), 95) leaves one object's worth of images at or above a neuron's
+# threshold up to C = 20, of which its strict '>' counts per-set - 1: a neuron that singles out
+# an object reaches the ceiling 100 (per-set - 1) / per-set whether or not the set's last image
+# fires, and on a few distinct objects every top-K neuron of any network does (2 objects:
+# 75.0 [75.0, 75.0] for every checkpoint; 4: 66.7 throughout; 8: at the small magnitudes).
+# From C = 21, p = 95 and the 5 % firing images outnumber a set: it counts whole only if every
+# one of its images fires, beside distractors from other objects.
+MIN_OBJECTS = 21
+DEFAULT_OBJECTS = 24   # the demo's and the training monitor's
 # Photographs shipped inside installed packages (package, file); read as files, since importing
 # scikit-learn alone takes seconds.
 COLOUR_PHOTOS = (('skimage', 'data/astronaut.png'), ('skimage', 'data/chelsea.png'),
@@ -131,7 +143,7 @@ def value_name(value):
 
 # ------------------------------------------------------------------------------- writing
 
-def render_sets(out, objects=6, instances=4, per_set=4, size=128, seed=0,
+def render_sets(out, objects=DEFAULT_OBJECTS, instances=4, per_set=4, size=128, seed=0,
                 transformations=TRANSFORMATIONS, overwrite=False):
     """Render the sets into the folder ``out`` (see the module doc); returns the manifest."""
     if not transformations:
@@ -140,18 +152,19 @@ def render_sets(out, objects=6, instances=4, per_set=4, size=128, seed=0,
     unknown = [t for t in transformations if t not in TRANSFORMATIONS]
     if unknown:
         raise UserError(f"unknown transformation '{unknown[0]}' ({', '.join(TRANSFORMATIONS)})")
-    for flag, value, low, high in (('objects', objects, 2, None),
-                                   ('instances', instances, 3, None),
+    check_number(objects, '--objects', MIN_OBJECTS,
+                 what=f'a whole number >= {MIN_OBJECTS} (with fewer, the invariance score '
+                      f'ignores one image of each set and saturates on a few distinct objects)')
+    for flag, value, low, high in (('instances', instances, 3, None),
                                    ('per-set', per_set, 3, None),
-                                   ('size', size, MIN_RESOLUTION, MAX_SIZE),
+                                   ('size', size, MIN_SIZE, MAX_SIZE),
                                    ('seed', seed, 0, None)):
         check_number(value, f'--{flag}', low, high)
-    if os.path.exists(out) and not overwrite:
-        raise UserError(f'output folder {out} exists (choose a new one or --overwrite)')
+    out = out.rstrip(os.sep)   # 'file/' would not be seen to exist
+    check_out(out, overwrite)
     rng = np.random.default_rng(seed)
     photos = [photo(*source) for source in COLOUR_PHOTOS]
     occluder = _tinted_texture(rng, photo(*OCCLUDER_PHOTO), (0.8, 0.7, 0.6))
-    out = out.rstrip(os.sep)
     parent = os.path.dirname(os.path.abspath(out))
     ensure_writable_dir(parent)
     remove_stale(parent, 'tmp')
@@ -175,6 +188,19 @@ def render_sets(out, objects=6, instances=4, per_set=4, size=128, seed=0,
         if os.path.exists(tmp):
             shutil.rmtree(tmp)
     return manifest
+
+
+def check_out(out, overwrite):
+    """Refuse, before anything is rendered, an OUT that exists without ``overwrite``, and one
+    that ``overwrite`` could not replace: only a folder is removed (not a file, nor a link)."""
+    if not os.path.lexists(out):
+        return
+    if not overwrite:
+        raise UserError(f'output folder {out} exists (choose a new one or --overwrite)')
+    if os.path.islink(out) or not os.path.isdir(out):
+        kind = 'a symbolic link' if os.path.islink(out) else 'not a folder'
+        raise UserError(f'OUT {out} is {kind}: --overwrite replaces only a folder (remove it '
+                        f'or choose another OUT)')
 
 
 def _save(root, relative, pixels):
@@ -220,11 +246,12 @@ def _render_instances(root, rng, photos, instances, size):
 def main(argv=None):
     parser = ArgParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('out', help='output folder (must not exist unless --overwrite)')
-    parser.add_argument('--objects', type=int, default=6, help='objects for the curves')
+    parser.add_argument('--objects', type=int, default=DEFAULT_OBJECTS,
+                        help=f'objects for the curves (at least {MIN_OBJECTS})')
     parser.add_argument('--instances', type=int, default=4, help='instances per category')
     parser.add_argument('--per-set', type=int, default=4, help='images per set and level')
     parser.add_argument('--size', type=int, default=128,
-                        help=f'image side, px ({MIN_RESOLUTION} to {MAX_SIZE})')
+                        help=f'image side, px ({MIN_SIZE} to {MAX_SIZE})')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--transformations', default=','.join(TRANSFORMATIONS),
                         help='comma-separated subset of ' + ', '.join(TRANSFORMATIONS))

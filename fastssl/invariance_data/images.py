@@ -6,6 +6,8 @@ torchvision's ``Resize`` does to a PIL image). ImageNet normalisation happens on
 """
 import collections
 import concurrent.futures
+import contextlib
+import math
 import os
 
 import numpy as np
@@ -13,22 +15,54 @@ import torch
 from PIL import Image
 
 from fastssl_common.errors import UserError
-from fastssl_common.images import describe_failure, load_rgb
+from fastssl_common.images import check_regular_file, describe_failure, load_rgb
 
 
 def load_image(path, size, box=None):
-    """-> uint8 (size, size, 3) RGB; UserError naming an unreadable file."""
-    try:
+    """-> uint8 (size, size, 3) RGB; UserError naming an unreadable file or a box that
+    :func:`crop_problem` refuses (Pillow would fail deep in a worker thread, or crop black)."""
+    with _readable(path):
         image = Image.fromarray(load_rgb(path))
-    except Exception as err:  # Pillow raises many types for a bad file
-        raise UserError(f'cannot read image {path} ({describe_failure(err)})') from None
     if box is not None:
         x, y, w, h = (float(v) for v in box)
-        if not (w > 0 and h > 0):  # Pillow would fail deep in a worker thread
-            raise UserError(f'empty crop box (x, y, w, h) = ({x:g}, {y:g}, {w:g}, {h:g}) '
-                            f'for image {path}')
+        problem = crop_problem(box, image.width, image.height)
+        if problem:
+            raise UserError(f'crop box (x, y, w, h) = ({x:g}, {y:g}, {w:g}, {h:g}) is {problem} '
+                            f'for image {path} ({image.width} x {image.height})')
         image = image.crop((x, y, x + w, y + h))
     return np.asarray(image.resize((size, size), Image.BILINEAR))
+
+
+def image_size(path):
+    """(width, height) of the image file ``path``, from its header alone."""
+    with _readable(path):
+        check_regular_file(path)   # opening a pipe would wait for ever
+        with Image.open(path) as image:
+            return image.size
+
+
+@contextlib.contextmanager
+def _readable(path):
+    try:
+        yield
+    except Exception as err:  # Pillow raises many types for a bad file
+        raise UserError(f'cannot read image {path} ({describe_failure(err)})') from None
+
+
+def crop_problem(box, width, height):
+    """Why the crop ``box`` = (x, y, w, h) of a width x height image gives no image of it, or
+    None. Pillow rounds the corners to whole pixels and fills what lies outside the image with
+    black: a box that rounds to nothing, or overlaps no pixel, would be a blank image."""
+    x, y, w, h = (float(v) for v in box)
+    corners = (x, y, x + w, y + h)
+    if not all(math.isfinite(v) for v in corners):
+        return 'not finite'
+    x0, y0, x1, y1 = (round(v) for v in corners)
+    if x1 <= x0 or y1 <= y0:
+        return 'empty'
+    if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+        return 'entirely outside the image'
+    return None
 
 
 def image_batches(images, rows, batch_size, size=None, workers=None):

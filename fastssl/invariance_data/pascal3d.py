@@ -24,7 +24,7 @@ import numpy as np
 
 from fastssl_common.errors import UserError
 
-from .sets import ImageList, InvarianceData, Measurement, require_dir, require_file
+from .sets import ImageList, InvarianceData, Measurement, require_dir, require_file, text_lines
 
 SIZE = 224
 WHAT = 'Pascal3D+ release 1.1'
@@ -101,8 +101,7 @@ def _pascal_entries(root, cat):
 
 
 def _lines(path):
-    with open(path) as f:
-        return [line.strip() for line in f if line.strip()]
+    return [line.strip() for line in text_lines(path, WHAT) if line.strip()]
 
 
 def _objects(path):

@@ -72,6 +72,25 @@ def require_file(path, what):
     return path
 
 
+def text_lines(path, what):
+    """The lines of the UTF-8 text file ``path``; a leading byte-order mark (Windows editors
+    write one) is dropped. UserError naming the file (and line) when it is missing, unreadable
+    or not UTF-8."""
+    require_file(path, what)
+    try:
+        with open(path, 'rb') as f:
+            raw = f.read()
+    except OSError as err:
+        raise UserError(f'{what}: cannot read {path}: {err.strerror}') from None
+    try:
+        return raw.decode('utf-8-sig').splitlines()
+    except UnicodeDecodeError as err:
+        data = err.object   # the bytes after the mark: err.start counts from there
+        line = data.count(b'\n', 0, err.start) + 1
+        raise UserError(f'{what}: {path} line {line} is not UTF-8 text (byte '
+                        f'0x{data[err.start]:02x})') from None
+
+
 def visible_entries(folder):
     """Sorted names in ``folder``, hidden ones (``.name``) left out; UserError if unreadable."""
     try:

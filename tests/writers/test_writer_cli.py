@@ -85,7 +85,7 @@ def refusals(src, clip, small_beton, out):
         (lambda: inspect_pairs(small_beton, out, height=4), 'height', 4, 'from 16 to 2160'),
         (lambda: inspect_pairs(small_beton, out, height=30000), 'height', 30000,
          'from 16 to 2160'),
-        (lambda: render_sets(out, size=8), 'size', 8, 'from 16 to 1024'),
+        (lambda: render_sets(out, size=8), 'size', 8, 'from 32 to 1024'),
         (lambda: render_sets(out, seed=-1), 'seed', -1, '>= 0'),
     ]
 

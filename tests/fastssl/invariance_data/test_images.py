@@ -1,5 +1,7 @@
 """fastssl/invariance_data/images.py: the image loader against torchvision's crop + resize,
-batches in order, an empty crop box as one clear error."""
+batches in order, a crop box that gives no image as one clear error."""
+import re
+
 import numpy as np
 import pytest
 import torchvision.transforms.functional as TF
@@ -26,8 +28,20 @@ def test_loader_matches_torchvision_crop_and_resize(got_root):
         list(range(len(data.images)))
 
 
-def test_empty_crop_box_is_one_line_error(tmp_path):
+@pytest.mark.parametrize('box, problem', [
+    ((4, 2, -3, 5), 'empty'),                       # a Pascal3D+ bbox with x2 < x1
+    ((10.1, 2, 0.3, 5), 'empty'),                   # Pillow rounds it to no column at all
+    ((4, 2, float('inf'), 5), 'not finite'),        # Pillow: OverflowError
+    ((float('nan'), 2, 3, 5), 'not finite'),
+    ((16, 2, 3, 5), 'entirely outside the image'),  # would be a black crop
+    ((-3, -5, 2.4, 5), 'entirely outside the image'),
+])
+def test_a_crop_box_that_gives_no_image_is_one_line_error(tmp_path, box, problem):
     path = tmp_path / 'photo.png'
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(path)
-    with pytest.raises(UserError, match=r'empty crop box .*\(4, 2, -3, 5\) for image .*photo.png'):
-        load_image(str(path), 8, box=(4, 2, -3, 5))   # a Pascal3D+ bbox with x2 < x1
+    shown = ', '.join(f'{v:g}' for v in box)
+    with pytest.raises(UserError, match=rf'crop box \(x, y, w, h\) = \({re.escape(shown)}\) '
+                                        rf'is {problem} for image .*photo.png \(16 x 16\)'):
+        load_image(str(path), 8, box=box)
+    # partly outside the image is a crop (the rest black), as torchvision's
+    assert load_image(str(path), 8, box=(-3, -5, 4, 6)).shape == (8, 8, 3)

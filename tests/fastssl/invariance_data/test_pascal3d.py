@@ -65,3 +65,16 @@ def test_pascal3d_bad_layout(tmp_path, invariance_trees):
     (root / 'Annotations' / 'car_imagenet' / 'n02814533_2.mat').write_text('not a mat file')
     with pytest.raises(UserError, match='cannot read annotation .*n02814533_2.mat'):
         read_dataset('pascal3d', str(root))
+
+
+def test_image_lists_with_a_byte_order_mark_or_not_utf8(tmp_path, invariance_trees):
+    root = invariance_trees.pascal3d_tree(tmp_path)
+    expected = read_dataset('pascal3d', str(root)).images.paths
+    listing = root / 'Image_sets' / 'car_imagenet_train.txt'
+    text = listing.read_bytes()
+    listing.write_bytes(b'\xef\xbb\xbf' + text)   # the mark is not part of the first name
+    assert read_dataset('pascal3d', str(root)).images.paths == expected
+    listing.write_bytes(text + b'n02814533_\xff\n')
+    with pytest.raises(UserError, match=r'car_imagenet_train.txt line \d+ is not UTF-8 text '
+                                        r'\(byte 0xff\)'):
+        read_dataset('pascal3d', str(root))

@@ -2,6 +2,7 @@
 (transformation, magnitude level), every image once, and a bad manifest or a missing image as
 one clear error. (The writer's own manifests are read back in tests/fastssl_common.)"""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -58,11 +59,35 @@ def test_one_measurement_per_level_and_every_image_once(tmp_path):
     data.check()
 
 
+def first_set(m):
+    return m['transformations']['viewpoint']['levels'][0]['sets'][0]
+
+
 @pytest.mark.parametrize('change, complaint', [
     (lambda m: m.update(format='something-else/1'),
      r"ValueError: format is 'something-else/1', not 'fastssl-rendered-invariance/1'"),
     (lambda m: m['transformations']['viewpoint']['levels'][0].pop('sets'), "KeyError: 'sets'"),
-    (lambda m: m.update(size='large'), 'ValueError: invalid literal'),
+    # nothing to measure: feature extraction would fail on no images at all
+    (lambda m: m.update(transformations={}),
+     'ValueError: transformations is empty: there is nothing to measure'),
+    (lambda m: m['transformations']['occlusion'].update(levels=[]),
+     "ValueError: transformation 'occlusion' has no levels"),
+    # a size Pillow cannot resize to, or one a ResNet is not evaluated at
+    (lambda m: m.update(size=0), 'ValueError: size is 0, not a whole number of pixels >= 32'),
+    (lambda m: m.update(size=-8), 'ValueError: size is -8, not a whole number of pixels'),
+    (lambda m: m.update(size=40.5), 'ValueError: size is 40.5, not a whole number of pixels'),
+    (lambda m: m.update(size=16), 'ValueError: size is 16, not a whole number of pixels >= 32'),
+    (lambda m: m.update(size='large'), "ValueError: size is 'large', not a whole number"),
+    (lambda m: m.update(size=True), 'ValueError: size is True, not a whole number'),
+    (lambda m: m['transformations']['viewpoint']['levels'][1].update(magnitude='wide'),
+     "ValueError: transformation 'viewpoint' has a level of magnitude 'wide', not a finite "
+     'number or null'),
+    (lambda m: first_set(m).update(target=['cat']),
+     "ValueError: transformation 'viewpoint' has a set that is not"),
+    (lambda m: first_set(m).update(images='cat/a.png'),
+     "ValueError: transformation 'viewpoint' has a set that is not"),
+    (lambda m: first_set(m)['images'].append(7),
+     "ValueError: transformation 'viewpoint' has a set that is not"),
 ])
 def test_a_malformed_manifest_is_one_line(tmp_path, change, complaint):
     root = write_tree(tmp_path / 'sets')
@@ -70,8 +95,14 @@ def test_a_malformed_manifest_is_one_line(tmp_path, change, complaint):
     change(manifest)
     (root / RENDERED_MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(UserError, match=rf'manifest.json is not a rendered data manifest '
-                                        rf'\({complaint}'):
+                                        rf'\({re.escape(complaint)}'):
         read_rendered(str(root))
+
+
+def test_a_manifest_saved_with_a_byte_order_mark_is_read(tmp_path):
+    manifest = write_tree(tmp_path / 'sets') / RENDERED_MANIFEST
+    manifest.write_bytes(b'\xef\xbb\xbf' + manifest.read_bytes())   # as Notepad saves it
+    assert len(read_rendered(str(manifest.parent)).measurements) == 3
 
 
 def test_missing_manifest_and_missing_images(tmp_path):
