@@ -189,6 +189,12 @@ def load_settings(argv):
     return settings
 
 
+def weight_name(term):
+    """The ``moco`` key that weighs a loss term (``fastssl.variants``: region terms, the
+    rest)."""
+    return 'region_weight' if term == 'region' else 'frame_weight'
+
+
 def check_together(s):
     """UserError for values that are each in range but do not fit together."""
     terms = len(VARIANTS[s.train.variant].terms)
@@ -199,6 +205,19 @@ def check_together(s):
         shared = f' x {sharing} terms sharing the queue' if sharing > 1 else ''
         raise UserError(f'moco.queue_size must be >= {step_keys} (the keys of one step: '
                         f'data.batch_size={s.data.batch_size}{shared}), got {s.moco.queue_size}')
+    weights = sorted({weight_name(term) for term, _, _ in VARIANTS[s.train.variant].terms})
+    if all(getattr(s.moco, name) == 0 for name in weights):
+        shown = ' and '.join(f'moco.{name}' for name in weights)
+        raise UserError(f'train.variant={s.train.variant} weighs its loss by {shown}, all 0: '
+                        f'it would train nothing')
+    if s.logging.knn_val_path and not s.logging.knn_train_path:
+        raise UserError('logging.knn_val_path needs logging.knn_train_path, the kNN bank: '
+                        'without it the kNN monitor is off')
+    if not s.logging.invariance_every:
+        for key, off in (('invariance_sets', ''), ('invariance_kind', 'auto')):
+            if getattr(s.logging, key) != off:
+                raise UserError(f'logging.{key} is set but logging.invariance_every=0 turns '
+                                f'the invariance monitor off: set logging.invariance_every')
     if s.logging.invariance_every and not s.logging.invariance_sets and \
             s.logging.invariance_kind not in ('auto', 'rendered'):
         raise UserError(f'logging.invariance_kind={s.logging.invariance_kind} needs '

@@ -7,6 +7,7 @@ parameter. Besides each value's type and range, a ``X_min`` must not exceed its 
 Unknown keys, wrong types, values out of range and missing files are reported as one
 ``UserError`` naming the key (and the value) or the file.
 """
+import collections.abc
 import math
 import os
 import sys
@@ -211,6 +212,24 @@ def config_file_path(name):
     raise UserError(f"config file not found: {name} (named recipes: {', '.join(sorted(recipes))})")
 
 
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping: PyYAML keeps the
+    last, so a second ``train:`` section silently dropped the first one's keys."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, collections.abc.Hashable):
+                continue                  # the base class reports it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    problem=f'{key!r} is given twice (line {key_node.start_mark.line + 1})')
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_config(argv, declare, command=None, about=''):
     """The fastargs Config of the sections ``declare(cfg)`` declares, filled from argv's files
     and overrides and checked; ``--help`` prints :func:`help_text` and exits."""
@@ -224,7 +243,7 @@ def load_config(argv, declare, command=None, about=''):
     for fname in map(config_file_path, files):
         try:
             with open(fname, encoding='utf-8') as handle:
-                content = yaml.safe_load(handle)
+                content = yaml.load(handle, Loader=_UniqueKeyLoader)
         except yaml.YAMLError as err:
             raise UserError(f'config file {fname} is not valid YAML ({err.problem})') from None
         except UnicodeDecodeError:

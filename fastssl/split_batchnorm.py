@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastssl_common.errors import UserError
+
 from .config import AUTO_SPLITS_MAX, MIN_GROUP
 
 
@@ -40,24 +42,39 @@ def resolve_splits(bn_splits, batch):
     return auto_splits(batch) if bn_splits == 'auto' else bn_splits
 
 
-def small_groups_warning(batch, bn_splits, processes=1):
-    """The warning for BatchNorm groups of fewer than ``MIN_GROUP`` samples, or None. One
-    process: split-BN groups of ``batch / bn_splits``; several (torchrun): shuffle-BN, whose
-    groups are each process's share of the batch."""
+def bn_groups(batch, bn_splits, processes=1, terms=1):
+    """(samples in each BatchNorm group, what made it that size, the remedy). One process:
+    split-BN groups of ``terms x batch / bn_splits`` (the terms of a step go through the query
+    encoder as one batch); several (torchrun): shuffle-BN, whose groups are each process's
+    share of that."""
+    samples = terms * batch
+    shown = f'data.batch_size={batch}' + (f' x {terms} terms' if terms > 1 else '')
     if processes > 1:
-        group = batch // processes
-        made = f'shuffle-BN: data.batch_size={batch} over {processes} processes'
-        remedy = 'a larger data.batch_size or fewer processes'
-    else:
-        splits = resolve_splits(bn_splits, batch)
-        group, best = batch // splits, batch // auto_splits(batch)
-        made = f'data.batch_size={batch} / moco.bn_splits={splits}'
-        remedy = (f'moco.bn_splits=auto (groups of {best})' if best >= MIN_GROUP else
-                  f'data.batch_size >= {MIN_GROUP}')
+        return (samples // processes, f'shuffle-BN: {shown} over {processes} processes',
+                'a larger data.batch_size or fewer processes')
+    splits = resolve_splits(bn_splits, batch)
+    best = samples // auto_splits(batch)
+    remedy = (f'moco.bn_splits=auto (groups of {best})' if best >= MIN_GROUP else
+              f'data.batch_size >= {-(-MIN_GROUP // terms)}')
+    return samples // splits, f'{shown} / moco.bn_splits={splits}', remedy
+
+
+def small_groups_warning(batch, bn_splits, processes=1, terms=1):
+    """The warning for BatchNorm groups of fewer than ``MIN_GROUP`` samples, or None."""
+    group, made, remedy = bn_groups(batch, bn_splits, processes, terms)
     if group >= MIN_GROUP:
         return None
     return (f'BatchNorm groups of {group} samples ({made}) are fewer than {MIN_GROUP}: their '
             f'statistics are too noisy to train stably; use {remedy}')
+
+
+def check_bn_groups(batch, bn_splits, processes=1, terms=1):
+    """UserError for BatchNorm groups of one sample: training mode cannot normalise a single
+    sample (the pooled features' BatchNorm would fail on the first step)."""
+    group, made, remedy = bn_groups(batch, bn_splits, processes, terms)
+    if group < 2:
+        raise UserError(f'BatchNorm groups of {group} sample ({made}): BatchNorm needs at '
+                        f'least 2 to train; use {remedy}')
 
 
 class SplitBatchNorm(nn.BatchNorm2d):

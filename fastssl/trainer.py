@@ -40,7 +40,7 @@ from fastssl_common.errors import UserError
 from loaders.decode_failures import failure_warning
 
 from . import distributed
-from .checkpoint import save_checkpoint, state_tensors
+from .checkpoint import latest_checkpoint, save_checkpoint, state_tensors
 from .epoch_progress import epoch_progress
 from .evaluation import warn_decode_failures
 from .knn import extract_features, weighted_knn
@@ -280,10 +280,15 @@ class Trainer(TrainingParts):
         # any rank's non-finite loss stops every rank at the same step
         bad = distributed.mean_over_ranks(torch.stack(flags).float()) > 0
         if bad.any().item():
-            step = first_step + int(bad.float().argmax().item())
-            raise UserError(f'non-finite loss at global step {step} (epoch {epoch + 1}); '
-                            f'stopped without saving. Lower optim.lr or use '
-                            f'train.precision=fp32, then resume from the last checkpoint')
+            step = first_step + int(bad.float().argmax().item())     # 0-based, global
+            in_epoch = step - epoch * len(self.loader) + 1              # as the progress bar
+            remedy = 'lower optim.lr' + (' or use train.precision=fp32'
+                                         if self.amp_dtype is not None else '')
+            last = latest_checkpoint(self.s.train.run_dir)
+            then = (f'then resume from {last} (--train.resume=true)' if last else
+                    'then start again (no checkpoint was written yet)')
+            raise UserError(f'non-finite loss at step {in_epoch} of epoch {epoch + 1}; '
+                            f'stopped without saving: {remedy}, {then}')
 
     @torch.no_grad()
     def evaluate_knn(self):

@@ -17,6 +17,7 @@ from loaders.photometric_params import make_strengths
 from loaders.work_sharing import check_threads
 
 from . import distributed
+from .config import weight_name
 from .device import resolve_device, resolve_precision
 from .evaluation import checked_eval_loaders
 from .gpu_augment import GPUPhotometric
@@ -26,7 +27,7 @@ from .monitor import Monitor
 from .rank_agreement import check_same_config, from_main
 from .resume import start_position
 from .schedule import learning_rate
-from .split_batchnorm import resolve_splits, small_groups_warning
+from .split_batchnorm import check_bn_groups, resolve_splits, small_groups_warning
 from .variants import VARIANTS
 
 
@@ -76,8 +77,7 @@ class TrainingParts:
         self.loader, self.region_valid = self.create_loader()
         self.data_digest = from_main(self.world, lambda: tables_digest(s.data.path))
         self.term_names = [name for name, _, _ in self.variant.terms]
-        self.term_weights = [s.moco.region_weight if name == 'region' else s.moco.frame_weight
-                             for name in self.term_names]
+        self.term_weights = [getattr(s.moco, weight_name(name)) for name in self.term_names]
         self.memory_format = (torch.channels_last if s.train.channels_last
                               else torch.contiguous_format)
         self.model = self.create_model()
@@ -126,12 +126,18 @@ class TrainingParts:
         if world.distributed and s.data.order == 'quasi_random':
             raise UserError('data.order=quasi_random does not support several processes '
                             '(FFCV): use random')
+        check_bn_groups(s.data.batch_size, s.moco.bn_splits, world.size, self.terms)
         return s.data.batch_size // world.size
+
+    @property
+    def terms(self):
+        """Loss terms a step puts through the encoders as one batch."""
+        return len(VARIANTS[self.s.train.variant].terms)
 
     def warn_small_bn_groups(self):
         """Warn (rank 0) when the BatchNorm groups that run hold fewer than ``MIN_GROUP``."""
         warning = small_groups_warning(self.s.data.batch_size, self.s.moco.bn_splits,
-                                       self.world.size)
+                                       self.world.size, self.terms)
         if warning and self.world.is_main:
             print(f'warning: {warning}', file=sys.stderr)
 

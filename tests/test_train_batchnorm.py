@@ -8,8 +8,9 @@ import re
 import pytest
 
 from fastssl.config import load_settings
-from fastssl.split_batchnorm import auto_splits, small_groups_warning
+from fastssl.split_batchnorm import auto_splits, check_bn_groups, small_groups_warning
 from fastssl.trainer import Trainer
+from fastssl_common.errors import UserError
 
 
 @pytest.mark.parametrize('batch, splits', [(4, 1), (8, 1), (15, 1), (16, 2), (24, 3), (32, 4),
@@ -29,6 +30,39 @@ def test_the_warning_names_the_group_size_and_what_made_it():
     assert small_groups_warning(16, 1, processes=8).startswith(
         'BatchNorm groups of 2 samples (shuffle-BN: data.batch_size=16 over 8 processes)')
     assert small_groups_warning(256, 64, processes=2) is None
+
+
+def test_the_terms_of_a_step_share_its_groups():
+    """fti_rt's two terms go through the query encoder as one batch of 2 x data.batch_size."""
+    assert small_groups_warning(8, 4, terms=2) == (
+        'BatchNorm groups of 4 samples (data.batch_size=8 x 2 terms / moco.bn_splits=4) are '
+        'fewer than 8: their statistics are too noisy to train stably; use moco.bn_splits=auto '
+        '(groups of 16)')
+    assert small_groups_warning(8, 2, terms=2) is None
+    assert small_groups_warning(2, 1, terms=2).endswith('use data.batch_size >= 4')
+    assert small_groups_warning(8, 1, processes=4, terms=2).startswith(
+        'BatchNorm groups of 4 samples (shuffle-BN: data.batch_size=8 x 2 terms over 4 '
+        'processes)')
+
+
+def test_groups_of_one_sample_are_refused_before_any_folder(small_beton, tmp_path, tiny_args):
+    """They trained into a traceback ('Expected more than 1 value per channel when training')
+    after writing config.yaml and an events file."""
+    with pytest.raises(UserError, match=re.escape(
+            'BatchNorm groups of 1 sample (data.batch_size=8 / moco.bn_splits=8): BatchNorm '
+            'needs at least 2 to train; use moco.bn_splits=auto (groups of 8)')):
+        check_bn_groups(8, 8)
+    with pytest.raises(UserError, match=re.escape(
+            'groups of 1 sample (shuffle-BN: data.batch_size=2 over 2 processes)')):
+        check_bn_groups(2, 'auto', processes=2)
+    check_bn_groups(8, 8, terms=2)      # groups of 2: a warning, not a refusal
+    run = tmp_path / 'run'
+    with pytest.raises(UserError, match='BatchNorm groups of 1 sample'):
+        Trainer(load_settings(tiny_args(small_beton, run, '--moco.bn_splits=8')))
+    with pytest.raises(UserError, match='BatchNorm groups of 1 sample'):
+        Trainer(load_settings(tiny_args(small_beton, run, '--data.batch_size=1',
+                                        '--moco.bn_splits=auto', '--moco.queue_size=1')))
+    assert not run.exists()
 
 
 def test_training_warns_once_it_starts(small_beton, tmp_path, tiny_args, capsys):

@@ -131,6 +131,24 @@ def test_each_range_refuses_a_value_outside_it(command, key, value, capsys,
      'the queue), got 8'),
     ('train', ['--train.epochs=2', '--optim.warmup_epochs=3'],
      'optim.warmup_epochs must be <= train.epochs=2, got 3.0'),
+    # settings that train nothing, or are ignored: they ran to exit 0 with loss 0.000 or no
+    # monitor at all
+    ('train', ['--moco.frame_weight=0'],
+     'train.variant=mocov2 weighs its loss by moco.frame_weight, all 0: it would train nothing'),
+    ('train', ['--train.variant=rt', '--moco.region_weight=0', '--moco.frame_weight=0.5'],
+     'train.variant=rt weighs its loss by moco.region_weight, all 0: it would train nothing'),
+    ('train', ['--train.variant=fti_rt', '--moco.frame_weight=0', '--moco.region_weight=0'],
+     'train.variant=fti_rt weighs its loss by moco.frame_weight and moco.region_weight, all 0: '
+     'it would train nothing'),
+    ('train', ['--logging.knn_val_path=val.beton'],
+     'logging.knn_val_path needs logging.knn_train_path, the kNN bank: without it the kNN '
+     'monitor is off'),
+    ('train', ['--logging.invariance_sets=sets'],
+     'logging.invariance_sets is set but logging.invariance_every=0 turns the invariance '
+     'monitor off: set logging.invariance_every'),
+    ('train', ['--logging.invariance_kind=got10k'],
+     'logging.invariance_kind is set but logging.invariance_every=0 turns the invariance '
+     'monitor off: set logging.invariance_every'),
 ])
 def test_messages(command, args, message):
     with pytest.raises(UserError) as err:

@@ -46,6 +46,10 @@ def test_training_settings_load_from_a_recipe_name():
     # an empty value would otherwise silently mean the default
     (b'data:\n  batch_size:\n', r"config key 'data.batch_size' in .*c.yaml has no value"),
     (b'data:\n', r"config section 'data' in .*c.yaml holds no keys"),
+    # PyYAML keeps the last of two equal keys: the first section's keys were dropped silently
+    (b'train:\n  checkpoint_every: 3\ntrain:\n  seed: 5\n',
+     r"c.yaml is not valid YAML \('train' is given twice \(line 3\)\)"),
+    (b'train:\n  seed: 3\n  seed: 5\n', r"'seed' is given twice \(line 3\)"),
 ])
 def test_a_config_file_that_is_not_text_or_has_odd_keys_is_one_error(tmp_path, content,
                                                                      message):
