@@ -34,6 +34,13 @@ def end_quietly_on_stop_signals():
         signal.signal(signum, signal.SIG_DFL)
 
 
+def _say(line):
+    """``line`` on stderr in one write: print() writes the newline apart, and the lines of the
+    processes of one torchrun job, which share the terminal, ran into each other."""
+    sys.stderr.write(line + '\n')
+    sys.stderr.flush()
+
+
 def run_cli(main, argv=None, stop_on_sigterm=False):
     """Call ``main(argv)``; turn a UserError (or Ctrl-C) into one line on stderr and exit code.
 
@@ -50,13 +57,13 @@ def run_cli(main, argv=None, stop_on_sigterm=False):
         finally:
             sys.stdout.flush()   # here, not at exit: a reader that has gone shows up now
     except UserError as err:
-        print(f'error: {err}', file=sys.stderr)
+        _say(f'error: {err}')
         sys.exit(2)
     except Terminated:
-        print('stopped by SIGTERM', file=sys.stderr)
+        _say('stopped by SIGTERM')
         sys.exit(TERMINATED_EXIT)
     except KeyboardInterrupt:
-        print('interrupted', file=sys.stderr)
+        _say('interrupted')
         sys.exit(130)
     except BrokenPipeError:
         if not stdout_reader_gone():
