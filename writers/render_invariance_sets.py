@@ -31,6 +31,7 @@ when complete. (It lives in writers/: it writes image folders and imports no fas
 """
 import dataclasses
 import importlib.util
+import json
 import os
 import shutil
 
@@ -192,7 +193,8 @@ def render_sets(out, objects=DEFAULT_OBJECTS, instances=4, per_set=4, size=128, 
 
 def check_out(out, overwrite):
     """Refuse, before anything is rendered, an OUT that exists without ``overwrite``, and one
-    that ``overwrite`` could not replace: only a folder is removed (not a file, nor a link)."""
+    that ``overwrite`` must not replace: only an empty folder or an earlier render is removed
+    (not a file, a link, or a folder of something else given by mistake)."""
     if not os.path.lexists(out):
         return
     if not overwrite:
@@ -201,6 +203,18 @@ def check_out(out, overwrite):
         kind = 'a symbolic link' if os.path.islink(out) else 'not a folder'
         raise UserError(f'OUT {out} is {kind}: --overwrite replaces only a folder (remove it '
                         f'or choose another OUT)')
+    if os.listdir(out) and not _is_render(out):
+        raise UserError(f'OUT {out} holds no rendered data (no {RENDERED_MANIFEST} of this '
+                        f'writer): --overwrite replaces only an earlier render (remove it or '
+                        f'choose another OUT)')
+
+
+def _is_render(folder):
+    try:
+        with open(os.path.join(folder, RENDERED_MANIFEST), encoding='utf-8') as handle:
+            return json.load(handle).get('format') == RENDERED_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _save(root, relative, pixels):

@@ -157,5 +157,13 @@ def test_overwrite_replaces_only_a_folder(tmp_path, run_script, assert_one_line_
     assert_one_line_error(result, str(file), 'not a folder')
     assert file.read_text() == 'keep me' and link.resolve() == folder
     assert sorted(p.name for p in tmp_path.iterdir()) == ['file', 'folder', 'link']
-    render_sets(str(folder), overwrite=True, **SMALL)   # a folder is replaced
+    render_sets(str(folder), overwrite=True, **SMALL)   # an empty folder is replaced
     assert (folder / 'manifest.json').is_file()
+    render_sets(str(folder), overwrite=True, **SMALL)   # and so is an earlier render
+    # a folder of something else, given by mistake, is not removed
+    (tmp_path / 'photos').mkdir()
+    (tmp_path / 'photos' / 'holiday.jpg').write_bytes(b'not rendered')
+    (tmp_path / 'photos' / 'manifest.json').write_text('{"format": "someone else\'s"}')
+    with pytest.raises(UserError, match=f'OUT {tmp_path / "photos"} holds no rendered data'):
+        render_sets(str(tmp_path / 'photos'), overwrite=True, **SMALL)
+    assert (tmp_path / 'photos' / 'holiday.jpg').read_bytes() == b'not rendered'
