@@ -6,8 +6,6 @@ current one; keys outside :data:`MAY_DIFFER` must match, and all those that do n
 with both values in one error (loading the tensors of another configuration would otherwise
 fail inside torch, or worse, succeed and train something else).
 """
-import sys
-
 from fastssl_common.errors import UserError
 
 from .checkpoint import latest_checkpoint, load_checkpoint, set_rng_state
@@ -84,9 +82,10 @@ def check_same_data(path, state, data_path, data_digest):
 
 def start_position(world, settings, model, optimizer, scaler, steps_per_epoch,
                    data_digest=None):
-    """-> (epoch, step within it) the run starts at. With ``train.resume``, where the last
-    checkpoint in ``train.run_dir`` left off, its state loaded into model, optimizer, scaler
-    and the RNGs; else (0, 0), and a run_dir that already holds checkpoints is refused.
+    """-> (epoch, step within it, the resume line or None) the run starts at. With
+    ``train.resume``, where the last checkpoint in ``train.run_dir`` left off, its state
+    loaded into model, optimizer, scaler and the RNGs; else (0, 0, None), and a run_dir that
+    already holds checkpoints is refused. The caller prints the line once every check passed.
     ``steps_per_epoch`` is this run's: a mid-epoch checkpoint needs the same to continue;
     ``data_digest`` is data.path's (:func:`check_same_data`)."""
     run_dir = settings.train.run_dir
@@ -94,7 +93,7 @@ def start_position(world, settings, model, optimizer, scaler, steps_per_epoch,
         if from_main(world, lambda: latest_checkpoint(run_dir)):
             raise UserError(f'{run_dir} already holds checkpoints: pass --train.resume=true '
                             f'to continue, or pick another train.run_dir')
-        return 0, 0
+        return 0, 0, None
 
     def read():
         path = latest_checkpoint(run_dir)
@@ -133,8 +132,7 @@ def start_position(world, settings, model, optimizer, scaler, steps_per_epoch,
     if state.get('scaler'):
         scaler.load_state_dict(state['scaler'])
     set_rng_state(state['rng'])
-    if world.is_main:
-        where = f'epoch {epoch + 1}' + (f', step {step + 1}' if step else '')
-        note = f' (changed: {_shown(changed)})' if changed else ''
-        print(f'resuming from {path} at {where}{note}', file=sys.stderr)
-    return epoch, step
+    where = f'epoch {epoch + 1}' + (f', step {step + 1}' if step else '')
+    note = f' (changed: {_shown(changed)})' if changed else ''
+    return epoch, step, f'resuming from {path} at {where}{note}'
+

@@ -82,13 +82,15 @@ class TrainingParts:
                               else torch.contiguous_format)
         self.model = self.create_model()
         self.optimizer, self.scaler = self.create_optimizer()
-        self.start_epoch, self.start_step = start_position(
+        self.start_epoch, self.start_step, resuming = start_position(
             self.world, s, self.model, self.optimizer, self.scaler, len(self.loader),
             self.data_digest)
         self.forward = self.create_forward()  # after a resume: DDP broadcasts rank 0's model
         self.knn = self.create_knn_loaders()
         # the run folder last, once every check has passed: a refusal leaves no empty folder
         from_main(self.world, lambda: ensure_writable_dir(s.train.run_dir))
+        if resuming and self.world.is_main:
+            print(resuming, file=sys.stderr)
         if every and not sets:  # the default sets are rendered into the run folder
             self.invariance = self.create_invariance_monitor(
                 lambda: render_default_sets(s.train.run_dir))

@@ -51,6 +51,16 @@ def test_settings_that_may_change_are_named_when_resuming(resume, capsys):
     assert 'train.resume' not in line
 
 
+def test_the_resume_line_follows_every_check(resume, tmp_path, capsys):
+    """A resume refused after the checkpoint was read (here a missing kNN file; a read-only
+    run folder is the same) said 'resuming from ...' before its error."""
+    with pytest.raises(UserError, match='missing.beton'):
+        resume(f'--logging.knn_train_path={tmp_path}/missing.beton')
+    assert 'resuming from' not in capsys.readouterr().err
+    resume()
+    assert capsys.readouterr().err.startswith('resuming from')
+
+
 def test_a_copy_of_the_data_elsewhere_is_accepted(resume, small_beton, tmp_path, capsys):
     copy = tmp_path / 'local' / 'train.beton'
     copy.parent.mkdir()
