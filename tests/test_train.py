@@ -128,28 +128,23 @@ def test_resuming_on_other_data_is_refused(small_beton, tmp_path, tiny_args):
     Trainer(load_settings(tiny_args(str(data), run, *common, '--train.epochs=1'))).fit()
     checkpoint = run / 'checkpoint_last.pt'
 
-    def resume(path):
-        Trainer(load_settings(tiny_args(str(path), run, *common, '--train.epochs=2',
-                                        '--train.resume=true')))
-    with pytest.raises(UserError, match=re.escape(
-            f'data.path={few} is not the data checkpoint {checkpoint} was trained on ({data}): '
-            f'their sample and allocation tables differ; resume on {data} or a copy of it, or '
-            f'start a new train.run_dir')):
-        resume(few)
+    def refused(path, message):
+        with pytest.raises(UserError, match=re.escape(message)):
+            Trainer(load_settings(tiny_args(str(path), run, *common, '--train.epochs=2',
+                                            '--train.resume=true')))
+    refused(few, f'data.path={few} is not the data checkpoint {checkpoint} was trained on '
+                 f'({data}): their sample and allocation tables differ; resume on {data} or a '
+                 f'copy of it, or start a new train.run_dir')
     shutil.copyfile(few, data)
-    with pytest.raises(UserError, match=re.escape(
-            f'data.path={data} was rewritten after checkpoint {checkpoint} was written (its '
-            f'sample and allocation tables differ): resume on the data the run was started '
-            f'on, or start a new train.run_dir')):
-        resume(data)
+    refused(data, f'data.path={data} was rewritten after checkpoint {checkpoint} was written '
+                  f'(its sample and allocation tables differ): resume on the data the run was '
+                  f'started on, or start a new train.run_dir')
     state = torch.load(checkpoint, weights_only=False)
     del state['data_digest']
     torch.save(state, checkpoint)
-    with pytest.raises(UserError, match=re.escape(
-            f'checkpoint {checkpoint} holds a queue of 12 keys, but {few} fills only 4 '
-            f'(moco.queue_size is clamped to what one epoch fills): resume on the data the run '
-            f'was started on')):
-        resume(few)
+    refused(few, f'checkpoint {checkpoint} holds a queue of 12 keys, but {few} fills only 4 '
+                 f'(moco.queue_size is clamped to what one epoch fills): resume on the data the '
+                 f'run was started on')
 
 
 def test_bad_config_inputs_give_one_line(tmp_path, small_beton, run_script, assert_one_line_error):
