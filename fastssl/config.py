@@ -7,7 +7,10 @@ valid range and a description (``python train.py --help`` prints them). The eval
 commands' sections (``eval.py``) are in ``fastssl/eval_config.py``, built from the same
 constants and :func:`backbone_params`; ``fastssl/config_loader.py`` reads and checks them.
 """
+import functools
+
 from fastargs import Param, Section
+from fastargs.config import Config
 
 from fastssl_common.errors import UserError
 from loaders.batch_memory import check_batch_memory
@@ -189,6 +192,35 @@ def load_settings(argv):
     return settings
 
 
+REGION_AUGMENT = ('augment.region_context_min', 'augment.region_context_max',
+                  'augment.region_scale_min', 'augment.region_scale_max')
+
+
+def unread_keys(variant):
+    """The keys a variant's training never reads: the weights of terms it lacks, the region
+    views' augment without a region term, separate queues with one term."""
+    terms = {weight_name(term) for term, _, _ in variant.terms}
+    keys = [f'moco.{name}' for name in ('frame_weight', 'region_weight') if name not in terms]
+    if not variant.uses_regions:
+        keys += REGION_AUGMENT
+    if len(variant.terms) < 2:
+        keys.append('moco.separate_queues')
+    return keys
+
+
+def setting(s, key):
+    section, name = key.split('.')
+    return getattr(getattr(s, section), name)
+
+
+@functools.cache
+def declared_default(key):
+    """The default ``declare_sections`` gives ``key`` (dotted)."""
+    cfg = Config()
+    declare_sections(cfg)
+    return cfg.entries[tuple(key.split('.'))].default
+
+
 def weight_name(term):
     """The ``moco`` key that weighs a loss term (``fastssl.variants``: region terms, the
     rest)."""
@@ -210,6 +242,13 @@ def check_together(s):
         shown = ' and '.join(f'moco.{name}' for name in weights)
         raise UserError(f'train.variant={s.train.variant} weighs its loss by {shown}, all 0: '
                         f'it would train nothing')
+    unread = [key for key in unread_keys(VARIANTS[s.train.variant])
+              if setting(s, key) != declared_default(key)]
+    if unread:
+        value = setting(s, unread[0])
+        shown = str(value).lower() if isinstance(value, bool) else value
+        raise UserError(f'{unread[0]}={shown} changes nothing: train.variant='
+                        f'{s.train.variant} does not read it')
     if s.logging.knn_val_path and not s.logging.knn_train_path:
         raise UserError('logging.knn_val_path needs logging.knn_train_path, the kNN bank: '
                         'without it the kNN monitor is off')

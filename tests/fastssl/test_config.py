@@ -135,11 +135,20 @@ def test_each_range_refuses_a_value_outside_it(command, key, value, capsys,
     # monitor at all
     ('train', ['--moco.frame_weight=0'],
      'train.variant=mocov2 weighs its loss by moco.frame_weight, all 0: it would train nothing'),
-    ('train', ['--train.variant=rt', '--moco.region_weight=0', '--moco.frame_weight=0.5'],
+    ('train', ['--train.variant=rt', '--moco.region_weight=0'],
      'train.variant=rt weighs its loss by moco.region_weight, all 0: it would train nothing'),
     ('train', ['--train.variant=fti_rt', '--moco.frame_weight=0', '--moco.region_weight=0'],
      'train.variant=fti_rt weighs its loss by moco.frame_weight and moco.region_weight, all 0: '
      'it would train nothing'),
+    ('train', ['--train.variant=fti', '--moco.region_weight=2'],
+     'moco.region_weight=2.0 changes nothing: train.variant=fti does not read it'),
+    ('train', ['--train.variant=rt', '--moco.frame_weight=0.5'],
+     'moco.frame_weight=0.5 changes nothing: train.variant=rt does not read it'),
+    ('train', ['--moco.separate_queues=true'],
+     'moco.separate_queues=true changes nothing: train.variant=mocov2 does not read it'),
+    ('train', ['--train.variant=mocov2_frames', '--augment.region_scale_min=0.3'],
+     'augment.region_scale_min=0.3 changes nothing: train.variant=mocov2_frames does not read '
+     'it'),
     ('train', ['--logging.knn_val_path=val.beton'],
      'logging.knn_val_path needs logging.knn_train_path, the kNN bank: without it the kNN '
      'monitor is off'),
