@@ -52,7 +52,8 @@ def _readable(path):
 def crop_problem(box, width, height):
     """Why the crop ``box`` = (x, y, w, h) of a width x height image gives no image of it, or
     None. Pillow rounds the corners to whole pixels and fills what lies outside the image with
-    black: a box that rounds to nothing, or overlaps no pixel, would be a blank image."""
+    black: a box that rounds to nothing, or overlaps no pixel, would be a blank image, and one
+    of more pixels than Pillow allocates is mostly black anyway."""
     x, y, w, h = (float(v) for v in box)
     corners = (x, y, x + w, y + h)
     if not all(math.isfinite(v) for v in corners):
@@ -62,6 +63,9 @@ def crop_problem(box, width, height):
         return 'empty'
     if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
         return 'entirely outside the image'
+    if (x1 - x0) * (y1 - y0) > Image.MAX_IMAGE_PIXELS:
+        # Pillow would refuse the crop as a decompression bomb, deep in a worker thread
+        return f'larger than {Image.MAX_IMAGE_PIXELS} pixels'
     return None
 
 

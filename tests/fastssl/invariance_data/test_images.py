@@ -35,6 +35,7 @@ def test_loader_matches_torchvision_crop_and_resize(got_root):
     ((float('nan'), 2, 3, 5), 'not finite'),
     ((16, 2, 3, 5), 'entirely outside the image'),  # would be a black crop
     ((-3, -5, 2.4, 5), 'entirely outside the image'),
+    ((0, 0, 1e6, 1e6), f'larger than {Image.MAX_IMAGE_PIXELS} pixels'),  # Pillow: bomb error
 ])
 def test_a_crop_box_that_gives_no_image_is_one_line_error(tmp_path, box, problem):
     path = tmp_path / 'photo.png'
