@@ -199,8 +199,8 @@ REGION_AUGMENT = ('augment.region_context_min', 'augment.region_context_max',
 def unread_keys(variant):
     """The keys a variant's training never reads: the weights of terms it lacks, the region
     views' augment without a region term, separate queues with one term."""
-    terms = {weight_name(term) for term, _, _ in variant.terms}
-    keys = [f'moco.{name}' for name in ('frame_weight', 'region_weight') if name not in terms]
+    read = term_weights(variant)
+    keys = [f'moco.{name}' for name in ('frame_weight', 'region_weight') if name not in read]
     if not variant.uses_regions:
         keys += REGION_AUGMENT
     if len(variant.terms) < 2:
@@ -221,6 +221,11 @@ def declared_default(key):
     return cfg.entries[tuple(key.split('.'))].default
 
 
+def term_weights(variant):
+    """The ``moco`` keys that weigh a variant's loss terms, sorted."""
+    return sorted({weight_name(term) for term, _, _ in variant.terms})
+
+
 def weight_name(term):
     """The ``moco`` key that weighs a loss term (``fastssl.variants``: region terms, the
     rest)."""
@@ -229,7 +234,8 @@ def weight_name(term):
 
 def check_together(s):
     """UserError for values that are each in range but do not fit together."""
-    terms = len(VARIANTS[s.train.variant].terms)
+    variant = VARIANTS[s.train.variant]
+    terms = len(variant.terms)
     sharing = 1 if s.moco.separate_queues else terms
     step_keys = s.data.batch_size * sharing
     if s.moco.queue_size < step_keys:
@@ -237,12 +243,12 @@ def check_together(s):
         shared = f' x {sharing} terms sharing the queue' if sharing > 1 else ''
         raise UserError(f'moco.queue_size must be >= {step_keys} (the keys of one step: '
                         f'data.batch_size={s.data.batch_size}{shared}), got {s.moco.queue_size}')
-    weights = sorted({weight_name(term) for term, _, _ in VARIANTS[s.train.variant].terms})
+    weights = term_weights(variant)
     if all(getattr(s.moco, name) == 0 for name in weights):
         shown = ' and '.join(f'moco.{name}' for name in weights)
         raise UserError(f'train.variant={s.train.variant} weighs its loss by {shown}, all 0: '
                         f'it would train nothing')
-    unread = [key for key in unread_keys(VARIANTS[s.train.variant])
+    unread = [key for key in unread_keys(variant)
               if setting(s, key) != declared_default(key)]
     if unread:
         value = setting(s, unread[0])
@@ -253,8 +259,8 @@ def check_together(s):
         raise UserError('logging.knn_val_path needs logging.knn_train_path, the kNN bank: '
                         'without it the kNN monitor is off')
     if not s.logging.invariance_every:
-        for key, off in (('invariance_sets', ''), ('invariance_kind', 'auto')):
-            if getattr(s.logging, key) != off:
+        for key in ('invariance_sets', 'invariance_kind'):
+            if getattr(s.logging, key) != declared_default(f'logging.{key}'):
                 raise UserError(f'logging.{key} is set but logging.invariance_every=0 turns '
                                 f'the invariance monitor off: set logging.invariance_every')
     if s.logging.invariance_every and not s.logging.invariance_sets and \
@@ -264,5 +270,5 @@ def check_together(s):
     if s.optim.warmup_epochs > s.train.epochs:
         raise UserError(f'optim.warmup_epochs must be <= train.epochs={s.train.epochs}, got '
                         f'{s.optim.warmup_epochs}')
-    check_batch_memory(s.data.batch_size, s.data.resolution, VARIANTS[s.train.variant].n_views,
+    check_batch_memory(s.data.batch_size, s.data.resolution, variant.n_views,
                        ('data.batch_size', 'data.resolution'))

@@ -195,7 +195,7 @@ class TrainingParts:
         options = dict(
             region_context=(s.augment.region_context_min, s.augment.region_context_max),
             region_scale=(s.augment.region_scale_min, s.augment.region_scale_max))
-        if len(self.variant.terms) == 1:  # rt: untracked pairs are not loaded at all
+        if self.terms == 1:  # rt: untracked pairs are not loaded at all
             options['indices'] = np.flatnonzero(region_valid)
             untracked = len(region_valid) - len(options['indices'])
             if untracked and self.world.is_main:
@@ -207,7 +207,7 @@ class TrainingParts:
     def create_model(self):
         """MoCo on the device, its queue no larger than one epoch fills."""
         s = self.s
-        n_terms = len(self.variant.terms)
+        n_terms = self.terms
         term_queues = tuple(range(n_terms)) if s.moco.separate_queues else (0,) * n_terms
         queue = clamp_queue(s.moco.queue_size, self.loader.num_samples, s.data.batch_size,
                             keys_per_sample=n_terms - max(term_queues))
