@@ -395,10 +395,10 @@ def _merged_videos(files, sharded):
     copy, ``(input number, first sample, count, new video id)``, in the merged order."""
     order = [(number, video) for number, f in enumerate(files) for video in f.sidecar['videos']]
     # shards: a video in two of them was listed at one place by two SRC listings; other
-    # files: one video written twice (from SRC and from a folder inside it, say), known by
-    # the absolute path its sidecars record
+    # files: one video written twice (from SRC and from a folder inside it, or through a
+    # link to SRC, say), known by the path its sidecars record with the links resolved
     keys = [_source_key(video['source'], files[number].options) if sharded else
-            os.path.normpath(video['source']) for number, video in order]
+            os.path.realpath(video['source']) for number, video in order]
     first_input = {}
     for key, (number, video) in zip(keys, order):
         if first_input.setdefault(key, number) != number:

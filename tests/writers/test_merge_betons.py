@@ -307,6 +307,12 @@ def test_one_video_in_two_files_without_shards_is_refused(tmp_path, frame_src, f
     seq3 = os.path.join(frame_src, 'seq3')            # as both sidecars record it
     refused(tmp_path, [one, inner], f'video {seq3} is in both {one} and {inner}',
             'give each video once')
+    # the same video through a link to its folder records another path
+    linked = str(tmp_path / 'linked.beton')
+    os.symlink(frame_src, tmp_path / 'link')
+    write_video_frames(str(tmp_path / 'link' / 'seq3'), linked, stride=2, **QUIET)
+    refused(tmp_path, [one, linked], f"video {tmp_path / 'link' / 'seq3'} is in both {one} "
+            f'and {linked}', 'give each video once')
 
 
 def test_missing_shards_are_counted_and_the_first_named(tmp_path, inputs, capsys):
