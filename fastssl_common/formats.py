@@ -125,3 +125,7 @@ VIDEO_PAIRS = BetonFormat(
 RENDERED_FORMAT = 'fastssl-rendered-invariance/1'
 RENDERED_LABEL = 'rendered data'
 RENDERED_MANIFEST = 'manifest.json'
+# Largest image side the renderer makes (and a manifest may claim): an image is ray-cast at
+# 2x2 supersampling in float64 arrays, a few GB of memory per image at 4096 px; 1024 px is
+# 8 x the default and well past what the study uses.
+RENDERED_SIZE_MAX = 1024

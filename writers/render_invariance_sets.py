@@ -47,7 +47,12 @@ from fastssl_common.atomic import (
 )
 from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, run_cli
-from fastssl_common.formats import RENDERED_FORMAT, RENDERED_LABEL, RENDERED_MANIFEST
+from fastssl_common.formats import (
+    RENDERED_FORMAT,
+    RENDERED_LABEL,
+    RENDERED_MANIFEST,
+    RENDERED_SIZE_MAX,
+)
 from fastssl_common.numbers import check_number
 from writers.raycast import SHAPES, Scene, render
 
@@ -64,9 +69,7 @@ INSTANCE_VIEWS = (0, 45, 90, 135)
 # Smallest --size: fastssl.config.RESOLUTION_MIN (imported by no writer; a test keeps the two
 # equal), below which eval.py invariance refuses a resolution: a ResNet downsamples by 32.
 MIN_SIZE = 32
-# Largest --size: an image is ray-cast at 2x2 supersampling in float64 arrays, a few GB of
-# memory per image at 4096 px; 1024 px is 8 x the default and well past what the study uses.
-MAX_SIZE = 1024
+MAX_SIZE = RENDERED_SIZE_MAX
 # Fewest --objects (the targets C of a curve, fastssl/invariance.py). Its firing percentile
 # p = min(100 (1 - 1/C), 95) leaves one object's worth of images at or above a neuron's
 # threshold up to C = 20, of which its strict '>' counts per-set - 1: a neuron that singles out

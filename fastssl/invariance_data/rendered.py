@@ -3,9 +3,9 @@
 
 Every field the measurements use is checked here, so that a damaged or hand-edited manifest
 is one line naming it, not a failure deep in the feature extraction: ``size`` a whole number
-of pixels, at least the smallest side a ResNet is evaluated at; at least one transformation,
-each with at least one level; a magnitude a finite number or null; each set a ``set`` and a
-``target`` name and a list of image paths.
+of pixels, from the smallest side a ResNet is evaluated at to the largest the renderer makes;
+at least one transformation, each with at least one level; a magnitude a finite number or
+null; each set a ``set`` and a ``target`` name and a list of image paths.
 """
 import json
 import os
@@ -14,7 +14,12 @@ import numpy as np
 
 from fastssl.config import RESOLUTION_MIN
 from fastssl_common.errors import UserError
-from fastssl_common.formats import RENDERED_FORMAT, RENDERED_LABEL, RENDERED_MANIFEST
+from fastssl_common.formats import (
+    RENDERED_FORMAT,
+    RENDERED_LABEL,
+    RENDERED_MANIFEST,
+    RENDERED_SIZE_MAX,
+)
 from fastssl_common.numbers import is_number
 
 from .sets import ImageList, InvarianceData, Measurement, require_file
@@ -29,9 +34,9 @@ def read_rendered(root):
         if manifest.get('format') != RENDERED_FORMAT:
             raise ValueError(f"format is {manifest.get('format')!r}, not {RENDERED_FORMAT!r}")
         size = manifest['size']
-        if not (is_number(size, integer=True) and size >= RESOLUTION_MIN):
-            raise ValueError(f'size is {size!r}, not a whole number of pixels >= '
-                             f'{RESOLUTION_MIN}')
+        if not (is_number(size, integer=True) and RESOLUTION_MIN <= size <= RENDERED_SIZE_MAX):
+            raise ValueError(f'size is {size!r}, not a whole number of pixels from '
+                             f'{RESOLUTION_MIN} to {RENDERED_SIZE_MAX}')
         if not manifest['transformations']:
             raise ValueError('transformations is empty: there is nothing to measure')
         rows = {}

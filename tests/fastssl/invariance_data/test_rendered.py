@@ -73,10 +73,13 @@ def first_set(m):
     (lambda m: m['transformations']['occlusion'].update(levels=[]),
      "ValueError: transformation 'occlusion' has no levels"),
     # a size Pillow cannot resize to, or one a ResNet is not evaluated at
-    (lambda m: m.update(size=0), 'ValueError: size is 0, not a whole number of pixels >= 32'),
+    (lambda m: m.update(size=0), 'ValueError: size is 0, not a whole number of pixels from 32 '
+     'to 1024'),
+    (lambda m: m.update(size=100000), 'ValueError: size is 100000, not a whole number of '
+     'pixels from 32 to 1024'),
     (lambda m: m.update(size=-8), 'ValueError: size is -8, not a whole number of pixels'),
     (lambda m: m.update(size=40.5), 'ValueError: size is 40.5, not a whole number of pixels'),
-    (lambda m: m.update(size=16), 'ValueError: size is 16, not a whole number of pixels >= 32'),
+    (lambda m: m.update(size=16), 'ValueError: size is 16, not a whole number of pixels from 32'),
     (lambda m: m.update(size='large'), "ValueError: size is 'large', not a whole number"),
     (lambda m: m.update(size=True), 'ValueError: size is True, not a whole number'),
     (lambda m: m['transformations']['viewpoint']['levels'][1].update(magnitude='wide'),
