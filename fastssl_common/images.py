@@ -27,7 +27,8 @@ def to_rgb(image):
     Transparency (alpha channel or a palette/colour-key transparency) is composited onto white,
     so transparent areas come out white rather than whatever colour they happen to store.
     16-bit and 32-bit integer images are scaled from 0..65535; float images from 0..1 (when
-    their maximum is at most 1) or clipped to 0..255. Only the first frame of multi-frame files
+    their maximum is at most 1) or clipped to 0..255; a float image with a NaN or infinite
+    pixel raises :class:`NonFinitePixels`. Only the first frame of multi-frame files
     is used. EXIF orientation is not applied (pixels stay as stored, like torchvision's loader).
     """
     mode = image.mode
@@ -36,6 +37,11 @@ def to_rgb(image):
     if mode.startswith('I') or mode == 'F':
         values = np.asarray(image, dtype=np.float64)
         if mode == 'F':
+            # one NaN would make max() NaN and leave a 0..1 image unscaled, almost black
+            bad = np.count_nonzero(~np.isfinite(values))
+            if bad:
+                raise NonFinitePixels(f'{bad} of {values.size} float pixels are NaN or '
+                                      f'infinite')
             values = values * 255.0 if values.size and values.max() <= 1.0 else values
         else:
             values = values / 257.0
@@ -56,6 +62,10 @@ def load_rgb(path):
     """
     rgb, _ = load_rgb_with_mode(path)
     return rgb
+
+
+class NonFinitePixels(ValueError):
+    """A float image with NaN or infinite pixels: no 8-bit value stands for them."""
 
 
 class NotARegularFile(OSError):
@@ -97,5 +107,7 @@ def describe_failure(err):
         return 'permission denied'
     if isinstance(err, UnidentifiedImageError):
         return 'not a recognised image file'
+    if isinstance(err, NonFinitePixels):
+        return str(err)
     text = ' '.join(str(err).split()) or type(err).__name__
     return f'{type(err).__name__}: {text}'

@@ -7,15 +7,20 @@
   the size, then the SHA-256 of the whole file and of each page against what its writer
   recorded in the sidecar (``OUT.beton.json``, ``integrity``), then every sample: each
   allocation belongs to its sample and lies inside the data pages, each image decodes to the
-  size its metadata states, each array has its declared size. Sidecars written before hashes
-  were recorded get the size and decode checks, and the summary says so.
+  size its metadata states, each array has its declared size, and in a pairs file every
+  ``num_proposals`` and valid proposal row keeps the contract ``inspect_pairs.py`` checks
+  (:mod:`fastssl_common.proposals`). Sidecars written before hashes were recorded get the
+  size and decode checks, and the summary says so. Ctrl-C stops it within a few decodes.
 
 Both raise :class:`fastssl_common.errors.UserError` (one line naming the file) on a mismatch.
 """
+import collections
 import concurrent.futures
+import functools
 import io
 import json
 import os
+import threading
 import warnings
 
 import numpy as np
@@ -29,7 +34,9 @@ from fastssl_common.beton_file import (
     pointer_column,
 )
 from fastssl_common.errors import UserError
+from fastssl_common.formats import BOX_OF_FRAME, NUM_PROPOSALS, PROPOSALS
 from fastssl_common.progress import progress_bar
+from fastssl_common.proposals import array_problem, first_bad_count, row_problem
 
 __all__ = ['check_size', 'verify']
 
@@ -134,33 +141,72 @@ def _check_samples(path, layout, progress):
             raise UserError(f"{path}: sample {sample}'s '{layout.field_names[i]}' points at no "
                             f"allocation of its own (damaged metadata or allocation table)")
         sizes[i] = table['size'][at]
+    counts = _proposal_counts(path, layout, metadata)
     data = np.memmap(path, np.uint8, mode='r')
-    chunks = range(0, layout.num_samples, CHUNK)
+    workers = os.cpu_count() or 1
+    halt = threading.Event()
+    check = functools.partial(_check_chunk, data, layout, metadata, sizes, counts, halt)
     decoded = 0
-    with progress_bar(total=layout.num_samples, desc='decoding', unit='sample',
-                      enabled=progress) as bar, \
-            concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        # PIL releases the GIL while it decodes: threads share the work
-        tasks = [pool.submit(_check_chunk, data, layout, metadata, sizes, start,
-                             min(start + CHUNK, layout.num_samples)) for start in chunks]
-        for task in tasks:
-            problem, images, count = task.result()
-            if problem:
-                for other in tasks:
-                    other.cancel()
-                raise UserError(f'{path}: {problem}')
-            decoded += images
-            bar.update(count)
+    # PIL releases the GIL while it decodes: threads share the work
+    pool = concurrent.futures.ThreadPoolExecutor(workers)
+    try:
+        with progress_bar(total=layout.num_samples, desc='decoding', unit='sample',
+                          enabled=progress) as bar:
+            for problem, images, count in _bounded_map(
+                    pool, check, range(0, layout.num_samples, CHUNK), 2 * workers):
+                if problem:
+                    raise UserError(f'{path}: {problem}')
+                decoded += images
+                bar.update(count)
+    finally:        # a problem, Ctrl-C: the chunks running stop at their next sample
+        halt.set()
+        pool.shutdown(wait=True, cancel_futures=True)
     return decoded
 
 
-def _check_chunk(data, layout, metadata, sizes, start, stop):
-    """Decode samples ``[start, stop)``: ``(first problem or None, images decoded, count)``."""
+def _bounded_map(pool, function, items, ahead):
+    """``function(item)`` for each item on ``pool``, results in order, with at most ``ahead``
+    submitted and not yet taken: what is queued is what Ctrl-C or a problem must wait for
+    or cancel (a 12,000-sample file queued whole took 11 s to stop)."""
+    tasks = collections.deque()
+    for item in items:
+        tasks.append(pool.submit(function, item))
+        if len(tasks) >= ahead:
+            yield tasks.popleft().result()
+    while tasks:
+        yield tasks.popleft().result()
+
+
+def _proposal_counts(path, layout, metadata):
+    """Each sample's ``num_proposals`` in a pairs file with proposal fields, once they and the
+    ``proposals`` array are checked (:mod:`fastssl_common.proposals`); None for other files."""
+    names = layout.field_names
+    if not {PROPOSALS, NUM_PROPOSALS, *BOX_OF_FRAME} <= set(names):
+        return None
+    handler = layout.handlers[names.index(PROPOSALS)]
+    problem = array_problem(handler.dtype, handler.shape)
+    if problem:
+        raise UserError(f"{path}: field '{PROPOSALS}' {problem}")
+    counts = metadata[f'f{names.index(NUM_PROPOSALS)}']
+    bad = first_bad_count(counts, int(handler.shape[0]))
+    if bad:
+        sample, why = bad
+        raise UserError(f"{path}: sample {sample}'s '{NUM_PROPOSALS}' {why}")
+    return counts
+
+
+def _check_chunk(data, layout, metadata, sizes, counts, halt, start):
+    """Decode the ``CHUNK`` samples from ``start`` and check their valid proposal rows
+    (``counts``: see :func:`_proposal_counts`): ``(first problem or None, images decoded,
+    count)``; stops early once ``halt`` is set."""
     from ffcv.fields import NDArrayField, RGBImageField
     from ffcv.fields.rgb_image import IMAGE_MODES
 
     images = 0
+    stop = min(start + CHUNK, layout.num_samples)
     for index in range(start, stop):
+        if halt.is_set():
+            return None, images, index - start
         for i in layout.pointer_fields:
             handler, name = layout.handlers[i], layout.field_names[i]
             meta = metadata[f'f{i}'][index]
@@ -186,10 +232,28 @@ def _check_chunk(data, layout, metadata, sizes, start, stop):
             elif isinstance(handler, NDArrayField) and size != handler.element_size:
                 return (f'{where} holds {size} bytes, not the {handler.element_size} of its '
                         f'declared array'), images, index - start
+            elif counts is not None and name == PROPOSALS:
+                problem = _rows_problem(data[pointer:pointer + size], layout, metadata,
+                                        index, int(counts[index]))
+                if problem:
+                    return f'{where} {problem}', images, index - start
             elif not isinstance(handler, NDArrayField) and size != int(meta['size']):
                 return (f"{where} holds {size} bytes, not the {int(meta['size'])} its "
                         f'metadata states'), images, index - start
     return None, images, stop - start
+
+
+def _rows_problem(stored, layout, metadata, index, count):
+    """Why one of the first ``count`` rows of sample ``index``'s proposals (``stored``, its
+    whole array) breaks the contract, or None."""
+    names = layout.field_names
+    handler = layout.handlers[names.index(PROPOSALS)]
+    rows = np.frombuffer(stored, handler.dtype).reshape(tuple(map(int, handler.shape)))
+    frame_sizes = {}
+    for name in BOX_OF_FRAME:
+        meta = metadata[f'f{names.index(name)}'][index]
+        frame_sizes[name] = (int(meta['width']), int(meta['height']))
+    return row_problem(rows[:count], frame_sizes)
 
 
 def _jpeg_problem(encoded, width, height):

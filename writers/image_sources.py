@@ -3,8 +3,10 @@
 Three ways to name the images:
 
 * a folder, searched recursively for image files (sorted, so the order is reproducible); an
-  ImageFolder layout (``SRC/<class>/<image>``) gives each image its class index as label;
-* a text list file: one path per line, optionally followed by an integer label;
+  ImageFolder layout (``SRC/<class>/<image>``) gives each image its class index as label, and
+  a class folder without a supported image is refused; files of other extensions are counted;
+* a text list file (UTF-8, a byte-order mark allowed): one path per line, optionally followed
+  by an integer label (64-bit, as FFCV stores it);
 * a COCO-style boxes file (``--boxes``): one sample per annotated box, cropped with a margin.
 
 Every image is decoded the same way, by :func:`fastssl_common.images.load_rgb`;
@@ -25,6 +27,7 @@ from fastssl_common.images import (
     is_image_name,
     load_rgb_with_mode,
 )
+from fastssl_common.numbers import check_number
 from fastssl_common.progress import progress_bar
 
 UNLABELED = -1
@@ -41,9 +44,16 @@ class Sample:
 
 @dataclass
 class SampleList:
-    """The samples of a source plus its class names (empty when the source has none)."""
+    """The samples of a source plus its class names (empty when the source has none).
+
+    A folder source also counts the files it left out for their extension (``ignored``:
+    {extension: count}) and names the images that lie in it beside class folders whose
+    images would otherwise make an ImageFolder layout (``loose``: they make it unlabelled).
+    """
     samples: list
     classes: list = field(default_factory=list)
+    ignored: dict = field(default_factory=dict)
+    loose: list = field(default_factory=list)
 
     @property
     def paths(self):
@@ -81,26 +91,57 @@ def walk_visible(root):
         yield folder, [f for f in files if not f.startswith('.')]
 
 
+def extension_counts(counts):
+    """``{'.gif': 3, '': 1}`` as ``3 .gif, 1 without extension``."""
+    return ', '.join(f"{n} {ext or 'without extension'}" for ext, n in sorted(counts.items()))
+
+
 def scan_folder(root):
     """Every image under ``root`` (hidden files and folders skipped), sorted by path.
 
     If every image sits exactly one folder below ``root`` (ImageFolder layout), the label is the
-    index of its folder's name among the sorted folder names, and those names are the classes.
+    index of its folder's name among the sorted folder names, and those names are the classes;
+    a folder there without an image of a supported extension is refused, as torchvision's
+    ImageFolder does: left out, it would shift the labels of the classes after it.
     """
     found = []
+    ignored = Counter()                     # extension -> files left out
+    ignored_in = {}                         # each top-level folder -> its files left out
     for folder, files in walk_visible(root):
         rel_folder = os.path.relpath(folder, root)
         parts = () if rel_folder == '.' else tuple(rel_folder.split(os.sep))
-        found.extend(parts + (name,) for name in files if is_image_name(name))
+        if len(parts) == 1:
+            ignored_in[parts[0]] = Counter()
+        for name in files:
+            if is_image_name(name):
+                found.append(parts + (name,))
+                continue
+            extension = os.path.splitext(name)[1].lower()
+            ignored[extension] += 1
+            if parts:
+                ignored_in[parts[0]][extension] += 1
+    supported = ', '.join(IMAGE_EXTENSIONS)
     if not found:
-        raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {root}")
+        held = f' (it holds {extension_counts(ignored)})' if ignored else ''
+        raise UserError(f'no images ({supported}) found under {root}{held}')
     found.sort()
+    ignored = dict(sorted(ignored.items()))
     paths = [os.path.join(root, *parts) for parts in found]
-    if all(len(parts) == 2 for parts in found):
-        classes = sorted({parts[0] for parts in found})
+    depths = {len(parts) for parts in found}
+    if depths == {2}:
+        classes = sorted(ignored_in)
+        with_images = {parts[0] for parts in found}
+        for name in classes:
+            if name not in with_images:
+                held = ignored_in[name]
+                what = f'it holds {extension_counts(held)}' if held else 'it is empty'
+                raise UserError(f'class folder {os.path.join(root, name)} has no image with a '
+                                f'supported extension ({supported}); {what}')
         index = {name: i for i, name in enumerate(classes)}
-        return SampleList([Sample(p, index[parts[0]]) for p, parts in zip(paths, found)], classes)
-    return SampleList([Sample(p) for p in paths], [])
+        return SampleList([Sample(p, index[parts[0]]) for p, parts in zip(paths, found)],
+                          classes, ignored)
+    loose = [p for p, parts in zip(paths, found) if len(parts) == 1] if depths == {1, 2} else []
+    return SampleList([Sample(p) for p in paths], [], ignored, loose)
 
 
 def _parse_int(text):
@@ -118,7 +159,8 @@ def read_list_file(list_path):
     reported as unreadable when the images are checked.
     """
     try:
-        with open(list_path, encoding='utf-8') as handle:
+        # utf-8-sig: a byte-order mark (Windows editors) would otherwise join the first path
+        with open(list_path, encoding='utf-8-sig') as handle:
             lines = handle.read().splitlines()
     except UnicodeDecodeError:
         raise UserError(f'list file {list_path} is not UTF-8 text') from None
@@ -126,14 +168,17 @@ def read_list_file(list_path):
         raise UserError(f'cannot read list file {list_path}: {err.strerror}') from None
     base = os.path.dirname(os.path.abspath(list_path))
     samples = []
-    for line in lines:
+    for number, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith('#'):
             continue
         label = UNLABELED
         pieces = line.rsplit(None, 1)
-        if len(pieces) == 2 and _parse_int(pieces[1]) is not None:
-            line, label = pieces[0], _parse_int(pieces[1])
+        value = _parse_int(pieces[1]) if len(pieces) == 2 else None
+        if value is not None:
+            # FFCV stores labels as int64: a larger one kills its writer process
+            label = check_number(value, f'list file {list_path}:{number}: label')
+            line = pieces[0]
         path = os.path.normpath(os.path.join(base, os.path.expanduser(line)))
         samples.append(Sample(path, label))
     if not samples:

@@ -28,6 +28,8 @@ outside ``0..max_proposals`` (every sample), a proposal row that is not finite o
 contract (``0 <= x0 <= x1 <= width`` and the same for y in both frames, confidence in
 ``[0, 1]``; every sample with tracks), a frame that does not decode to its stated size (the
 frames drawn). Nothing is written to ``--out`` then (an earlier run's output stays as it was).
+With ``--format jpg``, a sheet more than 65,500 px high or wide (libjpeg's limit; e.g.
+``--per-sheet 40 --height 2160``) is refused before anything is drawn, naming the options.
 """
 import json
 import os
@@ -60,14 +62,16 @@ from fastssl_common.formats import (
     VIDEO_ID,
 )
 from fastssl_common.numbers import check_number
+from fastssl_common.proposals import array_problem, first_bad_count, row_problem
 from writers.boxes import box_area
 from writers.writer_common import MIN_RESOLUTION
 
 PAIR_FIELDS = (FRAME_A, FRAME_B, INDEX_A, INDEX_B, VIDEO_ID)
 CAPTION = 22                  # px of caption above each row
 SPACER = 6                    # px between the two frames
+ROW_GAP = 4                   # px of white below each row
 MAX_ROW_HEIGHT = 2160          # px: a 4K row; taller sheets only cost memory
-SLACK = 0.5                   # px a stored box may reach past its frame (float rounding)
+JPEG_MAX_SIDE = 65500          # px: libjpeg's limit (the format's is 65535)
 JPG, RAW = 0, 1               # FFCV's RGBImageField storage modes
 
 
@@ -112,6 +116,9 @@ class PairsFile:
             self._sizes[name] = self._allocations(name, self.column[name]['data_ptr'])
         if self.has_proposals:
             handler = reader.handlers[PROPOSALS]
+            problem = array_problem(handler.dtype, handler.shape)
+            if problem:
+                raise UserError(f'{path}: field {PROPOSALS} {problem}')
             self.proposal_shape, self.proposal_dtype = handler.shape, handler.dtype
             sizes = self._allocations(PROPOSALS, self.column[PROPOSALS])
             wrong = np.flatnonzero(sizes != handler.element_size)
@@ -119,12 +126,10 @@ class PairsFile:
                 raise damaged(path, f"sample {wrong[0]}'s {PROPOSALS} holds "
                                     f"{sizes[wrong[0]]} bytes, not the "
                                     f"{handler.element_size} of its declared array")
-            rows = self.proposal_shape[0]
-            counts = self.column[NUM_PROPOSALS].astype(np.int64)
-            wrong = np.flatnonzero((counts < 0) | (counts > rows))
-            if len(wrong):
-                raise damaged(path, f"sample {wrong[0]}'s {NUM_PROPOSALS} is "
-                                    f"{counts[wrong[0]]}, outside 0..{rows}")
+            bad = first_bad_count(self.column[NUM_PROPOSALS], int(self.proposal_shape[0]))
+            if bad:
+                sample, why = bad
+                raise damaged(path, f"sample {sample}'s {NUM_PROPOSALS} {why}")
 
     def _allocations(self, name, pointers):
         """Each sample's allocation size for field ``name`` whose data starts at
@@ -195,34 +200,11 @@ class PairsFile:
 
     def _check_rows(self, index, rows):
         """UserError naming sample ``index`` and its first row that is not finite or breaks
-        the proposals contract (docs/data.md): ``0 <= x0 <= x1 <= width``, the same for y,
-        in both frames (``SLACK`` px of rounding allowed), confidence in ``[0, 1]``."""
-        rows = np.asarray(rows, np.float64)
-        with np.errstate(invalid='ignore'):      # NaN compares False: refused below
-            fits = (rows[:, CONF] >= 0) & (rows[:, CONF] <= 1)
-            for name, columns in BOX_OF_FRAME.items():
-                width, height = self.size(name, index)
-                x0, y0, x1, y1 = rows[:, columns].T
-                fits &= ((x0 >= -SLACK) & (x0 <= x1) & (x1 <= width + SLACK)
-                         & (y0 >= -SLACK) & (y0 <= y1) & (y1 <= height + SLACK))
-        if fits.all():          # the common case, without a Python loop over the rows
-            return
-        for r, row in enumerate(rows):       # the first row at fault, and why
-            problem = None
-            if not np.isfinite(row).all():
-                problem = 'is not finite'
-            elif not 0 <= row[CONF] <= 1:
-                problem = f'has confidence {row[CONF]:g}, outside [0, 1]'
-            for name, columns in BOX_OF_FRAME.items():
-                width, height = self.size(name, index)
-                x0, y0, x1, y1 = row[columns]
-                if problem is None and not (-SLACK <= x0 <= x1 <= width + SLACK
-                                            and -SLACK <= y0 <= y1 <= height + SLACK):
-                    problem = f'has a box outside its {width}x{height} {name}'
-            if problem:
-                values = ', '.join(f'{v:g}' for v in row)
-                raise damaged(self.path, f"sample {index}'s {PROPOSALS} row {r} [{values}] "
-                                         f"{problem}")
+        the proposals contract (:mod:`fastssl_common.proposals`)."""
+        sizes = {name: self.size(name, index) for name in BOX_OF_FRAME}
+        problem = row_problem(rows, sizes)
+        if problem:
+            raise damaged(self.path, f"sample {index}'s {PROPOSALS} {problem}")
 
     def size(self, name, index):
         meta = self.column[name][index]
@@ -243,7 +225,8 @@ def draw_pair(pairs, index, height):
     for name, columns in BOX_OF_FRAME.items():
         image = pairs.frame(name, index)
         scale = height / image.shape[0]
-        image = cv2.resize(image, (max(1, round(image.shape[1] * scale)), height),
+        width = scaled_width(image.shape[1], image.shape[0], height)
+        image = cv2.resize(image, (width, height),
                            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         for r, row in enumerate(rows):
             x0, y0, x1, y1 = (row[columns] * scale).tolist()
@@ -263,11 +246,34 @@ def draw_pair(pairs, index, height):
     return np.vstack([caption, body])
 
 
+def scaled_width(width, frame_height, height):
+    """The width of a ``width x frame_height`` frame drawn ``height`` px high."""
+    return max(1, round(width * (height / max(frame_height, 1))))
+
+
 def stack_rows(rows):
     """Rows of different widths, left-aligned on a white sheet."""
     width = max(r.shape[1] for r in rows)
-    return np.vstack([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)),
+    return np.vstack([np.pad(r, ((0, ROW_GAP), (0, width - r.shape[1]), (0, 0)),
                              constant_values=255) for r in rows])
+
+
+def check_jpeg_fits(pairs, shown, per_sheet, height):
+    """UserError before anything is drawn when a sheet (from the frame sizes the metadata
+    states) would be larger than the JPEG encoder takes: OpenCV fails only once it is drawn."""
+    rows = min(per_sheet, len(shown))
+    tall = rows * (CAPTION + height + ROW_GAP)
+    if tall > JPEG_MAX_SIDE:
+        raise UserError(f'--format jpg: a sheet of {rows} pairs (--per-sheet {per_sheet}) at '
+                        f'--height {height} would be {tall} px tall, more than the '
+                        f'{JPEG_MAX_SIDE} px a JPEG can be; use --format png, or a lower '
+                        f'--per-sheet or --height')
+    wide = max(SPACER + sum(scaled_width(*pairs.size(name, int(i)), height)
+                            for name in BOX_OF_FRAME) for i in shown)
+    if wide > JPEG_MAX_SIDE:
+        raise UserError(f'--format jpg: a pair at --height {height} would be {wide} px wide, '
+                        f'more than the {JPEG_MAX_SIDE} px a JPEG can be; use --format png '
+                        f'or a lower --height')
 
 
 def quartiles(values):
@@ -348,6 +354,8 @@ def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image
     summary['proposal_ranking'], summary['foreground'] = sidecar_foreground(path)
     rng = np.random.default_rng(seed)
     shown = np.sort(rng.choice(data.num_samples, min(pairs, data.num_samples), replace=False))
+    if image_format == 'jpg':
+        check_jpeg_fits(data, shown, per_sheet, height)
     with output_folder(out):    # a folder it created goes again if rendering fails
         # rendered in a sibling folder first: an error part way leaves ``out`` as it was
         remove_stale(os.path.dirname(os.path.abspath(out)), 'tmp')
@@ -360,7 +368,13 @@ def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image
                     sheet = stack_rows([draw_pair(data, int(i), height)
                                         for i in shown[start:start + per_sheet]])
                     name = f'sheet_{number:02d}.{image_format}'
-                    encoded = cv2.imencode(f'.{image_format}', sheet)[1]
+                    try:
+                        ok, encoded = cv2.imencode(f'.{image_format}', sheet)
+                    except cv2.error:       # older OpenCV raises where 5.x returns False
+                        ok = False
+                    if not ok:
+                        raise UserError(f'cannot encode {name} ({sheet.shape[1]}x'
+                                        f'{sheet.shape[0]} px) as {image_format}')
                     encoded.tofile(os.path.join(staging, name))
                     sheets.append(name)
                 # an earlier run's sheets would pass for this run's (fewer sheets, other format)

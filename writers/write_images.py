@@ -21,9 +21,16 @@ import numpy as np
 from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import IMAGE, IMAGES, LABEL
-from fastssl_common.images import load_rgb
+from fastssl_common.images import IMAGE_EXTENSIONS, load_rgb
 from fastssl_common.numbers import check_number
-from writers.image_sources import check_images, crop_region, find_images, probe_image, read_boxes
+from writers.image_sources import (
+    check_images,
+    crop_region,
+    extension_counts,
+    find_images,
+    probe_image,
+    read_boxes,
+)
 from writers.writer_common import (
     add_output_arguments,
     check_output,
@@ -57,7 +64,9 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
     bar on a terminal, a line every 10 % elsewhere). Returns a summary dict: ``out``,
     ``sidecar``, ``num_samples``, ``classes``, ``skipped`` (list of {path, reason}),
     ``small_boxes_skipped``, ``converted`` (original image modes other than RGB, with
-    counts) and ``options``.
+    counts), ``ignored`` (a folder's files left out for their extension: {extension: count}),
+    ``loose_images`` (images in a folder beside class folders, which make it unlabelled) and
+    ``options``.
     Raises UserError for bad input; on any failure neither ``out`` nor the sidecar is created.
     """
     options = _check_options(dict(
@@ -112,6 +121,7 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
     return {'out': out, 'sidecar': sidecar, 'num_samples': len(items),
             'classes': source.classes, 'skipped': skipped, 'small_boxes_skipped': small_boxes,
             'converted': {mode: n for mode, n in sorted(modes.items()) if mode != 'RGB'},
+            'ignored': source.ignored, 'loose_images': source.loose,
             'options': metadata['options']}
 
 
@@ -257,6 +267,17 @@ def _print_summary(summary):
         if len(skipped) > 20:
             print(f"  ... and {len(skipped) - 20} more (listed in {summary['sidecar']})",
                   file=sys.stderr)
+    if summary['ignored']:
+        print(f"note: {sum(summary['ignored'].values())} files left out for their extension "
+              f"({extension_counts(summary['ignored'])}); images are read from "
+              f"{', '.join(IMAGE_EXTENSIONS)}", file=sys.stderr)
+    loose = summary['loose_images']
+    if loose:
+        # an ImageFolder layout but for these: the user most likely wanted class labels
+        which = f'1: {loose[0]}' if len(loose) == 1 else f'{len(loose)}, first: {loose[0]}'
+        print(f"note: written unlabelled because {summary['options']['src']} also holds "
+              f"images outside its class folders ({which}); move them into a class folder, or "
+              f"out, for class labels", file=sys.stderr)
     classes = summary['classes']
     shown = ', '.join(classes[:10]) + (', ...' if len(classes) > 10 else '')
     print(f"samples written: {summary['num_samples']}")

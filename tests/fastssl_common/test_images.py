@@ -5,7 +5,13 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from fastssl_common.images import describe_failure, is_image_name, load_rgb, to_rgb
+from fastssl_common.images import (
+    NonFinitePixels,
+    describe_failure,
+    is_image_name,
+    load_rgb,
+    to_rgb,
+)
 
 
 def test_to_rgb_converts_every_mode():
@@ -31,3 +37,16 @@ def test_load_rgb_reads_the_file_and_names_failures(tmp_path):
         with pytest.raises(Exception) as err:
             load_rgb(str(tmp_path / name))
         assert describe_failure(err.value).startswith(reason)
+
+
+@pytest.mark.parametrize('bad', [np.nan, np.inf, -np.inf])
+def test_a_float_image_with_a_non_finite_pixel_is_refused(bad):
+    """One NaN made a 0..1 image's maximum NaN, so it was not scaled and came out almost
+    black; an infinity did the same. Refused with a reason, as an unreadable file is."""
+    values = np.linspace(0, 1, 48, dtype=np.float32).reshape(6, 8)
+    np.testing.assert_array_equal(to_rgb(Image.fromarray(values, mode='F'))[..., 0],
+                                  np.rint(values * 255))
+    values[2, 3] = bad
+    with pytest.raises(NonFinitePixels) as err:
+        to_rgb(Image.fromarray(values, mode='F'))
+    assert describe_failure(err.value) == '1 of 48 float pixels are NaN or infinite'

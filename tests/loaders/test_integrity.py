@@ -2,10 +2,12 @@
 decodes every sample (loaders/integrity.py, fastssl_common/beton_file.py)."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from fastssl_common.beton_file import required_size
@@ -177,7 +179,6 @@ def test_an_image_that_does_not_decode_is_named(written, repo, assert_one_line_e
 
 def test_an_image_of_an_unknown_storage_mode_is_named(written):
     """The loaders read any mode but jpg as raw pixels: verify must not pass such a file."""
-    import numpy as np
     from ffcv.types import get_metadata_type
 
     os.remove(str(written) + '.json')
@@ -219,3 +220,104 @@ def test_images_written_with_several_workers_verify(tmp_path, small_beton):
                  progress=False)
     summary = verify(str(out), progress=False)
     assert summary['decoded'] == 16 and summary['pages'] >= 3
+
+
+def test_ctrl_c_stops_verify_at_once(tmp_path, repo):
+    """Every decode used to be queued up front, and Ctrl-C waited for the queue to drain (a
+    12,000-sample file ended 11 s after it): only a few chunks may be queued, and those
+    running stop at their next sample."""
+    import signal
+    import time
+
+    import skimage.data
+    from PIL import Image
+
+    Image.fromarray(skimage.data.astronaut()).save(tmp_path / 'a.png')      # 512 x 512
+    (tmp_path / 'list.txt').write_text('a.png 0\n' * 3000)                  # ~4 s to decode
+    many = tmp_path / 'many.beton'
+    write_images(str(tmp_path / 'list.txt'), str(many), workers=2, progress=False)
+    child = subprocess.Popen(
+        [sys.executable, '-m', 'loaders.verify', str(many)], cwd=repo, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))   # as in a shell
+    try:
+        started = any(line.startswith('decoding:  10%') for line in child.stdout)
+        child.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        said = child.stderr.readline()
+        said_after = time.monotonic() - sent
+        child.wait(60)
+        exited_after = time.monotonic() - sent
+    finally:
+        child.kill()
+    assert started, 'the premise: interrupted while decoding'
+    assert child.returncode == 130 and said == 'interrupted\n' and not child.stderr.read()
+    assert said_after < 1.5, f'stopped {said_after:.1f} s after Ctrl-C'
+    assert exited_after < 3, f'exited {exited_after:.1f} s after Ctrl-C'
+
+
+# ---------------------------------------------------------------------------- proposals
+
+@pytest.fixture
+def tracked(region_pairs_beton, planted, tmp_path):
+    """``tracked(edit)``: a copy of the real pairs .beton with tracked regions (sample i has
+    ``i % 3`` valid rows, 32 rows of room) after ``edit(rows, counts)`` changed its rows."""
+    source, rows, counts = region_pairs_beton
+
+    def copy(edit):
+        path = str(tmp_path / 'pairs.beton')
+        shutil.copy(source, path)
+        new_rows, new_counts = [r.copy() for r in rows], counts.copy()
+        edit(new_rows, new_counts)
+        planted.fill_proposals(path, new_rows, new_counts)
+        return path
+    return copy
+
+
+def test_verify_passes_proposals_that_keep_the_contract(tracked):
+    def beyond_num_proposals(rows, counts):      # only rows [0, num_proposals) are read
+        rows[1][1] = np.nan
+    path = tracked(beyond_num_proposals)
+    assert verify(path, progress=False)['samples'] > 3
+
+
+@pytest.mark.parametrize('sample, row, column, value, problem', [
+    (2, 1, 3, float('nan'), 'is not finite'),
+    (1, 0, 6, 161.0, 'has a box outside its 160x96 frame_b'),
+    (2, 0, 8, 1.5, 'has confidence 1.5, outside [0, 1]'),
+])
+def test_verify_names_a_proposal_row_that_breaks_the_contract(
+        tracked, repo, assert_one_line_error, sample, row, column, value, problem):
+    def damage(rows, counts):
+        rows[sample][row, column] = value
+    path = tracked(damage)
+    with pytest.raises(UserError, match=f"sample {sample}'s 'proposals' row {row} "
+                                        rf'\[.*\] {re.escape(problem)}$'):
+        verify(path, progress=False)
+    assert_one_line_error(verify_cli(repo, path, '--quiet'), path, problem)
+
+
+def test_verify_names_a_num_proposals_outside_the_array(tracked, repo, assert_one_line_error):
+    def damage(rows, counts):
+        counts[1] = 200
+    path = tracked(damage)
+    assert_one_line_error(verify_cli(repo, path, '--quiet'), path,
+                          "sample 1's 'num_proposals' is 200, outside 0..32")
+
+
+def test_verify_names_a_proposals_field_of_another_shape(tmp_path, repo, assert_one_line_error):
+    """Not our writers' file: the contract's columns cannot be read, so it is named (the
+    row check would end in an IndexError traceback)."""
+    import skimage.data
+    from ffcv.fields import IntField, NDArrayField, RGBImageField
+    from ffcv.writer import DatasetWriter
+
+    frame = np.ascontiguousarray(skimage.data.astronaut()[::8, ::8])
+    path = str(tmp_path / 'other.beton')
+    fields = {'frame_a': RGBImageField(), 'frame_b': RGBImageField(),
+              'proposals': NDArrayField(np.dtype('<f4'), (4, 4)), 'num_proposals': IntField()}
+    DatasetWriter(path, fields, num_workers=1).from_indexed_dataset(
+        [(frame, frame, np.zeros((4, 4), np.float32), 1)] * 2)
+    assert_one_line_error(verify_cli(repo, path, '--quiet'), path,
+                          "field 'proposals' is declared float32 (4, 4), not float32 "
+                          "(max_proposals, 9)")

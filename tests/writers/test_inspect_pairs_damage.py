@@ -200,3 +200,53 @@ def test_unknown_storage_mode_names_the_sample(copy, tmp_path):
     copy.write(copy.meta_offset(2, FRAME_A, 'mode'), 7, '<u1')
     check_refused(copy, tmp_path, f"sample 2's {FRAME_A} has storage mode 7, neither jpg "
                                   f"nor raw")
+
+
+# ---------------------------------------------------------------------------- sheet too large
+
+def write_strip_pairs(root, frame_size, count):
+    """A pairs .beton (no proposal fields) of ``count - 1`` pairs of ``frame_size`` frames."""
+    frames, _ = moving_patch_sequence(count, frame_size=frame_size, patch_size=(24, 24),
+                                      start=(6.0, 6.0), velocity=(1.0, 1.0))
+    write_sequence(root / 'src' / 'clip', frames, boxes=False)
+    out = str(root / 'pairs.beton')
+    write_video_pairs(str(root / 'src'), out, gap=1, max_proposals=0, max_resolution=0,
+                      workers=1, progress=False)
+    return out
+
+
+def test_a_jpeg_sheet_too_tall_is_refused_before_drawing(tmp_path, run_script,
+                                                         assert_one_line_error):
+    """30 rows at --height 2160 make a sheet 65,580 px tall, past libjpeg's 65,500: OpenCV's
+    failure used to end in an AttributeError traceback, once the sheet was drawn. (Narrow
+    frames keep that sheet small in memory.)"""
+    beton = write_strip_pairs(tmp_path, (48, 320), 32)
+    out = tmp_path / 'look'
+    result = run_script('writers/inspect_pairs.py', beton, '--out', out, '--pairs', 30,
+                        '--per-sheet', 30, '--height', 2160, '--format', 'jpg')
+    assert_one_line_error(result, '--format jpg', '--per-sheet 30', '--height 2160',
+                          '65580 px tall', '--format png')
+    assert not out.exists()
+    summary = inspect_pairs(beton, out, pairs=30, per_sheet=15, height=2160,
+                            image_format='jpg')      # 15 rows a sheet: 32,790 px
+    assert summary['sheets'] == ['sheet_00.jpg', 'sheet_01.jpg']
+
+
+def test_a_jpeg_sheet_too_wide_is_refused_before_drawing(tmp_path):
+    beton = write_strip_pairs(tmp_path, (640, 36), 4)
+    with pytest.raises(UserError, match=r'^--format jpg: a pair at --height 2000 would be '
+                                        r'71118 px wide, .* use --format png or a lower '
+                                        r'--height$'):      # 2 x 640 x 2000 / 36 + 6
+        inspect_pairs(beton, tmp_path / 'look', per_sheet=1, height=2000, image_format='jpg')
+    assert not (tmp_path / 'look').exists()
+
+
+def test_a_sheet_the_encoder_refuses_is_one_line(pairs, tmp_path, monkeypatch):
+    """Whatever else OpenCV cannot encode (its flag is False) is a UserError, not a
+    traceback; nothing is written."""
+    import cv2
+
+    monkeypatch.setattr(cv2, 'imencode', lambda *args: (False, ()))
+    with pytest.raises(UserError, match=r'^cannot encode sheet_00.png \(\d+x\d+ px\) as png$'):
+        inspect_pairs(pairs, tmp_path / 'look')
+    assert os.listdir(tmp_path) == []

@@ -306,6 +306,70 @@ def test_folder_scan_is_sorted_recursive_and_case_insensitive(tmp_path):
         'c.webp',
     ]
     assert found.classes == [] and {s.label for s in found.samples} == {-1}
+    assert found.loose == []         # images at three depths: no ImageFolder layout meant
+
+
+def test_list_file_with_a_byte_order_mark_keeps_its_first_image(class_folder, tmp_path):
+    """Windows editors start UTF-8 files with a BOM; it used to join the first path, and that
+    image was skipped as not found."""
+    root, expected = class_folder
+    listing = tmp_path / 'bom.txt'
+    listing.write_bytes(f'\ufeff{expected[0][0]} 0\n{expected[2][0]} 1\n'.encode('utf-8'))
+    summary = write_images(str(listing), str(tmp_path / 'bom.beton'), write_mode='raw',
+                           workers=1, progress=False)
+    assert summary['skipped'] == [] and summary['num_samples'] == 2
+    assert [label for _, label in read_beton(str(tmp_path / 'bom.beton'))] == [0, 1]
+
+
+def test_files_left_out_for_their_extension_are_counted(class_folder, tmp_path, capsys):
+    root, expected = class_folder
+    src = tmp_path / 'src'
+    save(Image.open(expected[0][0]), str(src / 'cat' / 'a.png'))
+    save(Image.open(expected[0][0]), str(src / 'cat' / 'b.gif'))
+    save(Image.open(expected[2][0]), str(src / 'dog' / 'c.png'))
+    (src / 'dog' / 'c.txt').write_text('a caption')
+    (src / 'dog' / 'README').write_text('no extension')
+    out = str(tmp_path / 'out.beton')
+
+    assert main([str(src), out, '--workers', '1']) == 0
+    err = capsys.readouterr().err
+    assert ('note: 3 files left out for their extension (1 without extension, 1 .gif, 1 .txt); '
+            'images are read from .jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff\n') in err
+    assert json.load(open(out + '.json'))['classes'] == ['cat', 'dog']
+
+
+def test_images_beside_class_folders_are_named_as_why_there_are_no_classes(
+        class_folder, tmp_path, capsys):
+    """torchvision's ImageFolder ignores files beside the class folders; the writer keeps
+    every image (SRC may be an unlabelled folder with sub-folders), so it says why it wrote
+    no classes and which file made it so."""
+    root, expected = class_folder
+    src = tmp_path / 'src'
+    for name, (path, _, _) in zip(('cat/a.png', 'cat/b.png', 'dog/c.png'), expected):
+        save(Image.open(path), str(src / name))
+    thumb = save(Image.open(expected[3][0]), str(src / 'thumb.png'))
+    out = str(tmp_path / 'out.beton')
+
+    assert main([str(src), out, '--workers', '1']) == 0
+    err = capsys.readouterr().err
+    assert (f'note: written unlabelled because {src} also holds images outside its class '
+            f'folders (1: {thumb}); move them into a class folder, or out, for class '
+            f'labels\n') in err
+    assert [label for _, label in read_beton(out)] == [-1] * 4
+
+
+def test_float_image_with_a_nan_pixel_is_skipped_not_written_dark(class_folder, tmp_path):
+    """One NaN made the 0..1 image's maximum NaN: it was stored unscaled, almost black."""
+    root, expected = class_folder
+    src = tmp_path / 'src'
+    save(Image.open(expected[0][0]), str(src / 'a.png'))
+    values = np.asarray(Image.open(expected[2][0]).convert('L'), np.float32) / 255
+    values[3, 5] = np.nan
+    nan = save(Image.fromarray(values, mode='F'), str(src / 'b.tif'))
+    summary = write_images(str(src), str(tmp_path / 'out.beton'), workers=1, progress=False)
+    assert summary['num_samples'] == 1
+    assert summary['skipped'] == [
+        {'path': nan, 'reason': f'1 of {values.size} float pixels are NaN or infinite'}]
 
 
 def test_sample_dataset_records_a_file_that_went_bad(tmp_path):
@@ -403,6 +467,40 @@ def test_list_file_missing_path_is_fatal_under_strict(
     )
     assert_one_line_error(result, tmp_path / 'not' / 'there.png', 'file not found')
     assert sorted(os.listdir(tmp_path)) == ['list.txt']
+
+
+def test_list_file_label_beyond_64_bits_is_named_by_line(
+    class_folder, tmp_path, run_script, assert_one_line_error
+):
+    """FFCV stores labels as int64: the writer process died with an OverflowError traceback."""
+    listing = tmp_path / 'list.txt'
+    listing.write_text(f'{class_folder[1][0][0]} 1\n{class_folder[1][1][0]} '
+                       f'99999999999999999999\n')
+    result = run_script('writers/write_images.py', listing, tmp_path / 'x.beton')
+    assert_one_line_error(result, f'list file {listing}:2: label', '99999999999999999999')
+    assert sorted(os.listdir(tmp_path)) == ['list.txt']
+
+
+@pytest.mark.parametrize('content, held', [
+    (['b.gif', 'c.gif', 'd.jfif'], 'it holds 2 .gif, 1 .jfif'),
+    ([], 'it is empty'),
+])
+def test_class_folder_without_a_supported_image_is_refused(
+    class_folder, tmp_path, run_script, assert_one_line_error, content, held
+):
+    """Left out, it shifted the labels of the classes after it (torchvision refuses it)."""
+    root, expected = class_folder
+    src = tmp_path / 'src'
+    save(Image.open(expected[0][0]), str(src / 'a' / 'x.png'))
+    (src / 'b').mkdir()
+    for name in content:
+        save(Image.open(expected[1][0]), str(src / 'b' / name), format='GIF')
+    save(Image.open(expected[2][0]), str(src / 'c' / 'y.png'))
+    result = run_script('writers/write_images.py', src, tmp_path / 'x.beton')
+    assert_one_line_error(result, f'class folder {src / "b"} has no image with a supported '
+                                  f'extension (.jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff)',
+                          held)
+    assert sorted(os.listdir(tmp_path)) == ['src']
 
 
 @pytest.fixture
