@@ -49,6 +49,7 @@ from fastssl_common.formats import (
     PROPOSAL_DTYPE,
     PROPOSALS,
 )
+from fastssl_common.proposals import array_problem, first_bad_count
 
 from .host_array import make_row_reader
 from .jit import jit
@@ -70,17 +71,15 @@ class RegionTable:
     def __init__(self, reader, path):
         names = list(reader.handlers)
         field = reader.handlers[PROPOSALS]
-        if (np.dtype(field.dtype) != PROPOSAL_DTYPE or len(field.shape) != 2
-                or field.shape[1] != NUM_COLUMNS):
-            raise UserError(f"{path}: field '{PROPOSALS}' must be float32 (rows, "
-                            f"{NUM_COLUMNS}), got {np.dtype(field.dtype)} {field.shape}")
+        problem = array_problem(field.dtype, field.shape)
+        if problem:
+            raise UserError(f"{path}: field '{PROPOSALS}' {problem}")
         self.max_rows = int(field.shape[0])
         pointers = reader.metadata[f'f{names.index(PROPOSALS)}']
         counts = reader.metadata[f'f{names.index(NUM_PROPOSALS)}'].astype(np.int64)
-        bad = np.flatnonzero((counts < 0) | (counts > self.max_rows))
-        if len(bad):
-            raise UserError(f'{path}: sample {bad[0]} has {NUM_PROPOSALS}={counts[bad[0]]}, '
-                            f'outside 0..{self.max_rows}')
+        bad = first_bad_count(counts, self.max_rows)
+        if bad:
+            raise UserError(f"{path}: sample {bad[0]}'s '{NUM_PROPOSALS}' {bad[1]}")
         self.rows = np.ascontiguousarray(np.stack([pointers.astype(np.int64), counts], axis=1))
         self.valid = counts > 0
 
