@@ -296,8 +296,10 @@ def labelled_split(source):
     seen, lists = {}, ([], [])
     for sample in found.samples:
         if sample.label < 0:
+            # images beside the class folders are what unlabels a set that has them
+            stray = found.loose[0] if found.loose else sample.path
             raise UserError(f'--labelled {source} is not in the ImageFolder layout '
-                            f'(DIR/<class>/<image>): {sample.path} has no class')
+                            f'(DIR/<class>/<image>): {stray} has no class')
         count = seen[sample.label] = seen.get(sample.label, 0) + 1
         lists[count % VAL_EVERY == 0].append(f'{os.path.abspath(sample.path)} {sample.label}')
     small = [f'{found.classes[label]} ({n})' for label, n in sorted(seen.items())

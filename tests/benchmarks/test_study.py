@@ -131,6 +131,8 @@ def write_bad_beton(path):
     (['--videos', '/nonexistent/videos'], '--videos /nonexistent/videos is not a folder'),
     (['--labelled', '/nonexistent/images'], 'does not exist'),
     (['--labelled', 'FLAT'], 'is not in the ImageFolder layout'),
+    # the image beside the class folders is named, not the first image of a class
+    (['--labelled', 'STRAY'], 'stray/zz.jpg has no class'),
     (['--labelled', 'BETON'], 'bad.beton is not a readable .beton file'),
     (['--labelled', 'BETON,BETON'], 'bad.beton is not a readable .beton file'),
     # classes of 3 and 4 images: no val image (every 5th) for either
@@ -151,7 +153,8 @@ def test_bad_input_is_one_line_before_anything_is_written(tmp_path, capsys, monk
     made = {'BAD': lambda: write_bad_video(tmp_path / 'videos'),
             'FLAT': lambda: flat_images(tmp_path / 'flat'),
             'BETON': lambda: write_bad_beton(tmp_path / 'bad.beton'),
-            'SMALL': lambda: small_classes(tmp_path / 'small')}
+            'SMALL': lambda: small_classes(tmp_path / 'small'),
+            'STRAY': lambda: stray_image(tmp_path / 'stray')}
     extra = [','.join(str(made[p]()) if p in made else p for p in e.split(',')) for e in extra]
     out = tmp_path / 'out'
     err = bad_input(capsys, ['--quick', '--out', str(out), *extra])
@@ -165,6 +168,13 @@ def flat_images(folder):
     """Images with no class folder."""
     folder.mkdir()
     Image.new('RGB', (40, 40)).save(folder / 'a.jpg')
+    return folder
+
+
+def stray_image(folder):
+    """Classes of 5 images and one image beside them."""
+    labelled_folder(folder, ('astronaut', 'coffee'), 5)
+    Image.new('RGB', (40, 40)).save(folder / 'zz.jpg')
     return folder
 
 

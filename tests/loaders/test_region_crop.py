@@ -207,7 +207,8 @@ def test_bad_region_input_is_refused(planted_regions_beton, planted, region_pair
     broken = tmp_path / 'broken.beton'
     broken.write_bytes(open(planted_regions_beton, 'rb').read())
     planted.fill_proposals(str(broken), [np.zeros((1, 9), np.float32)], [planted.MAX_ROWS + 1])
-    with pytest.raises(UserError, match=re.escape(f"{broken}: sample 0's 'num_proposals' is 9, outside 0..8")):
+    why = f"{broken}: sample 0's 'num_proposals' is 9, outside 0..8"
+    with pytest.raises(UserError, match=re.escape(why)):
         MultiViewLoader(str(broken), 2, 8, RT)
 
 
