@@ -14,4 +14,5 @@ from fastssl.eval_command import main
 from fastssl_common.errors import run_cli
 
 if __name__ == '__main__':
-    run_cli(main)
+    # SIGTERM (a scheduler's time limit, kill) stops as Ctrl-C does: outputs cleaned up
+    run_cli(main, stop_on_sigterm=True)

@@ -8,9 +8,12 @@ The lr schedule is a pure function of (epoch, step), so it needs no state of its
 order and augment draws are keyed on (seed, epoch, index) and need none either.
 """
 import codecs
+import errno
 import glob
 import os
 import random
+import zipfile
+import zlib
 
 import numpy as np
 import torch
@@ -20,7 +23,8 @@ from fastssl_common.errors import UserError
 
 LAST = 'checkpoint_last.pt'
 # How a file torch.save wrote begins: a zip archive, or (the legacy format) a pickle
-TORCH_MAGIC = (b'PK\x03\x04', b'\x80')
+ZIP_MAGIC = b'PK\x03\x04'
+TORCH_MAGIC = (ZIP_MAGIC, b'\x80')
 
 
 def rng_state():
@@ -62,9 +66,11 @@ def save_checkpoint(run_dir, epoch, model, optimizer, scaler, config, step=None,
     return paths[0]
 
 
-def check_torch_file(path):
+def check_torch_file(path, checksums=True):
     """UserError unless ``path`` is a file that torch.save could have written, saying what
-    it is instead (torch's own error for, say, a YAML file talks of weights-only loading)."""
+    it is instead (torch's own error for, say, a YAML file talks of weights-only loading).
+    With ``checksums``, a zip archive (torch.save's format) must also pass its CRC-32 checks
+    (:func:`check_archive`); legacy pickle files have none and are accepted as they are."""
     if not os.path.isfile(path):
         raise UserError(f'checkpoint {path} is a folder, not a file' if os.path.isdir(path)
                         else f'checkpoint not found: {path}')
@@ -74,10 +80,45 @@ def check_torch_file(path):
     except OSError as err:
         raise UserError(f'cannot read checkpoint {path}: {err.strerror}') from None
     if head.startswith(TORCH_MAGIC):
+        if checksums and head.startswith(ZIP_MAGIC):
+            check_archive(path)
         return
     kind = 'an empty file' if not head else 'a text file' if _is_text(head) else (
         'binary data that torch.save does not write')
     raise UserError(f'{path} is not a PyTorch checkpoint ({kind})')
+
+
+# What zipfile raises for a damaged archive: bad headers or CRC (BadZipFile), data cut short
+# (EOFError), a damaged method or flag field (NotImplementedError; RuntimeError: "encrypted"),
+# a damaged name (UnicodeDecodeError) or offset (ValueError: too large to seek to; OSError
+# EINVAL: before the file's start).
+_DAMAGED = (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, ValueError,
+            zlib.error)
+
+
+def check_archive(path):
+    """UserError unless every member of the zip archive ``path`` reads back with the CRC-32
+    its writer recorded. torch.load checks none: bytes zeroed on disk or in a copy would load
+    as wrong weights. One streaming read of the file (a 300 MB checkpoint: a fraction of a
+    second once cached, and it warms the cache torch.load then reads from)."""
+    member = None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                with archive.open(member) as data:
+                    while data.read(1 << 20):
+                        pass
+    except (OSError, *_DAMAGED) as err:
+        if isinstance(err, OSError) and err.errno != errno.EINVAL:
+            raise UserError(f'cannot read checkpoint {path}: {err.strerror or err}') from None
+        if member is None:
+            raise UserError(f'{path} is truncated or damaged (its zip directory cannot be '
+                            f'read: {err})') from None
+        # a damaged name may hold any byte: keep the line one line
+        name = ''.join(c if c.isprintable() else '?' for c in member.filename)
+        why = ('fails its checksum' if str(err).startswith('Bad CRC-32')
+               else f'cannot be read: {err}')
+        raise UserError(f'{path} is damaged (member {name} {why})') from None
 
 
 def _is_text(head):

@@ -35,5 +35,6 @@ def main(argv=None):
 
 
 def cli():
-    """Console entry point: ``main`` with one-line errors."""
-    run_cli(main)
+    """Console entry point: ``main`` with one-line errors; SIGTERM stops it as Ctrl-C does
+    (what it had begun to write removed), with exit status 143."""
+    run_cli(main, stop_on_sigterm=True)

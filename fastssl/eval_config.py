@@ -21,6 +21,11 @@ from .config import (
 from .config_loader import Bool, Float, Int, OneOf, Str
 from .invariance_data import KINDS
 
+# Settings that reach float32 tensors and optimizers stay below float32's largest value
+# (3.4e38): torch cannot convert a larger one (a RuntimeError, not a result). Values that
+# large are of no use anyway: the probe diverges (reported as such), kNN votes are uniform.
+FLOAT32_BOUND = 1e38
+
 
 def declare_eval_section(cfg):
     """The ``eval`` section shared by the commands that evaluate a backbone on .betons."""
@@ -43,7 +48,8 @@ def declare_knn(cfg):
     Section('knn', 'Weighted kNN (cosine similarity, votes exp(s / T))',
             config_descriptor=cfg).params(
         k=Param(Int(gt=0), 'neighbours', default=KNN_K),
-        temperature=Param(Float(gt=0), 'weighting temperature T', default=KNN_TEMPERATURE),
+        temperature=Param(Float(gt=0, lt=FLOAT32_BOUND), 'weighting temperature T',
+                          default=KNN_TEMPERATURE),
     )
 
 
@@ -55,8 +61,10 @@ def declare_linear(cfg):
                         'sgd: mini-batch + cosine lr; lbfgs: full batch', default='sgd'),
         epochs=Param(Int(gt=0), 'sgd: passes over the features; lbfgs: iterations',
                      default=100),
-        lr=Param(Float(gt=0), 'sgd learning rate (lbfgs uses a line search)', default=0.1),
-        weight_decay=Param(Float(ge=0), 'L2 penalty on the weights', default=1e-4),
+        lr=Param(Float(gt=0, lt=FLOAT32_BOUND), 'sgd learning rate (lbfgs uses a line search)',
+                 default=0.1),
+        weight_decay=Param(Float(ge=0, lt=FLOAT32_BOUND), 'L2 penalty on the weights',
+                           default=1e-4),
         batch_size=Param(Int(gt=0), 'sgd mini-batch (features, not images)', default=256),
         seed=Param(Int(ge=0, le=SEED_MAX), 'init and sample-order seed', default=0),
     )

@@ -1,6 +1,6 @@
 """The output files of the ``eval.py`` commands, checked the same way for every command
-before the work: never a folder, never one of the run's inputs, and an existing file replaced
-only when it is an earlier output of the same kind."""
+before the work: never a folder, never one of the run's inputs or an input file's sidecar, and
+an existing file replaced only when it is an earlier output of the same kind."""
 import contextlib
 import os
 
@@ -19,17 +19,24 @@ def within(path, other):
 
 def check_output(path, key, inputs=(), kind=JSON):
     """Refuse ``path`` (the value of ``key``; "" = no output) as a run's output file when it is
-    a folder, is or lies in one of the run's ``inputs`` (files or folders), or exists but is
-    not a ``kind`` file (an earlier output)."""
+    a folder, is or lies in one of the run's ``inputs`` (files or folders), is where an input
+    file keeps its sidecar (``X.beton.json``: a JSON file, which would pass for an earlier
+    output), or exists but is not a ``kind`` file (an earlier output)."""
     if not path:
         return
     if os.path.isdir(path):
         raise UserError(f'{key} {path} is a folder, not a file')
+    if path.endswith(os.sep):          # a folder that does not exist yet: found after the work
+        raise UserError(f'{key} {path} ends in {os.sep}: give the path of a file')
     for source in filter(None, inputs):
         if within(path, source):
             same = os.path.realpath(path) == os.path.realpath(source)
             where = '' if same else f'inside {source}, '
             raise UserError(f'{key} {path} is {where}an input of this run: give another path')
+        if not os.path.isdir(source) and os.path.realpath(path) in {
+                os.path.realpath(source + '.json'), os.path.realpath(source) + '.json'}:
+            raise UserError(f'{key} {path} is the sidecar of {source}, an input of this run: '
+                            f'give another path')
     name, start = kind
     if os.path.exists(path):
         with open(path, 'rb') as handle:

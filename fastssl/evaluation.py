@@ -4,8 +4,11 @@ Both read the shared ``eval`` section (backbone, data, device: ``fastssl/eval_co
 load the backbone from any format ``model_io`` knows, and extract the train and val features
 with the one ``knn.extract_features`` (channels-last, autocast on GPU) that the trainer's kNN
 monitor uses. Images that did not decode (evaluated black: ``loaders/centre_crop_decoder.py``)
-are warned about, one line per file, and counted in the result (``decode_failures``).
+are warned about, one line per file, and counted in the result (``decode_failures``); a file
+none of whose images decoded is refused. One file given under two spellings (``F//x.beton``, a
+link) is one set: read once, and kNN scores it leave-one-out.
 """
+import contextlib
 import json
 import os
 import sys
@@ -22,7 +25,7 @@ from loaders.eval_loader import make_eval_loader
 from loaders.work_sharing import check_threads
 
 from .device import resolve_device, resolve_precision
-from .knn import extract_features, usable_neighbours, weighted_knn
+from .knn import dense_labels, extract_features, usable_neighbours, weighted_knn
 from .linear_probe import topk_accuracy, train_linear_probe
 from .model_io import load_backbone
 
@@ -40,17 +43,40 @@ def checked_eval_loaders(train_path, val_path, keys, batch_size, resolution, num
                          os_cache=True):
     """{path: eval loader} of ``train_path`` and ``val_path`` (None: the train set), a file
     refused by its loader named with its key (``keys``: train's, val's), then
-    :func:`check_labels`. ``eval.py`` and the training kNN monitor share it."""
+    :func:`check_labels`. ``eval.py`` and the training kNN monitor share it. A val set that is
+    the train file under another spelling (``F//x.beton``, ``F/../F/x.beton``, a link) gets the
+    train set's loader: callers tell "the val set is the train set" (leave-one-out) by
+    identity."""
     loaders = {}
     for key, path in zip(keys, (train_path, val_path or train_path)):
-        if path not in loaders:
+        known = next((loader for seen, loader in loaders.items() if same_file(seen, path)),
+                     None)
+        if known is None:
             try:
-                loaders[path] = make_eval_loader(path, batch_size, resolution, num_workers,
-                                                 os_cache)
+                known = make_eval_loader(path, batch_size, resolution, num_workers, os_cache)
             except UserError as err:
                 raise UserError(f'{key}: {err}') from None
+        loaders[path] = known
     check_labels(loaders, train_path, val_path, *keys)
     return loaders
+
+
+def same_file(path, other):
+    """True when ``path`` and ``other`` name one file, however spelled (False when either is
+    missing: its loader then says so)."""
+    try:
+        return path == other or os.path.samefile(path, other)
+    except OSError:
+        return False
+
+
+def distinct(loaders):
+    """``loaders`` ({path: eval loader}) with each loader once, under its first path."""
+    first = {}
+    for path, loader in loaders.items():
+        if all(loader is not seen for seen in first.values()):
+            first[path] = loader
+    return first
 
 
 def check_labels(loaders, train_path, val_path, train_key, val_key):
@@ -59,7 +85,7 @@ def check_labels(loaders, train_path, val_path, train_key, val_key):
     of one class, or a val set numbering its classes unlike the train set
     (:func:`check_same_classes`). kNN (evaluation and the training monitor) and the linear
     probe share it."""
-    for path, loader in loaders.items():
+    for path, loader in distinct(loaders).items():
         labels = stored_labels(loader)
         if labels.min() < 0:
             raise UserError(f'{path} has unlabelled samples (label {labels.min()}: images '
@@ -69,25 +95,37 @@ def check_labels(loaders, train_path, val_path, train_key, val_key):
     if len(classes) < 2:
         raise UserError(f'{train_key} {train_path} holds a single class ({classes[0]}): '
                         f'an accuracy needs at least 2')
-    check_same_classes(train_path, val_path, train_key, val_key)
+    if val_path and loaders[val_path] is not loaders[train_path]:
+        check_same_classes(train_path, val_path, train_key, val_key)
 
 
 def class_names(path):
-    """What each label of a .beton names, from its sidecar, or None where nothing is
-    recorded: the class folders of ``write_images.py`` (numbered in sorted order), the videos
-    of ``write_video_frames.py`` (label = video id; each named by its path relative to SRC,
-    or as recorded where SRC differs between merged shards)."""
+    """(What each label of a .beton names, from its sidecar; None) or (None, why the sidecar
+    names nothing): the class folders of ``write_images.py`` (numbered in sorted order; a list
+    file names none: []), the videos of ``write_video_frames.py`` (label = video id; each
+    named by its path relative to SRC, or as recorded where SRC differs between merged
+    shards)."""
+    sidecar = path + '.json'
     try:
-        with open(path + '.json', encoding='utf-8') as handle:
-            sidecar = json.load(handle)
-        if sidecar.get('format') == VIDEO_FRAMES.sidecar:
-            src = sidecar['options'].get('src')
-            videos = sorted(sidecar['videos'], key=lambda video: video['id'])
-            return [video_name(video['source'], src) for video in videos]
-        names = sidecar.get('classes')
-    except (OSError, ValueError, AttributeError, KeyError, TypeError):
-        return None
-    return names if isinstance(names, list) else None
+        with open(sidecar, encoding='utf-8') as handle:
+            metadata = json.load(handle)
+    except FileNotFoundError:
+        return None, f'{sidecar} is missing'
+    except OSError as err:
+        return None, f'{sidecar} cannot be read ({err.strerror})'
+    except ValueError:
+        return None, f'{sidecar} is not JSON'
+    try:
+        if metadata.get('format') == VIDEO_FRAMES.sidecar:
+            src = metadata['options'].get('src')
+            videos = sorted(metadata['videos'], key=lambda video: video['id'])
+            return [video_name(video['source'], src) for video in videos], None
+        names = metadata.get('classes')
+    except (AttributeError, KeyError, TypeError):
+        names = None
+    if not isinstance(names, list):
+        return None, f'{sidecar} records no class names'
+    return names, None
 
 
 def video_name(source, src):
@@ -101,9 +139,14 @@ def check_same_classes(train_path, val_path, train_key, val_key):
     """UserError when the val set's labels name other classes than the same labels of the
     train set: each set numbers its own class folders (or videos), so a val folder missing a
     class (or holding another) shifts every label after it, and the accuracy measures
-    nothing."""
-    train, val = class_names(train_path), class_names(val_path) if val_path else None
+    nothing. Where a sidecar names nothing (a .beton copied without it), one warning line says
+    that the check could not be made, and the file is still evaluated."""
+    (train, train_why), (val, val_why) = class_names(train_path), class_names(val_path)
     if train is None or val is None:
+        why = ', '.join(filter(None, (train_why, val_why)))
+        print(f"warning: the class numbering of {val_key} {val_path} could not be compared "
+              f"with {train_key} {train_path}'s ({why}): labels that name other classes in "
+              f"the two sets would score as wrong answers", file=sys.stderr, flush=True)
         return
     for label, name in enumerate(val):
         if label >= len(train) or train[label] != name:
@@ -123,19 +166,49 @@ def stored_labels(loader):
 def split_features(e, device, backbone, loaders, l2_normalize):
     """``backbone`` (of ``e.checkpoint``) over ``loaders`` (:func:`labelled_loaders`) ->
     (summary dict, (train features, labels), (val features, labels)) on the CPU; a val set
-    equal to the train set is extracted once."""
+    that is the train file is extracted once, and its features are the train set's object.
+    UserError for a file none of whose images decoded, or memory that runs out."""
     dtype = resolve_precision(e.precision, device, 'eval.precision')
     backbone = backbone.to(memory_format=torch.channels_last)
     val_path = e.val_path or e.train_path
-    features = {path: extract_features(backbone, loader, device, dtype=dtype,
-                                       l2_normalize=l2_normalize)
-                for path, loader in loaders.items()}
+    features = {}
+    for path, loader in distinct(loaders).items():
+        with memory_refusal(f'extracting the features of {path} with eval.batch_size '
+                            f'{e.batch_size} at eval.resolution {e.resolution} on {device}',
+                            'use a smaller eval.batch_size or eval.resolution'):
+            features[id(loader)] = extract_features(backbone, loader, device, dtype=dtype,
+                                                    l2_normalize=l2_normalize)
+        refuse_undecoded(path, loader)
     failed = warn_decode_failures(loaders)
     summary = {'checkpoint': e.checkpoint, 'arch': backbone.arch,
                'source_format': backbone.source_format, 'train_path': e.train_path,
                'val_path': val_path, 'resolution': e.resolution,
                **({'decode_failures': failed} if failed else {})}
-    return summary, features[e.train_path], features[val_path]
+    return summary, features[id(loaders[e.train_path])], features[id(loaders[val_path])]
+
+
+def refuse_undecoded(path, loader):
+    """UserError when not one image of ``path`` decoded in the pass just made: an accuracy
+    over black images alone measures nothing (a few are counted and warned about instead)."""
+    total = int(loader.reader.num_samples)
+    if loader.decode_failures.count >= total:
+        raise UserError(f'none of the {total} images of {path} decoded: the file was damaged '
+                        f'after it was written (python -m loaders.verify {path} checks the '
+                        f'whole file)')
+
+
+@contextlib.contextmanager
+def memory_refusal(doing, remedy):
+    """A failed allocation in the block as one line: torch's CPU allocator raises a
+    RuntimeError ("can't allocate"), CUDA's an OutOfMemoryError ("out of memory")."""
+    try:
+        yield
+    except RuntimeError as err:
+        text = str(err)
+        if not (isinstance(err, torch.OutOfMemoryError) or "can't allocate" in text
+                or 'out of memory' in text):
+            raise
+        raise UserError(f'out of memory {doing}: {remedy}') from None
 
 
 def warn_decode_failures(loaders, before=None, where=''):
@@ -144,7 +217,7 @@ def warn_decode_failures(loaders, before=None, where=''):
     the loader was made); ``where`` follows "did not decode" in the line (the kNN monitor's
     pass). Returns {path: images that did not decode} of those files."""
     failed = {}
-    for path, loader in loaders.items():
+    for path, loader in distinct(loaders).items():
         failures = loader.decode_failures
         new = failures.count - (before or {}).get(path, 0)
         if new:
@@ -169,7 +242,8 @@ def knn_evaluation(e, k, temperature):
     # a bank smaller than k (the default 200 on a small labelled set) votes with all of it;
     # the result says so rather than report the k asked for
     summary, bank, queries = split_features(e, device, backbone, loaders, l2_normalize=True)
-    # a val set that is the train set is scored leave-one-out: no query votes for itself
+    # a val set that is the train file (however spelled: split_features gives the train set's
+    # features then) is scored leave-one-out: no query votes for itself
     leave_one_out = queries is bank
     used = min(k, usable_neighbours(int(loaders[e.train_path].reader.num_samples),
                                     leave_one_out))
@@ -186,15 +260,24 @@ def linear_evaluation(e, p):
     backbone = load_backbone(e.checkpoint, e.arch, device)
     summary, (x_train, y_train), (x_val, y_val) = split_features(
         e, device, backbone, labelled_loaders(e), l2_normalize=False)
-    num_classes = int(max(y_train.max(), y_val.max())) + 1
-    probe = train_linear_probe(x_train, y_train, num_classes, epochs=p.epochs,
-                               optimizer=p.optimizer, lr=p.lr, weight_decay=p.weight_decay,
-                               batch_size=p.batch_size, seed=p.seed,
-                               device=device)
+    num_classes, y_train, y_val = dense_labels(y_train, y_val)
+    # the probe holds every train feature on the device, then one batch of logits (sgd) or all
+    # of them at once (lbfgs)
+    remedies = ['eval.device=cpu'] if device.type != 'cpu' else []
+    remedies.append('a smaller linear.batch_size' if p.optimizer == 'sgd' else
+                    'linear.optimizer=sgd (mini-batches)')
+    with memory_refusal(f'training the linear probe on {x_train.shape[0]} x '
+                        f'{x_train.shape[1]} features of {num_classes} classes on {device}',
+                        'use ' + ' or '.join(remedies)):
+        probe = train_linear_probe(x_train, y_train, num_classes, epochs=p.epochs,
+                                   optimizer=p.optimizer, lr=p.lr, weight_decay=p.weight_decay,
+                                   batch_size=p.batch_size, seed=p.seed, device=device)
     if not all(param.isfinite().all() for param in probe.linear.parameters()):
+        # SGD's step scales the weight decay's pull as it scales the loss's: a weight decay
+        # far too large diverges at any learning rate
         raise UserError(f'the linear probe diverged (its weights are not finite) with '
                         f'linear.lr={p.lr}, linear.weight_decay={p.weight_decay}: use a '
-                        f'smaller linear.lr')
+                        f'smaller linear.lr or linear.weight_decay')
     top1, top5 = topk_accuracy(probe, x_val, y_val)
     train_top1, = topk_accuracy(probe, x_train, y_train, ks=(1,))
     return _finish(e, {**summary, 'optimizer': p.optimizer, 'epochs': p.epochs, 'lr': p.lr,

@@ -40,8 +40,9 @@ def weighted_knn(train_features, train_labels, test_features, test_labels, k, te
     fewer, where it cannot miss. Features must be L2-normalised; all four tensors on one device
     (a GPU makes ImageNet-sized banks a matter of seconds). ``leave_one_out``: the queries are
     the bank itself, row for row, and none votes for itself (its own label at similarity 1
-    would outvote its neighbours and measure nothing); k is then at most the bank less one."""
-    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    would outvote its neighbours and measure nothing); k is then at most the bank less one.
+    Classes are those of the bank (:func:`dense_labels`)."""
+    num_classes, train_labels, test_labels = dense_labels(train_labels, test_labels)
     k = min(k, usable_neighbours(train_features.shape[0], leave_one_out))
     top1 = top5 = 0
     for start in range(0, test_features.shape[0], chunk):
@@ -59,6 +60,22 @@ def weighted_knn(train_features, train_labels, test_features, test_labels, k, te
         hits = topk_hits(votes, test_labels[start:start + chunk])
         top1, top5 = top1 + hits[0], None if hits[1] is None else top5 + hits[1]
     return percent([top1, top5], test_features.shape[0])
+
+
+def dense_labels(train_labels, *others):
+    """(C, ``train_labels``, *``others``) with the C distinct labels of ``train_labels``
+    renumbered 0..C-1 in order: a list file may label its images with any integers (0 and
+    20000, or 3e9), and the votes or logits need one column per class present, not per
+    integer up to the largest (a top 5 of 20001 columns is no top 5 of 2 classes). A label of
+    ``others`` that the train set lacks becomes -1, which no prediction matches: a miss, since
+    no train image can vote for it or teach the probe it."""
+    classes, train = torch.unique(train_labels, return_inverse=True)
+    mapped = []
+    for labels in others:
+        labels = labels.to(classes.dtype)
+        index = torch.searchsorted(classes, labels).clamp_(max=len(classes) - 1)
+        mapped.append(torch.where(classes[index] == labels, index, -1))
+    return (len(classes), train, *mapped)
 
 
 def usable_neighbours(bank_size, leave_one_out):

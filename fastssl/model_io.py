@@ -14,7 +14,8 @@ ResNet key names (``conv1.weight``, ``layer1.0.bn1.running_mean``, ...):
 The architecture (one of ``config.ARCHITECTURES``) is read off the keys: block type and
 blocks per stage. Files are read with ``torch.load(weights_only=True)``, so loading never
 runs code from the file; only NumPy arrays (our checkpoints' RNG state) are allowed beyond
-tensors.
+tensors. A zip archive must first pass its CRC-32 checks (torch.load checks none), and
+weights that are not finite (a diverged run) are refused.
 """
 import os
 import re
@@ -48,15 +49,32 @@ _NUMPY_GLOBALS = [np.zeros(1).__reduce__()[0], np.float64(0).__reduce__()[0], np
                                                             np.float64)]
 
 
+# torch's load errors: ANSI bold codes, and for a pickled class its name after this
+_ANSI = re.compile(r'\x1b\[[0-9;]*m')
+_PICKLED_CLASS = re.compile(r'Unsupported global: GLOBAL (\S+)')
+
+
 def read_file(path):
     check_torch_file(path)
     try:
         with torch.serialization.safe_globals(_NUMPY_GLOBALS):
             return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:
-        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else ''
-        raise UserError(f'{path} is not a readable PyTorch checkpoint '
-                        f'({type(err).__name__}: {reason})') from None
+        raise _load_error(path, err) from None
+
+
+def _load_error(path, err):
+    """One line for torch.load's ``err``, whose message is paragraphs of advice."""
+    text = _ANSI.sub('', str(err))
+    pickled = _PICKLED_CLASS.search(text)
+    if pickled:
+        return UserError(f'{path} holds pickled Python objects ({pickled.group(1)}: a whole '
+                         f'model saved with torch.save(model)?), not a state dict: save '
+                         f'model.state_dict()')
+    # the reason is after the advice, where torch gives one; its first sentence is enough
+    reason = ' '.join(text.split('WeightsUnpickler error:')[-1].split()).split('. ')[0]
+    return UserError(f'{path} is not a readable PyTorch checkpoint ({type(err).__name__}: '
+                     f'{reason[:200]})')
 
 
 def _found_keys(obj, limit=6):
@@ -85,9 +103,21 @@ def backbone_weights(path):
         out = {k: v for k, v in out.items() if not k.startswith('fc.')}
         if keep_fc and set(fc) == {'fc.weight', 'fc.bias'}:
             out.update(fc)
+        _check_finite(out, path, prefix, name)
         return out, name
     raise UserError(f'{path} matches no known checkpoint format (fastssl, official MoCo, '
                     f'torchvision ResNet); found {_found_keys(obj)}')
+
+
+def _check_finite(weights, path, prefix, source):
+    """A diverged run's NaN weights would evaluate as chance accuracy and export as NaN."""
+    for key, value in weights.items():
+        if torch.is_tensor(value) and value.is_floating_point() and not value.isfinite().all():
+            what = 'NaN' if value.isnan().any() else 'inf'
+            earlier = (': evaluate an earlier checkpoint_eNNNN.pt of its run'
+                       if source == 'fastssl checkpoint' else '')
+            raise UserError(f'checkpoint {path} has non-finite weights ({prefix}{key} holds '
+                            f'{what}; a diverged run?){earlier}')
 
 
 def infer_arch(weights, path=''):
@@ -147,17 +177,22 @@ def export_backbone(path, out, arch='auto'):
     Returns a summary dict. ``out`` may replace an earlier export (a plain state dict), never
     the checkpoint it reads, another checkpoint (a training run's, say) nor a file that is not
     a PyTorch file (a dataset, say)."""
+    if out.endswith(os.sep):  # refused now, not by the write after all the work
+        raise UserError(f'export.out {out} ends in {os.sep}: give the path of a file (a .pth)')
     if os.path.exists(out):
         if os.path.isdir(out):
             raise UserError(f'export.out {out} is a folder, not a file')
         if os.path.exists(path) and os.path.samefile(out, path):
             raise UserError(f'export.out {out} is the checkpoint it exports: give another path')
-        try:
-            check_torch_file(out)
+        try:  # is it a PyTorch file at all; read_file below checks the rest
+            check_torch_file(out, checksums=False)
         except UserError:
             raise UserError(f'export.out {out} exists and is not a PyTorch file: give another '
                             f'path') from None
-        held = read_file(out)
+        try:
+            held = read_file(out)
+        except UserError as err:
+            raise UserError(f'export.out: {err}; remove it or give another path') from None
         if not (isinstance(held, dict) and all(map(torch.is_tensor, held.values()))):
             raise UserError(f'export.out {out} is a checkpoint, not an earlier export (a '
                             f'plain state dict): give another path')

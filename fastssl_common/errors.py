@@ -46,7 +46,7 @@ def run_cli(main, argv=None, stop_on_sigterm=False):
 
     Output piped into a reader that stops early (``--help | head -1``) ends quietly with
     exit status 141, as a Unix tool killed by SIGPIPE would, not with a BrokenPipeError.
-    ``stop_on_sigterm`` (the writers): SIGTERM stops as Ctrl-C does, cleaning up, with
+    ``stop_on_sigterm`` (the writers, eval.py): SIGTERM stops as Ctrl-C does, cleaning up, with
     ``stopped by SIGTERM`` and exit status 143.
     """
     if stop_on_sigterm:

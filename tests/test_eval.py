@@ -169,11 +169,18 @@ def test_images_damaged_after_writing_are_warned_about_and_counted(trained, smal
                                                                   capsys):
     """A JPEG that no longer decodes is evaluated as a black image (not as the image its
     decode buffer held before): one warning line per file, its count in the result, exit 0."""
+    import shutil
+
     from tests.conftest import DAMAGED_SAMPLE
     _, checkpoint = trained
-    warning = (f'warning: 1 image(s) of {damaged_beton} did not decode and were evaluated as '
+    # with its sidecar, which a file damaged after it was written still has (a val file without
+    # one gets a line of its own: its class numbering cannot be checked)
+    damaged = str(tmp_path / 'damaged.beton')
+    shutil.copy(damaged_beton, damaged)
+    shutil.copy(small_beton + '.json', damaged + '.json')
+    warning = (f'warning: 1 image(s) of {damaged} did not decode and were evaluated as '
                f'black images (lowest sample {DAMAGED_SAMPLE}); the file was damaged after it '
-               f'was written: python -m loaders.verify {damaged_beton} checks the whole file')
+               f'was written: python -m loaders.verify {damaged} checks the whole file')
 
     def evaluate(*argv):
         """(result, standard error lines) of eval.py ``argv``, which must exit 0."""
@@ -182,13 +189,13 @@ def test_images_damaged_after_writing_are_warned_about_and_counted(trained, smal
         return json.loads(captured.out), captured.err.splitlines()
 
     output = tmp_path / 'knn.json'
-    result, err = evaluate('knn', *data_args(small_beton), f'--eval.val_path={damaged_beton}',
+    result, err = evaluate('knn', *data_args(small_beton), f'--eval.val_path={damaged}',
                            '--knn.k=5', f'--eval.output={output}')
-    assert err == [warning] and result['decode_failures'] == {damaged_beton: 1}
+    assert err == [warning] and result['decode_failures'] == {damaged: 1}
     assert json.loads(output.read_text()) == result
     # the one file as train and val set: decoded once, warned about once
-    result, err = evaluate('linear', *data_args(damaged_beton), '--linear.epochs=2')
-    assert err == [warning] and result['decode_failures'] == {damaged_beton: 1}
+    result, err = evaluate('linear', *data_args(damaged), '--linear.epochs=2')
+    assert err == [warning] and result['decode_failures'] == {damaged: 1}
 
 
 def test_knn_k_larger_than_the_bank_votes_with_the_bank_and_says_so(trained, small_beton,
@@ -221,6 +228,13 @@ def test_a_diverged_linear_probe_is_an_error_not_an_accuracy(trained, small_beto
     with pytest.raises(UserError, match=r'linear probe diverged .* linear\.lr=1e\+30'):
         main(['linear', f'--eval.checkpoint={checkpoint}', *data_args(small_beton),
               '--linear.lr=1e30', '--linear.epochs=2'])
+    # a weight decay that diverges at a sound lr: the line used to blame linear.lr alone
+    with pytest.raises(UserError) as refused:
+        main(['linear', f'--eval.checkpoint={checkpoint}', *data_args(small_beton),
+              '--linear.lr=0.1', '--linear.weight_decay=1e37', '--linear.epochs=2'])
+    assert str(refused.value) == ('the linear probe diverged (its weights are not finite) with '
+                                  'linear.lr=0.1, linear.weight_decay=1e+37: use a smaller '
+                                  'linear.lr or linear.weight_decay')
 
 
 def test_more_loader_threads_than_ffcv_can_run_is_one_line(trained, small_beton):
@@ -251,11 +265,15 @@ def test_outputs_never_replace_inputs_or_other_files(trained, small_beton, tmp_p
     _, checkpoint = trained
     notes = tmp_path / 'notes.txt'
     notes.write_text('mine')
-    before = {path: Path(path).read_bytes() for path in (small_beton, checkpoint, notes)}
+    sidecar = small_beton + '.json'   # JSON, as an earlier output is: it used to be replaced
+    before = {path: Path(path).read_bytes()
+              for path in (small_beton, sidecar, checkpoint, notes)}
     for output, needle in ((small_beton, 'is an input of this run'),
+                           (sidecar, f'is the sidecar of {small_beton}, an input of this run'),
                            (checkpoint, 'is an input of this run'),
                            (notes, 'exists and is not a JSON file'),
-                           (tmp_path, 'is a folder, not a file')):
+                           (tmp_path, 'is a folder, not a file'),
+                           (f'{tmp_path}/new/', 'ends in /: give the path of a file')):
         with pytest.raises(UserError, match=f'eval.output {output} {needle}'):
             main(['knn', f'--eval.checkpoint={checkpoint}', *data_args(small_beton),
                   '--knn.k=5', f'--eval.output={output}'])
@@ -341,3 +359,163 @@ def test_the_training_monitor_refuses_labels_that_measure_nothing(small_beton, l
                                f'--logging.knn_train_path={label_betons[kind]}',
                                '--data.batch_size=8', '--model.arch=resnet18',
                                '--moco.queue_size=8']))
+
+
+def test_the_train_file_under_another_spelling_is_scored_leave_one_out(trained, small_beton,
+                                                                        tmp_path, capsys):
+    """``F//x.beton``, ``F/../F/x.beton`` or a link to the train file is the train set: each
+    image used to find itself in the bank (leave_one_out false, an inflated top-1)."""
+    _, checkpoint = trained
+    folder, name = str(Path(small_beton).parent), Path(small_beton).name
+    link = tmp_path / 'link.beton'
+    link.symlink_to(small_beton)
+    same = run_main(capsys, 'knn', f'--eval.checkpoint={checkpoint}', *data_args(small_beton),
+                    '--knn.k=5')
+    assert same['leave_one_out']
+    for spelling in (f'{folder}//{name}', f'{folder}/../{Path(folder).name}/{name}', link):
+        result = run_main(capsys, 'knn', f'--eval.checkpoint={checkpoint}',
+                          *data_args(small_beton), f'--eval.val_path={spelling}', '--knn.k=5')
+        assert (result['leave_one_out'], result['k'], result['top1']) == \
+            (True, 5, same['top1']), spelling
+        # the training monitor takes "the val set is the bank" from the loaders' identity
+        loaders = checked_eval_loaders(small_beton, str(spelling), ('logging.knn_train_path',
+                                                                    'logging.knn_val_path'),
+                                       8, 32, 1)
+        assert loaders[str(spelling)] is loaders[small_beton]
+
+
+def test_a_val_set_whose_class_names_cannot_be_compared_is_warned_about(trained, small_beton,
+                                                                        label_betons, tmp_path,
+                                                                        capsys):
+    """The shifted val set copied without its sidecar (or with one that is not JSON) used to
+    score its 0 % silently: the numbering check cannot be made, and one line says so."""
+    _, checkpoint = trained
+    copy = tmp_path / 'shifted.beton'
+    copy.write_bytes(Path(label_betons['shifted']).read_bytes())
+    assert main(['knn', f'--eval.checkpoint={checkpoint}', *data_args(small_beton),
+                 f'--eval.val_path={copy}', '--knn.k=5']) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"warning: the class numbering of eval.val_path {copy} could not be compared with "
+        f"eval.train_path {small_beton}'s ({copy}.json is missing): labels that name other "
+        f"classes in the two sets would score as wrong answers"]
+    assert json.loads(captured.out)['val_path'] == str(copy)
+    Path(f'{copy}.json').write_text('not JSON\n')
+    check_same_classes(str(copy), small_beton, 'eval.train_path', 'eval.val_path')
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: the class numbering of eval.val_path {small_beton} could not be compared "
+        f"with eval.train_path {copy}'s ({copy}.json is not JSON): labels that name other "
+        f"classes in the two sets would score as wrong answers"]
+
+
+@pytest.fixture(scope='module')
+def sparse_label_betons(small_beton, tmp_path_factory):
+    """``{top label: .beton}``: the photos of ``small_beton`` from list files, its first 8
+    labelled 0 and the other 8 labelled 1, 20000 or 3000000000 (a list may give any label)."""
+    from writers.write_images import write_images
+    root = tmp_path_factory.mktemp('sparse')
+    sources = [s['source'] for s in json.loads(Path(small_beton + '.json').read_text())['samples']]
+    betons = {}
+    for top in (1, 20000, 3000000000):
+        listing = root / f'{top}.txt'
+        listing.write_text(''.join(f'{source} {0 if i < 8 else top}\n'
+                                   for i, source in enumerate(sources)))
+        betons[top] = root / f'{top}.beton'
+        write_images(str(listing), str(betons[top]), max_resolution=96, workers=1,
+                     progress=False)
+    return betons
+
+
+def test_sparse_labels_are_scored_as_the_classes_present(trained, sparse_label_betons, capsys):
+    """Labels {0, 20000} gave 20001 classes (num_classes 20001, a top 5 of 100 % on 2
+    classes); {0, 3e9} a traceback allocating 192 GB. Two classes are two classes."""
+    _, checkpoint = trained
+    results = {top: [run_main(capsys, command, f'--eval.checkpoint={checkpoint}',
+                              *data_args(beton), setting)
+                     for command, setting in (('knn', '--knn.k=5'),
+                                              ('linear', '--linear.epochs=5'))]
+               for top, beton in sparse_label_betons.items()}
+    dense_knn, dense_linear = results[1]
+    assert dense_knn['top5'] is None and dense_linear['num_classes'] == 2
+    for knn, linear in results.values():
+        assert (knn['top1'], knn['top5']) == (dense_knn['top1'], None)
+        assert (linear['num_classes'], linear['top1'], linear['top5']) == \
+            (2, dense_linear['top1'], None)
+
+
+@pytest.fixture(scope='module')
+def undecodable_beton(small_beton, tmp_path_factory):
+    """A copy of ``small_beton`` (and its sidecar) with every JPEG header zeroed in place."""
+    import shutil
+
+    from ffcv.reader import Reader
+    path = tmp_path_factory.mktemp('undecodable') / 'undecodable.beton'
+    shutil.copy(small_beton, path)
+    shutil.copy(small_beton + '.json', f'{path}.json')
+    reader = Reader(str(path))
+    with open(path, 'r+b') as handle:
+        for meta in reader.metadata[f"f{list(reader.handlers).index('image')}"]:
+            handle.seek(int(meta['data_ptr']))
+            handle.write(b'\0' * 64)
+    return str(path)
+
+
+def test_a_set_none_of_whose_images_decode_is_refused(trained, small_beton, undecodable_beton,
+                                                      tmp_path, capsys, assert_one_line_error):
+    # it was warned about, then scored (black images against a bank: "top1": 25.0, exit 0)
+    _, checkpoint = trained
+    output = tmp_path / 'out' / 'result.json'
+    for command, data in (('knn', [*data_args(small_beton),
+                                   f'--eval.val_path={undecodable_beton}', '--knn.k=5']),
+                          ('linear', [*data_args(undecodable_beton), '--linear.epochs=2'])):
+        with pytest.raises(SystemExit) as exited:
+            run_cli(main, [command, f'--eval.checkpoint={checkpoint}', *data,
+                           f'--eval.output={output}'])
+        assert_one_line_error(SimpleNamespace(returncode=exited.value.code,
+                                              stderr=capsys.readouterr().err),
+                              f'none of the 16 images of {undecodable_beton} decoded')
+        assert not output.parent.exists()
+
+
+def test_memory_running_out_is_one_line(trained, small_beton, tmp_path, capsys, monkeypatch,
+                                        assert_one_line_error):
+    """An allocation that fails in feature extraction or in the probe's training used to end
+    in a traceback. On the CPU the first convolution here sees its input 65536 times larger
+    per side: a real allocation that no machine holds and that fails at once (a real
+    eval.resolution=20000 would first fill ~15 GB with its batch before the conv's 25.6 GB
+    failed); the probe gets CUDA's OutOfMemoryError."""
+    import fastssl.evaluation as evaluation
+    _, checkpoint = trained
+
+    def huge_first_conv(*args):
+        backbone = load_backbone(*args)
+        backbone.conv1.register_forward_pre_hook(
+            lambda conv, inputs: torch.nn.functional.interpolate(inputs[0], scale_factor=65536))
+        return backbone
+
+    def cuda_out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 64.00 GiB')
+
+    output = tmp_path / 'out' / 'result.json'
+    load_backbone = evaluation.load_backbone
+    for patch, command, setting, needles in (
+            (('load_backbone', huge_first_conv), 'knn', '--knn.k=5',
+             [f'out of memory extracting the features of {small_beton} with eval.batch_size 8 '
+              f'at eval.resolution 32 on cpu: use a smaller eval.batch_size or '
+              f'eval.resolution']),
+            (('train_linear_probe', cuda_out_of_memory), 'linear', '--linear.epochs=2',
+             ['out of memory training the linear probe on 16 x 512 features of 4 classes on '
+              'cpu: use a smaller linear.batch_size'])):
+        with monkeypatch.context() as patched:
+            patched.setattr(evaluation, *patch)
+            with pytest.raises(SystemExit) as exited:
+                run_cli(main, [command, f'--eval.checkpoint={checkpoint}',
+                               *data_args(small_beton), '--eval.device=cpu', setting,
+                               f'--eval.output={output}'])
+        assert_one_line_error(SimpleNamespace(returncode=exited.value.code,
+                                              stderr=capsys.readouterr().err), *needles)
+        assert not output.parent.exists()
+    # any other RuntimeError is a bug and keeps its traceback
+    with pytest.raises(RuntimeError, match='shapes cannot be multiplied'):
+        with evaluation.memory_refusal('extracting', 'use less'):
+            torch.ones(2, 3) @ torch.ones(2, 3)

@@ -3,6 +3,7 @@ dicts, checked against features computed independently (torchvision transforms +
 itself); outputs (JSON, plot, TensorBoard); bad input fails before any work, in one line."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -162,10 +163,17 @@ def test_bad_inputs_fail_before_any_work(rendered, checkpoints, tmp_path, capsys
     with pytest.raises(UserError, match='matches no known checkpoint format'):
         main(base + ['--invariance.kind=rendered', f'--invariance.root={rendered}',
                      f'--invariance.checkpoints={bad}'])
-    # with several checkpoints the line must say which one diverged
+    # with several checkpoints the line must say which one diverged: NaN weights are named
+    # when read, finite weights that overflow when the features are
     diverged = tmp_path / 'diverged.pth'
     state = torch.load(checkpoints[0])
     state['conv1.weight'][0, 0, 0, 0] = float('nan')
+    torch.save(state, diverged)
+    with pytest.raises(UserError, match=re.escape(f'checkpoint {diverged} has non-finite '
+                                                  f'weights (conv1.weight holds NaN')):
+        main(base + ['--invariance.kind=rendered', f'--invariance.root={rendered}',
+                     f'--invariance.checkpoints={checkpoints[0]},{diverged}'])
+    state['conv1.weight'] = torch.full_like(state['conv1.weight'], 1e38)
     torch.save(state, diverged)
     with pytest.raises(UserError, match=f'^{diverged} gives NaN or infinite features on '):
         main(base + ['--invariance.kind=rendered', f'--invariance.root={rendered}',

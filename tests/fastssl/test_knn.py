@@ -72,3 +72,19 @@ def test_extracted_labels_are_the_stored_labels_over_many_small_batches(small_be
                                         torch.device('cpu'))
     assert len(set(stored.tolist())) == 4
     assert torch.equal(labels, stored) and features.shape == (len(stored), 3)
+
+
+def test_sparse_labels_vote_as_the_classes_present():
+    """A list file may label with any integers: the vote has one column per class of the bank
+    (3 here, so no top 5), not one per integer up to 3e9 (a 192 GB allocation at 16 queries),
+    and a query of a class the bank lacks is a miss."""
+    g = torch.Generator().manual_seed(0)
+    bank = F.normalize(torch.randn(12, 8, generator=g), dim=1)
+    queries = F.normalize(bank[:6] + 0.3 * torch.randn(6, 8, generator=g), dim=1)
+    dense = torch.arange(12) % 3
+    sparse = torch.tensor([0, 20000, 3_000_000_000])[dense]
+    expected = weighted_knn(bank, dense, queries, dense[:6], k=4, temperature=0.1)
+    assert expected[1] is None and expected[0] > 0
+    assert weighted_knn(bank, sparse, queries, sparse[:6], k=4, temperature=0.1) == expected
+    assert weighted_knn(bank, dense, bank[:1], torch.tensor([7]), k=4,
+                        temperature=0.1) == [0.0, None]

@@ -1,5 +1,6 @@
 """Backbones in and out: every supported format gives the fastssl encoder's own features, and
-the export drops into a plain torchvision ResNet."""
+the export drops into a plain torchvision ResNet; a file that would give wrong weights (damaged,
+diverged, a pickled model) is one line naming it."""
 import pytest
 import torch
 import torchvision
@@ -142,3 +143,71 @@ def test_bad_files_are_named_with_what_was_found(ours, tmp_path):
     with pytest.raises(UserError, match='matches no known'):
         export_backbone(str(tmp_path / 'gan.pt'), str(tmp_path / 'out.pth'))
     assert not (tmp_path / 'out.pth').exists()
+
+
+def test_non_finite_weights_are_refused_naming_the_first_key(ours, tmp_path):
+    """A diverged run's checkpoint evaluated as chance accuracy and exported NaN weights."""
+    path, backbone, *_ = ours
+    state = torch.load(path, weights_only=False)
+    state['model']['encoder_q.backbone.layer4.1.bn2.weight'][3] = float('nan')
+    torch.save(state, tmp_path / 'diverged.pt')
+    with pytest.raises(UserError, match=r'checkpoint .*diverged\.pt has non-finite weights '
+                                        r'\(encoder_q\.backbone\.layer4\.1\.bn2\.weight holds '
+                                        r'NaN; a diverged run\?\): evaluate an earlier '
+                                        r'checkpoint_eNNNN\.pt of its run$'):
+        load_backbone(str(tmp_path / 'diverged.pt'))
+    torchvision_file({**backbone, 'conv1.weight': backbone['conv1.weight'] * float('inf')},
+                     tmp_path / 'tv_inf.pth')
+    with pytest.raises(UserError, match=r'tv_inf\.pth has non-finite weights \(conv1\.weight '
+                                        r'holds inf; a diverged run\?\)$'):
+        export_backbone(str(tmp_path / 'tv_inf.pth'), str(tmp_path / 'out.pth'))
+    assert not (tmp_path / 'out.pth').exists()
+
+
+def zero_storage_bytes(path, tensor, count=64 << 10):
+    """Zero ``count`` bytes inside ``tensor``'s storage in the file, in place, as a disk or a
+    size-keeping copy damages a file; torch.load verifies no checksum and reads the zeros."""
+    raw = bytearray(path.read_bytes())
+    start = raw.find(tensor.numpy().tobytes()) + 1024
+    raw[start:start + count] = bytes(count)
+    path.write_bytes(bytes(raw))
+
+
+def test_a_damaged_checkpoint_is_refused_not_exported_as_zeros(ours, tmp_path):
+    path, backbone, *_ = ours
+    damaged = tmp_path / 'damaged.pt'
+    damaged.write_bytes(open(path, 'rb').read())
+    zero_storage_bytes(damaged, backbone['layer4.1.conv2.weight'])
+    with pytest.raises(UserError, match=r'damaged\.pt is damaged \(member \S+/data/\d+ fails '
+                                        r'its checksum\)$'):
+        export_backbone(str(damaged), str(tmp_path / 'out.pth'))
+    assert not (tmp_path / 'out.pth').exists()
+
+
+def test_a_whole_pickled_model_is_named_as_such(tmp_path):
+    torch.save(torchvision.models.resnet18(), tmp_path / 'model.pt')
+    with pytest.raises(UserError) as refused:
+        load_backbone(str(tmp_path / 'model.pt'))
+    assert str(refused.value) == (
+        f"{tmp_path / 'model.pt'} holds pickled Python objects (torchvision.models.resnet.ResNet: "
+        f"a whole model saved with torch.save(model)?), not a state dict: save "
+        f"model.state_dict()")
+
+
+def test_export_out_ending_in_a_separator_is_refused_before_the_work(tmp_path):
+    out = f'{tmp_path}/new/'
+    # named before the checkpoint is even looked for (it does not exist)
+    with pytest.raises(UserError, match=f'export.out {out} ends in /'):
+        export_backbone(str(tmp_path / 'none.pt'), out)
+    assert not (tmp_path / 'new').exists()
+
+
+def test_a_damaged_earlier_export_is_named_as_export_out(ours, tmp_path):
+    out = tmp_path / 'backbone.pth'
+    export_backbone(ours[0], str(out))
+    cut = out.read_bytes()[:-100]
+    out.write_bytes(cut)
+    with pytest.raises(UserError, match=rf'^export\.out: {out} is truncated or damaged .*; '
+                                        r'remove it or give another path$'):
+        export_backbone(ours[0], str(out))
+    assert out.read_bytes() == cut
