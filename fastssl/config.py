@@ -33,6 +33,11 @@ RESOLUTION = 224        # image side, px, of training views and evaluation crops
 # The smallest image side: a ResNet downsamples by 32, so below 32 px its last stage sees less
 # than one pixel per image and its strides stop meaning anything.
 RESOLUTION_MIN = 32
+# Settings that reach float32 tensors and optimizers stay below float32's largest value
+# (3.4e38): torch cannot convert a larger one (a RuntimeError, not a result). Values that
+# large are of no use anyway: training and the probe diverge (reported as such), kNN votes
+# are uniform.
+FLOAT32_BOUND = 1e38
 # Split-BatchNorm groups (docs/training.md#batchnorm): BatchNorm over fewer samples than this
 # normalises by a spread too noisy to train on (Wu & He 2018 measure the error climbing
 # steeply below 8 per group; groups of 2 blew up the first conv's weights within 7 steps).
@@ -119,23 +124,23 @@ def declare_sections(cfg):
         queue_size=Param(Int(gt=0), 'K, keys in the queue: at least the keys of one step '
                          '(clamped for small datasets)', default=65536),
         momentum=Param(Float(ge=0, lt=1), 'key encoder EMA momentum m', default=0.999),
-        temperature=Param(Float(gt=0), 'InfoNCE temperature T', default=0.2),
+        temperature=Param(Float(gt=0, lt=FLOAT32_BOUND), 'InfoNCE temperature T', default=0.2),
         bn_splits=Param(Int(gt=0, special=('auto',)),
                         f'split-BN groups on one device (1 = plain BN; auto = the most, up to '
                         f'{AUTO_SPLITS_MAX}, that keep {MIN_GROUP} samples each); under torchrun '
                         f'shuffle-BN across ranks replaces it', default='auto'),
-        frame_weight=Param(Float(ge=0), 'weight of the image/frame-pair InfoNCE term',
-                           default=1.0),
-        region_weight=Param(Float(ge=0), 'weight of the region-pair InfoNCE term (rt, fti_rt)',
-                            default=1.0),
+        frame_weight=Param(Float(ge=0, lt=FLOAT32_BOUND),
+                           'weight of the image/frame-pair InfoNCE term', default=1.0),
+        region_weight=Param(Float(ge=0, lt=FLOAT32_BOUND),
+                            'weight of the region-pair InfoNCE term (rt, fti_rt)', default=1.0),
         separate_queues=Param(Bool(), 'fti_rt: frame and region terms get their own key '
                               'queues (default: one shared queue)', default=False),
     )
     Section('optim', 'SGD with cosine schedule', config_descriptor=cfg).params(
-        lr=Param(Float(gt=0), 'lr for a global batch of 256 (scaled linearly with the global '
-                 'batch)', default=0.03),
+        lr=Param(Float(gt=0, lt=FLOAT32_BOUND), 'lr for a global batch of 256 (scaled linearly '
+                 'with the global batch)', default=0.03),
         momentum=Param(Float(ge=0, lt=1), 'SGD momentum', default=0.9),
-        weight_decay=Param(Float(ge=0), 'weight decay', default=1e-4),
+        weight_decay=Param(Float(ge=0, lt=FLOAT32_BOUND), 'weight decay', default=1e-4),
         warmup_epochs=Param(Float(ge=0), 'linear warmup epochs (at most train.epochs)',
                             default=0.0),
     )
@@ -172,7 +177,7 @@ def declare_sections(cfg):
         knn_val_path=Param(Str(), 'labelled .beton: kNN queries', default=''),
         knn_every=Param(Int(gt=0), 'kNN monitor every N epochs', default=10),
         knn_k=Param(Int(gt=0), 'kNN neighbours', default=KNN_K),
-        knn_temperature=Param(Float(gt=0), 'kNN weighting temperature',
+        knn_temperature=Param(Float(gt=0, lt=FLOAT32_BOUND), 'kNN weighting temperature',
                               default=KNN_TEMPERATURE),
         invariance_every=Param(Int(ge=0), 'invariance scores of the query backbone every N '
                                'epochs, and before the first (0 = off)', default=0),

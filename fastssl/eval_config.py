@@ -11,6 +11,7 @@ from typing import NamedTuple
 from fastargs import Param, Section
 
 from .config import (
+    FLOAT32_BOUND,
     KNN_K,
     KNN_TEMPERATURE,
     RESOLUTION,
@@ -20,11 +21,6 @@ from .config import (
 )
 from .config_loader import Bool, Float, Int, OneOf, Str
 from .invariance_data import KINDS
-
-# Settings that reach float32 tensors and optimizers stay below float32's largest value
-# (3.4e38): torch cannot convert a larger one (a RuntimeError, not a result). Values that
-# large are of no use anyway: the probe diverges (reported as such), kNN votes are uniform.
-FLOAT32_BOUND = 1e38
 
 
 def declare_eval_section(cfg):
