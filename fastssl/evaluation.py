@@ -88,9 +88,13 @@ def check_labels(loaders, train_path, val_path, train_key, val_key):
     for path, loader in distinct(loaders).items():
         labels = stored_labels(loader)
         if labels.min() < 0:
-            raise UserError(f'{path} has unlabelled samples (label {labels.min()}: images '
-                            f'written from outside class folders); kNN and the linear probe '
-                            f'need labels')
+            key = train_key if loader is loaders[train_path] else val_key
+            # -1 is what write_images stores for an image without a class; a list file may
+            # give any negative number
+            how = ('images written from outside class folders, or without a label in their '
+                   'list file' if labels.min() == -1 else 'a negative label in its list file')
+            raise UserError(f'{key} {path} has unlabelled samples (label {labels.min()}: '
+                            f'{how}); kNN and the linear probe need labels')
     classes = np.unique(stored_labels(loaders[train_path]))
     if len(classes) < 2:
         raise UserError(f'{train_key} {train_path} holds a single class ({classes[0]}): '

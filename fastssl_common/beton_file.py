@@ -152,6 +152,11 @@ def check_integrity_entry(integrity, sidecar_path):
             name = 'integrity' if not whole else f'integrity.{key}'
             raise UserError(f'sidecar {sidecar_path}: missing or invalid {name!r} (damaged '
                             f'or edited?)')
+    pages = -(-integrity['size'] // integrity['page_size'])
+    if len(integrity['page_sha256']) != pages:
+        raise UserError(f"sidecar {sidecar_path}: 'integrity.page_sha256' holds "
+                        f"{len(integrity['page_sha256'])} hashes where its size and page size "
+                        f"make {pages} pages (damaged or edited?)")
 
 
 def tables_digest(path):

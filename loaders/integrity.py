@@ -82,9 +82,13 @@ def _check_hashes(path, layout, progress):
                 'note': f'no sidecar {sidecar}'}
     try:
         with open(sidecar, encoding='utf-8') as handle:
-            recorded = json.load(handle).get('integrity')
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as err:
+            metadata = json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UserError(f'cannot read the sidecar {sidecar}: {err}') from None
+    if not isinstance(metadata, dict):
+        raise UserError(f"the sidecar {sidecar} is not a writer's sidecar (a JSON "
+                        f'{type(metadata).__name__}, not an object)')
+    recorded = metadata.get('integrity')
     check_integrity_entry(recorded, sidecar)
     if recorded is None:
         return {'sidecar': sidecar, 'hashes': None, 'pages': None,

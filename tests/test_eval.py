@@ -157,7 +157,7 @@ def test_labels_that_measure_nothing_are_refused(trained, small_beton, label_bet
     assert_one_line_error(SimpleNamespace(returncode=exited.value.code,
                                           stderr=capsys.readouterr().err),
                           unlabelled, 'has unlabelled samples (label -1')
-    with pytest.raises(UserError, match=f'{unlabelled} has unlabelled samples'):
+    with pytest.raises(UserError, match=f'eval.val_path {unlabelled} has unlabelled samples'):
         main(['linear', f'--eval.checkpoint={checkpoint}', *data_args(small_beton),
               f'--eval.val_path={unlabelled}'])
     with pytest.raises(UserError, match=f'eval.train_path {single} holds a single class'):

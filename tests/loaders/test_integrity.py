@@ -100,13 +100,23 @@ def test_a_damaged_field_table_is_not_a_beton(tmp_path, small_beton):
     (lambda s: s['integrity'].pop('page_sha256'), "'integrity.page_sha256'"),
     (lambda s: s['integrity'].update(page_size='8388608'), "'integrity.page_size'"),
     (lambda s: s['integrity'].update(page_size=0), "'integrity.page_size'"),
+    # a page hash fewer: it used to say "page 1 differs (0 of 1 pages differ)"
+    (lambda s: s['integrity']['page_sha256'].pop(), "'integrity.page_sha256' holds 2 hashes "
+                                                    "where its size and page size make 3 pages"),
 ])
 def test_an_edited_integrity_entry_is_named(written, repo, assert_one_line_error, edit, entry):
     sidecar = json.load(open(f'{written}.json'))
     edit(sidecar)
     json.dump(sidecar, open(f'{written}.json', 'w'))
-    assert_one_line_error(verify_cli(repo, written),
-                          f'sidecar {written}.json: missing or invalid {entry}')
+    why = entry if 'holds' in entry else f'missing or invalid {entry}'
+    assert_one_line_error(verify_cli(repo, written), f'sidecar {written}.json: {why}')
+
+
+def test_a_sidecar_that_is_no_json_object_is_named(written):
+    json.dump(['a', 'list'], open(f'{written}.json', 'w'))
+    with pytest.raises(UserError, match=r"the sidecar .*copy.beton.json is not a writer's "
+                                        r"sidecar \(a JSON list, not an object\)"):
+        verify(str(written), progress=False)
 
 
 def test_verify_takes_a_path_object_and_names_folders(written, tmp_path):
