@@ -57,7 +57,8 @@ def run_cli(main, argv=None, stop_on_sigterm=False):
         finally:
             sys.stdout.flush()   # here, not at exit: a reader that has gone shows up now
     except UserError as err:
-        _say(f'error: {err}')
+        # a file name may hold a line break; the message stays one line
+        _say('error: ' + str(err).replace('\r', '\\r').replace('\n', '\\n'))
         sys.exit(2)
     except Terminated:
         _say('stopped by SIGTERM')
