@@ -71,6 +71,9 @@ def find_images(src):
         return scan_folder(src)
     if is_image_name(src):
         raise UserError(f'source {src} is a single image; pass its folder or a list file')
+    if src.lower().endswith('.json'):     # read as a list, each line of JSON a missing image
+        raise UserError(f'source {src} is a JSON file, not a folder or list file: a COCO '
+                        f'boxes file goes with --boxes, and SRC is then its image folder')
     return read_list_file(src)
 
 
@@ -168,7 +171,8 @@ def read_list_file(list_path):
         raise UserError(f'cannot read list file {list_path}: {err.strerror}') from None
     base = os.path.dirname(os.path.abspath(list_path))
     samples = []
-    for number, line in enumerate(lines, 1):
+    first_seen = {}      # path -> (line number, label): one image may be listed twice, but
+    for number, line in enumerate(lines, 1):   # not as two classes
         line = line.strip()
         if not line or line.startswith('#'):
             continue
@@ -180,6 +184,10 @@ def read_list_file(list_path):
             label = check_number(value, f'list file {list_path}:{number}: label')
             line = pieces[0]
         path = os.path.normpath(os.path.join(base, os.path.expanduser(line)))
+        seen, seen_label = first_seen.setdefault(path, (number, label))
+        if seen_label != label:
+            raise UserError(f'list file {list_path}:{number}: {line} is labelled {label}, and '
+                            f'{seen_label} on line {seen}: one image is one class')
         samples.append(Sample(path, label))
     if not samples:
         raise UserError(f'list file {list_path} names no images')

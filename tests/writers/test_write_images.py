@@ -481,6 +481,28 @@ def test_list_file_label_beyond_64_bits_is_named_by_line(
     assert sorted(os.listdir(tmp_path)) == ['list.txt']
 
 
+def test_list_file_naming_one_image_as_two_classes_is_refused(
+    class_folder, tmp_path, run_script, assert_one_line_error
+):
+    """Listed twice with one label it is written twice (oversampling); with two, one of them
+    is wrong, and it used to be written under both."""
+    image = class_folder[1][0][0]
+    listing = tmp_path / 'list.txt'
+    listing.write_text(f'{image} 1\n{class_folder[1][1][0]} 0\n{image} 1\n{image} 3\n')
+    result = run_script('writers/write_images.py', listing, tmp_path / 'x.beton')
+    assert_one_line_error(result, f'list file {listing}:4: {image} is labelled 3, and 1 on '
+                                  f'line 1: one image is one class')
+    assert sorted(os.listdir(tmp_path)) == ['list.txt']
+
+
+def test_a_coco_file_as_src_points_to_boxes(tmp_path, run_script, assert_one_line_error):
+    coco = tmp_path / 'instances.json'
+    coco.write_text('{\n"images": [],\n"annotations": []\n}\n')
+    result = run_script('writers/write_images.py', coco, tmp_path / 'x.beton')
+    assert_one_line_error(result, f'source {coco} is a JSON file', 'goes with --boxes')
+    assert sorted(os.listdir(tmp_path)) == ['instances.json']
+
+
 @pytest.mark.parametrize('content, held', [
     (['b.gif', 'c.gif', 'd.jfif'], 'it holds 2 .gif, 1 .jfif'),
     ([], 'it is empty'),
