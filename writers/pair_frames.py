@@ -29,7 +29,8 @@ def read_pairs(job, died=None):
     say what went wrong. ``died``: why the task's process died; nothing is read."""
     source, options, spool_path, video_key, segment = job
     result = {'error': None, 'warnings': [], 'info': None, 'frames_read': 0,
-              'frames_stored': 0, 'stored_indices': [], 'past_end': 0, 'cuts': [],
+              'frames_stored': 0, 'stored_indices': [], 'past_end': 0, 'in_gap': 0,
+              'cuts': [],
               'pairs': np.zeros(0, PAIR), 'dropped_cut': 0, 'dropped_motion': 0,
               'dropped_bad_frame': 0, 'tracks': new_stats(),
               'proposals': np.zeros((0, options['max_proposals'], NUM_COLUMNS), np.float32),
@@ -89,6 +90,7 @@ def _pair_frames(reader, spool, options, video_key, result, counter, segment):
     pairs, rows = [], []
     last_cut = -1
     size = None           # the last frame's (height, width) as shown
+    previous = None       # the last frame's index
     position = start - 1
     for frame in reader.decoded_frames(segment):
         position += 1
@@ -100,6 +102,12 @@ def _pair_frames(reader, spool, options, video_key, result, counter, segment):
             result['frames_read'] += 1
             counter.count()
         j = frame.index
+        if previous is not None:
+            # a frame folder's numbering gap: the pairs ending in it have no second frame (none
+            # ends more than gap_max after a first frame, all of which were read)
+            for missing in range(previous + 1, min(j, previous + options['gap_max'] + 1)):
+                result['in_gap'] += len(schedule.finish(missing))
+        previous = j
         is_first = own and schedule.is_first(j)
         if is_first:
             schedule.start(j)
@@ -170,7 +178,7 @@ def merge_segments(results, options):
     """One video's result from those of its segments, in order (each read cleanly): pairs (in
     one read's order), tracks and counts joined, frames stored counted once."""
     merged = dict(results[0])
-    for key in ('frames_read', 'past_end', 'dropped_cut', 'dropped_motion',
+    for key in ('frames_read', 'past_end', 'in_gap', 'dropped_cut', 'dropped_motion',
                 'dropped_bad_frame'):
         merged[key] = sum(r[key] for r in results)
     merged['cuts'] = [cut for r in results for cut in r['cuts']]

@@ -11,6 +11,7 @@ import concurrent.futures
 import contextlib
 import ctypes
 import multiprocessing
+import os
 import signal
 import sys
 
@@ -18,7 +19,7 @@ import cv2
 
 from fastssl_common.errors import UserError, end_quietly_on_stop_signals
 from fastssl_common.progress import progress_bar
-from writers.video_source import VideoError, VideoReader, video_summary
+from writers.video_source import StoredTooSmall, VideoError, VideoReader, video_summary
 from writers.writer_common import MIN_RESOLUTION, default_workers
 
 # the tasks' shared progress, set in every process that runs them: per job its frames
@@ -251,7 +252,7 @@ def read_video(source, threads, result, read):
     frames really read."""
     counter = FrameCounter()
     try:
-        with VideoReader(source, threads=threads) as reader:
+        with VideoReader(source, threads=threads, min_side=MIN_RESOLUTION) as reader:
             if 0 < min(reader.width, reader.height) < MIN_RESOLUTION:
                 # too small to train on, and to track in (optical flow needs 12 px)
                 raise VideoError(f'its frames are {reader.width}x{reader.height} px, smaller '
@@ -263,7 +264,7 @@ def read_video(source, threads, result, read):
             # read without a problem: no damaged packet or frame, not cut short
             result['clean'] = not (reader.error or reader.decode_errors or reader.bad_frames
                                    or reader.shortfall())
-    except VideoError as err:
+    except (VideoError, StoredTooSmall) as err:
         result['error'] = str(err)
     finally:
         counter.settle(result['frames_read'])
@@ -277,6 +278,9 @@ def reading_warnings(reader, source):
     if reader.decode_errors:
         warnings.append(f'skipped {reader.decode_errors} damaged packet(s) that did not decode '
                         f'(first {reader.first_decode_error})')
+    if reader.hdr:
+        warnings.append(f'HDR video ({reader.hdr}): stored without tone mapping, colours look '
+                        f'washed out')
     short = reader.shortfall()
     if short:
         warnings.append(f'decoded {short[1]} of the {short[0]} frames its header declares '
@@ -290,6 +294,10 @@ def reading_warnings(reader, source):
         warnings.append(f'skipped {which}: {reason}')
     if source.kind == 'frames' and source.missing:
         warnings.append(f'{source.missing} frame numbers missing (gaps in the numbering)')
+    if source.kind == 'frames' and source.duplicates:
+        left_out = ', '.join(os.path.basename(path) for path, _ in source.duplicates)
+        warnings.append(f'{len(source.duplicates)} frame number(s) named twice; left out '
+                        f'{left_out}')
     return warnings
 
 

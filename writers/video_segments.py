@@ -67,7 +67,7 @@ def file_table(path):
     try:
         with VideoReader(VideoSource(path)) as reader:
             listed = reader.packet_times()
-            promised = reader.promised
+            declared = reader.declared      # an estimate from durations is no count
     except VideoError:                           # unreadable: the one-task read reports it
         return None
     if listed is None:
@@ -75,7 +75,7 @@ def file_table(path):
     times, keys = listed
     if not times or len(set(times)) != len(times):
         return None
-    if promised and promised - len(times) > max(2, SHORTFALL_TOLERANCE * promised):
+    if declared and declared - len(times) > max(2, SHORTFALL_TOLERANCE * declared):
         return None                              # cut short: the one-task read warns
     return cut_points(times, keys)
 

@@ -6,13 +6,16 @@ drift apart.
 
 Two kinds of source:
 
-* **video files** (``.mp4 .avi .mkv .webm .mov .mpg .mpeg .m4v``, any case), decoded with
-  PyAV (FFmpeg). The first video stream is read; frames come out in presentation order,
-  turned upright by their display rotation (a phone's portrait video is stored sideways).
+* **video files** (``.mp4 .avi .mkv .webm .mov .mpg .mpeg .m4v .ts .mts .m2ts .3gp .flv
+  .wmv .ogv``, any case), decoded with PyAV (FFmpeg). The first video stream is read; frames
+  come out in presentation order, turned upright by their display rotation (a phone's
+  portrait video is stored sideways).
 * **frame folders** in the layout of tracking datasets (GOT-10k, TrackingNet): one folder per
   sequence holding frames whose file names are numbers (``00000001.jpg``, ``00000002.jpg``, …
-  or ``0.jpg``, ``1.jpg``, …), with an optional ``groundtruth.txt`` of ``x,y,w,h`` boxes, one
-  line per frame (TrackingNet keeps it as ``../../anno/<sequence>.txt``; both are found).
+  or ``0.jpg``, ``1.jpg``, …), or numbers after one common prefix (``img_00001.jpg``: MMAction2
+  rawframes, ``ffmpeg -i v.mp4 img_%05d.jpg``), with an optional ``groundtruth.txt`` of
+  ``x,y,w,h`` boxes, one line per frame (TrackingNet keeps it as ``../../anno/<sequence>.txt``;
+  both are found).
 
 Every frame has an **index** (0-based: its position in the video; for a frame folder, the
 file's number minus 1, or minus 0 when numbering starts at 0, so a gap in the numbering is a
@@ -29,7 +32,9 @@ simple interface: ``Frame(index, timestamp, rgb)`` for every ``stride``-th frame
 import math
 import os
 import re
+import sys
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -46,21 +51,28 @@ from fastssl_common.images import (
     load_rgb,
     to_rgb,
 )
-from writers.image_sources import walk_visible
+from writers.image_sources import extension_counts, walk_visible
 from writers.writer_common import stored_size
 
-VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm', '.mov', '.mpg', '.mpeg', '.m4v')
+VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm', '.mov', '.mpg', '.mpeg', '.m4v', '.ts',
+                    '.mts', '.m2ts', '.3gp', '.flv', '.wmv', '.ogv')
 GROUNDTRUTH_NAME = 'groundtruth.txt'
 DEFAULT_FOLDER_FPS = 30.0      # frame folders carry no timing; TrackingNet is 30 fps
 SHORTFALL_TOLERANCE = 0.05     # frames short of the header's count that still count as whole
 DAMAGED = 'decoded after a damaged packet, before the next key frame (its picture is wrong)'
-_NUMBERED = re.compile(r'^([0-9]+)$')
+_NUMBERED = re.compile(r'([^0-9]*)([0-9]+)')      # prefix, frame number
+_NOTED = 5                     # names a note lists before "and N more"
 _MAX_FRAME_NUMBER = 2 ** 63 - 1
 _MAX_FRAME_DIGITS = len(str(_MAX_FRAME_NUMBER))   # longer: int() would be slow or refuse
 
 
 class VideoError(Exception):
     """A video that cannot be read; the message is one line naming what went wrong."""
+
+
+class StoredTooSmall(Exception):
+    """A video whose frames the size cap shrinks too small to store: the whole video is
+    skipped (not a VideoError, which callers take for one bad frame); one line."""
 
 
 class Frame(NamedTuple):
@@ -77,14 +89,16 @@ class VideoSource:
     """A video file (``kind == "file"``) or a frame folder (``kind == "frames"``).
 
     For a frame folder, ``frame_files`` lists ``(index, path)`` sorted by index, ``missing``
-    counts the indices absent between the first (0) and the last, and ``groundtruth`` is the
-    box file's path (or None).
+    counts the indices absent between the first (0) and the last, ``groundtruth`` is the
+    box file's path (or None) and ``duplicates`` lists ``(left out, kept)`` paths of files
+    that share a frame number (the first name in sorted order is kept).
     """
     path: str
     kind: str = 'file'
     frame_files: list = field(default_factory=list)
     missing: int = 0
     groundtruth: str = None
+    duplicates: list = field(default_factory=list)
     _boxes: object = field(default=None, repr=False)
 
     @property
@@ -105,28 +119,45 @@ def is_video_name(path):
 
 
 def _frame_number(name):
-    """The number of a frame file (``00000012.jpg`` -> 12), or None for other files and for
-    numbers beyond the 64-bit frame indices the writers store."""
+    """``(prefix, number)`` of a frame file (``img_00012.jpg`` -> ``('img_', 12)``,
+    ``00000012.jpg`` -> ``('', 12)``), or None for other files and for numbers beyond the
+    64-bit frame indices the writers store."""
     stem, ext = os.path.splitext(name)
-    if ext.lower() not in IMAGE_EXTENSIONS or not _NUMBERED.match(stem):
+    match = _NUMBERED.fullmatch(stem)
+    if ext.lower() not in IMAGE_EXTENSIONS or match is None:
         return None
-    digits = stem.lstrip('0') or '0'
+    prefix, digits = match.group(1), match.group(2).lstrip('0') or '0'
     if len(digits) > _MAX_FRAME_DIGITS or int(digits) > _MAX_FRAME_NUMBER:
         return None
-    return int(digits)
+    return prefix, int(digits)
 
 
 def frame_folder(folder, names=None):
-    """A VideoSource for a frame folder, or None when it holds no numbered frame images."""
+    """A VideoSource for a frame folder, or None when it holds no numbered frame images.
+
+    The frames are the images named by a number: plain numbers (``00000001.jpg``) when there
+    are any, else numbers after a prefix that every numbered image shares (``img_00001.jpg``).
+    Of two files with one number the first name in sorted order is kept (``0003.jpg`` before
+    ``3.jpg``), the other listed in ``duplicates``.
+    """
     if names is None:
         names = os.listdir(folder)
-    numbered = {}
+    by_prefix = {}
     for name in sorted(names):
-        number = _frame_number(name)
-        if number is not None and number not in numbered:   # 1.jpg beats 0001.jpg, once
-            numbered[number] = os.path.join(folder, name)
-    if not numbered:
+        parsed = _frame_number(name)
+        if parsed is not None:
+            by_prefix.setdefault(parsed[0], []).append((parsed[1], name))
+    # images of several prefixes (img_ and flow_x_ in a rawframes folder, or photos) do not
+    # say which are the frames; plain numbers do, as they always have
+    if '' not in by_prefix and len(by_prefix) != 1:
         return None
+    numbered, duplicates = {}, []
+    for number, name in by_prefix.get('', next(iter(by_prefix.values()))):
+        path = os.path.join(folder, name)
+        if number in numbered:
+            duplicates.append((path, numbered[number]))
+        else:
+            numbered[number] = path
     base = 0 if min(numbered) == 0 else 1
     files = [(number - base, path) for number, path in sorted(numbered.items())]
     missing = files[-1][0] + 1 - len(files)
@@ -137,7 +168,7 @@ def frame_folder(folder, names=None):
                             os.path.basename(os.path.abspath(folder)) + '.txt')
         groundtruth = anno if os.path.basename(parent) == 'frames' and os.path.isfile(anno) \
             else None
-    return VideoSource(folder, 'frames', files, missing, groundtruth)
+    return VideoSource(folder, 'frames', files, missing, groundtruth, duplicates)
 
 
 def find_videos(src):
@@ -145,7 +176,10 @@ def find_videos(src):
     path, hidden entries skipped) for video files and numbered-frame folders.
 
     A file given directly is tried as a video whatever its extension (except an image's).
-    Raises UserError naming SRC when it does not exist or holds nothing to read.
+    What a folder search leaves out is said in notes on stderr: files of other extensions,
+    images that are not a folder's numbered frames, and frames whose number an earlier name
+    of their folder has. Raises UserError naming SRC when it does not exist or holds nothing
+    to read.
     """
     if not os.path.exists(src):
         raise UserError(f'source {src} does not exist')
@@ -153,17 +187,61 @@ def find_videos(src):
         if src.lower().endswith(IMAGE_EXTENSIONS):
             raise UserError(f'source {src} is a single image; pass its frame folder')
         return [VideoSource(src)]
-    found = []
+    found, others, unnumbered = [], [], []
     for folder, files in walk_visible(src):
-        found.extend(VideoSource(os.path.join(folder, f)) for f in files if is_video_name(f))
         sequence = frame_folder(folder, files)
+        used = set()
         if sequence is not None:
             found.append(sequence)
-    if not found:
+            used = {path for _, path in sequence.frame_files}
+            used.update(path for path, _ in sequence.duplicates)
+        images = 0
+        for name in files:
+            path = os.path.join(folder, name)
+            if is_video_name(name):
+                found.append(VideoSource(path))
+            elif name.lower().endswith(IMAGE_EXTENSIONS):
+                images += path not in used
+            else:
+                others.append(path)
+        if images:
+            unnumbered.append(f'{folder} ({images})')
+    # a box file is read with its frame folder (TrackingNet's lies in a folder of its own)
+    boxes = {os.path.abspath(s.groundtruth) for s in found if s.groundtruth}
+    ignored = Counter(os.path.splitext(path)[1].lower() for path in others
+                      if os.path.abspath(path) not in boxes)
+    if not found:        # what it holds, in the one error line
+        held = [extension_counts(ignored)] if ignored else []
+        held += [f'images that are not numbered frames in {_listed(unnumbered)}'] \
+            if unnumbered else []
         raise UserError(f"no videos ({' '.join(VIDEO_EXTENSIONS)}) or numbered frame folders "
-                        f"found under {src}")
+                        f"found under {src}" + (f" (it holds {'; '.join(held)})" if held else ''))
+    _print_left_out(ignored, unnumbered, [s for s in found if s.duplicates])
     found.sort(key=lambda source: os.path.normpath(source.path).split(os.sep))
     return found
+
+
+def _print_left_out(ignored, unnumbered, duplicated):
+    """Notes on stderr of the files a folder search left out (never left out silently)."""
+    if ignored:
+        print(f"note: {sum(ignored.values())} files left out for their extension "
+              f"({extension_counts(ignored)}); videos are read from "
+              f"{', '.join(VIDEO_EXTENSIONS)} files and numbered frame folders", file=sys.stderr)
+    if unnumbered:
+        print(f'note: left out the images that are not numbered frames (frames are named by '
+              f'numbers after one shared prefix, as 00001.jpg or img_00001.jpg) in '
+              f'{_listed(unnumbered)}', file=sys.stderr)
+    for source in duplicated:
+        names = [f'{os.path.basename(dropped)} (kept {os.path.basename(kept)})'
+                 for dropped, kept in source.duplicates]
+        print(f'note: frame folder {source.path} names frame numbers twice; left out '
+              f'{_listed(names)}', file=sys.stderr)
+
+
+def _listed(names):
+    """The first few of ``names``, comma separated, and how many more."""
+    more = len(names) - _NOTED
+    return ', '.join(names[:_NOTED]) + (f' and {more} more' if more > 0 else '')
 
 
 def read_groundtruth(path):
@@ -202,14 +280,25 @@ def shown_width(width, aspect):
     return max(1, round(width * aspect))
 
 
+def _checked_size(shown, max_side, min_side):
+    """The stored ``(height, width)`` of a frame shown ``shown`` (height, width); raises
+    :class:`StoredTooSmall` when ``max_side`` shrinks a side below ``min_side``."""
+    height, width = stored_size(*shown, max_side)
+    if min(height, width) < min(min_side, *shown):
+        raise StoredTooSmall(f'its {shown[1]}x{shown[0]} px frames shrink to {width}x{height} '
+                             f'px at --max-resolution {max_side}, below the {min_side} px a '
+                             f'side needs')
+    return height, width
+
+
 class DecodedFrame:
     """One decoded frame; its pixels are converted only when asked for."""
 
     __slots__ = ('index', 'timestamp', '_frame', '_path', '_reformatters', '_converted',
-                 '_turns', '_aspect', '_size', '_damage')
+                 '_turns', '_aspect', '_size', '_damage', '_min_side')
 
     def __init__(self, index, timestamp, frame=None, path=None, reformatters=None, turns=0,
-                 aspect=1.0, size=None, damage=None):
+                 aspect=1.0, size=None, damage=None, min_side=1):
         self.index, self.timestamp = index, timestamp
         self._frame, self._path = frame, path     # a PyAV VideoFrame, or a frame image path
         # PyAV's frame.reformat builds a new swscale context per call (~2 ms), and so does a
@@ -223,6 +312,7 @@ class DecodedFrame:
         self._aspect = aspect     # a video pixel's width over its height (1: square pixels)
         self._size = size         # a frame image's expected (width, height): the sequence's
         self._damage = damage     # why a video frame's pixels are not to be trusted, or None
+        self._min_side = min_side   # the least side rgb() may shrink a frame to
 
     def _display_size(self):
         """(height, width) of a video frame as shown: its pixels made square, then its
@@ -236,6 +326,7 @@ class DecodedFrame:
         return self._display_size() if self._frame is not None else None
 
     def _reformat(self, width, height):
+        import av
         from av.video.reformatter import VideoReformatter
 
         converted = self._converted.get((width, height))
@@ -246,8 +337,18 @@ class DecodedFrame:
         reformatter = self._reformatters.get(coded)
         if reformatter is None:
             reformatter = self._reformatters[coded] = VideoReformatter()
-        converted = reformatter.reformat(self._frame, width=coded[0], height=coded[1],
-                                         format='rgb24', interpolation='AREA').to_ndarray()
+        # transparent pixels keep whatever colour they store: composited onto white, as
+        # frame folders' images are
+        alpha = any(component.is_alpha for component in self._frame.format.components)
+        try:
+            converted = reformatter.reformat(self._frame, width=coded[0], height=coded[1],
+                                             format='rgba' if alpha else 'rgb24',
+                                             interpolation='AREA').to_ndarray()
+        except (av.FFmpegError, ValueError) as err:
+            raise VideoError(f'frame {self.index} cannot be converted to RGB at '
+                             f'{width}x{height}: {_av_reason(err)}') from None
+        if alpha:
+            converted = to_rgb(Image.fromarray(converted, 'RGBA'))
         if self._turns:
             converted = np.ascontiguousarray(np.rot90(converted, self._turns))
         self._converted[width, height] = converted
@@ -266,17 +367,18 @@ class DecodedFrame:
         """``H x W x 3`` uint8 RGB, upright, shrunk (area interpolation) to a longest side of at
         most ``max_side`` with FFCV's size arithmetic (a second call for the same size of a
         video frame, or a :meth:`thumbnail` of that size, returns the same array, then
-        read-only). Raises VideoError for an unreadable or damaged frame."""
+        read-only). Raises VideoError for an unreadable or damaged frame, StoredTooSmall when
+        the cap shrinks a side below the reader's ``min_side``."""
         self._check()
         if self._frame is not None:
-            height, width = stored_size(*self._display_size(), max_side)
+            height, width = _checked_size(self._display_size(), max_side, self._min_side)
             return self._reformat(width, height)
         try:
             image = load_rgb(self._path)
         except Exception as err:  # a bad frame image: reported by the caller
             raise VideoError(f'frame {self._path}: {describe_failure(err)}') from None
         self._check(image.shape[1], image.shape[0])
-        height, width = stored_size(*image.shape[:2], max_side)
+        height, width = _checked_size(image.shape[:2], max_side, self._min_side)
         if (height, width) != image.shape[:2]:
             image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
         return image
@@ -319,19 +421,26 @@ class VideoReader:
     the first frame is decoded), ``fps``
     (average rate, or ``folder_fps``), ``promised`` (the frame count the header declares,
     :meth:`estimated_frames` at opening), ``decoded`` (frames decoded so far), ``finished``
-    (decoding reached the end), ``error``, ``bad_frames`` (list of ``(index, reason)``).
+    (decoding reached the end), ``error``, ``bad_frames`` (list of ``(index, reason)``),
+    ``declared`` (the frame count a video file states, or None: ``promised`` is then an
+    estimate from durations), ``hdr`` (a video file's HDR transfer, said in words, or None),
+    ``video_streams`` (the video streams besides cover art; the one read is FFmpeg's pick).
     Frame indices count decoded frames, so after a skipped packet they run one short.
+    ``min_side``: a frame that the size cap would store with a shorter side raises
+    :class:`StoredTooSmall` when converted (the writers skip the video; 1: a side of 0 px).
     """
 
-    def __init__(self, source, *, folder_fps=DEFAULT_FOLDER_FPS, threads=0):
+    def __init__(self, source, *, folder_fps=DEFAULT_FOLDER_FPS, threads=0, min_side=1):
         if isinstance(source, (str, os.PathLike)):
             path = os.fspath(source)
             source = (frame_folder(path) if os.path.isdir(path) else None) or VideoSource(path)
         self.source = source
         self.error, self.bad_frames, self.decoded = None, [], 0
         self._segment_start = 0      # position of the first frame decoded (a segment's)
+        self._min_side = min_side    # see DecodedFrame.rgb
         self.decode_errors, self.first_decode_error, self.finished = 0, None, False
         self._container = None
+        self.declared, self.hdr, self.video_streams = None, None, 1
         if source.kind == 'frames':
             self.fps = float(folder_fps)
             self._open_folder()
@@ -363,35 +472,55 @@ class VideoReader:
             self._container = open_container(path)
         except Exception as err:  # FFmpeg's reason (e.g. 'Invalid data found') is the message
             raise VideoError(f'not a readable video: {_av_reason(err)}') from None
-        streams = self._container.streams.video
+        from av.stream import Disposition
+
+        # an attached picture (an audio file's cover art) is one still image, not video
+        streams = [stream for stream in self._container.streams.video
+                   if not stream.disposition & Disposition.attached_pic]
         if not streams:
+            cover = bool(self._container.streams.video)
             self.close()
-            raise VideoError('no video stream in the file')
-        stream = self._stream = streams[0]
+            raise VideoError('no video stream in the file' +
+                             (' (only an attached picture: cover art)' if cover else ''))
+        self.video_streams = len(streams)
+        # several: FFmpeg's choice (a default stream first), else the largest
+        best = self._container.streams.best('video')
+        stream = self._stream = best if best in streams else max(
+            streams, key=lambda s: s.codec_context.width * s.codec_context.height)
         context = stream.codec_context
         context.thread_type = 'AUTO'
         context.thread_count = max(0, int(threads))      # 0: FFmpeg picks
         # non-square pixels (anamorphic DVD or broadcast video, QCIF's 128:117): shown wider
-        # or narrower than coded, as players show them
-        sar = context.sample_aspect_ratio
-        self._aspect = float(sar) if sar and sar > 0 else 1.0
+        # or narrower than coded, as players show them; the container's ratio (MKV display
+        # size, MP4 pasp) overrides the codec's, as in FFmpeg's av_guess_sample_aspect_ratio
+        sar = next((s for s in (stream.sample_aspect_ratio, context.sample_aspect_ratio)
+                    if s and s > 0), None)
+        self._aspect = float(sar) if sar else 1.0
         self.width, self.height = shown_width(context.width, self._aspect), context.height
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else None
         self._time_base = stream.time_base
         self._start = stream.start_time
+        self.declared = int(stream.frames) or None
+        self.hdr = _hdr_description(context)
 
     def estimated_frames(self):
-        """The frame count the header claims (frame folders: exact), or None if unknown."""
+        """The frame count the header claims (frame folders: exact), else an estimate from
+        the video's duration (its own: an audio track may last longer), or None."""
         if self.source.kind == 'frames':
             return len(self.source.frame_files)
         stream = self._stream
         if stream.frames:
             return int(stream.frames)
-        if stream.duration and stream.time_base and self.fps:
-            return max(1, round(float(stream.duration * stream.time_base) * self.fps))
-        if self._container.duration and self.fps:
-            return max(1, round(self._container.duration / 1e6 * self.fps))
+        seconds = None
+        if stream.duration and stream.time_base:
+            seconds = float(stream.duration * stream.time_base)
+        if not seconds:                 # Matroska keeps a track's duration in a tag
+            seconds = _tagged_seconds(stream.metadata)
+        if not seconds and self._container.duration:
+            seconds = self._container.duration / 1e6
+        if seconds and self.fps:
+            return max(1, round(seconds * self.fps))
         return None
 
     def decoded_frames(self, segment=None):
@@ -404,7 +533,8 @@ class VideoReader:
             size = (self.width, self.height) if self.width else None
             for index, path in self.source.frame_files[start:]:
                 self.decoded += 1
-                yield DecodedFrame(index, index / self.fps, path=path, size=size)
+                yield DecodedFrame(index, index / self.fps, path=path, size=size,
+                                   min_side=self._min_side)
             self.finished = True
             return
         import av
@@ -445,7 +575,7 @@ class VideoReader:
                         self.width, self.height = self.height, self.width
                     yield DecodedFrame(index, self._timestamp(frame, index), frame=frame,
                                        reformatters=reformatters, turns=turns,
-                                       aspect=self._aspect,
+                                       aspect=self._aspect, min_side=self._min_side,
                                        damage=DAMAGED if damaged or frame.is_corrupt else None)
         except (av.FFmpegError, OSError, ValueError) as err:
             self.error = f'decoding stopped after frame {self.decoded}: {_av_reason(err)}'
@@ -478,13 +608,14 @@ class VideoReader:
 
     def shortfall(self):
         """``(promised, decoded)`` when a video file decoded to its end gave markedly fewer
-        frames than its header declares (a file cut short or damaged), else None. Counts
-        from durations are estimates: a shortfall counts beyond 2 frames and 5 %."""
-        if self.source.kind != 'file' or not self.finished or not self.promised or \
+        frames than its header declares (a file cut short or damaged), else None: beyond 2
+        frames and 5 %. A count estimated from durations is no claim to fall short of
+        (variable frame rate, or an audio track outlasting the video, skew it)."""
+        if self.source.kind != 'file' or not self.finished or not self.declared or \
                 self._segment_start:
             return None
-        if self.promised - self.decoded > max(2, SHORTFALL_TOLERANCE * self.promised):
-            return self.promised, self.decoded
+        if self.declared - self.decoded > max(2, SHORTFALL_TOLERANCE * self.declared):
+            return self.declared, self.decoded
         return None
 
     @staticmethod
@@ -557,6 +688,31 @@ def open_container(path):
         return av.open(path)
 
 
+def _tagged_seconds(metadata):
+    """Seconds of a Matroska ``DURATION`` tag (``'00:00:16.007000000'``), or None."""
+    tag = next((value for key, value in metadata.items() if key.upper() == 'DURATION'), '')
+    match = re.fullmatch(r'\s*(\d+):(\d+):(\d+(?:\.\d*)?)\s*', tag)
+    if not match:
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+# FFmpeg's AVColorTransferCharacteristic codes and names of the HDR transfers
+_HDR_TRANSFERS = {16: 'smpte2084', 18: 'arib-std-b67'}
+_BT2020_PRIMARIES = 9
+
+
+def _hdr_description(context):
+    """``'transfer arib-std-b67, BT.2020'`` for an HDR stream (PQ or HLG), else None: its
+    pixels are converted without tone mapping."""
+    transfer = _HDR_TRANSFERS.get(getattr(context, 'color_trc', None))
+    if transfer is None:
+        return None
+    bt2020 = getattr(context, 'color_primaries', None) == _BT2020_PRIMARIES
+    return f'transfer {transfer}' + (', BT.2020' if bt2020 else '')
+
+
 def _av_reason(err):
     """FFmpeg's reason without PyAV's errno prefix and file name, on one line."""
     text = getattr(err, 'strerror', None) or str(err) or type(err).__name__
@@ -570,6 +726,8 @@ def video_summary(reader):
             'width': reader.width, 'height': reader.height,
             'fps': None if reader.fps is None or not math.isfinite(reader.fps)
             else round(reader.fps, 6), 'frames_promised': reader.promised}
+    if reader.video_streams > 1:       # which one was read (FFmpeg's stream index)
+        info['video_stream'] = reader._stream.index
     if source.kind == 'frames':
         info['missing_frames'] = source.missing
         info['groundtruth'] = None if source.groundtruth is None \

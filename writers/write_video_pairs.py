@@ -136,12 +136,14 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
                                 f"{result['error'] or result['warnings'][0]} (--strict)")
             problems.extend({'path': path, 'message': m} for m in result['warnings'])
             if result['error'] or not len(result['pairs']):
+                in_gap = (f", {result['in_gap']} whose second frame is missing from the "
+                          f"numbering" if result['in_gap'] else '')
                 past_end = (f", {result['past_end']} whose gap ran past the "
                             f"{result['frames_read']} frames read" if result['past_end'] else '')
                 reason = result['error'] or (
                     f"no pairs left ({result['dropped_cut']} span a cut, "
                     f"{result['dropped_motion']} below --min-motion, "
-                    f"{result['dropped_bad_frame']} with an unreadable frame{past_end})")
+                    f"{result['dropped_bad_frame']} with an unreadable frame{in_gap}{past_end})")
                 skipped.append({'path': path, 'reason': reason, 'cuts': result['cuts']})
                 continue
             pairs = result['pairs']

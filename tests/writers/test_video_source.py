@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from benchmarks.synthetic_video import write_sequence
 from fastssl_common.errors import UserError
@@ -348,3 +349,83 @@ def test_frame_numbers_beyond_64_bits_are_not_frames(tmp_path, chelsea_pan):
     source = frame_folder(str(tmp_path))
     assert [(index, os.path.basename(path)) for index, path in source.frame_files] == [
         (0, '1.jpg'), (1, '2.jpg'), (2, '3.jpg'), (3, f'{"0" * 30}4.jpg')]
+
+
+def save_frames(folder, frames, name):
+    """``frames`` as JPEGs named ``name.format(number)``, numbered from 1."""
+    os.makedirs(folder, exist_ok=True)
+    for number, rgb in enumerate(frames, 1):
+        Image.fromarray(rgb).save(os.path.join(folder, name.format(number)), quality=95)
+    return str(folder)
+
+
+def test_common_video_containers_are_found_and_other_files_counted(tmp_path, chelsea_pan,
+                                                                   encode_clip, capsys):
+    """.ts .mts .m2ts .3gp .flv .wmv .ogv were left out of a folder without a word; an
+    animated GIF is no video here: counted with the other files left out."""
+    frames = chelsea_pan(6)
+    codecs = {'a.ts': 'libx264', 'b.MTS': 'libx264', 'c.m2ts': 'libx264', 'd.3gp': 'libx264',
+              'e.flv': 'flv', 'f.wmv': 'wmv2', 'g.ogv': 'libvpx'}
+    for name, codec in codecs.items():
+        encode_clip(tmp_path / name, frames, codec=codec)
+    images = [Image.fromarray(rgb) for rgb in frames]
+    images[0].save(tmp_path / 'anim.gif', save_all=True, append_images=images[1:])
+    (tmp_path / 'notes.txt').write_text('x')
+    found = find_videos(str(tmp_path))
+    assert [os.path.basename(s.path) for s in found] == list(codecs)
+    for source in found:
+        assert len(read_frames(source)) == len(frames), source.path
+    assert capsys.readouterr().err.splitlines()[0].startswith(
+        'note: 2 files left out for their extension (1 .gif, 1 .txt); videos are read from')
+
+
+def test_frame_folders_named_after_a_prefix(tmp_path, chelsea_pan, psnr, capsys):
+    """MMAction2 rawframes (img_00001.jpg), ffmpeg's img_%05d.jpg and frame_000001.jpg were
+    left out silently; images that are no consistent numbering are named in a note."""
+    frames = chelsea_pan(4)
+    for name in ('image_{:05d}.jpg', 'img_{:05d}.jpg', 'frame_{:06d}.jpg'):
+        save_frames(tmp_path / 'src' / name.split('_')[0], frames, name)
+    mixed = save_frames(tmp_path / 'src' / 'rgb_and_flow', frames, 'img_{:05d}.jpg')
+    save_frames(mixed, frames, 'flow_x_{:05d}.jpg')
+    shots = save_frames(tmp_path / 'src' / 'shots', frames[:2], 'shot{}.jpg')
+    shutil.copy(os.path.join(shots, 'shot1.jpg'), os.path.join(shots, 'cover.jpg'))
+    found = find_videos(str(tmp_path / 'src'))
+    assert [(os.path.basename(s.path), s.missing) for s in found] == [
+        ('frame', 0), ('image', 0), ('img', 0), ('shots', 0)]
+    for source in found[:3]:
+        got = read_frames(source)
+        assert [f.index for f in got] == [0, 1, 2, 3]
+        assert all(psnr(f.rgb, frames[f.index]) > 30 for f in got)
+    # shot1.jpg, shot2.jpg make a sequence; cover.jpg is no frame of it
+    assert [os.path.basename(p) for _, p in found[3].frame_files] == ['shot1.jpg', 'shot2.jpg']
+    note = capsys.readouterr().err
+    assert 'rgb_and_flow (8)' in note and 'shots (1)' in note
+
+
+def test_a_plain_numbered_folder_ignores_prefixed_images(tmp_path, chelsea_pan):
+    folder = write_sequence(tmp_path / 'seq', chelsea_pan(3), boxes=False)
+    save_frames(folder, chelsea_pan(3), 'img_{:05d}.jpg')
+    assert [os.path.basename(p) for _, p in frame_folder(folder).frame_files] == [
+        '00000001.jpg', '00000002.jpg', '00000003.jpg']
+
+
+def test_duplicate_frame_numbers_keep_the_first_name_and_are_named(tmp_path, chelsea_pan,
+                                                                    capsys):
+    """3.jpg and 0003.jpg: one is kept (the first in sorted order, as the docstring says)
+    and the other named in a note (it was left out without a word)."""
+    frames = chelsea_pan(5)
+    folder = write_sequence(tmp_path / 'seq', frames[:4], first_number=0, digits=1,
+                            boxes=False)
+    Image.fromarray(frames[4]).save(os.path.join(folder, '0003.jpg'), quality=95)
+    (source,) = find_videos(folder)
+    assert [os.path.basename(p) for _, p in source.frame_files] == [
+        '0.jpg', '1.jpg', '2.jpg', '0003.jpg']
+    assert source.duplicates == [(os.path.join(folder, '3.jpg'),
+                                  os.path.join(folder, '0003.jpg'))]
+    assert f'note: frame folder {folder} names frame numbers twice; left out 3.jpg (kept ' \
+           f'0003.jpg)' in capsys.readouterr().err
+    # and the written file's warnings say so (fatal with --strict)
+    from writers.write_video_frames import write_video_frames
+    summary = write_video_frames(folder, str(tmp_path / 'f.beton'), workers=1, progress=False)
+    assert {'path': folder, 'message': '1 frame number(s) named twice; left out 3.jpg'} in \
+        summary['warnings']

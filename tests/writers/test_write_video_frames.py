@@ -124,7 +124,8 @@ def test_cli_bad_inputs(tmp_path, run_script, assert_one_line_error):
     empty.mkdir()
     (empty / 'notes.txt').write_text('no videos here')
     assert_one_line_error(
-        run_script('writers/write_video_frames.py', empty, out), empty, 'no videos'
+        run_script('writers/write_video_frames.py', empty, out), empty, 'no videos',
+        '(it holds 1 .txt)'
     )
     text = tmp_path / 'notes.mp4'
     text.write_text('not a video\n' * 20)

@@ -296,3 +296,14 @@ def test_frames_stored_counts_the_videos_written_only(tmp_path, encode_clip, che
                                 progress=False)['counts'] for folder in (both, alone)]
     assert counts[0]['videos_skipped'] == 1
     assert counts[0]['frames_stored'] == counts[1]['frames_stored'] == 6     # 0, 4, ..., 20
+
+
+def test_pairs_ending_in_a_numbering_gap_are_not_said_to_run_past_the_end(tmp_path,
+                                                                          chelsea_pan):
+    """Indices 0..8 without 3, gap 3: (0, 3) ends in the gap, (6, 9) past the end; both were
+    counted as 'whose gap ran past the 8 frames read'."""
+    src = write_sequence(tmp_path / 'seq', chelsea_pan(9), skip={4})
+    with pytest.raises(UserError, match=r'1 whose second frame is missing from the numbering, '
+                                        r'1 whose gap ran past the 8 frames read\)'):
+        write_video_pairs(src, str(tmp_path / 'o.beton'), gap=3, cut_threshold=1,
+                          progress=False)
