@@ -13,7 +13,6 @@ from fastargs import Param, Section
 from fastargs.config import Config
 
 from fastssl_common.errors import UserError
-from loaders.batch_memory import check_batch_memory
 
 from .config_loader import Bool, Float, Int, OneOf, Str, read_settings
 from .invariance_data import KINDS
@@ -275,5 +274,8 @@ def check_together(s):
     if s.optim.warmup_epochs > s.train.epochs:
         raise UserError(f'optim.warmup_epochs must be <= train.epochs={s.train.epochs}, got '
                         f'{s.optim.warmup_epochs}')
+    # imported here: the loaders import torch and FFCV, and a command that only declares its
+    # settings (eval.py's dispatch, --help) should start at once, Ctrl-C included
+    from loaders.batch_memory import check_batch_memory
     check_batch_memory(s.data.batch_size, s.data.resolution, variant.n_views,
                        ('data.batch_size', 'data.resolution'))

@@ -1,4 +1,11 @@
-"""The CLI contract of fastssl_common.errors.run_cli, through a real script."""
+"""The CLI contract of fastssl_common.errors.run_cli, through real scripts."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
 
 
 def test_a_file_name_with_a_line_break_keeps_the_error_on_one_line(tmp_path, run_script,
@@ -6,3 +13,19 @@ def test_a_file_name_with_a_line_break_keeps_the_error_on_one_line(tmp_path, run
     src = tmp_path / 'two\nlines'
     result = run_script('writers/write_images.py', src, tmp_path / 'out.beton')
     assert_one_line_error(result, f'{tmp_path}/two\\nlines does not exist')
+
+
+@pytest.mark.parametrize('script, args', [
+    ('train.py', ['--data.path=missing.beton']),
+    ('eval.py', ['knn', '--eval.checkpoint=missing.pt', '--eval.train_path=missing.beton']),
+])
+def test_ctrl_c_while_torch_imports_is_interrupted_not_a_traceback(repo, script, args):
+    """The scripts reach run_cli before they import torch (a second or two): eval.py's
+    settings imported the loaders, so Ctrl-C there was a KeyboardInterrupt traceback."""
+    process = subprocess.Popen([sys.executable, os.path.join(repo, script), *args],
+                               cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    time.sleep(0.3)              # well before torch is imported (1.5 s or more on 2 cores)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert (process.returncode, err.strip(), out) == (130, 'interrupted', '')
