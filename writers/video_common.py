@@ -278,6 +278,9 @@ def reading_warnings(reader, source):
     if reader.decode_errors:
         warnings.append(f'skipped {reader.decode_errors} damaged packet(s) that did not decode '
                         f'(first {reader.first_decode_error})')
+    if reader.alpha_dropped:
+        warnings.append('VP8/VP9 transparency is not decoded (FFmpeg drops it): transparent '
+                        'pixels are stored with the colour they hold, not white')
     if reader.hdr:
         warnings.append(f'HDR video ({reader.hdr}): stored without tone mapping, colours look '
                         f'washed out')

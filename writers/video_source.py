@@ -424,7 +424,8 @@ class VideoReader:
     (decoding reached the end), ``error``, ``bad_frames`` (list of ``(index, reason)``),
     ``declared`` (the frame count a video file states, or None: ``promised`` is then an
     estimate from durations), ``hdr`` (a video file's HDR transfer, said in words, or None),
-    ``video_streams`` (the video streams besides cover art; the one read is FFmpeg's pick).
+    ``video_streams`` (the video streams besides cover art; the one read is FFmpeg's pick),
+    ``alpha_dropped`` (a WebM's transparency that the decoder does not read).
     Frame indices count decoded frames, so after a skipped packet they run one short.
     ``min_side``: a frame that the size cap would store with a shorter side raises
     :class:`StoredTooSmall` when converted (the writers skip the video; 1: a side of 0 px).
@@ -441,6 +442,7 @@ class VideoReader:
         self.decode_errors, self.first_decode_error, self.finished = 0, None, False
         self._container = None
         self.declared, self.hdr, self.video_streams = None, None, 1
+        self.alpha_dropped = False
         if source.kind == 'frames':
             self.fps = float(folder_fps)
             self._open_folder()
@@ -503,6 +505,9 @@ class VideoReader:
         self._start = stream.start_time
         self.declared = int(stream.frames) or None
         self.hdr = _hdr_description(context)
+        # WebM keeps VP8/VP9 transparency in a side channel that FFmpeg's own decoders drop
+        self.alpha_dropped = (stream.metadata.get('alpha_mode') == '1'
+                              and context.name in ('vp8', 'vp9'))
 
     def estimated_frames(self):
         """The frame count the header claims (frame folders: exact), else an estimate from

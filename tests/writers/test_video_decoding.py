@@ -114,6 +114,10 @@ def videos(tmp_path_factory):
             stream = out.add_stream(codec, rate=25)
             stream.width, stream.height, stream.pix_fmt = 64, 32, pix_fmt
             encode_into(out, stream, [rgba] * 3, 'rgba')
+    with av.open(path('alpha_vp9.webm'), 'w') as out:       # alpha in WebM's side channel
+        stream = out.add_stream('libvpx-vp9', rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, 'yuva420p'
+        encode_into(out, stream, [rgba] * 3, 'rgba')
     with av.open(path('hlg.mp4'), 'w') as out:              # HLG transfer, BT.2020 primaries
         encode_into(out, h264_stream(out, 64, 64, color_trc=18, color_primaries=9, colorspace=9),
                     grey_frames(5, 64, 64))
@@ -172,6 +176,17 @@ def test_transparent_pixels_are_composited_onto_white(videos, codec):
     assert len(frames) == 3
     np.testing.assert_allclose(frames[0][:, :30].reshape(-1, 3).mean(0), (255, 0, 0), atol=2)
     np.testing.assert_array_equal(frames[0][:, 34:], 255)
+
+
+def test_webm_transparency_the_decoder_drops_is_warned(videos):
+    """FFmpeg's own VP9 decoder reads no alpha: the hidden green is stored, so say so."""
+    reader, frames = decode_all(videos['alpha_vp9'])
+    assert frames[0][:, 40:, 1].mean() > 200                # stored as it holds, not white
+    assert ('VP8/VP9 transparency is not decoded (FFmpeg drops it): transparent pixels are '
+            'stored with the colour they hold, not white') in reading_warnings(reader,
+                                                                               reader.source)
+    reader, _ = decode_all(videos['alpha_png'])
+    assert not reader.alpha_dropped
 
 
 def test_hdr_video_is_warned(videos):
