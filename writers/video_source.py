@@ -295,10 +295,10 @@ class DecodedFrame:
     """One decoded frame; its pixels are converted only when asked for."""
 
     __slots__ = ('index', 'timestamp', '_frame', '_path', '_reformatters', '_converted',
-                 '_turns', '_aspect', '_size', '_damage', '_min_side')
+                 '_turns', '_mirror', '_aspect', '_size', '_damage', '_min_side')
 
     def __init__(self, index, timestamp, frame=None, path=None, reformatters=None, turns=0,
-                 aspect=1.0, size=None, damage=None, min_side=1):
+                 mirror=False, aspect=1.0, size=None, damage=None, min_side=1):
         self.index, self.timestamp = index, timestamp
         self._frame, self._path = frame, path     # a PyAV VideoFrame, or a frame image path
         # PyAV's frame.reformat builds a new swscale context per call (~2 ms), and so does a
@@ -309,6 +309,7 @@ class DecodedFrame:
         # the same size (--max-resolution 320, tracking at 320), one conversion serves both
         self._converted = {}
         self._turns = turns       # quarter turns counter-clockwise that show it upright
+        self._mirror = mirror     # flipped left to right before the turns (a mirrored display)
         self._aspect = aspect     # a video pixel's width over its height (1: square pixels)
         self._size = size         # a frame image's expected (width, height): the sequence's
         self._damage = damage     # why a video frame's pixels are not to be trusted, or None
@@ -349,7 +350,9 @@ class DecodedFrame:
                              f'{width}x{height}: {_av_reason(err)}') from None
         if alpha:
             converted = to_rgb(Image.fromarray(converted, 'RGBA'))
-        if self._turns:
+        if self._mirror:
+            converted = converted[:, ::-1]
+        if self._turns or self._mirror:
             converted = np.ascontiguousarray(np.rot90(converted, self._turns))
         self._converted[width, height] = converted
         return converted
@@ -575,11 +578,11 @@ class VideoReader:
                     # never had: FFmpeg fills them with whatever it holds (another shot's
                     # pixels) until the next key frame starts afresh
                     damaged = damaged and not frame.key_frame
-                    turns = self._turns(frame)
+                    turns, mirror = _orientation(frame)
                     if self.decoded == 1 and turns % 2:   # portrait phone video: stored sideways
                         self.width, self.height = self.height, self.width
                     yield DecodedFrame(index, self._timestamp(frame, index), frame=frame,
-                                       reformatters=reformatters, turns=turns,
+                                       reformatters=reformatters, turns=turns, mirror=mirror,
                                        aspect=self._aspect, min_side=self._min_side,
                                        damage=DAMAGED if damaged or frame.is_corrupt else None)
         except (av.FFmpegError, OSError, ValueError) as err:
@@ -622,13 +625,6 @@ class VideoReader:
         if self.declared - self.decoded > max(2, SHORTFALL_TOLERANCE * self.declared):
             return self.declared, self.decoded
         return None
-
-    @staticmethod
-    def _turns(frame):
-        """Quarter turns counter-clockwise that show ``frame`` upright: its display matrix
-        (phones store portrait video sideways, with a rotation to apply when shown)."""
-        # getattr: a PyAV that does not read the display matrix shows frames as stored
-        return round(getattr(frame, 'rotation', 0) / 90) % 4
 
     def _timestamp(self, frame, index):
         if frame.pts is not None and self._time_base:
@@ -706,6 +702,24 @@ def _tagged_seconds(metadata):
 # FFmpeg's AVColorTransferCharacteristic codes and names of the HDR transfers
 _HDR_TRANSFERS = {16: 'smpte2084', 18: 'arib-std-b67'}
 _BT2020_PRIMARIES = 9
+
+
+def _orientation(frame):
+    """``(turns, mirror)``: the quarter turns counter-clockwise that show ``frame`` as its
+    display matrix says (phones store portrait video sideways, with a rotation to apply when
+    shown), after a left-right flip when the matrix mirrors (a negative determinant), as
+    FFmpeg's player and command line show it."""
+    matrix = next((np.frombuffer(bytes(data), '<i4') for data in frame.side_data
+                   if data.type.name == 'DISPLAYMATRIX'), None)
+    if matrix is None or len(matrix) != 9:
+        return 0, False
+    # x' = a x + c y, y' = b x + d y (FFmpeg's display matrix, 16.16 fixed point)
+    a, b, c, d = (float(v) for v in matrix[[0, 1, 3, 4]])
+    mirror = a * d - b * c < 0
+    if mirror:                     # the flip comes first: x -> -x
+        a, b = -a, -b
+    # av_display_rotation_get: the angle counter-clockwise
+    return round(-math.degrees(math.atan2(b, a)) / 90) % 4, mirror
 
 
 def _hdr_description(context):

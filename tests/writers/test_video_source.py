@@ -256,6 +256,43 @@ def test_a_rotated_video_is_read_upright(tmp_path):
     assert read_frames(path, max_side=24)[0].rgb.shape == (24, 12, 3)
 
 
+QUADRANTS = np.array([[(255, 0, 0), (0, 255, 0)], [(0, 0, 255), (255, 255, 255)]], np.uint8)
+
+
+@pytest.mark.parametrize('matrix, shown', [
+    # FFmpeg's display matrix (16.16 fixed point) and what its command line shows
+    ((-65536, 0, 0, 0, 65536, 0, 64 << 16, 0, 1 << 30), lambda q: q[:, ::-1]),   # hflip
+    ((65536, 0, 0, 0, -65536, 0, 0, 48 << 16, 1 << 30), lambda q: q[::-1]),      # vflip
+    ((0, 65536, 0, 65536, 0, 0, 0, 0, 1 << 30), lambda q: q.transpose(1, 0, 2)),  # cclock_flip
+    ((-65536, 0, 0, 0, -65536, 0, 64 << 16, 48 << 16, 1 << 30),
+     lambda q: q[::-1, ::-1]),                                                     # 180
+])
+def test_a_mirrored_display_is_read_as_shown(tmp_path, matrix, shown):
+    """A display matrix with a negative determinant mirrors: PyAV calls the first one a
+    rotation of -180, and it was stored upside down instead of mirrored."""
+    import av
+
+    coded = np.repeat(np.repeat(QUADRANTS, 24, axis=0), 32, axis=1)      # 64 x 48
+    path = str(tmp_path / 'mirrored.mp4')
+    with av.open(path, 'w') as container:
+        stream = container.add_stream('libx264', rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, 'yuv444p'
+        if not hasattr(stream, 'set_display_matrix'):
+            pytest.skip('this PyAV cannot write a display matrix')
+        stream.set_display_matrix(matrix)
+        for packet in stream.encode(av.VideoFrame.from_ndarray(coded, format='rgb24')):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    rgb = read_frames(path)[0].rgb
+    expected = shown(QUADRANTS)
+    rows, columns = rgb.shape[0] // 2, rgb.shape[1] // 2
+    for i in range(2):
+        for j in range(2):
+            block = rgb[i * rows + 4:(i + 1) * rows - 4, j * columns + 4:(j + 1) * columns - 4]
+            np.testing.assert_allclose(block.reshape(-1, 3).mean(0), expected[i, j], atol=12)
+
+
 def test_non_square_pixels_are_read_as_shown(tmp_path):
     """Anamorphic video (pixels twice as wide as high: 64x48 coded) is read at the size players
     show, 128x48; it was stored squashed."""
