@@ -295,10 +295,10 @@ class DecodedFrame:
     """One decoded frame; its pixels are converted only when asked for."""
 
     __slots__ = ('index', 'timestamp', '_frame', '_path', '_reformatters', '_converted',
-                 '_turns', '_mirror', '_aspect', '_size', '_damage', '_min_side')
+                 '_turns', '_mirror', '_alpha', '_aspect', '_size', '_damage', '_min_side')
 
     def __init__(self, index, timestamp, frame=None, path=None, reformatters=None, turns=0,
-                 mirror=False, aspect=1.0, size=None, damage=None, min_side=1):
+                 mirror=False, alpha=False, aspect=1.0, size=None, damage=None, min_side=1):
         self.index, self.timestamp = index, timestamp
         self._frame, self._path = frame, path     # a PyAV VideoFrame, or a frame image path
         # PyAV's frame.reformat builds a new swscale context per call (~2 ms), and so does a
@@ -310,6 +310,9 @@ class DecodedFrame:
         self._converted = {}
         self._turns = turns       # quarter turns counter-clockwise that show it upright
         self._mirror = mirror     # flipped left to right before the turns (a mirrored display)
+        # transparent pixels keep whatever colour they store: composited onto white, as
+        # frame folders' images are
+        self._alpha = alpha
         self._aspect = aspect     # a video pixel's width over its height (1: square pixels)
         self._size = size         # a frame image's expected (width, height): the sequence's
         self._damage = damage     # why a video frame's pixels are not to be trusted, or None
@@ -338,17 +341,14 @@ class DecodedFrame:
         reformatter = self._reformatters.get(coded)
         if reformatter is None:
             reformatter = self._reformatters[coded] = VideoReformatter()
-        # transparent pixels keep whatever colour they store: composited onto white, as
-        # frame folders' images are
-        alpha = any(component.is_alpha for component in self._frame.format.components)
         try:
             converted = reformatter.reformat(self._frame, width=coded[0], height=coded[1],
-                                             format='rgba' if alpha else 'rgb24',
+                                             format='rgba' if self._alpha else 'rgb24',
                                              interpolation='AREA').to_ndarray()
         except (av.FFmpegError, ValueError) as err:
             raise VideoError(f'frame {self.index} cannot be converted to RGB at '
                              f'{width}x{height}: {_av_reason(err)}') from None
-        if alpha:
+        if self._alpha:
             converted = to_rgb(Image.fromarray(converted, 'RGBA'))
         if self._mirror:
             converted = converted[:, ::-1]
@@ -551,6 +551,9 @@ class VideoReader:
         reformatters = {}
         damaged = False     # a packet was lost since the last key frame
         times = None if segment is None else segment.times
+        # the display matrix (the container's) and the pixel format are the stream's: read
+        # from its first frame, not per frame (a tenth of a pair writer's time)
+        turns = mirror = alpha = None
         try:
             if times is not None:
                 container.seek(int(times[0]), stream=stream, backward=True, any_frame=False)
@@ -578,11 +581,14 @@ class VideoReader:
                     # never had: FFmpeg fills them with whatever it holds (another shot's
                     # pixels) until the next key frame starts afresh
                     damaged = damaged and not frame.key_frame
-                    turns, mirror = _orientation(frame)
+                    if turns is None:
+                        turns, mirror = _orientation(frame)
+                        alpha = any(part.is_alpha for part in frame.format.components)
                     if self.decoded == 1 and turns % 2:   # portrait phone video: stored sideways
                         self.width, self.height = self.height, self.width
                     yield DecodedFrame(index, self._timestamp(frame, index), frame=frame,
                                        reformatters=reformatters, turns=turns, mirror=mirror,
+                                       alpha=alpha,
                                        aspect=self._aspect, min_side=self._min_side,
                                        damage=DAMAGED if damaged or frame.is_corrupt else None)
         except (av.FFmpegError, OSError, ValueError) as err:
