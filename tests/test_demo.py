@@ -15,8 +15,8 @@ MONITOR_RISE = 3   # points, in this shortened run (the demo's own bar is 10)
 
 
 @pytest.fixture(scope='module')
-def demo_run(tmp_path_factory, run_script, repo):
-    out = tmp_path_factory.mktemp('demo_images')
+def demo_run(module_tmp, run_script, repo):
+    out = module_tmp.mktemp('demo_images')
     built = run_script('scripts/demo_images.py', out / 'images')
     assert built.returncode == 0, built.stderr
     for part in ('train', 'queries'):

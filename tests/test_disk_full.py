@@ -56,8 +56,8 @@ def test_image_writer_on_a_full_disk(small_disk, small_beton, run_script,
 
 
 @pytest.fixture(scope='module')
-def clip(tmp_path_factory, planted_cut_clip):
-    path = tmp_path_factory.mktemp('clip') / 'clip.mp4'
+def clip(module_tmp, planted_cut_clip):
+    path = module_tmp.mktemp('clip') / 'clip.mp4'
     planted_cut_clip.write(str(path))
     return path
 

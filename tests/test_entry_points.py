@@ -60,10 +60,10 @@ def test_a_float_beyond_float32_is_refused_by_its_range(key, assert_one_line_err
 
 
 @pytest.fixture(scope='module')
-def resnet18_file(tmp_path_factory):
+def resnet18_file(module_tmp):
     import torch
     import torchvision
-    path = tmp_path_factory.mktemp('backbone') / 'resnet18.pth'
+    path = module_tmp.mktemp('backbone') / 'resnet18.pth'
     torch.save(torchvision.models.resnet18().state_dict(), path)
     return path
 

@@ -18,8 +18,8 @@ from fastssl_common.errors import UserError, run_cli
 
 
 @pytest.fixture(scope='module')
-def trained(small_beton, tmp_path_factory, tiny_args):
-    run = tmp_path_factory.mktemp('eval_run')
+def trained(small_beton, module_tmp, tiny_args):
+    run = module_tmp.mktemp('eval_run')
     trainer = Trainer(load_settings(tiny_args(
         small_beton, run, '--train.epochs=1', '--augment.placement=none',
         f'--logging.knn_train_path={small_beton}', '--logging.knn_k=5')))
@@ -120,11 +120,11 @@ def test_help_lists_commands_and_each_commands_keys(capsys):
 
 
 @pytest.fixture(scope='module')
-def label_betons(small_beton, tmp_path_factory):
+def label_betons(small_beton, module_tmp):
     """The photos of ``small_beton`` written again: from a list (unlabelled: -1), and one
     class's folder alone (a single class)."""
     from writers.write_images import write_images
-    root = tmp_path_factory.mktemp('labels')
+    root = module_tmp.mktemp('labels')
     sources = [s['source'] for s in json.loads(Path(small_beton + '.json').read_text())['samples']]
     (root / 'list.txt').write_text('\n'.join(sources) + '\n')
     single = root / 'single' / Path(sources[0]).parent.name
@@ -409,11 +409,11 @@ def test_a_val_set_whose_class_names_cannot_be_compared_is_warned_about(trained,
 
 
 @pytest.fixture(scope='module')
-def sparse_label_betons(small_beton, tmp_path_factory):
+def sparse_label_betons(small_beton, module_tmp):
     """``{top label: .beton}``: the photos of ``small_beton`` from list files, its first 8
     labelled 0 and the other 8 labelled 1, 20000 or 3000000000 (a list may give any label)."""
     from writers.write_images import write_images
-    root = tmp_path_factory.mktemp('sparse')
+    root = module_tmp.mktemp('sparse')
     sources = [s['source'] for s in json.loads(Path(small_beton + '.json').read_text())['samples']]
     betons = {}
     for top in (1, 20000, 3000000000):
@@ -444,12 +444,12 @@ def test_sparse_labels_are_scored_as_the_classes_present(trained, sparse_label_b
 
 
 @pytest.fixture(scope='module')
-def undecodable_beton(small_beton, tmp_path_factory):
+def undecodable_beton(small_beton, module_tmp):
     """A copy of ``small_beton`` (and its sidecar) with every JPEG header zeroed in place."""
     import shutil
 
     from ffcv.reader import Reader
-    path = tmp_path_factory.mktemp('undecodable') / 'undecodable.beton'
+    path = module_tmp.mktemp('undecodable') / 'undecodable.beton'
     shutil.copy(small_beton, path)
     shutil.copy(small_beton + '.json', f'{path}.json')
     reader = Reader(str(path))

@@ -19,16 +19,16 @@ from writers.render_invariance_sets import render_sets
 
 
 @pytest.fixture(scope='module')
-def rendered(tmp_path_factory):
-    root = tmp_path_factory.mktemp('inv') / 'rendered'
+def rendered(module_tmp):
+    root = module_tmp.mktemp('inv') / 'rendered'
     render_sets(str(root), objects=21, instances=3, per_set=3, size=32, seed=1,
                 transformations=('viewpoint', 'instance'))
     return root
 
 
 @pytest.fixture(scope='module')
-def checkpoints(tmp_path_factory):
-    folder = tmp_path_factory.mktemp('ckpt')
+def checkpoints(module_tmp):
+    folder = module_tmp.mktemp('ckpt')
     paths = []
     for seed in (0, 1):
         torch.manual_seed(seed)

@@ -51,17 +51,17 @@ def torchrun(repo, *args):
 
 
 @pytest.fixture(scope='module')
-def two_ranks(small_beton, tmp_path_factory, repo, tiny_args):
-    run = tmp_path_factory.mktemp('ddp') / 'two_ranks'
+def two_ranks(small_beton, module_tmp, repo, tiny_args):
+    run = module_tmp.mktemp('ddp') / 'two_ranks'
     result = torchrun(repo, *tiny_args(small_beton, run, *ARGS))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return run, result
 
 
 @pytest.fixture(scope='module')
-def resumed_alone(small_beton, two_ranks, tmp_path_factory, tiny_args):
+def resumed_alone(small_beton, two_ranks, module_tmp, tiny_args):
     """One process, from the 2-rank checkpoint after epoch 1, trains epoch 2."""
-    run = tmp_path_factory.mktemp('ddp') / 'one_process'
+    run = module_tmp.mktemp('ddp') / 'one_process'
     run.mkdir()
     shutil.copy(two_ranks[0] / 'checkpoint_e0001.pt', run / 'checkpoint_e0001.pt')
     Trainer(load_settings(tiny_args(small_beton, run, *ARGS, '--train.resume=true'))).fit()

@@ -20,9 +20,9 @@ STEPS = 8  # per epoch: 32 photos, batch 4
 
 
 @pytest.fixture(scope='module')
-def photos(tmp_path_factory):
+def photos(module_tmp):
     """32 real photos: enough steps per epoch for a signal to land mid-epoch."""
-    root = tmp_path_factory.mktemp('photos32')
+    root = module_tmp.mktemp('photos32')
     out = root / 'photos.beton'
     write_images(str(photo_folder(root / 'src', copies=8)), str(out), max_resolution=64,
                  workers=1, progress=False)
@@ -39,8 +39,8 @@ def run_args(photos, tiny_args):
 
 
 @pytest.fixture(scope='module')
-def uninterrupted(run_args, tmp_path_factory, model_state):
-    run = tmp_path_factory.mktemp('uninterrupted')
+def uninterrupted(run_args, module_tmp, model_state):
+    run = module_tmp.mktemp('uninterrupted')
     Trainer(load_settings(run_args(run))).fit()
     return model_state(run)
 

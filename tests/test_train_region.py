@@ -1,6 +1,7 @@
 """Region Tracker training end to end: tracked-proposal pairs from the real writer -> rt and
 fti_rt on the CPU, each term logged, the region term masked where a pair has no track."""
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,12 +14,12 @@ from loaders.pair_loader import tracked_pairs
 
 
 @pytest.fixture(scope='module')
-def tracked_beton(video_betons, tmp_path_factory):
+def tracked_beton(video_betons, module_tmp):
     """Pairs of the planted-cut clip with real selective-search proposals tracked by the
     writer (gap 2, up to 4 per pair)."""
     from writers.write_video_pairs import write_video_pairs
-    clip = str(tmp_path_factory.getbasetemp() / 'video0' / 'clip.mp4')
-    out = str(tmp_path_factory.mktemp('tracked') / 'pairs.beton')
+    clip = str(Path(video_betons[0]).with_name('clip.mp4'))
+    out = str(module_tmp.mktemp('tracked') / 'pairs.beton')
     write_video_pairs(clip, out, gap=2, proposals=4, workers=1, progress=False)
     valid = tracked_pairs(out)
     assert valid.sum() >= 8, valid  # the clip pans over real texture: most pairs keep tracks
@@ -91,14 +92,14 @@ def test_rt_trains_on_tracked_pairs_only(tracked_beton, tmp_path, region_args, s
     assert (run / 'checkpoint_last.pt').exists()
 
 
-def test_rt_says_which_pairs_it_leaves_out(video_betons, tmp_path, tmp_path_factory,
-                                           region_args, encode_clip, capsys):
+def test_rt_says_which_pairs_it_leaves_out(video_betons, tmp_path, region_args, encode_clip,
+                                           capsys):
     """A flat video next to the clip gives pairs without a track: rt skips them, and says so
     (and its batch-size error counts the pairs it reads, not the file's)."""
     from writers.write_video_pairs import write_video_pairs
     src = tmp_path / 'src'
     src.mkdir()
-    (src / 'clip.mp4').symlink_to(tmp_path_factory.getbasetemp() / 'video0' / 'clip.mp4')
+    (src / 'clip.mp4').symlink_to(Path(video_betons[0]).with_name('clip.mp4'))
     encode_clip(src / 'flat.mp4', [np.full((64, 96, 3), 128, np.uint8)] * 24)
     out = str(tmp_path / 'mixed.beton')
     write_video_pairs(str(src), out, gap=2, proposals=4, workers=1, progress=False)

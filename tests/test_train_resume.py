@@ -12,9 +12,9 @@ from fastssl_common.errors import UserError
 
 
 @pytest.fixture(scope='module')
-def finished(small_beton, tiny_args, tmp_path_factory):
+def finished(small_beton, tiny_args, module_tmp):
     """A run folder after one epoch (checkpoint_e0001.pt, checkpoint_last.pt)."""
-    run = tmp_path_factory.mktemp('finished') / 'run'
+    run = module_tmp.mktemp('finished') / 'run'
     Trainer(load_settings(tiny_args(small_beton, run, '--train.epochs=1'))).fit()
     return run
 

@@ -32,10 +32,10 @@ print(int(np.abs(error).max()), float(10 * np.log10(255 ** 2 / np.mean(error ** 
 
 
 @pytest.fixture(scope='module')
-def installed_wheel(tmp_path_factory):
+def installed_wheel(module_tmp):
     wheels = sorted(WHEELHOUSE.glob(f"ffcv-{importlib.metadata.version('ffcv')}-*.whl"))
     assert wheels, f'no ffcv wheel in {WHEELHOUSE}: `make install` or `make wheelhouse` builds it'
-    site = tmp_path_factory.mktemp('site')
+    site = module_tmp.mktemp('site')
     subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-index', '--no-deps',
                     '--target', str(site), str(wheels[-1])], check=True)
     return wheels[-1], site

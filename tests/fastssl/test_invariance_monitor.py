@@ -28,17 +28,17 @@ TAGS = [f'invariance/{t}/top{k}' for t in TRANSFORMATIONS for k in (10, 25)]
 
 
 @pytest.fixture(scope='module')
-def tiny_sets(tmp_path_factory):
-    root = tmp_path_factory.mktemp('sets') / 'rendered'
+def tiny_sets(module_tmp):
+    root = module_tmp.mktemp('sets') / 'rendered'
     render_sets(str(root), *(int(v) for v in TINY_RENDER[1::2]))
     return root
 
 
 @pytest.fixture(scope='module')
-def runs(small_beton, tiny_args, tmp_path_factory):
+def runs(small_beton, tiny_args, module_tmp):
     """Two epochs of the same tiny run: 'plain' without the monitor; 'monitored' with it on the
     default (rendered) sets every epoch, stopped after the first epoch and resumed."""
-    root = tmp_path_factory.mktemp('runs')
+    root = module_tmp.mktemp('runs')
     common = ('--train.epochs=2', '--train.checkpoint_every=1', '--augment.placement=gpu')
 
     def settings(name, *extra):

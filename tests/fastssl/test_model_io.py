@@ -13,7 +13,7 @@ from fastssl_common.errors import UserError
 
 
 @pytest.fixture(scope='module')
-def ours(tmp_path_factory):
+def ours(module_tmp):
     """A checkpoint written by the trainer's own saver, with every weight and BatchNorm
     statistic randomised (so a loader that skipped one would give different features)."""
     torch.manual_seed(0)
@@ -24,7 +24,7 @@ def ours(tmp_path_factory):
                 tensor.uniform_(0.5, 1.5)
             elif tensor.is_floating_point():
                 tensor.normal_(0, 0.1)
-    run = tmp_path_factory.mktemp('ckpt')
+    run = module_tmp.mktemp('ckpt')
     optimizer = torch.optim.SGD(model.encoder_q.parameters(), lr=0.1)
     config = {'model': {'arch': 'resnet18', 'proj_hidden': 64, 'proj_dim': 16},
               'moco': {'bn_splits': 2}}

@@ -95,8 +95,8 @@ def test_video_frames(tmp_path, load_all, chelsea_pan):
 
 
 @pytest.fixture(scope='module')
-def pan_folder(tmp_path_factory, chelsea_pan):
-    root = tmp_path_factory.mktemp('pan')
+def pan_folder(module_tmp, chelsea_pan):
+    root = module_tmp.mktemp('pan')
     write_sequence(root / 'src' / 'a', chelsea_pan(7), boxes=False)
     return str(root / 'src')
 

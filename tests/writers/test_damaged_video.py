@@ -28,12 +28,12 @@ def faststart(src, dst):
 
 
 @pytest.fixture(scope='module')
-def clips(tmp_path_factory, encode_clip, chelsea_pan):
+def clips(module_tmp, encode_clip, chelsea_pan):
     """``whole.mp4`` (217 frames), ``short.mp4`` (cut where packet 90 starts: the header
     still declares 217 frames) and ``damaged.mp4`` (packet 100 overwritten with garbage)."""
     import av
 
-    root = tmp_path_factory.mktemp('damaged')
+    root = module_tmp.mktemp('damaged')
     encoded = encode_clip(root / 'encoded.mp4', chelsea_pan(DECLARED), options={'crf': '23'})
     whole = faststart(encoded, str(root / 'whole.mp4'))
     data = open(whole, 'rb').read()

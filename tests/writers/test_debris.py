@@ -12,9 +12,9 @@ from fastssl_common.atomic import HOST
 
 
 @pytest.fixture(scope='module')
-def long_clip(tmp_path_factory, encode_clip, chelsea_pan):
+def long_clip(module_tmp, encode_clip, chelsea_pan):
     """600 frames: long enough to be caught while the writer spools them."""
-    path = tmp_path_factory.mktemp('long') / 'long.mp4'
+    path = module_tmp.mktemp('long') / 'long.mp4'
     return encode_clip(path, chelsea_pan(600, width=320, height=240, step=1))
 
 

@@ -16,13 +16,13 @@ from writers.proposals import ProposalSettings, propose
 
 
 @pytest.fixture(scope='module')
-def detector_files(tmp_path_factory):
+def detector_files(module_tmp):
     """A small real torchvision detection architecture (random weights, 3 classes), a
     classification model saved under a detector's name, and a text file."""
     import torch
     import torchvision
 
-    root = tmp_path_factory.mktemp('detectors')
+    root = module_tmp.mktemp('detectors')
     model = torchvision.models.get_model('ssdlite320_mobilenet_v3_large', weights=None,
                                          weights_backbone=None, num_classes=3)
     ssdlite = root / 'ssdlite320_mobilenet_v3_large_mine.pth'

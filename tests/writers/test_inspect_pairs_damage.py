@@ -20,9 +20,9 @@ VERIFY = 'python -m loaders.verify'
 
 
 @pytest.fixture(scope='module')
-def pairs(tmp_path_factory):
+def pairs(module_tmp):
     """A small pairs .beton with tracked proposals (3 pairs of 160 x 120 frames)."""
-    root = tmp_path_factory.mktemp('inspect_damage')
+    root = module_tmp.mktemp('inspect_damage')
     frames, _ = moving_patch_sequence(20, velocity=(3.0, 1.5))
     write_sequence(root / 'src' / 'clip', frames, boxes=False)
     out = str(root / 'pairs.beton')

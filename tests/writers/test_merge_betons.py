@@ -60,10 +60,10 @@ def leftovers(folder, *expected):
 
 
 @pytest.fixture(scope='module')
-def frame_src(tmp_path_factory, chelsea_pan):
+def frame_src(module_tmp, chelsea_pan):
     """Five frame folders of different lengths (one with a missing frame: a warning) and an
     unreadable video (skipped)."""
-    src = tmp_path_factory.mktemp('merge') / 'src'
+    src = module_tmp.mktemp('merge') / 'src'
     for i, count in enumerate((5, 9, 6, 11, 7)):
         write_sequence(src / f'seq{i}', chelsea_pan(count, step=3 + i), skip={3} if i == 1
                        else ())
@@ -72,9 +72,9 @@ def frame_src(tmp_path_factory, chelsea_pan):
 
 
 @pytest.fixture(scope='module')
-def frame_shards(tmp_path_factory, frame_src):
+def frame_shards(module_tmp, frame_src):
     """The frames of ``frame_src`` written in one go and as shards 0/3, 1/3, 2/3."""
-    root = tmp_path_factory.mktemp('frame_shards')
+    root = module_tmp.mktemp('frame_shards')
     one = str(root / 'one.beton')
     write_video_frames(frame_src, one, stride=2, **QUIET)
     shards = [str(root / f'shard{k}.beton') for k in range(3)]

@@ -75,9 +75,9 @@ def test_pool_workers_end_quietly_on_ctrl_c():
 # ---------------------------------------------------------------- the writers, killed from outside
 
 @pytest.fixture(scope='module')
-def src(tmp_path_factory, encode_clip, chelsea_pan):
+def src(module_tmp, encode_clip, chelsea_pan):
     """Three videos; ``long.mp4`` (400 frames) is read long enough to be caught."""
-    folder = tmp_path_factory.mktemp('src')
+    folder = module_tmp.mktemp('src')
     encode_clip(folder / 'long.mp4', chelsea_pan(400, width=320, height=240, step=1))
     for name, count in (('a.mp4', 40), ('b.mp4', 30)):
         encode_clip(folder / name, chelsea_pan(count, width=96, height=64))

@@ -70,10 +70,10 @@ def add_silence(container, audio, seconds):
 
 
 @pytest.fixture(scope='module')
-def videos(tmp_path_factory):
+def videos(module_tmp):
     import av
 
-    root = tmp_path_factory.mktemp('decoding')
+    root = module_tmp.mktemp('decoding')
     paths = {}
 
     def path(name):

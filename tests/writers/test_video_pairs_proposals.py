@@ -38,10 +38,10 @@ PROPOSAL_FIELDS = {'proposals': 'array', 'num_proposals': 'int', 'index_a': 'int
 
 
 @pytest.fixture(scope='module')
-def sequence(tmp_path_factory):
+def sequence(module_tmp):
     """A GOT-10k style folder (320 x 240 JPEG frames) of the cat patch moving and growing over
     the coffee photo, and the patch's true boxes."""
-    root = tmp_path_factory.mktemp('tracked')
+    root = module_tmp.mktemp('tracked')
     frames, truth = moving_patch_sequence(COUNT, velocity=(3.0, 1.5), scale_rate=1.01)
     folder = write_sequence(root / 'src' / 'GOT-10k_Train_000001', frames, boxes=False)
     return root, folder, truth

@@ -27,13 +27,13 @@ CUTS = [80, 130]        # shot cuts: at a segment's first frame (of 40 or 60) an
 
 
 @pytest.fixture(scope='module')
-def source(tmp_path_factory, encode_clip, chelsea_pan):
+def source(module_tmp, encode_clip, chelsea_pan):
     """SRC holding ``clip.mp4`` (three shots panning over three photos, cut at CUTS, key
     frames every 40; 65 kB) and the frame folder ``seq`` (90 numbered JPEGs of another pan;
     108 kB): each more than a quarter of SRC, so 2 workers read both as segments."""
     import skimage.data
 
-    root = tmp_path_factory.mktemp('segments')
+    root = module_tmp.mktemp('segments')
     src = root / 'src'
     (src / 'seq').mkdir(parents=True)
     shots = chelsea_pan(CUTS[0], step=2)

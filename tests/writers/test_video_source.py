@@ -21,8 +21,8 @@ from writers.video_source import (
 
 
 @pytest.fixture(scope='module')
-def clip(tmp_path_factory, planted_cut_clip):
-    path = tmp_path_factory.mktemp('clip') / 'planted_cut.mp4'
+def clip(module_tmp, planted_cut_clip):
+    path = module_tmp.mktemp('clip') / 'planted_cut.mp4'
     frames, times_ms = planted_cut_clip.write(path)
     return str(path), frames, times_ms
 

@@ -116,9 +116,9 @@ def psnr(a, b):
 
 
 @pytest.fixture(scope='module')
-def class_folder(tmp_path_factory):
+def class_folder(module_tmp):
     """ImageFolder layout with RGB, grayscale and RGBA images, all SIZE; and expected pixels."""
-    root = tmp_path_factory.mktemp('classes')
+    root = module_tmp.mktemp('classes')
     rgba, rgba_on_white = rgba_photo()
     gray = patch('camera')
     expected = [  # in sorted path order: class folders sorted, then file names

@@ -19,8 +19,8 @@ from writers.write_video_frames import main, write_video_frames
 
 
 @pytest.fixture(scope='module')
-def clip(tmp_path_factory, planted_cut_clip):
-    path = tmp_path_factory.mktemp('clip') / 'planted_cut.mp4'
+def clip(module_tmp, planted_cut_clip):
+    path = module_tmp.mktemp('clip') / 'planted_cut.mp4'
     planted_cut_clip.write(path)
     return str(path)
 

@@ -25,8 +25,8 @@ PAIR_FIELDS = {
 
 
 @pytest.fixture(scope='module')
-def clip(tmp_path_factory, planted_cut_clip):
-    path = tmp_path_factory.mktemp('clip') / 'planted_cut.mp4'
+def clip(module_tmp, planted_cut_clip):
+    path = module_tmp.mktemp('clip') / 'planted_cut.mp4'
     planted_cut_clip.write(path)
     return str(path)
 

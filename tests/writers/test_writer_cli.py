@@ -28,8 +28,8 @@ def src(small_beton):
 
 
 @pytest.fixture(scope='module')
-def clip(tmp_path_factory, planted_cut_clip):
-    path = tmp_path_factory.mktemp('cli') / 'clip.mp4'
+def clip(module_tmp, planted_cut_clip):
+    path = module_tmp.mktemp('cli') / 'clip.mp4'
     planted_cut_clip.write(str(path))
     return str(path)
 

@@ -4,5 +4,5 @@ import pytest
 
 
 @pytest.fixture(scope='module')
-def got_root(tmp_path_factory, invariance_trees):
-    return invariance_trees.got10k_tree(tmp_path_factory.mktemp('got'))
+def got_root(module_tmp, invariance_trees):
+    return invariance_trees.got10k_tree(module_tmp.mktemp('got'))
