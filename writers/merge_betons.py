@@ -14,16 +14,20 @@ Checked before anything is written, each failure one ``error:`` line: every inpu
 is a complete ``.beton`` whose size and SHA-256 match its sidecar, and agrees with its
 sidecar's video table; the inputs share one schema and every writer option that changes what
 is stored (``--workers``, ``--strict``, ``--segment-frames`` and SRC's location may differ);
-shards are of one ``--shard I/N`` split of one SRC listing, none twice; no video is in two
-inputs; OUT is not an input and does not exist.
+shards are of one ``--shard I/N`` split of one SRC listing, none twice; files without
+``--shard`` do not hold the same bytes; no video is in two inputs; OUT is not an input and
+does not exist. While copying, each input must still be the file checked (not written again
+meanwhile).
 
 The sidecar: the videos renumbered in the merged order (``id``, ``first_sample``), skipped
-videos and warnings, the options, the shards merged (``shard``), the inputs
-(``merged_from``), a fresh ``integrity``; every other entry combined from the inputs'
-(:func:`combine`): counts add up, a share or mean taken over one of them is recomputed from
-the totals, settings the same in every input are kept, anything else that differs is kept
-per input. :func:`merge_betons` is the library entry point.
+videos and warnings (each of them with its ``src`` where the inputs' SRC differ, so that the
+merged file can be merged again in SRC's order), the options, the shards merged
+(``shard``), the inputs (``merged_from``), a fresh ``integrity``; every other entry combined
+from the inputs' (:func:`combine`): counts add up, a share or mean taken over one of them is
+recomputed from the totals, settings the same in every input are kept, anything else that
+differs is kept per input. :func:`merge_betons` is the library entry point.
 """
+import contextlib
 import itertools
 import json
 import math
@@ -68,13 +72,15 @@ MISSING_SHOWN = 10      # missing shards named in the summary and the note; the 
 @dataclass
 class Input:
     """One input file: its path, sidecar, layout (:class:`fastssl_common.beton_file.Layout`),
-    metadata rows, and its allocation table's pointers and sizes sorted by pointer."""
+    metadata rows, its allocation table's pointers and sizes sorted by pointer, and the
+    :func:`_identity` of the file that was checked."""
     path: str
     sidecar: dict
     layout: object
     metadata: np.ndarray
     pointers: np.ndarray
     sizes: np.ndarray
+    identity: tuple
 
     @property
     def options(self):
@@ -101,8 +107,12 @@ def merge_betons(out, inputs, progress=None):
     options = _merged_options(files)      # a differing option names itself better than a field
     _check_fields(files)
     shard = _merged_shard(files)
-    _check_distinct(files)
-    videos, runs = _merged_videos(files, sharded=shard is not None)
+    if shard is None:       # shards are told apart by their indices (see _check_distinct)
+        _check_distinct(files)
+    # SRC at different places (mounted elsewhere on some machines): each video, skipped video
+    # and warning keeps its own, which a later merge of this file orders shards by
+    own_src = not isinstance(options['src'], str)
+    videos, runs = _merged_videos(files, shard is not None, own_src)
     num_samples = sum(count for _, _, count, _ in runs)
     metadata = {'format': files[0].sidecar['format'], 'num_samples': num_samples,
                 'fields': files[0].sidecar['fields']}
@@ -110,8 +120,8 @@ def merge_betons(out, inputs, progress=None):
                              for f in files]))
     metadata.update(
         videos=videos,
-        skipped=_merged_entries(files, 'skipped', shard is not None),
-        warnings=_merged_entries(files, 'warnings', shard is not None),
+        skipped=_merged_entries(files, 'skipped', shard is not None, own_src),
+        warnings=_merged_entries(files, 'warnings', shard is not None, own_src),
         options=options)
     if shard is not None:
         metadata['shard'] = shard
@@ -139,18 +149,28 @@ def _check_paths(out, inputs):
         if real in seen:
             raise UserError(f'input {path} is given twice')
         seen.add(real)
+        if path.endswith('.json') and os.path.isfile(path[:-len('.json')]):
+            raise UserError(f'input {path} is the sidecar of {path[:-len(".json")]}: give '
+                            f'the .beton files only (a pattern such as DIR/*.beton): each is read '
+                            f'with its sidecar')
+        if not os.path.exists(path):
+            # the shell passes a pattern that matches nothing on as it is
+            unmatched = ' (a pattern that matched no file?)' if any(
+                c in path for c in '*?[') else ''
+            raise UserError(f'input {path} does not exist{unmatched}')
         if not os.path.isfile(path):
-            raise UserError(f'input {path} does not exist' if not os.path.exists(path) else
-                            f'input {path} is not a file')
+            raise UserError(f'input {path} is not a file')
     check_output(out)
     for existing in (out, out + '.json'):
         if os.path.lexists(existing):
-            raise UserError(f'output {existing} already exists')
+            raise UserError(f'output {existing} already exists (the first argument is the '
+                            f'file the merge writes: OUT.beton IN.beton ...)')
 
 
 def _open_input(path, progress):
     """The :class:`Input` at ``path``, checked against its sidecar (UserError if it does not
     match: damaged, cut short, changed since it was written, or not a video file)."""
+    identity = _identity(os.stat(path))
     sidecar_path = path + '.json'
     try:
         with open(sidecar_path) as handle:
@@ -178,10 +198,17 @@ def _open_input(path, progress):
     table = np.fromfile(path, ALLOC_TABLE_TYPE, layout.num_samples * len(layout.pointer_fields),
                         offset=layout.alloc_table_ptr)
     order = np.argsort(table['ptr'], kind='stable')
-    found = Input(path, sidecar, layout, metadata, table['ptr'][order], table['size'][order])
+    found = Input(path, sidecar, layout, metadata, table['ptr'][order], table['size'][order],
+                  identity)
     _check_allocations(found, table['sample_id'][order])
     _check_video_table(found)
     return found
+
+
+def _identity(stat):
+    """What tells one file from another written to its name: a rewrite (a shard task run
+    again) replaces the file, or changes its size or modification time."""
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _check_sidecar(sidecar, sidecar_path):
@@ -203,14 +230,18 @@ def _check_sidecar(sidecar, sidecar_path):
     whole = (int,)
     shard = sidecar.get('shard')
     is_shard = isinstance(shard, dict)
+    options = sidecar.get('options')
+    src = options.get('src') if isinstance(options, dict) else None
+    # a merge of inputs whose SRC differed keeps it per input, and each entry its own
+    own_src = ('src',) if isinstance(src, dict) and 'per_input' in src else ()
     checks = {
         'fields': isinstance(sidecar.get('fields'), dict),
-        'options': isinstance(sidecar.get('options'), dict)
-        and isinstance(sidecar['options'].get('src'), str),
-        'videos': is_list_of(sidecar.get('videos'), ('id', 'first_sample', 'num_samples', 'source'),
-                             (whole, whole, whole, str)),
-        'skipped': is_list_of(sidecar.get('skipped', []), ('path',), (str,)),
-        'warnings': is_list_of(sidecar.get('warnings', []), ('path',), (str,)),
+        'options': isinstance(src, str) or bool(own_src),
+        'videos': is_list_of(sidecar.get('videos'),
+                             ('id', 'first_sample', 'num_samples', 'source', *own_src),
+                             (whole, whole, whole, str, str)),
+        'skipped': is_list_of(sidecar.get('skipped', []), ('path', *own_src), (str, str)),
+        'warnings': is_list_of(sidecar.get('warnings', []), ('path', *own_src), (str, str)),
         'shard': shard is None or is_shard,
         'shard.count': not is_shard or is_positive(shard.get('count')),
         'shard.videos_found': not is_shard or is_positive(shard.get('videos_found')),
@@ -282,7 +313,9 @@ def _check_video_table(found):
 # ---------------------------------------------------------------------------- checks
 
 def _check_distinct(files):
-    """No two inputs hold the same bytes (a copy or a hard link of one file)."""
+    """No two inputs hold the same bytes (a copy or a hard link of one file). Not for
+    shards: two shards of other videos hold the same bytes where their videos are alike (a
+    clip found twice in SRC), and a copied shard names the same shard."""
     seen = {}
     for f in files:
         digest = (f.sidecar.get('integrity') or {}).get('sha256')
@@ -385,22 +418,30 @@ def _missing_shards(shard):
 
 # ---------------------------------------------------------------------------- videos
 
-def _source_key(path, options):
+def _entry_src(entry, options):
+    """The SRC a video, skipped video or warning was found in: its own where its file is a
+    merge of inputs whose SRC differed, else its file's."""
+    return entry.get('src', options['src'])
+
+
+def _source_key(path, src):
     """Where ``path`` lies in its SRC's sorted listing (writers.video_source.find_videos)."""
-    return tuple(os.path.normpath(os.path.relpath(path, options['src'])).split(os.sep))
+    return tuple(os.path.normpath(os.path.relpath(path, src)).split(os.sep))
 
 
-def _merged_videos(files, sharded):
-    """The merged video table (ids and first samples renumbered) and the runs of samples to
-    copy, ``(input number, first sample, count, new video id)``, in the merged order."""
-    order = [(number, video) for number, f in enumerate(files) for video in f.sidecar['videos']]
+def _merged_videos(files, sharded, own_src):
+    """The merged video table (ids and first samples renumbered; each video's SRC added when
+    ``own_src``) and the runs of samples to copy, ``(input number, first sample, count, new
+    video id)``, in the merged order."""
+    order = [(number, video, _entry_src(video, f.options))
+             for number, f in enumerate(files) for video in f.sidecar['videos']]
     # shards: a video in two of them was listed at one place by two SRC listings; other
     # files: one video written twice (from SRC and from a folder inside it, or through a
     # link to SRC, say), known by the path its sidecars record with the links resolved
-    keys = [_source_key(video['source'], files[number].options) if sharded else
-            os.path.realpath(video['source']) for number, video in order]
+    keys = [_source_key(video['source'], src) if sharded else os.path.realpath(video['source'])
+            for _, video, src in order]
     first_input = {}
-    for key, (number, video) in zip(keys, order):
+    for key, (number, video, _) in zip(keys, order):
         if first_input.setdefault(key, number) != number:
             raise UserError(f"video {video['source']} is in both "
                             f"{files[first_input[key]].path} and {files[number].path}: "
@@ -408,19 +449,22 @@ def _merged_videos(files, sharded):
     if sharded:
         order = [item for _, item in sorted(zip(keys, order), key=lambda pair: pair[0])]
     videos, runs, first_sample = [], [], 0
-    for new_id, (number, video) in enumerate(order):
-        videos.append(dict(video, id=new_id, first_sample=first_sample))
+    for new_id, (number, video, src) in enumerate(order):
+        videos.append(dict(video, id=new_id, first_sample=first_sample,
+                           **({'src': src} if own_src else {})))
         runs.append((number, video['first_sample'], video['num_samples'], new_id))
         first_sample += video['num_samples']
     return videos, runs
 
 
-def _merged_entries(files, key, sharded):
-    """The inputs' ``skipped`` or ``warnings`` lists as one, in SRC's order for shards."""
-    entries = [(f.options, entry) for f in files for entry in f.sidecar.get(key, [])]
+def _merged_entries(files, key, sharded, own_src):
+    """The inputs' ``skipped`` or ``warnings`` lists as one, in SRC's order for shards (each
+    entry's SRC added when ``own_src``)."""
+    entries = [(entry, _entry_src(entry, f.options)) for f in files
+               for entry in f.sidecar.get(key, [])]
     if sharded:
-        entries.sort(key=lambda item: _source_key(item[1]['path'], item[0]))
-    return [entry for _, entry in entries]
+        entries.sort(key=lambda item: _source_key(item[0]['path'], item[1]))
+    return [dict(entry, src=src) if own_src else entry for entry, src in entries]
 
 
 # ---------------------------------------------------------------------------- summaries
@@ -543,25 +587,42 @@ def _copy_samples(todo, metadata_sm, metadata_type, fields, allocator, done, all
     """FFCV writer worker (``make_writer``'s ``from_jobs`` protocol): each run's samples in
     turn, their metadata rows copied, data copied into fresh allocations, ids renumbered."""
     metadata = np.frombuffer(metadata_sm.buf, dtype=metadata_type)
-    handles = [os.open(f.path, os.O_RDONLY) for f in files]
-    try:
-        with allocator:
-            while todo.get() is not None:
-                index = 0
-                for number, start, count, video_id in runs:
-                    source, handle = files[number], handles[number]
+    with allocator:
+        while todo.get() is not None:
+            index = 0
+            for number, start, count, video_id in runs:
+                source = files[number]
+                # one input open at a time: a merge of more shards than the limit on open
+                # files (often 1024) still runs
+                with _checked_handle(source) as handle:
                     for sample in range(start, start + count):
                         _copy_sample(metadata, index, source, sample, handle, allocator,
                                      pointer_slots)
                         for column in id_columns:
                             metadata[column][index] = video_id
                         index += 1
-                    with done.get_lock():
-                        done.value += count
-        allocations.put(allocator.allocations)
+                with done.get_lock():
+                    done.value += count
+    allocations.put(allocator.allocations)
+
+
+@contextlib.contextmanager
+def _checked_handle(source):
+    """A handle on the input ``source`` to copy from, UserError if the file at its path is no
+    longer the one checked: its data would not match the pointers read (a shard written
+    again while the merge ran)."""
+    try:
+        handle = os.open(source.path, os.O_RDONLY)
+    except OSError as err:
+        raise UserError(f'cannot read {source.path}: {err.strerror} (while merging: nothing '
+                        f'was kept)') from None
+    try:
+        if _identity(os.fstat(handle)) != source.identity:
+            raise UserError(f'{source.path} changed while it was being merged (written '
+                            f'again?): nothing was kept; merge once every shard is written')
+        yield handle
     finally:
-        for handle in handles:
-            os.close(handle)
+        os.close(handle)
 
 
 def _copy_sample(metadata, index, source, sample, handle, allocator, pointer_slots):
@@ -603,7 +664,7 @@ def main(argv=None):
           f"samples: {summary['num_samples']}")
     shard = summary['shard']
     if shard is not None:
-        print(f"shards: {', '.join(map(str, shard['indices']))} of {shard['count']}")
+        print(f"shards: {_spans(shard['indices'])} of {shard['count']}")
         missing, first = summary['missing_shards'], summary['first_missing_shards']
         if missing:
             more = ', ...' if missing > len(first) else ''
@@ -611,6 +672,17 @@ def main(argv=None):
                   f"in this merge: {', '.join(map(str, first))}{more}", file=sys.stderr)
     print(f"output: {summary['out']} (metadata: {summary['sidecar']})")
     return 0
+
+
+def _spans(indices):
+    """Sorted shard numbers as text, each run of three or more as ``first-last`` (the line
+    stays short for the hundreds of shards of an array job)."""
+    spans = []
+    for _, run in itertools.groupby(enumerate(indices), key=lambda item: item[1] - item[0]):
+        numbers = [index for _, index in run]
+        spans.append(f'{numbers[0]}-{numbers[-1]}' if len(numbers) >= 3 else
+                     ', '.join(map(str, numbers)))
+    return ', '.join(spans)
 
 
 def cli():
