@@ -136,7 +136,7 @@ def junit_rows(xml):
     return rows
 
 
-def train_step(env, out, log, timeout, data, dry_run, with_compile):
+def train_step(env, out, log, timeout, pairs, dry_run, with_compile):
     """benchmarks/train_step.py; -> its JSON result (None if it did not finish)."""
     result_json = out / 'train_step.json'
     cmd = [sys.executable, '-m', 'benchmarks.train_step', '--json', result_json,
@@ -145,8 +145,7 @@ def train_step(env, out, log, timeout, data, dry_run, with_compile):
         cmd += ['--quick', '--device', 'cpu']
     elif not with_compile:
         cmd += ['--modes', 'fp32', 'bf16_cl', 'fp16_cl']
-    pairs = Path(data) / 'pairs.beton' if data else None
-    if pairs and pairs.is_file():
+    if pairs:
         cmd += ['--loader-betons', f'fti={pairs}', f'fti_rt={pairs}']
     remove_outputs(out, STAGE_OUTPUTS['train step'])   # never report an earlier run's figures
     code, _ = run_logged(cmd, env, log, timeout)
@@ -257,6 +256,30 @@ def checked_data(text):
     return data
 
 
+def checked_pairs(data):
+    """``DATA/pairs.beton`` for the fti / fti_rt runs, or None when ``data`` holds none;
+    UserError unless it is a whole .beton of frame pairs with regions (a copy cut short).
+    Found by the train step instead, it would fail that whole stage after the cuda tests."""
+    from fastssl.variants import VARIANTS
+    from fastssl_common.beton_file import check_layout
+
+    pairs = data / 'pairs.beton'
+    if not pairs.is_file():
+        return None
+    again = 'make gpu-check-bundle writes it; copy it to the node again'
+    try:
+        layout = check_layout(str(pairs))
+    except UserError as err:
+        raise UserError(f'{err} ({again})') from None
+    except OSError as err:
+        raise UserError(f'cannot read {pairs} ({err.strerror})') from None
+    missing = [name for name in VARIANTS['fti_rt'].required if name not in layout.field_names]
+    if missing:
+        raise UserError(f"{pairs} has no {', '.join(missing)} field: the fti / fti_rt runs need "
+                        f'frame pairs with region proposals ({again})')
+    return pairs
+
+
 def output_folder(text):
     """``--out`` as an absolute path (the stages run in the repository root), created if need
     be; UserError naming it when it cannot be a folder we write in."""
@@ -280,6 +303,7 @@ def main(argv=None):
         raise UserError(f'--budget-s {args.budget_s:g}: must be a finite number of seconds > 0')
     # absolute: the stages' subprocesses run in the repository root, not in our folder
     data = default_data() if args.data is None else checked_data(args.data)
+    pairs = checked_pairs(data)
     wheelhouse = Path(args.wheelhouse).resolve() if args.wheelhouse else default_wheelhouse()
     start = time.perf_counter()
     out = output_folder(args.out)
@@ -326,7 +350,7 @@ def main(argv=None):
         if left() < estimate['train step']:
             stage('train step', f'SKIP (budget: {left():.0f} s left)', began)
         else:
-            step, code = train_step(env, out, log, left(), data, args.dry_run, with_compile)
+            step, code = train_step(env, out, log, left(), pairs, args.dry_run, with_compile)
             if code == 'timeout':
                 finished = [k for k in step or {} if k not in ('machine', 'config', 'complete')]
                 status = f"FAIL (stopped at the budget; finished: {', '.join(finished) or 'none'})"
@@ -356,4 +380,4 @@ def cli(argv=None):
 
 
 if __name__ == '__main__':
-    run_cli(cli)
+    run_cli(cli, stop_on_sigterm=True)

@@ -105,10 +105,18 @@ def wheel_index(wheelhouse):
 
 
 def requirements_of(wheel):
-    """Distribution names a wheel requires (extras left out; markers kept when they hold)."""
-    with zipfile.ZipFile(wheel) as archive:
-        metadata = next(archive.read(n).decode() for n in archive.namelist()
-                        if n.endswith('.dist-info/METADATA'))
+    """Distribution names a wheel requires (extras left out; markers kept when they hold);
+    CheckError naming a wheel that is not one (a copy to the node cut short)."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            metadata = next((archive.read(n).decode() for n in archive.namelist()
+                             if n.endswith('.dist-info/METADATA')), None)
+    except (OSError, zipfile.BadZipFile) as err:
+        raise CheckError(f'{wheel} is not a readable wheel ({err}): copy the wheelhouse '
+                         f'again') from None
+    if metadata is None:
+        raise CheckError(f'{wheel} is not a wheel (no .dist-info/METADATA): copy the '
+                         f'wheelhouse again')
     names = []
     for line in metadata.splitlines():
         if not line.startswith('Requires-Dist:'):

@@ -45,6 +45,7 @@ from fastssl.invariance import (
     invariance_score,
 )
 from fastssl_common.errors import UserError, run_cli
+from loaders.batch_memory import usable_memory
 
 DEFAULTS = dict(sizes='10000x512,10000x2048,50000x2048,100000x2048', reference='100000x2048',
                 repeats=3, targets=1000)
@@ -133,6 +134,11 @@ def parse_size(text, option, args):
     if d < max(KS):
         raise UserError(f'{option} {text}: the top-{max(KS)} score needs at least {max(KS)} '
                         'neurons')
+    # make_features holds the float32 features and two temporaries of their size at once
+    needed, available = 3 * 4 * n * d, usable_memory()
+    if available is not None and needed > available:
+        raise UserError(f'{option} {text}: its features would take {needed / 1e9:.1f} GB, more '
+                        f'than the {available / 1e9:.1f} GB of memory this process may use')
     try:
         check_sets(*make_sets(n, args.set_size, args.targets, np.random.default_rng(0)))
     except UserError as err:
@@ -226,4 +232,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    run_cli(main)
+    run_cli(main, stop_on_sigterm=True)

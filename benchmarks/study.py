@@ -360,7 +360,7 @@ def main(argv=None):
 
 
 def cli():
-    run_cli(main)
+    run_cli(main, stop_on_sigterm=True)
 
 
 if __name__ == '__main__':

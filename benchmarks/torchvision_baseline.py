@@ -1,6 +1,8 @@
 """The torchvision baseline of ``benchmarks.loader``: MoCo v2's reference input pipeline, an
 ImageFolder-style Dataset (PIL open + ``convert('RGB')``) with ``TwoCropsTransform`` of the v1
 ``torchvision.transforms`` on PIL images, and a ``DataLoader`` with persistent workers."""
+import signal
+
 import torch
 import torchvision.transforms as T
 from PIL import Image
@@ -47,6 +49,13 @@ def moco_v2_transform(resolution, full, scale):
     return TwoCropsTransform(T.Compose(ops))
 
 
+def leave_sigterm_to_the_main_process(worker_id):
+    """SIGTERM sent to the whole process group (a scheduler's time limit, ``scancel``) stops the
+    main process, which then shuts its workers down; a worker killed by it made torch replace
+    that clean stop with a 'DataLoader worker is killed by signal' RuntimeError traceback."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def torchvision_loader(samples, args, full, scale, seed):
     """A ``DataLoader`` of MoCo v2 pairs of ``samples`` ([(path, label)]) at ``args``'s
     resolution, batch size and worker processes; ``full``: the whole augment, else crop+flip."""
@@ -55,4 +64,5 @@ def torchvision_loader(samples, args, full, scale, seed):
     generator.manual_seed(seed)
     return torch.utils.data.DataLoader(
         dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
-        drop_last=True, persistent_workers=args.workers > 0, generator=generator)
+        drop_last=True, persistent_workers=args.workers > 0, generator=generator,
+        worker_init_fn=leave_sigterm_to_the_main_process)

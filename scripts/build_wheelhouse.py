@@ -271,8 +271,16 @@ def main(argv=None):
     if not re.fullmatch(r'3\.\d+', args.python_version):
         raise BuildError(f'--python-version {args.python_version!r}: expected e.g. 3.12')
     out, build_dir = Path(args.out), Path(args.build_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    build_dir.mkdir(parents=True, exist_ok=True)
+    folders = (('--out', out), ('--build-dir', build_dir))
+    for option, folder in folders:
+        if folder.exists() and not folder.is_dir():
+            raise BuildError(f'{option} {folder} is a file, not a folder')
+    for option, folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise BuildError(f'{option} {folder}: cannot create the folder '
+                             f'({err.strerror})') from None
     python = build_env(build_dir)
     ffcv, built = build_ffcv(python, build_dir, out)
     verify_ffcv_wheel(ffcv)
@@ -301,4 +309,5 @@ if __name__ == '__main__':
         print(f'error: {err}', file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
         sys.exit(130)

@@ -131,4 +131,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    run_cli(main)
+    run_cli(main, stop_on_sigterm=True)

