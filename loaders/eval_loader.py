@@ -16,13 +16,17 @@ from fastssl_common.numbers import check_number
 from .centre_crop_decoder import CentreCropDecoder
 from .kept_buffers import KeptBuffersLoader
 from .pair_loader import open_beton
+from .work_sharing import check_threads
 
 
 def make_eval_loader(path, batch_size, resolution, num_workers=1, os_cache=True):
     """Yields (images uint8 (B, H, W, 3), labels (B,)) in file order, keeping every sample;
-    its ``decode_failures`` counts the images that did not decode (black), every epoch."""
+    its ``decode_failures`` counts the images that did not decode (black), every epoch.
+    Both live in FFCV's ring buffer, valid until the next batch is drawn: clone what you
+    keep (``labels.clone()``)."""
     batch_size = check_number(batch_size, 'batch_size', 1)
     resolution = check_number(resolution, 'resolution', 1)  # 0 aborts in OpenCV
+    num_workers = check_threads(num_workers, 'num_workers')
     reader = open_beton(path, required_fields=(IMAGE, LABEL))
     decoder = CentreCropDecoder((resolution, resolution), ratio=224 / 256)
     pipelines = {IMAGE: [decoder, ToTensor()],

@@ -13,6 +13,9 @@ one thread ever writes them, and pending CUDA copies out of the pinned slots are
 Batches keep FFCV's contract: valid until the next batch is drawn, the first batch of the
 next epoch included. One epoch at a time: starting an epoch ends the previous one.
 """
+import operator
+import queue
+
 import torch
 from ffcv.loader import Loader
 
@@ -39,8 +42,29 @@ class KeptBuffersLoader(Loader):
             # Its thread stops within batches_ahead batches of being told to; until then it
             # may still write the slots the next epoch is about to fill.
             previous.close()
-            previous.join()
+            _join_abandoned(previous)
         if torch.cuda.is_initialized():
             torch.cuda.synchronize()   # non-blocking copies may still read the pinned slots
         self._epoch_iterator = super().__iter__()
         return self._epoch_iterator
+
+
+def _join_abandoned(iterator):
+    """Wait for the thread of a closed FFCV epoch iterator to end.
+
+    Told to stop, it ends at its next put into a full queue, except for its last put, the
+    end-of-epoch marker, which FFCV makes without a timeout: an epoch left within
+    ``batches_ahead`` batches of its end (a ``break``, a peek at the first batch of a short
+    epoch) kept it waiting forever for a reader, and the next epoch with it. Once it has
+    taken its last batch there is nothing left to decode, so its queue is emptied for it.
+    """
+    while True:
+        iterator.join(timeout=0.05)
+        if not iterator.is_alive():
+            return
+        if operator.length_hint(iterator.iter_ixes) == 0:
+            try:
+                while True:
+                    iterator.output_queue.get_nowait()
+            except queue.Empty:
+                pass

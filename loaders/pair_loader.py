@@ -3,8 +3,9 @@
 ``MultiViewLoader`` wraps a real ``ffcv.loader.Loader`` and adds the two things FFCV lacks:
 an explicit epoch (so traversal order and per-sample augment are exactly reproducible on
 resume) and the sample indices of each batch (for the GPU photometric augment).
-Batches are ``(views, indices, labels)`` torch tensors: views uint8 ``(B, V, H, W, 3)``,
-living in FFCV's ring buffer — convert or clone before the next batch.
+Batches are ``(views, indices, labels)`` torch tensors, views uint8 ``(B, V, H, W, 3)``, all
+three living in FFCV's ring buffer: a batch is valid until the next one is drawn, so clone
+what you keep (``all_indices.append(indices.clone())``); one epoch at a time.
 
 ``view_fields`` says which image fields give which views. An entry ``(field, n)`` gives n
 full-frame views, numbered on from the views of the entries before it: ``(('image', 2),)`` is
@@ -38,6 +39,7 @@ from .kept_buffers import KeptBuffersLoader
 from .multiview_decoder import MultiViewRandomResizedCrop, SampleIndex
 from .photometric import PhotometricAugment
 from .region_crop import BOX_COLUMN, VIEW_KINDS, RegionTable, RegionViewsCrop
+from .work_sharing import check_threads
 
 ORDERS = {'random': OrderOption.RANDOM, 'quasi_random': OrderOption.QUASI_RANDOM,
           'sequential': OrderOption.SEQUENTIAL}
@@ -133,6 +135,10 @@ class MultiViewLoader:
         scale = check_range('scale', scale, 0.0, 1.0, low_open=True)
         ratio = check_range('ratio', ratio, 0.0, np.inf, low_open=True)
         flip_prob = check_number(flip_prob, 'flip_prob', 0, 1, integer=False)
+        num_workers = check_threads(num_workers, 'num_workers')
+        # FFCV's queue of batches_ahead batches has no bound below 1: its thread then writes
+        # the ring buffer's slots under batches not yet read, and an epoch repeats batches
+        batches_ahead = check_number(batches_ahead, 'batches_ahead', 1)
         plan = view_plan(view_fields)
         reader = open_beton(path, [name for name, _, _ in plan], hint)
         if order not in ORDERS:
@@ -215,13 +221,25 @@ class MultiViewLoader:
         on the queue's condition, which a put wakes at once: polling with short sleeps cost
         the main thread CPU time on every wake-up, taken from the decoding threads.
         """
+        if iterator.terminate_event.is_set():
+            # closed by a later iteration of this loader, whose epoch now fills the buffers
+            # that this one's queued batches point into
+            raise RuntimeError('this epoch was ended by a later iteration of the same loader '
+                               '(one epoch at a time)')
         queue = iterator.output_queue
-        with queue.not_empty:
-            while not queue.queue:  # the deque itself: qsize() would take the lock held here
-                if not iterator.is_alive():
-                    raise RuntimeError('the FFCV loading thread stopped with an error '
-                                       '(its traceback is printed above)')
-                queue.not_empty.wait(0.05)
+        try:
+            with queue.not_empty:
+                while not queue.queue:  # the deque itself: qsize() takes the lock held here
+                    if not iterator.is_alive():
+                        raise RuntimeError('the FFCV loading thread stopped with an error '
+                                           '(its traceback is printed above)')
+                    queue.not_empty.wait(0.05)
+        except RuntimeError as err:
+            # Ctrl-C or SIGTERM while Condition.wait takes the lock back leaves it unheld, and
+            # the with-block's release then hides the stop behind 'release unlocked lock'
+            if isinstance(err.__context__, (KeyboardInterrupt, SystemExit)):
+                raise err.__context__ from None
+            raise
         try:
             return next(iterator)
         except StopIteration:
@@ -252,7 +270,8 @@ class MultiViewLoader:
         return out
 
     def set_epoch(self, epoch):
-        """Choose the epoch the next iteration runs: its order and its per-sample draws."""
+        """Choose the epoch the next iteration runs: its order and its per-sample draws.
+        Each iteration, once started, advances it by one, even if left before its end."""
         self.epoch = int(epoch)
 
     def __len__(self):
@@ -261,6 +280,9 @@ class MultiViewLoader:
     def __iter__(self):
         self.epoch_cell.set(self.epoch)
         self.loader.next_epoch = self.epoch
+        # Advanced now, not at the epoch's end: a loop that breaks early (a step budget)
+        # would otherwise see the same order and draws every time
+        self.epoch += 1
         iterator = iter(self.loader)
         try:
             while True:
@@ -274,4 +296,3 @@ class MultiViewLoader:
                 yield views, indices, labels
         finally:
             iterator.close()  # FFCV leaks its prefetch thread if an iterator is abandoned
-        self.epoch += 1

@@ -28,18 +28,21 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from fastssl_common.errors import UserError
+from fastssl_common.numbers import check_number
 
 from .jit import jit
 
 
 def check_threads(num_workers, key):
-    """``num_workers`` (the value of config key ``key``; 0 = all cores) as loader threads:
-    Numba, which runs FFCV's threads, refuses more than it started with (one per core), and
-    only once the loader runs, with a traceback."""
+    """``num_workers`` (the value of config key or argument ``key``; 0 = all cores) as loader
+    threads, an int: Numba, which runs FFCV's threads, refuses more than it started with (one
+    per core) with a traceback, and FFCV takes a negative number for all cores."""
+    num_workers = check_number(num_workers, key, 1, zero='all cores')
     threads = numba.config.NUMBA_NUM_THREADS
     if num_workers > threads:
         raise UserError(f'{key}={num_workers} exceeds the {threads} threads FFCV can run on '
                         f'this machine (0 = all cores)')
+    return num_workers
 
 
 @intrinsic
