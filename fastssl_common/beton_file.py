@@ -182,6 +182,11 @@ def tables_digest(path):
     return digest.hexdigest()
 
 
+def file_sha256(path):
+    """The SHA-256 of the whole file at ``path``."""
+    return file_digest(path, max(1, os.path.getsize(path)))['sha256']
+
+
 def file_digest(path, page_size, advance=None):
     """``{size, sha256, page_size, page_sha256}`` of the file at ``path``: the SHA-256 of the
     whole file and of each ``page_size`` chunk (``page_sha256[k]`` covers bytes

@@ -352,14 +352,20 @@ def _merged_options(files):
     when equal, else per input); UserError naming the first option that differs."""
     first = files[0]
     keys = list(dict.fromkeys(k for f in files for k in f.options))
+    # a detector known by its bytes may lie at other paths (each job's own copy)
+    by_bytes = ('detector',) if all(f.options.get('detector_sha256') for f in files) else ()
     merged = {}
     for key in keys:
         values = [f.options.get(key) for f in files]
-        if key in OPERATIONAL_OPTIONS:
+        if key in OPERATIONAL_OPTIONS + by_bytes:
             merged[key] = values[0] if _all_same(values) else {'per_input': values}
             continue
         for other, value in zip(files[1:], values[1:]):
             if not _same(value, values[0]):
+                if key == 'detector_sha256':
+                    raise UserError(f'writer option --detector differs: {first.path} and '
+                                    f'{other.path} were written with other checkpoints (SHA-256 '
+                                    f'{_short_hash(values[0])}, {_short_hash(value)})')
                 raise UserError(f"writer option --{key.replace('_', '-')} differs: "
                                 f"{first.path} has {_shown(values[0])}, {other.path} has "
                                 f"{_shown(value)}")
@@ -369,6 +375,10 @@ def _merged_options(files):
 
 def _shown(value):
     return 'none' if value is None else json.dumps(value)
+
+
+def _short_hash(digest):
+    return 'not recorded' if digest is None else digest[:12] + '…'
 
 
 def _merged_shard(files):

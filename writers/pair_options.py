@@ -5,6 +5,7 @@ change nothing are refused, not silently ignored.
 """
 import os
 
+from fastssl_common.beton_file import file_sha256
 from fastssl_common.errors import UserError
 from fastssl_common.numbers import check_number
 from writers.proposals import RANKINGS, settings_for
@@ -95,8 +96,10 @@ def region_options(options, proposals, track_resolution, detector, detector_arch
         # checked now, so a bad checkpoint fails before any video is read; built in the
         # workers (a model run here would leave OpenMP state that forked workers hang on)
         architecture, _, _ = check_detector(detector, detector_min_score, detector_arch)
-        region.update(detector=os.path.abspath(detector), detector_arch=architecture,
-                      detector_min_score=float(detector_min_score))
+        # its bytes, not its path, name the detector: array jobs may copy it to their own
+        # scratch, and one path may hold another checkpoint later (merge_betons compares them)
+        region.update(detector=os.path.abspath(detector), detector_sha256=file_sha256(detector),
+                      detector_arch=architecture, detector_min_score=float(detector_min_score))
     return region
 
 

@@ -100,3 +100,42 @@ def test_writer_with_detector(detector_files, tmp_path, load_all):
     assert options['detector'] == os.path.abspath(detector_files['ssdlite'])
     assert json.loads(Path(out + '.json').read_text())['proposals']['method'].startswith(
         'detector ssdlite320_mobilenet_v3_large, ranked by ')
+
+
+def test_shards_merge_by_the_detector_bytes_not_its_path(detector_files, tmp_path):
+    """Array jobs that copy the checkpoint to their own scratch use one detector: the merge
+    compares its SHA-256, not its path (it refused them); another checkpoint under the first
+    one's path is refused (it was merged, mixing two detectors' proposals)."""
+    import shutil
+
+    import torch
+
+    from benchmarks.synthetic_video import moving_patch_sequence, write_sequence
+    from writers.merge_betons import merge_betons
+    from writers.write_video_pairs import write_video_pairs
+
+    frames = moving_patch_sequence(7)[0]
+    for name in ('a', 'b'):
+        write_sequence(tmp_path / 'src' / name, frames, boxes=False)
+    own_copy = tmp_path / 'job1' / 'ssdlite320_mobilenet_v3_large_mine.pth'
+    own_copy.parent.mkdir()
+    shutil.copy(detector_files['ssdlite'], own_copy)
+
+    def shard(k, detector):
+        out = str(tmp_path / f'shard{k}_{os.path.basename(os.path.dirname(detector))}.beton')
+        write_video_pairs(str(tmp_path / 'src'), out, gap=3, proposals=2, workers=1,
+                          progress=False, detector=str(detector), detector_min_score=0.0,
+                          shard=f'{k}/2')
+        return out
+    second = shard(1, own_copy)
+    merged = merge_betons(str(tmp_path / 'merged.beton'),
+                          [shard(0, detector_files['ssdlite']), second], progress=False)
+    assert merged['num_samples'] == 4
+    state = torch.load(own_copy, weights_only=False)
+    for tensor in state['model'].values():
+        tensor.add_(1)
+    torch.save(state, own_copy)                     # retrained, same path
+    with pytest.raises(UserError, match='writer option --detector differs: .* other '
+                                        'checkpoints'):
+        merge_betons(str(tmp_path / 'mixed.beton'), [shard(0, own_copy), second],
+                     progress=False)
