@@ -305,6 +305,10 @@ def main(argv=None):
     data = default_data() if args.data is None else checked_data(args.data)
     pairs = checked_pairs(data)
     wheelhouse = Path(args.wheelhouse).resolve() if args.wheelhouse else default_wheelhouse()
+    if args.wheelhouse is not None and not wheelhouse.is_dir():
+        # checked even where nothing needs installing: a mistyped path says so on every node
+        raise UserError(f'--wheelhouse {args.wheelhouse}: ' + (
+            'is a file, not a folder' if wheelhouse.exists() else 'no such folder'))
     start = time.perf_counter()
     out = output_folder(args.out)
     # before anything can fail: a run that stops early leaves no earlier run's report behind

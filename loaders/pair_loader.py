@@ -75,7 +75,12 @@ def view_plan(view_fields):
     marks a ``(field, n)`` entry (n full views numbered on from the views before it), which
     keeps the plain multi-view op. ValueError for a malformed spec."""
     plan, ids, fields = [], [], set()
-    for field, spec in view_fields:
+    shape = 'entries (field, n) or (field, ((view_id, kind), ...))'
+    for entry in view_fields:
+        try:
+            field, spec = entry
+        except (TypeError, ValueError):
+            raise ValueError(f'view_fields holds {shape}, got {entry!r}') from None
         if field in fields:
             raise ValueError(f"view_fields names '{field}' twice (one entry per field)")
         fields.add(field)
@@ -83,7 +88,10 @@ def view_plan(view_fields):
             views = tuple((len(ids) + k, 'full') for k in range(int(spec)))
             plan.append((field, views, True))
         else:
-            views = tuple((int(v), kind) for v, kind in spec)
+            try:
+                views = tuple((int(v), kind) for v, kind in spec)
+            except (TypeError, ValueError):
+                raise ValueError(f'view_fields holds {shape}, got {entry!r}') from None
             plan.append((field, views, False))
         if not views:
             raise ValueError(f"view_fields entry '{field}' has no views")

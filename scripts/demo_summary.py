@@ -91,6 +91,9 @@ def main(argv=None):
     parser.add_argument('runs', nargs='+', metavar='RUN_DIR')
     parser.add_argument('--classes', type=int, default=0, help="the monitor's classes")
     args = parser.parse_args(argv)
+    if args.classes < 0:
+        raise UserError(f'--classes must be at least 1, or 0 for no chance line, got '
+                        f'{args.classes}')
     for run in args.runs:
         check_run(run)
     passed = True

@@ -99,3 +99,6 @@ def test_the_summary_refuses_a_folder_without_a_run(tmp_path, run_script,
                           str(tmp_path), 'checkpoint_last.pt')
     assert_one_line_error(run_script('scripts/demo_summary.py', tmp_path / 'none'),
                           'none')
+    # it printed "chance -100.0 %"
+    assert_one_line_error(run_script('scripts/demo_summary.py', tmp_path, '--classes', '-1'),
+                          '--classes must be at least 1, or 0')

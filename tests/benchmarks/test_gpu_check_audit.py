@@ -36,3 +36,17 @@ def test_a_wheel_cut_short_is_named(tmp_path):
         handle.truncate(wheel.stat().st_size // 2)
     with pytest.raises(CheckError, match=r'alpha_pkg-1\.0-py3-none-any\.whl is not a readable'):
         plan_install(['alpha_pkg'], tmp_path)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize('kind', ['missing', 'file'])
+def test_a_wheelhouse_that_is_not_a_folder_is_named(tmp_path, kind):
+    """It was ignored where nothing needed installing, and so passed on one node and failed
+    on the next."""
+    wheelhouse = tmp_path / 'wheels'
+    if kind == 'file':
+        wheelhouse.write_text('')
+    line = refused(gpu_check('--dry-run', '--out', tmp_path / 'out', '--wheelhouse', wheelhouse,
+                             '--budget-s', 1))
+    assert line.startswith(f'error: --wheelhouse {wheelhouse}: ')
+    assert line.endswith('no such folder' if kind == 'missing' else 'is a file, not a folder')

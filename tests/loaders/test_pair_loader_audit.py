@@ -96,3 +96,13 @@ def test_a_stop_while_waiting_for_a_batch_stays_a_stop():
                             terminate_event=threading.Event())
     with pytest.raises(KeyboardInterrupt):
         MultiViewLoader._next_batch(epoch)
+
+
+@pytest.mark.parametrize('entry', [('image',), ('image', 2.5), ('image', (('a', 'full'),)),
+                                   'image'])
+def test_a_malformed_view_fields_entry_is_named(entry):
+    """('image', 2.5) gave "'float' object is not iterable", ('image',) "not enough values to
+    unpack": Python's words, not the argument's."""
+    from loaders.pair_loader import view_plan
+    with pytest.raises(ValueError, match=r'view_fields holds entries \(field, n\) or .*, got'):
+        view_plan([entry])
