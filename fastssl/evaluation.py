@@ -107,8 +107,8 @@ def class_names(path):
     """(What each label of a .beton names, from its sidecar; None) or (None, why the sidecar
     names nothing): the class folders of ``write_images.py`` (numbered in sorted order; a list
     file names none: []), the videos of ``write_video_frames.py`` (label = video id; each
-    named by its path relative to SRC, or as recorded where SRC differs between merged
-    shards)."""
+    named by its path relative to SRC: a merge of shards whose SRC lay at other places records
+    each video's own)."""
     sidecar = path + '.json'
     try:
         with open(sidecar, encoding='utf-8') as handle:
@@ -123,7 +123,7 @@ def class_names(path):
         if metadata.get('format') == VIDEO_FRAMES.sidecar:
             src = metadata['options'].get('src')
             videos = sorted(metadata['videos'], key=lambda video: video['id'])
-            return [video_name(video['source'], src) for video in videos], None
+            return [video_name(video['source'], video.get('src', src)) for video in videos], None
         names = metadata.get('classes')
     except (AttributeError, KeyError, TypeError):
         names = None

@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 
+from fastssl.evaluation import class_names
 from fastssl_common.errors import UserError
 from tests.conftest import encode, pan
 from writers.merge_betons import main, merge_betons
@@ -58,6 +59,9 @@ def test_shards_of_a_src_mounted_elsewhere_merge_again(tmp_path, video_src):
     assert [(os.path.basename(v['source']), v['src']) for v in videos] == [
         ('v0.mp4', str(video_src)), ('v1.mp4', str(tmp_path / 'mount')),
         ('v3.mp4', str(video_src))]
+    # evaluation names each video relative to its own SRC, as for a file written in one go (a
+    # val set of the same videos was refused as naming other classes)
+    assert class_names(first) == (['v0.mp4', 'v1.mp4', 'v3.mp4'], None)
     everything = str(tmp_path / 'all.beton')
     merge_betons(everything, [shards[2], first], progress=False)     # in SRC's order again
     assert read(everything) == read(one)
