@@ -2,9 +2,11 @@
 
 Three ways to name the images:
 
-* a folder, searched recursively for image files (sorted, so the order is reproducible); an
-  ImageFolder layout (``SRC/<class>/<image>``) gives each image its class index as label, and
-  a class folder without a supported image is refused; files of other extensions are counted;
+* a folder, searched recursively for image files (sorted, so the order is reproducible;
+  hidden entries and archive debris such as ``__MACOSX/`` skipped); an ImageFolder layout
+  (``SRC/<class>/<image>``, or deeper inside the class folder) gives each image its class
+  index as label, and a class folder without a supported image is refused; files of other
+  extensions are counted;
 * a text list file (UTF-8, a byte-order mark allowed): one path per line, optionally followed
   by an integer label (64-bit, as FFCV stores it);
 * a COCO-style boxes file (``--boxes``): one sample per annotated box, cropped with a margin.
@@ -16,6 +18,8 @@ import concurrent.futures
 import json
 import math
 import os
+import sys
+import unicodedata
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +35,7 @@ from fastssl_common.numbers import check_number
 from fastssl_common.progress import progress_bar
 
 UNLABELED = -1
+_NOTED = 5                  # names a note lists before "and N more"
 
 
 @dataclass
@@ -77,21 +82,48 @@ def find_images(src):
     return read_list_file(src)
 
 
-def walk_visible(root):
-    """``(folder, files)`` for every folder under ``root``, following links but visiting each
-    real folder once (no symlink loops), hidden files and folders (``.name``) left out.
-    UserError if ``root`` cannot be read."""
+# folders that archivers and file systems make beside the data, never data: macOS zip
+# archives' __MACOSX/ (AppleDouble ._name.jpg files), ext4's lost+found at a disk's root
+DEBRIS_FOLDERS = ('__MACOSX', 'lost+found')
+
+
+def walk_visible(root, repeats=None):
+    """``(folder, files)`` for every folder under ``root`` in sorted order, following links,
+    hidden files and folders (``.name``) and :data:`DEBRIS_FOLDERS` left out. A folder reached
+    again through a link (a link loop, or one folder linked twice) is read once, at its first
+    path; ``repeats`` (a list) collects ``(path, first path)`` for the others. UserError if
+    ``root`` or a folder under it cannot be read: left out, its images would be missed."""
     if not os.access(root, os.R_OK | os.X_OK):
         raise UserError(f'cannot read source folder {root}')
-    seen = set()
-    for folder, dirs, files in os.walk(root, followlinks=True):
+
+    def refuse(err):
+        raise UserError(f'cannot read folder {err.filename}: {err.strerror}')
+    first_path = {}                 # real folder -> the path it was read at
+    for folder, dirs, files in os.walk(root, onerror=refuse, followlinks=True):
         real = os.path.realpath(folder)
-        if real in seen:                # a symlink loop, or the same folder linked twice
+        if real in first_path:
+            if repeats is not None:
+                repeats.append((folder, first_path[real]))
             dirs[:] = []
             continue
-        seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith('.')]
+        first_path[real] = folder
+        # sorted: which path of a folder linked twice is read must not depend on the disk
+        dirs[:] = sorted(d for d in dirs if not d.startswith('.') and d not in DEBRIS_FOLDERS)
         yield folder, [f for f in files if not f.startswith('.')]
+
+
+def print_repeats(repeats):
+    """A note on stderr naming the folders :func:`walk_visible` read once for two paths."""
+    if repeats:
+        names = [f'{path} (the folder {first} again)' for path, first in repeats]
+        print(f'note: read once, left out where a symbolic link leads to it again: '
+              f'{listed(names)}', file=sys.stderr)
+
+
+def listed(names):
+    """The first few of ``names``, comma separated, and how many more."""
+    more = len(names) - _NOTED
+    return ', '.join(names[:_NOTED]) + (f' and {more} more' if more > 0 else '')
 
 
 def extension_counts(counts):
@@ -102,15 +134,18 @@ def extension_counts(counts):
 def scan_folder(root):
     """Every image under ``root`` (hidden files and folders skipped), sorted by path.
 
-    If every image sits exactly one folder below ``root`` (ImageFolder layout), the label is the
-    index of its folder's name among the sorted folder names, and those names are the classes;
-    a folder there without an image of a supported extension is refused, as torchvision's
-    ImageFolder does: left out, it would shift the labels of the classes after it.
+    If every image lies in a folder under ``root`` (ImageFolder layout: ``root/<class>/...``,
+    at any depth inside it, as torchvision's ImageFolder takes them), the label is the index of
+    its top folder's name among the sorted folder names, and those names are the classes. A
+    folder there without an image of a supported extension is refused, as torchvision's
+    ImageFolder does: left out, it would shift the labels of the classes after it; so are two
+    class folders that are one folder (a link) or whose names differ only in their Unicode form.
     """
     found = []
     ignored = Counter()                     # extension -> files left out
     ignored_in = {}                         # each top-level folder -> its files left out
-    for folder, files in walk_visible(root):
+    repeats = []
+    for folder, files in walk_visible(root, repeats):
         rel_folder = os.path.relpath(folder, root)
         parts = () if rel_folder == '.' else tuple(rel_folder.split(os.sep))
         if len(parts) == 1:
@@ -131,8 +166,9 @@ def scan_folder(root):
     ignored = dict(sorted(ignored.items()))
     paths = [os.path.join(root, *parts) for parts in found]
     depths = {len(parts) for parts in found}
-    if depths == {2}:
+    if min(depths) >= 2:
         classes = sorted(ignored_in)
+        _check_classes(root, classes, repeats)
         with_images = {parts[0] for parts in found}
         for name in classes:
             if name not in with_images:
@@ -140,11 +176,31 @@ def scan_folder(root):
                 what = f'it holds {extension_counts(held)}' if held else 'it is empty'
                 raise UserError(f'class folder {os.path.join(root, name)} has no image with a '
                                 f'supported extension ({supported}); {what}')
+        print_repeats(repeats)
         index = {name: i for i, name in enumerate(classes)}
         return SampleList([Sample(p, index[parts[0]]) for p, parts in zip(paths, found)],
                           classes, ignored)
-    loose = [p for p, parts in zip(paths, found) if len(parts) == 1] if depths == {1, 2} else []
+    print_repeats(repeats)
+    # images in SRC itself beside class folders: the ones that made the set unlabelled
+    loose = [p for p, parts in zip(paths, found) if len(parts) == 1] if len(depths) > 1 else []
     return SampleList([Sample(p) for p in paths], [], ignored, loose)
+
+
+def _check_classes(root, classes, repeats):
+    """UserError for class folders that two labels would split one class between: a folder
+    linked as a second class folder, and names that differ only in their Unicode form (a Mac
+    writes accents decomposed, NFD; Linux tools mostly composed, NFC: they look the same)."""
+    for path, first in repeats:
+        if os.sep not in os.path.relpath(path, root):        # a class folder itself
+            raise UserError(f'class folder {path} is the folder {first} again, through a '
+                            f'symbolic link: one folder is one class')
+    seen = {}
+    for name in classes:
+        other = seen.setdefault(unicodedata.normalize('NFC', name), name)
+        if other != name:
+            raise UserError(f'class folders {ascii(other)} and {ascii(name)} in {root} are '
+                            f'one name in two Unicode forms (NFC and NFD, which print alike): '
+                            f'rename one')
 
 
 def _parse_int(text):

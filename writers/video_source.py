@@ -51,7 +51,7 @@ from fastssl_common.images import (
     load_rgb,
     to_rgb,
 )
-from writers.image_sources import extension_counts, walk_visible
+from writers.image_sources import extension_counts, listed, print_repeats, walk_visible
 from writers.writer_common import stored_size
 
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm', '.mov', '.mpg', '.mpeg', '.m4v', '.ts',
@@ -61,7 +61,6 @@ DEFAULT_FOLDER_FPS = 30.0      # frame folders carry no timing; TrackingNet is 3
 SHORTFALL_TOLERANCE = 0.05     # frames short of the header's count that still count as whole
 DAMAGED = 'decoded after a damaged packet, before the next key frame (its picture is wrong)'
 _NUMBERED = re.compile(r'([^0-9]*)([0-9]+)')      # prefix, frame number
-_NOTED = 5                     # names a note lists before "and N more"
 _MAX_FRAME_NUMBER = 2 ** 63 - 1
 _MAX_FRAME_DIGITS = len(str(_MAX_FRAME_NUMBER))   # longer: int() would be slow or refuse
 
@@ -173,7 +172,8 @@ def frame_folder(folder, names=None):
 
 def find_videos(src):
     """The VideoSources of SRC: a video file, or a folder searched recursively (sorted by
-    path, hidden entries skipped) for video files and numbered-frame folders.
+    path; hidden entries and archive debris skipped, see :func:`walk_visible`) for video
+    files and numbered-frame folders.
 
     A file given directly is tried as a video whatever its extension (except an image's).
     What a folder search leaves out is said in notes on stderr: files of other extensions,
@@ -187,8 +187,8 @@ def find_videos(src):
         if src.lower().endswith(IMAGE_EXTENSIONS):
             raise UserError(f'source {src} is a single image; pass its frame folder')
         return [VideoSource(src)]
-    found, others, unnumbered = [], [], []
-    for folder, files in walk_visible(src):
+    found, others, unnumbered, repeats = [], [], [], []
+    for folder, files in walk_visible(src, repeats):
         sequence = frame_folder(folder, files)
         used = set()
         if sequence is not None:
@@ -212,11 +212,12 @@ def find_videos(src):
                       if os.path.abspath(path) not in boxes)
     if not found:        # what it holds, in the one error line
         held = [extension_counts(ignored)] if ignored else []
-        held += [f'images that are not numbered frames in {_listed(unnumbered)}'] \
+        held += [f'images that are not numbered frames in {listed(unnumbered)}'] \
             if unnumbered else []
         raise UserError(f"no videos ({' '.join(VIDEO_EXTENSIONS)}) or numbered frame folders "
                         f"found under {src}" + (f" (it holds {'; '.join(held)})" if held else ''))
     _print_left_out(ignored, unnumbered, [s for s in found if s.duplicates])
+    print_repeats(repeats)
     found.sort(key=lambda source: os.path.normpath(source.path).split(os.sep))
     return found
 
@@ -230,18 +231,12 @@ def _print_left_out(ignored, unnumbered, duplicated):
     if unnumbered:
         print(f'note: left out the images that are not numbered frames (frames are named by '
               f'numbers after one shared prefix, as 00001.jpg or img_00001.jpg) in '
-              f'{_listed(unnumbered)}', file=sys.stderr)
+              f'{listed(unnumbered)}', file=sys.stderr)
     for source in duplicated:
         names = [f'{os.path.basename(dropped)} (kept {os.path.basename(kept)})'
                  for dropped, kept in source.duplicates]
         print(f'note: frame folder {source.path} names frame numbers twice; left out '
-              f'{_listed(names)}', file=sys.stderr)
-
-
-def _listed(names):
-    """The first few of ``names``, comma separated, and how many more."""
-    more = len(names) - _NOTED
-    return ', '.join(names[:_NOTED]) + (f' and {more} more' if more > 0 else '')
+              f'{listed(names)}', file=sys.stderr)
 
 
 def read_groundtruth(path):

@@ -306,7 +306,8 @@ def test_folder_scan_is_sorted_recursive_and_case_insensitive(tmp_path):
         'c.webp',
     ]
     assert found.classes == [] and {s.label for s in found.samples} == {-1}
-    assert found.loose == []         # images at three depths: no ImageFolder layout meant
+    # class folders (a, b; images inside at any depth) beside an image: that image is named
+    assert found.loose == [str(tmp_path / 'c.webp')]
 
 
 def test_list_file_with_a_byte_order_mark_keeps_its_first_image(class_folder, tmp_path):
