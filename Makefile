@@ -18,19 +18,38 @@ FFCV_VERSION := $(shell sed -n 's/.*"ffcv==\([^"]*\)".*/\1/p' pyproject.toml)
 FFCV_WHL := $(wildcard $(WHEELHOUSE)/ffcv-$(FFCV_VERSION)-*.whl)
 DEMO_DIR ?= demo_out
 
-.PHONY: install ffcv-wheel wheelhouse gpu-check-bundle system-packages test test-e2e demo demo-images \
+.PHONY: install offline-wheelhouse-check ffcv-wheel wheelhouse gpu-check-bundle system-packages test test-e2e demo demo-images \
 	benchmark benchmark-deps benchmark-data clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	@$(MAKE) --no-print-directory ffcv-wheel
+	@$(MAKE) --no-print-directory offline-wheelhouse-check
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q $(FROM) --upgrade setuptools wheel
 	$(PIP) install -q $(FROM) $(TORCH)
 	$(PIP) install -q $(FROM) --no-build-isolation -e '.[test]'
 	$(PY) -c "import ffcv.libffcv, cv2, torch, writers, loaders, fastssl"
 	touch $(STAMP)
+
+# An offline install needs the wheelhouse's torch and wheels for this python3; without them
+# pip names a distribution it cannot find (numpy, torch), not why.
+PY3_VERSION := $(shell python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+offline-wheelhouse-check:
+	@if [ -z "$(filter --no-index,$(FROM))" ]; then exit 0; fi; \
+	if ! ls $(WHEELHOUSE)/torch-*.whl >/dev/null 2>&1; then \
+		echo "error: $(WHEELHOUSE) holds no torch wheel (built with WHEELHOUSE_TORCH=0):" \
+		     "install with pip into an environment that has torch (docs/install.md," \
+		     "Clusters and air-gapped GPU nodes)" >&2; \
+		exit 2; \
+	fi; \
+	if ls $(WHEELHOUSE)/numpy-*.whl >/dev/null 2>&1 && \
+	   ! ls $(WHEELHOUSE)/numpy-*-cp$(subst .,,$(PY3_VERSION))-*.whl >/dev/null 2>&1; then \
+		echo "error: $(WHEELHOUSE) holds wheels for another Python than this python3" \
+		     "($(PY3_VERSION)): build it for $(PY3_VERSION) (WHEELHOUSE_PYTHON=$(PY3_VERSION) make wheelhouse)" >&2; \
+		exit 2; \
+	fi
 
 # The self-contained ffcv wheel: built once, then every install takes it from the wheelhouse.
 ffcv-wheel:

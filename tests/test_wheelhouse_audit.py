@@ -77,3 +77,31 @@ def test_cut_short_dependency_wheel_is_removed(tmp_path, ffcv_wheel, build_dir):
     # it was kept: the next full build counted it among the wheels and exited 0
     assert result.stderr.startswith(f'removed {damaged} (File is not a zip file')
     assert sorted(out.iterdir()) == [intact]
+
+
+@pytest.mark.parametrize('present, needle', [
+    ((), 'holds no torch wheel (built with WHEELHOUSE_TORCH=0)'),
+    (('torch-2.14.1-cp{tag}-cp{tag}-manylinux_2_28_x86_64.whl',
+      'numpy-2.3.0-cp399-cp399-manylinux_2_28_x86_64.whl'),
+     'holds wheels for another Python than this python3'),
+])
+def test_an_offline_install_from_a_wheelhouse_it_cannot_use_says_why(ffcv_wheel, tmp_path,
+                                                                     present, needle):
+    """pip said 'No matching distribution found for torch==2.14.1' (or numpy>=1.24, which is
+    there, for another Python), after making the venv."""
+    wheelhouse = tmp_path / 'wheelhouse'
+    wheelhouse.mkdir()
+    (wheelhouse / ffcv_wheel.name).symlink_to(ffcv_wheel)
+    # fastssl's own wheel marks a complete wheelhouse: every install step goes --no-index
+    names = ('fastssl-0.1.0-py3-none-any.whl',) + present
+    tag = subprocess.run(['python3', '-c', 'import sys; print("%d%d" % sys.version_info[:2])'],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    for name in names:
+        (wheelhouse / name.format(tag=tag)).touch()
+    venv = tmp_path / 'venv'
+    result = subprocess.run(['make', '--no-print-directory', 'install',
+                             f'WHEELHOUSE={wheelhouse}', f'VENV={venv}'],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f'error: {wheelhouse} {needle}'), result.stderr
+    assert not venv.exists()
