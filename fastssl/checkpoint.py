@@ -8,7 +8,9 @@ The lr schedule is a pure function of (epoch, step), so it needs no state of its
 order and augment draws are keyed on (seed, epoch, index) and need none either.
 """
 import codecs
+import contextlib
 import errno
+import fcntl
 import glob
 import os
 import random
@@ -46,11 +48,13 @@ def set_rng_state(state):
 
 
 def save_checkpoint(run_dir, epoch, model, optimizer, scaler, config, step=None,
-                    steps_per_epoch=None, data_digest=None):
+                    steps_per_epoch=None, data_digest=None, keep=0):
     """Save after finishing ``epoch`` (0-based) as checkpoint_eEEEE.pt and checkpoint_last.pt;
     with ``step``, after that many steps of ``epoch`` (of ``steps_per_epoch``), as
     checkpoint_last.pt only (the numbered files are epoch ends). ``data_digest``: the training
-    file's ``tables_digest``, which a resume compares. Returns the path."""
+    file's ``tables_digest``, which a resume compares. ``keep`` > 0: the numbered files beyond
+    the newest ``keep`` are removed once the new ones are written (each holds both encoders
+    and the optimizer: hundreds of MB). Returns the path."""
     state = {'next_epoch': epoch + 1 if step is None else epoch, 'next_step': step or 0,
              'steps_per_epoch': steps_per_epoch, 'data_digest': data_digest,
              'model': model.state_dict(),
@@ -63,6 +67,10 @@ def save_checkpoint(run_dir, epoch, model, optimizer, scaler, config, step=None,
     for path in paths:
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
+    if keep and step is None:
+        for old in numbered_checkpoints(run_dir)[:-keep]:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(old)
     return paths[0]
 
 
@@ -137,13 +145,39 @@ def load_checkpoint(path, map_location='cpu'):
         raise UserError(f'{path} is not a readable checkpoint ({type(err).__name__})') from None
 
 
+@contextlib.contextmanager
+def hold_run_dir(run_dir):
+    """Hold ``run_dir`` for one training run; UserError if another run holds it. Two runs
+    started into one folder (a job submitted twice) would otherwise both exit 0, with their
+    checkpoints overwriting each other's under the same names and their curves mixed. flock
+    on the folder itself: no file is left behind, and the OS lets go when the process ends,
+    however it ends. File systems without flock (some NFS or Lustre mounts) go unchecked."""
+    handle = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f'{run_dir} is in use by another training run: wait for it to '
+                            f'end, or pick another train.run_dir') from None
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(handle)
+
+
 def latest_checkpoint(run_dir):
     """Path of the run's last checkpoint, or None when the run has none."""
     last = os.path.join(run_dir, LAST)
     if os.path.isfile(last):
         return last
-    numbered = sorted(glob.glob(os.path.join(run_dir, 'checkpoint_e*.pt')))
+    numbered = numbered_checkpoints(run_dir)
     return numbered[-1] if numbered else None
+
+
+def numbered_checkpoints(run_dir):
+    """The run's checkpoint_eEEEE.pt files, oldest first."""
+    return sorted(glob.glob(os.path.join(run_dir, 'checkpoint_e*.pt')))
 
 
 def state_tensors(model, optimizer):

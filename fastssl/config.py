@@ -159,6 +159,8 @@ def declare_sections(cfg):
         resume=Param(Bool(), 'continue from the last checkpoint in run_dir', default=False),
         checkpoint_every=Param(Int(gt=0), 'checkpoint every N epochs (and at the end)',
                                default=10),
+        keep_checkpoints=Param(Int(ge=0), 'numbered checkpoints kept, the newest (0 = all; '
+                               'checkpoint_last.pt is always kept)', default=0),
     )
     Section('dist', 'Several processes started by torchrun (unused in a single process)',
             config_descriptor=cfg).params(

@@ -4,7 +4,8 @@ training statistics it logs.
 Scalars under ``train/`` (loss, loss_<term>, lr, pairs_per_s, data_wait_fraction,
 gpu_memory_gib; each a :class:`Window` of steps), ``knn/`` (top1, top5), ``invariance/``
 (<transformation>/top10, <transformation>/top25, seconds: ``fastssl.invariance_monitor``) and
-an image grid of augmented pairs (``pairs``) at the start.
+an image grid of augmented pairs (``pairs``) at the start; the training command adds its
+resolved config as text (``config``).
 
 A log that cannot be written (disk full, I/O error) ends the run with one line naming the log
 folder and the OS's reason (:func:`fastssl_common.atomic.write_errors`), not a traceback.
@@ -41,12 +42,17 @@ def _leave_out_writer_thread_errors():
 
 
 class Monitor:
-    def __init__(self, run_dir, enabled=True):
+    """``purge_step``: the first step this writer logs. Events the folder's earlier event
+    files hold from that step on (the epochs after the checkpoint a run resumed from, which
+    it trains again, or a run before it that left no checkpoint) are hidden by TensorBoard's
+    readers, so that each step shows one point; None keeps them all."""
+
+    def __init__(self, run_dir, enabled=True, purge_step=None):
         self.run_dir, self.writer = run_dir, None
         if enabled:
             _leave_out_writer_thread_errors()
             with self._writing():
-                self.writer = SummaryWriter(log_dir=run_dir)
+                self.writer = SummaryWriter(log_dir=run_dir, purge_step=purge_step)
 
     @contextlib.contextmanager
     def _writing(self):
@@ -71,6 +77,12 @@ class Monitor:
         grid = torchvision.utils.make_grid(shown, nrow=views.shape[0], padding=2)
         with self._writing():
             self.writer.add_image(tag, grid, step)
+
+    def text(self, tag, markdown, step=0):
+        """Text for TensorBoard's Text tab, which renders it as Markdown."""
+        if self.writer is not None:
+            with self._writing():
+                self.writer.add_text(tag, markdown, step)
 
     def figure(self, tag, figure, step=0):
         """A matplotlib figure, as an image."""

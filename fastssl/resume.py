@@ -17,6 +17,7 @@ from .rank_agreement import from_main
 # non-finite-loss error suggests (a lower optim.lr, train.precision=fp32). Keys ending in '.'
 # cover their whole section. Anything else changes what the checkpoint's state means.
 MAY_DIFFER = ('train.resume', 'train.run_dir', 'train.epochs', 'train.checkpoint_every',
+              'train.keep_checkpoints',
               'train.device', 'train.compile', 'train.channels_last', 'train.precision',
               'optim.lr', 'data.path', 'data.num_workers', 'data.os_cache', 'data.verify',
               'dist.', 'logging.')

@@ -1,5 +1,6 @@
 """The training command (``python train.py``, ``fastssl-train``): settings -> Trainer -> fit,
 with the outcome in a line or two; preemption exits 128 + the signal after the resume line."""
+import shlex
 import sys
 
 from fastssl_common.errors import run_cli
@@ -23,7 +24,8 @@ def main(argv=None):
         distributed.teardown()
     if trainer.world.is_main:
         run_dir = settings.train.run_dir
-        print(f'done. TensorBoard logs: {run_dir}  (tensorboard --logdir {run_dir})')
+        # quoted: a folder with a space in its name stays one argument when pasted
+        print(f'done. TensorBoard logs: {run_dir}  (tensorboard --logdir {shlex.quote(run_dir)})')
         if last:
             print(f'last checkpoint: {last}')
     return 0

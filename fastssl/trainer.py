@@ -31,6 +31,7 @@ checkpoints, which hold global state only and resume under any number of ranks. 
 (kNN, invariance: ``fastssl.invariance_monitor``) run between epochs, never inside a step, on
 rank 0 with the query backbone in eval mode, while the other ranks wait at a barrier.
 """
+import contextlib
 import sys
 import time
 
@@ -40,14 +41,14 @@ from fastssl_common.errors import UserError
 from loaders.decode_failures import failure_warning
 
 from . import distributed
-from .checkpoint import latest_checkpoint, save_checkpoint, state_tensors
+from .checkpoint import hold_run_dir, latest_checkpoint, save_checkpoint, state_tensors
 from .epoch_progress import epoch_progress
 from .evaluation import warn_decode_failures
 from .knn import extract_features, weighted_knn
 from .monitor import Window
 from .normalize import normalize, to_unit_float
 from .preemption import Preempted, StopSignals
-from .rank_agreement import check_same_state
+from .rank_agreement import check_same_state, from_main
 from .schedule import learning_rate
 from .training_parts import TrainingParts
 
@@ -68,7 +69,15 @@ class Trainer(TrainingParts):
     def fit(self, stop_after=None):
         """Train to ``train.epochs``; ``stop_after`` ends the run early after that epoch count
         (what an interruption leaves behind; resume continues from there). SIGTERM or SIGINT
-        stops it at the next step boundary with a checkpoint: :class:`Preempted`."""
+        stops it at the next step boundary with a checkpoint: :class:`Preempted`. Another
+        run into the same ``train.run_dir`` meanwhile is refused."""
+        with contextlib.ExitStack() as held:
+            # rank 0 holds the folder it writes; every rank gets its refusal
+            from_main(self.world,
+                      lambda: held.enter_context(hold_run_dir(self.s.train.run_dir)))
+            return self._train(stop_after)
+
+    def _train(self, stop_after):
         s = self.s
         self.warn_small_bn_groups()
         self._decodes_failed = self.loader.decode_failures.count
@@ -137,7 +146,8 @@ class Trainer(TrainingParts):
             return None
         return save_checkpoint(self.s.train.run_dir, epoch, self.model, self.optimizer,
                                self.scaler if self.scaler.is_enabled() else None,
-                               self.s.to_dict(), step, len(self.loader), self.data_digest)
+                               self.s.to_dict(), step, len(self.loader), self.data_digest,
+                               keep=self.s.train.keep_checkpoints)
 
     def _monitor_knn(self, when):
         """The kNN monitor's scalars on rank 0 ({} on the others), printed there."""

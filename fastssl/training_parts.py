@@ -3,6 +3,7 @@ state, kNN monitor loaders, invariance monitor), built from its settings in name
 ``Trainer`` runs them."""
 import os
 import sys
+import textwrap
 
 import numpy as np
 import torch
@@ -258,9 +259,16 @@ class TrainingParts:
         return monitor[0] if monitor else None
 
     def create_monitor(self):
-        """TensorBoard on rank 0 (which also writes the run's config); silent elsewhere."""
+        """TensorBoard on rank 0 (which also writes the run's config, to config.yaml and to
+        the Text tab); silent elsewhere."""
+        config = yaml.safe_dump(self.s.to_dict(), sort_keys=False)
         if self.world.is_main:
             with atomic_path(os.path.join(self.s.train.run_dir, 'config.yaml')) as tmp:
                 with open(tmp, 'w') as handle:
-                    yaml.safe_dump(self.s.to_dict(), handle, sort_keys=False)
-        return Monitor(self.s.train.run_dir, enabled=self.world.is_main)
+                    handle.write(config)
+        # a resumed run logs from the step after its checkpoint's; a new one from step 0
+        resumed_at = self.start_epoch * len(self.loader) + self.start_step
+        monitor = Monitor(self.s.train.run_dir, enabled=self.world.is_main,
+                          purge_step=resumed_at + 1 if resumed_at else 0)
+        monitor.text('config', textwrap.indent(config, '    '), resumed_at)  # a code block
+        return monitor
