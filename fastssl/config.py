@@ -14,7 +14,7 @@ from fastargs.config import Config
 
 from fastssl_common.errors import UserError
 
-from .config_loader import Bool, Float, Int, OneOf, Str, read_settings
+from .config_loader import Bool, Float, Int, OneOf, PathStr, Str, read_settings
 from .invariance_data import KINDS
 from .variants import VARIANTS
 
@@ -54,7 +54,7 @@ def backbone_params(*keys, precision='auto', precision_note=''):
     the one section it is declared in. ``precision`` is its default; ``precision_note``
     says why, when it is not 'auto'."""
     group = {
-        'checkpoint': lambda: Param(Str(), 'fastssl / official MoCo checkpoint or torchvision '
+        'checkpoint': lambda: Param(PathStr(), 'fastssl / official MoCo checkpoint or torchvision '
                                     'state dict', required=True),
         'arch': lambda: Param(OneOf('auto', *ARCHITECTURES),
                               'backbone architecture (auto = read off the keys)',
@@ -70,7 +70,7 @@ def backbone_params(*keys, precision='auto', precision_note=''):
 def declare_sections(cfg):
     """Declare the training sections on the fastargs Config ``cfg``."""
     Section('data', 'Training data (a .beton from writers/)', config_descriptor=cfg).params(
-        path=Param(Str(), 'training .beton', required=True),
+        path=Param(PathStr(), 'training .beton', required=True),
         batch_size=Param(Int(gt=0), 'pairs per step, global: split evenly over torchrun ranks',
                          default=256),
         resolution=Param(Int(ge=RESOLUTION_MIN), 'output side of each view, px (at least '
@@ -154,7 +154,7 @@ def declare_sections(cfg):
         **backbone_params('device', 'precision'),
         channels_last=Param(Bool(), 'channels_last memory format', default=True),
         compile=Param(Bool(), 'torch.compile the encoders', default=False),
-        run_dir=Param(Str(), 'run folder: TensorBoard events, checkpoints, config',
+        run_dir=Param(PathStr(), 'run folder: TensorBoard events, checkpoints, config',
                       default='runs/mocov2'),
         resume=Param(Bool(), 'continue from the last checkpoint in run_dir', default=False),
         checkpoint_every=Param(Int(gt=0), 'checkpoint every N epochs (and at the end)',
@@ -174,15 +174,15 @@ def declare_sections(cfg):
         image_grid=Param(Int(ge=0), 'pairs shown in the start-of-training image grid (0 = off)',
                          default=8),
         progress=Param(Bool(), 'tqdm progress bar', default=True),
-        knn_train_path=Param(Str(), 'labelled .beton: kNN memory bank ("" = off)', default=''),
-        knn_val_path=Param(Str(), 'labelled .beton: kNN queries', default=''),
+        knn_train_path=Param(PathStr(), 'labelled .beton: kNN memory bank ("" = off)', default=''),
+        knn_val_path=Param(PathStr(), 'labelled .beton: kNN queries', default=''),
         knn_every=Param(Int(gt=0), 'kNN monitor every N epochs', default=10),
         knn_k=Param(Int(gt=0), 'kNN neighbours', default=KNN_K),
         knn_temperature=Param(Float(gt=0, lt=FLOAT32_BOUND), 'kNN weighting temperature',
                               default=KNN_TEMPERATURE),
         invariance_every=Param(Int(ge=0), 'invariance scores of the query backbone every N '
                                'epochs, and before the first (0 = off)', default=0),
-        invariance_sets=Param(Str(), 'folder of invariance sets in any layout eval.py '
+        invariance_sets=Param(PathStr(), 'folder of invariance sets in any layout eval.py '
                               'invariance reads ("" = rendered data, rendered into '
                               'run_dir/invariance_sets)', default=''),
         invariance_kind=Param(OneOf('auto', *KINDS), 'layout of invariance_sets (auto = '

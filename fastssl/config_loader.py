@@ -8,8 +8,10 @@ Unknown keys, wrong types, values out of range and missing files are reported as
 ``UserError`` naming the key (and the value) or the file.
 """
 import collections.abc
+import difflib
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -103,8 +105,10 @@ class Float(Number):
 
 
 class Bool(Checker):
-    """true/false, yes/no, 1/0 (fastargs' Bool would read the string 'false' as True)."""
-    WORDS = {'true': True, 'yes': True, '1': True, 'false': False, 'no': False, '0': False}
+    """true/false, yes/no, on/off, 1/0: the words YAML reads as booleans, so a value means the
+    same in a file and on the command line (fastargs' Bool would read 'false' as True)."""
+    WORDS = {'true': True, 'yes': True, 'on': True, '1': True,
+             'false': False, 'no': False, 'off': False, '0': False}
 
     def check(self, value):
         if isinstance(value, bool):
@@ -127,6 +131,34 @@ class Str(Checker):
 
     def help(self):
         return 'a string'
+
+
+class UnsetVariable(ValueError):
+    """A path naming an environment variable that is not set."""
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.name = name
+
+
+class PathStr(Str):
+    """A file or folder path; ``~`` and ``$VAR`` / ``${VAR}`` are expanded as a shell would,
+    also in a YAML file and after ``--key=`` (where the shell leaves them): taken literally
+    they made folders named ``~`` or ``$SCRATCH`` in the working directory. A YAML integer
+    (``run_dir: 2024``) is the folder of that name."""
+    VARIABLE = re.compile(r'\$(\w+|\{[^}]*\})')
+
+    def check(self, value):
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        expanded = os.path.expandvars(os.path.expanduser(super().check(value)))
+        unset = self.VARIABLE.search(expanded)  # expandvars leaves an unset one as written
+        if unset:
+            raise UnsetVariable(unset.group(1).strip('{}'))
+        return expanded
+
+    def help(self):
+        return 'a path'
 
 
 class OneOf(Checker):
@@ -181,17 +213,45 @@ def parse_cli(argv):
     return files, overrides
 
 
-def help_text(cfg, command=None, about=''):
+def help_text(cfg, command=None, about='', sources=()):
     """``--help``: the usage line of ``command`` (default: the script's name), ``about`` (what
-    the command does) and every key with its range, default and description."""
+    the command does) and every key with its range, value and description. The value is the
+    default, or what ``sources`` (the config files and the command line, as named) set, so
+    ``--config-file RECIPE --help`` shows the recipe's settings."""
     command = command or os.path.basename(sys.argv[0])
     lines = [f'usage: {command} [--config-file FILE.yaml] [--section.key=value ...]',
              *([about] if about else []), '']
+    if sources:
+        lines[-1:-1] = [f"values as set by {' then '.join(sources)} (default shown where "
+                        f"they change it)"]
     for path, param in cfg.entries.items():
         default = 'required' if param.required else repr(param.default)
+        shown = default
+        if path in cfg.content:
+            try:
+                value = param.checker.check(cfg.content[path])
+            except Exception:
+                value = cfg.content[path]   # refused when the command runs, not here
+            shown = repr(value) if param.required or value == param.default else \
+                f'{value!r}, default {default}'
         lines.append(f"  --{'.'.join(path):28s} {param.checker.help():32s} "
-                     f"[{default}] {param.desc}")
+                     f"[{shown}] {param.desc}")
     return '\n'.join(lines)
+
+
+def _closest(name, choices):
+    """The choice closest to ``name`` (a likely typo of it), or None."""
+    close = difflib.get_close_matches(name, choices, n=1)
+    return close[0] if close else None
+
+
+def _key_suggestion(key, known):
+    """' (did you mean S.NAME?)': the same name in another section, else the closest key."""
+    keys = ['.'.join(path) for path in known]
+    name = key.rsplit('.', 1)[-1]
+    moved = [other for other in keys if other.rsplit('.', 1)[-1] == name] or \
+        [_closest(key, keys)]
+    return f" (did you mean {' or '.join(moved)}?)" if moved[0] else ''
 
 
 # the named recipes: fastssl/configs/ inside a wheel, configs/ beside fastssl/ in a clone
@@ -209,7 +269,25 @@ def config_file_path(name):
     stem = name[:-len('.yaml')] if name.endswith('.yaml') else name
     if os.sep not in name and stem in recipes:
         return str(recipes[stem])
-    raise UserError(f"config file not found: {name} (named recipes: {', '.join(sorted(recipes))})")
+    raise UserError(f"config file not found: {name} (named recipes: {', '.join(sorted(recipes))})"
+                    + _file_suggestion(name, recipes))
+
+
+def _file_suggestion(name, recipes):
+    """': did you mean X?' for a misspelled recipe name, or for a path, the YAML file in its
+    folder closest to it (``configs/fti_rt`` -> ``configs/fti_rt.yaml``), or ''."""
+    def stem(file_name):
+        return re.sub(r'\.ya?ml$', '', file_name)
+    folder, base = os.path.split(name)
+    choices = {recipe: recipe for recipe in recipes}
+    if folder:
+        try:
+            choices = {stem(entry): os.path.join(folder, entry) for entry in os.listdir(folder)
+                       if entry.endswith(('.yaml', '.yml'))}
+        except OSError:
+            return ''
+    close = _closest(stem(base), choices)
+    return f': did you mean {choices[close]}?' if close else ''
 
 
 
@@ -235,17 +313,18 @@ def load_config(argv, declare, command=None, about=''):
     and overrides and checked; ``--help`` prints :func:`help_text` and exits."""
     cfg = Config()
     declare(cfg)
-    if '--help' in argv or '-h' in argv:
-        print(help_text(cfg, command, about))
-        sys.exit(0)
-    files, overrides = parse_cli(argv)
+    wants_help = '--help' in argv or '-h' in argv
+    files, overrides = parse_cli([item for item in argv if item not in ('--help', '-h')])
     known = set(cfg.entries)
     for fname in map(config_file_path, files):
         try:
             with open(fname, encoding='utf-8') as handle:
                 content = yaml.load(handle, Loader=_UniqueKeyLoader)
         except yaml.YAMLError as err:
-            raise UserError(f'config file {fname} is not valid YAML ({err.problem})') from None
+            mark = getattr(err, 'problem_mark', None)
+            where = f'line {mark.line + 1}: ' if mark else ''
+            raise UserError(f'config file {fname} is not valid YAML ({where}'
+                            f'{getattr(err, "problem", err)})') from None
         except UnicodeDecodeError:
             raise UserError(f'config file {fname} is not a YAML text file (a checkpoint or '
                             f'a .beton?)') from None
@@ -262,15 +341,26 @@ def load_config(argv, declare, command=None, about=''):
             key = '.'.join(path)
             if path in sections:
                 raise UserError(f"config section '{key}' in {fname} holds no keys")
+            setting = next((path[:end] for end in range(1, len(path)) if path[:end] in known),
+                           None)
+            if setting:   # `seed: {a: 1}` is a wrong value of train.seed, not a key seed.a
+                raise UserError(f"config key '{'.'.join(setting)}' in {fname} must be "
+                                f"{cfg.entries[setting].checker.help()}, got a mapping")
             if path not in known:
-                raise UserError(f"unknown config key '{key}' in {fname}")
+                raise UserError(f"unknown config key '{key}' in {fname}"
+                                + _key_suggestion(key, known))
             if value is None:      # `batch_size:` would otherwise fall back to the default
                 raise UserError(f"config key '{key}' in {fname} has no value")
         cfg.collect(content)
     for key in overrides:
         if tuple(key.split('.')) not in known:
-            raise UserError(f"unknown config key '{key}' on the command line")
+            raise UserError(f"unknown config key '{key}' on the command line"
+                            + _key_suggestion(key, known))
     cfg.collect(overrides)
+    if wants_help:
+        sources = [*files, *(['the command line'] if overrides else [])]
+        print(help_text(cfg, command, about, sources))
+        sys.exit(0)
     check_values(cfg)
     return cfg
 
@@ -302,6 +392,9 @@ def check_values(cfg):
             values[key] = param.checker.check(param.default if raw is None else raw)
         except OutOfRange as err:
             raise UserError(f'{key} must be {err.bounds}, got {err.value}') from None
+        except UnsetVariable as err:
+            raise UserError(f"config key '{key}' names ${err.name}, an environment variable "
+                            f"that is not set: {raw}") from None
         except Exception:
             raise UserError(f"config key '{key}' must be {param.checker.help()}, "
                             f"got {raw!r}") from None

@@ -19,7 +19,7 @@ from .config import (
     SEED_MAX,
     backbone_params,
 )
-from .config_loader import Bool, Float, Int, OneOf, Str
+from .config_loader import Bool, Float, Int, OneOf, PathStr, Str
 from .invariance_data import KINDS
 
 
@@ -27,15 +27,15 @@ def declare_eval_section(cfg):
     """The ``eval`` section shared by the commands that evaluate a backbone on .betons."""
     Section('eval', 'Backbone and labelled data', config_descriptor=cfg).params(
         **backbone_params('checkpoint', 'arch'),
-        train_path=Param(Str(), 'labelled .beton: kNN memory bank / probe training set',
+        train_path=Param(PathStr(), 'labelled .beton: kNN memory bank / probe training set',
                          required=True),
-        val_path=Param(Str(), 'labelled .beton: queries / probe test set ("" = train_path)',
+        val_path=Param(PathStr(), 'labelled .beton: queries / probe test set ("" = train_path)',
                        default=''),
         resolution=Param(Int(ge=RESOLUTION_MIN), 'centre-crop side, px', default=RESOLUTION),
         batch_size=Param(Int(gt=0), 'images per batch', default=256),
         num_workers=Param(Int(ge=0), 'FFCV loader threads (0 = all cores)', default=0),
         **backbone_params('device', 'precision'),
-        output=Param(Str(), 'JSON file for the result ("" = print only)', default=''),
+        output=Param(PathStr(), 'JSON file for the result ("" = print only)', default=''),
     )
 
 
@@ -70,7 +70,7 @@ def declare_export(cfg):
     Section('export', 'Write the backbone as torchvision ResNet weights',
             config_descriptor=cfg).params(
         **backbone_params('checkpoint'),
-        out=Param(Str(), 'output .pth (torchvision key names)', required=True),
+        out=Param(PathStr(), 'output .pth (torchvision key names)', required=True),
         **backbone_params('arch'),
     )
 
@@ -83,7 +83,7 @@ def declare_invariance(cfg):
     Section('invariance', 'Invariance score (Purushwalkam & Gupta 2020) of backbones',
             config_descriptor=cfg).params(
         kind=Param(OneOf(*KINDS), f'dataset layout ({kinds})', required=True),
-        root=Param(Str(), 'dataset root folder', required=True),
+        root=Param(PathStr(), 'dataset root folder', required=True),
         checkpoints=Param(Str(), 'comma-separated checkpoints, each PATH or NAME=PATH (any '
                           'format model_io reads)', required=True),
         **backbone_params('arch'),
@@ -97,10 +97,10 @@ def declare_invariance(cfg):
         # >= (G) vs > (set counts) then counts them differently, changing the score.
         **backbone_params('device', 'precision', precision='fp32', precision_note=(
             ' (default fp32: bf16/fp16 rounding makes feature ties that change the score)')),
-        output=Param(Str(), 'JSON file for the results ("" = none)', default=''),
-        run_dir=Param(Str(), 'TensorBoard folder: one run per checkpoint ("" = none)',
+        output=Param(PathStr(), 'JSON file for the results ("" = none)', default=''),
+        run_dir=Param(PathStr(), 'TensorBoard folder: one run per checkpoint ("" = none)',
                       default=''),
-        plot=Param(Str(), 'PNG of score vs magnitude, rendered data ("" = none)', default=''),
+        plot=Param(PathStr(), 'PNG of score vs magnitude, rendered data ("" = none)', default=''),
         bootstrap=Param(Int(ge=MIN_RESAMPLES), "resamples of each score's bootstrap interval",
                         default=interval.resamples),
         confidence=Param(Float(gt=0, lt=1), 'confidence level of the interval',

@@ -22,6 +22,7 @@ from torch import nn
 from fastssl_common.atomic import ensure_writable_dir, output_folder, write_json
 from fastssl_common.errors import UserError
 
+from .config_loader import PathStr, UnsetVariable
 from .device import resolve_device, resolve_precision
 from .eval_outputs import PNG, check_output, within
 from .invariance import Bootstrap, invariance_score
@@ -129,6 +130,11 @@ def parse_checkpoints(text):
             # a name is a TensorBoard run folder inside invariance.run_dir
             raise UserError(f"invariance.checkpoints: the name of {path} must be a plain name, "
                             f"not '{name}' (it names a TensorBoard run in invariance.run_dir)")
+        try:        # expanded as every other path setting is (PathStr)
+            path = PathStr().check(path)
+        except UnsetVariable as err:
+            raise UserError(f'invariance.checkpoints names ${err.name}, an environment variable '
+                            f'that is not set: {path}') from None
         if not os.path.isfile(path):
             raise UserError(f'invariance.checkpoints: checkpoint not found: {path}')
         seen[name] = seen.get(name, 0) + 1

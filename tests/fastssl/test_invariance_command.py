@@ -27,6 +27,18 @@ def test_checkpoint_names(tmp_path):
         ('mine', plain), ('resnet50', plain), ('resnet50#2', plain)]
 
 
+def test_checkpoint_paths_expand_home_and_variables(tmp_path, monkeypatch):
+    """As every other path setting: taken literally, '~/runs/...' was not found."""
+    plain = touch(tmp_path / 'runs' / 'fti' / 'checkpoint_last.pt')
+    monkeypatch.setenv('HOME', str(tmp_path))
+    monkeypatch.setenv('RUNS', str(tmp_path / 'runs'))
+    assert parse_checkpoints('a=~/runs/fti/checkpoint_last.pt,${RUNS}/fti/checkpoint_last.pt') \
+        == [('a', plain), ('fti', plain)]
+    monkeypatch.delenv('RUNS')
+    with pytest.raises(UserError, match=r'names \$RUNS, an environment variable that is not set'):
+        parse_checkpoints('$RUNS/fti/checkpoint_last.pt')
+
+
 def test_checkpoint_refusals(tmp_path):
     with pytest.raises(UserError, match='checkpoint not found: .*missing.pt'):
         parse_checkpoints(str(tmp_path / 'missing.pt'))

@@ -1,0 +1,127 @@
+"""fastssl/config_loader.py as a researcher meets it: ``--help`` after a recipe shows the
+recipe's values, a typo'd key, section or recipe gets a suggestion, a YAML syntax error its
+line, and ``~`` / ``$VAR`` in a path are expanded (taken literally they made folders named
+``~`` and ``$SCRATCH``), also in the saved ``config.yaml`` that reproduces the run."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fastssl.config import load_settings
+from fastssl.config_loader import read_settings
+from fastssl.eval_config import declare_knn
+from fastssl_common.errors import UserError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def help_lines(capsys, *argv):
+    with pytest.raises(SystemExit) as stop:
+        load_settings([*argv, '--help'])
+    assert stop.value.code == 0
+    return {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line}
+
+
+def test_help_after_a_recipe_shows_the_recipes_values_and_the_defaults_they_change(capsys):
+    lines = help_lines(capsys, '--config-file', 'fti_rt', '--data.batch_size=8')
+    assert "['fti_rt', default 'mocov2']" in lines['--train.variant']
+    assert "['data/pairs_rt.beton']" in lines['--data.path']    # required: no default
+    assert '[8, default 256]' in lines['--data.batch_size']     # the command line wins
+    assert '[0.999]' in lines['--moco.momentum']               # the recipe leaves it
+    assert 'values as set by fti_rt then the command line' in lines['values']
+
+
+def test_a_yaml_syntax_error_names_its_line(tmp_path):
+    path = tmp_path / 'c.yaml'
+    path.write_text('train:\n  epochs: 3\n seed: 1\n')
+    with pytest.raises(UserError, match=r'c.yaml is not valid YAML \(line 3: expected'):
+        load_settings(['--config-file', str(path)])
+
+
+@pytest.mark.parametrize('content, message', [
+    ('train:\n  epoch: 3\n', r"'train.epoch' in .*c.yaml \(did you mean train.epochs\?\)$"),
+    ('trian:\n  epochs: 3\n', r"'trian.epochs' in .*c.yaml \(did you mean train.epochs\?\)$"),
+    ('train:\n  lr: 0.1\n', r"'train.lr' in .*c.yaml \(did you mean optim.lr\?\)$"),
+    # a mapping where a number goes is that key's wrong value, not an unknown key seed.a
+    ('train:\n  seed: {a: 1}\n', r"'train.seed' in .*c.yaml must be an int .*, got a mapping"),
+])
+def test_a_typo_in_a_config_file_is_named_with_a_suggestion(tmp_path, content, message):
+    path = tmp_path / 'c.yaml'
+    path.write_text(content)
+    with pytest.raises(UserError, match=message):
+        load_settings(['--config-file', str(path)])
+
+
+def test_a_typo_on_the_command_line_gets_a_suggestion():
+    with pytest.raises(UserError, match=r"'trian.epochs' on the command line \(did you mean "
+                                        r"train.epochs\?\)"):
+        load_settings(['--data.path=x.beton', '--trian.epochs=3'])
+
+
+@pytest.mark.parametrize('name, suggestion', [
+    ('fti_rtt', 'fti_rt'), ('mocov2-r18.yaml', 'mocov2_r18'),
+    (str(REPO / 'configs' / 'fti_rt'), str(REPO / 'configs' / 'fti_rt.yaml')),
+    (str(REPO / 'configs' / 'fti-rt.yml'), str(REPO / 'configs' / 'fti_rt.yaml'))])
+def test_a_misspelled_recipe_or_config_path_gets_a_suggestion(name, suggestion):
+    with pytest.raises(UserError, match=rf'config file not found: .*: did you mean '
+                                        rf'{suggestion}\?$'):
+        load_settings(['--config-file', name])
+
+
+def test_on_and_off_mean_on_the_command_line_what_they_mean_in_yaml(tmp_path):
+    path = tmp_path / 'c.yaml'
+    path.write_text('data:\n  os_cache: off\n  verify: on\n')
+    from_file = load_settings(['--config-file', str(path), '--data.path=x.beton'])
+    typed = load_settings(['--data.os_cache=off', '--data.verify=on', '--data.path=x.beton'])
+    assert (from_file.data.os_cache, from_file.data.verify) == (False, True)
+    assert (typed.data.os_cache, typed.data.verify) == (False, True)
+
+
+def test_paths_expand_home_and_variables_and_an_unset_variable_is_named(monkeypatch, tmp_path):
+    monkeypatch.setenv('HOME', str(tmp_path / 'home'))
+    monkeypatch.setenv('SCRATCH', '/scratch/me')
+    monkeypatch.delenv('NOPE', raising=False)
+    path = tmp_path / 'c.yaml'
+    path.write_text('data:\n  path: ~/data/train.beton\ntrain:\n  run_dir: 2024\n')
+    settings = load_settings(['--config-file', str(path), '--logging.knn_train_path='
+                              '${SCRATCH}/bank.beton'])
+    assert settings.data.path == str(tmp_path / 'home' / 'data' / 'train.beton')
+    assert settings.logging.knn_train_path == '/scratch/me/bank.beton'
+    assert settings.train.run_dir == '2024'          # a YAML integer names a folder too
+    knn = read_settings(['--eval.checkpoint=$SCRATCH/r/checkpoint_last.pt',
+                         '--eval.train_path=~/t.beton'], declare_knn)
+    assert knn.eval.checkpoint == '/scratch/me/r/checkpoint_last.pt'
+    assert knn.eval.train_path == str(tmp_path / 'home' / 't.beton')
+    with pytest.raises(UserError, match=r"'train.run_dir' names \$NOPE, an environment "
+                                        r"variable that is not set: \$NOPE/run$"):
+        load_settings(['--data.path=x.beton', '--train.run_dir=$NOPE/run'])
+
+
+def test_a_run_with_variables_in_its_paths_writes_there_and_its_config_reproduces_it(
+        small_beton, tiny_args, scalars, tmp_path):
+    """A cluster user's YAML names $SCRATCH: the run goes to $SCRATCH (before, to a folder
+    literally named '$SCRATCH' in the working directory, exit 0), and the saved config.yaml,
+    given back as --config-file with the same seed, trains the same losses."""
+    scratch, work = tmp_path / 'scratch', tmp_path / 'work'
+    work.mkdir()
+    recipe = work / 'cluster.yaml'
+    recipe.write_text('train:\n  run_dir: $SCRATCH/first\n  seed: 7\n  epochs: 1\n')
+    env = {**os.environ, 'SCRATCH': str(scratch)}
+
+    def train(*argv):
+        result = subprocess.run([sys.executable, str(REPO / 'train.py'), *argv], cwd=work,
+                                env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+
+    first = tiny_args(small_beton, 'unused')
+    train(*[arg for arg in first if not arg.startswith('--train.run_dir')],
+          '--config-file', recipe.name, '--optim.lr=0.1')
+    assert os.listdir(work) == [recipe.name]        # no '$SCRATCH' folder beside it
+    saved = scratch / 'first' / 'config.yaml'
+    assert yaml.safe_load(saved.read_text())['train']['run_dir'] == str(scratch / 'first')
+    train('--config-file', str(saved), f'--train.run_dir={scratch}/second')
+    losses = scalars(scratch / 'first', 'train/loss')
+    assert len(losses) == 2 and losses == scalars(scratch / 'second', 'train/loss')
