@@ -91,20 +91,25 @@ def test_class_folders_with_subfolders_are_labelled_as_imagefolder_labels_them(t
     assert [label for _, label in read_beton(out)] == [0, 1, 1, 2]
 
 
-def test_a_class_folder_the_walk_cannot_read_is_refused(tmp_path):
-    """os.walk passed over a folder it could not list: the class was left out, the labels of
-    the classes after it shifted, and the run ended well ('classes: 1 (cat)')."""
+@pytest.mark.parametrize('script, files, unreadable', [
+    ('write_images.py', ('cat/a.jpg', 'dog/b.jpg'), 'dog'),
+    ('write_video_frames.py', ('seq1/00000001.jpg', 'seq1/00000002.jpg', 'seq2/00000001.jpg',
+                               'seq2/00000002.jpg'), 'seq2'),
+], ids=['class folder', 'frame folder'])
+def test_a_folder_the_walk_cannot_read_is_refused(tmp_path, script, files, unreadable):
+    """os.walk passed over a folder it could not list: a class was left out and the labels
+    after it shifted ('classes: 1 (cat)'), or a video was missing; the run ended well."""
     src = tmp_path / 'src'
-    for name in ('cat/a.jpg', 'dog/b.jpg'):
+    for name in files:
         image(src / name)
-    os.chmod(src / 'dog', 0)
+    os.chmod(src / unreadable, 0)
     try:
-        result = run_unprivileged('writers/write_images.py', src, tmp_path / 'out.beton',
+        result = run_unprivileged(f'writers/{script}', src, tmp_path / 'out.beton',
                                   '--workers', '1')
     finally:
-        os.chmod(src / 'dog', 0o755)
+        os.chmod(src / unreadable, 0o755)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert result.stderr == f'error: cannot read folder {src / "dog"}: Permission denied\n'
+    assert result.stderr == f'error: cannot read folder {src / unreadable}: Permission denied\n'
     assert not os.path.exists(tmp_path / 'out.beton')
 
 
