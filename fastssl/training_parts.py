@@ -12,6 +12,7 @@ import yaml
 from fastssl_common.atomic import atomic_path, ensure_writable_dir
 from fastssl_common.beton_file import tables_digest
 from fastssl_common.errors import UserError
+from loaders.batch_memory import check_process_cache
 from loaders.integrity import verify
 from loaders.pair_loader import MultiViewLoader, open_beton, tracked_pairs
 from loaders.photometric_params import make_strengths
@@ -180,6 +181,8 @@ class TrainingParts:
                             f'{s.data.path} gives the {self.world.size} processes '
                             f'({loader.num_samples} samples: {self.rank_batch} a process a step, '
                             f'{loader.num_samples // self.world.size} each)')
+        check_process_cache(loader.loader, s.data.path, s.data.order,
+                            ('data.os_cache', 'data.order'), self.world.local_size)
         # rt loads tracked pairs only; fti_rt masks the others out of its region term
         if region_valid is None or 'indices' in region_options:
             return loader, None

@@ -134,7 +134,8 @@ class MultiViewLoader:
         RandomResizedCrop scale range within the widened region. ``indices``: iterate only
         these sample indices (e.g. ``np.flatnonzero(loader.region_valid)``); ``num_samples``
         counts them. ``region_valid``: bool per sample of the whole .beton (num_proposals >
-        0), None without proposal fields."""
+        0), None without proposal fields. ``os_cache=False``: FFCV's own cache of the file,
+        in random order every page (``batch_memory.check_process_cache`` checks it fits)."""
         # Checked before FFCV sees them: it fails late and obscurely (ZeroDivisionError,
         # thread tracebacks, math domain errors) or silently truncates
         batch_size = check_number(batch_size, 'batch_size', 1)
