@@ -81,7 +81,8 @@ system-packages:
 		exit 1; \
 	fi
 
-# `make test` leaves the whole-program smoke runs (marker e2e) to `make test-e2e`; CI runs both.
+# `make test` leaves the whole-program runs (marker e2e: the demo, the benchmarks' smoke runs, the
+# slowest training runs) to `make test-e2e`; CI runs both.
 test: install
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -m 'not e2e' --durations=15 tests

@@ -56,6 +56,7 @@ def test_views_follow_the_recipe(demo_monitor, tmp_path):
             == [0, 1, 2]
 
 
+@pytest.mark.e2e   # four runs of each demo builder, 16-17 s: make test-e2e
 @pytest.mark.parametrize('script', ['scripts/demo_images.py', 'scripts/demo_videos.py'])
 def test_the_demo_builders_check_recipe_and_output_first(script, tmp_path, run_script,
                                                          assert_one_line_error):

@@ -88,6 +88,7 @@ def test_checkpoint_save_on_a_full_disk(small_disk):
     assert left_on(small_disk) == []
 
 
+@pytest.mark.e2e   # whole train.py runs, 20-45 s: make test-e2e
 def test_training_into_a_full_disk_ends_with_one_line(small_disk, small_beton, tiny_args,
                                                       repo):
     run_dir = small_disk / 'run'

@@ -53,6 +53,7 @@ def test_help_into_a_pipe_that_closes_ends_quietly(repo, command):
     assert result.stderr == ''   # no BrokenPipeError traceback
 
 
+@pytest.mark.e2e   # whole train.py runs, 20-45 s: make test-e2e
 def test_progress_off_a_terminal_is_lines_without_carriage_returns(small_beton, tmp_path,
                                                                    tiny_args, run_script):
     result = run_script('train.py', *tiny_args(small_beton, tmp_path / 'run', '--train.epochs=1',

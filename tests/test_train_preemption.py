@@ -86,6 +86,7 @@ def test_sigint_stops_after_the_step_and_resume_is_exact(run_args, tmp_path, uni
     assert_same_state(model_state(run), uninterrupted)
 
 
+@pytest.mark.e2e   # whole train.py runs, 20-45 s: make test-e2e
 def test_sigterm_to_train_py_mid_epoch_then_resume_equals_uninterrupted(
         run_args, tmp_path, uninterrupted, model_state, run_script):
     run = tmp_path / 'run'

@@ -100,6 +100,7 @@ def test_paths_expand_home_and_variables_and_an_unset_variable_is_named(monkeypa
         load_settings(['--data.path=x.beton', '--train.run_dir=$NOPE/run'])
 
 
+@pytest.mark.e2e   # whole train.py runs, 20-45 s: make test-e2e
 def test_a_run_with_variables_in_its_paths_writes_there_and_its_config_reproduces_it(
         small_beton, tiny_args, tmp_path):
     """A cluster user's YAML names $SCRATCH: the run goes to $SCRATCH (before, to a folder

@@ -83,6 +83,7 @@ def test_a_new_run_hides_the_curves_of_one_that_left_no_checkpoint(small_beton, 
     assert logged(run) == only_new and len(only_new) == STEPS_PER_EPOCH
 
 
+@pytest.mark.e2e   # whole train.py runs, 20-45 s: make test-e2e
 def test_a_second_run_into_a_folder_in_use_is_refused(small_beton, tiny_args, tmp_path):
     run = tmp_path / 'run'
     command = [sys.executable, os.path.join(REPO, 'train.py'),
