@@ -12,6 +12,9 @@ because an epoch's prefetch thread is closed and joined before the next epoch st
 one thread ever writes them, and pending CUDA copies out of the pinned slots are waited for.
 Batches keep FFCV's contract: valid until the next batch is drawn, the first batch of the
 next epoch included. One epoch at a time: starting an epoch ends the previous one.
+
+An epoch's batches are read through :func:`next_batch` (:class:`EpochBatches`): FFCV's own
+iterator waits forever when its loading thread has died, or when a later epoch closed it.
 """
 import operator
 import queue
@@ -46,7 +49,61 @@ class KeptBuffersLoader(Loader):
         if torch.cuda.is_initialized():
             torch.cuda.synchronize()   # non-blocking copies may still read the pinned slots
         self._epoch_iterator = super().__iter__()
-        return self._epoch_iterator
+        return EpochBatches(self._epoch_iterator)
+
+
+class EpochBatches:
+    """One epoch's batches, from FFCV's epoch ``iterator`` (which is also its loading
+    thread) through :func:`next_batch`."""
+
+    def __init__(self, iterator):
+        self.iterator = iterator
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next_batch(self.iterator)
+        if batch is None:
+            raise StopIteration
+        return batch
+
+    def close(self):
+        """End the epoch early: FFCV leaks its loading thread if an iterator is abandoned."""
+        self.iterator.close()
+
+
+def next_batch(iterator):
+    """FFCV's next batch, or None at the end of the epoch.
+
+    FFCV's iterator blocks forever on its queue if its loading thread dies (an exception
+    in an op); wait on the queue ourselves and fail loudly instead of hanging. The wait is
+    on the queue's condition, which a put wakes at once: polling with short sleeps cost
+    the main thread CPU time on every wake-up, taken from the decoding threads.
+    """
+    if iterator.terminate_event.is_set():
+        # closed by a later iteration of this loader, whose epoch now fills the buffers
+        # that this one's queued batches point into
+        raise RuntimeError('this epoch was ended by a later iteration of the same loader '
+                           '(one epoch at a time)')
+    queue = iterator.output_queue
+    try:
+        with queue.not_empty:
+            while not queue.queue:  # the deque itself: qsize() takes the lock held here
+                if not iterator.is_alive():
+                    raise RuntimeError('the FFCV loading thread stopped with an error '
+                                       '(its traceback is printed above)')
+                queue.not_empty.wait(0.05)
+    except RuntimeError as err:
+        # Ctrl-C or SIGTERM while Condition.wait takes the lock back leaves it unheld, and
+        # the with-block's release then hides the stop behind 'release unlocked lock'
+        if isinstance(err.__context__, (KeyboardInterrupt, SystemExit)):
+            raise err.__context__ from None
+        raise
+    try:
+        return next(iterator)
+    except StopIteration:
+        return None
 
 
 def _join_abandoned(iterator):

@@ -221,39 +221,6 @@ class MultiViewLoader:
             n for n, spec in self.loader.pipeline_specs.items() if spec is not None)}
         self.epoch = 0
 
-    @staticmethod
-    def _next_batch(iterator):
-        """FFCV's next batch, or None at the end of the epoch.
-
-        FFCV's iterator blocks forever on its queue if its loading thread dies (an exception
-        in an op); wait on the queue ourselves and fail loudly instead of hanging. The wait is
-        on the queue's condition, which a put wakes at once: polling with short sleeps cost
-        the main thread CPU time on every wake-up, taken from the decoding threads.
-        """
-        if iterator.terminate_event.is_set():
-            # closed by a later iteration of this loader, whose epoch now fills the buffers
-            # that this one's queued batches point into
-            raise RuntimeError('this epoch was ended by a later iteration of the same loader '
-                               '(one epoch at a time)')
-        queue = iterator.output_queue
-        try:
-            with queue.not_empty:
-                while not queue.queue:  # the deque itself: qsize() takes the lock held here
-                    if not iterator.is_alive():
-                        raise RuntimeError('the FFCV loading thread stopped with an error '
-                                           '(its traceback is printed above)')
-                    queue.not_empty.wait(0.05)
-        except RuntimeError as err:
-            # Ctrl-C or SIGTERM while Condition.wait takes the lock back leaves it unheld, and
-            # the with-block's release then hides the stop behind 'release unlocked lock'
-            if isinstance(err.__context__, (KeyboardInterrupt, SystemExit)):
-                raise err.__context__ from None
-            raise
-        try:
-            return next(iterator)
-        except StopIteration:
-            return None
-
     def _in_view_order(self, views):
         """One (B, V, H, W, 3) tensor with view v at position v from the fields' outputs.
 
@@ -292,16 +259,13 @@ class MultiViewLoader:
         # Advanced now, not at the epoch's end: a loop that breaks early (a step budget)
         # would otherwise see the same order and draws every time
         self.epoch += 1
-        iterator = iter(self.loader)
+        batches = iter(self.loader)
         try:
-            while True:
-                batch = self._next_batch(iterator)
-                if batch is None:
-                    break
+            for batch in batches:
                 views = self._in_view_order([batch[self._position[name]]
                                              for name in self._fields])
                 indices = batch[self._position['index']].reshape(-1)
                 labels = batch[self._position[LABEL]].reshape(-1) if self.has_labels else None
                 yield views, indices, labels
         finally:
-            iterator.close()  # FFCV leaks its prefetch thread if an iterator is abandoned
+            batches.close()

@@ -10,6 +10,7 @@ import pytest
 
 from fastssl_common.errors import UserError
 from loaders.eval_loader import make_eval_loader
+from loaders.kept_buffers import next_batch
 from loaders.pair_loader import MultiViewLoader
 
 THREADS = numba.config.NUMBA_NUM_THREADS
@@ -95,7 +96,7 @@ def test_a_stop_while_waiting_for_a_batch_stays_a_stop():
     epoch = SimpleNamespace(output_queue=batches, is_alive=lambda: True,  # FFCV's iterator
                             terminate_event=threading.Event())
     with pytest.raises(KeyboardInterrupt):
-        MultiViewLoader._next_batch(epoch)
+        next_batch(epoch)
 
 
 @pytest.mark.parametrize('entry', [('image',), ('image', 2.5), ('image', (('a', 'full'),)),
