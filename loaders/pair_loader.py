@@ -38,6 +38,7 @@ from .integrity import check_size, require_dataset_file
 from .kept_buffers import KeptBuffersLoader
 from .multiview_decoder import MultiViewRandomResizedCrop, SampleIndex
 from .photometric import PhotometricAugment
+from .quasi_random import draw_from_the_built_table
 from .region_crop import BOX_COLUMN, VIEW_KINDS, RegionTable, RegionViewsCrop
 from .work_sharing import check_threads
 
@@ -216,6 +217,8 @@ class MultiViewLoader:
             path, batch_size=batch_size, num_workers=num_workers, order=ORDERS[order],
             seed=seed, pipelines=pipelines, distributed=distributed, drop_last=drop_last,
             os_cache=os_cache, batches_ahead=batches_ahead, indices=indices)
+        if order == 'quasi_random':
+            draw_from_the_built_table(self.loader.traversal_order)
         # FFCV returns outputs in its pipeline order (file fields first, then extra pipelines)
         self._position = {name: i for i, name in enumerate(
             n for n, spec in self.loader.pipeline_specs.items() if spec is not None)}

@@ -51,14 +51,20 @@ def test_set_epoch_chooses_the_draws_and_iterating_advances_it(small_beton, pyth
     assert all(np.array_equal(four[i], following[i]) for i in four)
 
 
-def test_random_order_changes_with_epoch_and_is_reproducible(small_beton):
-    loader = MultiViewLoader(small_beton, 4, 32, num_workers=1, seed=3, order='random')
+@pytest.mark.parametrize('kind', ['random', 'quasi_random'])
+def test_random_order_changes_with_epoch_and_is_reproducible(small_beton, kind):
+    loader = MultiViewLoader(small_beton, 4, 32, num_workers=1, seed=3, order=kind)
 
     def order(epoch):
         loader.set_epoch(epoch)
         return [int(i) for _, idx, _ in loader for i in idx]
     assert order(0) == order(0)
     assert order(0) != order(1)
+    assert len(set(order(1))) == len(order(1)) == len(loader) * 4   # each sample once at most
+    # a resumed run's fresh loader sees the epoch the uninterrupted one saw
+    resumed = MultiViewLoader(small_beton, 4, 32, num_workers=1, seed=3, order=kind)
+    resumed.set_epoch(1)
+    assert [int(i) for _, idx, _ in resumed for i in idx] == order(1)
 
 
 def test_index_subset_gives_the_same_views_of_those_samples(small_beton, python_pipelines,
