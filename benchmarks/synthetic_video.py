@@ -27,7 +27,10 @@ PATCHES = {'cat': ('chelsea', (120, 20, 320, 220)), 'astronaut': ('astronaut', (
            'rocket': ('rocket', (200, 50, 400, 300)), 'coins': ('coins', (0, 0, 200, 150))}
 
 
-def moving_patch_sequence(count, patch='cat', background='coffee', frame_size=(320, 240),
+FRAME_SIZE = (320, 240)     # (width, height) of the moving-patch sequences
+
+
+def moving_patch_sequence(count, patch='cat', background='coffee', frame_size=FRAME_SIZE,
                           patch_size=(72, 72), start=(40.0, 60.0), velocity=(3.0, 1.5),
                           scale_rate=1.0, pan=(0.0, 0.0), occluder=None, vanish_at=None):
     """Frames of a real textured patch moving over a real background, and its true boxes.

@@ -189,6 +189,14 @@ def test_video_benchmarks_check_frames_and_stored_size(name, args, match):
         resolved(name, *args)
 
 
+def test_tracking_frames_beyond_memory_are_one_line():
+    """--frames 10000000 reached a MemoryError traceback building the test sequences."""
+    with pytest.raises(UserError, match=r'^--frames 10000000: the test sequences would take '
+                       r'20736\.0 GB, more than the [0-9.]+ GB of memory this process may use$'):
+        resolved('tracking', '--frames', '10000000')
+    assert resolved('tracking', '--frames', '1000').frames == 1000
+
+
 @pytest.mark.parametrize('name', ('loader', 'dali_baseline'))
 def test_jpeg_benchmarks_check_the_stored_size(name):
     with pytest.raises(UserError, match='^--max-resolution must be a whole number >= 16'):
