@@ -9,8 +9,9 @@ process may use.
 Without the OS page cache (``os_cache=False``) FFCV reads the ``.beton`` into a cache of its
 own, one slot of a page for each page the epoch holds at once. In random order a page is held
 from the first batch that reads it to the last, so the cache is about the whole file, in every
-process: a file larger than memory was killed by the kernel part way into the first epoch.
-:func:`check_process_cache` computes FFCV's own schedule first.
+process: a file larger than memory ends in a MemoryError when the first epoch starts, or in
+the kernel's out-of-memory killer part way into it. :func:`check_process_cache` computes
+FFCV's own schedule first.
 """
 import os
 
