@@ -48,6 +48,16 @@ def require_at_least(args, names, minimum=1):
             raise UserError(f"--{name.replace('_', '-')} must be at least {minimum}")
 
 
+def check_memory(needed, what):
+    """UserError when ``needed`` bytes are more than the memory this process may use:
+    '``what`` would take N GB, more than ...'."""
+    from loaders.batch_memory import usable_memory  # loaders imports ffcv: only when checked
+    available = usable_memory()
+    if available is not None and needed > available:
+        raise UserError(f'{what} would take {needed / 1e9:.1f} GB, more than the '
+                        f'{available / 1e9:.1f} GB of memory this process may use')
+
+
 def check_output_file(path, option):
     """UserError unless ``option``'s ``path`` (None: not asked for) can be written: a name,
     not a folder or device, in an existing folder where a file can be created. Checked before

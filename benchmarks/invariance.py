@@ -32,6 +32,7 @@ from benchmarks.common import (
     apply_preset,
     benchmark_parser,
     check_json_folder,
+    check_memory,
     machine_info,
     print_machine,
     require_at_least,
@@ -45,7 +46,6 @@ from fastssl.invariance import (
     invariance_score,
 )
 from fastssl_common.errors import UserError, run_cli
-from loaders.batch_memory import usable_memory
 
 DEFAULTS = dict(sizes='10000x512,10000x2048,50000x2048,100000x2048', reference='100000x2048',
                 repeats=3, targets=1000)
@@ -135,10 +135,7 @@ def parse_size(text, option, args):
         raise UserError(f'{option} {text}: the top-{max(KS)} score needs at least {max(KS)} '
                         'neurons')
     # make_features holds the float32 features and two temporaries of their size at once
-    needed, available = 3 * 4 * n * d, usable_memory()
-    if available is not None and needed > available:
-        raise UserError(f'{option} {text}: its features would take {needed / 1e9:.1f} GB, more '
-                        f'than the {available / 1e9:.1f} GB of memory this process may use')
+    check_memory(3 * 4 * n * d, f'{option} {text}: its features')
     try:
         check_sets(*make_sets(n, args.set_size, args.targets, np.random.default_rng(0)))
     except UserError as err:

@@ -63,6 +63,7 @@ from benchmarks.common import (
     check_json_folder,
     check_max_frames,
     check_max_resolution,
+    check_memory,
     machine_info,
     print_machine,
     print_table,
@@ -72,7 +73,6 @@ from benchmarks.common import (
 from benchmarks.data import link_videos, resolve_videos
 from benchmarks.synthetic_video import FRAME_SIZE, moving_patch_sequence, write_sequence
 from fastssl_common.errors import UserError, run_cli
-from loaders.batch_memory import usable_memory
 from writers.boxes import box_iou, xywh_to_xyxy
 from writers.proposals import dense_flow, propose, settings_for
 from writers.tracking import MedianFlow
@@ -330,12 +330,8 @@ def resolve(args):
     if args.frames < 2:
         raise UserError('--frames must be at least 2')
     # every sequence's RGB frames at once (and the GOT-10k folder's), one's grey and BGR copies
-    frame = FRAME_SIZE[0] * FRAME_SIZE[1] * 3
-    needed, available = args.frames * (len(SEQUENCES) + 3) * frame, usable_memory()
-    if available is not None and needed > available:
-        raise UserError(f'--frames {args.frames}: the test sequences would take '
-                        f'{needed / 1e9:.1f} GB, more than the {available / 1e9:.1f} GB of '
-                        'memory this process may use')
+    check_memory(args.frames * (len(SEQUENCES) + 3) * FRAME_SIZE[0] * FRAME_SIZE[1] * 3,
+                 f'--frames {args.frames}: the test sequences')
     if args.proposals > 32:
         raise UserError("--proposals must be at most 32 (the writer's --max-proposals)")
     check_max_resolution(args)

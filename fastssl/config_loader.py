@@ -140,6 +140,11 @@ class UnsetVariable(ValueError):
         super().__init__(name)
         self.name = name
 
+    def refusal(self, setting, raw):
+        """The UserError naming ``setting`` and its value ``raw``."""
+        return UserError(f'{setting} names ${self.name}, an environment variable that is not '
+                         f'set: {raw}')
+
 
 class PathStr(Str):
     """A file or folder path; ``~`` and ``$VAR`` / ``${VAR}`` are expanded as a shell would,
@@ -393,8 +398,7 @@ def check_values(cfg):
         except OutOfRange as err:
             raise UserError(f'{key} must be {err.bounds}, got {err.value}') from None
         except UnsetVariable as err:
-            raise UserError(f"config key '{key}' names ${err.name}, an environment variable "
-                            f"that is not set: {raw}") from None
+            raise err.refusal(f"config key '{key}'", raw) from None
         except Exception:
             raise UserError(f"config key '{key}' must be {param.checker.help()}, "
                             f"got {raw!r}") from None

@@ -133,8 +133,7 @@ def parse_checkpoints(text):
         try:        # expanded as every other path setting is (PathStr)
             path = PathStr().check(path)
         except UnsetVariable as err:
-            raise UserError(f'invariance.checkpoints names ${err.name}, an environment variable '
-                            f'that is not set: {path}') from None
+            raise err.refusal('invariance.checkpoints', path) from None
         if not os.path.isfile(path):
             raise UserError(f'invariance.checkpoints: checkpoint not found: {path}')
         seen[name] = seen.get(name, 0) + 1
