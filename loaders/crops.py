@@ -38,12 +38,14 @@ def sample_resized_crop(state, region_h, region_w, scale_min, scale_max, log_rat
     in_ratio = region_w / region_h
     ratio_min = math.exp(log_ratio_min)
     ratio_max = math.exp(log_ratio_max)
+    # At least 1 px: the side rounds to 0 when region_w / ratio_min or region_h * ratio_max is
+    # under half a pixel (a thin region, a far ratio); torchvision then fails, ours gave black
     if in_ratio < ratio_min:
         w = region_w
-        h = _round_half_even(w / ratio_min)
+        h = max(_round_half_even(w / ratio_min), 1)
     elif in_ratio > ratio_max:
         h = region_h
-        w = _round_half_even(h * ratio_max)
+        w = max(_round_half_even(h * ratio_max), 1)
     else:
         w = region_w
         h = region_h

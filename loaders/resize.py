@@ -63,9 +63,10 @@ def max_taps_for(length, out_size):
 
 @jit(inline='always')
 def crop_pixels(src, top, left, height, width):
-    """The source pixel range (row_lo, row_hi, col_lo, col_hi) a float box touches."""
-    return (int(math.floor(top)), min(int(math.ceil(top + height)), src.shape[0]),
-            int(math.floor(left)), min(int(math.ceil(left + width)), src.shape[1]))
+    """The source pixel range (row_lo, row_hi, col_lo, col_hi) a float box touches, clipped
+    to ``src`` on every side (a box starting a fraction above or left of it read before it)."""
+    return (max(int(math.floor(top)), 0), min(int(math.ceil(top + height)), src.shape[0]),
+            max(int(math.floor(left)), 0), min(int(math.ceil(left + width)), src.shape[1]))
 
 
 @jit(inline='always')
