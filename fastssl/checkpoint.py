@@ -9,23 +9,20 @@ order and augment draws are keyed on (seed, epoch, index) and need none either.
 """
 import codecs
 import contextlib
-import errno
 import fcntl
 import glob
 import os
 import random
-import zipfile
-import zlib
 
 import numpy as np
 import torch
 
 from fastssl_common.atomic import atomic_path
 from fastssl_common.errors import UserError
+from fastssl_common.torch_files import ZIP_MAGIC, check_archive
 
 LAST = 'checkpoint_last.pt'
 # How a file torch.save wrote begins: a zip archive, or (the legacy format) a pickle
-ZIP_MAGIC = b'PK\x03\x04'
 TORCH_MAGIC = (ZIP_MAGIC, b'\x80')
 
 
@@ -94,39 +91,6 @@ def check_torch_file(path, checksums=True):
     kind = 'an empty file' if not head else 'a text file' if _is_text(head) else (
         'binary data that torch.save does not write')
     raise UserError(f'{path} is not a PyTorch checkpoint ({kind})')
-
-
-# What zipfile raises for a damaged archive: bad headers or CRC (BadZipFile), data cut short
-# (EOFError), a damaged method or flag field (NotImplementedError; RuntimeError: "encrypted"),
-# a damaged name (UnicodeDecodeError) or offset (ValueError: too large to seek to; OSError
-# EINVAL: before the file's start).
-_DAMAGED = (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, ValueError,
-            zlib.error)
-
-
-def check_archive(path):
-    """UserError unless every member of the zip archive ``path`` reads back with the CRC-32
-    its writer recorded. torch.load checks none: bytes zeroed on disk or in a copy would load
-    as wrong weights. One streaming read of the file (a 300 MB checkpoint: a fraction of a
-    second once cached, and it warms the cache torch.load then reads from)."""
-    member = None
-    try:
-        with zipfile.ZipFile(path) as archive:
-            for member in archive.infolist():
-                with archive.open(member) as data:
-                    while data.read(1 << 20):
-                        pass
-    except (OSError, *_DAMAGED) as err:
-        if isinstance(err, OSError) and err.errno != errno.EINVAL:
-            raise UserError(f'cannot read checkpoint {path}: {err.strerror or err}') from None
-        if member is None:
-            raise UserError(f'{path} is truncated or damaged (its zip directory cannot be '
-                            f'read: {err})') from None
-        # a damaged name may hold any byte: keep the line one line
-        name = ''.join(c if c.isprintable() else '?' for c in member.filename)
-        why = ('fails its checksum' if str(err).startswith('Bad CRC-32')
-               else f'cannot be read: {err}')
-        raise UserError(f'{path} is damaged (member {name} {why})') from None
 
 
 def _is_text(head):

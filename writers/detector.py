@@ -4,16 +4,21 @@ PATH is a state dict of one of torchvision's detection architectures (:data:`ARC
 a file torchvision publishes (e.g. ``fasterrcnn_resnet50_fpn_coco-258fb6c6.pth``), or a
 checkpoint of torchvision's reference training scripts (``{"model": state_dict, ...}``).
 Nothing is downloaded. It is read with ``torch.load(weights_only=True)``: tensors only, no
-code from the file runs. The architecture is ``--detector-arch`` or, by default, the known
-name the file name starts with (torchvision's own naming); the number of classes is read off
-the classifier's shape. The model runs on the CPU in eval mode, on the frame at tracking
-resolution (the model's own transform resizes it as it was trained); every detection scoring
-at least ``min_score`` is a candidate box, whatever its class.
+code from the file runs; a zip archive (torch.save's format) must first pass its CRC-32
+checks, and non-finite weights are refused. The architecture is ``--detector-arch`` or, by
+default, the known name the file name starts with (torchvision's own naming); the number of
+classes is read off the classifier's shape. The model runs on the CPU in eval mode, on the
+frame at tracking resolution (the model's own transform resizes it as it was trained); every
+detection scoring at least ``min_score`` is a candidate box, whatever its class.
 """
 import argparse
 import os
+import warnings
+
+import numpy as np
 
 from fastssl_common.errors import UserError, require_file
+from fastssl_common.torch_files import ZIP_MAGIC, check_archive
 
 # torchvision's detection builders that return boxes (keypoint R-CNN is left out: its class
 # count is fixed by its keypoint head)
@@ -67,10 +72,11 @@ def architecture_of(path, architecture=None):
 
 def check_detector(path, min_score=0.5, architecture=None):
     """Check the state dict at ``path`` against its architecture without building the model
-    (shapes only, on PyTorch's meta device: no kernel runs, so a process that forks workers
-    afterwards hands them no OpenMP state): ``(architecture, num_classes, state dict)``.
-    UserError (one line naming the file) when it does not exist, is not a state dict, or
-    does not fit the architecture."""
+    (shapes only, on PyTorch's meta device; the one kernel, the finiteness check, on one
+    thread: a process that forks workers afterwards hands them no OpenMP state):
+    ``(architecture, num_classes, state dict)``. UserError (one line naming the file) when it
+    does not exist, is damaged, is not a state dict, holds non-finite weights, or does not fit
+    the architecture."""
     require_file(path, 'detector')
     if not 0 <= min_score <= 1:
         raise UserError('--detector-min-score must be a number from 0 to 1')
@@ -78,25 +84,64 @@ def check_detector(path, min_score=0.5, architecture=None):
     import torch
 
     try:
+        with open(path, 'rb') as handle:
+            head = handle.read(len(ZIP_MAGIC))
+    except OSError as err:
+        raise UserError(f'cannot read detector {path}: {err.strerror}') from None
+    if head == ZIP_MAGIC:       # torch.load checks no CRC-32: damaged bytes load as weights
+        check_archive(path, 'detector')
+    try:
         # reference-script checkpoints also hold their argparse.Namespace under "args"
-        with torch.serialization.safe_globals([argparse.Namespace]):
+        with torch.serialization.safe_globals([argparse.Namespace]), \
+                warnings.catch_warnings():
+            # a TorchScript archive gets a warning as well as the error below
+            warnings.simplefilter('ignore', UserWarning)
             state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception:  # pickle, zip or unpickling-policy errors: all mean "not ours"
-        raise UserError(f'detector {path} is not a torch state dict file '
-                        f'(torch.load with weights_only=True cannot read it)') from None
+    except Exception as err:  # pickle, zip or unpickling-policy errors: all mean "not ours"
+        text = str(err)
+        if 'TorchScript' in text:
+            raise UserError(f'detector {path} is a TorchScript archive, not a state dict: '
+                            f'save model.state_dict()') from None
+        if 'Unsupported global' in text:
+            raise UserError(f'detector {path} holds pickled Python objects (a whole model '
+                            f'saved with torch.save(model)?), not a state dict: save '
+                            f'model.state_dict()') from None
+        why = 'an empty file' if not head else 'torch.load with weights_only=True cannot read it'
+        raise UserError(f'detector {path} is not a torch state dict file ({why})') from None
     if isinstance(state, dict) and isinstance(state.get('model'), dict):
         state = state['model']        # torchvision reference scripts' checkpoint
     if not isinstance(state, dict) or not state or \
             not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError(f'detector {path} is not a state dict of tensors')
+        # a wrapper other than the reference scripts' (Lightning's "state_dict", ...)
+        found = (f"keys {', '.join(map(str, list(state)[:5]))}" if isinstance(state, dict)
+                 else f'a {type(state).__name__}')
+        raise UserError(f'detector {path} is not a state dict of tensors (it holds {found}): '
+                        f'save model.state_dict(), or {{"model": model.state_dict()}}')
+    # a diverged run's NaN weights detect nothing: every pair silently without regions. On
+    # one thread: a kernel run on more would start OpenMP threads that forked workers hang on
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for key, value in state.items():
+            if value.is_floating_point() and not value.isfinite().all():
+                raise UserError(f'detector {path} has non-finite weights ({key} holds '
+                                f"{'NaN' if value.isnan().any() else 'inf'}; a diverged run?)")
+    finally:
+        torch.set_num_threads(threads)
     expected = _shapes(architecture, DEFAULT_CLASSES)
     missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+    unexpected = sorted(set(state) - set(expected), key=str)    # keys need not be strings
     if missing or unexpected:
-        example = (missing or unexpected)[0]
+        # one of each: a key prefix (DataParallel's "module.") shows in the pair
+        examples = ', '.join(f'{what} {keys[0]}' for what, keys in
+                             (('missing', missing), ('unexpected', unexpected)) if keys)
+        # the keys do not depend on the class count: another architecture's keys name it
+        fits = [arch for arch in ARCHITECTURES
+                if arch != architecture and set(_shapes(arch, DEFAULT_CLASSES)) == set(state)]
+        hint = f"; its keys fit --detector-arch {' or '.join(fits)}" if fits else ''
         raise UserError(f'detector {path} is not a {architecture} detection model '
                         f'({len(missing)} missing, {len(unexpected)} unexpected keys, e.g. '
-                        f'{example})')
+                        f'{examples}){hint}')
     classes = DEFAULT_CLASSES
     for key, shape in expected.items():
         if tuple(state[key].shape) != shape:
@@ -129,7 +174,12 @@ def load_detector(path, min_score=0.5, architecture=None):
     import torchvision
 
     architecture, classes, state = check_detector(path, min_score, architecture)
+    # the builders drop detections under a score floor of their own (0.05 for Faster R-CNN,
+    # 0.2 for FCOS, ...) before ours: a lower min_score kept theirs. Theirs is set one float32
+    # step under ours (they keep scores above it); __call__ applies ours
+    floor = {'box_score_thresh' if 'rcnn' in architecture else 'score_thresh':
+             float(np.nextafter(np.float32(min_score), np.float32(-1)))}
     model = torchvision.models.get_model(architecture, weights=None, weights_backbone=None,
-                                         num_classes=classes)
+                                         num_classes=classes, **floor)
     model.load_state_dict(state)
     return Detector(model.eval(), min_score, architecture)

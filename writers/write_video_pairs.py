@@ -165,8 +165,8 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
             raise UserError(nothing_written('no frame pairs', src, skipped))
         tracks = stats_summary(tracks) if options['proposals'] else None
         if tracks is not None and not tracks['tracks_kept'] and strict:
-            raise UserError(f"no tracked region survived in any of the "
-                            f"{counts['pairs_written']} pairs of {src} (--strict)")
+            where = f"any of the {counts['pairs_written']} pairs of {src}"
+            raise UserError(f"{no_regions(tracks, options['detector'], where)} (--strict)")
 
         from ffcv.fields import IntField, NDArrayField, RGBImageField  # slow import (Numba)
 
@@ -264,8 +264,8 @@ def build_parser():
     return parser
 
 
-def print_tracks(tracks):
-    """The Region Tracker lines of the summary."""
+def print_tracks(tracks, detector):
+    """The Region Tracker lines of the summary (``detector``: proposals came from one)."""
     pairs, with_tracks = tracks['pairs'], tracks['pairs_with_tracks']
     print(f"region proposals tracked: {tracks['proposals']}, kept {tracks['tracks_kept']} "
           f"({100 * tracks['kept_fraction']:.1f}%)")
@@ -280,7 +280,18 @@ def print_tracks(tracks):
     if tracks['lost']:
         print('lost tracks: ' + ', '.join(f'{k} {v}' for k, v in tracks['lost'].items()))
     if not tracks['tracks_kept']:
-        print('note: no tracked region survived in any pair (--strict makes this an error)')
+        print(f"note: {no_regions(tracks, detector, 'any pair')} (--strict makes this an "
+              f"error)")
+
+
+def no_regions(tracks, detector, where):
+    """What left no pair with a tracked region: tracking lost every proposal, or there was
+    none to track (then why)."""
+    if tracks['proposals']:
+        return f'no tracked region survived in {where}'
+    why = ('no detection scored --detector-min-score or more' if detector else
+           'selective search found no region in any first frame')
+    return f'no region proposal in {where}: {why}'
 
 
 def main(argv=None):
@@ -310,7 +321,7 @@ def main(argv=None):
     if counts['dropped_bad_frame']:
         print(f"dropped for unreadable frames: {counts['dropped_bad_frame']}")
     if summary['tracks'] is not None:
-        print_tracks(summary['tracks'])
+        print_tracks(summary['tracks'], summary['options']['detector'])
     print_output(summary, replacing)
     return 0
 
