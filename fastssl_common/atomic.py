@@ -18,8 +18,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import sys
+import threading
 
 from .errors import UserError
 
@@ -49,7 +51,8 @@ def output_folder(folder):
         yield folder
     except BaseException:
         if created is not None:
-            _remove_empty_folders(folder, created)
+            with stop_signals_held():
+                _remove_empty_folders(folder, created)
         raise
 
 
@@ -63,6 +66,30 @@ def _remove_empty_folders(folder, top):
         if folder == top:
             return
         folder = os.path.dirname(folder)
+
+
+@contextlib.contextmanager
+def stop_signals_held():
+    """Ctrl-C and SIGTERM that arrive during the block take effect when it ends: for removing
+    temporaries, which a stop half-way would leave, and for code that would swallow the
+    exception they raise (a bare ``except:``). Signals reach the main thread only: in another
+    thread the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = []
+    # a handler set outside Python (None here) could not be put back: it is left alone
+    previous = {signum: handler for signum in (signal.SIGINT, signal.SIGTERM)
+                if (handler := signal.getsignal(signum)) is not None}
+    for signum in previous:
+        signal.signal(signum, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if held:
+            signal.raise_signal(held[0])
 
 
 # ---------------------------------------------------------------------------- owned names
@@ -201,10 +228,11 @@ def atomic_path(final_path):
                 yield tmp
                 os.replace(tmp, final_path)
         finally:
-            if os.path.isdir(tmp) and not os.path.islink(tmp):
-                shutil.rmtree(tmp, ignore_errors=True)
-            elif os.path.lexists(tmp):
-                os.remove(tmp)
+            with stop_signals_held():
+                if os.path.isdir(tmp) and not os.path.islink(tmp):
+                    shutil.rmtree(tmp, ignore_errors=True)
+                elif os.path.lexists(tmp):
+                    os.remove(tmp)
 
 
 def write_json(final_path, obj):

@@ -48,7 +48,7 @@ from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import LABEL, VIDEO_FRAMES, VIDEO_ID, VIDEO_PAIRS
 from fastssl_common.progress import progress_bar
-from writers.writer_common import check_output, make_writer, write_outputs
+from writers.writer_common import allocating, check_output, make_writer, write_outputs
 
 MERGEABLE = (VIDEO_FRAMES.sidecar, VIDEO_PAIRS.sidecar)
 VIDEO_ID_FIELDS = (VIDEO_ID, LABEL)      # label = video_id in both video kinds
@@ -597,7 +597,7 @@ def _copy_samples(todo, metadata_sm, metadata_type, fields, allocator, done, all
     """FFCV writer worker (``make_writer``'s ``from_jobs`` protocol): each run's samples in
     turn, their metadata rows copied, data copied into fresh allocations, ids renumbered."""
     metadata = np.frombuffer(metadata_sm.buf, dtype=metadata_type)
-    with allocator:
+    with allocating(allocator):
         while todo.get() is not None:
             index = 0
             for number, start, count, video_id in runs:

@@ -21,8 +21,14 @@ import shutil
 import cv2
 import numpy as np
 
-from fastssl_common.atomic import cannot_write, output_folder, owned_name, remove_stale
-from writers.writer_common import make_writer, page_size_for
+from fastssl_common.atomic import (
+    cannot_write,
+    output_folder,
+    owned_name,
+    remove_stale,
+    stop_signals_held,
+)
+from writers.writer_common import allocating, make_writer, page_size_for
 
 # Where a sample's image lives in the spool: file number, byte range, stored size.
 IMAGE_REF = np.dtype([('spool', '<i4'), ('offset', '<i8'), ('nbytes', '<i8'),
@@ -92,7 +98,8 @@ def spool_folder(out):
         try:
             yield path
         finally:
-            shutil.rmtree(path, ignore_errors=True)
+            with stop_signals_held():
+                shutil.rmtree(path, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- the .beton
@@ -153,7 +160,7 @@ def _write_samples(todo, metadata_sm, metadata_type, fields, allocator, done, al
         storage[:] = np.frombuffer(data, np.uint8)
 
     try:
-        with allocator:
+        with allocating(allocator):
             while True:
                 job = todo.get()
                 if job is None:

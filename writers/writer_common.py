@@ -7,6 +7,7 @@ FFCV's ``DatasetWriter`` made to raise instead of hanging when one of its proces
 to report a failed write (disk full) as the OSError it is. Nothing here imports ``loaders`` or
 ``fastssl``.
 """
+import contextlib
 import ctypes
 import errno
 import multiprocessing
@@ -18,7 +19,7 @@ import traceback
 
 import numpy as np
 
-from fastssl_common.atomic import atomic_path, disk_full, write_json
+from fastssl_common.atomic import atomic_path, disk_full, stop_signals_held, write_json
 from fastssl_common.beton_file import check_layout, file_digest
 from fastssl_common.errors import UserError, end_quietly_on_stop_signals
 from fastssl_common.numbers import check_number
@@ -94,10 +95,14 @@ def write_outputs(out, write_beton, metadata, progress=None):
     either fails, neither new file is left and an earlier OUT and sidecar stay as they were.
     Returns the sidecar's path."""
     sidecar = out + '.json'
-    with atomic_path(out) as tmp:
+    with contextlib.ExitStack() as renames, atomic_path(out) as tmp:
         write_beton(tmp)
+        integrity = beton_integrity(tmp, progress)
+        # a stop (Ctrl-C, SIGTERM) between the two renames left the new sidecar beside an
+        # earlier OUT, or none: it waits until both are done (``renames`` ends last)
+        renames.enter_context(stop_signals_held())
         # the sidecar first: a full disk then fails before the .beton replaces an earlier one
-        write_json(sidecar, dict(metadata, integrity=beton_integrity(tmp, progress)))
+        write_json(sidecar, dict(metadata, integrity=integrity))
     return sidecar
 
 
@@ -147,35 +152,33 @@ def make_writer(fname, fields, page_size, workers, progress=None, unit='img', na
         def _write_common(self, num_samples, queue_content, work_fn, extra_worker_args):
             self.num_samples = num_samples
             self.prepare()
-            todo = multiprocessing.Queue()
-            for content in queue_content:
-                todo.put(content)
-            for _ in range(self.num_workers):
-                todo.put(None)
-            allocations = multiprocessing.Queue()
-            done = multiprocessing.Value(ctypes.c_uint64, 0)
-            allocator = MemoryAllocator(self.fname, self.data_region_start, self.page_size)
-            args = (todo, self.metadata_sm, self.metadata_type, self.fields, allocator, done,
-                    allocations, *extra_worker_args)
-            if self.inline:
-                # Cheap work (copying spooled bytes): run it here, with no process start-up.
-                try:
-                    work_fn(*args)
-                    self.finalize(allocations.get())
-                except BaseException as err:
-                    # the worker's frames still hold views of the shared metadata, and
-                    # close() below would fail on them with a BufferError hiding ``err``
-                    traceback.clear_frames(err.__traceback__)
-                    raise
-                finally:
-                    self.metadata_sm.close()
-                    self.metadata_sm.unlink()
-                return
-            failed = multiprocessing.Value(ctypes.c_int, 0)     # errno of a failed write
-            processes = [multiprocessing.Process(target=_checked_worker,
-                                                 args=(work_fn, failed, self.fname, *args))
-                         for _ in range(self.num_workers)]
-            try:
+            processes = []
+            try:    # from here on the shared metadata exists: a Ctrl-C anywhere must free it
+                todo = multiprocessing.Queue()
+                for content in queue_content:
+                    todo.put(content)
+                for _ in range(self.num_workers):
+                    todo.put(None)
+                allocations = multiprocessing.Queue()
+                done = multiprocessing.Value(ctypes.c_uint64, 0)
+                allocator = MemoryAllocator(self.fname, self.data_region_start, self.page_size)
+                args = (todo, self.metadata_sm, self.metadata_type, self.fields, allocator,
+                        done, allocations, *extra_worker_args)
+                if self.inline:
+                    # Cheap work (copying spooled bytes): run it here, with no process start-up.
+                    try:
+                        work_fn(*args)
+                        self.finalize(allocations.get())
+                    except BaseException as err:
+                        # the worker's frames still hold views of the shared metadata, and
+                        # close() below would fail on them with a BufferError hiding ``err``
+                        traceback.clear_frames(err.__traceback__)
+                        raise
+                    return
+                failed = multiprocessing.Value(ctypes.c_int, 0)     # errno of a failed write
+                processes = [multiprocessing.Process(target=_checked_worker,
+                                                     args=(work_fn, failed, self.fname, *args))
+                             for _ in range(self.num_workers)]
                 for process in processes:
                     process.start()
                 with progress_bar(total=num_samples, unit=unit, desc='writing',
@@ -207,6 +210,12 @@ def make_writer(fname, fields, page_size, workers, progress=None, unit='img', na
                 self.metadata_sm.close()
                 self.metadata_sm.unlink()
 
+        def finalize(self, allocations):
+            # FFCV builds the allocation table inside a bare ``except:``, which swallowed a
+            # Ctrl-C or SIGTERM and wrote an empty table: they take effect once it is done
+            with stop_signals_held():
+                super().finalize(allocations)
+
         def from_jobs(self, num_samples, jobs, work_fn, extra_args=(), inline=False):
             """Write ``num_samples`` samples; each worker runs ``work_fn`` on queued ``jobs``.
 
@@ -220,6 +229,21 @@ def make_writer(fname, fields, page_size, workers, progress=None, unit='img', na
     writer = CheckedDatasetWriter(fname, fields, page_size=page_size, num_workers=workers)
     writer.inline = False
     return writer
+
+
+@contextlib.contextmanager
+def allocating(allocator):
+    """``with allocator:`` for a worker function (FFCV's ``MemoryAllocator``), except that a
+    block that fails does not write its last page: that is wasted on a file thrown away, and
+    after a Ctrl-C inside ``malloc`` (a page booked, nothing in it yet) FFCV's flush fails on
+    its own assertion, whose traceback hid the Ctrl-C."""
+    allocator.__enter__()
+    try:
+        yield allocator
+    except BaseException:
+        allocator.fp.close()
+        raise
+    allocator.__exit__(None, None, None)
 
 
 def _checked_worker(work_fn, failed, fname, *args):
