@@ -47,7 +47,8 @@ def run_cli(main, argv=None, stop_on_sigterm=False):
     Output piped into a reader that stops early (``--help | head -1``) ends quietly with
     exit status 141, as a Unix tool killed by SIGPIPE would, not with a BrokenPipeError.
     ``stop_on_sigterm`` (the writers, eval.py): SIGTERM stops as Ctrl-C does, cleaning up, with
-    ``stopped by SIGTERM`` and exit status 143.
+    ``stopped by SIGTERM`` and exit status 143. Run as the program (``argv`` None), a stop
+    signal after ``main`` has ended kills the process at once, as it would any finished tool.
     """
     if stop_on_sigterm:
         signal.signal(signal.SIGTERM, _raise_terminated)
@@ -56,6 +57,12 @@ def run_cli(main, argv=None, stop_on_sigterm=False):
             code = main(argv)
         finally:
             sys.stdout.flush()   # here, not at exit: a reader that has gone shows up now
+            if argv is None:
+                # the program's own run is over: a stop during the interpreter's exit (a
+                # second of thread and multiprocessing clean-up) ends it at once, not with a
+                # KeyboardInterrupt traceback from that clean-up after a finished run
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
     except UserError as err:
         # a file name may hold a line break; the message stays one line
         _say('error: ' + str(err).replace('\r', '\\r').replace('\n', '\\n'))

@@ -29,3 +29,25 @@ def test_ctrl_c_while_torch_imports_is_interrupted_not_a_traceback(repo, script,
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert (process.returncode, err.strip(), out) == (130, 'interrupted', '')
+
+
+def test_a_stop_after_the_run_has_ended_ends_it_without_a_traceback(repo, tmp_path):
+    """A Ctrl-C after the last line, while the interpreter exits (a second of thread and
+    multiprocessing clean-up in the writers, an atexit callback here), was a KeyboardInterrupt
+    traceback under an exit status of 0."""
+    script = tmp_path / 'tool.py'
+    script.write_text(
+        'import atexit, sys, time\n'
+        'from fastssl_common.errors import run_cli\n'
+        'atexit.register(lambda: (print("exiting", flush=True), time.sleep(30)))\n'
+        'run_cli(lambda argv: print("output: done", flush=True))\n')
+    process = subprocess.Popen([sys.executable, str(script)], cwd=repo, text=True,
+                               env=dict(os.environ, PYTHONPATH=str(repo)),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.readline() == 'output: done\n'
+    assert process.stdout.readline() == 'exiting\n'
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert (process.returncode, err, out) == (-signal.SIGINT, '', '')
+    assert time.monotonic() - started < 10            # not the clean-up's 30 s
