@@ -83,8 +83,8 @@ def check_labels(loaders, train_path, val_path, train_key, val_key):
     """UserError, before any image is decoded, for labels that make an accuracy measure
     nothing: unlabelled samples in either set (``loaders``: {path: eval loader}), a train set
     of one class, or a val set numbering its classes unlike the train set
-    (:func:`check_same_classes`). kNN (evaluation and the training monitor) and the linear
-    probe share it."""
+    (:func:`check_same_classes`); a note for val labels the train set lacks (misses). kNN
+    (evaluation and the training monitor) and the linear probe share it."""
     for path, loader in distinct(loaders).items():
         labels = stored_labels(loader)
         if labels.min() < 0:
@@ -101,6 +101,17 @@ def check_labels(loaders, train_path, val_path, train_key, val_key):
                         f'an accuracy needs at least 2')
     if val_path and loaders[val_path] is not loaders[train_path]:
         check_same_classes(train_path, val_path, train_key, val_key)
+        # labels the sidecars cannot compare (list files) may name classes the train set
+        # lacks: nothing votes for them or teaches the probe them, so each such image is a
+        # miss (dense_labels), which the accuracy alone would not tell
+        val = stored_labels(loaders[val_path])
+        missing = ~np.isin(val, classes)
+        if missing.any():
+            absent = np.unique(val[missing])
+            shown = ', '.join(map(str, absent[:5])) + (', ...' if len(absent) > 5 else '')
+            print(f'note: {missing.sum()} of the {len(val)} images of {val_key} '
+                  f'{val_path} have labels {train_key} {train_path} lacks ({shown}): they '
+                  f'count as misses', file=sys.stderr, flush=True)
 
 
 def class_names(path):

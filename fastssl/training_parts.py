@@ -24,6 +24,7 @@ from .device import resolve_device, resolve_precision
 from .evaluation import checked_eval_loaders
 from .gpu_augment import GPUPhotometric
 from .invariance_monitor import InvarianceMonitor, read_sets, render_default_sets
+from .knn import usable_neighbours
 from .moco import MoCo
 from .monitor import Monitor
 from .rank_agreement import check_same_config, from_main
@@ -50,7 +51,20 @@ def clamp_queue(queue_size, num_samples, batch_size, keys_per_sample=1):
     the same pass: K <= (N - B) * keys per sample (rounded down to a step's keys)."""
     step_keys = batch_size * keys_per_sample
     # int(): FFCV counts samples in unsigned integers, where N - B below 0 wraps around
-    limit = max(step_keys, (int(num_samples) - batch_size) // batch_size * step_keys)
+    limit = (int(num_samples) - batch_size) // batch_size * step_keys
+    if limit < step_keys:
+        # fewer than two steps' samples: no queue avoids them, as even the smallest, one step's
+        # keys (config.py), holds keys of samples the next step draws again
+        clamped = f' (moco.queue_size={queue_size} is clamped to it)' \
+            if queue_size > step_keys else ''
+        # BatchNorm trains on groups of 2 or more: a batch of 2 needs 4 samples
+        remedy = f'data.batch_size <= {int(num_samples) // 2}' if num_samples >= 4 else \
+            'more samples'
+        print(f'warning: {num_samples} samples are fewer than two steps of batch {batch_size}: '
+              f"even the smallest queue, one step's {step_keys} keys{clamped}, holds keys of "
+              f'samples the next step draws again, so samples meet their own earlier keys as '
+              f'negatives; use {remedy}', file=sys.stderr)
+        return step_keys
     if queue_size > limit:
         print(f'warning: moco.queue_size={queue_size} exceeds what {num_samples} samples can '
               f'fill with batch {batch_size}; using {limit}', file=sys.stderr)
@@ -249,7 +263,15 @@ class TrainingParts:
                                                     'logging.knn_val_path'),
                                        s.data.batch_size, s.data.resolution,
                                        s.data.num_workers, s.data.os_cache)
-        return [loaders[train], loaders[val or train]]
+        bank, queries = loaders[train], loaders[val or train]
+        # the vote takes what the bank has (weighted_knn): the logged knn/top1 is then of
+        # fewer neighbours than knn_k, as eval.py knn's result says with k and k_requested
+        usable = usable_neighbours(int(bank.reader.num_samples), queries is bank)
+        if s.logging.knn_k > usable and self.world.is_main:
+            print(f'note: logging.knn_k={s.logging.knn_k} is more than the {usable} neighbours '
+                  f'{train} gives a kNN query{" (all but itself)" if queries is bank else ""}: '
+                  f'the kNN monitor votes with all {usable}', flush=True)
+        return [bank, queries]
 
     def create_invariance_monitor(self, root):
         """-> the invariance monitor of the sets in the folder ``root()`` on rank 0 (None on
