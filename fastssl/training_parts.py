@@ -189,7 +189,10 @@ class TrainingParts:
             ratio=(s.augment.crop_ratio_min, s.augment.crop_ratio_max),
             flip_prob=s.augment.flip_prob,
             cpu_photometric=self.strengths if self.placement == 'cpu' else None,
-            os_cache=s.data.os_cache, distributed=self.world.distributed, **region_options)
+            os_cache=s.data.os_cache, distributed=self.world.distributed,
+            # under torchrun a process's batch is a share of it (refused below)
+            batch_key='batch size' if self.world.distributed else 'data.batch_size',
+            **region_options)
         if len(loader) == 0:    # under torchrun each process reads its share of the samples
             raise UserError(f'data.batch_size {s.data.batch_size} is larger than '
                             f'{s.data.path} gives the {self.world.size} processes '

@@ -126,7 +126,7 @@ class MultiViewLoader:
                  order='random', scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), flip_prob=0.5,
                  cpu_photometric=None, distributed=False, drop_last=True, os_cache=True,
                  batches_ahead=3, dct_scaling=True, hint='', region_context=(0.0, 0.3),
-                 region_scale=(0.5, 1.0), indices=None):
+                 region_scale=(0.5, 1.0), indices=None, batch_key='batch size'):
         """``cpu_photometric``: None, or a strengths vector (``make_strengths``) to run the
         Numba MoCo v2 photometric augment on every view inside the pipeline.
 
@@ -136,7 +136,9 @@ class MultiViewLoader:
         these sample indices (e.g. ``np.flatnonzero(loader.region_valid)``); ``num_samples``
         counts them. ``region_valid``: bool per sample of the whole .beton (num_proposals >
         0), None without proposal fields. ``os_cache=False``: FFCV's own cache of the file,
-        in random order every page (``batch_memory.check_process_cache`` checks it fits)."""
+        in random order every page (``batch_memory.check_process_cache`` checks it fits).
+        ``batch_key`` names the batch size in the refusal of a dataset smaller than a batch
+        (a config key, for a program's users)."""
         # Checked before FFCV sees them: it fails late and obscurely (ZeroDivisionError,
         # thread tracebacks, math domain errors) or silently truncates
         batch_size = check_number(batch_size, 'batch_size', 1)
@@ -172,8 +174,9 @@ class MultiViewLoader:
         if batch_size > self.num_samples and drop_last:
             read = ('' if indices is None else
                     f' of its {reader.num_samples} that this loader reads')
-            raise UserError(f'batch size {batch_size} is larger than the dataset {path} '
-                            f'({self.num_samples} samples{read})')
+            raise UserError(f'{batch_key} {batch_size} is larger than the dataset {path} '
+                            f'({self.num_samples} samples{read}): use {batch_key} <= '
+                            f'{self.num_samples}')
         self.path = path
         self.region_valid = None if regions is None else regions.valid
         self.epoch_cell = EpochCell()

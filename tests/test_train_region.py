@@ -109,8 +109,8 @@ def test_rt_says_which_pairs_it_leaves_out(video_betons, tmp_path, region_args, 
     assert (f'note: train.variant=rt trains on the {valid.sum()} pairs of {out} with a tracked '
             f'region; the other {(~valid).sum()} are not loaded') in capsys.readouterr().out
     with pytest.raises(UserError, match=re.escape(
-            f'batch size 64 is larger than the dataset {out} ({valid.sum()} samples of its '
-            f'{len(valid)} that this loader reads)')):
+            f'data.batch_size 64 is larger than the dataset {out} ({valid.sum()} samples of '
+            f'its {len(valid)} that this loader reads): use data.batch_size <= {valid.sum()}')):
         Trainer(load_settings(region_args(out, tmp_path / 'rt64', 'rt', '--data.batch_size=64',
                                           '--moco.queue_size=64')))
 
