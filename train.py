@@ -9,4 +9,4 @@ from fastssl.train_command import main
 from fastssl_common.errors import run_cli
 
 if __name__ == '__main__':
-    run_cli(main)
+    run_cli(main, stop_on_sigterm=True)

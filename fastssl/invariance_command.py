@@ -19,7 +19,7 @@ import torch
 import torchvision
 from torch import nn
 
-from fastssl_common.atomic import ensure_writable_dir, output_folder, write_json
+from fastssl_common.atomic import ensure_writable_dir, output_folder, stop_signals_held, write_json
 from fastssl_common.errors import UserError
 
 from .config_loader import PathStr, UnsetVariable
@@ -218,11 +218,6 @@ def report(s, data, checkpoints, backbones, ks, size, results):
                             f"(torchvision's init, seed {s.seed}): what a network scores "
                             f'without learning anything', 100, subsequent_indent='  '))
     figure = curve_figure(results, names, ks, data.dataset) if s.plot or s.run_dir else None
-    if s.plot and figure is not None:
-        save_figure(figure, s.plot)
-        print(f'plot ({data.dataset}): {s.plot}')
-    if s.run_dir:
-        log_tensorboard(s.run_dir, results, names, data.rendered, data.dataset, figure)
     if s.output:
         per_k = ('scores', 'ci_low', 'ci_high')
         doc = {'dataset': data.dataset, 'kind': s.kind, 'root': s.root, 'top_k': ks,
@@ -237,5 +232,14 @@ def report(s, data, checkpoints, backbones, ks, size, results):
                                     for key in per_k}} for r in results]}
         if data.rendered:
             doc = {'label': data.dataset, **doc}
-        write_json(s.output, doc)
-        print(f'results: {s.output}')
+    # a stop (Ctrl-C, SIGTERM) while the outputs are written takes effect once all are: a
+    # plot or TensorBoard runs without the JSON beside them would pass for a finished report
+    with stop_signals_held():
+        if s.plot and figure is not None:
+            save_figure(figure, s.plot)
+            print(f'plot ({data.dataset}): {s.plot}')
+        if s.run_dir:
+            log_tensorboard(s.run_dir, results, names, data.rendered, data.dataset, figure)
+        if s.output:
+            write_json(s.output, doc)
+            print(f'results: {s.output}')

@@ -33,5 +33,6 @@ def main(argv=None):
 
 
 def cli():
-    """Console entry point: ``main`` with one-line errors."""
-    run_cli(main)
+    """Console entry point: ``main`` with one-line errors; SIGTERM before the steps (data, model,
+    the kNN monitor's first pass) stops as Ctrl-C does, in the steps it saves (``preemption``)."""
+    run_cli(main, stop_on_sigterm=True)

@@ -94,8 +94,10 @@ class Trainer(TrainingParts):
         steps_per_epoch = len(self.loader)
         last_path = None
         end = s.train.epochs if stop_after is None else min(stop_after, s.train.epochs)
-        try:
-            with StopSignals(self.world) as stop:
+        # the log is closed under StopSignals too: a signal while it closes after the last
+        # epoch lets the run finish, and one after a stop is the second signal
+        with StopSignals(self.world) as stop:
+            try:
                 for epoch in range(self.start_epoch, end):
                     first = self.start_step if epoch == self.start_epoch else 0
                     done, signum = self._run_epoch(epoch, first, steps_per_epoch, monitor, stop)
@@ -104,36 +106,45 @@ class Trainer(TrainingParts):
                         raise Preempted(signum, self.save(epoch, done),
                                         f'after step {done} of {steps_per_epoch} of epoch '
                                         f'{epoch + 1}')
-                    signum = signum if epoch + 1 < end else 0  # finished: nothing to resume
-                    last_path = self._end_epoch(epoch, steps_per_epoch, monitor,
-                                                stopping=bool(signum)) or last_path
+                    path, signum = self._end_epoch(epoch, steps_per_epoch, monitor, stop, signum,
+                                                   last=epoch + 1 == end)
+                    last_path = path or last_path
                     if signum:
                         raise Preempted(signum, last_path, f'after epoch {epoch + 1}')
-        finally:
-            monitor.close()
+            finally:
+                monitor.close()
         return last_path
 
-    def _end_epoch(self, epoch, steps_per_epoch, monitor, stopping=False):
-        """Average BN statistics over ranks, save when due (or ``stopping``), run the kNN
-        and invariance monitors when due (not when stopping: a scheduler's grace period is
-        short); returns the checkpoint saved (None when none was, and on ranks other than
-        0)."""
+    def _end_epoch(self, epoch, steps_per_epoch, monitor, stop, signum, last):
+        """Average BN statistics over ranks, save when due or stopping (``signum``: the signal
+        every rank agreed to stop on after the epoch's last step), run the kNN and invariance
+        monitors when due. Returns (the checkpoint saved: None when none was, and on ranks
+        other than 0; the signal to stop on, 0 to go on). A signal, one during the save or a
+        monitor too, skips the monitors left (a scheduler's grace period is short) and stops
+        the run here, saved; at the ``last`` epoch it changes nothing: the run finishes."""
         s = self.s
         # every rank's model identical, running statistics included (no-op on one rank)
         distributed.average_batchnorm_statistics(self.model)
         done = epoch + 1
-        path = None
-        if stopping or done % s.train.checkpoint_every == 0 or done == s.train.epochs:
-            path = self.save(epoch)
+        signum = 0 if last else signum
+
+        def stopping():  # under torchrun a collective, called at the same points by every rank
+            return signum or (0 if last else stop.agreed())
+        saved = signum or done % s.train.checkpoint_every == 0 or done == s.train.epochs
+        path = self.save(epoch) if saved else None
 
         def due(every):  # every N epochs and at the last; 0 = off
-            return every and not stopping and (done % every == 0 or done == s.train.epochs)
-        if self.knn and due(s.logging.knn_every):
-            monitor.scalars(done * steps_per_epoch, **self._monitor_knn(f'epoch {done}'))
-        if due(s.logging.invariance_every):
-            monitor.scalars(done * steps_per_epoch, **self._monitor_invariance(f'epoch {done}'))
+            return every and (done % every == 0 or done == s.train.epochs)
+        for measure, wanted in ((self._monitor_knn, self.knn and due(s.logging.knn_every)),
+                                (self._monitor_invariance, due(s.logging.invariance_every))):
+            signum = stopping()
+            if wanted and not signum:
+                monitor.scalars(done * steps_per_epoch, **measure(f'epoch {done}'))
+        signum = stopping()
+        if signum and not saved:  # it came during a monitor of an epoch not due a save
+            path = self.save(epoch)
         monitor.flush()
-        return path
+        return path, signum
 
     def save(self, epoch, step=None):
         """Rank 0 saves for everyone (after ``step`` steps of ``epoch``, or at its end), once
