@@ -148,17 +148,22 @@ class Trainer(TrainingParts):
 
     def save(self, epoch, step=None):
         """Rank 0 saves for everyone (after ``step`` steps of ``epoch``, or at its end), once
-        every rank is known to hold the same state; returns the checkpoint's path (None on
-        the other ranks)."""
+        every rank is known to hold the same state, while the others wait; returns the
+        checkpoint's path (None on the other ranks)."""
         where = f'after epoch {epoch + 1}' if step is None else \
             f'after step {step} of epoch {epoch + 1}'
         check_same_state(self.world, state_tensors(self.model, self.optimizer), where)
-        if not self.world.is_main:
-            return None
-        return save_checkpoint(self.s.train.run_dir, epoch, self.model, self.optimizer,
-                               self.scaler if self.scaler.is_enabled() else None,
-                               self.s.to_dict(), step, len(self.loader), self.data_digest,
-                               keep=self.s.train.keep_checkpoints)
+        path = None
+        if self.world.is_main:
+            path = save_checkpoint(self.s.train.run_dir, epoch, self.model, self.optimizer,
+                                   self.scaler if self.scaler.is_enabled() else None,
+                                   self.s.to_dict(), step, len(self.loader), self.data_digest,
+                                   keep=self.s.train.keep_checkpoints)
+        if self.world.distributed:
+            # the others wait for the write: stopping, a rank that exited at once had torchrun
+            # stop rank 0 in the middle of it (a second signal: no checkpoint)
+            torch.distributed.barrier()
+        return path
 
     def _monitor_knn(self, when):
         """The kNN monitor's scalars on rank 0 ({} on the others), printed there."""

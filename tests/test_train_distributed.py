@@ -42,10 +42,10 @@ ARGS = ('--data.batch_size=16', '--data.order=sequential', '--moco.bn_splits=2',
 CLOSE = dict(rtol=1e-4, atol=2e-5)  # observed: <= 2.3e-6 (model), 1.2e-5 (momentum)
 
 
-def torchrun(repo, *args):
+def torchrun(repo, *args, program='train.py'):
     env = dict(os.environ, OMP_NUM_THREADS='1')
     return subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone',
-                           '--nproc_per_node=2', os.path.join(repo, 'train.py'),
+                           '--nproc_per_node=2', os.path.join(repo, program),
                            *map(str, args)], capture_output=True, text=True, cwd=repo,
                           env=env, timeout=400)
 
@@ -116,3 +116,38 @@ def test_a_batch_larger_than_each_process_share_is_one_line(small_beton, tmp_pat
     # torchrun's own report of the failed ranks follows; nothing of fastssl's code in it
     assert 'fastssl/' not in result.stderr and 'UnboundLocalError' not in result.stderr
     assert not run.exists()
+
+
+# train.py under torchrun, each rank sent SIGTERM in its first step, rank 0's checkpoint
+# write slowed by 3 s (a slow file system)
+SLOW_SAVE = """
+import os, runpy, signal, sys, time
+sys.path.insert(0, os.getcwd())
+import fastssl.trainer as trainer
+save, step = trainer.save_checkpoint, trainer.Trainer.train_step
+if os.environ['RANK'] == '0':
+    trainer.save_checkpoint = lambda *args, **kwargs: time.sleep(3) or save(*args, **kwargs)
+def first_step_signalled(self, *args, **kwargs):
+    if not getattr(self, 'signalled', False):
+        self.signalled = True
+        os.kill(os.getpid(), signal.SIGTERM)
+    return step(self, *args, **kwargs)
+trainer.Trainer.train_step = first_step_signalled
+sys.argv[0] = os.path.join(os.getcwd(), 'train.py')
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+
+
+@pytest.mark.e2e
+def test_a_preempted_rank_waits_for_rank_zeros_checkpoint(small_beton, tmp_path, repo,
+                                                          tiny_args):
+    """Rank 1 exited as soon as the ranks agreed on their state; torchrun then stopped rank 0
+    (SIGTERM, a second signal) in the middle of the preemption checkpoint: none was written."""
+    launch = tmp_path / 'launch.py'
+    launch.write_text(SLOW_SAVE)
+    run = tmp_path / 'run'
+    result = torchrun(repo, *tiny_args(small_beton, run, *ARGS), program=str(launch))
+    stopped = f'stopped by SIGTERM after epoch 1: checkpoint {run}/checkpoint_e0001.pt'
+    assert stopped in result.stderr, result.stderr[-3000:]
+    assert 'interrupted' not in result.stderr
+    assert (run / 'checkpoint_e0001.pt').is_file()
