@@ -56,13 +56,13 @@ def run_cli(main, argv=None, stop_on_sigterm=False):
         try:
             code = main(argv)
         finally:
-            sys.stdout.flush()   # here, not at exit: a reader that has gone shows up now
             if argv is None:
-                # the program's own run is over: a stop during the interpreter's exit (a
-                # second of thread and multiprocessing clean-up) ends it at once, not with a
-                # KeyboardInterrupt traceback from that clean-up after a finished run
+                # the program's own run is over: a stop from here (a flush into a slow pipe,
+                # the interpreter's second of thread and multiprocessing clean-up) ends it at
+                # once, not with a KeyboardInterrupt traceback after a finished run
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            sys.stdout.flush()   # here, not at exit: a reader that has gone shows up now
     except UserError as err:
         # a file name may hold a line break; the message stays one line
         _say('error: ' + str(err).replace('\r', '\\r').replace('\n', '\\n'))
