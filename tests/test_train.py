@@ -180,7 +180,7 @@ def test_bad_data_inputs_give_one_line(tmp_path, small_beton, run_script, assert
             *tiny_args(small_beton, run, '--data.batch_size=64', '--moco.bn_splits=1',
                        '--moco.queue_size=64'),
         ),
-        'batch size 64',
+        'data.batch_size 64', 'use data.batch_size <= 16',
     )
     blocker = tmp_path / 'file'
     blocker.write_text('x')
