@@ -89,7 +89,9 @@ def test_every_numeric_parameter_declares_its_range():
 def test_each_range_refuses_a_value_outside_it(command, key, value, capsys,
                                                assert_one_line_error):
     with pytest.raises(SystemExit) as exited:
-        run_cli(lambda argv: run(command, f'--{key}={value}'))
+        # argv given: run_cli's in-process use (None is the program's own run, which leaves
+        # Ctrl-C its default action once main has returned)
+        run_cli(lambda argv: run(command, *argv), [f'--{key}={value}'])
     error = capsys.readouterr().err
     assert_one_line_error(SimpleNamespace(returncode=exited.value.code, stderr=error), key,
                           value)
