@@ -81,6 +81,14 @@ def check_detector(path, min_score=0.5, architecture=None):
     if not 0 <= min_score <= 1:
         raise UserError('--detector-min-score must be a number from 0 to 1')
     architecture = architecture_of(path, architecture)
+    state = _read_state_dict(path)
+    _check_finite(path, state)
+    return architecture, _class_count(path, architecture, state), state
+
+
+def _read_state_dict(path):
+    """The state dict of tensors at ``path`` (a reference-script checkpoint's ``model``);
+    UserError saying what the file is instead, and what to save."""
     import torch
 
     try:
@@ -117,8 +125,15 @@ def check_detector(path, min_score=0.5, architecture=None):
                  else f'a {type(state).__name__}')
         raise UserError(f'detector {path} is not a state dict of tensors (it holds {found}): '
                         f'save model.state_dict(), or {{"model": model.state_dict()}}')
-    # a diverged run's NaN weights detect nothing: every pair silently without regions. On
-    # one thread: a kernel run on more would start OpenMP threads that forked workers hang on
+    return state
+
+
+def _check_finite(path, state):
+    """UserError for non-finite weights: a diverged run's detect nothing, every pair silently
+    without regions. On one thread: a kernel run on more would start OpenMP threads that
+    forked workers hang on."""
+    import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -128,6 +143,11 @@ def check_detector(path, min_score=0.5, architecture=None):
                                 f"{'NaN' if value.isnan().any() else 'inf'}; a diverged run?)")
     finally:
         torch.set_num_threads(threads)
+
+
+def _class_count(path, architecture, state):
+    """The class count of ``state`` as ``architecture``'s weights; UserError when its keys or
+    shapes do not fit the architecture (naming another one its keys fit)."""
     expected = _shapes(architecture, DEFAULT_CLASSES)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected), key=str)    # keys need not be strings
@@ -154,7 +174,7 @@ def check_detector(path, min_score=0.5, architecture=None):
         if tuple(state[key].shape) != shape:
             raise UserError(f'detector {path} does not fit {architecture}: {key} has shape '
                             f'{tuple(state[key].shape)}, expected {shape}')
-    return architecture, classes, state
+    return classes
 
 
 def _shapes(architecture, classes):
