@@ -129,7 +129,7 @@ class Trainer(TrainingParts):
         signum = 0 if last else signum
 
         def stopping():  # under torchrun a collective, called at the same points by every rank
-            return signum or (0 if last else stop.agreed())
+            return 0 if last else stop.agreed()
         saved = signum or done % s.train.checkpoint_every == 0 or done == s.train.epochs
         path = self.save(epoch) if saved else None
 
@@ -137,10 +137,10 @@ class Trainer(TrainingParts):
             return every and (done % every == 0 or done == s.train.epochs)
         for measure, wanted in ((self._monitor_knn, self.knn and due(s.logging.knn_every)),
                                 (self._monitor_invariance, due(s.logging.invariance_every))):
-            signum = stopping()
+            signum = signum or stopping()
             if wanted and not signum:
                 monitor.scalars(done * steps_per_epoch, **measure(f'epoch {done}'))
-        signum = stopping()
+        signum = signum or stopping()
         if signum and not saved:  # it came during a monitor of an epoch not due a save
             path = self.save(epoch)
         monitor.flush()
