@@ -9,7 +9,6 @@ order and augment draws are keyed on (seed, epoch, index) and need none either.
 """
 import codecs
 import contextlib
-import fcntl
 import glob
 import os
 import random
@@ -19,6 +18,7 @@ import torch
 
 from fastssl_common.atomic import atomic_path
 from fastssl_common.errors import UserError
+from fastssl_common.locks import held_folder
 from fastssl_common.torch_files import ZIP_MAGIC, check_archive
 
 LAST = 'checkpoint_last.pt'
@@ -109,25 +109,11 @@ def load_checkpoint(path, map_location='cpu'):
         raise UserError(f'{path} is not a readable checkpoint ({type(err).__name__})') from None
 
 
-@contextlib.contextmanager
 def hold_run_dir(run_dir):
-    """Hold ``run_dir`` for one training run; UserError if another run holds it. Two runs
-    started into one folder (a job submitted twice) would otherwise both exit 0, with their
-    checkpoints overwriting each other's under the same names and their curves mixed. flock
-    on the folder itself: no file is left behind, and the OS lets go when the process ends,
-    however it ends. File systems without flock (some NFS or Lustre mounts) go unchecked."""
-    handle = os.open(run_dir, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f'{run_dir} is in use by another training run: wait for it to '
-                            f'end, or pick another train.run_dir') from None
-        except OSError:
-            pass
-        yield
-    finally:
-        os.close(handle)
+    """Hold ``run_dir`` for one training run; UserError if another run holds it
+    (:func:`fastssl_common.locks.held_folder`)."""
+    return held_folder(run_dir, f'{run_dir} is in use by another training run: wait for it '
+                                f'to end, or pick another train.run_dir')
 
 
 def latest_checkpoint(run_dir):

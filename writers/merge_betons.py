@@ -47,6 +47,7 @@ from fastssl_common.beton_file import (
 from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import LABEL, VIDEO_FRAMES, VIDEO_ID, VIDEO_PAIRS
+from fastssl_common.locks import held_output
 from fastssl_common.progress import progress_bar
 from writers.writer_common import allocating, check_output, make_writer, write_outputs
 
@@ -97,44 +98,47 @@ def merge_betons(out, inputs, progress=None):
     if not inputs:
         raise UserError('give at least one input .beton')
     _check_paths(out, inputs)
-    files = []
-    for path in inputs:
-        try:
-            files.append(_open_input(path, progress))
-        except OSError as err:
-            raise UserError(f'cannot read {path}: {err.strerror or err}') from None
-    _check_formats(files)
-    options = _merged_options(files)      # a differing option names itself better than a field
-    _check_fields(files)
-    shard = _merged_shard(files)
-    if shard is None:       # shards are told apart by their indices (see _check_distinct)
-        _check_distinct(files)
-    # SRC at different places (mounted elsewhere on some machines): each video, skipped video
-    # and warning keeps its own, which a later merge of this file orders shards by
-    own_src = not isinstance(options['src'], str)
-    videos, runs = _merged_videos(files, shard is not None, own_src)
-    num_samples = sum(count for _, _, count, _ in runs)
-    metadata = {'format': files[0].sidecar['format'], 'num_samples': num_samples,
-                'fields': files[0].sidecar['fields']}
-    metadata.update(combine([{k: v for k, v in f.sidecar.items() if k not in REBUILT}
-                             for f in files]))
-    metadata.update(
-        videos=videos,
-        skipped=_merged_entries(files, 'skipped', shard is not None, own_src),
-        warnings=_merged_entries(files, 'warnings', shard is not None, own_src),
-        options=options)
-    if shard is not None:
-        metadata['shard'] = shard
-    metadata['merged_from'] = [
-        {'path': os.path.abspath(f.path), 'sha256': f.sidecar.get('integrity', {}).get('sha256'),
-         'num_samples': f.layout.num_samples, 'videos': len(f.sidecar['videos']),
-         'shard': f.sidecar.get('shard')} for f in files]
-    sidecar = write_outputs(out, lambda tmp: _write_merged(tmp, out, files, runs, progress),
-                            metadata, progress)
-    missing, first_missing = (0, []) if shard is None else _missing_shards(shard)
-    return dict(out=out, sidecar=sidecar, num_samples=num_samples, videos=videos,
-                inputs=len(files), shard=shard, missing_shards=missing,
-                first_missing_shards=first_missing)
+    with held_output(out):
+        _check_new(out)     # again: a merge into OUT may have ended since the check
+        files = []
+        for path in inputs:
+            try:
+                files.append(_open_input(path, progress))
+            except OSError as err:
+                raise UserError(f'cannot read {path}: {err.strerror or err}') from None
+        _check_formats(files)
+        options = _merged_options(files)      # a differing option names itself better than a field
+        _check_fields(files)
+        shard = _merged_shard(files)
+        if shard is None:       # shards are told apart by their indices (see _check_distinct)
+            _check_distinct(files)
+        # SRC at different places (mounted elsewhere on some machines): each video, skipped video
+        # and warning keeps its own, which a later merge of this file orders shards by
+        own_src = not isinstance(options['src'], str)
+        videos, runs = _merged_videos(files, shard is not None, own_src)
+        num_samples = sum(count for _, _, count, _ in runs)
+        metadata = {'format': files[0].sidecar['format'], 'num_samples': num_samples,
+                    'fields': files[0].sidecar['fields']}
+        metadata.update(combine([{k: v for k, v in f.sidecar.items() if k not in REBUILT}
+                                 for f in files]))
+        metadata.update(
+            videos=videos,
+            skipped=_merged_entries(files, 'skipped', shard is not None, own_src),
+            warnings=_merged_entries(files, 'warnings', shard is not None, own_src),
+            options=options)
+        if shard is not None:
+            metadata['shard'] = shard
+        metadata['merged_from'] = [
+            {'path': os.path.abspath(f.path),
+             'sha256': f.sidecar.get('integrity', {}).get('sha256'),
+             'num_samples': f.layout.num_samples, 'videos': len(f.sidecar['videos']),
+             'shard': f.sidecar.get('shard')} for f in files]
+        sidecar = write_outputs(out, lambda tmp: _write_merged(tmp, out, files, runs, progress),
+                                metadata, progress)
+        missing, first_missing = (0, []) if shard is None else _missing_shards(shard)
+        return dict(out=out, sidecar=sidecar, num_samples=num_samples, videos=videos,
+                    inputs=len(files), shard=shard, missing_shards=missing,
+                    first_missing_shards=first_missing)
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -161,6 +165,10 @@ def _check_paths(out, inputs):
         if not os.path.isfile(path):
             raise UserError(f'input {path} is not a file')
     check_output(out)
+    _check_new(out)
+
+
+def _check_new(out):
     for existing in (out, out + '.json'):
         if os.path.lexists(existing):
             raise UserError(f'output {existing} already exists (the first argument is the '

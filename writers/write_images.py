@@ -22,6 +22,7 @@ from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import IMAGE, IMAGES, LABEL
 from fastssl_common.images import IMAGE_EXTENSIONS, load_rgb
+from fastssl_common.locks import held_output
 from fastssl_common.numbers import check_number
 from writers.image_sources import (
     check_images,
@@ -75,54 +76,55 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
         boxes=None if boxes is None else os.path.abspath(boxes), box_context=box_context,
         min_box_size=min_box_size))
     check_output(out)
-    if boxes is None:
-        source = find_images(src)
-    else:
-        if not os.path.isdir(src):
-            raise UserError(f'source {src} must be the image folder when --boxes is given'
-                            if os.path.exists(src) else f'source {src} does not exist')
-        source = read_boxes(boxes, src)
+    with held_output(out):
+        if boxes is None:
+            source = find_images(src)
+        else:
+            if not os.path.isdir(src):
+                raise UserError(f'source {src} must be the image folder when --boxes is given'
+                                if os.path.exists(src) else f'source {src} does not exist')
+            source = read_boxes(boxes, src)
 
-    sizes, modes, skipped = check_images(source.paths, options['workers'], strict, progress)
-    items, samples, small_boxes = [], [], 0
-    for sample in source.samples:
-        if sample.path not in sizes:
-            continue                                  # unreadable: already in `skipped`
-        height, width = sizes[sample.path]
-        if sample.box is not None:
-            sample.crop = crop_region(sample.box, width, height, box_context, min_box_size)
-            if sample.crop is None:
-                small_boxes += 1
+        sizes, modes, skipped = check_images(source.paths, options['workers'], strict, progress)
+        items, samples, small_boxes = [], [], 0
+        for sample in source.samples:
+            if sample.path not in sizes:
+                continue                                  # unreadable: already in `skipped`
+            height, width = sizes[sample.path]
+            if sample.box is not None:
+                sample.crop = crop_region(sample.box, width, height, box_context, min_box_size)
+                if sample.crop is None:
+                    small_boxes += 1
+                    continue
+                width, height = sample.crop[2:]
+            problem = _size_problem(height, width, max_resolution)
+            if problem:
+                if strict:
+                    raise UserError(f'image {sample.path}: {problem} (--strict)')
+                skipped.append({'path': sample.path, 'reason': problem})
                 continue
-            width, height = sample.crop[2:]
-        problem = _size_problem(height, width, max_resolution)
-        if problem:
-            if strict:
-                raise UserError(f'image {sample.path}: {problem} (--strict)')
-            skipped.append({'path': sample.path, 'reason': problem})
-            continue
-        items.append((sample.path, sample.crop, sample.label, (height, width)))
-        samples.append({'source': os.path.abspath(sample.path), 'box': sample.box,
-                        'crop': None if sample.crop is None else list(sample.crop),
-                        'label': sample.label})
-    if not items:
-        if small_boxes:
-            raise UserError(f'no box in {boxes} is at least {min_box_size} pixels wide and '
-                            f'high inside a readable image ({small_boxes} smaller)')
-        first = f"; first: {skipped[0]['path']}: {skipped[0]['reason']}" if skipped else ''
-        raise UserError(f'no readable images in {src} ({len(skipped)} skipped{first})')
+            items.append((sample.path, sample.crop, sample.label, (height, width)))
+            samples.append({'source': os.path.abspath(sample.path), 'box': sample.box,
+                            'crop': None if sample.crop is None else list(sample.crop),
+                            'label': sample.label})
+        if not items:
+            if small_boxes:
+                raise UserError(f'no box in {boxes} is at least {min_box_size} pixels wide and '
+                                f'high inside a readable image ({small_boxes} smaller)')
+            first = f"; first: {skipped[0]['path']}: {skipped[0]['reason']}" if skipped else ''
+            raise UserError(f'no readable images in {src} ({len(skipped)} skipped{first})')
 
-    metadata = {'format': IMAGES.sidecar, 'num_samples': len(items), 'classes': source.classes,
-                'samples': samples, 'skipped': skipped,
-                'small_boxes_skipped': small_boxes,
-                'options': dict(options, src=os.path.abspath(src))}
-    sidecar = write_outputs(
-        out, lambda tmp: _write_beton(tmp, out, items, options, progress), metadata, progress)
-    return {'out': out, 'sidecar': sidecar, 'num_samples': len(items),
-            'classes': source.classes, 'skipped': skipped, 'small_boxes_skipped': small_boxes,
-            'converted': {mode: n for mode, n in sorted(modes.items()) if mode != 'RGB'},
-            'ignored': source.ignored, 'loose_images': source.loose,
-            'options': metadata['options']}
+        metadata = {'format': IMAGES.sidecar, 'num_samples': len(items), 'classes': source.classes,
+                    'samples': samples, 'skipped': skipped,
+                    'small_boxes_skipped': small_boxes,
+                    'options': dict(options, src=os.path.abspath(src))}
+        sidecar = write_outputs(
+            out, lambda tmp: _write_beton(tmp, out, items, options, progress), metadata, progress)
+        return {'out': out, 'sidecar': sidecar, 'num_samples': len(items),
+                'classes': source.classes, 'skipped': skipped, 'small_boxes_skipped': small_boxes,
+                'converted': {mode: n for mode, n in sorted(modes.items()) if mode != 'RGB'},
+                'ignored': source.ignored, 'loose_images': source.loose,
+                'options': metadata['options']}
 
 
 # ---------------------------------------------------------------------------- checks

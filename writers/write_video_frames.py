@@ -22,6 +22,7 @@ import numpy as np
 from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import FRAME_INDEX, IMAGE, LABEL, VIDEO_FRAMES, VIDEO_ID
+from fastssl_common.locks import held_output
 from fastssl_common.numbers import check_number
 from writers.spool import IMAGE_REF, Spool, spool_folder, write_spooled
 from writers.video_common import read_video
@@ -67,7 +68,7 @@ def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=9
     shard = check_shard(shard)
     check_output(out)
     sources, shard_entry = select_shard(find_videos(src), shard, src)
-    with spool_folder(out) as spool_dir:
+    with held_output(out), spool_folder(out) as spool_dir:
         jobs, results = _read_videos(sources, options, spool_dir, progress)
         videos, skipped, problems, refs = [], [], [], []
         video_ids, frame_indices, first_sample = [], [], 0

@@ -50,6 +50,7 @@ from fastssl_common.formats import (
     VIDEO_ID,
     proposal_shape,
 )
+from fastssl_common.locks import held_output
 from writers.pair_frames import merge_segments, read_pairs
 from writers.pair_options import (
     DEFAULT_DETECTOR_MIN_SCORE,
@@ -116,7 +117,7 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
     check_output(out)
     sources, shard_entry = select_shard(find_videos(src), shard, src)
     root = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
-    with spool_folder(out) as spool_dir:
+    with held_output(out), spool_folder(out) as spool_dir:
         if options['proposals']:
             load_compiled_code()     # once here, before any pool worker forks
         jobs, results = read_videos(sources, options, spool_dir, root, progress)
