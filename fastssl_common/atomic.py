@@ -26,6 +26,7 @@ import threading
 from .errors import UserError
 
 HOST = socket.gethostname()
+PID_DIGITS = 7              # Linux's largest PID, 2**22, has 7 digits
 
 
 def ensure_writable_dir(path):
@@ -33,9 +34,24 @@ def ensure_writable_dir(path):
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as err:
-        raise UserError(f'cannot create output folder {path}: {err.strerror}') from None
+        raise UserError(f'cannot create output folder {path}: '
+                        f'{_not_a_folder(path) or err.strerror}') from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise UserError(f'output folder {path} is not writable')
+
+
+def _not_a_folder(path):
+    """Why ``path`` cannot be a folder when its nearest existing part is a file or a link to
+    nothing, or None: the OS says only 'File exists' or 'No such file or directory' (for a
+    link that ``ls`` shows)."""
+    part = path
+    while part and not os.path.lexists(part):
+        part = os.path.dirname(part)
+    if not part or os.path.isdir(part):
+        return None
+    if not os.path.exists(part):
+        return f'{part} is a symbolic link to {os.readlink(part)}, which does not exist'
+    return f'{part} is a file, not a folder'
 
 
 @contextlib.contextmanager
@@ -96,9 +112,30 @@ def stop_signals_held():
 
 def owned_name(final_path, kind):
     """``final_path``'s sibling ``.NAME.KIND-HOST-PID``, owned by this process (same folder,
-    so that a rename is atomic)."""
+    so that a rename is atomic). UserError naming ``final_path`` when that name may be longer
+    than the file system allows (NAME itself may fit: the OS's 'File name too long' named a
+    file the user never gave); checked with the widest PID, so that a name that passes once
+    passes in every run."""
     folder, name = os.path.split(os.path.abspath(final_path))
+    widest, limit = len(os.fsencode(f'.{name}.{kind}-{HOST}-')) + PID_DIGITS, _name_max(folder)
+    if widest > limit:
+        raise UserError(f'cannot write {final_path}: its name is too long for the temporary '
+                        f'.NAME.{kind}-{HOST}-PID written beside it (up to {widest} bytes, '
+                        f'over the {limit} a name may have here): shorten it by '
+                        f'{widest - limit} bytes')
     return os.path.join(folder, f'.{name}.{kind}-{HOST}-{os.getpid()}')
+
+
+def _name_max(folder):
+    """The longest file name, in bytes, of the file system of ``folder`` (or of its nearest
+    existing parent: the folder may not exist yet); 255, Linux's, where it cannot be asked."""
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    try:
+        limit = os.pathconf(folder, 'PC_NAME_MAX')
+    except (OSError, ValueError):
+        return 255
+    return limit if limit > 0 else sys.maxsize     # -1: the file system sets no limit
 
 
 def temporary_name(final_path):

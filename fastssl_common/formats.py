@@ -17,8 +17,10 @@ region ``[xa0, ya0, xa1, ya1, xb0, yb0, xb1, yb1, conf]``: ``row[BOX_A]`` its bo
 (:mod:`writers.region_pairs` states the contract in full).
 
 Each writer also leaves a JSON sidecar ``OUT.beton.json`` whose ``format`` is the kind's
-``sidecar`` id; the rendered invariance sets' ``manifest.json`` has its own id.
+``sidecar`` id (:func:`sidecar_path` finds it); the rendered invariance sets'
+``manifest.json`` has its own id.
 """
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,6 +121,17 @@ VIDEO_PAIRS = BetonFormat(
                   f'float32 (max_proposals, {NUM_COLUMNS})'),
             Field(NUM_PROPOSALS, _INDEX, "rows of 'proposals' in use (0: no tracked region)")),
     optional=REGION_FIELDS)
+
+# ---------------------------------------------------------------------------- sidecars
+def sidecar_path(beton):
+    """The sidecar of the ``.beton`` at ``beton``: ``beton + '.json'``, or, where ``beton`` is a
+    symbolic link with no sidecar beside it, the one beside the file it links to (a dataset
+    linked into place, ``ln -s /datasets/x.beton data/``, keeps its sidecar there)."""
+    own = beton + '.json'
+    if os.path.lexists(own) or not os.path.islink(beton):
+        return own
+    return os.path.realpath(beton) + '.json'
+
 
 # ---------------------------------------------------------------------------- rendered sets
 

@@ -60,6 +60,7 @@ from fastssl_common.formats import (
     PROPOSALS,
     REGION_FIELDS,
     VIDEO_ID,
+    sidecar_path,
 )
 from fastssl_common.numbers import check_number
 from fastssl_common.proposals import array_problem, first_bad_count, row_problem
@@ -318,11 +319,12 @@ def summarise(pairs):
 
 
 def sidecar_foreground(path):
-    """``(ranking, foreground)`` from the writer's sidecar ``path + '.json'``: how the
+    """``(ranking, foreground)`` from the writer's sidecar (:func:`sidecar_path`): how the
     proposals were ranked and the foreground share of the kept tracks; None for what it
     does not say (no sidecar, no tracked proposals, written before the ranking existed)."""
+    sidecar_file = sidecar_path(path)
     try:
-        with open(path + '.json', encoding='utf-8') as handle:
+        with open(sidecar_file, encoding='utf-8') as handle:
             sidecar = json.load(handle)
     except (OSError, ValueError):
         return None, None
@@ -335,7 +337,7 @@ def sidecar_foreground(path):
             isinstance(foreground, dict) and 'share' in foreground
             and isinstance(foreground['share'], (*number, type(None)))
             and isinstance(foreground.get('tracks_judged'), int)):
-        raise UserError(f"sidecar {path}.json: invalid 'proposals.tracks.foreground' (damaged "
+        raise UserError(f"sidecar {sidecar_file}: invalid 'proposals.tracks.foreground' (damaged "
                         f"or edited?)")
     return (ranking if isinstance(ranking, str) else None), foreground
 

@@ -97,7 +97,7 @@ def merge_betons(out, inputs, progress=None):
     Raises UserError for bad input; on failure neither file is created."""
     if not inputs:
         raise UserError('give at least one input .beton')
-    _check_paths(out, inputs)
+    out = _check_paths(out, inputs)
     with held_output(out):
         _check_new(out)     # again: a merge into OUT may have ended since the check
         files = []
@@ -144,6 +144,7 @@ def merge_betons(out, inputs, progress=None):
 # ---------------------------------------------------------------------------- inputs
 
 def _check_paths(out, inputs):
+    """The path to write (:func:`check_output`), once ``out`` and ``inputs`` are checked."""
     real_out = os.path.realpath(out)
     seen = set()
     for path in inputs:
@@ -164,8 +165,9 @@ def _check_paths(out, inputs):
             raise UserError(f'input {path} does not exist{unmatched}')
         if not os.path.isfile(path):
             raise UserError(f'input {path} is not a file')
-    check_output(out)
+    out = check_output(out)
     _check_new(out)
+    return out
 
 
 def _check_new(out):

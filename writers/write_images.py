@@ -75,7 +75,7 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
         compress_probability=compress_probability, workers=workers, strict=bool(strict),
         boxes=None if boxes is None else os.path.abspath(boxes), box_context=box_context,
         min_box_size=min_box_size))
-    check_output(out)
+    out = check_output(out)
     with held_output(out):
         if boxes is None:
             source = find_images(src)

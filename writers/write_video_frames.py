@@ -66,7 +66,7 @@ def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=9
                                                      zero='no cap') or None,
                    segment_frames=check_segment_frames(segment_frames))
     shard = check_shard(shard)
-    check_output(out)
+    out = check_output(out)
     sources, shard_entry = select_shard(find_videos(src), shard, src)
     with held_output(out), spool_folder(out) as spool_dir:
         jobs, results = _read_videos(sources, options, spool_dir, progress)

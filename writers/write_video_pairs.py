@@ -114,7 +114,7 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
                                   detector_arch, detector_min_score, proposal_ranking))
     options['segment_frames'] = check_segment_frames(segment_frames)
     shard = check_shard(shard)
-    check_output(out)
+    out = check_output(out)
     sources, shard_entry = select_shard(find_videos(src), shard, src)
     root = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
     with held_output(out), spool_folder(out) as spool_dir:

@@ -19,7 +19,13 @@ import traceback
 
 import numpy as np
 
-from fastssl_common.atomic import atomic_path, disk_full, stop_signals_held, write_json
+from fastssl_common.atomic import (
+    atomic_path,
+    disk_full,
+    stop_signals_held,
+    temporary_name,
+    write_json,
+)
 from fastssl_common.beton_file import check_layout, file_digest
 from fastssl_common.errors import UserError, end_quietly_on_stop_signals
 from fastssl_common.numbers import check_number
@@ -66,9 +72,13 @@ def add_output_arguments(parser, *, source, workers, unreadable):
 
 
 def check_output(out):
-    """OUT must end in .beton and its folder must be creatable and writable; nothing is made."""
+    """OUT must end in .beton and its folder must be creatable and writable; nothing is made.
+    Returns the path to write: OUT, or the file OUT links to (a .beton linked onto another
+    disk is written there, as ``cp`` would, not replaced by a file beside the link)."""
     if not out.endswith('.beton'):
         raise UserError(f'output {out} must end in .beton')
+    if os.path.islink(out):
+        out = os.path.realpath(out)
     if os.path.isdir(out):
         raise UserError(f'output {out} is a folder')
     if os.path.isdir(out + '.json'):
@@ -80,6 +90,10 @@ def check_output(out):
         raise UserError(f'cannot write {out}: {existing} is not a folder')
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f'cannot write {out}: folder {existing} is not writable')
+    # the sidecar's temporary is the longest name a writer makes: one too long fails here,
+    # not after the work
+    temporary_name(out + '.json')
+    return out
 
 
 def print_output(summary, replaced):
