@@ -151,3 +151,14 @@ def test_an_out_name_too_long_for_the_sidecar_is_refused_before_any_work(tmp_pat
                  tmp_path / name)
     assert_one_line_error(result, f'cannot write {tmp_path / name}.json: its name is too long',
                           'shorten it by 1 bytes')
+
+
+def test_a_linked_shard_is_merged_with_the_sidecar_beside_its_file(tracked_pairs, tmp_path):
+    """``merge_betons.py`` refused a linked input: 'has no sidecar LINK.json'."""
+    link = tmp_path / 'linked.beton'
+    link.symlink_to(tracked_pairs)
+    result = run('writers/merge_betons.py', tmp_path / 'merged.beton', link)
+    assert result.returncode == 0, result.stderr
+    merged = json.loads((tmp_path / 'merged.beton.json').read_text())
+    written = json.loads((tracked_pairs.parent / 'pairs.beton.json').read_text())
+    assert merged['num_samples'] == written['num_samples'] > 0

@@ -46,7 +46,7 @@ from fastssl_common.beton_file import (
 )
 from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, run_cli
-from fastssl_common.formats import LABEL, VIDEO_FRAMES, VIDEO_ID, VIDEO_PAIRS
+from fastssl_common.formats import LABEL, VIDEO_FRAMES, VIDEO_ID, VIDEO_PAIRS, sidecar_path
 from fastssl_common.locks import held_output
 from fastssl_common.progress import progress_bar
 from writers.writer_common import allocating, check_output, make_writer, write_outputs
@@ -181,25 +181,25 @@ def _open_input(path, progress):
     """The :class:`Input` at ``path``, checked against its sidecar (UserError if it does not
     match: damaged, cut short, changed since it was written, or not a video file)."""
     identity = _identity(os.stat(path))
-    sidecar_path = path + '.json'
+    sidecar_file = sidecar_path(path)
     try:
-        with open(sidecar_path) as handle:
+        with open(sidecar_file) as handle:
             sidecar = json.load(handle)
     except FileNotFoundError:
-        raise UserError(f'input {path} has no sidecar {sidecar_path} (fastssl writers leave '
+        raise UserError(f'input {path} has no sidecar {sidecar_file} (fastssl writers leave '
                         f'one next to each .beton)') from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f'cannot read sidecar {sidecar_path}: {err}') from None
+        raise UserError(f'cannot read sidecar {sidecar_file}: {err}') from None
     kind = sidecar.get('format') if isinstance(sidecar, dict) else None
     if kind not in MERGEABLE:
         what = f'a {kind} file' if isinstance(kind, str) else 'a file of unknown format'
         raise UserError(f'{path} is {what}; merge_betons.py joins '
                         f'{" or ".join(MERGEABLE)} files')
-    _check_sidecar(sidecar, sidecar_path)
+    _check_sidecar(sidecar, sidecar_file)
     layout = check_layout(path)
     _check_integrity(path, layout, sidecar.get('integrity'), progress)
     if list(sidecar.get('fields', {})) != list(layout.field_names):
-        raise UserError(f'{sidecar_path} lists fields {", ".join(sidecar.get("fields", {}))} '
+        raise UserError(f'{sidecar_file} lists fields {", ".join(sidecar.get("fields", {}))} '
                         f'but {path} holds {", ".join(layout.field_names)}')
     row = np.dtype([('', h.metadata_type) for h in layout.handlers], align=True)
     metadata = np.fromfile(path, row, layout.num_samples, offset=layout.metadata_start)
@@ -221,7 +221,7 @@ def _identity(stat):
     return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def _check_sidecar(sidecar, sidecar_path):
+def _check_sidecar(sidecar, sidecar_file):
     """The sidecar entries the merge reads have their writers' shape (UserError naming the
     first that does not: the file was damaged or edited)."""
     def is_list_of(value, keys, types):
@@ -261,9 +261,9 @@ def _check_sidecar(sidecar, sidecar_path):
     }
     for key, ok in checks.items():
         if not ok:
-            raise UserError(f'sidecar {sidecar_path}: missing or invalid {key!r} '
+            raise UserError(f'sidecar {sidecar_file}: missing or invalid {key!r} '
                             f'(damaged or edited?)')
-    check_integrity_entry(sidecar.get('integrity'), sidecar_path)
+    check_integrity_entry(sidecar.get('integrity'), sidecar_file)
 
 
 def _check_integrity(path, layout, integrity, progress):
