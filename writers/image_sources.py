@@ -377,15 +377,16 @@ def _map_in_order(function, items, workers):
     pool = concurrent.futures.ProcessPoolExecutor(workers,
                                                   initializer=end_quietly_on_stop_signals)
     try:
-        yield _until_death(pool.map(function, items, chunksize=chunk), len(items))
+        # map submits every chunk at once: a worker that dies meanwhile breaks it there
+        yield _until_death(lambda: pool.map(function, items, chunksize=chunk), len(items))
     finally:                  # on error too: the chunks not started are dropped
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _until_death(results, total):
+def _until_death(start, total):
     done = 0
     try:
-        for result in results:
+        for result in start():
             yield result
             done += 1
     except concurrent.futures.process.BrokenProcessPool:

@@ -427,6 +427,19 @@ def test_a_dead_image_checking_worker_ends_the_check_instead_of_hanging():
                         r'images were checked; nothing was written', outcome['error'])
 
 
+def _dies_at_once(item):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_dead_before_every_check_is_handed_out_ends_in_one_line():
+    """The pool's map hands out every chunk before the first result: a worker that died
+    meanwhile broke the map itself, outside the check for a dead worker (a traceback)."""
+    with pytest.raises(UserError, match=r'^an image checking process died \(out of memory\?\) '
+                                        r'after 0 of 200000 images were checked'):
+        with _map_in_order(_dies_at_once, list(range(200000)), 2) as results:
+            list(results)
+
+
 def test_image_checking_workers_end_quietly_on_ctrl_c():
     """As the video writers' workers: SIGINT's default action, no KeyboardInterrupt traceback."""
     with _map_in_order(signal.getsignal, [signal.SIGINT] * 4, 2) as results:
