@@ -171,8 +171,13 @@ def _run_pool(function, jobs, todo, workers, shared, results, refresh):
     executor = concurrent.futures.ProcessPoolExecutor(
         min(workers, len(todo)), initializer=_init_worker, initargs=(shared,))
     try:
+        futures = {}
         with _no_opencv_threads():     # the fork context starts every worker at the first submit
-            futures = {executor.submit(_run_job, function, i, jobs[i]): i for i in todo}
+            for i in todo:
+                try:
+                    futures[executor.submit(_run_job, function, i, jobs[i])] = i
+                except concurrent.futures.process.BrokenProcessPool:
+                    return True        # a worker died while the jobs were handed out
         pending, broken = set(futures), False
         while pending and not broken:
             done, pending = concurrent.futures.wait(

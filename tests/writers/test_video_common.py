@@ -47,6 +47,16 @@ def test_a_task_killed_once_is_read_again(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['tried-1', 'tried-3']
 
 
+def test_a_worker_dead_before_every_task_is_handed_out_is_a_death_like_any_other(tmp_path):
+    """The tasks are handed out before the first result is read: a worker that died meanwhile
+    broke the hand-out itself (a BrokenProcessPool traceback) instead of its task being read
+    again."""
+    jobs = [(1, str(tmp_path / 'tried-1'))] + [(n, None) for n in range(2, 12000, 2)]
+    results = run_per_video(dies_on_odd_jobs, jobs, workers=2, progress=False,
+                            on_death=lambda job, reason: pytest.fail(reason))
+    assert results == [10] + list(range(20, 120000, 20))
+
+
 def test_without_on_death_a_death_ends_the_run():
     with pytest.raises(UserError, match=r'^a video reading process was killed by SIGKILL '
                                         r'\(out of memory\?\); nothing was written$'):
