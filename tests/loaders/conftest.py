@@ -1,4 +1,4 @@
-"""Fixtures of the loader tests: pure-Python pipelines, decode counting, float photos,
+"""Fixtures of the loader tests: decode counting, float photos,
 collecting a loader's views, and frame-pair .betons with tracked regions.
 
 * ``planted_regions_beton`` (``write_planted_regions``): a .beton written directly with FFCV's
@@ -18,19 +18,9 @@ from types import SimpleNamespace
 import ffcv.fields.rgb_image as ffcv_rgb
 import numpy as np
 import pytest
-from ffcv.pipeline.compiler import Compiler
 from ffcv.reader import Reader
 
 import loaders.multiview_decoder as mvd
-
-
-@pytest.fixture
-def python_pipelines():
-    """Run FFCV pipelines as plain Python (our Numba helpers stay compiled): the same code
-    without compiling a pipeline per loader, which keeps these tests fast."""
-    Compiler.set_enabled(False)
-    yield
-    Compiler.set_enabled(True)
 
 
 @pytest.fixture
