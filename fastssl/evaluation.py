@@ -18,7 +18,7 @@ import torch
 
 from fastssl_common.atomic import write_json
 from fastssl_common.errors import UserError
-from fastssl_common.formats import LABEL, VIDEO_FRAMES
+from fastssl_common.formats import LABEL, VIDEO_FRAMES, sidecar_path
 from loaders.batch_memory import check_batch_memory
 from loaders.decode_failures import failure_warning
 from loaders.eval_loader import make_eval_loader
@@ -120,7 +120,7 @@ def class_names(path):
     file names none: []), the videos of ``write_video_frames.py`` (label = video id; each
     named by its path relative to SRC: a merge of shards whose SRC lay at other places records
     each video's own)."""
-    sidecar = path + '.json'
+    sidecar = sidecar_path(path)
     try:
         with open(sidecar, encoding='utf-8') as handle:
             metadata = json.load(handle)

@@ -34,7 +34,7 @@ from fastssl_common.beton_file import (
     pointer_column,
 )
 from fastssl_common.errors import UserError
-from fastssl_common.formats import BOX_OF_FRAME, NUM_PROPOSALS, PROPOSALS
+from fastssl_common.formats import BOX_OF_FRAME, NUM_PROPOSALS, PROPOSALS, sidecar_path
 from fastssl_common.progress import progress_bar
 from fastssl_common.proposals import array_problem, first_bad_count, row_problem
 
@@ -74,7 +74,7 @@ def verify(path, progress=True):
 
 def _check_hashes(path, layout, progress):
     """The sidecar's size and hashes against the file: ``{sidecar, hashes, pages}``."""
-    sidecar = path + '.json'
+    sidecar = sidecar_path(path)
     if os.path.isdir(sidecar):
         raise UserError(f'sidecar {sidecar} is a folder, not a file')
     if not os.path.isfile(sidecar):

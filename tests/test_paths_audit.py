@@ -162,3 +162,18 @@ def test_a_linked_shard_is_merged_with_the_sidecar_beside_its_file(tracked_pairs
     merged = json.loads((tmp_path / 'merged.beton.json').read_text())
     written = json.loads((tracked_pairs.parent / 'pairs.beton.json').read_text())
     assert merged['num_samples'] == written['num_samples'] > 0
+
+
+def test_a_linked_betons_sidecar_is_checked_and_read(small_beton, tmp_path):
+    """``loaders.verify`` skipped the hashes of a linked file ('no sidecar LINK.json') and
+    evaluation found no class names for it."""
+    from fastssl.evaluation import class_names
+
+    link = tmp_path / 'linked.beton'
+    link.symlink_to(small_beton)
+    result = subprocess.run([sys.executable, '-m', 'loaders.verify', str(link)], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert 'page hashes match the sidecar' in result.stdout
+    assert class_names(str(link)) == class_names(small_beton)
+    assert len(class_names(str(link))[0]) == 4
