@@ -93,12 +93,20 @@ def stop_signals_held():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = []
+    held, owner = [], os.getpid()
     # a handler set outside Python (None here) could not be put back: it is left alone
     previous = {signum: handler for signum in (signal.SIGINT, signal.SIGTERM)
                 if (handler := signal.getsignal(signum)) is not None}
+
+    def hold(signum, frame):
+        if os.getpid() == owner:
+            held.append(signum)
+        else:       # in a process forked in the block (a worker): it acts at once, as before
+            signal.signal(signum, previous[signum])
+            signal.raise_signal(signum)
+
     for signum in previous:
-        signal.signal(signum, lambda signum, frame: held.append(signum))
+        signal.signal(signum, hold)
     try:
         yield
     finally:

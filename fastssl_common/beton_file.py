@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .atomic import stop_signals_held
 from .errors import UserError
 
 HASH_CHUNK = 8 << 20        # bytes read at a time while hashing
@@ -74,8 +75,11 @@ def pointer_column(handler):
 
 def required_size(path):
     """The :class:`Layout` of the ``.beton`` at ``path``; UserError if it is not one."""
-    from ffcv.types import CURRENT_VERSION, FieldDescType, HeaderType, get_handlers
-    from ffcv.utils import decode_null_terminated_string
+    # a Ctrl-C inside torch's import (FFCV's) would break every later import of it in this
+    # interpreter (a notebook's kernel): it waits until the import is done
+    with stop_signals_held():
+        from ffcv.types import CURRENT_VERSION, FieldDescType, HeaderType, get_handlers
+        from ffcv.utils import decode_null_terminated_string
 
     try:
         size = os.path.getsize(path)

@@ -100,6 +100,15 @@ def silence_stdout():
     os.close(devnull)
 
 
+def path_argument(value, name):
+    """A library call's path argument ``name`` (a str, a ``pathlib.Path`` or bytes) as a str;
+    anything else is a UserError naming ``name``, where it would fail deep inside (a Path has
+    no ``endswith``)."""
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise UserError(f'{name} must be a path (a str or a pathlib.Path), got {value!r}')
+    return os.fsdecode(value)
+
+
 def require_file(path, what):
     """UserError unless ``path`` is a file: '``what`` PATH does not exist' or '... is a
     folder, not a file'."""

@@ -40,3 +40,15 @@ def check_number(value, name, low=None, high=None, *, integer=True, zero=None, w
             what += f', or 0 ({zero})' if zero else ''
         raise UserError(f'{name} must be {what}, got {value!r}')
     return int(value) if integer else float(value)
+
+
+def check_flag(value, name, *, unset=False):
+    """``value`` as a bool, if it is one (NumPy's too), or None where ``unset`` allows it;
+    otherwise a UserError naming ``name``: ``strict='false'`` or ``progress=0`` would be read
+    by their truth, the opposite of what they say."""
+    if value is None and unset:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        allowed = 'True, False or None' if unset else 'True or False'
+        raise UserError(f'{name} must be {allowed}, got {value!r}')
+    return bool(value)

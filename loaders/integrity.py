@@ -33,7 +33,7 @@ from fastssl_common.beton_file import (
     file_digest,
     pointer_column,
 )
-from fastssl_common.errors import UserError
+from fastssl_common.errors import UserError, path_argument
 from fastssl_common.formats import BOX_OF_FRAME, NUM_PROPOSALS, PROPOSALS, sidecar_path
 from fastssl_common.progress import progress_bar
 from fastssl_common.proposals import array_problem, first_bad_count, row_problem
@@ -57,7 +57,7 @@ def verify(path, progress=True):
     (what matched, or None when there was nothing to compare: ``note`` says why), ``pages``
     (pages hashed, or None) and ``decoded`` (images decoded). ``progress`` shows a bar
     (terminal) or lines."""
-    path = os.fspath(path)          # a pathlib.Path too
+    path = path_argument(path, 'path')          # a pathlib.Path too
     require_dataset_file(path)
     layout = check_layout(path)
     if layout.size > layout.required:

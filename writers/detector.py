@@ -17,6 +17,7 @@ import warnings
 
 import numpy as np
 
+from fastssl_common.atomic import stop_signals_held
 from fastssl_common.errors import UserError, require_file
 from fastssl_common.torch_files import ZIP_MAGIC, check_archive
 
@@ -89,7 +90,8 @@ def check_detector(path, min_score=0.5, architecture=None):
 def _read_state_dict(path):
     """The state dict of tensors at ``path`` (a reference-script checkpoint's ``model``);
     UserError saying what the file is instead, and what to save."""
-    import torch
+    with stop_signals_held():   # a Ctrl-C inside torch's import breaks every later one
+        import torch
 
     try:
         with open(path, 'rb') as handle:

@@ -47,7 +47,7 @@ from fastssl_common.atomic import (
 )
 from fastssl_common.beton_file import check_layout, not_a_beton
 from fastssl_common.cli import ArgParser
-from fastssl_common.errors import UserError, require_file, run_cli
+from fastssl_common.errors import UserError, path_argument, require_file, run_cli
 from fastssl_common.formats import (
     BOX_OF_FRAME,
     CONF,
@@ -344,11 +344,12 @@ def sidecar_foreground(path):
 
 def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image_format='png'):
     """Write the contact sheets and ``summary.json`` to ``out``; returns the summary dict."""
-    path, out = os.fspath(path), os.fspath(out)      # pathlib.Paths too
-    for value, flag in ((pairs, 'pairs'), (per_sheet, 'per-sheet')):
-        check_number(value, f'--{flag}', 1)
-    check_number(height, '--height', MIN_RESOLUTION, MAX_ROW_HEIGHT)
-    check_number(seed, '--seed', 0)
+    path, out = path_argument(path, 'path'), path_argument(out, 'out')   # pathlib.Paths too
+    # the checked values: NumPy's integers would fail in summary.json
+    pairs, per_sheet = (check_number(value, f'--{flag}', 1)
+                        for value, flag in ((pairs, 'pairs'), (per_sheet, 'per-sheet')))
+    height = check_number(height, '--height', MIN_RESOLUTION, MAX_ROW_HEIGHT)
+    seed = check_number(seed, '--seed', 0)
     if image_format not in ('png', 'jpg'):
         raise UserError('--format must be png or jpg')
     data = PairsFile(path)

@@ -34,6 +34,7 @@ import math
 import os
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,9 +46,10 @@ from fastssl_common.beton_file import (
     pointer_column,
 )
 from fastssl_common.cli import ArgParser
-from fastssl_common.errors import UserError, run_cli
+from fastssl_common.errors import UserError, path_argument, run_cli
 from fastssl_common.formats import LABEL, VIDEO_FRAMES, VIDEO_ID, VIDEO_PAIRS, sidecar_path
 from fastssl_common.locks import held_output
+from fastssl_common.numbers import check_flag
 from fastssl_common.progress import progress_bar
 from writers.writer_common import allocating, check_output, make_writer, write_outputs
 
@@ -94,7 +96,14 @@ def merge_betons(out, inputs, progress=None):
     ``videos``, ``inputs`` (count), ``shard`` (the merged shards, None for files without
     ``--shard``), ``missing_shards`` (how many shards of the split that can hold a video are
     not merged) and ``first_missing_shards`` (the first :data:`MISSING_SHOWN` of them).
-    Raises UserError for bad input; on failure neither file is created."""
+    Paths may be str or ``pathlib.Path``; ``inputs`` any iterable of them (``Path.glob``'s
+    too). Raises UserError for bad input; on failure neither file is created."""
+    out = path_argument(out, 'out')
+    # one path given alone would be read as its letters, each an input
+    if isinstance(inputs, (str, bytes, os.PathLike)) or not isinstance(inputs, Iterable):
+        raise UserError(f'inputs must be a list of .beton paths, got {inputs!r}')
+    inputs = [path_argument(path, 'inputs') for path in inputs]   # a generator is read once
+    progress = check_flag(progress, 'progress', unset=True)
     if not inputs:
         raise UserError('give at least one input .beton')
     out = _check_paths(out, inputs)

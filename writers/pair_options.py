@@ -5,8 +5,10 @@ change nothing are refused, not silently ignored.
 """
 import os
 
+import numpy as np
+
 from fastssl_common.beton_file import file_sha256
-from fastssl_common.errors import UserError
+from fastssl_common.errors import UserError, path_argument
 from fastssl_common.numbers import check_number
 from writers.proposals import RANKINGS, settings_for
 from writers.region_pairs import DEFAULT_TRACK_SIDE, RegionSettings
@@ -40,8 +42,8 @@ def check_pair_options(gap, gap_range, seed, cut_threshold, min_motion, max_fram
         if seed:        # a fixed gap draws nothing: the seed would change nothing
             raise UserError('--seed needs --gap-range A B (a fixed --gap draws nothing)')
     else:
-        if len(gap_range) != 2:
-            raise UserError('--gap-range needs two whole numbers A B')
+        if np.ndim(gap_range) != 1 or len(gap_range) != 2:     # not 4, nor '2 4'
+            raise UserError(f'--gap-range needs two whole numbers A B, got {gap_range!r}')
         try:
             low = check_number(gap_range[0], '--gap-range', 1)
             high = check_number(gap_range[1], '--gap-range', low)
@@ -92,6 +94,8 @@ def region_options(options, proposals, track_resolution, detector, detector_arch
                   track_resolution=check_number(track_resolution, '--track-resolution', 32))
     if detector is not None:
         from writers.detector import check_detector
+
+        detector = path_argument(detector, '--detector')
 
         # checked now, so a bad checkpoint fails before any video is read; built in the
         # workers (a model run here would leave OpenMP state that forked workers hang on)

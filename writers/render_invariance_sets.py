@@ -34,6 +34,7 @@ import importlib.util
 import json
 import os
 import shutil
+from collections.abc import Iterable
 
 import numpy as np
 from PIL import Image
@@ -41,19 +42,20 @@ from PIL import Image
 from fastssl_common.atomic import (
     ensure_writable_dir,
     remove_stale,
+    stop_signals_held,
     temporary_name,
     write_errors,
     write_json,
 )
 from fastssl_common.cli import ArgParser
-from fastssl_common.errors import UserError, run_cli
+from fastssl_common.errors import UserError, path_argument, run_cli
 from fastssl_common.formats import (
     RENDERED_FORMAT,
     RENDERED_LABEL,
     RENDERED_MANIFEST,
     RENDERED_SIZE_MAX,
 )
-from fastssl_common.numbers import check_number
+from fastssl_common.numbers import check_flag, check_number
 from writers.raycast import SHAPES, Scene, render
 
 # transformation -> (unit, curve levels)
@@ -149,23 +151,31 @@ def value_name(value):
 
 def render_sets(out, objects=DEFAULT_OBJECTS, instances=4, per_set=4, size=128, seed=0,
                 transformations=TRANSFORMATIONS, overwrite=False):
-    """Render the sets into the folder ``out`` (see the module doc); returns the manifest."""
+    """Render the sets into the folder ``out`` (a str or ``pathlib.Path``; see the module
+    doc); returns the manifest."""
+    out = path_argument(out, 'out')
+    # one name given alone would be read as its letters, each a transformation
+    if isinstance(transformations, str) or not isinstance(transformations, Iterable):
+        raise UserError(f'transformations must be a list of names, got {transformations!r}')
     if not transformations:
         raise UserError(f"--transformations names no transformation (choose from "
                         f"{', '.join(TRANSFORMATIONS)})")
     unknown = [t for t in transformations if t not in TRANSFORMATIONS]
     if unknown:
         raise UserError(f"unknown transformation '{unknown[0]}' ({', '.join(TRANSFORMATIONS)})")
-    check_number(objects, '--objects', MIN_OBJECTS,
-                 what=f'a whole number >= {MIN_OBJECTS} (with fewer, the invariance score '
-                      f'ignores one image of each set and saturates on a few distinct objects)')
-    for flag, value, low, high in (('instances', instances, 3, None),
-                                   ('per-set', per_set, 3, None),
-                                   ('size', size, MIN_SIZE, MAX_SIZE),
-                                   ('seed', seed, 0, None)):
+    objects = check_number(objects, '--objects', MIN_OBJECTS,
+                           what=f'a whole number >= {MIN_OBJECTS} (with fewer, the invariance '
+                                f'score ignores one image of each set and saturates on a few '
+                                f'distinct objects)')
+    # the checked values: NumPy's integers would fail in the manifest's JSON
+    instances, per_set, size, seed = (
         check_number(value, f'--{flag}', low, high)
+        for flag, value, low, high in (('instances', instances, 3, None),
+                                       ('per-set', per_set, 3, None),
+                                       ('size', size, MIN_SIZE, MAX_SIZE),
+                                       ('seed', seed, 0, None)))
     out = out.rstrip(os.sep)   # 'file/' would not be seen to exist
-    check_out(out, overwrite)
+    check_out(out, check_flag(overwrite, '--overwrite'))
     rng = np.random.default_rng(seed)
     photos = [photo(*source) for source in COLOUR_PHOTOS]
     occluder = _tinted_texture(rng, photo(*OCCLUDER_PHOTO), (0.8, 0.7, 0.6))
@@ -185,9 +195,11 @@ def render_sets(out, objects=DEFAULT_OBJECTS, instances=4, per_set=4, size=128, 
                     entry = _render_curve(tmp, transformation, curve_objects, per_set, size)
                 manifest['transformations'][transformation] = entry
             write_json(os.path.join(tmp, RENDERED_MANIFEST), manifest)
-            if os.path.exists(out):
-                shutil.rmtree(out)
-            os.replace(tmp, out)
+            # a stop between the two would leave neither the earlier render nor this one
+            with stop_signals_held():
+                if os.path.exists(out):
+                    shutil.rmtree(out)
+                os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp)

@@ -17,6 +17,7 @@ import sys
 
 import cv2
 
+from fastssl_common.atomic import stop_signals_held
 from fastssl_common.errors import UserError, end_quietly_on_stop_signals
 from fastssl_common.progress import progress_bar
 from writers.video_source import StoredTooSmall, VideoError, VideoReader, video_summary
@@ -172,7 +173,9 @@ def _run_pool(function, jobs, todo, workers, shared, results, refresh):
         min(workers, len(todo)), initializer=_init_worker, initargs=(shared,))
     try:
         futures = {}
-        with _no_opencv_threads():     # the fork context starts every worker at the first submit
+        # the fork context starts every worker at the first submit; a stop while it forks
+        # would come before the worker is listed, which then stays, waiting for ever
+        with _no_opencv_threads(), stop_signals_held():
             for i in todo:
                 try:
                     futures[executor.submit(_run_job, function, i, jobs[i])] = i

@@ -5,8 +5,10 @@ import os
 import re
 import sys
 
+import numpy as np
+
 from fastssl_common.errors import UserError
-from fastssl_common.numbers import INT64_MAX, check_number
+from fastssl_common.numbers import INT64_MAX, check_flag, check_number
 from writers.video_segments import SEGMENT_FRAMES
 from writers.writer_common import (
     add_output_arguments,
@@ -23,7 +25,7 @@ def common_options(max_resolution, jpeg_quality, workers, strict):
     """The checked options both video writers share."""
     return dict(max_resolution=check_resolution(max_resolution),
                 jpeg_quality=check_number(jpeg_quality, '--jpeg-quality', 1, 100),
-                workers=check_workers(workers), strict=bool(strict))
+                workers=check_workers(workers), strict=check_flag(strict, '--strict'))
 
 
 def add_common_arguments(parser):
@@ -44,7 +46,8 @@ def check_shard(shard):
     """``--shard I/N`` (the text, or a pair) as ``(I, N)``; None stays None (no sharding)."""
     if shard is None:
         return None
-    text = shard if isinstance(shard, str) else '/'.join(map(str, shard))
+    text = (shard if isinstance(shard, str) else '/'.join(map(str, shard))
+            if np.ndim(shard) == 1 else str(shard))         # 3: not a pair
     # [0-9], not \d: \d also takes other scripts' digits ('١/٢' would be read as 1/2)
     match = re.fullmatch(r'([0-9]+)/([0-9]+)', text.strip())
     if not match:

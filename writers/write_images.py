@@ -18,12 +18,13 @@ import sys
 
 import numpy as np
 
+from fastssl_common.atomic import stop_signals_held
 from fastssl_common.cli import ArgParser
-from fastssl_common.errors import UserError, run_cli
+from fastssl_common.errors import UserError, path_argument, run_cli
 from fastssl_common.formats import IMAGE, IMAGES, LABEL
 from fastssl_common.images import IMAGE_EXTENSIONS, load_rgb
 from fastssl_common.locks import held_output
-from fastssl_common.numbers import check_number
+from fastssl_common.numbers import check_flag, check_number
 from writers.image_sources import (
     check_images,
     crop_region,
@@ -68,11 +69,17 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
     counts), ``ignored`` (a folder's files left out for their extension: {extension: count}),
     ``loose_images`` (images in a folder beside class folders, which make it unlabelled) and
     ``options``.
-    Raises UserError for bad input; on any failure neither ``out`` nor the sidecar is created.
+    Paths may be str or ``pathlib.Path``. Raises UserError for bad input; on any failure neither
+    ``out`` nor the sidecar is created.
     """
+    src, out = path_argument(src, 'src'), path_argument(out, 'out')
+    if boxes is not None:
+        boxes = path_argument(boxes, '--boxes')
+    progress = check_flag(progress, 'progress', unset=True)
     options = _check_options(dict(
         max_resolution=max_resolution, jpeg_quality=jpeg_quality, write_mode=write_mode,
-        compress_probability=compress_probability, workers=workers, strict=bool(strict),
+        compress_probability=compress_probability, workers=workers,
+        strict=check_flag(strict, '--strict'),
         boxes=None if boxes is None else os.path.abspath(boxes), box_context=box_context,
         min_box_size=min_box_size))
     out = check_output(out)
@@ -213,7 +220,10 @@ def _page_size(items, max_resolution):
 def _write_beton(tmp, out, items, options, progress):
     """Write ``items`` with FFCV's DatasetWriter to ``tmp`` (``out``'s temporary name, which
     error messages do not show)."""
-    from ffcv.fields import IntField, RGBImageField  # slow import (Numba): only when writing
+    # slow import (Numba, torch): only when writing; a Ctrl-C inside torch's import would
+    # break every later import of it in this interpreter (a notebook's kernel): held till done
+    with stop_signals_held():
+        from ffcv.fields import IntField, RGBImageField
 
     fields = {
         IMAGE: RGBImageField(write_mode=options['write_mode'],

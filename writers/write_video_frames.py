@@ -19,11 +19,12 @@ import os
 
 import numpy as np
 
+from fastssl_common.atomic import stop_signals_held
 from fastssl_common.cli import ArgParser
-from fastssl_common.errors import UserError, run_cli
+from fastssl_common.errors import UserError, path_argument, run_cli
 from fastssl_common.formats import FRAME_INDEX, IMAGE, LABEL, VIDEO_FRAMES, VIDEO_ID
 from fastssl_common.locks import held_output
-from fastssl_common.numbers import check_number
+from fastssl_common.numbers import check_flag, check_number
 from writers.spool import IMAGE_REF, Spool, spool_folder, write_spooled
 from writers.video_common import read_video
 from writers.video_options import (
@@ -57,8 +58,9 @@ def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=9
     dict: ``out``, ``sidecar``, ``num_samples``, ``videos`` (the sidecar's table),
     ``skipped`` ([{path, reason}]), ``warnings`` ([{path, message}]), ``frames_read``,
     ``shard`` (the sidecar's entry, None without a shard) and ``options``. Raises UserError
-    for bad input; on failure neither file is created.
+    for bad input; on failure neither file is created. Paths may be str or ``pathlib.Path``.
     """
+    src, out = path_argument(src, 'src'), path_argument(out, 'out')
     options = dict(common_options(max_resolution, jpeg_quality, workers, strict),
                    stride=check_number(stride, '--stride', 1),
                    max_frames_per_video=check_number(max_frames_per_video or 0,
@@ -66,6 +68,7 @@ def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=9
                                                      zero='no cap') or None,
                    segment_frames=check_segment_frames(segment_frames))
     shard = check_shard(shard)
+    progress = check_flag(progress, 'progress', unset=True)
     out = check_output(out)
     sources, shard_entry = select_shard(find_videos(src), shard, src)
     with held_output(out), spool_folder(out) as spool_dir:
@@ -100,7 +103,8 @@ def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=9
         if not videos:
             raise UserError(nothing_written('no readable video frames', src, skipped))
 
-        from ffcv.fields import IntField, RGBImageField  # slow import (Numba): only here
+        with stop_signals_held():   # slow import (Numba): only here; held as write_images's
+            from ffcv.fields import IntField, RGBImageField
 
         fields = {IMAGE: RGBImageField(write_mode='jpg',
                                        max_resolution=options['max_resolution'] or None,

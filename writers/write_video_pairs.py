@@ -36,8 +36,9 @@ import os
 
 import numpy as np
 
+from fastssl_common.atomic import stop_signals_held
 from fastssl_common.cli import ArgParser
-from fastssl_common.errors import UserError, run_cli
+from fastssl_common.errors import UserError, path_argument, run_cli
 from fastssl_common.formats import (
     FRAME_A,
     FRAME_B,
@@ -51,6 +52,7 @@ from fastssl_common.formats import (
     proposal_shape,
 )
 from fastssl_common.locks import held_output
+from fastssl_common.numbers import check_flag
 from writers.pair_frames import merge_segments, read_pairs
 from writers.pair_options import (
     DEFAULT_DETECTOR_MIN_SCORE,
@@ -105,8 +107,10 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
     each in one task). Returns a summary dict: ``out``, ``sidecar``, ``num_samples``, ``videos``,
     ``skipped``, ``warnings``, ``counts``, ``tracks`` (None without proposals), ``shard``
     (the sidecar's entry, None without a shard) and ``options``.
-    Raises UserError for bad input; on failure neither file is created.
+    Paths may be str or ``pathlib.Path``. Raises UserError for bad input; on failure neither
+    file is created.
     """
+    src, out = path_argument(src, 'src'), path_argument(out, 'out')
     options = check_pair_options(gap, gap_range, seed, cut_threshold, min_motion,
                                  max_frames_per_video, max_proposals,
                                  common_options(max_resolution, jpeg_quality, workers, strict))
@@ -114,6 +118,7 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
                                   detector_arch, detector_min_score, proposal_ranking))
     options['segment_frames'] = check_segment_frames(segment_frames)
     shard = check_shard(shard)
+    progress = check_flag(progress, 'progress', unset=True)
     out = check_output(out)
     sources, shard_entry = select_shard(find_videos(src), shard, src)
     root = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
@@ -169,7 +174,8 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
             where = f"any of the {counts['pairs_written']} pairs of {src}"
             raise UserError(f"{no_regions(tracks, options['detector'], where)} (--strict)")
 
-        from ffcv.fields import IntField, NDArrayField, RGBImageField  # slow import (Numba)
+        with stop_signals_held():   # slow import (Numba): held as write_images's
+            from ffcv.fields import IntField, NDArrayField, RGBImageField
 
         pairs = np.concatenate([c[0] for c in columns])
         ids = np.concatenate([np.full(len(c[0]), c[1], np.int64) for c in columns])

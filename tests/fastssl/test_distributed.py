@@ -71,6 +71,9 @@ def enqueue_reference(queue, ptr, keys):
 
 
 def _worker(rank, port, out_dir):
+    # forked from pytest, whose torch may have run ops on several OpenMP threads: a forked
+    # child's first parallel op would wait for ever on the parent's thread pool (GNU OpenMP)
+    torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD),
                       MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     world = distributed.setup(torch.device('cpu'), timeout_s=60)

@@ -24,9 +24,9 @@ from writers.writer_common import default_workers
 
 
 def test_common_options_are_checked_and_normalised():
-    assert common_options(0, 90, 2, 1) == dict(max_resolution=0, jpeg_quality=90, workers=2,
-                                                strict=True)
-    assert common_options(320, 1, None, 0)['workers'] == default_workers()
+    assert common_options(0, 90, 2, True) == dict(max_resolution=0, jpeg_quality=90, workers=2,
+                                                   strict=True)
+    assert common_options(320, 1, None, False)['workers'] == default_workers()
     assert common_options(320, 100, 0, False)['workers'] == default_workers()
     with pytest.raises(UserError, match=r'--jpeg-quality must be .*1 to 100, got 101'):
         common_options(512, 101, 1, False)
