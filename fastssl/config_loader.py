@@ -268,8 +268,9 @@ def config_file_path(name):
     """A ``--config-file`` argument's file: NAME itself when it is a file, else the named
     recipe it calls (``fti`` or ``fti.yaml``); UserError naming it otherwise. ``~`` is
     expanded as in a path setting: after ``--config-file=`` the shell leaves it."""
-    if os.path.isfile(os.path.expanduser(name)):
-        return os.path.expanduser(name)
+    given = os.path.expanduser(name)
+    if os.path.isfile(given):
+        return given
     recipes = {path.stem: path for folder in reversed(RECIPE_DIRS) if folder.is_dir()
                for path in folder.glob('*.yaml')}
     stem = name[:-len('.yaml')] if name.endswith('.yaml') else name

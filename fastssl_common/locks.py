@@ -11,7 +11,7 @@ import contextlib
 import fcntl
 import os
 
-from .atomic import output_folder, stop_signals_held
+from .atomic import cannot_write, output_folder, stop_signals_held
 from .errors import UserError
 
 
@@ -74,7 +74,7 @@ def _locked_file(path, out):
         try:
             handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as err:
-            raise UserError(f'cannot write {out}: cannot create {path}: {err.strerror}') from None
+            raise cannot_write(out, f'cannot create {path}: {err.strerror}') from None
         if not _try_lock(handle):
             os.close(handle)
             raise UserError(f'{out} is being written by another writer: wait for it to end, '

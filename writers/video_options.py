@@ -46,8 +46,12 @@ def check_shard(shard):
     """``--shard I/N`` (the text, or a pair) as ``(I, N)``; None stays None (no sharding)."""
     if shard is None:
         return None
-    text = (shard if isinstance(shard, str) else '/'.join(map(str, shard))
-            if np.ndim(shard) == 1 else str(shard))         # 3: not a pair
+    if isinstance(shard, str):
+        text = shard
+    elif np.ndim(shard) == 1:
+        text = '/'.join(map(str, shard))
+    else:
+        text = str(shard)           # 3: not a pair
     # [0-9], not \d: \d also takes other scripts' digits ('١/٢' would be read as 1/2)
     match = re.fullmatch(r'([0-9]+)/([0-9]+)', text.strip())
     if not match:
