@@ -26,14 +26,18 @@ OPENCV_SAMPLES_ENV = 'OPENCV_SAMPLES_DATA_PATH'
 
 # ---------------------------------------------------------------------------- images
 
-def add_jpeg_options(parser, defaults, workers_help):
-    """The options of a benchmark over one JPEG ``.beton``: --data or --samples generated
-    JPEGs, --resolution, --batch-size, --workers, --epochs, --max-resolution."""
+def add_image_source_options(parser, samples):
+    """--data DIR, or --samples generated JPEGs (default ``samples``)."""
     parser.add_argument('--data', metavar='DIR',
                         help='existing image folder to use instead of generated JPEGs')
     parser.add_argument('--samples', type=int, default=None,
-                        help=f"generated JPEGs (default {defaults['samples']}; ignored with "
-                        '--data)')
+                        help=f'generated JPEGs (default {samples}; ignored with --data)')
+
+
+def add_jpeg_options(parser, defaults, workers_help):
+    """The options of a benchmark over one JPEG ``.beton``: --data or --samples generated
+    JPEGs, --resolution, --batch-size, --workers, --epochs, --max-resolution."""
+    add_image_source_options(parser, defaults['samples'])
     parser.add_argument('--resolution', type=int, default=None,
                         help=f"output side R in pixels (default {defaults['resolution']})")
     parser.add_argument('--batch-size', type=int, default=None,

@@ -12,7 +12,7 @@ Three ways to name the images:
 * a COCO-style boxes file (``--boxes``): one sample per annotated box, cropped with a margin.
 
 Every image is decoded the same way, by :func:`fastssl_common.images.load_rgb`;
-:func:`check_images` decodes each once (in parallel) to check it before writing.
+:func:`map_in_order` runs the writer's reading over a process pool.
 """
 import concurrent.futures
 import json
@@ -27,12 +27,9 @@ from dataclasses import dataclass, field
 from fastssl_common.errors import UserError, end_quietly_on_stop_signals, require_file
 from fastssl_common.images import (
     IMAGE_EXTENSIONS,
-    describe_failure,
     is_image_name,
-    load_rgb_with_mode,
 )
 from fastssl_common.numbers import check_number
-from fastssl_common.progress import progress_bar
 
 UNLABELED = -1
 _NOTED = 5                  # names a note lists before "and N more"
@@ -350,22 +347,10 @@ def crop_region(box, width, height, context, min_size):
     return (x0, y0, x1 - x0, y1 - y0)
 
 
-# ---------------------------------------------------------------------------- checking
-
-def probe_image(path):
-    """Decode one image to check it: ``(path, (height, width) or None, mode, reason)``.
-
-    Never raises for a bad file (it runs in pool workers); the reason is None on success.
-    """
-    try:
-        rgb, mode = load_rgb_with_mode(path)
-    except Exception as err:  # any decoder failure means "unreadable"; it is reported, not lost
-        return path, None, None, describe_failure(err)
-    return path, rgb.shape[:2], mode, None
-
+# ---------------------------------------------------------------------------- reading
 
 @contextmanager
-def _map_in_order(function, items, workers):
+def map_in_order(function, items, workers):
     """``map(function, items)`` in order, over a process pool when workers > 1. A worker that
     dies (the out-of-memory killer, a crash in a decoder) ends the map with a UserError:
     ``multiprocessing.Pool`` would wait for its lost results for ever."""
@@ -373,7 +358,7 @@ def _map_in_order(function, items, workers):
     if workers <= 1:
         yield map(function, items)
         return
-    chunk = max(1, min(64, len(items) // (workers * 8)))
+    chunk = max(1, min(16, len(items) // (workers * 8)))
     pool = concurrent.futures.ProcessPoolExecutor(workers,
                                                   initializer=end_quietly_on_stop_signals)
     try:
@@ -390,22 +375,5 @@ def _until_death(start, total):
             yield result
             done += 1
     except concurrent.futures.process.BrokenProcessPool:
-        raise UserError(f'an image checking process died (out of memory?) after {done} of '
-                        f'{total} images were checked; nothing was written') from None
-
-
-def check_images(paths, workers, strict, progress):
-    """Decode every image once: ({path: (h, w)}, Counter of modes, [{path, reason}])."""
-    sizes, modes, skipped = {}, Counter(), []
-    with _map_in_order(probe_image, paths, workers) as results:
-        for path, size, mode, reason in progress_bar(results, total=len(paths), unit='img',
-                                                     desc='checking images',
-                                                     enabled=progress is not False):
-            if reason is None:
-                sizes[path] = size
-                modes[mode] += 1
-            elif strict:
-                raise UserError(f'unreadable image {path}: {reason} (--strict)')
-            else:
-                skipped.append({'path': path, 'reason': reason})
-    return sizes, modes, skipped
+        raise UserError(f'an image reading process died (out of memory?) after {done} of '
+                        f'{total} images were read; nothing was written') from None

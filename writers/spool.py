@@ -13,6 +13,10 @@ once:
    bytes, with the metadata FFCV's ``RGBImageField.encode`` writes for ``write_mode='jpg'``
    (mode, height, width, data pointer), so a frame used by two samples is copied, not
    re-encoded. Other fields go through their FFCV ``encode``.
+
+``write_images`` uses the second stage too: its pool encodes images in sample order
+(:class:`EncodedImages`) and this process copies them in, so the pages are the same for any
+number of workers.
 """
 import contextlib
 import os
@@ -45,9 +49,10 @@ def encode_jpeg(rgb, quality):
 
 
 class Spool:
-    """Append-only file of JPEG frames of one video; :meth:`add` returns the frame's record."""
+    """Append-only file of encoded images: :meth:`add` encodes a video's frame as JPEG and
+    returns its record, :meth:`append` adds bytes encoded elsewhere."""
 
-    def __init__(self, path, quality):
+    def __init__(self, path, quality=None):
         self.path, self.quality = path, quality
         try:
             self._file = open(path, 'wb')
@@ -58,13 +63,17 @@ class Spool:
     def add(self, rgb):
         """Encode ``rgb`` and append it: ``(offset, nbytes, height, width)``."""
         data = encode_jpeg(np.ascontiguousarray(rgb), self.quality)
+        return (*self.append(data), int(rgb.shape[0]), int(rgb.shape[1]))
+
+    def append(self, data):
+        """Append the uint8 array ``data``: ``(offset, nbytes)``."""
         try:
             self._file.write(data.tobytes())
         except OSError as err:    # a full disk: one line (it crosses the process pool)
             raise cannot_write(self.path, err.strerror) from None
-        record = (self._offset, int(data.nbytes), int(rgb.shape[0]), int(rgb.shape[1]))
+        offset = self._offset
         self._offset += data.nbytes
-        return record
+        return offset, int(data.nbytes)
 
     def close(self):
         try:
@@ -111,14 +120,26 @@ class Constant:
         self.value = value
 
 
-def write_spooled(path, fields, columns, spool_paths, progress, unit='sample'):
-    """Write ``len(columns[...])`` samples to ``path`` with FFCV's DatasetWriter.
+class EncodedImages:
+    """One image per sample, in sample order, already encoded as FFCV's ``RGBImageField``
+    stores it: an iterable of ``(mode, height, width, data)`` (``data``: uint8 array), read
+    once, while writing. ``largest`` bounds ``len(data)``: it sizes the pages."""
+
+    def __init__(self, images, largest):
+        self.images, self.largest = images, largest
+
+
+def write_spooled(path, fields, columns, spool_paths, progress, unit='sample', num_samples=None):
+    """Write the samples to ``path`` with FFCV's DatasetWriter.
 
     ``fields`` maps names to FFCV fields (file order); ``columns`` maps the same names to the
-    values: an ``IMAGE_REF`` array (spooled JPEGs, for ``RGBImageField``s), a 1-D array (one
-    value per sample) or a :class:`Constant`. ``spool_paths[i]`` is spool file ``i``.
+    values: an ``IMAGE_REF`` array (spooled JPEGs, for ``RGBImageField``s), an
+    :class:`EncodedImages`, a 1-D array (one value per sample) or a :class:`Constant`.
+    ``spool_paths[i]`` is spool file ``i``. ``num_samples`` defaults to the arrays' length.
     """
-    lengths = {len(c) for c in columns.values() if not isinstance(c, Constant)}
+    lengths = {len(c) for c in columns.values() if isinstance(c, np.ndarray)}
+    if num_samples is not None:
+        lengths.add(num_samples)
     if len(lengths) != 1:
         raise ValueError('columns must have one common length')
     num_samples = lengths.pop()
@@ -126,10 +147,13 @@ def write_spooled(path, fields, columns, spool_paths, progress, unit='sample'):
     for column in columns.values():
         if isinstance(column, Constant):
             largest += np.asarray(column.value).nbytes
+        elif isinstance(column, EncodedImages):
+            largest += column.largest
         elif column.dtype == IMAGE_REF:
             largest += column['nbytes']
-    # The samples are already-encoded JPEG bytes: writing them is a copy, cheaper than
-    # starting writer processes (≈ 0.3 s here), so one worker runs in this process.
+    # The samples are already-encoded bytes: writing them is a copy, cheaper than starting
+    # writer processes (≈ 0.3 s here), so one worker runs in this process; with one writer
+    # the pages come out in sample order, the same file every time.
     writer = make_writer(path, fields, page_size_for(largest.max() + 4096), 1, progress,
                          unit=unit)
     writer.from_jobs(num_samples, [(0, num_samples)], _write_samples,
@@ -144,20 +168,26 @@ def _write_samples(todo, metadata_sm, metadata_type, fields, allocator, done, al
 
     metadata = np.frombuffer(metadata_sm.buf, dtype=metadata_type)
     slots = list(zip(metadata_type.names, fields.values(), columns.values()))
+    streams = {name: iter(column.images) for name, _, column in slots
+               if isinstance(column, EncodedImages)}
     files = {}
     jpg = IMAGE_MODES['jpg']
 
-    def put_image(destination, ref, malloc):
+    def spooled(ref):
         number = int(ref['spool'])
         if number not in files:
             files[number] = os.open(spool_paths[number], os.O_RDONLY)
         data = os.pread(files[number], int(ref['nbytes']), int(ref['offset']))
         if len(data) != ref['nbytes']:
             raise OSError(f'spool file {spool_paths[number]} is shorter than expected')
-        destination['mode'] = jpg
-        destination['height'], destination['width'] = ref['height'], ref['width']
+        return jpg, ref['height'], ref['width'], np.frombuffer(data, np.uint8)
+
+    def put_image(destination, image, malloc):
+        mode, height, width, data = image
+        destination['mode'] = mode
+        destination['height'], destination['width'] = height, width
         destination['data_ptr'], storage = malloc(len(data))
-        storage[:] = np.frombuffer(data, np.uint8)
+        storage[:] = data
 
     try:
         with allocating(allocator):
@@ -167,15 +197,20 @@ def _write_samples(todo, metadata_sm, metadata_type, fields, allocator, done, al
                     break
                 start, stop = job
                 for index in range(start, stop):
+                    # taken once: a retry below must not take the next sample's image
+                    images = {name: next(stream) for name, stream in streams.items()}
                     for attempt in range(2):      # as FFCV: retry once on a fresh page
                         try:
                             allocator.set_current_sample(index)
                             for name, field, column in slots:
                                 destination = metadata[name][index:index + 1]
-                                if isinstance(column, Constant):
+                                if name in images:
+                                    put_image(destination, images[name], allocator.malloc)
+                                elif isinstance(column, Constant):
                                     field.encode(destination, column.value, allocator.malloc)
                                 elif column.dtype == IMAGE_REF:
-                                    put_image(destination, column[index], allocator.malloc)
+                                    put_image(destination, spooled(column[index]),
+                                              allocator.malloc)
                                 else:
                                     field.encode(destination, column[index], allocator.malloc)
                             break

@@ -4,42 +4,42 @@
 
 SRC is an image folder (an ImageFolder layout gives class labels), a text list file, or, with
 ``--boxes``, the folder that a COCO-style boxes file's ``file_name`` entries are relative to.
-Every image is first decoded once to check it (in parallel); unreadable ones are skipped and
-listed, or are fatal with ``--strict``. The real FFCV ``DatasetWriter`` then writes the
-samples ``(image, label)`` to a temporary file that is renamed to OUT only on success, and
-``OUT.beton.json`` records where each sample came from. :func:`write_images` is the library entry
-point; ``main`` is a thin argparse wrapper around it.
+Every image is decoded once, in a process pool: unreadable ones are skipped and listed (fatal
+with ``--strict``), and each sample is encoded by FFCV's own ``RGBImageField`` and appended,
+in sample order, to a spool file beside OUT. The real FFCV ``DatasetWriter`` then copies the
+samples into a temporary file, renamed to OUT only on success (the same bytes for any
+``--workers``), and ``OUT.beton.json`` records where each sample came from.
+:func:`write_images` is the library entry point; ``main`` is a thin argparse wrapper around it.
 """
-import ctypes
-import math
-import multiprocessing
+import itertools
 import os
 import sys
+from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 
-from fastssl_common.atomic import stop_signals_held
+from fastssl_common.atomic import cannot_write, stop_signals_held
 from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, path_argument, run_cli
 from fastssl_common.formats import IMAGE, IMAGES, LABEL
-from fastssl_common.images import IMAGE_EXTENSIONS, load_rgb
+from fastssl_common.images import IMAGE_EXTENSIONS, describe_failure, load_rgb_with_mode
 from fastssl_common.locks import held_output
 from fastssl_common.numbers import check_flag, check_number
+from fastssl_common.progress import progress_bar
 from writers.image_sources import (
-    check_images,
     crop_region,
     extension_counts,
     find_images,
-    probe_image,
+    map_in_order,
     read_boxes,
 )
+from writers.spool import EncodedImages, Spool, spool_folder, write_spooled
 from writers.writer_common import (
     add_output_arguments,
     check_output,
     check_resolution,
     check_workers,
-    make_writer,
-    page_size_for,
     print_output,
     stored_size,
     write_outputs,
@@ -83,7 +83,7 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
         boxes=None if boxes is None else os.path.abspath(boxes), box_context=box_context,
         min_box_size=min_box_size))
     out = check_output(out)
-    with held_output(out):
+    with held_output(out), spool_folder(out) as spool_dir:
         if boxes is None:
             source = find_images(src)
         else:
@@ -92,44 +92,46 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
                                 if os.path.exists(src) else f'source {src} does not exist')
             source = read_boxes(boxes, src)
 
-        sizes, modes, skipped = check_images(source.paths, options['workers'], strict, progress)
-        items, samples, small_boxes = [], [], 0
-        for sample in source.samples:
-            if sample.path not in sizes:
-                continue                                  # unreadable: already in `skipped`
-            height, width = sizes[sample.path]
-            if sample.box is not None:
-                sample.crop = crop_region(sample.box, width, height, box_context, min_box_size)
-                if sample.crop is None:
-                    small_boxes += 1
-                    continue
-                width, height = sample.crop[2:]
-            problem = _size_problem(height, width, max_resolution)
-            if problem:
-                if strict:
-                    raise UserError(f'image {sample.path}: {problem} (--strict)')
-                skipped.append({'path': sample.path, 'reason': problem})
-                continue
-            items.append((sample.path, sample.crop, sample.label, (height, width)))
-            samples.append({'source': os.path.abspath(sample.path), 'box': sample.box,
-                            'crop': None if sample.crop is None else list(sample.crop),
-                            'label': sample.label})
-        if not items:
-            if small_boxes:
+        # slow import (Numba, torch): only when writing; a Ctrl-C inside torch's import would
+        # break every later import of it in this interpreter (a notebook's kernel): held
+        with stop_signals_held():
+            from ffcv.fields import IntField, RGBImageField
+        fields = {
+            IMAGE: RGBImageField(write_mode=options['write_mode'],
+                                 max_resolution=options['max_resolution'] or None,
+                                 jpeg_quality=options['jpeg_quality'],
+                                 compress_probability=options['compress_probability']),
+            LABEL: IntField(),
+        }
+        spool_path = os.path.join(spool_dir, 'images')
+        read = _read_images(source.samples, ImageEncoder(fields[IMAGE], options), spool_path,
+                            options['workers'], strict, progress)
+        if not read.samples:
+            if read.small_boxes:
                 raise UserError(f'no box in {boxes} is at least {min_box_size} pixels wide and '
-                                f'high inside a readable image ({small_boxes} smaller)')
+                                f'high inside a readable image ({read.small_boxes} smaller)')
+            skipped = read.skipped
             first = f"; first: {skipped[0]['path']}: {skipped[0]['reason']}" if skipped else ''
             raise UserError(f'no readable images in {src} ({len(skipped)} skipped{first})')
 
-        metadata = {'format': IMAGES.sidecar, 'num_samples': len(items), 'classes': source.classes,
-                    'samples': samples, 'skipped': skipped,
-                    'small_boxes_skipped': small_boxes,
+        metadata = {'format': IMAGES.sidecar, 'num_samples': len(read.samples),
+                    'classes': source.classes, 'samples': read.samples, 'skipped': read.skipped,
+                    'small_boxes_skipped': read.small_boxes,
                     'options': dict(options, src=os.path.abspath(src))}
-        sidecar = write_outputs(
-            out, lambda tmp: _write_beton(tmp, out, items, options, progress), metadata, progress)
-        return {'out': out, 'sidecar': sidecar, 'num_samples': len(items),
-                'classes': source.classes, 'skipped': skipped, 'small_boxes_skipped': small_boxes,
-                'converted': {mode: n for mode, n in sorted(modes.items()) if mode != 'RGB'},
+        labels = np.array([sample['label'] for sample in read.samples], np.int64)
+
+        def write_beton(tmp):
+            with progress_bar(total=len(read.samples), unit='img', desc='writing',
+                              enabled=progress is not False) as bar:
+                images = EncodedImages(_spooled(spool_path, read.stored, bar.update),
+                                       int(read.stored['nbytes'].max()))
+                write_spooled(tmp, fields, {IMAGE: images, LABEL: labels}, (), False)
+
+        sidecar = write_outputs(out, write_beton, metadata, progress)
+        return {'out': out, 'sidecar': sidecar, 'num_samples': len(read.samples),
+                'classes': source.classes, 'skipped': read.skipped,
+                'small_boxes_skipped': read.small_boxes,
+                'converted': {mode: n for mode, n in sorted(read.modes.items()) if mode != 'RGB'},
                 'ignored': source.ignored, 'loose_images': source.loose,
                 'options': metadata['options']}
 
@@ -173,76 +175,126 @@ def _size_problem(height, width, max_resolution):
 
 # ---------------------------------------------------------------------------- writing
 
-class SampleDataset:
-    """The indexed dataset FFCV's writer workers read: sample i -> (RGB uint8 array, label).
+SMALL_BOX = 'small box'      # a sample's outcome: its box is below --min-box-size
+# Where a stored image lies in the spool, and what FFCV's field stores with it.
+STORED = np.dtype([('mode', '<u1'), ('height', '<u2'), ('width', '<u2'), ('offset', '<i8'),
+                   ('nbytes', '<i8')])
 
-    Each item is ``(path, crop or None, label, (height, width))``. A file that fails to decode
-    here (changed since it was checked) must not kill the worker, which would hang FFCV's
-    writer: it is recorded in ``failed`` (first failing index) and a 1x1 placeholder is written
-    instead; the caller then discards the whole file.
+
+class ImageEncoder:
+    """Decode one image once and encode each of its samples as FFCV's ``RGBImageField`` stores
+    it (the field's own ``encode``: resize, JPEG or raw).
+
+    Called with ``(path, [(index, box or None), ...])`` (``index``: the sample's place in the
+    source, which seeds ``proportion``'s choice); returns ``(mode, reason, outcomes)``: the
+    file's original Pillow mode, or why it is unreadable (then no outcomes), and per sample
+    ``(crop, (mode, height, width, data))``, :data:`SMALL_BOX`, or why FFCV cannot store it
+    (a str). Runs in the pool's workers; never raises for a bad file.
     """
 
-    def __init__(self, items, failed):
-        self.items = items
-        self.failed = failed
-        self._cached_path, self._cached = None, None   # boxes of one image are consecutive
+    def __init__(self, field, options):
+        self.field, self.options = field, options
 
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, index):
-        path, crop, label, shape = self.items[index]
-        np.random.seed(_PROPORTION_SEED + index)       # FFCV's 'proportion' draws from np.random
+    def __call__(self, task):
+        path, samples = task
         try:
-            if path != self._cached_path:
-                self._cached_path, self._cached = None, load_rgb(path)
-                self._cached_path = path
-            rgb = self._cached
-            if crop is not None:
-                x, y, w, h = crop
-                rgb = rgb[y:y + h, x:x + w]
-            if rgb.shape[:2] != tuple(shape):
-                raise ValueError(f'{path} changed since it was checked')
-            return np.ascontiguousarray(rgb), label
-        except Exception:  # reported by the caller, which throws the output away
-            with self.failed.get_lock():
-                if self.failed.value < 0:
-                    self.failed.value = index
-            return np.zeros((1, 1, 3), np.uint8), label
+            rgb, mode = load_rgb_with_mode(path)
+        except Exception as err:  # any decoder failure means "unreadable": reported, not lost
+            return None, describe_failure(err), []
+        return mode, None, [self._sample(rgb, index, box) for index, box in samples]
+
+    def _sample(self, rgb, index, box):
+        crop = None
+        if box is not None:
+            crop = crop_region(box, rgb.shape[1], rgb.shape[0], self.options['box_context'],
+                               self.options['min_box_size'])
+            if crop is None:
+                return SMALL_BOX
+            x, y, w, h = crop
+            rgb = rgb[y:y + h, x:x + w]
+        problem = _size_problem(*rgb.shape[:2], self.options['max_resolution'])
+        if problem:
+            return problem
+        np.random.seed(_PROPORTION_SEED + index)       # FFCV's 'proportion' draws from np.random
+        record = np.zeros(1, self.field.metadata_type)
+        stored = []
+
+        def keep(nbytes):
+            stored.append(np.empty(nbytes, np.uint8))
+            return 0, stored[-1]
+
+        self.field.encode(record, np.ascontiguousarray(rgb), keep)
+        return crop, (int(record['mode'][0]), int(record['height'][0]),
+                      int(record['width'][0]), stored[0])
 
 
-def _page_size(items, max_resolution):
-    """A power-of-two FFCV page that holds the largest sample, raw or JPEG, with room to spare."""
-    return page_size_for(max(math.prod(stored_size(h, w, max_resolution)) * 3
-                             for *_, (h, w) in items))
+@dataclass
+class ReadImages:
+    """What reading the source gave: the sidecar's ``samples`` (kept, in order), their
+    ``stored`` images (:data:`STORED` array), ``skipped`` ({path, reason}), the count of
+    ``small_boxes`` and of the readable files' original ``modes``."""
+    samples: list
+    stored: np.ndarray
+    skipped: list
+    small_boxes: int
+    modes: Counter
 
 
-def _write_beton(tmp, out, items, options, progress):
-    """Write ``items`` with FFCV's DatasetWriter to ``tmp`` (``out``'s temporary name, which
-    error messages do not show)."""
-    # slow import (Numba, torch): only when writing; a Ctrl-C inside torch's import would
-    # break every later import of it in this interpreter (a notebook's kernel): held till done
-    with stop_signals_held():
-        from ffcv.fields import IntField, RGBImageField
+def _read_images(samples, encoder, spool_path, workers, strict, progress):
+    """Read and encode every image once, in the pool, and append the stored bytes to the spool
+    at ``spool_path`` in sample order (so the file written is the same for any ``workers``)."""
+    tasks = [(path, [(index, sample.box) for index, sample in group])
+             for path, group in _by_image(samples)]
+    kept, stored, skipped, small_boxes, modes = [], [], [], 0, Counter()
+    with map_in_order(encoder, tasks, workers) as results, Spool(spool_path) as spool:
+        # the bar first: zip then asks it for the item after the last, which completes it
+        for (mode, reason, outcomes), (path, group) in zip(
+                progress_bar(results, total=len(tasks), unit='img', desc='reading images',
+                             enabled=progress is not False), tasks):
+            if reason is not None:
+                if strict:
+                    raise UserError(f'unreadable image {path}: {reason} (--strict)')
+                skipped.append({'path': path, 'reason': reason})
+                continue
+            modes[mode] += 1
+            for (index, _), outcome in zip(group, outcomes):
+                sample = samples[index]
+                if outcome == SMALL_BOX:
+                    small_boxes += 1
+                elif isinstance(outcome, str):
+                    if strict:
+                        raise UserError(f'image {path}: {outcome} (--strict)')
+                    skipped.append({'path': path, 'reason': outcome})
+                else:
+                    crop, (image_mode, height, width, data) = outcome
+                    stored.append((image_mode, height, width, *spool.append(data)))
+                    kept.append({'source': os.path.abspath(path), 'box': sample.box,
+                                 'crop': None if crop is None else list(crop),
+                                 'label': sample.label})
+    return ReadImages(kept, np.array(stored, STORED), skipped, small_boxes, modes)
 
-    fields = {
-        IMAGE: RGBImageField(write_mode=options['write_mode'],
-                             max_resolution=options['max_resolution'] or None,
-                             jpeg_quality=options['jpeg_quality'],
-                             compress_probability=options['compress_probability']),
-        LABEL: IntField(),
-    }
-    chunk = max(1, min(100, math.ceil(len(items) / (options['workers'] * 4))))
-    workers = min(options['workers'], math.ceil(len(items) / chunk))
-    failed = multiprocessing.Value(ctypes.c_int64, -1)
-    writer = make_writer(tmp, fields, _page_size(items, options['max_resolution']), workers,
-                         progress, name=out)
-    writer.from_indexed_dataset(SampleDataset(items, failed), chunksize=chunk)
-    if failed.value >= 0:
-        path = items[failed.value][0]
-        reason = probe_image(path)[3] or 'it changed since it was checked'
-        raise UserError(f'image {path} could not be read while writing ({reason}); '
-                        f'{out} was not written')
+
+def _by_image(samples):
+    """``(path, [(index, sample), ...])`` for each run of samples of one image (a box file's
+    boxes of one image are consecutive: the image is decoded once for all of them)."""
+    return [(path, list(group))
+            for path, group in itertools.groupby(enumerate(samples), lambda s: s[1].path)]
+
+
+def _spooled(spool_path, stored, taken):
+    """The spooled images in order, as ``(mode, height, width, data)``; ``taken(1)`` as each
+    is handed out."""
+    try:
+        handle = open(spool_path, 'rb')
+    except OSError as err:
+        raise cannot_write(spool_path, err.strerror) from None
+    with handle:
+        for entry in stored:
+            data = np.frombuffer(handle.read(int(entry['nbytes'])), np.uint8)
+            if len(data) != entry['nbytes']:
+                raise OSError(f'spool file {spool_path} is shorter than expected')
+            taken(1)
+            yield int(entry['mode']), int(entry['height']), int(entry['width']), data
 
 
 # ---------------------------------------------------------------------------- CLI

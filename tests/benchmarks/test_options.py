@@ -15,7 +15,7 @@ from benchmarks.common import check_output_file
 from fastssl_common.errors import UserError
 
 BENCHMARKS = ('invariance', 'loader', 'train_step', 'video', 'proposals', 'tracking',
-              'dali_baseline')
+              'dali_baseline', 'image_writer')
 VIDEO_BENCHMARKS = ('video', 'proposals', 'tracking')
 
 

@@ -4,9 +4,7 @@ Images are small crops of real photos from scikit-image. Success paths call the 
 ``main`` in-process, so FFCV is imported once); error paths run the CLI in a subprocess.
 """
 
-import ctypes
 import json
-import multiprocessing
 import os
 import re
 import signal
@@ -19,8 +17,8 @@ import skimage.data
 from PIL import Image
 
 from fastssl_common.errors import UserError
-from writers.image_sources import _map_in_order, crop_region, scan_folder
-from writers.write_images import SampleDataset, main, write_images
+from writers.image_sources import crop_region, map_in_order, scan_folder
+from writers.write_images import SMALL_BOX, ImageEncoder, main, write_images
 from writers.writer_common import make_writer
 
 SIZE = (96, 64)  # width, height: every image of the Loader tests has this size
@@ -373,11 +371,92 @@ def test_float_image_with_a_nan_pixel_is_skipped_not_written_dark(class_folder, 
         {'path': nan, 'reason': f'1 of {values.size} float pixels are NaN or infinite'}]
 
 
-def test_sample_dataset_records_a_file_that_went_bad(tmp_path):
-    failed = multiprocessing.Value(ctypes.c_int64, -1)
-    dataset = SampleDataset([(str(tmp_path / 'gone.png'), None, 3, (4, 4))], failed)
-    image, label = dataset[0]
-    assert image.shape == (1, 1, 3) and label == 3 and failed.value == 0
+def _encoder(max_resolution=512, **field_options):
+    from ffcv.fields import RGBImageField
+
+    return ImageEncoder(RGBImageField(max_resolution=max_resolution, **field_options),
+                        {'max_resolution': max_resolution, 'box_context': 0.1,
+                         'min_box_size': 16})
+
+
+def test_encoder_reports_an_unreadable_file_instead_of_raising(tmp_path):
+    """It runs in pool workers: a raise there would end the write with a traceback."""
+    assert _encoder()((str(tmp_path / 'gone.png'), [(0, None)])) == (None, 'file not found', [])
+    bad = truncated_jpeg(str(tmp_path / 'cut.jpg'))
+    mode, reason, outcomes = _encoder()((bad, [(0, None)]))
+    assert mode is None and 'truncated' in reason and outcomes == []
+
+
+def test_encoder_stores_what_ffcvs_field_encodes(class_folder):
+    """Each box of one decoded image: cropped with its margin before FFCV's resize; raw keeps
+    the pixels, jpg is FFCV's INTER_AREA resize encoded; a box too small is marked."""
+    path, pixels, _ = class_folder[1][0]
+    mode, reason, (raw, small) = _encoder(write_mode='raw')(
+        (path, [(0, [12, 8, 40, 30]), (1, [0, 0, 5, 5])]))
+    assert (mode, reason, small) == ('RGB', None, SMALL_BOX)
+    crop, (stored_mode, height, width, data) = raw
+    assert crop == (8, 5, 48, 36) and (stored_mode, height, width) == (1, 36, 48)
+    np.testing.assert_array_equal(data.reshape(36, 48, 3), pixels[5:41, 8:56])
+    _, _, [(crop, (stored_mode, height, width, data))] = _encoder(48, write_mode='jpg')(
+        (path, [(0, None)]))
+    assert crop is None and (stored_mode, height, width) == (0, 32, 48)
+    assert psnr(cv2.imdecode(data, cv2.IMREAD_COLOR)[:, :, ::-1],
+                cv2.resize(pixels, (48, 32), interpolation=cv2.INTER_AREA)) > 30
+
+
+@pytest.fixture(scope='module')
+def many_photos(module_tmp):
+    """40 real photo crops of varied sizes in two classes: several pool chunks per worker."""
+    root = module_tmp.mktemp('many')
+    names = ('astronaut', 'chelsea', 'coffee', 'camera', 'rocket', 'cat')
+    for i in range(40):
+        full = getattr(skimage.data, names[i % len(names)])()
+        top, left = 7 * i, 5 * i
+        crop = full[top:top + 60 + 3 * i, left:left + 90 - i]
+        save(crop, str(root / f'class{i % 2}' / f'{i:02d}.png'))
+    return root
+
+
+def test_the_file_is_the_same_bytes_for_any_number_of_workers(many_photos, tmp_path):
+    """FFCV's own writer processes fill pages in the order they finish: with 2 workers which
+    samples share a page, and the pages' order, changed from run to run."""
+    written = []
+    for workers in (1, 2, 2):
+        out = tmp_path / f'{len(written)}.beton'
+        write_images(many_photos, out, write_mode='proportion', max_resolution=64,
+                     workers=workers, progress=False)
+        written.append(out.read_bytes())
+    assert written[0] == written[1] == written[2]
+
+
+def test_the_file_is_what_ffcvs_own_single_process_writer_writes(many_photos, tmp_path):
+    """The reference: FFCV's DatasetWriter.from_indexed_dataset, one writer process, same
+    page size, the same decoded images (``proportion``: its per-sample seeds as the writer's)."""
+    from ffcv.fields import IntField, RGBImageField
+    from ffcv.reader import Reader
+    from ffcv.writer import DatasetWriter
+
+    from fastssl_common.images import load_rgb
+
+    out = tmp_path / 'ours.beton'
+    write_images(many_photos, out, write_mode='proportion', max_resolution=64, workers=2,
+                 progress=False)
+    samples = json.loads((tmp_path / 'ours.beton.json').read_text())['samples']
+
+    class Photos:
+        def __len__(self):
+            return len(samples)
+
+        def __getitem__(self, index):
+            np.random.seed(index)
+            return load_rgb(samples[index]['source']), samples[index]['label']
+
+    reference = tmp_path / 'ffcv.beton'
+    fields = {'image': RGBImageField(write_mode='proportion', max_resolution=64),
+              'label': IntField()}
+    DatasetWriter(str(reference), fields, page_size=int(Reader(str(out)).page_size),
+                  num_workers=1).from_indexed_dataset(Photos())
+    assert out.read_bytes() == reference.read_bytes()
 
 
 class _Exploding:
@@ -414,7 +493,7 @@ def test_a_dead_image_checking_worker_ends_the_check_instead_of_hanging():
 
     def check():
         try:
-            with _map_in_order(_dies_on_item_100, list(range(300)), 2) as results:
+            with map_in_order(_dies_on_item_100, list(range(300)), 2) as results:
                 outcome['results'] = list(results)
         except UserError as err:
             outcome['error'] = str(err)
@@ -423,8 +502,8 @@ def test_a_dead_image_checking_worker_ends_the_check_instead_of_hanging():
     thread.start()
     thread.join(120)
     assert not thread.is_alive(), "the check waits for ever for the dead worker's results"
-    assert re.fullmatch(r'an image checking process died \(out of memory\?\) after \d+ of 300 '
-                        r'images were checked; nothing was written', outcome['error'])
+    assert re.fullmatch(r'an image reading process died \(out of memory\?\) after \d+ of 300 '
+                        r'images were read; nothing was written', outcome['error'])
 
 
 def _dies_at_once(item):
@@ -434,20 +513,20 @@ def _dies_at_once(item):
 def test_a_worker_dead_before_every_check_is_handed_out_ends_in_one_line():
     """The pool's map hands out every chunk before the first result: a worker that died
     meanwhile broke the map itself, outside the check for a dead worker (a traceback)."""
-    with pytest.raises(UserError, match=r'^an image checking process died \(out of memory\?\) '
-                                        r'after 0 of 200000 images were checked'):
-        with _map_in_order(_dies_at_once, list(range(200000)), 2) as results:
+    with pytest.raises(UserError, match=r'^an image reading process died \(out of memory\?\) '
+                                        r'after 0 of 200000 images were read'):
+        with map_in_order(_dies_at_once, list(range(200000)), 2) as results:
             list(results)
 
 
 def test_image_checking_workers_end_quietly_on_ctrl_c():
     """As the video writers' workers: SIGINT's default action, no KeyboardInterrupt traceback."""
-    with _map_in_order(signal.getsignal, [signal.SIGINT] * 4, 2) as results:
+    with map_in_order(signal.getsignal, [signal.SIGINT] * 4, 2) as results:
         assert list(results) == [signal.SIG_DFL] * 4
 
 
 def test_image_checks_come_back_in_order():
-    with _map_in_order(abs, list(range(-500, 0)), 2) as results:
+    with map_in_order(abs, list(range(-500, 0)), 2) as results:
         assert list(results) == list(range(500, 0, -1))
 
 

@@ -169,7 +169,7 @@ def test_progress_off_a_terminal_is_plain_lines(src, clip, tmp_path, run_script)
                         '--max-resolution', '64', '--workers', '1')
     frames = run_script('writers/write_video_frames.py', clip, tmp_path / 'f.beton',
                         '--workers', '1')
-    for result, stages in ((images, ('checking images', 'writing', 'hashing')),
+    for result, stages in ((images, ('reading images', 'writing', 'hashing')),
                            (frames, ('reading videos', 'hashing'))):
         assert result.returncode == 0, result.stderr
         assert '\r' not in result.stdout + result.stderr

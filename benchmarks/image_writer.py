@@ -1,0 +1,230 @@
+"""The image writer against FFCV's own and against itself before, in one run: images/s of
+``write_images``, of FFCV's ``DatasetWriter`` with the same worker processes, and of the
+writer before it wrote in order; and whether each writes the same bytes every time.
+
+    python -m benchmarks.image_writer [--data DIR | --samples 2000] [--max-resolution 256]
+                                      [--workers N] [--repeats 3] [--json OUT] [--quick]
+
+**Material.** ``--samples`` JPEGs made from the photographs shipped with scikit-image and
+scikit-learn (360–400 px, :func:`benchmarks.data.make_jpegs`), or the images of ``--data``.
+
+**Methods.** Both store JPEG, quality 90, longest side capped at ``--max-resolution``, with
+``--workers`` processes:
+
+- (i0) FFCV's ``DatasetWriter.from_indexed_dataset`` over a dataset that decodes each image
+  with Pillow (:func:`fastssl_common.images.load_rgb`): what ffcv-imagenet's
+  ``write_imagenet.py`` runs. Its processes each fill their own pages as they finish. It
+  checks nothing, hashes nothing and writes no sidecar.
+- (i1) ``write_images`` from call to return: every image decoded once in the pool (the check
+  that it is readable) and encoded there; the results spooled in sample order, copied into
+  the file by one writer in this process, the file hashed, the sidecar written.
+- (i2) the writer before (i1): every image decoded in the pool to check it, then (i0).
+
+One untimed warm-up of each, then ``--repeats`` timed rounds, the methods alternating (their
+order rotated every round); median images/s. Target: (i1)/(i2) >= 1, writing in order is no
+slower than before; (i1)/(i0), what checks, spool, hashes and sidecar cost against FFCV's
+bare writer, has none. **Repeatable** says whether every run of a method wrote the same
+bytes.
+
+``--quick`` is a smoke run for tests (64 images, 1 repeat, no warm-up, 2 workers): its numbers
+mean nothing.
+"""
+import hashlib
+import math
+import os
+import tempfile
+import time
+
+from PIL import Image
+
+from benchmarks.common import (
+    Timing,
+    add_output_options,
+    apply_preset,
+    benchmark_parser,
+    check_json_folder,
+    machine_info,
+    print_machine,
+    print_table,
+    require_at_least,
+    write_results,
+)
+from benchmarks.data import JPEG_QUALITY, add_image_source_options, make_jpegs
+from fastssl_common.errors import UserError, run_cli
+from fastssl_common.images import load_rgb
+from writers.image_sources import find_images, map_in_order
+from writers.write_images import write_images
+from writers.writer_common import default_workers, make_writer, page_size_for, stored_size
+
+DEFAULTS = dict(samples=2000, max_resolution=256, repeats=3, warmup=1)
+QUICK = dict(samples=64, max_resolution=256, repeats=1, warmup=0, workers=2)
+TARGET = 1.0
+METHODS = [('ffcv', "(i0) FFCV's DatasetWriter, its processes fill pages as they finish"),
+           ('ours', '(i1) write_images: decoded once, encoded by the pool, written in order'),
+           ('before', '(i2) the writer before: images decoded to check them, then (i0)')]
+
+
+class Photos:
+    """FFCV's indexed dataset over ``samples``: (Pillow-decoded RGB array, label)."""
+
+    def __init__(self, samples):
+        self.samples = samples
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, index):
+        sample = self.samples[index]
+        return load_rgb(sample.path), sample.label
+
+
+def write_with_ffcv(src, out, args):
+    from ffcv.fields import IntField, RGBImageField
+
+    fields = {'image': RGBImageField(write_mode='jpg', jpeg_quality=JPEG_QUALITY,
+                                     max_resolution=args.max_resolution or None),
+              'label': IntField()}
+    writer = make_writer(out, fields, args.page_size, args.workers, False)
+    writer.from_indexed_dataset(Photos(find_images(src).samples))
+
+
+def write_ours(src, out, args):
+    write_images(src, out, max_resolution=args.max_resolution, jpeg_quality=JPEG_QUALITY,
+                 workers=args.workers, progress=False)
+
+
+def decoded_shape(path):
+    return load_rgb(path).shape
+
+
+def write_checked_with_ffcv(src, out, args):
+    paths = [sample.path for sample in find_images(src).samples]
+    with map_in_order(decoded_shape, paths, args.workers) as shapes:
+        for _ in shapes:
+            pass
+    write_with_ffcv(src, out, args)
+
+
+WRITERS = {'ffcv': write_with_ffcv, 'ours': write_ours, 'before': write_checked_with_ffcv}
+
+
+def digest(path):
+    with open(path, 'rb') as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def page_size(src, max_resolution):
+    """A page for the largest image stored raw, as ``write_images`` sizes its pages."""
+    largest = 0
+    for sample in find_images(src).samples:
+        with Image.open(sample.path) as image:
+            width, height = image.size
+        largest = max(largest, math.prod(stored_size(height, width, max_resolution)) * 3)
+    return page_size_for(largest)
+
+
+def run(key, src, workdir, args):
+    """One write by method ``key``: (seconds, sha256 of the file)."""
+    out = os.path.join(workdir, f'{key}.beton')
+    start = time.perf_counter()
+    WRITERS[key](src, out, args)
+    seconds = time.perf_counter() - start
+    written = digest(out)
+    for path in (out, out + '.json'):
+        if os.path.exists(path):
+            os.remove(path)
+    return seconds, written
+
+
+def measure(src, workdir, args, count):
+    """Alternating timed rounds: the Timings and each method's set of file digests."""
+    timings = {key: Timing(key, label, 'img/s') for key, label in METHODS}
+    digests = {key: set() for key, _ in METHODS}
+    for key, _ in METHODS * args.warmup:
+        digests[key].add(run(key, src, workdir, args)[1])
+    for round_number in range(args.repeats):
+        shift = round_number % len(METHODS)
+        order = METHODS[shift:] + METHODS[:shift]
+        for key, _ in order:
+            seconds, written = run(key, src, workdir, args)
+            timings[key].add(count, seconds)
+            digests[key].add(written)
+    return list(timings.values()), digests
+
+
+def build_parser():
+    parser = benchmark_parser('image_writer', (
+        "write_images against FFCV's own DatasetWriter and against the writer before, in one "
+        'run: images/s with the same workers, and whether each writes the same bytes every '
+        'time; see the module docstring.'))
+    add_image_source_options(parser, DEFAULTS['samples'])
+    parser.add_argument('--max-resolution', type=int, default=None,
+                        help=f"longest stored side, 0 = none (default "
+                        f"{DEFAULTS['max_resolution']})")
+    parser.add_argument('--workers', type=int, default=None,
+                        help='writer processes of every method (default: usable CPUs)')
+    parser.add_argument('--repeats', type=int, default=None,
+                        help=f"timed rounds after one warm-up (default {DEFAULTS['repeats']})")
+    add_output_options(parser, 'smoke run for tests: 64 images, 1 repeat, no warm-up, 2 workers')
+    return parser
+
+
+def resolve(args):
+    apply_preset(args, QUICK if args.quick else DEFAULTS)
+    if args.workers is None:
+        args.workers = default_workers()
+    require_at_least(args, ('samples', 'workers', 'repeats'))
+    if args.max_resolution < 0:
+        raise UserError('--max-resolution must be >= 0')
+    if args.data and not os.path.isdir(args.data):
+        raise UserError(f'--data {args.data} is not a folder')
+    check_json_folder(args.json)
+    return args
+
+
+def main(argv=None):
+    args = resolve(build_parser().parse_args(argv))
+    info = machine_info()
+    with tempfile.TemporaryDirectory(prefix='image-writer-bench-') as workdir:
+        src = args.data
+        if src is None:
+            src = os.path.join(workdir, 'jpegs')
+            make_jpegs(src, args.samples)
+        count = len(find_images(src).samples)
+        args.page_size = page_size(src, args.max_resolution)
+        timings, digests = measure(src, workdir, args, count)
+
+    print()
+    print_machine(info)
+    print()
+    print(f'writing {count} images of {"--data " + args.data if args.data else "generated JPEGs"}'
+          f' (jpg, quality {JPEG_QUALITY}, --max-resolution {args.max_resolution}), '
+          f'{args.workers} workers, {args.repeats} timed round(s) after {args.warmup} '
+          'warm-up, alternating')
+    print_table(timings, runs='run seconds')
+    rates = {t.key: t.median for t in timings}
+    ratio = rates['ours'] / rates['before']
+    print(f'(i1)/(i2)  write_images vs the writer before: {ratio:.2f}x  target >= '
+          f"{TARGET:.1f}  {'PASS' if ratio >= TARGET else 'MISS'}")
+    print(f"(i1)/(i0)  write_images vs FFCV's bare writer: {rates['ours'] / rates['ffcv']:.2f}x  "
+          '(no target)')
+    runs = args.warmup + args.repeats
+    repeatable = {key: len(found) == 1 for key, found in digests.items()}
+    for key, label in METHODS:
+        print(f"{label.split(')')[0]})  the same bytes in all {runs} runs: "
+              f"{'yes' if repeatable[key] else f'no ({len(digests[key])} different files)'}")
+    if args.json:
+        write_results(args.json, {
+            'machine': info,
+            'config': {'data': args.data, 'samples': count, 'max_resolution': args.max_resolution,
+                       'workers': args.workers, 'repeats': args.repeats,
+                       'warmup': args.warmup, 'quick': args.quick},
+            'speed': {t.key: t.as_json(runs='run') for t in timings},
+            'ratio_ours_before': ratio, 'target': TARGET, 'pass': ratio >= TARGET,
+            'ratio_ours_ffcv': rates['ours'] / rates['ffcv'],
+            'repeatable': repeatable})
+    return 0
+
+
+if __name__ == '__main__':
+    run_cli(main, stop_on_sigterm=True)
