@@ -262,8 +262,12 @@ def atomic_path(final_path):
     """Yield a temporary path; rename it to ``final_path`` only if the block succeeds.
 
     Stale temporaries of dead processes in the folder are removed first; a file-system
-    failure becomes one UserError line naming ``final_path``; the temporary never stays.
+    failure becomes one UserError line naming ``final_path``; the temporary never stays. A
+    ``final_path`` that is a symbolic link to a file is written where it leads, as ``cp``
+    writes (the link is kept; one that leads nowhere is replaced).
     """
+    if os.path.islink(final_path) and os.path.exists(final_path):
+        final_path = os.path.realpath(final_path)
     folder = os.path.dirname(os.path.abspath(final_path))
     with output_folder(folder):
         remove_stale(folder, 'tmp')

@@ -1,5 +1,6 @@
 """Write-then-rename leaves either the complete file or nothing; temporaries are named after
 their owner, and those of processes that are gone are removed by the next write."""
+import json
 import os
 import subprocess
 import sys
@@ -38,6 +39,23 @@ def test_failed_rewrite_keeps_the_previous_file(tmp_path):
         write_json(str(target), {'v': object()})
     assert target.read_text().strip().startswith('{') and '"v": 1' in target.read_text()
     assert os.listdir(tmp_path) == ['r.json']
+
+
+def test_a_linked_output_is_written_where_it_leads(tmp_path):
+    """``eval.py knn --out results/knn.json`` with the JSON linked to a shared folder replaced
+    the link by a file beside it, and the shared copy went stale."""
+    (tmp_path / 'shared').mkdir()
+    (tmp_path / 'run').mkdir()
+    target, link = tmp_path / 'shared' / 'knn.json', tmp_path / 'run' / 'knn.json'
+    target.write_text('{"v": 0}')
+    link.symlink_to(target)
+    write_json(str(link), {'v': 1})
+    assert link.is_symlink() and json.loads(target.read_text()) == {'v': 1}
+    assert sorted(os.listdir(tmp_path / 'shared')) == ['knn.json']
+    dangling = tmp_path / 'run' / 'gone.json'
+    dangling.symlink_to(tmp_path / 'nowhere' / 'gone.json')
+    write_json(str(dangling), {'v': 2})                  # leads nowhere: replaced, as before
+    assert not dangling.is_symlink() and json.loads(dangling.read_text()) == {'v': 2}
 
 
 def test_unwritable_folder_is_a_user_error_naming_it(tmp_path):
