@@ -317,15 +317,16 @@ def _check_allocations(found, owners):
 def _check_video_table(found):
     """The sidecar's videos tile the samples in order, each run holding its own video_id."""
     ids = found.metadata[f'f{found.layout.field_names.index(VIDEO_ID)}']
+    sidecar_file = sidecar_path(found.path)      # beside the file a linked input leads to
     start = 0
     for video in found.sidecar['videos']:
         first, count = video['first_sample'], video['num_samples']
         if first != start or not np.all(ids[first:first + count] == video['id']):
-            raise UserError(f"{found.path}.json's video table does not match the video_id "
+            raise UserError(f"{sidecar_file}'s video table does not match the video_id "
                             f"field of {found.path} (video {video['id']})")
         start += count
     if start != found.layout.num_samples:
-        raise UserError(f'{found.path}.json describes {start} samples, {found.path} holds '
+        raise UserError(f'{sidecar_file} describes {start} samples, {found.path} holds '
                         f'{found.layout.num_samples}')
 
 

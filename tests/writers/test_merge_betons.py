@@ -277,6 +277,17 @@ def test_sidecars_that_do_not_fit_their_file_are_refused(tmp_path, inputs):
     refused(tmp_path, inputs, 'in0.beton is a fastssl-images/1 file', 'video')
 
 
+def test_a_linked_inputs_sidecar_is_named_where_it_lies(tmp_path, inputs):
+    """A .beton linked into place keeps its sidecar beside the file it leads to: the message
+    named a LINK.json that does not exist."""
+    edit_sidecar(inputs[0], lambda s: s['videos'][0].update(num_samples=1))
+    (tmp_path / 'links').mkdir()
+    link = tmp_path / 'links' / 'linked.beton'
+    link.symlink_to(inputs[0])
+    refused(tmp_path, [str(link), inputs[1]],
+            f"{inputs[0]}.json's video table does not match the video_id field of {link}")
+
+
 @pytest.mark.parametrize('key, damage', [
     ('videos', lambda s: s.pop('videos')),
     ('videos', lambda s: s['videos'][0].pop('source')),
