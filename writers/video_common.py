@@ -193,8 +193,10 @@ def _run_pool(function, jobs, todo, workers, shared, results, refresh):
             refresh()
         return broken
     except BaseException:        # Ctrl-C, SIGTERM: the workers stop now, not after their video
+        # SIGKILL: Python drops a signal that lands in a child still being forked (it clears
+        # the pending ones after fork), and a SIGTERM lost so leaves the worker reading on
         for process in multiprocessing.active_children():
-            process.terminate()
+            process.kill()
         raise
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
@@ -206,21 +208,26 @@ def _run_alone(function, number, job, shared, refresh, on_death):
     context = multiprocessing.get_context()
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_alone, args=(function, number, job, shared, sender))
-    with _no_opencv_threads():
-        process.start()
-    sender.close()
     try:
+        # a stop inside start() would come after the fork and before ``process`` knew its
+        # child, which then read on, unstopped: it takes effect once start() returns
+        with _no_opencv_threads(), stop_signals_held():
+            process.start()
+        sender.close()
         while not receiver.poll(0.1):
             refresh()
         ok, outcome = receiver.recv()
     except EOFError:                  # the process died before it could answer
         ok, outcome = None, None
     except BaseException:             # Ctrl-C, SIGTERM: it stops now
-        process.terminate()
+        if process.pid is not None:
+            process.kill()            # SIGKILL, as in _run_pool
         raise
     finally:
+        sender.close()
         receiver.close()
-        process.join()
+        if process.pid is not None:
+            process.join()
         refresh()
     if ok is None:
         death = death_reason(process.exitcode)

@@ -82,6 +82,61 @@ def test_pool_workers_end_quietly_on_ctrl_c():
         signal.SIG_DFL] * 3
 
 
+def test_ctrl_c_while_a_task_is_forked_to_be_read_again_leaves_no_process(tmp_path, repo):
+    """Ctrl-C right after the process that reads a task again alone was forked, before it was
+    listed: it was never stopped and read on after the writer ended (here: for ten minutes).
+    And a SIGTERM sent to it while it was still being forked was lost: the writer waited."""
+    marker, pids = tmp_path / 'tried', tmp_path / 'pids'
+    script = f"""
+import os, signal, sys, time
+from writers.video_common import run_per_video
+
+def read(job):
+    if job == 1:
+        if not os.path.exists({str(marker)!r}):
+            open({str(marker)!r}, 'w').close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(600)
+    return job
+
+def profile(frame, event, arg):
+    if event == 'call' and frame.f_code.co_name == '_run_alone':
+        profile.armed = True
+    elif (profile.armed and event == 'return' and frame.f_code.co_name == '_launch'
+          and 'popen_fork' in frame.f_code.co_filename):
+        profile.armed = False
+        os.kill(os.getpid(), signal.SIGINT)
+profile.armed = False
+os.register_at_fork(after_in_child=lambda: open({str(pids)!r}, 'a').write(f'{{os.getpid()}}\\n'))
+sys.setprofile(profile)
+try:
+    run_per_video(read, [0, 1], workers=2, progress=False, on_death=lambda job, why: None)
+except KeyboardInterrupt:
+    print('interrupted')
+"""
+    # output to a file: a process left behind would hold a pipe open until it ended
+    with open(tmp_path / 'out', 'w+') as out, open(tmp_path / 'err', 'w+') as err:
+        try:
+            code = subprocess.run([sys.executable, '-c', script], stdout=out, stderr=err,
+                                  timeout=60, cwd=repo).returncode
+        except subprocess.TimeoutExpired:
+            code = 'waited for its reading process'
+        out.seek(0), err.seek(0)
+        ended = (code, out.read(), err.read().startswith('note: a video reading process died'))
+    alive = []
+    for pid in pids.read_text().split():
+        try:
+            with open(f'/proc/{pid}/stat') as handle:
+                state = handle.read().rsplit(')', 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != 'Z':
+            alive.append(int(pid))
+            os.kill(int(pid), signal.SIGKILL)
+    assert ended == (0, 'interrupted\n', True)
+    assert alive == []
+
+
 # ---------------------------------------------------------------- the writers, killed from outside
 
 @pytest.fixture(scope='module')
