@@ -15,9 +15,11 @@ Every image is decoded the same way, by :func:`fastssl_common.images.load_rgb`;
 :func:`map_in_order` runs the writer's reading over a process pool.
 """
 import concurrent.futures
+import ctypes
 import json
 import math
 import os
+import signal
 import sys
 import unicodedata
 from collections import Counter
@@ -359,13 +361,32 @@ def map_in_order(function, items, workers):
         yield map(function, items)
         return
     chunk = max(1, min(16, len(items) // (workers * 8)))
-    pool = concurrent.futures.ProcessPoolExecutor(workers,
-                                                  initializer=end_quietly_on_stop_signals)
+    pool = concurrent.futures.ProcessPoolExecutor(workers, initializer=_init_reader,
+                                                  initargs=(os.getpid(),))
     try:
         # map submits every chunk at once: a worker that dies meanwhile breaks it there
         yield _until_death(lambda: pool.map(function, items, chunksize=chunk), len(items))
+    except BaseException:     # Ctrl-C, SIGTERM, --strict: the workers stop now, not after
+        # the chunks they hold (SIGKILL: a SIGTERM that lands while one forks is dropped)
+        for process in list(pool._processes.values()):
+            process.kill()
+        raise
     finally:                  # on error too: the chunks not started are dropped
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+_PR_SET_PDEATHSIG = 1       # prctl(2)
+
+
+def _init_reader(parent):
+    """A reading process: stops quietly on Ctrl-C and SIGTERM, and is killed with the writer
+    (Linux): after a ``kill -9`` of the writer alone it would wait for work for ever, holding
+    OUT's lock, whose file it inherits, so that every later write of OUT was refused."""
+    end_quietly_on_stop_signals()
+    if sys.platform.startswith('linux'):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:      # the writer died before the line above
+        os._exit(1)
 
 
 def _until_death(start, total):

@@ -14,9 +14,9 @@ once:
    (mode, height, width, data pointer), so a frame used by two samples is copied, not
    re-encoded. Other fields go through their FFCV ``encode``.
 
-``write_images`` uses the second stage too: its pool encodes images in sample order
-(:class:`EncodedImages`) and this process copies them in, so the pages are the same for any
-number of workers.
+``write_images`` uses the second stage too: its pool's processes spool the encoded images and
+this process copies them in, in sample order (:class:`EncodedImages`), so the pages are the
+same for any number of workers.
 """
 import contextlib
 import os
@@ -50,15 +50,16 @@ def encode_jpeg(rgb, quality):
 
 class Spool:
     """Append-only file of encoded images: :meth:`add` encodes a video's frame as JPEG and
-    returns its record, :meth:`append` adds bytes encoded elsewhere."""
+    returns its record, :meth:`append` adds bytes encoded elsewhere. ``append=True`` goes on
+    after what the file holds (an image reading process's spool, opened for each image)."""
 
-    def __init__(self, path, quality=None):
+    def __init__(self, path, quality=None, append=False):
         self.path, self.quality = path, quality
         try:
-            self._file = open(path, 'wb')
+            self._file = open(path, 'ab' if append else 'wb')
         except OSError as err:
             raise cannot_write(path, err.strerror) from None
-        self._offset = 0
+        self._offset = self._file.seek(0, os.SEEK_END)
 
     def add(self, rgb):
         """Encode ``rgb`` and append it: ``(offset, nbytes, height, width)``."""

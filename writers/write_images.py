@@ -5,10 +5,11 @@
 SRC is an image folder (an ImageFolder layout gives class labels), a text list file, or, with
 ``--boxes``, the folder that a COCO-style boxes file's ``file_name`` entries are relative to.
 Every image is decoded once, in a process pool: unreadable ones are skipped and listed (fatal
-with ``--strict``), and each sample is encoded by FFCV's own ``RGBImageField`` and appended,
-in sample order, to a spool file beside OUT. The real FFCV ``DatasetWriter`` then copies the
-samples into a temporary file, renamed to OUT only on success (the same bytes for any
-``--workers``), and ``OUT.beton.json`` records where each sample came from.
+with ``--strict``), and each sample is encoded by FFCV's own ``RGBImageField`` and appended
+to the reading process's spool file in a folder beside OUT. The real FFCV ``DatasetWriter``
+then copies the samples, in sample order, into a temporary file, renamed to OUT only on
+success (the same bytes for any ``--workers``), and ``OUT.beton.json`` records where each
+sample came from.
 :func:`write_images` is the library entry point; ``main`` is a thin argparse wrapper around it.
 """
 import itertools
@@ -34,6 +35,7 @@ from writers.image_sources import (
     map_in_order,
     read_boxes,
 )
+from writers.inspect_pairs import JPEG_MAX_SIDE
 from writers.spool import EncodedImages, Spool, spool_folder, write_spooled
 from writers.writer_common import (
     add_output_arguments,
@@ -103,8 +105,7 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
                                  compress_probability=options['compress_probability']),
             LABEL: IntField(),
         }
-        spool_path = os.path.join(spool_dir, 'images')
-        read = _read_images(source.samples, ImageEncoder(fields[IMAGE], options), spool_path,
+        read = _read_images(source.samples, ImageEncoder(fields[IMAGE], options), spool_dir,
                             options['workers'], strict, progress)
         if not read.samples:
             if read.small_boxes:
@@ -123,7 +124,7 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
         def write_beton(tmp):
             with progress_bar(total=len(read.samples), unit='img', desc='writing',
                               enabled=progress is not False) as bar:
-                images = EncodedImages(_spooled(spool_path, read.stored, bar.update),
+                images = EncodedImages(_spooled(read.spool_paths, read.stored, bar.update),
                                        int(read.stored['nbytes'].max()))
                 write_spooled(tmp, fields, {IMAGE: images, LABEL: labels}, (), False)
 
@@ -163,22 +164,26 @@ def _check_options(options):
     return checked
 
 
-def _size_problem(height, width, max_resolution):
+def _size_problem(height, width, max_resolution, write_mode):
     """Why FFCV cannot store an image of this size, or None."""
     stored_h, stored_w = stored_size(height, width, max_resolution)
     if min(stored_h, stored_w) < 1:
         return f'too thin ({width}x{height}) to shrink to --max-resolution {max_resolution}'
     if max(stored_h, stored_w) > MAX_SIDE or stored_h * stored_w * 3 > MAX_IMAGE_BYTES:
         return f'too large ({stored_w}x{stored_h}) to store; lower --max-resolution'
+    # FFCV's JPEG encoder raises for a side over libjpeg's limit ('proportion' may draw JPEG)
+    if write_mode != 'raw' and max(stored_h, stored_w) > JPEG_MAX_SIDE:
+        return (f'too large ({stored_w}x{stored_h}) to store as JPEG (at most {JPEG_MAX_SIDE} '
+                f'px a side); lower --max-resolution or use --write-mode raw')
     return None
 
 
 # ---------------------------------------------------------------------------- writing
 
 SMALL_BOX = 'small box'      # a sample's outcome: its box is below --min-box-size
-# Where a stored image lies in the spool, and what FFCV's field stores with it.
-STORED = np.dtype([('mode', '<u1'), ('height', '<u2'), ('width', '<u2'), ('offset', '<i8'),
-                   ('nbytes', '<i8')])
+# Where a stored image lies in the spool files, and what FFCV's field stores with it.
+STORED = np.dtype([('mode', '<u1'), ('height', '<u2'), ('width', '<u2'), ('spool', '<i4'),
+                   ('offset', '<i8'), ('nbytes', '<i8')])
 
 
 class ImageEncoder:
@@ -212,7 +217,8 @@ class ImageEncoder:
                 return SMALL_BOX
             x, y, w, h = crop
             rgb = rgb[y:y + h, x:x + w]
-        problem = _size_problem(*rgb.shape[:2], self.options['max_resolution'])
+        problem = _size_problem(*rgb.shape[:2], self.options['max_resolution'],
+                                self.field.write_mode)
         if problem:
             return problem
         np.random.seed(_PROPORTION_SEED + index)       # FFCV's 'proportion' draws from np.random
@@ -228,35 +234,62 @@ class ImageEncoder:
                       int(record['width'][0]), stored[0])
 
 
+class SpoolingEncoder:
+    """An :class:`ImageEncoder` whose stored bytes each process appends to a spool file of its
+    own in ``folder``: the pool sends back where they lie, ``(file name, offset, nbytes)`` in
+    place of ``data``, not megabytes of pixels (a reading process killed while it sent them
+    left the pool waiting for ever for the rest)."""
+
+    def __init__(self, encoder, folder):
+        self.encoder, self.folder = encoder, folder
+
+    def __call__(self, task):
+        mode, reason, outcomes = self.encoder(task)
+        if not any(isinstance(outcome, tuple) for outcome in outcomes):
+            return mode, reason, outcomes
+        name = f'images-{os.getpid()}'
+        with Spool(os.path.join(self.folder, name), append=True) as spool:
+            return mode, reason, [
+                (outcome[0], (*outcome[1][:3], name, *spool.append(outcome[1][3])))
+                if isinstance(outcome, tuple) else outcome for outcome in outcomes]
+
+
 @dataclass
 class ReadImages:
     """What reading the source gave: the sidecar's ``samples`` (kept, in order), their
-    ``stored`` images (:data:`STORED` array), ``skipped`` ({path, reason}), the count of
-    ``small_boxes`` and of the readable files' original ``modes``."""
+    ``stored`` images (:data:`STORED` array) in the files ``spool_paths``, ``skipped``
+    ({path, reason}), the count of ``small_boxes`` and of the readable files' original
+    ``modes``."""
     samples: list
     stored: np.ndarray
+    spool_paths: list
     skipped: list
     small_boxes: int
     modes: Counter
 
 
-def _read_images(samples, encoder, spool_path, workers, strict, progress):
-    """Read and encode every image once, in the pool, and append the stored bytes to the spool
-    at ``spool_path`` in sample order (so the file written is the same for any ``workers``)."""
+def _read_images(samples, encoder, spool_dir, workers, strict, progress):
+    """Read and encode every image once, in the pool, into spool files in ``spool_dir``; the
+    samples are kept in sample order (so the file written is the same for any ``workers``)."""
     tasks = [(path, [(index, sample.box) for index, sample in group])
              for path, group in _by_image(samples)]
     kept, stored, skipped, small_boxes, modes = [], [], [], 0, Counter()
-    with map_in_order(encoder, tasks, workers) as results, Spool(spool_path) as spool:
+    spools = {}         # spool file name -> its number
+    seen = set()        # a file listed again further on is read again, but counted once
+    with map_in_order(SpoolingEncoder(encoder, spool_dir), tasks, workers) as results:
         # the bar first: zip then asks it for the item after the last, which completes it
         for (mode, reason, outcomes), (path, group) in zip(
                 progress_bar(results, total=len(tasks), unit='img', desc='reading images',
                              enabled=progress is not False), tasks):
+            first = path not in seen
+            seen.add(path)
             if reason is not None:
                 if strict:
                     raise UserError(f'unreadable image {path}: {reason} (--strict)')
-                skipped.append({'path': path, 'reason': reason})
+                if first:
+                    skipped.append({'path': path, 'reason': reason})
                 continue
-            modes[mode] += 1
+            modes[mode] += first
             for (index, _), outcome in zip(group, outcomes):
                 sample = samples[index]
                 if outcome == SMALL_BOX:
@@ -266,12 +299,15 @@ def _read_images(samples, encoder, spool_path, workers, strict, progress):
                         raise UserError(f'image {path}: {outcome} (--strict)')
                     skipped.append({'path': path, 'reason': outcome})
                 else:
-                    crop, (image_mode, height, width, data) = outcome
-                    stored.append((image_mode, height, width, *spool.append(data)))
+                    crop, (image_mode, height, width, name, offset, nbytes) = outcome
+                    stored.append((image_mode, height, width, spools.setdefault(name, len(spools)),
+                                   offset, nbytes))
                     kept.append({'source': os.path.abspath(path), 'box': sample.box,
                                  'crop': None if crop is None else list(crop),
                                  'label': sample.label})
-    return ReadImages(kept, np.array(stored, STORED), skipped, small_boxes, modes)
+    return ReadImages(kept, np.array(stored, STORED),
+                      [os.path.join(spool_dir, name) for name in spools], skipped, small_boxes,
+                      modes)
 
 
 def _by_image(samples):
@@ -281,20 +317,27 @@ def _by_image(samples):
             for path, group in itertools.groupby(enumerate(samples), lambda s: s[1].path)]
 
 
-def _spooled(spool_path, stored, taken):
+def _spooled(spool_paths, stored, taken):
     """The spooled images in order, as ``(mode, height, width, data)``; ``taken(1)`` as each
     is handed out."""
+    handles = []
     try:
-        handle = open(spool_path, 'rb')
-    except OSError as err:
-        raise cannot_write(spool_path, err.strerror) from None
-    with handle:
+        for path in spool_paths:
+            try:
+                handles.append(os.open(path, os.O_RDONLY))
+            except OSError as err:
+                raise cannot_write(path, err.strerror) from None
         for entry in stored:
-            data = np.frombuffer(handle.read(int(entry['nbytes'])), np.uint8)
-            if len(data) != entry['nbytes']:
-                raise OSError(f'spool file {spool_path} is shorter than expected')
+            number, nbytes = int(entry['spool']), int(entry['nbytes'])
+            data = np.frombuffer(os.pread(handles[number], nbytes, int(entry['offset'])),
+                                 np.uint8)
+            if len(data) != nbytes:
+                raise OSError(f'spool file {spool_paths[number]} is shorter than expected')
             taken(1)
             yield int(entry['mode']), int(entry['height']), int(entry['width']), data
+    finally:
+        for handle in handles:
+            os.close(handle)
 
 
 # ---------------------------------------------------------------------------- CLI
