@@ -34,6 +34,21 @@ def end_quietly_on_stop_signals():
         signal.signal(signum, signal.SIG_DFL)
 
 
+_PR_SET_PDEATHSIG = 1       # prctl(2)
+
+
+def end_with_parent(parent):
+    """In a worker process started by the process ``parent`` (its pid): killed when that one
+    ends, however it ends (Linux). After a ``kill -9`` of the writer alone, a pool worker would
+    otherwise wait for work for ever, holding the writer's OUT lock, whose open file it
+    inherits, so that every later write of OUT was refused."""
+    if sys.platform.startswith('linux'):
+        import ctypes
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:      # the parent died before the line above
+        os._exit(1)
+
+
 def _say(line):
     """``line`` on stderr in one write: print() writes the newline apart, and the lines of the
     processes of one torchrun job, which share the terminal, ran into each other."""

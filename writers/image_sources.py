@@ -15,18 +15,21 @@ Every image is decoded the same way, by :func:`fastssl_common.images.load_rgb`;
 :func:`map_in_order` runs the writer's reading over a process pool.
 """
 import concurrent.futures
-import ctypes
 import json
 import math
 import os
-import signal
 import sys
 import unicodedata
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from fastssl_common.errors import UserError, end_quietly_on_stop_signals, require_file
+from fastssl_common.errors import (
+    UserError,
+    end_quietly_on_stop_signals,
+    end_with_parent,
+    require_file,
+)
 from fastssl_common.images import (
     IMAGE_EXTENSIONS,
     is_image_name,
@@ -375,18 +378,10 @@ def map_in_order(function, items, workers):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-_PR_SET_PDEATHSIG = 1       # prctl(2)
-
-
 def _init_reader(parent):
-    """A reading process: stops quietly on Ctrl-C and SIGTERM, and is killed with the writer
-    (Linux): after a ``kill -9`` of the writer alone it would wait for work for ever, holding
-    OUT's lock, whose file it inherits, so that every later write of OUT was refused."""
+    """A reading process: stops quietly on Ctrl-C and SIGTERM, and dies with the writer."""
     end_quietly_on_stop_signals()
-    if sys.platform.startswith('linux'):
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:      # the writer died before the line above
-        os._exit(1)
+    end_with_parent(parent)
 
 
 def _until_death(start, total):

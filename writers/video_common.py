@@ -18,7 +18,7 @@ import sys
 import cv2
 
 from fastssl_common.atomic import stop_signals_held
-from fastssl_common.errors import UserError, end_quietly_on_stop_signals
+from fastssl_common.errors import UserError, end_quietly_on_stop_signals, end_with_parent
 from fastssl_common.progress import progress_bar
 from writers.video_source import StoredTooSmall, VideoError, VideoReader, video_summary
 from writers.writer_common import MIN_RESOLUTION, default_workers
@@ -83,11 +83,12 @@ class Progress:
         self.expected[job] = self.planned[job]
 
 
-def _init_worker(progress):
+def _init_worker(progress, parent):
     global _PROGRESS
     _PROGRESS = progress
     cv2.setNumThreads(1)       # one video per process; OpenCV threads would only compete
     end_quietly_on_stop_signals()
+    end_with_parent(parent)
 
 
 def _run_job(function, number, job):
@@ -170,7 +171,7 @@ def _run_pool(function, jobs, todo, workers, shared, results, refresh):
     if not todo:
         return False
     executor = concurrent.futures.ProcessPoolExecutor(
-        min(workers, len(todo)), initializer=_init_worker, initargs=(shared,))
+        min(workers, len(todo)), initializer=_init_worker, initargs=(shared, os.getpid()))
     try:
         futures = {}
         # the fork context starts every worker at the first submit; a stop while it forks
@@ -207,7 +208,8 @@ def _run_alone(function, number, job, shared, refresh, on_death):
     if that process dies."""
     context = multiprocessing.get_context()
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_alone, args=(function, number, job, shared, sender))
+    process = context.Process(target=_alone,
+                              args=(function, number, job, shared, sender, os.getpid()))
     try:
         # a stop inside start() would come after the fork and before ``process`` knew its
         # child, which then read on, unstopped: it takes effect once start() returns
@@ -240,8 +242,8 @@ def _run_alone(function, number, job, shared, refresh, on_death):
     return outcome
 
 
-def _alone(function, number, job, shared, sender):
-    _init_worker(shared)
+def _alone(function, number, job, shared, sender, parent):
+    _init_worker(shared, parent)
     try:
         outcome = (True, _run_job(function, number, job))
     except BaseException as err:      # a bug in function: raised again in the parent

@@ -255,3 +255,32 @@ def test_a_video_that_kills_every_process_reading_it_is_skipped(src, tmp_path, r
     assert result.stderr.strip().splitlines()[-1] == (
         f'error: video {src / "long.mp4"}: {KILLED} (--strict)')
     assert not (tmp_path / 'strict.beton').exists()
+
+
+def test_the_reading_processes_die_with_a_writer_killed_alone(src, tmp_path, repo):
+    """``kill -9`` of the writer's process alone (not its group): its reading processes read
+    on, then waited for work for ever, holding OUT's lock (its open file is inherited), so
+    that every later write of OUT was refused as 'being written by another writer'."""
+    out = tmp_path / 'f.beton'
+    command = [sys.executable, 'writers/write_video_frames.py', str(src), str(out),
+               '--workers', '2', '--max-resolution', '96']
+    writer = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not any(holds_open(child, str(src / 'long.mp4')) for child in children(writer.pid)):
+        assert writer.poll() is None and time.monotonic() < deadline, 'no video was read'
+        time.sleep(0.002)
+    workers = children(writer.pid)
+    writer.kill()
+    writer.wait()
+    try:
+        deadline = time.monotonic() + 10
+        while any(os.path.exists(f'/proc/{pid}') for pid in workers):
+            assert time.monotonic() < deadline, 'the reading processes outlive the writer'
+            time.sleep(0.05)
+        write(repo, 'writers/write_video_frames.py', src, out, '--workers', '2',
+              '--max-resolution', '96')
+    finally:
+        for pid in workers:
+            if os.path.exists(f'/proc/{pid}'):
+                os.kill(pid, signal.SIGKILL)
