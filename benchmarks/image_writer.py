@@ -54,7 +54,7 @@ from fastssl_common.errors import UserError, run_cli
 from fastssl_common.images import load_rgb
 from writers.image_sources import find_images, map_in_order
 from writers.write_images import write_images
-from writers.writer_common import default_workers, make_writer, page_size_for, stored_size
+from writers.writer_common import default_workers, page_size_for, stored_size
 
 DEFAULTS = dict(samples=2000, max_resolution=256, repeats=3, warmup=1)
 QUICK = dict(samples=64, max_resolution=256, repeats=1, warmup=0, workers=2)
@@ -80,11 +80,12 @@ class Photos:
 
 def write_with_ffcv(src, out, args):
     from ffcv.fields import IntField, RGBImageField
+    from ffcv.writer import DatasetWriter
 
     fields = {'image': RGBImageField(write_mode='jpg', jpeg_quality=JPEG_QUALITY,
                                      max_resolution=args.max_resolution or None),
               'label': IntField()}
-    writer = make_writer(out, fields, args.page_size, args.workers, False)
+    writer = DatasetWriter(out, fields, page_size=args.page_size, num_workers=args.workers)
     writer.from_indexed_dataset(Photos(find_images(src).samples))
 
 

@@ -142,7 +142,7 @@ def merge_betons(out, inputs, progress=None):
              'sha256': f.sidecar.get('integrity', {}).get('sha256'),
              'num_samples': f.layout.num_samples, 'videos': len(f.sidecar['videos']),
              'shard': f.sidecar.get('shard')} for f in files]
-        sidecar = write_outputs(out, lambda tmp: _write_merged(tmp, out, files, runs, progress),
+        sidecar = write_outputs(out, lambda tmp: _write_merged(tmp, files, runs),
                                 metadata, progress)
         missing, first_missing = (0, []) if shard is None else _missing_shards(shard)
         return dict(out=out, sidecar=sidecar, num_samples=num_samples, videos=videos,
@@ -597,7 +597,7 @@ def _all_same(values):
 
 # ---------------------------------------------------------------------------- writing
 
-def _write_merged(tmp, out, files, runs, progress):
+def _write_merged(tmp, files, runs):
     """Write the merged samples to ``tmp`` with FFCV's DatasetWriter, copying every stored
     byte range (the allocator packs them into pages as the writers do)."""
     layout = files[0].layout
@@ -607,9 +607,9 @@ def _write_merged(tmp, out, files, runs, progress):
     id_columns = [f'f{layout.field_names.index(n)}' for n in VIDEO_ID_FIELDS
                   if n in layout.field_names]
     num_samples = sum(count for _, _, count, _ in runs)
-    writer = make_writer(tmp, fields, page_size, 1, progress, unit='sample', name=out)
+    writer = make_writer(tmp, fields, page_size)
     writer.from_jobs(num_samples, [(0, num_samples)], _copy_samples,
-                     (files, runs, _pointer_slots(layout), id_columns), inline=True)
+                     (files, runs, _pointer_slots(layout), id_columns))
 
 
 def _copy_samples(todo, metadata_sm, metadata_type, fields, allocator, done, allocations,

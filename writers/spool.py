@@ -130,17 +130,15 @@ class EncodedImages:
         self.images, self.largest = images, largest
 
 
-def write_spooled(path, fields, columns, spool_paths, progress, unit='sample', num_samples=None):
+def write_spooled(path, fields, columns, spool_paths):
     """Write the samples to ``path`` with FFCV's DatasetWriter.
 
     ``fields`` maps names to FFCV fields (file order); ``columns`` maps the same names to the
     values: an ``IMAGE_REF`` array (spooled JPEGs, for ``RGBImageField``s), an
     :class:`EncodedImages`, a 1-D array (one value per sample) or a :class:`Constant`.
-    ``spool_paths[i]`` is spool file ``i``. ``num_samples`` defaults to the arrays' length.
+    ``spool_paths[i]`` is spool file ``i``. The arrays give the number of samples.
     """
     lengths = {len(c) for c in columns.values() if isinstance(c, np.ndarray)}
-    if num_samples is not None:
-        lengths.add(num_samples)
     if len(lengths) != 1:
         raise ValueError('columns must have one common length')
     num_samples = lengths.pop()
@@ -152,14 +150,9 @@ def write_spooled(path, fields, columns, spool_paths, progress, unit='sample', n
             largest += column.largest
         elif column.dtype == IMAGE_REF:
             largest += column['nbytes']
-    # The samples are already-encoded bytes: writing them is a copy, cheaper than starting
-    # writer processes (≈ 0.3 s here), so one worker runs in this process; with one writer
-    # the pages come out in sample order, the same file every time.
-    writer = make_writer(path, fields, page_size_for(largest.max() + 4096), 1, progress,
-                         unit=unit)
+    writer = make_writer(path, fields, page_size_for(largest.max() + 4096))
     writer.from_jobs(num_samples, [(0, num_samples)], _write_samples,
-                     ({name: columns[name] for name in fields}, list(spool_paths)),
-                     inline=True)
+                     ({name: columns[name] for name in fields}, list(spool_paths)))
 
 
 def _write_samples(todo, metadata_sm, metadata_type, fields, allocator, done, allocations,

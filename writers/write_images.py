@@ -126,7 +126,7 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
                               enabled=progress is not False) as bar:
                 images = EncodedImages(_spooled(read.spool_paths, read.stored, bar.update),
                                        int(read.stored['nbytes'].max()))
-                write_spooled(tmp, fields, {IMAGE: images, LABEL: labels}, (), False)
+                write_spooled(tmp, fields, {IMAGE: images, LABEL: labels}, ())
 
         sidecar = write_outputs(out, write_beton, metadata, progress)
         return {'out': out, 'sidecar': sidecar, 'num_samples': len(read.samples),

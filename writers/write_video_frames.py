@@ -122,8 +122,7 @@ def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=9
         if shard_entry is not None:
             metadata['shard'] = shard_entry
         sidecar = write_outputs(out, lambda tmp: write_spooled(
-            tmp, fields, columns, [job[2] for job in jobs], progress, unit='frame'),
-            metadata, progress)
+            tmp, fields, columns, [job[2] for job in jobs]), metadata, progress)
     return dict(out=out, sidecar=sidecar, num_samples=num_samples, videos=videos,
                 skipped=skipped, warnings=problems, frames_read=metadata['frames_read'],
                 shard=shard_entry, options=metadata['options'])

@@ -202,8 +202,7 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
         if shard_entry is not None:
             metadata['shard'] = shard_entry
         sidecar = write_outputs(out, lambda tmp: write_spooled(
-            tmp, fields, values, [job[2] for job in jobs], progress, unit='pair'), metadata,
-            progress)
+            tmp, fields, values, [job[2] for job in jobs]), metadata, progress)
     return dict(out=out, sidecar=sidecar, num_samples=len(pairs), videos=videos,
                 skipped=skipped, warnings=problems, counts=counts, tracks=tracks,
                 shard=shard_entry, options=metadata['options'])

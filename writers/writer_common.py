@@ -2,32 +2,25 @@
 
 Output checks, the worker count and size cap, writing a .beton and its sidecar all or
 nothing, with the file's size and hashes in the sidecar (:func:`write_outputs`), FFCV's size
-arithmetic, and :func:`make_writer`:
-FFCV's ``DatasetWriter`` made to raise instead of hanging when one of its processes dies, and
-to report a failed write (disk full) as the OSError it is. Nothing here imports ``loaders`` or
-``fastssl``.
+arithmetic, and :func:`make_writer`: FFCV's ``DatasetWriter`` filled by a worker function
+in this process. Nothing here imports ``loaders`` or ``fastssl``.
 """
 import contextlib
 import ctypes
-import errno
 import multiprocessing
 import os
-import queue
-import sys
-import time
 import traceback
 
 import numpy as np
 
 from fastssl_common.atomic import (
     atomic_path,
-    disk_full,
     stop_signals_held,
     temporary_name,
     write_json,
 )
 from fastssl_common.beton_file import check_layout, file_digest
-from fastssl_common.errors import UserError, end_quietly_on_stop_signals
+from fastssl_common.errors import UserError
 from fastssl_common.numbers import check_number
 from fastssl_common.progress import progress_bar
 
@@ -146,81 +139,40 @@ def page_size_for(largest_sample_bytes):
     return max(8 << 20, 1 << (2 * int(largest_sample_bytes) + (1 << 20) - 1).bit_length())
 
 
-def make_writer(fname, fields, page_size, workers, progress=None, unit='img', name=None):
-    """FFCV's DatasetWriter, except that a dead worker raises instead of hanging.
+def make_writer(fname, fields, page_size):
+    """FFCV's ``DatasetWriter`` with ``from_jobs(num_samples, jobs, work_fn, extra_args)``:
+    FFCV's worker protocol with a caller-supplied worker function, run in this process.
 
-    (FFCV's own loop waits forever for samples that a crashed worker will never write.) A
-    worker that fails to write (disk full, I/O error) raises that OSError here, which the
-    caller's :func:`fastssl_common.atomic.atomic_path` reports as one line; any other death
-    is a UserError naming ``name`` (the final output, default ``fname``).
-    Besides FFCV's ``from_indexed_dataset``, the writer has ``from_jobs(num_samples, jobs,
-    work_fn, extra_args)``: FFCV's worker protocol with a caller-supplied worker function.
+    The writers only copy bytes already encoded (:mod:`writers.spool`, the merge): cheaper
+    than starting FFCV's writer processes (about 0.3 s), and one writer fills the pages in
+    sample order, so a file comes out the same every time.
     """
     from ffcv.memory_allocator import MemoryAllocator
     from ffcv.writer import DatasetWriter
 
-    name = name or fname
-
-    class CheckedDatasetWriter(DatasetWriter):
-        # Same steps as DatasetWriter._write_common in ffcv 1.0.2, plus liveness checks.
+    class InlineDatasetWriter(DatasetWriter):
+        # The steps of DatasetWriter._write_common in ffcv 1.0.2, with its one worker here.
         def _write_common(self, num_samples, queue_content, work_fn, extra_worker_args):
             self.num_samples = num_samples
             self.prepare()
-            processes = []
             try:    # from here on the shared metadata exists: a Ctrl-C anywhere must free it
                 todo = multiprocessing.Queue()
                 for content in queue_content:
                     todo.put(content)
-                for _ in range(self.num_workers):
-                    todo.put(None)
+                todo.put(None)
                 allocations = multiprocessing.Queue()
                 done = multiprocessing.Value(ctypes.c_uint64, 0)
                 allocator = MemoryAllocator(self.fname, self.data_region_start, self.page_size)
-                args = (todo, self.metadata_sm, self.metadata_type, self.fields, allocator,
-                        done, allocations, *extra_worker_args)
-                if self.inline:
-                    # Cheap work (copying spooled bytes): run it here, with no process start-up.
-                    try:
-                        work_fn(*args)
-                        self.finalize(allocations.get())
-                    except BaseException as err:
-                        # the worker's frames still hold views of the shared metadata, and
-                        # close() below would fail on them with a BufferError hiding ``err``
-                        traceback.clear_frames(err.__traceback__)
-                        raise
-                    return
-                failed = multiprocessing.Value(ctypes.c_int, 0)     # errno of a failed write
-                processes = [multiprocessing.Process(target=_checked_worker,
-                                                     args=(work_fn, failed, self.fname, *args))
-                             for _ in range(self.num_workers)]
-                for process in processes:
-                    process.start()
-                with progress_bar(total=num_samples, unit=unit, desc='writing',
-                                  enabled=progress is not False) as bar:
-                    written = 0
-                    while written < num_samples:
-                        raise_if_dead(processes, failed, name)
-                        now = done.value
-                        bar.update(now - written)
-                        written = now
-                        if written < num_samples:
-                            time.sleep(0.05)
-                allocation_list = []
-                for _ in processes:
-                    while True:
-                        try:
-                            allocation_list.extend(allocations.get(timeout=0.2))
-                            break
-                        except queue.Empty:
-                            raise_if_dead(processes, failed, name)
-                for process in processes:
-                    process.join()
-                self.finalize(allocation_list)
+                try:
+                    work_fn(todo, self.metadata_sm, self.metadata_type, self.fields, allocator,
+                            done, allocations, *extra_worker_args)
+                    self.finalize(allocations.get())
+                except BaseException as err:
+                    # the worker's frames still hold views of the shared metadata, and
+                    # close() below would fail on them with a BufferError hiding ``err``
+                    traceback.clear_frames(err.__traceback__)
+                    raise
             finally:
-                for process in processes:
-                    if process.is_alive():
-                        process.terminate()
-                        process.join()
                 self.metadata_sm.close()
                 self.metadata_sm.unlink()
 
@@ -230,19 +182,15 @@ def make_writer(fname, fields, page_size, workers, progress=None, unit='img', na
             with stop_signals_held():
                 super().finalize(allocations)
 
-        def from_jobs(self, num_samples, jobs, work_fn, extra_args=(), inline=False):
-            """Write ``num_samples`` samples; each worker runs ``work_fn`` on queued ``jobs``.
+        def from_jobs(self, num_samples, jobs, work_fn, extra_args=()):
+            """Write ``num_samples`` samples: ``work_fn`` runs the queued ``jobs``.
 
             ``work_fn(queue, metadata_sm, metadata_type, fields, allocator, done, allocations,
-            *extra_args)`` follows FFCV's ``worker_job_indexed_dataset`` protocol. ``inline``
-            runs one worker in this process (for work too cheap to pay a process start for).
+            *extra_args)`` follows FFCV's ``worker_job_indexed_dataset`` protocol.
             """
-            self.inline = inline
             self._write_common(num_samples, jobs, work_fn, tuple(extra_args))
 
-    writer = CheckedDatasetWriter(fname, fields, page_size=page_size, num_workers=workers)
-    writer.inline = False
-    return writer
+    return InlineDatasetWriter(fname, fields, page_size=page_size, num_workers=1)
 
 
 @contextlib.contextmanager
@@ -258,31 +206,3 @@ def allocating(allocator):
         allocator.fp.close()
         raise
     allocator.__exit__(None, None, None)
-
-
-def _checked_worker(work_fn, failed, fname, *args):
-    """An FFCV writer worker that, when its write fails (an OSError, or FFCV's own error on a
-    full disk), records the errno in ``failed`` and exits quietly with status 3: the parent
-    reports it once, as one line, instead of this process printing a traceback."""
-    end_quietly_on_stop_signals()
-    try:
-        work_fn(*args)
-    except Exception as err:
-        if isinstance(err, OSError) and err.errno:
-            failed.value = err.errno
-        elif disk_full(os.path.dirname(os.path.abspath(fname))):
-            failed.value = errno.ENOSPC
-        else:
-            raise
-        sys.exit(3)
-
-
-def raise_if_dead(processes, failed, name):
-    """If any of ``processes`` (FFCV writer workers) has exited with an error: the OSError of
-    a failed write (``failed`` holds its errno), else a UserError naming ``name``."""
-    for process in processes:
-        if process.exitcode not in (None, 0):
-            if failed.value:
-                raise OSError(failed.value, os.strerror(failed.value))
-            raise UserError(f'an FFCV writer process died (exit code {process.exitcode}) while '
-                            f'writing {name}; nothing was kept')

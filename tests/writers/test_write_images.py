@@ -19,7 +19,6 @@ from PIL import Image
 from fastssl_common.errors import UserError
 from writers.image_sources import crop_region, map_in_order, scan_folder
 from writers.write_images import SMALL_BOX, ImageEncoder, main, write_images
-from writers.writer_common import make_writer
 
 SIZE = (96, 64)  # width, height: every image of the Loader tests has this size
 
@@ -457,28 +456,6 @@ def test_the_file_is_what_ffcvs_own_single_process_writer_writes(many_photos, tm
     DatasetWriter(str(reference), fields, page_size=int(Reader(str(out)).page_size),
                   num_workers=1).from_indexed_dataset(Photos())
     assert out.read_bytes() == reference.read_bytes()
-
-
-class _Exploding:
-    def __len__(self):
-        return 3
-
-    def __getitem__(self, index):
-        raise RuntimeError('boom')
-
-
-def test_dead_writer_worker_raises_instead_of_hanging(tmp_path):
-    from ffcv.fields import IntField, RGBImageField
-
-    writer = make_writer(
-        str(tmp_path / 'x.beton'),
-        {'image': RGBImageField(), 'label': IntField()},
-        8 << 20,
-        1,
-        False,
-    )
-    with pytest.raises(UserError, match='writer process died'):
-        writer.from_indexed_dataset(_Exploding())
 
 
 def _dies_on_item_100(item):

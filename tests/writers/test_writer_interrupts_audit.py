@@ -56,7 +56,7 @@ def spooled(tmp_path):
             refs[i] = (0, *spool.add(rgb))
     fields = {IMAGE: RGBImageField(write_mode='jpg'), LABEL: IntField()}
     columns = {IMAGE: refs, LABEL: np.arange(3)}
-    return lambda path: write_spooled(str(path), fields, columns, [spool_path], progress=False)
+    return lambda path: write_spooled(str(path), fields, columns, [spool_path])
 
 
 def test_ctrl_c_inside_ffcvs_page_allocator_stops_the_write(spooled, tmp_path):
