@@ -112,6 +112,15 @@ def spool_folder(out):
                 shutil.rmtree(path, ignore_errors=True)
 
 
+def read_spooled(handle, path, offset, nbytes):
+    """The ``nbytes`` bytes at ``offset`` of the spool file ``path`` (open as ``handle``), as a
+    uint8 array; OSError if the file is shorter."""
+    data = os.pread(handle, nbytes, offset)
+    if len(data) != nbytes:
+        raise OSError(f'spool file {path} is shorter than expected')
+    return np.frombuffer(data, np.uint8)
+
+
 # ---------------------------------------------------------------------------- the .beton
 
 class Constant:
@@ -171,10 +180,8 @@ def _write_samples(todo, metadata_sm, metadata_type, fields, allocator, done, al
         number = int(ref['spool'])
         if number not in files:
             files[number] = os.open(spool_paths[number], os.O_RDONLY)
-        data = os.pread(files[number], int(ref['nbytes']), int(ref['offset']))
-        if len(data) != ref['nbytes']:
-            raise OSError(f'spool file {spool_paths[number]} is shorter than expected')
-        return jpg, ref['height'], ref['width'], np.frombuffer(data, np.uint8)
+        return jpg, ref['height'], ref['width'], read_spooled(
+            files[number], spool_paths[number], int(ref['offset']), int(ref['nbytes']))
 
     def put_image(destination, image, malloc):
         mode, height, width, data = image

@@ -36,7 +36,7 @@ from writers.image_sources import (
     read_boxes,
 )
 from writers.inspect_pairs import JPEG_MAX_SIDE
-from writers.spool import EncodedImages, Spool, spool_folder, write_spooled
+from writers.spool import EncodedImages, Spool, read_spooled, spool_folder, write_spooled
 from writers.writer_common import (
     add_output_arguments,
     check_output,
@@ -328,11 +328,9 @@ def _spooled(spool_paths, stored, taken):
             except OSError as err:
                 raise cannot_write(path, err.strerror) from None
         for entry in stored:
-            number, nbytes = int(entry['spool']), int(entry['nbytes'])
-            data = np.frombuffer(os.pread(handles[number], nbytes, int(entry['offset'])),
-                                 np.uint8)
-            if len(data) != nbytes:
-                raise OSError(f'spool file {spool_paths[number]} is shorter than expected')
+            number = int(entry['spool'])
+            data = read_spooled(handles[number], spool_paths[number], int(entry['offset']),
+                                int(entry['nbytes']))
             taken(1)
             yield int(entry['mode']), int(entry['height']), int(entry['width']), data
     finally:
