@@ -1,9 +1,11 @@
 """The image writer against FFCV's own and against itself before, in one run: images/s of
-``write_images``, of FFCV's ``DatasetWriter`` with the same worker processes, and of the
-writer before it wrote in order; and whether each writes the same bytes every time.
+``write_images``, of FFCV's ``DatasetWriter`` with the same worker processes, of the writer
+before it wrote in order, and of a sharded write and its merge; and whether each writes the
+same bytes every time.
 
     python -m benchmarks.image_writer [--data DIR | --samples 2000] [--max-resolution 256]
-                                      [--workers N] [--repeats 3] [--json OUT] [--quick]
+                                      [--workers N] [--shards 4] [--repeats 3] [--json OUT]
+                                      [--quick]
 
 **Material.** ``--samples`` JPEGs made from the photographs shipped with scikit-image and
 scikit-learn (360–400 px, :func:`benchmarks.data.make_jpegs`), or the images of ``--data``.
@@ -19,15 +21,19 @@ scikit-learn (360–400 px, :func:`benchmarks.data.make_jpegs`), or the images o
   that it is readable) and encoded there; the results spooled in sample order, copied into
   the file by one writer in this process, the file hashed, the sidecar written.
 - (i2) the writer before (i1): every image decoded in the pool to check it, then (i0).
+- (i3) ``write_images --shard I/N`` for each of ``--shards`` shards, one after another (on a
+  cluster they run at the same time), then ``merge_betons`` joining them; the merge alone is
+  timed too (images/s and MB/s of ``.beton``). The merged file must be (i1)'s, byte for byte.
 
 One untimed warm-up of each, then ``--repeats`` timed rounds, the methods alternating (their
 order rotated every round); median images/s. Target: (i1)/(i2) >= 1, writing in order is no
 slower than before; (i1)/(i0), what checks, spool, hashes and sidecar cost against FFCV's
-bare writer, has none. **Repeatable** says whether every run of a method wrote the same
-bytes.
+bare writer, and (i3)/(i1), what sharding costs in all (each shard lists SRC, and the merge
+copies and hashes the file again), have none. **Repeatable** says whether every run of a
+method wrote the same bytes.
 
-``--quick`` is a smoke run for tests (64 images, 1 repeat, no warm-up, 2 workers): its numbers
-mean nothing.
+``--quick`` is a smoke run for tests (64 images, 1 repeat, no warm-up, 2 workers, 2 shards):
+its numbers mean nothing.
 """
 import hashlib
 import math
@@ -53,15 +59,18 @@ from benchmarks.data import JPEG_QUALITY, add_image_source_options, make_jpegs
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.images import load_rgb
 from writers.image_sources import find_images, map_in_order
+from writers.merge_betons import merge_betons
 from writers.write_images import write_images
 from writers.writer_common import default_workers, page_size_for, stored_size
 
-DEFAULTS = dict(samples=2000, max_resolution=256, repeats=3, warmup=1)
-QUICK = dict(samples=64, max_resolution=256, repeats=1, warmup=0, workers=2)
+DEFAULTS = dict(samples=2000, max_resolution=256, repeats=3, warmup=1, shards=4)
+QUICK = dict(samples=64, max_resolution=256, repeats=1, warmup=0, workers=2, shards=2)
 TARGET = 1.0
 METHODS = [('ffcv', "(i0) FFCV's DatasetWriter, its processes fill pages as they finish"),
            ('ours', '(i1) write_images: decoded once, encoded by the pool, written in order'),
-           ('before', '(i2) the writer before: images decoded to check them, then (i0)')]
+           ('before', '(i2) the writer before: images decoded to check them, then (i0)'),
+           ('sharded', '(i3) --shards shards of write_images, one after another, then merged')]
+MERGE = ('merge', '      of which the merge of the shards')
 
 
 class Photos:
@@ -89,9 +98,23 @@ def write_with_ffcv(src, out, args):
     writer.from_indexed_dataset(Photos(find_images(src).samples))
 
 
-def write_ours(src, out, args):
+def write_ours(src, out, args, shard=None):
     write_images(src, out, max_resolution=args.max_resolution, jpeg_quality=JPEG_QUALITY,
-                 workers=args.workers, progress=False)
+                 workers=args.workers, shard=shard, progress=False)
+
+
+def write_sharded(src, out, args):
+    """(i3): the shards, then their merge; the merge's seconds."""
+    shards = [f'{out[:-len(".beton")]}-{index}.beton' for index in range(args.shards)]
+    for index, shard in enumerate(shards):
+        write_ours(src, shard, args, (index, args.shards))
+    start = time.perf_counter()
+    merge_betons(out, shards, progress=False)
+    seconds = time.perf_counter() - start
+    for shard in shards:
+        os.remove(shard)
+        os.remove(shard + '.json')
+    return seconds
 
 
 def decoded_shape(path):
@@ -106,7 +129,8 @@ def write_checked_with_ffcv(src, out, args):
     write_with_ffcv(src, out, args)
 
 
-WRITERS = {'ffcv': write_with_ffcv, 'ours': write_ours, 'before': write_checked_with_ffcv}
+WRITERS = {'ffcv': write_with_ffcv, 'ours': write_ours, 'before': write_checked_with_ffcv,
+           'sharded': write_sharded}
 
 
 def digest(path):
@@ -125,21 +149,23 @@ def page_size(src, max_resolution):
 
 
 def run(key, src, workdir, args):
-    """One write by method ``key``: (seconds, sha256 of the file)."""
+    """One write by method ``key``: (seconds, sha256 of the file, size in bytes, what the
+    method returned: the merge's seconds for (i3))."""
     out = os.path.join(workdir, f'{key}.beton')
     start = time.perf_counter()
-    WRITERS[key](src, out, args)
+    returned = WRITERS[key](src, out, args)
     seconds = time.perf_counter() - start
-    written = digest(out)
+    written, size = digest(out), os.path.getsize(out)
     for path in (out, out + '.json'):
         if os.path.exists(path):
             os.remove(path)
-    return seconds, written
+    return seconds, written, size, returned
 
 
 def measure(src, workdir, args, count):
-    """Alternating timed rounds: the Timings and each method's set of file digests."""
-    timings = {key: Timing(key, label, 'img/s') for key, label in METHODS}
+    """Alternating timed rounds: the Timings (the merge's last), each method's set of file
+    digests, and the merged file's size in bytes."""
+    timings = {key: Timing(key, label, 'img/s') for key, label in [*METHODS, MERGE]}
     digests = {key: set() for key, _ in METHODS}
     for key, _ in METHODS * args.warmup:
         digests[key].add(run(key, src, workdir, args)[1])
@@ -147,10 +173,13 @@ def measure(src, workdir, args, count):
         shift = round_number % len(METHODS)
         order = METHODS[shift:] + METHODS[:shift]
         for key, _ in order:
-            seconds, written = run(key, src, workdir, args)
+            seconds, written, size, merge_seconds = run(key, src, workdir, args)
             timings[key].add(count, seconds)
             digests[key].add(written)
-    return list(timings.values()), digests
+            if merge_seconds is not None:
+                timings['merge'].add(count, merge_seconds)
+                merged_size = size
+    return list(timings.values()), digests, merged_size
 
 
 def build_parser():
@@ -164,6 +193,8 @@ def build_parser():
                         f"{DEFAULTS['max_resolution']})")
     parser.add_argument('--workers', type=int, default=None,
                         help='writer processes of every method (default: usable CPUs)')
+    parser.add_argument('--shards', type=int, default=None,
+                        help=f"shards of (i3) (default {DEFAULTS['shards']})")
     parser.add_argument('--repeats', type=int, default=None,
                         help=f"timed rounds after one warm-up (default {DEFAULTS['repeats']})")
     add_output_options(parser, 'smoke run for tests: 64 images, 1 repeat, no warm-up, 2 workers')
@@ -174,7 +205,7 @@ def resolve(args):
     apply_preset(args, QUICK if args.quick else DEFAULTS)
     if args.workers is None:
         args.workers = default_workers()
-    require_at_least(args, ('samples', 'workers', 'repeats'))
+    require_at_least(args, ('samples', 'workers', 'repeats', 'shards'))
     if args.max_resolution < 0:
         raise UserError('--max-resolution must be >= 0')
     if args.data and not os.path.isdir(args.data):
@@ -192,16 +223,18 @@ def main(argv=None):
             src = os.path.join(workdir, 'jpegs')
             make_jpegs(src, args.samples)
         count = len(find_images(src).samples)
+        if args.shards > count:
+            raise UserError(f'--shards {args.shards} is more than the {count} images')
         args.page_size = page_size(src, args.max_resolution)
-        timings, digests = measure(src, workdir, args, count)
+        timings, digests, merged_size = measure(src, workdir, args, count)
 
     print()
     print_machine(info)
     print()
     print(f'writing {count} images of {"--data " + args.data if args.data else "generated JPEGs"}'
           f' (jpg, quality {JPEG_QUALITY}, --max-resolution {args.max_resolution}), '
-          f'{args.workers} workers, {args.repeats} timed round(s) after {args.warmup} '
-          'warm-up, alternating')
+          f'{args.workers} workers, {args.shards} shards in (i3), {args.repeats} timed round(s) '
+          f'after {args.warmup} warm-up, alternating')
     print_table(timings, runs='run seconds')
     rates = {t.key: t.median for t in timings}
     ratio = rates['ours'] / rates['before']
@@ -209,6 +242,13 @@ def main(argv=None):
           f"{TARGET:.1f}  {'PASS' if ratio >= TARGET else 'MISS'}")
     print(f"(i1)/(i0)  write_images vs FFCV's bare writer: {rates['ours'] / rates['ffcv']:.2f}x  "
           '(no target)')
+    print(f"(i3)/(i1)  {args.shards} shards one after another and their merge vs one write: "
+          f"{rates['sharded'] / rates['ours']:.2f}x  (no target)")
+    merge_mb_s = rates['merge'] * merged_size / count / 1e6
+    print(f"merge      {rates['merge']:.0f} img/s, {merge_mb_s:.0f} MB/s of .beton "
+          f'({merged_size / 1e6:.1f} MB)')
+    same = digests['sharded'] == digests['ours'] and len(digests['ours']) == 1
+    print(f"(i3)       the merged file is (i1)'s, byte for byte: {'yes' if same else 'no'}")
     runs = args.warmup + args.repeats
     repeatable = {key: len(found) == 1 for key, found in digests.items()}
     for key, label in METHODS:
@@ -218,11 +258,13 @@ def main(argv=None):
         write_results(args.json, {
             'machine': info,
             'config': {'data': args.data, 'samples': count, 'max_resolution': args.max_resolution,
-                       'workers': args.workers, 'repeats': args.repeats,
+                       'workers': args.workers, 'shards': args.shards, 'repeats': args.repeats,
                        'warmup': args.warmup, 'quick': args.quick},
             'speed': {t.key: t.as_json(runs='run') for t in timings},
             'ratio_ours_before': ratio, 'target': TARGET, 'pass': ratio >= TARGET,
             'ratio_ours_ffcv': rates['ours'] / rates['ffcv'],
+            'ratio_sharded_ours': rates['sharded'] / rates['ours'],
+            'merge_mb_per_s': merge_mb_s, 'merged_is_ours': same,
             'repeatable': repeatable})
     return 0
 

@@ -2,30 +2,33 @@
 
     python writers/merge_betons.py OUT.beton IN.beton [IN.beton ...]
 
-The inputs are video frames or video pairs files (``write_video_frames.py``,
-``write_video_pairs.py``) written with the same options. Every sample's stored bytes (JPEG
-frames, proposal arrays) are copied as they are, never decoded or re-encoded; only the
-pointers to them and the video ids change. Shards of one write are put back in SRC's order
-(their videos sorted by path relative to SRC, as the writers list them), so that merging all
-N shards gives the file one unsharded write would have given, byte for byte; other files are
-concatenated in the order given.
+The inputs are video frames, video pairs or image files (``write_video_frames.py``,
+``write_video_pairs.py``, ``write_images.py``) written with the same options. Every sample's
+stored bytes (JPEG or raw images, proposal arrays) are copied as they are, never decoded or
+re-encoded; only the pointers to them and the video ids change (an image's label is kept).
+Shards of one write are put back in SRC's order (videos sorted by path relative to SRC, as
+the video writers list them; images by the place in SRC's listing each shard records), so
+that merging all N shards gives the file one unsharded write would have given, byte for
+byte; other files are concatenated in the order given.
 
 Checked before anything is written, each failure one ``error:`` line: every input exists,
 is a complete ``.beton`` whose size and SHA-256 match its sidecar, and agrees with its
-sidecar's video table; the inputs share one schema and every writer option that changes what
-is stored (``--workers``, ``--strict``, ``--segment-frames`` and SRC's location may differ);
-shards are of one ``--shard I/N`` split of one SRC listing, none twice; files without
-``--shard`` do not hold the same bytes; no video is in two inputs; OUT is not an input and
-does not exist. While copying, each input must still be the file checked (not written again
-meanwhile).
+sidecar's video table or list of samples; the inputs share one schema, the same classes
+(image files) and every writer option that changes what is stored (``--workers``,
+``--strict``, ``--segment-frames`` and the location of SRC and of a ``--boxes`` file may
+differ); shards are of one ``--shard I/N`` split of one SRC listing, none twice; files
+without ``--shard`` do not hold the same bytes; no video, and no image (or box of one), is
+in two inputs; OUT is not an input and does not exist. While copying, each input must
+still be the file checked (not written again meanwhile).
 
-The sidecar: the videos renumbered in the merged order (``id``, ``first_sample``), skipped
-videos and warnings (each of them with its ``src`` where the inputs' SRC differ, so that the
-merged file can be merged again in SRC's order), the options, the shards merged
-(``shard``), the inputs (``merged_from``), a fresh ``integrity``; every other entry combined
-from the inputs' (:func:`combine`): counts add up, a share or mean taken over one of them is
-recomputed from the totals, settings the same in every input are kept, anything else that
-differs is kept per input. :func:`merge_betons` is the library entry point.
+The sidecar: the videos renumbered in the merged order (``id``, ``first_sample``) or the
+samples in the merged order, skipped videos or images and warnings (a video's, each with its
+``src`` where the inputs' SRC differ, so that the merged file can be merged again in SRC's
+order), the options, the shards merged (``shard``), the inputs (``merged_from``), a fresh
+``integrity``; every other entry combined from the inputs' (:func:`combine`): counts add up,
+a share or mean taken over one of them is recomputed from the totals, settings the same in
+every input are kept, anything else that differs is kept per input. :func:`merge_betons` is
+the library entry point.
 """
 import contextlib
 import itertools
@@ -47,26 +50,36 @@ from fastssl_common.beton_file import (
 )
 from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, path_argument, run_cli
-from fastssl_common.formats import LABEL, VIDEO_FRAMES, VIDEO_ID, VIDEO_PAIRS, sidecar_path
+from fastssl_common.formats import (
+    IMAGES,
+    LABEL,
+    VIDEO_FRAMES,
+    VIDEO_ID,
+    VIDEO_PAIRS,
+    sidecar_path,
+)
 from fastssl_common.locks import held_output
 from fastssl_common.numbers import check_flag
 from fastssl_common.progress import progress_bar
+from writers.shards import found_key
 from writers.writer_common import allocating, check_output, make_writer, write_outputs
 
-MERGEABLE = (VIDEO_FRAMES.sidecar, VIDEO_PAIRS.sidecar)
+MERGEABLE = (VIDEO_FRAMES.sidecar, VIDEO_PAIRS.sidecar, IMAGES.sidecar)
 VIDEO_ID_FIELDS = (VIDEO_ID, LABEL)      # label = video_id in both video kinds
-# Writer options that say how a file was made, not what it holds: they may differ.
-OPERATIONAL_OPTIONS = ('src', 'workers', 'strict', 'segment_frames')
+# Writer options that say how a file was made, not what it holds: they may differ (a boxes
+# file's content is in a shard's listing hash, wherever the file lies).
+OPERATIONAL_OPTIONS = ('src', 'workers', 'strict', 'segment_frames', 'boxes')
 # Sidecar entries the merge rebuilds; every other one is combined by :func:`combine`.
-REBUILT = ('format', 'num_samples', 'fields', 'videos', 'skipped', 'warnings', 'options',
-           'shard', 'integrity', 'merged_from')
+REBUILT = ('format', 'num_samples', 'fields', 'videos', 'samples', 'skipped', 'warnings',
+           'options', 'shard', 'integrity', 'merged_from')
 # The track summary's means and shares (writers.region_pairs.stats_summary) and the count
 # each is taken over; unknown ones are matched to a count by :func:`_denominators`.
 # Whole numbers that count something, and so add up even where the inputs agree (other
 # numbers the same in every input are settings, kept): every entry of a summary named in
 # COUNT_SUMMARIES, and entries named like the writers' counts.
 COUNT_SUMMARIES = ('counts', 'lost')
-COUNT_NAME = re.compile(r'(num|pairs|tracks|frames|videos|dropped|proposals|cuts|samples)(_|$)')
+COUNT_NAME = re.compile(
+    r'(num|pairs|tracks|frames|videos|dropped|proposals|cuts|samples|small_boxes)(_|$)')
 KNOWN_DENOMINATORS = {'kept_fraction': 'proposals', 'mean_track_frames': 'proposals',
                       'mean_kept_track_frames': 'tracks_kept'}
 MISSING_SHOWN = 10      # missing shards named in the summary and the note; the rest counted
@@ -89,13 +102,23 @@ class Input:
     def options(self):
         return self.sidecar['options']
 
+    @property
+    def unit(self):
+        return _unit(self.sidecar)
+
+
+def _unit(sidecar):
+    """What SRC lists for the writer of ``sidecar`` (a mergeable one): 'video' or 'image'."""
+    return 'image' if sidecar['format'] == IMAGES.sidecar else 'video'
+
 
 def merge_betons(out, inputs, progress=None):
     """Merge the ``.beton`` files ``inputs`` (with their sidecars) into ``out`` and
     ``out + '.json'``. Returns a summary dict: ``out``, ``sidecar``, ``num_samples``,
-    ``videos``, ``inputs`` (count), ``shard`` (the merged shards, None for files without
-    ``--shard``), ``missing_shards`` (how many shards of the split that can hold a video are
-    not merged) and ``first_missing_shards`` (the first :data:`MISSING_SHOWN` of them).
+    ``videos`` (the video table; None for image files), ``inputs`` (count), ``shard`` (the
+    merged shards, None for files without ``--shard``), ``missing_shards`` (how many shards of
+    the split that can hold a video or image are not merged) and ``first_missing_shards``
+    (the first :data:`MISSING_SHOWN` of them).
     Paths may be str or ``pathlib.Path``; ``inputs`` any iterable of them (``Path.glob``'s
     too). Raises UserError for bad input; on failure neither file is created."""
     out = path_argument(out, 'out')
@@ -116,35 +139,46 @@ def merge_betons(out, inputs, progress=None):
             except OSError as err:
                 raise UserError(f'cannot read {path}: {err.strerror or err}') from None
         _check_formats(files)
+        unit = files[0].unit
         options = _merged_options(files)      # a differing option names itself better than a field
         _check_fields(files)
-        shard = _merged_shard(files)
-        if shard is None:       # shards are told apart by their indices (see _check_distinct)
+        if unit == 'image':
+            _check_classes(files)
+        shard = _merged_shard(files, unit)
+        sharded = shard is not None
+        if not sharded:         # shards are told apart by their indices (see _check_distinct)
             _check_distinct(files)
-        # SRC at different places (mounted elsewhere on some machines): each video, skipped video
-        # and warning keeps its own, which a later merge of this file orders shards by
-        own_src = not isinstance(options['src'], str)
-        videos, runs = _merged_videos(files, shard is not None, own_src)
-        num_samples = sum(count for _, _, count, _ in runs)
-        metadata = {'format': files[0].sidecar['format'], 'num_samples': num_samples,
-                    'fields': files[0].sidecar['fields']}
+        first = files[0].sidecar
+        metadata = {'format': first['format'], 'num_samples': 0}
+        if 'fields' in first:
+            metadata['fields'] = first['fields']
         metadata.update(combine([{k: v for k, v in f.sidecar.items() if k not in REBUILT}
                                  for f in files]))
-        metadata.update(
-            videos=videos,
-            skipped=_merged_entries(files, 'skipped', shard is not None, own_src),
-            warnings=_merged_entries(files, 'warnings', shard is not None, own_src),
-            options=options)
-        if shard is not None:
+        if unit == 'video':
+            # SRC at different places (mounted elsewhere on some machines): each video, skipped
+            # video and warning keeps its own, which a later merge of this file orders shards by
+            own_src = not isinstance(options['src'], str)
+            videos, runs = _merged_videos(files, sharded, own_src)
+            metadata.update(videos=videos,
+                            skipped=_merged_entries(files, 'skipped', sharded, own_src),
+                            warnings=_merged_entries(files, 'warnings', sharded, own_src))
+        else:
+            videos = None
+            samples, runs = _merged_samples(files, sharded)
+            metadata.update(samples=samples, skipped=_merged_image_entries(files, sharded))
+        num_samples = metadata['num_samples'] = sum(count for _, _, count, _ in runs)
+        metadata['options'] = options
+        if sharded:
             metadata['shard'] = shard
         metadata['merged_from'] = [
             {'path': os.path.abspath(f.path),
              'sha256': f.sidecar.get('integrity', {}).get('sha256'),
-             'num_samples': f.layout.num_samples, 'videos': len(f.sidecar['videos']),
+             'num_samples': f.layout.num_samples,
+             **({'videos': len(f.sidecar['videos'])} if unit == 'video' else {}),
              'shard': f.sidecar.get('shard')} for f in files]
         sidecar = write_outputs(out, lambda tmp: _write_merged(tmp, files, runs),
                                 metadata, progress)
-        missing, first_missing = (0, []) if shard is None else _missing_shards(shard)
+        missing, first_missing = (0, []) if shard is None else _missing_shards(shard, unit)
         return dict(out=out, sidecar=sidecar, num_samples=num_samples, videos=videos,
                     inputs=len(files), shard=shard, missing_shards=missing,
                     first_missing_shards=first_missing)
@@ -207,7 +241,7 @@ def _open_input(path, progress):
     _check_sidecar(sidecar, sidecar_file)
     layout = check_layout(path)
     _check_integrity(path, layout, sidecar.get('integrity'), progress)
-    if list(sidecar.get('fields', {})) != list(layout.field_names):
+    if 'fields' in sidecar and list(sidecar['fields']) != list(layout.field_names):
         raise UserError(f'{sidecar_file} lists fields {", ".join(sidecar.get("fields", {}))} '
                         f'but {path} holds {", ".join(layout.field_names)}')
     row = np.dtype([('', h.metadata_type) for h in layout.handlers], align=True)
@@ -220,7 +254,11 @@ def _open_input(path, progress):
     found = Input(path, sidecar, layout, metadata, table['ptr'][order], table['size'][order],
                   identity)
     _check_allocations(found, table['sample_id'][order])
-    _check_video_table(found)
+    if found.unit == 'video':
+        _check_video_table(found)
+    elif len(sidecar['samples']) != layout.num_samples:
+        raise UserError(f"{sidecar_file} lists {len(sidecar['samples'])} samples, {path} holds "
+                        f"{layout.num_samples}")
     return found
 
 
@@ -251,23 +289,36 @@ def _check_sidecar(sidecar, sidecar_file):
     is_shard = isinstance(shard, dict)
     options = sidecar.get('options')
     src = options.get('src') if isinstance(options, dict) else None
-    # a merge of inputs whose SRC differed keeps it per input, and each entry its own
-    own_src = ('src',) if isinstance(src, dict) and 'per_input' in src else ()
-    checks = {
-        'fields': isinstance(sidecar.get('fields'), dict),
-        'options': isinstance(src, str) or bool(own_src),
-        'videos': is_list_of(sidecar.get('videos'),
-                             ('id', 'first_sample', 'num_samples', 'source', *own_src),
-                             (whole, whole, whole, str, str)),
-        'skipped': is_list_of(sidecar.get('skipped', []), ('path', *own_src), (str, str)),
-        'warnings': is_list_of(sidecar.get('warnings', []), ('path', *own_src), (str, str)),
+    # a merge of inputs whose SRC differed keeps it per input, and (videos) each entry its own
+    per_input = isinstance(src, dict) and 'per_input' in src
+    checks = {'options': isinstance(src, str) or per_input}
+    found = found_key(_unit(sidecar))
+    if _unit(sidecar) == 'video':
+        own_src = ('src',) if per_input else ()
+        checks.update({
+            'fields': isinstance(sidecar.get('fields'), dict),
+            'videos': is_list_of(sidecar.get('videos'),
+                                 ('id', 'first_sample', 'num_samples', 'source', *own_src),
+                                 (whole, whole, whole, str, str)),
+            'skipped': is_list_of(sidecar.get('skipped', []), ('path', *own_src), (str, str)),
+            'warnings': is_list_of(sidecar.get('warnings', []), ('path', *own_src), (str, str)),
+        })
+    else:
+        # a shard's samples and skipped images record their place in SRC's listing
+        index = ('index',) if is_shard else ()
+        checks.update({
+            'classes': isinstance(sidecar.get('classes'), list),
+            'samples': is_list_of(sidecar.get('samples'), ('source', *index), (str, whole)),
+            'skipped': is_list_of(sidecar.get('skipped', []), ('path', *index), (str, whole)),
+        })
+    checks.update({
         'shard': shard is None or is_shard,
         'shard.count': not is_shard or is_positive(shard.get('count')),
-        'shard.videos_found': not is_shard or is_positive(shard.get('videos_found')),
+        f'shard.{found}': not is_shard or is_positive(shard.get(found)),
         'shard.indices': not is_shard or are_indices(shard.get('indices'), shard.get('count')),
         # absent from sidecars older than the hashes; null is an edit (nothing wrote it)
         'integrity': sidecar.get('integrity', {}) is not None,
-    }
+    })
     for key, ok in checks.items():
         if not ok:
             raise UserError(f'sidecar {sidecar_file}: missing or invalid {key!r} '
@@ -401,9 +452,25 @@ def _short_hash(digest):
     return 'not recorded' if digest is None else digest[:12] + '…'
 
 
-def _merged_shard(files):
+def _check_classes(files):
+    """Image files: one class list, so that every label means the same class."""
+    first = files[0]
+    for other in files[1:]:
+        if other.sidecar['classes'] != first.sidecar['classes']:
+            raise UserError(f'classes differ: {first.path} has {_classes(first)}, {other.path} '
+                            f'has {_classes(other)}: their labels would name other classes')
+
+
+def _classes(found):
+    classes = found.sidecar['classes']
+    shown = ', '.join(map(str, classes[:5])) + (', ...' if len(classes) > 5 else '')
+    return f'{len(classes)} classes' + (f' ({shown})' if classes else '')
+
+
+def _merged_shard(files, unit):
     """The merged sidecar's ``shard`` entry (None when no input is a shard); UserError for
     inputs that are not shards of one split of one SRC listing, or one shard twice."""
+    found = found_key(unit)
     entries = [f.sidecar.get('shard') for f in files]
     if all(entry is None for entry in entries):
         return None
@@ -416,14 +483,14 @@ def _merged_shard(files):
             raise UserError(f"writer option --shard differs: {first.path} is one of "
                             f"{first.sidecar['shard']['count']} shards, {other.path} one of "
                             f"{entry['count']}")
-        if entry['videos_found'] != first.sidecar['shard']['videos_found']:
+        if entry[found] != first.sidecar['shard'][found]:
             raise UserError(f"{first.path} and {other.path} were written from different "
-                            f"SRC listings ({first.sidecar['shard']['videos_found']} and "
-                            f"{entry['videos_found']} videos found): shard one SRC")
+                            f"SRC listings ({first.sidecar['shard'][found]} and "
+                            f"{entry[found]} {unit}s found): shard one SRC")
         listings = (first.sidecar['shard'].get('listing_sha256'), entry.get('listing_sha256'))
         if None not in listings and listings[0] != listings[1]:    # older shards lack it
             raise UserError(f'{first.path} and {other.path} were written from different SRC '
-                            f'listings (as many videos, other paths): shard one SRC')
+                            f'listings (as many {unit}s, other paths): shard one SRC')
     owner = {}
     for f, entry in zip(files, entries):
         for index in entry['indices']:
@@ -434,12 +501,12 @@ def _merged_shard(files):
     return dict(first.sidecar['shard'], indices=sorted(owner))
 
 
-def _missing_shards(shard):
-    """How many shards of the split ``shard`` (the merged entry) that can hold a video are
-    not in it, and the first :data:`MISSING_SHOWN` of them: found without listing every
-    shard (N may be huge in a sidecar). Shards from ``videos_found`` on hold no video (older
-    writers let N exceed the videos), so they are never missing."""
-    possible = min(shard['count'], shard['videos_found'])
+def _missing_shards(shard, unit):
+    """How many shards of the split ``shard`` (the merged entry) that can hold a video or
+    image are not in it, and the first :data:`MISSING_SHOWN` of them: found without listing
+    every shard (N may be huge in a sidecar). Shards from ``videos_found`` on hold no video
+    (older writers let N exceed the videos), so they are never missing."""
+    possible = min(shard['count'], shard[found_key(unit)])
     merged = set(shard['indices'])
     first = list(itertools.islice((i for i in range(possible) if i not in merged),
                                   MISSING_SHOWN))
@@ -495,6 +562,40 @@ def _merged_entries(files, key, sharded, own_src):
     if sharded:
         entries.sort(key=lambda item: _source_key(item[0]['path'], item[1]))
     return [dict(entry, src=src) if own_src else entry for entry, src in entries]
+
+
+# ---------------------------------------------------------------------------- images
+
+def _merged_samples(files, sharded):
+    """The merged image files' samples and the runs to copy, ``(input number, first sample,
+    count, None)``, in the merged order: shards' by their place in SRC's listing, other files'
+    in the order given. UserError for an image (or the same box of one) in two inputs."""
+    order = [(number, sample, k) for number, f in enumerate(files)
+             for k, sample in enumerate(f.sidecar['samples'])]
+    if sharded:     # no place twice: the shards are distinct and listed one SRC
+        order.sort(key=lambda item: item[1]['index'])
+    else:
+        first_input = {}
+        for number, sample, _ in order:
+            key = os.path.realpath(sample['source']), json.dumps(sample.get('crop'))
+            if first_input.setdefault(key, number) != number:
+                what = '' if sample.get('crop') is None else f" (crop {sample['crop']})"
+                raise UserError(f"image {sample['source']}{what} is in both "
+                                f"{files[first_input[key]].path} and {files[number].path}: "
+                                f"give each image once")
+    runs = []
+    for number, _, k in order:      # consecutive samples of one input are copied as one run
+        if runs and runs[-1][0] == number and runs[-1][1] + runs[-1][2] == k:
+            runs[-1][2] += 1
+        else:
+            runs.append([number, k, 1, None])
+    return [sample for _, sample, _ in order], [tuple(run) for run in runs]
+
+
+def _merged_image_entries(files, sharded):
+    """The image files' ``skipped`` lists as one, in SRC's order for shards."""
+    entries = [entry for f in files for entry in f.sidecar.get('skipped', [])]
+    return sorted(entries, key=lambda entry: entry['index']) if sharded else entries
 
 
 # ---------------------------------------------------------------------------- summaries
@@ -605,7 +706,7 @@ def _write_merged(tmp, files, runs):
     # every sample fitted in a page of its own file, so it fits in the largest of them
     page_size = max(f.layout.page_size for f in files)
     id_columns = [f'f{layout.field_names.index(n)}' for n in VIDEO_ID_FIELDS
-                  if n in layout.field_names]
+                  if n in layout.field_names] if files[0].unit == 'video' else []
     num_samples = sum(count for _, _, count, _ in runs)
     writer = make_writer(tmp, fields, page_size)
     writer.from_jobs(num_samples, [(0, num_samples)], _copy_samples,
@@ -690,8 +791,8 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     summary = merge_betons(args.out, args.inputs)
-    print(f"inputs: {summary['inputs']}, videos: {len(summary['videos'])}, "
-          f"samples: {summary['num_samples']}")
+    videos = '' if summary['videos'] is None else f"videos: {len(summary['videos'])}, "
+    print(f"inputs: {summary['inputs']}, {videos}samples: {summary['num_samples']}")
     shard = summary['shard']
     if shard is not None:
         print(f"shards: {_spans(shard['indices'])} of {shard['count']}")

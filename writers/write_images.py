@@ -1,6 +1,7 @@
 """Write images to an FFCV ``.beton`` plus a JSON sidecar.
 
-    python writers/write_images.py SRC OUT.beton [--max-resolution 512] [--write-mode jpg] ...
+    python writers/write_images.py SRC OUT.beton [--max-resolution 512] [--write-mode jpg]
+        [--shard I/N] ...
 
 SRC is an image folder (an ImageFolder layout gives class labels), a text list file, or, with
 ``--boxes``, the folder that a COCO-style boxes file's ``file_name`` entries are relative to.
@@ -9,10 +10,12 @@ with ``--strict``), and each sample is encoded by FFCV's own ``RGBImageField`` a
 to the reading process's spool file in a folder beside OUT. The real FFCV ``DatasetWriter``
 then copies the samples, in sample order, into a temporary file, renamed to OUT only on
 success (the same bytes for any ``--workers``), and ``OUT.beton.json`` records where each
-sample came from.
+sample came from. ``--shard I/N`` writes one shard of SRC's images (``merge_betons.py``
+joins the shards).
 :func:`write_images` is the library entry point; ``main`` is a thin argparse wrapper around it.
 """
 import itertools
+import json
 import os
 import sys
 from collections import Counter
@@ -36,6 +39,7 @@ from writers.image_sources import (
     read_boxes,
 )
 from writers.inspect_pairs import JPEG_MAX_SIDE
+from writers.shards import add_shard_argument, check_shard, print_shard, select_shard
 from writers.spool import EncodedImages, Spool, read_spooled, spool_folder, write_spooled
 from writers.writer_common import (
     add_output_arguments,
@@ -59,18 +63,19 @@ DEFAULT_MIN_BOX_SIZE = 16
 def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='jpg',
                  compress_probability=DEFAULT_COMPRESS_PROBABILITY, workers=None, strict=False,
                  boxes=None, box_context=DEFAULT_BOX_CONTEXT, min_box_size=DEFAULT_MIN_BOX_SIZE,
-                 progress=None):
+                 shard=None, progress=None):
     """Write the images of ``src`` to the FFCV file ``out`` and its sidecar ``out + '.json'``.
 
     ``max_resolution`` caps the longest side (0: no cap); ``write_mode`` is 'jpg', 'raw' or
     'proportion' (JPEG with probability ``compress_probability``); ``boxes`` is a COCO-style
-    JSON file whose boxes become the samples; ``progress=False`` hides the progress (else a
-    bar on a terminal, a line every 10 % elsewhere). Returns a summary dict: ``out``,
+    JSON file whose boxes become the samples; ``shard`` ('I/N' or (I, N)) keeps the images of
+    that shard only (None: all); ``progress=False`` hides the progress (else a bar on a
+    terminal, a line every 10 % elsewhere). Returns a summary dict: ``out``,
     ``sidecar``, ``num_samples``, ``classes``, ``skipped`` (list of {path, reason}),
     ``small_boxes_skipped``, ``converted`` (original image modes other than RGB, with
     counts), ``ignored`` (a folder's files left out for their extension: {extension: count}),
-    ``loose_images`` (images in a folder beside class folders, which make it unlabelled) and
-    ``options``.
+    ``loose_images`` (images in a folder beside class folders, which make it unlabelled),
+    ``shard`` (the sidecar's entry, None without a shard) and ``options``.
     Paths may be str or ``pathlib.Path``. Raises UserError for bad input; on any failure neither
     ``out`` nor the sidecar is created.
     """
@@ -84,6 +89,7 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
         strict=check_flag(strict, '--strict'),
         boxes=None if boxes is None else os.path.abspath(boxes), box_context=box_context,
         min_box_size=min_box_size))
+    shard = check_shard(shard)
     out = check_output(out)
     with held_output(out), spool_folder(out) as spool_dir:
         if boxes is None:
@@ -93,6 +99,10 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
                 raise UserError(f'source {src} must be the image folder when --boxes is given'
                                 if os.path.exists(src) else f'source {src} does not exist')
             source = read_boxes(boxes, src)
+        images = _by_image(source.samples)
+        root = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
+        images, shard_entry = select_shard(images, shard, src, 'image',
+                                           _image_listing(images, root))
 
         # slow import (Numba, torch): only when writing; a Ctrl-C inside torch's import would
         # break every later import of it in this interpreter (a notebook's kernel): held
@@ -105,20 +115,26 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
                                  compress_probability=options['compress_probability']),
             LABEL: IntField(),
         }
-        read = _read_images(source.samples, ImageEncoder(fields[IMAGE], options), spool_dir,
-                            options['workers'], strict, progress)
+        read = _read_images(images, ImageEncoder(fields[IMAGE], options), spool_dir,
+                            options['workers'], strict, shard_entry is not None, progress)
         if not read.samples:
             if read.small_boxes:
                 raise UserError(f'no box in {boxes} is at least {min_box_size} pixels wide and '
                                 f'high inside a readable image ({read.small_boxes} smaller)')
             skipped = read.skipped
             first = f"; first: {skipped[0]['path']}: {skipped[0]['reason']}" if skipped else ''
+            if shard_entry is not None:
+                raise UserError(f'shard {shard[0]}/{shard[1]} of {src} holds no readable image '
+                                f'({len(skipped)} skipped{first}): nothing to write; merge the '
+                                f'other shards without it')
             raise UserError(f'no readable images in {src} ({len(skipped)} skipped{first})')
 
         metadata = {'format': IMAGES.sidecar, 'num_samples': len(read.samples),
                     'classes': source.classes, 'samples': read.samples, 'skipped': read.skipped,
                     'small_boxes_skipped': read.small_boxes,
                     'options': dict(options, src=os.path.abspath(src))}
+        if shard_entry is not None:
+            metadata['shard'] = shard_entry
         labels = np.array([sample['label'] for sample in read.samples], np.int64)
 
         def write_beton(tmp):
@@ -134,7 +150,7 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
                 'small_boxes_skipped': read.small_boxes,
                 'converted': {mode: n for mode, n in sorted(read.modes.items()) if mode != 'RGB'},
                 'ignored': source.ignored, 'loose_images': source.loose,
-                'options': metadata['options']}
+                'shard': shard_entry, 'options': metadata['options']}
 
 
 # ---------------------------------------------------------------------------- checks
@@ -268,53 +284,67 @@ class ReadImages:
     modes: Counter
 
 
-def _read_images(samples, encoder, spool_dir, workers, strict, progress):
-    """Read and encode every image once, in the pool, into spool files in ``spool_dir``; the
-    samples are kept in sample order (so the file written is the same for any ``workers``)."""
+def _read_images(images, encoder, spool_dir, workers, strict, indexed, progress):
+    """Read and encode every image of ``images`` (:func:`_by_image`) once, in the pool, into
+    spool files in ``spool_dir``; the samples are kept in sample order (so the file written is
+    the same for any ``workers``). ``indexed``: each sample and skipped entry records its
+    place in the source's samples (a shard's, which a merge puts back in that order)."""
     tasks = [(path, [(index, sample.box) for index, sample in group])
-             for path, group in _by_image(samples)]
+             for path, group, _ in images]
     kept, stored, skipped, small_boxes, modes = [], [], [], 0, Counter()
     spools = {}         # spool file name -> its number
-    seen = set()        # a file listed again further on is read again, but counted once
+
+    def place(index):
+        return {'index': index} if indexed else {}
     with map_in_order(SpoolingEncoder(encoder, spool_dir), tasks, workers) as results:
         # the bar first: zip then asks it for the item after the last, which completes it
-        for (mode, reason, outcomes), (path, group) in zip(
+        for (mode, reason, outcomes), (path, group, first) in zip(
                 progress_bar(results, total=len(tasks), unit='img', desc='reading images',
-                             enabled=progress is not False), tasks):
-            first = path not in seen
-            seen.add(path)
+                             enabled=progress is not False), images):
             if reason is not None:
                 if strict:
                     raise UserError(f'unreadable image {path}: {reason} (--strict)')
                 if first:
-                    skipped.append({'path': path, 'reason': reason})
+                    skipped.append({'path': path, 'reason': reason, **place(group[0][0])})
                 continue
             modes[mode] += first
-            for (index, _), outcome in zip(group, outcomes):
-                sample = samples[index]
+            for (index, sample), outcome in zip(group, outcomes):
                 if outcome == SMALL_BOX:
                     small_boxes += 1
                 elif isinstance(outcome, str):
                     if strict:
                         raise UserError(f'image {path}: {outcome} (--strict)')
-                    skipped.append({'path': path, 'reason': outcome})
+                    skipped.append({'path': path, 'reason': outcome, **place(index)})
                 else:
                     crop, (image_mode, height, width, name, offset, nbytes) = outcome
                     stored.append((image_mode, height, width, spools.setdefault(name, len(spools)),
                                    offset, nbytes))
                     kept.append({'source': os.path.abspath(path), 'box': sample.box,
                                  'crop': None if crop is None else list(crop),
-                                 'label': sample.label})
+                                 'label': sample.label, **place(index)})
     return ReadImages(kept, np.array(stored, STORED),
                       [os.path.join(spool_dir, name) for name in spools], skipped, small_boxes,
                       modes)
 
 
 def _by_image(samples):
-    """``(path, [(index, sample), ...])`` for each run of samples of one image (a box file's
-    boxes of one image are consecutive: the image is decoded once for all of them)."""
-    return [(path, list(group))
-            for path, group in itertools.groupby(enumerate(samples), lambda s: s[1].path)]
+    """``(path, [(index, sample), ...], first)`` for each run of samples of one image (a box
+    file's boxes of one image are consecutive: the image is decoded once for all of them);
+    ``first``: the image is not in an earlier run (a file listed again further on is read
+    again, but counted once)."""
+    seen = set()
+    images = []
+    for path, group in itertools.groupby(enumerate(samples), lambda s: s[1].path):
+        images.append((path, list(group), path not in seen))
+        seen.add(path)
+    return images
+
+
+def _image_listing(images, root):
+    """SRC's listing for :func:`writers.shards.select_shard`: each image's path relative to
+    ``root`` with its samples' labels and boxes."""
+    return [os.path.relpath(path, root) + '\t' + json.dumps(
+        [[sample.label, sample.box] for _, sample in group]) for path, group, _ in images]
 
 
 def _spooled(spool_paths, stored, taken):
@@ -360,6 +390,7 @@ def build_parser():
     parser.add_argument('--min-box-size', type=int, default=DEFAULT_MIN_BOX_SIZE,
                         help='skip boxes narrower or lower than this many pixels (default '
                              f'{DEFAULT_MIN_BOX_SIZE}; needs --boxes)')
+    add_shard_argument(parser, 'image')
     return parser
 
 
@@ -403,8 +434,9 @@ def main(argv=None):
         args.src, args.out, max_resolution=args.max_resolution, jpeg_quality=args.jpeg_quality,
         write_mode=args.write_mode, compress_probability=args.compress_probability,
         workers=args.workers, strict=args.strict, boxes=args.boxes,
-        box_context=args.box_context, min_box_size=args.min_box_size)
+        box_context=args.box_context, min_box_size=args.min_box_size, shard=args.shard)
     _print_summary(summary)
+    print_shard(summary['shard'], 'image')
     print_output(summary, replacing)
     return 0
 

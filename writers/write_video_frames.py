@@ -25,16 +25,15 @@ from fastssl_common.errors import UserError, path_argument, run_cli
 from fastssl_common.formats import FRAME_INDEX, IMAGE, LABEL, VIDEO_FRAMES, VIDEO_ID
 from fastssl_common.locks import held_output
 from fastssl_common.numbers import check_flag, check_number
+from writers.shards import check_shard, print_shard, select_shard
 from writers.spool import IMAGE_REF, Spool, spool_folder, write_spooled
 from writers.video_common import read_video
 from writers.video_options import (
     add_common_arguments,
-    check_shard,
     common_options,
     nothing_written,
     print_problems,
-    print_shard,
-    select_shard,
+    video_listing,
 )
 from writers.video_segments import SEGMENT_FRAMES, check_segment_frames, read_in_segments
 from writers.video_source import find_videos
@@ -70,7 +69,9 @@ def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=9
     shard = check_shard(shard)
     progress = check_flag(progress, 'progress', unset=True)
     out = check_output(out)
-    sources, shard_entry = select_shard(find_videos(src), shard, src)
+    listed = find_videos(src)
+    sources, shard_entry = select_shard(listed, shard, src, 'video',
+                                         video_listing(listed, src))
     with held_output(out), spool_folder(out) as spool_dir:
         jobs, results = _read_videos(sources, options, spool_dir, progress)
         videos, skipped, problems, refs = [], [], [], []
@@ -219,7 +220,7 @@ def main(argv=None):
         max_frames_per_video=args.max_frames_per_video, strict=args.strict, shard=args.shard,
         segment_frames=args.segment_frames)
     print_problems(summary)
-    print_shard(summary['shard'])
+    print_shard(summary['shard'], 'video')
     print(f"videos: {len(summary['videos'])} written, {len(summary['skipped'])} skipped")
     print(f"frames read: {summary['frames_read']}")
     print(f"samples written: {summary['num_samples']}")

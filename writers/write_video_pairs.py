@@ -72,16 +72,15 @@ from writers.region_pairs import (
     new_stats,
     stats_summary,
 )
+from writers.shards import check_shard, print_shard, select_shard
 from writers.shot_cuts import DEFAULT_CUT_THRESHOLD
 from writers.spool import Constant, spool_folder, write_spooled
 from writers.video_options import (
     add_common_arguments,
-    check_shard,
     common_options,
     nothing_written,
     print_problems,
-    print_shard,
-    select_shard,
+    video_listing,
 )
 from writers.video_segments import SEGMENT_FRAMES, check_segment_frames, read_in_segments
 from writers.video_source import find_videos
@@ -120,7 +119,9 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
     shard = check_shard(shard)
     progress = check_flag(progress, 'progress', unset=True)
     out = check_output(out)
-    sources, shard_entry = select_shard(find_videos(src), shard, src)
+    listed = find_videos(src)
+    sources, shard_entry = select_shard(listed, shard, src, 'video',
+                                         video_listing(listed, src))
     root = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
     with held_output(out), spool_folder(out) as spool_dir:
         if options['proposals']:
@@ -316,7 +317,7 @@ def main(argv=None):
         proposal_ranking=args.proposal_ranking, strict=args.strict, shard=args.shard,
         segment_frames=args.segment_frames)
     print_problems(summary)
-    print_shard(summary['shard'])
+    print_shard(summary['shard'], 'video')
     counts = summary['counts']
     print(f"videos: {counts['videos']} written, {counts['videos_skipped']} skipped")
     print(f"frames read: {counts['frames_read']}")

@@ -273,8 +273,11 @@ def test_damaged_or_unexplained_inputs_are_refused(tmp_path, inputs):
 def test_sidecars_that_do_not_fit_their_file_are_refused(tmp_path, inputs):
     edit_sidecar(inputs[0], lambda s: s['videos'][0].update(num_samples=1))
     refused(tmp_path, inputs, "in0.beton.json's video table does not match")
+    edit_sidecar(inputs[0], lambda s: s.update(format='fastssl-rendered-invariance/1'))
+    refused(tmp_path, inputs, 'in0.beton is a fastssl-rendered-invariance/1 file',
+            'fastssl-video-frames/1 or fastssl-video-pairs/1 or fastssl-images/1 files')
     edit_sidecar(inputs[0], lambda s: s.update(format='fastssl-images/1'))
-    refused(tmp_path, inputs, 'in0.beton is a fastssl-images/1 file', 'video')
+    refused(tmp_path, inputs, 'in0.beton.json', "missing or invalid 'classes'")
 
 
 def test_a_linked_inputs_sidecar_is_named_where_it_lies(tmp_path, inputs):

@@ -1,5 +1,5 @@
 """writers/video_options.py: the options both video writers share (checked values, one parser),
-``--shard`` (its parsing, the split's limits, SRC's listing hash), the one-line error when
+SRC's listing that ``--shard`` hashes, the one-line error when
 nothing was written, and the problem report on stderr."""
 import hashlib
 import json
@@ -9,16 +9,15 @@ import pytest
 
 from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError
+from writers.shards import listing_digest
 from writers.video_options import (
     add_common_arguments,
-    check_shard,
     common_options,
-    listing_digest,
     nothing_written,
     print_problems,
-    select_shard,
+    video_listing,
 )
-from writers.video_source import VideoSource, find_videos
+from writers.video_source import VideoSource
 from writers.write_video_frames import write_video_frames
 from writers.writer_common import default_workers
 
@@ -74,44 +73,12 @@ def test_problems_go_to_stderr_twenty_at_most(capsys):
                           '  w.mp4: short']
 
 
-def test_shard_digits_are_ascii_only():
-    assert check_shard(' 3/8 ') == (3, 8) and check_shard((0, 1)) == (0, 1)
-    for bad in ('\u0661/\u0662', '1/\uff12'):       # Arabic-Indic and full-width digits
-        with pytest.raises(UserError, match=r'--shard must be I/N .*0 <= I < N, got '):
-            check_shard(bad)
-
-
-def test_shard_beyond_64_bits_is_refused():
-    assert check_shard(f'0/{2**63 - 1}') == (0, 2**63 - 1)
-    # however long: Python's int() refuses over 4300 digits with a traceback
-    for bad in (f'0/{2**63}', f'{2**64}/{2**65}', '0/' + '9' * 5000):
-        with pytest.raises(UserError, match=r'--shard is too large: at most 9223372036854775807'):
-            check_shard(bad)
-    assert check_shard('0' * 30 + '1/' + '0' * 30 + '2') == (1, 2)   # zeros in front are fine
-
-
-def test_more_shards_than_videos_are_refused(tmp_path):
-    for name in ('a.mp4', 'b.mp4', 'c.mkv'):
-        (tmp_path / name).write_bytes(b'')            # listed by name: never opened here
-    sources = find_videos(str(tmp_path))
-    chosen, entry = select_shard(sources, (2, 3), str(tmp_path))
-    assert [os.path.basename(s.path) for s in chosen] == ['c.mkv'] and entry['count'] == 3
-    with pytest.raises(UserError) as caught:
-        select_shard(sources, (0, 3000000), str(tmp_path))
-    assert str(caught.value) == (
-        f"--shard 0/3000000 leaves shards with no video: {tmp_path} has 3 videos (video j of "
-        f"SRC's sorted list is in shard j mod N); use at most 3 shards")
-    with pytest.raises(UserError, match=r'--shard 3/4 holds no video: .* has 3 videos .*'
-                                        r'use at most 3 shards'):
-        select_shard(sources, (3, 4), str(tmp_path))
-
-
 def test_listing_digest_of_utf8_names_is_the_one_shards_were_written_with(tmp_path):
     names = ['a.mp4', os.path.join('clips', 'été', 'vidéo 1.mp4'), os.path.join('z', '数据.mkv')]
     sources = [VideoSource(str(tmp_path / name)) for name in names]
     # the SHA-256 of the names' UTF-8 bytes, as before names not in UTF-8 were read: shards
     # written then still merge with shards written now
-    assert listing_digest(sources, str(tmp_path)) == \
+    assert listing_digest(video_listing(sources, str(tmp_path))) == \
         '49eff7ef9e17f591b6c68d15ebb94d70ffc44b915b1b4e36d0c54af2a9f4e507'
 
 
