@@ -304,12 +304,17 @@ def _check_sidecar(sidecar, sidecar_file):
             'warnings': is_list_of(sidecar.get('warnings', []), ('path', *own_src), (str, str)),
         })
     else:
-        # a shard's samples and skipped images record their place in SRC's listing
+        # a shard's samples and skipped images record their place in SRC's listing, which
+        # orders the merge (an edited one, not a whole number >= 0, would misplace them)
         index = ('index',) if is_shard else ()
+
+        def are_entries(value, key):
+            return is_list_of(value, (key, *index), (str, whole)) and (not is_shard or all(
+                _is_count(entry['index']) and entry['index'] >= 0 for entry in value))
         checks.update({
             'classes': isinstance(sidecar.get('classes'), list),
-            'samples': is_list_of(sidecar.get('samples'), ('source', *index), (str, whole)),
-            'skipped': is_list_of(sidecar.get('skipped', []), ('path', *index), (str, whole)),
+            'samples': are_entries(sidecar.get('samples'), 'source'),
+            'skipped': are_entries(sidecar.get('skipped', []), 'path'),
         })
     checks.update({
         'shard': shard is None or is_shard,
@@ -572,8 +577,15 @@ def _merged_samples(files, sharded):
     in the order given. UserError for an image (or the same box of one) in two inputs."""
     order = [(number, sample, k) for number, f in enumerate(files)
              for k, sample in enumerate(f.sidecar['samples'])]
-    if sharded:     # no place twice: the shards are distinct and listed one SRC
+    if sharded:
         order.sort(key=lambda item: item[1]['index'])
+        # no place twice in shards of one split of one SRC listing: an edited sidecar
+        for (number, sample, _), (other, later, _) in zip(order, order[1:]):
+            if sample['index'] == later['index']:
+                raise UserError(f"place {sample['index']} in SRC's listing is given twice, in "
+                                f"{sidecar_path(files[number].path)} and "
+                                f"{sidecar_path(files[other].path)} (edited?): merge the shards "
+                                f"as their writer wrote them")
     else:
         first_input = {}
         for number, sample, _ in order:

@@ -100,9 +100,8 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
                                 if os.path.exists(src) else f'source {src} does not exist')
             source = read_boxes(boxes, src)
         images = _by_image(source.samples)
-        root = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
         images, shard_entry = select_shard(images, shard, src, 'image',
-                                           _image_listing(images, root))
+                                           [] if shard is None else _image_listing(images, src))
 
         # slow import (Numba, torch): only when writing; a Ctrl-C inside torch's import would
         # break every later import of it in this interpreter (a notebook's kernel): held
@@ -118,15 +117,19 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
         read = _read_images(images, ImageEncoder(fields[IMAGE], options), spool_dir,
                             options['workers'], strict, shard_entry is not None, progress)
         if not read.samples:
-            if read.small_boxes:
-                raise UserError(f'no box in {boxes} is at least {min_box_size} pixels wide and '
-                                f'high inside a readable image ({read.small_boxes} smaller)')
             skipped = read.skipped
             first = f"; first: {skipped[0]['path']}: {skipped[0]['reason']}" if skipped else ''
             if shard_entry is not None:
-                raise UserError(f'shard {shard[0]}/{shard[1]} of {src} holds no readable image '
-                                f'({len(skipped)} skipped{first}): nothing to write; merge the '
+                # this shard's images only: the boxes file as a whole may hold larger boxes
+                what = (f'no box at least {min_box_size} pixels wide and high inside a readable '
+                        f'image ({read.small_boxes} smaller; ' if read.small_boxes
+                        else 'no readable image (')
+                raise UserError(f'shard {shard[0]}/{shard[1]} of {src} holds {what}'
+                                f'{len(skipped)} skipped{first}): nothing to write; merge the '
                                 f'other shards without it')
+            if read.small_boxes:
+                raise UserError(f'no box in {boxes} is at least {min_box_size} pixels wide and '
+                                f'high inside a readable image ({read.small_boxes} smaller)')
             raise UserError(f'no readable images in {src} ({len(skipped)} skipped{first})')
 
         metadata = {'format': IMAGES.sidecar, 'num_samples': len(read.samples),
@@ -340,9 +343,17 @@ def _by_image(samples):
     return images
 
 
-def _image_listing(images, root):
+def _image_listing(images, src):
     """SRC's listing for :func:`writers.shards.select_shard`: each image's path relative to
-    ``root`` with its samples' labels and boxes."""
+    SRC (a list file's: to its images' common folder) with its samples' labels and boxes."""
+    if os.path.isdir(src):
+        root = src
+    else:
+        # not the list file's folder: one list of absolute paths, read at other places (a
+        # copy in each task's scratch folder), lists the same files. The first and last paths
+        # in sorted order share only the folders all share; min and max find them unsorted
+        paths = [path for path, _, _ in images]
+        root = os.path.commonpath([min(paths), max(paths)])
     return [os.path.relpath(path, root) + '\t' + json.dumps(
         [[sample.label, sample.box] for _, sample in group]) for path, group, _ in images]
 
