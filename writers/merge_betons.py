@@ -315,6 +315,8 @@ def _check_sidecar(sidecar, sidecar_file):
             'classes': isinstance(sidecar.get('classes'), list),
             'samples': are_entries(sidecar.get('samples'), 'source'),
             'skipped': are_entries(sidecar.get('skipped', []), 'path'),
+            # every image shard has it (some video shards are older than the hash)
+            'shard.listing_sha256': not is_shard or isinstance(shard.get('listing_sha256'), str),
         })
     checks.update({
         'shard': shard is None or is_shard,
