@@ -475,11 +475,13 @@ def _classes(found):
 
 
 def _merged_shard(files, unit):
-    """The merged sidecar's ``shard`` entry (None when no input is a shard); UserError for
-    inputs that are not shards of one split of one SRC listing, or one shard twice."""
+    """The merged sidecar's ``shard`` entry (None when no input is a shard, or each holds
+    all shards of its split); UserError for inputs that are not shards of one split of one SRC
+    listing, or one shard twice."""
     found = found_key(unit)
     entries = [f.sidecar.get('shard') for f in files]
-    if all(entry is None for entry in entries):
+    # a merge of every shard of a split is the file one write gives: joined as one
+    if all(entry is None or _missing_shards(entry, unit)[0] == 0 for entry in entries):
         return None
     first = next(f for f, entry in zip(files, entries) if entry is not None)
     for other, entry in zip(files, entries):

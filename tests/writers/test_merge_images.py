@@ -161,6 +161,25 @@ def test_files_without_shards_are_joined_in_order_with_their_labels(photos, tmp_
     assert got['options']['src'] == {'per_input': [first_src, second_src]}
 
 
+def test_a_merge_of_every_shard_is_joined_like_one_write(photos, tmp_path):
+    """All shards merged are the file one write gives: other files join it in order, as they
+    join that one; a shard of it given again is still refused."""
+    src, _, _ = photos
+    shards = write_shards(src, str(tmp_path), 2)
+    complete = str(tmp_path / 'complete.beton')
+    merge_betons(complete, shards, progress=False)
+    more = str(tmp_path / 'more')
+    save_photos(more, 3, first=20)
+    other = str(tmp_path / 'other.beton')
+    write_images(more, other, **OPTIONS)
+    joined = str(tmp_path / 'joined.beton')
+    summary = merge_betons(joined, [complete, other], progress=False)
+    assert summary['shard'] is None and summary['num_samples'] == 17
+    assert sidecar(joined)['samples'] == sidecar(complete)['samples'] + sidecar(other)['samples']
+    assert 'shard' not in sidecar(joined)
+    refused(tmp_path, [complete, shards[1]], 'shard 1/2 is in both', complete, shards[1])
+
+
 def refused(tmp_path, inputs, *needles):
     out = tmp_path / 'out.beton'
     with pytest.raises(UserError) as caught:
