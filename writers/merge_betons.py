@@ -478,28 +478,22 @@ def _merged_shard(files, unit):
     """The merged sidecar's ``shard`` entry (None when no input is a shard, or each holds
     all shards of its split); UserError for inputs that are not shards of one split of one SRC
     listing, or one shard twice."""
-    found = found_key(unit)
     entries = [f.sidecar.get('shard') for f in files]
     # a merge of every shard of a split is the file one write gives: joined as one
-    if all(entry is None or _missing_shards(entry, unit)[0] == 0 for entry in entries):
+    whole = [entry is None or _missing_shards(entry, unit)[0] == 0 for entry in entries]
+    if all(whole):
         return None
-    first = next(f for f, entry in zip(files, entries) if entry is not None)
-    for other, entry in zip(files, entries):
-        if entry is None:
-            raise UserError(f'{first.path} is a --shard file, {other.path} is not: merge the '
-                            f'shards of one write')
-        if entry['count'] != first.sidecar['shard']['count']:
-            raise UserError(f"writer option --shard differs: {first.path} is one of "
-                            f"{first.sidecar['shard']['count']} shards, {other.path} one of "
-                            f"{entry['count']}")
-        if entry[found] != first.sidecar['shard'][found]:
-            raise UserError(f"{first.path} and {other.path} were written from different "
-                            f"SRC listings ({first.sidecar['shard'][found]} and "
-                            f"{entry[found]} {unit}s found): shard one SRC")
-        listings = (first.sidecar['shard'].get('listing_sha256'), entry.get('listing_sha256'))
-        if None not in listings and listings[0] != listings[1]:    # older shards lack it
-            raise UserError(f'{first.path} and {other.path} were written from different SRC '
-                            f'listings (as many {unit}s, other paths): shard one SRC')
+    first = next(f for f, is_whole in zip(files, whole) if not is_whole)
+    for other, entry, is_whole in zip(files, entries, whole):
+        differs = None if entry is None else _split_differs(first, other, unit)
+        # a merge of every shard of another split is a whole file, not a shard of this one;
+        # one of this split holds its shards again (named below)
+        if entry is None or is_whole and differs:
+            every = ' (it holds every shard of its split)' if entry else ''
+            raise UserError(f'{first.path} is a --shard file, {other.path} is not{every}: '
+                            f'merge the shards of one write')
+        if differs:
+            raise UserError(differs)
     owner = {}
     for f, entry in zip(files, entries):
         for index in entry['indices']:
@@ -508,6 +502,23 @@ def _merged_shard(files, unit):
                                 f"and {f.path}")
             owner[index] = f.path
     return dict(first.sidecar['shard'], indices=sorted(owner))
+
+
+def _split_differs(first, other, unit):
+    """Why the shard ``other`` is not of the split of the shard ``first`` (None if it is)."""
+    found = found_key(unit)
+    mine, theirs = first.sidecar['shard'], other.sidecar['shard']
+    if theirs['count'] != mine['count']:
+        return (f"writer option --shard differs: {first.path} is one of {mine['count']} "
+                f"shards, {other.path} one of {theirs['count']}")
+    if theirs[found] != mine[found]:
+        return (f'{first.path} and {other.path} were written from different SRC listings '
+                f'({mine[found]} and {theirs[found]} {unit}s found): shard one SRC')
+    listings = (mine.get('listing_sha256'), theirs.get('listing_sha256'))
+    if None not in listings and listings[0] != listings[1]:    # older shards lack it
+        return (f'{first.path} and {other.path} were written from different SRC listings (as '
+                f'many {unit}s, other paths): shard one SRC')
+    return None
 
 
 def _missing_shards(shard, unit):
