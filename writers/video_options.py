@@ -39,9 +39,15 @@ def video_listing(sources, src):
     return [os.path.relpath(source.path, root) for source in sources]
 
 
-def nothing_written(what, src, skipped):
-    """The one-line error when no video of SRC gave a sample."""
+def nothing_written(what, src, skipped, shard=None):
+    """The one-line error when no video of SRC (of its shard ``(I, N)``, when given) gave a
+    sample."""
     first = skipped[0]
+    if shard is not None:       # the other shards may hold samples: their merge still works
+        count = f"{len(skipped)} video{'s' if len(skipped) != 1 else ''} skipped"
+        return (f"{what} in shard {shard[0]}/{shard[1]} of {src} ({count}; first: "
+                f"{first['path']}: {first['reason']}): nothing to write; merge the other "
+                f"shards without it")
     if not os.path.isdir(src):
         return f"{what} in {src}: {first['reason']}"
     if len(skipped) == 1:

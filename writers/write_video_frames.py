@@ -102,7 +102,7 @@ def write_video_frames(src, out, *, stride=1, max_resolution=512, jpeg_quality=9
                                warnings=result['warnings']))
             first_sample += len(frames)
         if not videos:
-            raise UserError(nothing_written('no readable video frames', src, skipped))
+            raise UserError(nothing_written('no readable video frames', src, skipped, shard))
 
         with stop_signals_held():   # slow import (Numba): only here; held as write_images's
             from ffcv.fields import IntField, RGBImageField

@@ -169,7 +169,7 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
             counts['pairs_written'] += len(pairs)
         counts['videos'], counts['videos_skipped'] = len(videos), len(skipped)
         if not videos:
-            raise UserError(nothing_written('no frame pairs', src, skipped))
+            raise UserError(nothing_written('no frame pairs', src, skipped, shard))
         tracks = stats_summary(tracks) if options['proposals'] else None
         if tracks is not None and not tracks['tracks_kept'] and strict:
             where = f"any of the {counts['pairs_written']} pairs of {src}"

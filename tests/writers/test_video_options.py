@@ -59,6 +59,28 @@ def test_nothing_written_names_the_file_or_the_first_of_many(tmp_path):
         f'no pairs in {folder} (2 videos skipped; first: a.mp4: no video stream)'
 
 
+def test_a_shard_with_nothing_to_write_says_so_and_what_to_do(tmp_path, encode_clip,
+                                                             chelsea_pan):
+    """The other shards may hold samples: the error names the shard and says to merge them."""
+    first = {'path': 'a.mp4', 'reason': 'no video stream'}
+    assert nothing_written('no pairs', 'clips', [first], (3, 8)) == (
+        'no pairs in shard 3/8 of clips (1 video skipped; first: a.mp4: no video stream): '
+        'nothing to write; merge the other shards without it')
+    src = tmp_path / 'src'
+    src.mkdir()
+    (src / 'a.mkv').write_bytes(b'not a video')
+    encode_clip(str(src / 'b.mp4'), chelsea_pan(6))
+    with pytest.raises(UserError) as caught:
+        write_video_frames(str(src), str(tmp_path / 'out.beton'), shard='0/2', workers=1,
+                           progress=False)
+    assert str(caught.value).startswith(f'no readable video frames in shard 0/2 of {src} (1 '
+                                        f'video skipped; first: {src / "a.mkv"}: ')
+    assert str(caught.value).endswith('nothing to write; merge the other shards without it')
+    assert not os.path.exists(tmp_path / 'out.beton')
+    write_video_frames(str(src), str(tmp_path / 'out.beton'), shard='1/2', workers=1,
+                       progress=False)
+
+
 def test_problems_go_to_stderr_twenty_at_most(capsys):
     print_problems({'skipped': [], 'warnings': [], 'sidecar': 'x.beton.json'})
     assert capsys.readouterr() == ('', '')
