@@ -92,4 +92,4 @@ def print_shard(shard, unit):
     if shard is not None:
         (index,), count, found = shard['indices'], shard['count'], shard[found_key(unit)]
         print(f'shard: {index}/{count} ({len(range(index, found, count))} of the {found} '
-              f'{unit}s found)')
+              f"{unit}{'s' if found != 1 else ''} found)")

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from fastssl_common.errors import UserError
-from writers.shards import check_shard, select_shard
+from writers.shards import check_shard, print_shard, select_shard
 from writers.video_options import video_listing
 from writers.video_source import find_videos
 
@@ -41,3 +41,11 @@ def test_more_shards_than_videos_are_refused(tmp_path):
     with pytest.raises(UserError, match=r'--shard 3/4 holds no video: .* has 3 videos .*'
                                         r'use at most 3 shards'):
         select_shard(sources, (3, 4), str(tmp_path), 'video', [])
+
+
+def test_the_summary_line_counts_the_items_found(capsys):
+    print_shard(None, 'video')
+    print_shard({'indices': [2], 'count': 3, 'images_found': 8}, 'image')
+    print_shard({'indices': [0], 'count': 1, 'videos_found': 1}, 'video')
+    assert capsys.readouterr().out.splitlines() == [
+        'shard: 2/3 (2 of the 8 images found)', 'shard: 0/1 (1 of the 1 video found)']
