@@ -482,6 +482,13 @@ def _merged_shard(files, unit):
     # a merge of every shard of a split is the file one write gives: joined as one
     whole = [entry is None or _missing_shards(entry, unit)[0] == 0 for entry in entries]
     if all(whole):
+        # SRC written twice, perhaps mounted at two places (its paths then differ)
+        seen = {}
+        for f, entry in zip(files, entries):
+            listing = (entry or {}).get('listing_sha256')
+            if listing is not None and seen.setdefault(listing, f.path) != f.path:
+                raise UserError(f'{seen[listing]} and {f.path} each hold every shard of one SRC '
+                                f'listing: give it once')
         return None
     first = next(f for f, is_whole in zip(files, whole) if not is_whole)
     for other, entry, is_whole in zip(files, entries, whole):

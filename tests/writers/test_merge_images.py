@@ -4,6 +4,7 @@ interleaved boxes, 'proportion'), a partial merge merges again, labels are kept,
 shards or files that cannot be joined are refused with one line."""
 import json
 import os
+import shutil
 
 import pytest
 import skimage.data
@@ -178,6 +179,16 @@ def test_a_merge_of_every_shard_is_joined_like_one_write(photos, tmp_path):
     assert sidecar(joined)['samples'] == sidecar(complete)['samples'] + sidecar(other)['samples']
     assert 'shard' not in sidecar(joined)
     refused(tmp_path, [complete, shards[1]], 'shard 1/2 is in both', complete, shards[1])
+    # SRC written twice, split otherwise, from a copy at another path where one image has
+    # since become unreadable: other paths and other bytes, the same listing
+    copy = str(tmp_path / 'copy')
+    shutil.copytree(src, copy)
+    with open(os.path.join(copy, 'class1', '03.png'), 'wb') as handle:
+        handle.write(b'damaged')
+    again = str(tmp_path / 'again.beton')
+    merge_betons(again, write_shards(copy, str(tmp_path / 'three'), 3), progress=False)
+    refused(tmp_path, [complete, other, again], complete, again,
+            'each hold every shard of one SRC listing: give it once')
 
 
 def refused(tmp_path, inputs, *needles):
