@@ -182,7 +182,7 @@ def test_shards_split_the_sorted_videos_round_robin(tmp_path, chelsea_pan):
 def test_cli_shard_summary_and_errors(tmp_path, clip, capsys, run_script,
                                       assert_one_line_error):
     assert main([clip, str(tmp_path / 'o.beton'), '--shard', '0/1', '--workers', '1']) == 0
-    assert 'shard: 0/1 (1 of the 1 videos found)' in capsys.readouterr().out
+    assert 'shard: 0/1 (1 of the 1 video found)' in capsys.readouterr().out
     out = tmp_path / 'none.beton'
     assert_one_line_error(run_script('writers/write_video_frames.py', clip, out, '--shard',
                                      '1/2'), '--shard 1/2 holds no video')
