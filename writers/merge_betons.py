@@ -25,17 +25,15 @@ The sidecar: the videos renumbered in the merged order (``id``, ``first_sample``
 samples in the merged order, skipped videos or images and warnings (a video's, each with its
 ``src`` where the inputs' SRC differ, so that the merged file can be merged again in SRC's
 order), the options, the shards merged (``shard``), the inputs (``merged_from``), a fresh
-``integrity``; every other entry combined from the inputs' (:func:`combine`): counts add up,
-a share or mean taken over one of them is recomputed from the totals, settings the same in
-every input are kept, anything else that differs is kept per input. :func:`merge_betons` is
-the library entry point.
+``integrity``; every other entry combined from the inputs' (``writers/sidecar_combine.py``:
+counts add up, a share or mean taken over one of them is recomputed from the totals,
+settings the same in every input are kept, anything else that differs is kept per input).
+:func:`merge_betons` is the library entry point.
 """
 import contextlib
 import itertools
 import json
-import math
 import os
-import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -62,6 +60,7 @@ from fastssl_common.locks import held_output
 from fastssl_common.numbers import check_flag
 from fastssl_common.progress import progress_bar
 from writers.shards import found_key
+from writers.sidecar_combine import all_same, combine, is_count, same
 from writers.writer_common import allocating, check_output, make_writer, write_outputs
 
 MERGEABLE = (VIDEO_FRAMES.sidecar, VIDEO_PAIRS.sidecar, IMAGES.sidecar)
@@ -72,16 +71,6 @@ OPERATIONAL_OPTIONS = ('src', 'workers', 'strict', 'segment_frames', 'boxes')
 # Sidecar entries the merge rebuilds; every other one is combined by :func:`combine`.
 REBUILT = ('format', 'num_samples', 'fields', 'videos', 'samples', 'skipped', 'warnings',
            'options', 'shard', 'integrity', 'merged_from')
-# The track summary's means and shares (writers.region_pairs.stats_summary) and the count
-# each is taken over; unknown ones are matched to a count by :func:`_denominators`.
-# Whole numbers that count something, and so add up even where the inputs agree (other
-# numbers the same in every input are settings, kept): every entry of a summary named in
-# COUNT_SUMMARIES, and entries named like the writers' counts.
-COUNT_SUMMARIES = ('counts', 'lost')
-COUNT_NAME = re.compile(
-    r'(num|pairs|tracks|frames|videos|dropped|proposals|cuts|samples|small_boxes)(_|$)')
-KNOWN_DENOMINATORS = {'kept_fraction': 'proposals', 'mean_track_frames': 'proposals',
-                      'mean_kept_track_frames': 'tracks_kept'}
 MISSING_SHOWN = 10      # missing shards named in the summary and the note; the rest counted
 
 
@@ -277,11 +266,11 @@ def _check_sidecar(sidecar, sidecar_file):
             for item in value)
 
     def is_positive(value):
-        return _is_count(value) and value >= 1
+        return is_count(value) and value >= 1
 
     def are_indices(value, count):      # of a split of ``count`` shards, each once
         return (is_positive(count) and isinstance(value, list) and len(value) > 0
-                and all(_is_count(i) and 0 <= i < count for i in value)
+                and all(is_count(i) and 0 <= i < count for i in value)
                 and len(set(value)) == len(value))
 
     whole = (int,)
@@ -310,7 +299,7 @@ def _check_sidecar(sidecar, sidecar_file):
 
         def are_entries(value, key):
             return is_list_of(value, (key, *index), (str, whole)) and (not is_shard or all(
-                _is_count(entry['index']) and entry['index'] >= 0 for entry in value))
+                is_count(entry['index']) and entry['index'] >= 0 for entry in value))
         checks.update({
             'classes': isinstance(sidecar.get('classes'), list),
             'samples': are_entries(sidecar.get('samples'), 'source'),
@@ -436,10 +425,10 @@ def _merged_options(files):
     for key in keys:
         values = [f.options.get(key) for f in files]
         if key in OPERATIONAL_OPTIONS + by_bytes:
-            merged[key] = values[0] if _all_same(values) else {'per_input': values}
+            merged[key] = values[0] if all_same(values) else {'per_input': values}
             continue
         for other, value in zip(files[1:], values[1:]):
-            if not _same(value, values[0]):
+            if not same(value, values[0]):
                 if key == 'detector_sha256':
                     raise UserError(f'writer option --detector differs: {first.path} and '
                                     f'{other.path} were written with other checkpoints (SHA-256 '
@@ -630,104 +619,6 @@ def _merged_image_entries(files, sharded):
     """The image files' ``skipped`` lists as one, in SRC's order for shards."""
     entries = [entry for f in files for entry in f.sidecar.get('skipped', [])]
     return sorted(entries, key=lambda entry: entry['index']) if sharded else entries
-
-
-# ---------------------------------------------------------------------------- summaries
-
-def combine(values, key=None, counts=False):
-    """One sidecar value from each input's (``key``: its name; ``counts``: it is in a
-    summary of counts). A count (:func:`_is_count_entry`) adds up; dicts combine key by key
-    (a count missing from an input counts 0), where a share or mean is recomputed from the
-    totals when it is taken over one of the dict's counts (:func:`_denominators`); any other
-    value that is the same in every input is kept (a setting); other whole numbers add up;
-    anything else is kept as ``{'per_input': values}``."""
-    whole = all(_is_count(v) for v in values)
-    if whole and (counts or _is_count_entry(key)):
-        return sum(values)
-    if all(isinstance(v, dict) for v in values):      # equal or not: they may hold counts
-        return _combine_dicts(values, key in COUNT_SUMMARIES)
-    if _all_same(values):
-        return values[0]
-    if whole:
-        return sum(values)
-    return {'per_input': values}
-
-
-def _combine_dicts(dicts, counts):
-    keys = list(dict.fromkeys(k for d in dicts for k in d))
-    merged = {}
-    for key in keys:
-        values = [d.get(key) for d in dicts]
-        present = [d[key] for d in dicts if key in d]
-        if len(present) == len(dicts):
-            merged[key] = combine(values, key, counts)
-        elif all(_is_count(v) for v in present):
-            merged[key] = sum(present)
-        else:
-            merged[key] = {'per_input': values}
-        if _all_ratios(values) and not _all_same(values):
-            merged[key] = _recombined_ratio(key, values, dicts, merged[key])
-    return merged
-
-
-def _recombined_ratio(key, values, dicts, fallback):
-    """The share or mean ``key`` over the merged counts, or ``fallback`` (per input) when
-    no count of the dicts is what it was taken over. An input whose count is 0 may give None
-    (nothing to take a share of); so does the merge when every count is 0."""
-    results = {}
-    for denominator in _denominators(key, values, dicts):
-        counts = [d[denominator] for d in dicts]
-        total = sum(counts)
-        results[denominator] = (sum(v * c for v, c in zip(values, counts) if c) / total
-                                if total else None)
-    if key in KNOWN_DENOMINATORS and KNOWN_DENOMINATORS[key] in results:
-        return results[KNOWN_DENOMINATORS[key]]
-    found = list(results.values())
-    if found and all(r is not None and math.isclose(r, found[0], rel_tol=1e-9)
-                     for r in found):
-        return found[0]
-    return fallback
-
-
-def _denominators(key, values, dicts):
-    """The counts ``key`` may be taken over: its known one, or every count of the dicts that
-    makes ``value * count`` a whole number in each input (a share or mean of whole numbers)
-    and is 0 only where the value is 0 or None."""
-    if key in KNOWN_DENOMINATORS:
-        known = KNOWN_DENOMINATORS[key]
-        return [known] if all(_is_count(d.get(known)) for d in dicts) else []
-    found = []
-    for name in dicts[0]:
-        counts = [d.get(name) for d in dicts]
-        if name == key or not all(_is_count(c) for c in counts) or not any(counts):
-            continue
-        if all(not v if not c else
-               v is not None and abs(v * c - round(v * c)) <= 1e-6 * max(1.0, abs(v * c))
-               for v, c in zip(values, counts)):
-            found.append(name)
-    return found
-
-
-def _is_count_entry(key):
-    return key is not None and COUNT_NAME.match(key) is not None
-
-
-def _is_count(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _all_ratios(values):
-    """Numbers (None where there was nothing to take a share of), at least one a float."""
-    return (all(v is None or isinstance(v, (int, float)) and not isinstance(v, bool)
-                for v in values) and any(isinstance(v, float) for v in values))
-
-
-def _same(a, b):
-    return type(a) is type(b) and a == b
-
-
-def _all_same(values):
-    return all(_same(v, values[0]) for v in values[1:])
 
 
 # ---------------------------------------------------------------------------- writing
