@@ -281,8 +281,9 @@ def _check_sidecar(sidecar, sidecar_file):
     # a merge of inputs whose SRC differed keeps it per input, and (videos) each entry its own
     per_input = isinstance(src, dict) and 'per_input' in src
     checks = {'options': isinstance(src, str) or per_input}
-    found = found_key(_unit(sidecar))
-    if _unit(sidecar) == 'video':
+    unit = _unit(sidecar)
+    found = found_key(unit)
+    if unit == 'video':
         own_src = ('src',) if per_input else ()
         checks.update({
             'fields': isinstance(sidecar.get('fields'), dict),
@@ -391,12 +392,16 @@ def _check_distinct(files):
                             f'file?): give each input once')
 
 
+def _first_differing(files, key):
+    """The first input whose sidecar ``key`` differs from the first input's, or None."""
+    return next((f for f in files[1:] if f.sidecar[key] != files[0].sidecar[key]), None)
+
+
 def _check_formats(files):
-    first = files[0]
-    for other in files[1:]:
-        if other.sidecar['format'] != first.sidecar['format']:
-            raise UserError(f"schema differs: {first.path} is {first.sidecar['format']}, "
-                            f"{other.path} is {other.sidecar['format']}")
+    first, other = files[0], _first_differing(files, 'format')
+    if other is not None:
+        raise UserError(f"schema differs: {first.path} is {first.sidecar['format']}, "
+                        f"{other.path} is {other.sidecar['format']}")
 
 
 def _check_fields(files):
@@ -450,11 +455,10 @@ def _short_hash(digest):
 
 def _check_classes(files):
     """Image files: one class list, so that every label means the same class."""
-    first = files[0]
-    for other in files[1:]:
-        if other.sidecar['classes'] != first.sidecar['classes']:
-            raise UserError(f'classes differ: {first.path} has {_classes(first)}, {other.path} '
-                            f'has {_classes(other)}: their labels would name other classes')
+    first, other = files[0], _first_differing(files, 'classes')
+    if other is not None:
+        raise UserError(f'classes differ: {first.path} has {_classes(first)}, {other.path} '
+                        f'has {_classes(other)}: their labels would name other classes')
 
 
 def _classes(found):
