@@ -10,7 +10,9 @@
   size its metadata states, each array has its declared size, and in a pairs file every
   ``num_proposals`` and valid proposal row keeps the contract ``inspect_pairs.py`` checks
   (:mod:`fastssl_common.proposals`). Sidecars written before hashes were recorded get the
-  size and decode checks, and the summary says so. Ctrl-C stops it within a few decodes.
+  size and decode checks, and the summary says so; a sidecar recording another sample count
+  or other fields is named as another file's, not as damage. Ctrl-C stops it within a few
+  decodes.
 
 Both raise :class:`fastssl_common.errors.UserError` (one line naming the file) on a mismatch.
 """
@@ -44,11 +46,19 @@ CHUNK = 64                    # samples per decode task
 
 
 def require_dataset_file(path):
-    """UserError naming ``path`` unless it is a file: missing, or a folder given for one."""
+    """UserError naming ``path`` unless it is a file: missing, a folder given for one, a
+    symbolic link that leads nowhere (``ls`` shows it: 'not found' would mislead) or not a
+    regular file."""
     if os.path.isdir(path):
         raise UserError(f'dataset file {path} is a folder, not a file')
-    if not os.path.isfile(path):
-        raise UserError(f'dataset file not found: {path}')
+    if os.path.isfile(path):
+        return
+    if os.path.exists(path):
+        raise UserError(f'dataset file {path} is not a regular file (a pipe, socket or device)')
+    if os.path.islink(path):
+        raise UserError(f'dataset file {path} is a symbolic link to {os.readlink(path)}, which '
+                        f'does not exist')
+    raise UserError(f'dataset file not found: {path}')
 
 
 def verify(path, progress=True):
@@ -90,6 +100,10 @@ def _check_hashes(path, layout, progress):
                         f'{type(metadata).__name__}, not an object)')
     recorded = metadata.get('integrity')
     check_integrity_entry(recorded, sidecar)
+    other = _other_file(layout, metadata, sidecar)
+    if other:       # its hashes differ too, but would name pages as if they were damaged
+        raise UserError(f'{path} {other} (the sidecar of another file, copied or left beside '
+                        f'it?)')
     if recorded is None:
         return {'sidecar': sidecar, 'hashes': None, 'pages': None,
                 'note': f'the sidecar {sidecar} was written before the writers recorded '
@@ -113,6 +127,18 @@ def _check_hashes(path, layout, progress):
                         f'records')
     return {'sidecar': sidecar, 'pages': len(pages), 'note': None,
             'hashes': f'size, SHA-256 and {len(pages)} page hashes match the sidecar'}
+
+
+def _other_file(layout, metadata, sidecar):
+    """How the sidecar ``metadata`` (at ``sidecar``) records another file than ``layout``'s:
+    its sample count or field names (what it does not record is not compared), or None."""
+    count, fields = metadata.get('num_samples'), metadata.get('fields')
+    if isinstance(count, int) and count != layout.num_samples:
+        return f'holds {layout.num_samples} samples, its sidecar {sidecar} records {count}'
+    if isinstance(fields, (dict, list)) and list(fields) != list(layout.field_names):
+        return (f"has the fields ({', '.join(layout.field_names)}), its sidecar {sidecar} "
+                f"records ({', '.join(map(str, fields))})")
+    return None
 
 
 # ---------------------------------------------------------------------------- samples

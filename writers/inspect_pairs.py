@@ -16,7 +16,9 @@ Writes to DIR:
   histogram, which samples the sheets show, and from the writer's sidecar
   (``PAIRS.beton.json``, when present) the proposal ranking and the foreground share: the
   share of kept tracks that overlap moving foreground as the writer's background subtractor
-  saw it (:mod:`writers.region_pairs`; None without tracked proposals or sidecar).
+  saw it (:mod:`writers.region_pairs`; None without tracked proposals or sidecar). A
+  sidecar that records another file (its format, sample count, size or proposal rows
+  differ: copied or left beside this one) is one ``error:`` line, not that file's figures.
 
 The file is read with FFCV's ``Reader`` (its field table, per-sample metadata and allocation
 table); the JPEG frames and proposal arrays are read at the offsets it gives, so frames of
@@ -60,6 +62,7 @@ from fastssl_common.formats import (
     PROPOSALS,
     REGION_FIELDS,
     VIDEO_ID,
+    VIDEO_PAIRS,
     sidecar_path,
 )
 from fastssl_common.numbers import check_number
@@ -318,11 +321,12 @@ def summarise(pairs):
     }
 
 
-def sidecar_foreground(path):
-    """``(ranking, foreground)`` from the writer's sidecar (:func:`sidecar_path`): how the
-    proposals were ranked and the foreground share of the kept tracks; None for what it
-    does not say (no sidecar, no tracked proposals, written before the ranking existed)."""
-    sidecar_file = sidecar_path(path)
+def sidecar_foreground(pairs):
+    """``(ranking, foreground)`` from the writer's sidecar (:func:`sidecar_path`) of the
+    :class:`PairsFile` ``pairs``: how the proposals were ranked and the foreground share of the
+    kept tracks; None for what it does not say (no sidecar, no tracked proposals, written
+    before the ranking existed). UserError for a sidecar that records another file."""
+    sidecar_file = sidecar_path(pairs.path)
     try:
         with open(sidecar_file, encoding='utf-8') as handle:
             sidecar = json.load(handle)
@@ -339,7 +343,34 @@ def sidecar_foreground(path):
             and isinstance(foreground.get('tracks_judged'), int)):
         raise UserError(f"sidecar {sidecar_file}: invalid 'proposals.tracks.foreground' (damaged "
                         f"or edited?)")
-    return (ranking if isinstance(ranking, str) else None), foreground
+    ranking = ranking if isinstance(ranking, str) else None
+    # a sidecar copied or left beside another file would report that file's tracks as these
+    other = (ranking is not None or foreground is not None) and other_file(pairs, sidecar)
+    if other:
+        raise UserError(f'sidecar {sidecar_file} records another file than {pairs.path} '
+                        f'({other}): put its own sidecar beside it, or remove this one')
+    return ranking, foreground
+
+
+def other_file(pairs, sidecar):
+    """How the sidecar dict ``sidecar`` records another file than ``pairs`` (its format,
+    sample count, size or proposal rows; what it does not record is not compared), or None."""
+    integrity, proposals = sidecar.get('integrity'), sidecar.get('proposals')
+    recorded = {
+        'format': sidecar.get('format'),
+        'num_samples': sidecar.get('num_samples'),
+        'integrity.size': integrity.get('size') if isinstance(integrity, dict) else None,
+        'proposals.max_proposals': (proposals.get('max_proposals')
+                                    if isinstance(proposals, dict) else None),
+    }
+    actual = {'format': VIDEO_PAIRS.sidecar, 'num_samples': pairs.num_samples,
+              'integrity.size': os.path.getsize(pairs.path),
+              'proposals.max_proposals': (int(pairs.proposal_shape[0]) if pairs.has_proposals
+                                          else 0)}
+    for key, value in recorded.items():
+        if value is not None and value != actual[key]:
+            return f"its '{key}' is {value!r}, the file's {actual[key]!r}"
+    return None
 
 
 def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image_format='png'):
@@ -354,15 +385,17 @@ def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image
         raise UserError('--format must be png or jpg')
     data = PairsFile(path)
     summary = summarise(data)
-    summary['proposal_ranking'], summary['foreground'] = sidecar_foreground(path)
+    summary['proposal_ranking'], summary['foreground'] = sidecar_foreground(data)
     rng = np.random.default_rng(seed)
     shown = np.sort(rng.choice(data.num_samples, min(pairs, data.num_samples), replace=False))
     if image_format == 'jpg':
         check_jpeg_fits(data, shown, per_sheet, height)
     with output_folder(out):    # a folder it created goes again if rendering fails
-        # rendered in a sibling folder first: an error part way leaves ``out`` as it was
-        remove_stale(os.path.dirname(os.path.abspath(out)), 'tmp')
-        staging = temporary_name(out)
+        # rendered in a hidden folder inside ``out`` first: an error part way leaves ``out``
+        # as it was. Inside, not beside it: ``out`` may be writable where its parent is not,
+        # or lie on another file system (a link to scratch), where a rename cannot reach
+        remove_stale(out, 'tmp')
+        staging = temporary_name(os.path.join(out, 'sheets'))
         try:
             with write_errors(out, out, (staging, out)):
                 os.makedirs(staging, exist_ok=True)

@@ -40,7 +40,7 @@ import numpy as np
 from PIL import Image
 
 from fastssl_common.atomic import (
-    ensure_writable_dir,
+    output_folder,
     remove_stale,
     stop_signals_held,
     temporary_name,
@@ -162,7 +162,8 @@ def render_sets(out, objects=DEFAULT_OBJECTS, instances=4, per_set=4, size=128, 
                         f"{', '.join(TRANSFORMATIONS)})")
     unknown = [t for t in transformations if t not in TRANSFORMATIONS]
     if unknown:
-        raise UserError(f"unknown transformation '{unknown[0]}' ({', '.join(TRANSFORMATIONS)})")
+        raise UserError(f"--transformations: unknown transformation '{unknown[0]}' (choose "
+                        f"from {', '.join(TRANSFORMATIONS)})")
     objects = check_number(objects, '--objects', MIN_OBJECTS,
                            what=f'a whole number >= {MIN_OBJECTS} (with fewer, the invariance '
                                 f'score ignores one image of each set and saturates on a few '
@@ -179,30 +180,31 @@ def render_sets(out, objects=DEFAULT_OBJECTS, instances=4, per_set=4, size=128, 
     rng = np.random.default_rng(seed)
     photos = [photo(*source) for source in COLOUR_PHOTOS]
     occluder = _tinted_texture(rng, photo(*OCCLUDER_PHOTO), (0.8, 0.7, 0.6))
-    parent = os.path.dirname(os.path.abspath(out))
-    ensure_writable_dir(parent)
-    remove_stale(parent, 'tmp')
-    tmp = temporary_name(out)
     manifest = {'format': RENDERED_FORMAT, 'label': RENDERED_LABEL, 'seed': seed,
                 'size': size, 'per_set': per_set, 'transformations': {}}
-    try:
-        with write_errors(out, parent, (tmp,)):
-            curve_objects = make_objects(rng, objects, photos, occluder)
-            for transformation in transformations:
-                if transformation == INSTANCE:
-                    entry = _render_instances(tmp, rng, photos, instances, size)
-                else:
-                    entry = _render_curve(tmp, transformation, curve_objects, per_set, size)
-                manifest['transformations'][transformation] = entry
-            write_json(os.path.join(tmp, RENDERED_MANIFEST), manifest)
-            # a stop between the two would leave neither the earlier render nor this one
-            with stop_signals_held():
-                if os.path.exists(out):
-                    shutil.rmtree(out)
-                os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
+    # the folders made for OUT go again if rendering fails or is stopped
+    with output_folder(os.path.dirname(os.path.abspath(out))) as parent:
+        remove_stale(parent, 'tmp')
+        tmp = temporary_name(out)
+        try:
+            with write_errors(out, parent, (tmp,)):
+                curve_objects = make_objects(rng, objects, photos, occluder)
+                for transformation in transformations:
+                    if transformation == INSTANCE:
+                        entry = _render_instances(tmp, rng, photos, instances, size)
+                    else:
+                        entry = _render_curve(tmp, transformation, curve_objects, per_set,
+                                              size)
+                    manifest['transformations'][transformation] = entry
+                write_json(os.path.join(tmp, RENDERED_MANIFEST), manifest)
+                # a stop between the two would leave neither the earlier render nor this one
+                with stop_signals_held():
+                    if os.path.exists(out):
+                        shutil.rmtree(out)
+                    os.replace(tmp, out)
+        finally:
+            if os.path.exists(tmp):
+                shutil.rmtree(tmp)
     return manifest
 
 
