@@ -125,8 +125,23 @@ def path_argument(value, name):
 
 
 def require_file(path, what):
-    """UserError unless ``path`` is a file: '``what`` PATH does not exist' or '... is a
-    folder, not a file'."""
-    if not os.path.isfile(path):
-        raise UserError(f'{what} {path} is a folder, not a file' if os.path.isdir(path) else
-                        f'{what} {path} does not exist')
+    """UserError unless ``path`` is a regular file: '``what`` PATH' and why it is not
+    (:func:`not_a_file`)."""
+    problem = not_a_file(path)
+    if problem:
+        raise UserError(f'{what} {path} {problem}')
+
+
+def not_a_file(path):
+    """Why ``path`` is not a regular file to read, or None: missing, a folder, a symbolic
+    link that leads nowhere (``ls`` shows it: 'does not exist' would mislead) or a pipe,
+    socket or device (opening a pipe waits for a writer)."""
+    if os.path.isfile(path):
+        return None
+    if os.path.isdir(path):
+        return 'is a folder, not a file'
+    if os.path.exists(path):
+        return 'is not a regular file (a pipe, socket or device)'
+    if os.path.islink(path):
+        return f'is a symbolic link to {os.readlink(path)}, which does not exist'
+    return 'does not exist'

@@ -35,7 +35,7 @@ from fastssl_common.beton_file import (
     file_digest,
     pointer_column,
 )
-from fastssl_common.errors import UserError, path_argument
+from fastssl_common.errors import UserError, path_argument, require_file
 from fastssl_common.formats import BOX_OF_FRAME, NUM_PROPOSALS, PROPOSALS, sidecar_path
 from fastssl_common.progress import progress_bar
 from fastssl_common.proposals import array_problem, first_bad_count, row_problem
@@ -46,19 +46,9 @@ CHUNK = 64                    # samples per decode task
 
 
 def require_dataset_file(path):
-    """UserError naming ``path`` unless it is a file: missing, a folder given for one, a
-    symbolic link that leads nowhere (``ls`` shows it: 'not found' would mislead) or not a
-    regular file."""
-    if os.path.isdir(path):
-        raise UserError(f'dataset file {path} is a folder, not a file')
-    if os.path.isfile(path):
-        return
-    if os.path.exists(path):
-        raise UserError(f'dataset file {path} is not a regular file (a pipe, socket or device)')
-    if os.path.islink(path):
-        raise UserError(f'dataset file {path} is a symbolic link to {os.readlink(path)}, which '
-                        f'does not exist')
-    raise UserError(f'dataset file not found: {path}')
+    """UserError naming ``path`` unless it is a regular file
+    (:func:`fastssl_common.errors.not_a_file`)."""
+    require_file(path, 'dataset file')
 
 
 def verify(path, progress=True):

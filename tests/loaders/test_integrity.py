@@ -216,8 +216,8 @@ def test_sidecar_records_size_and_hashes_of_what_was_written(tmp_path, small_bet
 
 def test_a_missing_file_is_one_line(tmp_path, repo, assert_one_line_error):
     assert_one_line_error(verify_cli(repo, tmp_path / 'none.beton'), 'none.beton',
-                          'not found')
-    with pytest.raises(UserError, match='not found'):
+                          'does not exist')
+    with pytest.raises(UserError, match='dataset file .*none.beton does not exist'):
         verify(str(tmp_path / 'none.beton'))
 
 

@@ -58,7 +58,7 @@ def test_a_sidecar_recording_other_fields_is_named(small_beton, tmp_path):
 
 def test_a_link_leading_nowhere_is_named(tmp_path):
     """A dataset linked from a scratch space that is not mounted: ``ls`` shows the link, and
-    'dataset file not found' sent the user looking for a file that is there."""
+    'not found' sent the user looking for a file that is there."""
     link = tmp_path / 'data.beton'
     link.symlink_to(tmp_path / 'scratch' / 'data.beton')
     with pytest.raises(UserError, match=f'^dataset file {link} is a symbolic link to '
