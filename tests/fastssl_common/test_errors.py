@@ -51,3 +51,22 @@ def test_a_stop_after_the_run_has_ended_ends_it_without_a_traceback(repo, tmp_pa
     out, err = process.communicate(timeout=60)
     assert (process.returncode, err, out) == (-signal.SIGINT, '', '')
     assert time.monotonic() - started < 10            # not the clean-up's 30 s
+
+
+def test_require_file_says_why_a_path_is_not_a_file_to_read(tmp_path):
+    from fastssl_common.errors import UserError, require_file
+
+    regular = tmp_path / 'boxes.json'
+    regular.write_text('[]')
+    require_file(str(regular), 'boxes file')
+    link = tmp_path / 'linked.json'
+    link.symlink_to(tmp_path / 'scratch' / 'boxes.json')
+    pipe = tmp_path / 'pipe.json'
+    os.mkfifo(pipe)
+    expected = {tmp_path / 'none.json': 'does not exist',
+                tmp_path: 'is a folder, not a file',
+                link: f'is a symbolic link to {tmp_path}/scratch/boxes.json, which does not exist',
+                pipe: r'is not a regular file \(a pipe, socket or device\)'}
+    for path, why in expected.items():
+        with pytest.raises(UserError, match=f'^boxes file {path} {why}$'):
+            require_file(str(path), 'boxes file')
