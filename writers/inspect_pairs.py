@@ -43,6 +43,7 @@ import numpy as np
 from fastssl_common.atomic import (
     output_folder,
     remove_stale,
+    stop_signals_held,
     temporary_name,
     write_errors,
     write_json,
@@ -413,16 +414,19 @@ def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image
                                         f'{sheet.shape[0]} px) as {image_format}')
                     encoded.tofile(os.path.join(staging, name))
                     sheets.append(name)
-                # an earlier run's sheets would pass for this run's (fewer sheets, other format)
-                for old in os.listdir(out):
-                    if old.startswith('sheet_') and old.endswith(('.png', '.jpg')):
-                        os.remove(os.path.join(out, old))
-                for name in sheets:
-                    os.replace(os.path.join(staging, name), os.path.join(out, name))
+                summary.update(shown=shown.tolist(), sheets=sheets, seed=seed)
+                # a stop part way would leave this run's sheets beside an earlier run's summary
+                with stop_signals_held():
+                    # an earlier run's sheets would pass for this run's (fewer, other format)
+                    for old in os.listdir(out):
+                        if old.startswith('sheet_') and old.endswith(('.png', '.jpg')):
+                            os.remove(os.path.join(out, old))
+                    for name in sheets:
+                        os.replace(os.path.join(staging, name), os.path.join(out, name))
+                    # last: marks a complete run
+                    write_json(os.path.join(out, 'summary.json'), summary)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        summary.update(shown=shown.tolist(), sheets=sheets, seed=seed)
-        write_json(os.path.join(out, 'summary.json'), summary)   # last: marks a complete run
     return summary
 
 
