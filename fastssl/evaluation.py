@@ -154,9 +154,18 @@ def check_same_classes(train_path, val_path, train_key, val_key):
     """UserError when the val set's labels name other classes than the same labels of the
     train set: each set numbers its own class folders (or videos), so a val folder missing a
     class (or holding another) shifts every label after it, and the accuracy measures
-    nothing. Where a sidecar names nothing (a .beton copied without it), one warning line says
-    that the check could not be made, and the file is still evaluated."""
+    nothing. Where a sidecar names nothing (a .beton copied without it, a list file's against
+    one whose labels name classes), one warning line says that the check could not be made,
+    and the file is still evaluated."""
     (train, train_why), (val, val_why) = class_names(train_path), class_names(val_path)
+    # a list file's labels are integers of its own that name no class ([]): against a set
+    # whose labels do, nothing tells whether they number its classes alike (two list files
+    # both hold the user's own integers: nothing to compare)
+    listed = '{} was written from a list file: its labels name no class'
+    if train == [] and val:
+        train, train_why = None, listed.format(train_path)
+    elif val == [] and train:
+        val, val_why = None, listed.format(val_path)
     if train is None or val is None:
         why = ', '.join(filter(None, (train_why, val_why)))
         print(f"warning: the class numbering of {val_key} {val_path} could not be compared "

@@ -134,8 +134,10 @@ def parse_checkpoints(text):
             path = PathStr().check(path)
         except UnsetVariable as err:
             raise err.refusal('invariance.checkpoints', path) from None
-        if not os.path.isfile(path):
-            raise UserError(f'invariance.checkpoints: checkpoint not found: {path}')
+        if not os.path.isfile(path):   # a run folder given for its checkpoint: not "not found"
+            raise UserError(f'invariance.checkpoints: checkpoint {path} is a folder, not a file'
+                            if os.path.isdir(path) else
+                            f'invariance.checkpoints: checkpoint not found: {path}')
         seen[name] = seen.get(name, 0) + 1
         out.append((name if seen[name] == 1 else f'{name}#{seen[name]}', path))
     if not out:
@@ -168,6 +170,11 @@ def check_outputs(s, inputs=()):
     one of the run's ``inputs`` (the dataset root, the checkpoints)."""
     if s.plot and not s.plot.lower().endswith('.png'):
         raise UserError(f'invariance.plot must end in .png: {s.plot}')
+    for key, path in (('invariance.output', s.output), ('invariance.plot', s.plot)):
+        # run() has made run_dir by now: the file would be refused as "a folder"
+        if path and s.run_dir and os.path.realpath(path) == os.path.realpath(s.run_dir):
+            raise UserError(f'{key} and invariance.run_dir are both {path}: give a file and a '
+                            f'folder')
     check_output(s.output, 'invariance.output', inputs)
     check_output(s.plot, 'invariance.plot', inputs, PNG)
     if s.output and s.plot and os.path.realpath(s.output) == os.path.realpath(s.plot):

@@ -202,7 +202,9 @@ def export_backbone(path, out, arch='auto'):
     if 'fc.weight' in weights:
         state.update({'fc.weight': weights['fc.weight'], 'fc.bias': weights['fc.bias']})
     state = {k: v.detach().clone().contiguous() for k, v in state.items()}
-    with atomic_path(out) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(out) as tmp, open(tmp, 'wb') as handle:
+        # into a file of ours: given a path, torch.save's own writer hides the OS's error (a
+        # quota, a refused file) behind a RuntimeError, where atomic_path needs the OSError
+        torch.save(state, handle)
     return {'checkpoint': path, 'out': out, 'arch': arch, 'source_format': source,
             'tensors': len(state), 'has_fc': 'fc.weight' in state}
