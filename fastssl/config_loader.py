@@ -250,12 +250,17 @@ def _closest(name, choices):
     return close[0] if close else None
 
 
-def _key_suggestion(key, known):
-    """' (did you mean S.NAME?)': the same name in another section, else the closest key."""
+def _key_suggestion(key, known, elsewhere=None):
+    """' (did you mean S.NAME?)': the same name in another section; else ' (a setting of
+    COMMAND)' where ``elsewhere`` ({section: [command, ...]}) says which other commands declare
+    the key's section; else the closest key."""
     keys = ['.'.join(path) for path in known]
     name = key.rsplit('.', 1)[-1]
-    moved = [other for other in keys if other.rsplit('.', 1)[-1] == name] or \
-        [_closest(key, keys)]
+    moved = [other for other in keys if other.rsplit('.', 1)[-1] == name]
+    section = key.split('.', 1)[0]
+    if not moved and section in (elsewhere or {}):
+        return f" (a setting of {' and '.join(elsewhere[section])})"
+    moved = moved or [_closest(key, keys)]
     return f" (did you mean {' or '.join(moved)}?)" if moved[0] else ''
 
 
@@ -315,9 +320,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def load_config(argv, declare, command=None, about=''):
+def load_config(argv, declare, command=None, about='', elsewhere=None):
     """The fastargs Config of the sections ``declare(cfg)`` declares, filled from argv's files
-    and overrides and checked; ``--help`` prints :func:`help_text` and exits."""
+    and overrides and checked; ``--help`` prints :func:`help_text` and exits. An unknown key
+    of a section that ``elsewhere`` maps to other commands names them."""
     cfg = Config()
     declare(cfg)
     wants_help = '--help' in argv or '-h' in argv
@@ -355,14 +361,14 @@ def load_config(argv, declare, command=None, about=''):
                                 f"{cfg.entries[setting].checker.help()}, got a mapping")
             if path not in known:
                 raise UserError(f"unknown config key '{key}' in {fname}"
-                                + _key_suggestion(key, known))
+                                + _key_suggestion(key, known, elsewhere))
             if value is None:      # `batch_size:` would otherwise fall back to the default
                 raise UserError(f"config key '{key}' in {fname} has no value")
         cfg.collect(content)
     for key in overrides:
         if tuple(key.split('.')) not in known:
             raise UserError(f"unknown config key '{key}' on the command line"
-                            + _key_suggestion(key, known))
+                            + _key_suggestion(key, known, elsewhere))
     cfg.collect(overrides)
     if wants_help:
         sources = [*files, *(['the command line'] if overrides else [])]
@@ -432,7 +438,14 @@ class Settings:
         return {k: (v.to_dict() if isinstance(v, Settings) else v) for k, v in vars(self).items()}
 
 
-def read_settings(argv, declare, command=None, about=''):
+def read_settings(argv, declare, command=None, about='', elsewhere=None):
     """The checked settings of the sections ``declare(cfg)`` declares, read from argv
-    (``command`` and ``about`` head its ``--help``)."""
-    return Settings(as_dict(load_config(argv, declare, command, about)))
+    (``command`` and ``about`` head its ``--help``; ``elsewhere``: see :func:`load_config`)."""
+    return Settings(as_dict(load_config(argv, declare, command, about, elsewhere)))
+
+
+def declared_sections(declare):
+    """The names of the sections ``declare(cfg)`` declares."""
+    cfg = Config()
+    declare(cfg)
+    return {path[0] for path in cfg.entries}

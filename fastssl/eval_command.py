@@ -27,10 +27,15 @@ def main(argv=None):
     if not argv or argv[0] not in COMMANDS:
         got = f"unknown command '{argv[0]}'; " if argv else ''
         raise UserError(got + usage())
-    from fastssl.config_loader import read_settings
+    from fastssl.config_loader import declared_sections, read_settings
     name, command = argv[0], COMMANDS[argv[0]]
+    # a key of another command's section ('linear.epochs' given to knn) names that command
+    own, elsewhere = declared_sections(command.declare), {}
+    for other, declared in COMMANDS.items():
+        for section in declared_sections(declared.declare) - own:
+            elsewhere.setdefault(section, []).append(f"{command_name('eval.py')} {other}")
     settings = read_settings(argv[1:], command.declare, f"{command_name('eval.py')} {name}",
-                             command.about)
+                             command.about, elsewhere)
     return importlib.import_module(command.module).run(settings)
 
 

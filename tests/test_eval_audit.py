@@ -85,3 +85,23 @@ def test_export_into_a_file_system_that_refuses_the_file_is_one_line(tmp_path, c
     one_line_error(capsys, assert_one_line_error,
                    ['export', f'--export.checkpoint={checkpoint}', '--export.out=/proc/b.pth'],
                    'cannot write /proc/b.pth: No such file or directory')
+
+
+@pytest.mark.parametrize('argv, hint', [
+    (['knn', '--linear.epochs=3'], r'\(a setting of eval.py linear\)'),
+    (['invariance', '--knn.k=3'], r'\(a setting of eval.py knn\)'),
+    (['export', '--eval.train_path=a.beton'], r'\(a setting of eval.py knn and eval.py linear\)'),
+    (['export', '--eval.checkpoint=a.pt'], r'\(did you mean export.checkpoint\?\)'),
+])
+def test_a_key_of_another_command_names_that_command(tmp_path, argv, hint):
+    """``--linear.epochs`` given to knn was only an unknown key: the user had the key right
+    and the command wrong. In a config file as on the command line."""
+    from fastssl_common.errors import UserError
+
+    with pytest.raises(UserError, match=rf"^unknown config key '.*' on the command line {hint}$"):
+        main(argv)
+    section, setting = argv[1][2:].split('=')[0].split('.')
+    config = tmp_path / 'c.yaml'
+    config.write_text(f'{section}:\n  {setting}: 1\n')
+    with pytest.raises(UserError, match=rf"^unknown config key '.*' in {config} {hint}$"):
+        main([argv[0], f'--config-file={config}'])
