@@ -151,6 +151,13 @@ def _build(weights, arch, path):
     try:
         model.load_state_dict({k: v for k, v in weights.items() if not k.startswith('fc.')})
     except RuntimeError as err:
+        try:
+            held = infer_arch(weights, path)
+        except UserError:
+            held = None
+        if held not in (None, arch):    # PyTorch's key list would hide it in 300 characters
+            raise UserError(f'{path} holds a {held} backbone, not a {arch}: set the arch '
+                            f'setting to {held} or auto') from None
         detail = ' '.join(str(err).split())[:300]
         raise UserError(f'{path}: weights do not fit {arch} ({detail})') from None
     return model

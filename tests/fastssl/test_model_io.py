@@ -138,8 +138,16 @@ def test_bad_files_are_named_with_what_was_found(ours, tmp_path):
     (tmp_path / 'notes.txt').write_text('not a checkpoint')
     with pytest.raises(UserError, match=r'notes\.txt is not a PyTorch checkpoint \(a text file\)'):
         load_backbone(str(tmp_path / 'notes.txt'))
-    with pytest.raises(UserError, match='weights do not fit resnet50'):
+    # PyTorch's list of missing and unexpected keys, cut to one line, hid what was wrong
+    with pytest.raises(UserError, match=r'^.*\.pt holds a resnet18 backbone, not a resnet50: '
+                                        r'set the arch setting to resnet18 or auto$'):
         load_backbone(path, arch='resnet50')
+    weights = load_backbone(path).state_dict()
+    weights['conv1.weight'] = weights['conv1.weight'][:, :2]     # a 2-channel stem
+    torch.save(weights, tmp_path / 'two_channels.pth')
+    with pytest.raises(UserError, match=r'two_channels\.pth: weights do not fit resnet18 \(.*'
+                                        r'size mismatch for conv1\.weight'):
+        load_backbone(str(tmp_path / 'two_channels.pth'), arch='resnet18')
     with pytest.raises(UserError, match='matches no known'):
         export_backbone(str(tmp_path / 'gan.pt'), str(tmp_path / 'out.pth'))
     assert not (tmp_path / 'out.pth').exists()
