@@ -130,6 +130,8 @@ def parse_checkpoints(text):
             # a name is a TensorBoard run folder inside invariance.run_dir
             raise UserError(f"invariance.checkpoints: the name of {path} must be a plain name, "
                             f"not '{name}' (it names a TensorBoard run in invariance.run_dir)")
+        if not path:
+            raise UserError(f"invariance.checkpoints: '{entry}' names no file after its '='")
         try:        # expanded as every other path setting is (PathStr)
             path = PathStr().check(path)
         except UnsetVariable as err:

@@ -46,6 +46,9 @@ def test_checkpoint_refusals(tmp_path):
         parse_checkpoints('a=nowhere.pt')
     with pytest.raises(UserError, match='names no checkpoint'):
         parse_checkpoints(' , ')
+    with pytest.raises(UserError, match=r"^invariance.checkpoints: 'fti=' names no file after "
+                                        r"its '='$"):
+        parse_checkpoints('fti=')
     # a name is a TensorBoard run folder in invariance.run_dir: ../x would write outside it
     plain = touch(tmp_path / 'a.pt')
     for name in ('../../elsewhere', 'a/b', '', '..'):
