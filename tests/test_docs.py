@@ -1,6 +1,9 @@
 """The user docs' cross-references hold: every relative link (README.md, docs/*.md) reaches a
 file and, with ``#anchor``, one of its headings; every benchmark results file the docs cite
-is in ``benchmarks/results/``."""
+is in ``benchmarks/results/``; every flag and config key the docs' commands give is one their
+program accepts."""
+import importlib
+import importlib.metadata
 import re
 from pathlib import Path
 
@@ -55,3 +58,93 @@ def test_every_cited_results_file_exists():
     assert cited, 'no results file cited: the pattern no longer matches the docs'
     missing = sorted(name for name in cited if not (results / name).exists())
     assert not missing, missing
+
+
+# a program named in the docs' code: a writer, a benchmark, loaders.verify, train.py, eval.py
+# [COMMAND] or a console entry point; flags are read from it to the next program or the end
+# of its shell command
+SCRIPTS = {entry.name: entry.value
+           for entry in importlib.metadata.distribution('fastssl').entry_points
+           if entry.group == 'console_scripts'}
+PROGRAM = re.compile(
+    r'(?:writers/)?(write_images|write_video_frames|write_video_pairs|merge_betons'
+    r'|inspect_pairs|render_invariance_sets)\.py|benchmarks[./](\w+)(?:\.py)?|(loaders\.verify)'
+    r'|(train)\.py|(eval)\.py(?: +([a-z]+))?|(' + '|'.join(map(re.escape, SCRIPTS)) + r')(?![\w-])')
+FLAG = re.compile(r'(?<![\w-])--[a-z][\w.-]*')
+
+
+def code_fragments(text):
+    """Fenced blocks (continued lines joined) and inline code spans."""
+    blocks = re.findall(r'```[^\n]*\n(.*?)```', text, re.S)
+    prose = re.sub(r'```.*?```', '', text, flags=re.S)
+    return [re.sub(r'\\\n\s*', ' ', b) for b in blocks] + re.findall(r'`([^`\n]+)`', prose)
+
+
+def flag_uses(text):
+    """``(program, flag)`` for every flag the code in ``text`` gives a program; a program is
+    ``('module', name)`` (an argparse CLI), ``('train', None)`` or ``('eval', COMMAND)``."""
+    for fragment in code_fragments(text):
+        for line in fragment.splitlines():
+            if line.lstrip().startswith('#'):
+                continue
+            line = re.split(r' #|\||;|&&', line)[0]
+            found = list(PROGRAM.finditer(line))
+            for match, after in zip(found, found[1:] + [None]):
+                segment = line[match.end():after.start() if after else len(line)]
+                for flag in FLAG.findall(segment):
+                    yield _program(match), flag.split('=')[0]
+
+
+def _program(match):
+    writer, benchmark, verify, train, eval_py, command, console = match.groups()
+    if console:
+        module = SCRIPTS[console].split(':')[0]
+        return {'fastssl.train_command': ('train', None),
+                'fastssl.eval_command': ('eval', None)}.get(module, ('module', module))
+    if writer:
+        return 'module', f'writers.{writer}'
+    if benchmark:
+        return 'module', f'benchmarks.{benchmark}'
+    if verify:
+        return 'module', verify
+    return ('train', None) if train else ('eval', command)
+
+
+def accepted_flags(program):
+    from fastargs import Config
+
+    from fastssl.config import declare_sections
+    from fastssl.eval_config import COMMANDS
+
+    def keys(declare):
+        cfg = Config()
+        declare(cfg)
+        return {'--' + '.'.join(path) for path in cfg.entries} | {'--config-file', '--help'}
+    kind, name = program
+    if kind == 'train':
+        return keys(declare_sections)
+    if kind == 'eval':     # eval.py with no command, or a placeholder: any command's keys
+        return set().union(*(keys(c.declare) for n, c in COMMANDS.items()
+                             if name not in COMMANDS or n == name))
+    return set(importlib.import_module(name).build_parser()._option_string_actions)
+
+
+def test_flag_uses_reads_programs_and_their_flags():
+    text = ('```bash\npython writers/write_images.py SRC OUT \\\n    --workers 4  # --not-this\n'
+            'torchrun --nproc_per_node=8 train.py --config-file c.yaml --train.epochs=3\n```\n'
+            'and `eval.py knn --knn.k=20 | head` or `fastssl-verify x.beton --quiet`.')
+    assert list(flag_uses(text)) == [
+        (('module', 'writers.write_images'), '--workers'), (('train', None), '--config-file'),
+        (('train', None), '--train.epochs'), (('eval', 'knn'), '--knn.k'),
+        (('module', 'loaders.verify'), '--quiet')]
+
+
+def test_every_flag_the_docs_give_a_program_is_one_it_accepts():
+    uses = {(doc.relative_to(ROOT).as_posix(), program, flag)
+            for doc in DOCS for program, flag in flag_uses(doc.read_text())}
+    programs = {program for _, program, _ in uses}
+    assert {('train', None), ('eval', 'knn'), ('module', 'writers.write_video_pairs'),
+            ('module', 'benchmarks.loader')} <= programs, 'the pattern no longer finds commands'
+    unknown = sorted((doc, program, flag) for doc, program, flag in uses
+                     if flag not in accepted_flags(program))
+    assert not unknown, unknown

@@ -274,8 +274,8 @@ def _render_instances(root, rng, photos, instances, size):
             'levels': [{'magnitude': None, 'sets': sets}]}
 
 
-def main(argv=None):
-    parser = ArgParser(description=__doc__.split('\n\n')[0])
+def build_parser():
+    parser = ArgParser(prog='render_invariance_sets.py', description=__doc__.split('\n\n')[0])
     parser.add_argument('out', help='output folder (must not exist unless --overwrite)')
     parser.add_argument('--objects', type=int, default=DEFAULT_OBJECTS,
                         help=f'objects for the curves (at least {MIN_OBJECTS})')
@@ -287,7 +287,11 @@ def main(argv=None):
     parser.add_argument('--transformations', default=','.join(TRANSFORMATIONS),
                         help='comma-separated subset of ' + ', '.join(TRANSFORMATIONS))
     parser.add_argument('--overwrite', action='store_true', help='replace an existing OUT')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     names = [t.strip() for t in args.transformations.split(',') if t.strip()]
     manifest = render_sets(args.out, args.objects, args.instances, args.per_set, args.size,
                            args.seed, names, args.overwrite)
