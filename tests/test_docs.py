@@ -148,3 +148,28 @@ def test_every_flag_the_docs_give_a_program_is_one_it_accepts():
     unknown = sorted((doc, program, flag) for doc, program, flag in uses
                      if flag not in accepted_flags(program))
     assert not unknown, unknown
+
+
+def test_every_config_key_the_docs_name_is_declared():
+    """``train.epochs``, ``logging.knn_train_path``, ``invariance.reference`` in the docs'
+    code are keys of train.py or eval.py (not file names such as ``train.py``, nor Python
+    such as ``model.state_dict()`` or a pattern ``augment.region_*``)."""
+    from fastargs import Config
+
+    from fastssl.config import declare_sections
+    from fastssl.eval_config import COMMANDS
+
+    declared = set()
+    for declare in [declare_sections, *(command.declare for command in COMMANDS.values())]:
+        cfg = Config()
+        declare(cfg)
+        declared |= {'.'.join(path) for path in cfg.entries}
+    sections = sorted({key.split('.')[0] for key in declared})
+    key = re.compile(rf"(?<![\w./-])(?:{'|'.join(sections)})\.[a-z_]+\b(?![(*])")
+    files = ('py', 'json', 'beton', 'yaml', 'pt', 'pth', 'png')
+    named = {(doc.relative_to(ROOT).as_posix(), match.group())
+             for doc in DOCS for fragment in code_fragments(doc.read_text())
+             for match in key.finditer(fragment) if match.group().split('.')[1] not in files}
+    assert len(named) > 50, 'the pattern no longer finds the keys'
+    unknown = sorted((doc, name) for doc, name in named if name not in declared)
+    assert not unknown, unknown
