@@ -80,10 +80,10 @@ def test_a_slow_sample_leaves_the_rest_to_the_other_thread():
     # machine (a quarter of a second once left it unscheduled behind other processes)
     work[0] = 1_200_000_000
     _run(work[:2].copy(), threads=2)   # compile outside the measurement
-    # up to three tries: on a machine busy with other processes, the second thread can miss
-    # the whole second (seen with a training job beside the suite); without sharing, each
-    # try leaves the slow thread at least its half (32)
-    for _ in range(3):
+    # up to five tries: on a machine busy with other processes, the second thread can miss
+    # the whole second (seen with a training job, and with two CLI runs, beside the suite);
+    # without sharing, each try leaves the slow thread at least its half (32)
+    for _ in range(5):
         visits, thread_of = _run(work, threads=2)
         assert np.all(visits == 1)
         slow_thread_samples = int(np.sum(thread_of == thread_of[0]))
