@@ -157,6 +157,7 @@ def render_sets(out, objects=DEFAULT_OBJECTS, instances=4, per_set=4, size=128, 
     # one name given alone would be read as its letters, each a transformation
     if isinstance(transformations, str) or not isinstance(transformations, Iterable):
         raise UserError(f'transformations must be a list of names, got {transformations!r}')
+    transformations = list(transformations)     # a generator is read once
     if not transformations:
         raise UserError(f"--transformations names no transformation (choose from "
                         f"{', '.join(TRANSFORMATIONS)})")
@@ -164,6 +165,9 @@ def render_sets(out, objects=DEFAULT_OBJECTS, instances=4, per_set=4, size=128, 
     if unknown:
         raise UserError(f"--transformations: unknown transformation '{unknown[0]}' (choose "
                         f"from {', '.join(TRANSFORMATIONS)})")
+    twice = next((t for k, t in enumerate(transformations) if t in transformations[:k]), None)
+    if twice is not None:      # its set would be rendered twice, the first then thrown away
+        raise UserError(f"--transformations: '{twice}' is given twice")
     objects = check_number(objects, '--objects', MIN_OBJECTS,
                            what=f'a whole number >= {MIN_OBJECTS} (with fewer, the invariance '
                                 f'score ignores one image of each set and saturates on a few '

@@ -128,3 +128,16 @@ def test_an_unknown_transformation_names_the_option(tmp_path):
                                         r"'rotation' \(choose from viewpoint, "):
         render_sets(tmp_path / 'sets', transformations=['viewpoint', 'rotation'])
     assert os.listdir(tmp_path) == []
+
+
+def test_a_transformation_given_twice_is_refused(tmp_path):
+    with pytest.raises(UserError, match=r"^--transformations: 'viewpoint' is given twice$"):
+        render_sets(tmp_path / 'sets', transformations=['viewpoint', 'occlusion', 'viewpoint'])
+    assert not (tmp_path / 'sets').exists()
+
+
+def test_transformations_given_as_a_generator_are_all_rendered(tmp_path):
+    """Read once to check the names, a generator then rendered nothing."""
+    manifest = render_sets(tmp_path / 'sets', objects=21, per_set=3, size=32,
+                           transformations=(t for t in ['viewpoint']))
+    assert list(manifest['transformations']) == ['viewpoint']
