@@ -444,8 +444,13 @@ def read_settings(argv, declare, command=None, about='', elsewhere=None):
     return Settings(as_dict(load_config(argv, declare, command, about, elsewhere)))
 
 
-def declared_sections(declare):
-    """The names of the sections ``declare(cfg)`` declares."""
+def declared_keys(declare):
+    """The keys ``declare(cfg)`` declares, as ``'section.name'``."""
     cfg = Config()
     declare(cfg)
-    return {path[0] for path in cfg.entries}
+    return {'.'.join(path) for path in cfg.entries}
+
+
+def declared_sections(declare):
+    """The names of the sections ``declare(cfg)`` declares."""
+    return {key.split('.', 1)[0] for key in declared_keys(declare)}

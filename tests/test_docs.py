@@ -2,6 +2,7 @@
 file and, with ``#anchor``, one of its headings; every benchmark results file the docs cite
 is in ``benchmarks/results/``; every flag and config key the docs' commands give is one their
 program accepts."""
+import functools
 import importlib
 import importlib.metadata
 import re
@@ -110,16 +111,14 @@ def _program(match):
     return ('train', None) if train else ('eval', command)
 
 
+@functools.lru_cache(maxsize=None)
 def accepted_flags(program):
-    from fastargs import Config
-
     from fastssl.config import declare_sections
+    from fastssl.config_loader import declared_keys
     from fastssl.eval_config import COMMANDS
 
     def keys(declare):
-        cfg = Config()
-        declare(cfg)
-        return {'--' + '.'.join(path) for path in cfg.entries} | {'--config-file', '--help'}
+        return {f'--{key}' for key in declared_keys(declare)} | {'--config-file', '--help'}
     kind, name = program
     if kind == 'train':
         return keys(declare_sections)
@@ -154,16 +153,12 @@ def test_every_config_key_the_docs_name_is_declared():
     """``train.epochs``, ``logging.knn_train_path``, ``invariance.reference`` in the docs'
     code are keys of train.py or eval.py (not file names such as ``train.py``, nor Python
     such as ``model.state_dict()`` or a pattern ``augment.region_*``)."""
-    from fastargs import Config
-
     from fastssl.config import declare_sections
+    from fastssl.config_loader import declared_keys
     from fastssl.eval_config import COMMANDS
 
-    declared = set()
-    for declare in [declare_sections, *(command.declare for command in COMMANDS.values())]:
-        cfg = Config()
-        declare(cfg)
-        declared |= {'.'.join(path) for path in cfg.entries}
+    declared = set().union(*map(declared_keys, [declare_sections, *(
+        command.declare for command in COMMANDS.values())]))
     sections = sorted({key.split('.')[0] for key in declared})
     key = re.compile(rf"(?<![\w./-])(?:{'|'.join(sections)})\.[a-z_]+\b(?![(*])")
     files = ('py', 'json', 'beton', 'yaml', 'pt', 'pth', 'png')
