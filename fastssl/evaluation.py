@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from fastssl_common.atomic import write_json
+from fastssl_common.beton_file import check_layout, sidecar_mismatch
 from fastssl_common.errors import UserError
 from fastssl_common.formats import LABEL, VIDEO_FRAMES, sidecar_path
 from loaders.batch_memory import check_batch_memory
@@ -130,6 +131,11 @@ def class_names(path):
         return None, f'{sidecar} cannot be read ({err.strerror})'
     except ValueError:
         return None, f'{sidecar} is not JSON'
+    # another file's sidecar (a copy, or one left beside it) names that file's classes
+    mismatch = isinstance(metadata, dict) and sidecar_mismatch(path, check_layout(path),
+                                                               metadata, sidecar)
+    if mismatch:
+        return None, f'{mismatch}: the sidecar of another file'
     try:
         if metadata.get('format') == VIDEO_FRAMES.sidecar:
             src = metadata['options'].get('src')

@@ -139,6 +139,28 @@ def check_layout(path):
     return layout
 
 
+def sidecar_mismatch(path, layout, sidecar, sidecar_file):
+    """How the sidecar dict ``sidecar`` (read from ``sidecar_file``) records another file than
+    the ``.beton`` at ``path`` (its :class:`Layout`): its sample count or field names differ
+    (what it does not record is not compared). One phrase naming both, or None."""
+    count, fields = sidecar.get('num_samples'), sidecar.get('fields')
+    if isinstance(count, int) and count != layout.num_samples:
+        return (f'{path} holds {layout.num_samples} samples, its sidecar {sidecar_file} '
+                f'records {count}')
+    if isinstance(fields, (dict, list)) and list(fields) != list(layout.field_names):
+        return (f"{path} has the fields ({', '.join(layout.field_names)}), its sidecar "
+                f"{sidecar_file} records ({', '.join(map(str, fields))})")
+    return None
+
+
+def check_own_sidecar(path, layout, sidecar, sidecar_file):
+    """UserError when the sidecar records another file (:func:`sidecar_mismatch`): a copy, or
+    one left beside this file, whose entries would be taken for this file's."""
+    mismatch = sidecar_mismatch(path, layout, sidecar, sidecar_file)
+    if mismatch:
+        raise UserError(f'{mismatch} (the sidecar of another file, copied or left beside it?)')
+
+
 def check_integrity_entry(integrity, sidecar_path):
     """UserError unless a sidecar's ``integrity`` entry (None: written before the hashes) has
     the shape :func:`file_digest` gives, naming the first entry that does not."""

@@ -31,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from fastssl_common.beton_file import (
     check_integrity_entry,
     check_layout,
+    check_own_sidecar,
     check_size,
     file_digest,
     pointer_column,
@@ -90,10 +91,8 @@ def _check_hashes(path, layout, progress):
                         f'{type(metadata).__name__}, not an object)')
     recorded = metadata.get('integrity')
     check_integrity_entry(recorded, sidecar)
-    other = _other_file(layout, metadata, sidecar)
-    if other:       # its hashes differ too, but would name pages as if they were damaged
-        raise UserError(f'{path} {other} (the sidecar of another file, copied or left beside '
-                        f'it?)')
+    # another file's hashes differ too, but would name pages as if they were damaged
+    check_own_sidecar(path, layout, metadata, sidecar)
     if recorded is None:
         return {'sidecar': sidecar, 'hashes': None, 'pages': None,
                 'note': f'the sidecar {sidecar} was written before the writers recorded '
@@ -117,18 +116,6 @@ def _check_hashes(path, layout, progress):
                         f'records')
     return {'sidecar': sidecar, 'pages': len(pages), 'note': None,
             'hashes': f'size, SHA-256 and {len(pages)} page hashes match the sidecar'}
-
-
-def _other_file(layout, metadata, sidecar):
-    """How the sidecar ``metadata`` (at ``sidecar``) records another file than ``layout``'s:
-    its sample count or field names (what it does not record is not compared), or None."""
-    count, fields = metadata.get('num_samples'), metadata.get('fields')
-    if isinstance(count, int) and count != layout.num_samples:
-        return f'holds {layout.num_samples} samples, its sidecar {sidecar} records {count}'
-    if isinstance(fields, (dict, list)) and list(fields) != list(layout.field_names):
-        return (f"has the fields ({', '.join(layout.field_names)}), its sidecar {sidecar} "
-                f"records ({', '.join(map(str, fields))})")
-    return None
 
 
 # ---------------------------------------------------------------------------- samples

@@ -47,6 +47,23 @@ def test_a_list_files_labels_against_a_folders_classes_are_warned_about(small_be
     assert capsys.readouterr().err == ''
 
 
+
+def test_a_val_set_beside_another_files_sidecar_is_warned_about(small_beton, tmp_path, capsys):
+    """A val set of reversed labels beside a copy of the train set's sidecar passed the class
+    check silently: the sidecar named the train set's classes, not its own."""
+    samples = json.loads(Path(small_beton + '.json').read_text())['samples'][::4]
+    listing = tmp_path / 'reversed.txt'
+    listing.write_text(''.join(f"{s['source']} {3 - s['label']}\n" for s in samples))
+    val = str(tmp_path / 'reversed.beton')
+    write_images(str(listing), val, max_resolution=32, workers=1, progress=False)
+    Path(f'{val}.json').write_text(Path(small_beton + '.json').read_text())
+    check_same_classes(small_beton, val, 'eval.train_path', 'eval.val_path')
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: the class numbering of eval.val_path {val} could not be compared with "
+        f"eval.train_path {small_beton}'s ({val} holds 4 samples, its sidecar {val}.json "
+        f"records 16: the sidecar of another file): labels that name other classes in the two "
+        f"sets would score as wrong answers"]
+
 def test_a_run_folder_given_as_a_checkpoint_is_named_a_folder(tmp_path, capsys,
                                                               assert_one_line_error):
     # it said "checkpoint not found" of a folder that is there (knn and export name it)

@@ -48,7 +48,7 @@ from fastssl_common.atomic import (
     write_errors,
     write_json,
 )
-from fastssl_common.beton_file import check_layout, not_a_beton
+from fastssl_common.beton_file import check_layout, check_own_sidecar, not_a_beton
 from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, path_argument, require_file, run_cli
 from fastssl_common.formats import (
@@ -105,7 +105,7 @@ class PairsFile:
         if missing:
             raise UserError(f"{path} is not a pairs .beton (no field {missing[0]}; fields: "
                             f"{', '.join(reader.field_names)})")
-        self.path, self.reader = path, reader
+        self.path, self.reader, self.layout = path, reader, layout
         self.num_samples = int(reader.num_samples)
         self.column = {name: reader.metadata[f'f{i}']
                        for i, name in enumerate(reader.field_names)}
@@ -346,26 +346,27 @@ def sidecar_foreground(pairs):
                         f"or edited?)")
     ranking = ranking if isinstance(ranking, str) else None
     # a sidecar copied or left beside another file would report that file's tracks as these
-    other = (ranking is not None or foreground is not None) and other_file(pairs, sidecar)
-    if other:
-        raise UserError(f'sidecar {sidecar_file} records another file than {pairs.path} '
-                        f'({other}): put its own sidecar beside it, or remove this one')
+    if ranking is not None or foreground is not None:
+        check_own_sidecar(pairs.path, pairs.layout, sidecar, sidecar_file)
+        other = other_pairs_file(pairs, sidecar)
+        if other:
+            raise UserError(f'sidecar {sidecar_file} records another file than {pairs.path} '
+                            f'({other}): put its own sidecar beside it, or remove this one')
     return ranking, foreground
 
 
-def other_file(pairs, sidecar):
-    """How the sidecar dict ``sidecar`` records another file than ``pairs`` (its format,
-    sample count, size or proposal rows; what it does not record is not compared), or None."""
+def other_pairs_file(pairs, sidecar):
+    """How the sidecar dict ``sidecar`` records another pairs file than ``pairs`` where their
+    sample counts and fields agree (:func:`check_own_sidecar`): its format, size or proposal
+    rows (what it does not record is not compared), or None."""
     integrity, proposals = sidecar.get('integrity'), sidecar.get('proposals')
     recorded = {
         'format': sidecar.get('format'),
-        'num_samples': sidecar.get('num_samples'),
         'integrity.size': integrity.get('size') if isinstance(integrity, dict) else None,
         'proposals.max_proposals': (proposals.get('max_proposals')
                                     if isinstance(proposals, dict) else None),
     }
-    actual = {'format': VIDEO_PAIRS.sidecar, 'num_samples': pairs.num_samples,
-              'integrity.size': os.path.getsize(pairs.path),
+    actual = {'format': VIDEO_PAIRS.sidecar, 'integrity.size': pairs.layout.size,
               'proposals.max_proposals': (int(pairs.proposal_shape[0]) if pairs.has_proposals
                                           else 0)}
     for key, value in recorded.items():

@@ -13,6 +13,7 @@ import numpy as np
 from fastssl_common.beton_file import (
     check_integrity_entry,
     check_layout,
+    check_own_sidecar,
     file_digest,
     pointer_column,
 )
@@ -72,10 +73,9 @@ def open_input(path, progress):
                         f'{" or ".join(MERGEABLE)} files')
     _check_sidecar(sidecar, sidecar_file)
     layout = check_layout(path)
+    # before the hashes: another file's differ too, but would be named as damage
+    check_own_sidecar(path, layout, sidecar, sidecar_file)
     _check_integrity(path, layout, sidecar.get('integrity'), progress)
-    if 'fields' in sidecar and list(sidecar['fields']) != list(layout.field_names):
-        raise UserError(f'{sidecar_file} lists fields {", ".join(sidecar.get("fields", {}))} '
-                        f'but {path} holds {", ".join(layout.field_names)}')
     row = np.dtype([('', h.metadata_type) for h in layout.handlers], align=True)
     metadata = np.fromfile(path, row, layout.num_samples, offset=layout.metadata_start)
     from ffcv.types import ALLOC_TABLE_TYPE

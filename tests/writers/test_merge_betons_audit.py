@@ -142,3 +142,17 @@ def test_path_mistakes_name_their_fix(tmp_path, video_src):
             merge_betons(target, inputs, progress=False)
         assert needle in str(caught.value)
     assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_a_shard_beside_another_shards_sidecar_is_named_as_such(tmp_path, video_src):
+    """One shard's sidecar copied over another's was named as damage: 'shard1.beton is N
+    bytes, its sidecar records M'."""
+    shards = write_shards(video_src, tmp_path, 3)          # 2, 1 and 1 videos of 3 frames
+    shutil.copy(shards[0] + '.json', shards[1] + '.json')
+    with pytest.raises(UserError) as refused:
+        merge_betons(str(tmp_path / 'merged.beton'), shards, progress=False)
+    message = str(refused.value)
+    assert message.startswith(f'{shards[1]} holds 3 samples, its sidecar {shards[1]}.json '
+                              f'records 6 (the sidecar of another file'), message
+    assert 'bytes' not in message
+    assert not os.path.exists(tmp_path / 'merged.beton')
