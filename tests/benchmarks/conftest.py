@@ -4,7 +4,7 @@ import pytest
 
 # Unit tests of the benchmark code itself (option checks included), not whole-program runs;
 # in the other files, the tests marked `unit` (fast checks next to a file's smoke run).
-UNIT_FILES = {'test_gpu_node.py', 'test_options.py'}
+UNIT_FILES = {'test_gpu_node.py', 'test_loader_profile.py', 'test_options.py'}
 
 
 def pytest_collection_modifyitems(config, items):
