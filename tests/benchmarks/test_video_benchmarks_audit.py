@@ -1,0 +1,82 @@
+"""The video benchmarks (``video``, ``proposals``, ``tracking``) over user videos the writers
+cannot use, and their option checks: each is one clear line naming the video as given, or a
+note, never a traceback or a run lost after its timed part. In-process, on clips of a few
+frames encoded here."""
+import json
+import os
+
+import numba
+import pytest
+
+from benchmarks import proposals, tracking, video
+from benchmarks.data import link_videos
+from fastssl_common.errors import UserError
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope='module')
+def clips(module_tmp, encode_clip, chelsea_pan):
+    """``{frames: path}``: panning clips of 1, 3 and 40 frames, 96 x 64; ``'tiny'``: 40
+    frames of 8 x 8 px, too small for the writers."""
+    frames, folder = chelsea_pan(40), module_tmp.mktemp('clips')
+    paths = {count: encode_clip(folder / f'pan{count}.mp4', frames[:count])
+             for count in (1, 3, 40)}
+    paths['tiny'] = encode_clip(folder / 'tiny.mp4', [f[:8, :8] for f in frames])
+    return paths
+
+
+def resolved(module, *args):
+    return module.resolve(module.build_parser().parse_args(['--quick', *args]))
+
+
+def test_video_checks_workers_against_the_loader_threads_before_timing(clips):
+    # part 2 runs --workers Numba threads: more than Numba has failed after part 1 was timed
+    threads = numba.config.NUMBA_NUM_THREADS
+    with pytest.raises(UserError, match=rf'^--workers={threads + 1} exceeds the {threads} '
+                                        'threads FFCV can run'):
+        resolved(video, '--videos', clips[40], '--workers', str(threads + 1))
+    assert resolved(video, '--videos', clips[40], '--workers', '0').workers == threads
+
+
+def test_video_times_the_longest_video_the_writers_read(clips, tmp_path):
+    # (w5) and (w6) took the video whose header promised most frames: one the writers skip
+    # (here the first of two of 40 frames, too small) ended the run at (w5)'s warm-up
+    args = resolved(video, '--videos', clips['tiny'], clips[40])
+    runs = video.build_writer_runs(link_videos(args.videos, tmp_path / 'videos'), args.videos,
+                                   args, str(tmp_path))[0]
+    video.time_writers(runs, 1)
+    assert {r.key: r.frames for r in runs if r.key in ('w4', 'w5', 'w6')} == \
+        {'w4': [32], 'w5': [32], 'w6': [32]}
+
+
+@pytest.mark.parametrize('module', (video, proposals, tracking))
+def test_writer_errors_name_the_video_as_given_not_its_temporary_link(clips, capsys, module):
+    with pytest.raises(UserError) as error:
+        module.main(['--quick', '--videos', clips[3]])
+    assert str(error.value) == (f'no frame pairs in --videos: {clips[3]}: only 3 frames, too '
+                                'short for a gap of 4')
+
+
+def test_tracking_stages_skip_a_video_of_one_frame(clips):
+    # a one-frame first video raised StatisticsError (no tracking step to time)
+    assert tracking.stage_timings([clips[1], clips[40]], 8, 9)['video'] == 'pan40.mp4'
+    with pytest.raises(UserError, match='^--videos: no video has the two frames a tracking '
+                                        'step needs$'):
+        tracking.stage_timings([clips[1]], 8, 9)
+
+
+def test_proposals_leaves_a_skipped_video_out_of_its_per_video_runs(clips, capsys, tmp_path):
+    # its run alone failed after the timed runs, naming a temporary link; the tables and the
+    # JSON named it as written
+    out = tmp_path / 'p.json'
+    assert proposals.main(['--quick', '--videos', clips[40], clips[3], '--json', str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f'note: the writer skipped {clips[3]}: only 3 frames, too short for a gap of 4' \
+        in lines
+    assert any(line.startswith('writing pairs: pan40.mp4; ') for line in lines)
+    result = json.loads(out.read_text())
+    assert result['config']['videos'] == ['pan40.mp4']
+    assert result['skipped'] == {clips[3]: 'only 3 frames, too short for a gap of 4'}
+    assert result['foreground_per_video'] == {}
+    assert os.path.isabs(clips[3])
