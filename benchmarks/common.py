@@ -88,6 +88,16 @@ def check_json_folder(path):
     check_output_file(path, '--json')
 
 
+def check_loader_threads(args):
+    """``args.workers`` as FFCV loader threads (unset or 0: all cores), checked before anything
+    runs: Numba refuses more threads than it started with (one per core) only once a loader
+    starts, after the timed parts before it, and the baselines given as many would start that
+    many processes."""
+    from loaders.work_sharing import check_threads  # imports Numba: seconds, so not above
+
+    args.workers = check_threads(args.workers or 0, '--workers')
+
+
 def check_max_resolution(args):
     """``--max-resolution`` as the writers will check it (0, or at least their minimum), here
     so that a bad value fails before anything is timed rather than at the first write."""

@@ -10,7 +10,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from benchmarks.common import apply_preset, require_at_least
+from benchmarks.common import apply_preset, check_loader_threads, require_at_least
 from fastssl_common.errors import UserError
 from writers.write_images import write_images
 
@@ -44,7 +44,7 @@ def add_jpeg_options(parser, defaults, workers_help):
     parser.add_argument('--batch-size', type=int, default=None,
                         help=f"batch size for every method (default {defaults['batch_size']})")
     parser.add_argument('--workers', type=int, default=None,
-                        help=f'{workers_help} (default: os.cpu_count())')
+                        help=f'{workers_help} (default and 0: all cores)')
     parser.add_argument('--epochs', type=int, default=None,
                         help=f"timed epochs per method, after one untimed warm-up (default "
                         f"{defaults['epochs']})")
@@ -57,12 +57,10 @@ def resolve_jpeg_options(args, preset, counts=()):
     """Fill ``add_jpeg_options``' unset options from ``preset`` and check them (and the
     ``counts``, further options that must be >= 1); UserError naming the first bad one."""
     apply_preset(args, preset)
-    if args.workers is None:
-        args.workers = os.cpu_count() or 1
     if args.max_resolution is None:
         args.max_resolution = 0 if args.data else GENERATED_LONGEST_SIDE[1]
-    require_at_least(args, ('samples', 'resolution', 'batch_size', 'workers', 'epochs',
-                            *counts))
+    require_at_least(args, ('samples', 'resolution', 'batch_size', 'epochs', *counts))
+    check_loader_threads(args)
     if args.max_resolution < 0:
         raise UserError('--max-resolution must be >= 0')
     if args.data and not os.path.isdir(args.data):

@@ -81,6 +81,7 @@ from benchmarks.common import (
     apply_preset,
     benchmark_parser,
     check_json_folder,
+    check_loader_threads,
     check_output_file,
     check_view_resolution,
     machine_info,
@@ -121,7 +122,8 @@ def build_parser():
     parser.add_argument('--steps', type=int, help='timed steps per mode')
     parser.add_argument('--warmup', type=int, help='untimed steps per mode (compilation)')
     parser.add_argument('--samples', type=int, help='JPEGs in the loader benchmark .beton')
-    parser.add_argument('--workers', type=int, help='FFCV loader threads (default: all cores)')
+    parser.add_argument('--workers', type=int,
+                        help='FFCV loader threads (default and 0: all cores)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--loader-betons', nargs='+', default=[], metavar='VARIANT=PATH',
                         help='more end-to-end loader runs, e.g. fti=pairs.beton fti_rt=pairs.beton')
@@ -160,9 +162,8 @@ def resolve(args):
     device = resolve_device(args.device)
     apply_preset(args, QUICK if args.quick else GPU_DEFAULTS if device.type == 'cuda'
                  else CPU_DEFAULTS)
-    if args.workers is None:
-        args.workers = os.cpu_count() or 1
-    require_at_least(args, ('resolution', 'batch_size', 'steps', 'warmup', 'samples', 'workers'))
+    require_at_least(args, ('resolution', 'batch_size', 'steps', 'warmup', 'samples'))
+    check_loader_threads(args)
     # the trainer's own floor (data.resolution), which it would check only once a section runs
     check_view_resolution(args, RESOLUTION_MIN)
     if args.batch_size % 8:

@@ -100,6 +100,7 @@ from benchmarks.common import (
     apply_preset,
     benchmark_parser,
     check_json_folder,
+    check_loader_threads,
     check_max_frames,
     check_max_resolution,
     check_view_resolution,
@@ -126,7 +127,6 @@ from writers.video_common import decoder_threads, run_per_video
 from writers.video_segments import SEGMENT_FRAMES
 from writers.write_video_frames import write_video_frames
 from writers.write_video_pairs import write_video_pairs
-from writers.writer_common import default_workers
 
 SCALE = (0.2, 1.0)
 QUICK = dict(max_frames=32, resolution=64, batch_size=16, repeats=1, epochs=1, workers=1)
@@ -397,18 +397,13 @@ def build_parser():
 
 def resolve(args):
     apply_preset(args, QUICK if args.quick else DEFAULTS)
-    if args.workers is None:
-        args.workers = default_workers()
     require_at_least(args, ('gap', 'repeats', 'resolution', 'batch_size', 'epochs'))
     check_view_resolution(args)
     check_max_resolution(args)
     check_max_frames(args)
     check_json_folder(args.json)
     args.videos = resolve_videos(args.videos, args.quick)
-    # part 2 runs --workers loader threads: more than Numba has failed only after part 1.
-    # Last: its import (FFCV) takes seconds
-    from loaders.work_sharing import check_threads
-    args.workers = check_threads(args.workers, '--workers')
+    check_loader_threads(args)      # part 2's loaders run --workers threads
     return args
 
 

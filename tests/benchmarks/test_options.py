@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import numba
 import pytest
 import torch
 
@@ -67,6 +68,20 @@ def test_output_check_refuses_a_path_that_cannot_be_written(tmp_path, path, mess
 def test_every_benchmark_checks_json_before_it_starts(tmp_path, capsys, name, path, message):
     refused(capsys, name, '--json', path.format(tmp=tmp_path), match=f'--json .*{message}')
     assert not (tmp_path / 'missing').exists()          # the folder is not made either
+
+
+# ---------------------------------------------------------------------------- loader threads
+
+@pytest.mark.parametrize('name', ('loader', 'dali_baseline', 'train_step', 'video'))
+def test_loader_threads_beyond_the_cores_are_refused_before_anything_runs(capsys, name):
+    """``--workers`` is FFCV's thread count: beyond Numba's threads the loader benchmark started
+    as many torchvision worker processes (killed for memory at 100000), and the video benchmark
+    failed after its timed writers. 0 is all cores, as for train.py."""
+    threads = numba.config.NUMBA_NUM_THREADS
+    refused(capsys, name, '--workers', str(threads + 1),
+            match=rf'^--workers={threads + 1} exceeds the {threads} threads FFCV can run')
+    args = resolved(name, '--workers', '0')
+    assert (args[0] if name == 'train_step' else args).workers == threads   # (args, device)
 
 
 # ---------------------------------------------------------------------------- invariance

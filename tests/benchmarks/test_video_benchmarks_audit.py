@@ -5,7 +5,6 @@ frames encoded here."""
 import json
 import os
 
-import numba
 import pytest
 
 from benchmarks import proposals, tracking, video
@@ -28,15 +27,6 @@ def clips(module_tmp, encode_clip, chelsea_pan):
 
 def resolved(module, *args):
     return module.resolve(module.build_parser().parse_args(['--quick', *args]))
-
-
-def test_video_checks_workers_against_the_loader_threads_before_timing(clips):
-    # part 2 runs --workers Numba threads: more than Numba has failed after part 1 was timed
-    threads = numba.config.NUMBA_NUM_THREADS
-    with pytest.raises(UserError, match=rf'^--workers={threads + 1} exceeds the {threads} '
-                                        'threads FFCV can run'):
-        resolved(video, '--videos', clips[40], '--workers', str(threads + 1))
-    assert resolved(video, '--videos', clips[40], '--workers', '0').workers == threads
 
 
 def test_video_times_the_longest_video_the_writers_read(clips, tmp_path):
