@@ -6,6 +6,7 @@ ratio tables, and the JSON result file.
 The benchmarks themselves decide what to time; their material comes from ``benchmarks.data``
 and ``benchmarks.synthetic_video``.
 """
+import json
 import os
 import platform
 import statistics
@@ -15,6 +16,8 @@ import time
 from fastssl_common.atomic import write_json
 from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError
+
+MAX_RESULT_BYTES = 16 << 20     # a benchmark's JSON result is kilobytes; more is not one
 
 # ---------------------------------------------------------------------------- command line
 
@@ -84,8 +87,25 @@ def check_output_file(path, option):
 
 
 def check_json_folder(path):
-    """:func:`check_output_file` for ``--json`` (the name the benchmarks have always used)."""
+    """:func:`check_output_file` for ``--json`` (the name the benchmarks have always used); a
+    file already there must be an earlier result, which the run replaces: ``--json`` given an
+    input's name (a video, a ``.beton``) replaced that input."""
     check_output_file(path, '--json')
+    if path and os.path.isfile(path) and not _is_result(path):
+        raise UserError(f'--json {path} exists and is not an earlier benchmark result: give '
+                        f'another name, or remove it first')
+
+
+def _is_result(path):
+    """Whether ``path`` holds a benchmark's JSON result (an object with its ``machine``)."""
+    if os.path.getsize(path) > MAX_RESULT_BYTES:      # not read whole: a video, a dataset
+        return False
+    try:
+        with open(path, 'rb') as handle:
+            doc = json.loads(handle.read())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(doc, dict) and 'machine' in doc
 
 
 def check_loader_threads(args):

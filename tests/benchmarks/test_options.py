@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from benchmarks import dali_baseline
-from benchmarks.common import check_output_file
+from benchmarks.common import check_json_folder, check_output_file
 from fastssl_common.errors import UserError
 
 BENCHMARKS = ('invariance', 'loader', 'train_step', 'video', 'proposals', 'tracking',
@@ -68,6 +68,18 @@ def test_output_check_refuses_a_path_that_cannot_be_written(tmp_path, path, mess
 def test_every_benchmark_checks_json_before_it_starts(tmp_path, capsys, name, path, message):
     refused(capsys, name, '--json', path.format(tmp=tmp_path), match=f'--json .*{message}')
     assert not (tmp_path / 'missing').exists()          # the folder is not made either
+
+
+@pytest.mark.parametrize('content', [b'\x00\x00\x00\x18ftypisom', b'[1, 2]', b'{"a": 1}'])
+def test_json_onto_a_file_that_is_not_an_earlier_result_is_refused(tmp_path, capsys, content):
+    """``tracking --videos v.mp4 --json v.mp4`` replaced the video with the results."""
+    video = tmp_path / 'v.mp4'
+    video.write_bytes(content)
+    refused(capsys, 'tracking', '--json', str(video),
+            match=f'^--json {video} exists and is not an earlier benchmark result')
+    assert video.read_bytes() == content
+    (tmp_path / 'old.json').write_text('{"machine": {}, "config": {}}')
+    check_json_folder(str(tmp_path / 'old.json'))       # an earlier result is replaced
 
 
 # ---------------------------------------------------------------------------- loader threads
