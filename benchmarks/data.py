@@ -199,6 +199,16 @@ def link_videos(paths, folder):
     return folder
 
 
+def read_videos(videos, summary, writer='writer'):
+    """``(videos, skipped)``: those of ``videos`` (as given) that a writer's ``summary`` over
+    their links (:func:`link_videos`) read, and ``{video: why}`` for those it skipped, each
+    named in a note line: a skipped video has no figures of its own."""
+    skipped = {os.readlink(entry['path']): entry['reason'] for entry in summary['skipped']}
+    for path, reason in skipped.items():
+        print(f'note: the {writer} skipped {path}: {reason}', flush=True)
+    return [v for v in videos if os.path.abspath(v) not in skipped], skipped
+
+
 def as_given(text, workdir):
     """``text`` (a writer's message) with the links :func:`link_videos` made under
     ``workdir`` named as the videos they lead to, and their folders as ``--videos``: the

@@ -70,6 +70,7 @@ from benchmarks.data import (
     OPENCV_SAMPLES_ENV,
     link_videos,
     opencv_sample,
+    read_videos,
     resolve_videos,
     videos_named_as_given,
 )
@@ -248,13 +249,9 @@ def main(argv=None):
             videos_named_as_given(workdir):
         src = link_videos(args.videos, os.path.join(workdir, 'videos'))
         timings, cpu_ms, summaries = speed(src, args, workdir)
-        # a video the writer skipped (too short for the gap, too small) has no share of its
-        # own: its run alone would fail after the timed ones
-        skipped = {os.readlink(entry['path']): entry['reason']
-                   for entry in summaries['motion']['skipped']}
-        for path, reason in skipped.items():
-            print(f'note: the writer skipped {path}: {reason}', flush=True)
-        videos = [v for v in args.videos if os.path.abspath(v) not in skipped]
+        # a video the writer skipped (too short for the gap, too small): its run alone would
+        # fail after the timed ones
+        videos, skipped = read_videos(args.videos, summaries['motion'])
         shares = per_video_shares(videos, args, workdir) if len(videos) > 1 else {}
         iou = tracking_iou(args.frames, args.starts, workdir)
     reference = reference_iou(args.frames, args.starts)

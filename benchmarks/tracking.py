@@ -70,7 +70,7 @@ from benchmarks.common import (
     require_at_least,
     write_results,
 )
-from benchmarks.data import link_videos, resolve_videos, videos_named_as_given
+from benchmarks.data import link_videos, read_videos, resolve_videos, videos_named_as_given
 from benchmarks.synthetic_video import FRAME_SIZE, moving_patch_sequence, write_sequence
 from fastssl_common.errors import UserError, run_cli
 from writers.boxes import box_iou, xywh_to_xyxy
@@ -365,6 +365,7 @@ def main(argv=None):
         src = link_videos(args.videos, os.path.join(workdir, 'videos'))
         stages = stage_timings(args.videos, args.proposals, 9)
         runs, summaries = throughput(src, args, workdir)
+        videos, skipped = read_videos(args.videos, summaries['w1'])
 
     print()
     print_machine(info, extra=('opencv',))
@@ -372,7 +373,7 @@ def main(argv=None):
     print_accuracy(quality, args.ks, list(sequences), starts)
     print()
     tracks = summaries['w1']['tracks']
-    print(f"throughput: {', '.join(os.path.basename(v) for v in args.videos)}; gap "
+    print(f"throughput: {', '.join(os.path.basename(v) for v in videos)}; gap "
           f"{args.gap}, --max-resolution {args.max_resolution}, {args.workers} workers, "
           f"{args.repeats} timed run(s) after 1 warm-up")
     print_table(runs, runs='run seconds')
@@ -391,13 +392,14 @@ def main(argv=None):
             'machine': info,
             'config': {'frames': args.frames, 'starts': starts, 'ks': list(args.ks),
                        'sequences': {n: SEQUENCES.get(n, GOT_SEQUENCE) for n in sequences},
-                       'videos': [os.path.basename(v) for v in args.videos], 'gap': args.gap,
+                       'videos': [os.path.basename(v) for v in videos], 'gap': args.gap,
                        'proposals': args.proposals, 'max_resolution': args.max_resolution,
                        'max_frames': args.max_frames, 'workers': args.workers,
                        'repeats': args.repeats, 'quick': args.quick},
             'accuracy': quality,
             'throughput': {t.key: t.as_json(runs='run') for t in runs},
-            'throughput_ratio_w1_w0': ratio, 'tracks': tracks, 'stages': stages})
+            'throughput_ratio_w1_w0': ratio, 'tracks': tracks, 'stages': stages,
+            'skipped': skipped})
     return 0
 
 

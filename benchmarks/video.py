@@ -117,6 +117,7 @@ from benchmarks.data import (
     QUICK_CLIP,
     SEED,
     link_videos,
+    read_videos,
     resolve_videos,
     videos_named_as_given,
 )
@@ -421,9 +422,7 @@ def run(args, workdir):
     time_writers(runs, args.repeats)
     counts = {r.key: r.frames[-1] for r in runs if r.key not in ('w5', 'w6')}  # all videos
     for name, summary in summaries.items():
-        for entry in summary['skipped']:
-            print(f"note: the {name} writer skipped {os.readlink(entry['path'])}: "
-                  f"{entry['reason']}", flush=True)
+        read_videos(args.videos, summary, f'{name} writer')
     if len(set(counts.values())) != 1:
         print(f'note: the methods decoded different frame counts: {counts}', flush=True)
 

@@ -70,3 +70,16 @@ def test_proposals_leaves_a_skipped_video_out_of_its_per_video_runs(clips, capsy
     assert result['skipped'] == {clips[3]: 'only 3 frames, too short for a gap of 4'}
     assert result['foreground_per_video'] == {}
     assert os.path.isabs(clips[3])
+
+
+def test_tracking_names_a_video_the_writer_skipped(clips, capsys, tmp_path):
+    # the throughput line and the JSON listed it as written, and nothing said it was skipped
+    out = tmp_path / 't.json'
+    assert tracking.main(['--quick', '--videos', clips[40], clips[3], '--json', str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f'note: the writer skipped {clips[3]}: only 3 frames, too short for a gap of 4' \
+        in lines
+    assert any(line.startswith('throughput: pan40.mp4; ') for line in lines)
+    result = json.loads(out.read_text())
+    assert result['config']['videos'] == ['pan40.mp4']
+    assert result['skipped'] == {clips[3]: 'only 3 frames, too short for a gap of 4'}
