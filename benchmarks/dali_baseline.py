@@ -63,10 +63,16 @@ from benchmarks.common import (
     ratio_rows,
     write_results,
 )
-from benchmarks.data import SEED, add_jpeg_options, build_beton, make_jpegs, resolve_jpeg_options
+from benchmarks.data import (
+    CROP_SCALE,
+    SEED,
+    add_jpeg_options,
+    build_beton,
+    make_jpegs,
+    resolve_jpeg_options,
+)
 from fastssl_common.errors import UserError, run_cli
 
-SCALE = (0.2, 1.0)
 RATIO = (3 / 4, 4 / 3)
 HUE_DEGREES = 0.1 * 360    # ColorJitter(hue=0.1) is a tenth of the hue circle
 QUICK = dict(samples=48, resolution=64, batch_size=16, epochs=1, workers=1)
@@ -125,7 +131,7 @@ class DaliPairs:
             yield self.pipe.run()
 
 
-def dali_loader(samples, args, full, scale=SCALE, seed=SEED):
+def dali_loader(samples, args, full, scale=CROP_SCALE, seed=SEED):
     """The DALI CPU pipeline of MoCo v2 pairs over ``samples`` ([(path, label)]) at
     ``args.resolution``, ``args.batch_size``, ``num_threads = args.workers``; ``full``: the
     whole augment, else crop+flip. Built on the first call (DALI starts its threads then)."""
@@ -152,7 +158,7 @@ def dali_pairs(batch):
     return len(batch[0])
 
 
-def dali_methods(samples, args, scale=SCALE, seed=SEED):
+def dali_methods(samples, args, scale=CROP_SCALE, seed=SEED):
     """Methods (g crop) and (g full), or [] (the reason printed) when DALI is absent."""
     missing = dali_missing()
     if missing:
@@ -177,7 +183,7 @@ def fastssl_methods(beton, args):
 
     def loader(augment):
         return MultiViewLoader(beton, args.batch_size, args.resolution, num_workers=args.workers,
-                               seed=SEED, order='random', scale=SCALE,
+                               seed=SEED, order='random', scale=CROP_SCALE,
                                cpu_photometric=make_strengths() if augment else None,
                                drop_last=True)
 

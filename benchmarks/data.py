@@ -16,6 +16,7 @@ from writers.write_images import write_images
 
 SEED = 0
 JPEG_QUALITY = 90
+CROP_SCALE = (0.2, 1.0)      # MoCo v2's RandomResizedCrop scale: every method's crops
 GENERATED_LONGEST_SIDE = (360, 400)   # longest side of the generated JPEGs, uniform in this
 MIN_PHOTO_SIDE = 128
 SYNTHETIC = {'chessboard_GRAY', 'chessboard_RGB', 'phantom', 'color'}  # not photographs

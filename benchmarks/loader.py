@@ -101,6 +101,7 @@ from benchmarks.common import (
 )
 from benchmarks.dali_baseline import DALI_RATIOS, dali_methods
 from benchmarks.data import (
+    CROP_SCALE,
     JPEG_QUALITY,
     SEED,
     add_jpeg_options,
@@ -108,7 +109,7 @@ from benchmarks.data import (
     make_jpegs,
     resolve_jpeg_options,
 )
-from benchmarks.loader_profile import SCALE, print_profile, run_profile
+from benchmarks.loader_profile import print_profile, run_profile
 from benchmarks.torchvision_baseline import torchvision_loader
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.formats import IMAGE, LABEL
@@ -150,7 +151,7 @@ RATIOS = [
 
 def fastssl_loader(path, args, augment):
     return MultiViewLoader(path, args.batch_size, args.resolution,
-                           num_workers=args.workers, seed=SEED, order='random', scale=SCALE,
+                           num_workers=args.workers, seed=SEED, order='random', scale=CROP_SCALE,
                            cpu_photometric=make_strengths() if augment else None,
                            drop_last=True)
 
@@ -159,7 +160,7 @@ def stock_ffcv_loader(path, args, n_views):
     """Stock FFCV: ``n_views`` crop+flip pipelines over the one 'image' field."""
     def view():
         return PipelineSpec(IMAGE, decoder=RandomResizedCropRGBImageDecoder(
-            (args.resolution, args.resolution), scale=SCALE),
+            (args.resolution, args.resolution), scale=CROP_SCALE),
             transforms=[RandomHorizontalFlip(), ToTensor()])
 
     fields = open_beton(path).handlers
@@ -276,8 +277,8 @@ def build_methods(beton, samples, args):
         'b': (lambda: fastssl_loader(beton, args, augment=True), ffcv_pairs),
         'c': (lambda: stock_ffcv_loader(beton, args, n_views=2), ffcv_pairs),
         'd': (lambda: stock_ffcv_loader(beton, args, n_views=1), ffcv_pairs),
-        'e_crop': (lambda: torchvision_loader(tv_samples, args, False, SCALE, SEED), tv_pairs),
-        'e_full': (lambda: torchvision_loader(tv_samples, args, True, SCALE, SEED), tv_pairs),
+        'e_crop': (lambda: torchvision_loader(tv_samples, args, False, CROP_SCALE, SEED), tv_pairs),
+        'e_full': (lambda: torchvision_loader(tv_samples, args, True, CROP_SCALE, SEED), tv_pairs),
         'f': (lambda: decode_only_loader(beton, args), ffcv_pairs),
     }
     return [(Method if key.startswith('e') else CpuMethod)(key, *units[key], *makers[key])
@@ -363,7 +364,7 @@ def run(args, workdir):
     samples = build_beton(src, beton, args.max_resolution, args.workers)
     print(f'wrote {beton} ({len(samples)} samples) in {time.perf_counter() - t0:.1f}s',
           flush=True)
-    methods = build_methods(beton, samples, args) + dali_methods(samples, args, SCALE, SEED)
+    methods = build_methods(beton, samples, args) + dali_methods(samples, args)
     # torchvision first: its workers fork before any Numba thread pool exists
     order = sorted(methods, key=lambda m: not m.key.startswith('e'))
     try:

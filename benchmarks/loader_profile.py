@@ -28,7 +28,7 @@ from ffcv.reader import Reader
 from numba import njit
 
 from benchmarks.batch_schedule import replay
-from benchmarks.data import SEED
+from benchmarks.data import CROP_SCALE, SEED
 from fastssl_common.formats import IMAGE
 from loaders.multiview_decoder import dct_denominator, draw_views
 from loaders.photometric_kernels import aligned_image, augment_view, estimated_cost
@@ -41,7 +41,6 @@ from loaders.photometric_params import (
 )
 from loaders.resize import resize_view
 
-SCALE = (0.2, 1.0)     # every method's crop scale: the profile replays (a)'s draws
 PROFILE_CHUNK = 16     # samples per stage call: decoded buffers of a chunk stay small
 PROFILE_EPOCH = 1      # whose draws the profile replays (any epoch has the same statistics)
 SPLIT_TRIALS = 500     # batches replayed per thread count (benchmarks.batch_schedule)
@@ -131,7 +130,7 @@ def draw_boxes(jpegs, resolution, epoch=PROFILE_EPOCH):
     log_ratio = (math.log(3 / 4), math.log(4 / 3))
     _draw_stage(SEED, epoch, np.array([j[0] for j in jpegs], np.int64),
                 np.array([j[2] for j in jpegs], np.int64),
-                np.array([j[3] for j in jpegs], np.int64), resolution, SCALE[0], SCALE[1],
+                np.array([j[3] for j in jpegs], np.int64), resolution, CROP_SCALE[0], CROP_SCALE[1],
                 log_ratio[0], log_ratio[1], boxes, flips, denominators)
     return boxes, flips, denominators
 
@@ -181,7 +180,7 @@ def profile_stages(chunks, resolution, strengths, ksize, passes):
                                                       c.widths, c.full, c.decoded,
                                                       c.decoded_starts)),
                 ('draw', lambda: _draw_stage(SEED, PROFILE_EPOCH, c.indices, c.heights,
-                                             c.widths, resolution, SCALE[0], SCALE[1],
+                                             c.widths, resolution, CROP_SCALE[0], CROP_SCALE[1],
                                              log_ratio[0], log_ratio[1], c.boxes, c.flips,
                                              c.denominators)),
                 ('decode', lambda: _decode_stage(c.jpegs, c.jpeg_starts, c.heights, c.widths,
@@ -213,8 +212,8 @@ def resize_quality(jpegs, resolution, count=PSNR_VIEWS):
 
     c = Chunk(jpegs[:(count + 1) // 2], resolution)
     log_ratio = (math.log(3 / 4), math.log(4 / 3))
-    _draw_stage(SEED, PROFILE_EPOCH, c.indices, c.heights, c.widths, resolution, SCALE[0],
-                SCALE[1], log_ratio[0], log_ratio[1], c.boxes, c.flips, c.denominators)
+    _draw_stage(SEED, PROFILE_EPOCH, c.indices, c.heights, c.widths, resolution, CROP_SCALE[0],
+                CROP_SCALE[1], log_ratio[0], log_ratio[1], c.boxes, c.flips, c.denominators)
     _decode_stage(c.jpegs, c.jpeg_starts, c.heights, c.widths, c.full, c.decoded,
                   c.decoded_starts)
     values = []

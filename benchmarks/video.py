@@ -113,6 +113,7 @@ from benchmarks.common import (
     write_results,
 )
 from benchmarks.data import (
+    CROP_SCALE,
     JPEG_QUALITY,
     QUICK_CLIP,
     SEED,
@@ -129,7 +130,6 @@ from writers.video_segments import SEGMENT_FRAMES
 from writers.write_video_frames import write_video_frames
 from writers.write_video_pairs import write_video_pairs
 
-SCALE = (0.2, 1.0)
 QUICK = dict(max_frames=32, resolution=64, batch_size=16, repeats=1, epochs=1, workers=1)
 DEFAULTS = dict(max_frames=0, resolution=224, batch_size=64, repeats=5, epochs=10)
 FTI_VIEWS = VARIANTS['fti'].view_fields
@@ -316,7 +316,7 @@ def build_loaders(pairs_beton, images_beton, rt_beton, args):
     def loader(path, view_fields):
         return MultiViewLoader(path, args.batch_size, args.resolution, view_fields=view_fields,
                                num_workers=args.workers, seed=SEED, order='random',
-                               scale=SCALE, drop_last=False)
+                               scale=CROP_SCALE, drop_last=False)
 
     def pairs(batch):
         return int(batch[0].shape[0])
