@@ -5,6 +5,7 @@ frames encoded here."""
 import json
 import os
 
+import numpy as np
 import pytest
 
 from benchmarks import proposals, tracking, video
@@ -83,3 +84,16 @@ def test_tracking_names_a_video_the_writer_skipped(clips, capsys, tmp_path):
     result = json.loads(out.read_text())
     assert result['config']['videos'] == ['pan40.mp4']
     assert result['skipped'] == {clips[3]: 'only 3 frames, too short for a gap of 4'}
+
+
+def test_proposals_gives_no_verdict_when_no_track_was_kept(tmp_path, capsys, encode_clip):
+    # a blank clip: neither ranking tracks anything, and the ratio (6.5x) passed
+    blank = encode_clip(tmp_path / 'blank.mp4', [np.full((96, 128, 3), 128, np.uint8)] * 40)
+    out = tmp_path / 'p.json'
+    assert proposals.main(['--quick', '--videos', blank, '--json', str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith('(r1)/(r0)  motion vs contrast: ') and
+               line.endswith('no verdict') for line in lines), lines
+    assert 'note: the contrast and the motion ranking kept no track (blank or uniform ' \
+        'videos?): the ratio times writers that tracked nothing' in lines
+    assert json.loads(out.read_text())['pass'] is None
