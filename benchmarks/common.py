@@ -38,9 +38,10 @@ def add_output_options(parser, quick_help):
 def apply_preset(args, preset):
     """Every option of ``preset`` that the command line left unset (None) takes the preset's
     value: explicit options win over ``--quick`` and over the defaults alike."""
-    for name, value in preset.items():
-        if getattr(args, name, None) is None:
-            setattr(args, name, value)
+    filled = [name for name in preset if getattr(args, name, None) is None]
+    for name in filled:
+        setattr(args, name, preset[name])
+    args.from_preset = frozenset(filled)    # for messages: a value the user did not give
     return args
 
 
@@ -166,7 +167,9 @@ def check_max_frames(args):
 
     check_number(args.max_frames, '--max-frames', 1, zero='no cap')
     if args.max_frames and args.max_frames <= args.gap:
-        raise UserError(f'--max-frames {args.max_frames} leaves no pairs with --gap '
+        quick = args.quick and 'max_frames' in getattr(args, 'from_preset', ())
+        preset = " (--quick's)" if quick else ''
+        raise UserError(f'--max-frames {args.max_frames}{preset} leaves no pairs with --gap '
                         f'{args.gap}: it must be larger than the gap')
 
 

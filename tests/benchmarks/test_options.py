@@ -216,6 +216,14 @@ def test_video_benchmarks_check_frames_and_stored_size(name, args, match):
         resolved(name, *args)
 
 
+@pytest.mark.parametrize('name', VIDEO_BENCHMARKS)
+def test_a_frame_cap_the_user_did_not_give_is_named_as_quicks(name):
+    # '--quick --gap 40' said '--max-frames 32 leaves no pairs', an option never given
+    with pytest.raises(UserError, match=r"^--max-frames \d+ \(--quick's\) leaves no pairs with "
+                                        '--gap 40'):
+        resolved(name, '--gap', '40')
+
+
 def test_tracking_frames_beyond_memory_are_one_line():
     """--frames 10000000 reached a MemoryError traceback building the test sequences."""
     with pytest.raises(UserError, match=r'^--frames 10000000: the test sequences would take '
