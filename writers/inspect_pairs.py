@@ -17,8 +17,9 @@ Writes to DIR:
   (``PAIRS.beton.json``, when present) the proposal ranking and the foreground share: the
   share of kept tracks that overlap moving foreground as the writer's background subtractor
   saw it (:mod:`writers.region_pairs`; None without tracked proposals or sidecar). A
-  sidecar that records another file (its format, sample count, size or proposal rows
-  differ: copied or left beside this one) is one ``error:`` line, not that file's figures.
+  sidecar that records another file (its format, sample count, fields, size or proposal
+  rows differ: copied or left beside this one) is one ``error:`` line, not that file's
+  figures.
 
 The file is read with FFCV's ``Reader`` (its field table, per-sample metadata and allocation
 table); the JPEG frames and proposal arrays are read at the offsets it gives, so frames of
