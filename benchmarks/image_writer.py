@@ -49,13 +49,19 @@ from benchmarks.common import (
     apply_preset,
     benchmark_parser,
     check_json_folder,
+    check_max_resolution,
     machine_info,
     print_machine,
     print_table,
     require_at_least,
     write_results,
 )
-from benchmarks.data import JPEG_QUALITY, add_image_source_options, make_jpegs
+from benchmarks.data import (
+    JPEG_QUALITY,
+    add_image_source_options,
+    check_data_folder,
+    make_jpegs,
+)
 from fastssl_common.errors import UserError, run_cli
 from fastssl_common.images import load_rgb
 from writers.image_sources import find_images, map_in_order
@@ -115,6 +121,22 @@ def write_sharded(src, out, args):
         os.remove(shard)
         os.remove(shard + '.json')
     return seconds
+
+
+def check_readable(src, workdir, args):
+    """UserError naming the first image of ``--data`` that ``write_images`` would skip: (i1)
+    would leave it out while FFCV's writer in (i0) and (i2) stops at it with a traceback, so
+    the methods would not write the same images."""
+    out = os.path.join(workdir, 'check.beton')
+    summary = write_images(src, out, max_resolution=args.max_resolution,
+                           jpeg_quality=JPEG_QUALITY, workers=args.workers, progress=False)
+    os.remove(out)
+    os.remove(summary['sidecar'])
+    skipped = summary['skipped']
+    if skipped:
+        raise UserError(f"--data {src}: {len(skipped)} image(s) that write_images skips "
+                        f"(first: {skipped[0]['path']}: {skipped[0]['reason']}); FFCV's writer "
+                        'would stop at them: remove them, or give a folder without them')
 
 
 def decoded_shape(path):
@@ -208,8 +230,8 @@ def resolve(args):
     require_at_least(args, ('samples', 'workers', 'repeats', 'shards'))
     if args.max_resolution < 0:
         raise UserError('--max-resolution must be >= 0')
-    if args.data and not os.path.isdir(args.data):
-        raise UserError(f'--data {args.data} is not a folder')
+    check_max_resolution(args)
+    check_data_folder(args)
     check_json_folder(args.json)
     return args
 
@@ -222,6 +244,8 @@ def main(argv=None):
         if src is None:
             src = os.path.join(workdir, 'jpegs')
             make_jpegs(src, args.samples)
+        else:
+            check_readable(src, workdir, args)
         count = len(find_images(src).samples)
         if args.shards > count:
             raise UserError(f'--shards {args.shards} is more than the {count} images')

@@ -39,8 +39,10 @@ Choices (all the same for every method unless said):
   layout (one class per source photo) in a temporary folder, and written to a ``.beton`` with
   this project's ``writers.write_images`` (jpg mode, quality 90, ``--max-resolution`` 400, so
   FFCV stores the same pixels torchvision reads). ``--data DIR`` uses an existing image folder
-  instead; then ``--max-resolution`` defaults to 0 (no cap) so both sides decode images of the
-  same size. The torchvision Dataset reads exactly the files the ``.beton`` holds, in order.
+  instead (``--max-resolution`` then defaults to 0, no cap); torchvision and DALI then read the
+  ``.beton``'s stored JPEGs written out as files, as the user's files may be PNGs or larger
+  than the cap. The torchvision Dataset reads exactly the images the ``.beton`` holds, in
+  order.
 * Threads: FFCV gets ``num_workers = --workers`` (Numba threads); torchvision's DataLoader
   gets ``num_workers = --workers`` processes. Same batch size, random order, ``drop_last``.
 * torchvision transforms are the v1 ``torchvision.transforms`` on PIL images, as in the MoCo
@@ -105,6 +107,7 @@ from benchmarks.data import (
     JPEG_QUALITY,
     SEED,
     add_jpeg_options,
+    baseline_samples,
     build_beton,
     make_jpegs,
     resolve_jpeg_options,
@@ -364,6 +367,7 @@ def run(args, workdir):
     samples = build_beton(src, beton, args.max_resolution, args.workers)
     print(f'wrote {beton} ({len(samples)} samples) in {time.perf_counter() - t0:.1f}s',
           flush=True)
+    samples = baseline_samples(args, beton, samples, workdir)
     methods = build_methods(beton, samples, args) + dali_methods(samples, args)
     # torchvision first: its workers fork before any Numba thread pool exists
     order = sorted(methods, key=lambda m: not m.key.startswith('e'))
