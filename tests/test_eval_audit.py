@@ -24,17 +24,24 @@ def one_line_error(capsys, assert_one_line_error, argv, *needles):
                                           stderr=capsys.readouterr().err), *needles)
 
 
+def reversed_list_beton(small_beton, tmp_path):
+    """A .beton of every 4th photo of ``small_beton`` from a list file whose labels are
+    ``3 - label``: its labels name no class, and number the classes otherwise."""
+    samples = json.loads(Path(small_beton + '.json').read_text())['samples'][::4]
+    listing = tmp_path / 'reversed.txt'
+    listing.write_text(''.join(f"{s['source']} {3 - s['label']}\n" for s in samples))
+    listed = str(tmp_path / 'reversed.beton')
+    write_images(str(listing), listed, max_resolution=32, workers=1, progress=False)
+    return listed
+
+
 def test_a_list_files_labels_against_a_folders_classes_are_warned_about(small_beton, tmp_path,
                                                                          capsys):
     """A list file's labels name no class (its sidecar's classes are []): against a folder's
     .beton the numbering cannot be compared. As the val set it was passed silently (labels 3-c
     scored 0 %), as the train set refused ("the train set's is no class") even when its
     labels were the folder's own."""
-    samples = json.loads(Path(small_beton + '.json').read_text())['samples'][::4]
-    listing = tmp_path / 'reversed.txt'
-    listing.write_text(''.join(f"{s['source']} {3 - s['label']}\n" for s in samples))
-    listed = str(tmp_path / 'reversed.beton')
-    write_images(str(listing), listed, max_resolution=32, workers=1, progress=False)
+    listed = reversed_list_beton(small_beton, tmp_path)
     for train, val in ((small_beton, listed), (listed, small_beton)):
         check_same_classes(train, val, 'eval.train_path', 'eval.val_path')
         assert capsys.readouterr().err.splitlines() == [
@@ -47,15 +54,10 @@ def test_a_list_files_labels_against_a_folders_classes_are_warned_about(small_be
     assert capsys.readouterr().err == ''
 
 
-
 def test_a_val_set_beside_another_files_sidecar_is_warned_about(small_beton, tmp_path, capsys):
     """A val set of reversed labels beside a copy of the train set's sidecar passed the class
     check silently: the sidecar named the train set's classes, not its own."""
-    samples = json.loads(Path(small_beton + '.json').read_text())['samples'][::4]
-    listing = tmp_path / 'reversed.txt'
-    listing.write_text(''.join(f"{s['source']} {3 - s['label']}\n" for s in samples))
-    val = str(tmp_path / 'reversed.beton')
-    write_images(str(listing), val, max_resolution=32, workers=1, progress=False)
+    val = reversed_list_beton(small_beton, tmp_path)
     Path(f'{val}.json').write_text(Path(small_beton + '.json').read_text())
     check_same_classes(small_beton, val, 'eval.train_path', 'eval.val_path')
     assert capsys.readouterr().err.splitlines() == [
