@@ -13,8 +13,13 @@ is built from readonly types of its own, with the signature FFCV's ended up with
 building and iterating every loader (n = its ``num_workers``), also set torch's thread count:
 the model's CPU work ran on the loader's thread count, so on the CPU a run's weights changed
 with ``data.num_workers`` (a loading setting) and not with ``OMP_NUM_THREADS``. Here it sets
-the threads FFCV's own loops run on (Numba's) only; torch keeps the count it had.
+the threads FFCV's own loops run on (Numba's) only; torch keeps the count it had. Where
+FFCV was imported first (a notebook's ``import ffcv``, a script's ``from ffcv... import``),
+torch's count is already FFCV's 1: it gets torch's default back, asked of a fresh interpreter
+under the same environment (``OMP_NUM_THREADS`` included), else training ran on one thread.
 """
+import subprocess
+import sys
 from importlib.metadata import version
 
 import numba
@@ -22,7 +27,17 @@ import numpy as np
 import torch
 from numba import types
 
-TORCH_THREADS = torch.get_num_threads()      # before FFCV's import sets it to 1
+
+def torch_default_threads():
+    """Torch's thread count in a fresh interpreter of this environment."""
+    asked = subprocess.run([sys.executable, '-c', 'import torch; print(torch.get_num_threads())'],
+                           capture_output=True, text=True)
+    return int(asked.stdout) if asked.returncode == 0 and asked.stdout.strip().isdigit() else 1
+
+
+# before FFCV's compiler is imported, which sets it to 1
+TORCH_THREADS = (torch_default_threads() if 'ffcv.pipeline.compiler' in sys.modules
+                 else torch.get_num_threads())
 
 from ffcv.memory_managers.os_cache import OSCacheManager  # noqa: E402
 from ffcv.pipeline.compiler import Compiler  # noqa: E402

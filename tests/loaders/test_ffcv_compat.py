@@ -1,9 +1,11 @@
 """loaders/ffcv_compat.py: FFCV's page-cache reader no longer mutates Numba's shared array
-type, so building a loader leaves the compiled decode of the loaders before it intact."""
+type, so building a loader leaves the compiled decode of the loaders before it intact; torch
+keeps its thread count, also where FFCV was imported first."""
 import subprocess
 import sys
 
 import numba as nb
+import pytest
 from ffcv.memory_managers.os_cache import OSCacheManager
 
 import loaders  # noqa: F401  (applies loaders.ffcv_compat)
@@ -40,3 +42,18 @@ print('done')
     assert done.returncode == 0 and 'done' in done.stdout, done.stderr
     assert 'Exception ignored' not in done.stderr and 'KeyError' not in done.stderr, \
         done.stderr[-2000:]
+
+
+def test_torch_keeps_its_threads_when_ffcv_was_imported_first(repo):
+    """``import ffcv`` before the loaders left torch on FFCV's one thread: training in that
+    process (a notebook, a benchmark's in-process run) ran on one core, and its weights
+    differed from a run of train.py's."""
+    def threads(code):
+        shown = subprocess.run([sys.executable, '-c', f'{code}; print(torch.get_num_threads())'],
+                               cwd=repo, capture_output=True, text=True, check=True)
+        return int(shown.stdout.split()[-1])
+
+    default = threads('import torch')
+    if default == 1:
+        pytest.skip('torch runs one thread here by default: nothing to restore')
+    assert threads('import ffcv, torch; import loaders.ffcv_compat') == default
