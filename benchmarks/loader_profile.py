@@ -22,14 +22,11 @@ import statistics
 import time
 
 import numpy as np
-from ffcv.fields.rgb_image import IMAGE_MODES
 from ffcv.libffcv import imdecode
-from ffcv.reader import Reader
 from numba import njit
 
 from benchmarks.batch_schedule import replay
-from benchmarks.data import CROP_SCALE, SEED
-from fastssl_common.formats import IMAGE
+from benchmarks.data import CROP_SCALE, SEED, stored_jpegs
 from loaders.multiview_decoder import dct_denominator, draw_views
 from loaders.photometric_kernels import aligned_image, augment_view, estimated_cost
 from loaders.photometric_params import (
@@ -48,27 +45,6 @@ SPLIT_TRIALS_QUICK = 10
 PSNR_VIEWS = 32        # views compared against torchvision for the quality figure
 PSNR_CAP = 100.0       # dB reported for a view identical to torchvision's
 imdecode_nb = njit(imdecode)
-
-
-def stored_jpegs(path, limit):
-    """(bytes, height, width) of the first ``limit`` samples' stored JPEGs, read straight from
-    the .beton through FFCV's metadata and allocation table (what the loaders decode)."""
-    reader = Reader(path)
-    meta = reader.metadata[f'f{list(reader.handlers).index(IMAGE)}']
-    sizes = dict(zip(reader.alloc_table['ptr'].tolist(), reader.alloc_table['size'].tolist()))
-    jpg = IMAGE_MODES['jpg']
-    out = []
-    with open(path, 'rb') as handle:
-        for index in range(len(meta)):
-            row = meta[index]
-            if row['mode'] != jpg:
-                continue
-            handle.seek(int(row['data_ptr']))
-            data = np.frombuffer(handle.read(sizes[int(row['data_ptr'])]), np.uint8)
-            out.append((index, data, int(row['height']), int(row['width'])))
-            if len(out) == limit:
-                break
-    return out
 
 
 @njit

@@ -88,7 +88,7 @@ from benchmarks.common import (
     require_at_least,
     write_results,
 )
-from benchmarks.data import build_beton, make_jpegs
+from benchmarks.data import build_beton, check_generated_space, make_jpegs
 from benchmarks.train_step_report import loader_needs, print_report, ratio_rows
 from benchmarks.train_step_sections import (
     MODES,
@@ -171,6 +171,7 @@ def resolve(args):
     if args.samples < 2 * args.batch_size:
         raise UserError(f'--samples {args.samples} must be at least twice --batch-size '
                         f'{args.batch_size} (the loader benchmark needs two steps)')
+    check_generated_space(args.samples)
     args.loader_betons = [parse_loader_beton(item, args.batch_size)
                           for item in args.loader_betons]
     check_json_folder(args.json)

@@ -1,6 +1,7 @@
 """The image benchmarks over a user's own images (``--data DIR``): options refused before any
 work, skipped images named, the baselines reading the images the .beton holds, FFCV's writer
 not reaching an image it cannot read, and DALI timing the batches it is asked for."""
+import os
 import time
 from types import SimpleNamespace
 
@@ -9,8 +10,7 @@ import pytest
 from PIL import Image
 
 from benchmarks import dali_baseline, image_writer, loader
-from benchmarks.data import baseline_samples, build_beton
-from benchmarks.loader_profile import stored_jpegs
+from benchmarks.data import baseline_samples, build_beton, stored_jpegs
 from fastssl_common.errors import UserError
 
 pytestmark = pytest.mark.unit
@@ -38,6 +38,24 @@ def test_empty_data_is_refused_not_taken_for_generated_images(module):
 def test_image_writer_checks_max_resolution_before_any_work():
     with pytest.raises(UserError, match=r'--max-resolution must be a whole number >= 16'):
         image_writer.resolve(image_writer.build_parser().parse_args(['--max-resolution', '8']))
+
+
+def test_quick_writer_processes_fit_a_one_cpu_machine(monkeypatch):
+    # --quick's 2 writer processes are its own choice, not the user's: one CPU runs one
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0})
+    args = image_writer.resolve(image_writer.build_parser().parse_args(['--quick']))
+    assert args.workers == 1
+
+
+def test_image_writer_checks_shards_against_the_images_before_making_them(tmp_path):
+    with pytest.raises(UserError, match=r'^--shards 65 is more than the 64 images$'):
+        image_writer.resolve(image_writer.build_parser().parse_args(
+            ['--quick', '--shards', '65']))
+    src = jpeg_folder(tmp_path / 'src', 3)
+    (src / 'notes.jpg').write_bytes(b'not a picture')
+    # before the readability check, which writes the whole folder once
+    with pytest.raises(UserError, match=r'^--shards 5 is more than the 4 images$'):
+        image_writer.main(['--quick', '--data', str(src), '--shards', '5'])
 
 
 def test_build_beton_names_each_skipped_image(tmp_path, capsys):

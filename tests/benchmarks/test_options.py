@@ -96,6 +96,24 @@ def test_loader_threads_beyond_the_cores_are_refused_before_anything_runs(capsys
     assert (args[0] if name == 'train_step' else args).workers == threads   # (args, device)
 
 
+# ---------------------------------------------------------------------------- writers, disk
+
+@pytest.mark.parametrize('name', ('image_writer', 'proposals', 'tracking'))
+def test_writer_processes_beyond_the_cpus_are_refused(capsys, name):
+    # image_writer --workers 999 started 999 writer processes
+    cpus = len(os.sched_getaffinity(0))
+    refused(capsys, name, '--workers', '999',
+            match=rf'^--workers 999 is more than the {cpus} CPUs this process may use$')
+
+
+@pytest.mark.parametrize('name', ('loader', 'dali_baseline', 'image_writer', 'train_step'))
+def test_generated_jpegs_beyond_the_free_disk_are_refused_before_any_is_made(capsys, name):
+    # --samples 1e9 wrote JPEGs into the temporary folder until its disk was full
+    refused(capsys, name, '--samples', '1000000000',
+            match=r'^--samples 1000000000: the generated JPEGs would take about \d+\.\d GB in '
+                  r'.*, more than its \d+\.\d GB free \(TMPDIR names another folder\)$')
+
+
 # ---------------------------------------------------------------------------- invariance
 
 @pytest.mark.parametrize('args, match', [
