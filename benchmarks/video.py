@@ -33,10 +33,11 @@ uses other files instead. Two parts:
      frames by the ``--workers`` processes at once (:mod:`writers.video_segments`; the same
      file). (w6)/(w5) is what one long video gains; no target. It needs key frames at least
      ``--segment-frames`` apart (``bikes.mp4``: at its shot cuts, two segments).
-(p1) plain decoding with the same library: PyAV opens each video, decodes every frame and
-     converts it to a full-size RGB ``ndarray`` (``rgb24``), nothing else; one process,
-     videos one after another, FFmpeg threads = all usable CPUs (what the writers give a
-     decoder that has the machine to itself).
+(p1) plain decoding with the same library: PyAV opens each video the writers read (one they
+     skip has no writer figures), decodes every frame and converts it to a full-size RGB
+     ``ndarray`` (``rgb24``), nothing else; one process, videos one after another, FFmpeg
+     threads = all usable CPUs (what the writers give a decoder that has the machine to
+     itself).
 (p2) the same decoding spread over videos with the writers' own process pool
      (``writers.video_common.run_per_video``, ``--workers`` processes, one video per task,
      FFmpeg threads per decoder from ``decoder_threads``, exactly as the writers do).
@@ -280,28 +281,41 @@ def build_writer_runs(src, paths, args, workdir):
             return summary['counts']['frames_read']
         return write
 
+    decoded = list(paths)      # the videos (p1) and (p2) decode: narrowed after the warm-up
+
     def plain_single():
-        threads = decoder_threads(1, len(paths))
-        return sum(plain_decode((path, threads, args.max_frames)) for path in paths)
+        threads = decoder_threads(1, len(decoded))
+        return sum(plain_decode((path, threads, args.max_frames)) for path in decoded)
 
     def plain_pool():
-        threads = decoder_threads(args.workers, len(paths))
-        jobs = [(path, threads, args.max_frames) for path in paths]
+        threads = decoder_threads(args.workers, len(decoded))
+        jobs = [(path, threads, args.max_frames) for path in decoded]
         return sum(run_per_video(plain_decode, jobs, args.workers, progress=False))
 
     jobs = {'w1': frames_writer, 'w2': pairs_writer, 'w3': tracked_pairs_writer('contrast'),
             'w4': tracked_pairs_writer('motion'), 'w5': longest_writer(0),
             'w6': longest_writer(SEGMENT_FRAMES), 'p1': plain_single, 'p2': plain_pool}
     runs = [Run(key, label, unit, jobs[key]) for key, label, unit in writer_methods(args.gap)]
-    return runs, summaries, pairs_out, rt_out
+    return runs, summaries, decoded, pairs_out, rt_out
 
 
-def time_writers(runs, repeats):
+def decode_what_the_writers_read(summaries, videos, decoded):
+    """Narrow ``decoded``, the videos (p1) and (p2) decode, to those of ``videos`` every writer
+    read in its warm-up, naming each skipped one in a note: a video a writer skips (too short
+    for the gap, too small) has no writer figures, and decoding it would weigh against them."""
+    read = set(videos)
+    for name, summary in summaries.items():
+        read.intersection_update(read_videos(videos, summary, f'{name} writer')[0])
+    decoded[:] = [video for video in videos if video in read]
+
+
+def time_writers(runs, repeats, after_warm_up):
     # plain decoding first: it warms the page cache for everything after it
     order = sorted(runs, key=lambda r: not r.key.startswith('p'))
     for r in order:
         frames, seconds = r.run()
         print(f'warm-up {r.label}: {frames} frames in {seconds:.1f}s', flush=True)
+    after_warm_up()
     for repeat in range(repeats):
         for r in order:
             r.timed_run()
@@ -418,11 +432,11 @@ def run(args, workdir):
     info = machine_info(extra=('av', 'opencv'))
     src = link_videos(args.videos, os.path.join(workdir, 'videos'))
 
-    runs, summaries, pairs_beton, rt_beton = build_writer_runs(src, args.videos, args, workdir)
-    time_writers(runs, args.repeats)
+    runs, summaries, decoded, pairs_beton, rt_beton = build_writer_runs(src, args.videos, args,
+                                                                        workdir)
+    time_writers(runs, args.repeats,
+                 lambda: decode_what_the_writers_read(summaries, args.videos, decoded))
     counts = {r.key: r.frames[-1] for r in runs if r.key not in ('w5', 'w6')}  # all videos
-    for name, summary in summaries.items():
-        read_videos(args.videos, summary, f'{name} writer')
     if len(set(counts.values())) != 1:
         print(f'note: the methods decoded different frame counts: {counts}', flush=True)
 

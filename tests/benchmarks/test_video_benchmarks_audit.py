@@ -34,11 +34,14 @@ def test_video_times_the_longest_video_the_writers_read(clips, tmp_path):
     # (w5) and (w6) took the video whose header promised most frames: one the writers skip
     # (here the first of two of 40 frames, too small) ended the run at (w5)'s warm-up
     args = resolved(video, '--videos', clips['tiny'], clips[40])
-    runs = video.build_writer_runs(link_videos(args.videos, tmp_path / 'videos'), args.videos,
-                                   args, str(tmp_path))[0]
-    video.time_writers(runs, 1)
+    runs, summaries, decoded = video.build_writer_runs(
+        link_videos(args.videos, tmp_path / 'videos'), args.videos, args, str(tmp_path))[:3]
+    video.time_writers(runs, 1,
+                       lambda: video.decode_what_the_writers_read(summaries, args.videos, decoded))
     assert {r.key: r.frames for r in runs if r.key in ('w4', 'w5', 'w6')} == \
         {'w4': [32], 'w5': [32], 'w6': [32]}
+    # the plain decoding's timed runs leave out the video the writers skipped, as they do
+    assert {r.key: r.frames for r in runs if r.key in ('p1', 'p2')} == {'p1': [32], 'p2': [32]}
 
 
 @pytest.mark.parametrize('module', (video, proposals, tracking))
