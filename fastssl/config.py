@@ -12,7 +12,7 @@ import functools
 from fastargs import Param, Section
 from fastargs.config import Config
 
-from fastssl_common.errors import UserError
+from fastssl_common.errors import UserError, require_file
 
 from .config_loader import Bool, Float, Int, OneOf, PathStr, Str, read_settings
 from .invariance_data import KINDS
@@ -191,10 +191,15 @@ def declare_sections(cfg):
     )
 
 
-def load_settings(argv):
-    """The checked training settings (``settings.data.batch_size``, ...) of argv."""
+def load_settings(argv, dataset_must_exist=False):
+    """The checked training settings (``settings.data.batch_size``, ...) of argv;
+    ``dataset_must_exist``: ``data.path`` must be a file, checked before the loader memory
+    (whose check imports torch and FFCV): a mistyped path is one line at once."""
     settings = read_settings(argv, declare_sections)
     check_together(settings)
+    if dataset_must_exist:
+        require_file(settings.data.path, 'dataset file')
+    check_loader_memory(settings)
     return settings
 
 
@@ -276,8 +281,12 @@ def check_together(s):
     if s.optim.warmup_epochs > s.train.epochs:
         raise UserError(f'optim.warmup_epochs must be <= train.epochs={s.train.epochs}, got '
                         f'{s.optim.warmup_epochs}')
+
+
+def check_loader_memory(s):
+    """UserError when the loader's batches alone would not fit in memory."""
     # imported here: the loaders import torch and FFCV, and a command that only declares its
     # settings (eval.py's dispatch, --help) should start at once, Ctrl-C included
     from loaders.batch_memory import check_batch_memory
-    check_batch_memory(s.data.batch_size, s.data.resolution, variant.n_views,
+    check_batch_memory(s.data.batch_size, s.data.resolution, VARIANTS[s.train.variant].n_views,
                        ('data.batch_size', 'data.resolution'))

@@ -7,11 +7,13 @@ from fastssl_common.errors import run_cli
 
 
 def main(argv=None):
-    from fastssl import distributed
     from fastssl.config import load_settings
+
+    # the settings first: a typo is one line in a fraction of a second, before torch loads
+    settings = load_settings(sys.argv[1:] if argv is None else argv, dataset_must_exist=True)
+    from fastssl import distributed
     from fastssl.preemption import Preempted
     from fastssl.trainer import Trainer
-    settings = load_settings(sys.argv[1:] if argv is None else argv)
     try:
         with distributed.peer_failures_reported(settings.dist.timeout_s):
             trainer = Trainer(settings)  # under torchrun: joins the process group
@@ -29,7 +31,6 @@ def main(argv=None):
         if last:
             print(f'last checkpoint: {last}')
     return 0
-
 
 
 def cli():

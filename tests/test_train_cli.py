@@ -1,6 +1,7 @@
 """train.py (and eval.py) as a user runs them: settings out of range refused in one line
 before any folder exists, ``--help`` into a pipe that closes early, and progress off a
 terminal as plain lines without carriage returns."""
+import os
 import re
 import shutil
 import subprocess
@@ -27,6 +28,28 @@ def test_out_of_range_is_one_line_before_any_folder(small_beton, tmp_path, tiny_
                                                f'--{setting}={value}'))
     assert_one_line_error(result, message)
     assert not run.exists()
+
+
+@pytest.mark.parametrize('given, message', [
+    (['--data.batch_size=0'], 'data.batch_size must be > 0, got 0'),
+    (['--data.path=missing.beton'], 'dataset file missing.beton does not exist'),
+    (['--data.path'], "cannot parse argument '--data.path' (use --section.key=value)"),
+])
+def test_settings_and_a_missing_dataset_are_refused_before_torch_loads(repo, tmp_path, given,
+                                                                       message):
+    # a typo cost the seconds of importing torch and FFCV before its one line
+    probe = ('import sys\n'
+             'from fastssl.train_command import cli\n'
+             'try:\n'
+             '    cli()\n'
+             'finally:\n'
+             '    print("torch" in sys.modules, "ffcv" in sys.modules)\n')
+    result = subprocess.run([sys.executable, '-c', probe, '--data.path=missing.beton', *given],
+                            capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, 'PYTHONPATH': repo})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f'error: {message}'], result.stderr
+    assert result.stdout == 'False False\n'
 
 
 def test_data_verify_refuses_a_damaged_beton_before_training(small_beton, tmp_path, tiny_args,
