@@ -21,6 +21,7 @@ from .config import (
 )
 from .config_loader import Bool, Float, Int, OneOf, PathStr, Str
 from .invariance_data import KINDS
+from .invariance_settings import MIN_RESAMPLES, REPORTED_K, RESAMPLE_UNITS, Bootstrap
 
 
 def declare_eval_section(cfg):
@@ -76,8 +77,6 @@ def declare_export(cfg):
 
 
 def declare_invariance(cfg):
-    # imports torch: only when this command runs
-    from .invariance import MIN_RESAMPLES, REPORTED_K, RESAMPLE_UNITS, Bootstrap
     interval = Bootstrap()
     kinds = '; '.join(f'{k}: {v[2]}' for k, v in KINDS.items())
     Section('invariance', 'Invariance score (Purushwalkam & Gupta 2020) of backbones',

@@ -19,10 +19,11 @@ The strict/non-strict comparisons (``>=`` for G, ``>``/``<`` for the set counts)
 authors'. Work is split into column blocks (neurons) run on a thread pool; NumPy releases the
 GIL in the sorts, comparisons and reductions.
 
-With a :class:`Bootstrap`, the score also gets a confidence interval from resampling the
-targets or the sets within each target (:func:`bootstrap_draws` says exactly what is drawn;
-docs/evaluation.md how to read it). One module although longer than 300 lines: the interval
-recombines the per-set sums of the score's own pass, so the two must not drift apart.
+With a ``Bootstrap`` (:mod:`fastssl.invariance_settings`), the score also gets a confidence
+interval from resampling the targets or the sets within each target (:func:`bootstrap_draws`
+says exactly what is drawn; docs/evaluation.md how to read it). One module although longer
+than 300 lines: the interval recombines the per-set sums of the score's own pass, so the two
+must not drift apart.
 """
 import concurrent.futures
 import dataclasses
@@ -35,27 +36,12 @@ import torch
 
 from fastssl_common.errors import UserError
 
-REPORTED_K = (10, 25)
+from .invariance_settings import REPORTED_K
+
 MIN_SET_SIZE = 3
-# Fewer resamples put the 2.5 % tail on two or three replicates: the interval would be noise.
-MIN_RESAMPLES = 100
-# targets: the targets, each with all its sets (new objects or classes); sets: the sets within
-# each target (these targets, new sets of them).
-RESAMPLE_UNITS = ('targets', 'sets')
 # Column blocks of about this many bytes fit under glibc's mmap threshold, so the per-thread
 # scratch buffers are reused instead of being page-faulted in afresh for every block.
 _BLOCK_BYTES = 16 << 20
-
-
-@dataclasses.dataclass(frozen=True)
-class Bootstrap:
-    """The confidence interval's settings: ``resamples`` (at least MIN_RESAMPLES) drawn from
-    ``numpy.random.default_rng(seed)``, a two-sided ``confidence`` level in (0, 1), and the
-    resampled ``unit`` (:data:`RESAMPLE_UNITS`, :func:`bootstrap_draws`)."""
-    resamples: int = 1000
-    confidence: float = 0.95
-    seed: int = 0
-    unit: str = 'targets'
 
 
 @dataclasses.dataclass

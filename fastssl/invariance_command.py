@@ -25,9 +25,10 @@ from fastssl_common.errors import UserError
 from .config_loader import PathStr, UnsetVariable
 from .device import resolve_device, resolve_precision
 from .eval_outputs import PNG, check_output, within
-from .invariance import Bootstrap, invariance_score
+from .invariance import invariance_score
 from .invariance_data import read_dataset
 from .invariance_data.images import image_batches
+from .invariance_settings import Bootstrap
 from .knn import extract_features
 from .model_io import load_backbone
 

@@ -26,9 +26,10 @@ import torch
 from fastssl_common.errors import UserError
 from fastssl_common.formats import RENDERED_LABEL, RENDERED_MANIFEST
 
-from .invariance import REPORTED_K, invariance_score
+from .invariance import invariance_score
 from .invariance_data import read_dataset
 from .invariance_data.images import image_batches
+from .invariance_settings import REPORTED_K
 from .knn import extract_features
 
 KEY = 'logging.invariance_sets'

@@ -1,5 +1,8 @@
 """eval.py's command line: ``--help`` lists the commands with a line each, each command's
 ``--help`` names it, and a file that is not a checkpoint is named as such."""
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -23,6 +26,24 @@ def test_each_commands_help_names_it(name, capsys):
         main([name, '--help'])
     usage, about = capsys.readouterr().out.splitlines()[:2]
     assert usage.startswith(f'usage: eval.py {name} ') and about == COMMANDS[name].about
+
+
+@pytest.mark.parametrize('name', list(COMMANDS))
+def test_a_key_of_no_section_is_refused_before_torch_loads(name, repo, tmp_path):
+    # every command declared the invariance command's settings, which imported torch (2 s)
+    probe = ('import sys\n'
+             'from fastssl.eval_command import cli\n'
+             'try:\n'
+             '    cli()\n'
+             'finally:\n'
+             '    print("torch" in sys.modules)\n')
+    result = subprocess.run([sys.executable, '-c', probe, name, '--model.checkpoint=x.pt'],
+                            capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, 'PYTHONPATH': repo})
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: unknown config key 'model.checkpoint' on the "
+                                    'command line'), result.stderr
+    assert result.stdout == 'False\n'
 
 
 @pytest.mark.parametrize('content, kind', [

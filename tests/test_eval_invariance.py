@@ -13,7 +13,8 @@ import torchvision.transforms as T
 from PIL import Image
 
 from eval import main
-from fastssl.invariance import Bootstrap, invariance_score
+from fastssl.invariance import invariance_score
+from fastssl.invariance_settings import Bootstrap
 from fastssl_common.errors import UserError, run_cli
 from writers.render_invariance_sets import render_sets
 

@@ -4,14 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from fastssl.invariance import (
-    RESAMPLE_UNITS,
-    Bootstrap,
-    basic_interval,
-    bootstrap_draws,
-    firing_percentile,
-    invariance_score,
-)
+from fastssl.invariance import basic_interval, bootstrap_draws, firing_percentile, invariance_score
+from fastssl.invariance_settings import RESAMPLE_UNITS, Bootstrap
 from fastssl_common.errors import UserError
 
 
