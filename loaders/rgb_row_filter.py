@@ -17,6 +17,7 @@ from numba.extending import intrinsic
 from .jit import jit
 
 LANES = 4
+STRAIGHT_TAPS = 8     # tap counts with a straight-code pass of their own
 _VEC = ir.VectorType(ir.FloatType(), LANES)
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
@@ -51,8 +52,8 @@ def filter_rgb_row(typingctx, row, starts, weights, out):
         broadcast = ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES)
         vector_at = lambda base, offset: builder.bitcast(  # noqa: E731
             builder.gep(base, [offset], inbounds=True), _VEC.as_pointer())
-        def tap_group(start, pixel_weights, group, acc):
-            for k in range(LANES):
+        def tap_group(start, pixel_weights, group, count, acc):
+            for k in range(count):
                 t = builder.add(group, ir.Constant(_I64, k))
                 w = builder.load(builder.gep(pixel_weights, [t], inbounds=True))
                 w = builder.shuffle_vector(builder.insert_element(zero, w, _I32(0)), zero,
@@ -62,32 +63,42 @@ def filter_rgb_row(typingctx, row, starts, weights, out):
                 acc = builder.fadd(acc, builder.fmul(w, taps_rgb, flags=_FLAGS), flags=_FLAGS)
             return acc
 
-        def pass_over_pixels(one_group):
+        def pass_over_pixels(straight):
+            """Every output pixel: ``straight`` taps as straight code, or (None) the taps in
+            groups of 4 in a loop."""
             with cgutils.for_range(builder, pixels) as pixel:
                 x = pixel.index
                 start = builder.load(builder.gep(starts_a.data, [x], inbounds=True))
-                stride = ir.Constant(_I64, LANES) if one_group else taps
-                pixel_weights = builder.gep(weights_a.data, [builder.mul(x, stride)],
+                pixel_weights = builder.gep(weights_a.data, [builder.mul(x, taps)],
                                             inbounds=True)
-                if one_group:
-                    total = tap_group(start, pixel_weights, ir.Constant(_I64, 0), zero)
+                if straight:
+                    total = tap_group(start, pixel_weights, ir.Constant(_I64, 0), straight,
+                                      zero)
                 else:
                     cell = cgutils.alloca_once_value(builder, zero)
                     with cgutils.for_range_slice(builder, ir.Constant(_I64, 0), taps,
                                                  ir.Constant(_I64, LANES)) as (group, _):
-                        builder.store(tap_group(start, pixel_weights, group,
+                        builder.store(tap_group(start, pixel_weights, group, LANES,
                                                 builder.load(cell)), cell)
                     total = builder.load(cell)
                 builder.store(total, vector_at(out_a.data,
                                                builder.mul(x, ir.Constant(_I64, 3))), align=4)
 
-        # one group of 4 taps covers every downscale up to ~1.5x: its loop is straight code
-        with builder.if_else(builder.icmp_signed('==', taps, ir.Constant(_I64, LANES))) as (
-                one, more):
-            with one:
-                pass_over_pixels(True)
-            with more:
-                pass_over_pixels(False)
+        # up to STRAIGHT_TAPS taps (every downscale up to ~3.5x) the loop over a pixel's taps
+        # is straight code, one version per count
+        done = builder.append_basic_block('done')
+        general = builder.append_basic_block('general')
+        switch = builder.switch(taps, general)
+        for count in range(1, STRAIGHT_TAPS + 1):
+            block = builder.append_basic_block(f'taps{count}')
+            switch.add_case(ir.Constant(_I64, count), block)
+            with builder.goto_block(block):
+                pass_over_pixels(count)
+                builder.branch(done)
+        with builder.goto_block(general):
+            pass_over_pixels(None)
+            builder.branch(done)
+        builder.position_at_end(done)
         return context.get_dummy_value()
     return sig, codegen
 
@@ -96,10 +107,13 @@ def filter_rgb_row(typingctx, row, starts, weights, out):
 def filter_plan(first, count, weights, lo, flip):
     """(starts, taps) of a horizontal pass from ``axis_filter``'s ``first``, ``count`` and
     ``weights`` (source pixels ``lo`` onwards): output pixel x's first tap as a float offset
-    into the row, and its weights padded with zeros to a multiple of 4 taps; in mirrored
-    order if ``flip`` (the flip costs nothing)."""
+    into the row, and its weights padded with zeros to the most taps of any pixel (above
+    ``STRAIGHT_TAPS``, to a multiple of 4); in mirrored order if ``flip`` (the flip costs
+    nothing). A padded tap adds 0 x a finite value: the sums are the unpadded ones."""
     pixels = first.shape[0]
-    width = max(-(-count.max() // LANES) * LANES, LANES)
+    width = max(count.max(), 1)
+    if width > STRAIGHT_TAPS:
+        width = -(-width // LANES) * LANES
     starts = np.empty(pixels, np.int64)
     taps = np.zeros((pixels, width), np.float32)
     for x in range(pixels):
