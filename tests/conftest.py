@@ -88,6 +88,21 @@ def assert_one_line_error():
     return check
 
 
+@pytest.fixture
+def assert_main_one_line_error(capsys, assert_one_line_error):
+    """``assert_main_one_line_error(main, argv, *needles)``: ``run_cli(main, argv)`` run in this
+    process keeps ``assert_one_line_error``'s contract. Cheaper than a process per case (no
+    torch start-up each); the test keeps one case as a real process for the program's own."""
+    from fastssl_common.errors import run_cli
+
+    def check(main, argv, *needles):
+        with pytest.raises(SystemExit) as exited:
+            run_cli(main, [str(arg) for arg in argv])
+        assert_one_line_error(SimpleNamespace(returncode=exited.value.code,
+                                              stderr=capsys.readouterr().err), *needles)
+    return check
+
+
 @pytest.fixture(scope='session')
 def tiny_args():
     """``tiny_args(beton, run_dir, *extra)``: the command-line arguments of a tiny training run

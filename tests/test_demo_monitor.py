@@ -15,6 +15,13 @@ def demo_monitor(repo):
     sys.path.remove(f'{repo}/scripts')
 
 
+@pytest.fixture(scope='module')
+def summary(demo_monitor):
+    """scripts/demo_summary.py, found on the path the ``demo_monitor`` fixture adds."""
+    import demo_summary
+    return demo_summary
+
+
 def recipe(tmp_path, augment):
     path = tmp_path / 'recipe.yaml'
     path.write_text('augment:\n' + ''.join(f'  {k}: {v}\n' for k, v in augment.items()))
@@ -91,15 +98,13 @@ def test_a_failed_demo_build_leaves_nothing_behind(repo, tmp_path):
     assert sorted(p.name for p in (tmp_path / 'old').iterdir()) == ['train']
 
 
-def test_the_summary_refuses_a_folder_without_a_run(tmp_path, run_script,
-                                                    assert_one_line_error):
+def test_the_summary_refuses_a_folder_without_a_run(tmp_path, run_script, assert_one_line_error,
+                                                    assert_main_one_line_error, summary):
     result = run_script('scripts/demo_summary.py', tmp_path)
     assert_one_line_error(result, str(tmp_path), 'config.yaml')
     (tmp_path / 'config.yaml').write_text('train: {epochs: 1}\n')
-    assert_one_line_error(run_script('scripts/demo_summary.py', tmp_path),
-                          str(tmp_path), 'checkpoint_last.pt')
-    assert_one_line_error(run_script('scripts/demo_summary.py', tmp_path / 'none'),
-                          'none')
+    assert_main_one_line_error(summary.main, [tmp_path], str(tmp_path), 'checkpoint_last.pt')
+    assert_main_one_line_error(summary.main, [tmp_path / 'none'], 'none')
     # it printed "chance -100.0 %"
-    assert_one_line_error(run_script('scripts/demo_summary.py', tmp_path, '--classes', '-1'),
-                          '--classes must be at least 1, or 0')
+    assert_main_one_line_error(summary.main, [tmp_path, '--classes', '-1'],
+                               '--classes must be at least 1, or 0')

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from fastssl.config import load_settings
+from fastssl.train_command import main
 from fastssl.trainer import Trainer
 from fastssl_common.errors import UserError
 
@@ -166,27 +167,25 @@ def test_bad_config_inputs_give_one_line(tmp_path, small_beton, run_script, asse
 
 
 def test_bad_data_inputs_give_one_line(tmp_path, small_beton, run_script, assert_one_line_error,
-                                       tiny_args):
+                                       assert_main_one_line_error, tiny_args):
+    """train.py's contract as a process once; the other cases through the same ``run_cli`` in
+    this process."""
     run = tmp_path / 'run'
     assert_one_line_error(
         run_script('train.py', *tiny_args(tmp_path / 'nope.beton', run)), 'nope.beton'
     )
     not_beton = tmp_path / 'notes.beton'
     not_beton.write_bytes(b'this is not a dataset' * 10)
-    assert_one_line_error(run_script('train.py', *tiny_args(not_beton, run)), 'notes.beton')
-    assert_one_line_error(
-        run_script(
-            'train.py',
-            *tiny_args(small_beton, run, '--data.batch_size=64', '--moco.bn_splits=1',
-                       '--moco.queue_size=64'),
-        ),
+    assert_main_one_line_error(main, tiny_args(not_beton, run), 'notes.beton')
+    assert_main_one_line_error(
+        main,
+        tiny_args(small_beton, run, '--data.batch_size=64', '--moco.bn_splits=1',
+                  '--moco.queue_size=64'),
         'data.batch_size 64', 'use data.batch_size <= 16',
     )
     blocker = tmp_path / 'file'
     blocker.write_text('x')
-    assert_one_line_error(
-        run_script('train.py', *tiny_args(small_beton, blocker / 'run')), str(blocker)
-    )
+    assert_main_one_line_error(main, tiny_args(small_beton, blocker / 'run'), str(blocker))
     assert not run.exists()  # failed runs leave no folder behind
 
 

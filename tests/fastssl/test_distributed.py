@@ -11,6 +11,7 @@ import datetime
 import os
 import socket
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,6 +27,7 @@ GLOBAL = 8          # global batch
 SHUFFLE_SEED = 5
 CHANNELS = 3
 STALL_SECONDS = 20  # rank 1's stall: far past the 2 s collective timeout
+STALL_OVER = 'stall_over'  # rank 0 writes it once its collective has given up
 
 
 def global_batch():
@@ -137,8 +139,12 @@ def _worker(rank, port, out_dir):
         except distributed.PeerLost as err:
             out['stall_error'] = str(err)
         out['stall_seconds'] = time.perf_counter() - start
+        (Path(out_dir) / STALL_OVER).touch()
     else:
-        time.sleep(STALL_SECONDS)
+        # stalled until rank 0 has given up (at most STALL_SECONDS): no fixed sleep to wait out
+        deadline = time.monotonic() + STALL_SECONDS
+        while not (Path(out_dir) / STALL_OVER).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
     torch.save(out, os.path.join(out_dir, f'rank{rank}.pt'))
     distributed.teardown()
 
