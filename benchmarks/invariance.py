@@ -38,13 +38,8 @@ from benchmarks.common import (
     require_at_least,
     write_results,
 )
-from fastssl.invariance import (
-    MIN_SET_SIZE,
-    RESAMPLE_UNITS,
-    Bootstrap,
-    check_sets,
-    invariance_score,
-)
+from fastssl.invariance import MIN_SET_SIZE, check_sets, invariance_score
+from fastssl.invariance_settings import RESAMPLE_UNITS, Bootstrap
 from fastssl_common.errors import UserError, run_cli
 
 DEFAULTS = dict(sizes='10000x512,10000x2048,50000x2048,100000x2048', reference='100000x2048',
