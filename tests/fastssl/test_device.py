@@ -71,7 +71,9 @@ def test_precision_on_cuda(monkeypatch, bf16, auto):
 
 
 def test_the_scripts_name_their_own_key(no_gpu, tmp_path):
-    """train.py and eval.py stop on a GPU request without one, before reading any data."""
+    """train.py and eval.py stop on a GPU request without one, before reading any data (a
+    file that is not a dataset would be named if it were read first)."""
+    (tmp_path / 'none.beton').write_bytes(b'not a dataset')
     with pytest.raises(UserError, match=r"^train\.device is 'cuda' but CUDA is not available"):
         train_main([f'--data.path={tmp_path}/none.beton', '--train.device=cuda',
                     f'--train.run_dir={tmp_path}/run'])

@@ -16,12 +16,16 @@ def test_a_file_name_with_a_line_break_keeps_the_error_on_one_line(tmp_path, run
 
 
 @pytest.mark.parametrize('script, args', [
-    ('train.py', ['--data.path=missing.beton']),
+    # an existing file: train.py refuses a missing one before it imports torch
+    ('train.py', ['--data.path={beton}']),
     ('eval.py', ['knn', '--eval.checkpoint=missing.pt', '--eval.train_path=missing.beton']),
 ])
-def test_ctrl_c_while_torch_imports_is_interrupted_not_a_traceback(repo, script, args):
+def test_ctrl_c_while_torch_imports_is_interrupted_not_a_traceback(repo, tmp_path, script, args):
     """The scripts reach run_cli before they import torch (a second or two): eval.py's
     settings imported the loaders, so Ctrl-C there was a KeyboardInterrupt traceback."""
+    beton = tmp_path / 'data.beton'
+    beton.write_bytes(b'not read before the signal')
+    args = [arg.format(beton=beton) for arg in args]
     process = subprocess.Popen([sys.executable, os.path.join(repo, script), *args],
                                cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
