@@ -366,16 +366,17 @@ def map_in_order(function, items, workers):
     chunk = max(1, min(16, len(items) // (workers * 8)))
     pool = concurrent.futures.ProcessPoolExecutor(workers, initializer=_init_reader,
                                                   initargs=(os.getpid(),))
+    broken = []
     try:
-        # map submits every chunk at once: a worker that dies meanwhile breaks it there
-        yield _until_death(lambda: pool.map(function, items, chunksize=chunk), len(items))
+        yield _in_order(pool, function, items, chunk, broken)
     except BaseException:     # Ctrl-C, SIGTERM, --strict: the workers stop now, not after
         # the chunks they hold (SIGKILL: a SIGTERM that lands while one forks is dropped)
         for process in list(pool._processes.values()):
             process.kill()
         raise
-    finally:                  # on error too: the chunks not started are dropped
-        pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        # on error too: the chunks not started are dropped; a broken pool has failed them
+        pool.shutdown(wait=True, cancel_futures=not broken)
 
 
 def _init_reader(parent):
@@ -384,12 +385,26 @@ def _init_reader(parent):
     end_with_parent(parent)
 
 
-def _until_death(start, total):
+def _apply(function, chunk):
+    return [function(item) for item in chunk]
+
+
+def _in_order(pool, function, items, chunk, broken):
+    """``function`` over ``items`` in chunks on ``pool``, the results in order; a worker that
+    died is a UserError (``broken`` then holds True). Unlike ``Executor.map``, nothing here
+    cancels the chunks not yet read when a worker dies: the broken pool fails them itself, and
+    cancelling them as well races its manager thread, which then prints an InvalidStateError
+    traceback (CPython gh-107219, in Python 3.11)."""
     done = 0
     try:
-        for result in start():
-            yield result
-            done += 1
+        # every chunk at once: a worker that dies meanwhile breaks the submission itself
+        futures = [pool.submit(_apply, function, items[start:start + chunk])
+                   for start in range(0, len(items), chunk)]
+        for future in futures:
+            for result in future.result():
+                yield result
+                done += 1
     except concurrent.futures.process.BrokenProcessPool:
+        broken.append(True)
         raise UserError(f'an image reading process died (out of memory?) after {done} of '
-                        f'{total} images were read; nothing was written') from None
+                        f'{len(items)} images were read; nothing was written') from None

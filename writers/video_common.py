@@ -167,11 +167,14 @@ def _no_opencv_threads():
 
 def _run_pool(function, jobs, todo, workers, shared, results, refresh):
     """Run the jobs numbered ``todo`` in a pool of ``workers`` processes, filling ``results``;
-    True when a worker died (the pool is then broken)."""
+    True when a worker died (the pool is then broken). A broken pool fails its futures itself:
+    cancelling them too races its manager thread, which then prints an ``InvalidStateError``
+    traceback (CPython gh-107219, in Python 3.11)."""
     if not todo:
         return False
     executor = concurrent.futures.ProcessPoolExecutor(
         min(workers, len(todo)), initializer=_init_worker, initargs=(shared, os.getpid()))
+    broken = False
     try:
         futures = {}
         # the fork context starts every worker at the first submit; a stop while it forks
@@ -181,8 +184,9 @@ def _run_pool(function, jobs, todo, workers, shared, results, refresh):
                 try:
                     futures[executor.submit(_run_job, function, i, jobs[i])] = i
                 except concurrent.futures.process.BrokenProcessPool:
-                    return True        # a worker died while the jobs were handed out
-        pending, broken = set(futures), False
+                    broken = True      # a worker died while the jobs were handed out
+                    return True
+        pending = set(futures)
         while pending and not broken:
             done, pending = concurrent.futures.wait(
                 pending, timeout=0.1, return_when=concurrent.futures.FIRST_COMPLETED)
@@ -200,7 +204,7 @@ def _run_pool(function, jobs, todo, workers, shared, results, refresh):
             process.kill()
         raise
     finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+        executor.shutdown(wait=True, cancel_futures=not broken)
 
 
 def _run_alone(function, number, job, shared, refresh, on_death):
