@@ -254,10 +254,10 @@ def main(argv=None):
         if src is None:
             src = os.path.join(workdir, 'jpegs')
             make_jpegs(src, args.samples)
-        else:
-            check_shards(args.shards, len(find_images(src).samples))
-            check_readable(src, workdir, args)
         count = len(find_images(src).samples)
+        if args.data:
+            check_shards(args.shards, count)   # before check_readable writes the folder once
+            check_readable(src, workdir, args)
         args.page_size = page_size(src, args.max_resolution)
         timings, digests, merged_size = measure(src, workdir, args, count)
 
