@@ -19,8 +19,8 @@ def _hwc(t):
 
 
 def _check(img, numba_op, tv_op, *args, result=None):
-    """Max abs difference of ``numba_op`` (in place on a copy of ``img``, or into ``result``)
-    from torchvision's ``tv_op``, asserted <= TOL."""
+    """Max abs difference of ``numba_op`` (in place on a copy of the H x W x 3 ``img``, or
+    into ``result``) from torchvision's ``tv_op``, asserted <= TOL."""
     x = img.copy()
     numba_op(x, *args)
     ref = _hwc(tv_op(_chw(img)))
@@ -29,12 +29,19 @@ def _check(img, numba_op, tv_op, *args, result=None):
     return err
 
 
+def _check_planes(img, numba_op, tv_op, *args):
+    """``_check`` for a colour form, which works on the planes (3 x H x W) of ``img``."""
+    planes = np.ascontiguousarray(img.transpose(2, 0, 1))
+    numba_op(planes, *args)
+    return _check(img, lambda x: None, tv_op, result=planes.transpose(1, 2, 0))
+
+
 @pytest.mark.parametrize('f', [0.0, 0.6, 0.93, 1.0, 1.4])
 def test_brightness_contrast_saturation_match_torchvision(float_photos, f):
     for img in float_photos:
-        _check(img, K.adjust_brightness, lambda t: TF.adjust_brightness(t, f), f)
-        _check(img, K.adjust_contrast, lambda t: TF.adjust_contrast(t, f), f)
-        _check(img, K.adjust_saturation, lambda t: TF.adjust_saturation(t, f), f)
+        _check_planes(img, K.adjust_brightness, lambda t: TF.adjust_brightness(t, f), f)
+        _check_planes(img, K.adjust_contrast, lambda t: TF.adjust_contrast(t, f), f)
+        _check_planes(img, K.adjust_saturation, lambda t: TF.adjust_saturation(t, f), f)
 
 
 @pytest.mark.parametrize('h', [-0.5, -0.1, -0.037, 0.0, 0.02, 0.1, 0.31, 0.5])
@@ -42,7 +49,7 @@ def test_hue_matches_torchvision(float_photos, h):
     # No rounding exception is needed: the closed form is continuous in the hue, so float32
     # differences from torchvision's sector selection stay ~1e-6.
     for img in float_photos:
-        err = _check(img, K.adjust_hue, lambda t: TF.adjust_hue(t, h), h)
+        err = _check_planes(img, K.adjust_hue, lambda t: TF.adjust_hue(t, h), h)
         assert err < 1e-4
 
 
@@ -51,12 +58,27 @@ def test_hue_on_gray_and_saturated_pixels():
                     [0.0, 0.0, 1.0], [1.0, 1.0, 0.0], [0.2, 0.2, 0.9], [0.7, 0.7, 0.1]]],
                   dtype=np.float32)
     for h in (-0.5, -0.25, 0.1, 0.5):
-        _check(px, K.adjust_hue, lambda t: TF.adjust_hue(t, h), h)
+        _check_planes(px, K.adjust_hue, lambda t: TF.adjust_hue(t, h), h)
+
+
+def test_hue_keeps_each_pixels_max_and_stays_in_range():
+    """Every pixel keeps its largest value and no value leaves [0, its max], the extremes 0 and
+    1 included: why the hue needs no clamp."""
+    rng = np.random.default_rng(5)
+    values = rng.choice(np.array([0.0, 1.0, 1e-7, 1 - 6e-8, 0.5], np.float32), (3, 40, 40))
+    values[:, 20:] = rng.random((3, 20, 40), dtype=np.float32)
+    for h in (-0.5, -0.3, -0.1, 0.0, 1e-6, 0.1, 0.25, 0.5):
+        planes = values.copy()
+        K.adjust_hue(planes, h)
+        top = values.max(axis=0)
+        np.testing.assert_array_equal(planes.max(axis=0), top)
+        assert planes.min() >= 0 and np.all(planes <= top)
 
 
 def test_grayscale_matches_torchvision(float_photos):
     for img in float_photos:
-        _check(img, K.to_grayscale, lambda t: TF.rgb_to_grayscale(t, num_output_channels=3))
+        _check_planes(img, K.to_grayscale,
+                      lambda t: TF.rgb_to_grayscale(t, num_output_channels=3))
 
 
 @pytest.mark.parametrize('sigma', [0.1, 0.37, 1.0, 2.0])

@@ -92,9 +92,9 @@ def test_only_the_marked_function_is_vectorised_with_512_bit_registers():
 
 @needs_wide_cpu
 def test_the_colour_ops_use_512_bit_vectors():
-    img = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
-    adjust_hue(img, 0.1)
-    adjust_saturation(img, 1.3)
+    planes = np.random.default_rng(0).random((3, 32, 32), dtype=np.float32)
+    adjust_hue(planes, 0.1)
+    adjust_saturation(planes, 1.3)
     assert zmm_instructions(adjust_hue) > 0
     assert zmm_instructions(adjust_saturation) > 0
 
