@@ -73,17 +73,14 @@ def adjust_brightness(planes, f):
 
 @jit
 def gray_mean(planes):
-    """Mean over pixels of ``0.2989 r + 0.587 g + 0.114 b`` (float64 accumulation)."""
+    """Mean over pixels of the luma ``0.2989 r + 0.587 g + 0.114 b``: each pixel's in float32,
+    as torchvision's ``rgb_to_grayscale`` makes it, summed in float64."""
     wide_vectors()
     r, g, b = _rgb_planes(planes)
-    sr = 0.0
-    sg = 0.0
-    sb = 0.0
+    total = 0.0
     for p in range(r.shape[0]):
-        sr += r[p]
-        sg += g[p]
-        sb += b[p]
-    return (0.2989 * sr + 0.587 * sg + 0.114 * sb) / max(r.shape[0], 1)
+        total += _luma(r[p], g[p], b[p])
+    return total / max(r.shape[0], 1)
 
 
 @jit
@@ -427,6 +424,13 @@ def apply_jitter(planes, params):
 
 
 @jit
+def _blurs(params, ksize):
+    """Whether the view's blur changes it: drawn, and keeping more than its centre tap (a
+    kernel of one tap, below sigma = 1 / 4.3, weighs 1 and leaves every value as it is)."""
+    return params[P_BLUR] != 0.0 and kept_radius(params[P_SIGMA], ksize) > 0
+
+
+@jit
 def augment_view(view, params, ksize, buf, scratch):
     """Augment one uint8 H x W x 3 view in place: the jitter ops (if P_JITTER) in P_ORDER, then
     grayscale (if P_GRAY), then blur (if P_BLUR), in float32 (``buf``, ``scratch``: float32
@@ -437,7 +441,7 @@ def augment_view(view, params, ksize, buf, scratch):
     ``scratch`` and writes its rows straight into the view. A grayscale view is one plane
     (its three channels are equal), blurred as one and written to all three."""
     gray = params[P_GRAY] != 0.0
-    blur = params[P_BLUR] != 0.0
+    blur = _blurs(params, ksize)
     if params[P_JITTER] == 0.0 and not gray and not blur:
         return
     H, W, _ = view.shape
@@ -472,6 +476,6 @@ def estimated_cost(params, ksize):
     """Estimated cost of :func:`augment_view` with ``params``, for
     :func:`loaders.work_sharing.costliest_first`."""
     cost = _JITTER_COST * params[P_JITTER]
-    if params[P_BLUR] != 0.0:
+    if _blurs(params, ksize):
         cost += _BLUR_COST + _BLUR_TAP_COST * (2 * kept_radius(params[P_SIGMA], ksize) + 1)
     return cost
