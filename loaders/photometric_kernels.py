@@ -158,19 +158,6 @@ def adjust_hue(planes, h):
 
 
 @jit
-def to_grayscale(planes):
-    """``r, g, b <- 0.2989 r + 0.587 g + 0.114 b``; torchvision
-    ``rgb_to_grayscale(num_output_channels=3)`` (no clamp needed: weights sum to 0.9999)."""
-    wide_vectors()
-    r, g, b = _rgb_planes(planes)
-    for p in range(r.shape[0]):
-        gray = _luma(r[p], g[p], b[p])
-        r[p] = gray
-        g[p] = gray
-        b[p] = gray
-
-
-@jit
 def kept_radius(sigma, ksize):
     """Taps kept on each side of the blur kernel's centre."""
     return min(ksize // 2, int(sigma * _TAP_CUTOFF))
@@ -360,8 +347,8 @@ def planes_to_pixels(planes, pixels):
 
 @jit
 def gray_plane(planes, plane):
-    """``plane <- 0.2989 r + 0.587 g + 0.114 b`` (3 x H x W -> H x W): what
-    ``to_grayscale`` writes to each channel."""
+    """``plane <- 0.2989 r + 0.587 g + 0.114 b`` (3 x H x W -> H x W); torchvision
+    ``rgb_to_grayscale``, one channel (no clamp needed: weights sum to 0.9999)."""
     wide_vectors()
     r, g, b = _rgb_planes(planes)
     out = plane.reshape(-1)
