@@ -12,9 +12,13 @@ foreground reference differs: it restarts at each segment's first frame, as it d
 * **Video files** are cut at key frames, where decoding can start afresh: ``container.seek``
   to the key frame decodes exactly the frames from it on. A demuxing pass (no decoding: 2-14
   ms for clips of 132-795 frames) lists every packet's presentation time; a segment checks
-  that its frames come out with the times the list gives its positions. A key frame is a
-  cut point only when every packet before it in the file shows before it and every packet
-  after it after it (no open-GOP picture shown before it is decoded after it).
+  that its frames come out with the times the list gives its positions, and that it gets all
+  of them. A key frame is a cut point only when every packet before it in the file shows
+  before it and every packet after it after it (no open-GOP picture shown before it is
+  decoded after it). Files without an index (MPEG program and transport streams: ``.mpg``,
+  ``.vob``, ``.ts``, ``.mts``) seek by searching the file and can land past the key frame:
+  the reader then seeks earlier until it lands before, and decodes up to the segment's
+  first frame (:meth:`writers.video_source.VideoReader.decoded_frames`).
 * **Frame folders** are cut anywhere: each frame is its own file.
 
 Files the list cannot vouch for (a packet without a time, two with one time, fewer packets

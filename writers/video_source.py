@@ -29,6 +29,7 @@ frame as a :class:`DecodedFrame` whose pixels are converted to RGB only when ask
 inter-frame codecs need anyway) but no colour conversion. :meth:`VideoReader.frames` is the
 simple interface: ``Frame(index, timestamp, rgb)`` for every ``stride``-th frame.
 """
+import itertools
 import math
 import os
 import re
@@ -529,8 +530,9 @@ class VideoReader:
     def decoded_frames(self, segment=None):
         """Every frame in order as a :class:`DecodedFrame` (valid until the next one); from
         the first frame of ``segment`` (a :class:`writers.video_segments.Segment`) on when
-        given: a video file then seeks to its key frame, and a frame whose presentation time
-        is not the segment's next one ends the iteration with :attr:`error` set."""
+        given: a video file then seeks to its key frame (or one before it), and a frame whose
+        presentation time is not the segment's next one, or an end before the last frame
+        the segment lists, ends the iteration with :attr:`error` set."""
         start = self._segment_start = 0 if segment is None else segment.start
         if self.source.kind == 'frames':
             size = (self.width, self.height) if self.width else None
@@ -550,9 +552,9 @@ class VideoReader:
         # from its first frame, not per frame (a tenth of a pair writer's time)
         turns = mirror = alpha = None
         try:
-            if times is not None:
-                container.seek(int(times[0]), stream=stream, backward=True, any_frame=False)
-            for packet in container.demux(stream):
+            # a fresh reader starts at the first frame: only a later segment seeks
+            packets = self._packets_from(int(times[0])) if start else container.demux(stream)
+            for packet in packets:
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as err:    # one damaged packet: skip it, go on
@@ -586,9 +588,36 @@ class VideoReader:
                                        alpha=alpha,
                                        aspect=self._aspect, min_side=self._min_side,
                                        damage=DAMAGED if damaged or frame.is_corrupt else None)
+            if times is not None:             # a segment is never silently short
+                listed = len(times) if segment.stop is None else segment.stop - start
+                if self.decoded < listed:
+                    self.error = (f'the file ended at frame {start + self.decoded}, before '
+                                  f'the {start + listed} it lists')
         except (av.FFmpegError, OSError, ValueError) as err:
             self.error = f'decoding stopped after frame {self.decoded}: {_av_reason(err)}'
         self.finished = True
+
+    def _packets_from(self, target):
+        """The stream's packets from a key frame shown no later than ``target`` (a time in
+        the stream's time base). Demuxers with an index (MP4, MKV, WebM) seek to the key
+        frame itself; those that search the file for a time (MPEG program and transport
+        streams: .mpg, .vob, .ts, .mts) can land a key frame or more past it, so the time
+        asked for steps back (half a second, then doubling) until they do not; the caller
+        skips the frames before ``target``. Past the stream's start the last seek stands,
+        and the caller's check of the first frame's time ends the segment."""
+        container, stream = self._container, self._stream
+        first = self._start or 0
+        step = max(1, int(0.5 / self._time_base)) if self._time_base else 1
+        goal = target
+        while True:
+            container.seek(goal, stream=stream, backward=True, any_frame=False)
+            packets = container.demux(stream)
+            # a search can land inside a picture: decoding starts at the next key frame
+            key = next((p for p in packets if p.size and p.is_keyframe), None)
+            landed = key is not None and key.pts is not None and key.pts <= target
+            if landed or goal < first:
+                return packets if key is None else itertools.chain([key], packets)
+            goal, step = target - step, 2 * step
 
     def packet_times(self):
         """``(times, key frames)``: each packet's presentation time and key-frame flag in file

@@ -2,6 +2,7 @@
 exactly the frames one read gives, and that the pairs writer writes the same file either way
 (also when a segment meets a damaged packet and the video is read again in one task)."""
 import json
+import os
 
 import cv2
 import numpy as np
@@ -44,6 +45,26 @@ def source(module_tmp, encode_clip, chelsea_pan):
         cv2.imwrite(str(src / 'seq' / f'{i + 1:04d}.jpg'), rgb[:, :, ::-1],
                     [cv2.IMWRITE_JPEG_QUALITY, 30])
     return src
+
+
+@pytest.fixture(scope='module')
+def stream_clips(module_tmp, encode_clip, chelsea_pan):
+    """Two shots (cut at CUTS[0]) with key frames every 40, in the containers whose demuxers
+    find a time by searching the file, not in an index: an MPEG program stream (``.mpg``,
+    MPEG-2 video, as DVDs and many archives hold it) and an MPEG transport stream (``.ts``,
+    H.264, as camcorders and broadcasts write it)."""
+    import skimage.data
+
+    root = module_tmp.mktemp('streams')
+    shots = chelsea_pan(CUTS[0], step=2)
+    shots += pan(skimage.data.coffee(), FRAMES - CUTS[0], 2, 300, (96, 64))
+    clips = {}
+    for name, codec, options in (('clip.mpg', 'mpeg2video', {'g': str(KEY_EVERY)}),
+                                 ('clip.ts', 'libx264', {'g': str(KEY_EVERY), 'crf': '4'})):
+        folder = root / name.replace('.', '_')       # SRC of one video
+        folder.mkdir()
+        clips[name] = encode_clip(folder / name, shots, codec=codec, options=options)
+    return clips
 
 
 def test_cut_points_are_key_frames_that_no_picture_straddles():
@@ -102,6 +123,38 @@ def test_frames_out_of_step_with_the_list_end_the_segment(source):
         assert reader.error == 'frame 80 is not the one the file lists at that position'
 
 
+@pytest.mark.parametrize('name', ['clip.mpg', 'clip.ts'])
+def test_segments_of_a_stream_without_an_index_decode_the_frames_one_read_gives(stream_clips,
+                                                                                name):
+    """FFmpeg's seek in these files lands a key frame or more past the time asked for (at
+    times past the last one): the reader steps back until it starts early enough."""
+    clip = VideoSource(stream_clips[name])
+    segments = plan_segments(clip, None, KEY_EVERY)
+    assert [s.start for s in segments] == [0, 40, 80, 120, 160]
+    with VideoReader(clip) as reader:
+        whole = [(f.index, f.timestamp, f.rgb()) for f in reader.decoded_frames()]
+    assert len(whole) == FRAMES
+    for segment in segments:
+        with VideoReader(clip) as reader:
+            part = [(f.index, f.timestamp, f.rgb()) for f in reader.decoded_frames(segment)]
+            assert reader.error is None, segment.start
+        assert [f[:2] for f in part] == [f[:2] for f in whole[segment.start:]]
+        assert all(np.array_equal(a[2], b[2]) for a, b in zip(part, whole[segment.start:]))
+
+
+def test_a_segment_that_ends_before_the_frames_the_file_lists_says_so(source):
+    clip = VideoSource(str(source / 'clip.mp4'))
+    last = plan_segments(clip, None, 60)[-1]            # frames 170-199, to the end
+    longer = Segment(last.start, None, np.append(last.times, last.times[-1] + 1000))
+    with VideoReader(clip) as reader:
+        assert len(list(reader.decoded_frames(longer))) == FRAMES - last.start
+        assert reader.error == 'the file ended at frame 200, before the 201 it lists'
+    bounded = Segment(last.start, FRAMES + 1, last.times)
+    with VideoReader(clip) as reader:
+        list(reader.decoded_frames(bounded))
+        assert reader.error == 'the file ended at frame 200, before the 201 it lists'
+
+
 def write_both(src, tmp_path, writer=write_video_pairs, **options):
     """The .beton bytes and sidecars written with segments of at least 40 frames (the clip's
     start at 0, 40, 80, 120 and 170, the folder's at 0 and 40) and in one task, by 2
@@ -154,6 +207,16 @@ def test_the_frames_writer_writes_the_file_one_task_writes(source, tmp_path, opt
     assert segmented == whole
     assert comparable(sidecar) == comparable(whole_sidecar)
     assert sidecar['num_samples'] == samples
+
+
+def test_a_program_stream_is_written_as_segments_as_one_task_writes_it(stream_clips, tmp_path):
+    src = os.path.dirname(stream_clips['clip.mpg'])
+    (segmented, sidecar), (whole, whole_sidecar) = write_both(src, tmp_path, gap=4,
+                                                              proposals=4)
+    assert sidecar['videos'][0]['segments'] == 5     # not read again in one task
+    assert not sidecar['warnings']
+    assert segmented == whole
+    assert comparable(sidecar) == comparable(whole_sidecar)
 
 
 @pytest.mark.parametrize('writer, options', [(write_video_pairs, dict(gap=4)),
