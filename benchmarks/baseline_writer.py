@@ -1,0 +1,114 @@
+"""The pairs writer of an earlier commit, timed in the same run as the current one.
+
+A speed target set against "the writer as it was" needs that writer, not an option of
+today's code that shares its speed-ups. :class:`BaselineWriter` unpacks the commit's tree
+(``git archive``, from this checkout's history) into a folder and keeps one child process
+there, with only that tree importable, which runs its ``write_video_pairs`` on request: warm
+after the first call, like the current writer in this process, so the two can alternate call
+by call.
+
+    with BaselineWriter('c2420bc', workdir) as old:
+        pairs, seconds, cpu_seconds = old.write(src, out, gap=4, proposals=8, workers=2)
+
+:func:`baseline_unavailable` says why a commit cannot be used (no git, a shallow clone),
+for a benchmark to print and go on without it.
+"""
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+
+from fastssl_common.errors import UserError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULT = 'baseline-result '      # the child's answer line; the writer may print other lines
+
+# The child: the old tree first on sys.path (cwd), one JSON request a line, one answer each.
+# CPU time counts the child's threads and its ended pool workers, as the benchmark's own.
+_CHILD = """
+import json, resource, sys, time
+from writers.write_video_pairs import write_video_pairs
+
+def cpu():
+    own, kids = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                     resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+for line in sys.stdin:
+    request = json.loads(line)
+    began, used = time.perf_counter(), cpu()
+    try:
+        summary = write_video_pairs(request['src'], request['out'], progress=False,
+                                    **request['options'])
+    except Exception as err:     # bad input for that writer: its one line, to the benchmark
+        answer = str(err)
+    else:
+        answer = [summary['counts']['pairs_written'], time.perf_counter() - began, cpu() - used]
+    print(%r + json.dumps(answer), flush=True)
+""" % RESULT
+
+
+def _git(*args):
+    return subprocess.run(['git', '-C', REPO, *args], capture_output=True, timeout=120)
+
+
+def baseline_unavailable(commit):
+    """Why ``commit`` cannot be unpacked from this checkout (a line), or None when it can."""
+    try:
+        found = _git('cat-file', '-e', f'{commit}^{{commit}}')
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f'git could not run ({err})'
+    if found.returncode:
+        return (f'commit {commit} is not in the history of {REPO} (not a git checkout, or '
+                'a shallow clone)')
+    return None
+
+
+class BaselineWriter:
+    """``write_video_pairs`` of ``commit``, unpacked under ``workdir``, in a child process."""
+
+    def __init__(self, commit, workdir):
+        self.commit = commit
+        self.tree = os.path.join(workdir, f'baseline-{commit}')
+        self._child = None
+
+    def __enter__(self):
+        archive = _git('archive', '--format=tar', self.commit)
+        if archive.returncode:
+            raise RuntimeError(f'git archive {self.commit}: {archive.stderr.decode().strip()}')
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(self.tree, filter='data')
+        env = dict(os.environ, PYTHONPATH='')     # the old tree only, not this one
+        self._child = subprocess.Popen([sys.executable, '-c', _CHILD], cwd=self.tree, env=env,
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       text=True)
+        return self
+
+    def write(self, src, out, **options):
+        """One call of the old writer: ``(pairs written, seconds, CPU seconds)``."""
+        for path in (out, out + '.json'):
+            if os.path.exists(path):
+                os.remove(path)
+        request = dict(src=os.fspath(src), out=os.fspath(out), options=options)
+        self._child.stdin.write(json.dumps(request) + '\n')
+        self._child.stdin.flush()
+        for line in self._child.stdout:
+            if line.startswith(RESULT):
+                answer = json.loads(line[len(RESULT):])
+                if isinstance(answer, str):
+                    raise UserError(f'the writer of commit {self.commit}: {answer}')
+                pairs, seconds, cpu = answer
+                return pairs, seconds, cpu
+        raise RuntimeError(f'the writer of commit {self.commit} stopped (exit code '
+                           f'{self._child.wait()}); its error is above')
+
+    def __exit__(self, *exc):
+        if self._child is not None:
+            self._child.stdin.close()          # its loop ends
+            try:
+                self._child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
+                self._child.wait()
