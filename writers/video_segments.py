@@ -16,7 +16,7 @@ foreground reference differs: it restarts at each segment's first frame, as it d
   of them. A key frame is a cut point only when every packet before it in the file shows
   before it and every packet after it after it (no open-GOP picture shown before it is
   decoded after it). Files without an index (MPEG program and transport streams: ``.mpg``,
-  ``.vob``, ``.ts``, ``.mts``) seek by searching the file and can land past the key frame:
+  ``.ts``, ``.mts``, ``.m2ts``) seek by searching the file and can land past the key frame:
   the reader then seeks earlier until it lands before, and decodes up to the segment's
   first frame (:meth:`writers.video_source.VideoReader.decoded_frames`).
 * **Frame folders** are cut anywhere: each frame is its own file.

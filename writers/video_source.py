@@ -601,7 +601,7 @@ class VideoReader:
         """The stream's packets from a key frame shown no later than ``target`` (a time in
         the stream's time base). Demuxers with an index (MP4, MKV, WebM) seek to the key
         frame itself; those that search the file for a time (MPEG program and transport
-        streams: .mpg, .vob, .ts, .mts) can land a key frame or more past it, so the time
+        streams: .mpg, .ts, .mts, .m2ts) can land a key frame or more past it, so the time
         asked for steps back (half a second, then doubling) until they do not; the caller
         skips the frames before ``target``. Past the stream's start the last seek stands,
         and the caller's check of the first frame's time ends the segment."""
