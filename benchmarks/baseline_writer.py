@@ -26,10 +26,21 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULT = 'baseline-result '      # the child's answer line; the writer may print other lines
 
 # The child: the old tree first on sys.path (cwd), one JSON request a line, one answer each.
-# CPU time counts the child's threads and its ended pool workers, as the benchmark's own.
+# An editable install of this checkout answers for what the old tree lacks: its modules must
+# all come from the old tree. CPU time counts the child's threads and its ended pool workers,
+# as the benchmark's own.
 _CHILD = """
-import json, resource, sys, time
+import importlib.util, json, os, resource, sys, time
+tree = os.getcwd() + os.sep
+spec = importlib.util.find_spec('writers.write_video_pairs')
+if spec is None or not spec.origin.startswith(tree):
+    sys.exit('that commit has no writers/write_video_pairs.py')
 from writers.write_video_pairs import write_video_pairs
+ours = ('writers', 'loaders', 'fastssl', 'fastssl_common')
+foreign = sorted(name for name, module in list(sys.modules.items()) if name.split('.')[0] in ours
+                 and not (getattr(module, '__file__', None) or tree).startswith(tree))
+if foreign:
+    sys.exit(f'modules from outside that commit: {foreign}')
 
 def cpu():
     own, kids = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
@@ -77,7 +88,7 @@ class BaselineWriter:
     def __enter__(self):
         archive = _git('archive', '--format=tar', self.commit)
         if archive.returncode:
-            raise RuntimeError(f'git archive {self.commit}: {archive.stderr.decode().strip()}')
+            raise UserError(f'git archive {self.commit}: {archive.stderr.decode().strip()}')
         with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
             tar.extractall(self.tree, filter='data')
         env = dict(os.environ, PYTHONPATH='')     # the old tree only, not this one
@@ -101,7 +112,7 @@ class BaselineWriter:
                     raise UserError(f'the writer of commit {self.commit}: {answer}')
                 pairs, seconds, cpu = answer
                 return pairs, seconds, cpu
-        raise RuntimeError(f'the writer of commit {self.commit} stopped (exit code '
+        raise UserError(f'the writer of commit {self.commit} stopped (exit code '
                            f'{self._child.wait()}); its error is above')
 
     def __exit__(self, *exc):

@@ -36,5 +36,23 @@ def test_the_old_writer_writes_its_pairs_and_names_its_commit_on_bad_input(clips
         assert old.write(clips[40], out, gap=4, workers=1, max_resolution=64)[0] == 9
 
 
+def test_a_commit_without_the_writer_says_so_not_times_this_checkouts(clips, tmp_path, capfd):
+    # the editable install of this checkout answered for the module the old tree lacks
+    import subprocess
+
+    from benchmarks.baseline_writer import REPO
+
+    root = subprocess.run(['git', '-C', REPO, 'rev-list', '--max-parents=0', 'HEAD'],
+                          capture_output=True, text=True)
+    if root.returncode or baseline_unavailable(root.stdout.split()[0]):
+        pytest.skip('no history to take the first commit from')
+    first = root.stdout.split()[0]          # loaders and image writers only: no video writer
+    with BaselineWriter(first, str(tmp_path)) as old:
+        with pytest.raises(UserError, match=rf'^the writer of commit {first} stopped \(exit '
+                                            r'code 1\); its error is above$'):
+            old.write(clips[40], str(tmp_path / 'old.beton'), gap=4)
+    assert 'that commit has no writers/write_video_pairs.py' in capfd.readouterr().err
+
+
 def test_a_commit_the_checkout_lacks_is_named():
     assert 'commit 0123abc is not in the history of ' in baseline_unavailable('0123abc')
