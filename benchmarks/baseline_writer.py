@@ -98,10 +98,8 @@ class BaselineWriter:
         return self
 
     def write(self, src, out, **options):
-        """One call of the old writer: ``(pairs written, seconds, CPU seconds)``."""
-        for path in (out, out + '.json'):
-            if os.path.exists(path):
-                os.remove(path)
+        """One call of the old writer (which replaces ``out``): ``(pairs written, seconds,
+        CPU seconds)``."""
         request = dict(src=os.fspath(src), out=os.fspath(out), options=options)
         self._child.stdin.write(json.dumps(request) + '\n')
         self._child.stdin.flush()
@@ -113,7 +111,7 @@ class BaselineWriter:
                 pairs, seconds, cpu = answer
                 return pairs, seconds, cpu
         raise UserError(f'the writer of commit {self.commit} stopped (exit code '
-                           f'{self._child.wait()}); its error is above')
+                        f'{self._child.wait()}); its error is above')
 
     def __exit__(self, *exc):
         if self._child is not None:

@@ -133,13 +133,13 @@ def cpu_seconds():
 
 def write(src, out, args, ranking):
     """One writer call; ``(pairs, seconds, CPU seconds, summary)``."""
+    for path in (out, out + '.json'):
+        if os.path.exists(path):
+            os.remove(path)
     options = dict(gap=args.gap, proposals=args.proposals, max_resolution=args.max_resolution,
                    workers=args.workers, max_frames_per_video=args.max_frames or None)
     if ranking == 'baseline':
         return args.baseline.write(src, out, **options) + (None,)
-    for path in (out, out + '.json'):
-        if os.path.exists(path):
-            os.remove(path)
     began, cpu = time.perf_counter(), cpu_seconds()
     summary = write_video_pairs(src, out, proposal_ranking=ranking, progress=False, **options)
     return (summary['counts']['pairs_written'], time.perf_counter() - began,
@@ -252,12 +252,11 @@ def main(argv=None):
     args = resolve(build_parser().parse_args(argv))
     info = machine_info(extra=('opencv',))
     with tempfile.TemporaryDirectory(prefix='proposals-bench-') as workdir, \
-            videos_named_as_given(workdir), contextlib.ExitStack() as stack:
+            videos_named_as_given(workdir):
         src = link_videos(args.videos, os.path.join(workdir, 'videos'))
-        args.baseline = None if args.baseline_missing else stack.enter_context(
-            BaselineWriter(args.baseline_commit, workdir))
-        timings, cpu_ms, summaries = speed(src, args, workdir)
-        stack.close()
+        with (contextlib.nullcontext() if args.baseline_missing else
+              BaselineWriter(args.baseline_commit, workdir)) as args.baseline:
+            timings, cpu_ms, summaries = speed(src, args, workdir)
         # a video the writer skipped (too short for the gap, too small): its run alone would
         # fail after the timed ones
         videos, skipped = read_videos(args.videos, summaries['motion'])
@@ -293,8 +292,7 @@ def main(argv=None):
               f'videos?): the ratios time writers that tracked nothing', flush=True)
     cpu = {key: statistics.median(runs) for key, runs in cpu_ms.items()}
     cpu_ratio = cpu['contrast'] / cpu['motion']
-    cpu_cells = ', '.join(f'({label[1:3]}) {cpu[key]:.1f} ms' for key, label in
-                          [(t.key, t.label) for t in timings])
+    cpu_cells = ', '.join(f'({t.label[1:3]}) {cpu[t.key]:.1f} ms' for t in timings)
     baseline_cpu = (f", (rb)/(r1) {cpu['baseline'] / cpu['motion']:.2f}x" if 'baseline' in cpu
                     else '')
     print(f'CPU per pair (the writing process and its workers, median): {cpu_cells}: '
