@@ -12,6 +12,7 @@ small real-photo datasets written with the project's own writer, and real video 
 * ``load_all``: every sample of a ``.beton`` read back through the real FFCV Loader.
 * ``module_tmp``: ``tmp_path_factory`` for module-scoped fixtures, emptied after the module.
 * ``python_pipelines``: FFCV's pipelines run as plain Python for the test.
+* ``python_outputs``: snippets of code run in fresh Pythons side by side.
 """
 import fractions
 import os
@@ -29,6 +30,26 @@ from writers.write_images import write_images
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket')
+
+
+def python_outputs(code, runs, timeout=300):
+    """Run ``python -c code`` from the repository once per ``(args, env)`` of ``runs``, all at
+    once (fresh processes that compile from scratch spend seconds each, one per core); their
+    stdouts in the order of ``runs``. A run that fails fails the test with its stderr."""
+    processes = [subprocess.Popen([sys.executable, '-c', code, *args], cwd=REPO, env=env,
+                                  text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for args, env in runs]
+    outputs = []
+    for process in processes:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for running in processes:
+                running.kill()
+            raise
+        assert process.returncode == 0, stderr
+        outputs.append(stdout)
+    return outputs
 
 
 @pytest.fixture(scope='module')

@@ -2,12 +2,14 @@
 whatever ``data.num_workers`` (a loading setting, which a resume may change) and whatever state
 the process's generators started in."""
 import numpy as np
+import pytest
 import torch
 
 from fastssl.config import load_settings
 from fastssl.trainer import Trainer
 
 
+@pytest.mark.e2e   # two whole training runs, 25 s: make test-e2e
 def test_runs_of_one_seed_end_alike_for_any_loader_thread_count(small_beton, tiny_args,
                                                                  tmp_path, python_pipelines):
     """FFCV set torch's thread count to the loader's: with data.num_workers=2 instead of 1 the

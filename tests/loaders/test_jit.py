@@ -15,7 +15,7 @@ import sys
 from numba.core.registry import CPUDispatcher
 
 import loaders
-from tests.conftest import REPO
+from tests.conftest import REPO, python_outputs
 
 # One augmented batch of views, computed after the helper was compiled either from Python
 # or first from inside a stage compiled as FFCV compiles one.
@@ -47,16 +47,11 @@ sys.stdout.write(np.stack(floats).tobytes().hex())
 """
 
 
-def augmented(order):
-    done = subprocess.run([sys.executable, '-c', SCRIPT, order], cwd=REPO, text=True,
-                          capture_output=True, timeout=300,
-                          env={**os.environ, 'NUMBA_CACHE_DIR': os.devnull + '-none'})
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def test_a_helper_gives_the_same_pixels_whoever_compiles_it_first():
-    assert augmented('python-first') == augmented('stage-first')
+    uncached = {**os.environ, 'NUMBA_CACHE_DIR': os.devnull + '-none'}
+    python_first, stage_first = python_outputs(
+        SCRIPT, [(['python-first'], uncached), (['stage-first'], uncached)])
+    assert python_first == stage_first
 
 
 def test_every_compiled_helper_states_its_flags():

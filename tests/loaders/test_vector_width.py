@@ -2,8 +2,6 @@
 there, on CPUs with AVX-512 that do not slow down for them."""
 import os
 import re
-import subprocess
-import sys
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -12,7 +10,7 @@ import pytest
 from loaders.jit import jit
 from loaders.photometric_kernels import adjust_hue, adjust_saturation
 from loaders.vector_width import compile_cpu_name, prefers_wide_vectors, wide_vectors
-from tests.conftest import REPO
+from tests.conftest import python_outputs
 
 needs_wide_cpu = pytest.mark.skipif(
     not llvm.get_host_cpu_features().get('avx512f', False)
@@ -82,10 +80,8 @@ def test_same_results_at_either_width():
 def test_only_the_marked_function_is_vectorised_with_512_bit_registers():
     """Compiled for Ice Lake server, where LLVM prefers 256-bit vectors unless told otherwise
     (for Zen 4 it already picks 512 bits, so this CPU's own build would say nothing)."""
-    done = subprocess.run([sys.executable, '-c', ZMM_COUNTS], cwd=REPO, text=True,
-                          capture_output=True, timeout=300, env=compiled_for('icelake-server'))
-    assert done.returncode == 0, done.stderr
-    marked, unmarked = map(int, done.stdout.split())
+    [counts] = python_outputs(ZMM_COUNTS, [([], compiled_for('icelake-server'))])
+    marked, unmarked = map(int, counts.split())
     assert marked > 0
     assert unmarked == 0
 
@@ -120,12 +116,13 @@ sys.stdout.write(f'{int(marked)} {images.tobytes().hex()}')
 """
 
 
-def augmented_views(cpu_name):
-    done = subprocess.run([sys.executable, '-c', VIEWS], cwd=REPO, text=True,
-                          capture_output=True, timeout=300, env=compiled_for(cpu_name))
-    assert done.returncode == 0, done.stderr
-    marked, views = done.stdout.split()
-    return marked == '1', np.frombuffer(bytes.fromhex(views), np.uint8).astype(int)
+def augmented_views(*cpu_names):
+    """Per CPU name, whether adjust_hue was marked and the views (compiled side by side)."""
+    results = []
+    for output in python_outputs(VIEWS, [([], compiled_for(name)) for name in cpu_names]):
+        marked, views = output.split()
+        results.append((marked == '1', np.frombuffer(bytes.fromhex(views), np.uint8).astype(int)))
+    return results
 
 
 @needs_wide_cpu
@@ -133,8 +130,7 @@ def test_views_move_by_at_most_one_level_against_256_bit_code():
     """Compiled for Cascade Lake the kernels keep LLVM's 256-bit vectors; element-wise ops
     give the same floats at either width, the contrast mean's sum and the division may round
     differently, so a view's pixels move by at most 1 of 255, and few of them."""
-    narrow_marked, narrow = augmented_views('cascadelake')
-    wide_marked, wide = augmented_views(None)
+    (narrow_marked, narrow), (wide_marked, wide) = augmented_views('cascadelake', None)
     assert wide_marked and not narrow_marked
     assert np.abs(wide - narrow).max() <= 1
     assert np.mean(wide != narrow) < 0.01
