@@ -8,11 +8,13 @@ after the first call, like the current writer in this process, so the two can al
 by call.
 
     with BaselineWriter('c2420bc', workdir) as old:
-        pairs, seconds, cpu_seconds = old.write(src, out, gap=4, proposals=8, workers=2)
+        counts, seconds, cpu_seconds = old.write(src, out, gap=4, proposals=8, workers=2)
 
-:func:`baseline_unavailable` says why a commit cannot be used (no git, a shallow clone),
-for a benchmark to print and go on without it.
+A benchmark offers it as ``--baseline-commit REV|none`` (:func:`add_baseline_option`);
+:func:`resolve_baseline` says why a commit cannot be used (no git, a shallow clone), and the
+benchmark goes on without it.
 """
+import contextlib
 import io
 import json
 import os
@@ -24,6 +26,7 @@ from fastssl_common.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULT = 'baseline-result '      # the child's answer line; the writer may print other lines
+BASELINE_COMMIT = 'c2420bc'      # the writer the tracked-proposal speed target (3x) was set against
 
 # The child: the old tree first on sys.path (cwd), one JSON request a line, one answer each.
 # An editable install of this checkout answers for what the old tree lacks: its modules must
@@ -56,7 +59,7 @@ for line in sys.stdin:
     except Exception as err:     # bad input for that writer: its one line, to the benchmark
         answer = str(err)
     else:
-        answer = [summary['counts']['pairs_written'], time.perf_counter() - began, cpu() - used]
+        answer = [summary['counts'], time.perf_counter() - began, cpu() - used]
     print(%r + json.dumps(answer), flush=True)
 """ % RESULT
 
@@ -75,6 +78,30 @@ def baseline_unavailable(commit):
         return (f'commit {commit} is not in the history of {REPO} (not a git checkout, or '
                 'a shallow clone)')
     return None
+
+
+def add_baseline_option(parser):
+    parser.add_argument('--baseline-commit', metavar='REV', default=BASELINE_COMMIT,
+                        help="time the writer of this commit too, from this checkout's "
+                        f'history; none: leave it out (default {BASELINE_COMMIT}, the writer '
+                        'the speed target was set against)')
+
+
+def resolve_baseline(args):
+    """Set ``args.baseline_missing``: why there is no baseline writer (also printed as a
+    note), or None."""
+    args.baseline_missing = ('--baseline-commit none' if args.baseline_commit == 'none' else
+                             baseline_unavailable(args.baseline_commit))
+    if args.baseline_missing:
+        print(f'note: no baseline writer: {args.baseline_missing}', flush=True)
+
+
+def open_baseline(args, workdir):
+    """The baseline writer ``args`` ask for, as a context: a :class:`BaselineWriter`, or
+    None."""
+    if args.baseline_missing:
+        return contextlib.nullcontext()
+    return BaselineWriter(args.baseline_commit, workdir)
 
 
 class BaselineWriter:
@@ -98,8 +125,8 @@ class BaselineWriter:
         return self
 
     def write(self, src, out, **options):
-        """One call of the old writer (which replaces ``out``): ``(pairs written, seconds,
-        CPU seconds)``."""
+        """One call of the old writer (which replaces ``out``): ``(its summary's counts,
+        seconds, CPU seconds)``."""
         request = dict(src=os.fspath(src), out=os.fspath(out), options=options)
         self._child.stdin.write(json.dumps(request) + '\n')
         self._child.stdin.flush()
@@ -108,8 +135,8 @@ class BaselineWriter:
                 answer = json.loads(line[len(RESULT):])
                 if isinstance(answer, str):
                     raise UserError(f'the writer of commit {self.commit}: {answer}')
-                pairs, seconds, cpu = answer
-                return pairs, seconds, cpu
+                counts, seconds, cpu = answer
+                return counts, seconds, cpu
         raise UserError(f'the writer of commit {self.commit} stopped (exit code '
                         f'{self._child.wait()}); its error is above')
 

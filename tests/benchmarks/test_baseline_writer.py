@@ -3,8 +3,7 @@ writes the pairs that commit's writer writes, and bad input for it is one line n
 commit. Skipped where the checkout lacks the commit (a shallow clone)."""
 import pytest
 
-from benchmarks.baseline_writer import BaselineWriter, baseline_unavailable
-from benchmarks.proposals import BASELINE_COMMIT
+from benchmarks.baseline_writer import BASELINE_COMMIT, BaselineWriter, baseline_unavailable
 from fastssl_common.errors import UserError
 from writers.write_video_pairs import write_video_pairs
 
@@ -22,18 +21,20 @@ def test_the_old_writer_writes_its_pairs_and_names_its_commit_on_bad_input(clips
         pytest.skip(missing)
     out = str(tmp_path / 'old.beton')
     with BaselineWriter(BASELINE_COMMIT, str(tmp_path)) as old:
-        pairs, seconds, cpu = old.write(clips[40], out, gap=4, workers=1, max_resolution=64)
+        counts, seconds, cpu = old.write(clips[40], out, gap=4, workers=1, max_resolution=64)
         # pairs (i, i + 4) for i = 0, 4, ..., 32 of 40 frames, as the current writer writes
-        assert pairs == 9 == write_video_pairs(clips[40], str(tmp_path / 'new.beton'), gap=4,
-                                               workers=1, max_resolution=64,
-                                               progress=False)['num_samples']
+        assert counts['frames_read'] == 40
+        new = write_video_pairs(clips[40], str(tmp_path / 'new.beton'), gap=4, workers=1,
+                                max_resolution=64, progress=False)
+        assert counts['pairs_written'] == 9 == new['num_samples']
         assert seconds > 0 and cpu > 0
         assert (tmp_path / 'old.beton').stat().st_size > 0
         with pytest.raises(UserError, match=rf'^the writer of commit {BASELINE_COMMIT}: .*only '
                                             r'3 frames, too short for a gap of 4$'):
             old.write(clips[3], out, gap=4, workers=1)
         # the child goes on after bad input
-        assert old.write(clips[40], out, gap=4, workers=1, max_resolution=64)[0] == 9
+        assert old.write(clips[40], out, gap=4, workers=1,
+                         max_resolution=64)[0]['pairs_written'] == 9
 
 
 def test_a_commit_without_the_writer_says_so_not_times_this_checkouts(clips, tmp_path, capfd):

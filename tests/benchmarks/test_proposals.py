@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from benchmarks.baseline_writer import baseline_unavailable
-from benchmarks.proposals import BASELINE_COMMIT, build_parser, main, resolve
+from benchmarks.baseline_writer import BASELINE_COMMIT, baseline_unavailable
+from benchmarks.proposals import build_parser, main, resolve
 from fastssl_common.errors import UserError
 
 

