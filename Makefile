@@ -82,7 +82,7 @@ system-packages:
 	fi
 
 # `make test` leaves the whole-program runs (marker e2e: the demo, the benchmarks' smoke runs, the
-# slowest training runs) to `make test-e2e`; CI runs both.
+# slowest training runs) and the slowest other checks to `make test-e2e`; CI runs both.
 test: install
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -m 'not e2e' --durations=15 tests

@@ -12,6 +12,7 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
 from numba.core.registry import CPUDispatcher
 
 import loaders
@@ -79,6 +80,7 @@ print(dst.sum())
 """
 
 
+@pytest.mark.e2e   # two fresh Pythons compiling in turn, 12 s: make test-e2e
 def test_editing_a_helper_module_recompiles_its_cached_callers(tmp_path):
     """resize_crop_flip (cached) has rgb_row_filter's pass compiled in: after an edit of that
     module alone the cache must not serve the old machine code. A real edit of a real copy."""

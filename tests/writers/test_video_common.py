@@ -47,6 +47,7 @@ def test_a_task_killed_once_is_read_again(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['tried-1', 'tried-3']
 
 
+@pytest.mark.e2e   # 6000 pool tasks, 15-20 s: make test-e2e
 def test_a_worker_dead_before_every_task_is_handed_out_is_a_death_like_any_other(tmp_path):
     """The tasks are handed out before the first result is read: a worker that died meanwhile
     broke the hand-out itself (a BrokenProcessPool traceback) instead of its task being read
