@@ -31,6 +31,8 @@ import torch
 from fastssl.config import load_settings
 from fastssl.trainer import Trainer
 
+pytestmark = pytest.mark.e2e   # whole torchrun runs of train.py, 12-30 s each: make test-e2e
+
 # One step per epoch (global batch 16 of the 16 samples): at these sizes training is chaotic,
 # float32 summation-order differences (~1e-7) grew ~100x per step in a 3-step experiment, so
 # the runs are compared one optimizer step after an identical state. augment.placement=gpu
@@ -138,7 +140,6 @@ runpy.run_path(sys.argv[0], run_name='__main__')
 """
 
 
-@pytest.mark.e2e
 def test_a_preempted_rank_waits_for_rank_zeros_checkpoint(small_beton, tmp_path, repo,
                                                           tiny_args):
     """Rank 1 exited as soon as the ranks agreed on their state; torchrun then stopped rank 0
