@@ -240,6 +240,10 @@ def build_writer_runs(src, paths, args, workdir, baseline=None):
     rt_out = os.path.join(workdir, 'pairs_rt.beton')  # (w4) runs after (w3): its pairs stay
     baseline_out = os.path.join(workdir, 'pairs_baseline.beton')
     summaries = {}
+    # the options every writer call shares, and those of the tracked-proposal calls
+    shared = dict(max_resolution=args.max_resolution, jpeg_quality=JPEG_QUALITY,
+                  workers=args.workers, max_frames_per_video=args.max_frames or None)
+    tracked = dict(shared, gap=args.gap, proposals=RT_PROPOSALS)
 
     def fresh(out):
         for path in (out, out + '.json'):
@@ -248,41 +252,26 @@ def build_writer_runs(src, paths, args, workdir, baseline=None):
         return out
 
     def frames_writer():
-        summary = write_video_frames(src, fresh(frames_out), stride=1,
-                                     max_resolution=args.max_resolution,
-                                     jpeg_quality=JPEG_QUALITY, workers=args.workers,
-                                     max_frames_per_video=args.max_frames or None,
-                                     progress=False)
+        summary = write_video_frames(src, fresh(frames_out), stride=1, progress=False, **shared)
         summaries['frames'] = summary
         return summary['frames_read']
 
     def pairs_writer():
-        summary = write_video_pairs(src, fresh(pairs_out), gap=args.gap,
-                                    max_resolution=args.max_resolution,
-                                    jpeg_quality=JPEG_QUALITY, workers=args.workers,
-                                    max_frames_per_video=args.max_frames or None,
-                                    progress=False)
+        summary = write_video_pairs(src, fresh(pairs_out), gap=args.gap, progress=False,
+                                    **shared)
         summaries['pairs'] = summary
         return summary['counts']['frames_read']
 
     def tracked_pairs_writer(ranking):
         def write():
-            summary = write_video_pairs(src, fresh(rt_out), gap=args.gap, proposals=RT_PROPOSALS,
-                                        proposal_ranking=ranking,
-                                        max_resolution=args.max_resolution,
-                                        jpeg_quality=JPEG_QUALITY, workers=args.workers,
-                                        max_frames_per_video=args.max_frames or None,
-                                        progress=False)
+            summary = write_video_pairs(src, fresh(rt_out), proposal_ranking=ranking,
+                                        progress=False, **tracked)
             summaries[f'pairs_{ranking}'] = summary
             return summary['counts']['frames_read']
         return write
 
     def baseline_writer():
-        counts = baseline.write(src, fresh(baseline_out), gap=args.gap, proposals=RT_PROPOSALS,
-                                max_resolution=args.max_resolution, jpeg_quality=JPEG_QUALITY,
-                                workers=args.workers,
-                                max_frames_per_video=args.max_frames or None)[0]
-        return counts['frames_read']
+        return baseline.write(src, fresh(baseline_out), **tracked)[0]['frames_read']
 
     long_src = os.path.join(workdir, 'longest')
     long_out = os.path.join(workdir, 'longest.beton')
@@ -296,12 +285,8 @@ def build_writer_runs(src, paths, args, workdir, baseline=None):
                 written = summaries['pairs_motion']['videos']
                 longest = max(written, key=lambda v: v['frames_read'])['source']
                 link_videos([os.readlink(longest)], long_src)
-            summary = write_video_pairs(long_src, fresh(long_out), gap=args.gap,
-                                        proposals=RT_PROPOSALS,
-                                        max_resolution=args.max_resolution,
-                                        jpeg_quality=JPEG_QUALITY, workers=args.workers,
-                                        max_frames_per_video=args.max_frames or None,
-                                        segment_frames=segment_frames, progress=False)
+            summary = write_video_pairs(long_src, fresh(long_out), segment_frames=segment_frames,
+                                        progress=False, **tracked)
             return summary['counts']['frames_read']
         return write
 

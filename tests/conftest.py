@@ -40,15 +40,16 @@ def python_outputs(code, runs, timeout=300):
                                   text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                  for args, env in runs]
     outputs = []
-    for process in processes:
-        try:
+    try:
+        for process in processes:
             stdout, stderr = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            for running in processes:
-                running.kill()
-            raise
-        assert process.returncode == 0, stderr
-        outputs.append(stdout)
+            assert process.returncode == 0, stderr
+            outputs.append(stdout)
+    finally:            # a failed or timed-out run: the others are not left running
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     return outputs
 
 

@@ -1,9 +1,16 @@
 """The writer of an earlier commit, run in a child process for the proposals benchmark: it
 writes the pairs that commit's writer writes, and bad input for it is one line naming the
 commit. Skipped where the checkout lacks the commit (a shallow clone)."""
+import subprocess
+
 import pytest
 
-from benchmarks.baseline_writer import BASELINE_COMMIT, BaselineWriter, baseline_unavailable
+from benchmarks.baseline_writer import (
+    BASELINE_COMMIT,
+    REPO,
+    BaselineWriter,
+    baseline_unavailable,
+)
 from fastssl_common.errors import UserError
 from writers.write_video_pairs import write_video_pairs
 
@@ -39,10 +46,6 @@ def test_the_old_writer_writes_its_pairs_and_names_its_commit_on_bad_input(clips
 
 def test_a_commit_without_the_writer_says_so_not_times_this_checkouts(clips, tmp_path, capfd):
     # the editable install of this checkout answered for the module the old tree lacks
-    import subprocess
-
-    from benchmarks.baseline_writer import REPO
-
     root = subprocess.run(['git', '-C', REPO, 'rev-list', '--max-parents=0', 'HEAD'],
                           capture_output=True, text=True)
     if root.returncode or baseline_unavailable(root.stdout.split()[0]):
