@@ -301,12 +301,9 @@ def _point_statistics(start, moved, back, found, found_back, residual, max_fb, m
 
 @njit(cache=True, nogil=True, error_model='numpy')
 def _median(values):
-    """The median of ``values`` (sorted in place), NaN when empty."""
-    count = len(values)
-    if count == 0:
-        return np.nan
-    values.sort()
-    return (values[(count - 1) // 2] + values[count // 2]) / 2
+    """The median of ``values``, NaN when empty (NumPy's selects the middle values instead
+    of sorting: a box's 2016 pairwise scale ratios cost a quarter)."""
+    return np.median(values) if len(values) else np.nan
 
 
 def track(frames, boxes, settings=TrackerSettings()):
