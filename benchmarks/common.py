@@ -9,6 +9,7 @@ and ``benchmarks.synthetic_video``.
 import json
 import os
 import platform
+import resource
 import statistics
 import tempfile
 import time
@@ -331,6 +332,14 @@ def release(device):
 
 
 # ---------------------------------------------------------------------------- timings
+
+def cpu_seconds():
+    """CPU time (user + system) of this process's threads and of its ended child processes:
+    a writer's pool workers are joined before it returns."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
 
 class Timing:
     """The timed runs of one method: ``add(count, seconds)`` per run; ``median`` rate."""

@@ -52,7 +52,6 @@ nothing.
 """
 import json
 import os
-import resource
 import statistics
 import tempfile
 import time
@@ -73,6 +72,7 @@ from benchmarks.common import (
     benchmark_parser,
     check_json_folder,
     check_pair_writer_options,
+    cpu_seconds,
     machine_info,
     print_machine,
     print_table,
@@ -123,14 +123,6 @@ def material(paths, quick):
                   f'benchmark-data, then {OPENCV_SAMPLES_ENV}=build/opencv-samples): left out',
                   flush=True)
     return videos
-
-
-def cpu_seconds():
-    """CPU time (user + system) of this process's threads and of its ended child processes:
-    the writer's pool workers are joined before it returns."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
-        resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def write(src, out, args, ranking):

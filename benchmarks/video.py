@@ -32,7 +32,10 @@ uses other files instead. Two parts:
      (:mod:`benchmarks.baseline_writer`). (w4)/(wb) >= 3 is the target (PASS/MISS);
      ``python -m benchmarks.proposals`` measures the same on more clips with the proposals'
      quality (tracking IoU, share on moving foreground). ``none``, or a checkout without
-     that history (a shallow clone): no (wb), said in a note.
+     that history (a shallow clone): no (wb), said in a note. Also printed: the median CPU
+     seconds a call of (w3), (w4) and (wb) (the writing process's threads and its pool
+     workers) and (w4)/(wb) in CPU time, the work itself: the wall-clock ratio also depends
+     on how a few videos split over the workers, the CPU ratio does not; no target.
 (w5) (w4) over the material's longest video alone (most frames), ``--segment-frames 0``: one
      pool task reads it (in the writing process, whose FFmpeg and OpenCV threads use every
      core).
@@ -97,6 +100,7 @@ load average at the start is printed).
 """
 import math
 import os
+import statistics
 import tempfile
 import time
 
@@ -114,6 +118,7 @@ from benchmarks.common import (
     check_max_frames,
     check_max_resolution,
     check_view_resolution,
+    cpu_seconds,
     machine_info,
     print_machine,
     print_ratios,
@@ -214,21 +219,25 @@ def plain_decode(job):
 
 
 class Run(Timing):
-    """One part-1 method: ``run()`` does the whole job once and returns (frames, seconds)."""
+    """One part-1 method: ``run()`` does the whole job once and returns (frames, seconds, CPU
+    seconds). ``job()`` returns the frames read and the CPU seconds it spent in processes
+    that are not this one's ended children (the baseline writer's, which stays up; else 0):
+    the CPU time counts those, this process's threads and its pool workers."""
 
     def __init__(self, key, label, unit, job):
         super().__init__(key, label, unit)
         self.job = job
-        self.frames = []
+        self.frames, self.cpu = [], []
 
     def run(self):
-        start = time.perf_counter()
-        frames = self.job()
-        return frames, time.perf_counter() - start
+        start, used = time.perf_counter(), cpu_seconds()
+        frames, elsewhere = self.job()
+        return frames, time.perf_counter() - start, cpu_seconds() - used + elsewhere
 
     def timed_run(self):
-        frames, seconds = self.run()
+        frames, seconds, cpu = self.run()
         self.frames.append(frames)
+        self.cpu.append(cpu)
         self.add(frames, seconds)
 
 
@@ -254,24 +263,25 @@ def build_writer_runs(src, paths, args, workdir, baseline=None):
     def frames_writer():
         summary = write_video_frames(src, fresh(frames_out), stride=1, progress=False, **shared)
         summaries['frames'] = summary
-        return summary['frames_read']
+        return summary['frames_read'], 0.0
 
     def pairs_writer():
         summary = write_video_pairs(src, fresh(pairs_out), gap=args.gap, progress=False,
                                     **shared)
         summaries['pairs'] = summary
-        return summary['counts']['frames_read']
+        return summary['counts']['frames_read'], 0.0
 
     def tracked_pairs_writer(ranking):
         def write():
             summary = write_video_pairs(src, fresh(rt_out), proposal_ranking=ranking,
                                         progress=False, **tracked)
             summaries[f'pairs_{ranking}'] = summary
-            return summary['counts']['frames_read']
+            return summary['counts']['frames_read'], 0.0
         return write
 
     def baseline_writer():
-        return baseline.write(src, fresh(baseline_out), **tracked)[0]['frames_read']
+        counts, _, cpu = baseline.write(src, fresh(baseline_out), **tracked)
+        return counts['frames_read'], cpu
 
     long_src = os.path.join(workdir, 'longest')
     long_out = os.path.join(workdir, 'longest.beton')
@@ -287,19 +297,19 @@ def build_writer_runs(src, paths, args, workdir, baseline=None):
                 link_videos([os.readlink(longest)], long_src)
             summary = write_video_pairs(long_src, fresh(long_out), segment_frames=segment_frames,
                                         progress=False, **tracked)
-            return summary['counts']['frames_read']
+            return summary['counts']['frames_read'], 0.0
         return write
 
     decoded = list(paths)      # the videos (p1) and (p2) decode: narrowed after the warm-up
 
     def plain_single():
         threads = decoder_threads(1, len(decoded))
-        return sum(plain_decode((path, threads, args.max_frames)) for path in decoded)
+        return sum(plain_decode((path, threads, args.max_frames)) for path in decoded), 0.0
 
     def plain_pool():
         threads = decoder_threads(args.workers, len(decoded))
         jobs = [(path, threads, args.max_frames) for path in decoded]
-        return sum(run_per_video(plain_decode, jobs, args.workers, progress=False))
+        return sum(run_per_video(plain_decode, jobs, args.workers, progress=False)), 0.0
 
     jobs = {'w1': frames_writer, 'w2': pairs_writer, 'w3': tracked_pairs_writer('contrast'),
             'w4': tracked_pairs_writer('motion'), 'wb': baseline_writer, 'w5': longest_writer(0),
@@ -323,13 +333,21 @@ def time_writers(runs, repeats, after_warm_up):
     # plain decoding first: it warms the page cache for everything after it
     order = sorted(runs, key=lambda r: not r.key.startswith('p'))
     for r in order:
-        frames, seconds = r.run()
+        frames, seconds, _ = r.run()
         print(f'warm-up {r.label}: {frames} frames in {seconds:.1f}s', flush=True)
     after_warm_up()
     for repeat in range(repeats):
         for r in order:
             r.timed_run()
         print(f'timed round {repeat + 1}/{repeats} done', flush=True)
+
+
+def tracked_cpu(runs):
+    """``({key: median CPU seconds a call}, (wb)'s over (w4)'s or None)`` of the
+    tracked-proposal writers (w3), (w4), (wb) that ran."""
+    cpu = {r.key: statistics.median(r.cpu) for r in runs if r.key in ('w3', 'w4', 'wb') and r.cpu}
+    ratio = cpu['wb'] / cpu['w4'] if 'wb' in cpu and 'w4' in cpu else None
+    return cpu, ratio
 
 
 # ---------------------------------------------------------------------------- part 2
@@ -375,6 +393,12 @@ def print_report(info, config, runs, loaders, ratios, baseline_missing):
           f"{config['repeats']} timed round(s) after 1 warm-up")
     print()
     print_table(runs, runs='run seconds')
+    cpu, ratio = tracked_cpu(runs)
+    if cpu:
+        cells = ', '.join(f'({key}) {seconds:.2f}' for key, seconds in cpu.items())
+        in_cpu = '' if ratio is None else f': (w4)/(wb) {ratio:.2f}x in CPU time'
+        print(f'CPU seconds a call (the writing process and its workers), median: {cells}'
+              f'{in_cpu}')
     print()
     print(f"loaders: {config['pairs']} pairs (pairs .beton of (w2)) vs {config['images']} "
           f"images (frames on the gap-{config['gap']} grid), resolution "
@@ -486,10 +510,10 @@ def run(args, workdir):
     print_report(info, config, runs, loader_methods, ratios, args.baseline_missing)
     if args.json:
         result = {'machine': info, 'config': config,
-                  'writers': {r.key: dict(r.as_json(runs='run'), frames=r.frames)
-                              for r in runs},
+                  'writers': {r.key: dict(r.as_json(runs='run'), frames=r.frames,
+                                          cpu_seconds=r.cpu) for r in runs},
                   'loaders': {m.key: m.as_json() for m in loader_methods},
-                  'ratios': ratios}
+                  'ratios': ratios, 'cpu_ratio_w4_wb': tracked_cpu(runs)[1]}
         write_results(args.json, result)
     return loader_methods
 

