@@ -382,7 +382,8 @@ def time_loaders(methods, epochs):
 
 # ---------------------------------------------------------------------------- report
 
-def print_report(info, config, runs, loaders, ratios, baseline_missing):
+def print_report(info, config, runs, loaders, ratios, tracked, baseline_missing):
+    """The report; ``tracked``: :func:`tracked_cpu`'s answer."""
     print()
     print_machine(info, extra=('av', 'opencv'))
     videos = ', '.join(f"{v['name']} ({v['width']}x{v['height']}, {v['frames']} frames)"
@@ -393,7 +394,7 @@ def print_report(info, config, runs, loaders, ratios, baseline_missing):
           f"{config['repeats']} timed round(s) after 1 warm-up")
     print()
     print_table(runs, runs='run seconds')
-    cpu, ratio = tracked_cpu(runs)
+    cpu, ratio = tracked
     if cpu:
         cells = ', '.join(f'({key}) {seconds:.2f}' for key, seconds in cpu.items())
         in_cpu = '' if ratio is None else f': (w4)/(wb) {ratio:.2f}x in CPU time'
@@ -507,13 +508,14 @@ def run(args, workdir):
               'resolution': args.resolution, 'batch_size': args.batch_size,
               'epochs': args.epochs, 'quick': args.quick,
               'baseline_commit': None if args.baseline_missing else args.baseline_commit}
-    print_report(info, config, runs, loader_methods, ratios, args.baseline_missing)
+    cpu = tracked_cpu(runs)
+    print_report(info, config, runs, loader_methods, ratios, cpu, args.baseline_missing)
     if args.json:
         result = {'machine': info, 'config': config,
                   'writers': {r.key: dict(r.as_json(runs='run'), frames=r.frames,
                                           cpu_seconds=r.cpu) for r in runs},
                   'loaders': {m.key: m.as_json() for m in loader_methods},
-                  'ratios': ratios, 'cpu_ratio_w4_wb': tracked_cpu(runs)[1]}
+                  'ratios': ratios, 'cpu_ratio_w4_wb': cpu[1]}
         write_results(args.json, result)
     return loader_methods
 
