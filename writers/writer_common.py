@@ -66,12 +66,17 @@ def add_output_arguments(parser, *, source, workers, unreadable):
 
 def check_output(out):
     """OUT must end in .beton and its folder must be creatable and writable; nothing is made.
-    Returns the path to write: OUT, or the file OUT links to (a .beton linked onto another
-    disk is written there, as ``cp`` would, not replaced by a file beside the link)."""
+    Returns the path to write: OUT, or the file OUT links to, which must end in .beton too (a
+    .beton linked onto another disk is written there, as ``cp`` would, not replaced by a file
+    beside the link)."""
     if not out.endswith('.beton'):
         raise UserError(f'output {out} must end in .beton')
     if os.path.islink(out):
-        out = os.path.realpath(out)
+        target = os.path.realpath(out)
+        # a link onto a video, an image or notes would have it replaced by the .beton
+        if not target.endswith('.beton'):
+            raise UserError(f'output {out} links to {target}, which does not end in .beton')
+        out = target
     if os.path.isdir(out):
         raise UserError(f'output {out} is a folder')
     if os.path.isdir(out + '.json'):

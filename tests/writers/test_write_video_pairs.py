@@ -230,6 +230,22 @@ def test_cli_bad_inputs(tmp_path, clip, run_script, assert_one_line_error):
     assert os.listdir(tmp_path) == []
 
 
+def test_an_output_linked_onto_the_source_video_leaves_it_as_it_was(
+        tmp_path, clip, assert_main_one_line_error):
+    """``OUT.beton`` a link onto the video being read: refused before anything is read, where
+    following the link would have replaced the video with the dataset."""
+    src = tmp_path / 'src'
+    src.mkdir()
+    video = src / 'v.mp4'
+    video.write_bytes(open(clip, 'rb').read())
+    (tmp_path / 'link.beton').symlink_to(video)
+    before = video.read_bytes()
+    assert_main_one_line_error(main, [src, tmp_path / 'link.beton', '--gap', '4'],
+                               'link.beton links to', 'v.mp4', 'does not end in .beton')
+    assert video.read_bytes() == before
+    assert sorted(os.listdir(src)) == ['v.mp4']
+
+
 def test_main_prints_the_summary(tmp_path, clip, capsys):
     out = tmp_path / 'p.beton'
     assert main([clip, str(out), '--gap', '6', '--workers', '1', '--max-resolution', '64']) == 0

@@ -34,3 +34,22 @@ def test_an_output_whose_sidecar_path_is_a_folder_is_refused(tmp_path):
     (tmp_path / 'o.beton.json').mkdir()
     with pytest.raises(UserError, match=r'o.beton.json \(its sidecar\) is a folder'):
         check_output(str(tmp_path / 'o.beton'))
+
+
+def test_an_output_linked_to_a_beton_is_written_where_the_link_leads(tmp_path):
+    (tmp_path / 'disk').mkdir()
+    (tmp_path / 'o.beton').symlink_to(tmp_path / 'disk' / 'o.beton')
+    assert check_output(str(tmp_path / 'o.beton')) == str(tmp_path / 'disk' / 'o.beton')
+
+
+@pytest.mark.parametrize('target', ['clip.mp4', 'notes.txt'])
+def test_an_output_linked_to_a_file_that_is_no_beton_is_refused(tmp_path, target):
+    """A link named .beton onto a source video (or onto a file not yet made) would have the
+    writer replace that file with the dataset."""
+    if target == 'clip.mp4':
+        (tmp_path / target).write_bytes(b'video')
+    (tmp_path / 'o.beton').symlink_to(tmp_path / target)
+    with pytest.raises(UserError, match=rf'output \S+o.beton links to \S+{target}, which does '
+                                        r'not end in .beton'):
+        check_output(str(tmp_path / 'o.beton'))
+    assert sorted(os.listdir(tmp_path)) == sorted({'o.beton', target} - {'notes.txt'})
