@@ -94,6 +94,9 @@ def required_size(path):
                 raise truncated(path, size, HeaderType.itemsize)
             header = np.frombuffer(head, HeaderType)[0]
             num_fields, num_samples = int(header['num_fields']), int(header['num_samples'])
+            page_size = int(header['page_size'])
+            if page_size <= 0 or page_size & (page_size - 1):    # FFCV's are powers of 2
+                raise not_a_beton(path, f'damaged header: page size {page_size}')
             descriptors_end = HeaderType.itemsize + num_fields * FieldDescType.itemsize
             if size < descriptors_end:
                 raise truncated(path, size, descriptors_end)
@@ -120,7 +123,7 @@ def required_size(path):
     from ffcv.types import ALLOC_TABLE_TYPE
 
     required = table + num_samples * len(pointers) * ALLOC_TABLE_TYPE.itemsize
-    return Layout(size, num_samples, int(header['page_size']), names, tuple(handlers),
+    return Layout(size, num_samples, page_size, names, tuple(handlers),
                   descriptors_end, metadata_end, table, pointers, required)
 
 

@@ -19,7 +19,7 @@ Writes to DIR:
   saw it (:mod:`writers.region_pairs`; None without tracked proposals or sidecar). A
   sidecar that records another file (its format, sample count, fields, size or proposal
   rows differ: copied or left beside this one) is one ``error:`` line, not that file's
-  figures.
+  figures; so is a sidecar that cannot be read or is no JSON object.
 
 The file is read with FFCV's ``Reader`` (its field table, per-sample metadata and allocation
 table); the JPEG frames and proposal arrays are read at the offsets it gives, so frames of
@@ -30,10 +30,13 @@ sample or lies outside the data pages (checked at open for every sample), a ``nu
 outside ``0..max_proposals`` (every sample), a proposal row that is not finite or breaks the
 contract (``0 <= x0 <= x1 <= width`` and the same for y in both frames, confidence in
 ``[0, 1]``; every sample with tracks), a frame that does not decode to its stated size (the
-frames drawn). Nothing is written to ``--out`` then (an earlier run's output stays as it was).
+frames drawn), a page of the drawn samples' data whose SHA-256 differs from the one the
+sidecar records (damage that still decodes). Nothing is written to ``--out`` then (an
+earlier run's output stays as it was).
 With ``--format jpg``, a sheet more than 65,500 px high or wide (libjpeg's limit; e.g.
 ``--per-sheet 40 --height 2160``) is refused before anything is drawn, naming the options.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -49,7 +52,12 @@ from fastssl_common.atomic import (
     write_errors,
     write_json,
 )
-from fastssl_common.beton_file import check_layout, check_own_sidecar, not_a_beton
+from fastssl_common.beton_file import (
+    check_integrity_entry,
+    check_layout,
+    check_own_sidecar,
+    not_a_beton,
+)
 from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, path_argument, require_file, run_cli
 from fastssl_common.formats import (
@@ -126,7 +134,8 @@ class PairsFile:
             if problem:
                 raise UserError(f'{path}: field {PROPOSALS} {problem}')
             self.proposal_shape, self.proposal_dtype = handler.shape, handler.dtype
-            sizes = self._allocations(PROPOSALS, self.column[PROPOSALS])
+            sizes = self._sizes[PROPOSALS] = self._allocations(PROPOSALS,
+                                                               self.column[PROPOSALS])
             wrong = np.flatnonzero(sizes != handler.element_size)
             if len(wrong):
                 raise damaged(path, f"sample {wrong[0]}'s {PROPOSALS} holds "
@@ -165,6 +174,32 @@ class PairsFile:
 
     def value(self, name, index):
         return int(self.column[name][index])
+
+    def check_pages(self, integrity, samples):
+        """UserError when a page holding data of ``samples`` differs from the SHA-256 that
+        ``integrity`` (the sidecar's entry; None: none recorded) gives it: damage that still
+        decodes would be drawn as if it were stored so. Only those pages are hashed;
+        ``python -m loaders.verify`` checks the whole file."""
+        if not integrity:
+            return
+        page_size, hashes = integrity['page_size'], integrity['page_sha256']
+        checked = set()
+        for index in samples:
+            for name, sizes in self._sizes.items():
+                pointer = self.column[name][index]
+                start = int(pointer if name == PROPOSALS else pointer['data_ptr'])
+                end = start + max(int(sizes[index]), 1)
+                for page in range(start // page_size, (end - 1) // page_size + 1):
+                    if page in checked:
+                        continue
+                    first = page * page_size
+                    data = self._data[first:first + page_size]
+                    if page >= len(hashes) or \
+                            hashlib.sha256(data).hexdigest() != hashes[page]:
+                        raise damaged(self.path, f"bytes {first}..{first + len(data)}, the "
+                                                 f"page of sample {index}'s {name}, differ "
+                                                 f"from the SHA-256 its sidecar records")
+                    checked.add(page)
 
     def frame(self, name, index):
         """Frame ``name`` of sample ``index`` as BGR uint8 (FFCV stores JPEG, or raw RGB)."""
@@ -323,17 +358,38 @@ def summarise(pairs):
     }
 
 
-def sidecar_foreground(pairs):
-    """``(ranking, foreground)`` from the writer's sidecar (:func:`sidecar_path`) of the
-    :class:`PairsFile` ``pairs``: how the proposals were ranked and the foreground share of the
-    kept tracks; None for what it does not say (no sidecar, no tracked proposals, written
-    before the ranking existed). UserError for a sidecar that records another file."""
+def read_sidecar(pairs):
+    """The writer's sidecar (:func:`sidecar_path`) of the :class:`PairsFile` ``pairs`` as a
+    dict, None where there is none; UserError for one that cannot be read, is no JSON object,
+    has an ``integrity`` entry of the wrong shape or records another file."""
     sidecar_file = sidecar_path(pairs.path)
     try:
         with open(sidecar_file, encoding='utf-8') as handle:
             sidecar = json.load(handle)
-    except (OSError, ValueError):
-        return None, None
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        reason = err.strerror if isinstance(err, OSError) else f'not JSON ({err})'
+        raise UserError(f'cannot read sidecar {sidecar_file}: {reason} (remove it to inspect '
+                        f'{pairs.path} without it)') from None
+    if not isinstance(sidecar, dict):
+        raise UserError(f'sidecar {sidecar_file} is no JSON object (damaged or edited?)')
+    check_integrity_entry(sidecar.get('integrity'), sidecar_file)
+    # a sidecar copied or left beside another file would report that file's tracks as these
+    check_own_sidecar(pairs.path, pairs.layout, sidecar, sidecar_file)
+    other = other_pairs_file(pairs, sidecar)
+    if other:
+        raise UserError(f'sidecar {sidecar_file} records another file than {pairs.path} '
+                        f'({other}): put its own sidecar beside it, or remove this one')
+    return sidecar
+
+
+def sidecar_foreground(pairs, sidecar):
+    """``(ranking, foreground)`` from the writer's sidecar dict ``sidecar`` (None: none) of
+    the :class:`PairsFile` ``pairs``: how the proposals were ranked and the foreground share
+    of the kept tracks; None for what it does not say (no sidecar, no tracked proposals,
+    written before the ranking existed)."""
+    sidecar_file = sidecar_path(pairs.path)
     proposals = sidecar.get('proposals') if isinstance(sidecar, dict) else None
     tracks = proposals.get('tracks') if isinstance(proposals, dict) else None
     foreground = tracks.get('foreground') if isinstance(tracks, dict) else None
@@ -345,15 +401,7 @@ def sidecar_foreground(pairs):
             and isinstance(foreground.get('tracks_judged'), int)):
         raise UserError(f"sidecar {sidecar_file}: invalid 'proposals.tracks.foreground' (damaged "
                         f"or edited?)")
-    ranking = ranking if isinstance(ranking, str) else None
-    # a sidecar copied or left beside another file would report that file's tracks as these
-    if ranking is not None or foreground is not None:
-        check_own_sidecar(pairs.path, pairs.layout, sidecar, sidecar_file)
-        other = other_pairs_file(pairs, sidecar)
-        if other:
-            raise UserError(f'sidecar {sidecar_file} records another file than {pairs.path} '
-                            f'({other}): put its own sidecar beside it, or remove this one')
-    return ranking, foreground
+    return (ranking if isinstance(ranking, str) else None), foreground
 
 
 def other_pairs_file(pairs, sidecar):
@@ -387,10 +435,12 @@ def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image
     if image_format not in ('png', 'jpg'):
         raise UserError('--format must be png or jpg')
     data = PairsFile(path)
+    sidecar = read_sidecar(data)
     summary = summarise(data)
-    summary['proposal_ranking'], summary['foreground'] = sidecar_foreground(data)
+    summary['proposal_ranking'], summary['foreground'] = sidecar_foreground(data, sidecar)
     rng = np.random.default_rng(seed)
     shown = np.sort(rng.choice(data.num_samples, min(pairs, data.num_samples), replace=False))
+    data.check_pages((sidecar or {}).get('integrity'), shown)
     if image_format == 'jpg':
         check_jpeg_fits(data, shown, per_sheet, height)
     with output_folder(out):    # a folder it created goes again if rendering fails

@@ -333,8 +333,9 @@ def _copy_sample(metadata, index, source, sample, handle, allocator, pointer_slo
                 pointer = int(pointers[index])
                 size = int(source.sizes[np.searchsorted(source.pointers, pointer)])
                 data = os.pread(handle, size, pointer)
-                if len(data) != size:
-                    raise OSError(f'{source.path} ended inside sample {sample}')
+                if len(data) != size:     # it was checked whole: changed since
+                    raise UserError(f'{source.path} ended inside sample {sample} (changed '
+                                    f'while it was merged?)')
                 pointers[index], storage = allocator.malloc(size)
                 storage[:] = np.frombuffer(data, np.uint8)
             return

@@ -1,8 +1,8 @@
 """The inputs of ``merge_betons.py``: each ``.beton`` read with its sidecar and checked
 against it before anything is merged: the sidecar's entries have their writer's shape, the
-file's size and SHA-256 are the ones recorded, every data pointer is one of the sample's own
-allocations, and the video table or list of samples fits the file. Each failure is one
-UserError naming the file.
+file's size and SHA-256 are the ones recorded, the allocations lie in the data pages apart from
+each other, every data pointer is one of the sample's own allocations, and the video table or
+list of samples fits the file. Each failure is one UserError naming the file.
 """
 import json
 import os
@@ -193,8 +193,20 @@ def pointer_slots(layout):
 
 
 def _check_allocations(found, owners):
-    """Every data pointer of every sample is one of its own allocations."""
-    samples = np.arange(found.layout.num_samples)
+    """Every allocation lies in the data pages, apart from the others, and every data pointer
+    of every sample is one of its own allocations (the SHA-256 finds any damage too, but a
+    sidecar older than the hashes has none)."""
+    layout = found.layout
+    ends = found.pointers + np.minimum(found.sizes, layout.size)    # no overflow
+    outside = (found.pointers < layout.metadata_end) | (ends > layout.alloc_table_ptr)
+    overlapping = np.concatenate([ends[:-1] > found.pointers[1:], [False]])
+    bad = outside | overlapping
+    if bad.any():
+        first = int(np.argmax(bad))
+        where = 'lies outside the data pages' if outside[first] else 'runs into the next'
+        raise UserError(f'{found.path} is damaged: the allocation of sample {owners[first]} '
+                        f'({found.sizes[first]} bytes at {found.pointers[first]}) {where}')
+    samples = np.arange(layout.num_samples)
     for name, column in pointer_slots(found.layout):
         pointers = found.metadata[name][column] if column else found.metadata[name]
         where = np.minimum(np.searchsorted(found.pointers, pointers), len(found.pointers) - 1)

@@ -37,3 +37,23 @@ def test_tables_digest_names_the_dataset_not_the_copy(small_beton, tmp_path):
     assert changed(layout.metadata_end - 1)            # the last sample's metadata row
     assert changed(layout.alloc_table_ptr + 16)        # the first allocation's size
     assert not changed(first_image + 100)              # inside an image
+
+
+@pytest.mark.parametrize('page_size', [0, 3000])
+def test_a_header_whose_page_size_is_no_power_of_two_is_named(small_beton, tmp_path,
+                                                              page_size):
+    """FFCV writes pages of a power of 2 bytes; another value is damage, which every reader
+    of the layout (inspect_pairs, merge_betons) would otherwise meet as a division by zero or
+    FFCV's assertion."""
+    import numpy as np
+    from ffcv.types import HeaderType
+
+    data = bytearray(open(small_beton, 'rb').read())
+    header = np.frombuffer(bytes(data[:HeaderType.itemsize]), HeaderType).copy()
+    header['page_size'] = page_size
+    data[:HeaderType.itemsize] = header.tobytes()
+    damaged = tmp_path / 'damaged.beton'
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(UserError, match=rf'damaged.beton is not a readable .beton file '
+                                        rf'\(damaged header: page size {page_size}\)'):
+        check_layout(damaged)

@@ -3,6 +3,7 @@ table, frame pointers, sizes and modes, ``num_proposals``, proposal rows) ends i
 ``error:`` line naming the file and the sample and suggesting ``python -m loaders.verify``,
 exit status 2, and nothing written to ``--out``. The files are written by the real writer
 and damaged in place, as a disk or a size-keeping copy would."""
+import json
 import os
 import shutil
 
@@ -250,3 +251,51 @@ def test_a_sheet_the_encoder_refuses_is_one_line(pairs, tmp_path, monkeypatch):
     with pytest.raises(UserError, match=r'^cannot encode sheet_00.png \(\d+x\d+ px\) as png$'):
         inspect_pairs(pairs, tmp_path / 'look')
     assert os.listdir(tmp_path) == []
+
+
+@pytest.fixture
+def copy_with_sidecar(pairs, tmp_path):
+    path = tmp_path / 'pairs.beton'
+    shutil.copy(pairs, path)
+    shutil.copy(pairs + '.json', str(path) + '.json')
+    return Stored(str(path))
+
+
+def test_damage_that_still_decodes_is_found_by_the_page_hash(copy_with_sidecar, tmp_path):
+    """Bytes changed inside a JPEG's entropy-coded data decode to a wrong picture of the right
+    size: the SHA-256 the sidecar records for the drawn samples' pages finds it first."""
+    stored = copy_with_sidecar
+    start = stored.pointer(2, FRAME_B)
+    size = int(stored.table['size'][stored.table_row(2, FRAME_B)])
+    with open(stored.path, 'r+b') as handle:
+        handle.seek(start + size // 2)
+        handle.write(bytes(32))
+    page_size = json.load(open(stored.path + '.json'))['integrity']['page_size']
+    page = start // page_size
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(UserError) as caught:
+        inspect_pairs(stored.path, tmp_path / 'new' / 'look', pairs=16, per_sheet=2)
+    message = str(caught.value)
+    assert '\n' not in message and message.startswith(f'{stored.path}: ')
+    assert f'bytes {page * page_size}..' in message
+    assert 'differ from the SHA-256 its sidecar records' in message and VERIFY in message
+    assert sorted(os.listdir(tmp_path)) == before
+    # without its sidecar the same file is drawn: nothing to check it against
+    os.remove(stored.path + '.json')
+    assert inspect_pairs(stored.path, tmp_path / 'look', pairs=16)['shown'] == [0, 1, 2]
+
+
+@pytest.mark.parametrize('content, needle', [
+    ('{bad', 'not JSON'),
+    ('[]', 'is no JSON object'),
+])
+def test_a_sidecar_that_cannot_be_read_is_named(copy_with_sidecar, tmp_path, content, needle):
+    """Not taken for a missing one: its proposal ranking and foreground share would go
+    unreported without a word."""
+    stored = copy_with_sidecar
+    open(stored.path + '.json', 'w').write(content)
+    with pytest.raises(UserError) as caught:
+        inspect_pairs(stored.path, tmp_path / 'new' / 'look', pairs=16)
+    message = str(caught.value)
+    assert '\n' not in message and f'{stored.path}.json' in message and needle in message
+    assert not os.path.exists(tmp_path / 'new')

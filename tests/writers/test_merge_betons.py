@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from benchmarks.synthetic_video import write_sequence
-from fastssl_common.beton_file import file_digest, pointer_column
+from fastssl_common.beton_file import check_layout, file_digest, pointer_column
 from fastssl_common.errors import UserError
 from writers.merge_betons import main, merge_betons
 from writers.write_video_frames import write_video_frames
@@ -238,6 +238,32 @@ def test_damaged_or_unexplained_inputs_are_refused(tmp_path, inputs):
     with open(inputs[0], 'r+b') as handle:
         handle.truncate(os.path.getsize(inputs[0]) - 100)
     refused(tmp_path, inputs, 'in0.beton is truncated')
+
+
+@pytest.mark.parametrize('size, where', [
+    ('huge', 'lies outside the data pages'),        # no read of 4 EiB
+    ('file', 'lies outside the data pages'),        # past the allocation table
+    ('next', 'runs into the next'),                 # over the next sample's data
+])
+def test_a_damaged_allocation_table_is_found_without_the_hashes(tmp_path, inputs, size, where):
+    """A sidecar older than the hashes has no SHA-256 to find the damage: the allocation
+    table itself is checked, and a size that overlaps other data (which would be copied into
+    the merged sample) is named."""
+    from ffcv.types import ALLOC_TABLE_TYPE
+
+    layout = check_layout(inputs[1])
+    table = np.fromfile(inputs[1], ALLOC_TABLE_TYPE, offset=layout.alloc_table_ptr)
+    first, second = np.argsort(table['ptr'])[:2]
+    size = {'huge': 1 << 62, 'file': layout.size,
+            'next': int(table['ptr'][second] - table['ptr'][first]) + 1}[size]
+    entry = table[first].copy()
+    entry['size'] = size
+    with open(inputs[1], 'r+b') as handle:
+        handle.seek(layout.alloc_table_ptr + first * ALLOC_TABLE_TYPE.itemsize)
+        handle.write(entry.tobytes())
+    edit_sidecar(inputs[1], lambda s: s.pop('integrity'))
+    refused(tmp_path, inputs, 'in1.beton is damaged: the allocation of sample '
+            f"{table['sample_id'][first]} ({size} bytes at {table['ptr'][first]}) {where}")
 
 
 def test_sidecars_that_do_not_fit_their_file_are_refused(tmp_path, inputs):
