@@ -31,15 +31,20 @@ class ArgParser(argparse.ArgumentParser):
         raise UserError(message + self.dash_hint())
 
     def dash_hint(self):
-        """'' or why a file named like an option (``-x.beton``) went missing: argparse reads it
-        as an unknown option and says only that an argument is missing or unrecognized."""
-        for arg in getattr(self, 'given', ()):
+        """'' or why a value like ``-x.beton`` or ``-1/2`` went missing: argparse reads it as
+        an unknown option and says only that an argument is missing or unrecognized. After an
+        option that takes a value the hint is ``--option=VALUE``, else ``./-x.beton``."""
+        given = getattr(self, 'given', ())
+        for previous, arg in zip((None, *given), given):
             if arg == '--':
                 break
             named_like_a_file = arg.startswith('-') and not arg.startswith('--') and any(
                 mark in arg[2:] for mark in ('.', os.sep))
             if (named_like_a_file and arg not in self._option_string_actions
                     and not self._negative_number_matcher.match(arg)):
+                taker = self._option_string_actions.get(previous)
+                if taker is not None and taker.nargs != 0:
+                    return f' ({arg} was read as an option: write {previous}={arg})'
                 return (f' ({arg} was read as an option: write ./{arg} for a file whose name '
                         f'starts with -)')
         return ''

@@ -123,6 +123,18 @@ def test_a_file_named_like_an_option_says_how_to_give_it(photos, tmp_path,
     assert sorted(os.listdir(tmp_path)) == ['-x.beton', '-x.beton.json']
 
 
+def test_a_value_named_like_an_option_says_how_to_give_it(photos, tmp_path,
+                                                         assert_main_one_line_error):
+    """``--shard -1/2``: argparse takes the value for an unknown option; the hint was the one
+    for a file name (``./-1/2``), which is no way to give an option its value."""
+    from writers.write_images import main
+
+    assert_main_one_line_error(main, [photos, tmp_path / 'x.beton', '--shard', '-1/2'],
+                               'argument --shard: expected one argument',
+                               '(-1/2 was read as an option: write --shard=-1/2)')
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_linked_out_is_written_where_it_leads(photos, tmp_path):
     """``data/x.beton -> /scratch/x.beton``: the writer writes the file the link leads to, with
     its sidecar beside it (as ``cp`` would); it used to replace the link with a new file in

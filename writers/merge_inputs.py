@@ -66,7 +66,9 @@ def open_input(path, progress):
                         f'one next to each .beton)') from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UserError(f'cannot read sidecar {sidecar_file}: {err}') from None
-    kind = sidecar.get('format') if isinstance(sidecar, dict) else None
+    if not isinstance(sidecar, dict):
+        raise UserError(f'sidecar {sidecar_file} is no JSON object (damaged or edited?)')
+    kind = sidecar.get('format')
     if kind not in MERGEABLE:
         what = f'a {kind} file' if isinstance(kind, str) else 'a file of unknown format'
         raise UserError(f'{path} is {what}; merge_betons.py joins '

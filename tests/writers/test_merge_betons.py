@@ -267,6 +267,12 @@ def test_a_damaged_allocation_table_is_found_without_the_hashes(tmp_path, inputs
 
 
 def test_sidecars_that_do_not_fit_their_file_are_refused(tmp_path, inputs):
+    kept = open(inputs[1] + '.json').read()
+    with open(inputs[1] + '.json', 'w') as handle:
+        handle.write('[]')
+    refused(tmp_path, inputs, 'sidecar', 'in1.beton.json is no JSON object')
+    with open(inputs[1] + '.json', 'w') as handle:
+        handle.write(kept)
     edit_sidecar(inputs[0], lambda s: s['videos'][0].update(num_samples=1))
     refused(tmp_path, inputs, "in0.beton.json's video table does not match")
     edit_sidecar(inputs[0], lambda s: s.update(format='fastssl-rendered-invariance/1'))
