@@ -401,6 +401,10 @@ def check_values(cfg):
             raise UserError(f"missing required config key '{key}'")
         if param.required and raw == '':      # `--eval.checkpoint=`: a path would be ''
             raise UserError(f"config key '{key}' is required and was given empty")
+        if raw == '' and isinstance(param.checker, PathStr) and param.default:
+            # `--train.run_dir=`: '' is no folder, and means "none" only where that is the default
+            raise UserError(f"config key '{key}' was given empty: give a path, or leave it "
+                            f"out for its default {param.default!r}")
         try:
             values[key] = param.checker.check(param.default if raw is None else raw)
         except OutOfRange as err:

@@ -50,17 +50,39 @@ def compare_configs(path, saved, current):
     return [d for d in differences if d[0] != 'train.resume']
 
 
+def _count(value, least=0):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+# The shape of each entry save_checkpoint writes (absent optional ones pass): one that fits
+# none was edited or damaged, and would fail deep inside torch's loaders instead.
+ENTRY_SHAPES = {
+    'next_epoch': _count,
+    'next_step': _count,
+    'steps_per_epoch': lambda v: v is None or _count(v, 1),
+    'data_digest': lambda v: v is None or isinstance(v, str),
+    'model': lambda v: isinstance(v, dict),
+    'optimizer': lambda v: isinstance(v, dict) and isinstance(v.get('state'), dict)
+    and isinstance(v.get('param_groups'), list),
+    'scaler': lambda v: v is None or isinstance(v, dict),
+    'rng': lambda v: isinstance(v, dict) and all(k in v for k in ('torch', 'numpy', 'python')),
+}
+
+
 def check_training_checkpoint(path, state):
     """UserError unless ``state`` (loaded from ``path``) is what this trainer's checkpoints
-    hold: an exported backbone or another project's checkpoint cannot be resumed."""
-    if isinstance(state, dict) and all(key in state for key in TRAINING_STATE) and \
-            isinstance(state.get('config'), (dict, type(None))):
-        return
-    held = (', '.join(sorted(map(str, state))[:6]) if isinstance(state, dict)
-            else type(state).__name__)
-    raise UserError(f'{path} is not a fastssl training checkpoint (it holds {held or "nothing"}'
-                    '): an exported backbone or a checkpoint of another project cannot be '
-                    'resumed')
+    hold: an exported backbone or another project's checkpoint cannot be resumed, nor one
+    whose entries are not of the shape :data:`ENTRY_SHAPES` gives."""
+    if not (isinstance(state, dict) and all(key in state for key in TRAINING_STATE) and
+            isinstance(state.get('config'), (dict, type(None)))):
+        held = (', '.join(sorted(map(str, state))[:6]) if isinstance(state, dict)
+                else type(state).__name__)
+        raise UserError(f'{path} is not a fastssl training checkpoint (it holds '
+                        f'{held or "nothing"}): an exported backbone or a checkpoint of another '
+                        f'project cannot be resumed')
+    for key, fits in ENTRY_SHAPES.items():
+        if key in state and not fits(state[key]):
+            raise UserError(f'checkpoint {path}: invalid {key!r} entry (damaged or edited?)')
 
 
 def check_same_data(path, state, data_path, data_digest):
@@ -127,12 +149,17 @@ def start_position(world, settings, model, optimizer, scaler, steps_per_epoch,
     try:
         model.load_state_dict(state['model'])
         optimizer.load_state_dict(state['optimizer'])
-    except (RuntimeError, ValueError) as err:
+    except (RuntimeError, ValueError, TypeError, KeyError) as err:
         detail = ' '.join(str(err).split())[:300]  # torch's first line ends at a colon
         raise UserError(f'checkpoint {path} does not match the model: {detail}') from None
-    if state.get('scaler'):
-        scaler.load_state_dict(state['scaler'])
-    set_rng_state(state['rng'])
+    try:
+        if state.get('scaler'):
+            scaler.load_state_dict(state['scaler'])
+        set_rng_state(state['rng'])
+    except (RuntimeError, ValueError, TypeError, KeyError) as err:
+        detail = ' '.join(str(err).split())[:300]
+        raise UserError(f'checkpoint {path}: its GradScaler or RNG state cannot be restored '
+                        f'({type(err).__name__}: {detail}; damaged or edited?)') from None
     where = f'epoch {epoch + 1}' + (f', step {step + 1}' if step else '')
     note = f' (changed: {_shown(changed)})' if changed else ''
     return epoch, step, f'resuming from {path} at {where}{note}'

@@ -104,6 +104,32 @@ def test_a_checkpoint_that_is_not_a_training_checkpoint_is_refused(resume, state
         resume()
 
 
+@pytest.mark.parametrize('key, value', [
+    ('optimizer', None), ('next_epoch', 'x'), ('next_epoch', -1), ('rng', None),
+    ('rng', {'torch': 1}), ('steps_per_epoch', 0), ('model', [1]),
+])
+def test_an_edited_entry_is_named_not_a_traceback(resume, key, value):
+    """Each would fail deep inside torch's loaders or the epoch arithmetic (AttributeError,
+    TypeError) after the keys were found to be there."""
+    path = resume.run / 'checkpoint_last.pt'
+    state = torch.load(path, weights_only=False)
+    state[key] = value
+    torch.save(state, path)
+    with pytest.raises(UserError, match=rf"checkpoint {path}: invalid '{key}' entry \(damaged "
+                                        rf"or edited\?\)"):
+        resume('--train.epochs=2')
+
+
+def test_an_rng_state_that_cannot_be_restored_is_named(resume):
+    path = resume.run / 'checkpoint_last.pt'
+    state = torch.load(path, weights_only=False)
+    state['rng']['torch'] = torch.zeros(3, dtype=torch.uint8)      # not a generator's state
+    torch.save(state, path)
+    with pytest.raises(UserError, match=rf'checkpoint {path}: its GradScaler or RNG state '
+                                        rf'cannot be restored \(RuntimeError: '):
+        resume('--train.epochs=2')
+
+
 def test_fewer_epochs_than_the_checkpoint_finished_are_refused(resume):
     path = resume.run / 'checkpoint_last.pt'
     state = torch.load(path, weights_only=False)

@@ -121,3 +121,14 @@ def test_a_run_with_variables_in_its_paths_writes_there_and_its_config_reproduce
     settings = yaml.safe_load(saved.read_text())
     assert settings['train']['run_dir'] == str(scratch / 'first')
     assert load_settings(['--config-file', str(saved)]).to_dict() == settings
+
+
+def test_an_empty_path_is_refused_where_empty_is_not_its_default():
+    """``--train.run_dir=``: the run folder ''; it failed later as 'cannot create output
+    folder : No such file or directory', naming neither the key nor a path. Where '' is the
+    default (a kNN set, "off") it stays what it means."""
+    with pytest.raises(UserError, match=r"config key 'train.run_dir' was given empty: give a "
+                                        r"path, or leave it out for its default 'runs/mocov2'"):
+        load_settings(['--data.path=x.beton', '--train.run_dir='])
+    settings = load_settings(['--data.path=x.beton', '--logging.knn_train_path='])
+    assert settings.logging.knn_train_path == ''
