@@ -11,8 +11,9 @@ by call.
         counts, seconds, cpu_seconds = old.write(src, out, gap=4, proposals=8, workers=2)
 
 A benchmark offers it as ``--baseline-commit REV|none`` (:func:`add_baseline_option`);
-:func:`resolve_baseline` says why a commit cannot be used (no git, a shallow clone), and the
-benchmark goes on without it.
+:func:`resolve_baseline` says why the default commit cannot be used (no git, a shallow
+clone), and the benchmark goes on without it; a commit given on the command line that cannot
+be used stops it before any timing.
 """
 import contextlib
 import io
@@ -75,8 +76,10 @@ def baseline_unavailable(commit):
     except (OSError, subprocess.TimeoutExpired) as err:
         return f'git could not run ({err})'
     if found.returncode:
-        return (f'commit {commit} is not in the history of {REPO} (not a git checkout, or '
-                'a shallow clone)')
+        shallow = _git('rev-parse', '--is-shallow-repository')
+        why = ('not a git checkout' if shallow.returncode else
+               'a shallow clone' if shallow.stdout.strip() == b'true' else 'no such commit')
+        return f'commit {commit or repr(commit)} is not in the history of {REPO} ({why})'
     return None
 
 
@@ -89,9 +92,13 @@ def add_baseline_option(parser):
 
 def resolve_baseline(args):
     """Set ``args.baseline_missing``: why there is no baseline writer (also printed as a
-    note), or None."""
+    note), or None. UserError for a commit other than the default that cannot be used: the
+    run was asked to time it."""
     args.baseline_missing = ('--baseline-commit none' if args.baseline_commit == 'none' else
                              baseline_unavailable(args.baseline_commit))
+    if args.baseline_missing and args.baseline_commit not in ('none', BASELINE_COMMIT):
+        raise UserError(f'--baseline-commit: {args.baseline_missing}; give a commit of this '
+                        f'checkout, or none')
     if args.baseline_missing:
         print(f'note: no baseline writer: {args.baseline_missing}', flush=True)
 

