@@ -30,6 +30,10 @@ import numpy as np
 
 from .atomic import stop_signals_held
 from .errors import UserError
+from .formats import IMAGES, VIDEO_FRAMES, VIDEO_PAIRS
+
+# each writer's sidecar id (``format``) -> its .beton kind
+KINDS = {kind.sidecar: kind for kind in (IMAGES, VIDEO_FRAMES, VIDEO_PAIRS)}
 
 HASH_CHUNK = 8 << 20        # bytes read at a time while hashing
 
@@ -144,21 +148,39 @@ def check_layout(path):
 
 def sidecar_mismatch(path, layout, sidecar, sidecar_file):
     """How the sidecar dict ``sidecar`` (read from ``sidecar_file``) records another file than
-    the ``.beton`` at ``path`` (its :class:`Layout`): its sample count or field names differ
-    (what it does not record is not compared). One phrase naming both, or None."""
-    count, fields = sidecar.get('num_samples'), sidecar.get('fields')
+    the ``.beton`` at ``path`` (its :class:`Layout`): its sample count, field names or kind
+    (``format``: a kind whose fields the file does not have) differ (what it does not record
+    is not compared). One phrase naming both, or None."""
+    count, fields, kind = sidecar.get('num_samples'), sidecar.get('fields'), \
+        KINDS.get(sidecar.get('format'))
     if isinstance(count, int) and count != layout.num_samples:
         return (f'{path} holds {layout.num_samples} samples, its sidecar {sidecar_file} '
                 f'records {count}')
     if isinstance(fields, (dict, list)) and list(fields) != list(layout.field_names):
         return (f"{path} has the fields ({', '.join(layout.field_names)}), its sidecar "
                 f"{sidecar_file} records ({', '.join(map(str, fields))})")
+    names = layout.field_names
+    if kind is not None and not (set(kind.required) <= set(names) <= set(kind.names)):
+        return (f"{path} has the fields ({', '.join(names)}), its sidecar {sidecar_file} "
+                f"records a {kind.sidecar} file ({', '.join(kind.required)})")
     return None
 
 
 def check_own_sidecar(path, layout, sidecar, sidecar_file):
-    """UserError when the sidecar records another file (:func:`sidecar_mismatch`): a copy, or
-    one left beside this file, whose entries would be taken for this file's."""
+    """UserError when the sidecar is no writer's (no ``format`` of a ``.beton`` kind, a
+    ``num_samples`` or ``fields`` of the wrong type: edited, or another program's) or records
+    another file (:func:`sidecar_mismatch`): a copy, or one left beside this file, whose
+    entries would be taken for this file's."""
+    kind = sidecar.get('format')
+    if kind not in KINDS:
+        raise UserError(f"sidecar {sidecar_file} is not a fastssl writer's sidecar (its "
+                        f"'format' is {kind!r}, not one of {', '.join(KINDS)}; damaged or "
+                        f"edited?)")
+    count, fields = sidecar.get('num_samples', 0), sidecar.get('fields', [])
+    for key, fits in (('num_samples', isinstance(count, int) and not isinstance(count, bool)
+                       and count >= 0), ('fields', isinstance(fields, (dict, list)))):
+        if not fits:
+            raise UserError(f'sidecar {sidecar_file}: invalid {key!r} (damaged or edited?)')
     mismatch = sidecar_mismatch(path, layout, sidecar, sidecar_file)
     if mismatch:
         raise UserError(f'{mismatch} (the sidecar of another file, copied or left beside it?)')

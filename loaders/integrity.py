@@ -108,9 +108,12 @@ def _check_hashes(path, layout, progress):
     if bad or len(pages) != len(digest['page_sha256']):
         first = bad[0] if bad else min(len(pages), len(digest['page_sha256']))
         start = first * recorded['page_size']
+        # damage hits a few pages; another file of the same size differs in all of them
+        other = ('; every page: the sidecar of another file, copied or left beside it?'
+                 if len(bad) == len(pages) > 1 else '')
         raise UserError(f'{path}: page {first} (bytes {start}..{start + recorded["page_size"]}) '
                         f'differs from the hash its sidecar records ({len(bad)} of '
-                        f'{len(pages)} pages differ)')
+                        f'{len(pages)} pages differ{other})')
     if digest['sha256'] != recorded['sha256']:
         raise UserError(f'{path}: its SHA-256 differs from the one its sidecar {sidecar} '
                         f'records')

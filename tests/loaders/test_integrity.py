@@ -119,6 +119,41 @@ def test_a_sidecar_that_is_no_json_object_is_named(written):
         verify(str(written), progress=False)
 
 
+@pytest.mark.parametrize('sidecar, needle', [
+    ({}, "is not a fastssl writer's sidecar (its 'format' is None"),
+    ({'integrity': None}, "is not a fastssl writer's sidecar"),
+    ({'format': 'fastssl-images/1', 'num_samples': 'x'}, "invalid 'num_samples'"),
+    ({'format': 'fastssl-video-pairs/1'}, 'records a fastssl-video-pairs/1 file (frame_a, '),
+])
+def test_a_sidecar_no_writer_wrote_is_not_taken_for_an_older_one(written, sidecar, needle):
+    """Each lacks the hashes, and passed with the note meant for sidecars written before the
+    writers recorded them."""
+    json.dump(sidecar, open(f'{written}.json', 'w'))
+    with pytest.raises(UserError) as refused:
+        verify(str(written), progress=False)
+    assert f'{written}.json' in str(refused.value) and needle in str(refused.value)
+
+
+def test_another_files_sidecar_of_the_same_size_is_named_as_such(written, small_beton,
+                                                                 tmp_path):
+    """Every page differs: not damage, but the hashes of another file (here the same photos
+    written at another resolution, padded to the same size) beside this one."""
+    from writers.write_images import write_images
+
+    other = tmp_path / 'other.beton'
+    write_images(json.load(open(f'{written}.json'))['options']['src'], str(other),
+                 max_resolution=48, workers=1, progress=False)
+    sidecar = json.load(open(f'{other}.json'))
+    sidecar['integrity']['size'] = os.path.getsize(written)
+    sidecar['integrity']['page_sha256'] += ['0' * 64] * (
+        -(-os.path.getsize(written) // sidecar['integrity']['page_size'])
+        - len(sidecar['integrity']['page_sha256']))
+    json.dump(sidecar, open(f'{written}.json', 'w'))
+    with pytest.raises(UserError, match=r'pages differ; every page: the sidecar of another '
+                                        r'file, copied or left beside it\?\)$'):
+        verify(str(written), progress=False)
+
+
 def test_verify_takes_a_path_object_and_names_folders(written, tmp_path):
     from pathlib import Path
 

@@ -240,7 +240,9 @@ def test_inspect_pairs(written, stored, tmp_path, small_beton, capsys,
 def test_inspect_pairs_names_an_edited_sidecar_and_writes_nothing(written, tmp_path, sidecar):
     out = tmp_path / 'pairs.beton'
     shutil.copy(written[0], out)
-    Path(f'{out}.json').write_text(json.dumps(sidecar))
+    written_sidecar = json.loads(Path(f'{written[0]}.json').read_text())
+    edited = sidecar if not isinstance(sidecar, dict) else {**written_sidecar, **sidecar}
+    Path(f'{out}.json').write_text(json.dumps(edited))
     # not the writers' shape at all: named too, not taken for a sidecar that says nothing
     needle = 'is no JSON object' if sidecar == [1] else "invalid 'proposals.tracks.foreground'"
     with pytest.raises(UserError, match=needle):
