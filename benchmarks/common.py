@@ -78,7 +78,8 @@ def check_output_file(path, option):
         raise UserError(f'{option} {path} exists and is not a regular file')
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise UserError(f'{option} {path}: folder {folder} does not exist')
+        why = 'is a file, not a folder' if os.path.exists(folder) else 'does not exist'
+        raise UserError(f'{option} {path}: folder {folder} {why}')
     try:
         # a real file, not os.access: root passes any access check, a read-only mount does not
         with tempfile.TemporaryFile(dir=folder):

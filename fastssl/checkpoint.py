@@ -117,10 +117,13 @@ def hold_run_dir(run_dir):
 
 
 def latest_checkpoint(run_dir):
-    """Path of the run's last checkpoint, or None when the run has none."""
+    """Path of the run's last checkpoint, or None when the run has none; UserError where a
+    folder has its name (it would not be read, and no checkpoint could be written there)."""
     last = os.path.join(run_dir, LAST)
     if os.path.isfile(last):
         return last
+    if os.path.isdir(last):
+        raise UserError(f'{last} is a folder, not a checkpoint: move it out of the way')
     numbered = numbered_checkpoints(run_dir)
     return numbered[-1] if numbered else None
 

@@ -281,6 +281,8 @@ def config_file_path(name):
     stem = name[:-len('.yaml')] if name.endswith('.yaml') else name
     if os.sep not in name and stem in recipes:
         return str(recipes[stem])
+    if os.path.isdir(given):
+        raise UserError(f'config file {name} is a folder: give a YAML file in it')
     raise UserError(f"config file not found: {name} (named recipes: {', '.join(sorted(recipes))})"
                     + _file_suggestion(name, recipes))
 

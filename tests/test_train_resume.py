@@ -130,6 +130,17 @@ def test_an_rng_state_that_cannot_be_restored_is_named(resume):
         resume('--train.epochs=2')
 
 
+def test_a_folder_named_as_the_last_checkpoint_is_named(resume):
+    """It was passed over for the numbered checkpoints (or 'has no checkpoint'), and a run
+    would have failed at its first save."""
+    last = resume.run / 'checkpoint_last.pt'
+    last.unlink()
+    last.mkdir()
+    with pytest.raises(UserError, match=rf'^{last} is a folder, not a checkpoint: move it out '
+                                        r'of the way$'):
+        resume('--train.epochs=2')
+
+
 def test_fewer_epochs_than_the_checkpoint_finished_are_refused(resume):
     path = resume.run / 'checkpoint_last.pt'
     state = torch.load(path, weights_only=False)

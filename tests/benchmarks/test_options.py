@@ -49,10 +49,12 @@ def test_output_check_accepts_a_new_file_and_leaves_nothing_behind(tmp_path):
     ('', '--out needs a file name, got an empty one'),
     ('{tmp}', '--out {tmp} is a folder, not a file'),
     ('{tmp}/no/such/out.json', 'folder {tmp}/no/such does not exist'),
+    ('{tmp}/a_file/out.json', 'folder {tmp}/a_file is a file, not a folder'),
     ('/dev/null', 'exists and is not a regular file'),
     ('/proc/out.json', 'cannot create a file in folder /proc'),    # refused even to root
 ])
 def test_output_check_refuses_a_path_that_cannot_be_written(tmp_path, path, message):
+    (tmp_path / 'a_file').write_text('')
     with pytest.raises(UserError) as error:
         check_output_file(path.format(tmp=tmp_path), '--out')
     assert message.format(tmp=tmp_path) in str(error.value)

@@ -29,6 +29,15 @@ def test_unknown_names_and_missing_paths_are_one_error_listing_the_recipes(name)
         config_file_path(name)
 
 
+def test_a_folder_is_named_as_one_unless_a_recipe_has_its_name(tmp_path, monkeypatch):
+    with pytest.raises(UserError, match=f'config file {tmp_path} is a folder: give a YAML file '
+                                        f'in it'):
+        config_file_path(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'fti').mkdir()
+    assert Path(config_file_path('fti')).resolve() == CONFIGS / 'fti.yaml'
+
+
 def test_training_settings_load_from_a_recipe_name():
     recipe = yaml.safe_load((CONFIGS / 'fti_rt.yaml').read_text())
     settings = load_settings(['--config-file', 'fti_rt', '--data.path=elsewhere.beton'])
