@@ -27,7 +27,15 @@ def resume(finished, small_beton, tiny_args, tmp_path):
 
     def build(*extra):
         return Trainer(load_settings(tiny_args(small_beton, run, '--train.resume=true', *extra)))
-    build.run = run
+
+    def edit(change):
+        """Apply ``change(state)`` to the last checkpoint; returns its path."""
+        path = run / 'checkpoint_last.pt'
+        state = torch.load(path, weights_only=False)
+        change(state)
+        torch.save(state, path)
+        return path
+    build.run, build.edit = run, edit
     return build
 
 
@@ -72,20 +80,14 @@ def test_a_copy_of_the_data_elsewhere_is_accepted(resume, small_beton, tmp_path,
 
 def test_tensors_that_do_not_fit_are_described_past_the_colon(resume):
     """A checkpoint without a saved config (older ones) is checked by its tensors alone."""
-    path = resume.run / 'checkpoint_last.pt'
-    state = torch.load(path, weights_only=False)
-    del state['config']
-    torch.save(state, path)
+    resume.edit(lambda state: state.pop('config'))
     with pytest.raises(UserError, match=r'does not match the model: Error\(s\) in loading '
                                         r'state_dict for MoCo: size mismatch for queues: '):
         resume('--model.proj_dim=32')
 
 
 def test_a_mid_epoch_checkpoint_needs_the_same_steps_per_epoch(resume):
-    path = resume.run / 'checkpoint_last.pt'
-    state = torch.load(path, weights_only=False)
-    state.update(next_epoch=1, next_step=1, steps_per_epoch=5)
-    torch.save(state, path)
+    resume.edit(lambda state: state.update(next_epoch=1, next_step=1, steps_per_epoch=5))
     with pytest.raises(UserError, match=r'stopped after step 1 of the 5 of epoch 2, but an '
                                         r'epoch of .* now has 2 steps'):
         resume()
@@ -111,20 +113,15 @@ def test_a_checkpoint_that_is_not_a_training_checkpoint_is_refused(resume, state
 def test_an_edited_entry_is_named_not_a_traceback(resume, key, value):
     """Each would fail deep inside torch's loaders or the epoch arithmetic (AttributeError,
     TypeError) after the keys were found to be there."""
-    path = resume.run / 'checkpoint_last.pt'
-    state = torch.load(path, weights_only=False)
-    state[key] = value
-    torch.save(state, path)
+    path = resume.edit(lambda state: state.update({key: value}))
     with pytest.raises(UserError, match=rf"checkpoint {path}: invalid '{key}' entry \(damaged "
                                         rf"or edited\?\)"):
         resume('--train.epochs=2')
 
 
 def test_an_rng_state_that_cannot_be_restored_is_named(resume):
-    path = resume.run / 'checkpoint_last.pt'
-    state = torch.load(path, weights_only=False)
-    state['rng']['torch'] = torch.zeros(3, dtype=torch.uint8)      # not a generator's state
-    torch.save(state, path)
+    # not a generator's state
+    path = resume.edit(lambda state: state['rng'].update(torch=torch.zeros(3, dtype=torch.uint8)))
     with pytest.raises(UserError, match=rf'checkpoint {path}: its GradScaler or RNG state '
                                         rf'cannot be restored \(RuntimeError: '):
         resume('--train.epochs=2')
@@ -142,10 +139,7 @@ def test_a_folder_named_as_the_last_checkpoint_is_named(resume):
 
 
 def test_fewer_epochs_than_the_checkpoint_finished_are_refused(resume):
-    path = resume.run / 'checkpoint_last.pt'
-    state = torch.load(path, weights_only=False)
-    state.update(next_epoch=3)          # as if it had trained 3 epochs
-    torch.save(state, path)
+    resume.edit(lambda state: state.update(next_epoch=3))     # as if it had trained 3 epochs
     before = (resume.run / 'config.yaml').read_text()
     with pytest.raises(UserError, match=r'has finished 3 epochs, more than train.epochs=2: '
                                         r'raise train.epochs'):
