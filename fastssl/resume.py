@@ -7,6 +7,7 @@ with both values in one error (loading the tensors of another configuration woul
 fail inside torch, or worse, succeed and train something else).
 """
 from fastssl_common.errors import UserError
+from fastssl_common.numbers import is_number
 
 from .checkpoint import latest_checkpoint, load_checkpoint, set_rng_state
 from .config_loader import config_differences
@@ -51,7 +52,7 @@ def compare_configs(path, saved, current):
 
 
 def _count(value, least=0):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+    return is_number(value, integer=True) and value >= least
 
 
 # The shape of each entry save_checkpoint writes (absent optional ones pass): one that fits

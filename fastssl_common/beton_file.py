@@ -30,10 +30,8 @@ import numpy as np
 
 from .atomic import stop_signals_held
 from .errors import UserError
-from .formats import IMAGES, VIDEO_FRAMES, VIDEO_PAIRS
-
-# each writer's sidecar id (``format``) -> its .beton kind
-KINDS = {kind.sidecar: kind for kind in (IMAGES, VIDEO_FRAMES, VIDEO_PAIRS)}
+from .formats import KINDS
+from .numbers import is_number
 
 HASH_CHUNK = 8 << 20        # bytes read at a time while hashing
 
@@ -61,6 +59,21 @@ class Layout:
     alloc_table_ptr: int
     pointer_fields: tuple     # indices of the fields with one allocation per sample
     required: int             # the least size that holds every part
+
+    @property
+    def data_start(self):
+        """Where the data pages begin: the first page boundary after the metadata rows."""
+        return -(-self.metadata_end // self.page_size) * self.page_size
+
+
+def outside_data_pages(layout, pointers, sizes):
+    """True for each allocation (``pointers[i]``, ``sizes[i]`` bytes) that does not lie in the
+    data pages, ``[layout.data_start, layout.alloc_table_ptr)``. Sizes are unsigned: compared
+    with the room left, so that a huge one cannot wrap ``pointer + size`` round."""
+    first, end = layout.data_start, layout.alloc_table_ptr
+    pointers, sizes = np.asarray(pointers, np.uint64), np.asarray(sizes, np.uint64)
+    room = np.uint64(end) - np.minimum(pointers, np.uint64(end))
+    return (pointers < first) | (pointers > end) | (sizes > room)
 
 
 def pointer_column(handler):
@@ -177,8 +190,8 @@ def check_own_sidecar(path, layout, sidecar, sidecar_file):
                         f"'format' is {kind!r}, not one of {', '.join(KINDS)}; damaged or "
                         f"edited?)")
     count, fields = sidecar.get('num_samples', 0), sidecar.get('fields', [])
-    for key, fits in (('num_samples', isinstance(count, int) and not isinstance(count, bool)
-                       and count >= 0), ('fields', isinstance(fields, (dict, list)))):
+    for key, fits in (('num_samples', is_number(count, integer=True) and count >= 0),
+                      ('fields', isinstance(fields, (dict, list)))):
         if not fits:
             raise UserError(f'sidecar {sidecar_file}: invalid {key!r} (damaged or edited?)')
     mismatch = sidecar_mismatch(path, layout, sidecar, sidecar_file)

@@ -122,6 +122,9 @@ VIDEO_PAIRS = BetonFormat(
             Field(NUM_PROPOSALS, _INDEX, "rows of 'proposals' in use (0: no tracked region)")),
     optional=REGION_FIELDS)
 
+# each writer's sidecar id (``format``) -> its .beton kind
+KINDS = {kind.sidecar: kind for kind in (IMAGES, VIDEO_FRAMES, VIDEO_PAIRS)}
+
 # ---------------------------------------------------------------------------- sidecars
 def sidecar_path(beton):
     """The sidecar of the ``.beton`` at ``beton``: ``beton + '.json'``, or, where ``beton`` is a

@@ -34,6 +34,7 @@ from fastssl_common.beton_file import (
     check_own_sidecar,
     check_size,
     file_digest,
+    outside_data_pages,
     pointer_column,
 )
 from fastssl_common.errors import UserError, path_argument, require_file
@@ -126,14 +127,12 @@ def _check_hashes(path, layout, progress):
 def _check_samples(path, layout, progress):
     """Every sample's allocations and decodes (see the module doc); images decoded."""
     from ffcv.types import ALLOC_TABLE_TYPE, get_metadata_type
-    from ffcv.utils import align_to_page
 
     metadata = np.fromfile(path, get_metadata_type(list(layout.handlers)),
                            count=layout.num_samples, offset=layout.metadata_start)
     table = np.fromfile(path, ALLOC_TABLE_TYPE, offset=layout.alloc_table_ptr)
     table = table[np.argsort(table['ptr'], kind='stable')]
-    data_start = align_to_page(layout.metadata_end, layout.page_size)
-    outside = (table['ptr'] < data_start) | (table['ptr'] + table['size'] > layout.alloc_table_ptr)
+    outside = outside_data_pages(layout, table['ptr'], table['size'])
     if outside.any():
         row = table[np.flatnonzero(outside)[0]]
         raise UserError(f"{path}: sample {row['sample_id']}'s data lies outside the data pages "

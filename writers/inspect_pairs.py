@@ -57,6 +57,7 @@ from fastssl_common.beton_file import (
     check_layout,
     check_own_sidecar,
     not_a_beton,
+    outside_data_pages,
 )
 from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, path_argument, require_file, run_cli
@@ -105,7 +106,6 @@ class PairsFile:
         require_file(path, 'pairs file')
         layout = check_layout(path)    # a file cut short would show other samples' bytes
         from ffcv.reader import Reader  # slow import (Numba): after the cheap checks
-        from ffcv.utils import align_to_page
         try:
             reader = Reader(path)
         except Exception as err:  # ffcv raises assorted errors on foreign files
@@ -120,8 +120,6 @@ class PairsFile:
                        for i, name in enumerate(reader.field_names)}
         self.has_proposals = set(REGION_FIELDS) <= set(reader.field_names)
         self._data = np.memmap(path, np.uint8, mode='r')
-        self._data_pages = (align_to_page(layout.metadata_end, layout.page_size),
-                            layout.alloc_table_ptr)
         table = reader.alloc_table
         self._table = table[np.argsort(table['ptr'], kind='stable')]
         self._sizes = {}            # field -> each sample's allocation size (bytes)
@@ -161,15 +159,13 @@ class PairsFile:
             raise damaged(self.path, f"sample {sample}'s {name} points at no allocation of "
                                      f"its own", 'damaged metadata or allocation table')
         sizes = table['size'][at]
-        first, end = self._data_pages
-        # sizes are unsigned: compared with the room left, so that ptr + size cannot wrap
-        outside = (pointers < first) | (pointers > end) | (sizes > end - np.minimum(pointers,
-                                                                                    end))
+        outside = outside_data_pages(self.layout, pointers, sizes)
         if outside.any():
             sample = int(np.flatnonzero(outside)[0])
             raise damaged(self.path, f"sample {sample}'s {name} (bytes {pointers[sample]}.."
                                      f"{int(pointers[sample]) + int(sizes[sample])}) lies "
-                                     f"outside the data pages ({first}..{end})")
+                                     f"outside the data pages ({self.layout.data_start}.."
+                                     f"{self.layout.alloc_table_ptr})")
         return sizes
 
     def value(self, name, index):

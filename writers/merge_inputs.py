@@ -15,6 +15,7 @@ from fastssl_common.beton_file import (
     check_layout,
     check_own_sidecar,
     file_digest,
+    outside_data_pages,
     pointer_column,
 )
 from fastssl_common.errors import UserError
@@ -199,8 +200,8 @@ def _check_allocations(found, owners):
     of every sample is one of its own allocations (the SHA-256 finds any damage too, but a
     sidecar older than the hashes has none)."""
     layout = found.layout
+    outside = outside_data_pages(layout, found.pointers, found.sizes)
     ends = found.pointers + np.minimum(found.sizes, layout.size)    # no overflow
-    outside = (found.pointers < layout.metadata_end) | (ends > layout.alloc_table_ptr)
     overlapping = np.concatenate([ends[:-1] > found.pointers[1:], [False]])
     bad = outside | overlapping
     if bad.any():
