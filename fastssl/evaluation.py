@@ -9,7 +9,6 @@ none of whose images decoded is refused. One file given under two spellings (``F
 link) is one set: read once, and kNN scores it leave-one-out.
 """
 import contextlib
-import json
 import os
 import sys
 
@@ -19,7 +18,7 @@ import torch
 from fastssl_common.atomic import write_json
 from fastssl_common.beton_file import check_layout, sidecar_mismatch
 from fastssl_common.errors import UserError
-from fastssl_common.formats import LABEL, VIDEO_FRAMES, sidecar_path
+from fastssl_common.formats import LABEL, VIDEO_FRAMES, load_sidecar
 from loaders.batch_memory import check_batch_memory
 from loaders.decode_failures import failure_warning
 from loaders.eval_loader import make_eval_loader
@@ -121,19 +120,14 @@ def class_names(path):
     file names none: []), the videos of ``write_video_frames.py`` (label = video id; each
     named by its path relative to SRC: a merge of shards whose SRC lay at other places records
     each video's own)."""
-    sidecar = sidecar_path(path)
     try:
-        with open(sidecar, encoding='utf-8') as handle:
-            metadata = json.load(handle)
-    except FileNotFoundError:
+        sidecar, metadata = load_sidecar(path)
+    except UserError as err:
+        return None, str(err)
+    if metadata is None:
         return None, f'{sidecar} is missing'
-    except OSError as err:
-        return None, f'{sidecar} cannot be read ({err.strerror})'
-    except ValueError:
-        return None, f'{sidecar} is not JSON'
     # another file's sidecar (a copy, or one left beside it) names that file's classes
-    mismatch = isinstance(metadata, dict) and sidecar_mismatch(path, check_layout(path),
-                                                               metadata, sidecar)
+    mismatch = sidecar_mismatch(path, check_layout(path), metadata, sidecar)
     if mismatch:
         return None, f'{mismatch}: the sidecar of another file'
     try:

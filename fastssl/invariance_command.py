@@ -127,12 +127,15 @@ def parse_checkpoints(text):
             stem = os.path.splitext(os.path.basename(path))[0].split('.')[0]
             parent = os.path.basename(os.path.dirname(os.path.abspath(path)))
             name = parent if stem.startswith('checkpoint') and parent else stem
-        elif name in ('', '.', '..') or '/' in name or os.sep in name:
+        elif not path:
+            raise UserError(f"invariance.checkpoints: '{entry}' names no file after its '='")
+        elif not name:
+            raise UserError(f"invariance.checkpoints: '{entry}' gives no name before its '=' "
+                            f"(NAME=PATH, or the path alone)")
+        elif name in ('.', '..') or '/' in name or os.sep in name:
             # a name is a TensorBoard run folder inside invariance.run_dir
             raise UserError(f"invariance.checkpoints: the name of {path} must be a plain name, "
                             f"not '{name}' (it names a TensorBoard run in invariance.run_dir)")
-        if not path:
-            raise UserError(f"invariance.checkpoints: '{entry}' names no file after its '='")
         try:        # expanded as every other path setting is (PathStr)
             path = PathStr().check(path)
         except UnsetVariable as err:

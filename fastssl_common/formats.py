@@ -20,10 +20,13 @@ Each writer also leaves a JSON sidecar ``OUT.beton.json`` whose ``format`` is th
 ``sidecar`` id (:func:`sidecar_path` finds it); the rendered invariance sets'
 ``manifest.json`` has its own id.
 """
+import json
 import os
 from dataclasses import dataclass
 
 import numpy as np
+
+from .errors import UserError, not_a_file
 
 # ---------------------------------------------------------------------------- field names
 
@@ -134,6 +137,37 @@ def sidecar_path(beton):
     if os.path.lexists(own) or not os.path.islink(beton):
         return own
     return os.path.realpath(beton) + '.json'
+
+
+# JSON's names for what a sidecar holds instead of an object
+_JSON_KINDS = {list: 'array', str: 'string', int: 'number', float: 'number', bool: 'boolean',
+               type(None): 'null'}
+
+
+def load_sidecar(beton):
+    """``(sidecar file, its JSON object)`` of the ``.beton`` at ``beton`` (:func:`sidecar_path`);
+    the object is None where there is no sidecar. UserError naming the sidecar when it is not
+    a readable file holding a JSON object (a pipe is not opened: that would wait for a
+    writer)."""
+    sidecar = sidecar_path(beton)
+    problem = not_a_file(sidecar)
+    if problem == 'does not exist':
+        return sidecar, None
+    if problem:
+        raise UserError(f'sidecar {sidecar} {problem}')
+    try:
+        with open(sidecar, encoding='utf-8') as handle:
+            content = json.load(handle)
+    except OSError as err:
+        raise UserError(f'cannot read sidecar {sidecar}: {err.strerror}') from None
+    except UnicodeDecodeError:
+        raise UserError(f'cannot read sidecar {sidecar}: not UTF-8 text') from None
+    except ValueError as err:
+        raise UserError(f'cannot read sidecar {sidecar}: not JSON ({err})') from None
+    if not isinstance(content, dict):
+        raise UserError(f'sidecar {sidecar} is no JSON object but a JSON '
+                        f'{_JSON_KINDS.get(type(content), "value")} (damaged or edited?)')
+    return sidecar, content
 
 
 # ---------------------------------------------------------------------------- rendered sets

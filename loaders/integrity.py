@@ -20,7 +20,6 @@ import collections
 import concurrent.futures
 import functools
 import io
-import json
 import os
 import threading
 import warnings
@@ -38,7 +37,7 @@ from fastssl_common.beton_file import (
     pointer_column,
 )
 from fastssl_common.errors import UserError, path_argument, require_file
-from fastssl_common.formats import BOX_OF_FRAME, NUM_PROPOSALS, PROPOSALS, sidecar_path
+from fastssl_common.formats import BOX_OF_FRAME, NUM_PROPOSALS, PROPOSALS, load_sidecar
 from fastssl_common.progress import progress_bar
 from fastssl_common.proposals import array_problem, first_bad_count, row_problem
 
@@ -76,20 +75,10 @@ def verify(path, progress=True):
 
 def _check_hashes(path, layout, progress):
     """The sidecar's size and hashes against the file: ``{sidecar, hashes, pages}``."""
-    sidecar = sidecar_path(path)
-    if os.path.isdir(sidecar):
-        raise UserError(f'sidecar {sidecar} is a folder, not a file')
-    if not os.path.isfile(sidecar):
+    sidecar, metadata = load_sidecar(path)
+    if metadata is None:
         return {'sidecar': None, 'hashes': None, 'pages': None,
                 'note': f'no sidecar {sidecar}'}
-    try:
-        with open(sidecar, encoding='utf-8') as handle:
-            metadata = json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f'cannot read the sidecar {sidecar}: {err}') from None
-    if not isinstance(metadata, dict):
-        raise UserError(f"the sidecar {sidecar} is not a writer's sidecar (a JSON "
-                        f'{type(metadata).__name__}, not an object)')
     recorded = metadata.get('integrity')
     check_integrity_entry(recorded, sidecar)
     # another file's hashes differ too, but would name pages as if they were damaged

@@ -404,7 +404,8 @@ def test_a_val_set_whose_class_names_cannot_be_compared_is_warned_about(trained,
     check_same_classes(str(copy), small_beton, 'eval.train_path', 'eval.val_path')
     assert capsys.readouterr().err.splitlines() == [
         f"warning: the class numbering of eval.val_path {small_beton} could not be compared "
-        f"with eval.train_path {copy}'s ({copy}.json is not JSON): labels that name other "
+        f"with eval.train_path {copy}'s (cannot read sidecar {copy}.json: not JSON (Expecting "
+        f"value: line 1 column 1 (char 0))): labels that name other "
         f"classes in the two sets would score as wrong answers"]
 
 

@@ -74,6 +74,7 @@ from fastssl_common.formats import (
     REGION_FIELDS,
     VIDEO_ID,
     VIDEO_PAIRS,
+    load_sidecar,
     sidecar_path,
 )
 from fastssl_common.numbers import check_number
@@ -358,18 +359,12 @@ def read_sidecar(pairs):
     """The writer's sidecar (:func:`sidecar_path`) of the :class:`PairsFile` ``pairs`` as a
     dict, None where there is none; UserError for one that cannot be read, is no JSON object,
     has an ``integrity`` entry of the wrong shape or records another file."""
-    sidecar_file = sidecar_path(pairs.path)
     try:
-        with open(sidecar_file, encoding='utf-8') as handle:
-            sidecar = json.load(handle)
-    except FileNotFoundError:
+        sidecar_file, sidecar = load_sidecar(pairs.path)
+    except UserError as err:
+        raise UserError(f'{err}; remove it to inspect {pairs.path} without it') from None
+    if sidecar is None:
         return None
-    except (OSError, ValueError) as err:
-        reason = err.strerror if isinstance(err, OSError) else f'not JSON ({err})'
-        raise UserError(f'cannot read sidecar {sidecar_file}: {reason} (remove it to inspect '
-                        f'{pairs.path} without it)') from None
-    if not isinstance(sidecar, dict):
-        raise UserError(f'sidecar {sidecar_file} is no JSON object (damaged or edited?)')
     check_integrity_entry(sidecar.get('integrity'), sidecar_file)
     # a sidecar copied or left beside another file would report that file's tracks as these
     check_own_sidecar(pairs.path, pairs.layout, sidecar, sidecar_file)

@@ -75,15 +75,19 @@ def merged_options(files):
                     raise UserError(f'writer option --detector differs: {first.path} and '
                                     f'{other.path} were written with other checkpoints (SHA-256 '
                                     f'{_short_hash(values[0])}, {_short_hash(value)})')
-                raise UserError(f"writer option --{key.replace('_', '-')} differs: "
-                                f"{first.path} has {_shown(values[0])}, {other.path} has "
-                                f"{_shown(value)}")
+                option = f"--{key.replace('_', '-')}"
+                raise UserError(f'writer option {option} differs: '
+                                f'{_holds(first.path, option, values[0])}, '
+                                f'{_holds(other.path, option, value)}')
         merged[key] = values[0]
     return merged
 
 
-def _shown(value):
-    return 'none' if value is None else json.dumps(value)
+def _holds(path, option, value):
+    """'a.beton has 4', or, where the file was written without the option (--gap-range in
+    place of --gap), 'a.beton was written without --gap'."""
+    return f'{path} was written without {option}' if value is None else \
+        f'{path} has {json.dumps(value)}'
 
 
 def _short_hash(digest):

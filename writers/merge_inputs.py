@@ -4,7 +4,6 @@ file's size and SHA-256 are the ones recorded, the allocations lie in the data p
 each other, every data pointer is one of the sample's own allocations, and the video table or
 list of samples fits the file. Each failure is one UserError naming the file.
 """
-import json
 import os
 from dataclasses import dataclass
 
@@ -19,7 +18,14 @@ from fastssl_common.beton_file import (
     pointer_column,
 )
 from fastssl_common.errors import UserError
-from fastssl_common.formats import IMAGES, VIDEO_FRAMES, VIDEO_ID, VIDEO_PAIRS, sidecar_path
+from fastssl_common.formats import (
+    IMAGES,
+    VIDEO_FRAMES,
+    VIDEO_ID,
+    VIDEO_PAIRS,
+    load_sidecar,
+    sidecar_path,
+)
 from fastssl_common.progress import progress_bar
 from writers.shards import found_key
 from writers.sidecar_combine import is_count
@@ -58,17 +64,10 @@ def open_input(path, progress):
     """The :class:`Input` at ``path``, checked against its sidecar (UserError if it does not
     match: damaged, cut short, changed since it was written, or of a kind it cannot merge)."""
     identity = file_identity(os.stat(path))
-    sidecar_file = sidecar_path(path)
-    try:
-        with open(sidecar_file) as handle:
-            sidecar = json.load(handle)
-    except FileNotFoundError:
+    sidecar_file, sidecar = load_sidecar(path)
+    if sidecar is None:
         raise UserError(f'input {path} has no sidecar {sidecar_file} (fastssl writers leave '
-                        f'one next to each .beton)') from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f'cannot read sidecar {sidecar_file}: {err}') from None
-    if not isinstance(sidecar, dict):
-        raise UserError(f'sidecar {sidecar_file} is no JSON object (damaged or edited?)')
+                        f'one next to each .beton)')
     kind = sidecar.get('format')
     if kind not in MERGEABLE:
         what = f'a {kind} file' if isinstance(kind, str) else 'a file of unknown format'

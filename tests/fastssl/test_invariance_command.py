@@ -49,9 +49,14 @@ def test_checkpoint_refusals(tmp_path):
     with pytest.raises(UserError, match=r"^invariance.checkpoints: 'fti=' names no file after "
                                         r"its '='$"):
         parse_checkpoints('fti=')
+    # '=' alone read "the name of  must be a plain name, not ''"
+    with pytest.raises(UserError, match=r"^invariance.checkpoints: '=' names no file after"):
+        parse_checkpoints('=')
+    with pytest.raises(UserError, match=r"'=.*a.pt' gives no name before its '=' \(NAME=PATH"):
+        parse_checkpoints(f"={touch(tmp_path / 'a.pt')}")
     # a name is a TensorBoard run folder in invariance.run_dir: ../x would write outside it
     plain = touch(tmp_path / 'a.pt')
-    for name in ('../../elsewhere', 'a/b', '', '..'):
+    for name in ('../../elsewhere', 'a/b', '.', '..'):
         with pytest.raises(UserError, match=f"the name of .*a.pt must be a plain name, not "
                                             f"'{re.escape(name)}'"):
             parse_checkpoints(f'{name}={plain}')

@@ -12,6 +12,7 @@ from PIL import Image
 
 from benchmarks.synthetic_video import moving_patch_sequence, write_sequence
 from fastssl.invariance_data import read_dataset
+from fastssl_common.errors import UserError
 from fastssl_common.formats import (
     BOX_A,
     BOX_B,
@@ -36,6 +37,7 @@ from fastssl_common.formats import (
     VIDEO_FRAMES,
     VIDEO_ID,
     VIDEO_PAIRS,
+    load_sidecar,
 )
 from loaders.eval_loader import make_eval_loader
 from loaders.pair_loader import open_beton, tracked_pairs
@@ -182,3 +184,32 @@ def test_rendered_manifest(tmp_path):
     assert (manifest['format'], manifest['label']) == (RENDERED_FORMAT, RENDERED_LABEL)
     data = read_dataset('rendered', str(out))
     assert data.dataset == RENDERED_LABEL and len(data.measurements) == 4
+
+
+@pytest.mark.parametrize('make, needle', [
+    (lambda path: os.mkdir(path), 'is a folder, not a file'),
+    # opening a pipe would wait for a writer for ever
+    (lambda path: os.mkfifo(path), 'is not a regular file (a pipe, socket or device)'),
+    (lambda path: os.symlink('gone.json', path), 'is a symbolic link to gone.json, which does '
+                                                 'not exist'),
+    (lambda path: open(path, 'wb').write(b'{"format": "\xff"}'), ': not UTF-8 text'),
+    (lambda path: open(path, 'w').write('{"format": '), ': not JSON (Expecting value'),
+    (lambda path: open(path, 'w').write('[1, 2]'), 'is no JSON object but a JSON array'),
+    (lambda path: open(path, 'w').write('null'), 'is no JSON object but a JSON null'),
+])
+def test_a_sidecar_that_is_no_readable_json_object_is_named(tmp_path, make, needle):
+    beton = str(tmp_path / 'data.beton')
+    make(beton + '.json')
+    with pytest.raises(UserError) as refused:
+        load_sidecar(beton)
+    message = str(refused.value)
+    assert f'{beton}.json' in message and needle in message and '\n' not in message
+
+
+def test_a_sidecar_is_read_beside_the_file_or_its_link_target(tmp_path):
+    beton = str(tmp_path / 'data.beton')
+    assert load_sidecar(beton) == (beton + '.json', None)
+    json.dump({'format': IMAGES.sidecar}, open(beton + '.json', 'w'))
+    assert load_sidecar(beton) == (beton + '.json', {'format': IMAGES.sidecar})
+    os.symlink(beton, tmp_path / 'linked.beton')
+    assert load_sidecar(str(tmp_path / 'linked.beton'))[1] == {'format': IMAGES.sidecar}

@@ -114,8 +114,8 @@ def test_an_edited_integrity_entry_is_named(written, repo, assert_one_line_error
 
 def test_a_sidecar_that_is_no_json_object_is_named(written):
     json.dump(['a', 'list'], open(f'{written}.json', 'w'))
-    with pytest.raises(UserError, match=r"the sidecar .*copy.beton.json is not a writer's "
-                                        r"sidecar \(a JSON list, not an object\)"):
+    with pytest.raises(UserError, match=r'sidecar .*copy.beton.json is no JSON object but a '
+                                        r'JSON array \(damaged or edited\?\)'):
         verify(str(written), progress=False)
 
 

@@ -404,6 +404,11 @@ def test_different_options_schemas_or_splits_are_refused(tmp_path, frame_src, fr
     write_video_pairs(frame_src, pairs, gap=2, shard='2/3', **QUIET)
     refused(tmp_path, [inputs[0], pairs], 'schema differs', 'fastssl-video-frames/1',
             'fastssl-video-pairs/1')
+    # it read "--gap differs: pairs.beton has 2, ranged.beton has none"
+    ranged = str(tmp_path / 'ranged.beton')
+    write_video_pairs(frame_src, ranged, gap_range=(1, 2), shard='1/3', **QUIET)
+    refused(tmp_path, [pairs, ranged], 'writer option --gap differs: ',
+            'pairs.beton has 2, ', 'ranged.beton was written without --gap')
 
 
 def test_command_line_errors_are_one_line(tmp_path, inputs, run_script, assert_one_line_error):
