@@ -76,6 +76,19 @@ def outside_data_pages(layout, pointers, sizes):
     return (pointers < first) | (pointers > end) | (sizes > room)
 
 
+def own_allocations(table, pointers):
+    """Where each sample's data pointer ``pointers[i]`` lies in the allocation table
+    ``table`` (FFCV's ``ALLOC_TABLE_TYPE`` rows sorted by ``ptr``): ``(rows, own)``, the row of
+    the allocation that starts at or after it, and whether that allocation starts there and is
+    sample ``i``'s own (FFCV reads a sample's data with the size of that row)."""
+    pointers = np.asarray(pointers, np.uint64)
+    if not len(table):
+        return np.zeros(len(pointers), np.int64), np.zeros(len(pointers), bool)
+    rows = np.minimum(np.searchsorted(table['ptr'], pointers), len(table) - 1)
+    samples = np.arange(len(pointers), dtype=np.uint64)
+    return rows, (table['ptr'][rows] == pointers) & (table['sample_id'][rows] == samples)
+
+
 def pointer_column(handler):
     """How a field's metadata points at its data: a column name, '' (the metadata value is
     the pointer), or None (the field keeps its value in the metadata row)."""

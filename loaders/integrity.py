@@ -34,6 +34,7 @@ from fastssl_common.beton_file import (
     check_size,
     file_digest,
     outside_data_pages,
+    own_allocations,
     pointer_column,
 )
 from fastssl_common.errors import UserError, path_argument, require_file
@@ -126,14 +127,12 @@ def _check_samples(path, layout, progress):
         row = table[np.flatnonzero(outside)[0]]
         raise UserError(f"{path}: sample {row['sample_id']}'s data lies outside the data pages "
                         f"(damaged allocation table)")
-    samples = np.arange(layout.num_samples, dtype=np.uint64)
     sizes = {}
     for i in layout.pointer_fields:
         column = metadata[f'f{i}']
         name = pointer_column(layout.handlers[i])
         pointers = column[name] if name else column
-        at = np.minimum(np.searchsorted(table['ptr'], pointers), max(len(table) - 1, 0))
-        found = (table['ptr'][at] == pointers) & (table['sample_id'][at] == samples)
+        at, found = own_allocations(table, pointers)
         if not found.all():
             sample = int(np.flatnonzero(~found)[0])
             raise UserError(f"{path}: sample {sample}'s '{layout.field_names[i]}' points at no "

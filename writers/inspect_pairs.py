@@ -58,6 +58,7 @@ from fastssl_common.beton_file import (
     check_own_sidecar,
     not_a_beton,
     outside_data_pages,
+    own_allocations,
 )
 from fastssl_common.cli import ArgParser
 from fastssl_common.errors import UserError, path_argument, require_file, run_cli
@@ -149,17 +150,13 @@ class PairsFile:
         """Each sample's allocation size for field ``name`` whose data starts at
         ``pointers[i]``; UserError naming the first sample whose pointer is not the start of
         an allocation of its own inside the data pages (FFCV's loaders read the same table)."""
-        table = self._table
         pointers = np.asarray(pointers, np.uint64)
-        at = np.minimum(np.searchsorted(table['ptr'], pointers), max(len(table) - 1, 0))
-        samples = np.arange(len(pointers), dtype=np.uint64)
-        found = ((table['ptr'][at] == pointers) & (table['sample_id'][at] == samples)
-                 if len(table) else np.zeros(len(pointers), bool))
+        at, found = own_allocations(self._table, pointers)
         if not found.all():
             sample = int(np.flatnonzero(~found)[0])
             raise damaged(self.path, f"sample {sample}'s {name} points at no allocation of "
                                      f"its own", 'damaged metadata or allocation table')
-        sizes = table['size'][at]
+        sizes = self._table['size'][at]
         outside = outside_data_pages(self.layout, pointers, sizes)
         if outside.any():
             sample = int(np.flatnonzero(outside)[0])

@@ -15,6 +15,7 @@ from fastssl_common.beton_file import (
     check_own_sidecar,
     file_digest,
     outside_data_pages,
+    own_allocations,
     pointer_column,
 )
 from fastssl_common.errors import UserError
@@ -84,10 +85,9 @@ def open_input(path, progress):
 
     table = np.fromfile(path, ALLOC_TABLE_TYPE, layout.num_samples * len(layout.pointer_fields),
                         offset=layout.alloc_table_ptr)
-    order = np.argsort(table['ptr'], kind='stable')
-    found = Input(path, sidecar, layout, metadata, table['ptr'][order], table['size'][order],
-                  identity)
-    _check_allocations(found, table['sample_id'][order])
+    table = table[np.argsort(table['ptr'], kind='stable')]
+    found = Input(path, sidecar, layout, metadata, table['ptr'], table['size'], identity)
+    _check_allocations(found, table)
     if found.unit == 'video':
         _check_video_table(found)
     elif len(sidecar['samples']) != layout.num_samples:
@@ -194,11 +194,11 @@ def pointer_slots(layout):
     return [(f'f{i}', pointer_column(layout.handlers[i])) for i in layout.pointer_fields]
 
 
-def _check_allocations(found, owners):
-    """Every allocation lies in the data pages, apart from the others, and every data pointer
-    of every sample is one of its own allocations (the SHA-256 finds any damage too, but a
-    sidecar older than the hashes has none)."""
-    layout = found.layout
+def _check_allocations(found, table):
+    """Every allocation of ``table`` (sorted by pointer) lies in the data pages, apart from
+    the others, and every data pointer of every sample is one of its own allocations (the
+    SHA-256 finds any damage too, but a sidecar older than the hashes has none)."""
+    layout, owners = found.layout, table['sample_id']
     outside = outside_data_pages(layout, found.pointers, found.sizes)
     ends = found.pointers + np.minimum(found.sizes, layout.size)    # no overflow
     overlapping = np.concatenate([ends[:-1] > found.pointers[1:], [False]])
@@ -208,15 +208,12 @@ def _check_allocations(found, owners):
         where = 'lies outside the data pages' if outside[first] else 'runs into the next'
         raise UserError(f'{found.path} is damaged: the allocation of sample {owners[first]} '
                         f'({found.sizes[first]} bytes at {found.pointers[first]}) {where}')
-    samples = np.arange(layout.num_samples)
     for name, column in pointer_slots(found.layout):
         pointers = found.metadata[name][column] if column else found.metadata[name]
-        where = np.minimum(np.searchsorted(found.pointers, pointers), len(found.pointers) - 1)
-        bad = (found.pointers[where] != pointers) | (owners[where] != samples)
-        if len(found.pointers) == 0 or bad.any():
-            first = int(np.argmax(bad)) if len(found.pointers) else 0
-            raise UserError(f'{found.path} is damaged: sample {first} points at data its '
-                            f'allocation table does not give it')
+        own = own_allocations(table, pointers)[1]
+        if not own.all():
+            raise UserError(f'{found.path} is damaged: sample {int(np.argmin(own))} points at '
+                            f'data its allocation table does not give it')
 
 
 def _check_video_table(found):

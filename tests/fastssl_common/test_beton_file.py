@@ -1,7 +1,8 @@
 """fastssl_common/beton_file.py: a .beton path that cannot be read is one line naming it."""
+import numpy as np
 import pytest
 
-from fastssl_common.beton_file import check_layout, tables_digest
+from fastssl_common.beton_file import check_layout, own_allocations, tables_digest
 from fastssl_common.errors import UserError
 
 
@@ -57,3 +58,19 @@ def test_a_header_whose_page_size_is_no_power_of_two_is_named(small_beton, tmp_p
     with pytest.raises(UserError, match=rf'damaged.beton is not a readable .beton file '
                                         rf'\(damaged header: page size {page_size}\)'):
         check_layout(damaged)
+
+
+def test_own_allocations_finds_each_samples_own_row():
+    """FFCV's table: sample 0 at 100 (10 bytes), sample 1 at 110, sample 2 at 200, sorted by
+    pointer; a pointer is a sample's own only where one of its allocations starts there."""
+    from ffcv.types import ALLOC_TABLE_TYPE
+
+    table = np.array([(0, 100, 10), (1, 110, 90), (2, 200, 5)], ALLOC_TABLE_TYPE)
+    rows, own = own_allocations(table, [100, 110, 200])
+    assert rows.tolist() == [0, 1, 2] and own.tolist() == [True, True, True]
+    # sample 0 pointing at sample 1's data, sample 1 inside its own, sample 2 past the end
+    rows, own = own_allocations(table, [110, 115, 300])
+    assert rows.tolist() == [1, 2, 2] and own.tolist() == [False, False, False]
+    rows, own = own_allocations(table[:0], [100, 110])
+    assert own.tolist() == [False, False]
+    assert own_allocations(table, [])[1].tolist() == []
