@@ -6,7 +6,8 @@ used it before, and kNN, the linear probe and the training kNN monitor evaluate 
 its place. This op is stock's decode line for line (the same ``imdecode``, ``get_center_crop``
 and INTER_AREA ``resize_crop``: intact images give the same bits), except that a sample whose
 ``imdecode`` fails comes out black and is recorded in a
-:class:`loaders.decode_failures.DecodeFailures`.
+:class:`loaders.decode_failures.DecodeFailures`, and that the crop keeps at least one pixel
+(:func:`centre_crop`).
 """
 import numpy as np
 from ffcv.fields.rgb_image import IMAGE_MODES, CenterCropRGBImageDecoder
@@ -14,6 +15,14 @@ from ffcv.libffcv import imdecode, resize_crop
 from ffcv.pipeline.compiler import Compiler
 
 from .decode_failures import DecodeFailures
+
+
+def centre_crop(height, width, _, ratio):
+    """Stock's ``get_center_crop`` (the centred square of ``ratio`` times the shorter side),
+    at least 1 px a side: stock's is 0 px for an image 1 px high or wide, and OpenCV's resize
+    of an empty crop aborts the whole process."""
+    side = max(int(ratio * min(height, width)), 1)
+    return (height - side) // 2, (width - side) // 2, side, side
 
 
 class CentreCropDecoder(CenterCropRGBImageDecoder):
@@ -30,7 +39,7 @@ class CentreCropDecoder(CenterCropRGBImageDecoder):
         my_range = Compiler.get_iterator()
         imdecode_c = Compiler.compile(imdecode)
         resize_crop_c = Compiler.compile(resize_crop)
-        get_crop_c = Compiler.compile(self.get_crop_generator)
+        get_crop_c = Compiler.compile(centre_crop)
         record_failures = Compiler.compile(self.failures.make_recorder())
         scale, ratio = self.scale, self.ratio
 

@@ -56,3 +56,21 @@ def test_a_damaged_image_is_black_and_counted_every_epoch(small_beton, damaged_b
         np.testing.assert_array_equal(images[others], intact[others])
         assert (loader.decode_failures.count, loader.decode_failures.lowest_sample) == \
             (epoch, DAMAGED)
+
+
+def test_images_one_pixel_high_or_wide_are_cropped_to_one_pixel(tmp_path):
+    """Stock's centre crop of a 1 px side is 0 px, and OpenCV's resize of it aborted the
+    process (kNN and the linear probe ended with a C++ 'terminate called', exit status 134)."""
+    from PIL import Image
+
+    from writers.write_images import write_images
+
+    colours = {'dot.png': (1, 1), 'row.png': (7, 1), 'column.png': (1, 7), 'square.png': (9, 9)}
+    for name, size in colours.items():
+        (tmp_path / 'src' / name[:-4]).mkdir(parents=True)
+        Image.new('RGB', size, (200, 30, 90)).save(tmp_path / 'src' / name[:-4] / name)
+    out = str(tmp_path / 'odd.beton')
+    write_images(str(tmp_path / 'src'), out, write_mode='raw', workers=1, progress=False)
+    images, _ = views(make_eval_loader(out, batch_size=4, resolution=16, num_workers=1))
+    assert images.shape == (4, 16, 16, 3)
+    assert (images == np.array([200, 30, 90], np.uint8)).all()
