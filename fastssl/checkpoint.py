@@ -116,6 +116,14 @@ def hold_run_dir(run_dir):
                                 f'to end, or pick another train.run_dir')
 
 
+def check_run_dir_free(run_dir):
+    """UserError when another training run holds ``run_dir`` (which ``Trainer.fit`` then
+    holds): said before a resume reads its checkpoints, or a fresh run finds them there."""
+    if os.path.isdir(run_dir):
+        with hold_run_dir(run_dir):
+            pass
+
+
 def latest_checkpoint(run_dir):
     """Path of the run's last checkpoint, or None when the run has none; UserError where a
     folder has its name (it would not be read, and no checkpoint could be written there)."""

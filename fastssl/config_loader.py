@@ -134,16 +134,20 @@ class Str(Checker):
 
 
 class UnsetVariable(ValueError):
-    """A path naming an environment variable that is not set."""
+    """A path naming an environment variable that is not set (or set to '')."""
 
-    def __init__(self, name):
+    def __init__(self, name, empty=False):
         super().__init__(name)
-        self.name = name
+        self.name, self.empty = name, empty
 
     def refusal(self, setting, raw):
         """The UserError naming ``setting`` and its value ``raw``."""
-        return UserError(f'{setting} names ${self.name}, an environment variable that is not '
-                         f'set: {raw}')
+        if not re.fullmatch(r'\w+', self.name):     # ${VAR:-default}: a shell's, not ours
+            return UserError(f'{setting} uses ${{{self.name}}}: only $VAR and ${{VAR}} are '
+                             f'expanded, without shell defaults or other forms: {raw}')
+        state = 'empty' if self.empty else 'not set'
+        return UserError(f'{setting} names ${self.name}, an environment variable that is '
+                         f'{state}: {raw}')
 
 
 class PathStr(Str):
@@ -156,7 +160,12 @@ class PathStr(Str):
     def check(self, value):
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
-        expanded = os.path.expandvars(os.path.expanduser(super().check(value)))
+        value = super().check(value)
+        # set to '': '$SCRATCH/x.beton' would quietly become '/x.beton'
+        for named in self.VARIABLE.finditer(value):
+            if os.environ.get(named.group(1).strip('{}')) == '':
+                raise UnsetVariable(named.group(1).strip('{}'), empty=True)
+        expanded = os.path.expandvars(os.path.expanduser(value))
         unset = self.VARIABLE.search(expanded)  # expandvars leaves an unset one as written
         if unset:
             raise UnsetVariable(unset.group(1).strip('{}'))
@@ -270,11 +279,15 @@ RECIPE_DIRS = [Path(__file__).resolve().parent / 'configs',
 
 
 def config_file_path(name):
-    """A ``--config-file`` argument's file: NAME itself when it is a file, else the named
-    recipe it calls (``fti`` or ``fti.yaml``); UserError naming it otherwise. ``~`` is
-    expanded as in a path setting: after ``--config-file=`` the shell leaves it."""
-    given = os.path.expanduser(name)
-    if os.path.isfile(given):
+    """A ``--config-file`` argument's file: NAME itself when it is a file (or a pipe:
+    ``<(...)``), else the named recipe it calls (``fti`` or ``fti.yaml``); UserError naming it
+    otherwise. ``~`` and ``$VAR`` are expanded as in a path setting: after ``--config-file=``
+    the shell leaves them."""
+    try:
+        given = PathStr().check(name)
+    except UnsetVariable as err:
+        raise err.refusal('--config-file', name) from None
+    if os.path.exists(given) and not os.path.isdir(given):
         return given
     recipes = {path.stem: path for folder in reversed(RECIPE_DIRS) if folder.is_dir()
                for path in folder.glob('*.yaml')}
@@ -312,6 +325,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == 'tag:yaml.org,2002:merge':
+                continue      # `<<: *shared`: its keys give way to the mapping's own
             key = self.construct_object(key_node, deep=deep)
             if not isinstance(key, collections.abc.Hashable):
                 continue                  # the base class reports it
@@ -331,6 +346,7 @@ def load_config(argv, declare, command=None, about='', elsewhere=None):
     wants_help = '--help' in argv or '-h' in argv
     files, overrides = parse_cli([item for item in argv if item not in ('--help', '-h')])
     known = set(cfg.entries)
+    given_in = {}             # key -> the file that gave it its value last
     for fname in map(config_file_path, files):
         try:
             with open(fname, encoding='utf-8') as handle:
@@ -341,8 +357,7 @@ def load_config(argv, declare, command=None, about='', elsewhere=None):
             raise UserError(f'config file {fname} is not valid YAML ({where}'
                             f'{getattr(err, "problem", err)})') from None
         except UnicodeDecodeError:
-            raise UserError(f'config file {fname} is not a YAML text file (a checkpoint or '
-                            f'a .beton?)') from None
+            raise UserError(_not_utf8(fname)) from None
         except OSError as err:
             raise UserError(f'cannot read config file {fname}: {err.strerror}') from None
         content = {} if content is None else content       # an empty file
@@ -366,18 +381,38 @@ def load_config(argv, declare, command=None, about='', elsewhere=None):
                                 + _key_suggestion(key, known, elsewhere))
             if value is None:      # `batch_size:` would otherwise fall back to the default
                 raise UserError(f"config key '{key}' in {fname} has no value")
+            given_in[path] = fname
         cfg.collect(content)
     for key in overrides:
         if tuple(key.split('.')) not in known:
             raise UserError(f"unknown config key '{key}' on the command line"
                             + _key_suggestion(key, known, elsewhere))
     cfg.collect(overrides)
+    for key in overrides:
+        given_in.pop(tuple(key.split('.')), None)
     if wants_help:
         sources = [*files, *(['the command line'] if overrides else [])]
         print(help_text(cfg, command, about, sources))
         sys.exit(0)
-    check_values(cfg)
+    check_values(cfg, given_in)
     return cfg
+
+
+def _not_utf8(fname):
+    """Why a config file is not UTF-8: binary (a checkpoint, a .beton), or text in another
+    encoding, with the line of its first such byte."""
+    with open(fname, 'rb') as handle:
+        head = handle.read(1 << 16)
+    binary = sum(byte < 32 and byte not in b'\t\n\r' or byte >= 128 for byte in head)
+    if binary > len(head) // 10:
+        return f'config file {fname} is not a YAML text file (a checkpoint or a .beton?)'
+    try:
+        head.decode('utf-8')
+        where = ''
+    except UnicodeDecodeError as err:
+        line = head[:err.start].count(b'\n') + 1
+        where = f' (line {line}: byte 0x{head[err.start]:02x})'
+    return f'config file {fname} is not UTF-8 text{where}: save it as UTF-8'
 
 
 def _non_string_key(mapping):
@@ -392,12 +427,15 @@ def _non_string_key(mapping):
     return None
 
 
-def check_values(cfg):
-    """UserError naming the key and the value for the first value that is missing, of the
-    wrong type or out of its range, or for an ``X_min`` above its ``X_max``."""
+def check_values(cfg, given_in=None):
+    """UserError naming the key and the value (and the config file that gave it, from
+    ``given_in``: key path -> file) for the first value that is missing, of the wrong type
+    or out of its range, or for an ``X_min`` above its ``X_max``."""
     values = {}
+    given_in = given_in or {}
     for path, param in cfg.entries.items():
         key = '.'.join(path)
+        where = f' in {given_in[path]}' if path in given_in else ''
         raw = cfg.content.get(path)
         if param.required and raw is None:
             raise UserError(f"missing required config key '{key}'")
@@ -410,11 +448,11 @@ def check_values(cfg):
         try:
             values[key] = param.checker.check(param.default if raw is None else raw)
         except OutOfRange as err:
-            raise UserError(f'{key} must be {err.bounds}, got {err.value}') from None
+            raise UserError(f'{key}{where} must be {err.bounds}, got {err.value}') from None
         except UnsetVariable as err:
-            raise err.refusal(f"config key '{key}'", raw) from None
+            raise err.refusal(f"config key '{key}'{where}", raw) from None
         except Exception:
-            raise UserError(f"config key '{key}' must be {param.checker.help()}, "
+            raise UserError(f"config key '{key}'{where} must be {param.checker.help()}, "
                             f"got {raw!r}") from None
     for key, low in values.items():
         high_key = key[:-len('_min')] + '_max'

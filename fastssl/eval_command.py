@@ -25,7 +25,8 @@ def main(argv=None):
         print(help_text())
         return 0
     if not argv or argv[0] not in COMMANDS:
-        got = f"unknown command '{argv[0]}'; " if argv else ''
+        got = ('' if not argv else f'no command before {argv[0]}; ' if argv[0].startswith('-')
+               else f"unknown command '{argv[0]}'; ")
         raise UserError(got + usage())
     from fastssl.config_loader import declared_sections, read_settings
     name, command = argv[0], COMMANDS[argv[0]]

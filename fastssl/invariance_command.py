@@ -53,7 +53,7 @@ def measure(s, checkpoints, ks):
                         f'kind=rendered); {s.kind} has none')
     device = resolve_device(s.device, 'invariance.device')
     dtype = resolve_precision(s.precision, device, 'invariance.precision')
-    backbones = [load_backbone(path, s.arch, device) for _, path in checkpoints]
+    backbones = [load_backbone(path, s.arch, device, 'invariance.arch') for _, path in checkpoints]
     if s.reference:
         references = reference_backbones([b.arch for b in backbones], s.seed, device)
         for name, path in checkpoints:
@@ -114,8 +114,9 @@ def reference_backbones(archs, seed, device):
 
 def parse_checkpoints(text):
     """'a.pt,fti=runs/fti/checkpoint_last.pt' -> [(name, path)]; a name defaults to the run
-    folder for ``checkpoint*`` files, else the file's stem (made unique)."""
-    out, seen = [], {}
+    folder for ``checkpoint*`` files, else the file's stem (made unique: 'a', 'a#2'); a name
+    given twice is refused."""
+    out, seen, given = [], {}, set()
     for entry in (e.strip() for e in text.split(',')):
         if not entry:
             continue
@@ -136,6 +137,11 @@ def parse_checkpoints(text):
             # a name is a TensorBoard run folder inside invariance.run_dir
             raise UserError(f"invariance.checkpoints: the name of {path} must be a plain name, "
                             f"not '{name}' (it names a TensorBoard run in invariance.run_dir)")
+        elif name in given:      # derived names are made unique; a given one is meant
+            raise UserError(f"invariance.checkpoints names '{name}' twice: give each "
+                            f"checkpoint its own name")
+        else:
+            given.add(name)
         try:        # expanded as every other path setting is (PathStr)
             path = PathStr().check(path)
         except UnsetVariable as err:

@@ -50,6 +50,8 @@ _NUMPY_GLOBALS = [np.zeros(1).__reduce__()[0], np.float64(0).__reduce__()[0], np
 
 
 # torch's load errors: ANSI bold codes, and for a pickled class its name after this
+# names that would make a new export look like data or settings
+DATA_SUFFIXES = ('.beton', '.json', '.yaml', '.yml', '.jpg', '.jpeg', '.png')
 _ANSI = re.compile(r'\x1b\[[0-9;]*m')
 _PICKLED_CLASS = re.compile(r'Unsupported global: GLOBAL (\S+)')
 
@@ -144,8 +146,9 @@ def _resolve_arch(weights, arch, path):
     return arch
 
 
-def _build(weights, arch, path):
-    """A torchvision ResNet with fc = Identity holding ``weights`` (fc entries ignored)."""
+def _build(weights, arch, path, arch_key):
+    """A torchvision ResNet with fc = Identity holding ``weights`` (fc entries ignored);
+    ``arch_key`` is the setting a mismatch names."""
     model = getattr(torchvision.models, arch)(weights=None)  # nothing is downloaded
     model.fc = nn.Identity()
     try:
@@ -156,21 +159,22 @@ def _build(weights, arch, path):
         except UserError:
             held = None
         if held not in (None, arch):    # PyTorch's key list would hide it in 300 characters
-            raise UserError(f'{path} holds a {held} backbone, not a {arch}: set the arch '
-                            f'setting to {held} or auto') from None
+            raise UserError(f'{path} holds a {held} backbone, not a {arch}: set {arch_key} '
+                            f'to {held} or auto') from None
         detail = ' '.join(str(err).split())[:300]
         raise UserError(f'{path}: weights do not fit {arch} ({detail})') from None
     return model
 
 
-def load_backbone(path, arch='auto', device='cpu'):
+def load_backbone(path, arch='auto', device='cpu', arch_key='eval.arch'):
     """The backbone of any supported checkpoint as an ``nn.Module`` in eval mode: ImageNet-
     normalised images (B, 3, H, W) -> global-pooled features (B, D); fc / head removed.
+    ``arch_key`` names the setting that gave ``arch``, for the refusal of a mismatch.
 
     The module also carries ``arch``, ``feature_dim`` and ``source_format`` attributes."""
     weights, source = backbone_weights(path)
     arch = _resolve_arch(weights, arch, path)
-    model = _build(weights, arch, path)
+    model = _build(weights, arch, path, arch_key)
     model.arch, model.source_format = arch, source
     model.feature_dim = model.layer4[-1].conv1.in_channels
     return model.to(device).eval()
@@ -186,6 +190,10 @@ def export_backbone(path, out, arch='auto'):
     a PyTorch file (a dataset, say)."""
     if out.endswith(os.sep):  # refused now, not by the write after all the work
         raise UserError(f'export.out {out} ends in {os.sep}: give the path of a file (a .pth)')
+    if not os.path.exists(out) and out.lower().endswith(DATA_SUFFIXES):
+        # a new file that would be taken for a dataset or settings
+        raise UserError(f'export.out {out} is named as a {os.path.splitext(out)[1]} file: give '
+                        f'the path of a .pth')
     if os.path.exists(out):
         if os.path.isdir(out):
             raise UserError(f'export.out {out} is a folder, not a file')
@@ -205,7 +213,7 @@ def export_backbone(path, out, arch='auto'):
                             f'plain state dict): give another path')
     weights, source = backbone_weights(path)
     arch = _resolve_arch(weights, arch, path)
-    state = _build(weights, arch, path).state_dict()  # checked, in torchvision's key order
+    state = _build(weights, arch, path, 'export.arch').state_dict()  # checked, torchvision's order
     if 'fc.weight' in weights:
         state.update({'fc.weight': weights['fc.weight'], 'fc.bias': weights['fc.bias']})
     state = {k: v.detach().clone().contiguous() for k, v in state.items()}

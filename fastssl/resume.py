@@ -161,7 +161,10 @@ def start_position(world, settings, model, optimizer, scaler, steps_per_epoch,
         detail = ' '.join(str(err).split())[:300]
         raise UserError(f'checkpoint {path}: its GradScaler or RNG state cannot be restored '
                         f'({type(err).__name__}: {detail}; damaged or edited?)') from None
-    where = f'epoch {epoch + 1}' + (f', step {step + 1}' if step else '')
     note = f' (changed: {_shown(changed)})' if changed else ''
+    if epoch == settings.train.epochs:
+        return epoch, step, (f'{path} has finished all {epoch} epochs of the run: nothing to '
+                             f'train (raise train.epochs to train on){note}')
+    where = f'epoch {epoch + 1}' + (f', step {step + 1}' if step else '')
     return epoch, step, f'resuming from {path} at {where}{note}'
 

@@ -79,6 +79,8 @@ class Trainer(TrainingParts):
 
     def _train(self, stop_after):
         s = self.s
+        if self.start_epoch == s.train.epochs:   # a finished run, resumed: nothing is written
+            return None
         self.warn_small_bn_groups()
         self._decodes_failed = self.loader.decode_failures.count
         # the untrained network, the reference the curves start from, is measured before the

@@ -20,6 +20,7 @@ from loaders.photometric_params import make_strengths
 from loaders.work_sharing import check_threads
 
 from . import distributed
+from .checkpoint import check_run_dir_free
 from .config import weight_name
 from .device import resolve_device, resolve_precision
 from .evaluation import checked_eval_loaders
@@ -103,6 +104,7 @@ class TrainingParts:
                               else torch.contiguous_format)
         self.model = self.create_model()
         self.optimizer, self.scaler = self.create_optimizer()
+        from_main(self.world, lambda: check_run_dir_free(s.train.run_dir))
         self.start_epoch, self.start_step, resuming = start_position(
             self.world, s, self.model, self.optimizer, self.scaler, len(self.loader),
             self.data_digest)

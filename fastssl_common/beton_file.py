@@ -118,8 +118,11 @@ def required_size(path):
             if len(head) >= 2:
                 version = int(np.frombuffer(head[:2], '<u2')[0])
                 if version != CURRENT_VERSION:
+                    # FFCV has had versions 1 and 2: a larger number is another kind of file
+                    # ('he' of a text file reads as version 25960)
                     raise not_a_beton(path, f'format version {version}, FFCV reads '
-                                            f'{CURRENT_VERSION}')
+                                            f'{CURRENT_VERSION}' if version < 16 else
+                                            'it does not begin with an FFCV header')
             if len(head) < HeaderType.itemsize:
                 raise truncated(path, size, HeaderType.itemsize)
             header = np.frombuffer(head, HeaderType)[0]

@@ -105,6 +105,10 @@ def test_bad_input_is_one_line(trained, small_beton, tmp_path, capsys, assert_on
               '--linear.epochs=0'])
     with pytest.raises(UserError, match="unknown command 'knnn'.*knn,linear,export"):
         main(['knnn'])
+    # it said "unknown command '--eval.checkpoint=x.pt'"
+    with pytest.raises(UserError, match=r'^no command before --eval.checkpoint=x.pt; usage: '
+                                        r'.*\{knn,linear,export'):
+        main(['--eval.checkpoint=x.pt'])
     with pytest.raises(UserError, match="missing required config key 'export.out'"):
         main(['export', f'--export.checkpoint={checkpoint}'])
 

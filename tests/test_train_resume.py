@@ -1,11 +1,13 @@
 """Resuming a run: a checkpoint written with other settings is refused with every differing
 key named (old and new values), settings that may change are listed when resuming, a refusal
 leaves no run folder behind."""
+import os
 import shutil
 
 import pytest
 import torch
 
+from fastssl.checkpoint import hold_run_dir
 from fastssl.config import load_settings
 from fastssl.trainer import Trainer
 from fastssl_common.errors import UserError
@@ -67,6 +69,27 @@ def test_the_resume_line_follows_every_check(resume, tmp_path, capsys):
     assert 'resuming from' not in capsys.readouterr().err
     resume()
     assert capsys.readouterr().err.startswith('resuming from')
+
+
+def test_a_run_folder_in_use_is_named_before_the_resume_line(resume, capsys):
+    """It printed 'resuming from ...' and then refused the folder as in use."""
+    with hold_run_dir(str(resume.run)):
+        with pytest.raises(UserError, match=f'^{resume.run} is in use by another training run'):
+            resume('--train.epochs=3')
+    assert capsys.readouterr().err == ''
+
+
+def test_a_finished_run_resumed_says_so_and_writes_nothing(resume, capsys):
+    """It said 'resuming from ... at epoch 2', wrote a new event file and config.yaml, and
+    ended with 'done.'."""
+    before = {name: os.stat(resume.run / name).st_mtime_ns for name in os.listdir(resume.run)}
+    trainer = resume('--train.epochs=1')
+    assert capsys.readouterr().err.startswith(    # (changed: train.run_dir=...: a copy)
+        f"{resume.run / 'checkpoint_last.pt'} has finished all 1 epochs of the run: nothing to "
+        f"train (raise train.epochs to train on) (changed: train.run_dir=")
+    assert trainer.fit() is None
+    assert {name: os.stat(resume.run / name).st_mtime_ns
+            for name in os.listdir(resume.run)} == before
 
 
 def test_a_copy_of_the_data_elsewhere_is_accepted(resume, small_beton, tmp_path, capsys):

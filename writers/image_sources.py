@@ -18,6 +18,7 @@ import concurrent.futures
 import json
 import math
 import os
+import re
 import sys
 import unicodedata
 from collections import Counter
@@ -242,14 +243,31 @@ def read_list_file(list_path):
             label = check_number(value, f'list file {list_path}:{number}: label')
             line = pieces[0]
         path = os.path.normpath(os.path.join(base, os.path.expanduser(line)))
+        if not os.path.exists(path):
+            _check_no_bad_label(list_path, number, base, line)
         seen, seen_label = first_seen.setdefault(path, (number, label))
         if seen_label != label:
-            raise UserError(f'list file {list_path}:{number}: {line} is labelled {label}, and '
-                            f'{seen_label} on line {seen}: one image is one class')
+            raise UserError(f'list file {list_path}:{number}: {line} has {_label(label)}, and '
+                            f'{_label(seen_label)} on line {seen}: one image is one class')
         samples.append(Sample(path, label))
     if not samples:
         raise UserError(f'list file {list_path} names no images')
     return SampleList(samples, [])
+
+
+def _label(label):
+    return 'no label' if label == UNLABELED else f'label {label}'
+
+
+def _check_no_bad_label(list_path, number, base, line):
+    """UserError where a listed path that does not exist is an existing file followed by
+    words (``a.jpg zero``, ``a.jpg 1 x``): a label that is not a whole number, not a file
+    name with spaces to report as missing."""
+    for gap in reversed(list(re.finditer(r'\s+', line))):
+        head = os.path.normpath(os.path.join(base, os.path.expanduser(line[:gap.start()])))
+        if os.path.isfile(head):
+            raise UserError(f"list file {list_path}:{number}: '{line[gap.end():]}' after "
+                            f"{line[:gap.start()]} is not a label (a whole number)")
 
 
 # ---------------------------------------------------------------------------- boxes

@@ -184,7 +184,8 @@ def test_special_values_and_the_edges_of_ranges_load():
 def test_ranges_hold_for_config_files_too(tmp_path):
     recipe = tmp_path / 'r.yaml'
     recipe.write_text('data:\n  path: x.beton\noptim:\n  momentum: 1.2\n')
-    with pytest.raises(UserError, match=r'^optim\.momentum must be in \[0, 1\), got 1\.2$'):
+    with pytest.raises(UserError, match=rf'^optim\.momentum in {recipe} must be in \[0, 1\), '
+                                        rf'got 1\.2$'):
         load_settings(['--config-file', str(recipe)])
 
 

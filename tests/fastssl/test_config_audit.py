@@ -98,6 +98,58 @@ def test_paths_expand_home_and_variables_and_an_unset_variable_is_named(monkeypa
     with pytest.raises(UserError, match=r"'train.run_dir' names \$NOPE, an environment "
                                         r"variable that is not set: \$NOPE/run$"):
         load_settings(['--data.path=x.beton', '--train.run_dir=$NOPE/run'])
+    # set to '': the run went to /run; a shell default was taken for a variable's name
+    monkeypatch.setenv('EMPTY', '')
+    with pytest.raises(UserError, match=r"'train.run_dir' names \$EMPTY, an environment "
+                                        r"variable that is empty: \$EMPTY/run$"):
+        load_settings(['--data.path=x.beton', '--train.run_dir=$EMPTY/run'])
+    with pytest.raises(UserError, match=r"'train.run_dir' uses \$\{NOPE:-/tmp\}: only \$VAR "
+                                        r"and \$\{VAR\} are expanded"):
+        load_settings(['--data.path=x.beton', '--train.run_dir=${NOPE:-/tmp}/run'])
+
+
+def test_the_config_file_is_found_through_variables_and_read_from_a_pipe(monkeypatch,
+                                                                           tmp_path):
+    """Both said 'config file not found'."""
+    (tmp_path / 'c.yaml').write_text('data:\n  batch_size: 8\n')
+    monkeypatch.setenv('CONFIGS', str(tmp_path))
+    monkeypatch.delenv('NOPE', raising=False)
+    settings = load_settings(['--config-file=$CONFIGS/c.yaml', '--data.path=x.beton'])
+    assert settings.data.batch_size == 8
+    with pytest.raises(UserError, match=r'^--config-file names \$NOPE, an environment variable '
+                                        r'that is not set: \$NOPE/c.yaml$'):
+        load_settings(['--config-file=$NOPE/c.yaml', '--data.path=x.beton'])
+    read, write = os.pipe()              # what the shell's --config-file <(...) gives
+    os.write(write, b'data:\n  batch_size: 4\n')
+    os.close(write)
+    try:
+        assert load_settings([f'--config-file=/dev/fd/{read}',
+                              '--data.path=x.beton']).data.batch_size == 4
+    finally:
+        os.close(read)
+
+
+def test_yaml_merge_keys_extend_a_section(tmp_path):
+    """`<<` was refused as a tag without a constructor; the mapping's own keys win."""
+    path = tmp_path / 'c.yaml'
+    path.write_text('data:\n  <<: {batch_size: 8, resolution: 48}\n  batch_size: 4\n')
+    settings = load_settings(['--config-file', str(path), '--data.path=x.beton'])
+    assert (settings.data.batch_size, settings.data.resolution) == (4, 48)
+
+
+def test_a_bad_value_names_the_file_that_gave_it(tmp_path):
+    path = tmp_path / 'c.yaml'
+    path.write_text('data:\n  batch_size: sixteen\n  resolution: -3\n')
+    with pytest.raises(UserError, match=rf"^config key 'data.batch_size' in {path} must be an "
+                                        rf"int"):
+        load_settings(['--config-file', str(path), '--data.path=x.beton'])
+    with pytest.raises(UserError, match=rf'^data.resolution in {path} must be >= 32, got -3$'):
+        load_settings(['--config-file', str(path), '--data.path=x.beton',
+                       '--data.batch_size=8'])
+    # the command line's value replaces the file's: no file to name
+    with pytest.raises(UserError, match=r"^config key 'data.batch_size' must be an int"):
+        load_settings(['--config-file', str(path), '--data.path=x.beton',
+                       '--data.batch_size=x'])
 
 
 @pytest.mark.e2e   # whole train.py runs, 20-45 s: make test-e2e

@@ -48,6 +48,9 @@ def test_training_settings_load_from_a_recipe_name():
 
 @pytest.mark.parametrize('content, message', [
     (b'\x80\x02\x8a\nlj\xfc\x9cF\xf9 j\xa8P\x19.', r'is not a YAML text file \(a checkpoint or'),
+    # text in another encoding is not called a checkpoint
+    (b'data:\n  batch_size: 8  # \xe9t\xe9\n', r'c.yaml is not UTF-8 text \(line 2: byte 0xe9\): '
+                                                r'save it as UTF-8$'),
     (b'1: 2\n', r'unknown config key 1 in .*\(keys are names\)'),
     (b'data:\n  7: 2\n', r'unknown config key 7 in .*\(keys are names\)'),
     (b'[]\n', r'c.yaml must hold a mapping of sections'),

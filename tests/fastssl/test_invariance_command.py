@@ -54,6 +54,9 @@ def test_checkpoint_refusals(tmp_path):
         parse_checkpoints('=')
     with pytest.raises(UserError, match=r"'=.*a.pt' gives no name before its '=' \(NAME=PATH"):
         parse_checkpoints(f"={touch(tmp_path / 'a.pt')}")
+    # it scored the same checkpoint as 'a' and 'a#2'
+    with pytest.raises(UserError, match=r"^invariance.checkpoints names 'a' twice: give each "):
+        parse_checkpoints(f"a={touch(tmp_path / 'a.pt')},b={tmp_path / 'a.pt'},a=x.pt")
     # a name is a TensorBoard run folder in invariance.run_dir: ../x would write outside it
     plain = touch(tmp_path / 'a.pt')
     for name in ('../../elsewhere', 'a/b', '.', '..'):

@@ -1,6 +1,8 @@
 """Backbones in and out: every supported format gives the fastssl encoder's own features, and
 the export drops into a plain torchvision ResNet; a file that would give wrong weights (damaged,
 diverged, a pickled model) is one line naming it."""
+import os
+
 import pytest
 import torch
 import torchvision
@@ -140,7 +142,7 @@ def test_bad_files_are_named_with_what_was_found(ours, tmp_path):
         load_backbone(str(tmp_path / 'notes.txt'))
     # PyTorch's list of missing and unexpected keys, cut to one line, hid what was wrong
     with pytest.raises(UserError, match=r'^.*\.pt holds a resnet18 backbone, not a resnet50: '
-                                        r'set the arch setting to resnet18 or auto$'):
+                                        r'set eval.arch to resnet18 or auto$'):
         load_backbone(path, arch='resnet50')
     weights = load_backbone(path).state_dict()
     weights['conv1.weight'] = weights['conv1.weight'][:, :2]     # a 2-channel stem
@@ -208,6 +210,16 @@ def test_export_out_ending_in_a_separator_is_refused_before_the_work(tmp_path):
     with pytest.raises(UserError, match=f'export.out {out} ends in /'):
         export_backbone(str(tmp_path / 'none.pt'), out)
     assert not (tmp_path / 'new').exists()
+
+
+@pytest.mark.parametrize('name', ['train.beton', 'features.JSON', 'run.yaml'])
+def test_export_out_named_as_data_is_refused(ours, tmp_path, name):
+    """A new file so named got a ResNet state dict, exit status 0."""
+    with pytest.raises(UserError, match=rf'^export.out .*{name} is named as a '
+                                        rf'{name[name.index("."):]} file: give the path of a '
+                                        rf'\.pth$'):
+        export_backbone(ours[0], str(tmp_path / name))
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_damaged_earlier_export_is_named_as_export_out(ours, tmp_path):

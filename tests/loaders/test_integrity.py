@@ -72,8 +72,14 @@ def test_even_a_few_bytes_short_is_refused(written):
 
 def test_a_foreign_or_unfinished_file_is_not_a_beton(tmp_path, small_beton):
     junk = tmp_path / 'junk.beton'
+    # it read 'format version 19280, FFCV reads 2', as if from another FFCV
     junk.write_bytes(b'PK\3\4' + bytes(200))
-    with pytest.raises(UserError, match='is not a readable .beton file .format version'):
+    with pytest.raises(UserError, match=r'is not a readable .beton file \(it does not begin '
+                                        r'with an FFCV header\)'):
+        check_size(str(junk))
+    junk.write_bytes(b'\1\0' + bytes(200))
+    with pytest.raises(UserError, match=r'is not a readable .beton file \(format version 1, '
+                                        r'FFCV reads 2\)'):
         check_size(str(junk))
     unfinished = tmp_path / 'unfinished.beton'
     data = bytearray(open(small_beton, 'rb').read())

@@ -17,7 +17,7 @@ import skimage.data
 from PIL import Image
 
 from fastssl_common.errors import UserError
-from writers.image_sources import crop_region, map_in_order, scan_folder
+from writers.image_sources import crop_region, map_in_order, read_list_file, scan_folder
 from writers.write_images import SMALL_BOX, ImageEncoder, main, write_images
 
 SIZE = (96, 64)  # width, height: every image of the Loader tests has this size
@@ -560,9 +560,29 @@ def test_list_file_naming_one_image_as_two_classes_is_refused(
     listing = tmp_path / 'list.txt'
     listing.write_text(f'{image} 1\n{class_folder[1][1][0]} 0\n{image} 1\n{image} 3\n')
     result = run_script('writers/write_images.py', listing, tmp_path / 'x.beton')
-    assert_one_line_error(result, f'list file {listing}:4: {image} is labelled 3, and 1 on '
-                                  f'line 1: one image is one class')
+    assert_one_line_error(result, f'list file {listing}:4: {image} has label 3, and label 1 '
+                                  f'on line 1: one image is one class')
     assert sorted(os.listdir(tmp_path)) == ['list.txt']
+    # it said "is labelled -1" of the line without a label
+    listing.write_text(f'{image} 1\n{image}\n')
+    with pytest.raises(UserError, match=f'list.txt:2: {image} has no label, and label 1 on '
+                                        f'line 1: one image is one class'):
+        read_list_file(str(listing))
+
+
+@pytest.mark.parametrize('line_end', [' zero', ' 1 extra', '\t1.5'])
+def test_a_label_that_is_no_whole_number_is_named(class_folder, tmp_path, line_end):
+    """The line was taken for a file name with spaces, skipped as not found, exit status 0."""
+    image = class_folder[1][0][0]
+    listing = tmp_path / 'list.txt'
+    listing.write_text(f'{class_folder[1][1][0]} 0\n{image}{line_end}\n')
+    with pytest.raises(UserError, match=rf"^list file {listing}:2: '{line_end.split(None, 1)[0]}"
+                                        rf".*' after {image} is not a label \(a whole number\)$"):
+        read_list_file(str(listing))
+    spaced = tmp_path / f'name{line_end}'      # a file whose name holds the words is read
+    spaced.write_bytes(b'')
+    listing.write_text(f'{spaced}\n')
+    assert read_list_file(str(listing)).samples[0].path == str(spaced)
 
 
 def test_a_coco_file_as_src_points_to_boxes(tmp_path, run_script, assert_one_line_error):
