@@ -6,6 +6,7 @@ images are converted to 8-bit RGB. The writers store images decoded so, and the 
 measurements (``fastssl.invariance_data``) read their image sets so.
 """
 import os
+import re
 import stat
 import warnings
 
@@ -109,5 +110,10 @@ def describe_failure(err):
         return 'not a recognised image file'
     if isinstance(err, NonFinitePixels):
         return str(err)
+    if isinstance(err, Image.DecompressionBombError):
+        pixels = re.search(r'\((\d+) pixels\)', str(err))
+        size = f'{int(pixels.group(1)) / 1e6:.3g} megapixels, ' if pixels else ''
+        return (f'too large to decode ({size}over the {2 * Image.MAX_IMAGE_PIXELS / 1e6:.3g} '
+                f'megapixels Pillow allows against decompression bombs): downscale it first')
     text = ' '.join(str(err).split()) or type(err).__name__
     return f'{type(err).__name__}: {text}'

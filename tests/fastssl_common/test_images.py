@@ -50,3 +50,16 @@ def test_a_float_image_with_a_non_finite_pixel_is_refused(bad):
     with pytest.raises(NonFinitePixels) as err:
         to_rgb(Image.fromarray(values, mode='F'))
     assert describe_failure(err.value) == '1 of 48 float pixels are NaN or infinite'
+
+
+def test_an_image_over_pillows_pixel_limit_is_named_as_too_large(tmp_path, monkeypatch):
+    """The skip list showed Pillow's 'DecompressionBombError: ... could be decompression bomb
+    DOS attack.' for a 196-megapixel scan. The limit is lowered here so that a small image
+    passes it (Pillow refuses twice its MAX_IMAGE_PIXELS)."""
+    Image.new('L', (100, 30), 128).save(tmp_path / 'scan.png')
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 1000)
+    with pytest.raises(Image.DecompressionBombError) as err:
+        load_rgb(str(tmp_path / 'scan.png'))
+    assert describe_failure(err.value) == (
+        'too large to decode (0.003 megapixels, over the 0.002 megapixels Pillow allows against '
+        'decompression bombs): downscale it first')
