@@ -36,6 +36,21 @@ from .split_batchnorm import check_bn_groups, resolve_splits, small_groups_warni
 from .variants import VARIANTS
 
 
+def upscaling_note(reader, field, path, resolution):
+    """The note for a dataset whose images (their median shorter side, in ``field``) are
+    smaller than the views made of them, else None: every view is then upscaled, at the cost
+    of a larger resolution and no detail gained (a 96 px set at the default 224, say)."""
+    stored = reader.metadata[f'f{list(reader.handlers).index(field)}']
+    if not len(stored):
+        return None
+    side = int(np.median(np.minimum(stored['height'], stored['width'])))
+    if side >= resolution:
+        return None
+    return (f'the images of {path} are smaller than data.resolution={resolution} px (median '
+            f'shorter side {side} px): every view is upscaled; a data.resolution near {side} '
+            f'trains faster on the same detail')
+
+
 class _TermsForward(torch.nn.Module):
     """What DDP wraps: DDP runs ``forward``; MoCo's multi-term entry point is
     ``forward_terms``."""
@@ -178,8 +193,12 @@ class TrainingParts:
         """-> (this rank's pair loader, (N,) bool on the device of the samples whose region
         term counts, or None when all count)."""
         s, variant = self.s, self.variant
-        open_beton(s.data.path, variant.required,
-                   f'; train.variant={s.train.variant} needs a .beton from {variant.writer}')
+        reader = open_beton(s.data.path, variant.required,
+                            f'; train.variant={s.train.variant} needs a .beton from '
+                            f'{variant.writer}')
+        note = upscaling_note(reader, variant.view_fields[0][0], s.data.path, s.data.resolution)
+        if note and self.world.is_main:
+            print(f'note: {note}', file=sys.stderr)
         if s.data.verify:  # rank 0's copy; the other machines': python -m loaders.verify
             from_main(self.world, lambda: verify(s.data.path, progress=s.logging.progress))
         region_valid, region_options = None, {}
