@@ -66,7 +66,27 @@ def first_set(m):
 @pytest.mark.parametrize('change, complaint', [
     (lambda m: m.update(format='something-else/1'),
      r"ValueError: format is 'something-else/1', not 'fastssl-rendered-invariance/1'"),
-    (lambda m: m['transformations']['viewpoint']['levels'][0].pop('sets'), "KeyError: 'sets'"),
+    (lambda m: m['transformations']['viewpoint']['levels'][0].pop('sets'),
+     "ValueError: a level of transformation 'viewpoint' has no 'sets'"),
+    # each of these read as Python's error ("string indices must be integers", "'list' object
+    # has no attribute 'get'", "KeyError: 'size'")
+    (lambda m: m['transformations']['viewpoint'].update(levels='abc'),
+     "ValueError: 'levels' of transformation 'viewpoint' is a JSON string, not a JSON array"),
+    (lambda m: m.clear() or m.update(format=RENDERED_FORMAT),
+     "ValueError: the manifest has no 'size'"),
+    (lambda m: m['transformations']['viewpoint']['levels'][0].pop('magnitude'),
+     "ValueError: a level of transformation 'viewpoint' has no 'magnitude'"),
+    # two columns of one name: the table showed one of them, the JSON both under one name
+    (lambda m: m['transformations']['viewpoint']['levels'][1].update(magnitude=15),
+     "ValueError: transformation 'viewpoint' has two levels of magnitude 15"),
+    # one image three times was scored as a set of three
+    (lambda m: first_set(m).update(images=['cat/a.png'] * 3),
+     "ValueError: set 'cat/15' of transformation 'viewpoint' lists 'cat/a.png' twice"),
+    (lambda m: first_set(m)['images'].append('/etc/passwd'),
+     "ValueError: set 'cat/15' of transformation 'viewpoint' lists '/etc/passwd', which is not "
+     "a path inside the folder of the manifest"),
+    (lambda m: first_set(m)['images'].append('../sets/cat/d.png'),
+     "ValueError: set 'cat/15' of transformation 'viewpoint' lists '../sets/cat/d.png', which"),
     # nothing to measure: feature extraction would fail on no images at all
     (lambda m: m.update(transformations={}),
      'ValueError: transformations is empty: there is nothing to measure'),
