@@ -37,3 +37,31 @@ def test_generic_bad_inputs(tmp_path, invariance_trees):
         read_dataset('folders', str(small)).check()
     with pytest.raises(UserError, match='expected the folder'):
         read_dataset('folders', str(tmp_path / 'missing'))
+
+
+@pytest.mark.parametrize('make, problem', [
+    (lambda path: os.symlink('/nonexistent/x.png', path),
+     'is a symbolic link to /nonexistent/x.png, which does not exist'),
+    (lambda path: os.mkdir(path), 'is a folder, not a file'),
+    (lambda path: os.mkfifo(path), 'is not a regular file (a pipe, socket or device)'),
+])
+def test_an_image_name_that_is_no_file_says_what_it_is(tmp_path, invariance_trees, make,
+                                                       problem):
+    """Each was 'is not an image file (.jpg, .jpeg, .png, ...)' of a name ending in .png."""
+    root = invariance_trees.folder_tree(tmp_path / 'sets')
+    make(root / 'cat' / 'set0' / 'odd.png')
+    with pytest.raises(UserError) as refused:
+        read_dataset('folders', str(root))
+    assert str(refused.value) == f"{root / 'cat' / 'set0' / 'odd.png'} {problem}; expected " \
+                                 f"the layout ROOT/<target>/<set>/<image>"
+
+
+def test_empty_folders_are_named_in_a_note(tmp_path, invariance_trees, capsys):
+    """They were left out without a word: an empty target is not among those averaged."""
+    root = invariance_trees.folder_tree(tmp_path / 'sets')
+    (root / 'cat' / 'set2').mkdir()
+    (root / 'bird').mkdir()
+    data = read_dataset('folders', str(root))
+    assert len(data.images) == 12
+    assert capsys.readouterr().err == (f"note: 2 empty folder(s) of {root} left out: "
+                                       f"{root / 'bird'}, {root / 'cat' / 'set2'}\n")
