@@ -218,10 +218,13 @@ def check_out(out, overwrite):
     (not a file, a link, or a folder of something else given by mistake)."""
     if not os.path.lexists(out):
         return
+    kind = 'a symbolic link' if os.path.islink(out) else \
+        None if os.path.isdir(out) else 'not a folder'
     if not overwrite:
-        raise UserError(f'output folder {out} exists (choose a new one or --overwrite)')
-    if os.path.islink(out) or not os.path.isdir(out):
-        kind = 'a symbolic link' if os.path.islink(out) else 'not a folder'
+        raise UserError(f'output folder {out} exists (choose a new one or --overwrite)'
+                        if kind is None else
+                        f'OUT {out} exists and is {kind}: choose a new folder')
+    if kind:
         raise UserError(f'OUT {out} is {kind}: --overwrite replaces only a folder (remove it '
                         f'or choose another OUT)')
     if os.listdir(out) and not _is_render(out):

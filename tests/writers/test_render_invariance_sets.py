@@ -153,6 +153,10 @@ def test_overwrite_replaces_only_a_folder(tmp_path, run_script, assert_one_line_
             render_sets(out, overwrite=True, **SMALL)
     with pytest.raises(UserError, match=f'OUT {link} is a symbolic link'):
         render_sets(str(link), overwrite=True, **SMALL)
+    # without --overwrite it said 'output folder FILE exists'
+    with pytest.raises(UserError, match=f'^OUT {file} exists and is not a folder: choose a new '
+                                        f'folder$'):
+        render_sets(str(file), **SMALL)
     result = run_script('writers/render_invariance_sets.py', file, '--overwrite')
     assert_one_line_error(result, str(file), 'not a folder')
     assert file.read_text() == 'keep me' and link.resolve() == folder
