@@ -25,3 +25,6 @@ def test_recipe_loads(path):
     assert batch % resolve_splits(splits, batch) == 0
     # no recipe trains with BatchNorm groups too small to be stable (the demos included)
     assert small_groups_warning(batch, splits) is None
+    # 16 was refused on any machine with fewer cores ('data.num_workers=16 exceeds the 2
+    # threads FFCV can run on this machine'): 0 takes the cores there are
+    assert settings.data.num_workers <= 2
