@@ -83,7 +83,7 @@ def test_config_file_after_equals_expands_tilde(tmp_path, assert_one_line_error)
     expanded there, the config file itself was 'not found'."""
     (tmp_path / 'c.yaml').write_text('data:\n  path: ~/x.beton\ntrain:\n  epochs: 0\n')
     result = run('train.py', '--config-file=~/c.yaml', home=tmp_path)
-    assert_one_line_error(result, 'train.epochs must be > 0, got 0')   # the file was read
+    assert_one_line_error(result, 'train.epochs in ', 'c.yaml must be > 0, got 0')  # read
 
 
 def test_writer_option_after_equals_expands_tilde(tracked_pairs, tmp_path):
