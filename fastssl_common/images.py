@@ -74,6 +74,10 @@ class NotARegularFile(OSError):
     for a writer for ever."""
 
 
+class EmptyImageFile(OSError):
+    """An image file of 0 bytes (a copy or download that did not finish)."""
+
+
 def check_regular_file(path):
     """Raise :class:`NotARegularFile` for a path that exists and is not a regular file (links
     followed); a missing path is left to the open that follows."""
@@ -88,6 +92,8 @@ def check_regular_file(path):
 def load_rgb_with_mode(path):
     """Like :func:`load_rgb`, and also return the file's original Pillow mode (e.g. ``"L"``)."""
     check_regular_file(path)
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise EmptyImageFile(f'{path} is empty')
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         with Image.open(path) as image:
@@ -102,6 +108,8 @@ def describe_failure(err):
         return 'file not found'
     if isinstance(err, NotARegularFile):
         return 'not a regular file (a pipe, socket or device)'
+    if isinstance(err, EmptyImageFile):
+        return 'empty file (0 bytes)'
     if isinstance(err, IsADirectoryError):
         return 'is a folder, not an image'
     if isinstance(err, PermissionError):

@@ -33,7 +33,9 @@ def test_load_rgb_reads_the_file_and_names_failures(tmp_path):
     np.testing.assert_array_equal(load_rgb(str(tmp_path / 'a.png')), rgb)
     assert is_image_name('x/A.PNG') and not is_image_name('notes.txt')
     (tmp_path / 'b.jpg').write_text('not an image')
-    for name, reason in (('missing.png', 'file not found'), ('b.jpg', 'not a recognised image')):
+    (tmp_path / 'empty.jpg').write_bytes(b'')     # it was 'not a recognised image file'
+    for name, reason in (('missing.png', 'file not found'), ('b.jpg', 'not a recognised image'),
+                         ('empty.jpg', 'empty file (0 bytes)')):
         with pytest.raises(Exception) as err:
             load_rgb(str(tmp_path / name))
         assert describe_failure(err.value).startswith(reason)
