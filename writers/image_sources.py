@@ -15,13 +15,14 @@ Every image is decoded the same way, by :func:`fastssl_common.images.load_rgb`;
 :func:`map_in_order` runs the writer's reading over a process pool.
 """
 import concurrent.futures
+import itertools
 import json
 import math
 import os
 import re
 import sys
 import unicodedata
-from collections import Counter
+from collections import Counter, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -39,6 +40,7 @@ from fastssl_common.numbers import check_number
 
 UNLABELED = -1
 _NOTED = 5                  # names a note lists before "and N more"
+CHUNKS_AHEAD = 4            # chunks handed out per reading process before results are read
 
 
 @dataclass
@@ -386,7 +388,7 @@ def map_in_order(function, items, workers):
                                                   initargs=(os.getpid(),))
     broken = []
     try:
-        yield _in_order(pool, function, items, chunk, broken)
+        yield _in_order(pool, workers, function, items, chunk, broken)
     except BaseException:     # Ctrl-C, SIGTERM, --strict: the workers stop now, not after
         # the chunks they hold (SIGKILL: a SIGTERM that lands while one forks is dropped)
         for process in list(pool._processes.values()):
@@ -407,19 +409,28 @@ def _apply(function, chunk):
     return [function(item) for item in chunk]
 
 
-def _in_order(pool, function, items, chunk, broken):
+def _in_order(pool, workers, function, items, chunk, broken):
     """``function`` over ``items`` in chunks on ``pool``, the results in order; a worker that
-    died is a UserError (``broken`` then holds True). Unlike ``Executor.map``, nothing here
-    cancels the chunks not yet read when a worker dies: the broken pool fails them itself, and
-    cancelling them as well races its manager thread, which then prints an InvalidStateError
-    traceback (CPython gh-107219, in Python 3.11)."""
+    died is a UserError (``broken`` then holds True). A few chunks per worker are handed out
+    ahead of the one read: handing out every chunk at once raced a dead worker's clean-up in
+    the pool's manager thread, which then printed a 'dictionary changed size during
+    iteration' traceback (Python 3.11). Unlike ``Executor.map``, nothing here cancels the
+    chunks handed out when a worker dies: the broken pool fails them itself, and cancelling
+    them as well races its manager thread too (an InvalidStateError traceback, CPython
+    gh-107219)."""
     done = 0
+    starts = iter(range(0, len(items), chunk))
+
+    def hand_out(count):
+        for start in itertools.islice(starts, count):
+            pending.append(pool.submit(_apply, function, items[start:start + chunk]))
+    pending = deque()
     try:
-        # every chunk at once: a worker that dies meanwhile breaks the submission itself
-        futures = [pool.submit(_apply, function, items[start:start + chunk])
-                   for start in range(0, len(items), chunk)]
-        for future in futures:
-            for result in future.result():
+        hand_out(CHUNKS_AHEAD * workers)
+        while pending:
+            results = pending.popleft().result()
+            hand_out(1)            # before the results are used: the workers stay busy
+            for result in results:
                 yield result
                 done += 1
     except concurrent.futures.process.BrokenProcessPool:

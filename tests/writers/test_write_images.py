@@ -488,8 +488,9 @@ def _dies_at_once(item):
 
 
 def test_a_worker_dead_before_every_check_is_handed_out_ends_in_one_line():
-    """The pool's map hands out every chunk before the first result: a worker that died
-    meanwhile broke the map itself, outside the check for a dead worker (a traceback)."""
+    """A worker that died while chunks were handed out broke the map outside the check for a
+    dead worker (a traceback); with every chunk handed out at once, the pool's manager thread
+    could also print 'dictionary changed size during iteration'."""
     with pytest.raises(UserError, match=r'^an image reading process died \(out of memory\?\) '
                                         r'after 0 of 200000 images were read'):
         with map_in_order(_dies_at_once, list(range(200000)), 2) as results:
