@@ -139,9 +139,9 @@ def sidecar_path(beton):
     return os.path.realpath(beton) + '.json'
 
 
-# JSON's names for what a sidecar holds instead of an object
-_JSON_KINDS = {list: 'array', str: 'string', int: 'number', float: 'number', bool: 'boolean',
-               type(None): 'null'}
+# JSON's names for the Python types json.load gives (messages about a file's wrong types)
+JSON_NAMES = {dict: 'object', list: 'array', str: 'string', int: 'number', float: 'number',
+              bool: 'boolean', type(None): 'null'}
 
 
 def load_sidecar(beton):
@@ -166,7 +166,7 @@ def load_sidecar(beton):
         raise UserError(f'cannot read sidecar {sidecar}: not JSON ({err})') from None
     if not isinstance(content, dict):
         raise UserError(f'sidecar {sidecar} is no JSON object but a JSON '
-                        f'{_JSON_KINDS.get(type(content), "value")} (damaged or edited?)')
+                        f'{JSON_NAMES.get(type(content), "value")} (damaged or edited?)')
     return sidecar, content
 
 

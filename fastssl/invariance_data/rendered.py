@@ -17,6 +17,7 @@ import numpy as np
 from fastssl.config import RESOLUTION_MIN
 from fastssl_common.errors import UserError
 from fastssl_common.formats import (
+    JSON_NAMES,
     RENDERED_FORMAT,
     RENDERED_LABEL,
     RENDERED_MANIFEST,
@@ -71,8 +72,8 @@ def read_rendered(root):
 def _expect(value, kind, what):
     """``value`` when it is a ``kind``; else ValueError naming ``what``."""
     if not isinstance(value, kind):
-        raise ValueError(f'{what} is a JSON {_JSON.get(type(value), type(value).__name__)}, '
-                         f'not a JSON {_JSON[kind]}')
+        raise ValueError(f'{what} is a JSON {JSON_NAMES.get(type(value), type(value).__name__)}, '
+                         f'not a JSON {JSON_NAMES[kind]}')
     return value
 
 
@@ -81,10 +82,6 @@ def _entry(mapping, key, kind, what):
     if key not in mapping:
         raise ValueError(f'{what} has no {key!r}')
     return mapping[key] if kind is object else _expect(mapping[key], kind, f'{key!r} of {what}')
-
-
-_JSON = {dict: 'object', list: 'array', str: 'string', int: 'number', float: 'number',
-         bool: 'boolean', type(None): 'null'}
 
 
 def _measurement(transformation, entry, level, rows):
