@@ -29,10 +29,28 @@ def test_ctrl_c_while_torch_imports_is_interrupted_not_a_traceback(repo, tmp_pat
     process = subprocess.Popen([sys.executable, os.path.join(repo, script), *args],
                                cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
-    time.sleep(0.3)              # well before torch is imported (1.5 s or more on 2 cores)
+    # the moment run_cli has taken over (its SIGTERM handler is in place), well before torch
+    # is imported (1.5 s or more on 2 cores); a fixed delay came too early on a loaded machine
+    _wait_for_handler(process, signal.SIGTERM)
+    with open(f'/proc/{process.pid}/maps') as maps:
+        torch_loaded = any('libtorch' in line for line in maps)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert (process.returncode, err.strip(), out) == (130, 'interrupted', '')
+    assert not torch_loaded         # run_cli took over before the slow imports
+
+
+def _wait_for_handler(process, signum, timeout=60):
+    """Wait until ``process`` catches ``signum`` (its caught-signal mask in /proc)."""
+    bit = 1 << (signum - 1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        with open(f'/proc/{process.pid}/status') as status:
+            caught = next(line for line in status if line.startswith('SigCgt:'))
+        if int(caught.split()[1], 16) & bit:
+            return
+        time.sleep(0.005)
+    raise AssertionError(f'{process.args} never caught signal {signum}')
 
 
 def test_a_stop_after_the_run_has_ended_ends_it_without_a_traceback(repo, tmp_path):
