@@ -60,7 +60,8 @@ VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm', '.mov', '.mpg', '.mpeg', '.
 GROUNDTRUTH_NAME = 'groundtruth.txt'
 DEFAULT_FOLDER_FPS = 30.0      # frame folders carry no timing; TrackingNet is 30 fps
 SHORTFALL_TOLERANCE = 0.05     # frames short of the header's count that still count as whole
-DAMAGED = 'decoded after a damaged packet, before the next key frame (its picture is wrong)'
+DAMAGED = ('damaged, or predicted from a damaged picture before the next key frame (its '
+           'picture is wrong)')
 _NUMBERED = re.compile(r'([^0-9]*)([0-9]+)')      # prefix, frame number
 _MAX_FRAME_NUMBER = 2 ** 63 - 1
 _MAX_FRAME_DIGITS = len(str(_MAX_FRAME_NUMBER))   # longer: int() would be slow or refuse
@@ -408,10 +409,11 @@ class VideoReader:
 
     Opening raises VideoError (not a video, no video stream, unreadable file). A damaged
     packet is skipped and decoding goes on (:attr:`decode_errors` counts them,
-    :attr:`first_decode_error` says where and why); the frames decoded after it up to the next
-    key frame raise VideoError when converted (as a bad frame image does, and a frame image of
-    another size than the folder's first); reading that fails part way stops the
-    iteration quietly: the frames before it were yielded and :attr:`error` says what happened.
+    :attr:`first_decode_error` says where and why); the frames predicted from it or from a
+    picture FFmpeg concealed, up to the next key frame, raise VideoError when converted (as a
+    bad frame image does, and a frame image of another size than the folder's first); reading
+    that fails part way stops the iteration quietly: the frames before it were yielded and
+    :attr:`error` says what happened.
     A file cut short may end without any error, before the frames its header declares
     (:meth:`shortfall`). For frame folders a bad image is skipped by :meth:`frames` and listed
     in :attr:`bad_frames`.
@@ -546,7 +548,6 @@ class VideoReader:
 
         container, stream = self._container, self._stream
         reformatters = {}
-        damaged = False     # a packet was lost since the last key frame
         times = None if segment is None else segment.times
         # the display matrix (the container's) and the pixel format are the stream's: read
         # from its first frame, not per frame (a tenth of a pair writer's time)
@@ -554,40 +555,25 @@ class VideoReader:
         try:
             # a fresh reader starts at the first frame: only a later segment seeks
             packets = self._packets_from(int(times[0])) if start else container.demux(stream)
-            for packet in packets:
-                try:
-                    frames = packet.decode()
-                except av.FFmpegError as err:    # one damaged packet: skip it, go on
-                    self.decode_errors += 1
-                    if self.first_decode_error is None:
-                        self.first_decode_error = (f'after frame {self.decoded}: '
-                                                   f'{_av_reason(err)}')
-                    damaged = True
-                    continue
-                for frame in frames:
-                    if times is not None:
-                        if frame.pts is not None and frame.pts < times[0]:
-                            continue      # shown before the key frame: the segment before's
-                        if self.decoded >= len(times) or frame.pts != times[self.decoded]:
-                            self.error = (f'frame {start + self.decoded} is not the one the '
-                                          f'file lists at that position')
-                            return
-                    index = start + self.decoded
-                    self.decoded += 1
-                    # the frames after a lost packet are predicted from pictures the decoder
-                    # never had: FFmpeg fills them with whatever it holds (another shot's
-                    # pixels) until the next key frame starts afresh
-                    damaged = damaged and not frame.key_frame
-                    if turns is None:
-                        turns, mirror = _orientation(frame)
-                        alpha = any(part.is_alpha for part in frame.format.components)
-                    if self.decoded == 1 and turns % 2:   # portrait phone video: stored sideways
-                        self.width, self.height = self.height, self.width
-                    yield DecodedFrame(index, self._timestamp(frame, index), frame=frame,
-                                       reformatters=reformatters, turns=turns, mirror=mirror,
-                                       alpha=alpha,
-                                       aspect=self._aspect, min_side=self._min_side,
-                                       damage=DAMAGED if damaged or frame.is_corrupt else None)
+            for frame, damaged in self._judged_frames(packets):
+                if times is not None:
+                    if frame.pts is not None and frame.pts < times[0]:
+                        continue      # shown before the key frame: the segment before's
+                    if self.decoded >= len(times) or frame.pts != times[self.decoded]:
+                        self.error = (f'frame {start + self.decoded} is not the one the '
+                                      f'file lists at that position')
+                        return
+                index = start + self.decoded
+                self.decoded += 1
+                if turns is None:
+                    turns, mirror = _orientation(frame)
+                    alpha = any(part.is_alpha for part in frame.format.components)
+                if self.decoded == 1 and turns % 2:   # portrait phone video: stored sideways
+                    self.width, self.height = self.height, self.width
+                yield DecodedFrame(index, self._timestamp(frame, index), frame=frame,
+                                   reformatters=reformatters, turns=turns, mirror=mirror,
+                                   alpha=alpha, aspect=self._aspect, min_side=self._min_side,
+                                   damage=DAMAGED if damaged else None)
             if times is not None:             # a segment is never silently short
                 listed = len(times) if segment.stop is None else segment.stop - start
                 if self.decoded < listed:
@@ -596,6 +582,40 @@ class VideoReader:
         except (av.FFmpegError, OSError, ValueError) as err:
             self.error = f'decoding stopped after frame {self.decoded}: {_av_reason(err)}'
         self.finished = True
+
+    def _judged_frames(self, packets):
+        """``(frame, damaged)`` of each frame the packets decode to, in display order. A
+        packet that does not decode is skipped (counted in :attr:`decode_errors`). The frames
+        after a lost packet or a picture FFmpeg marks corrupt (concealed) are predicted from
+        pictures the decoder never had whole: FFmpeg fills them with whatever it holds
+        (another shot's pixels) until the next key frame starts afresh. So are the B
+        pictures shown just before such a picture, which predict from it too: they are held
+        until the next other picture comes out."""
+        import av
+        from av.video.frame import PictureType
+
+        damaged = False     # a packet or picture was lost since the last key frame
+        held = []           # B pictures since the last other picture, with their own verdict
+        for packet in packets:
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as err:    # one damaged packet: skip it, go on
+                self.decode_errors += 1
+                if self.first_decode_error is None:
+                    self.first_decode_error = f'after frame {self.decoded}: {_av_reason(err)}'
+                damaged = True
+                held = [(frame, True) for frame, _ in held]   # it may be their next picture
+                continue
+            for frame in frames:
+                damaged = (damaged and not frame.key_frame) or frame.is_corrupt
+                if frame.pict_type == PictureType.B:
+                    held.append((frame, damaged))
+                    continue
+                for earlier, verdict in held:
+                    yield earlier, verdict or damaged
+                held = []
+                yield frame, damaged
+        yield from held
 
     def _packets_from(self, target):
         """The stream's packets from a key frame shown no later than ``target`` (a time in

@@ -3,6 +3,7 @@ warned in the summary and recorded in the sidecar; ``--strict`` makes them fatal
 import json
 import os
 
+import numpy as np
 import pytest
 
 from fastssl_common.errors import UserError
@@ -138,5 +139,46 @@ def test_frames_built_on_a_lost_packet_are_skipped_until_the_next_key_frame(
                                  progress=False)
     assert summary['num_samples'] == 45
     assert [w['message'] for w in summary['warnings']][-1] == (
-        'skipped 14 unreadable frames (25 to 38): decoded after a damaged packet, before the '
-        'next key frame (its picture is wrong)')
+        'skipped 14 unreadable frames (25 to 38): damaged, or predicted from a damaged picture '
+        'before the next key frame (its picture is wrong)')
+
+
+def test_frames_built_on_a_concealed_picture_are_skipped(tmp_path, encode_clip, chelsea_pan):
+    """Bytes garbled inside a P picture's packet (its size unchanged): FFmpeg decodes it with
+    the errors concealed and marks it corrupt, raising nothing. That picture, the frames
+    predicted from it up to the next key frame (30) and the B pictures shown just before it
+    (they predict from it too) are skipped; they were written, wrong, with no word. Every
+    frame kept is the undamaged file's picture."""
+    import av
+
+    whole = encode_clip(tmp_path / 'b.mp4', chelsea_pan(60),
+                        options={'crf': '18', 'g': '30', 'bf': '2'})
+    data = bytearray(open(whole, 'rb').read())
+    with av.open(whole) as container:
+        packets = [(p.pos, p.size) for p in container.demux(container.streams.video[0])
+                   if p.size]
+    position, size = max(packets[1:10], key=lambda packet: packet[1])   # a P picture's
+    for offset in range(position + size // 2, position + size // 2 + 8):
+        data[offset] ^= 0xff
+    damaged = tmp_path / 'damaged.mp4'
+    damaged.write_bytes(bytes(data))
+
+    def decoded(path):
+        with VideoReader(str(path)) as reader:
+            return {frame.index: frame.rgb for frame in reader.frames()}, reader
+
+    clean, _ = decoded(whole)
+    kept, reader = decoded(damaged)
+    assert reader.decode_errors == 0 and len(clean) == 60
+    wrong = [i for i in range(60) if i not in kept]
+    # the damage starts at the B pictures before the garbled one and runs to the key frame
+    assert wrong == list(range(wrong[0], 30)) and 0 < wrong[0] < 10
+    assert [index for index, _ in reader.bad_frames] == wrong
+    for index, rgb in kept.items():
+        assert np.array_equal(rgb, clean[index]), index
+    with av.open(str(damaged)) as container:
+        shown = [frame.to_ndarray(format='rgb24') for frame in container.decode(video=0)]
+    with av.open(whole) as container:
+        first_wrong = next(i for i, frame in enumerate(container.decode(video=0))
+                           if not np.array_equal(frame.to_ndarray(format='rgb24'), shown[i]))
+    assert first_wrong == wrong[0]       # a B picture, shown before the garbled one
