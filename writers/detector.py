@@ -76,8 +76,8 @@ def check_detector(path, min_score=0.5, architecture=None):
     (shapes only, on PyTorch's meta device; the one kernel, the finiteness check, on one
     thread: a process that forks workers afterwards hands them no OpenMP state):
     ``(architecture, num_classes, state dict)``. UserError (one line naming the file) when it
-    does not exist, is damaged, is not a state dict, holds non-finite weights, or does not fit
-    the architecture."""
+    does not exist, is damaged, is not a state dict, holds non-finite weights, does not fit
+    the architecture or has no class besides the background."""
     require_file(path, 'detector')
     if not 0 <= min_score <= 1:
         raise UserError('--detector-min-score must be a number from 0 to 1')
@@ -176,6 +176,9 @@ def _class_count(path, architecture, state):
         if tuple(state[key].shape) != shape:
             raise UserError(f'detector {path} does not fit {architecture}: {key} has shape '
                             f'{tuple(state[key].shape)}, expected {shape}')
+    if classes < 2:     # SSD cannot even run with it; the others would detect nothing
+        raise UserError(f'detector {path} has one class, the background (torchvision counts '
+                        f'it as class 0): a detector of one kind of object has num_classes=2')
     return classes
 
 

@@ -153,3 +153,18 @@ def test_a_detector_that_finds_nothing_is_not_called_a_tracking_loss(ssdlite, tm
                                         r'no detection scored --detector-min-score or more '
                                         r'\(--strict\)$'):
         write_video_pairs(src, str(tmp_path / 's.beton'), strict=True, **options)
+
+
+@pytest.mark.parametrize('architecture', [SSDLITE, 'fasterrcnn_mobilenet_v3_large_320_fpn'])
+def test_a_detector_of_the_background_alone_is_refused(ssdlite, architecture):
+    """num_classes=1 leaves torchvision's class 0, the background, alone: SSD stopped with a
+    traceback at its first frame (torch.cat of an empty list), Faster R-CNN detected nothing
+    in any frame."""
+    import torch
+    import torchvision
+
+    model = torchvision.models.get_model(architecture, weights=None, weights_backbone=None,
+                                         num_classes=1)
+    path = ssdlite['root'] / f'{architecture}_background.pth'
+    torch.save(model.state_dict(), path)
+    refused(path, 'has one class, the background .* num_classes=2$')
