@@ -117,10 +117,12 @@ def walk_visible(root, repeats=None):
         yield folder, [f for f in files if not f.startswith('.')]
 
 
-def print_repeats(repeats):
-    """A note on stderr naming the folders :func:`walk_visible` read once for two paths."""
-    if repeats:
-        names = [f'{path} (the folder {first} again)' for path, first in repeats]
+def print_repeats(repeats, files=()):
+    """A note on stderr naming the folders :func:`walk_visible` read once for two paths, and
+    the ``files`` (``(path, first path)``) left out likewise."""
+    names = [f'{path} (the folder {first} again)' for path, first in repeats]
+    names += [f'{path} (the file {first} again)' for path, first in files]
+    if names:
         print(f'note: read once, left out where a symbolic link leads to it again: '
               f'{listed(names)}', file=sys.stderr)
 

@@ -179,9 +179,10 @@ def find_videos(src):
 
     A file given directly is tried as a video whatever its extension (except an image's).
     What a folder search leaves out is said in notes on stderr: files of other extensions,
-    images that are not a folder's numbered frames, and frames whose number an earlier name
-    of their folder has. Raises UserError naming SRC when it does not exist or holds nothing
-    to read.
+    images that are not a folder's numbered frames, frames whose number an earlier name
+    of their folder has, and a folder or video file that a symbolic link leads to again (read
+    once, at its first path in sorted order). Raises UserError naming SRC when it does not
+    exist or holds nothing to read.
     """
     if not os.path.exists(src):
         raise UserError(f'source {src} does not exist')
@@ -219,9 +220,19 @@ def find_videos(src):
         raise UserError(f"no videos ({' '.join(VIDEO_EXTENSIONS)}) or numbered frame folders "
                         f"found under {src}" + (f" (it holds {'; '.join(held)})" if held else ''))
     _print_left_out(ignored, unnumbered, [s for s in found if s.duplicates])
-    print_repeats(repeats)
     found.sort(key=lambda source: os.path.normpath(source.path).split(os.sep))
-    return found
+    # a video file linked twice is one video (one label), read at its first path
+    first_path, linked, once = {}, [], []
+    for source in found:
+        real = os.path.realpath(source.path) if source.kind == 'file' else None
+        if real in first_path:
+            linked.append((source.path, first_path[real]))
+            continue
+        if real is not None:
+            first_path[real] = source.path
+        once.append(source)
+    print_repeats(repeats, linked)
+    return once
 
 
 def _print_left_out(ignored, unnumbered, duplicated):

@@ -90,7 +90,7 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
         boxes=None if boxes is None else os.path.abspath(boxes), box_context=box_context,
         min_box_size=min_box_size))
     shard = check_shard(shard)
-    out = check_output(out)
+    out = check_output(out, src)
     with held_output(out), spool_folder(out) as spool_dir:
         if boxes is None:
             source = find_images(src)

@@ -118,7 +118,7 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
     options['segment_frames'] = check_segment_frames(segment_frames)
     shard = check_shard(shard)
     progress = check_flag(progress, 'progress', unset=True)
-    out = check_output(out)
+    out = check_output(out, src)
     listed = find_videos(src)
     sources, shard_entry = select_shard(listed, shard, src, 'video',
                                          video_listing(listed, src))

@@ -64,18 +64,24 @@ def add_output_arguments(parser, *, source, workers, unreadable):
                         help=f'stop at the first unreadable {unreadable} instead of skipping it')
 
 
-def check_output(out):
-    """OUT must end in .beton and its folder must be creatable and writable; nothing is made.
-    Returns the path to write: OUT, or the file OUT links to, which must end in .beton too (a
-    .beton linked onto another disk is written there, as ``cp`` would, not replaced by a file
-    beside the link)."""
+def check_output(out, src=None):
+    """OUT must end in .beton, must not be SRC (``src``, when given) and its folder must be
+    creatable and writable; nothing is made. Returns the path to write: OUT, or the file OUT
+    links to, which must end in .beton too (a .beton linked onto another disk is written
+    there, as ``cp`` would, not replaced by a file beside the link) and lie in a folder that
+    exists (a link into a file system that is not mounted would fill the disk under it)."""
     if not out.endswith('.beton'):
         raise UserError(f'output {out} must end in .beton')
+    if src is not None and os.path.realpath(out) == os.path.realpath(src):
+        raise UserError(f'output {out} is SRC itself: writing it would replace what is read')
     if os.path.islink(out):
         target = os.path.realpath(out)
         # a link onto a video, an image or notes would have it replaced by the .beton
         if not target.endswith('.beton'):
             raise UserError(f'output {out} links to {target}, which does not end in .beton')
+        if not os.path.isdir(os.path.dirname(target)):
+            raise UserError(f'output {out} is a symbolic link to {target}, whose folder does '
+                            f'not exist (a file system not mounted?)')
         out = target
     if os.path.isdir(out):
         raise UserError(f'output {out} is a folder')

@@ -23,3 +23,21 @@ def test_a_folder_linked_twice_is_read_once_at_its_first_path_and_said(tmp_path,
         f'note: read once, left out where a symbolic link leads to it again: '
         f'{src / "clips"} (the folder {src / "backup"} again), '
         f'{src / "mirror"} (the folder {src / "backup"} again)\n')
+
+
+def test_a_video_file_linked_twice_is_one_video_read_once_and_said(tmp_path, capsys):
+    """It was read twice: the same frames under two video ids, two labels for one video. A
+    link to a video outside SRC is a video like any other."""
+    outside = tmp_path / 'outside.mp4'
+    src = tmp_path / 'src'
+    src.mkdir()
+    encode(src / 'b.mp4', pan(skimage.data.chelsea(), 4, 4, 200, (64, 48)))
+    encode(outside, pan(skimage.data.astronaut(), 4, 4, 200, (64, 48)))
+    os.symlink('b.mp4', src / 'a.mp4')
+    os.symlink(src / 'b.mp4', src / 'c.mp4')
+    os.symlink(outside, src / 'd.mp4')
+    assert [s.path for s in find_videos(str(src))] == [str(src / 'a.mp4'), str(src / 'd.mp4')]
+    assert capsys.readouterr().err == (
+        f'note: read once, left out where a symbolic link leads to it again: '
+        f'{src / "b.mp4"} (the file {src / "a.mp4"} again), '
+        f'{src / "c.mp4"} (the file {src / "a.mp4"} again)\n')

