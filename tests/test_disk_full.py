@@ -134,6 +134,11 @@ def test_contact_sheets_and_export_on_a_full_disk(small_disk, video_betons, tmp_
     from fastssl.model_io import export_backbone
     from writers.inspect_pairs import inspect_pairs
 
+    # a sheet larger than the whole disk: NumPy's tofile, which reserves the space first,
+    # raised an OSError without an error number, a traceback
+    with pytest.raises(UserError, match=f'cannot write {small_disk}/look: {FULL}'):
+        inspect_pairs(video_betons[1], str(small_disk / 'look'), pairs=8, height=2000)
+    assert left_on(small_disk) == []
     fill(small_disk, 4 << 10)
     with pytest.raises(UserError, match=f'cannot write {small_disk}/look: {FULL}'):
         inspect_pairs(video_betons[1], str(small_disk / 'look'), pairs=8, height=400)

@@ -452,7 +452,10 @@ def inspect_pairs(path, out, *, pairs=16, seed=0, per_sheet=4, height=180, image
                     if not ok:
                         raise UserError(f'cannot encode {name} ({sheet.shape[1]}x'
                                         f'{sheet.shape[0]} px) as {image_format}')
-                    encoded.tofile(os.path.join(staging, name))
+                    # not ndarray.tofile: where it cannot reserve the space first it raises
+                    # an OSError without the OS's error number, which reads as a bug
+                    with open(os.path.join(staging, name), 'wb') as handle:
+                        handle.write(encoded)
                     sheets.append(name)
                 summary.update(shown=shown.tolist(), sheets=sheets, seed=seed)
                 # a stop part way would leave this run's sheets beside an earlier run's summary
