@@ -138,6 +138,10 @@ def write_video_pairs(src, out, *, gap=None, gap_range=None, seed=0,
             for key in ('dropped_cut', 'dropped_motion', 'dropped_bad_frame'):
                 counts[key] += result[key]
             counts['cuts'] += len(result['cuts'])
+            if result['in_gap'] and result['error'] is None and len(result['pairs']):
+                # without a word the pairs would be missing from every count of the summary
+                result['warnings'].append(f"left out {result['in_gap']} pair(s) whose second "
+                                          f"frame is missing from the numbering")
             if strict and (result['error'] or result['warnings']):
                 raise UserError(f"video {source.path}: "
                                 f"{result['error'] or result['warnings'][0]} (--strict)")

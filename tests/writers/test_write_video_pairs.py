@@ -175,6 +175,9 @@ def test_frame_folders_with_gaps_and_bad_frames(tmp_path, chelsea_pan):
     messages = [w['message'] for w in summary['warnings']]
     assert any('1 frame numbers missing' in m for m in messages)
     assert any('unreadable frame 4' in m for m in messages)
+    # (4, 6) of sequence 1 ends in the gap: it was in no count of the summary
+    assert f'{src}/GOT-10k_Train_000001: left out 1 pair(s) whose second frame is missing ' \
+        'from the numbering' in [f"{w['path']}: {w['message']}" for w in summary['warnings']]
 
 
 def test_too_short_and_nothing_left(tmp_path, clip):
