@@ -79,8 +79,7 @@ def run_cli(main, argv=None, stop_on_sigterm=False):
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
             sys.stdout.flush()   # here, not at exit: a reader that has gone shows up now
     except UserError as err:
-        # a file name may hold a line break; the message stays one line
-        _say('error: ' + str(err).replace('\r', '\\r').replace('\n', '\\n'))
+        _say('error: ' + one_line(str(err)))
         sys.exit(2)
     except Terminated:
         _say('stopped by SIGTERM')
@@ -94,6 +93,12 @@ def run_cli(main, argv=None, stop_on_sigterm=False):
         silence_stdout()
         sys.exit(BROKEN_PIPE_EXIT)
     sys.exit(code or 0)
+
+
+def one_line(text):
+    """``text`` with its line breaks shown as ``\\n`` / ``\\r``: a file name may hold one, and a
+    report's line stays one line."""
+    return text.replace('\r', '\\r').replace('\n', '\\n')
 
 
 def stdout_reader_gone():

@@ -3,6 +3,7 @@ and problem reports."""
 import os
 import sys
 
+from fastssl_common.errors import one_line
 from fastssl_common.numbers import check_flag, check_number
 from writers.shards import add_shard_argument
 from writers.video_segments import SEGMENT_FRAMES
@@ -64,7 +65,7 @@ def print_problems(summary):
             continue
         print(title.format(len(entries)), file=sys.stderr)
         for entry in entries[:20]:
-            print(f"  {entry['path']}: {entry[key]}", file=sys.stderr)
+            print(one_line(f"  {entry['path']}: {entry[key]}"), file=sys.stderr)
         if len(entries) > 20:
             print(f"  ... and {len(entries) - 20} more (listed in {summary['sidecar']})",
                   file=sys.stderr)

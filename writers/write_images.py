@@ -25,7 +25,7 @@ import numpy as np
 
 from fastssl_common.atomic import cannot_write, stop_signals_held
 from fastssl_common.cli import ArgParser
-from fastssl_common.errors import UserError, path_argument, run_cli
+from fastssl_common.errors import UserError, one_line, path_argument, run_cli
 from fastssl_common.formats import IMAGE, IMAGES, LABEL
 from fastssl_common.images import IMAGE_EXTENSIONS, describe_failure, load_rgb_with_mode
 from fastssl_common.locks import held_output
@@ -410,7 +410,7 @@ def _print_summary(summary):
     if skipped:
         print(f'skipped {len(skipped)} unreadable images:', file=sys.stderr)
         for entry in skipped[:20]:
-            print(f"  {entry['path']}: {entry['reason']}", file=sys.stderr)
+            print(one_line(f"  {entry['path']}: {entry['reason']}"), file=sys.stderr)
         if len(skipped) > 20:
             print(f"  ... and {len(skipped) - 20} more (listed in {summary['sidecar']})",
                   file=sys.stderr)

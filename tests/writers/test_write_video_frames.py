@@ -189,3 +189,18 @@ def test_cli_shard_summary_and_errors(tmp_path, clip, capsys, run_script,
     assert_one_line_error(run_script('writers/write_video_frames.py', clip, out, '--shard',
                                      '3/2'), '--shard must be I/N', "'3/2'")
     assert not out.exists()
+
+
+def test_a_skipped_video_whose_name_holds_a_line_break_is_listed_on_one_line(tmp_path, clip,
+                                                                             capsys):
+    """The summary's list printed the name as it is: one entry over two lines, where the
+    error line shows the break as \\n."""
+    src = tmp_path / 'src'
+    src.mkdir()
+    shutil.copy(clip, src / 'good.mp4')
+    (src / 'two\nlines.mp4').write_text('not a video')
+    assert main([str(src), str(tmp_path / 'o.beton'), '--workers', '1',
+                 '--max-frames-per-video', '2']) == 0
+    listed = capsys.readouterr().err.splitlines()
+    entry = listed.index('skipped 1 videos:') + 1
+    assert listed[entry].startswith(f'  {src}/two\\nlines.mp4: ')
