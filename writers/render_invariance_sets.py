@@ -285,14 +285,18 @@ def build_parser():
     parser = ArgParser(prog='render_invariance_sets.py', description=__doc__.split('\n\n')[0])
     parser.add_argument('out', help='output folder (must not exist unless --overwrite)')
     parser.add_argument('--objects', type=int, default=DEFAULT_OBJECTS,
-                        help=f'objects for the curves (at least {MIN_OBJECTS})')
-    parser.add_argument('--instances', type=int, default=4, help='instances per category')
-    parser.add_argument('--per-set', type=int, default=4, help='images per set and level')
+                        help=f'objects for the curves (at least {MIN_OBJECTS}; default '
+                             f'{DEFAULT_OBJECTS})')
+    parser.add_argument('--instances', type=int, default=4,
+                        help='instances per category (default 4)')
+    parser.add_argument('--per-set', type=int, default=4,
+                        help='images per set and level (default 4)')
     parser.add_argument('--size', type=int, default=128,
-                        help=f'image side, px ({MIN_SIZE} to {MAX_SIZE})')
-    parser.add_argument('--seed', type=int, default=0)
+                        help=f'image side, px ({MIN_SIZE} to {MAX_SIZE}; default 128)')
+    parser.add_argument('--seed', type=int, default=0, help='rendering seed (default 0)')
     parser.add_argument('--transformations', default=','.join(TRANSFORMATIONS),
-                        help='comma-separated subset of ' + ', '.join(TRANSFORMATIONS))
+                        help='comma-separated subset of ' + ', '.join(TRANSFORMATIONS)
+                             + ' (default: all)')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing OUT')
     return parser
 

@@ -27,6 +27,7 @@ from writers.writer_common import MIN_RESOLUTION, default_workers
 # decoded, frames expected and state (not started (0), started, finished), and the job's slot
 _PROGRESS = None
 _JOB = 0
+_REFRESH = None     # the bar's refresh, when the jobs run in this process (no pool to poll)
 _STARTED, _FINISHED = 1, 2
 _COUNT_EVERY = 8            # frames between updates of the shared counter
 
@@ -53,6 +54,8 @@ class FrameCounter:
     def flush(self):
         if _PROGRESS is not None and self._pending:
             _PROGRESS.done[_JOB] += self._pending
+            if _REFRESH is not None:
+                _REFRESH()
         self._pending = 0
 
     def settle(self, frames_read):
@@ -113,7 +116,7 @@ def run_per_video(function, jobs, workers, progress, desc='reading videos', on_d
     are returned in the result). One job, or one worker, runs in this process. ``expected``:
     each job's frames as known before it starts (the bar's total until it says otherwise).
     """
-    global _PROGRESS, _JOB
+    global _PROGRESS, _JOB, _REFRESH
     shared = Progress(len(jobs), expected)
     results = [None] * len(jobs)
     with progress_bar(total=0, unit='frame', desc=desc, enabled=progress is not False) as bar:
@@ -125,14 +128,14 @@ def run_per_video(function, jobs, workers, progress, desc='reading videos', on_d
             bar.update(done - bar.n)
 
         if workers <= 1 or len(jobs) <= 1:
-            saved, _PROGRESS = _PROGRESS, shared
+            saved, _PROGRESS, _REFRESH = _PROGRESS, shared, refresh
             try:
                 for i, job in enumerate(jobs):
                     _JOB = i
                     results[i] = function(job)
                     refresh()
             finally:
-                _PROGRESS, _JOB = saved, 0
+                _PROGRESS, _JOB, _REFRESH = saved, 0, None
             return results
         todo = list(range(len(jobs)))
         while _run_pool(function, jobs, todo, workers, shared, results, refresh):

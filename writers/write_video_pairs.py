@@ -252,7 +252,7 @@ def build_parser():
                         help='drop pairs whose frames differ by less than this mean absolute '
                              'grey-level difference (default 0: off)')
     parser.add_argument('--max-frames-per-video', type=int, default=0,
-                        help='decode at most this many frames per video, 0 for all')
+                        help='decode at most this many frames per video, 0 for all (default 0)')
     parser.add_argument('--max-proposals', type=int, default=DEFAULT_MAX_PROPOSALS,
                         help='rows of the Region Tracker proposal array, 0 for none, at '
                              f'most {MAX_PROPOSAL_ROWS} (default {DEFAULT_MAX_PROPOSALS})')

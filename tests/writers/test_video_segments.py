@@ -251,3 +251,14 @@ def test_the_progress_total_holds_every_segment_from_the_start(source, tmp_path,
     totals = [line.split()[3].split('/')[1] for line in result.stdout.splitlines()
               if line.startswith('reading videos:')]
     assert totals and set(totals) == {str(FRAMES)}
+
+
+def test_a_video_read_in_this_process_reports_progress_as_it_goes(source, tmp_path, run_script):
+    """With one worker (or one task) the bar moved only when a whole video was done: 0 %,
+    then 100 %, whatever the video's length."""
+    result = run_script('writers/write_video_frames.py', source / 'clip.mp4', tmp_path / 'f.beton',
+                        '--workers', 1, '--max-resolution', 64)
+    assert result.returncode == 0, result.stderr
+    done = [int(line.split()[3].split('/')[0]) for line in result.stdout.splitlines()
+            if line.startswith('reading videos:')]
+    assert [n for n in done if 0 < n < FRAMES] and done[-1] == FRAMES
