@@ -60,6 +60,7 @@ VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm', '.mov', '.mpg', '.mpeg', '.
 GROUNDTRUTH_NAME = 'groundtruth.txt'
 DEFAULT_FOLDER_FPS = 30.0      # frame folders carry no timing; TrackingNet is 30 fps
 SHORTFALL_TOLERANCE = 0.05     # frames short of the header's count that still count as whole
+MAX_REORDER = 16    # B pictures shown before a later one at most (H.264's and HEVC's limit)
 DAMAGED = ('damaged, or predicted from a damaged picture before the next key frame (its '
            'picture is wrong)')
 _NUMBERED = re.compile(r'([^0-9]*)([0-9]+)')      # prefix, frame number
@@ -596,37 +597,67 @@ class VideoReader:
 
     def _judged_frames(self, packets):
         """``(frame, damaged)`` of each frame the packets decode to, in display order. A
-        packet that does not decode is skipped (counted in :attr:`decode_errors`). The frames
-        after a lost packet or a picture FFmpeg marks corrupt (concealed) are predicted from
-        pictures the decoder never had whole: FFmpeg fills them with whatever it holds
-        (another shot's pixels) until the next key frame starts afresh. So are the B
-        pictures shown just before such a picture, which predict from it too: they are held
-        until the next other picture comes out."""
+        packet that does not decode is skipped (counted in :attr:`decode_errors`); the frames
+        decoded after it up to the next key frame are predicted from pictures the decoder
+        never had: FFmpeg fills them with whatever it holds (another shot's pixels). FFmpeg's
+        frame threads report the loss a few packets late: every frame not out yet when it is
+        reported counts as decoded after it; those out before are whole. A picture FFmpeg
+        marks corrupt
+        (concealed) damages the frames shown after it up to the next key frame, and the B
+        pictures shown just before it, which predict from it too: while the decoder
+        reorders, they are held until the next other picture comes out. A concealed B
+        picture damages the B pictures between the same two others (a B picture is
+        predicted from at most those)."""
         import av
         from av.video.frame import PictureType
 
-        damaged = False     # a packet or picture was lost since the last key frame
-        held = []           # B pictures since the last other picture, with their own verdict
-        for packet in packets:
-            try:
-                frames = packet.decode()
-            except av.FFmpegError as err:    # one damaged packet: skip it, go on
-                self.decode_errors += 1
-                if self.first_decode_error is None:
-                    self.first_decode_error = f'after frame {self.decoded}: {_av_reason(err)}'
-                damaged = True
-                held = [(frame, True) for frame, _ in held]   # it may be their next picture
-                continue
-            for frame in frames:
-                damaged = (damaged and not frame.key_frame) or frame.is_corrupt
-                if frame.pict_type == PictureType.B:
-                    held.append((frame, damaged))
+        context = self._stream.codec_context
+        place_of = {}       # a frame not out yet: its presentation time -> its decoding place
+        lost_from = None    # the first place that may be lost since the last key frame
+        concealed = False   # a non-B picture concealed since the last key frame
+        held = []           # B pictures since the last other picture, with their verdict then
+        run_concealed = False   # one of those B pictures (or one to come before it) concealed
+        try:
+            for place, packet in enumerate(packets):
+                if packet.pts is not None:
+                    place_of[packet.pts] = place
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError as err:    # one damaged packet: skip it, go on
+                    self.decode_errors += 1
+                    if self.first_decode_error is None:
+                        self.first_decode_error = (f'after frame {self.decoded + len(held)}: '
+                                                   f'{_av_reason(err)}')
+                    if lost_from is None:
+                        lost_from = min(place_of.values(), default=place)
                     continue
-                for earlier, verdict in held:
-                    yield earlier, verdict or damaged
-                held = []
-                yield frame, damaged
-        yield from held
+                for frame in frames:
+                    # no time: its place is unknown, and it counts as decoded after a loss
+                    at = place_of.pop(frame.pts, None)
+                    after_loss = lost_from is not None and (at is None or at >= lost_from)
+                    if frame.key_frame:
+                        concealed = False
+                        if after_loss:           # decoding started afresh after the loss
+                            lost_from, after_loss = None, False
+                            # what is left from before it never comes out: the lost packets
+                            place_of = {pts: later for pts, later in place_of.items()
+                                        if at is None or later > at}
+                    if frame.pict_type == PictureType.B and context.has_b_frames:
+                        run_concealed = run_concealed or frame.is_corrupt
+                        held.append((frame, after_loss or concealed))
+                        if len(held) > MAX_REORDER:     # not shown before a later picture
+                            yield held.pop(0)
+                        continue
+                    concealed = concealed or frame.is_corrupt
+                    for earlier, verdict in held:
+                        yield earlier, verdict or concealed or run_concealed
+                    held, run_concealed = [], False
+                    yield frame, after_loss or concealed
+        except (av.FFmpegError, OSError, ValueError):
+            # reading ends here (the caller says why): the held pictures decoded whole
+            yield from ((frame, verdict or run_concealed) for frame, verdict in held)
+            raise
+        yield from ((frame, verdict or run_concealed) for frame, verdict in held)
 
     def _packets_from(self, target):
         """The stream's packets from a key frame shown no later than ``target`` (a time in

@@ -143,12 +143,16 @@ def test_frames_built_on_a_lost_packet_are_skipped_until_the_next_key_frame(
         'before the next key frame (its picture is wrong)')
 
 
-def test_frames_built_on_a_concealed_picture_are_skipped(tmp_path, encode_clip, chelsea_pan):
-    """Bytes garbled inside a P picture's packet (its size unchanged): FFmpeg decodes it with
-    the errors concealed and marks it corrupt, raising nothing. That picture, the frames
-    predicted from it up to the next key frame (30) and the B pictures shown just before it
-    (they predict from it too) are skipped; they were written, wrong, with no word. Every
-    frame kept is the undamaged file's picture."""
+@pytest.mark.parametrize('damage', ['garbled', 'destroyed'])
+def test_with_b_frames_no_frame_built_on_damage_is_kept(tmp_path, encode_clip, chelsea_pan,
+                                                        damage):
+    """A P picture's packet garbled (8 bytes: FFmpeg decodes it with the errors concealed
+    and marks it corrupt, raising nothing) or destroyed (it does not decode), in a clip with
+    B-frames and a key frame every 30. The frames built on it (those after it up to the key
+    frame, and the B pictures shown just before it) were written, wrong, with no word
+    (garbled), or kept where they came out before the loss was seen (destroyed). Every frame
+    kept is the undamaged file's picture, the frames after the key frame are kept, and the
+    damage is one run ending at the key frame."""
     import av
 
     whole = encode_clip(tmp_path / 'b.mp4', chelsea_pan(60),
@@ -158,27 +162,32 @@ def test_frames_built_on_a_concealed_picture_are_skipped(tmp_path, encode_clip, 
         packets = [(p.pos, p.size) for p in container.demux(container.streams.video[0])
                    if p.size]
     position, size = max(packets[1:10], key=lambda packet: packet[1])   # a P picture's
-    for offset in range(position + size // 2, position + size // 2 + 8):
-        data[offset] ^= 0xff
+    if damage == 'garbled':
+        for offset in range(position + size // 2, position + size // 2 + 8):
+            data[offset] ^= 0xff
+    else:
+        data[position:position + size] = b'\xff' * size
     damaged = tmp_path / 'damaged.mp4'
     damaged.write_bytes(bytes(data))
 
     def decoded(path):
         with VideoReader(str(path)) as reader:
-            return {frame.index: frame.rgb for frame in reader.frames()}, reader
+            return {round(f.timestamp, 3): f.rgb for f in reader.frames()}, reader
 
     clean, _ = decoded(whole)
     kept, reader = decoded(damaged)
-    assert reader.decode_errors == 0 and len(clean) == 60
-    wrong = [i for i in range(60) if i not in kept]
-    # the damage starts at the B pictures before the garbled one and runs to the key frame
-    assert wrong == list(range(wrong[0], 30)) and 0 < wrong[0] < 10
-    assert [index for index, _ in reader.bad_frames] == wrong
-    for index, rgb in kept.items():
-        assert np.array_equal(rgb, clean[index]), index
-    with av.open(str(damaged)) as container:
-        shown = [frame.to_ndarray(format='rgb24') for frame in container.decode(video=0)]
-    with av.open(whole) as container:
-        first_wrong = next(i for i, frame in enumerate(container.decode(video=0))
-                           if not np.array_equal(frame.to_ndarray(format='rgb24'), shown[i]))
-    assert first_wrong == wrong[0]       # a B picture, shown before the garbled one
+    assert reader.decode_errors == (damage == 'destroyed') and len(clean) == 60
+    times = sorted(clean)
+    skipped = [i for i, t in enumerate(times) if t not in kept]
+    lost = 1 if damage == 'destroyed' else 0        # the destroyed picture itself
+    assert len(reader.bad_frames) == len(skipped) - lost
+    assert skipped == list(range(skipped[0], 30)) and 0 < skipped[0] < 10
+    for time, rgb in kept.items():
+        assert np.array_equal(rgb, clean[time]), time
+    if damage == 'garbled':     # the run starts at the first picture that differs
+        with av.open(str(damaged)) as container:
+            shown = [frame.to_ndarray(format='rgb24') for frame in container.decode(video=0)]
+        with av.open(whole) as container:
+            first_wrong = next(i for i, frame in enumerate(container.decode(video=0))
+                               if not np.array_equal(frame.to_ndarray(format='rgb24'), shown[i]))
+        assert first_wrong == skipped[0]       # a B picture, shown before the garbled one
