@@ -30,6 +30,7 @@ from fastssl_common.errors import (
     UserError,
     end_quietly_on_stop_signals,
     end_with_parent,
+    one_line,
     require_file,
 )
 from fastssl_common.images import (
@@ -123,8 +124,9 @@ def print_repeats(repeats, files=()):
     names = [f'{path} (the folder {first} again)' for path, first in repeats]
     names += [f'{path} (the file {first} again)' for path, first in files]
     if names:
-        print(f'note: read once, left out where a symbolic link leads to it again: '
-              f'{listed(names)}', file=sys.stderr)
+        print(one_line(f'note: a symbolic link leads to a folder or file again: read once, at '
+                       f'its first path in sorted order; left out {listed(names)}'),
+              file=sys.stderr)
 
 
 def listed(names):

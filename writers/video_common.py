@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 
 import cv2
 
@@ -28,6 +29,7 @@ from writers.writer_common import MIN_RESOLUTION, default_workers
 _PROGRESS = None
 _JOB = 0
 _REFRESH = None     # the bar's refresh, when the jobs run in this process (no pool to poll)
+_REFRESH_EVERY = 0.2        # seconds between those refreshes (each sums every job's counts)
 _STARTED, _FINISHED = 1, 2
 _COUNT_EVERY = 8            # frames between updates of the shared counter
 
@@ -38,6 +40,7 @@ class FrameCounter:
     def __init__(self):
         self._pending = 0
         self._expected = 0
+        self._refreshed = time.monotonic()
 
     def expect(self, frames):
         """Add ``frames`` (may be negative: a correction) to the expected total."""
@@ -54,8 +57,9 @@ class FrameCounter:
     def flush(self):
         if _PROGRESS is not None and self._pending:
             _PROGRESS.done[_JOB] += self._pending
-            if _REFRESH is not None:
+            if _REFRESH is not None and time.monotonic() - self._refreshed >= _REFRESH_EVERY:
                 _REFRESH()
+                self._refreshed = time.monotonic()
         self._pending = 0
 
     def settle(self, frames_read):
@@ -128,14 +132,15 @@ def run_per_video(function, jobs, workers, progress, desc='reading videos', on_d
             bar.update(done - bar.n)
 
         if workers <= 1 or len(jobs) <= 1:
-            saved, _PROGRESS, _REFRESH = _PROGRESS, shared, refresh
+            saved = _PROGRESS, _REFRESH
+            _PROGRESS, _REFRESH = shared, refresh if progress is not False else None
             try:
                 for i, job in enumerate(jobs):
                     _JOB = i
                     results[i] = function(job)
                     refresh()
             finally:
-                _PROGRESS, _JOB, _REFRESH = saved, 0, None
+                (_PROGRESS, _REFRESH), _JOB = saved, 0
             return results
         todo = list(range(len(jobs)))
         while _run_pool(function, jobs, todo, workers, shared, results, refresh):

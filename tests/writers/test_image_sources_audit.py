@@ -155,7 +155,8 @@ def test_links_to_files_and_folders_are_read_and_a_loop_once(tmp_path, capsys):
     assert labelled(src) == ([('cat/a.jpg', 0), ('cat/linked.jpg', 0), ('dog/b.jpg', 1),
                               ('fox/f.jpg', 2)], ['cat', 'dog', 'fox'])
     assert capsys.readouterr().err == (
-        f'note: read once, left out where a symbolic link leads to it again: '
+        f'note: a symbolic link leads to a folder or file again: read once, at its first '
+        f'path in sorted order; left out '
         f'{src / "dog" / "loop"} (the folder {src} again)\n')
 
 

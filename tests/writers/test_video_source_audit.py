@@ -20,7 +20,8 @@ def test_a_folder_linked_twice_is_read_once_at_its_first_path_and_said(tmp_path,
         os.symlink('clips', src / link)
     assert [s.path for s in find_videos(str(src))] == [str(src / 'backup' / 'a.mp4')]
     assert capsys.readouterr().err == (
-        f'note: read once, left out where a symbolic link leads to it again: '
+        f'note: a symbolic link leads to a folder or file again: read once, at its first '
+        f'path in sorted order; left out '
         f'{src / "clips"} (the folder {src / "backup"} again), '
         f'{src / "mirror"} (the folder {src / "backup"} again)\n')
 
@@ -38,6 +39,7 @@ def test_a_video_file_linked_twice_is_one_video_read_once_and_said(tmp_path, cap
     os.symlink(outside, src / 'd.mp4')
     assert [s.path for s in find_videos(str(src))] == [str(src / 'a.mp4'), str(src / 'd.mp4')]
     assert capsys.readouterr().err == (
-        f'note: read once, left out where a symbolic link leads to it again: '
+        f'note: a symbolic link leads to a folder or file again: read once, at its first '
+        f'path in sorted order; left out '
         f'{src / "b.mp4"} (the file {src / "a.mp4"} again), '
         f'{src / "c.mp4"} (the file {src / "a.mp4"} again)\n')
