@@ -801,7 +801,10 @@ def _orientation(frame):
     display matrix says (phones store portrait video sideways, with a rotation to apply when
     shown), after a left-right flip when the matrix mirrors (a negative determinant), as
     FFmpeg's player and command line show it."""
-    matrix = next((np.frombuffer(bytes(data), '<i4') for data in frame.side_data
+    side = frame.side_data
+    # PyAV up to 18.1.0 iterates over the side data, 18.1.1 over their types (a Mapping)
+    entries = (item if hasattr(item, 'type') else side[item] for item in side)
+    matrix = next((np.frombuffer(bytes(data), '<i4') for data in entries
                    if data.type.name == 'DISPLAYMATRIX'), None)
     if matrix is None or len(matrix) != 9:
         return 0, False
