@@ -8,7 +8,8 @@ import json
 import os
 import re
 import signal
-import threading
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -458,29 +459,37 @@ def test_the_file_is_what_ffcvs_own_single_process_writer_writes(many_photos, tm
     assert out.read_bytes() == reference.read_bytes()
 
 
-def _dies_on_item_100(item):
+_DEAD_WORKER_CHECK = """
+import os, signal
+from fastssl_common.errors import UserError
+from writers.image_sources import map_in_order
+
+def dies_on_item_100(item):
     if item == 100:
         os.kill(os.getpid(), signal.SIGKILL)
     return item
 
+try:
+    with map_in_order(dies_on_item_100, list(range(300)), 2) as results:
+        print('results', len(list(results)))
+except UserError as err:
+    print('error:', err)
+"""
 
-def test_a_dead_image_checking_worker_ends_the_check_instead_of_hanging():
-    """``multiprocessing.Pool`` waits for ever for the results a killed worker took with it."""
-    outcome = {}
 
-    def check():
-        try:
-            with map_in_order(_dies_on_item_100, list(range(300)), 2) as results:
-                outcome['results'] = list(results)
-        except UserError as err:
-            outcome['error'] = str(err)
-
-    thread = threading.Thread(target=check, daemon=True)
-    thread.start()
-    thread.join(120)
-    assert not thread.is_alive(), "the check waits for ever for the dead worker's results"
-    assert re.fullmatch(r'an image reading process died \(out of memory\?\) after \d+ of 300 '
-                        r'images were read; nothing was written', outcome['error'])
+def test_a_dead_image_checking_worker_ends_the_check_instead_of_hanging(repo):
+    """``multiprocessing.Pool`` waits for ever for the results a killed worker took with it.
+    Run as the writers run, from the main thread of a process of its own: forked from a
+    thread of this test process (which holds the threads of every test before it), a
+    worker could hang before it read an item."""
+    try:
+        result = subprocess.run([sys.executable, '-c', _DEAD_WORKER_CHECK], cwd=repo,
+                                capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the check waits for ever for the dead worker's results")
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r'error: an image reading process died \(out of memory\?\) after \d+ '
+                        r'of 300 images were read; nothing was written\n', result.stdout)
 
 
 def _dies_at_once(item):
