@@ -300,20 +300,38 @@ def _checked_size(shown, max_side, min_side):
     return height, width
 
 
+class FrameScalers:
+    """A reader's swscale contexts, one per output size: PyAV's ``frame.reformat`` builds a
+    new one per call (~2 ms), and so does a reformatter whose target size changes. They
+    scale on the decoder's ``threads`` (0: every CPU): a pool worker's share, as its decoder
+    (swscale's own choice, every CPU, costs a fifth more CPU time on two busy cores)."""
+
+    def __init__(self, threads):
+        self.threads = threads
+        self._by_size = {}
+
+    def convert(self, frame, width, height, image_format):
+        """``frame`` (a PyAV VideoFrame) as a ``height x width`` ``image_format`` array."""
+        from av.video.reformatter import VideoReformatter
+
+        scaler = self._by_size.get((width, height))
+        if scaler is None:
+            scaler = self._by_size[(width, height)] = VideoReformatter()
+        return scaler.reformat(frame, width=width, height=height, format=image_format,
+                               interpolation='AREA', threads=self.threads).to_ndarray()
+
+
 class DecodedFrame:
     """One decoded frame; its pixels are converted only when asked for."""
 
-    __slots__ = ('index', 'timestamp', '_frame', '_path', '_reformatters', '_converted',
+    __slots__ = ('index', 'timestamp', '_frame', '_path', '_scalers', '_converted',
                  '_turns', '_mirror', '_alpha', '_aspect', '_size', '_damage', '_min_side')
 
-    def __init__(self, index, timestamp, frame=None, path=None, reformatters=None, turns=0,
+    def __init__(self, index, timestamp, frame=None, path=None, scalers=None, turns=0,
                  mirror=False, alpha=False, aspect=1.0, size=None, damage=None, min_side=1):
         self.index, self.timestamp = index, timestamp
         self._frame, self._path = frame, path     # a PyAV VideoFrame, or a frame image path
-        # PyAV's frame.reformat builds a new swscale context per call (~2 ms), and so does a
-        # reformatter whose target size changes: the reader keeps one per output size
-        # ({(width, height): VideoReformatter}), shared by its frames.
-        self._reformatters = reformatters
+        self._scalers = scalers                   # the reader's FrameScalers
         # the frame's conversions by size: the stored frame and the tracker's copy are often
         # the same size (--max-resolution 320, tracking at 320), one conversion serves both
         self._converted = {}
@@ -340,20 +358,15 @@ class DecodedFrame:
 
     def _reformat(self, width, height):
         import av
-        from av.video.reformatter import VideoReformatter
 
         converted = self._converted.get((width, height))
         if converted is not None:
             converted.flags.writeable = False     # now shared by two callers: neither may change it
             return converted
         coded = (height, width) if self._turns % 2 else (width, height)
-        reformatter = self._reformatters.get(coded)
-        if reformatter is None:
-            reformatter = self._reformatters[coded] = VideoReformatter()
         try:
-            converted = reformatter.reformat(self._frame, width=coded[0], height=coded[1],
-                                             format='rgba' if self._alpha else 'rgb24',
-                                             interpolation='AREA').to_ndarray()
+            converted = self._scalers.convert(self._frame, *coded,
+                                              'rgba' if self._alpha else 'rgb24')
         except (av.FFmpegError, ValueError) as err:
             raise VideoError(f'frame {self.index} cannot be converted to RGB at '
                              f'{width}x{height}: {_av_reason(err)}') from None
@@ -456,11 +469,12 @@ class VideoReader:
         self._container = None
         self.declared, self.hdr, self.video_streams = None, None, 1
         self.alpha_dropped = False
+        self._threads = max(0, int(threads))     # the decoder's and swscale's (0: every CPU)
         if source.kind == 'frames':
             self.fps = float(folder_fps)
             self._open_folder()
         else:
-            self._open_file(threads)
+            self._open_file()
         self.promised = self.estimated_frames()
 
     def _open_folder(self):
@@ -475,7 +489,7 @@ class VideoReader:
             except Exception:  # a bad first frame is reported when it is decoded
                 continue
 
-    def _open_file(self, threads):
+    def _open_file(self):
         path = self.source.path
         if os.path.isdir(path):
             raise VideoError(f'{path} is a folder without numbered frames')
@@ -504,7 +518,7 @@ class VideoReader:
             streams, key=lambda s: s.codec_context.width * s.codec_context.height)
         context = stream.codec_context
         context.thread_type = 'AUTO'
-        context.thread_count = max(0, int(threads))      # 0: FFmpeg picks
+        context.thread_count = self._threads      # 0: FFmpeg picks
         # non-square pixels (anamorphic DVD or broadcast video, QCIF's 128:117): shown wider
         # or narrower than coded, as players show them; the container's ratio (MKV display
         # size, MP4 pasp) overrides the codec's, as in FFmpeg's av_guess_sample_aspect_ratio
@@ -559,7 +573,7 @@ class VideoReader:
         import av
 
         container, stream = self._container, self._stream
-        reformatters = {}
+        scalers = FrameScalers(self._threads)
         times = None if segment is None else segment.times
         # the display matrix (the container's) and the pixel format are the stream's: read
         # from its first frame, not per frame (a tenth of a pair writer's time)
@@ -583,7 +597,7 @@ class VideoReader:
                 if self.decoded == 1 and turns % 2:   # portrait phone video: stored sideways
                     self.width, self.height = self.height, self.width
                 yield DecodedFrame(index, self._timestamp(frame, index), frame=frame,
-                                   reformatters=reformatters, turns=turns, mirror=mirror,
+                                   scalers=scalers, turns=turns, mirror=mirror,
                                    alpha=alpha, aspect=self._aspect, min_side=self._min_side,
                                    damage=DAMAGED if damaged else None)
             if times is not None:             # a segment is never silently short
