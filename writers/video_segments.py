@@ -33,7 +33,7 @@ import numpy as np
 
 from fastssl_common.numbers import check_number
 from writers.video_common import decoder_threads, run_per_video
-from writers.video_source import SHORTFALL_TOLERANCE, VideoError, VideoReader, VideoSource
+from writers.video_source import VideoError, VideoReader, VideoSource, falls_short
 
 SEGMENT_FRAMES = 120      # shortest segment (the last: half): re-read past its end is little
 
@@ -79,7 +79,7 @@ def file_table(path):
     times, keys = listed
     if not times or len(set(times)) != len(times):
         return None
-    if declared and declared - len(times) > max(2, SHORTFALL_TOLERANCE * declared):
+    if declared and falls_short(declared - reader.hidden, len(times)):
         return None                              # cut short: the one-task read warns
     return cut_points(times, keys)
 

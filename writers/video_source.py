@@ -284,6 +284,12 @@ def thumbnail_size(height, width, side):
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def falls_short(promised, got):
+    """True when ``got`` frames are markedly fewer than the ``promised`` ones: beyond 2
+    frames and ``SHORTFALL_TOLERANCE`` of them."""
+    return promised - got > max(2, SHORTFALL_TOLERANCE * promised)
+
+
 def shown_width(width, aspect):
     """The width of ``width`` pixels of aspect ``aspect`` (width over height) made square."""
     return max(1, round(width * aspect))
@@ -449,7 +455,9 @@ class VideoReader:
     :meth:`estimated_frames` at opening), ``decoded`` (frames decoded so far), ``finished``
     (decoding reached the end), ``error``, ``bad_frames`` (list of ``(index, reason)``),
     ``declared`` (the frame count a video file states, or None: ``promised`` is then an
-    estimate from durations), ``hdr`` (a video file's HDR transfer, said in words, or None),
+    estimate from durations), ``hidden`` (packets met so far that an edit list hides: a
+    trimmed MP4 or MOV keeps the pictures before its cut to decode from, and counts them in
+    ``declared``), ``hdr`` (a video file's HDR transfer, said in words, or None),
     ``video_streams`` (the video streams besides cover art; the one read is FFmpeg's pick),
     ``alpha_dropped`` (a WebM's transparency that the decoder does not read).
     Frame indices count decoded frames, so after a skipped packet they run one short.
@@ -468,6 +476,7 @@ class VideoReader:
         self.decode_errors, self.first_decode_error, self.finished = 0, None, False
         self._container = None
         self.declared, self.hdr, self.video_streams = None, None, 1
+        self.hidden = 0
         self.alpha_dropped = False
         self._threads = max(0, int(threads))     # the decoder's and swscale's (0: every CPU)
         if source.kind == 'frames':
@@ -633,7 +642,9 @@ class VideoReader:
         run_concealed = False   # one of those B pictures (or one to come before it) concealed
         try:
             for place, packet in enumerate(packets):
-                if packet.pts is not None:
+                if packet.is_discard:            # decoded to predict from, never shown
+                    self.hidden += 1
+                elif packet.pts is not None:
                     place_of[packet.pts] = place
                 try:
                     frames = packet.decode()
@@ -696,15 +707,19 @@ class VideoReader:
             goal, step = target - step, 2 * step
 
     def packet_times(self):
-        """``(times, key frames)``: each packet's presentation time and key-frame flag in file
-        order, from demuxing alone (no decoding); None for a frame folder, a packet without
-        a time or a file that does not demux to its end."""
+        """``(times, key frames)``: each shown packet's presentation time and key-frame flag
+        in file order, from demuxing alone (no decoding; those an edit list hides are counted
+        in :attr:`hidden`); None for a frame folder, a packet without a time or a file that
+        does not demux to its end."""
         if self.source.kind != 'file':
             return None
         times, keys = [], []
         try:
             for packet in self._container.demux(self._stream):
                 if packet.size == 0:             # the demuxer's end-of-stream packet
+                    continue
+                if packet.is_discard:
+                    self.hidden += 1
                     continue
                 if packet.pts is None:
                     return None
@@ -722,15 +737,15 @@ class VideoReader:
 
     def shortfall(self):
         """``(promised, decoded)`` when a video file decoded to its end gave markedly fewer
-        frames than its header declares (a file cut short or damaged), else None: beyond 2
-        frames and 5 %. A count estimated from durations is no claim to fall short of
-        (variable frame rate, or an audio track outlasting the video, skew it)."""
+        frames than its header declares, less those an edit list hides (a file cut short or
+        damaged), else None: beyond 2 frames and 5 %. A count estimated from durations is no
+        claim to fall short of (variable frame rate, or an audio track outlasting the video,
+        skew it)."""
         if self.source.kind != 'file' or not self.finished or not self.declared or \
                 self._segment_start:
             return None
-        if self.declared - self.decoded > max(2, SHORTFALL_TOLERANCE * self.declared):
-            return self.declared, self.decoded
-        return None
+        shown = self.declared - self.hidden
+        return (shown, self.decoded) if falls_short(shown, self.decoded) else None
 
     def _timestamp(self, frame, index):
         if frame.pts is not None and self._time_base:

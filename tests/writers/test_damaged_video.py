@@ -191,3 +191,47 @@ def test_with_b_frames_no_frame_built_on_damage_is_kept(tmp_path, encode_clip, c
             first_wrong = next(i for i, frame in enumerate(container.decode(video=0))
                                if not np.array_equal(frame.to_ndarray(format='rgb24'), shown[i]))
         assert first_wrong == skipped[0]       # a B picture, shown before the garbled one
+
+
+def trim(src, dst, first_shown):
+    """Remux ``src`` (25 fps) as ``ffmpeg -ss T -c copy`` cuts it: from the key frame before
+    frame ``first_shown``, with the times moved so that ``first_shown`` shows at 0; the
+    pictures before it get negative times, which the MP4 muxer hides with an edit list."""
+    import av
+
+    with av.open(src) as source, av.open(dst, 'w') as out:
+        video = source.streams.video[0]
+        stream = out.add_stream_from_template(video)
+        per_frame = round(1 / (25 * video.time_base))
+        packets = [p for p in source.demux(video) if p.size]
+        key = max(p.pts for p in packets if p.is_keyframe and p.pts <= first_shown * per_frame)
+        for packet in packets:
+            if packet.pts >= key:
+                packet.pts -= first_shown * per_frame
+                packet.dts -= first_shown * per_frame
+                packet.stream = stream
+                out.mux(packet)
+    return dst
+
+
+def test_a_trimmed_mp4_is_whole(tmp_path, encode_clip, chelsea_pan):
+    """An edit list hides the pictures before the cut (decoded to predict from, never shown)
+    but the header counts them: no shortfall, and the frames kept are those from the cut."""
+    frames = chelsea_pan(60)
+    source = encode_clip(tmp_path / 'source.mp4', frames, options={'g': '20', 'bf': '2'})
+    trimmed = trim(source, str(tmp_path / 'trimmed.mp4'), 29)     # key frame 20: 9 hidden
+    with VideoReader(source) as reader:
+        expected = [frame.rgb() for frame in reader.decoded_frames()][29:]
+    with VideoReader(trimmed) as reader:
+        got = [frame.rgb() for frame in reader.decoded_frames()]
+        assert reader.shortfall() is None
+        assert reader.declared == 40 and reader.hidden == 9
+    assert len(got) == 31 and all(np.array_equal(a, b) for a, b in zip(got, expected))
+    one_task = write_video_frames(trimmed, str(tmp_path / 'one.beton'), workers=1,
+                                  strict=True, progress=False)
+    assert one_task['num_samples'] == 31 and one_task['warnings'] == []
+    segments = write_video_frames(trimmed, str(tmp_path / 'segments.beton'), workers=2,
+                                  segment_frames=10, strict=True, progress=False)
+    assert segments['num_samples'] == 31
+    assert open(tmp_path / 'one.beton', 'rb').read() == \
+        open(tmp_path / 'segments.beton', 'rb').read()
