@@ -129,6 +129,13 @@ def requirements_of(wheel):
     return names
 
 
+def check_wheelhouse(wheelhouse):
+    """CheckError naming the first wheel of ``wheelhouse`` (a folder, or none there) that
+    is not a readable wheel: before anything runs, not at the install."""
+    for wheel in wheel_index(wheelhouse).values():
+        requirements_of(wheel)
+
+
 def marker_holds(marker):
     if not marker.strip():
         return True

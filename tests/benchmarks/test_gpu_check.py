@@ -166,9 +166,12 @@ def plant_stale_outputs(out):
 def test_skipped_stages_leave_no_earlier_outputs(tmp_path):
     out = tmp_path / 'out'
     plant_stale_outputs(out)
-    # too little budget for either stage: both skip, and nothing of the earlier run remains
+    # too little budget for either stage: both skip, and nothing of the earlier run remains;
+    # a check that checked nothing is no pass
     result = gpu_check('--dry-run', '--out', out, '--budget-s', 1)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stdout.splitlines()[-1] == ('incomplete: cuda tests and train step skipped '
+                                              'for the budget (raise --budget-s)')
     report = json.loads((out / 'gpu_check.json').read_text())
     assert report['train_step'] is None and report['targets'] == []
     assert sorted(p.name for p in out.iterdir()) == ['gpu_check.json', 'gpu_check.log',

@@ -39,6 +39,20 @@ def test_a_wheel_cut_short_is_named(tmp_path):
 
 
 @pytest.mark.unit
+def test_a_wheel_cut_short_is_named_before_any_stage(tmp_path):
+    """Where this Python lacks nothing, no wheel was read: the copy cut short passed here
+    and failed on the next node."""
+    (tmp_path / 'wheels').mkdir()
+    wheel = fake_wheel(tmp_path / 'wheels', 'alpha_pkg')
+    with open(wheel, 'r+b') as handle:
+        handle.truncate(wheel.stat().st_size // 2)
+    line = refused(gpu_check('--dry-run', '--out', tmp_path / 'out', '--wheelhouse',
+                             tmp_path / 'wheels', '--budget-s', 1))
+    assert line.startswith(f'error: {wheel} is not a readable wheel')
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.unit
 @pytest.mark.parametrize('kind', ['missing', 'file'])
 def test_a_wheelhouse_that_is_not_a_folder_is_named(tmp_path, kind):
     """It was ignored where nothing needed installing, and so passed on one node and failed
