@@ -32,6 +32,7 @@ from fastssl_common.locks import held_output
 from fastssl_common.numbers import check_flag, check_number
 from fastssl_common.progress import progress_bar
 from writers.image_sources import (
+    UNLABELED,
     crop_region,
     extension_counts,
     find_images,
@@ -71,7 +72,9 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
     JSON file whose boxes become the samples; ``shard`` ('I/N' or (I, N)) keeps the images of
     that shard only (None: all); ``progress=False`` hides the progress (else a bar on a
     terminal, a line every 10 % elsewhere). Returns a summary dict: ``out``,
-    ``sidecar``, ``num_samples``, ``classes``, ``skipped`` (list of {path, reason}),
+    ``sidecar``, ``num_samples``, ``classes`` (the class names; none for a list file, whose
+    labels are its numbers), ``labels`` (the distinct labels given, sorted), ``skipped``
+    (list of {path, reason}),
     ``small_boxes_skipped``, ``converted`` (original image modes other than RGB, with
     counts), ``ignored`` (a folder's files left out for their extension: {extension: count}),
     ``loose_images`` (images in a folder beside class folders, which make it unlabelled),
@@ -149,7 +152,9 @@ def write_images(src, out, *, max_resolution=512, jpeg_quality=90, write_mode='j
 
         sidecar = write_outputs(out, write_beton, metadata, progress)
         return {'out': out, 'sidecar': sidecar, 'num_samples': len(read.samples),
-                'classes': source.classes, 'skipped': read.skipped,
+                'classes': source.classes,
+                'labels': np.unique(labels[labels != UNLABELED]).tolist(),
+                'skipped': read.skipped,
                 'small_boxes_skipped': read.small_boxes,
                 'converted': {mode: n for mode, n in sorted(read.modes.items()) if mode != 'RGB'},
                 'ignored': source.ignored, 'loose_images': source.loose,
@@ -425,7 +430,8 @@ def _print_summary(summary):
         print(f"note: written unlabelled because {summary['options']['src']} also holds "
               f"images outside its class folders ({which}); move them into a class folder, or "
               f"out, for class labels", file=sys.stderr)
-    classes = summary['classes']
+    # a list file's labels are numbers of its own, without names
+    classes = summary['classes'] or [str(label) for label in summary['labels']]
     shown = ', '.join(classes[:10]) + (', ...' if len(classes) > 10 else '')
     print(f"samples written: {summary['num_samples']}")
     print(f'classes: {len(classes)}' + (f' ({shown})' if classes else ''))

@@ -91,7 +91,7 @@ def check_output(out, src=None):
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
-        raise UserError(f'cannot write {out}: {existing} is not a folder')
+        raise UserError(f'cannot write {out}: {existing} is a file, not a folder')
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f'cannot write {out}: folder {existing} is not writable')
     # the sidecar's temporary is the longest name a writer makes: one too long fails here,

@@ -290,6 +290,19 @@ def test_list_file_labels_relative_paths_and_missing_entries(class_folder, tmp_p
     assert summary['skipped'] == [
         {'path': str(listing.parent / 'missing.png'), 'reason': 'file not found'}
     ]
+    assert summary['classes'] == [] and summary['labels'] == [0, 4]
+
+
+def test_list_file_labels_are_counted_as_classes(class_folder, tmp_path, run_script):
+    """A list file's labels have no names: the summary said 'classes: 0'."""
+    root, expected = class_folder
+    listing = tmp_path / 'list.txt'
+    listing.write_text(f'{expected[0][0]} 3000000000\n{expected[1][0]} 0\n'
+                       f'{expected[2][0]} 0\n')
+    result = run_script('writers/write_images.py', listing, tmp_path / 'o.beton',
+                        '--workers', '1')
+    assert result.returncode == 0, result.stderr
+    assert 'classes: 2 (0, 3000000000)' in result.stdout.splitlines()
 
 
 def test_folder_scan_is_sorted_recursive_and_case_insensitive(tmp_path):

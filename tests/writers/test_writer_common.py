@@ -36,6 +36,13 @@ def test_an_output_whose_sidecar_path_is_a_folder_is_refused(tmp_path):
         check_output(str(tmp_path / 'o.beton'))
 
 
+def test_an_output_under_a_file_is_refused_in_the_words_of_the_other_outputs(tmp_path):
+    (tmp_path / 'runs').write_text('notes')
+    with pytest.raises(UserError, match=f'^cannot write {tmp_path}/runs/sub/x.beton: '
+                                        f'{tmp_path}/runs is a file, not a folder$'):
+        check_output(f'{tmp_path}/runs/sub/x.beton')
+
+
 def test_an_output_linked_to_a_beton_is_written_where_the_link_leads(tmp_path):
     (tmp_path / 'disk').mkdir()
     (tmp_path / 'o.beton').symlink_to(tmp_path / 'disk' / 'o.beton')
