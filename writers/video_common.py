@@ -313,6 +313,10 @@ def reading_warnings(reader, source):
     if reader.hdr:
         warnings.append(f'HDR video ({reader.hdr}): stored without tone mapping, colours look '
                         f'washed out')
+    if reader.interlaced:
+        warnings.append('interlaced video: each picture is stored with its two fields woven '
+                        'together (combs where things move); deinterlace it first '
+                        '(ffmpeg -i IN -vf bwdif OUT)')
     short = reader.shortfall()
     if short:
         warnings.append(f'decoded {short[1]} of the {short[0]} frames its header declares '

@@ -458,6 +458,7 @@ class VideoReader:
     estimate from durations), ``hidden`` (packets met so far that an edit list hides: a
     trimmed MP4 or MOV keeps the pictures before its cut to decode from, and counts them in
     ``declared``), ``hdr`` (a video file's HDR transfer, said in words, or None),
+    ``interlaced`` (its first frame decoded is interlaced: two fields woven into a picture),
     ``video_streams`` (the video streams besides cover art; the one read is FFmpeg's pick),
     ``alpha_dropped`` (a WebM's transparency that the decoder does not read).
     Frame indices count decoded frames, so after a skipped packet they run one short.
@@ -476,7 +477,7 @@ class VideoReader:
         self.decode_errors, self.first_decode_error, self.finished = 0, None, False
         self._container = None
         self.declared, self.hdr, self.video_streams = None, None, 1
-        self.hidden = 0
+        self.hidden, self.interlaced = 0, False
         self.alpha_dropped = False
         self._threads = max(0, int(threads))     # the decoder's and swscale's (0: every CPU)
         if source.kind == 'frames':
@@ -603,6 +604,7 @@ class VideoReader:
                 if turns is None:
                     turns, mirror = _orientation(frame)
                     alpha = any(part.is_alpha for part in frame.format.components)
+                    self.interlaced = bool(frame.interlaced_frame)
                 if self.decoded == 1 and turns % 2:   # portrait phone video: stored sideways
                     self.width, self.height = self.height, self.width
                 yield DecodedFrame(index, self._timestamp(frame, index), frame=frame,

@@ -1,5 +1,6 @@
 """How video files are decoded for the writers: which stream is read, its frame count, pixel
-aspect, transparency, HDR, and sizes the cap shrinks too far. Real videos made with PyAV."""
+aspect, transparency, HDR, interlacing, and sizes the cap shrinks too far. Real videos made
+with PyAV."""
 import fractions
 
 import numpy as np
@@ -121,6 +122,10 @@ def videos(module_tmp):
     with av.open(path('hlg.mp4'), 'w') as out:              # HLG transfer, BT.2020 primaries
         encode_into(out, h264_stream(out, 64, 64, color_trc=18, color_primaries=9, colorspace=9),
                     grey_frames(5, 64, 64))
+    with av.open(path('interlaced.mp4'), 'w') as out:       # field-coded, top field first
+        stream = h264_stream(out, 64, 64)
+        stream.options = {'flags': '+ildct+ilme', 'x264-params': 'tff=1'}
+        encode_into(out, stream, grey_frames(5, 64, 64))
     return paths
 
 
@@ -195,3 +200,13 @@ def test_hdr_video_is_warned(videos):
             'look washed out') in reading_warnings(reader, reader.source)
     reader, _ = decode_all(videos['square'])
     assert reader.hdr is None
+
+
+def test_interlaced_video_is_warned(videos):
+    """Fields woven into one picture comb where things move: say so, with the remedy."""
+    reader, _ = decode_all(videos['interlaced'])
+    assert ('interlaced video: each picture is stored with its two fields woven together '
+            '(combs where things move); deinterlace it first (ffmpeg -i IN -vf bwdif OUT)'
+            ) in reading_warnings(reader, reader.source)
+    reader, _ = decode_all(videos['square'])
+    assert not reader.interlaced
