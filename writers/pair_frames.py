@@ -16,7 +16,7 @@ from writers.pairing import PairSchedule
 from writers.region_pairs import PairRegions, add_stats, new_stats
 from writers.shot_cuts import THUMB_SIDE, CutDetector, grey, motion
 from writers.spool import IMAGE_REF, Spool
-from writers.video_common import read_video
+from writers.video_common import joined_warnings, read_video
 from writers.video_source import VideoError
 
 PAIR = np.dtype([('index_a', '<i8'), ('index_b', '<i8'), ('a', IMAGE_REF), ('b', IMAGE_REF)])
@@ -176,8 +176,9 @@ def _pair_frames(reader, spool, options, video_key, result, counter, segment):
 
 def merge_segments(results, options):
     """One video's result from those of its segments, in order (each read cleanly): pairs (in
-    one read's order), tracks and counts joined, frames stored counted once."""
+    one read's order), tracks, counts and warnings joined, frames stored counted once."""
     merged = dict(results[0])
+    merged['warnings'] = joined_warnings(results)
     for key in ('frames_read', 'past_end', 'in_gap', 'dropped_cut', 'dropped_motion',
                 'dropped_bad_frame'):
         merged[key] = sum(r[key] for r in results)

@@ -299,6 +299,12 @@ def read_video(source, threads, result, read):
         counter.settle(result['frames_read'])
 
 
+def joined_warnings(results):
+    """The warnings of a video's segment results, each once, in order: a segment may meet
+    what the others do not (interlaced pictures part way)."""
+    return list(dict.fromkeys(message for result in results for message in result['warnings']))
+
+
 def reading_warnings(reader, source):
     """What went wrong while reading one video, short of failing: lines for the summary."""
     warnings = []

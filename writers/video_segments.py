@@ -71,7 +71,7 @@ def file_table(path):
     try:
         with VideoReader(VideoSource(path)) as reader:
             listed = reader.packet_times()
-            declared = reader.declared      # an estimate from durations is no count
+            shown = reader.shown_promise()      # an estimate from durations is no count
     except VideoError:                           # unreadable: the one-task read reports it
         return None
     if listed is None:
@@ -79,7 +79,7 @@ def file_table(path):
     times, keys = listed
     if not times or len(set(times)) != len(times):
         return None
-    if declared and falls_short(declared - reader.hidden, len(times)):
+    if shown and falls_short(shown, len(times)):
         return None                              # cut short: the one-task read warns
     return cut_points(times, keys)
 

@@ -458,7 +458,7 @@ class VideoReader:
     estimate from durations), ``hidden`` (packets met so far that an edit list hides: a
     trimmed MP4 or MOV keeps the pictures before its cut to decode from, and counts them in
     ``declared``), ``hdr`` (a video file's HDR transfer, said in words, or None),
-    ``interlaced`` (its first frame decoded is interlaced: two fields woven into a picture),
+    ``interlaced`` (a frame decoded so far is interlaced: two fields woven into a picture),
     ``video_streams`` (the video streams besides cover art; the one read is FFmpeg's pick),
     ``alpha_dropped`` (a WebM's transparency that the decoder does not read).
     Frame indices count decoded frames, so after a skipped packet they run one short.
@@ -478,6 +478,7 @@ class VideoReader:
         self._container = None
         self.declared, self.hdr, self.video_streams = None, None, 1
         self.hidden, self.interlaced = 0, False
+        self._hidden_times = set()   # presentation times of the pictures an edit list hides
         self.alpha_dropped = False
         self._threads = max(0, int(threads))     # the decoder's and swscale's (0: every CPU)
         if source.kind == 'frames':
@@ -592,6 +593,8 @@ class VideoReader:
             # a fresh reader starts at the first frame: only a later segment seeks
             packets = self._packets_from(int(times[0])) if start else container.demux(stream)
             for frame, damaged in self._judged_frames(packets):
+                if frame.pts in self._hidden_times:
+                    continue          # before a trimmed file's cut, or after it: not shown
                 if times is not None:
                     if frame.pts is not None and frame.pts < times[0]:
                         continue      # shown before the key frame: the segment before's
@@ -604,7 +607,7 @@ class VideoReader:
                 if turns is None:
                     turns, mirror = _orientation(frame)
                     alpha = any(part.is_alpha for part in frame.format.components)
-                    self.interlaced = bool(frame.interlaced_frame)
+                self.interlaced = self.interlaced or frame.interlaced_frame
                 if self.decoded == 1 and turns % 2:   # portrait phone video: stored sideways
                     self.width, self.height = self.height, self.width
                 yield DecodedFrame(index, self._timestamp(frame, index), frame=frame,
@@ -646,7 +649,12 @@ class VideoReader:
             for place, packet in enumerate(packets):
                 if packet.is_discard:            # decoded to predict from, never shown
                     self.hidden += 1
-                elif packet.pts is not None:
+                    if packet.pts is not None:
+                        # FFmpeg drops its picture after decoding it: a copy not flagged shows
+                        # whether it came out concealed (the shown ones after it are built on it)
+                        packet = _unflagged(packet)
+                        self._hidden_times.add(packet.pts)
+                if packet.pts is not None:
                     place_of[packet.pts] = place
                 try:
                     frames = packet.decode()
@@ -746,8 +754,21 @@ class VideoReader:
         if self.source.kind != 'file' or not self.finished or not self.declared or \
                 self._segment_start:
             return None
-        shown = self.declared - self.hidden
+        shown = self.shown_promise()
         return (shown, self.decoded) if falls_short(shown, self.decoded) else None
+
+    def shown_promise(self):
+        """The frames a video file's header declares (None: it declares none), less those an
+        edit list hides from the packets met so far (:attr:`hidden`), and no more than the
+        stream's duration holds: an edit list that ends early has the pictures after it left
+        out of the index, unflagged."""
+        if not self.declared:
+            return None
+        shown = self.declared - self.hidden
+        stream = self._stream
+        if stream.duration and stream.time_base and stream.average_rate:
+            shown = min(shown, round(stream.duration * stream.time_base * stream.average_rate))
+        return shown
 
     def _timestamp(self, frame, index):
         if frame.pts is not None and self._time_base:
@@ -810,6 +831,17 @@ def open_container(path):
         return av.open(path, metadata_errors='ignore')
     except TypeError:
         return av.open(path)
+
+
+def _unflagged(packet):
+    """A copy of ``packet`` without its discard flag, for the same stream."""
+    import av
+
+    copy = av.Packet(bytes(packet))
+    copy.pts, copy.dts, copy.time_base = packet.pts, packet.dts, packet.time_base
+    copy.is_keyframe = packet.is_keyframe
+    copy.stream = packet.stream
+    return copy
 
 
 def _tagged_seconds(metadata):

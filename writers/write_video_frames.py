@@ -27,7 +27,7 @@ from fastssl_common.locks import held_output
 from fastssl_common.numbers import check_flag, check_number
 from writers.shards import check_shard, print_shard, select_shard
 from writers.spool import IMAGE_REF, Spool, spool_folder, write_spooled
-from writers.video_common import read_video
+from writers.video_common import joined_warnings, read_video
 from writers.video_options import (
     add_common_arguments,
     common_options,
@@ -141,6 +141,7 @@ def _read_videos(sources, options, spool_dir, progress):
     results = []
     for video in parts:
         result = dict(video[0][1])
+        result['warnings'] = joined_warnings([r for _, r in video])
         result['frames'] = np.concatenate([r['frames'] for _, r in video])
         result['frames_read'] = sum(r['frames_read'] for _, r in video)
         if result['error'] is None and not len(result['frames']):

@@ -232,6 +232,76 @@ def test_a_trimmed_mp4_is_whole(tmp_path, encode_clip, chelsea_pan):
     assert one_task['num_samples'] == 31 and one_task['warnings'] == []
     segments = write_video_frames(trimmed, str(tmp_path / 'segments.beton'), workers=2,
                                   segment_frames=10, strict=True, progress=False)
-    assert segments['num_samples'] == 31
+    # read in segments (key frame 40 is shown frame 11), not again in one task
+    assert json.load(open(segments['sidecar']))['videos'][0]['segments'] == 2
     assert open(tmp_path / 'one.beton', 'rb').read() == \
         open(tmp_path / 'segments.beton', 'rb').read()
+
+
+def shorten_edit_list(path, fraction):
+    """Cut the end of an MP4's (one-entry, version 0) edit list to ``fraction`` of its
+    length, as an editor trims a clip's end without re-encoding."""
+    data = bytearray(open(path, 'rb').read())
+    entry = data.find(b'elst') + 12          # after the version, flags and entry count
+    duration = int.from_bytes(data[entry:entry + 4], 'big')
+    data[entry:entry + 4] = int(duration * fraction).to_bytes(4, 'big')
+    open(path, 'wb').write(bytes(data))
+
+
+def test_an_mp4_trimmed_at_both_ends_is_whole(tmp_path, encode_clip, chelsea_pan):
+    """The pictures after an edit list's end are left out of FFmpeg's index, unflagged,
+    but counted in the header: it was called cut short, and --strict refused it."""
+    import av
+
+    source = encode_clip(tmp_path / 'source.mp4', chelsea_pan(120), options={'g': '20', 'bf': '2'})
+    trimmed = trim(source, str(tmp_path / 'trimmed.mp4'), 9)        # key frame 0: 9 hidden
+    shorten_edit_list(trimmed, 0.3)
+    with av.open(trimmed) as container:
+        video = container.streams.video[0]
+        listed = sum(1 for packet in container.demux(video) if packet.size)
+        assert video.frames == 120 and listed < 100      # the pictures after it not listed
+    with av.open(trimmed) as container:
+        shown = sum(1 for _ in container.decode(video=0))
+    assert shown < 40
+    summary = write_video_frames(trimmed, str(tmp_path / 'o.beton'), workers=1, strict=True,
+                                 progress=False)
+    assert summary['num_samples'] == shown and summary['warnings'] == []
+
+
+def test_damage_in_the_pictures_a_trim_hides_is_seen(tmp_path, encode_clip, chelsea_pan):
+    """FFmpeg decodes the pictures a trimmed MP4 keeps before its cut, then drops them: one
+    it concealed went unseen, and the shown frames predicted from it were written wrong."""
+    import av
+
+    source = encode_clip(tmp_path / 'source.mp4', chelsea_pan(60),
+                         options={'crf': '18', 'g': '20', 'bf': '2'})
+    trimmed = trim(source, str(tmp_path / 'trimmed.mp4'), 29)       # frames 20-28 hidden
+    data = bytearray(open(trimmed, 'rb').read())
+    with av.open(trimmed) as container:
+        hidden = [(p.pos, p.size) for p in container.demux(container.streams.video[0])
+                  if p.size and p.is_discard and not p.is_keyframe]
+    position, size = max(hidden, key=lambda packet: packet[1])       # a P picture's
+    for offset in range(position + size // 2, position + size // 2 + 8):
+        data[offset] ^= 0xff
+    damaged = tmp_path / 'damaged.mp4'
+    damaged.write_bytes(bytes(data))
+
+    def raw(path):
+        with av.open(str(path)) as container:
+            return [frame.to_ndarray(format='rgb24') for frame in container.decode(video=0)]
+
+    wrong = [i for i, (a, b) in enumerate(zip(raw(trimmed), raw(damaged)))
+             if not np.array_equal(a, b)]
+    assert wrong and wrong[-1] < 11             # shown frames up to key frame 40 are wrong
+
+    def decoded(path):
+        with VideoReader(str(path)) as reader:
+            return {round(f.timestamp, 3): f.rgb for f in reader.frames()}, reader
+
+    clean, _ = decoded(trimmed)
+    kept, reader = decoded(damaged)
+    times = sorted(clean)
+    assert len(clean) == 31 and reader.hidden == 9
+    assert [i for i, t in enumerate(times) if t not in kept] == list(range(11))
+    for time, rgb in kept.items():
+        assert np.array_equal(rgb, clean[time]), time

@@ -2,6 +2,7 @@
 aspect, transparency, HDR, interlacing, and sizes the cap shrinks too far. Real videos made
 with PyAV."""
 import fractions
+import json
 
 import numpy as np
 import pytest
@@ -126,6 +127,23 @@ def videos(module_tmp):
         stream = h264_stream(out, 64, 64)
         stream.options = {'flags': '+ildct+ilme', 'x264-params': 'tff=1'}
         encode_into(out, stream, grey_frames(5, 64, 64))
+    # a broadcast recording: progressive pictures, then interlaced ones (two transport
+    # streams joined, the second's times following the first's)
+    parts = []
+    for options in ({'g': '10'}, {'g': '10', 'flags': '+ildct+ilme', 'x264-params': 'tff=1'}):
+        part = root / f'part{len(parts)}.ts'
+        with av.open(str(part), 'w') as out:
+            stream = h264_stream(out, 64, 64)
+            stream.options = options
+            for i, pixels in enumerate(grey_frames(30, 64, 64)):
+                frame = av_frame(pixels, 'rgb24')
+                frame.pts = 32 * len(parts) + i        # past the first's reordering delay
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+        parts.append(part.read_bytes())
+    open(path('interlaced_later.ts'), 'wb').write(b''.join(parts))
     return paths
 
 
@@ -210,3 +228,20 @@ def test_interlaced_video_is_warned(videos):
             ) in reading_warnings(reader, reader.source)
     reader, _ = decode_all(videos['square'])
     assert not reader.interlaced
+
+
+def test_interlaced_pictures_after_progressive_ones_are_warned(videos, tmp_path):
+    """Only the first picture was looked at; and of a video read in segments, only the first
+    segment's warnings were kept."""
+    import av
+
+    path = videos['interlaced_later']
+    with av.open(path) as container:
+        fields = [frame.interlaced_frame for frame in container.decode(video=0)]
+    assert fields == [False] * 30 + [True] * 30
+    summary = write_video_frames(path, str(tmp_path / 'o.beton'), workers=2, segment_frames=20,
+                                 progress=False)
+    assert [w['message'] for w in summary['warnings']] == [
+        'interlaced video: each picture is stored with its two fields woven together (combs '
+        'where things move); deinterlace it first (ffmpeg -i IN -vf bwdif OUT)']
+    assert json.load(open(summary['sidecar']))['videos'][0]['segments'] > 1
