@@ -629,20 +629,20 @@ class VideoReader:
         decoded after it up to the next key frame are predicted from pictures the decoder
         never had: FFmpeg fills them with whatever it holds (another shot's pixels). FFmpeg's
         frame threads report the loss a few packets late: every frame not out yet when it is
-        reported counts as decoded after it; those out before are whole. A picture FFmpeg
-        marks corrupt
+        reported counts as decoded after it; those out before are whole, and only a key
+        frame decoded after the lost packet starts afresh. A picture FFmpeg marks corrupt
         (concealed) damages the frames shown after it up to the next key frame, and the B
         pictures shown just before it, which predict from it too: while the decoder
-        reorders, they are held until the next other picture comes out. A concealed B
-        picture damages the B pictures between the same two others (a B picture is
-        predicted from at most those)."""
+        reorders, they are held until the next other picture comes out. A B picture counts
+        as one others predict from (x264's and x265's B-pyramids make some so)."""
         import av
         from av.video.frame import PictureType
 
         context = self._stream.codec_context
         place_of = {}       # a frame not out yet: its presentation time -> its decoding place
         lost_from = None    # the first place that may be lost since the last key frame
-        concealed = False   # a non-B picture concealed since the last key frame
+        lost_at = None      # the place of the last packet that did not decode
+        concealed = False   # a picture concealed since the last key frame
         held = []           # B pictures since the last other picture, with their verdict then
         run_concealed = False   # one of those B pictures (or one to come before it) concealed
         try:
@@ -665,6 +665,7 @@ class VideoReader:
                                                    f'{_av_reason(err)}')
                     if lost_from is None:
                         lost_from = min(place_of.values(), default=place)
+                    lost_at = place
                     continue
                 for frame in frames:
                     # no time: its place is unknown, and it counts as decoded after a loss
@@ -672,18 +673,19 @@ class VideoReader:
                     after_loss = lost_from is not None and (at is None or at >= lost_from)
                     if frame.key_frame:
                         concealed = False
-                        if after_loss:           # decoding started afresh after the loss
+                        if after_loss and at is not None and at > lost_at:
+                            # decoding started afresh after the loss
                             lost_from, after_loss = None, False
                             # what is left from before it never comes out: the lost packets
                             place_of = {pts: later for pts, later in place_of.items()
                                         if at is None or later > at}
+                    concealed = concealed or frame.is_corrupt
                     if frame.pict_type == PictureType.B and context.has_b_frames:
                         run_concealed = run_concealed or frame.is_corrupt
                         held.append((frame, after_loss or concealed))
                         if len(held) > MAX_REORDER:     # not shown before a later picture
                             yield held.pop(0)
                         continue
-                    concealed = concealed or frame.is_corrupt
                     for earlier, verdict in held:
                         yield earlier, verdict or concealed or run_concealed
                     held, run_concealed = [], False
@@ -759,14 +761,14 @@ class VideoReader:
 
     def shown_promise(self):
         """The frames a video file's header declares (None: it declares none), less those an
-        edit list hides from the packets met so far (:attr:`hidden`), and no more than the
-        stream's duration holds: an edit list that ends early has the pictures after it left
-        out of the index, unflagged."""
+        edit list hides from the packets met so far (:attr:`hidden`), and for a file with an
+        edit list no more than its duration holds: one that ends early has the pictures after
+        it left out of the index, unflagged."""
         if not self.declared:
             return None
         shown = self.declared - self.hidden
         stream = self._stream
-        if stream.duration and stream.time_base and stream.average_rate:
+        if self.hidden and stream.duration and stream.time_base and stream.average_rate:
             shown = min(shown, round(stream.duration * stream.time_base * stream.average_rate))
         return shown
 
@@ -839,7 +841,10 @@ def _unflagged(packet):
 
     copy = av.Packet(bytes(packet))
     copy.pts, copy.dts, copy.time_base = packet.pts, packet.dts, packet.time_base
-    copy.is_keyframe = packet.is_keyframe
+    copy.duration = packet.duration
+    copy.is_keyframe, copy.is_corrupt = packet.is_keyframe, packet.is_corrupt
+    for side_data in packet.iter_sidedata():      # new parameter sets, where a file has them
+        copy.set_sidedata(side_data)
     copy.stream = packet.stream
     return copy
 

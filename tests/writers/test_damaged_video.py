@@ -305,3 +305,34 @@ def test_damage_in_the_pictures_a_trim_hides_is_seen(tmp_path, encode_clip, chel
     assert [i for i, t in enumerate(times) if t not in kept] == list(range(11))
     for time, rgb in kept.items():
         assert np.array_equal(rgb, clean[time]), time
+
+
+
+def test_a_packet_lost_right_after_a_key_frame_damages_the_rest_of_its_group(
+        tmp_path, encode_clip, chelsea_pan):
+    """The key frame before the lost packet was still to be shown when the loss was reported:
+    when it came out, decoding counted as started afresh, and the rest of the group, built on
+    the lost picture, was written wrong without a word."""
+    import av
+
+    whole = encode_clip(tmp_path / 'b.mp4', chelsea_pan(60),
+                        options={'crf': '18', 'g': '30', 'bf': '2'})
+    data = bytearray(open(whole, 'rb').read())
+    with av.open(whole) as container:
+        position, size = [(p.pos, p.size) for p in container.demux(container.streams.video[0])
+                          if p.size][1]
+    data[position:position + size] = b'\xff' * size
+    damaged = tmp_path / 'damaged.mp4'
+    damaged.write_bytes(bytes(data))
+
+    def decoded(path):
+        with VideoReader(str(path)) as reader:
+            return {round(f.timestamp, 3): f.rgb for f in reader.frames()}, reader
+
+    clean, _ = decoded(whole)
+    kept, reader = decoded(damaged)
+    assert reader.decode_errors == 1
+    for time, rgb in kept.items():
+        assert np.array_equal(rgb, clean[time]), time
+    times = sorted(clean)
+    assert all(time in kept for time in times[30:])        # the next group is whole
