@@ -629,20 +629,25 @@ class VideoReader:
         decoded after it up to the next key frame are predicted from pictures the decoder
         never had: FFmpeg fills them with whatever it holds (another shot's pixels). FFmpeg's
         frame threads report the loss a few packets late: every frame not out yet when it is
-        reported counts as decoded after it; those out before are whole, and only a key
-        frame decoded after the lost packet starts afresh. A picture FFmpeg marks corrupt
+        reported counts as decoded after it; those out before are whole. A key frame that
+        comes out is whole (it predicts from nothing), and decoding starts afresh there when
+        every lost packet came before it: the pictures decoded before it and shown before it
+        that have not come out with it never will. A picture FFmpeg marks corrupt
         (concealed) damages the frames shown after it up to the next key frame, and the B
         pictures shown just before it, which predict from it too: while the decoder
-        reorders, they are held until the next other picture comes out. A B picture counts
-        as one others predict from (x264's and x265's B-pyramids make some so)."""
+        reorders, they are held until the next other picture comes out. In H.264 and HEVC a
+        B picture may be one others predict from (x264's and x265's B-pyramids); in other
+        codecs a concealed B picture damages only the B pictures between its two others."""
         import av
         from av.video.frame import PictureType
 
         context = self._stream.codec_context
         place_of = {}       # a frame not out yet: its presentation time -> its decoding place
-        lost_from = None    # the first place that may be lost since the last key frame
-        lost_at = None      # the place of the last packet that did not decode
+        lost_from = None    # the first place that may be lost since decoding last started
+        lost_times = 0      # packets with a time that did not decode since then
+        lost_untimed = None     # the place of the last one without a time
         concealed = False   # a picture concealed since the last key frame
+        referenced_b = context.name in ('h264', 'hevc')
         held = []           # B pictures since the last other picture, with their verdict then
         run_concealed = False   # one of those B pictures (or one to come before it) concealed
         try:
@@ -665,7 +670,10 @@ class VideoReader:
                                                    f'{_av_reason(err)}')
                     if lost_from is None:
                         lost_from = min(place_of.values(), default=place)
-                    lost_at = place
+                    if packet.pts is None:
+                        lost_untimed = place
+                    else:
+                        lost_times += 1
                     continue
                 for frame in frames:
                     # no time: its place is unknown, and it counts as decoded after a loss
@@ -673,14 +681,20 @@ class VideoReader:
                     after_loss = lost_from is not None and (at is None or at >= lost_from)
                     if frame.key_frame:
                         concealed = False
-                        if after_loss and at is not None and at > lost_at:
-                            # decoding started afresh after the loss
-                            lost_from, after_loss = None, False
-                            # what is left from before it never comes out: the lost packets
-                            place_of = {pts: later for pts, later in place_of.items()
-                                        if at is None or later > at}
-                    concealed = concealed or frame.is_corrupt
-                    if frame.pict_type == PictureType.B and context.has_b_frames:
+                        if after_loss and at is not None:
+                            gone = [pts for pts, earlier in place_of.items()
+                                    if earlier < at and pts < frame.pts]
+                            if len(gone) >= lost_times and (lost_untimed is None
+                                                            or lost_untimed < at):
+                                lost_from, lost_times, lost_untimed = None, 0, None
+                                # what is left from before it never comes out: the lost ones
+                                place_of = {pts: later for pts, later in place_of.items()
+                                            if later > at}
+                        after_loss = False
+                    is_b = frame.pict_type == PictureType.B and context.has_b_frames
+                    if referenced_b or not is_b:
+                        concealed = concealed or frame.is_corrupt
+                    if is_b:
                         run_concealed = run_concealed or frame.is_corrupt
                         held.append((frame, after_loss or concealed))
                         if len(held) > MAX_REORDER:     # not shown before a later picture
