@@ -629,15 +629,16 @@ class VideoReader:
         decoded after it up to the next key frame are predicted from pictures the decoder
         never had: FFmpeg fills them with whatever it holds (another shot's pixels). FFmpeg's
         frame threads report the loss a few packets late: every frame not out yet when it is
-        reported counts as decoded after it; those out before are whole. A key frame that
-        comes out is whole (it predicts from nothing), and decoding starts afresh there when
-        every lost packet came before it: the pictures decoded before it and shown before it
-        that have not come out with it never will. A picture FFmpeg marks corrupt
-        (concealed) damages the frames shown after it up to the next key frame, and the B
-        pictures shown just before it, which predict from it too: while the decoder
-        reorders, they are held until the next other picture comes out. In H.264 and HEVC a
-        B picture may be one others predict from (x264's and x265's B-pyramids); in other
-        codecs a concealed B picture damages only the B pictures between its two others."""
+        reported counts as decoded after it; those out before are whole. Decoding starts
+        afresh at a key frame when every lost packet came before it: the pictures decoded
+        before it and shown before it that have not come out with it never will (a key frame
+        out after a later loss may carry another frame's time: it counts as damaged). A
+        picture FFmpeg marks corrupt (concealed) damages the frames shown after it up to the
+        next key frame, and the B pictures shown just before it, which predict from it too:
+        while the decoder reorders, they are held until the next other picture comes out. A
+        concealed B picture counts as one others predict from: H.264's and HEVC's B-pyramids
+        make some so, and an MPEG-2 stream that lost a P picture in the demuxer says so only
+        on the B pictures before the gap."""
         import av
         from av.video.frame import PictureType
 
@@ -647,7 +648,6 @@ class VideoReader:
         lost_times = 0      # packets with a time that did not decode since then
         lost_untimed = None     # the place of the last one without a time
         concealed = False   # a picture concealed since the last key frame
-        referenced_b = context.name in ('h264', 'hevc')
         held = []           # B pictures since the last other picture, with their verdict then
         run_concealed = False   # one of those B pictures (or one to come before it) concealed
         try:
@@ -690,11 +690,9 @@ class VideoReader:
                                 # what is left from before it never comes out: the lost ones
                                 place_of = {pts: later for pts, later in place_of.items()
                                             if later > at}
-                        after_loss = False
-                    is_b = frame.pict_type == PictureType.B and context.has_b_frames
-                    if referenced_b or not is_b:
-                        concealed = concealed or frame.is_corrupt
-                    if is_b:
+                                after_loss = False
+                    concealed = concealed or frame.is_corrupt
+                    if frame.pict_type == PictureType.B and context.has_b_frames:
                         run_concealed = run_concealed or frame.is_corrupt
                         held.append((frame, after_loss or concealed))
                         if len(held) > MAX_REORDER:     # not shown before a later picture

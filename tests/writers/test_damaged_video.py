@@ -335,7 +335,6 @@ def test_a_packet_lost_right_after_a_key_frame_damages_the_rest_of_its_group(
     for time, rgb in kept.items():
         assert np.array_equal(rgb, clean[time]), time
     times = sorted(clean)
-    assert times[0] in kept                 # the key frame itself predicts from nothing
     assert all(time in kept for time in times[30:])        # the next group is whole
 
 
@@ -369,33 +368,3 @@ def test_a_packet_lost_just_before_a_key_frame_spares_the_next_group(
         assert np.array_equal(rgb, clean[time]), time
     assert len(clean) - len(kept) <= 4       # the lost picture and those built on it
 
-
-def test_a_concealed_mpeg2_b_picture_damages_only_its_run(tmp_path, encode_clip, chelsea_pan):
-    """Nothing predicts from an MPEG-2 B picture: counted as a reference, as H.264's may be,
-    one concealed B picture cost the rest of its group."""
-    import av
-    from av.video.frame import PictureType
-
-    whole = encode_clip(tmp_path / 'w.mkv', chelsea_pan(60, width=160, height=96),
-                        codec='mpeg2video', options={'qscale': '3', 'g': '12', 'bf': '2'})
-    with av.open(str(whole)) as container:
-        types = {f.pts: PictureType(f.pict_type) for f in container.decode(video=0)}
-    with av.open(str(whole)) as container:
-        packets = [(p.pos, p.size, types[p.pts])
-                   for p in container.demux(container.streams.video[0]) if p.size]
-    position, size, _ = next(p for p in packets[1:12] if p[2] == PictureType.B)
-    data = bytearray(open(whole, 'rb').read())
-    data[position + size // 2:position + size] = bytes(size - size // 2)
-    damaged = tmp_path / 'damaged.mkv'
-    damaged.write_bytes(bytes(data))
-
-    def decoded(path):
-        with VideoReader(str(path)) as reader:
-            return {round(f.timestamp, 3): f.rgb for f in reader.frames()}, reader
-
-    clean, _ = decoded(whole)
-    kept, reader = decoded(damaged)
-    assert reader.decode_errors == 0 and reader.bad_frames       # concealed, and seen
-    for time, rgb in kept.items():
-        assert np.array_equal(rgb, clean[time]), time
-    assert len(clean) - len(kept) <= 2                            # its run of B pictures
