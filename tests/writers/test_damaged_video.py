@@ -28,6 +28,43 @@ def faststart(src, dst):
     return dst
 
 
+def packets_of(path):
+    """``(file position, size, key frame, hidden)`` of each packet of a video file's stream,
+    in file order."""
+    import av
+
+    with av.open(str(path)) as container:
+        return [(p.pos, p.size, p.is_keyframe, p.is_discard)
+                for p in container.demux(container.streams.video[0]) if p.size]
+
+
+def damaged_copy(path, dst, packet, how):
+    """``path`` written to ``dst`` with ``packet`` (a :func:`packets_of` row) garbled (8 bytes
+    in its middle flipped: FFmpeg decodes it with the errors concealed and marks it corrupt)
+    or destroyed (overwritten: it does not decode)."""
+    position, size = packet[:2]
+    data = bytearray(open(path, 'rb').read())
+    if how == 'garbled':
+        for offset in range(position + size // 2, position + size // 2 + 8):
+            data[offset] ^= 0xff
+    else:
+        data[position:position + size] = b'\xff' * size
+    open(dst, 'wb').write(bytes(data))
+    return dst
+
+
+def kept_frames(path, threads=0):
+    """``({time: RGB} of the frames the reader keeps, the reader)``."""
+    with VideoReader(str(path), threads=threads) as reader:
+        return {round(f.timestamp, 3): f.rgb for f in reader.frames()}, reader
+
+
+def assert_whole(kept, clean):
+    """Every frame kept is the undamaged file's picture at its time."""
+    for time, rgb in kept.items():
+        assert np.array_equal(rgb, clean[time]), time
+
+
 @pytest.fixture(scope='module')
 def clips(module_tmp, encode_clip, chelsea_pan):
     """``whole.mp4`` (217 frames), ``short.mp4`` (cut where packet 90 starts: the header
@@ -112,19 +149,10 @@ def test_frames_built_on_a_lost_packet_are_skipped_until_the_next_key_frame(
     """Key frames every 20 frames; packet 25 is destroyed. FFmpeg decodes frames 26..39 from
     references it never had (here: the pan drifts; in a real file, another shot's pixels):
     they are skipped and reported as one warning, and frame 40 on is stored again."""
-    import av
-
     originals = chelsea_pan(60)
     whole = encode_clip(tmp_path / 'gop.mp4', originals,
                         options={'crf': '18', 'g': '20', 'bf': '0'})
-    data = bytearray(open(whole, 'rb').read())
-    with av.open(whole) as container:
-        packets = [(p.pos, p.size) for p in container.demux(container.streams.video[0])
-                   if p.size]
-    position, size = packets[25]
-    data[position:position + size] = b'\xff' * size
-    damaged = tmp_path / 'damaged.mp4'
-    damaged.write_bytes(bytes(data))
+    damaged = damaged_copy(whole, tmp_path / 'damaged.mp4', packets_of(whole)[25], 'destroyed')
     with VideoReader(str(damaged)) as reader:
         kept = list(reader.frames())
     assert reader.decode_errors == 1
@@ -157,33 +185,17 @@ def test_with_b_frames_no_frame_built_on_damage_is_kept(tmp_path, encode_clip, c
 
     whole = encode_clip(tmp_path / 'b.mp4', chelsea_pan(60),
                         options={'crf': '18', 'g': '30', 'bf': '2'})
-    data = bytearray(open(whole, 'rb').read())
-    with av.open(whole) as container:
-        packets = [(p.pos, p.size) for p in container.demux(container.streams.video[0])
-                   if p.size]
-    position, size = max(packets[1:10], key=lambda packet: packet[1])   # a P picture's
-    if damage == 'garbled':
-        for offset in range(position + size // 2, position + size // 2 + 8):
-            data[offset] ^= 0xff
-    else:
-        data[position:position + size] = b'\xff' * size
-    damaged = tmp_path / 'damaged.mp4'
-    damaged.write_bytes(bytes(data))
-
-    def decoded(path):
-        with VideoReader(str(path)) as reader:
-            return {round(f.timestamp, 3): f.rgb for f in reader.frames()}, reader
-
-    clean, _ = decoded(whole)
-    kept, reader = decoded(damaged)
+    p_picture = max(packets_of(whole)[1:10], key=lambda packet: packet[1])
+    damaged = damaged_copy(whole, tmp_path / 'damaged.mp4', p_picture, damage)
+    clean, _ = kept_frames(whole)
+    kept, reader = kept_frames(damaged)
     assert reader.decode_errors == (damage == 'destroyed') and len(clean) == 60
     times = sorted(clean)
     skipped = [i for i, t in enumerate(times) if t not in kept]
     lost = 1 if damage == 'destroyed' else 0        # the destroyed picture itself
     assert len(reader.bad_frames) == len(skipped) - lost
     assert skipped == list(range(skipped[0], 30)) and 0 < skipped[0] < 10
-    for time, rgb in kept.items():
-        assert np.array_equal(rgb, clean[time]), time
+    assert_whole(kept, clean)
     if damage == 'garbled':     # the run starts at the first picture that differs
         with av.open(str(damaged)) as container:
             shown = [frame.to_ndarray(format='rgb24') for frame in container.decode(video=0)]
@@ -276,15 +288,9 @@ def test_damage_in_the_pictures_a_trim_hides_is_seen(tmp_path, encode_clip, chel
     source = encode_clip(tmp_path / 'source.mp4', chelsea_pan(60),
                          options={'crf': '18', 'g': '20', 'bf': '2'})
     trimmed = trim(source, str(tmp_path / 'trimmed.mp4'), 29)       # frames 20-28 hidden
-    data = bytearray(open(trimmed, 'rb').read())
-    with av.open(trimmed) as container:
-        hidden = [(p.pos, p.size) for p in container.demux(container.streams.video[0])
-                  if p.size and p.is_discard and not p.is_keyframe]
-    position, size = max(hidden, key=lambda packet: packet[1])       # a P picture's
-    for offset in range(position + size // 2, position + size // 2 + 8):
-        data[offset] ^= 0xff
-    damaged = tmp_path / 'damaged.mp4'
-    damaged.write_bytes(bytes(data))
+    hidden = [packet for packet in packets_of(trimmed) if packet[3] and not packet[2]]
+    p_picture = max(hidden, key=lambda packet: packet[1])
+    damaged = damaged_copy(trimmed, tmp_path / 'damaged.mp4', p_picture, 'garbled')
 
     def raw(path):
         with av.open(str(path)) as container:
@@ -293,19 +299,12 @@ def test_damage_in_the_pictures_a_trim_hides_is_seen(tmp_path, encode_clip, chel
     wrong = [i for i, (a, b) in enumerate(zip(raw(trimmed), raw(damaged)))
              if not np.array_equal(a, b)]
     assert wrong and wrong[-1] < 11             # shown frames up to key frame 40 are wrong
-
-    def decoded(path):
-        with VideoReader(str(path)) as reader:
-            return {round(f.timestamp, 3): f.rgb for f in reader.frames()}, reader
-
-    clean, _ = decoded(trimmed)
-    kept, reader = decoded(damaged)
+    clean, _ = kept_frames(trimmed)
+    kept, reader = kept_frames(damaged)
     times = sorted(clean)
     assert len(clean) == 31 and reader.hidden == 9
     assert [i for i, t in enumerate(times) if t not in kept] == list(range(11))
-    for time, rgb in kept.items():
-        assert np.array_equal(rgb, clean[time]), time
-
+    assert_whole(kept, clean)
 
 
 def test_a_packet_lost_right_after_a_key_frame_damages_the_rest_of_its_group(
@@ -313,27 +312,13 @@ def test_a_packet_lost_right_after_a_key_frame_damages_the_rest_of_its_group(
     """The key frame before the lost packet was still to be shown when the loss was reported:
     when it came out, decoding counted as started afresh, and the rest of the group, built on
     the lost picture, was written wrong without a word."""
-    import av
-
     whole = encode_clip(tmp_path / 'b.mp4', chelsea_pan(60),
                         options={'crf': '18', 'g': '30', 'bf': '2'})
-    data = bytearray(open(whole, 'rb').read())
-    with av.open(whole) as container:
-        position, size = [(p.pos, p.size) for p in container.demux(container.streams.video[0])
-                          if p.size][1]
-    data[position:position + size] = b'\xff' * size
-    damaged = tmp_path / 'damaged.mp4'
-    damaged.write_bytes(bytes(data))
-
-    def decoded(path):
-        with VideoReader(str(path)) as reader:
-            return {round(f.timestamp, 3): f.rgb for f in reader.frames()}, reader
-
-    clean, _ = decoded(whole)
-    kept, reader = decoded(damaged)
+    damaged = damaged_copy(whole, tmp_path / 'damaged.mp4', packets_of(whole)[1], 'destroyed')
+    clean, _ = kept_frames(whole)
+    kept, reader = kept_frames(damaged)
     assert reader.decode_errors == 1
-    for time, rgb in kept.items():
-        assert np.array_equal(rgb, clean[time]), time
+    assert_whole(kept, clean)
     times = sorted(clean)
     assert all(time in kept for time in times[30:])        # the next group is whole
 
@@ -343,28 +328,14 @@ def test_a_packet_lost_just_before_a_key_frame_spares_the_next_group(
     """With frame threads FFmpeg reports a loss a few packets late, after the next key
     frame went in: that key frame did not count as a fresh start, and its whole group,
     decoded whole, was skipped."""
-    import av
-
     whole = encode_clip(tmp_path / 'w.mp4', chelsea_pan(60, width=160, height=96),
                         options={'crf': '18', 'g': '30', 'bf': '3', 'b-pyramid': 'normal'})
-    data = bytearray(open(whole, 'rb').read())
-    with av.open(str(whole)) as container:
-        packets = [(p.pos, p.size, p.is_keyframe)
-                   for p in container.demux(container.streams.video[0]) if p.size]
-    key = [n for n, (_, _, is_key) in enumerate(packets) if is_key][1]
-    position, size, _ = packets[key - 1]
-    data[position:position + size] = b'\xff' * size
-    damaged = tmp_path / 'damaged.mp4'
-    damaged.write_bytes(bytes(data))
-
-    def decoded(path):
-        with VideoReader(str(path), threads=4) as reader:
-            return {round(f.timestamp, 3): f.rgb for f in reader.frames()}, reader
-
-    clean, _ = decoded(whole)
-    kept, reader = decoded(damaged)
+    packets = packets_of(whole)
+    key = [n for n, packet in enumerate(packets) if packet[2]][1]
+    damaged = damaged_copy(whole, tmp_path / 'damaged.mp4', packets[key - 1], 'destroyed')
+    clean, _ = kept_frames(whole, threads=4)
+    kept, reader = kept_frames(damaged, threads=4)
     assert reader.decode_errors == 1
-    for time, rgb in kept.items():
-        assert np.array_equal(rgb, clean[time]), time
+    assert_whole(kept, clean)
     assert len(clean) - len(kept) <= 4       # the lost picture and those built on it
 
