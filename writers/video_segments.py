@@ -22,9 +22,10 @@ foreground reference differs: it restarts at each segment's first frame, as it d
 * **Frame folders** are cut anywhere: each frame is its own file.
 
 Files the list cannot vouch for (a packet without a time, two with one time, fewer packets
-than the header declares) are read in one task, as is any video whose segments met a problem
-(a damaged packet, an unreadable frame, frames out of step with the list): the writer reads
-it again in one task, so its warnings and frame numbers are those of one task.
+than the header declares, one marked corrupt: a transport stream that lost data) are read in
+one task, as is any video whose segments met a problem (a damaged packet, an unreadable
+frame, frames out of step with the list): the writer reads it again in one task, so its
+warnings and frame numbers are those of one task.
 """
 import os
 from dataclasses import dataclass

@@ -638,7 +638,12 @@ class VideoReader:
         while the decoder reorders, they are held until the next other picture comes out. A
         concealed B picture counts as one others predict from: H.264's and HEVC's B-pyramids
         make some so, and an MPEG-2 stream that lost a P picture in the demuxer says so only
-        on the B pictures before the gap."""
+        on the B pictures before the gap. A packet the demuxer marks corrupt marks a loss in
+        or right after the packet after it: an MPEG transport stream whose continuity counter
+        jumped lost data the decoder never hears of (part of a picture, or whole ones), and
+        its parser hands the mark to the picture before the one cut short, or the one before
+        the gap. Such a loss stands past a key frame that may be the one cut short, or the one
+        before the gap."""
         import av
         from av.video.frame import PictureType
 
@@ -647,6 +652,7 @@ class VideoReader:
         lost_from = None    # the first place that may be lost since decoding last started
         lost_times = 0      # packets with a time that did not decode since then
         lost_untimed = None     # the place of the last one without a time
+        marks = []          # places of the packets marked corrupt since decoding last started
         concealed = False   # a picture concealed since the last key frame
         held = []           # B pictures since the last other picture, with their verdict then
         run_concealed = False   # one of those B pictures (or one to come before it) concealed
@@ -661,6 +667,9 @@ class VideoReader:
                         self._hidden_times.add(packet.pts)
                 if packet.pts is not None:
                     place_of[packet.pts] = place
+                if packet.is_corrupt:
+                    marks.append(place)
+                    lost_from = place + 1 if lost_from is None else min(lost_from, place + 1)
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as err:    # one damaged packet: skip it, go on
@@ -668,8 +677,8 @@ class VideoReader:
                     if self.first_decode_error is None:
                         self.first_decode_error = (f'after frame {self.decoded + len(held)}: '
                                                    f'{_av_reason(err)}')
-                    if lost_from is None:
-                        lost_from = min(place_of.values(), default=place)
+                    first = min(place_of.values(), default=place)
+                    lost_from = first if lost_from is None else min(lost_from, first)
                     if packet.pts is None:
                         lost_untimed = place
                     else:
@@ -690,7 +699,9 @@ class VideoReader:
                                 # what is left from before it never comes out: the lost ones
                                 place_of = {pts: later for pts, later in place_of.items()
                                             if later > at}
-                                after_loss = False
+                                marks = [mark for mark in marks if mark + 1 >= at]
+                                lost_from = min(marks) + 1 if marks else None
+                                after_loss = lost_from is not None and at >= lost_from
                     concealed = concealed or frame.is_corrupt
                     if frame.pict_type == PictureType.B and context.has_b_frames:
                         run_concealed = run_concealed or frame.is_corrupt
@@ -733,8 +744,10 @@ class VideoReader:
     def packet_times(self):
         """``(times, key frames)``: each shown packet's presentation time and key-frame flag
         in file order, from demuxing alone (no decoding; those an edit list hides are counted
-        in :attr:`hidden`); None for a frame folder, a packet without a time or a file that
-        does not demux to its end."""
+        in :attr:`hidden`); None for a frame folder, a packet without a time or marked
+        corrupt (a transport stream that lost data: read from its start, the mark is seen
+        where a seek to a key frame after it would not), or a file that does not demux to its
+        end."""
         if self.source.kind != 'file':
             return None
         times, keys = [], []
@@ -745,7 +758,7 @@ class VideoReader:
                 if packet.is_discard:
                     self.hidden += 1
                     continue
-                if packet.pts is None:
+                if packet.pts is None or packet.is_corrupt:
                     return None
                 times.append(packet.pts)
                 keys.append(packet.is_keyframe)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fastssl_common.errors import UserError
-from writers.video_source import VideoReader
+from writers.video_source import DAMAGED, VideoReader
 from writers.write_video_frames import write_video_frames
 from writers.write_video_pairs import write_video_pairs
 
@@ -339,3 +339,87 @@ def test_a_packet_lost_just_before_a_key_frame_spares_the_next_group(
     assert_whole(kept, clean)
     assert len(clean) - len(kept) <= 4       # the lost picture and those built on it
 
+
+
+
+TS_PACKET = 188
+
+
+def transport_loss(path, dst, packet, how):
+    """The transport stream ``path`` written to ``dst`` without some of ``packet``'s 188-byte
+    transport packets (``packet``: a :func:`packets_of` row): all of them (``'whole'``, a
+    picture lost in transmission) or the second half (``'tail'``). The demuxer sees the
+    continuity counter jump and marks the packet before the damaged one corrupt; the
+    decoder never hears of a whole lost picture."""
+    data = open(path, 'rb').read()
+    start = packet[0]
+    pid = lambda offset: ((data[offset + 1] & 0x1f) << 8) | data[offset + 2]  # noqa: E731
+    end = min([p[0] for p in packets_of(path) if p[0] > start], default=len(data))
+    own = [offset for offset in range(start, end, TS_PACKET) if pid(offset) == pid(start)]
+    dropped = set(own if how == 'whole' else own[len(own) // 2:])
+    open(dst, 'wb').write(b''.join(data[offset:offset + TS_PACKET]
+                                   for offset in range(0, len(data), TS_PACKET)
+                                   if offset not in dropped))
+    return dst
+
+
+@pytest.mark.parametrize('codec', ['libx264', 'libx265'])
+@pytest.mark.parametrize('how', ['whole', 'tail'])
+def test_a_picture_a_transport_stream_lost_skips_what_is_built_on_it(
+        tmp_path, encode_clip, chelsea_pan, codec, how):
+    """MPEG-TS with B-frames, a key frame every 30: a P picture's transport packets dropped,
+    all or half. FFmpeg decodes on without an error (and marks nothing concealed in HEVC,
+    or where the whole picture is gone), and the frames built on the damage were written
+    wrong without a word. Now every frame kept is the intact file's picture, and those
+    skipped end at the next key frame."""
+    options = {'crf': '18', 'g': '30', 'bf': '2'}
+    if codec == 'libx265':
+        options = {'crf': '18', 'x265-params': 'keyint=30:min-keyint=30:bframes=2:log-level=none'}
+    whole = encode_clip(tmp_path / 'whole.ts', chelsea_pan(60), codec=codec, options=options)
+    p_picture = max(packets_of(whole)[12:20], key=lambda packet: packet[1])
+    damaged = transport_loss(whole, tmp_path / 'damaged.ts', p_picture, how)
+    clean, intact = kept_frames(whole)
+    assert len(clean) == 60 and not intact.bad_frames
+    kept, reader = kept_frames(damaged)
+    assert reader.decode_errors == 0 and len(clean) - len(kept) > 1
+    assert_whole(kept, clean)
+    times = sorted(clean)
+    skipped = [i for i, t in enumerate(times) if t not in kept]
+    assert 5 < skipped[0] < 20 and skipped[-1] == 29     # none after the key frame
+
+    summary = write_video_frames(str(damaged), str(tmp_path / 'o.beton'), workers=1,
+                                 progress=False)
+    assert summary['num_samples'] == len(kept)
+    bad = [index for index, _ in reader.bad_frames]
+    which = (f'unreadable frame {bad[0]}' if len(bad) == 1 else
+             f'{len(bad)} unreadable frames ({bad[0]} to {bad[-1]})')
+    assert [w['message'] for w in summary['warnings']] == [f'skipped {which}: {DAMAGED}']
+
+
+def test_losses_after_a_key_frame_and_before_it_are_both_seen(tmp_path, encode_clip,
+                                                              chelsea_pan):
+    """Two losses in an H.264 transport stream: half a P picture in the first group, and the
+    whole picture after the second key frame, whose mark lands on the picture before that key
+    frame. The second mark was dropped while the first loss stood, and the key frame then
+    ended both: the second group was written wrong without a word. The second loss alone,
+    read in segments from the key frames: the segment from the key frame seeks past the mark
+    and wrote its group wrong; the file is read in one task."""
+    whole = encode_clip(tmp_path / 'whole.ts', chelsea_pan(60),
+                        options={'crf': '18', 'g': '30', 'bf': '2'})
+    packets = packets_of(whole)
+    key = [n for n, packet in enumerate(packets) if packet[2]][1]
+    after_key = transport_loss(whole, tmp_path / 'after_key.ts', packets[key + 1], 'whole')
+    twice = transport_loss(after_key, tmp_path / 'twice.ts', packets[12], 'tail')
+    clean, _ = kept_frames(whole)
+    times = sorted(clean)
+    kept, reader = kept_frames(twice)
+    assert_whole(kept, clean)
+    skipped = [i for i, t in enumerate(times) if t not in kept]
+    assert 5 < skipped[0] < 20 and skipped[-1] == 59
+
+    kept, _ = kept_frames(after_key)
+    assert_whole(kept, clean)
+    summary = write_video_frames(str(after_key), str(tmp_path / 'o.beton'), workers=2,
+                                 segment_frames=20, progress=False)
+    assert summary['num_samples'] == len(kept) < 31
+    assert json.load(open(summary['sidecar']))['videos'][0]['segments'] == 1

@@ -127,8 +127,8 @@ def videos(module_tmp):
         stream = h264_stream(out, 64, 64)
         stream.options = {'flags': '+ildct+ilme', 'x264-params': 'tff=1'}
         encode_into(out, stream, grey_frames(5, 64, 64))
-    # a broadcast recording: progressive pictures, then interlaced ones (two transport
-    # streams joined, the second's times following the first's)
+    # a broadcast recording: progressive pictures, then interlaced ones (two encodings in one
+    # transport stream, the second's times following the first's)
     parts = []
     for options in ({'g': '10'}, {'g': '10', 'flags': '+ildct+ilme', 'x264-params': 'tff=1'}):
         part = root / f'part{len(parts)}.ts'
@@ -142,8 +142,18 @@ def videos(module_tmp):
                     out.mux(packet)
             for packet in stream.encode():
                 out.mux(packet)
-        parts.append(part.read_bytes())
-    open(path('interlaced_later.ts'), 'wb').write(b''.join(parts))
+        parts.append(str(part))
+    with av.open(path('interlaced_later.ts'), 'w') as out:
+        stream = None
+        for part in parts:
+            with av.open(part) as source:
+                for packet in source.demux(video=0):
+                    if packet.dts is None:
+                        continue
+                    if stream is None:
+                        stream = out.add_stream_from_template(source.streams.video[0])
+                    packet.stream = stream
+                    out.mux(packet)
     return paths
 
 
