@@ -349,8 +349,8 @@ def transport_loss(path, dst, packet, how):
     """The transport stream ``path`` written to ``dst`` without some of ``packet``'s 188-byte
     transport packets (``packet``: a :func:`packets_of` row): all of them (``'whole'``, a
     picture lost in transmission) or the second half (``'tail'``). The demuxer sees the
-    continuity counter jump and marks the packet before the damaged one corrupt; the
-    decoder never hears of a whole lost picture."""
+    continuity counter jump, and its parser hands the mark to the picture before the one cut
+    short, or two before one lost whole; the decoder never hears of a whole lost picture."""
     data = open(path, 'rb').read()
     start = packet[0]
     pid = lambda offset: ((data[offset + 1] & 0x1f) << 8) | data[offset + 2]  # noqa: E731
