@@ -22,6 +22,7 @@ samples.
 every ``page_size`` chunk (so a damaged region can be named). :func:`tables_digest` names a
 dataset cheaply (a training checkpoint records it, so that a resume finds other data).
 """
+import concurrent.futures
 import hashlib
 import os
 from dataclasses import dataclass
@@ -273,12 +274,18 @@ def file_digest(path, page_size, advance=None):
     ``[k * page_size, (k + 1) * page_size)``). ``advance(nbytes)`` is called as it reads."""
     whole, pages = hashlib.sha256(), []
     page, in_page = hashlib.sha256(), 0
-    with open(path, 'rb', buffering=0) as handle:
+    # the whole file's hash on a thread of its own (hashlib lets go of the GIL): the two
+    # hashes of each chunk at once, a third to half less time; one chunk waits at most
+    with open(path, 'rb', buffering=0) as handle, \
+            concurrent.futures.ThreadPoolExecutor(1) as whole_thread:
+        hashing = None
         while True:
             data = handle.read(min(HASH_CHUNK, page_size - in_page))
             if not data:
                 break
-            whole.update(data)
+            if hashing is not None:
+                hashing.result()
+            hashing = whole_thread.submit(whole.update, data)
             page.update(data)
             in_page += len(data)
             if in_page == page_size:
@@ -286,6 +293,8 @@ def file_digest(path, page_size, advance=None):
                 page, in_page = hashlib.sha256(), 0
             if advance is not None:
                 advance(len(data))
+        if hashing is not None:
+            hashing.result()
     if in_page:
         pages.append(page.hexdigest())
     return {'size': os.path.getsize(path), 'sha256': whole.hexdigest(),

@@ -1,8 +1,10 @@
 """fastssl_common/beton_file.py: a .beton path that cannot be read is one line naming it."""
+import hashlib
+
 import numpy as np
 import pytest
 
-from fastssl_common.beton_file import check_layout, own_allocations, tables_digest
+from fastssl_common.beton_file import check_layout, file_digest, own_allocations, tables_digest
 from fastssl_common.errors import UserError
 
 
@@ -74,3 +76,17 @@ def test_own_allocations_finds_each_samples_own_row():
     rows, own = own_allocations(table[:0], [100, 110])
     assert own.tolist() == [False, False]
     assert own_allocations(table, [])[1].tolist() == []
+
+
+def test_file_digest_is_the_sha256_of_the_file_and_of_each_page(tmp_path):
+    """The two hashes run on two threads: each must still see every byte in order."""
+    data = np.random.default_rng(0).integers(0, 256, 3_000_000, np.uint8).tobytes()
+    path = tmp_path / 'f.bin'
+    path.write_bytes(data)
+    page = 300_001
+    seen = []
+    digest = file_digest(str(path), page, seen.append)
+    assert digest['sha256'] == hashlib.sha256(data).hexdigest()
+    assert digest['page_sha256'] == [hashlib.sha256(data[start:start + page]).hexdigest()
+                                     for start in range(0, len(data), page)]
+    assert digest['size'] == sum(seen) == len(data) and digest['page_size'] == page
