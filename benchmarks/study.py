@@ -32,7 +32,7 @@ EVAL_KINDS = ('rendered', 'got10k', 'aloi_view', 'aloi_col', 'aloi_ill', 'pascal
 QUICK_CLIPS = ('carphone_pristine.mp4',)       # the smallest real clip: 120 frames, 176 x 144
 CPU_CLIPS = ('bikes.mp4', 'carphone_pristine.mp4', 'bigbuckbunny.mp4')
 # Sizes: quick = a test (numbers mean nothing); cpu = the video demo's recipe (ResNet-18 at 64 px,
-# half MoCo v2's augmentation, about 9 epochs of every frame of the shipped clips); gpu = one
+# half MoCo v2's augmentation, 10 epochs of every frame of the shipped clips, rt 12); gpu = one
 # GPU, your videos, MoCo v2's own augmentation. ``recipe``: the configs/ recipe the runs start
 # from (None: the trainer's defaults, MoCo v2's); the other keys override it.
 PRESETS = {
