@@ -669,7 +669,8 @@ class VideoReader:
                     place_of[packet.pts] = place
                 if packet.is_corrupt:
                     marks.append(place)
-                    lost_from = place + 1 if lost_from is None else min(lost_from, place + 1)
+                    if lost_from is None:
+                        lost_from = place + 1
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as err:    # one damaged packet: skip it, go on

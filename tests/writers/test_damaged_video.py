@@ -340,8 +340,6 @@ def test_a_packet_lost_just_before_a_key_frame_spares_the_next_group(
     assert len(clean) - len(kept) <= 4       # the lost picture and those built on it
 
 
-
-
 TS_PACKET = 188
 
 
