@@ -8,12 +8,15 @@ differ by less than ``min_motion`` or when one of its frames could not be read. 
 ``--proposals`` the Region Tracker (:class:`writers.region_pairs.PairRegions`) tracks each
 kept pair's regions through every frame in between.
 """
+import contextlib
+
 import numpy as np
 
 from fastssl_common.formats import NUM_COLUMNS
 from writers.pair_options import region_settings
 from writers.pairing import PairSchedule
 from writers.region_pairs import PairRegions, add_stats, new_stats
+from writers.region_thread import RegionsThread
 from writers.shot_cuts import THUMB_SIDE, CutDetector, grey, motion
 from writers.spool import IMAGE_REF, Spool
 from writers.video_common import joined_warnings, read_video
@@ -84,78 +87,80 @@ def _pair_frames(reader, spool, options, video_key, result, counter, segment):
     min_motion = options['min_motion']
     max_frames = options['max_frames_per_video']
     settings = region_settings(options)
-    regions = None if settings is None else PairRegions(settings)
+    # on a thread of its own once a core is free: the decoding and the tracking overlap
+    regions = None if settings is None else RegionsThread(PairRegions(settings))
     stored = {}           # index -> spool record (offset, nbytes, height, width)
     grays = {}            # index -> greyscale thumbnail, for first frames awaiting a partner
-    pairs, rows = [], []
+    pairs = []
     last_cut = -1
     size = None           # the last frame's (height, width) as shown
     previous = None       # the last frame's index
     position = start - 1
-    for frame in reader.decoded_frames(segment):
-        position += 1
-        if (max_frames is not None and position >= max_frames) or \
-                (last is not None and position > last):
-            break
-        own = stop is None or position < stop
-        if own:
-            result['frames_read'] += 1
-            counter.count()
-        j = frame.index
-        if previous is not None:
-            # a frame folder's numbering gap: the pairs ending in it have no second frame (none
-            # ends more than gap_max after a first frame, all of which were read)
-            for missing in range(previous + 1, min(j, previous + options['gap_max'] + 1)):
-                result['in_gap'] += len(schedule.finish(missing))
-        previous = j
-        is_first = own and schedule.is_first(j)
-        if is_first:
-            schedule.start(j)
-        needed = is_first or schedule.ends_a_pair(j)
-        thumb = None
-        try:
-            if cuts is not None or (needed and min_motion > 0):
-                thumb = frame.thumbnail(THUMB_SIDE)
-            cut = cuts is not None and cuts.is_cut(thumb)
-            # a video whose frame size changes (streams joined end to end) has no pair across
-            # the change: its two frames would differ in size
-            shown = frame.shown_size()
-            resized, size = size is not None and shown != size, shown
-            if cut or resized:
-                if stop is None or position <= stop:
-                    result['cuts'].append(j)
-                last_cut = j
-                if regions is not None:     # the pairs spanning it will be dropped
-                    regions.discard_before(j)
-            if needed:
-                stored[j] = spool.add(frame.rgb(options['max_resolution']))
-                if min_motion > 0:
-                    grays[j] = grey(thumb)
-            if regions is not None and (regions.active or (is_first and j in stored)):
-                regions.frame(frame.thumbnail(settings.track_side))
-                if is_first and j in stored:
-                    regions.begin(j)
-        except VideoError as err:        # an unreadable image in a frame folder
-            reader.bad_frames.append((j, str(err)))
-        for a in schedule.finish(j):
-            gray_a = grays.pop(a, None) if a != j else grays.get(a)
-            if a not in stored or j not in stored:
-                result['dropped_bad_frame'] += 1
-            elif last_cut > a:              # a cut at some frame c with a < c <= j
-                result['dropped_cut'] += 1
-            elif min_motion > 0 and motion(gray_a, grays[j]) < min_motion:
-                result['dropped_motion'] += 1
-            else:
-                pairs.append((a, j, stored[a], stored[j]))
-                if regions is not None:     # records are (offset, nbytes, height, width)
-                    rows.append(regions.finish(a, stored[a][2:], stored[j][2:]))
-                continue
-            if regions is not None:
-                regions.discard(a)
-        if not is_first:
-            grays.pop(j, None)
-        if stop is not None and position >= stop and not schedule.unfinished():
-            break           # its pairs are done, and the cut at the next one's first frame
+    with regions or contextlib.nullcontext():
+        for frame in reader.decoded_frames(segment):
+            position += 1
+            if (max_frames is not None and position >= max_frames) or \
+                    (last is not None and position > last):
+                break
+            own = stop is None or position < stop
+            if own:
+                result['frames_read'] += 1
+                counter.count()
+            j = frame.index
+            if previous is not None:
+                # a frame folder's numbering gap: the pairs ending in it have no second frame (none
+                # ends more than gap_max after a first frame, all of which were read)
+                for missing in range(previous + 1, min(j, previous + options['gap_max'] + 1)):
+                    result['in_gap'] += len(schedule.finish(missing))
+            previous = j
+            is_first = own and schedule.is_first(j)
+            if is_first:
+                schedule.start(j)
+            needed = is_first or schedule.ends_a_pair(j)
+            thumb = None
+            try:
+                if cuts is not None or (needed and min_motion > 0):
+                    thumb = frame.thumbnail(THUMB_SIDE)
+                cut = cuts is not None and cuts.is_cut(thumb)
+                # a video whose frame size changes (streams joined end to end) has no pair across
+                # the change: its two frames would differ in size
+                shown = frame.shown_size()
+                resized, size = size is not None and shown != size, shown
+                if cut or resized:
+                    if stop is None or position <= stop:
+                        result['cuts'].append(j)
+                    last_cut = j
+                    if regions is not None:     # the pairs spanning it will be dropped
+                        regions.discard_before(j)
+                if needed:
+                    stored[j] = spool.add(frame.rgb(options['max_resolution']))
+                    if min_motion > 0:
+                        grays[j] = grey(thumb)
+                if regions is not None and (regions.active or (is_first and j in stored)):
+                    regions.frame(frame.thumbnail(settings.track_side))
+                    if is_first and j in stored:
+                        regions.begin(j)
+            except VideoError as err:        # an unreadable image in a frame folder
+                reader.bad_frames.append((j, str(err)))
+            for a in schedule.finish(j):
+                gray_a = grays.pop(a, None) if a != j else grays.get(a)
+                if a not in stored or j not in stored:
+                    result['dropped_bad_frame'] += 1
+                elif last_cut > a:              # a cut at some frame c with a < c <= j
+                    result['dropped_cut'] += 1
+                elif min_motion > 0 and motion(gray_a, grays[j]) < min_motion:
+                    result['dropped_motion'] += 1
+                else:
+                    pairs.append((a, j, stored[a], stored[j]))
+                    if regions is not None:     # records are (offset, nbytes, height, width)
+                        regions.finish(a, stored[a][2:], stored[j][2:])
+                    continue
+                if regions is not None:
+                    regions.discard(a)
+            if not is_first:
+                grays.pop(j, None)
+            if stop is not None and position >= stop and not schedule.unfinished():
+                break           # its pairs are done, and the cut at the next one's first frame
     result['frames_stored'] = len(stored)
     result['stored_indices'] = sorted(stored)
     result['past_end'] = schedule.unfinished()
@@ -166,7 +171,8 @@ def _pair_frames(reader, spool, options, video_key, result, counter, segment):
             row[end]['offset'], row[end]['nbytes'], row[end]['height'], row[end]['width'] = ref
     result['pairs'] = records
     if regions is not None:
-        result['tracks'] = regions.stats
+        rows = regions.regions.rows
+        result['tracks'] = regions.regions.stats
         result['num_proposals'] = np.array([len(r) for r in rows], np.int64)
         result['proposals'] = np.zeros((len(rows), options['max_proposals'], NUM_COLUMNS),
                                        np.float32)

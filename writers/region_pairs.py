@@ -96,8 +96,9 @@ class PairRegions:
 
     ``frame(rgb)`` for every frame from a pair's first frame to its second (at tracking
     resolution), ``begin(index)`` on a pair's first frame after its ``frame``,
-    ``finish(index_a, ...)`` on its second frame (the rows to store), ``discard(index_a)``
-    for a pair that is dropped. ``stats`` counts what happened to the written pairs' tracks.
+    ``finish(index_a, ...)`` on its second frame (its rows to store, also appended to
+    ``rows``), ``discard(index_a)`` for a pair that is dropped. ``stats`` counts what happened
+    to the written pairs' tracks.
     """
 
     def __init__(self, settings):
@@ -110,6 +111,7 @@ class PairRegions:
         self._background = self._foreground = None
         self._seen = 0                   # frames the background subtractor has seen
         self.stats = new_stats()
+        self.rows = []                   # each finished pair's rows, in the order finished
 
     @property
     def active(self):
@@ -176,7 +178,8 @@ class PairRegions:
             self._start(index_a, None)
         group = self.groups.pop(index_a, None)
         if group is None:                     # its first frame could not be thumbnailed
-            return np.zeros((0, NUM_COLUMNS), np.float32)
+            self.rows.append(np.zeros((0, NUM_COLUMNS), np.float32))
+            return self.rows[-1]
         ids, (width_a, height_a), foreground_a = group
         tracker = self.tracker
         tracker.finish(ids)
@@ -215,6 +218,7 @@ class PairRegions:
                 scale_boxes(start[order], sx, sy), foreground_a,
                 scale_boxes(tracker.boxes[kept_ids], sx, sy), self._foreground)
                 >= FOREGROUND_COVER))
+        self.rows.append(rows)
         return rows
 
 

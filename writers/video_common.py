@@ -72,9 +72,10 @@ class FrameCounter:
 class Progress:
     """Per job, in shared memory (one writer each: the job's process): frames decoded, frames
     expected, and whether it started and finished (so that a pool worker's death can be pinned
-    on the jobs it was running)."""
+    on the jobs it was running, and a job can see the workers it leaves idle: ``workers``)."""
 
-    def __init__(self, jobs, planned=None):
+    def __init__(self, jobs, planned=None, workers=1):
+        self.workers = workers
         self.planned = list(planned or [0] * jobs)     # frames known before a job starts
         self.done = multiprocessing.Array(ctypes.c_int64, jobs, lock=False)
         self.expected = multiprocessing.Array(ctypes.c_int64, self.planned, lock=False)
@@ -83,6 +84,12 @@ class Progress:
     def totals(self):
         """(frames decoded, frames expected) over all jobs."""
         return sum(self.done), sum(self.expected)
+
+    def idle_workers(self):
+        """Workers with no job left to start: 0 while a job waits, then those not running
+        one."""
+        states = bytes(self.state)
+        return 0 if states.count(0) else max(0, self.workers - states.count(_STARTED))
 
     def forget(self, job):
         """Clear a job that is to run again."""
@@ -96,6 +103,12 @@ def _init_worker(progress, parent):
     cv2.setNumThreads(1)       # one video per process; OpenCV threads would only compete
     end_quietly_on_stop_signals()
     end_with_parent(parent)
+
+
+def idle_workers():
+    """Within a :func:`run_per_video` job: the run's workers that no job is left for (their
+    cores are free for the jobs still running); 0 outside a run."""
+    return 0 if _PROGRESS is None else _PROGRESS.idle_workers()
 
 
 def _run_job(function, number, job):
@@ -121,7 +134,7 @@ def run_per_video(function, jobs, workers, progress, desc='reading videos', on_d
     each job's frames as known before it starts (the bar's total until it says otherwise).
     """
     global _PROGRESS, _JOB, _REFRESH
-    shared = Progress(len(jobs), expected)
+    shared = Progress(len(jobs), expected, workers)
     results = [None] * len(jobs)
     with progress_bar(total=0, unit='frame', desc=desc, enabled=progress is not False) as bar:
         def refresh():
@@ -137,7 +150,9 @@ def run_per_video(function, jobs, workers, progress, desc='reading videos', on_d
             try:
                 for i, job in enumerate(jobs):
                     _JOB = i
+                    shared.state[i] = _STARTED
                     results[i] = function(job)
+                    shared.state[i] = _FINISHED
                     refresh()
             finally:
                 (_PROGRESS, _REFRESH), _JOB = saved, 0

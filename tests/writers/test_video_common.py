@@ -13,7 +13,7 @@ import time
 import pytest
 
 from fastssl_common.errors import UserError
-from writers.video_common import run_per_video
+from writers.video_common import Progress, idle_workers, run_per_video
 
 KILLED = 'its reading process was killed by SIGKILL (out of memory?)'
 
@@ -90,7 +90,7 @@ def test_ctrl_c_while_a_task_is_forked_to_be_read_again_leaves_no_process(tmp_pa
     marker, pids = tmp_path / 'tried', tmp_path / 'pids'
     script = f"""
 import os, signal, sys, time
-from writers.video_common import run_per_video
+from writers.video_common import Progress, idle_workers, run_per_video
 
 def read(job):
     if job == 1:
@@ -285,3 +285,31 @@ def test_the_reading_processes_die_with_a_writer_killed_alone(src, tmp_path, rep
         for pid in workers:
             if os.path.exists(f'/proc/{pid}'):
                 os.kill(pid, signal.SIGKILL)
+
+
+def report_idle_workers(job):
+    """``idle_workers()`` at once, or (job 'wait') the first positive value within 60 s."""
+    deadline = time.monotonic() + 60
+    while job == 'wait' and idle_workers() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return idle_workers()
+
+
+def test_idle_workers_counts_the_workers_no_job_is_left_for():
+    progress = Progress(3, workers=2)
+    assert progress.idle_workers() == 0                 # jobs wait
+    progress.state[0] = progress.state[1] = 1
+    assert progress.idle_workers() == 0                 # two running, one waiting
+    progress.state[2], progress.state[0] = 1, 2
+    assert progress.idle_workers() == 0                 # two running, nothing waits
+    progress.state[1] = 2
+    assert progress.idle_workers() == 1                 # the last one runs alone
+    assert idle_workers() == 0                          # outside a run
+
+
+def test_idle_workers_within_a_run():
+    # a video alone may use the other workers' cores; a single worker has none to lend
+    assert run_per_video(report_idle_workers, ['now'], 2, False) == [1]
+    assert run_per_video(report_idle_workers, ['now', 'now'], 1, False) == [0, 0]
+    # in a pool: once the other job has ended, the one still running sees its worker idle
+    assert run_per_video(report_idle_workers, ['wait', 'now'], 2, False)[0] == 1
