@@ -6,7 +6,8 @@ once: :class:`writers.pairing.PairSchedule` says which pairs start and end at ea
 (and counted) when it spans a cut (a cut at some frame in ``(i, i + gap]``), when its frames
 differ by less than ``min_motion`` or when one of its frames could not be read. With
 ``--proposals`` the Region Tracker (:class:`writers.region_pairs.PairRegions`) tracks each
-kept pair's regions through every frame in between.
+kept pair's regions through every frame in between, on a thread of its own once a CPU is
+spare (:mod:`writers.region_thread`).
 """
 import contextlib
 
@@ -87,7 +88,7 @@ def _pair_frames(reader, spool, options, video_key, result, counter, segment):
     min_motion = options['min_motion']
     max_frames = options['max_frames_per_video']
     settings = region_settings(options)
-    # on a thread of its own once a core is free: the decoding and the tracking overlap
+    # on a thread of its own once a CPU is spare: the decoding and the tracking overlap
     regions = None if settings is None else RegionsThread(PairRegions(settings))
     stored = {}           # index -> spool record (offset, nbytes, height, width)
     grays = {}            # index -> greyscale thumbnail, for first frames awaiting a partner

@@ -3,36 +3,38 @@
 :class:`writers.region_pairs.PairRegions` is two thirds to four fifths of a tracked-proposal
 video's CPU time (optical flow, selective search, the background subtractor); the decoding,
 RGB conversion and JPEG encoding that feed it are the rest, and both release the GIL in
-their native code. While every worker of the pool has a video, a second thread per video
-would only make two compete for each core. Once no video waits and a worker has gone idle
-(the last videos of a run, or one video read by a pool of several), :class:`RegionsThread`
-hands the tracker's calls to a thread of its own through a short queue, so that the video's
-decoding and its tracking overlap on two cores: ``bigbuckbunny.mp4`` alone is read about
-1.8x faster so. The tracker gets the same calls in the same order either way: the rows and
-counts do not depend on when, or whether, the thread started.
+their native code. While the pool's workers hold every CPU, a second thread per video would
+only make two compete for each core. Once a CPU is spare (no video waits and a worker has
+gone idle: the last videos of a run; or fewer workers than CPUs, as with ``--workers 1`` or
+one video), :class:`RegionsThread` hands the tracker's calls to a thread of its own through
+a short queue, so that the video's decoding and its tracking overlap on two cores:
+``bigbuckbunny.mp4`` alone is read about 1.8x faster so. The tracker gets the same calls in
+the same order either way: the rows and counts do not depend on when, or whether, the
+thread started.
 """
 import queue
 import threading
 import time
 
-from writers.video_common import idle_workers
+from writers.video_common import spare_cores
 
 FRAMES_AHEAD = 8      # calls queued ahead of the tracker: a few tracking-size frames
-CHECK_EVERY = 0.05    # seconds between looks at the pool for an idle worker
+CHECK_EVERY = 0.05    # seconds between looks at the pool for a spare core
 
 
 class RegionsThread:
     """A context around ``regions`` (a PairRegions) that takes the same calls (``frame``,
     ``begin``, ``discard``, ``discard_before``, ``finish``; ``active`` is answered from the
-    calls made) and runs them in order: in the caller's thread until ``idle_workers()`` (a
-    callable) is positive, then on a thread of its own. On leaving the context every call
-    has run (or, when the context ends with an exception, the queued ones are dropped) and
-    an exception raised on the thread is raised here; ``regions.rows`` and ``regions.stats``
-    are then complete."""
+    calls made) and runs them in order: in the caller's thread until ``spare_cores()`` (a
+    callable, :func:`writers.video_common.spare_cores`) is positive, then on a thread of its
+    own. An exception raised on the thread is raised by the caller's next call and again on
+    leaving the context, in place of the caller's own exception, if any (the queued calls are
+    then dropped). On leaving the context without one every call has run: ``regions.rows``
+    and ``regions.stats`` are complete."""
 
-    def __init__(self, regions, idle_workers=idle_workers, frames_ahead=FRAMES_AHEAD):
+    def __init__(self, regions, spare_cores=spare_cores, frames_ahead=FRAMES_AHEAD):
         self.regions = regions
-        self._idle_workers = idle_workers
+        self._spare_cores = spare_cores
         self._open = set()          # first frames of the pairs begun and not yet ended
         self._calls = queue.Queue(frames_ahead)
         self._thread = None
@@ -49,8 +51,8 @@ class RegionsThread:
         self._cancelled = kind is not None
         self._calls.put(None)
         self._thread.join()
-        if self._error is not None and kind is None:
-            raise self._error
+        if self._error is not None and value is not self._error:
+            raise self._error       # a failing tracker is a bug: it outranks the caller's error
 
     @property
     def threaded(self):
@@ -65,7 +67,7 @@ class RegionsThread:
     def frame(self, rgb):
         if self._thread is None and time.monotonic() - self._looked >= CHECK_EVERY:
             self._looked = time.monotonic()
-            if self._idle_workers() > 0:
+            if self._spare_cores() > 0:
                 self._thread = threading.Thread(target=self._run, name='region tracker',
                                                 daemon=True)
                 self._thread.start()
@@ -90,6 +92,8 @@ class RegionsThread:
     def _call(self, method, *args):
         if self._thread is None:
             method(*args)
+        elif self._error is not None:      # as soon as the caller can know, as in one thread
+            raise self._error
         else:
             self._calls.put((method, args))
 

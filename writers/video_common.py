@@ -72,7 +72,7 @@ class FrameCounter:
 class Progress:
     """Per job, in shared memory (one writer each: the job's process): frames decoded, frames
     expected, and whether it started and finished (so that a pool worker's death can be pinned
-    on the jobs it was running, and a job can see the workers it leaves idle: ``workers``)."""
+    on the jobs it was running, and a job can see the cores the run leaves free: ``workers``)."""
 
     def __init__(self, jobs, planned=None, workers=1):
         self.workers = workers
@@ -85,11 +85,12 @@ class Progress:
         """(frames decoded, frames expected) over all jobs."""
         return sum(self.done), sum(self.expected)
 
-    def idle_workers(self):
-        """Workers with no job left to start: 0 while a job waits, then those not running
-        one."""
+    def spare_cores(self, cpus):
+        """Of ``cpus``, those no job's process holds: every worker holds one while a job
+        waits for it; then those running a job."""
         states = bytes(self.state)
-        return 0 if states.count(0) else max(0, self.workers - states.count(_STARTED))
+        running, waiting = states.count(_STARTED), states.count(0)
+        return max(0, cpus - min(self.workers, running + waiting))
 
     def forget(self, job):
         """Clear a job that is to run again."""
@@ -105,10 +106,11 @@ def _init_worker(progress, parent):
     end_with_parent(parent)
 
 
-def idle_workers():
-    """Within a :func:`run_per_video` job: the run's workers that no job is left for (their
-    cores are free for the jobs still running); 0 outside a run."""
-    return 0 if _PROGRESS is None else _PROGRESS.idle_workers()
+def spare_cores():
+    """Within a :func:`run_per_video` job: the usable CPUs that no job's process holds (the
+    run has fewer workers than CPUs, or no job left for some workers), free for the threads
+    of the jobs running; 0 outside a run."""
+    return 0 if _PROGRESS is None else _PROGRESS.spare_cores(default_workers())
 
 
 def _run_job(function, number, job):

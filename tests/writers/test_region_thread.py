@@ -3,6 +3,7 @@ the same calls give the same rows and counts as in one thread, whenever the thre
 ``active`` answers as the tracker would; errors on the thread reach the caller; a caller's
 error ends the thread without running the calls still queued."""
 import threading
+import time
 
 import cv2
 import numpy as np
@@ -62,26 +63,26 @@ def assert_same(got, expected):
 def test_rows_and_counts_are_those_of_one_thread(frames):
     alone = tracked(frames)
     assert sum(len(rows) for rows in alone.rows) > 0
-    assert_same(tracked(frames, lambda r: RegionsThread(r, idle_workers=lambda: 1)), alone)
+    assert_same(tracked(frames, lambda r: RegionsThread(r, spare_cores=lambda: 1)), alone)
 
 
 def test_a_thread_started_part_way_gives_the_same_rows(frames, monkeypatch):
     monkeypatch.setattr(region_thread, 'CHECK_EVERY', 0.0)
     looks = []
 
-    def idle_after_ten_frames():
+    def spare_after_ten_frames():
         looks.append(None)
         return int(len(looks) > 10)
 
     alone = tracked(frames)
-    assert_same(tracked(frames, lambda r: RegionsThread(r, idle_workers=idle_after_ten_frames)),
+    assert_same(tracked(frames, lambda r: RegionsThread(r, spare_cores=spare_after_ten_frames)),
                 alone)
     assert len(looks) == 11          # it looked at every frame until it started
 
 
-def test_never_started_without_an_idle_worker(frames):
+def test_never_started_without_a_spare_core(frames):
     regions = PairRegions(RegionSettings(settings_for('motion', 3)))
-    with RegionsThread(regions, idle_workers=lambda: 0) as threaded:
+    with RegionsThread(regions, spare_cores=lambda: 0) as threaded:
         feed(threaded, frames)
     assert not threaded.threaded
     assert_same(regions, tracked(frames))
@@ -90,27 +91,46 @@ def test_never_started_without_an_idle_worker(frames):
 def test_active_answers_as_the_tracker_does(frames):
     direct, queued = [], []
     tracked(frames, seen=direct)
-    tracked(frames, lambda r: RegionsThread(r, idle_workers=lambda: 1), seen=queued)
+    tracked(frames, lambda r: RegionsThread(r, spare_cores=lambda: 1), seen=queued)
     assert queued == direct and True in direct and False in direct
 
 
-def test_an_error_on_the_thread_is_raised_on_leaving(frames):
+def feed_until_it_fails(threaded, frame):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        threaded.frame(frame)
+
+
+def test_an_error_on_the_thread_is_raised_by_the_next_call_and_on_leaving(frames):
     regions = PairRegions(RegionSettings(settings_for('motion', 3)))
     with pytest.raises(cv2.error):
-        with RegionsThread(regions, idle_workers=lambda: 1) as threaded:
+        with RegionsThread(regions, spare_cores=lambda: 1) as threaded:
             threaded.frame(frames[0])
             threaded.frame(np.zeros((4, 4, 7), np.uint8))   # seven channels: not RGB
-            for frame in frames[1:12]:                       # after the error: not run
-                threaded.frame(frame)
-    assert regions._seen == 1
+            with pytest.raises(cv2.error):
+                feed_until_it_fails(threaded, frames[1])
+    assert regions._seen == 1                # nothing after the error ran
     assert not any(t.name == 'region tracker' for t in threading.enumerate())
+
+
+def test_an_error_on_the_thread_outranks_the_callers(frames):
+    # a failing tracker is a bug; the caller's error may be one it would report and go on
+    regions = PairRegions(RegionSettings(settings_for('motion', 3)))
+    with pytest.raises(cv2.error) as raised:
+        with RegionsThread(regions, spare_cores=lambda: 1) as threaded:
+            threaded.frame(np.zeros((4, 4, 7), np.uint8))
+            try:
+                feed_until_it_fails(threaded, frames[1])
+            except cv2.error:
+                raise KeyError('the caller') from None
+    assert isinstance(raised.value.__context__, KeyError)
 
 
 def test_a_callers_error_drops_the_queued_calls_and_ends_the_thread(frames):
     regions = PairRegions(RegionSettings(settings_for('motion', 3)))
     with pytest.raises(KeyError, match='the caller'):
         # room for every frame: all are queued long before the thread could track them
-        with RegionsThread(regions, idle_workers=lambda: 1,
+        with RegionsThread(regions, spare_cores=lambda: 1,
                            frames_ahead=len(frames)) as threaded:
             for frame in frames:
                 threaded.frame(frame)

@@ -13,7 +13,8 @@ import time
 import pytest
 
 from fastssl_common.errors import UserError
-from writers.video_common import Progress, idle_workers, run_per_video
+from writers.video_common import Progress, run_per_video, spare_cores
+from writers.writer_common import default_workers
 
 KILLED = 'its reading process was killed by SIGKILL (out of memory?)'
 
@@ -90,7 +91,7 @@ def test_ctrl_c_while_a_task_is_forked_to_be_read_again_leaves_no_process(tmp_pa
     marker, pids = tmp_path / 'tried', tmp_path / 'pids'
     script = f"""
 import os, signal, sys, time
-from writers.video_common import Progress, idle_workers, run_per_video
+from writers.video_common import run_per_video
 
 def read(job):
     if job == 1:
@@ -287,29 +288,31 @@ def test_the_reading_processes_die_with_a_writer_killed_alone(src, tmp_path, rep
                 os.kill(pid, signal.SIGKILL)
 
 
-def report_idle_workers(job):
-    """``idle_workers()`` at once, or (job 'wait') the first positive value within 60 s."""
+def report_spare_cores(job):
+    """``spare_cores()`` at once (job 'now'), or once it reaches ``job`` (within 60 s)."""
     deadline = time.monotonic() + 60
-    while job == 'wait' and idle_workers() == 0 and time.monotonic() < deadline:
+    while job != 'now' and spare_cores() < job and time.monotonic() < deadline:
         time.sleep(0.01)
-    return idle_workers()
+    return spare_cores()
 
 
-def test_idle_workers_counts_the_workers_no_job_is_left_for():
+def test_spare_cores_counts_the_cpus_no_job_holds():
     progress = Progress(3, workers=2)
-    assert progress.idle_workers() == 0                 # jobs wait
+    assert progress.spare_cores(2) == 0                 # a worker for each waiting job
+    assert progress.spare_cores(8) == 6                 # fewer workers than CPUs
     progress.state[0] = progress.state[1] = 1
-    assert progress.idle_workers() == 0                 # two running, one waiting
+    assert progress.spare_cores(2) == 0                 # two running, one waiting
     progress.state[2], progress.state[0] = 1, 2
-    assert progress.idle_workers() == 0                 # two running, nothing waits
+    assert progress.spare_cores(2) == 0                 # two running, nothing waits
     progress.state[1] = 2
-    assert progress.idle_workers() == 1                 # the last one runs alone
-    assert idle_workers() == 0                          # outside a run
+    assert progress.spare_cores(2) == 1                 # the last one runs alone
+    assert spare_cores() == 0                           # outside a run
 
 
-def test_idle_workers_within_a_run():
-    # a video alone may use the other workers' cores; a single worker has none to lend
-    assert run_per_video(report_idle_workers, ['now'], 2, False) == [1]
-    assert run_per_video(report_idle_workers, ['now', 'now'], 1, False) == [0, 0]
-    # in a pool: once the other job has ended, the one still running sees its worker idle
-    assert run_per_video(report_idle_workers, ['wait', 'now'], 2, False)[0] == 1
+def test_spare_cores_within_a_run():
+    cpus = default_workers()
+    # one worker in this process: the other CPUs are spare, whatever waits
+    assert run_per_video(report_spare_cores, ['now', 'now'], 1, False) == [cpus - 1] * 2
+    # in a pool of two: once the other job has ended, the one still running sees that
+    # worker's CPU spare too
+    assert run_per_video(report_spare_cores, [cpus - 1, 'now'], 2, False)[0] == cpus - 1
