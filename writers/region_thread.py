@@ -1,22 +1,22 @@
-"""The Region Tracker's work moved to a thread of its own once a core is free.
+"""The Region Tracker's work moved to a thread of its own once a CPU is spare.
 
-:class:`writers.region_pairs.PairRegions` is two thirds to four fifths of a tracked-proposal
-video's CPU time (optical flow, selective search, the background subtractor); the decoding,
-RGB conversion and JPEG encoding that feed it are the rest, and both release the GIL in
-their native code. While the pool's workers hold every CPU, a second thread per video would
-only make two compete for each core. Once a CPU is spare (no video waits and a worker has
-gone idle: the last videos of a run; or fewer workers than CPUs, as with ``--workers 1`` or
-one video), :class:`RegionsThread` hands the tracker's calls to a thread of its own through
-a short queue, so that the video's decoding and its tracking overlap on two cores:
-``bigbuckbunny.mp4`` alone is read about 1.8x faster so. The tracker gets the same calls in
-the same order either way: the rows and counts do not depend on when, or whether, the
-thread started.
+:class:`writers.region_pairs.PairRegions` is 57-80 % of a tracked-proposal video's CPU time
+(optical flow, selective search, the background subtractor); the decoding, RGB conversion
+and JPEG encoding that feed it are the rest, and both release the GIL in their native code.
+While the pool's workers hold every CPU, a second thread per video would only make two
+compete for each core. Once the run has a CPU that no worker with a video (or a video
+waiting for one) and no other video's thread holds (the last videos of a run; fewer workers
+than CPUs, as with ``--workers 1``; one video alone), :class:`RegionsThread` claims it and
+hands the tracker's calls to a thread of its own through a short queue, so that the video's
+decoding and its tracking overlap on two cores: ``bigbuckbunny.mp4`` alone is read about
+1.8x faster so. The tracker gets the same calls in the same order either way: the rows and
+counts do not depend on when, or whether, the thread started.
 """
 import queue
 import threading
 import time
 
-from writers.video_common import spare_cores
+from writers.video_common import claim_spare_core
 
 FRAMES_AHEAD = 8      # calls queued ahead of the tracker: a few tracking-size frames
 CHECK_EVERY = 0.05    # seconds between looks at the pool for a spare core
@@ -25,16 +25,16 @@ CHECK_EVERY = 0.05    # seconds between looks at the pool for a spare core
 class RegionsThread:
     """A context around ``regions`` (a PairRegions) that takes the same calls (``frame``,
     ``begin``, ``discard``, ``discard_before``, ``finish``; ``active`` is answered from the
-    calls made) and runs them in order: in the caller's thread until ``spare_cores()`` (a
-    callable, :func:`writers.video_common.spare_cores`) is positive, then on a thread of its
-    own. An exception raised on the thread is raised by the caller's next call and again on
-    leaving the context, in place of the caller's own exception, if any (the queued calls are
-    then dropped). On leaving the context without one every call has run: ``regions.rows``
-    and ``regions.stats`` are complete."""
+    calls made) and runs them in order: in the caller's thread until ``claim_core()`` (a
+    callable, :func:`writers.video_common.claim_spare_core`) claims a spare CPU, then on a
+    thread of its own. An exception raised on the thread is raised by the caller's next call
+    and again on leaving the context, in place of the caller's own exception, if any (the
+    queued calls are then dropped). On leaving the context without one every call has run:
+    ``regions.rows`` and ``regions.stats`` are complete."""
 
-    def __init__(self, regions, spare_cores=spare_cores, frames_ahead=FRAMES_AHEAD):
+    def __init__(self, regions, claim_core=claim_spare_core, frames_ahead=FRAMES_AHEAD):
         self.regions = regions
-        self._spare_cores = spare_cores
+        self._claim_core = claim_core
         self._open = set()          # first frames of the pairs begun and not yet ended
         self._calls = queue.Queue(frames_ahead)
         self._thread = None
@@ -67,10 +67,10 @@ class RegionsThread:
     def frame(self, rgb):
         if self._thread is None and time.monotonic() - self._looked >= CHECK_EVERY:
             self._looked = time.monotonic()
-            if self._spare_cores() > 0:
-                self._thread = threading.Thread(target=self._run, name='region tracker',
-                                                daemon=True)
-                self._thread.start()
+            if self._claim_core():
+                thread = threading.Thread(target=self._run, name='region tracker', daemon=True)
+                thread.start()
+                self._thread = thread       # only once started: __exit__ joins it
         self._call(self.regions.frame, rgb)
 
     def begin(self, index):

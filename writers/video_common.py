@@ -25,12 +25,13 @@ from writers.video_source import StoredTooSmall, VideoError, VideoReader, video_
 from writers.writer_common import MIN_RESOLUTION, default_workers
 
 # the tasks' shared progress, set in every process that runs them: per job its frames
-# decoded, frames expected and state (not started (0), started, finished), and the job's slot
+# decoded, frames expected and state (not started (0), started, finished, or started and
+# holding a second CPU for a thread of its own), and the job's slot
 _PROGRESS = None
 _JOB = 0
 _REFRESH = None     # the bar's refresh, when the jobs run in this process (no pool to poll)
 _REFRESH_EVERY = 0.2        # seconds between those refreshes (each sums every job's counts)
-_STARTED, _FINISHED = 1, 2
+_STARTED, _FINISHED, _WITH_THREAD = 1, 2, 3
 _COUNT_EVERY = 8            # frames between updates of the shared counter
 
 
@@ -72,7 +73,8 @@ class FrameCounter:
 class Progress:
     """Per job, in shared memory (one writer each: the job's process): frames decoded, frames
     expected, and whether it started and finished (so that a pool worker's death can be pinned
-    on the jobs it was running, and a job can see the cores the run leaves free: ``workers``)."""
+    on the jobs it was running, and a job can claim a CPU the run leaves free: ``workers``, the
+    jobs that may run at once)."""
 
     def __init__(self, jobs, planned=None, workers=1):
         self.workers = workers
@@ -85,12 +87,19 @@ class Progress:
         """(frames decoded, frames expected) over all jobs."""
         return sum(self.done), sum(self.expected)
 
-    def spare_cores(self, cpus):
-        """Of ``cpus``, those no job's process holds: every worker holds one while a job
-        waits for it; then those running a job."""
+    def claim_core(self, job, cpus):
+        """Claim one of ``cpus`` for a second thread of ``job`` (running), if one is spare:
+        held neither by a worker (each holds one while it runs a job or a job waits for it) nor
+        by another job's thread. True when claimed: the job holds it until it ends. Without a
+        lock (a worker killed holding it would stop every claim after): two jobs claiming at
+        the same instant may both get the last one, a thread more than the CPUs for a while."""
         states = bytes(self.state)
-        running, waiting = states.count(_STARTED), states.count(0)
-        return max(0, cpus - min(self.workers, running + waiting))
+        threads = states.count(_WITH_THREAD)
+        jobs = states.count(_STARTED) + threads + states.count(0)
+        if cpus - min(self.workers, jobs) - threads <= 0:
+            return False
+        self.state[job] = _WITH_THREAD
+        return True
 
     def forget(self, job):
         """Clear a job that is to run again."""
@@ -106,11 +115,11 @@ def _init_worker(progress, parent):
     end_with_parent(parent)
 
 
-def spare_cores():
-    """Within a :func:`run_per_video` job: the usable CPUs that no job's process holds (the
-    run has fewer workers than CPUs, or no job left for some workers), free for the threads
-    of the jobs running; 0 outside a run."""
-    return 0 if _PROGRESS is None else _PROGRESS.spare_cores(default_workers())
+def claim_spare_core():
+    """Within a :func:`run_per_video` job: claim a usable CPU that no worker and no other
+    job's thread holds, for a second thread of this job (:meth:`Progress.claim_core`); False
+    outside a run."""
+    return _PROGRESS is not None and _PROGRESS.claim_core(_JOB, default_workers())
 
 
 def _run_job(function, number, job):
@@ -162,7 +171,7 @@ def run_per_video(function, jobs, workers, progress, desc='reading videos', on_d
         todo = list(range(len(jobs)))
         while _run_pool(function, jobs, todo, workers, shared, results, refresh):
             todo = [i for i in todo if results[i] is None]
-            suspects = [i for i in todo if shared.state[i] == _STARTED]
+            suspects = [i for i in todo if shared.state[i] in (_STARTED, _WITH_THREAD)]
             if not suspects:         # died between jobs: nothing to pin it on
                 raise UserError('a video reading process died (out of memory?); nothing was '
                                 'written')
@@ -171,8 +180,10 @@ def run_per_video(function, jobs, workers, progress, desc='reading videos', on_d
                   flush=True)
             for i in todo:
                 shared.forget(i)
+            shared.workers = 1          # the suspects run one at a time: one worker's CPU
             for i in suspects:
                 results[i] = _run_alone(function, i, jobs[i], shared, refresh, on_death)
+            shared.workers = workers
             todo = [i for i in todo if i not in suspects]
     return results
 

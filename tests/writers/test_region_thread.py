@@ -63,7 +63,7 @@ def assert_same(got, expected):
 def test_rows_and_counts_are_those_of_one_thread(frames):
     alone = tracked(frames)
     assert sum(len(rows) for rows in alone.rows) > 0
-    assert_same(tracked(frames, lambda r: RegionsThread(r, spare_cores=lambda: 1)), alone)
+    assert_same(tracked(frames, lambda r: RegionsThread(r, claim_core=lambda: True)), alone)
 
 
 def test_a_thread_started_part_way_gives_the_same_rows(frames, monkeypatch):
@@ -72,17 +72,17 @@ def test_a_thread_started_part_way_gives_the_same_rows(frames, monkeypatch):
 
     def spare_after_ten_frames():
         looks.append(None)
-        return int(len(looks) > 10)
+        return len(looks) > 10
 
     alone = tracked(frames)
-    assert_same(tracked(frames, lambda r: RegionsThread(r, spare_cores=spare_after_ten_frames)),
+    assert_same(tracked(frames, lambda r: RegionsThread(r, claim_core=spare_after_ten_frames)),
                 alone)
     assert len(looks) == 11          # it looked at every frame until it started
 
 
 def test_never_started_without_a_spare_core(frames):
     regions = PairRegions(RegionSettings(settings_for('motion', 3)))
-    with RegionsThread(regions, spare_cores=lambda: 0) as threaded:
+    with RegionsThread(regions, claim_core=lambda: False) as threaded:
         feed(threaded, frames)
     assert not threaded.threaded
     assert_same(regions, tracked(frames))
@@ -91,7 +91,7 @@ def test_never_started_without_a_spare_core(frames):
 def test_active_answers_as_the_tracker_does(frames):
     direct, queued = [], []
     tracked(frames, seen=direct)
-    tracked(frames, lambda r: RegionsThread(r, spare_cores=lambda: 1), seen=queued)
+    tracked(frames, lambda r: RegionsThread(r, claim_core=lambda: True), seen=queued)
     assert queued == direct and True in direct and False in direct
 
 
@@ -104,7 +104,7 @@ def feed_until_it_fails(threaded, frame):
 def test_an_error_on_the_thread_is_raised_by_the_next_call_and_on_leaving(frames):
     regions = PairRegions(RegionSettings(settings_for('motion', 3)))
     with pytest.raises(cv2.error):
-        with RegionsThread(regions, spare_cores=lambda: 1) as threaded:
+        with RegionsThread(regions, claim_core=lambda: True) as threaded:
             threaded.frame(frames[0])
             threaded.frame(np.zeros((4, 4, 7), np.uint8))   # seven channels: not RGB
             with pytest.raises(cv2.error):
@@ -117,7 +117,7 @@ def test_an_error_on_the_thread_outranks_the_callers(frames):
     # a failing tracker is a bug; the caller's error may be one it would report and go on
     regions = PairRegions(RegionSettings(settings_for('motion', 3)))
     with pytest.raises(cv2.error) as raised:
-        with RegionsThread(regions, spare_cores=lambda: 1) as threaded:
+        with RegionsThread(regions, claim_core=lambda: True) as threaded:
             threaded.frame(np.zeros((4, 4, 7), np.uint8))
             try:
                 feed_until_it_fails(threaded, frames[1])
@@ -130,7 +130,7 @@ def test_a_callers_error_drops_the_queued_calls_and_ends_the_thread(frames):
     regions = PairRegions(RegionSettings(settings_for('motion', 3)))
     with pytest.raises(KeyError, match='the caller'):
         # room for every frame: all are queued long before the thread could track them
-        with RegionsThread(regions, spare_cores=lambda: 1,
+        with RegionsThread(regions, claim_core=lambda: True,
                            frames_ahead=len(frames)) as threaded:
             for frame in frames:
                 threaded.frame(frame)

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from fastssl_common.errors import UserError
-from writers.video_common import Progress, run_per_video, spare_cores
+from writers.video_common import Progress, claim_spare_core, run_per_video
 from writers.writer_common import default_workers
 
 KILLED = 'its reading process was killed by SIGKILL (out of memory?)'
@@ -288,31 +288,61 @@ def test_the_reading_processes_die_with_a_writer_killed_alone(src, tmp_path, rep
                 os.kill(pid, signal.SIGKILL)
 
 
-def report_spare_cores(job):
-    """``spare_cores()`` at once (job 'now'), or once it reaches ``job`` (within 60 s)."""
+def claims(job):
+    """``claim_spare_core()`` at once (job 'now'), or retried until it succeeds (job 'wait',
+    within 60 s), then the job's state."""
+    from writers import video_common
     deadline = time.monotonic() + 60
-    while job != 'now' and spare_cores() < job and time.monotonic() < deadline:
+    claimed = claim_spare_core()
+    while job == 'wait' and not claimed and time.monotonic() < deadline:
         time.sleep(0.01)
-    return spare_cores()
+        claimed = claim_spare_core()
+    return claimed, video_common._PROGRESS.state[video_common._JOB]
 
 
-def test_spare_cores_counts_the_cpus_no_job_holds():
-    progress = Progress(3, workers=2)
-    assert progress.spare_cores(2) == 0                 # a worker for each waiting job
-    assert progress.spare_cores(8) == 6                 # fewer workers than CPUs
+def test_a_spare_cpu_is_one_no_worker_and_no_other_thread_holds():
+    progress = Progress(4, workers=2)
+    assert not progress.claim_core(0, 2)                # a worker for each waiting job
     progress.state[0] = progress.state[1] = 1
-    assert progress.spare_cores(2) == 0                 # two running, one waiting
-    progress.state[2], progress.state[0] = 1, 2
-    assert progress.spare_cores(2) == 0                 # two running, nothing waits
+    assert not progress.claim_core(0, 2)                # two running, two waiting
+    assert progress.claim_core(0, 8) and progress.state[0] == 3   # more CPUs than workers
+    assert progress.claim_core(1, 4) and not progress.claim_core(1, 4)  # 2 workers + 2 threads
+    progress = Progress(3, workers=3)
+    progress.state[0], progress.state[1], progress.state[2] = 2, 1, 1
+    assert progress.claim_core(1, 3)                    # the finished job's CPU...
+    assert not progress.claim_core(2, 3)                # ...claimed once, not by every job
     progress.state[1] = 2
-    assert progress.spare_cores(2) == 1                 # the last one runs alone
-    assert spare_cores() == 0                           # outside a run
+    assert progress.claim_core(2, 3)                    # released when its job ended
+    assert not claim_spare_core()                       # outside a run
 
 
-def test_spare_cores_within_a_run():
+@pytest.mark.skipif(default_workers() < 2, reason='one CPU: none is ever spare')
+def test_claims_within_a_run():
     cpus = default_workers()
-    # one worker in this process: the other CPUs are spare, whatever waits
-    assert run_per_video(report_spare_cores, ['now', 'now'], 1, False) == [cpus - 1] * 2
-    # in a pool of two: once the other job has ended, the one still running sees that
-    # worker's CPU spare too
-    assert run_per_video(report_spare_cores, [cpus - 1, 'now'], 2, False)[0] == cpus - 1
+    # one worker in this process: another CPU is spare, whatever waits
+    assert run_per_video(claims, ['now', 'now'], 1, False) == [(True, 3)] * 2
+    # a pool of as many workers as CPUs: the job still running claims the CPU of the one
+    # that ended
+    assert run_per_video(claims, ['wait', 'now'], cpus, False)[0] == (True, 3)
+
+
+def dies_once_then_claims(job):
+    """Job 'die' kills its process on its first try, then (read again alone) claims a spare
+    CPU; the others return at once."""
+    if job[0] == 'die':
+        if not os.path.exists(job[1]):
+            open(job[1], 'w').close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return claim_spare_core()
+    time.sleep(0.5)     # still running when the other job's process dies
+    return None
+
+
+@pytest.mark.skipif(default_workers() < 2, reason='one CPU: none is ever spare')
+def test_a_task_read_again_alone_has_the_other_cpus(tmp_path):
+    # the jobs left over wait for a fresh pool: while a suspect runs alone they hold no CPU
+    marker = str(tmp_path / 'tried')
+    jobs = [('die', marker), ('other', None), ('other', None), ('other', None)]
+    results = run_per_video(dies_once_then_claims, jobs, default_workers(), False,
+                            on_death=lambda job, reason: pytest.fail(reason))
+    assert results[0] is True
