@@ -105,5 +105,5 @@ class RegionsThread:
             if self._error is None and not self._cancelled:
                 try:
                     call[0](*call[1])
-                except BaseException as err:    # raised in the caller's thread on exit
+                except BaseException as err:    # raised by the caller's next call and on exit
                     self._error = err
