@@ -89,7 +89,8 @@ def _pair_frames(reader, spool, options, video_key, result, counter, segment):
     max_frames = options['max_frames_per_video']
     settings = region_settings(options)
     # on a thread of its own once a CPU is spare: the decoding and the tracking overlap
-    regions = None if settings is None else RegionsThread(PairRegions(settings))
+    tracker = None if settings is None else PairRegions(settings)
+    regions = None if tracker is None else RegionsThread(tracker)
     stored = {}           # index -> spool record (offset, nbytes, height, width)
     grays = {}            # index -> greyscale thumbnail, for first frames awaiting a partner
     pairs = []
@@ -172,8 +173,8 @@ def _pair_frames(reader, spool, options, video_key, result, counter, segment):
             row[end]['offset'], row[end]['nbytes'], row[end]['height'], row[end]['width'] = ref
     result['pairs'] = records
     if regions is not None:
-        rows = regions.regions.rows
-        result['tracks'] = regions.regions.stats
+        rows = tracker.rows
+        result['tracks'] = tracker.stats
         result['num_proposals'] = np.array([len(r) for r in rows], np.int64)
         result['proposals'] = np.zeros((len(rows), options['max_proposals'], NUM_COLUMNS),
                                        np.float32)

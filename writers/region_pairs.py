@@ -96,9 +96,9 @@ class PairRegions:
 
     ``frame(rgb)`` for every frame from a pair's first frame to its second (at tracking
     resolution), ``begin(index)`` on a pair's first frame after its ``frame``,
-    ``finish(index_a, ...)`` on its second frame (its rows to store, also appended to
-    ``rows``), ``discard(index_a)`` for a pair that is dropped. ``stats`` counts what happened
-    to the written pairs' tracks.
+    ``finish(index_a, ...)`` on its second frame (its rows to store appended to ``rows``),
+    ``discard(index_a)`` for a pair that is dropped. ``stats`` counts what happened to the
+    written pairs' tracks.
     """
 
     def __init__(self, settings):
@@ -172,14 +172,15 @@ class PairRegions:
         self._background, self._seen = None, 0
 
     def finish(self, index_a, stored_a, stored_b):
-        """The rows of the pair ``(index_a, current frame)``, float32 ``k x 9`` (see the
-        module docstring); ``stored_a``/``stored_b`` are the stored frames' (height, width)."""
+        """Append to ``rows`` the rows of the pair ``(index_a, current frame)``, float32
+        ``k x 9`` (see the module docstring); ``stored_a``/``stored_b`` are the stored frames'
+        (height, width)."""
         if self._pending == index_a:          # no frame in between gave the flow
             self._start(index_a, None)
         group = self.groups.pop(index_a, None)
         if group is None:                     # its first frame could not be thumbnailed
             self.rows.append(np.zeros((0, NUM_COLUMNS), np.float32))
-            return self.rows[-1]
+            return
         ids, (width_a, height_a), foreground_a = group
         tracker = self.tracker
         tracker.finish(ids)
@@ -219,7 +220,6 @@ class PairRegions:
                 scale_boxes(tracker.boxes[kept_ids], sx, sy), self._foreground)
                 >= FOREGROUND_COVER))
         self.rows.append(rows)
-        return rows
 
 
 def load_compiled_code():
